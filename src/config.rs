@@ -1,0 +1,172 @@
+//! Configuration of a partition log. Every field documents its default, which follows Kafka's
+//! topic configuration of the same name unless said otherwise.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::record::TimestampType;
+use crate::segment::file_header::FILE_HEADER_LEN;
+
+/// When appended data is forced to disk (fsync).
+///
+/// Data that was appended but not yet flushed survives a crash of the process (it is in the
+/// operating system's page cache) but not a crash of the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// `append` returns only after the batch is on disk. Concurrent appenders share one fsync
+    /// (group commit).
+    EveryAppend,
+    /// Flush when `messages` records were appended since the last flush, or `interval` has passed
+    /// since it (checked by a background thread), whichever comes first. `None` disables a
+    /// trigger. Kafka's `flush.messages` / `flush.ms`.
+    Interval {
+        /// Records between flushes.
+        messages: Option<u64>,
+        /// Time between flushes.
+        interval: Option<Duration>,
+    },
+    /// Only [`Log::flush`](crate::Log::flush) and closing flush. Kafka's default.
+    Manual,
+}
+
+/// What a log does when its flush thread or an fsync fails is fixed (it poisons itself); what it
+/// tolerates at open after a crash is this.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Cut the log at the first invalid batch after the recovery point (a torn write) and open.
+    /// What was cut is described in the [`RecoveryReport`](crate::RecoveryReport). Default.
+    #[default]
+    TruncateTail,
+    /// Refuse to open (with a corruption error) if anything would be cut.
+    Strict,
+}
+
+/// Configuration of one partition log.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Size at which the active segment is sealed and a new one started. At most 4 GiB - 1.
+    /// Default: 1 GiB (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Age after which the active segment is rolled even if not full, measured from its first
+    /// batch's timestamp to the newest batch's. Default: 7 days (`segment.ms`).
+    pub segment_ms: Option<u64>,
+    /// Bytes between offset-index entries. Default: 4096 (`index.interval.bytes`).
+    pub index_interval_bytes: u32,
+    /// Maximum size of a segment's offset index; the segment rolls when it is full.
+    /// Default: 10 MiB (`segment.index.bytes`).
+    pub index_max_bytes: u32,
+    /// Largest accepted record batch, in bytes as encoded (after compression).
+    /// Default: 1 MiB (`max.message.bytes`).
+    pub max_record_bytes: usize,
+    /// When appends are fsynced. Default: [`FlushPolicy::Manual`], as in Kafka.
+    pub flush: FlushPolicy,
+    /// Sealed segments whose newest record is older than this are deleted.
+    /// Default: 7 days (`retention.ms`); `None` keeps them forever.
+    pub retention_ms: Option<u64>,
+    /// Oldest sealed segments are deleted while the log is larger than this.
+    /// Default: `None`, no limit (`retention.bytes`).
+    pub retention_bytes: Option<u64>,
+    /// How much synced data may accumulate past the recovery point before the point is moved
+    /// (which costs two fsyncs). Recovery after a crash scans at most about this much plus the
+    /// unflushed tail. Default: 64 MiB.
+    pub recovery_checkpoint_bytes: u64,
+    /// What to do with a damaged tail at open. Default: [`RecoveryMode::TruncateTail`].
+    pub recovery: RecoveryMode,
+    /// Whether record timestamps are the producer's or the log's append time.
+    /// Default: [`TimestampType::CreateTime`].
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        const WEEK_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Some(WEEK_MS),
+            index_interval_bytes: 4096,
+            index_max_bytes: 10 << 20,
+            max_record_bytes: 1 << 20,
+            flush: FlushPolicy::Manual,
+            retention_ms: Some(WEEK_MS),
+            retention_bytes: None,
+            recovery_checkpoint_bytes: 64 << 20,
+            recovery: RecoveryMode::TruncateTail,
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks every field; [`Log::open`](crate::Log::open) calls this.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        let min_segment = (FILE_HEADER_LEN + 64) as u64;
+        if self.segment_bytes < min_segment || self.segment_bytes > u64::from(u32::MAX) {
+            return Err(Error::config(
+                "segment_bytes",
+                format!("must be between {min_segment} and {} bytes", u32::MAX),
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(Error::config("index_interval_bytes", "must be at least 1"));
+        }
+        if (self.index_max_bytes as usize) < FILE_HEADER_LEN + 4 * 16 {
+            return Err(Error::config(
+                "index_max_bytes",
+                "must leave room for at least 4 entries",
+            ));
+        }
+        if self.max_record_bytes < 64
+            || self.max_record_bytes as u64 > self.segment_bytes - FILE_HEADER_LEN as u64
+        {
+            return Err(Error::config(
+                "max_record_bytes",
+                "must be at least 64 and fit in a segment (segment_bytes minus the 24-byte header)",
+            ));
+        }
+        if let FlushPolicy::Interval { messages, interval } = self.flush {
+            if messages == Some(0) || interval == Some(Duration::ZERO) {
+                return Err(Error::config(
+                    "flush",
+                    "intervals must be non-zero (use EveryAppend)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Index entries a segment's index files have room for.
+    pub(crate) fn index_entries(&self) -> usize {
+        let by_interval = self.segment_bytes / u64::from(self.index_interval_bytes) + 2;
+        let by_max = (self.index_max_bytes as usize - FILE_HEADER_LEN) / 8;
+        (by_interval as usize).min(by_max).max(4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_bad_values_are_named() {
+        LogConfig::default().validate().unwrap();
+        let bad = LogConfig {
+            segment_bytes: 10,
+            ..LogConfig::default()
+        };
+        let e = bad.validate().unwrap_err();
+        assert!(e.to_string().contains("segment_bytes"), "{e}");
+        let bad = LogConfig {
+            segment_bytes: 4096,
+            max_record_bytes: 1 << 20,
+            ..LogConfig::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_record_bytes"));
+    }
+}

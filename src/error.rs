@@ -1,0 +1,275 @@
+//! The one error type of the crate.
+//!
+//! Every fallible call returns [`Error`], a boxed [`ErrorKind`] so that `Result<T, Error>` stays
+//! one pointer wide on the hot path. Errors about bytes read from disk name the file, the byte
+//! position and what was expected there; I/O errors keep the original [`std::io::Error`] as their
+//! [`source`](std::error::Error::source).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// The error type of every fallible Riverbed call. See [`ErrorKind`] for the cases.
+pub struct Error(Box<ErrorKind>);
+
+/// What went wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An operating-system I/O call failed.
+    Io {
+        /// What Riverbed was doing, e.g. "create segment file".
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the operating system returned.
+        source: io::Error,
+    },
+    /// Bytes on disk (or bytes handed to a decoder) are not what the format says they must be.
+    Corruption {
+        /// The file holding the bad bytes, or `None` for bytes decoded in memory.
+        path: Option<PathBuf>,
+        /// Byte position of the problem within the file (or the buffer).
+        position: u64,
+        /// What the format requires at that position.
+        expected: String,
+        /// What was found instead.
+        found: String,
+    },
+    /// A file was written by a newer (or unknown) version of the format.
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version number found in the file header.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// A read asked for an offset outside `[log_start, log_end]`.
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: u64,
+        /// The first offset still in the log.
+        log_start: u64,
+        /// The next offset to be written (the high watermark).
+        log_end: u64,
+    },
+    /// A record or batch is larger than the configured maximum; nothing was written.
+    RecordTooLarge {
+        /// Its encoded size in bytes.
+        size: usize,
+        /// The configured maximum in bytes.
+        max: usize,
+    },
+    /// A value given by the caller is not acceptable; nothing was changed.
+    InvalidArgument(String),
+    /// A configuration value is out of its allowed range.
+    InvalidConfig {
+        /// The field name.
+        field: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// Another handle (in this or another process) holds the directory's lock.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// An earlier write or fsync failed, so the handle no longer knows what is durable.
+    /// Reopen the log: recovery will find what actually reached the disk.
+    Poisoned {
+        /// The failure that poisoned the handle.
+        cause: String,
+    },
+}
+
+impl Error {
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+
+    /// Consumes the error and returns its kind.
+    pub fn into_kind(self) -> ErrorKind {
+        *self.0
+    }
+
+    /// True for operating-system I/O failures.
+    pub fn is_io(&self) -> bool {
+        matches!(*self.0, ErrorKind::Io { .. })
+    }
+
+    /// True when bytes on disk failed a format or checksum check.
+    pub fn is_corruption(&self) -> bool {
+        matches!(*self.0, ErrorKind::Corruption { .. })
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        ErrorKind::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+        .into()
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+        ErrorKind::InvalidArgument(msg.into()).into()
+    }
+
+    pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Error {
+        ErrorKind::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+        .into()
+    }
+
+    /// Shifts the position of an in-memory corruption error by `base` (where the decoded buffer
+    /// starts within a larger one).
+    pub(crate) fn in_file_position(mut self, base: u64) -> Error {
+        if let ErrorKind::Corruption { position, .. } = &mut *self.0 {
+            *position += base;
+        }
+        self
+    }
+
+    /// Attaches a file to a corruption error found by an in-memory decoder, shifting its
+    /// position by where the buffer starts in that file.
+    pub(crate) fn in_file(self, file: &std::path::Path, base_position: u64) -> Error {
+        match *self.0 {
+            ErrorKind::Corruption {
+                path: None,
+                position,
+                expected,
+                found,
+            } => ErrorKind::Corruption {
+                path: Some(file.to_path_buf()),
+                position: base_position + position,
+                expected,
+                found,
+            }
+            .into(),
+            kind => Error(Box::new(kind)),
+        }
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Error {
+        Error(Box::new(kind))
+    }
+}
+
+/// Builds a corruption error for bytes decoded in memory (no file yet).
+pub(crate) fn corrupt(
+    position: u64,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> Error {
+    ErrorKind::Corruption {
+        path: None,
+        position,
+        expected: expected.into(),
+        found: found.into(),
+    }
+    .into()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            ErrorKind::Io { op, path, source } => {
+                write!(f, "I/O error during {op} on {}: {source}", path.display())
+            }
+            ErrorKind::Corruption {
+                path,
+                position,
+                expected,
+                found,
+            } => {
+                match path {
+                    Some(p) => write!(f, "corrupt data in {} at byte {position}", p.display())?,
+                    None => write!(f, "corrupt data at byte {position}")?,
+                }
+                write!(f, ": expected {expected}, found {found}")
+            }
+            ErrorKind::UnsupportedVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{} has format version {found}, but this build of riverbed reads versions up to \
+                 {supported}; upgrade riverbed to open it",
+                path.display()
+            ),
+            ErrorKind::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            } => write!(
+                f,
+                "offset {requested} is out of range: the log holds offsets {log_start}..{log_end}"
+            ),
+            ErrorKind::RecordTooLarge { size, max } => write!(
+                f,
+                "record batch of {size} bytes exceeds the maximum of {max} bytes; nothing was \
+                 written (raise max_record_bytes or send smaller records)"
+            ),
+            ErrorKind::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            ErrorKind::InvalidConfig { field, reason } => {
+                write!(f, "invalid configuration for {field}: {reason}")
+            }
+            ErrorKind::Locked { path } => write!(
+                f,
+                "{} is locked by another open handle (in this or another process); close it first",
+                path.display()
+            ),
+            ErrorKind::Poisoned { cause } => write!(
+                f,
+                "the log is poisoned by an earlier failure ({cause}); reopen it to recover"
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            ErrorKind::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_file_position_and_expectation() {
+        let e = corrupt(17, "CRC 0x00000001", "CRC 0x00000002").in_file("/d/0.log".as_ref(), 100);
+        let text = e.to_string();
+        assert!(text.contains("/d/0.log"), "{text}");
+        assert!(text.contains("byte 117"), "{text}");
+        assert!(text.contains("expected CRC 0x00000001"), "{text}");
+        assert!(e.is_corruption());
+    }
+
+    #[test]
+    fn io_error_keeps_source() {
+        let e = Error::io("open", "/x", io::Error::from(io::ErrorKind::NotFound));
+        assert!(e.is_io());
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

@@ -1,0 +1,665 @@
+//! The partition log: an append-only, totally ordered sequence of segments.
+//!
+//! [`Log`] assigns offsets, rolls segments, applies retention, enforces the flush policy and
+//! recovers after a crash. One writer at a time appends (appends are serialised by a mutex);
+//! readers never take that mutex: they read the published high watermark and a snapshot of the
+//! segment list, and get [`BatchView`]s that borrow the memory-mapped files.
+//!
+//! Lock order, outermost first: `sync` → `writer` → `checkpoint`; `segments` is only ever held
+//! for the moment it takes to clone or replace the snapshot.
+
+pub mod checkpoint;
+pub(crate) mod recovery;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::{FlushPolicy, LogConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::fs::DirLock;
+use crate::record::{RecordBatch, TimestampType};
+use crate::segment::file_header::FILE_HEADER_LEN;
+use crate::segment::{ActiveSegment, BatchView, ReadProgress, Segment};
+use checkpoint::Checkpoint;
+pub use recovery::{RecoveryReport, Truncation};
+
+/// Where an appended batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+    /// The batch's max timestamp as stored (the append time for a log-append-time log).
+    pub timestamp: i64,
+}
+
+/// What a retention pass deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Base offsets of the deleted segments.
+    pub deleted_segments: Vec<u64>,
+    /// Bytes freed.
+    pub deleted_bytes: u64,
+    /// The log start offset after the pass.
+    pub log_start_offset: u64,
+}
+
+/// A partition log stored in one directory. `Send + Sync`: share it with an `Arc`.
+///
+/// ```
+/// use riverbed::{BatchBuilder, Compression, FlushPolicy, Log, LogConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let config = LogConfig { flush: FlushPolicy::EveryAppend, ..LogConfig::default() };
+/// let log = Log::open(dir.path(), config.clone())?;
+/// let mut batch = BatchBuilder::new(Compression::None);
+/// batch.append(1_700_000_000_000, Some(b"k"), Some(b"v"), &[]);
+/// let info = log.append(&batch.build()?)?;          // durable when this returns
+/// assert_eq!(info.base_offset, 0);
+/// log.close()?;
+///
+/// let log = Log::open(dir.path(), config)?;
+/// let batches = log.read(0, 1 << 20)?;
+/// let records = batches[0].records()?;
+/// let record = records.iter().next().unwrap()?;
+/// assert_eq!(record.value(), Some(&b"v"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Log {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: LogConfig,
+    writer: Mutex<Writer>,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// The high watermark: offsets below it are readable.
+    next_offset: AtomicU64,
+    log_start: AtomicU64,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<String>,
+    sync: Mutex<SyncState>,
+    checkpoint: Mutex<Checkpoint>,
+    report: RecoveryReport,
+    shutdown: (Mutex<bool>, Condvar),
+    _lock: DirLock,
+}
+
+struct Writer {
+    /// `None` only after close.
+    active: Option<ActiveSegment>,
+    next_offset: u64,
+    unflushed_messages: u64,
+}
+
+/// What the group commit has made durable.
+struct SyncState {
+    durable_offset: u64,
+    segment_base: u64,
+    position: usize,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating the directory and an empty log if need be, and recovers
+    /// it if it was not closed cleanly (see [`recovery_report`](Self::recovery_report)).
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig); [`Locked`](ErrorKind::Locked) if another
+    /// handle has the directory open; [`Corruption`](ErrorKind::Corruption) for damage recovery
+    /// cannot repair (a bad sealed segment while rebuilding its index, or any cut in
+    /// [`Strict`](crate::RecoveryMode::Strict) mode); [`Io`](ErrorKind::Io).
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create log directory", &dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
+        let opened = recovery::open(&dir, &config)?;
+        let active = opened.active;
+        let next = active.seg.next_offset();
+        let mut segments = opened.sealed;
+        segments.push(Arc::clone(&active.seg));
+        let log_start = segments.first().map_or(0, |s| s.base_offset);
+        let cp = Checkpoint {
+            next_offset: next,
+            segment_base: active.seg.base_offset,
+            position: active.position() as u64,
+        };
+        let inner = Arc::new(Inner {
+            sync: Mutex::new(SyncState {
+                durable_offset: next,
+                segment_base: active.seg.base_offset,
+                position: active.position(),
+            }),
+            writer: Mutex::new(Writer {
+                active: Some(active),
+                next_offset: next,
+                unflushed_messages: 0,
+            }),
+            segments: RwLock::new(Arc::new(segments)),
+            next_offset: AtomicU64::new(next),
+            log_start: AtomicU64::new(log_start),
+            poisoned: AtomicBool::new(false),
+            poison_cause: Mutex::new(String::new()),
+            checkpoint: Mutex::new(cp),
+            report: opened.report,
+            shutdown: (Mutex::new(false), Condvar::new()),
+            dir,
+            config,
+            _lock: lock,
+        });
+        if opened.needs_checkpoint {
+            // What recovery kept may still be only in the page cache (the process died, the
+            // machine did not): make it durable before vouching for it.
+            inner.sync_and_checkpoint(true)?;
+        }
+        let flusher = match inner.config.flush {
+            FlushPolicy::Interval {
+                interval: Some(every),
+                ..
+            } => Some(spawn_flusher(Arc::clone(&inner), every)?),
+            _ => None,
+        };
+        Ok(Log { inner, flusher })
+    }
+
+    /// Appends a batch, stamping offsets (and, for a log-append-time log, timestamps) into it.
+    /// Returns once the batch is readable, and durable if the flush policy says so.
+    ///
+    /// # Errors
+    /// [`RecordTooLarge`](ErrorKind::RecordTooLarge) (nothing written);
+    /// [`Poisoned`](ErrorKind::Poisoned) after an earlier failure; [`Io`](ErrorKind::Io) — a
+    /// full disk is reported before anything is written, a failed fsync poisons the log.
+    pub fn append(&self, batch: &RecordBatch) -> Result<AppendInfo> {
+        let inner = &*self.inner;
+        inner.check_poison()?;
+        if batch.len() > inner.config.max_record_bytes {
+            return Err(ErrorKind::RecordTooLarge {
+                size: batch.len(),
+                max: inner.config.max_record_bytes,
+            }
+            .into());
+        }
+        let stamped;
+        let batch = if inner.config.timestamp_type == TimestampType::LogAppendTime {
+            let mut b = batch.clone();
+            b.stamp_log_append_time(now_ms());
+            stamped = b;
+            &stamped
+        } else {
+            batch
+        };
+        let mut w = inner.writer.lock();
+        inner.check_poison()?;
+        let mut header = batch.header();
+        header.base_offset = w.next_offset;
+        let roll = match &w.active {
+            Some(a) => {
+                !a.is_empty()
+                    && (!a.has_room(batch.len()) || inner.time_to_roll(a, header.max_timestamp))
+            }
+            None => return Err(inner.closed()),
+        };
+        if roll {
+            inner.roll_locked(&mut w)?;
+        }
+        let Some(active) = w.active.as_mut() else {
+            return Err(inner.closed());
+        };
+        if !active.has_room(batch.len()) {
+            return Err(ErrorKind::RecordTooLarge {
+                size: batch.len(),
+                max: inner.config.segment_bytes as usize - FILE_HEADER_LEN,
+            }
+            .into());
+        }
+        active.prepare(batch.len())?;
+        if let Err(e) = active.append(batch.as_bytes(), &header) {
+            return Err(inner.poison(e));
+        }
+        let next = header.next_offset();
+        w.next_offset = next;
+        w.unflushed_messages += u64::from(header.record_count);
+        inner.next_offset.store(next, Ordering::Release);
+        let flush = match inner.config.flush {
+            FlushPolicy::EveryAppend => true,
+            FlushPolicy::Interval {
+                messages: Some(n), ..
+            } => w.unflushed_messages >= n,
+            _ => false,
+        };
+        drop(w);
+        if flush {
+            inner.sync_to(next)?;
+        }
+        Ok(AppendInfo {
+            base_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            timestamp: header.max_timestamp,
+        })
+    }
+
+    /// Reads batches holding offsets from `from` on, up to about `max_bytes` (at least one batch
+    /// is returned whatever its size, as in Kafka). The first batch may start before `from`:
+    /// skip records with smaller offsets. Returns an empty vector at the end of the log.
+    ///
+    /// # Errors
+    /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) if `from` is below the log start or
+    /// above the next offset; [`Corruption`](ErrorKind::Corruption) if a batch fails its checks.
+    pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<BatchView>> {
+        let inner = &*self.inner;
+        // NOTE: load the high watermark before the segment snapshot: a roll publishes the new
+        // segment before the watermark moves into it.
+        let hw = inner.next_offset.load(Ordering::Acquire);
+        let start = inner.log_start.load(Ordering::Acquire);
+        let segments = inner.segments.read().clone();
+        let out_of_range = || -> Error {
+            ErrorKind::OffsetOutOfRange {
+                requested: from,
+                log_start: inner.log_start.load(Ordering::Acquire),
+                log_end: inner.next_offset.load(Ordering::Acquire),
+            }
+            .into()
+        };
+        if from < start || from > hw {
+            return Err(out_of_range());
+        }
+        let mut out = Vec::new();
+        if from == hw {
+            return Ok(out);
+        }
+        let Some(first) = segments
+            .partition_point(|s| s.base_offset <= from)
+            .checked_sub(1)
+        else {
+            return Err(out_of_range());
+        };
+        let mut used = 0;
+        for seg in &segments[first..] {
+            if let ReadProgress::Full = seg.read(from, hw, max_bytes, &mut out, &mut used)? {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The offset and timestamp of the first record whose timestamp is at least `timestamp`
+    /// (Kafka's `offsetsForTimes`), or `None` if every record is older.
+    ///
+    /// # Errors
+    /// [`Corruption`](ErrorKind::Corruption) if a batch on the way fails its checks.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        let hw = self.inner.next_offset.load(Ordering::Acquire);
+        let segments = self.inner.segments.read().clone();
+        for seg in segments.iter() {
+            if let Some(found) = seg.find_by_time(timestamp, hw)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.inner.log_start.load(Ordering::Acquire)
+    }
+
+    /// The offset the next record will get: the high watermark. Every offset below it is
+    /// readable.
+    pub fn next_offset(&self) -> u64 {
+        self.inner.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Offsets below this are known to be on disk.
+    pub fn durable_offset(&self) -> u64 {
+        self.inner.sync.lock().durable_offset
+    }
+
+    /// Bytes in all segment data files.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.inner.segments.read().iter().map(|s| s.size()).sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.inner.segments.read().len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<u64> {
+        self.inner
+            .segments
+            .read()
+            .iter()
+            .map(|s| s.base_offset)
+            .collect()
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// What opening the log found: what was scanned, cut, rebuilt or removed.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Makes everything appended so far durable.
+    ///
+    /// # Errors
+    /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io) (which poisons the log).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.sync_to(self.next_offset())
+    }
+
+    /// Seals the active segment and starts a new one (if the active one holds anything).
+    ///
+    /// # Errors
+    /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io) (which poisons the log).
+    pub fn roll(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.inner.check_poison()?;
+        match &w.active {
+            Some(a) if !a.is_empty() => self.inner.roll_locked(&mut w),
+            Some(_) => Ok(()),
+            None => Err(self.inner.closed()),
+        }
+    }
+
+    /// Deletes sealed segments past the retention limits, using the current wall-clock time.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) if a file cannot be removed.
+    pub fn apply_retention(&self) -> Result<RetentionReport> {
+        self.apply_retention_at(now_ms())
+    }
+
+    /// Deletes sealed segments past the retention limits as of `now_ms`: oldest first, those whose
+    /// newest record is older than `retention_ms`, and those whose removal keeps the log at or
+    /// above `retention_bytes`. The active segment is never deleted. Readers holding batches of a
+    /// deleted segment keep them.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) if a file cannot be removed.
+    pub fn apply_retention_at(&self, now_ms: i64) -> Result<RetentionReport> {
+        let _w = self.inner.writer.lock();
+        self.inner.retention_locked(now_ms)
+    }
+
+    /// Flushes everything, records a recovery point at the end of the log so that the next open
+    /// scans nothing, and releases the directory.
+    ///
+    /// # Errors
+    /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io).
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        {
+            let (flag, cv) = &self.inner.shutdown;
+            *flag.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        self.inner.check_poison()?;
+        if self.inner.writer.lock().active.is_none() {
+            return Ok(());
+        }
+        self.inner.sync_and_checkpoint(true)?;
+        self.inner.writer.lock().active = None;
+        Ok(())
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Best effort: a failure leaves the log to crash recovery at the next open.
+        let _ = self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.inner.dir)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("next_offset", &self.next_offset())
+            .finish()
+    }
+}
+
+fn spawn_flusher(inner: Arc<Inner>, every: Duration) -> Result<JoinHandle<()>> {
+    let dir = inner.dir.clone();
+    std::thread::Builder::new()
+        .name("riverbed-flush".into())
+        .spawn(move || loop {
+            {
+                let (flag, cv) = &inner.shutdown;
+                let mut stop = flag.lock();
+                if !*stop {
+                    cv.wait_for(&mut stop, every);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            // An error poisons the log; appenders and `flush` report it.
+            let _ = inner.sync_to(inner.next_offset.load(Ordering::Acquire));
+        })
+        .map_err(|e| Error::io("spawn flush thread", dir, e))
+}
+
+impl Inner {
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(ErrorKind::Poisoned {
+                cause: self.poison_cause.lock().clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Marks the log unusable after a failed write or fsync and returns the error.
+    fn poison(&self, e: Error) -> Error {
+        let mut cause = self.poison_cause.lock();
+        if cause.is_empty() {
+            *cause = e.to_string();
+        }
+        self.poisoned.store(true, Ordering::Release);
+        e
+    }
+
+    fn closed(&self) -> Error {
+        Error::invalid(format!("the log in {} is closed", self.dir.display()))
+    }
+
+    fn time_to_roll(&self, active: &ActiveSegment, batch_max_ts: i64) -> bool {
+        match (self.config.segment_ms, active.policy.first_batch_timestamp) {
+            (Some(ms), Some(first)) => batch_max_ts.saturating_sub(first) >= ms as i64,
+            _ => false,
+        }
+    }
+
+    /// Seals the active segment and starts the next. Holds the writer lock.
+    fn roll_locked(&self, w: &mut Writer) -> Result<()> {
+        let Some(old) = w.active.take() else {
+            return Err(self.closed());
+        };
+        old.seal().map_err(|e| self.poison(e))?;
+        let cap = recovery::capacity(&self.config);
+        let new =
+            ActiveSegment::create(&self.dir, w.next_offset, cap).map_err(|e| self.poison(e))?;
+        {
+            let mut segs = self.segments.write();
+            let mut v: Vec<Arc<Segment>> = segs.as_ref().clone();
+            v.push(Arc::clone(&new.seg));
+            *segs = Arc::new(v);
+        }
+        let cp = Checkpoint {
+            next_offset: w.next_offset,
+            segment_base: new.seg.base_offset,
+            position: new.position() as u64,
+        };
+        w.active = Some(new);
+        self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
+        self.retention_locked(now_ms())?;
+        Ok(())
+    }
+
+    /// Makes offsets below `target` durable. Concurrent callers share one fsync: whoever holds
+    /// `sync` syncs everything appended so far, and the others find their data covered.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        if s.durable_offset >= target {
+            return Ok(());
+        }
+        self.check_poison()?;
+        self.sync_locked(&mut s, false)
+    }
+
+    fn sync_and_checkpoint(&self, force_checkpoint: bool) -> Result<()> {
+        let mut s = self.sync.lock();
+        self.check_poison()?;
+        self.sync_locked(&mut s, force_checkpoint)
+    }
+
+    fn sync_locked(&self, s: &mut SyncState, force_checkpoint: bool) -> Result<()> {
+        let last_cp = *self.checkpoint.lock();
+        let (seg, position, next, checkpoint) = {
+            let mut w = self.writer.lock();
+            let next = w.next_offset;
+            let Some(a) = w.active.as_mut() else {
+                return Err(self.closed());
+            };
+            let pos = a.position();
+            let since_cp = if last_cp.segment_base == a.seg.base_offset {
+                pos.saturating_sub(last_cp.position as usize)
+            } else {
+                pos - FILE_HEADER_LEN
+            };
+            let checkpoint =
+                force_checkpoint || since_cp as u64 >= self.config.recovery_checkpoint_bytes;
+            if checkpoint {
+                a.record_max_timestamp().map_err(|e| self.poison(e))?;
+            }
+            let seg = Arc::clone(&a.seg);
+            w.unflushed_messages = 0;
+            (seg, pos, next, checkpoint)
+        };
+        let from = if s.segment_base == seg.base_offset {
+            s.position
+        } else {
+            FILE_HEADER_LEN
+        };
+        ActiveSegment::sync_data_from(&seg, from, position).map_err(|e| self.poison(e))?;
+        s.durable_offset = next;
+        s.segment_base = seg.base_offset;
+        s.position = position;
+        if checkpoint {
+            ActiveSegment::sync_indexes(&seg).map_err(|e| self.poison(e))?;
+            let cp = Checkpoint {
+                next_offset: next,
+                segment_base: seg.base_offset,
+                position: position as u64,
+            };
+            self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the checkpoint file, unless a newer one was written meanwhile.
+    fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
+        let mut last = self.checkpoint.lock();
+        if cp.next_offset < last.next_offset || (cp == *last && recovery_point_exists(&self.dir)) {
+            return Ok(());
+        }
+        cp.write(&self.dir)?;
+        *last = cp;
+        Ok(())
+    }
+
+    fn retention_locked(&self, now_ms: i64) -> Result<RetentionReport> {
+        let segments = self.segments.read().clone();
+        let sealed = &segments[..segments.len().saturating_sub(1)];
+        let mut total: u64 = segments.iter().map(|s| s.size()).sum();
+        let mut doomed = 0;
+        for seg in sealed {
+            let expired = self
+                .config
+                .retention_ms
+                .is_some_and(|ms| seg.max_timestamp() < now_ms.saturating_sub(ms as i64));
+            let oversize = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| total.saturating_sub(seg.size()) >= limit);
+            if !(expired || oversize) {
+                break;
+            }
+            total -= seg.size();
+            doomed += 1;
+        }
+        let mut report = RetentionReport {
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            ..RetentionReport::default()
+        };
+        if doomed == 0 {
+            return Ok(report);
+        }
+        let keep: Vec<Arc<Segment>> = segments[doomed..].to_vec();
+        let new_start = keep[0].base_offset;
+        *self.segments.write() = Arc::new(keep);
+        self.log_start.store(new_start, Ordering::Release);
+        report.log_start_offset = new_start;
+        for seg in &segments[..doomed] {
+            // The data file goes first: it is what recovery looks for; an index left behind by a
+            // crash here is removed at the next open.
+            for path in [&seg.paths.log, &seg.paths.index, &seg.paths.time_index] {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("delete segment", path, e)),
+                }
+            }
+            report.deleted_segments.push(seg.base_offset);
+            report.deleted_bytes += seg.size();
+        }
+        crate::fs::sync_dir(&self.dir)?;
+        Ok(report)
+    }
+}
+
+fn recovery_point_exists(dir: &Path) -> bool {
+    dir.join(checkpoint::FILE_NAME).exists()
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Log>();
+    is::<BatchView>();
+}

@@ -1,0 +1,415 @@
+//! Opening a log directory: find the segments, trust what the recovery checkpoint vouches for,
+//! scan the rest, cut a torn tail, rebuild indexes that fail their checks.
+//!
+//! After a clean close the checkpoint sits at the end of the log, so nothing is scanned and open
+//! time does not depend on the size of the log. After a crash only the segments from the
+//! checkpoint on are scanned, from the checkpoint's position.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{LogConfig, RecoveryMode};
+use crate::error::{Error, Result};
+use crate::log::checkpoint::Checkpoint;
+use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
+use crate::segment::index::{self, OffsetEntry, TimeEntry};
+use crate::segment::mmap::Mapping;
+use crate::segment::{
+    parse_file_name, scan, ActiveSegment, Capacity, IndexPolicy, Reopened, Segment, SegmentPaths,
+};
+
+/// What opening a log found and did. See [`Log::recovery_report`](crate::Log::recovery_report).
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// Whether a valid recovery checkpoint was found and used.
+    pub checkpoint_used: bool,
+    /// Bytes of segment data scanned and checked (0 after a clean close).
+    pub scanned_bytes: u64,
+    /// Batches found valid by the scan.
+    pub scanned_batches: u64,
+    /// Set when an invalid tail was cut away.
+    pub truncation: Option<Truncation>,
+    /// Index files that were missing or damaged and were rebuilt from their data file.
+    pub rebuilt_indexes: Vec<PathBuf>,
+    /// Files removed: leftovers of an interrupted roll, retention pass or atomic write, and
+    /// segments that lay wholly after a truncation point.
+    pub removed_files: Vec<PathBuf>,
+}
+
+/// Where and why recovery cut the log.
+#[derive(Clone, Debug)]
+pub struct Truncation {
+    /// The data file that was cut.
+    pub path: PathBuf,
+    /// Byte position of the cut: everything from here on was removed.
+    pub position: u64,
+    /// The first offset that is no longer in the log.
+    pub offset: u64,
+    /// What was wrong at `position`.
+    pub reason: String,
+}
+
+/// The outcome of opening: sealed segments in order, the active one, and the report.
+pub(crate) struct Opened {
+    pub sealed: Vec<Arc<Segment>>,
+    pub active: ActiveSegment,
+    pub report: RecoveryReport,
+    /// Whether data was scanned, so it must be synced and a new checkpoint written.
+    pub needs_checkpoint: bool,
+}
+
+pub(crate) fn capacity(config: &LogConfig) -> Capacity {
+    Capacity {
+        data: config.segment_bytes as usize,
+        index_entries: config.index_entries(),
+        max_batch_bytes: config.max_record_bytes,
+        index_interval: config.index_interval_bytes as usize,
+    }
+}
+
+fn remove(path: &Path, report: &mut RecoveryReport) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            report.removed_files.push(path.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove file", path, e)),
+    }
+}
+
+fn remove_segment(dir: &Path, base: u64, report: &mut RecoveryReport) -> Result<()> {
+    let p = SegmentPaths::new(dir, base);
+    remove(&p.log, report)?;
+    remove(&p.index, report)?;
+    remove(&p.time_index, report)
+}
+
+/// Lists segment base offsets and removes leftovers (temp files, indexes without a data file).
+fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<u64>> {
+    let mut logs = BTreeSet::new();
+    let mut others = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".tmp") {
+            remove(&entry.path(), report)?;
+            continue;
+        }
+        match parse_file_name(name) {
+            Some((base, "log")) => {
+                logs.insert(base);
+            }
+            Some((base, "index" | "timeindex")) => others.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    for (base, path) in others {
+        if !logs.contains(&base) {
+            remove(&path, report)?;
+        }
+    }
+    Ok(logs.into_iter().collect())
+}
+
+/// Opens (recovering if need be) the log in `dir`, which must be locked by the caller.
+pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
+    let mut report = RecoveryReport::default();
+    let cap = capacity(config);
+    let bases = list_segments(dir, &mut report)?;
+    let cp = Checkpoint::read(dir)?;
+    if bases.is_empty() {
+        let active = ActiveSegment::create(dir, 0, cap)?;
+        return Ok(Opened {
+            sealed: Vec::new(),
+            active,
+            report,
+            needs_checkpoint: true,
+        });
+    }
+    let cp = cp.filter(|c| bases.contains(&c.segment_base));
+    report.checkpoint_used = cp.is_some();
+    let first_scanned = cp.map_or(0, |c| {
+        bases.iter().position(|b| *b == c.segment_base).unwrap_or(0)
+    });
+
+    let mut sealed = Vec::new();
+    for (i, &base) in bases.iter().enumerate().take(first_scanned) {
+        let (seg, rebuilt) =
+            Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
+        if rebuilt {
+            report.rebuilt_indexes.push(seg.paths.index.clone());
+        }
+        seg.set_next_offset(bases[i + 1]);
+        sealed.push(Arc::new(seg));
+    }
+
+    let mut expected_next = bases[first_scanned];
+    for (j, &base) in bases.iter().enumerate().skip(first_scanned) {
+        let is_last = j + 1 == bases.len();
+        let resume = cp.filter(|c| c.segment_base == base);
+        let outcome = scan_segment(dir, base, expected_next, resume, cap, &mut report)?;
+        let clean_to_end = outcome.error.is_none() && outcome.reached_file_end;
+        if clean_to_end && !is_last && outcome.next_offset == bases[j + 1] {
+            let (seg, rebuilt) =
+                Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
+            if rebuilt {
+                report.rebuilt_indexes.push(seg.paths.index.clone());
+            }
+            seg.set_next_offset(bases[j + 1]);
+            sealed.push(Arc::new(seg));
+            expected_next = bases[j + 1];
+            continue;
+        }
+        // This segment becomes the active one; everything after its valid part goes.
+        let cut_something = outcome.error.is_some() || !is_last;
+        if cut_something {
+            let reason = match &outcome.error {
+                Some(e) => e.to_string(),
+                None => "the next segment does not continue where this one ends".to_string(),
+            };
+            if config.recovery == RecoveryMode::Strict {
+                return Err(crate::error::corrupt(
+                    outcome.end as u64,
+                    "a valid batch or the end of the log (recovery mode is Strict)",
+                    reason,
+                )
+                .in_file(&SegmentPaths::new(dir, base).log, 0));
+            }
+            report.truncation = Some(Truncation {
+                path: SegmentPaths::new(dir, base).log,
+                position: outcome.end as u64,
+                offset: outcome.next_offset,
+                reason,
+            });
+            for &later in &bases[j + 1..] {
+                remove_segment(dir, later, &mut report)?;
+            }
+        }
+        if outcome.header_invalid {
+            // Nothing in this file can be trusted, not even its header: it was being created
+            // when the process died. Start it afresh at the offset where the log ends.
+            remove_segment(dir, base, &mut report)?;
+            let active = ActiveSegment::create(dir, expected_next, cap)?;
+            return Ok(Opened {
+                sealed,
+                active,
+                report,
+                needs_checkpoint: true,
+            });
+        }
+        let mut active = ActiveSegment::reopen(dir, base, cap, outcome.reopened)?;
+        for e in &outcome.new_offset_entries {
+            active.push_offset_entry(e)?;
+        }
+        for e in &outcome.new_time_entries {
+            active.push_time_entry(e)?;
+        }
+        if cut_something {
+            // The cut must be durable before new batches land where the garbage was.
+            active.sync_files()?;
+        }
+        return Ok(Opened {
+            sealed,
+            active,
+            report,
+            needs_checkpoint: outcome.scanned_bytes > 0 || cut_something,
+        });
+    }
+    // Unreachable in practice: the loop returns at the last segment at the latest. Fall back to
+    // a fresh segment after everything sealed rather than panic.
+    let active = ActiveSegment::create(dir, expected_next, cap)?;
+    Ok(Opened {
+        sealed,
+        active,
+        report,
+        needs_checkpoint: true,
+    })
+}
+
+struct ScanOutcome {
+    reopened: Reopened,
+    new_offset_entries: Vec<OffsetEntry>,
+    new_time_entries: Vec<TimeEntry>,
+    end: usize,
+    next_offset: u64,
+    error: Option<Error>,
+    reached_file_end: bool,
+    header_invalid: bool,
+    scanned_bytes: u64,
+}
+
+/// Scans one segment from the checkpoint's position (or its start), keeping the index entries
+/// that lie before that position.
+fn scan_segment(
+    dir: &Path,
+    base: u64,
+    expected_first: u64,
+    resume: Option<Checkpoint>,
+    cap: Capacity,
+    report: &mut RecoveryReport,
+) -> Result<ScanOutcome> {
+    let paths = SegmentPaths::new(dir, base);
+    let file =
+        std::fs::File::open(&paths.log).map_err(|e| Error::io("open segment", &paths.log, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", &paths.log, e))?
+        .len() as usize;
+    let empty_outcome = |error: Option<Error>, header_invalid: bool| ScanOutcome {
+        reopened: Reopened {
+            data_len: FILE_HEADER_LEN,
+            next_offset: base,
+            offset_entries: 0,
+            time_entries: 0,
+            policy: IndexPolicy::new(cap.index_interval, base),
+        },
+        new_offset_entries: Vec::new(),
+        new_time_entries: Vec::new(),
+        end: FILE_HEADER_LEN,
+        next_offset: base,
+        error,
+        reached_file_end: false,
+        header_invalid,
+        scanned_bytes: 0,
+    };
+    if len < FILE_HEADER_LEN {
+        let e = crate::error::corrupt(0, "a segment file header", format!("a file of {len} bytes"));
+        return Ok(empty_outcome(Some(e.in_file(&paths.log, 0)), true));
+    }
+    let map =
+        Mapping::read_only(&file, len).map_err(|e| Error::io("map segment", &paths.log, e))?;
+    let bytes = map.bytes();
+    if let Err(e) = file_header::check(bytes, FileKind::Log, base, &paths.log) {
+        return Ok(empty_outcome(Some(e), true));
+    }
+    if base != expected_first {
+        let e = crate::error::corrupt(
+            0,
+            format!("a segment starting at offset {expected_first}"),
+            format!("a segment named for offset {base}"),
+        );
+        return Ok(empty_outcome(Some(e.in_file(&paths.log, 0)), false));
+    }
+
+    // Index entries before the resume position are covered by the checkpoint.
+    let (start, next) = match resume {
+        Some(c) if (c.position as usize) >= FILE_HEADER_LEN && (c.position as usize) <= len => {
+            (c.position as usize, c.next_offset)
+        }
+        _ => (FILE_HEADER_LEN, base),
+    };
+    if start > FILE_HEADER_LEN {
+        if let Some((kept_offsets, kept_times)) = kept_entries(&paths, base, start) {
+            return scan_from(
+                bytes,
+                &paths,
+                base,
+                start,
+                next,
+                kept_offsets,
+                kept_times,
+                cap,
+                report,
+            );
+        }
+        // Without the index prefix we cannot resume mid-file: rebuild the index from the start.
+        report.rebuilt_indexes.push(paths.index.clone());
+    }
+    scan_from(
+        bytes,
+        &paths,
+        base,
+        FILE_HEADER_LEN,
+        base,
+        Vec::new(),
+        Vec::new(),
+        cap,
+        report,
+    )
+}
+
+/// The valid index entries of a segment that point below `position`, or `None` when an index
+/// file is missing or its header is bad.
+fn kept_entries(
+    paths: &SegmentPaths,
+    base: u64,
+    position: usize,
+) -> Option<(Vec<OffsetEntry>, Vec<TimeEntry>)> {
+    let read = |path: &Path, kind: FileKind| -> Option<Vec<u8>> {
+        let bytes = std::fs::read(path).ok()?;
+        file_header::check(&bytes, kind, base, path).ok()?;
+        Some(bytes[FILE_HEADER_LEN..].to_vec())
+    };
+    let offsets = read(&paths.index, FileKind::OffsetIndex)?;
+    let times = read(&paths.time_index, FileKind::TimeIndex)?;
+    let n = index::valid_offset_prefix(&offsets, position);
+    let m = index::valid_time_prefix(&times, position);
+    Some((
+        (0..n)
+            .filter_map(|i| OffsetEntry::at(&offsets, i))
+            .collect(),
+        (0..m).filter_map(|i| TimeEntry::at(&times, i)).collect(),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_from(
+    bytes: &[u8],
+    paths: &SegmentPaths,
+    base: u64,
+    start: usize,
+    next: u64,
+    kept_offsets: Vec<OffsetEntry>,
+    kept_times: Vec<TimeEntry>,
+    cap: Capacity,
+    report: &mut RecoveryReport,
+) -> Result<ScanOutcome> {
+    let mut policy = IndexPolicy::resume(
+        cap.index_interval,
+        base,
+        start,
+        kept_offsets.last().copied(),
+        kept_times.last().copied(),
+        first_batch_timestamp(bytes, start),
+    );
+    let mut new_offsets = Vec::new();
+    let mut new_times = Vec::new();
+    let scanned = scan::scan(bytes, start, next, cap.max_batch_bytes, |pos, h| {
+        let (o, t) = policy.note(pos, h);
+        new_offsets.extend(o);
+        new_times.extend(t);
+    });
+    report.scanned_bytes += (scanned.end - start) as u64;
+    report.scanned_batches += scanned.batches;
+    Ok(ScanOutcome {
+        reopened: Reopened {
+            data_len: scanned.end,
+            next_offset: scanned.next_offset,
+            offset_entries: kept_offsets.len(),
+            time_entries: kept_times.len(),
+            policy,
+        },
+        new_offset_entries: new_offsets,
+        new_time_entries: new_times,
+        end: scanned.end,
+        next_offset: scanned.next_offset,
+        reached_file_end: scanned.end == bytes.len(),
+        error: scanned.error.map(|e| e.in_file(&paths.log, 0)),
+        header_invalid: false,
+        scanned_bytes: (scanned.end - start) as u64,
+    })
+}
+
+/// The max timestamp of the first batch of a segment, if the scan starts after it.
+fn first_batch_timestamp(bytes: &[u8], start: usize) -> Option<i64> {
+    if start <= FILE_HEADER_LEN {
+        return None;
+    }
+    crate::record::codec::BatchHeader::parse(bytes.get(FILE_HEADER_LEN..)?, usize::MAX)
+        .ok()
+        .map(|h| h.max_timestamp)
+}

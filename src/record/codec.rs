@@ -1,0 +1,504 @@
+//! Byte layout of a record batch: the fixed header, the record encoding and varints.
+//!
+//! FORMAT.md is the specification; the constants below mirror its tables, and the test
+//! `constants_match_format_md` reads FORMAT.md so that the two cannot drift apart.
+//!
+//! ```text
+//! // Format: { base_offset u64 | batch_length u32 | magic u8 | crc u32 | attributes u16 |
+//! //           last_offset_delta u32 | first_timestamp i64 | max_timestamp i64 |
+//! //           record_count u32 | records }
+//! ```
+//! All integers are little-endian. The CRC covers `attributes .. end of batch`, so the log can
+//! stamp `base_offset` into a batch at append time without recomputing it.
+
+use std::ops::Range;
+
+use crate::error::{corrupt, Result};
+use crate::record::crc;
+
+/// Version of the batch format written by this build (the batch's `magic` byte).
+///
+/// Compatibility policy: a reader accepts every version up to its own and refuses newer ones with
+/// a corruption error naming the byte; a format change that old readers could misread bumps this.
+pub const BATCH_MAGIC: u8 = 1;
+
+/// `base_offset`: offset of the first record, stamped by the log at append time.
+pub const BASE_OFFSET: Range<usize> = 0..8;
+/// `batch_length`: number of bytes that follow this field (magic to end of batch).
+pub const BATCH_LENGTH: Range<usize> = 8..12;
+/// `magic`: the batch format version.
+pub const MAGIC: usize = 12;
+/// `crc`: CRC-32 of bytes `ATTRIBUTES.start .. end of batch`.
+pub const CRC: Range<usize> = 13..17;
+/// `attributes`: compression codec and timestamp type bits.
+pub const ATTRIBUTES: Range<usize> = 17..19;
+/// `last_offset_delta`: offset of the last record minus `base_offset`.
+pub const LAST_OFFSET_DELTA: Range<usize> = 19..23;
+/// `first_timestamp`: timestamp (ms since the Unix epoch) of the first record.
+pub const FIRST_TIMESTAMP: Range<usize> = 23..31;
+/// `max_timestamp`: largest record timestamp in the batch.
+pub const MAX_TIMESTAMP: Range<usize> = 31..39;
+/// `record_count`: number of records in the batch.
+pub const RECORD_COUNT: Range<usize> = 39..43;
+/// Size of the fixed batch header; records start here.
+pub const HEADER_LEN: usize = 43;
+/// The smallest possible `batch_length` value (a header with an empty records section).
+pub const MIN_BATCH_LENGTH: usize = HEADER_LEN - BATCH_LENGTH.end;
+
+/// Attribute bits 0..=2: compression codec of the records section.
+pub const ATTR_COMPRESSION_MASK: u16 = 0b111;
+/// Attribute bit 3: timestamp type (0 = create time, 1 = log-append time).
+pub const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
+/// Every attribute bit this version defines; a batch with any other bit set is refused.
+pub const ATTR_KNOWN_BITS: u16 = ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME;
+
+/// Compression codec ids stored in the attribute bits.
+pub const CODEC_NONE: u16 = 0;
+/// zstd: the records section is `{ uncompressed_len u32 | zstd frame }`.
+pub const CODEC_ZSTD: u16 = 1;
+
+/// Upper bound on a batch's decompressed records section, so a forged length cannot make a
+/// reader allocate without bound.
+pub const MAX_UNCOMPRESSED_RECORDS: usize = 256 << 20;
+
+fn u16_at(b: &[u8], r: Range<usize>) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[r]);
+    u16::from_le_bytes(a)
+}
+fn u32_at(b: &[u8], r: Range<usize>) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[r]);
+    u32::from_le_bytes(a)
+}
+fn u64_at(b: &[u8], r: Range<usize>) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[r]);
+    u64::from_le_bytes(a)
+}
+
+/// The decoded fixed header of one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Bytes after the length field; the whole batch is `batch_length + 12` bytes.
+    pub batch_length: u32,
+    /// Format version of the batch.
+    pub magic: u8,
+    /// Stored CRC-32.
+    pub crc: u32,
+    /// Attribute bits.
+    pub attributes: u16,
+    /// `last_offset - base_offset`.
+    pub last_offset_delta: u32,
+    /// Timestamp of the first record.
+    pub first_timestamp: i64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+    /// Number of records.
+    pub record_count: u32,
+}
+
+impl BatchHeader {
+    /// Total size of the batch in bytes, header included.
+    pub fn total_len(&self) -> usize {
+        self.batch_length as usize + BATCH_LENGTH.end
+    }
+
+    /// Offset of the last record in the batch.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+
+    /// Offset after the batch.
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset() + 1
+    }
+
+    /// Compression codec id.
+    pub fn codec(&self) -> u16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+
+    /// Whether record timestamps are the time the log appended the batch.
+    pub fn log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    /// Reads and checks the framing of the batch at the start of `bytes` without verifying the
+    /// CRC: every field must be in range and the whole batch, of at most `max_batch_bytes`, must
+    /// fit in `bytes`. Positions in errors are relative to `bytes`.
+    pub fn parse(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader> {
+        if bytes.len() < HEADER_LEN {
+            return Err(corrupt(
+                0,
+                format!("a batch header of {HEADER_LEN} bytes"),
+                format!("only {} bytes before the end", bytes.len()),
+            ));
+        }
+        let batch_length = u32_at(bytes, BATCH_LENGTH);
+        let total = batch_length as usize + BATCH_LENGTH.end;
+        if (batch_length as usize) < MIN_BATCH_LENGTH || total > max_batch_bytes {
+            return Err(corrupt(
+                BATCH_LENGTH.start as u64,
+                format!("a batch length between {MIN_BATCH_LENGTH} and {max_batch_bytes}"),
+                format!("{batch_length}"),
+            ));
+        }
+        if total > bytes.len() {
+            return Err(corrupt(
+                BATCH_LENGTH.start as u64,
+                format!("a batch of {total} bytes to fit"),
+                format!("only {} bytes before the end", bytes.len()),
+            ));
+        }
+        let magic = bytes[MAGIC];
+        if magic == 0 || magic > BATCH_MAGIC {
+            return Err(corrupt(
+                MAGIC as u64,
+                format!("batch format version 1..={BATCH_MAGIC}"),
+                format!("{magic}"),
+            ));
+        }
+        let h = BatchHeader {
+            base_offset: u64_at(bytes, BASE_OFFSET),
+            batch_length,
+            magic,
+            crc: u32_at(bytes, CRC),
+            attributes: u16_at(bytes, ATTRIBUTES),
+            last_offset_delta: u32_at(bytes, LAST_OFFSET_DELTA),
+            first_timestamp: u64_at(bytes, FIRST_TIMESTAMP) as i64,
+            max_timestamp: u64_at(bytes, MAX_TIMESTAMP) as i64,
+            record_count: u32_at(bytes, RECORD_COUNT),
+        };
+        if h.attributes & !ATTR_KNOWN_BITS != 0 || h.codec() > CODEC_ZSTD {
+            return Err(corrupt(
+                ATTRIBUTES.start as u64,
+                "known attribute bits and codec (none or zstd)",
+                format!("attributes 0x{:04x}", h.attributes),
+            ));
+        }
+        if h.record_count == 0 || u64::from(h.record_count) > u64::from(h.last_offset_delta) + 1 {
+            return Err(corrupt(
+                RECORD_COUNT.start as u64,
+                format!("1..={} records", u64::from(h.last_offset_delta) + 1),
+                format!("{}", h.record_count),
+            ));
+        }
+        if h.base_offset
+            .checked_add(u64::from(h.last_offset_delta) + 1)
+            .is_none()
+        {
+            return Err(corrupt(
+                0,
+                "a base offset that leaves room for the batch",
+                format!("{}", h.base_offset),
+            ));
+        }
+        if h.first_timestamp > h.max_timestamp {
+            return Err(corrupt(
+                FIRST_TIMESTAMP.start as u64,
+                format!("first timestamp <= max timestamp {}", h.max_timestamp),
+                format!("{}", h.first_timestamp),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Checks the CRC of the batch whose header this is; `bytes` starts at the batch.
+    pub fn verify_crc(&self, bytes: &[u8]) -> Result<()> {
+        let covered = bytes.get(ATTRIBUTES.start..self.total_len()).unwrap_or(&[]);
+        crc::verify(covered, self.crc, CRC.start as u64)
+    }
+}
+
+/// Writes the fixed header into `out[..HEADER_LEN]` and the CRC over `out[ATTRIBUTES.start..]`.
+/// `out` must hold exactly the whole batch.
+pub(crate) fn write_header(out: &mut [u8], h: &BatchHeader) {
+    let batch_length = (out.len() - BATCH_LENGTH.end) as u32;
+    out[BASE_OFFSET].copy_from_slice(&h.base_offset.to_le_bytes());
+    out[BATCH_LENGTH].copy_from_slice(&batch_length.to_le_bytes());
+    out[MAGIC] = BATCH_MAGIC;
+    out[ATTRIBUTES].copy_from_slice(&h.attributes.to_le_bytes());
+    out[LAST_OFFSET_DELTA].copy_from_slice(&h.last_offset_delta.to_le_bytes());
+    out[FIRST_TIMESTAMP].copy_from_slice(&h.first_timestamp.to_le_bytes());
+    out[MAX_TIMESTAMP].copy_from_slice(&h.max_timestamp.to_le_bytes());
+    out[RECORD_COUNT].copy_from_slice(&h.record_count.to_le_bytes());
+    let crc = crc::checksum(&out[ATTRIBUTES.start..]);
+    out[CRC].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Stamps the base offset into an encoded batch (outside the CRC).
+pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: u64) {
+    batch[BASE_OFFSET].copy_from_slice(&base_offset.to_le_bytes());
+}
+
+// ---- varints -------------------------------------------------------------------------------
+
+/// Appends `v` as an unsigned LEB128 varint.
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends `v` zigzag-encoded as a varint.
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// A bounds-checked cursor over a record section. Every read either succeeds or returns a
+/// corruption error at the cursor's position; nothing here can panic or over-allocate.
+#[derive(Clone)]
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// Added to positions in errors (where `bytes` starts within the batch).
+    origin: u64,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `bytes`; `origin` is added to error positions.
+    pub fn new(bytes: &'a [u8], origin: u64) -> Self {
+        Cursor {
+            bytes,
+            pos: 0,
+            origin,
+        }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+
+    fn at(&self) -> u64 {
+        self.origin + self.pos as u64
+    }
+
+    /// Reads an unsigned LEB128 varint of at most 10 bytes.
+    pub fn uvarint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let Some(&b) = self.bytes.get(self.pos + i) else {
+                return Err(corrupt(
+                    self.at(),
+                    "a complete varint",
+                    "the end of the record data",
+                ));
+            };
+            if i == 9 && b > 1 {
+                return Err(corrupt(
+                    self.at(),
+                    "a varint of at most 64 bits",
+                    "a longer varint",
+                ));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                self.pos += i + 1;
+                return Ok(v);
+            }
+        }
+        Err(corrupt(
+            self.at(),
+            "a varint of at most 10 bytes",
+            "a longer varint",
+        ))
+    }
+
+    /// Reads a zigzag varint.
+    pub fn varint(&mut self) -> Result<i64> {
+        let u = self.uvarint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// Reads `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(corrupt(
+                self.at(),
+                format!("{n} more bytes"),
+                format!("{} bytes before the end", self.remaining()),
+            ));
+        }
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.bytes(1)?[0])
+    }
+
+    /// Reads a nullable byte string: zigzag length (-1 = null) then the bytes.
+    pub fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
+        let at = self.at();
+        match self.varint()? {
+            -1 => Ok(None),
+            n if n >= 0 && (n as u64) <= self.remaining() as u64 => {
+                Ok(Some(self.bytes(n as usize)?))
+            }
+            n => Err(corrupt(
+                at,
+                format!("a length of -1..={} bytes", self.remaining()),
+                format!("{n}"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for Cursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor")
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
+// ---- records -------------------------------------------------------------------------------
+
+/// Appends one record to a records section.
+///
+/// ```text
+/// // Format: { length uvarint | attributes u8 | timestamp_delta varint | offset_delta uvarint |
+/// //           key nullable | value nullable | header_count uvarint |
+/// //           [ header_key_len uvarint | header_key | header_value nullable ] }
+/// // nullable: { length varint (-1 = null) | bytes }
+/// ```
+pub(crate) fn put_record(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    timestamp_delta: i64,
+    offset_delta: u32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, Option<&[u8]>)],
+) {
+    scratch.clear();
+    scratch.push(0); // record attributes: none defined yet
+    put_varint(scratch, timestamp_delta);
+    put_uvarint(scratch, u64::from(offset_delta));
+    put_nullable(scratch, key);
+    put_nullable(scratch, value);
+    put_uvarint(scratch, headers.len() as u64);
+    for (k, v) in headers {
+        put_uvarint(scratch, k.len() as u64);
+        scratch.extend_from_slice(k.as_bytes());
+        put_nullable(scratch, *v);
+    }
+    put_uvarint(out, scratch.len() as u64);
+    out.extend_from_slice(scratch);
+}
+
+fn put_nullable(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Size in bytes of a record as `put_record` would encode it (without building it).
+pub(crate) fn record_size_upper_bound(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, Option<&[u8]>)],
+) -> usize {
+    let n = |v: Option<&[u8]>| v.map_or(0, <[u8]>::len) + 10;
+    let h: usize = headers.iter().map(|(k, v)| k.len() + 10 + n(*v)).sum();
+    10 + 1 + 10 + 5 + n(key) + n(value) + 5 + h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_roundtrip() {
+        for v in [0i64, 1, -1, 63, -64, 64, 300, i64::MAX, i64::MIN, 1 << 40] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut c = Cursor::new(&out, 0);
+            assert_eq!(c.varint().unwrap(), v);
+            assert_eq!(c.remaining(), 0);
+        }
+        for v in [0u64, 127, 128, u64::MAX] {
+            let mut out = Vec::new();
+            put_uvarint(&mut out, v);
+            assert_eq!(Cursor::new(&out, 0).uvarint().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn truncated_and_overlong_varints_are_errors() {
+        assert!(Cursor::new(&[0x80], 0).uvarint().is_err());
+        assert!(Cursor::new(&[0xff; 11], 0).uvarint().is_err());
+        assert!(Cursor::new(
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            0
+        )
+        .uvarint()
+        .is_err());
+    }
+
+    #[test]
+    fn field_ranges_are_contiguous() {
+        let ends = [
+            (BASE_OFFSET.end, BATCH_LENGTH.start),
+            (BATCH_LENGTH.end, MAGIC),
+            (MAGIC + 1, CRC.start),
+            (CRC.end, ATTRIBUTES.start),
+            (ATTRIBUTES.end, LAST_OFFSET_DELTA.start),
+            (LAST_OFFSET_DELTA.end, FIRST_TIMESTAMP.start),
+            (FIRST_TIMESTAMP.end, MAX_TIMESTAMP.start),
+            (MAX_TIMESTAMP.end, RECORD_COUNT.start),
+            (RECORD_COUNT.end, HEADER_LEN),
+        ];
+        for (end, next) in ends {
+            assert_eq!(end, next);
+        }
+    }
+
+    /// FORMAT.md's batch header table must list the same byte ranges as the constants.
+    #[test]
+    fn constants_match_format_md() {
+        let doc = include_str!("../../FORMAT.md");
+        let rows = [
+            ("base_offset", BASE_OFFSET.start, BASE_OFFSET.len()),
+            ("batch_length", BATCH_LENGTH.start, BATCH_LENGTH.len()),
+            ("magic", MAGIC, 1),
+            ("crc", CRC.start, CRC.len()),
+            ("attributes", ATTRIBUTES.start, ATTRIBUTES.len()),
+            (
+                "last_offset_delta",
+                LAST_OFFSET_DELTA.start,
+                LAST_OFFSET_DELTA.len(),
+            ),
+            (
+                "first_timestamp",
+                FIRST_TIMESTAMP.start,
+                FIRST_TIMESTAMP.len(),
+            ),
+            ("max_timestamp", MAX_TIMESTAMP.start, MAX_TIMESTAMP.len()),
+            ("record_count", RECORD_COUNT.start, RECORD_COUNT.len()),
+        ];
+        for (name, offset, len) in rows {
+            let row = format!("| {offset} | {len} | `{name}` |");
+            assert!(doc.contains(&row), "FORMAT.md lacks the row {row:?}");
+        }
+        assert!(doc.contains(&format!("batch header is {HEADER_LEN} bytes")));
+        assert!(doc.contains(&format!("magic` is {BATCH_MAGIC}")));
+    }
+}

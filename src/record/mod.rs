@@ -1,0 +1,574 @@
+//! Records and record batches: what a log stores, independent of files.
+//!
+//! A producer builds a [`RecordBatch`] with a [`BatchBuilder`]; the log stamps offsets into it and
+//! copies its bytes into a segment unchanged. Readers get batches back as byte slices and decode
+//! them lazily with [`BatchRef`]: a record's key, value and headers borrow from the batch (from the
+//! memory-mapped segment, for an uncompressed batch), nothing is copied.
+//!
+//! ```
+//! use riverbed::{BatchBuilder, Compression};
+//!
+//! let mut builder = BatchBuilder::new(Compression::None);
+//! builder.append(1_700_000_000_000, Some(b"alice"), Some(b"+50"), &[("source", Some(b"atm"))]);
+//! builder.append(1_700_000_000_005, None, None, &[]); // keyless tombstone
+//! let batch = builder.build()?;
+//! let records = batch.as_batch().records()?;
+//! let first = records.iter().next().unwrap()?;
+//! assert_eq!(first.key(), Some(&b"alice"[..]));
+//! assert_eq!(first.headers().next().unwrap()?, ("source", Some(&b"atm"[..])));
+//! # Ok::<(), riverbed::Error>(())
+//! ```
+
+pub mod codec;
+pub mod crc;
+
+use std::borrow::Cow;
+
+use crate::error::{corrupt, Error, Result};
+use codec::{BatchHeader, Cursor};
+
+/// How a batch's records section is compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Stored as is. Default.
+    #[default]
+    None,
+    /// zstd at the given level (1..=22; 3 is zstd's default). The batch is stored uncompressed
+    /// when compressing does not make it smaller.
+    Zstd {
+        /// zstd compression level.
+        level: i32,
+    },
+}
+
+/// Which clock a batch's timestamps come from (Kafka's `message.timestamp.type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The timestamps the producer set. Default.
+    #[default]
+    CreateTime,
+    /// The wall-clock time at which the log appended the batch; every record in the batch reads
+    /// back with that time.
+    LogAppendTime,
+}
+
+/// Builds one record batch: 1..N records that are appended together and share one CRC.
+#[derive(Debug)]
+pub struct BatchBuilder {
+    compression: Compression,
+    records: Vec<u8>,
+    scratch: Vec<u8>,
+    count: u32,
+    first_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl BatchBuilder {
+    /// An empty builder.
+    pub fn new(compression: Compression) -> BatchBuilder {
+        BatchBuilder {
+            compression,
+            records: Vec::new(),
+            scratch: Vec::new(),
+            count: 0,
+            first_timestamp: 0,
+            max_timestamp: i64::MIN,
+        }
+    }
+
+    /// Adds a record. `timestamp` is in milliseconds since the Unix epoch; a `None` value is a
+    /// tombstone (it deletes the key in a compacted topic); headers are `(key, value)` pairs, and a
+    /// header key may repeat.
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> &mut BatchBuilder {
+        if self.count == 0 {
+            self.first_timestamp = timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        // Deltas are computed with wrapping arithmetic and decoded the same way, so any pair of
+        // i64 timestamps round-trips.
+        let delta = timestamp.wrapping_sub(self.first_timestamp);
+        codec::put_record(
+            &mut self.records,
+            &mut self.scratch,
+            delta,
+            self.count,
+            key,
+            value,
+            headers,
+        );
+        self.count += 1;
+        self
+    }
+
+    /// Number of records added so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Encoded size so far, before compression, header included.
+    pub fn size_in_bytes(&self) -> usize {
+        codec::HEADER_LEN + self.records.len()
+    }
+
+    /// An upper bound on how much `append` with these arguments would add to
+    /// [`size_in_bytes`](Self::size_in_bytes), so a caller can keep batches under a limit.
+    pub fn record_size_upper_bound(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> usize {
+        codec::record_size_upper_bound(key, value, headers)
+    }
+
+    /// Encodes the batch: header, (compressed) records and CRC.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the batch is empty;
+    /// [`Io`](crate::ErrorKind::Io) if zstd fails.
+    pub fn build(&self) -> Result<RecordBatch> {
+        if self.count == 0 {
+            return Err(Error::invalid("a record batch needs at least one record"));
+        }
+        let mut codec_id = codec::CODEC_NONE;
+        let mut body: Cow<'_, [u8]> = Cow::Borrowed(&self.records);
+        if let Compression::Zstd { level } = self.compression {
+            let compressed = zstd::bulk::compress(&self.records, level)
+                .map_err(|e| Error::io("zstd compression", "<memory>", e))?;
+            if compressed.len() + 4 < self.records.len() {
+                let mut framed = Vec::with_capacity(compressed.len() + 4);
+                framed.extend_from_slice(&(self.records.len() as u32).to_le_bytes());
+                framed.extend_from_slice(&compressed);
+                body = Cow::Owned(framed);
+                codec_id = codec::CODEC_ZSTD;
+            }
+        }
+        let mut bytes = vec![0u8; codec::HEADER_LEN + body.len()];
+        bytes[codec::HEADER_LEN..].copy_from_slice(&body);
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            magic: codec::BATCH_MAGIC,
+            crc: 0,
+            attributes: codec_id,
+            last_offset_delta: self.count - 1,
+            first_timestamp: self.first_timestamp,
+            max_timestamp: self.max_timestamp,
+            record_count: self.count,
+        };
+        codec::write_header(&mut bytes, &header);
+        Ok(RecordBatch { bytes })
+    }
+
+    /// Empties the builder so it can be reused (keeps its buffers).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.count = 0;
+        self.max_timestamp = i64::MIN;
+    }
+}
+
+/// An encoded record batch, ready to append. Its base offset is 0 until a log appends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBatch {
+    bytes: Vec<u8>,
+}
+
+impl RecordBatch {
+    /// The encoded bytes, exactly as they will be stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Encoded size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a batch holds at least one record.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Decodes and checks (framing and CRC) bytes produced by [`BatchBuilder::build`] or read from
+    /// a log.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) naming the byte that is wrong.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<RecordBatch> {
+        let batch = BatchRef::parse(&bytes, bytes.len())?;
+        if batch.len() != bytes.len() {
+            return Err(corrupt(
+                batch.len() as u64,
+                "the end of the batch",
+                format!("{} trailing bytes", bytes.len() - batch.len()),
+            ));
+        }
+        Ok(RecordBatch { bytes })
+    }
+
+    /// A decoding view of this batch.
+    pub fn as_batch(&self) -> BatchRef<'_> {
+        BatchRef {
+            bytes: &self.bytes,
+            header: self.header(),
+        }
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u32 {
+        self.header().record_count
+    }
+
+    pub(crate) fn header(&self) -> BatchHeader {
+        // The bytes were built or checked by this module, so the framing is known to be good.
+        BatchHeader::parse(&self.bytes, usize::MAX).unwrap_or(BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            magic: 0,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: 0,
+            first_timestamp: 0,
+            max_timestamp: 0,
+            record_count: 0,
+        })
+    }
+
+    /// Sets record timestamps to `now` for a log-append-time topic: stamps `max_timestamp` and the
+    /// timestamp-type bit, and recomputes the CRC.
+    pub(crate) fn stamp_log_append_time(&mut self, now: i64) {
+        let mut h = self.header();
+        h.attributes |= codec::ATTR_LOG_APPEND_TIME;
+        h.max_timestamp = now;
+        h.first_timestamp = h.first_timestamp.min(now);
+        codec::write_header(&mut self.bytes, &h);
+    }
+}
+
+/// A batch decoded in place from borrowed bytes (a segment mapping or a [`RecordBatch`]). Its
+/// framing and CRC were checked when it was made.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchRef<'a> {
+    bytes: &'a [u8],
+    header: BatchHeader,
+}
+
+impl<'a> BatchRef<'a> {
+    /// Parses and checks the batch at the start of `bytes` (framing and CRC). Batches larger than
+    /// `max_batch_bytes` are refused.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) with the position relative to `bytes`.
+    pub fn parse(bytes: &'a [u8], max_batch_bytes: usize) -> Result<BatchRef<'a>> {
+        let header = BatchHeader::parse(bytes, max_batch_bytes)?;
+        header.verify_crc(bytes)?;
+        Ok(BatchRef {
+            bytes: &bytes[..header.total_len()],
+            header,
+        })
+    }
+
+    pub(crate) fn from_checked(bytes: &'a [u8], header: BatchHeader) -> BatchRef<'a> {
+        BatchRef { bytes, header }
+    }
+
+    /// The batch's bytes, exactly as stored.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Size of the batch in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a batch holds at least one record.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Offset of the first record.
+    pub fn base_offset(&self) -> u64 {
+        self.header.base_offset
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> u64 {
+        self.header.last_offset()
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u32 {
+        self.header.record_count
+    }
+
+    /// Timestamp of the first record.
+    pub fn first_timestamp(&self) -> i64 {
+        self.header.first_timestamp
+    }
+
+    /// Largest timestamp of the batch.
+    pub fn max_timestamp(&self) -> i64 {
+        self.header.max_timestamp
+    }
+
+    /// The clock the timestamps come from.
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.header.log_append_time() {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// Whether the records section is zstd-compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.header.codec() == codec::CODEC_ZSTD
+    }
+
+    /// The records of the batch. For a compressed batch this decompresses the records section
+    /// once; otherwise it borrows the stored bytes.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) if the compressed section does not
+    /// decompress to its stated size.
+    pub fn records(&self) -> Result<Records<'a>> {
+        let section = &self.bytes[codec::HEADER_LEN..];
+        let data = if self.header.codec() == codec::CODEC_ZSTD {
+            Cow::Owned(decompress(section)?)
+        } else {
+            Cow::Borrowed(section)
+        };
+        Ok(Records {
+            data,
+            header: self.header,
+        })
+    }
+}
+
+fn decompress(section: &[u8]) -> Result<Vec<u8>> {
+    let at = codec::HEADER_LEN as u64;
+    let Some((len, frame)) = section.split_first_chunk::<4>() else {
+        return Err(corrupt(
+            at,
+            "a 4-byte uncompressed length",
+            "the end of the batch",
+        ));
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > codec::MAX_UNCOMPRESSED_RECORDS {
+        return Err(corrupt(
+            at,
+            format!(
+                "an uncompressed size of at most {}",
+                codec::MAX_UNCOMPRESSED_RECORDS
+            ),
+            format!("{len}"),
+        ));
+    }
+    let out = zstd::bulk::decompress(frame, len)
+        .map_err(|e| corrupt(at + 4, "a valid zstd frame", format!("zstd error: {e}")))?;
+    if out.len() != len {
+        return Err(corrupt(
+            at,
+            format!("{len} bytes after decompression"),
+            format!("{} bytes", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+/// The decoded (decompressed, if need be) records section of one batch.
+#[derive(Debug)]
+pub struct Records<'a> {
+    data: Cow<'a, [u8]>,
+    header: BatchHeader,
+}
+
+impl Records<'_> {
+    /// Iterates the records in offset order. Each item is checked as it is decoded; a malformed
+    /// record ends the iteration with a corruption error.
+    pub fn iter(&self) -> RecordIter<'_> {
+        RecordIter {
+            cursor: Cursor::new(&self.data, codec::HEADER_LEN as u64),
+            header: self.header,
+            seen: 0,
+            last_delta: None,
+            failed: false,
+        }
+    }
+}
+
+/// Iterator over the records of a batch. See [`Records::iter`].
+#[derive(Debug)]
+pub struct RecordIter<'a> {
+    cursor: Cursor<'a>,
+    header: BatchHeader,
+    seen: u32,
+    last_delta: Option<u32>,
+    failed: bool,
+}
+
+impl<'a> RecordIter<'a> {
+    fn decode(&mut self) -> Result<RecordView<'a>> {
+        let len = self.cursor.uvarint()?;
+        if len > self.cursor.remaining() as u64 {
+            return Err(corrupt(
+                0,
+                format!("a record of at most {} bytes", self.cursor.remaining()),
+                format!("a record length of {len}"),
+            ));
+        }
+        let body = self.cursor.bytes(len as usize)?;
+        let mut c = Cursor::new(body, 0);
+        let _attributes = c.u8()?;
+        let ts_delta = c.varint()?;
+        let delta = c.uvarint()?;
+        let delta_ok = u32::try_from(delta).ok().filter(|d| {
+            *d <= self.header.last_offset_delta && self.last_delta.is_none_or(|l| *d > l)
+        });
+        let Some(delta) = delta_ok else {
+            return Err(corrupt(
+                0,
+                format!(
+                    "an offset delta above the previous one and at most {}",
+                    self.header.last_offset_delta
+                ),
+                format!("{delta}"),
+            ));
+        };
+        let key = c.nullable_bytes()?;
+        let value = c.nullable_bytes()?;
+        let header_count = c.uvarint()?;
+        let headers = HeaderIter {
+            cursor: Cursor::new(c.rest(), 0),
+            left: header_count,
+        };
+        // Walk the headers once so that a malformed header is reported here, with the record.
+        for h in headers.clone() {
+            h?;
+        }
+        let timestamp = if self.header.log_append_time() {
+            self.header.max_timestamp
+        } else {
+            self.header.first_timestamp.wrapping_add(ts_delta)
+        };
+        self.last_delta = Some(delta);
+        Ok(RecordView {
+            offset: self.header.base_offset + u64::from(delta),
+            timestamp,
+            key,
+            value,
+            headers,
+        })
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RecordView<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.seen == self.header.record_count {
+            if self.cursor.remaining() != 0 {
+                self.failed = true;
+                return Some(Err(corrupt(
+                    0,
+                    format!(
+                        "{} records and then the end of the batch",
+                        self.header.record_count
+                    ),
+                    format!("{} more bytes", self.cursor.remaining()),
+                )));
+            }
+            return None;
+        }
+        self.seen += 1;
+        let r = self.decode();
+        self.failed = r.is_err();
+        Some(r)
+    }
+}
+
+/// One record, borrowed from its batch.
+#[derive(Clone, Debug)]
+pub struct RecordView<'a> {
+    offset: u64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: HeaderIter<'a>,
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's offset in its partition.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+    /// Milliseconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    /// The key, if any.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key
+    }
+    /// The value; `None` is a tombstone.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
+    /// The headers, in the order they were added.
+    pub fn headers(&self) -> HeaderIter<'a> {
+        self.headers.clone()
+    }
+}
+
+/// Iterator over a record's headers as `(key, value)` pairs.
+#[derive(Clone, Debug)]
+pub struct HeaderIter<'a> {
+    cursor: Cursor<'a>,
+    left: u64,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = Result<(&'a str, Option<&'a [u8]>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let r = (|| {
+            let klen = self.cursor.uvarint()?;
+            if klen > self.cursor.remaining() as u64 {
+                return Err(corrupt(
+                    0,
+                    "a header key inside the record",
+                    format!("key length {klen}"),
+                ));
+            }
+            let k = self.cursor.bytes(klen as usize)?;
+            let k = std::str::from_utf8(k)
+                .map_err(|_| corrupt(0, "a UTF-8 header key", "invalid UTF-8"))?;
+            let v = self.cursor.nullable_bytes()?;
+            Ok((k, v))
+        })();
+        if r.is_err() {
+            self.left = 0;
+        }
+        Some(r)
+    }
+}

@@ -1,0 +1,213 @@
+//! The crate's only `unsafe` code: shared memory maps of segment and index files.
+//!
+//! A file is mapped once, `MAP_SHARED`, for its whole capacity. One [`MapWriter`] (owned by the
+//! single writer of the log, behind its mutex) fills the map from the front; any number of readers
+//! hold an `Arc<Mapping>` and see the prefix `[0, published)`. The writer stores into bytes at or
+//! beyond `published` and then moves `published` forward with a release store, so a reader that
+//! loads it with acquire ordering sees every byte below it fully written.
+//!
+//! The invariants that make the borrowed slices sound, enforced by this module's API:
+//! 1. **Published bytes never change.** The writer can only reach bytes at or after `published`
+//!    (the `spare` slice), and `published` only grows.
+//! 2. **Published bytes never vanish.** A mapped file is only ever shortened by
+//!    [`MapWriter::seal`], which consumes the writer and cuts the file at `published`, never
+//!    below. Pages past the end of a file fault (SIGBUS) only when touched, and no reader can
+//!    touch them. Deleting a file (retention) leaves the mapping and its pages alive until the
+//!    last `Arc<Mapping>` is dropped.
+//! 3. **Nobody else writes the file.** Every log directory is held under an exclusive lock for as
+//!    long as a handle is open, and recovery truncates files before they are mapped.
+//!
+//! Writing through a map into a sparse file faults on every first-touched page, and a full disk
+//! turns such a fault into SIGBUS. So the writer prefaults ahead of itself in chunks with
+//! `MADV_POPULATE_WRITE`, which allocates the blocks and maps the pages writable in one system
+//! call, and reports a full disk as an ordinary error before anything is written.
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+/// How far ahead of the write cursor the writer prefaults.
+const POPULATE_CHUNK: usize = 1 << 20;
+
+/// A shared map of a file whose prefix `[0, published)` is immutable and readable.
+pub(crate) struct Mapping {
+    raw: MmapRaw,
+    published: AtomicUsize,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("capacity", &self.raw.len())
+            .field("published", &self.published())
+            .finish()
+    }
+}
+
+impl Mapping {
+    /// Maps the first `len` bytes of an immutable (sealed) file read-only. The file must be at
+    /// least `len` bytes long and `len` must be non-zero.
+    pub(crate) fn read_only(file: &File, len: usize) -> io::Result<Arc<Mapping>> {
+        check_file_covers(file, len)?;
+        let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
+        Ok(Arc::new(Mapping {
+            raw,
+            published: AtomicUsize::new(len),
+        }))
+    }
+
+    /// Number of readable bytes.
+    pub(crate) fn published(&self) -> usize {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// The readable prefix of the file.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        let len = self.published();
+        // SAFETY: `raw` maps at least `len` bytes (published <= capacity is kept by `advance`).
+        // Bytes below `published` were fully written before the release store that published
+        // them (paired with the acquire load above) and are never written again (invariant 1), nor
+        // cut from the file while mapped (invariant 2), nor written by another process
+        // (invariant 3). The slice borrows `self`, so the map outlives it.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr(), len) }
+    }
+
+    /// Writes `[start, start + len)` of the map back to the file and waits for the device
+    /// (`msync(MS_SYNC)`, which on Linux is an `fdatasync` of that range).
+    pub(crate) fn sync_range(&self, start: usize, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.raw.flush_range(start, len)
+    }
+}
+
+/// Refuses to map bytes the file does not have: touching them would raise SIGBUS.
+fn check_file_covers(file: &File, len: usize) -> io::Result<()> {
+    let file_len = file.metadata()?.len();
+    if len == 0 || (len as u64) > file_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot map {len} bytes of a {file_len}-byte file"),
+        ));
+    }
+    Ok(())
+}
+
+/// The single writer of a [`Mapping`]: appends bytes after the published prefix.
+pub(crate) struct MapWriter {
+    map: Arc<Mapping>,
+    cursor: usize,
+    populated: usize,
+    populate_supported: bool,
+}
+
+impl MapWriter {
+    /// Maps `capacity` bytes of `file` read-write. The file must already be at least `capacity`
+    /// bytes long (see `File::set_len`), and its first `published` bytes are taken as written.
+    pub(crate) fn new(file: &File, capacity: usize, published: usize) -> io::Result<MapWriter> {
+        if published > capacity || capacity == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot map {capacity} bytes with {published} already written"),
+            ));
+        }
+        check_file_covers(file, capacity)?;
+        let raw = MmapOptions::new().len(capacity).map_raw(file)?;
+        Ok(MapWriter {
+            map: Arc::new(Mapping {
+                raw,
+                published: AtomicUsize::new(published),
+            }),
+            cursor: published,
+            populated: published,
+            populate_supported: true,
+        })
+    }
+
+    /// The shared mapping that readers hold.
+    pub(crate) fn mapping(&self) -> &Arc<Mapping> {
+        &self.map
+    }
+
+    /// Where the next byte goes.
+    pub(crate) fn position(&self) -> usize {
+        self.cursor
+    }
+
+    /// Size of the map.
+    pub(crate) fn capacity(&self) -> usize {
+        self.map.raw.len()
+    }
+
+    /// A writable slice of `len` bytes at the cursor, which nobody else can see until
+    /// [`advance`](Self::advance) and [`publish`](Self::publish). Prefaults it first.
+    pub(crate) fn spare(&mut self, len: usize) -> io::Result<&mut [u8]> {
+        let end = self
+            .cursor
+            .checked_add(len)
+            .filter(|end| *end <= self.capacity())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::StorageFull, "write past the end of the map")
+            })?;
+        if end > self.populated {
+            self.populate(end)?;
+        }
+        // SAFETY: `[cursor, end)` lies inside the map (checked above). It is at or after
+        // `published`, so no reader has a slice over it (invariant 1), and `&mut self` makes this
+        // the only writable borrow. Its pages are writable and backed by allocated blocks when
+        // populate succeeded; where populate is unsupported a store faults them in as usual.
+        Ok(unsafe {
+            std::slice::from_raw_parts_mut(self.map.raw.as_mut_ptr().add(self.cursor), len)
+        })
+    }
+
+    fn populate(&mut self, end: usize) -> io::Result<()> {
+        if !self.populate_supported {
+            return Ok(());
+        }
+        let target = end
+            .max(self.populated + POPULATE_CHUNK)
+            .min(self.capacity());
+        match self.map.raw.advise_range(
+            Advice::PopulateWrite,
+            self.populated,
+            target - self.populated,
+        ) {
+            Ok(()) => {
+                self.populated = target;
+                Ok(())
+            }
+            // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write without prefaulting.
+            Err(e) if e.raw_os_error() == Some(22) => {
+                self.populate_supported = false;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves the cursor past `len` bytes written through [`spare`](Self::spare).
+    pub(crate) fn advance(&mut self, len: usize) {
+        self.cursor = (self.cursor + len).min(self.capacity());
+    }
+
+    /// Makes everything before the cursor visible to readers.
+    pub(crate) fn publish(&self) {
+        self.map.published.store(self.cursor, Ordering::Release);
+    }
+
+    /// Syncs the published bytes, cuts the file to them, syncs its length, and leaves the
+    /// (now immutable) mapping to its readers. The file must be the one this writer maps.
+    pub(crate) fn seal(self, file: &File) -> io::Result<Arc<Mapping>> {
+        self.publish();
+        self.map.sync_range(0, self.cursor)?;
+        // Invariant 2: the cut is at `published`, so no reader's slice loses a byte.
+        file.set_len(self.cursor as u64)?;
+        file.sync_all()?;
+        Ok(self.map)
+    }
+}

@@ -1,0 +1,879 @@
+//! A segment: one `{base_offset:020}.log` data file with its `.index` and `.timeindex`.
+//!
+//! [`Segment`] is the shared, read-side view that readers hold (`Arc<Segment>`); the active
+//! segment is also owned by one [`ActiveSegment`], the write side, until it is sealed. This module
+//! owns every byte-level file format of a segment; `mmap` is the one place with `unsafe`.
+
+#[allow(unsafe_code)] // The crate's one unsafe module; see its SAFETY contract.
+pub(crate) mod mmap;
+
+pub mod file_header;
+pub mod index;
+pub mod scan;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::record::codec::{self, BatchHeader};
+use crate::record::{BatchRef, Records};
+use file_header::{FileKind, FILE_HEADER_LEN};
+use index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
+use mmap::{MapWriter, Mapping};
+
+/// The three file paths of a segment.
+#[derive(Clone, Debug)]
+pub(crate) struct SegmentPaths {
+    pub log: PathBuf,
+    pub index: PathBuf,
+    pub time_index: PathBuf,
+}
+
+impl SegmentPaths {
+    pub fn new(dir: &Path, base_offset: u64) -> SegmentPaths {
+        SegmentPaths {
+            log: dir.join(format!("{base_offset:020}.log")),
+            index: dir.join(format!("{base_offset:020}.index")),
+            time_index: dir.join(format!("{base_offset:020}.timeindex")),
+        }
+    }
+}
+
+/// Parses a segment file name (`00000000000000000042.log`) into its base offset and extension.
+pub(crate) fn parse_file_name(name: &str) -> Option<(u64, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, ext))
+}
+
+/// The read side of a segment, shared by the writer and all readers.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: u64,
+    pub paths: SegmentPaths,
+    data: Arc<Mapping>,
+    index: Arc<Mapping>,
+    time_index: Arc<Mapping>,
+    /// Offset after the last batch (the next segment's base once sealed).
+    next_offset: AtomicU64,
+    /// Largest timestamp in the segment, `i64::MIN` while empty.
+    max_timestamp: AtomicI64,
+    max_batch_bytes: usize,
+}
+
+/// Whether a read filled its budget or ran off the end of the segment.
+pub(crate) enum ReadProgress {
+    Full,
+    SegmentExhausted,
+}
+
+impl Segment {
+    /// Bytes in the data file, header included.
+    pub fn size(&self) -> u64 {
+        self.data.published() as u64
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    pub fn set_next_offset(&self, next: u64) {
+        self.next_offset.store(next, Ordering::Release);
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    fn entries(map: &Mapping) -> &[u8] {
+        map.bytes().get(FILE_HEADER_LEN..).unwrap_or(&[])
+    }
+
+    /// The framing-checked header of the batch at `pos` (CRC not verified).
+    fn header_at(&self, bytes: &[u8], pos: usize) -> Result<BatchHeader> {
+        BatchHeader::parse(bytes.get(pos..).unwrap_or(&[]), self.max_batch_bytes)
+            .map_err(|e| e.in_file(&self.paths.log, pos as u64))
+    }
+
+    /// Where to start scanning for `offset`, and the base offset the batch there must have.
+    fn start_for(&self, offset: u64) -> (usize, u64) {
+        let rel = u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX);
+        match index::offset_floor(Self::entries(&self.index), rel) {
+            Some(e) => (
+                e.position as usize,
+                self.base_offset + u64::from(e.relative_offset),
+            ),
+            None => (FILE_HEADER_LEN, self.base_offset),
+        }
+    }
+
+    /// Appends to `out` the batches holding offsets `from..hw`, until `used` reaches `max_bytes`
+    /// (at least one batch overall is always returned). CRCs are verified.
+    pub fn read(
+        &self,
+        from: u64,
+        hw: u64,
+        max_bytes: usize,
+        out: &mut Vec<BatchView>,
+        used: &mut usize,
+    ) -> Result<ReadProgress> {
+        let bytes = self.data.bytes();
+        let (mut pos, expected_base) = self.start_for(from.max(self.base_offset));
+        let mut prev_last: Option<u64> = None;
+        while pos < bytes.len() {
+            let h = self.header_at(bytes, pos)?;
+            match prev_last {
+                None if h.base_offset != expected_base && pos == FILE_HEADER_LEN => {
+                    return Err(crate::error::corrupt(
+                        pos as u64,
+                        format!(
+                            "the first batch to have the segment's base offset {expected_base}"
+                        ),
+                        format!("base offset {}", h.base_offset),
+                    )
+                    .in_file(&self.paths.log, 0));
+                }
+                None if h.base_offset != expected_base => {
+                    return Err(crate::error::corrupt(
+                        0,
+                        format!(
+                            "an index entry for the batch at byte {pos}, which has base offset {}",
+                            h.base_offset
+                        ),
+                        format!("an entry naming offset {expected_base}"),
+                    )
+                    .in_file(&self.paths.index, 0));
+                }
+                Some(last) if h.base_offset <= last => {
+                    return Err(crate::error::corrupt(
+                        pos as u64,
+                        format!("a batch with base offset above {last}"),
+                        format!("base offset {}", h.base_offset),
+                    )
+                    .in_file(&self.paths.log, 0));
+                }
+                _ => {}
+            }
+            prev_last = Some(h.last_offset());
+            if h.base_offset >= hw {
+                return Ok(ReadProgress::Full);
+            }
+            let total = h.total_len();
+            if h.last_offset() >= from {
+                if *used > 0 && *used + total > max_bytes {
+                    return Ok(ReadProgress::Full);
+                }
+                h.verify_crc(&bytes[pos..])
+                    .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+                out.push(BatchView {
+                    map: Arc::clone(&self.data),
+                    start: pos,
+                    header: h,
+                });
+                *used += total;
+                if *used >= max_bytes {
+                    return Ok(ReadProgress::Full);
+                }
+            }
+            pos += total;
+        }
+        Ok(ReadProgress::SegmentExhausted)
+    }
+
+    /// The first record at or after `from_offset`, below `hw`, whose timestamp is `>= ts`.
+    pub fn find_by_time(&self, ts: i64, hw: u64) -> Result<Option<(u64, i64)>> {
+        if self.max_timestamp() < ts {
+            return Ok(None);
+        }
+        let bytes = self.data.bytes();
+        let mut pos = index::time_floor(Self::entries(&self.time_index), ts)
+            .map_or(FILE_HEADER_LEN, |e| e.position as usize);
+        while pos < bytes.len() {
+            let h = self.header_at(bytes, pos)?;
+            if h.base_offset >= hw {
+                break;
+            }
+            if h.max_timestamp >= ts {
+                h.verify_crc(&bytes[pos..])
+                    .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+                let batch = BatchRef::from_checked(&bytes[pos..pos + h.total_len()], h);
+                let records = batch
+                    .records()
+                    .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+                for r in records.iter() {
+                    let r = r.map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+                    if r.timestamp() >= ts && r.offset() < hw {
+                        return Ok(Some((r.offset(), r.timestamp())));
+                    }
+                }
+            }
+            pos += h.total_len();
+        }
+        Ok(None)
+    }
+
+    /// Opens a sealed segment read-only. Indexes that are missing or fail their checks are
+    /// rebuilt from the data file; the returned flag says whether that happened.
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: u64,
+        max_batch_bytes: usize,
+        index_interval: usize,
+    ) -> Result<(Segment, bool)> {
+        let paths = SegmentPaths::new(dir, base_offset);
+        let file = File::open(&paths.log).map_err(|e| Error::io("open segment", &paths.log, e))?;
+        let len = file_len(&file, &paths.log)?;
+        let data = map_checked(&file, len, FileKind::Log, base_offset, &paths.log)?;
+        let index = open_index(
+            &paths.index,
+            FileKind::OffsetIndex,
+            base_offset,
+            OFFSET_ENTRY_LEN,
+            len,
+        );
+        let time_index = open_index(
+            &paths.time_index,
+            FileKind::TimeIndex,
+            base_offset,
+            TIME_ENTRY_LEN,
+            len,
+        );
+        let (index, time_index, rebuilt) = match (index, time_index) {
+            (Some(i), Some(t)) => (i, t, false),
+            _ => {
+                let (i, t) =
+                    rebuild_indexes(&paths, &data, base_offset, max_batch_bytes, index_interval)?;
+                (i, t, true)
+            }
+        };
+        let max_ts = last_time_entry(&time_index).map_or(i64::MIN, |e| e.timestamp);
+        Ok((
+            Segment {
+                base_offset,
+                paths,
+                data,
+                index,
+                time_index,
+                next_offset: AtomicU64::new(base_offset),
+                max_timestamp: AtomicI64::new(max_ts),
+                max_batch_bytes,
+            },
+            rebuilt,
+        ))
+    }
+}
+
+fn last_time_entry(map: &Mapping) -> Option<TimeEntry> {
+    let entries = Segment::entries(map);
+    let n = entries.len() / TIME_ENTRY_LEN;
+    n.checked_sub(1).and_then(|i| TimeEntry::at(entries, i))
+}
+
+fn file_len(file: &File, path: &Path) -> Result<usize> {
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    usize::try_from(len)
+        .map_err(|_| Error::invalid(format!("{} is too large to map", path.display())))
+}
+
+/// Maps a sealed file read-only after checking its header.
+fn map_checked(
+    file: &File,
+    len: usize,
+    kind: FileKind,
+    base: u64,
+    path: &Path,
+) -> Result<Arc<Mapping>> {
+    if len < FILE_HEADER_LEN {
+        return Err(crate::error::corrupt(
+            0,
+            format!("a {FILE_HEADER_LEN}-byte file header"),
+            format!("a file of {len} bytes"),
+        )
+        .in_file(path, 0));
+    }
+    let map = Mapping::read_only(file, len).map_err(|e| Error::io("map segment file", path, e))?;
+    file_header::check(map.bytes(), kind, base, path)?;
+    Ok(map)
+}
+
+/// Opens a sealed index if it passes the cheap checks: header, whole entries, every entry
+/// well-ordered and pointing inside the data file.
+fn open_index(
+    path: &Path,
+    kind: FileKind,
+    base: u64,
+    entry_len: usize,
+    data_len: usize,
+) -> Option<Arc<Mapping>> {
+    let file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len() as usize;
+    if len < FILE_HEADER_LEN || !(len - FILE_HEADER_LEN).is_multiple_of(entry_len) {
+        return None;
+    }
+    let map = map_checked(&file, len, kind, base, path).ok()?;
+    let entries = Segment::entries(&map);
+    let n = entries.len() / entry_len;
+    let valid = match kind {
+        FileKind::TimeIndex => index::valid_time_prefix(entries, data_len),
+        _ => index::valid_offset_prefix(entries, data_len),
+    };
+    (valid == n).then_some(map)
+}
+
+/// Rebuilds both indexes of a sealed segment by scanning its data file, writes them atomically
+/// (temp file, fsync, rename) and maps them.
+fn rebuild_indexes(
+    paths: &SegmentPaths,
+    data: &Mapping,
+    base: u64,
+    max_batch_bytes: usize,
+    interval: usize,
+) -> Result<(Arc<Mapping>, Arc<Mapping>)> {
+    let mut policy = IndexPolicy::new(interval, base);
+    let mut offsets = file_header::encode(FileKind::OffsetIndex, base).to_vec();
+    let mut times = file_header::encode(FileKind::TimeIndex, base).to_vec();
+    let scanned = scan::scan(
+        data.bytes(),
+        FILE_HEADER_LEN,
+        base,
+        max_batch_bytes,
+        |pos, h| {
+            let (o, t) = policy.note(pos, h);
+            if let Some(o) = o {
+                offsets.extend_from_slice(&o.encode());
+            }
+            if let Some(t) = t {
+                times.extend_from_slice(&t.encode());
+            }
+        },
+    );
+    if let Some(t) = policy.final_time_entry() {
+        times.extend_from_slice(&t.encode());
+    }
+    // A sealed segment is entirely below the recovery point, so a bad batch is corruption of
+    // acknowledged data: report it rather than cut it away.
+    if let Some(err) = scanned.error {
+        return Err(err.in_file(&paths.log, 0));
+    }
+    let index = write_sealed_file(&paths.index, &offsets, FileKind::OffsetIndex, base)?;
+    let time_index = write_sealed_file(&paths.time_index, &times, FileKind::TimeIndex, base)?;
+    Ok((index, time_index))
+}
+
+fn write_sealed_file(path: &Path, bytes: &[u8], kind: FileKind, base: u64) -> Result<Arc<Mapping>> {
+    crate::fs::write_atomic(path, bytes)?;
+    let file = File::open(path).map_err(|e| Error::io("open index", path, e))?;
+    map_checked(&file, bytes.len(), kind, base, path)
+}
+
+/// Decides which index entries a batch gets (Kafka's rule: an offset entry, and a time entry if
+/// the segment's max timestamp grew, whenever `index_interval_bytes` have been written since the
+/// last entry).
+#[derive(Clone, Debug)]
+pub(crate) struct IndexPolicy {
+    interval: usize,
+    base: u64,
+    bytes_since_entry: usize,
+    pub max_timestamp: i64,
+    max_ts_rel: u32,
+    max_ts_pos: u32,
+    last_time_entry: i64,
+    pub first_batch_timestamp: Option<i64>,
+}
+
+impl IndexPolicy {
+    pub fn new(interval: usize, base: u64) -> IndexPolicy {
+        IndexPolicy {
+            interval,
+            base,
+            bytes_since_entry: 0,
+            max_timestamp: i64::MIN,
+            max_ts_rel: 0,
+            max_ts_pos: 0,
+            last_time_entry: i64::MIN,
+            first_batch_timestamp: None,
+        }
+    }
+
+    /// Whether the next batch gets index entries.
+    pub fn due(&self) -> bool {
+        self.bytes_since_entry >= self.interval
+    }
+
+    /// Records a batch appended at `pos`; returns the entries to append.
+    pub fn note(
+        &mut self,
+        pos: usize,
+        h: &BatchHeader,
+    ) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        let rel = (h.base_offset - self.base) as u32;
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(h.max_timestamp);
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.max_ts_rel = rel;
+            self.max_ts_pos = pos as u32;
+        }
+        let mut out = (None, None);
+        if self.due() {
+            out.0 = Some(OffsetEntry {
+                relative_offset: rel,
+                position: pos as u32,
+            });
+            out.1 = self.final_time_entry();
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += h.total_len();
+        out
+    }
+
+    /// The policy's state for a segment whose batches before `position` were indexed by earlier
+    /// runs (`last_offset` and `last_time` are the last entries kept).
+    pub fn resume(
+        interval: usize,
+        base: u64,
+        position: usize,
+        last_offset: Option<OffsetEntry>,
+        last_time: Option<TimeEntry>,
+        first_batch_timestamp: Option<i64>,
+    ) -> IndexPolicy {
+        let mut p = IndexPolicy::new(interval, base);
+        p.bytes_since_entry =
+            position - last_offset.map_or(FILE_HEADER_LEN, |e| e.position as usize);
+        if let Some(t) = last_time {
+            p.max_timestamp = t.timestamp;
+            p.max_ts_rel = t.relative_offset;
+            p.max_ts_pos = t.position;
+            p.last_time_entry = t.timestamp;
+        }
+        p.first_batch_timestamp = first_batch_timestamp;
+        p
+    }
+
+    /// A time entry for the current maximum, if the index does not have it yet.
+    pub fn final_time_entry(&mut self) -> Option<TimeEntry> {
+        if self.max_timestamp > self.last_time_entry {
+            self.last_time_entry = self.max_timestamp;
+            Some(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: self.max_ts_rel,
+                position: self.max_ts_pos,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// The write side of the active segment.
+pub(crate) struct ActiveSegment {
+    pub seg: Arc<Segment>,
+    data_file: File,
+    index_file: File,
+    time_file: File,
+    data: MapWriter,
+    index: MapWriter,
+    time: MapWriter,
+    pub policy: IndexPolicy,
+}
+
+/// Sizes of a new or reopened active segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Capacity {
+    pub data: usize,
+    pub index_entries: usize,
+    pub max_batch_bytes: usize,
+    pub index_interval: usize,
+}
+
+/// What recovery found in an active segment that is being reopened.
+pub(crate) struct Reopened {
+    pub data_len: usize,
+    pub next_offset: u64,
+    pub offset_entries: usize,
+    pub time_entries: usize,
+    pub policy: IndexPolicy,
+}
+
+fn open_rw(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(create)
+        .open(path)
+        .map_err(|e| {
+            Error::io(
+                if create {
+                    "create segment file"
+                } else {
+                    "open segment file"
+                },
+                path,
+                e,
+            )
+        })
+}
+
+/// Opens an index file of the active segment for writing; one that is missing or has a bad
+/// header is recreated empty (recovery has then scheduled all its entries for rebuilding).
+fn open_index_rw(path: &Path, kind: FileKind, base: u64) -> Result<File> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io("open index file", path, e))?;
+    let mut head = Vec::with_capacity(FILE_HEADER_LEN);
+    (&mut file)
+        .take(FILE_HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io("read index file", path, e))?;
+    if file_header::check(&head, kind, base, path).is_err() {
+        file.set_len(0)
+            .map_err(|e| Error::io("reset index file", path, e))?;
+        std::io::Seek::rewind(&mut file).map_err(|e| Error::io("reset index file", path, e))?;
+        file.write_all(&file_header::encode(kind, base))
+            .map_err(|e| Error::io("write index header", path, e))?;
+    }
+    Ok(file)
+}
+
+fn set_len(file: &File, len: usize, path: &Path) -> Result<()> {
+    file.set_len(len as u64)
+        .map_err(|e| Error::io("resize segment file", path, e))
+}
+
+impl ActiveSegment {
+    /// Creates the three files of a new segment, each with its header, synced.
+    pub fn create(dir: &Path, base_offset: u64, cap: Capacity) -> Result<ActiveSegment> {
+        let paths = SegmentPaths::new(dir, base_offset);
+        for (path, kind) in [
+            (&paths.log, FileKind::Log),
+            (&paths.index, FileKind::OffsetIndex),
+            (&paths.time_index, FileKind::TimeIndex),
+        ] {
+            // A file left by a roll that crashed before its segment held a batch: start over.
+            if path.exists() {
+                std::fs::remove_file(path)
+                    .map_err(|e| Error::io("remove stale segment file", path, e))?;
+            }
+            let mut f = open_rw(path, true)?;
+            f.write_all(&file_header::encode(kind, base_offset))
+                .map_err(|e| Error::io("write segment header", path, e))?;
+            // NOTE: the header must be durable before any batch is, or recovery could find
+            // batches in a file it cannot identify.
+            f.sync_all()
+                .map_err(|e| Error::io("fsync segment file", path, e))?;
+        }
+        crate::fs::sync_dir(dir)?;
+        let reopened = Reopened {
+            data_len: FILE_HEADER_LEN,
+            next_offset: base_offset,
+            offset_entries: 0,
+            time_entries: 0,
+            policy: IndexPolicy::new(cap.index_interval, base_offset),
+        };
+        Self::reopen(dir, base_offset, cap, reopened)
+    }
+
+    /// Maps an existing active segment whose valid content recovery has established. Anything in
+    /// the files past that content is cut away first (so stale bytes can never be read back as
+    /// data), then the files are extended back to their capacity.
+    pub fn reopen(
+        dir: &Path,
+        base_offset: u64,
+        cap: Capacity,
+        r: Reopened,
+    ) -> Result<ActiveSegment> {
+        let paths = SegmentPaths::new(dir, base_offset);
+        let data_file = open_rw(&paths.log, false)?;
+        let index_file = open_index_rw(&paths.index, FileKind::OffsetIndex, base_offset)?;
+        let time_file = open_index_rw(&paths.time_index, FileKind::TimeIndex, base_offset)?;
+        let data_cap = cap.data.max(r.data_len);
+        let index_len = FILE_HEADER_LEN + r.offset_entries * OFFSET_ENTRY_LEN;
+        let time_len = FILE_HEADER_LEN + r.time_entries * TIME_ENTRY_LEN;
+        let index_cap =
+            FILE_HEADER_LEN + (cap.index_entries.max(r.offset_entries + 2)) * OFFSET_ENTRY_LEN;
+        let time_cap =
+            FILE_HEADER_LEN + (cap.index_entries.max(r.time_entries + 2)) * TIME_ENTRY_LEN;
+        for (file, path, len, capacity) in [
+            (&data_file, &paths.log, r.data_len, data_cap),
+            (&index_file, &paths.index, index_len, index_cap),
+            (&time_file, &paths.time_index, time_len, time_cap),
+        ] {
+            let mut current = file_len(file, path)?;
+            if current > len {
+                set_len(file, len, path)?;
+                current = len;
+            }
+            if current != capacity {
+                set_len(file, capacity, path)?;
+            }
+        }
+        let io = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |e| Error::io(what, path, e)
+        };
+        let data = MapWriter::new(&data_file, data_cap, r.data_len)
+            .map_err(io("map segment", &paths.log))?;
+        let index = MapWriter::new(&index_file, index_cap, index_len)
+            .map_err(io("map index", &paths.index))?;
+        let time = MapWriter::new(&time_file, time_cap, time_len)
+            .map_err(io("map time index", &paths.time_index))?;
+        file_header::check(
+            data.mapping().bytes(),
+            FileKind::Log,
+            base_offset,
+            &paths.log,
+        )?;
+        file_header::check(
+            index.mapping().bytes(),
+            FileKind::OffsetIndex,
+            base_offset,
+            &paths.index,
+        )?;
+        file_header::check(
+            time.mapping().bytes(),
+            FileKind::TimeIndex,
+            base_offset,
+            &paths.time_index,
+        )?;
+        let seg = Arc::new(Segment {
+            base_offset,
+            paths,
+            data: Arc::clone(data.mapping()),
+            index: Arc::clone(index.mapping()),
+            time_index: Arc::clone(time.mapping()),
+            next_offset: AtomicU64::new(r.next_offset),
+            max_timestamp: AtomicI64::new(r.policy.max_timestamp),
+            max_batch_bytes: cap.max_batch_bytes,
+        });
+        Ok(ActiveSegment {
+            seg,
+            data_file,
+            index_file,
+            time_file,
+            data,
+            index,
+            time,
+            policy: r.policy,
+        })
+    }
+
+    /// Byte position where the next batch goes.
+    pub fn position(&self) -> usize {
+        self.data.position()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.position() <= FILE_HEADER_LEN
+    }
+
+    /// Whether a batch of `len` bytes fits, with room for its index entries and the final time
+    /// entry written when the segment is sealed.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.data.position() + len <= self.data.capacity()
+            && self.index.position() + 2 * OFFSET_ENTRY_LEN <= self.index.capacity()
+            && self.time.position() + 2 * TIME_ENTRY_LEN <= self.time.capacity()
+    }
+
+    /// Prefaults room for a batch of `len` bytes and its index entries. An error here (a full
+    /// disk) leaves the segment untouched.
+    pub fn prepare(&mut self, len: usize) -> Result<()> {
+        let p = &self.seg.paths;
+        self.data
+            .spare(len)
+            .map_err(|e| Error::io("preallocate segment", &p.log, e))?;
+        if self.policy.due() {
+            self.index
+                .spare(OFFSET_ENTRY_LEN)
+                .map_err(|e| Error::io("preallocate index", &p.index, e))?;
+            self.time
+                .spare(TIME_ENTRY_LEN)
+                .map_err(|e| Error::io("preallocate time index", &p.time_index, e))?;
+        }
+        Ok(())
+    }
+
+    /// Copies an encoded batch into the segment with `base_offset` stamped in, indexes it and
+    /// publishes it to readers. Call [`prepare`](Self::prepare) first; an error here means the
+    /// segment may hold unpublished bytes and the log must be poisoned.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<usize> {
+        let pos = self.data.position();
+        let dst = self
+            .data
+            .spare(batch.len())
+            .map_err(|e| Error::io("write segment", &self.seg.paths.log, e))?;
+        dst.copy_from_slice(batch);
+        codec::set_base_offset(dst, header.base_offset);
+        self.data.advance(batch.len());
+        let (o, t) = self.policy.note(pos, header);
+        if let Some(o) = o {
+            self.push_entry(true, &o.encode())?;
+        }
+        if let Some(t) = t {
+            self.push_entry(false, &t.encode())?;
+        }
+        self.data.publish();
+        self.seg
+            .max_timestamp
+            .fetch_max(header.max_timestamp, Ordering::AcqRel);
+        self.seg.set_next_offset(header.next_offset());
+        Ok(pos)
+    }
+
+    /// Appends an offset index entry found by recovery.
+    pub fn push_offset_entry(&mut self, e: &OffsetEntry) -> Result<()> {
+        self.push_entry(true, &e.encode())
+    }
+
+    /// Appends a time index entry found by recovery.
+    pub fn push_time_entry(&mut self, e: &TimeEntry) -> Result<()> {
+        self.push_entry(false, &e.encode())
+    }
+
+    /// fsyncs all three files, contents and lengths.
+    pub fn sync_files(&self) -> Result<()> {
+        let p = &self.seg.paths;
+        self.data_file
+            .sync_all()
+            .map_err(|e| Error::io("fsync segment", &p.log, e))?;
+        self.index_file
+            .sync_all()
+            .map_err(|e| Error::io("fsync index", &p.index, e))?;
+        self.time_file
+            .sync_all()
+            .map_err(|e| Error::io("fsync time index", &p.time_index, e))
+    }
+
+    fn push_entry(&mut self, offset_index: bool, entry: &[u8]) -> Result<()> {
+        let (w, path) = if offset_index {
+            (&mut self.index, &self.seg.paths.index)
+        } else {
+            (&mut self.time, &self.seg.paths.time_index)
+        };
+        let dst = w
+            .spare(entry.len())
+            .map_err(|e| Error::io("write index", path, e))?;
+        dst.copy_from_slice(entry);
+        w.advance(entry.len());
+        w.publish();
+        Ok(())
+    }
+
+    /// Appends a time entry for the current max timestamp if the index lacks one, so the time
+    /// index alone tells the segment's max timestamp after a restart.
+    pub fn record_max_timestamp(&mut self) -> Result<()> {
+        if let Some(t) = self.policy.final_time_entry() {
+            self.push_entry(false, &t.encode())?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the data written between byte `from` and the cursor.
+    pub fn sync_data_from(seg: &Segment, from: usize, to: usize) -> Result<()> {
+        seg.data
+            .sync_range(from, to.saturating_sub(from))
+            .map_err(|e| Error::io("fsync segment", &seg.paths.log, e))
+    }
+
+    /// Syncs both index files (all published entries).
+    pub fn sync_indexes(seg: &Segment) -> Result<()> {
+        seg.index
+            .sync_range(0, seg.index.published())
+            .map_err(|e| Error::io("fsync index", &seg.paths.index, e))?;
+        seg.time_index
+            .sync_range(0, seg.time_index.published())
+            .map_err(|e| Error::io("fsync time index", &seg.paths.time_index, e))
+    }
+
+    /// Makes the segment immutable: final time entry, everything synced, every file cut to its
+    /// content. Readers keep their mappings.
+    pub fn seal(mut self) -> Result<Arc<Segment>> {
+        self.record_max_timestamp()?;
+        let p = self.seg.paths.clone();
+        self.index
+            .seal(&self.index_file)
+            .map_err(|e| Error::io("seal index", &p.index, e))?;
+        self.time
+            .seal(&self.time_file)
+            .map_err(|e| Error::io("seal time index", &p.time_index, e))?;
+        self.data
+            .seal(&self.data_file)
+            .map_err(|e| Error::io("seal segment", &p.log, e))?;
+        Ok(self.seg)
+    }
+}
+
+/// A batch returned by a read: a view into the memory-mapped segment that stays valid as long as
+/// it is held, even after its segment is rolled, sealed or deleted by retention. Its framing and
+/// CRC were checked when it was read.
+#[derive(Clone, Debug)]
+pub struct BatchView {
+    map: Arc<Mapping>,
+    start: usize,
+    header: BatchHeader,
+}
+
+impl BatchView {
+    /// The batch's bytes, exactly as stored (header included).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.map
+            .bytes()
+            .get(self.start..self.start + self.header.total_len())
+            .unwrap_or(&[])
+    }
+
+    /// A decoding view of the batch.
+    pub fn as_batch(&self) -> BatchRef<'_> {
+        BatchRef::from_checked(self.as_bytes(), self.header)
+    }
+
+    /// The records of the batch (borrowed from the mapping unless compressed).
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) if a record is malformed.
+    pub fn records(&self) -> Result<Records<'_>> {
+        self.as_batch().records()
+    }
+
+    /// Offset of the first record.
+    pub fn base_offset(&self) -> u64 {
+        self.header.base_offset
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> u64 {
+        self.header.last_offset()
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u32 {
+        self.header.record_count
+    }
+
+    /// Largest timestamp in the batch.
+    pub fn max_timestamp(&self) -> i64 {
+        self.header.max_timestamp
+    }
+
+    /// Size of the batch in bytes.
+    pub fn len(&self) -> usize {
+        self.header.total_len()
+    }
+
+    /// Always false: a batch holds at least one record.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
