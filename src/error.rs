@@ -75,6 +75,46 @@ pub enum ErrorKind {
         /// The lock file.
         path: PathBuf,
     },
+    /// No topic has this name (and the store does not create topics automatically).
+    UnknownTopic {
+        /// The name asked for.
+        topic: String,
+    },
+    /// A topic with this name already exists.
+    TopicExists {
+        /// The name.
+        topic: String,
+    },
+    /// The topic has no such partition.
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+    /// The consumer has no position for a partition it was not assigned.
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// There is no committed offset for the partition and `auto_offset_reset` is `None`.
+    NoOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// A commit was refused because the member's view of the group is out of date: the group
+    /// rebalanced (or the member was removed for not polling within `max_poll_interval`) and the
+    /// partitions may belong to another member now. Poll to rejoin, then process and commit again.
+    CommitFailed {
+        /// Why.
+        reason: String,
+    },
     /// An earlier write or fsync failed, so the handle no longer knows what is durable.
     /// Reopen the log: recovery will find what actually reached the disk.
     Poisoned {
@@ -111,6 +151,38 @@ impl Error {
             source,
         }
         .into()
+    }
+
+    /// A copy of this error for a second caller waiting on the same operation (an I/O error is
+    /// re-created from its kind and message, as `io::Error` cannot be cloned).
+    pub(crate) fn duplicate(&self) -> Error {
+        let kind = match &*self.0 {
+            ErrorKind::Io { op, path, source } => ErrorKind::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            ErrorKind::Corruption {
+                path,
+                position,
+                expected,
+                found,
+            } => ErrorKind::Corruption {
+                path: path.clone(),
+                position: *position,
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            ErrorKind::RecordTooLarge { size, max } => ErrorKind::RecordTooLarge {
+                size: *size,
+                max: *max,
+            },
+            ErrorKind::Poisoned { cause } => ErrorKind::Poisoned {
+                cause: cause.clone(),
+            },
+            other => ErrorKind::InvalidArgument(other_to_string(other)),
+        };
+        kind.into()
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
@@ -159,6 +231,11 @@ impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Error {
         Error(Box::new(kind))
     }
+}
+
+fn other_to_string(kind: &ErrorKind) -> String {
+    // Only reached for kinds an append cannot produce; keep the message.
+    format!("{kind:?}")
 }
 
 /// Builds a corruption error for bytes decoded in memory (no file yet).
@@ -226,6 +303,29 @@ impl fmt::Display for Error {
                 "{} is locked by another open handle (in this or another process); close it first",
                 path.display()
             ),
+            ErrorKind::UnknownTopic { topic } => write!(
+                f,
+                "unknown topic {topic:?}: create it first (or enable auto_create_topics)"
+            ),
+            ErrorKind::TopicExists { topic } => write!(f, "topic {topic:?} already exists"),
+            ErrorKind::UnknownPartition {
+                topic,
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "topic {topic:?} has no partition {partition} (it has {partitions}: 0..{partitions})"
+            ),
+            ErrorKind::NotAssigned { topic, partition } => write!(
+                f,
+                "partition {topic}-{partition} is not assigned to this consumer"
+            ),
+            ErrorKind::NoOffset { topic, partition } => write!(
+                f,
+                "no committed offset for {topic}-{partition} and auto_offset_reset is None: seek \
+                 first, or choose Earliest or Latest"
+            ),
+            ErrorKind::CommitFailed { reason } => write!(f, "commit failed: {reason}"),
             ErrorKind::Poisoned { cause } => write!(
                 f,
                 "the log is poisoned by an earlier failure ({cause}); reopen it to recover"

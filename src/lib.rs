@@ -32,20 +32,36 @@
 //! FORMAT.md specifies every byte on disk; ARCHITECTURE.md maps the modules.
 
 mod config;
+mod consumer;
 mod error;
 mod fs;
+mod group;
 mod log;
+mod partitioner;
+mod producer;
 mod record;
 mod segment;
+mod store;
+mod topic;
 
 pub use config::{FlushPolicy, LogConfig, RecoveryMode};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, OffsetAndMetadata,
+    OffsetAndTimestamp, OffsetReset, RebalanceListener,
+};
 pub use error::{Error, ErrorKind, Result};
+pub use group::assignor::Assignor;
+pub use group::GroupDescription;
 pub use log::{AppendInfo, Log, RecoveryReport, RetentionReport, Truncation};
+pub use partitioner::{murmur2, partition_for_key};
+pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
 pub use record::{
     BatchBuilder, BatchRef, Compression, HeaderIter, RecordBatch, RecordIter, RecordView, Records,
     TimestampType,
 };
 pub use segment::BatchView;
+pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
+pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
 
 /// Building blocks below the public API, for the benchmarks, fuzz targets and inspection tools.
 /// Not covered by semver.

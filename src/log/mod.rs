@@ -87,6 +87,9 @@ struct Inner {
     next_offset: AtomicU64,
     log_start: AtomicU64,
     poisoned: AtomicBool,
+    /// Set when the log's directory was deleted (its topic was deleted): nothing may be written
+    /// to the old path any more, where a new log of the same name may live.
+    deleted: AtomicBool,
     poison_cause: Mutex<String>,
     sync: Mutex<SyncState>,
     checkpoint: Mutex<Checkpoint>,
@@ -155,6 +158,7 @@ impl Log {
             next_offset: AtomicU64::new(next),
             log_start: AtomicU64::new(log_start),
             poisoned: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             poison_cause: Mutex::new(String::new()),
             checkpoint: Mutex::new(cp),
             report: opened.report,
@@ -407,6 +411,23 @@ impl Log {
         self.inner.retention_locked(now_ms)
     }
 
+    /// Deletes the sealed segments all of whose records are below `offset` (Kafka's
+    /// `deleteRecords`, at segment granularity): the log start offset moves to the base of the
+    /// first segment kept.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) if a file cannot be removed.
+    pub fn delete_segments_below(&self, offset: u64) -> Result<RetentionReport> {
+        let _w = self.inner.writer.lock();
+        let segments = self.inner.segments.read().clone();
+        let sealed = &segments[..segments.len().saturating_sub(1)];
+        let doomed = sealed
+            .iter()
+            .take_while(|s| s.next_offset() <= offset)
+            .count();
+        self.inner.delete_front_locked(doomed)
+    }
+
     /// Flushes everything, records a recovery point at the end of the log so that the next open
     /// scans nothing, and releases the directory.
     ///
@@ -414,6 +435,12 @@ impl Log {
     /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io).
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
+    }
+
+    /// Marks the log as deleted after its directory was moved away: every later write or flush
+    /// fails, and dropping it writes nothing (a new log may be created at the old path).
+    pub(crate) fn mark_deleted(&self) {
+        self.inner.deleted.store(true, Ordering::Release);
     }
 
     fn shutdown(&mut self) -> Result<()> {
@@ -424,6 +451,10 @@ impl Log {
         }
         if let Some(t) = self.flusher.take() {
             let _ = t.join();
+        }
+        if self.inner.deleted.load(Ordering::Acquire) {
+            self.inner.writer.lock().active = None;
+            return Ok(());
         }
         self.inner.check_poison()?;
         if self.inner.writer.lock().active.is_none() {
@@ -475,6 +506,12 @@ fn spawn_flusher(inner: Arc<Inner>, every: Duration) -> Result<JoinHandle<()>> {
 
 impl Inner {
     fn check_poison(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(Error::invalid(format!(
+                "the log in {} was deleted",
+                self.dir.display()
+            )));
+        }
         if self.poisoned.load(Ordering::Acquire) {
             return Err(ErrorKind::Poisoned {
                 cause: self.poison_cause.lock().clone(),
@@ -595,6 +632,9 @@ impl Inner {
     /// Replaces the checkpoint file, unless a newer one was written meanwhile.
     fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
         let mut last = self.checkpoint.lock();
+        if self.deleted.load(Ordering::Acquire) {
+            return Ok(());
+        }
         if cp.next_offset < last.next_offset || (cp == *last && recovery_point_exists(&self.dir)) {
             return Ok(());
         }
@@ -623,6 +663,13 @@ impl Inner {
             total -= seg.size();
             doomed += 1;
         }
+        self.delete_front_locked(doomed)
+    }
+
+    /// Deletes the first `doomed` segments (all sealed). Holds the writer lock.
+    fn delete_front_locked(&self, doomed: usize) -> Result<RetentionReport> {
+        let segments = self.segments.read().clone();
+        let doomed = doomed.min(segments.len().saturating_sub(1));
         let mut report = RetentionReport {
             log_start_offset: self.log_start.load(Ordering::Acquire),
             ..RetentionReport::default()

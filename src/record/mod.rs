@@ -279,6 +279,30 @@ impl<'a> BatchRef<'a> {
         })
     }
 
+    /// Iterates the records of a batch whose (decompressed) records section is `section`.
+    pub(crate) fn iter_section(section: &'a [u8], header: BatchHeader) -> RecordIter<'a> {
+        RecordIter {
+            cursor: Cursor::new(section, codec::HEADER_LEN as u64),
+            header,
+            seen: 0,
+            last_delta: None,
+            failed: false,
+        }
+    }
+
+    /// The decompressed records section of a compressed batch (`None` if not compressed).
+    pub(crate) fn decompressed_section(&self) -> Result<Option<Vec<u8>>> {
+        if self.header.codec() == codec::CODEC_ZSTD {
+            decompress(&self.bytes[codec::HEADER_LEN..]).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn header(&self) -> BatchHeader {
+        self.header
+    }
+
     pub(crate) fn from_checked(bytes: &'a [u8], header: BatchHeader) -> BatchRef<'a> {
         BatchRef { bytes, header }
     }
@@ -400,13 +424,7 @@ impl Records<'_> {
     /// Iterates the records in offset order. Each item is checked as it is decoded; a malformed
     /// record ends the iteration with a corruption error.
     pub fn iter(&self) -> RecordIter<'_> {
-        RecordIter {
-            cursor: Cursor::new(&self.data, codec::HEADER_LEN as u64),
-            header: self.header,
-            seen: 0,
-            last_delta: None,
-            failed: false,
-        }
+        BatchRef::iter_section(&self.data, self.header)
     }
 }
 

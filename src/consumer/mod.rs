@@ -1,0 +1,975 @@
+//! The consumer: reads records from its own positions and commits them.
+//!
+//! A consumer either gets partitions [`assign`](Consumer::assign)ed by hand, or
+//! [`subscribe`](Consumer::subscribe)s to topics and lets its group divide their partitions among
+//! the group's members (see the `group` module for the protocol). Its *position* in a partition
+//! is the next offset it will read; [`poll`](Consumer::poll) returns records from the positions
+//! and moves them past what it returned; [`commit`](Consumer::commit) stores the positions
+//! durably for the group, so that whoever owns the partition next resumes from there.
+//!
+//! ```
+//! use std::time::Duration;
+//! use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! store.create_topic("payments", TopicConfig::new(2))?;
+//! store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+//!
+//! let mut consumer = store.consumer(ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest))?;
+//! consumer.subscribe(&["payments"])?;
+//! let records = consumer.poll(Duration::from_secs(1))?;
+//! let r = records.iter().next().unwrap();
+//! assert_eq!((r.topic(), r.key(), r.value()), ("payments", Some(&b"alice"[..]), Some(&b"+50"[..])));
+//! consumer.commit()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod offsets;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::group::assignor::Assignor;
+use crate::group::{Checkin, Group, GroupDescription};
+use crate::record::{BatchRef, HeaderIter, RecordIter, RecordView};
+use crate::segment::BatchView;
+use crate::store::Store;
+use crate::topic::{validate_topic_name, TopicPartition};
+pub use offsets::OffsetAndMetadata;
+
+/// Where a consumer starts in a partition for which its group has no committed offset
+/// (Kafka's `auto.offset.reset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// The first offset still in the log.
+    Earliest,
+    /// The end of the log: only records produced from now on. Kafka's default.
+    #[default]
+    Latest,
+    /// No reset: `poll` and `position` return a [`NoOffset`](ErrorKind::NoOffset) error.
+    None,
+}
+
+/// An offset found by [`Consumer::offsets_for_times`], with its record's timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetAndTimestamp {
+    /// The offset.
+    pub offset: u64,
+    /// The record's timestamp.
+    pub timestamp: i64,
+}
+
+/// Consumer settings. Defaults follow Kafka's consumer.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// The group the consumer commits for (and, with `subscribe`, shares partitions with).
+    /// Default: none (`assign` only, no commits).
+    pub group_id: Option<String>,
+    /// Where to start without a committed offset. Default: [`OffsetReset::Latest`].
+    pub auto_offset_reset: OffsetReset,
+    /// Most records one `poll` returns. Default: 500.
+    pub max_poll_records: usize,
+    /// Most bytes read from one partition per `poll` (at least one batch is read). Default: 1 MiB
+    /// (`max.partition.fetch.bytes`).
+    pub max_partition_fetch_bytes: usize,
+    /// A group member that does not poll for this long is removed from its group and its
+    /// partitions go to others. Default: 5 minutes.
+    pub max_poll_interval: Duration,
+    /// How the group divides partitions (the first member's choice wins). Default: range.
+    pub assignor: Assignor,
+    /// Commit positions automatically from `poll` every `auto_commit_interval`, before a
+    /// rebalance takes partitions away, and at `close`. Default: true.
+    pub enable_auto_commit: bool,
+    /// Default: 5 s.
+    pub auto_commit_interval: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> ConsumerConfig {
+        ConsumerConfig {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            max_poll_records: 500,
+            max_partition_fetch_bytes: 1 << 20,
+            max_poll_interval: Duration::from_secs(300),
+            assignor: Assignor::Range,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// A consumer in group `group_id`.
+    pub fn new(group_id: impl Into<String>) -> ConsumerConfig {
+        ConsumerConfig {
+            group_id: Some(group_id.into()),
+            ..ConsumerConfig::default()
+        }
+    }
+
+    /// Sets `auto_offset_reset`.
+    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> ConsumerConfig {
+        self.auto_offset_reset = reset;
+        self
+    }
+
+    /// Sets `max_poll_records`.
+    pub fn max_poll_records(mut self, n: usize) -> ConsumerConfig {
+        self.max_poll_records = n;
+        self
+    }
+
+    /// Sets `max_poll_interval`.
+    pub fn max_poll_interval(mut self, d: Duration) -> ConsumerConfig {
+        self.max_poll_interval = d;
+        self
+    }
+
+    /// Sets the assignor.
+    pub fn assignor(mut self, a: Assignor) -> ConsumerConfig {
+        self.assignor = a;
+        self
+    }
+
+    /// Turns automatic commits on or off.
+    pub fn enable_auto_commit(mut self, on: bool) -> ConsumerConfig {
+        self.enable_auto_commit = on;
+        self
+    }
+}
+
+/// Called when a group rebalance takes partitions from, or gives partitions to, this consumer
+/// (Kafka's `ConsumerRebalanceListener`). Both methods receive the consumer, so a listener can
+/// commit (in `on_revoked`, before the partitions go to another member) or seek (in
+/// `on_assigned`).
+pub trait RebalanceListener: Send {
+    /// The partitions are about to be taken away. Commits made here still succeed.
+    fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+
+    /// The partitions now belong to this consumer.
+    fn on_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+}
+
+/// Reads records; see the module docs. `Send`, not `Sync`: one thread polls a consumer.
+pub struct Consumer {
+    store: Store,
+    config: ConsumerConfig,
+    group: Option<Arc<Group>>,
+    member: Option<String>,
+    subscription: BTreeSet<String>,
+    manual: bool,
+    generation: u32,
+    assignment: Vec<TopicPartition>,
+    positions: HashMap<TopicPartition, u64>,
+    paused: HashSet<TopicPartition>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    last_auto_commit: Instant,
+    rotation: usize,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.config.group_id)
+            .field("member", &self.member)
+            .field("assignment", &self.assignment)
+            .finish()
+    }
+}
+
+impl Store {
+    /// A consumer with the given settings.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig) for a zero `max_poll_records` or an empty
+    /// group id.
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        if config.max_poll_records == 0 {
+            return Err(Error::config("max_poll_records", "must be at least 1"));
+        }
+        let group = match &config.group_id {
+            Some(g) if g.is_empty() => return Err(Error::config("group_id", "must not be empty")),
+            Some(g) => Some(self.group(g)),
+            None => None,
+        };
+        Ok(Consumer {
+            store: self.clone(),
+            config,
+            group,
+            member: None,
+            subscription: BTreeSet::new(),
+            manual: false,
+            generation: 0,
+            assignment: Vec::new(),
+            positions: HashMap::new(),
+            paused: HashSet::new(),
+            listener: None,
+            last_auto_commit: Instant::now(),
+            rotation: 0,
+        })
+    }
+
+    fn group(&self, name: &str) -> Arc<Group> {
+        Arc::clone(
+            self.inner
+                .groups
+                .lock()
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(Group::new(name))),
+        )
+    }
+
+    /// Names of the groups that have members or committed offsets, sorted.
+    pub fn list_groups(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.inner.offsets.groups().into_iter().collect();
+        names.extend(
+            self.inner
+                .groups
+                .lock()
+                .iter()
+                .filter(|(_, g)| !g.is_empty())
+                .map(|(n, _)| n.clone()),
+        );
+        names.into_iter().collect()
+    }
+
+    /// A group's members and their partitions.
+    pub fn describe_group(&self, group: &str) -> GroupDescription {
+        self.group(group).describe()
+    }
+
+    /// A group's committed offsets.
+    pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        self.inner.offsets.group_offsets(group)
+    }
+}
+
+impl Consumer {
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.store
+            .inner
+            .topic(topic)
+            .ok()
+            .map(|t| t.partition_count())
+    }
+
+    /// Joins the group and asks for partitions of `topics` (replacing an earlier subscription).
+    /// Partitions arrive at the next [`poll`](Self::poll). Topics that do not exist yet are
+    /// assigned once they are created.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) without a group id, with partitions
+    /// assigned by hand, or for an invalid topic name.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        let Some(group) = self.group.clone() else {
+            return Err(Error::invalid(
+                "subscribe needs a group_id in the ConsumerConfig",
+            ));
+        };
+        if self.manual {
+            return Err(Error::invalid(
+                "the consumer has manually assigned partitions: unsubscribe() first",
+            ));
+        }
+        for t in topics {
+            validate_topic_name(t)?;
+        }
+        self.subscription = topics.iter().map(|t| t.to_string()).collect();
+        match &self.member {
+            Some(m) => group.resubscribe(m, self.subscription.clone()),
+            None => {
+                self.member = Some(group.join(
+                    self.subscription.clone(),
+                    self.config.assignor,
+                    self.config.max_poll_interval,
+                    Instant::now(),
+                ));
+            }
+        }
+        self.store.inner.notify.notify();
+        Ok(())
+    }
+
+    /// Like [`subscribe`](Self::subscribe), with a listener for rebalances.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe).
+    pub fn subscribe_with_listener(
+        &mut self,
+        topics: &[&str],
+        listener: impl RebalanceListener + 'static,
+    ) -> Result<()> {
+        self.listener = Some(Box::new(listener));
+        self.subscribe(topics)
+    }
+
+    /// Leaves the group (after revoking, with the listener and an auto-commit) or drops the
+    /// manual assignment.
+    ///
+    /// # Errors
+    /// A failed auto-commit.
+    pub fn unsubscribe(&mut self) -> Result<()> {
+        let r = self.revoke(true);
+        if let (Some(g), Some(m)) = (&self.group, self.member.take()) {
+            g.leave(&m);
+            self.store.inner.notify.notify();
+        }
+        self.subscription.clear();
+        self.manual = false;
+        self.assignment.clear();
+        self.positions.clear();
+        self.paused.clear();
+        r
+    }
+
+    /// Takes these partitions by hand, without group management (replacing an earlier manual
+    /// assignment).
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) while subscribed;
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition).
+    pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if self.member.is_some() {
+            return Err(Error::invalid(
+                "the consumer is subscribed: unsubscribe() before assign()",
+            ));
+        }
+        for tp in partitions {
+            self.store.inner.partition(tp)?;
+        }
+        self.manual = true;
+        self.assignment = partitions.to_vec();
+        self.assignment.sort();
+        self.assignment.dedup();
+        self.positions.retain(|tp, _| partitions.contains(tp));
+        self.paused.retain(|tp| partitions.contains(tp));
+        Ok(())
+    }
+
+    /// The partitions this consumer owns now.
+    pub fn assignment(&self) -> &[TopicPartition] {
+        &self.assignment
+    }
+
+    /// The group generation of the current assignment (0 without group management).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The member id in the group, while subscribed.
+    pub fn member_id(&self) -> Option<&str> {
+        self.member.as_deref()
+    }
+
+    fn check_assigned(&self, tp: &TopicPartition) -> Result<()> {
+        if self.assignment.contains(tp) {
+            Ok(())
+        } else {
+            Err(ErrorKind::NotAssigned {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            }
+            .into())
+        }
+    }
+
+    /// The next offset `poll` will return from `tp`: the committed offset, or where
+    /// `auto_offset_reset` says, if no position was set yet.
+    ///
+    /// # Errors
+    /// [`NotAssigned`](ErrorKind::NotAssigned); [`NoOffset`](ErrorKind::NoOffset).
+    pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
+        self.check_assigned(tp)?;
+        if let Some(p) = self.positions.get(tp) {
+            return Ok(*p);
+        }
+        let part = self.store.inner.partition(tp)?;
+        let committed = match &self.group {
+            Some(g) => self
+                .store
+                .inner
+                .offsets
+                .committed(&g.name, tp)
+                .map(|o| o.offset),
+            None => None,
+        };
+        let pos = match committed {
+            Some(o) => o,
+            None => self.reset_position(tp, &part.log)?,
+        };
+        self.positions.insert(tp.clone(), pos);
+        Ok(pos)
+    }
+
+    fn reset_position(&self, tp: &TopicPartition, log: &crate::Log) -> Result<u64> {
+        match self.config.auto_offset_reset {
+            OffsetReset::Earliest => Ok(log.log_start_offset()),
+            OffsetReset::Latest => Ok(log.next_offset()),
+            OffsetReset::None => Err(ErrorKind::NoOffset {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            }
+            .into()),
+        }
+    }
+
+    /// Sets the position of `tp`. An offset outside the log is handled at the next `poll` as
+    /// `auto_offset_reset` says.
+    ///
+    /// # Errors
+    /// [`NotAssigned`](ErrorKind::NotAssigned).
+    pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        self.check_assigned(tp)?;
+        self.positions.insert(tp.clone(), offset);
+        Ok(())
+    }
+
+    /// Moves to the first offset still in each log.
+    ///
+    /// # Errors
+    /// [`NotAssigned`](ErrorKind::NotAssigned); [`UnknownTopic`](ErrorKind::UnknownTopic).
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.check_assigned(tp)?;
+            let start = self.store.inner.partition(tp)?.log.log_start_offset();
+            self.positions.insert(tp.clone(), start);
+        }
+        Ok(())
+    }
+
+    /// Moves to the end of each log.
+    ///
+    /// # Errors
+    /// [`NotAssigned`](ErrorKind::NotAssigned); [`UnknownTopic`](ErrorKind::UnknownTopic).
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.check_assigned(tp)?;
+            let end = self.store.inner.partition(tp)?.log.next_offset();
+            self.positions.insert(tp.clone(), end);
+        }
+        Ok(())
+    }
+
+    /// For each partition, the first offset whose timestamp is at least the given one, with that
+    /// record's timestamp (`None` if every record is older). Kafka's `offsetsForTimes`.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition);
+    /// [`Corruption`](ErrorKind::Corruption).
+    pub fn offsets_for_times(
+        &self,
+        query: &[(TopicPartition, i64)],
+    ) -> Result<Vec<(TopicPartition, Option<OffsetAndTimestamp>)>> {
+        query
+            .iter()
+            .map(|(tp, ts)| {
+                let found = self
+                    .store
+                    .inner
+                    .partition(tp)?
+                    .log
+                    .offset_for_timestamp(*ts)?;
+                let found =
+                    found.map(|(offset, timestamp)| OffsetAndTimestamp { offset, timestamp });
+                Ok((tp.clone(), found))
+            })
+            .collect()
+    }
+
+    /// The first offset of each partition.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition).
+    pub fn beginning_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, u64)>> {
+        partitions
+            .iter()
+            .map(|tp| {
+                Ok((
+                    tp.clone(),
+                    self.store.inner.partition(tp)?.log.log_start_offset(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The end (next offset to be written) of each partition.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition).
+    pub fn end_offsets(&self, partitions: &[TopicPartition]) -> Result<Vec<(TopicPartition, u64)>> {
+        partitions
+            .iter()
+            .map(|tp| {
+                Ok((
+                    tp.clone(),
+                    self.store.inner.partition(tp)?.log.next_offset(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Stops returning records from these partitions until [`resume`](Self::resume)d (positions
+    /// and ownership are kept).
+    ///
+    /// # Errors
+    /// [`NotAssigned`](ErrorKind::NotAssigned).
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.check_assigned(tp)?;
+        }
+        self.paused.extend(partitions.iter().cloned());
+        Ok(())
+    }
+
+    /// Undoes [`pause`](Self::pause).
+    pub fn resume(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.paused.remove(tp);
+        }
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<_> = self.paused.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Commits the current position of every assigned partition that has one.
+    ///
+    /// # Errors
+    /// As [`commit_offsets`](Self::commit_offsets).
+    pub fn commit(&mut self) -> Result<()> {
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
+            .assignment
+            .iter()
+            .filter_map(|tp| {
+                self.positions
+                    .get(tp)
+                    .map(|p| (tp.clone(), OffsetAndMetadata::new(*p)))
+            })
+            .collect();
+        self.commit_offsets(&offsets)
+    }
+
+    /// Commits the given offsets (each the next offset to consume) durably and atomically.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) without a group id;
+    /// [`NotAssigned`](ErrorKind::NotAssigned) for a partition not assigned to this consumer;
+    /// [`CommitFailed`](ErrorKind::CommitFailed) if the group rebalanced since the assignment;
+    /// [`Io`](ErrorKind::Io). Nothing is committed on error.
+    pub fn commit_offsets(
+        &mut self,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        let Some(group) = &self.group else {
+            return Err(Error::invalid(
+                "commit needs a group_id in the ConsumerConfig",
+            ));
+        };
+        for (tp, _) in offsets {
+            self.check_assigned(tp)?;
+        }
+        let tps: Vec<&TopicPartition> = offsets.iter().map(|(tp, _)| tp).collect();
+        let member = if self.manual {
+            None
+        } else {
+            self.member.as_deref()
+        };
+        group.check_commit(member, self.generation, &tps)?;
+        let entries: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.clone(), Some(o.clone())))
+            .collect();
+        self.store.inner.offsets.commit(&group.name, &entries)?;
+        self.last_auto_commit = Instant::now();
+        Ok(())
+    }
+
+    /// The group's committed offset for `tp`.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) without a group id.
+    pub fn committed(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
+        let Some(group) = &self.group else {
+            return Err(Error::invalid(
+                "committed offsets need a group_id in the ConsumerConfig",
+            ));
+        };
+        Ok(self.store.inner.offsets.committed(&group.name, tp))
+    }
+
+    /// How far the group's committed offset is behind the end of the partition (from the log
+    /// start when nothing is committed).
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition);
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) without a group id.
+    pub fn lag(&self, tp: &TopicPartition) -> Result<u64> {
+        let log = &self.store.inner.partition(tp)?.log;
+        let from = self
+            .committed(tp)?
+            .map_or(log.log_start_offset(), |o| o.offset);
+        Ok(log
+            .next_offset()
+            .saturating_sub(from.max(log.log_start_offset())))
+    }
+
+    /// Returns up to `max_poll_records` records from the assigned, unpaused partitions, waiting up
+    /// to `timeout` for some to arrive (it wakes as soon as a producer appends). Also where the
+    /// group's rebalances happen: the listener runs from here.
+    ///
+    /// # Errors
+    /// [`NoOffset`](ErrorKind::NoOffset); [`Corruption`](ErrorKind::Corruption); a failed
+    /// auto-commit ([`CommitFailed`](ErrorKind::CommitFailed) or [`Io`](ErrorKind::Io)).
+    pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.store.inner.notify.seq();
+            let stable = self.maintain_group()?;
+            if stable {
+                self.maybe_auto_commit()?;
+                let records = self.fetch()?;
+                if !records.is_empty() {
+                    return Ok(records);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(ConsumerRecords::default());
+            }
+            // While a rebalance waits for others, look again now and then: a silent member is
+            // only removed when someone checks in after its max_poll_interval.
+            let wake = if stable {
+                deadline
+            } else {
+                deadline.min(now + Duration::from_millis(50))
+            };
+            self.store.inner.notify.wait(seen, wake);
+        }
+    }
+
+    /// Runs the group protocol; returns whether the consumer may fetch.
+    fn maintain_group(&mut self) -> Result<bool> {
+        let (Some(group), Some(member)) = (self.group.clone(), self.member.clone()) else {
+            return Ok(true);
+        };
+        let counts = |t: &str| self.partition_count(t);
+        match group.checkin(&member, Instant::now(), &counts) {
+            Checkin::NotMember => {
+                // Removed (it did not poll in time): its partitions may already be elsewhere, so
+                // drop them without committing, and rejoin.
+                self.lose_partitions();
+                self.member = Some(group.join(
+                    self.subscription.clone(),
+                    self.config.assignor,
+                    self.config.max_poll_interval,
+                    Instant::now(),
+                ));
+                self.store.inner.notify.notify();
+                Ok(false)
+            }
+            Checkin::Revoke => {
+                let r = self.revoke(true);
+                group.rejoin(&member);
+                self.store.inner.notify.notify();
+                r.map(|()| false)
+            }
+            Checkin::Waiting => Ok(false),
+            Checkin::Stable {
+                generation,
+                assignment,
+            } => {
+                if generation != self.generation || assignment != self.assignment {
+                    self.generation = generation;
+                    self.assignment = assignment.clone();
+                    self.positions.retain(|tp, _| assignment.contains(tp));
+                    self.paused.retain(|tp| assignment.contains(tp));
+                    if let Some(mut l) = self.listener.take() {
+                        l.on_assigned(self, &assignment);
+                        self.listener = Some(l);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Gives up the assignment: auto-commit (if on), listener, then forget.
+    fn revoke(&mut self, commit: bool) -> Result<()> {
+        let mut result = Ok(());
+        if commit
+            && self.config.enable_auto_commit
+            && self.group.is_some()
+            && !self.assignment.is_empty()
+        {
+            result = self.commit();
+        }
+        // The assignment stays in place while the listener runs, so that it can still commit.
+        let revoked = self.assignment.clone();
+        if let Some(mut l) = self.listener.take() {
+            l.on_revoked(self, &revoked);
+            self.listener = Some(l);
+        }
+        self.lose_partitions();
+        result
+    }
+
+    fn lose_partitions(&mut self) {
+        self.assignment.clear();
+        self.positions.clear();
+        self.paused.clear();
+    }
+
+    fn maybe_auto_commit(&mut self) -> Result<()> {
+        if self.config.enable_auto_commit
+            && self.group.is_some()
+            && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
+        {
+            self.commit()?;
+            self.last_auto_commit = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn fetch(&mut self) -> Result<ConsumerRecords> {
+        let mut out = ConsumerRecords::default();
+        let active: Vec<TopicPartition> = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.paused.contains(tp))
+            .cloned()
+            .collect();
+        if active.is_empty() {
+            return Ok(out);
+        }
+        let mut remaining = self.config.max_poll_records as u64;
+        self.rotation = self.rotation.wrapping_add(1);
+        for i in 0..active.len() {
+            if remaining == 0 {
+                break;
+            }
+            let tp = &active[(self.rotation + i) % active.len()];
+            let part = match self.store.inner.partition(tp) {
+                Ok(p) => p,
+                // A deleted topic's partitions yield nothing until the group rebalances.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::UnknownTopic { .. } | ErrorKind::UnknownPartition { .. }
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            let mut pos = self.position(tp)?;
+            if pos >= part.log.next_offset() && pos >= part.log.log_start_offset() {
+                continue;
+            }
+            let batches = match part.log.read(pos, self.config.max_partition_fetch_bytes) {
+                Ok(b) => b,
+                Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
+                    pos = self.reset_position(tp, &part.log)?;
+                    self.positions.insert(tp.clone(), pos);
+                    match part.log.read(pos, self.config.max_partition_fetch_bytes) {
+                        Ok(b) => b,
+                        Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
+                            continue
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            let topic: Arc<str> = out.intern(&tp.topic);
+            for view in batches {
+                if remaining == 0 {
+                    break;
+                }
+                let start = view.base_offset().max(pos);
+                let end = (view.last_offset() + 1).min(start + remaining);
+                let decompressed = view.as_batch().decompressed_section()?;
+                let source = Source {
+                    topic: Arc::clone(&topic),
+                    partition: tp.partition,
+                    view,
+                    decompressed,
+                    from: start,
+                    until: end,
+                };
+                // Check every record now, so that iterating cannot fail.
+                for r in source.records() {
+                    r?;
+                }
+                out.count += source
+                    .records()
+                    .filter(|r| {
+                        r.as_ref()
+                            .is_ok_and(|r| r.offset() >= start && r.offset() < end)
+                    })
+                    .count();
+                remaining -= end - start;
+                pos = end;
+                out.sources.push(source);
+            }
+            self.positions.insert(tp.clone(), pos);
+        }
+        Ok(out)
+    }
+
+    /// Commits (if auto-commit is on), runs the listener and leaves the group.
+    ///
+    /// # Errors
+    /// A failed auto-commit; the consumer leaves the group anyway.
+    pub fn close(mut self) -> Result<()> {
+        self.unsubscribe()
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // Leave without committing: a dropped consumer is like one that crashed.
+        if let (Some(g), Some(m)) = (&self.group, self.member.take()) {
+            g.leave(&m);
+            self.store.inner.notify.notify();
+        }
+    }
+}
+
+/// Records returned by one [`Consumer::poll`]. They borrow the memory-mapped segments (compressed
+/// batches are decompressed once), so iterating copies nothing.
+#[derive(Default)]
+pub struct ConsumerRecords {
+    sources: Vec<Source>,
+    topics: Vec<Arc<str>>,
+    count: usize,
+}
+
+struct Source {
+    topic: Arc<str>,
+    partition: u32,
+    view: BatchView,
+    decompressed: Option<Vec<u8>>,
+    from: u64,
+    until: u64,
+}
+
+impl Source {
+    fn records(&self) -> RecordIter<'_> {
+        let batch = self.view.as_batch();
+        let section = match &self.decompressed {
+            Some(d) => d.as_slice(),
+            None => batch
+                .as_bytes()
+                .get(crate::record::codec::HEADER_LEN..)
+                .unwrap_or(&[]),
+        };
+        BatchRef::iter_section(section, batch.header())
+    }
+}
+
+impl std::fmt::Debug for ConsumerRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerRecords")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl ConsumerRecords {
+    fn intern(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
+            return Arc::clone(t);
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topics.push(Arc::clone(&t));
+        t
+    }
+
+    /// Number of records.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// True when the poll returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The records, partition by partition, each partition's in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = ConsumerRecord<'_>> + '_ {
+        self.sources.iter().flat_map(|s| {
+            s.records()
+                .filter_map(std::result::Result::ok)
+                .filter(move |r| r.offset() >= s.from && r.offset() < s.until)
+                .map(move |record| ConsumerRecord {
+                    topic: &s.topic,
+                    partition: s.partition,
+                    record,
+                })
+        })
+    }
+
+    /// The partitions that returned records.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<TopicPartition> = self
+            .sources
+            .iter()
+            .map(|s| TopicPartition::new(&*s.topic, s.partition))
+            .collect();
+        v.dedup();
+        v
+    }
+}
+
+/// One consumed record, borrowed from its [`ConsumerRecords`].
+#[derive(Clone, Debug)]
+pub struct ConsumerRecord<'a> {
+    topic: &'a str,
+    partition: u32,
+    record: RecordView<'a>,
+}
+
+impl<'a> ConsumerRecord<'a> {
+    /// The topic.
+    pub fn topic(&self) -> &'a str {
+        self.topic
+    }
+    /// The partition.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+    /// The offset.
+    pub fn offset(&self) -> u64 {
+        self.record.offset()
+    }
+    /// Milliseconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.record.timestamp()
+    }
+    /// The key.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.record.key()
+    }
+    /// The value (`None` for a tombstone).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.record.value()
+    }
+    /// The headers.
+    pub fn headers(&self) -> HeaderIter<'a> {
+        self.record.headers()
+    }
+}

@@ -1,0 +1,328 @@
+//! Committed offsets: an internal log (`__consumer_offsets-0`) of commit records, as in Kafka.
+//!
+//! Each commit is one record batch (one CRC, appended atomically, fsynced before the commit
+//! returns) of records keyed by (group, topic, partition); the latest record per key wins, and a
+//! null value deletes the key. The whole state is kept in memory and rebuilt by replaying the log
+//! at open. When the log grows past a few times the size of the live state, a snapshot of the
+//! state is appended and the segments before it are deleted, so replay stays short.
+//!
+//! ```text
+//! // Key:   { version u8 (1) | group_len u16 | group | topic_len u16 | topic | partition u32 }
+//! // Value: { version u8 (1) | offset u64 | commit_timestamp i64 | metadata_len u32 | metadata }
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::config::{FlushPolicy, LogConfig};
+use crate::error::{corrupt, Error, Result};
+use crate::log::Log;
+use crate::record::{BatchBuilder, Compression};
+use crate::topic::TopicPartition;
+
+/// A committed position: the next offset to consume, and free-form metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetAndMetadata {
+    /// The next offset the group will consume from the partition.
+    pub offset: u64,
+    /// Whatever the committer attached.
+    pub metadata: String,
+}
+
+impl OffsetAndMetadata {
+    /// An offset without metadata.
+    pub fn new(offset: u64) -> OffsetAndMetadata {
+        OffsetAndMetadata {
+            offset,
+            metadata: String::new(),
+        }
+    }
+}
+
+type Key = (String, TopicPartition);
+
+pub(crate) struct OffsetStore {
+    log: Log,
+    state: Mutex<HashMap<Key, OffsetAndMetadata>>,
+}
+
+const SNAPSHOT_MIN_BYTES: u64 = 16 << 20;
+const BATCH_LIMIT: usize = 512 << 10;
+
+fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + group.len() + tp.topic.len());
+    k.push(1);
+    k.extend_from_slice(&(group.len() as u16).to_le_bytes());
+    k.extend_from_slice(group.as_bytes());
+    k.extend_from_slice(&(tp.topic.len() as u16).to_le_bytes());
+    k.extend_from_slice(tp.topic.as_bytes());
+    k.extend_from_slice(&tp.partition.to_le_bytes());
+    k
+}
+
+fn encode_value(v: &OffsetAndMetadata, now: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(21 + v.metadata.len());
+    b.push(1);
+    b.extend_from_slice(&v.offset.to_le_bytes());
+    b.extend_from_slice(&now.to_le_bytes());
+    b.extend_from_slice(&(v.metadata.len() as u32).to_le_bytes());
+    b.extend_from_slice(v.metadata.as_bytes());
+    b
+}
+
+/// Reads `n` bytes at `*pos`.
+fn take<'a>(b: &'a [u8], pos: &mut usize, n: usize, what: &str) -> Result<&'a [u8]> {
+    let s = b.get(*pos..*pos + n).ok_or_else(|| {
+        corrupt(
+            *pos as u64,
+            format!("{n} bytes of {what}"),
+            "the end of the record",
+        )
+    })?;
+    *pos += n;
+    Ok(s)
+}
+
+fn decode_key(b: &[u8]) -> Result<Key> {
+    let mut pos = 0;
+    let version = take(b, &mut pos, 1, "version")?[0];
+    if version != 1 {
+        return Err(corrupt(0, "offset key version 1", format!("{version}")));
+    }
+    let mut string = |what: &str| -> Result<String> {
+        let len = take(b, &mut pos, 2, what)?;
+        let len = u16::from_le_bytes([len[0], len[1]]) as usize;
+        let s = take(b, &mut pos, len, what)?;
+        String::from_utf8(s.to_vec())
+            .map_err(|_| corrupt(0, format!("UTF-8 {what}"), "invalid UTF-8"))
+    };
+    let group = string("group")?;
+    let topic = string("topic")?;
+    let p = take(b, &mut pos, 4, "partition")?;
+    Ok((
+        group,
+        TopicPartition::new(topic, u32::from_le_bytes([p[0], p[1], p[2], p[3]])),
+    ))
+}
+
+fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata> {
+    let mut pos = 0;
+    let version = take(b, &mut pos, 1, "version")?[0];
+    if version != 1 {
+        return Err(corrupt(0, "offset value version 1", format!("{version}")));
+    }
+    let mut u64_at = |what| -> Result<u64> {
+        let s = take(b, &mut pos, 8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(u64::from_le_bytes(a))
+    };
+    let offset = u64_at("offset")?;
+    let _commit_time = u64_at("commit timestamp")?;
+    let len = take(b, &mut pos, 4, "metadata length")?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let meta = take(b, &mut pos, len, "metadata")?;
+    let metadata = String::from_utf8(meta.to_vec())
+        .map_err(|_| corrupt(0, "UTF-8 metadata", "invalid UTF-8"))?;
+    Ok(OffsetAndMetadata { offset, metadata })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl OffsetStore {
+    /// Opens the offsets log in `dir` and replays it.
+    pub(crate) fn open(dir: &Path) -> Result<OffsetStore> {
+        let config = LogConfig {
+            segment_bytes: 64 << 20,
+            flush: FlushPolicy::EveryAppend,
+            retention_ms: None,
+            retention_bytes: None,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir, config)?;
+        let mut state = HashMap::new();
+        let mut next = log.log_start_offset();
+        while next < log.next_offset() {
+            let batches = log.read(next, 1 << 20)?;
+            let Some(last) = batches.last() else { break };
+            let after = last.last_offset() + 1;
+            for batch in &batches {
+                let records = batch.records()?;
+                for r in records.iter() {
+                    let r = r?;
+                    let Some(key) = r.key() else { continue };
+                    let at = |e: Error| e.in_file(dir, 0);
+                    let key = decode_key(key).map_err(at)?;
+                    match r.value() {
+                        Some(v) => {
+                            state.insert(key, decode_value(v).map_err(at)?);
+                        }
+                        None => {
+                            state.remove(&key);
+                        }
+                    }
+                }
+            }
+            next = after;
+        }
+        Ok(OffsetStore {
+            log,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Durably records `offsets` for `group` (`None` deletes an entry), then makes them visible.
+    pub(crate) fn commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, Option<OffsetAndMetadata>)],
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.state.lock();
+        let now = now_ms();
+        let mut b = BatchBuilder::new(Compression::None);
+        for (tp, v) in offsets {
+            let value = v.as_ref().map(|v| encode_value(v, now));
+            b.append(now, Some(&encode_key(group, tp)), value.as_deref(), &[]);
+        }
+        if b.size_in_bytes() > self.log.config().max_record_bytes {
+            return Err(Error::invalid(format!(
+                "a commit of {} partitions is too large for one atomic batch",
+                offsets.len()
+            )));
+        }
+        self.log.append(&b.build()?)?;
+        for (tp, v) in offsets {
+            let key = (group.to_string(), tp.clone());
+            match v {
+                Some(v) => {
+                    state.insert(key, v.clone());
+                }
+                None => {
+                    state.remove(&key);
+                }
+            }
+        }
+        self.maybe_snapshot(&state)
+    }
+
+    pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.state
+            .lock()
+            .get(&(group.to_string(), tp.clone()))
+            .cloned()
+    }
+
+    /// All committed offsets of `group`, sorted by partition.
+    pub(crate) fn group_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        let mut v: Vec<_> = self
+            .state
+            .lock()
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .map(|((_, tp), o)| (tp.clone(), o.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Names of all groups with committed offsets, sorted.
+    pub(crate) fn groups(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.lock().keys().map(|(g, _)| g.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Rewrites the live state and drops older segments once the log is mostly dead records.
+    fn maybe_snapshot(&self, state: &HashMap<Key, OffsetAndMetadata>) -> Result<()> {
+        let size = self.log.size_in_bytes();
+        let live = state.len() as u64 * 64;
+        if size < SNAPSHOT_MIN_BYTES.max(4 * live) {
+            return Ok(());
+        }
+        self.log.roll()?;
+        let start = self.log.next_offset();
+        let now = now_ms();
+        let mut b = BatchBuilder::new(Compression::None);
+        for ((group, tp), v) in state {
+            b.append(
+                now,
+                Some(&encode_key(group, tp)),
+                Some(&encode_value(v, now)),
+                &[],
+            );
+            if b.size_in_bytes() > BATCH_LIMIT {
+                self.log.append(&b.build()?)?;
+                b.clear();
+            }
+        }
+        if !b.is_empty() {
+            self.log.append(&b.build()?)?;
+        }
+        // NOTE: the snapshot is fsynced (EveryAppend) before the segments it replaces go.
+        self.log.delete_segments_below(start)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopen_and_tombstones_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 3);
+        {
+            let s = OffsetStore::open(dir.path()).unwrap();
+            s.commit("g", &[(tp.clone(), Some(OffsetAndMetadata::new(5)))])
+                .unwrap();
+            s.commit(
+                "g",
+                &[(
+                    tp.clone(),
+                    Some(OffsetAndMetadata {
+                        offset: 9,
+                        metadata: "m".into(),
+                    }),
+                )],
+            )
+            .unwrap();
+            s.commit("h", &[(tp.clone(), Some(OffsetAndMetadata::new(1)))])
+                .unwrap();
+            s.commit("h", &[(tp.clone(), None)]).unwrap();
+        }
+        let s = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.committed("g", &tp),
+            Some(OffsetAndMetadata {
+                offset: 9,
+                metadata: "m".into()
+            })
+        );
+        assert_eq!(s.committed("h", &tp), None);
+        assert_eq!(s.groups(), ["g"]);
+    }
+
+    #[test]
+    fn keys_and_values_reject_garbage() {
+        assert!(decode_key(&[1, 200, 0]).is_err());
+        assert!(decode_key(&[2]).is_err());
+        assert!(decode_value(&[1, 0, 0]).is_err());
+        let k = encode_key("grp", &TopicPartition::new("x", 7));
+        assert_eq!(
+            decode_key(&k).unwrap(),
+            ("grp".to_string(), TopicPartition::new("x", 7))
+        );
+    }
+}

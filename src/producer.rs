@@ -1,0 +1,423 @@
+//! The producer: sends records to topics.
+//!
+//! [`Producer::send`] is synchronous: it returns once the record is in its partition's log (and
+//! on disk, if the topic's flush policy says so). Concurrent sends to one partition coalesce:
+//! each sender queues its record, and whichever sender gets to the partition first appends
+//! everything queued as one batch, so many threads share one append (and one fsync).
+//!
+//! ```
+//! use riverbed::{Record, Store, TopicConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! store.create_topic("payments", TopicConfig::new(3))?;
+//! let producer = store.producer();
+//! let a = producer.send(Record::new("payments").key("alice").value("+50"))?;
+//! let b = producer.send(Record::new("payments").key("alice").value("+25"))?;
+//! assert_eq!(a.partition, b.partition); // same key, same partition
+//! assert_eq!(b.offset, a.offset + 1);
+//! producer.flush()?; // everything sent so far is durable
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::log::Log;
+use crate::partitioner;
+use crate::record::codec::HEADER_LEN;
+use crate::record::{BatchBuilder, Compression, TimestampType};
+use crate::store::{Store, StoreInner, Topic};
+
+/// A record to send: topic, optional partition, key, value, headers and timestamp.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    topic: String,
+    partition: Option<u32>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    timestamp: Option<i64>,
+}
+
+impl Record {
+    /// A record for `topic` with no key and a null value (set them with the methods below).
+    pub fn new(topic: impl Into<String>) -> Record {
+        Record {
+            topic: topic.into(),
+            ..Record::default()
+        }
+    }
+
+    /// Sets the key; records with equal keys go to the same partition.
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Record {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the value. A record without a value is a tombstone.
+    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Record {
+        self.value = Some(value.into());
+        self
+    }
+
+    /// Adds a header (keys may repeat).
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Record {
+        self.headers.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Sends to this partition instead of choosing one.
+    pub fn partition(mut self, partition: u32) -> Record {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the create-time timestamp (ms since the Unix epoch). Default: now.
+    pub fn timestamp(mut self, ms: i64) -> Record {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// The topic.
+    pub fn topic_name(&self) -> &str {
+        &self.topic
+    }
+
+    fn header_refs(&self) -> Vec<(&str, Option<&[u8]>)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect()
+    }
+
+    fn encoded_size_bound(&self) -> usize {
+        HEADER_LEN
+            + BatchBuilder::record_size_upper_bound(
+                self.key.as_deref(),
+                self.value.as_deref(),
+                &self.header_refs(),
+            )
+    }
+}
+
+/// Where a sent record was stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// The record's timestamp as stored (the append time for a log-append-time topic).
+    pub timestamp: i64,
+}
+
+/// Producer settings.
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    /// Concurrent sends to one partition are coalesced into batches of about this many bytes;
+    /// keyless records also stick to one partition for this many bytes. Default: 16 KiB
+    /// (`batch.size`).
+    pub batch_size: usize,
+    /// How long the sender that appends a batch waits for more records to join it. Default: 0
+    /// (`linger.ms`): coalescing then comes only from senders that arrive while an append runs.
+    pub linger: Duration,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> ProducerConfig {
+        ProducerConfig {
+            batch_size: 16 * 1024,
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+/// Sends records to the store's topics. Cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct Producer {
+    store: Store,
+    config: Arc<ProducerConfig>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Store {
+    /// A producer with default settings.
+    pub fn producer(&self) -> Producer {
+        self.producer_with(ProducerConfig::default())
+    }
+
+    /// A producer with the given settings.
+    pub fn producer_with(&self, config: ProducerConfig) -> Producer {
+        Producer {
+            store: self.clone(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Producer {
+    fn inner(&self) -> &StoreInner {
+        &self.store.inner
+    }
+
+    fn route(&self, topic: &Topic, record: &Record, size: usize) -> Result<u32> {
+        let n = topic.partition_count();
+        match (record.partition, &record.key) {
+            (Some(p), _) if p < n => Ok(p),
+            (Some(p), _) => Err(ErrorKind::UnknownPartition {
+                topic: topic.name.clone(),
+                partition: p,
+                partitions: n,
+            }
+            .into()),
+            (None, Some(key)) => Ok(partitioner::partition_for_key(key, n)),
+            (None, None) => Ok(topic.sticky.choose(n, size, self.config.batch_size)),
+        }
+    }
+
+    /// Sends one record and returns where it was stored.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition);
+    /// [`RecordTooLarge`](ErrorKind::RecordTooLarge); errors of [`Log::append`]. Nothing is
+    /// written on error.
+    pub fn send(&self, record: Record) -> Result<RecordMetadata> {
+        let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
+        let size = record.encoded_size_bound();
+        let max = topic.config.log.max_record_bytes;
+        if size > max {
+            return Err(ErrorKind::RecordTooLarge { size, max }.into());
+        }
+        let p = self.route(&topic, &record, size)?;
+        let part = topic.partition(p)?;
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let (offset, stored_ts) = part.queue.send(
+            &part.log,
+            &record,
+            timestamp,
+            topic.config.compression,
+            &self.config,
+        )?;
+        self.inner().notify.notify();
+        Ok(RecordMetadata {
+            topic: topic.name.clone(),
+            partition: p,
+            offset,
+            timestamp: if topic.config.log.timestamp_type == TimestampType::LogAppendTime {
+                stored_ts
+            } else {
+                timestamp
+            },
+        })
+    }
+
+    /// Sends many records, one batch per partition (split at `max_record_bytes`), and returns
+    /// their metadata in the order given. Records of one call to one partition are contiguous.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send). Validation errors (unknown topic or partition, a record too
+    /// large) are found before anything is written; an append error may leave earlier
+    /// partitions' batches written.
+    pub fn send_batch(
+        &self,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<Vec<RecordMetadata>> {
+        let records: Vec<Record> = records.into_iter().collect();
+        let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+        let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            let topic = match topics.get(&r.topic) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t = self.inner().topic_or_create(&r.topic, &self.store)?;
+                    topics.insert(r.topic.clone(), Arc::clone(&t));
+                    t
+                }
+            };
+            let size = r.encoded_size_bound();
+            let max = topic.config.log.max_record_bytes;
+            if size > max {
+                return Err(ErrorKind::RecordTooLarge { size, max }.into());
+            }
+            let p = self.route(&topic, r, size)?;
+            routed.entry((r.topic.clone(), p)).or_default().push(i);
+        }
+        let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
+        let now = now_ms();
+        for ((topic_name, p), idxs) in routed {
+            let topic = &topics[&topic_name];
+            let part = topic.partition(p)?;
+            let max = topic.config.log.max_record_bytes;
+            let mut start = 0;
+            while start < idxs.len() {
+                let mut b = BatchBuilder::new(topic.config.compression);
+                let mut end = start;
+                while end < idxs.len() {
+                    let r = &records[idxs[end]];
+                    if end > start && b.size_in_bytes() + r.encoded_size_bound() > max {
+                        break;
+                    }
+                    b.append(
+                        r.timestamp.unwrap_or(now),
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.header_refs(),
+                    );
+                    end += 1;
+                }
+                let info = part.log.append(&b.build()?)?;
+                for (k, &i) in idxs[start..end].iter().enumerate() {
+                    let r = &records[i];
+                    out[i] = Some(RecordMetadata {
+                        topic: topic_name.clone(),
+                        partition: p,
+                        offset: info.base_offset + k as u64,
+                        timestamp: if topic.config.log.timestamp_type
+                            == TimestampType::LogAppendTime
+                        {
+                            info.timestamp
+                        } else {
+                            r.timestamp.unwrap_or(now)
+                        },
+                    });
+                }
+                start = end;
+            }
+        }
+        self.inner().notify.notify();
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Makes everything sent so far (by any producer of this store) durable.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) or [`Poisoned`](ErrorKind::Poisoned) from a partition log.
+    pub fn flush(&self) -> Result<()> {
+        self.inner().flush_all()
+    }
+}
+
+/// Coalesces concurrent sends to one partition into batch appends.
+#[derive(Default)]
+pub(crate) struct ProduceQueue {
+    pending: Mutex<Pending>,
+    /// Held by the sender that appends; also guards the results others collect.
+    appender: Mutex<Results>,
+}
+
+#[derive(Default)]
+struct Pending {
+    next_seq: u64,
+    /// Open batches, oldest first, each with the sequence number of its first record.
+    open: Vec<(u64, BatchBuilder)>,
+}
+
+/// The outcome of one coalesced append: (first seq, record count, (base offset, stored
+/// timestamp) or the error, receipts left to collect).
+type Appended = (u64, u64, Result<(u64, i64)>, u64);
+
+#[derive(Default)]
+struct Results {
+    done: VecDeque<Appended>,
+}
+
+impl Results {
+    fn take(&mut self, seq: u64) -> Option<Result<(u64, i64)>> {
+        let i = self
+            .done
+            .iter()
+            .position(|(first, n, _, _)| seq >= *first && seq < first + n)?;
+        let entry = &mut self.done[i];
+        let out = match &entry.2 {
+            Ok((base, ts)) => Ok((base + (seq - entry.0), *ts)),
+            Err(e) => Err(e.duplicate()),
+        };
+        entry.3 -= 1;
+        if entry.3 == 0 {
+            self.done.remove(i);
+        }
+        Some(out)
+    }
+}
+
+impl ProduceQueue {
+    /// Queues `record` and returns its offset and the batch's stored max timestamp once appended.
+    pub(crate) fn send(
+        &self,
+        log: &Log,
+        record: &Record,
+        timestamp: i64,
+        compression: Compression,
+        config: &ProducerConfig,
+    ) -> Result<(u64, i64)> {
+        let headers = record.header_refs();
+        let size = BatchBuilder::record_size_upper_bound(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &headers,
+        );
+        let max_batch = config.batch_size.min(log.config().max_record_bytes).max(1);
+        let seq = {
+            let mut p = self.pending.lock();
+            let seq = p.next_seq;
+            p.next_seq += 1;
+            let need_new = match p.open.last() {
+                None => true,
+                Some((_, b)) => !b.is_empty() && b.size_in_bytes() + size > max_batch,
+            };
+            if need_new {
+                p.open.push((seq, BatchBuilder::new(compression)));
+            }
+            if let Some((_, b)) = p.open.last_mut() {
+                b.append(
+                    timestamp,
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    &headers,
+                );
+            }
+            seq
+        };
+        let mut results = self.appender.lock();
+        if let Some(r) = results.take(seq) {
+            return r;
+        }
+        if !config.linger.is_zero() {
+            std::thread::sleep(config.linger);
+        }
+        let batches = std::mem::take(&mut self.pending.lock().open);
+        for (first, builder) in batches {
+            let n = builder.len() as u64;
+            let outcome = builder
+                .build()
+                .and_then(|batch| log.append(&batch))
+                .map(|info| (info.base_offset, info.timestamp));
+            results.done.push_back((first, n, outcome, n));
+        }
+        results.take(seq).unwrap_or_else(|| {
+            Err(Error::invalid(
+                "internal error: a queued record was not appended (please report)",
+            ))
+        })
+    }
+}

@@ -1,0 +1,518 @@
+//! The store: the one handle users open. It owns a data directory — its lock, the topic
+//! registry and metadata, every partition log, the committed offsets and the consumer groups.
+//!
+//! ```
+//! use riverbed::{Record, Store, TopicConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! store.create_topic("payments", TopicConfig::new(4))?;
+//! let meta = store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+//! assert_eq!(meta.offset, 0);
+//! assert_eq!(store.list_topics(), ["payments"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::FlushPolicy;
+use crate::consumer::offsets::OffsetStore;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fs::DirLock;
+use crate::group::Group;
+use crate::log::Log;
+use crate::partitioner::Sticky;
+use crate::producer::ProduceQueue;
+use crate::topic::{self, TopicConfig, TopicPartition};
+
+/// Store-wide settings.
+#[derive(Clone, Debug, Default)]
+pub struct StoreConfig {
+    /// Create a topic (with `default_topic`) when a producer sends to one that does not exist.
+    /// Default: false (an [`UnknownTopic`](ErrorKind::UnknownTopic) error), unlike Kafka's broker
+    /// default, because a typo should not create a topic.
+    pub auto_create_topics: bool,
+    /// Configuration of automatically created topics. Default: `TopicConfig::new(1)`.
+    pub default_topic: TopicConfig,
+}
+
+/// A Riverbed data directory. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+pub(crate) struct StoreInner {
+    pub dir: PathBuf,
+    pub config: StoreConfig,
+    pub topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serialises topic creation, deletion and partition changes.
+    admin: Mutex<()>,
+    pub offsets: OffsetStore,
+    pub groups: Mutex<HashMap<String, Arc<Group>>>,
+    /// Bumped on every topic change, so groups notice they must rebalance.
+    pub metadata_version: AtomicU64,
+    pub notify: Notify,
+    _lock: DirLock,
+}
+
+/// A topic and its open partitions.
+pub(crate) struct Topic {
+    pub name: String,
+    pub config: TopicConfig,
+    pub partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
+    pub sticky: Sticky,
+}
+
+/// One open partition: its log and the queue that coalesces concurrent sends into batches.
+pub(crate) struct Partition {
+    pub tp: TopicPartition,
+    pub log: Log,
+    pub queue: ProduceQueue,
+}
+
+impl Topic {
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.read().len() as u32
+    }
+
+    pub fn partition(&self, p: u32) -> Result<Arc<Partition>> {
+        let parts = self.partitions.read();
+        parts.get(p as usize).cloned().ok_or_else(|| {
+            ErrorKind::UnknownPartition {
+                topic: self.name.clone(),
+                partition: p,
+                partitions: parts.len() as u32,
+            }
+            .into()
+        })
+    }
+}
+
+/// Wakes consumers waiting in `poll` when anything is appended (or a group changes).
+pub(crate) struct Notify {
+    seq: AtomicU64,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Notify {
+    fn new() -> Notify {
+        Notify {
+            seq: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// The current event count; pass it to [`wait`](Self::wait) after finding nothing to do.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Signals an event.
+    pub fn notify(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        // NOTE: SeqCst on both sides: either the waiter sees the new `seq` before sleeping, or we
+        // see its `waiters` increment and wake it.
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock();
+            self.cv.notify_all();
+        }
+    }
+
+    /// Sleeps until an event after `seen` or `deadline`, whichever comes first.
+    pub fn wait(&self, seen: u64, deadline: Instant) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.lock.lock();
+        while self.seq.load(Ordering::SeqCst) == seen && Instant::now() < deadline {
+            self.cv.wait_until(&mut g, deadline);
+        }
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What [`Store::describe_topic`] reports about one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition number.
+    pub partition: u32,
+    /// First offset still in the log.
+    pub log_start_offset: u64,
+    /// Next offset to be written (the high watermark).
+    pub log_end_offset: u64,
+    /// Bytes of segment data.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: usize,
+}
+
+/// What [`Store::describe_topic`] reports.
+#[derive(Clone, Debug)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Its configuration.
+    pub config: TopicConfig,
+    /// Each partition, in order.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+const OFFSETS_DIR: &str = "__consumer_offsets-0";
+
+impl Store {
+    /// Opens (creating if need be) the store in `dir` with default settings.
+    ///
+    /// # Errors
+    /// See [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(dir, StoreConfig::default())
+    }
+
+    /// Opens (creating if need be) the store in `dir`: takes its lock, reads the topic metadata
+    /// and opens (recovering if need be) every partition log and the committed offsets.
+    ///
+    /// # Errors
+    /// [`Locked`](ErrorKind::Locked) if another handle, in this process or another, has the
+    /// directory open; [`Corruption`](ErrorKind::Corruption) if the metadata file is damaged;
+    /// [`Io`](ErrorKind::Io); any error of [`Log::open`].
+    pub fn open_with(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create store directory", &dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
+        remove_deleted_dirs(&dir)?;
+        let meta_path = dir.join(topic::METADATA_FILE);
+        let topics = match std::fs::read(&meta_path) {
+            Ok(bytes) => topic::decode_metadata(&bytes, &meta_path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("read topic metadata", &meta_path, e)),
+        };
+        let mut map = HashMap::new();
+        for (name, cfg) in topics {
+            let t = open_topic(&dir, &name, cfg, false)?;
+            map.insert(name, Arc::new(t));
+        }
+        let offsets = OffsetStore::open(&dir.join(OFFSETS_DIR))?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                dir,
+                config,
+                topics: RwLock::new(map),
+                admin: Mutex::new(()),
+                offsets,
+                groups: Mutex::new(HashMap::new()),
+                metadata_version: AtomicU64::new(0),
+                notify: Notify::new(),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Creates a topic.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for a bad name;
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig); [`TopicExists`](ErrorKind::TopicExists);
+    /// [`Io`](ErrorKind::Io). Nothing is changed on error.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        topic::validate_topic_name(name)?;
+        config.validate()?;
+        let _admin = self.inner.admin.lock();
+        if self.inner.topics.read().contains_key(name) {
+            return Err(ErrorKind::TopicExists {
+                topic: name.to_string(),
+            }
+            .into());
+        }
+        let t = Arc::new(open_topic(&self.inner.dir, name, config, true)?);
+        let mut next = self.inner.topics.read().clone();
+        next.insert(name.to_string(), Arc::clone(&t));
+        if let Err(e) = self.inner.write_metadata(&next) {
+            // Not in the metadata, so not a topic: remove what was created.
+            drop(t);
+            for p in 0..next[name].config.partitions {
+                let _ = std::fs::remove_dir_all(partition_dir(&self.inner.dir, name, p));
+            }
+            return Err(e);
+        }
+        *self.inner.topics.write() = next;
+        self.inner.topics_changed();
+        Ok(())
+    }
+
+    /// Deletes a topic and all its data. Consumers holding records of it keep them; later reads
+    /// see [`UnknownTopic`](ErrorKind::UnknownTopic).
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`Io`](ErrorKind::Io).
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let mut next = self.inner.topics.read().clone();
+        let Some(t) = next.remove(name) else {
+            return Err(ErrorKind::UnknownTopic {
+                topic: name.to_string(),
+            }
+            .into());
+        };
+        // The metadata is the truth: once it no longer names the topic, the topic is gone, and
+        // directories it leaves behind after a crash are removed at the next open.
+        self.inner.write_metadata(&next)?;
+        *self.inner.topics.write() = next;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for part in t.partitions.read().iter() {
+            part.log.mark_deleted();
+        }
+        for p in 0..t.partition_count() {
+            let from = partition_dir(&self.inner.dir, name, p);
+            let to = self.inner.dir.join(format!("{name}-{p}.{stamp}.deleted"));
+            std::fs::rename(&from, &to)
+                .map_err(|e| Error::io("rename deleted partition", &from, e))?;
+        }
+        crate::fs::sync_dir(&self.inner.dir)?;
+        drop(t);
+        remove_deleted_dirs(&self.inner.dir)?;
+        self.inner.topics_changed();
+        Ok(())
+    }
+
+    /// Raises a topic's partition count to `total` (partitions cannot be removed, as in Kafka;
+    /// keys may map to different partitions afterwards).
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`InvalidArgument`](ErrorKind::InvalidArgument)
+    /// if `total` is not larger than the current count; [`Io`](ErrorKind::Io).
+    pub fn add_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let _admin = self.inner.admin.lock();
+        let t = self.inner.topic(name)?;
+        let current = t.partition_count();
+        if total <= current || total > 100_000 {
+            return Err(Error::invalid(format!(
+                "topic {name:?} has {current} partitions; the new count must be larger (and at most 100000), got {total}"
+            )));
+        }
+        let mut added = Vec::new();
+        for p in current..total {
+            added.push(Arc::new(open_partition(
+                &self.inner.dir,
+                name,
+                p,
+                &t.config,
+                true,
+            )?));
+        }
+        let mut config = t.config.clone();
+        config.partitions = total;
+        let new_topic = Arc::new(Topic {
+            name: name.to_string(),
+            config,
+            partitions: RwLock::new(Arc::new({
+                let mut v = t.partitions.read().as_ref().clone();
+                v.extend(added);
+                v
+            })),
+            sticky: Sticky::default(),
+        });
+        let mut next = self.inner.topics.read().clone();
+        next.insert(name.to_string(), new_topic);
+        self.inner.write_metadata(&next)?;
+        *self.inner.topics.write() = next;
+        self.inner.topics_changed();
+        Ok(())
+    }
+
+    /// Names of all topics, sorted.
+    pub fn list_topics(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A topic's configuration and the state of its partitions.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic).
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let t = self.inner.topic(name)?;
+        let partitions = t
+            .partitions
+            .read()
+            .iter()
+            .map(|p| PartitionDescription {
+                partition: p.tp.partition,
+                log_start_offset: p.log.log_start_offset(),
+                log_end_offset: p.log.next_offset(),
+                size_bytes: p.log.size_in_bytes(),
+                segments: p.log.segment_count(),
+            })
+            .collect();
+        Ok(TopicDescription {
+            name: t.name.clone(),
+            config: t.config.clone(),
+            partitions,
+        })
+    }
+
+    /// Makes everything produced so far, on every partition, durable.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) or [`Poisoned`](ErrorKind::Poisoned) from a partition log.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush_all()
+    }
+
+    /// Deletes, on every partition of every topic, the sealed segments past their retention
+    /// limits. Returns the number of segments deleted.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io).
+    pub fn apply_retention(&self) -> Result<usize> {
+        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        let mut n = 0;
+        for t in topics {
+            for p in t.partitions.read().iter() {
+                n += p.log.apply_retention()?.deleted_segments.len();
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl StoreInner {
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics.read().get(name).cloned().ok_or_else(|| {
+            ErrorKind::UnknownTopic {
+                topic: name.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// The topic, created with the default configuration if the store allows that.
+    pub fn topic_or_create(&self, name: &str, store: &Store) -> Result<Arc<Topic>> {
+        match self.topic(name) {
+            Ok(t) => Ok(t),
+            Err(e)
+                if self.config.auto_create_topics
+                    && matches!(e.kind(), ErrorKind::UnknownTopic { .. }) =>
+            {
+                match store.create_topic(name, self.config.default_topic.clone()) {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::TopicExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.topic(name)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        self.topic(&tp.topic)?.partition(tp.partition)
+    }
+
+    fn write_metadata(&self, topics: &HashMap<String, Arc<Topic>>) -> Result<()> {
+        let mut names: Vec<&String> = topics.keys().collect();
+        names.sort();
+        let bytes = topic::encode_metadata(names.iter().map(|n| (n.as_str(), &topics[*n].config)));
+        crate::fs::write_atomic(&self.dir.join(topic::METADATA_FILE), &bytes)
+    }
+
+    fn topics_changed(&self) {
+        self.metadata_version.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify();
+    }
+
+    pub fn flush_all(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        for t in topics {
+            if t.config.log.flush == FlushPolicy::EveryAppend {
+                continue;
+            }
+            let parts = t.partitions.read().clone();
+            for p in parts.iter() {
+                p.log.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    dir.join(format!("{topic}-{partition}"))
+}
+
+fn open_partition(
+    dir: &Path,
+    name: &str,
+    p: u32,
+    config: &TopicConfig,
+    fresh: bool,
+) -> Result<Partition> {
+    let pdir = partition_dir(dir, name, p);
+    if fresh && pdir.exists() {
+        // Left by a create that crashed before the metadata named the topic: not a partition.
+        std::fs::remove_dir_all(&pdir)
+            .map_err(|e| Error::io("remove stale partition directory", &pdir, e))?;
+    }
+    Ok(Partition {
+        tp: TopicPartition::new(name, p),
+        log: Log::open(&pdir, config.log.clone())?,
+        queue: ProduceQueue::default(),
+    })
+}
+
+fn open_topic(dir: &Path, name: &str, config: TopicConfig, fresh: bool) -> Result<Topic> {
+    let mut parts = Vec::with_capacity(config.partitions as usize);
+    for p in 0..config.partitions {
+        parts.push(Arc::new(open_partition(dir, name, p, &config, fresh)?));
+    }
+    if fresh {
+        crate::fs::sync_dir(dir)?;
+    }
+    Ok(Topic {
+        name: name.to_string(),
+        config,
+        partitions: RwLock::new(Arc::new(parts)),
+        sticky: Sticky::default(),
+    })
+}
+
+/// Removes partition directories of deleted topics (renamed `*.deleted` before removal).
+fn remove_deleted_dirs(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list store directory", dir, e))?;
+    for e in entries.flatten() {
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".deleted"))
+        {
+            let p = e.path();
+            std::fs::remove_dir_all(&p)
+                .map_err(|e| Error::io("remove deleted partition", &p, e))?;
+        }
+    }
+    Ok(())
+}

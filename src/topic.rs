@@ -1,0 +1,411 @@
+//! Topics: names, per-topic configuration, and the store's topic metadata file.
+//!
+//! A topic is a name and N partitions; partition `p` of topic `t` is the [`Log`](crate::Log) in
+//! `<store>/<t>-<p>/`, as in Kafka's data directories.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{FlushPolicy, LogConfig, RecoveryMode};
+use crate::error::{corrupt, Error, Result};
+use crate::record::{crc, Compression, TimestampType};
+
+/// Longest topic name Kafka accepts.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// A topic and a partition number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number, from 0.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// `topic`/`partition`.
+    pub fn new(topic: impl Into<String>, partition: u32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Checks a topic name as Kafka does: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Names starting with `__` are reserved for Riverbed's internal topics.
+///
+/// # Errors
+/// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) saying what is wrong.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "topic name must be 1 to {MAX_TOPIC_NAME_LEN} characters long, got {}",
+            name.len()
+        )));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::invalid(format!(
+            "topic name {name:?} is not allowed"
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::invalid(format!(
+            "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        )));
+    }
+    if name.starts_with("__") {
+        return Err(Error::invalid(format!(
+            "topic names starting with \"__\" are reserved: {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Configuration of a topic: its partition count, how producers compress, and the configuration
+/// of each partition's log.
+#[derive(Clone, Debug)]
+pub struct TopicConfig {
+    /// Number of partitions. Default: 1.
+    pub partitions: u32,
+    /// Compression producers apply to batches of this topic. Default: none (Kafka's
+    /// `compression.type=producer` with an uncompressed producer).
+    pub compression: Compression,
+    /// Segment, retention, flush, timestamp and size settings of each partition log.
+    pub log: LogConfig,
+}
+
+impl Default for TopicConfig {
+    fn default() -> TopicConfig {
+        TopicConfig::new(1)
+    }
+}
+
+impl TopicConfig {
+    /// A topic of `partitions` partitions with default settings.
+    pub fn new(partitions: u32) -> TopicConfig {
+        TopicConfig {
+            partitions,
+            compression: Compression::None,
+            log: LogConfig::default(),
+        }
+    }
+
+    /// Sets the flush policy of every partition.
+    pub fn flush(mut self, policy: FlushPolicy) -> TopicConfig {
+        self.log.flush = policy;
+        self
+    }
+
+    /// Sets the segment size.
+    pub fn segment_bytes(mut self, bytes: u64) -> TopicConfig {
+        self.log.segment_bytes = bytes;
+        self
+    }
+
+    /// Sets time-based retention (`None`: keep forever).
+    pub fn retention_ms(mut self, ms: Option<u64>) -> TopicConfig {
+        self.log.retention_ms = ms;
+        self
+    }
+
+    /// Sets size-based retention per partition (`None`: no limit).
+    pub fn retention_bytes(mut self, bytes: Option<u64>) -> TopicConfig {
+        self.log.retention_bytes = bytes;
+        self
+    }
+
+    /// Sets the compression producers use.
+    pub fn compression(mut self, compression: Compression) -> TopicConfig {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets the timestamp type.
+    pub fn timestamp_type(mut self, t: TimestampType) -> TopicConfig {
+        self.log.timestamp_type = t;
+        self
+    }
+
+    /// Sets the largest accepted batch.
+    pub fn max_record_bytes(mut self, bytes: usize) -> TopicConfig {
+        self.log.max_record_bytes = bytes;
+        self
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        if self.partitions == 0 || self.partitions > 100_000 {
+            return Err(Error::config("partitions", "must be between 1 and 100000"));
+        }
+        if let Compression::Zstd { level } = self.compression {
+            if !(1..=22).contains(&level) {
+                return Err(Error::config("compression", "zstd level must be 1..=22"));
+            }
+        }
+        self.log.validate()
+    }
+}
+
+// ---- metadata file -------------------------------------------------------------------------
+
+/// Name of the topic metadata file in the store directory.
+pub(crate) const METADATA_FILE: &str = "topics";
+const METADATA_HEADER: &str = "riverbed-topics v1";
+
+fn opt<T: fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+/// One line describing a topic (see FORMAT.md, "Topic metadata").
+fn encode_topic(name: &str, c: &TopicConfig) -> String {
+    let l = &c.log;
+    let flush = match l.flush {
+        FlushPolicy::EveryAppend => "every".to_string(),
+        FlushPolicy::Manual => "manual".to_string(),
+        FlushPolicy::Interval { messages, interval } => {
+            format!(
+                "interval:{}:{}",
+                opt(messages),
+                opt(interval.map(|d| d.as_millis()))
+            )
+        }
+    };
+    let compression = match c.compression {
+        Compression::None => "none".to_string(),
+        Compression::Zstd { level } => format!("zstd:{level}"),
+    };
+    format!(
+        "topic {name} partitions={} segment_bytes={} segment_ms={} index_interval_bytes={} \
+         index_max_bytes={} max_record_bytes={} flush={flush} retention_ms={} retention_bytes={} \
+         recovery_checkpoint_bytes={} recovery={} compression={compression} timestamp_type={}",
+        c.partitions,
+        l.segment_bytes,
+        opt(l.segment_ms),
+        l.index_interval_bytes,
+        l.index_max_bytes,
+        l.max_record_bytes,
+        opt(l.retention_ms),
+        opt(l.retention_bytes),
+        l.recovery_checkpoint_bytes,
+        match l.recovery {
+            RecoveryMode::TruncateTail => "truncate",
+            RecoveryMode::Strict => "strict",
+        },
+        match l.timestamp_type {
+            TimestampType::CreateTime => "create",
+            TimestampType::LogAppendTime => "append",
+        },
+    )
+}
+
+/// Encodes the whole metadata file.
+pub(crate) fn encode_metadata<'a>(
+    topics: impl Iterator<Item = (&'a str, &'a TopicConfig)>,
+) -> Vec<u8> {
+    let mut text = format!("{METADATA_HEADER}\n");
+    for (name, c) in topics {
+        text.push_str(&encode_topic(name, c));
+        text.push('\n');
+    }
+    let sum = crc::checksum(text.as_bytes());
+    text.push_str(&format!("crc {sum:08x}\n"));
+    text.into_bytes()
+}
+
+/// Decodes the metadata file at `path` (its bytes are `bytes`).
+pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, TopicConfig)>> {
+    let bad = |pos: usize, expected: &str, found: String| {
+        corrupt(pos as u64, expected, found).in_file(path, 0)
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| bad(e.valid_up_to(), "UTF-8 text", "invalid UTF-8".into()))?;
+    let body_end = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map(|i| i + 1)
+        .ok_or_else(|| {
+            bad(
+                0,
+                "a header line and a crc line",
+                format!("{} bytes", text.len()),
+            )
+        })?;
+    let (body, crc_line) = text.split_at(body_end);
+    let stored = crc_line
+        .trim()
+        .strip_prefix("crc ")
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .ok_or_else(|| {
+            bad(
+                body_end,
+                "a line \"crc <8 hex digits>\"",
+                format!("{:?}", crc_line.trim()),
+            )
+        })?;
+    crc::verify(body.as_bytes(), stored, body_end as u64).map_err(|e| e.in_file(path, 0))?;
+    let mut lines = body.lines();
+    let mut pos = 0usize;
+    match lines.next() {
+        Some(h) if h == METADATA_HEADER => pos += h.len() + 1,
+        Some(h) if h.starts_with("riverbed-topics ") => {
+            return Err(bad(
+                0,
+                METADATA_HEADER,
+                format!("{h:?} (written by a newer riverbed?)"),
+            ))
+        }
+        other => return Err(bad(0, METADATA_HEADER, format!("{other:?}"))),
+    }
+    let mut out = Vec::new();
+    for line in lines {
+        let topic = decode_topic(line)
+            .map_err(|what| bad(pos, "a topic line", format!("{line:?}: {what}")))?;
+        out.push(topic);
+        pos += line.len() + 1;
+    }
+    Ok(out)
+}
+
+fn decode_topic(line: &str) -> std::result::Result<(String, TopicConfig), String> {
+    let mut words = line.split(' ');
+    if words.next() != Some("topic") {
+        return Err("does not start with \"topic\"".into());
+    }
+    let name = words.next().ok_or("no name")?.to_string();
+    validate_topic_name(&name).map_err(|e| e.to_string())?;
+    let mut c = TopicConfig::new(1);
+    fn num<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<T, String> {
+        v.parse().map_err(|_| format!("{k}={v} is not a number"))
+    }
+    fn opt_num<T: std::str::FromStr>(k: &str, v: &str) -> std::result::Result<Option<T>, String> {
+        if v == "none" {
+            Ok(None)
+        } else {
+            num(k, v).map(Some)
+        }
+    }
+    for w in words {
+        let (k, v) = w
+            .split_once('=')
+            .ok_or_else(|| format!("{w:?} is not key=value"))?;
+        match k {
+            "partitions" => c.partitions = num(k, v)?,
+            "segment_bytes" => c.log.segment_bytes = num(k, v)?,
+            "segment_ms" => c.log.segment_ms = opt_num(k, v)?,
+            "index_interval_bytes" => c.log.index_interval_bytes = num(k, v)?,
+            "index_max_bytes" => c.log.index_max_bytes = num(k, v)?,
+            "max_record_bytes" => c.log.max_record_bytes = num(k, v)?,
+            "retention_ms" => c.log.retention_ms = opt_num(k, v)?,
+            "retention_bytes" => c.log.retention_bytes = opt_num(k, v)?,
+            "recovery_checkpoint_bytes" => c.log.recovery_checkpoint_bytes = num(k, v)?,
+            "recovery" => {
+                c.log.recovery = match v {
+                    "truncate" => RecoveryMode::TruncateTail,
+                    "strict" => RecoveryMode::Strict,
+                    _ => return Err(format!("unknown recovery mode {v:?}")),
+                }
+            }
+            "timestamp_type" => {
+                c.log.timestamp_type = match v {
+                    "create" => TimestampType::CreateTime,
+                    "append" => TimestampType::LogAppendTime,
+                    _ => return Err(format!("unknown timestamp type {v:?}")),
+                }
+            }
+            "compression" => {
+                c.compression = match v.split_once(':') {
+                    None if v == "none" => Compression::None,
+                    Some(("zstd", level)) => Compression::Zstd {
+                        level: num(k, level)?,
+                    },
+                    _ => return Err(format!("unknown compression {v:?}")),
+                }
+            }
+            "flush" => {
+                c.log.flush = match v {
+                    "every" => FlushPolicy::EveryAppend,
+                    "manual" => FlushPolicy::Manual,
+                    _ => {
+                        let mut parts = v.split(':');
+                        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                            (Some("interval"), Some(m), Some(ms), None) => FlushPolicy::Interval {
+                                messages: opt_num(k, m)?,
+                                interval: opt_num::<u64>(k, ms)?.map(Duration::from_millis),
+                            },
+                            _ => return Err(format!("unknown flush policy {v:?}")),
+                        }
+                    }
+                }
+            }
+            _ => return Err(format!("unknown setting {k:?}")),
+        }
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok((name, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_as_kafka_does() {
+        for ok in ["payments", "a.b_c-D9", &"x".repeat(249)] {
+            validate_topic_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "ä",
+            "../etc",
+            &"x".repeat(250),
+            "__offsets",
+        ] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn metadata_roundtrips_and_detects_damage() {
+        let a = TopicConfig::new(4)
+            .flush(FlushPolicy::Interval {
+                messages: Some(10),
+                interval: None,
+            })
+            .compression(Compression::Zstd { level: 5 })
+            .retention_bytes(Some(1 << 30))
+            .timestamp_type(TimestampType::LogAppendTime);
+        let b = TopicConfig::new(1)
+            .flush(FlushPolicy::EveryAppend)
+            .retention_ms(None);
+        let bytes = encode_metadata([("a", &a), ("b", &b)].into_iter());
+        let p = Path::new("topics");
+        let back = decode_metadata(&bytes, p).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].0, "a");
+        assert_eq!(encode_topic("a", &back[0].1), encode_topic("a", &a));
+        assert_eq!(encode_topic("b", &back[1].1), encode_topic("b", &b));
+        let mut bad = bytes.clone();
+        bad[30] ^= 1;
+        assert!(decode_metadata(&bad, p).unwrap_err().is_corruption());
+        assert!(decode_metadata(b"", p).is_err());
+        assert!(decode_metadata(&bytes[..bytes.len() - 3], p).is_err());
+    }
+}
