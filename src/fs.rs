@@ -72,9 +72,13 @@ impl DirLock {
             Err(TryLockError::Error(e)) => return Err(Error::io("lock directory", &path, e)),
         }
         // The pid is for people and tools wondering who holds the lock; the lock itself is the
-        // kernel's.
-        let _ = file.set_len(0);
-        let _ = writeln!(file, "{}", std::process::id());
+        // kernel's. It is written in place at a fixed width: truncating the file would make the
+        // next fsync of anything in the directory wait for a journal commit.
+        let line = format!("{:<20}\n", std::process::id());
+        let _ = std::os::unix::fs::FileExt::write_all_at(&file, line.as_bytes(), 0);
+        if file.metadata().is_ok_and(|m| m.len() != line.len() as u64) {
+            let _ = file.set_len(line.len() as u64);
+        }
         Ok(DirLock { _file: file })
     }
 }

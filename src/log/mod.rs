@@ -608,6 +608,15 @@ impl Inner {
             w.unflushed_messages = 0;
             (seg, pos, next, checkpoint)
         };
+        let unchanged = Checkpoint {
+            next_offset: next,
+            segment_base: seg.base_offset,
+            position: position as u64,
+        } == last_cp;
+        if unchanged && s.durable_offset >= next {
+            // Nothing appended since the last checkpoint (a close right after an open).
+            return Ok(());
+        }
         let from = if s.segment_base == seg.base_offset {
             s.position
         } else {

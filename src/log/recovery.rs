@@ -13,7 +13,7 @@ use crate::config::{LogConfig, RecoveryMode};
 use crate::error::{Error, Result};
 use crate::log::checkpoint::Checkpoint;
 use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
-use crate::segment::index::{self, OffsetEntry, TimeEntry};
+use crate::segment::index::{self, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
 use crate::segment::mmap::Mapping;
 use crate::segment::{
     parse_file_name, scan, ActiveSegment, Capacity, IndexPolicy, Reopened, Segment, SegmentPaths,
@@ -261,6 +261,7 @@ fn scan_segment(
         .len() as usize;
     let empty_outcome = |error: Option<Error>, header_invalid: bool| ScanOutcome {
         reopened: Reopened {
+            cut: true,
             data_len: FILE_HEADER_LEN,
             next_offset: base,
             offset_entries: 0,
@@ -303,18 +304,20 @@ fn scan_segment(
         _ => (FILE_HEADER_LEN, base),
     };
     if start > FILE_HEADER_LEN {
-        if let Some((kept_offsets, kept_times)) = kept_entries(&paths, base, start) {
-            return scan_from(
+        if let Some(kept) = kept_entries(&paths, base, start) {
+            let mut outcome = scan_from(
                 bytes,
                 &paths,
                 base,
                 start,
                 next,
-                kept_offsets,
-                kept_times,
+                kept.offsets,
+                kept.times,
                 cap,
                 report,
-            );
+            )?;
+            outcome.reopened.cut |= kept.stale_after;
+            return Ok(outcome);
         }
         // Without the index prefix we cannot resume mid-file: rebuild the index from the start.
         report.rebuilt_indexes.push(paths.index.clone());
@@ -334,26 +337,41 @@ fn scan_segment(
 
 /// The valid index entries of a segment that point below `position`, or `None` when an index
 /// file is missing or its header is bad.
-fn kept_entries(
-    paths: &SegmentPaths,
-    base: u64,
-    position: usize,
-) -> Option<(Vec<OffsetEntry>, Vec<TimeEntry>)> {
-    let read = |path: &Path, kind: FileKind| -> Option<Vec<u8>> {
-        let bytes = std::fs::read(path).ok()?;
-        file_header::check(&bytes, kind, base, path).ok()?;
-        Some(bytes[FILE_HEADER_LEN..].to_vec())
+struct Kept {
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+    /// Whether non-zero bytes follow the kept entries (entries of batches that did not survive),
+    /// which must then be cut away.
+    stale_after: bool,
+}
+
+fn kept_entries(paths: &SegmentPaths, base: u64, position: usize) -> Option<Kept> {
+    // Mapped, not read: only the pages of the valid prefix are touched, however large the
+    // preallocated index is.
+    let map = |path: &Path, kind: FileKind| -> Option<std::sync::Arc<Mapping>> {
+        let file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len() as usize;
+        let map = Mapping::read_only(&file, len).ok()?;
+        file_header::check(map.bytes(), kind, base, path).ok()?;
+        Some(map)
     };
-    let offsets = read(&paths.index, FileKind::OffsetIndex)?;
-    let times = read(&paths.time_index, FileKind::TimeIndex)?;
-    let n = index::valid_offset_prefix(&offsets, position);
-    let m = index::valid_time_prefix(&times, position);
-    Some((
-        (0..n)
-            .filter_map(|i| OffsetEntry::at(&offsets, i))
-            .collect(),
-        (0..m).filter_map(|i| TimeEntry::at(&times, i)).collect(),
-    ))
+    let offsets = map(&paths.index, FileKind::OffsetIndex)?;
+    let times = map(&paths.time_index, FileKind::TimeIndex)?;
+    let offsets = &offsets.bytes()[FILE_HEADER_LEN..];
+    let times = &times.bytes()[FILE_HEADER_LEN..];
+    let n = index::valid_offset_prefix(offsets, position);
+    let m = index::valid_time_prefix(times, position);
+    let nonzero = |entries: &[u8], from: usize, len: usize| {
+        entries
+            .get(from..from + len)
+            .is_some_and(|e| e.iter().any(|b| *b != 0))
+    };
+    Some(Kept {
+        offsets: (0..n).filter_map(|i| OffsetEntry::at(offsets, i)).collect(),
+        times: (0..m).filter_map(|i| TimeEntry::at(times, i)).collect(),
+        stale_after: nonzero(offsets, n * OFFSET_ENTRY_LEN, OFFSET_ENTRY_LEN)
+            || nonzero(times, m * TIME_ENTRY_LEN, TIME_ENTRY_LEN),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -387,6 +405,7 @@ fn scan_from(
     report.scanned_batches += scanned.batches;
     Ok(ScanOutcome {
         reopened: Reopened {
+            cut: scanned.error.is_some() || scanned.end != start,
             data_len: scanned.end,
             next_offset: scanned.next_offset,
             offset_entries: kept_offsets.len(),

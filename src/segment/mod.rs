@@ -497,6 +497,10 @@ pub(crate) struct Capacity {
 
 /// What recovery found in an active segment that is being reopened.
 pub(crate) struct Reopened {
+    /// Whether the files may hold stale bytes past the valid content (anything was scanned or
+    /// found wrong), which must then be cut away. After a clean close they hold only zeros there,
+    /// and leaving their lengths alone spares the next fsync a journal commit.
+    pub cut: bool,
     pub data_len: usize,
     pub next_offset: u64,
     pub offset_entries: usize,
@@ -577,6 +581,7 @@ impl ActiveSegment {
         }
         crate::fs::sync_dir(dir)?;
         let reopened = Reopened {
+            cut: false,
             data_len: FILE_HEADER_LEN,
             next_offset: base_offset,
             offset_entries: 0,
@@ -612,11 +617,11 @@ impl ActiveSegment {
             (&time_file, &paths.time_index, time_len, time_cap),
         ] {
             let mut current = file_len(file, path)?;
-            if current > len {
+            if current > len && r.cut {
                 set_len(file, len, path)?;
                 current = len;
             }
-            if current != capacity {
+            if current < capacity {
                 set_len(file, capacity, path)?;
             }
         }
