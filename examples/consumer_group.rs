@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .value(i.to_string()),
                 )?;
                 i += 1;
-                if i % 1000 == 0 {
+                if i.is_multiple_of(1000) {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
