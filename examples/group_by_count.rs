@@ -1,7 +1,7 @@
 //! The classic consume-transform-produce loop: consume topics `A` and `B`, count records by key,
 //! produce each updated count to `group-by-counts`, then commit the input positions.
 //!
-//! At startup the counts are restored from `group-by-counts` (the latest count per key), so a
+//! Counts are stored as decimal text. At startup the counts are restored from `group-by-counts` (the latest count per key), so a
 //! restarted run continues where the last commit left off. Without transactions this is
 //! at-least-once: a crash between producing counts and committing may count a record twice.
 //!
@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         producer.send_batch(
             changed
                 .into_iter()
-                .map(|(k, c)| Record::new(OUTPUT).key(k).value(c.to_be_bytes().to_vec())),
+                .map(|(k, c)| Record::new(OUTPUT).key(k).value(c.to_string())),
         )?;
         producer.flush()?; // the outputs are durable before the inputs are marked done
         consumer.commit()?;
@@ -119,8 +119,8 @@ fn restore_counts(store: &Store) -> riverbed::Result<HashMap<Vec<u8>, u64>> {
             let (Some(k), Some(v)) = (r.key(), r.value()) else {
                 continue;
             };
-            if let Ok(bytes) = <[u8; 8]>::try_from(v) {
-                table.insert(k.to_vec(), u64::from_be_bytes(bytes));
+            if let Some(count) = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()) {
+                table.insert(k.to_vec(), count);
             }
         }
     }
