@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::log::Log;
 use crate::partitioner;
 use crate::record::codec::HEADER_LEN;
-use crate::record::{BatchBuilder, Compression, TimestampType};
+use crate::record::{BatchBuilder, Compression, RecordBatch, TimestampType};
 use crate::store::{Store, StoreInner, Topic};
 
 /// A record to send: topic, optional partition, key, value, headers and timestamp.
@@ -330,6 +330,8 @@ struct Pending {
     next_seq: u64,
     /// Open batches, oldest first, each with the sequence number of its first record.
     open: Vec<(u64, BatchBuilder)>,
+    /// Emptied builders, kept so that a steady stream of sends allocates nothing.
+    free: Vec<BatchBuilder>,
 }
 
 /// The outcome of one coalesced append: (first seq, record count, (base offset, stored
@@ -339,6 +341,8 @@ type Appended = (u64, u64, Result<(u64, i64)>, u64);
 #[derive(Default)]
 struct Results {
     done: VecDeque<Appended>,
+    /// The encoded batch, reused.
+    encoded: Option<RecordBatch>,
 }
 
 impl Results {
@@ -386,7 +390,11 @@ impl ProduceQueue {
                 Some((_, b)) => !b.is_empty() && b.size_in_bytes() + size > max_batch,
             };
             if need_new {
-                p.open.push((seq, BatchBuilder::new(compression)));
+                let builder = match p.free.pop() {
+                    Some(b) if b.compression() == compression => b,
+                    _ => BatchBuilder::new(compression),
+                };
+                p.open.push((seq, builder));
             }
             if let Some((_, b)) = p.open.last_mut() {
                 b.append(
@@ -406,13 +414,23 @@ impl ProduceQueue {
             std::thread::sleep(config.linger);
         }
         let batches = std::mem::take(&mut self.pending.lock().open);
-        for (first, builder) in batches {
+        let mut encoded = results.encoded.take().unwrap_or_else(RecordBatch::empty);
+        let mut emptied = Vec::with_capacity(batches.len());
+        for (first, mut builder) in batches {
             let n = builder.len() as u64;
             let outcome = builder
-                .build()
-                .and_then(|batch| log.append(&batch))
+                .build_into(&mut encoded)
+                .and_then(|()| log.append(&encoded))
                 .map(|info| (info.base_offset, info.timestamp));
             results.done.push_back((first, n, outcome, n));
+            builder.clear();
+            emptied.push(builder);
+        }
+        results.encoded = Some(encoded);
+        {
+            let mut p = self.pending.lock();
+            p.free.extend(emptied);
+            p.free.truncate(4);
         }
         results.take(seq).unwrap_or_else(|| {
             Err(Error::invalid(

@@ -192,6 +192,9 @@ impl Log {
     pub fn append(&self, batch: &RecordBatch) -> Result<AppendInfo> {
         let inner = &*self.inner;
         inner.check_poison()?;
+        if batch.len() < crate::record::codec::HEADER_LEN {
+            return Err(Error::invalid("cannot append an empty (unbuilt) batch"));
+        }
         if batch.len() > inner.config.max_record_bytes {
             return Err(ErrorKind::RecordTooLarge {
                 size: batch.len(),
