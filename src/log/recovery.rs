@@ -65,6 +65,7 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         index_entries: config.index_entries(),
         max_batch_bytes: config.max_record_bytes,
         index_interval: config.index_interval_bytes as usize,
+        sync_ahead: config.flush == crate::config::FlushPolicy::EveryAppend,
     }
 }
 

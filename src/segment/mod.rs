@@ -493,6 +493,8 @@ pub(crate) struct Capacity {
     pub index_entries: usize,
     pub max_batch_bytes: usize,
     pub index_interval: usize,
+    /// Sync prefaulted data chunks ahead of the writer (for logs that fsync every append).
+    pub sync_ahead: bool,
 }
 
 /// What recovery found in an active segment that is being reopened.
@@ -629,8 +631,9 @@ impl ActiveSegment {
             let path = path.to_path_buf();
             move |e| Error::io(what, path, e)
         };
-        let data = MapWriter::new(&data_file, data_cap, r.data_len)
+        let mut data = MapWriter::new(&data_file, data_cap, r.data_len)
             .map_err(io("map segment", &paths.log))?;
+        data.sync_ahead(cap.sync_ahead);
         let index = MapWriter::new(&index_file, index_cap, index_len)
             .map_err(io("map index", &paths.index))?;
         let time = MapWriter::new(&time_file, time_cap, time_len)
