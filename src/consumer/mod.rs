@@ -667,7 +667,12 @@ impl Consumer {
             return Ok(true);
         };
         let counts = |t: &str| self.partition_count(t);
-        match group.checkin(&member, Instant::now(), &counts) {
+        let version = self
+            .store
+            .inner
+            .metadata_version
+            .load(std::sync::atomic::Ordering::SeqCst);
+        match group.checkin(&member, Instant::now(), version, &counts) {
             Checkin::NotMember => {
                 // Removed (it did not poll in time): its partitions may already be elsewhere, so
                 // drop them without committing, and rejoin.
@@ -812,15 +817,9 @@ impl Consumer {
                 };
                 // Check every record now, so that iterating cannot fail.
                 for r in source.records() {
-                    r?;
+                    let offset = r?.offset();
+                    out.count += usize::from(offset >= start && offset < end);
                 }
-                out.count += source
-                    .records()
-                    .filter(|r| {
-                        r.as_ref()
-                            .is_ok_and(|r| r.offset() >= start && r.offset() < end)
-                    })
-                    .count();
                 remaining -= end - start;
                 pos = end;
                 out.sources.push(source);

@@ -57,6 +57,8 @@ struct State {
     partitions: BTreeMap<String, u32>,
     assignor: Assignor,
     next_member: u64,
+    /// The store metadata version the partition counts were last compared at.
+    metadata_version: u64,
 }
 
 /// One consumer group.
@@ -139,6 +141,7 @@ impl Group {
         &self,
         member: &str,
         now: Instant,
+        metadata_version: u64,
         partitions: &dyn Fn(&str) -> Option<u32>,
     ) -> Checkin {
         let mut s = self.state.lock();
@@ -156,7 +159,9 @@ impl Group {
             return Checkin::NotMember;
         };
         m.last_poll = now;
-        if !s.preparing {
+        // Partition counts only change with the store's metadata version.
+        if !s.preparing && s.metadata_version != metadata_version {
+            s.metadata_version = metadata_version;
             let subscribed: BTreeSet<String> = s
                 .members
                 .values()
@@ -312,27 +317,27 @@ mod tests {
         let Checkin::Stable {
             assignment,
             generation,
-        } = g.checkin(&a, now, &parts)
+        } = g.checkin(&a, now, 1, &parts)
         else {
             panic!()
         };
         assert_eq!(assignment.len(), 4);
         let b = g.join(subs(&["t"]), Assignor::Range, long, now);
         // b must wait until a revokes.
-        assert_eq!(g.checkin(&b, now, &parts), Checkin::Waiting);
+        assert_eq!(g.checkin(&b, now, 1, &parts), Checkin::Waiting);
         assert!(g
             .check_commit(Some(&a), generation, &[&TopicPartition::new("t", 0)])
             .is_ok());
-        assert_eq!(g.checkin(&a, now, &parts), Checkin::Revoke);
+        assert_eq!(g.checkin(&a, now, 1, &parts), Checkin::Revoke);
         g.rejoin(&a);
         let Checkin::Stable {
             assignment: aa,
             generation: g2,
-        } = g.checkin(&a, now, &parts)
+        } = g.checkin(&a, now, 1, &parts)
         else {
             panic!()
         };
-        let Checkin::Stable { assignment: bb, .. } = g.checkin(&b, now, &parts) else {
+        let Checkin::Stable { assignment: bb, .. } = g.checkin(&b, now, 1, &parts) else {
             panic!()
         };
         assert_eq!(aa.len() + bb.len(), 4);
@@ -350,14 +355,17 @@ mod tests {
         let t0 = Instant::now();
         let parts = |_: &str| Some(2);
         let a = g.join(subs(&["t"]), Assignor::Range, Duration::from_millis(10), t0);
-        assert!(matches!(g.checkin(&a, t0, &parts), Checkin::Stable { .. }));
+        assert!(matches!(
+            g.checkin(&a, t0, 1, &parts),
+            Checkin::Stable { .. }
+        ));
         let b = g.join(subs(&["t"]), Assignor::Range, Duration::from_secs(60), t0);
-        assert_eq!(g.checkin(&b, t0, &parts), Checkin::Waiting);
+        assert_eq!(g.checkin(&b, t0, 1, &parts), Checkin::Waiting);
         let later = t0 + Duration::from_millis(50);
-        let Checkin::Stable { assignment, .. } = g.checkin(&b, later, &parts) else {
+        let Checkin::Stable { assignment, .. } = g.checkin(&b, later, 1, &parts) else {
             panic!()
         };
         assert_eq!(assignment.len(), 2);
-        assert_eq!(g.checkin(&a, later, &parts), Checkin::NotMember);
+        assert_eq!(g.checkin(&a, later, 1, &parts), Checkin::NotMember);
     }
 }
