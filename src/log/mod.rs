@@ -138,17 +138,36 @@ impl Log {
         let mut segments = opened.sealed;
         segments.push(Arc::clone(&active.seg));
         let log_start = segments.first().map_or(0, |s| s.base_offset);
-        let cp = Checkpoint {
-            next_offset: next,
-            segment_base: active.seg.base_offset,
-            position: active.position() as u64,
-        };
-        let inner = Arc::new(Inner {
-            sync: Mutex::new(SyncState {
+        let (cp, sync) = if opened.needs_checkpoint {
+            // What recovery kept may be only in the page cache (the process died, the machine
+            // did not): nothing of the active segment counts as synced, and no checkpoint
+            // vouches for it yet.
+            let none = Checkpoint {
+                next_offset: 0,
+                segment_base: 0,
+                position: 0,
+            };
+            let sync = SyncState {
+                durable_offset: active.seg.base_offset,
+                segment_base: active.seg.base_offset,
+                position: FILE_HEADER_LEN,
+            };
+            (none, sync)
+        } else {
+            let cp = Checkpoint {
+                next_offset: next,
+                segment_base: active.seg.base_offset,
+                position: active.position() as u64,
+            };
+            let sync = SyncState {
                 durable_offset: next,
                 segment_base: active.seg.base_offset,
                 position: active.position(),
-            }),
+            };
+            (cp, sync)
+        };
+        let inner = Arc::new(Inner {
+            sync: Mutex::new(sync),
             writer: Mutex::new(Writer {
                 active: Some(active),
                 next_offset: next,
@@ -574,11 +593,11 @@ impl Inner {
     /// Makes offsets below `target` durable. Concurrent callers share one fsync: whoever holds
     /// `sync` syncs everything appended so far, and the others find their data covered.
     fn sync_to(&self, target: u64) -> Result<()> {
+        self.check_poison()?;
         let mut s = self.sync.lock();
         if s.durable_offset >= target {
             return Ok(());
         }
-        self.check_poison()?;
         self.sync_locked(&mut s, false)
     }
 
@@ -691,8 +710,10 @@ impl Inner {
         }
         let keep: Vec<Arc<Segment>> = segments[doomed..].to_vec();
         let new_start = keep[0].base_offset;
-        *self.segments.write() = Arc::new(keep);
+        // The start moves first: a reader that sees the new start may still use the old list
+        // (it holds the kept segments too), never the other way round.
         self.log_start.store(new_start, Ordering::Release);
+        *self.segments.write() = Arc::new(keep);
         report.log_start_offset = new_start;
         for seg in &segments[..doomed] {
             // The data file goes first: it is what recovery looks for; an index left behind by a

@@ -202,6 +202,8 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                 needs_checkpoint: true,
             });
         }
+        // Scanning anywhere (also in segments that turned out sealed) moves the recovery point.
+        let scanned_any = report.scanned_bytes > 0;
         let mut active = ActiveSegment::reopen(dir, base, cap, outcome.reopened)?;
         for e in &outcome.new_offset_entries {
             active.push_offset_entry(e)?;
@@ -217,7 +219,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             sealed,
             active,
             report,
-            needs_checkpoint: outcome.scanned_bytes > 0 || cut_something,
+            needs_checkpoint: scanned_any || cut_something,
         });
     }
     // Unreachable in practice: the loop returns at the last segment at the latest. Fall back to
