@@ -153,36 +153,9 @@ impl Error {
         .into()
     }
 
-    /// A copy of this error for a second caller waiting on the same operation (an I/O error is
-    /// re-created from its kind and message, as `io::Error` cannot be cloned).
+    /// A copy of this error for a second caller waiting on the same operation.
     pub(crate) fn duplicate(&self) -> Error {
-        let kind = match &*self.0 {
-            ErrorKind::Io { op, path, source } => ErrorKind::Io {
-                op,
-                path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
-            },
-            ErrorKind::Corruption {
-                path,
-                position,
-                expected,
-                found,
-            } => ErrorKind::Corruption {
-                path: path.clone(),
-                position: *position,
-                expected: expected.clone(),
-                found: found.clone(),
-            },
-            ErrorKind::RecordTooLarge { size, max } => ErrorKind::RecordTooLarge {
-                size: *size,
-                max: *max,
-            },
-            ErrorKind::Poisoned { cause } => ErrorKind::Poisoned {
-                cause: cause.clone(),
-            },
-            other => ErrorKind::InvalidArgument(other_to_string(other)),
-        };
-        kind.into()
+        Error(Box::new((*self.0).clone()))
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
@@ -233,9 +206,90 @@ impl From<ErrorKind> for Error {
     }
 }
 
-fn other_to_string(kind: &ErrorKind) -> String {
-    // Only reached for kinds an append cannot produce; keep the message.
-    format!("{kind:?}")
+/// An I/O error cannot be cloned; its copy keeps the kind, the raw OS code when there is one,
+/// and the message.
+impl Clone for ErrorKind {
+    fn clone(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            K::Io { op, path, source } => K::Io {
+                op,
+                path: path.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            K::Corruption {
+                path,
+                position,
+                expected,
+                found,
+            } => K::Corruption {
+                path: path.clone(),
+                position: *position,
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            K::UnsupportedVersion {
+                path,
+                found,
+                supported,
+            } => K::UnsupportedVersion {
+                path: path.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            K::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            } => K::OffsetOutOfRange {
+                requested: *requested,
+                log_start: *log_start,
+                log_end: *log_end,
+            },
+            K::RecordTooLarge { size, max } => K::RecordTooLarge {
+                size: *size,
+                max: *max,
+            },
+            K::InvalidArgument(m) => K::InvalidArgument(m.clone()),
+            K::InvalidConfig { field, reason } => K::InvalidConfig {
+                field,
+                reason: reason.clone(),
+            },
+            K::Locked { path } => K::Locked { path: path.clone() },
+            K::UnknownTopic { topic } => K::UnknownTopic {
+                topic: topic.clone(),
+            },
+            K::TopicExists { topic } => K::TopicExists {
+                topic: topic.clone(),
+            },
+            K::UnknownPartition {
+                topic,
+                partition,
+                partitions,
+            } => K::UnknownPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                partitions: *partitions,
+            },
+            K::NotAssigned { topic, partition } => K::NotAssigned {
+                topic: topic.clone(),
+                partition: *partition,
+            },
+            K::NoOffset { topic, partition } => K::NoOffset {
+                topic: topic.clone(),
+                partition: *partition,
+            },
+            K::CommitFailed { reason } => K::CommitFailed {
+                reason: reason.clone(),
+            },
+            K::Poisoned { cause } => K::Poisoned {
+                cause: cause.clone(),
+            },
+        }
+    }
 }
 
 /// Builds a corruption error for bytes decoded in memory (no file yet).

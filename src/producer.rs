@@ -195,6 +195,18 @@ impl Producer {
         }
     }
 
+    /// A send that raced the deletion of its topic reports the topic as unknown.
+    fn deleted_topic_error(topic: &str, log: &Log, e: Error) -> Error {
+        if log.is_deleted() {
+            ErrorKind::UnknownTopic {
+                topic: topic.to_string(),
+            }
+            .into()
+        } else {
+            e
+        }
+    }
+
     /// Sends one record and returns where it was stored.
     ///
     /// # Errors
@@ -211,13 +223,16 @@ impl Producer {
         let p = self.route(&topic, &record, size)?;
         let part = topic.partition(p)?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let (offset, stored_ts) = part.queue.send(
-            &part.log,
-            &record,
-            timestamp,
-            topic.config.compression,
-            &self.config,
-        )?;
+        let (offset, stored_ts) = part
+            .queue
+            .send(
+                &part.log,
+                &record,
+                timestamp,
+                topic.config.compression,
+                &self.config,
+            )
+            .map_err(|e| Self::deleted_topic_error(&topic.name, &part.log, e))?;
         self.inner().notify.notify();
         Ok(RecordMetadata {
             topic: topic.name.clone(),
@@ -285,7 +300,10 @@ impl Producer {
                     );
                     end += 1;
                 }
-                let info = part.log.append(&b.build()?)?;
+                let info = part
+                    .log
+                    .append(&b.build()?)
+                    .map_err(|e| Self::deleted_topic_error(&topic_name, &part.log, e))?;
                 for (k, &i) in idxs[start..end].iter().enumerate() {
                     let r = &records[i];
                     out[i] = Some(RecordMetadata {

@@ -280,13 +280,20 @@ impl Store {
         }
         for p in 0..t.partition_count() {
             let from = partition_dir(&self.inner.dir, name, p);
-            let to = self.inner.dir.join(format!("{name}-{p}.{stamp}.deleted"));
-            std::fs::rename(&from, &to)
-                .map_err(|e| Error::io("rename deleted partition", &from, e))?;
+            // Bounded, so that the longest topic name still makes a valid file name.
+            let short: String = name.chars().take(100).collect();
+            let to = self.inner.dir.join(format!("{short}-{p}.{stamp}.deleted"));
+            if std::fs::rename(&from, &to).is_err() {
+                // The metadata no longer names the topic; remove the data in place.
+                std::fs::remove_dir_all(&from)
+                    .map_err(|e| Error::io("remove deleted partition", &from, e))?;
+            }
         }
         crate::fs::sync_dir(&self.inner.dir)?;
         drop(t);
         remove_deleted_dirs(&self.inner.dir)?;
+        // As in Kafka, a deleted topic's committed offsets go with it.
+        self.inner.offsets.delete_topic(name)?;
         self.inner.topics_changed();
         Ok(())
     }

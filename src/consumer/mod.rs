@@ -152,6 +152,13 @@ pub trait RebalanceListener: Send {
         let _ = (consumer, partitions);
     }
 
+    /// The partitions were taken away without warning: the consumer was removed from the group
+    /// (it did not poll within `max_poll_interval`), so another member may own them already and
+    /// a commit here fails. Kafka's `onPartitionsLost`; by default calls `on_revoked`.
+    fn on_lost(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        self.on_revoked(consumer, partitions);
+    }
+
     /// The partitions now belong to this consumer.
     fn on_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
         let _ = (consumer, partitions);
@@ -579,6 +586,9 @@ impl Consumer {
                 "commit needs a group_id in the ConsumerConfig",
             ));
         };
+        if offsets.is_empty() {
+            return Ok(());
+        }
         for (tp, _) in offsets {
             self.check_assigned(tp)?;
         }
@@ -652,10 +662,14 @@ impl Consumer {
             }
             // While a rebalance waits for others, look again now and then: a silent member is
             // only removed when someone checks in after its max_poll_interval.
-            let wake = if stable {
-                deadline
-            } else {
+            let wake = if !stable {
                 deadline.min(now + Duration::from_millis(50))
+            } else if self.member.is_some() {
+                // A member waiting in poll is polling: check in often enough not to be taken
+                // for a silent one.
+                deadline.min(now + self.config.max_poll_interval / 3)
+            } else {
+                deadline
             };
             self.store.inner.notify.wait(seen, wake);
         }
@@ -676,6 +690,13 @@ impl Consumer {
             Checkin::NotMember => {
                 // Removed (it did not poll in time): its partitions may already be elsewhere, so
                 // drop them without committing, and rejoin.
+                let lost = self.assignment.clone();
+                if !lost.is_empty() {
+                    if let Some(mut l) = self.listener.take() {
+                        l.on_lost(self, &lost);
+                        self.listener = Some(l);
+                    }
+                }
                 self.lose_partitions();
                 self.member = Some(group.join(
                     self.subscription.clone(),
@@ -781,7 +802,9 @@ impl Consumer {
                 Err(e) => return Err(e),
             };
             let mut pos = self.position(tp)?;
-            if pos >= part.log.next_offset() && pos >= part.log.log_start_offset() {
+            // At the end: nothing yet. Past the end or below the start: `read` says
+            // OffsetOutOfRange and the position is reset below.
+            if pos == part.log.next_offset() {
                 continue;
             }
             let batches = match part.log.read(pos, self.config.max_partition_fetch_bytes) {

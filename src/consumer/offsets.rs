@@ -215,6 +215,26 @@ impl OffsetStore {
         self.maybe_snapshot(&state)
     }
 
+    /// Deletes every group's committed offsets for `topic`.
+    pub(crate) fn delete_topic(&self, topic: &str) -> Result<()> {
+        let doomed: Vec<(String, TopicPartition)> = self
+            .state
+            .lock()
+            .keys()
+            .filter(|(_, tp)| tp.topic == topic)
+            .cloned()
+            .collect();
+        let mut by_group: HashMap<String, Vec<(TopicPartition, Option<OffsetAndMetadata>)>> =
+            HashMap::new();
+        for (g, tp) in doomed {
+            by_group.entry(g).or_default().push((tp, None));
+        }
+        for (g, entries) in by_group {
+            self.commit(&g, &entries)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
         self.state
             .lock()

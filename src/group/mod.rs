@@ -42,6 +42,8 @@ pub(crate) enum Checkin {
 struct Member {
     subscription: BTreeSet<String>,
     assignment: Vec<TopicPartition>,
+    /// What the member gave up in the current rebalance: the sticky assignor's history.
+    previous: Vec<TopicPartition>,
     /// Whether the member has given up its partitions in the current rebalance.
     rejoined: bool,
     last_poll: Instant,
@@ -108,6 +110,7 @@ impl Group {
             Member {
                 subscription,
                 assignment: Vec::new(),
+                previous: Vec::new(),
                 rejoined: true,
                 last_poll: now,
                 max_poll_interval,
@@ -197,7 +200,7 @@ impl Group {
         let mut s = self.state.lock();
         if let Some(m) = s.members.get_mut(member) {
             m.rejoined = true;
-            m.assignment.clear();
+            m.previous = std::mem::take(&mut m.assignment);
         }
     }
 
@@ -227,10 +230,16 @@ impl Group {
                 self.name
             ));
         };
-        if generation != s.generation || m.rejoined && s.preparing {
+        if generation != s.generation {
             return fail(format!(
-                "group {:?} has rebalanced (generation {} now, the member has {generation})",
+                "group {:?} has rebalanced since this member's assignment (generation {} now, the member had {generation}); poll to rejoin",
                 self.name, s.generation
+            ));
+        }
+        if m.rejoined && s.preparing {
+            return fail(format!(
+                "member {member} has already given up its partitions in the rebalance of group {:?} under way",
+                self.name
             ));
         }
         if let Some(tp) = partitions.iter().find(|tp| !m.assignment.contains(tp)) {
@@ -285,7 +294,11 @@ fn complete_rebalance(s: &mut State, partitions: &dyn Fn(&str) -> Option<u32>) {
                 id.clone(),
                 MemberSpec {
                     subscription: m.subscription.clone(),
-                    previous: m.assignment.clone(),
+                    previous: if m.assignment.is_empty() {
+                        m.previous.clone()
+                    } else {
+                        m.assignment.clone()
+                    },
                 },
             )
         })
@@ -293,6 +306,7 @@ fn complete_rebalance(s: &mut State, partitions: &dyn Fn(&str) -> Option<u32>) {
     let mut result = assignor::assign(s.assignor, &specs, &s.partitions);
     for (id, m) in s.members.iter_mut() {
         m.assignment = result.remove(id).unwrap_or_default();
+        m.previous.clear();
         m.rejoined = false;
     }
     s.generation += 1;

@@ -465,6 +465,11 @@ impl Log {
         self.inner.deleted.store(true, Ordering::Release);
     }
 
+    /// Whether [`mark_deleted`](Self::mark_deleted) was called.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.inner.deleted.load(Ordering::Acquire)
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         {
             let (flag, cv) = &self.inner.shutdown;

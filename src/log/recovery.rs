@@ -242,7 +242,6 @@ struct ScanOutcome {
     error: Option<Error>,
     reached_file_end: bool,
     header_invalid: bool,
-    scanned_bytes: u64,
 }
 
 /// Scans one segment from the checkpoint's position (or its start), keeping the index entries
@@ -278,7 +277,6 @@ fn scan_segment(
         error,
         reached_file_end: false,
         header_invalid,
-        scanned_bytes: 0,
     };
     if len < FILE_HEADER_LEN {
         let e = crate::error::corrupt(0, "a segment file header", format!("a file of {len} bytes"));
@@ -422,7 +420,6 @@ fn scan_from(
         reached_file_end: scanned.end == bytes.len(),
         error: scanned.error.map(|e| e.in_file(&paths.log, 0)),
         header_invalid: false,
-        scanned_bytes: (scanned.end - start) as u64,
     })
 }
 

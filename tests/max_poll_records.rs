@@ -1,0 +1,62 @@
+//! `poll` returns at most `max_poll_records` records, takes them from every partition with data
+//! in turn (none starves), and `count()` matches what iterating yields.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+
+#[test]
+fn poll_is_bounded_and_fair() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_topic("t", TopicConfig::new(3)).unwrap();
+    let p = store.producer();
+    for part in 0..3 {
+        // Large batches, so that one partition alone could fill every poll.
+        p.send_batch((0..100).map(|i| Record::new("t").partition(part).value(format!("{i}"))))
+            .unwrap();
+    }
+    let mut c = store
+        .consumer(ConsumerConfig {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Earliest,
+            max_poll_records: 7,
+            ..ConsumerConfig::default()
+        })
+        .unwrap();
+    c.assign(
+        &(0..3)
+            .map(|p| TopicPartition::new("t", p))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut per_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut polls = 0;
+    while per_partition.values().map(Vec::len).sum::<usize>() < 300 {
+        polls += 1;
+        assert!(polls < 200, "{per_partition:?}");
+        let recs = c.poll(Duration::from_millis(100)).unwrap();
+        let n = recs.iter().count();
+        assert_eq!(recs.count(), n);
+        assert!(n <= 7, "poll returned {n} records, max_poll_records is 7");
+        assert!(n > 0, "poll returned nothing with 300 records waiting");
+        for r in recs.iter() {
+            per_partition
+                .entry(r.partition())
+                .or_default()
+                .push(r.offset());
+        }
+        if polls == 3 {
+            assert_eq!(
+                per_partition.len(),
+                3,
+                "a partition starved in the first three polls: {per_partition:?}"
+            );
+        }
+    }
+    for (p, offs) in &per_partition {
+        assert_eq!(offs, &(0..100).collect::<Vec<_>>(), "partition {p}");
+    }
+    assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
+}
