@@ -2,12 +2,16 @@
 //! disk, so that opening after a crash scans only what lies after it.
 //!
 //! ```text
-//! // Format (file `recovery-point`, 36 bytes): { magic "RVBC" | version u16 | reserved u16 |
-//! //   next_offset u64 | segment_base u64 | position u64 | crc u32 (CRC-32 of bytes 0..32) }
+//! // Format (file `recovery-point`, 44 bytes): { magic "RVBC" | version u16 | flags u16 |
+//! //   next_offset u64 | segment_base u64 | position u64 | offset_entries u32 |
+//! //   time_entries u32 | crc u32 (CRC-32 of bytes 0..40) }
 //! ```
 //! It says: every segment below `segment_base` is sealed and synced, and in segment
 //! `segment_base` the bytes before `position` (whose batches end at offset `next_offset`) and
-//! their index entries are synced. The file is replaced atomically; finding an older version after
+//! the first `offset_entries` and `time_entries` entries of its indexes are synced. Flag bit 0
+//! (`clean`) says the log was closed there: nothing was written past `position` since, so the
+//! rest of the file is the zeros it was preallocated with. The counts
+//! let recovery tell a damaged index prefix from a sound one. The file is replaced atomically; finding an older version after
 //! a crash is harmless (recovery just scans more), and a missing or damaged one means "scan
 //! everything".
 
@@ -21,7 +25,7 @@ pub const FILE_NAME: &str = "recovery-point";
 const MAGIC: [u8; 4] = *b"RVBC";
 const VERSION: u16 = 1;
 /// Encoded size.
-pub const LEN: usize = 36;
+pub const LEN: usize = 44;
 
 /// A recovery point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,19 +36,39 @@ pub struct Checkpoint {
     pub segment_base: u64,
     /// Byte position in that segment's data file.
     pub position: u64,
+    /// Offset index entries of that segment that point below `position`.
+    pub offset_entries: u32,
+    /// Time index entries of that segment that point below `position`.
+    pub time_entries: u32,
+    /// Written by a clean close, and cleared (by a new checkpoint) before the next append.
+    pub clean: bool,
 }
 
 impl Checkpoint {
+    /// Whether both name the same point (whatever their `clean` flags).
+    pub fn same_point(&self, other: &Checkpoint) -> bool {
+        Checkpoint {
+            clean: false,
+            ..*self
+        } == Checkpoint {
+            clean: false,
+            ..*other
+        }
+    }
+
     /// Encodes the checkpoint.
     pub fn encode(&self) -> [u8; LEN] {
         let mut b = [0u8; LEN];
         b[0..4].copy_from_slice(&MAGIC);
         b[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        b[6..8].copy_from_slice(&u16::from(self.clean).to_le_bytes());
         b[8..16].copy_from_slice(&self.next_offset.to_le_bytes());
         b[16..24].copy_from_slice(&self.segment_base.to_le_bytes());
         b[24..32].copy_from_slice(&self.position.to_le_bytes());
-        let c = crc::checksum(&b[0..32]);
-        b[32..36].copy_from_slice(&c.to_le_bytes());
+        b[32..36].copy_from_slice(&self.offset_entries.to_le_bytes());
+        b[36..40].copy_from_slice(&self.time_entries.to_le_bytes());
+        let c = crc::checksum(&b[0..40]);
+        b[40..44].copy_from_slice(&c.to_le_bytes());
         b
     }
 
@@ -56,10 +80,11 @@ impl Checkpoint {
             a.copy_from_slice(&b[i..i + 8]);
             u64::from_le_bytes(a)
         };
-        let stored = u32::from_le_bytes([b[32], b[33], b[34], b[35]]);
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         if b[0..4] != MAGIC
             || u16::from_le_bytes([b[4], b[5]]) != VERSION
-            || crc::checksum(&b[0..32]) != stored
+            || crc::checksum(&b[0..40]) != u32_at(40)
+            || u16::from_le_bytes([b[6], b[7]]) > 1
         {
             return None;
         }
@@ -67,6 +92,9 @@ impl Checkpoint {
             next_offset: u64_at(8),
             segment_base: u64_at(16),
             position: u64_at(24),
+            offset_entries: u32_at(32),
+            time_entries: u32_at(36),
+            clean: b[6] == 1,
         })
     }
 
@@ -99,6 +127,9 @@ mod tests {
             next_offset: 7,
             segment_base: 3,
             position: 1000,
+            offset_entries: 5,
+            time_entries: 2,
+            clean: true,
         };
         let b = c.encode();
         assert_eq!(Checkpoint::decode(&b), Some(c));
@@ -111,6 +142,6 @@ mod tests {
                 "flip at byte {i} went unnoticed"
             );
         }
-        assert_eq!(Checkpoint::decode(&b[..35]), None);
+        assert_eq!(Checkpoint::decode(&b[..LEN - 1]), None);
     }
 }

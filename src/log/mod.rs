@@ -138,7 +138,13 @@ impl Log {
         let mut segments = opened.sealed;
         segments.push(Arc::clone(&active.seg));
         let log_start = segments.first().map_or(0, |s| s.base_offset);
-        let (cp, sync) = if opened.needs_checkpoint {
+        let at_end = checkpoint_of(&active, next);
+        // Also when nothing was scanned, a checkpoint that does not name the recovered end (say
+        // it lies past a cut-off end of file) must not survive to mislead the next open.
+        let on_disk = Checkpoint::read(&dir)?;
+        let needs_checkpoint =
+            opened.needs_checkpoint || !on_disk.is_some_and(|c| c.same_point(&at_end));
+        let (cp, sync) = if needs_checkpoint {
             // What recovery kept may be only in the page cache (the process died, the machine
             // did not): nothing of the active segment counts as synced, and no checkpoint
             // vouches for it yet.
@@ -146,6 +152,9 @@ impl Log {
                 next_offset: 0,
                 segment_base: 0,
                 position: 0,
+                offset_entries: 0,
+                time_entries: 0,
+                clean: false,
             };
             let sync = SyncState {
                 durable_offset: active.seg.base_offset,
@@ -154,11 +163,7 @@ impl Log {
             };
             (none, sync)
         } else {
-            let cp = Checkpoint {
-                next_offset: next,
-                segment_base: active.seg.base_offset,
-                position: active.position() as u64,
-            };
+            let cp = on_disk.unwrap_or(at_end);
             let sync = SyncState {
                 durable_offset: next,
                 segment_base: active.seg.base_offset,
@@ -186,10 +191,10 @@ impl Log {
             config,
             _lock: lock,
         });
-        if opened.needs_checkpoint {
+        if needs_checkpoint {
             // What recovery kept may still be only in the page cache (the process died, the
             // machine did not): make it durable before vouching for it.
-            inner.sync_and_checkpoint(true)?;
+            inner.sync_and_checkpoint(false)?;
         }
         let flusher = match inner.config.flush {
             FlushPolicy::Interval {
@@ -255,6 +260,14 @@ impl Log {
             .into());
         }
         active.prepare(batch.len())?;
+        if inner.checkpoint.lock().clean {
+            // The checkpoint says nothing follows it; that stops being true now.
+            let cp = checkpoint_of(active, header.base_offset);
+            inner.write_checkpoint(cp).map_err(|e| inner.poison(e))?;
+        }
+        let Some(active) = w.active.as_mut() else {
+            return Err(inner.closed());
+        };
         if let Err(e) = active.append(batch.as_bytes(), &header) {
             return Err(inner.poison(e));
         }
@@ -584,11 +597,7 @@ impl Inner {
             v.push(Arc::clone(&new.seg));
             *segs = Arc::new(v);
         }
-        let cp = Checkpoint {
-            next_offset: w.next_offset,
-            segment_base: new.seg.base_offset,
-            position: new.position() as u64,
-        };
+        let cp = checkpoint_of(&new, w.next_offset);
         w.active = Some(new);
         self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
         self.retention_locked(now_ms())?;
@@ -603,16 +612,17 @@ impl Inner {
         if s.durable_offset >= target {
             return Ok(());
         }
-        self.sync_locked(&mut s, false)
+        self.sync_locked(&mut s, false, false)
     }
 
-    fn sync_and_checkpoint(&self, force_checkpoint: bool) -> Result<()> {
+    /// Syncs everything and writes a checkpoint at the end (marked clean when closing).
+    fn sync_and_checkpoint(&self, closing: bool) -> Result<()> {
         let mut s = self.sync.lock();
         self.check_poison()?;
-        self.sync_locked(&mut s, force_checkpoint)
+        self.sync_locked(&mut s, true, closing)
     }
 
-    fn sync_locked(&self, s: &mut SyncState, force_checkpoint: bool) -> Result<()> {
+    fn sync_locked(&self, s: &mut SyncState, force_checkpoint: bool, clean: bool) -> Result<()> {
         let last_cp = *self.checkpoint.lock();
         let (seg, position, next, checkpoint) = {
             let mut w = self.writer.lock();
@@ -631,16 +641,15 @@ impl Inner {
             if checkpoint {
                 a.record_max_timestamp().map_err(|e| self.poison(e))?;
             }
+            let cp = Checkpoint {
+                clean,
+                ..checkpoint_of(a, next)
+            };
             let seg = Arc::clone(&a.seg);
             w.unflushed_messages = 0;
-            (seg, pos, next, checkpoint)
+            (seg, pos, next, checkpoint.then_some(cp))
         };
-        let unchanged = Checkpoint {
-            next_offset: next,
-            segment_base: seg.base_offset,
-            position: position as u64,
-        } == last_cp;
-        if unchanged && s.durable_offset >= next {
+        if checkpoint.is_some_and(|cp| cp == last_cp) && s.durable_offset >= next {
             // Nothing appended since the last checkpoint (a close right after an open).
             return Ok(());
         }
@@ -653,13 +662,8 @@ impl Inner {
         s.durable_offset = next;
         s.segment_base = seg.base_offset;
         s.position = position;
-        if checkpoint {
+        if let Some(cp) = checkpoint {
             ActiveSegment::sync_indexes(&seg).map_err(|e| self.poison(e))?;
-            let cp = Checkpoint {
-                next_offset: next,
-                segment_base: seg.base_offset,
-                position: position as u64,
-            };
             self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
         }
         Ok(())
@@ -735,6 +739,19 @@ impl Inner {
         }
         crate::fs::sync_dir(&self.dir)?;
         Ok(report)
+    }
+}
+
+/// A checkpoint at the current end of the active segment.
+fn checkpoint_of(active: &ActiveSegment, next_offset: u64) -> Checkpoint {
+    let (offset_entries, time_entries) = active.entry_counts();
+    Checkpoint {
+        next_offset,
+        segment_base: active.seg.base_offset,
+        position: active.position() as u64,
+        offset_entries,
+        time_entries,
+        clean: false,
     }
 }
 

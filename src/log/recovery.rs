@@ -145,6 +145,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             report.rebuilt_indexes.push(seg.paths.index.clone());
         }
         seg.set_next_offset(bases[i + 1]);
+        seg.check_tail();
         sealed.push(Arc::new(seg));
     }
 
@@ -161,6 +162,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                 report.rebuilt_indexes.push(seg.paths.index.clone());
             }
             seg.set_next_offset(bases[j + 1]);
+            seg.check_tail();
             sealed.push(Arc::new(seg));
             expected_next = bases[j + 1];
             continue;
@@ -286,6 +288,10 @@ fn scan_segment(
         Mapping::read_only(&file, len).map_err(|e| Error::io("map segment", &paths.log, e))?;
     let bytes = map.bytes();
     if let Err(e) = file_header::check(bytes, FileKind::Log, base, &paths.log) {
+        if matches!(e.kind(), crate::error::ErrorKind::UnsupportedVersion { .. }) {
+            // A newer build wrote this: never treat its data as a torn file.
+            return Err(e);
+        }
         return Ok(empty_outcome(Some(e), true));
     }
     if base != expected_first {
@@ -305,7 +311,8 @@ fn scan_segment(
         _ => (FILE_HEADER_LEN, base),
     };
     if start > FILE_HEADER_LEN {
-        if let Some(kept) = kept_entries(&paths, base, start) {
+        let counts = resume.map_or((0, 0), |c| (c.offset_entries, c.time_entries));
+        if let Some(kept) = kept_entries(&paths, base, start, counts) {
             let mut outcome = scan_from(
                 bytes,
                 &paths,
@@ -317,13 +324,15 @@ fn scan_segment(
                 cap,
                 report,
             )?;
-            outcome.reopened.cut |= kept.stale_after;
+            // After a clean close only zeros follow the checkpoint. Otherwise what follows the
+            // valid end may be a torn write: cut it, so it can never be read back as data.
+            outcome.reopened.cut |= kept.stale_after || !resume.is_some_and(|c| c.clean);
             return Ok(outcome);
         }
         // Without the index prefix we cannot resume mid-file: rebuild the index from the start.
         report.rebuilt_indexes.push(paths.index.clone());
     }
-    scan_from(
+    let mut outcome = scan_from(
         bytes,
         &paths,
         base,
@@ -333,7 +342,10 @@ fn scan_segment(
         Vec::new(),
         cap,
         report,
-    )
+    )?;
+    outcome.reopened.cut |=
+        !resume.is_some_and(|c| c.clean && c.position as usize == FILE_HEADER_LEN);
+    Ok(outcome)
 }
 
 /// The valid index entries of a segment that point below `position`, or `None` when an index
@@ -346,7 +358,12 @@ struct Kept {
     stale_after: bool,
 }
 
-fn kept_entries(paths: &SegmentPaths, base: u64, position: usize) -> Option<Kept> {
+fn kept_entries(
+    paths: &SegmentPaths,
+    base: u64,
+    position: usize,
+    counts: (u32, u32),
+) -> Option<Kept> {
     // Mapped, not read: only the pages of the valid prefix are touched, however large the
     // preallocated index is.
     let map = |path: &Path, kind: FileKind| -> Option<std::sync::Arc<Mapping>> {
@@ -360,18 +377,36 @@ fn kept_entries(paths: &SegmentPaths, base: u64, position: usize) -> Option<Kept
     let times = map(&paths.time_index, FileKind::TimeIndex)?;
     let offsets = &offsets.bytes()[FILE_HEADER_LEN..];
     let times = &times.bytes()[FILE_HEADER_LEN..];
+    if !offsets.len().is_multiple_of(OFFSET_ENTRY_LEN)
+        || !times.len().is_multiple_of(TIME_ENTRY_LEN)
+    {
+        return None; // a ragged file is damaged: rebuild
+    }
     let n = index::valid_offset_prefix(offsets, position);
     let m = index::valid_time_prefix(times, position);
-    let nonzero = |entries: &[u8], from: usize, len: usize| {
-        entries
-            .get(from..from + len)
-            .is_some_and(|e| e.iter().any(|b| *b != 0))
-    };
+    if (n as u64, m as u64) != (u64::from(counts.0), u64::from(counts.1)) {
+        return None; // the checkpoint vouched for other entries: damaged, rebuild
+    }
+    // What follows the valid prefix: zeros (the preallocated rest), entries of batches after
+    // `position` that a crash left behind (stale: cut them), or anything else (damage: rebuild).
+    let offset_after = OffsetEntry::at(offsets, n).filter(|e| {
+        *e != OffsetEntry {
+            relative_offset: 0,
+            position: 0,
+        }
+    });
+    let time_after = TimeEntry::at(times, m)
+        .filter(|e| e.timestamp != 0 || e.relative_offset != 0 || e.position != 0);
+    let stale = |p: u32| (p as usize) >= position;
+    if offset_after.is_some_and(|e| !stale(e.position))
+        || time_after.is_some_and(|e| !stale(e.position))
+    {
+        return None;
+    }
     Some(Kept {
         offsets: (0..n).filter_map(|i| OffsetEntry::at(offsets, i)).collect(),
         times: (0..m).filter_map(|i| TimeEntry::at(times, i)).collect(),
-        stale_after: nonzero(offsets, n * OFFSET_ENTRY_LEN, OFFSET_ENTRY_LEN)
-            || nonzero(times, m * TIME_ENTRY_LEN, TIME_ENTRY_LEN),
+        stale_after: offset_after.is_some() || time_after.is_some(),
     })
 }
 

@@ -14,7 +14,7 @@ pub mod scan;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -64,6 +64,8 @@ pub(crate) struct Segment {
     /// Largest timestamp in the segment, `i64::MIN` while empty.
     max_timestamp: AtomicI64,
     max_batch_bytes: usize,
+    /// Set once no batch will be added: its data then ends exactly at `next_offset`.
+    sealed: AtomicBool,
 }
 
 /// Whether a read filled its budget or ran off the end of the segment.
@@ -84,6 +86,27 @@ impl Segment {
 
     pub fn set_next_offset(&self, next: u64) {
         self.next_offset.store(next, Ordering::Release);
+    }
+
+    /// Checks, at open, the tail of a sealed segment: from its last offset-index entry (a short
+    /// walk) to the end, the batches must be well framed and end exactly at the next segment's
+    /// base. If not (the file was cut or damaged), the segment is marked as possibly holding
+    /// every timestamp, so that time lookups walk into it and report the damage instead of
+    /// skipping it, and retention keeps it for a person to look at; reads report it anyway.
+    /// Returns whether the tail is sound.
+    pub fn check_tail(&self) -> bool {
+        let entries = Self::entries(&self.index);
+        let last = (entries.len() / OFFSET_ENTRY_LEN)
+            .checked_sub(1)
+            .and_then(|i| OffsetEntry::at(entries, i))
+            .map_or(self.base_offset, |e| {
+                self.base_offset + u64::from(e.relative_offset)
+            });
+        let sound = self.walk_from_offset(last).all(|item| item.is_ok());
+        if !sound {
+            self.max_timestamp.store(i64::MAX, Ordering::Release);
+        }
+        sound
     }
 
     pub fn max_timestamp(&self) -> i64 {
@@ -112,6 +135,24 @@ impl Segment {
         }
     }
 
+    /// Walks the batches from where the index says `offset` starts, checking framing and that
+    /// offsets continue from batch to batch.
+    fn walk_from_offset(&self, offset: u64) -> Walk<'_> {
+        // NOTE: `sealed` before the bytes: if it is set, the bytes loaded after it are final.
+        let sealed = self.sealed.load(Ordering::Acquire);
+        let bytes = self.data.bytes();
+        let (pos, expected) = self.start_for(offset.max(self.base_offset));
+        Walk {
+            seg: self,
+            sealed,
+            bytes,
+            pos,
+            expected,
+            from_index: pos != FILE_HEADER_LEN,
+            done: false,
+        }
+    }
+
     /// Appends to `out` the batches holding offsets `from..hw`, until `used` reaches `max_bytes`
     /// (at least one batch overall is always returned). CRCs are verified.
     pub fn read(
@@ -122,44 +163,10 @@ impl Segment {
         out: &mut Vec<BatchView>,
         used: &mut usize,
     ) -> Result<ReadProgress> {
-        let bytes = self.data.bytes();
-        let (mut pos, expected_base) = self.start_for(from.max(self.base_offset));
-        let mut prev_last: Option<u64> = None;
-        while pos < bytes.len() {
-            let h = self.header_at(bytes, pos)?;
-            match prev_last {
-                None if h.base_offset != expected_base && pos == FILE_HEADER_LEN => {
-                    return Err(crate::error::corrupt(
-                        pos as u64,
-                        format!(
-                            "the first batch to have the segment's base offset {expected_base}"
-                        ),
-                        format!("base offset {}", h.base_offset),
-                    )
-                    .in_file(&self.paths.log, 0));
-                }
-                None if h.base_offset != expected_base => {
-                    return Err(crate::error::corrupt(
-                        0,
-                        format!(
-                            "an index entry for the batch at byte {pos}, which has base offset {}",
-                            h.base_offset
-                        ),
-                        format!("an entry naming offset {expected_base}"),
-                    )
-                    .in_file(&self.paths.index, 0));
-                }
-                Some(last) if h.base_offset <= last => {
-                    return Err(crate::error::corrupt(
-                        pos as u64,
-                        format!("a batch with base offset above {last}"),
-                        format!("base offset {}", h.base_offset),
-                    )
-                    .in_file(&self.paths.log, 0));
-                }
-                _ => {}
-            }
-            prev_last = Some(h.last_offset());
+        let walk = self.walk_from_offset(from);
+        let bytes = walk.bytes;
+        for item in walk {
+            let (pos, h) = item?;
             if h.base_offset >= hw {
                 return Ok(ReadProgress::Full);
             }
@@ -180,27 +187,30 @@ impl Segment {
                     return Ok(ReadProgress::Full);
                 }
             }
-            pos += total;
         }
         Ok(ReadProgress::SegmentExhausted)
     }
 
-    /// The first record at or after `from_offset`, below `hw`, whose timestamp is `>= ts`.
+    /// The first record below `hw` whose timestamp is `>= ts`, with its timestamp.
     pub fn find_by_time(&self, ts: i64, hw: u64) -> Result<Option<(u64, i64)>> {
         if self.max_timestamp() < ts {
             return Ok(None);
         }
-        let bytes = self.data.bytes();
-        let mut pos = index::time_floor(Self::entries(&self.time_index), ts)
-            .map_or(FILE_HEADER_LEN, |e| e.position as usize);
-        while pos < bytes.len() {
-            let h = self.header_at(bytes, pos)?;
+        let start = index::time_floor(Self::entries(&self.time_index), ts)
+            .map_or(self.base_offset, |e| {
+                self.base_offset + u64::from(e.relative_offset)
+            });
+        let walk = self.walk_from_offset(start);
+        let bytes = walk.bytes;
+        for item in walk {
+            let (pos, h) = item?;
             if h.base_offset >= hw {
                 break;
             }
+            // Checked before its max timestamp is trusted to skip it.
+            h.verify_crc(&bytes[pos..])
+                .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
             if h.max_timestamp >= ts {
-                h.verify_crc(&bytes[pos..])
-                    .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
                 let batch = BatchRef::from_checked(&bytes[pos..pos + h.total_len()], h);
                 let records = batch
                     .records()
@@ -212,7 +222,6 @@ impl Segment {
                     }
                 }
             }
-            pos += h.total_len();
         }
         Ok(None)
     }
@@ -262,9 +271,86 @@ impl Segment {
                 next_offset: AtomicU64::new(base_offset),
                 max_timestamp: AtomicI64::new(max_ts),
                 max_batch_bytes,
+                sealed: AtomicBool::new(true),
             },
             rebuilt,
         ))
+    }
+}
+
+/// Iterator over the batches of a segment from a starting position: each item is a batch's
+/// position and framing-checked header. It checks that the first batch has the offset the index
+/// promised, that each next batch starts right after the previous one's last offset, and that a
+/// sealed segment ends exactly where the next begins; a violation ends the walk with a
+/// corruption error naming the file.
+struct Walk<'a> {
+    seg: &'a Segment,
+    /// Whether the segment was sealed before `bytes` was loaded (so `bytes` is all of it).
+    sealed: bool,
+    bytes: &'a [u8],
+    pos: usize,
+    expected: u64,
+    from_index: bool,
+    done: bool,
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<(usize, BatchHeader)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let seg = self.seg;
+        if self.pos >= self.bytes.len() {
+            self.done = true;
+            if self.sealed && self.expected != seg.next_offset() {
+                return Some(Err(crate::error::corrupt(
+                    self.pos as u64,
+                    format!("more batches, up to offset {}", seg.next_offset()),
+                    format!(
+                        "the end of the segment after offset {}",
+                        self.expected.wrapping_sub(1)
+                    ),
+                )
+                .in_file(&seg.paths.log, 0)));
+            }
+            return None;
+        }
+        let h = match seg.header_at(self.bytes, self.pos) {
+            Ok(h) => h,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        if h.base_offset != self.expected {
+            self.done = true;
+            let e = if self.from_index {
+                crate::error::corrupt(
+                    0,
+                    format!(
+                        "an index entry naming the base offset of the batch at byte {} ({})",
+                        self.pos, h.base_offset
+                    ),
+                    format!("an entry naming offset {}", self.expected),
+                )
+                .in_file(&seg.paths.index, 0)
+            } else {
+                crate::error::corrupt(
+                    self.pos as u64,
+                    format!("a batch with base offset {}", self.expected),
+                    format!("base offset {}", h.base_offset),
+                )
+                .in_file(&seg.paths.log, 0)
+            };
+            return Some(Err(e));
+        }
+        self.from_index = false;
+        let item = (self.pos, h);
+        self.pos += h.total_len();
+        self.expected = h.next_offset();
+        Some(Ok(item))
     }
 }
 
@@ -325,7 +411,9 @@ fn open_index(
         FileKind::TimeIndex => index::valid_time_prefix(entries, data_len),
         _ => index::valid_offset_prefix(entries, data_len),
     };
-    (valid == n).then_some(map)
+    // Sealing always writes a final time entry, so a non-empty segment without one is damaged.
+    let time_entry_missing = kind == FileKind::TimeIndex && n == 0 && data_len > FILE_HEADER_LEN;
+    (valid == n && !time_entry_missing).then_some(map)
 }
 
 /// Rebuilds both indexes of a sealed segment by scanning its data file, writes them atomically
@@ -665,6 +753,7 @@ impl ActiveSegment {
             next_offset: AtomicU64::new(r.next_offset),
             max_timestamp: AtomicI64::new(r.policy.max_timestamp),
             max_batch_bytes: cap.max_batch_bytes,
+            sealed: AtomicBool::new(false),
         });
         Ok(ActiveSegment {
             seg,
@@ -681,6 +770,14 @@ impl ActiveSegment {
     /// Byte position where the next batch goes.
     pub fn position(&self) -> usize {
         self.data.position()
+    }
+
+    /// Number of entries in the offset index and the time index.
+    pub fn entry_counts(&self) -> (u32, u32) {
+        (
+            ((self.index.position() - FILE_HEADER_LEN) / OFFSET_ENTRY_LEN) as u32,
+            ((self.time.position() - FILE_HEADER_LEN) / TIME_ENTRY_LEN) as u32,
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -819,6 +916,7 @@ impl ActiveSegment {
         self.data
             .seal(&self.data_file)
             .map_err(|e| Error::io("seal segment", &p.log, e))?;
+        self.seg.sealed.store(true, Ordering::Release);
         Ok(self.seg)
     }
 }
