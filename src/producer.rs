@@ -361,6 +361,8 @@ struct Results {
     done: VecDeque<Appended>,
     /// The encoded batch, reused.
     encoded: Option<RecordBatch>,
+    /// Emptied builders, handed back to `Pending::free` at the next append.
+    spare: Vec<BatchBuilder>,
 }
 
 impl Results {
@@ -431,9 +433,14 @@ impl ProduceQueue {
         if !config.linger.is_zero() {
             std::thread::sleep(config.linger);
         }
-        let batches = std::mem::take(&mut self.pending.lock().open);
+        let batches = {
+            let mut p = self.pending.lock();
+            // Builders emptied by the previous append go back for reuse in the same visit.
+            p.free.append(&mut results.spare);
+            p.free.truncate(4);
+            std::mem::take(&mut p.open)
+        };
         let mut encoded = results.encoded.take().unwrap_or_else(RecordBatch::empty);
-        let mut emptied = Vec::with_capacity(batches.len());
         for (first, mut builder) in batches {
             let n = builder.len() as u64;
             let outcome = builder
@@ -442,14 +449,9 @@ impl ProduceQueue {
                 .map(|info| (info.base_offset, info.timestamp));
             results.done.push_back((first, n, outcome, n));
             builder.clear();
-            emptied.push(builder);
+            results.spare.push(builder);
         }
         results.encoded = Some(encoded);
-        {
-            let mut p = self.pending.lock();
-            p.free.extend(emptied);
-            p.free.truncate(4);
-        }
         results.take(seq).unwrap_or_else(|| {
             Err(Error::invalid(
                 "internal error: a queued record was not appended (please report)",

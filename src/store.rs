@@ -113,31 +113,43 @@ impl Notify {
         }
     }
 
-    /// The current event count; pass it to [`wait`](Self::wait) after finding nothing to do.
-    pub fn seq(&self) -> u64 {
-        self.seq.load(Ordering::SeqCst)
+    /// Registers the caller as a possible waiter, before it looks for work, and returns the
+    /// event count to pass to [`wait`](Self::wait). Dropping the guard unregisters.
+    pub fn register(&self) -> (WaiterGuard<'_>, u64) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        (WaiterGuard(self), self.seq.load(Ordering::SeqCst))
     }
 
-    /// Signals an event.
+    /// Signals an event (after the change it announces is published). Costs one fence and a
+    /// shared load when nobody waits, so producers can call it on every send.
     pub fn notify(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        // NOTE: SeqCst on both sides: either the waiter sees the new `seq` before sleeping, or we
-        // see its `waiters` increment and wake it.
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        // NOTE: the fence orders the caller's publication (say a high watermark store) before
+        // the `waiters` load. A waiter registers (SeqCst) before it looks for work, so either it
+        // sees the publication, or we see it registered and wake it.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
             let _g = self.lock.lock();
             self.cv.notify_all();
         }
     }
 
-    /// Sleeps until an event after `seen` or `deadline`, whichever comes first.
+    /// Sleeps until an event after `seen` or `deadline`, whichever comes first. The caller must
+    /// hold the guard from [`register`](Self::register) that returned `seen`.
     pub fn wait(&self, seen: u64, deadline: Instant) {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut g = self.lock.lock();
         while self.seq.load(Ordering::SeqCst) == seen && Instant::now() < deadline {
             self.cv.wait_until(&mut g, deadline);
         }
-        drop(g);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Unregisters a waiter of [`Notify`] when dropped.
+pub(crate) struct WaiterGuard<'a>(&'a Notify);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

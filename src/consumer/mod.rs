@@ -647,7 +647,8 @@ impl Consumer {
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         let deadline = Instant::now() + timeout;
         loop {
-            let seen = self.store.inner.notify.seq();
+            let store = self.store.clone();
+            let (_waiting, seen) = store.inner.notify.register();
             let stable = self.maintain_group()?;
             if stable {
                 self.maybe_auto_commit()?;
@@ -671,7 +672,7 @@ impl Consumer {
             } else {
                 deadline
             };
-            self.store.inner.notify.wait(seen, wake);
+            store.inner.notify.wait(seen, wake);
         }
     }
 

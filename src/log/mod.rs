@@ -93,6 +93,8 @@ struct Inner {
     poison_cause: Mutex<String>,
     sync: Mutex<SyncState>,
     checkpoint: Mutex<Checkpoint>,
+    /// Whether the checkpoint on disk carries the clean flag (cleared before the next append).
+    clean_on_disk: AtomicBool,
     report: RecoveryReport,
     shutdown: (Mutex<bool>, Condvar),
     _lock: DirLock,
@@ -184,6 +186,7 @@ impl Log {
             poisoned: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             poison_cause: Mutex::new(String::new()),
+            clean_on_disk: AtomicBool::new(cp.clean),
             checkpoint: Mutex::new(cp),
             report: opened.report,
             shutdown: (Mutex::new(false), Condvar::new()),
@@ -260,10 +263,11 @@ impl Log {
             .into());
         }
         active.prepare(batch.len())?;
-        if inner.checkpoint.lock().clean {
+        if inner.clean_on_disk.load(Ordering::Acquire) {
             // The checkpoint says nothing follows it; that stops being true now.
             let cp = checkpoint_of(active, header.base_offset);
             inner.write_checkpoint(cp).map_err(|e| inner.poison(e))?;
+            inner.clean_on_disk.store(false, Ordering::Release);
         }
         let Some(active) = w.active.as_mut() else {
             return Err(inner.closed());
@@ -679,6 +683,7 @@ impl Inner {
             return Ok(());
         }
         cp.write(&self.dir)?;
+        self.clean_on_disk.store(cp.clean, Ordering::Release);
         *last = cp;
         Ok(())
     }
