@@ -4,7 +4,10 @@
 //! segment is also owned by one [`ActiveSegment`], the write side, until it is sealed. This module
 //! owns every byte-level file format of a segment; `mmap` is the one place with `unsafe`.
 
-#[allow(unsafe_code)] // The crate's one unsafe module; see its SAFETY contract.
+#[expect(
+    unsafe_code,
+    reason = "file-backed shared memory maps; the SAFETY contract is at the top of mmap.rs"
+)]
 pub(crate) mod mmap;
 
 pub mod file_header;
