@@ -127,10 +127,21 @@ impl LogConfig {
             ));
         }
         if let FlushPolicy::Interval { messages, interval } = self.flush {
-            if messages == Some(0) || interval == Some(Duration::ZERO) {
+            if messages == Some(0) || interval.is_some_and(|d| d < Duration::from_millis(1)) {
                 return Err(Error::config(
                     "flush",
-                    "intervals must be non-zero (use EveryAppend)",
+                    "intervals must be at least 1 message and 1 ms (use EveryAppend for less)",
+                ));
+            }
+        }
+        for (field, v) in [
+            ("segment_ms", self.segment_ms),
+            ("retention_ms", self.retention_ms),
+        ] {
+            if v.is_some_and(|ms| ms > i64::MAX as u64) {
+                return Err(Error::config(
+                    field,
+                    "must be at most i64::MAX ms (use None for no limit)",
                 ));
             }
         }

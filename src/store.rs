@@ -117,6 +117,9 @@ impl Notify {
     /// event count to pass to [`wait`](Self::wait). Dropping the guard unregisters.
     pub fn register(&self) -> (WaiterGuard<'_>, u64) {
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `notify`: the caller's later look for work (an acquire load
+        // of a high watermark) cannot move before the registration.
+        std::sync::atomic::fence(Ordering::SeqCst);
         (WaiterGuard(self), self.seq.load(Ordering::SeqCst))
     }
 
@@ -208,6 +211,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("read topic metadata", &meta_path, e)),
         };
+        remove_orphans(&dir, &topics)?;
         let mut map = HashMap::new();
         for (name, cfg) in topics {
             let t = open_topic(&dir, &name, cfg, false)?;
@@ -280,6 +284,9 @@ impl Store {
             }
             .into());
         };
+        // As in Kafka, a deleted topic's committed offsets go with it: first, so that a crash
+        // part way cannot leave them to a new topic of the same name.
+        self.inner.offsets.delete_topic(name)?;
         // The metadata is the truth: once it no longer names the topic, the topic is gone, and
         // directories it leaves behind after a crash are removed at the next open.
         self.inner.write_metadata(&next)?;
@@ -304,8 +311,7 @@ impl Store {
         crate::fs::sync_dir(&self.inner.dir)?;
         drop(t);
         remove_deleted_dirs(&self.inner.dir)?;
-        // As in Kafka, a deleted topic's committed offsets go with it.
-        self.inner.offsets.delete_topic(name)?;
+
         self.inner.topics_changed();
         Ok(())
     }
@@ -518,6 +524,30 @@ fn open_topic(dir: &Path, name: &str, config: TopicConfig, fresh: bool) -> Resul
         partitions: RwLock::new(Arc::new(parts)),
         sticky: Sticky::default(),
     })
+}
+
+/// Removes what no topic owns: partition directories (`<topic>-<n>`) of topics the metadata does
+/// not name (left by a create or delete that crashed part way) and a leftover `topics.tmp`.
+fn remove_orphans(dir: &Path, topics: &[(String, TopicConfig)]) -> Result<()> {
+    let _ = std::fs::remove_file(crate::fs::tmp_path(&dir.join(topic::METADATA_FILE)));
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list store directory", dir, e))?;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((topic, p)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let owned = topics
+            .iter()
+            .any(|(t, c)| t == topic && p.parse::<u32>().is_ok_and(|p| p < c.partitions));
+        let partition_dir = p.parse::<u32>().is_ok() && topic::validate_topic_name(topic).is_ok();
+        if partition_dir && !owned && e.path().is_dir() {
+            let path = e.path();
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| Error::io("remove orphaned partition", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes partition directories of deleted topics (renamed `*.deleted` before removal).

@@ -199,11 +199,16 @@ impl Store {
     /// [`InvalidConfig`](ErrorKind::InvalidConfig) for a zero `max_poll_records` or an empty
     /// group id.
     pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        if config.max_poll_interval < Duration::from_millis(1) {
+            return Err(Error::config("max_poll_interval", "must be at least 1 ms"));
+        }
         if config.max_poll_records == 0 {
             return Err(Error::config("max_poll_records", "must be at least 1"));
         }
         let group = match &config.group_id {
-            Some(g) if g.is_empty() => return Err(Error::config("group_id", "must not be empty")),
+            Some(g) if g.is_empty() || g.len() > u16::MAX as usize => {
+                return Err(Error::config("group_id", "must be 1 to 65535 bytes long"))
+            }
             Some(g) => Some(self.group(g)),
             None => None,
         };
@@ -645,7 +650,10 @@ impl Consumer {
     /// [`NoOffset`](ErrorKind::NoOffset); [`Corruption`](ErrorKind::Corruption); a failed
     /// auto-commit ([`CommitFailed`](ErrorKind::CommitFailed) or [`Io`](ErrorKind::Io)).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too large to add counts as a century.
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
         loop {
             let store = self.store.clone();
             let (_waiting, seen) = store.inner.notify.register();
@@ -668,7 +676,10 @@ impl Consumer {
             } else if self.member.is_some() {
                 // A member waiting in poll is polling: check in often enough not to be taken
                 // for a silent one.
-                deadline.min(now + self.config.max_poll_interval / 3)
+                deadline.min(
+                    now.checked_add(self.config.max_poll_interval / 3)
+                        .unwrap_or(deadline),
+                )
             } else {
                 deadline
             };
@@ -829,7 +840,7 @@ impl Consumer {
                     break;
                 }
                 let start = view.base_offset().max(pos);
-                let end = (view.last_offset() + 1).min(start + remaining);
+                let end = (view.last_offset() + 1).min(start.saturating_add(remaining));
                 let decompressed = view.as_batch().decompressed_section()?;
                 let source = Source {
                     topic: Arc::clone(&topic),
@@ -844,7 +855,7 @@ impl Consumer {
                     let offset = r?.offset();
                     out.count += usize::from(offset >= start && offset < end);
                 }
-                remaining -= end - start;
+                remaining = remaining.saturating_sub(end - start);
                 pos = end;
                 out.sources.push(source);
             }

@@ -241,6 +241,15 @@ impl Log {
         let mut w = inner.writer.lock();
         inner.check_poison()?;
         let mut header = batch.header();
+        if u64::from(header.record_count) != u64::from(header.last_offset_delta) + 1 {
+            // Offsets inside a batch are contiguous in this format version (FORMAT.md 3.1).
+            return Err(Error::invalid(format!(
+                "a batch of {} records must span {} offsets, not {}",
+                header.record_count,
+                header.record_count,
+                u64::from(header.last_offset_delta) + 1
+            )));
+        }
         header.base_offset = w.next_offset;
         let roll = match &w.active {
             Some(a) => {
@@ -278,7 +287,12 @@ impl Log {
         let next = header.next_offset();
         w.next_offset = next;
         w.unflushed_messages += u64::from(header.record_count);
-        inner.next_offset.store(next, Ordering::Release);
+        if inner.config.flush != FlushPolicy::EveryAppend {
+            inner.next_offset.store(next, Ordering::Release);
+        }
+        // NOTE: with EveryAppend the high watermark moves only once the batch is on disk (in
+        // `sync_locked`), so no consumer can read, and commit past, what a machine crash could
+        // still take away.
         let flush = match inner.config.flush {
             FlushPolicy::EveryAppend => true,
             FlushPolicy::Interval {
@@ -479,6 +493,9 @@ impl Log {
     /// Marks the log as deleted after its directory was moved away: every later write or flush
     /// fails, and dropping it writes nothing (a new log may be created at the old path).
     pub(crate) fn mark_deleted(&self) {
+        // Under the writer lock: an append (and the roll or retention pass it may run) that is
+        // under way finishes first, and every later one sees the flag.
+        let _w = self.inner.writer.lock();
         self.inner.deleted.store(true, Ordering::Release);
     }
 
@@ -664,6 +681,7 @@ impl Inner {
         };
         ActiveSegment::sync_data_from(&seg, from, position).map_err(|e| self.poison(e))?;
         s.durable_offset = next;
+        self.next_offset.fetch_max(next, Ordering::AcqRel);
         s.segment_base = seg.base_offset;
         s.position = position;
         if let Some(cp) = checkpoint {
@@ -682,13 +700,22 @@ impl Inner {
         if cp.next_offset < last.next_offset || (cp == *last && recovery_point_exists(&self.dir)) {
             return Ok(());
         }
-        cp.write(&self.dir)?;
+        if last.clean && !cp.clean {
+            // Losing this rename in a crash would bring back a clean mark over data written
+            // after it: make it durable with the directory.
+            crate::fs::write_atomic(&self.dir.join(checkpoint::FILE_NAME), &cp.encode())?;
+        } else {
+            cp.write(&self.dir)?;
+        }
         self.clean_on_disk.store(cp.clean, Ordering::Release);
         *last = cp;
         Ok(())
     }
 
     fn retention_locked(&self, now_ms: i64) -> Result<RetentionReport> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Ok(RetentionReport::default());
+        }
         let segments = self.segments.read().clone();
         let sealed = &segments[..segments.len().saturating_sub(1)];
         let mut total: u64 = segments.iter().map(|s| s.size()).sum();

@@ -63,7 +63,9 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
     Capacity {
         data: config.segment_bytes as usize,
         index_entries: config.index_entries(),
-        max_batch_bytes: config.max_record_bytes,
+        // Reading and recovery bound a batch by what a segment can hold, not by today's
+        // `max_record_bytes`: lowering that must not make older, larger batches unreadable.
+        max_batch_bytes: config.segment_bytes as usize,
         index_interval: config.index_interval_bytes as usize,
         sync_ahead: config.flush == crate::config::FlushPolicy::EveryAppend,
     }
@@ -167,12 +169,32 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             expected_next = bases[j + 1];
             continue;
         }
-        // This segment becomes the active one; everything after its valid part goes.
-        let cut_something = outcome.error.is_some() || !is_last;
+        if !is_last {
+            // A roll seals and syncs a segment before the next one exists, so a sealed segment
+            // never holds a torn write: damage here is corruption of acknowledged data, which
+            // recovery must not cut away (with every segment after it).
+            let found = match &outcome.error {
+                Some(e) => e.to_string(),
+                None => format!(
+                    "a segment that ends at offset {} (byte {}), where the next segment starts at {}",
+                    outcome.next_offset,
+                    outcome.end,
+                    bases[j + 1]
+                ),
+            };
+            return Err(crate::error::corrupt(
+                outcome.end as u64,
+                "a sealed segment that is whole and continues into the next one",
+                found,
+            )
+            .in_file(&SegmentPaths::new(dir, base).log, 0));
+        }
+        // The last segment: a torn tail after a crash is cut.
+        let cut_something = outcome.error.is_some();
         if cut_something {
             let reason = match &outcome.error {
                 Some(e) => e.to_string(),
-                None => "the next segment does not continue where this one ends".to_string(),
+                None => "unreachable: only an error cuts the last segment".to_string(),
             };
             if config.recovery == RecoveryMode::Strict {
                 return Err(crate::error::corrupt(
@@ -188,9 +210,6 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                 offset: outcome.next_offset,
                 reason,
             });
-            for &later in &bases[j + 1..] {
-                remove_segment(dir, later, &mut report)?;
-            }
         }
         if outcome.header_invalid {
             // Nothing in this file can be trusted, not even its header: it was being created
@@ -206,6 +225,20 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         }
         // Scanning anywhere (also in segments that turned out sealed) moves the recovery point.
         let scanned_any = report.scanned_bytes > 0;
+        // Room for every entry recovery found, even if the configuration shrank the indexes.
+        let needed = outcome
+            .reopened
+            .offset_entries
+            .max(outcome.reopened.time_entries)
+            + outcome
+                .new_offset_entries
+                .len()
+                .max(outcome.new_time_entries.len())
+            + 2;
+        let cap = Capacity {
+            index_entries: cap.index_entries.max(needed),
+            ..cap
+        };
         let mut active = ActiveSegment::reopen(dir, base, cap, outcome.reopened)?;
         for e in &outcome.new_offset_entries {
             active.push_offset_entry(e)?;
