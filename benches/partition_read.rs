@@ -180,8 +180,9 @@ fn random(c: &mut Criterion) {
                 next += 1;
                 let batches = log.read(offset, 1).expect("read");
                 let records = batches[0].records().expect("records");
-                let found = records
-                    .iter()
+                let mut iter = records.iter();
+                iter.skip_to(offset).expect("skip");
+                let found = iter
                     .map(|r| r.expect("record"))
                     .find(|r| r.offset() == offset)
                     .expect("the record is in the first batch");

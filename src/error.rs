@@ -292,7 +292,10 @@ impl Clone for ErrorKind {
     }
 }
 
-/// Builds a corruption error for bytes decoded in memory (no file yet).
+/// Builds a corruption error for bytes decoded in memory (no file yet). Cold: decoders call it
+/// only on bad input, and keeping it out of line keeps their hot paths small.
+#[cold]
+#[inline(never)]
 pub(crate) fn corrupt(
     position: u64,
     expected: impl Into<String>,

@@ -271,11 +271,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
     /// The bytes not read yet.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         &self.bytes[self.pos..]
     }
@@ -285,7 +287,19 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an unsigned LEB128 varint of at most 10 bytes.
+    #[inline]
     pub fn uvarint(&mut self) -> Result<u64> {
+        // Fast path: most lengths and deltas fit in one byte.
+        if let Some(&b) = self.bytes.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.uvarint_slow()
+    }
+
+    fn uvarint_slow(&mut self) -> Result<u64> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.bytes.get(self.pos + i) else {
@@ -316,12 +330,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a zigzag varint.
+    #[inline]
     pub fn varint(&mut self) -> Result<i64> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
     /// Reads `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
             return Err(corrupt(
@@ -336,11 +352,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.bytes(1)?[0])
     }
 
     /// Reads a nullable byte string: zigzag length (-1 = null) then the bytes.
+    #[inline]
     pub fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
         let at = self.at();
         match self.varint()? {

@@ -461,6 +461,40 @@ pub struct RecordIter<'a> {
 }
 
 impl<'a> RecordIter<'a> {
+    /// Moves the iterator so that the next record it yields is the one at `offset` (or the
+    /// first after it), skipping the records before it by their lengths without decoding them:
+    /// a random read into a large batch costs little more than one record's decode. The skipped
+    /// records were covered by the batch CRC; they are not checked further.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) if a skipped record's length is malformed.
+    pub fn skip_to(&mut self, offset: u64) -> Result<()> {
+        let contiguous =
+            u64::from(self.header.record_count) == u64::from(self.header.last_offset_delta) + 1;
+        if !contiguous || self.failed {
+            return Ok(()); // offsets cannot be counted: the caller filters while iterating
+        }
+        let target = offset
+            .saturating_sub(self.header.base_offset)
+            .min(u64::from(self.header.record_count));
+        while u64::from(self.seen) < target {
+            let len = self.cursor.uvarint()?;
+            if len > self.cursor.remaining() as u64 {
+                self.failed = true;
+                return Err(corrupt(
+                    0,
+                    "a record inside the batch",
+                    format!("a record length of {len}"),
+                ));
+            }
+            self.cursor.bytes(len as usize)?;
+            self.last_delta = Some(self.seen);
+            self.seen += 1;
+        }
+        Ok(())
+    }
+
+    #[inline]
     fn decode(&mut self) -> Result<RecordView<'a>> {
         let len = self.cursor.uvarint()?;
         if len > self.cursor.remaining() as u64 {
@@ -610,5 +644,36 @@ impl<'a> Iterator for HeaderIter<'a> {
             self.left = 0;
         }
         Some(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_to_lands_on_the_record() {
+        let mut b = BatchBuilder::new(Compression::None);
+        for i in 0..50u8 {
+            b.append(
+                i64::from(i),
+                Some(&[i]),
+                Some(&[i; 7]),
+                &[("h", Some(&[i]))],
+            );
+        }
+        let batch = b.build().unwrap();
+        let records = batch.as_batch().records().unwrap();
+        for target in [0u64, 1, 17, 49] {
+            let mut it = records.iter();
+            it.skip_to(target).unwrap();
+            let r = it.next().unwrap().unwrap();
+            assert_eq!(r.offset(), target);
+            assert_eq!(r.value(), Some(&[target as u8; 7][..]));
+            assert_eq!(it.count(), 49 - target as usize);
+        }
+        let mut it = records.iter();
+        it.skip_to(500).unwrap();
+        assert!(it.next().is_none());
     }
 }
