@@ -67,7 +67,7 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         // `max_record_bytes`: lowering that must not make older, larger batches unreadable.
         max_batch_bytes: config.segment_bytes as usize,
         index_interval: config.index_interval_bytes as usize,
-        sync_ahead: config.flush == crate::config::FlushPolicy::EveryAppend,
+        write_through: config.flush == crate::config::FlushPolicy::EveryAppend,
     }
 }
 

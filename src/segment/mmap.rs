@@ -8,7 +8,9 @@
 //!
 //! The invariants that make the borrowed slices sound, enforced by this module's API:
 //! 1. **Published bytes never change.** The writer can only reach bytes at or after `published`
-//!    (the `spare` slice), and `published` only grows.
+//!    (the `spare` slice, or — for logs that fsync every append — `pwrite` through the file at
+//!    the cursor, which the shared map sees through the same page cache), and `published` only
+//!    grows.
 //! 2. **Published bytes never vanish.** A mapped file is only ever shortened by
 //!    [`MapWriter::seal`], which consumes the writer and cuts the file at `published`, never
 //!    below. Pages past the end of a file fault (SIGBUS) only when touched, and no reader can
@@ -103,8 +105,6 @@ pub(crate) struct MapWriter {
     cursor: usize,
     populated: usize,
     populate_supported: bool,
-    /// Write prefaulted chunks to disk at once (see [`MapWriter::sync_ahead`]).
-    sync_ahead: bool,
 }
 
 impl MapWriter {
@@ -127,16 +127,7 @@ impl MapWriter {
             cursor: published,
             populated: published,
             populate_supported: true,
-            sync_ahead: false,
         })
-    }
-
-    /// Makes the writer sync each prefaulted chunk (zeros) right away. The file system then
-    /// allocates the chunk's blocks once, so that a later fsync of data written into it has no
-    /// allocation (no metadata) to write: one device write instead of two. Worth it for logs
-    /// that fsync every append.
-    pub(crate) fn sync_ahead(&mut self, on: bool) {
-        self.sync_ahead = on;
     }
 
     /// The shared mapping that readers hold.
@@ -189,10 +180,6 @@ impl MapWriter {
             target - self.populated,
         ) {
             Ok(()) => {
-                if self.sync_ahead {
-                    self.map
-                        .sync_range(self.populated, target - self.populated)?;
-                }
                 self.populated = target;
                 Ok(())
             }

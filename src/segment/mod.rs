@@ -575,6 +575,7 @@ pub(crate) struct ActiveSegment {
     index: MapWriter,
     time: MapWriter,
     pub policy: IndexPolicy,
+    write_through: bool,
 }
 
 /// Sizes of a new or reopened active segment.
@@ -584,8 +585,11 @@ pub(crate) struct Capacity {
     pub index_entries: usize,
     pub max_batch_bytes: usize,
     pub index_interval: usize,
-    /// Sync prefaulted data chunks ahead of the writer (for logs that fsync every append).
-    pub sync_ahead: bool,
+    /// Write batches with `pwrite` instead of through the map (for logs that fsync every
+    /// append: on Linux a store into a shared map dirties the page through a write fault, and
+    /// after each fsync the page is write-protected again, so every durable append paid a fault
+    /// and a slower writeback; `pwrite` + `fdatasync` does not).
+    pub write_through: bool,
 }
 
 /// What recovery found in an active segment that is being reopened.
@@ -722,9 +726,8 @@ impl ActiveSegment {
             let path = path.to_path_buf();
             move |e| Error::io(what, path, e)
         };
-        let mut data = MapWriter::new(&data_file, data_cap, r.data_len)
+        let data = MapWriter::new(&data_file, data_cap, r.data_len)
             .map_err(io("map segment", &paths.log))?;
-        data.sync_ahead(cap.sync_ahead);
         let index = MapWriter::new(&index_file, index_cap, index_len)
             .map_err(io("map index", &paths.index))?;
         let time = MapWriter::new(&time_file, time_cap, time_len)
@@ -767,6 +770,7 @@ impl ActiveSegment {
             index,
             time,
             policy: r.policy,
+            write_through: cap.write_through,
         })
     }
 
@@ -799,9 +803,11 @@ impl ActiveSegment {
     /// disk) leaves the segment untouched.
     pub fn prepare(&mut self, len: usize) -> Result<()> {
         let p = &self.seg.paths;
-        self.data
-            .spare(len)
-            .map_err(|e| Error::io("preallocate segment", &p.log, e))?;
+        if !self.write_through {
+            self.data
+                .spare(len)
+                .map_err(|e| Error::io("preallocate segment", &p.log, e))?;
+        }
         if self.policy.due() {
             self.index
                 .spare(OFFSET_ENTRY_LEN)
@@ -818,12 +824,31 @@ impl ActiveSegment {
     /// segment may hold unpublished bytes and the log must be poisoned.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<usize> {
         let pos = self.data.position();
-        let dst = self
-            .data
-            .spare(batch.len())
-            .map_err(|e| Error::io("write segment", &self.seg.paths.log, e))?;
-        dst.copy_from_slice(batch);
-        codec::set_base_offset(dst, header.base_offset);
+        if self.write_through {
+            use std::os::unix::fs::FileExt;
+            let write_err = |e| Error::io("write segment", &self.seg.paths.log, e);
+            if pos + batch.len() > self.data.capacity() {
+                return Err(write_err(std::io::Error::from(
+                    std::io::ErrorKind::StorageFull,
+                )));
+            }
+            // Invariant 1 of mmap.rs: these bytes lie at or after the published length.
+            let rest = batch.get(codec::BASE_OFFSET.end..).unwrap_or(&[]);
+            self.data_file
+                .write_all_at(&header.base_offset.to_le_bytes(), pos as u64)
+                .and_then(|()| {
+                    self.data_file
+                        .write_all_at(rest, (pos + codec::BASE_OFFSET.end) as u64)
+                })
+                .map_err(write_err)?;
+        } else {
+            let dst = self
+                .data
+                .spare(batch.len())
+                .map_err(|e| Error::io("write segment", &self.seg.paths.log, e))?;
+            dst.copy_from_slice(batch);
+            codec::set_base_offset(dst, header.base_offset);
+        }
         self.data.advance(batch.len());
         let (o, t) = self.policy.note(pos, header);
         if let Some(o) = o {
