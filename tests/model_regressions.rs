@@ -184,3 +184,27 @@ fn data_file_cut_before_its_first_batch_stays_cut_after_a_clean_reopen() {
     assert_eq!(log.next_offset(), 0, "the cut offsets came back");
     assert!(log.read(0, 1 << 20).unwrap().is_empty());
 }
+
+/// Found by model testing: `Append { records: [Rec { ts: Wild(0) (i64::MIN), .. }] }, Roll`,
+/// then a clean reopen rebuilt segment 0's indexes on every open. A segment whose only
+/// timestamp is `i64::MIN` got no time index entry (the entry was written only when the maximum
+/// grew above `i64::MIN`), and a sealed non-empty segment without one counts as damaged.
+#[test]
+fn segment_whose_only_timestamp_is_i64_min_keeps_its_time_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let mut b = BatchBuilder::new(Compression::None);
+    b.append(i64::MIN, None, None, &[]);
+    log.append(&b.build().unwrap()).unwrap();
+    log.roll().unwrap();
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let r = log.recovery_report();
+    assert!(r.rebuilt_indexes.is_empty(), "{r:?}");
+    assert_eq!(r.scanned_bytes, 0, "{r:?}");
+    assert_eq!(
+        log.offset_for_timestamp(i64::MIN).unwrap(),
+        Some((0, i64::MIN))
+    );
+    assert_eq!(log.offset_for_timestamp(i64::MIN + 1).unwrap(), None);
+}

@@ -476,7 +476,9 @@ pub(crate) struct IndexPolicy {
     pub max_timestamp: i64,
     max_ts_rel: u32,
     max_ts_pos: u32,
-    last_time_entry: i64,
+    /// The timestamp of the last time index entry, `None` before the first (so that even a
+    /// segment whose only timestamps are `i64::MIN` gets its entry).
+    last_time_entry: Option<i64>,
     pub first_batch_timestamp: Option<i64>,
 }
 
@@ -489,7 +491,7 @@ impl IndexPolicy {
             max_timestamp: i64::MIN,
             max_ts_rel: 0,
             max_ts_pos: 0,
-            last_time_entry: i64::MIN,
+            last_time_entry: None,
             first_batch_timestamp: None,
         }
     }
@@ -509,7 +511,9 @@ impl IndexPolicy {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(h.max_timestamp);
         }
-        if h.max_timestamp > self.max_timestamp {
+        // Positions start at 24, so a zero one means no batch was seen yet.
+        let first = self.max_ts_pos == 0;
+        if first || h.max_timestamp > self.max_timestamp {
             self.max_timestamp = h.max_timestamp;
             self.max_ts_rel = rel;
             self.max_ts_pos = pos as u32;
@@ -544,7 +548,7 @@ impl IndexPolicy {
             p.max_timestamp = t.timestamp;
             p.max_ts_rel = t.relative_offset;
             p.max_ts_pos = t.position;
-            p.last_time_entry = t.timestamp;
+            p.last_time_entry = Some(t.timestamp);
         }
         p.first_batch_timestamp = first_batch_timestamp;
         p
@@ -552,8 +556,13 @@ impl IndexPolicy {
 
     /// A time entry for the current maximum, if the index does not have it yet.
     pub fn final_time_entry(&mut self) -> Option<TimeEntry> {
-        if self.max_timestamp > self.last_time_entry {
-            self.last_time_entry = self.max_timestamp;
+        let seen_a_batch = self.max_ts_pos != 0;
+        if seen_a_batch
+            && self
+                .last_time_entry
+                .is_none_or(|last| self.max_timestamp > last)
+        {
+            self.last_time_entry = Some(self.max_timestamp);
             Some(TimeEntry {
                 timestamp: self.max_timestamp,
                 relative_offset: self.max_ts_rel,
