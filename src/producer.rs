@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -169,12 +169,6 @@ impl Store {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Producer {
     fn inner(&self) -> &StoreInner {
         &self.store.inner
@@ -222,7 +216,7 @@ impl Producer {
         }
         let p = self.route(&topic, &record, size)?;
         let part = topic.partition(p)?;
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let timestamp = record.timestamp.unwrap_or_else(crate::log::now_ms);
         let (offset, stored_ts) = part
             .queue
             .send(
@@ -278,7 +272,7 @@ impl Producer {
             routed.entry((r.topic.clone(), p)).or_default().push(i);
         }
         let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
-        let now = now_ms();
+        let now = crate::log::now_ms();
         for ((topic_name, p), idxs) in routed {
             let topic = &topics[&topic_name];
             let part = topic.partition(p)?;

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
@@ -130,12 +129,6 @@ fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata> {
     Ok(OffsetAndMetadata { offset, metadata })
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl OffsetStore {
     /// Opens the offsets log in `dir` and replays it.
     pub(crate) fn open(dir: &Path) -> Result<OffsetStore> {
@@ -188,7 +181,7 @@ impl OffsetStore {
             return Ok(());
         }
         let mut state = self.state.lock();
-        let now = now_ms();
+        let now = crate::log::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (tp, v) in offsets {
             let value = v.as_ref().map(|v| encode_value(v, now));
@@ -272,7 +265,7 @@ impl OffsetStore {
         }
         self.log.roll()?;
         let start = self.log.next_offset();
-        let now = now_ms();
+        let now = crate::log::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for ((group, tp), v) in state {
             b.append(

@@ -114,7 +114,8 @@ struct SyncState {
     position: usize,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
