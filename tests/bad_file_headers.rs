@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use riverbed::{BatchBuilder, Compression, ErrorKind, Log, LogConfig, RecordBatch, RecoveryMode};
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{copy_dir, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -51,17 +52,6 @@ fn check_records(log: &Log, end: u64) {
         }
     }
     assert_eq!(next, end);
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
 }
 
 fn seg_path(dir: &Path, base: u64, ext: &str) -> PathBuf {

@@ -3,14 +3,15 @@
 //! reaches the bad batch returns `ErrorKind::Corruption` naming the `.log` file and a byte
 //! position, reads of other batches still work, and nothing returns wrong data or panics.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use riverbed::{
     BatchBuilder, BatchView, Compression, Error, ErrorKind, Log, LogConfig, RecordBatch,
 };
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{copy_dir, log_path, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -39,21 +40,6 @@ fn batch(first: u64, n: u64) -> RecordBatch {
         b.append(ts, Some(&k), Some(&v), &[]);
     }
     b.build().unwrap()
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
-}
-
-fn log_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.log"))
 }
 
 /// One batch as laid out in a data file.

@@ -18,7 +18,9 @@ use riverbed::{
 };
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{copy_dir, FILE_HEADER_LEN};
+
 const BATCH_HEADER_LEN: usize = 43;
 /// Timestamps of "ordinary" records are around here (2023-11-14).
 const PRESENT_MS: i64 = 1_700_000_000_000;
@@ -416,17 +418,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
 }
 
 fn seg_log_path(dir: &Path, base: u64) -> PathBuf {

@@ -9,10 +9,10 @@
 //! too. The fourth is what is left of it: an open that finds less than the checkpoint on disk
 //! claims, without scanning or cutting anything, still keeps that checkpoint.
 
-use std::path::Path;
-
 use riverbed::{BatchBuilder, Compression, Log, LogConfig};
-use tempfile::TempDir;
+
+mod common;
+use common::copy_dir;
 
 /// The configuration of the shrunk cases: `Cfg { segment_bytes: 2048, index_interval_bytes: 64,
 /// max_record_bytes: 700, flush: Manual, no retention, no segment_ms, default checkpoint bytes,
@@ -26,17 +26,6 @@ fn config() -> LogConfig {
         segment_ms: None,
         ..LogConfig::default()
     }
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
 }
 
 /// `Append { records: [one record] }` (its content does not matter).

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use riverbed::{BatchBuilder, Compression, Log, LogConfig, RecordBatch};
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{copy_dir, FILE_HEADER_LEN};
+
 const RECORDS: u64 = 260;
 
 fn config() -> LogConfig {
@@ -50,17 +52,6 @@ fn fill(log: &Log, until: u64) {
         log.append(&batch(next, (1 + next % 3).min(until - next)))
             .unwrap();
     }
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
 }
 
 fn seg_path(dir: &Path, base: u64, ext: &str) -> PathBuf {

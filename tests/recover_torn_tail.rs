@@ -7,12 +7,13 @@
 //! copy holds everything appended so far (it is in the page cache) but no clean-close checkpoint,
 //! exactly as after the process was killed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use riverbed::{BatchBuilder, Compression, Log, LogConfig, RecordBatch, Truncation};
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{batches_in, copy_dir, log_path, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -81,34 +82,6 @@ fn check_records(log: &Log, expected_next: u64) {
     }
     assert_eq!(next, expected_next);
     assert!(log.read(expected_next, 1000).unwrap().is_empty());
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
-}
-
-fn log_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.log"))
-}
-
-/// Positions and base offsets of the batches in a data file, found from their length fields.
-fn batches_in(file: &[u8]) -> Vec<(usize, u64, usize)> {
-    let mut out = Vec::new();
-    let mut pos = FILE_HEADER_LEN;
-    while pos + 12 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
-        let base = u64::from_le_bytes(file[pos..pos + 8].try_into().unwrap());
-        let len = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
-        out.push((pos, base, len));
-        pos += len;
-    }
-    out
 }
 
 /// An unclean stop of a log holding `records` records (a few segments): the copy of the

@@ -4,12 +4,13 @@
 //! directory then opens in `TruncateTail` mode, which cuts at the same place.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use riverbed::{BatchBuilder, Compression, ErrorKind, Log, LogConfig, RecordBatch, RecoveryMode};
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{batches_in, copy_dir, log_path};
 
 fn config(recovery: RecoveryMode) -> LogConfig {
     LogConfig {
@@ -57,17 +58,6 @@ fn check_records(log: &Log, end: u64) {
     assert_eq!(next, end);
 }
 
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
-}
-
 /// Every file of a directory but the lock, by name.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
@@ -81,23 +71,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
-}
-
-fn log_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.log"))
-}
-
-/// (position, base offset, length) of each batch of a data file.
-fn batches_in(file: &[u8]) -> Vec<(usize, u64, usize)> {
-    let mut out = Vec::new();
-    let mut pos = FILE_HEADER_LEN;
-    while pos + 12 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
-        let base = u64::from_le_bytes(file[pos..pos + 8].try_into().unwrap());
-        let len = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
-        out.push((pos, base, len));
-        pos += len;
-    }
-    out
 }
 
 /// An unclean stop of a log of 90 records: the copied directory and its segment bases.

@@ -13,12 +13,14 @@
 //! Nothing may panic, and no read may return records other than those appended at the offsets
 //! asked for.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use riverbed::{BatchBuilder, Compression, Error, ErrorKind, Log, LogConfig, RecordBatch};
 use tempfile::TempDir;
 
-const FILE_HEADER_LEN: usize = 24;
+mod common;
+use common::{batches_in, copy_dir, log_path, FILE_HEADER_LEN};
+
 const RECORDS: u64 = 100;
 
 fn config() -> LogConfig {
@@ -54,34 +56,6 @@ fn fill(log: &Log, until: u64) {
         log.append(&batch(next, (1 + next % 2).min(until - next)))
             .unwrap();
     }
-}
-
-fn copy_dir(from: &Path) -> TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-        }
-    }
-    to
-}
-
-fn log_path(dir: &Path, base: u64) -> PathBuf {
-    dir.join(format!("{base:020}.log"))
-}
-
-/// (position, base offset, length) of each batch of a data file.
-fn batches_in(file: &[u8]) -> Vec<(usize, u64, usize)> {
-    let mut out = Vec::new();
-    let mut pos = FILE_HEADER_LEN;
-    while pos + 12 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
-        let base = u64::from_le_bytes(file[pos..pos + 8].try_into().unwrap());
-        let len = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
-        out.push((pos, base, len));
-        pos += len;
-    }
-    out
 }
 
 fn closed_log() -> (TempDir, Vec<u64>) {
