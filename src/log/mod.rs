@@ -144,7 +144,7 @@ impl Log {
         let at_end = checkpoint_of(&active, next);
         // Also when nothing was scanned, a checkpoint that does not name the recovered end (say
         // it lies past a cut-off end of file) must not survive to mislead the next open.
-        let on_disk = Checkpoint::read(&dir)?;
+        let on_disk = opened.disk_checkpoint;
         let needs_checkpoint =
             opened.needs_checkpoint || !on_disk.is_some_and(|c| c.same_point(&at_end));
         let (cp, sync) = if needs_checkpoint {

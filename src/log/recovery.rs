@@ -57,6 +57,8 @@ pub(crate) struct Opened {
     pub report: RecoveryReport,
     /// Whether data was scanned, so it must be synced and a new checkpoint written.
     pub needs_checkpoint: bool,
+    /// The checkpoint file as found (valid or not), for the caller to compare with the end.
+    pub disk_checkpoint: Option<Checkpoint>,
 }
 
 pub(crate) fn capacity(config: &LogConfig) -> Capacity {
@@ -124,6 +126,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
     let cap = capacity(config);
     let bases = list_segments(dir, &mut report)?;
     let cp = Checkpoint::read(dir)?;
+    let on_disk = cp;
     if bases.is_empty() {
         let active = ActiveSegment::create(dir, 0, cap)?;
         return Ok(Opened {
@@ -131,6 +134,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             active,
             report,
             needs_checkpoint: true,
+            disk_checkpoint: on_disk,
         });
     }
     let cp = cp.filter(|c| bases.contains(&c.segment_base));
@@ -221,6 +225,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                 active,
                 report,
                 needs_checkpoint: true,
+                disk_checkpoint: on_disk,
             });
         }
         // Scanning anywhere (also in segments that turned out sealed) moves the recovery point.
@@ -255,6 +260,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             active,
             report,
             needs_checkpoint: scanned_any || cut_something,
+            disk_checkpoint: on_disk,
         });
     }
     // Unreachable in practice: the loop returns at the last segment at the latest. Fall back to
@@ -265,6 +271,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         active,
         report,
         needs_checkpoint: true,
+        disk_checkpoint: on_disk,
     })
 }
 
