@@ -184,6 +184,7 @@ impl BatchBuilder {
             record_count: self.count,
         };
         codec::write_header(bytes, &header);
+        out.header = BatchHeader::parse(&out.bytes, usize::MAX)?;
         Ok(())
     }
 
@@ -199,12 +200,28 @@ impl BatchBuilder {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordBatch {
     bytes: Vec<u8>,
+    /// The decoded header of `bytes`, kept so that appends do not parse it again.
+    header: BatchHeader,
 }
 
 impl RecordBatch {
     /// A buffer for [`BatchBuilder::build_into`]; not a valid batch until built into.
     pub(crate) fn empty() -> RecordBatch {
-        RecordBatch { bytes: Vec::new() }
+        RecordBatch {
+            bytes: Vec::new(),
+            // record_count 0: `Log::append` refuses it.
+            header: BatchHeader {
+                base_offset: 0,
+                batch_length: 0,
+                magic: 0,
+                crc: 0,
+                attributes: 0,
+                last_offset_delta: 0,
+                first_timestamp: 0,
+                max_timestamp: 0,
+                record_count: 0,
+            },
+        }
     }
 
     /// The encoded bytes, exactly as they will be stored.
@@ -236,7 +253,8 @@ impl RecordBatch {
                 format!("{} trailing bytes", bytes.len() - batch.len()),
             ));
         }
-        Ok(RecordBatch { bytes })
+        let header = batch.header;
+        Ok(RecordBatch { bytes, header })
     }
 
     /// A decoding view of this batch.
@@ -253,18 +271,7 @@ impl RecordBatch {
     }
 
     pub(crate) fn header(&self) -> BatchHeader {
-        // The bytes were built or checked by this module, so the framing is known to be good.
-        BatchHeader::parse(&self.bytes, usize::MAX).unwrap_or(BatchHeader {
-            base_offset: 0,
-            batch_length: 0,
-            magic: 0,
-            crc: 0,
-            attributes: 0,
-            last_offset_delta: 0,
-            first_timestamp: 0,
-            max_timestamp: 0,
-            record_count: 0,
-        })
+        self.header
     }
 
     /// Sets record timestamps to `now` for a log-append-time topic: stamps `max_timestamp` and the
@@ -275,6 +282,7 @@ impl RecordBatch {
         h.max_timestamp = now;
         h.first_timestamp = h.first_timestamp.min(now);
         codec::write_header(&mut self.bytes, &h);
+        self.header = BatchHeader::parse(&self.bytes, usize::MAX).unwrap_or(self.header);
     }
 }
 
