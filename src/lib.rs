@@ -56,8 +56,8 @@ pub use log::{AppendInfo, Log, RecoveryReport, RetentionReport, Truncation};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
 pub use record::{
-    BatchBuilder, BatchRef, Compression, HeaderIter, RecordBatch, RecordIter, RecordView, Records,
-    TimestampType,
+    BatchBuilder, BatchRef, Compression, ControlType, HeaderIter, ProducerFields, RecordBatch,
+    RecordIter, RecordView, Records, TimestampType,
 };
 pub use segment::BatchView;
 pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};

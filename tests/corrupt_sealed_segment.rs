@@ -54,7 +54,7 @@ struct Placed {
 fn batches_in(file: &[u8]) -> Vec<Placed> {
     let mut out = Vec::new();
     let mut pos = FILE_HEADER_LEN;
-    while pos + 43 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
+    while pos + 57 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
         let base = u64::from_le_bytes(file[pos..pos + 8].try_into().unwrap());
         let len = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
         let delta = u32::from_le_bytes(file[pos + 19..pos + 23].try_into().unwrap());
@@ -271,7 +271,7 @@ fn flipped_bit_in_records_is_reported_on_read() {
     let copy = copy_dir(dir.path());
     let copy_path = log_path(copy.path(), 0);
     // A byte in the middle of the batch's records.
-    flip(&copy_path, bad.pos + 43 + (bad.len - 43) / 2, 0x04);
+    flip(&copy_path, bad.pos + 57 + (bad.len - 57) / 2, 0x04);
 
     let log = Log::open(copy.path(), config()).unwrap();
     assert_eq!(log.recovery_report().scanned_bytes, 0);
@@ -388,7 +388,7 @@ fn every_flip_in_the_base_offset_is_reported_not_returned() {
 fn flips_behind_a_valid_crc_are_decoding_errors() {
     let (dir, placed) = closed_log();
     let bad = placed[placed.len() / 2];
-    for offset_in_batch in 43..bad.len {
+    for offset_in_batch in 57..bad.len {
         for mask in [0x01u8, 0x40, 0x80] {
             let copy = copy_dir(dir.path());
             let path = log_path(copy.path(), 0);

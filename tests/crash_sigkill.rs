@@ -571,7 +571,7 @@ fn check_report(log: &Log, mode: Mode, max_acked_next: u64, what: &str) {
         "{what}: scanned more than the log holds: {r:?}"
     );
     assert!(
-        r.scanned_batches * 43 <= r.scanned_bytes,
+        r.scanned_batches * 57 <= r.scanned_bytes,
         "{what}: {} batches cannot fit in {} bytes",
         r.scanned_batches,
         r.scanned_bytes

@@ -21,7 +21,7 @@ use tempfile::TempDir;
 mod common;
 use common::{copy_dir, FILE_HEADER_LEN};
 
-const BATCH_HEADER_LEN: usize = 43;
+const BATCH_HEADER_LEN: usize = 57;
 /// Timestamps of "ordinary" records are around here (2023-11-14).
 const PRESENT_MS: i64 = 1_700_000_000_000;
 /// Timestamps of configurations with age retention are around here (2096), so that the retention

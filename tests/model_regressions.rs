@@ -129,13 +129,14 @@ fn cut_log_stays_cut_after_a_clean_reopen() {
 /// ops = [Append { 1 record }, Append { 1 record }, Reopen,
 ///        TruncateTail { crash: false, cut: Data(Index(16802974799814641076)) }],
 /// then the final clean `Reopen`. (Each record: key None, value None, no headers; each batch is
-/// 50 bytes, so the data ends at 124 and the cut keeps 32 bytes: the header and the first 8
+/// 64 bytes (50 in the version 1 format the case was found with), so the data ends at 152 and the
+/// cut keeps 32 bytes: the header and the first 8
 /// bytes, all zero, of the batch at offset 0.)
 ///
-/// The open after the cut finds the checkpoint (next offset 2, position 124) beyond the end of
+/// The open after the cut finds the checkpoint (next offset 2, position 152) beyond the end of
 /// the file, so it scans from byte 24, where it sees zeros: the clean end of an empty segment.
 /// Nothing was scanned and nothing reported cut, so no checkpoint is written and the old one
-/// stays. The close writes none either (nothing appended). The next open resumes at position 124
+/// stays. The close writes none either (nothing appended). The next open resumes at position 152
 /// of the re-extended file, finds zeros there too, and the log claims offsets 0 and 1 again,
 /// whose bytes are gone: reading them fails with a corruption error. The same happens whenever
 /// the last data file loses all its batches (cut to exactly its 24-byte header, for one).
@@ -147,7 +148,7 @@ fn data_file_cut_before_its_first_batch_stays_cut_after_a_clean_reopen() {
         let mut b = BatchBuilder::new(Compression::None);
         b.append(1_700_000_000_000, None, None, &[]);
         let batch = b.build().unwrap();
-        assert_eq!(batch.len(), 50);
+        assert_eq!(batch.len(), 64);
         assert_eq!(log.append(&batch).unwrap().base_offset, expected);
     }
     // Reopen.

@@ -203,7 +203,7 @@ fn lingering_sends_share_batches() {
     let sent = hammer(&store, config, "shared", 0, 8, 30);
     check(&store, "shared", 0, &sent);
     let shared_bytes = store.describe_topic("shared").unwrap().partitions[0].size_bytes;
-    // Each batch costs a 43-byte header (plus per-record deltas); 240 records in batches of
+    // Each batch costs a 57-byte header (plus per-record deltas); 240 records in batches of
     // several records each must take clearly less space than 240 one-record batches.
     assert!(
         shared_bytes + 240 * 20 < single_bytes,

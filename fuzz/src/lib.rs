@@ -21,7 +21,7 @@ pub const MAX_BATCH: usize = 1 << 20;
 // ---- decode_batch ---------------------------------------------------------------------------
 
 /// Batch header fields the checks use (FORMAT.md section 3.1).
-const HEADER_LEN: usize = 43;
+const HEADER_LEN: usize = 43; // the smallest header (version 1); version 2 adds 14 bytes
 const CRC_AT: usize = 13;
 const CRC_FROM: usize = 17;
 

@@ -908,7 +908,7 @@ impl Source {
             Some(d) => d.as_slice(),
             None => batch
                 .as_bytes()
-                .get(crate::record::codec::HEADER_LEN..)
+                .get(batch.header().records_start()..)
                 .unwrap_or(&[]),
         };
         BatchRef::iter_section(section, batch.header())

@@ -6,8 +6,11 @@
 //! ```text
 //! // Format: { base_offset u64 | batch_length u32 | magic u8 | crc u32 | attributes u16 |
 //! //           last_offset_delta u32 | first_timestamp i64 | max_timestamp i64 |
-//! //           record_count u32 | records }
+//! //           record_count u32 | producer_id i64 | producer_epoch i16 | base_sequence i32 |
+//! //           records }
 //! ```
+//! Version 1 batches (written before producer ids existed) end their header at `record_count`;
+//! they still decode, as batches without a producer.
 //! All integers are little-endian. The CRC covers `attributes .. end of batch`, so the log can
 //! stamp `base_offset` into a batch at append time without recomputing it.
 
@@ -20,7 +23,7 @@ use crate::record::crc;
 ///
 /// Compatibility policy: a reader accepts every version up to its own and refuses newer ones with
 /// a corruption error naming the byte; a format change that old readers could misread bumps this.
-pub const BATCH_MAGIC: u8 = 1;
+pub const BATCH_MAGIC: u8 = 2;
 
 /// `base_offset`: offset of the first record, stamped by the log at append time.
 pub const BASE_OFFSET: Range<usize> = 0..8;
@@ -40,17 +43,38 @@ pub const FIRST_TIMESTAMP: Range<usize> = 23..31;
 pub const MAX_TIMESTAMP: Range<usize> = 31..39;
 /// `record_count`: number of records in the batch.
 pub const RECORD_COUNT: Range<usize> = 39..43;
-/// Size of the fixed batch header; records start here.
-pub const HEADER_LEN: usize = 43;
-/// The smallest possible `batch_length` value (a header with an empty records section).
-pub const MIN_BATCH_LENGTH: usize = HEADER_LEN - BATCH_LENGTH.end;
+/// `producer_id` (version 2): the idempotent or transactional producer, -1 for none.
+pub const PRODUCER_ID: Range<usize> = 43..51;
+/// `producer_epoch` (version 2): the producer's epoch, -1 for none.
+pub const PRODUCER_EPOCH: Range<usize> = 51..53;
+/// `base_sequence` (version 2): sequence number of the first record, -1 for none.
+pub const BASE_SEQUENCE: Range<usize> = 53..57;
+/// Size of the fixed batch header written by this version; records start here.
+pub const HEADER_LEN: usize = 57;
+/// Size of a version 1 batch header (no producer fields).
+pub const V1_HEADER_LEN: usize = 43;
+
+/// Size of the fixed header of a batch of format version `magic` (1 or 2).
+pub const fn header_len(magic: u8) -> usize {
+    if magic == 1 {
+        V1_HEADER_LEN
+    } else {
+        HEADER_LEN
+    }
+}
 
 /// Attribute bits 0..=2: compression codec of the records section.
 pub const ATTR_COMPRESSION_MASK: u16 = 0b111;
 /// Attribute bit 3: timestamp type (0 = create time, 1 = log-append time).
 pub const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
+/// Attribute bit 4 (version 2): the batch belongs to a transaction.
+pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
+/// Attribute bit 5 (version 2): a control batch (a transaction marker), not user records.
+pub const ATTR_CONTROL: u16 = 1 << 5;
+/// Every attribute bit version 1 defines.
+pub const ATTR_KNOWN_BITS_V1: u16 = ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME;
 /// Every attribute bit this version defines; a batch with any other bit set is refused.
-pub const ATTR_KNOWN_BITS: u16 = ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME;
+pub const ATTR_KNOWN_BITS: u16 = ATTR_KNOWN_BITS_V1 | ATTR_TRANSACTIONAL | ATTR_CONTROL;
 
 /// Compression codec ids stored in the attribute bits.
 pub const CODEC_NONE: u16 = 0;
@@ -98,6 +122,12 @@ pub struct BatchHeader {
     pub max_timestamp: i64,
     /// Number of records.
     pub record_count: u32,
+    /// Producer id, -1 when the batch has no producer (always so in version 1).
+    pub producer_id: i64,
+    /// Producer epoch, -1 when none.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record, -1 when none.
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -126,30 +156,44 @@ impl BatchHeader {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
     }
 
+    /// Whether the batch was written inside a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// Whether this is a control batch (a transaction marker).
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// Whether the batch carries a producer id (idempotent or transactional).
+    pub fn has_producer(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// Where the records section starts (the header length of the batch's version).
+    pub fn records_start(&self) -> usize {
+        header_len(self.magic)
+    }
+
+    /// Sequence number of the last record: the base sequence plus the offset span, wrapping
+    /// past `i32::MAX` to 0 as Kafka's sequences do (-1 when the batch has none).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        (last % (i64::from(i32::MAX) + 1)) as i32
+    }
+
     /// Reads and checks the framing of the batch at the start of `bytes` without verifying the
     /// CRC: every field must be in range and the whole batch, of at most `max_batch_bytes`, must
     /// fit in `bytes`. Positions in errors are relative to `bytes`.
     pub fn parse(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader> {
-        if bytes.len() < HEADER_LEN {
+        if bytes.len() < V1_HEADER_LEN {
             return Err(corrupt(
                 0,
-                format!("a batch header of {HEADER_LEN} bytes"),
-                format!("only {} bytes before the end", bytes.len()),
-            ));
-        }
-        let batch_length = u32_at(bytes, BATCH_LENGTH);
-        let total = batch_length as usize + BATCH_LENGTH.end;
-        if (batch_length as usize) < MIN_BATCH_LENGTH || total > max_batch_bytes {
-            return Err(corrupt(
-                BATCH_LENGTH.start as u64,
-                format!("a batch length between {MIN_BATCH_LENGTH} and {max_batch_bytes}"),
-                format!("{batch_length}"),
-            ));
-        }
-        if total > bytes.len() {
-            return Err(corrupt(
-                BATCH_LENGTH.start as u64,
-                format!("a batch of {total} bytes to fit"),
+                format!("a batch header of at least {V1_HEADER_LEN} bytes"),
                 format!("only {} bytes before the end", bytes.len()),
             ));
         }
@@ -161,6 +205,33 @@ impl BatchHeader {
                 format!("{magic}"),
             ));
         }
+        let header_len = header_len(magic);
+        let min_length = header_len - BATCH_LENGTH.end;
+        let batch_length = u32_at(bytes, BATCH_LENGTH);
+        let total = batch_length as usize + BATCH_LENGTH.end;
+        if (batch_length as usize) < min_length || total > max_batch_bytes {
+            return Err(corrupt(
+                BATCH_LENGTH.start as u64,
+                format!("a batch length between {min_length} and {max_batch_bytes}"),
+                format!("{batch_length}"),
+            ));
+        }
+        if total > bytes.len() {
+            return Err(corrupt(
+                BATCH_LENGTH.start as u64,
+                format!("a batch of {total} bytes to fit"),
+                format!("only {} bytes before the end", bytes.len()),
+            ));
+        }
+        let (producer_id, producer_epoch, base_sequence) = if magic >= 2 {
+            (
+                u64_at(bytes, PRODUCER_ID) as i64,
+                u16_at(bytes, PRODUCER_EPOCH) as i16,
+                u32_at(bytes, BASE_SEQUENCE) as i32,
+            )
+        } else {
+            (-1, -1, -1)
+        };
         let h = BatchHeader {
             base_offset: u64_at(bytes, BASE_OFFSET),
             batch_length,
@@ -171,8 +242,16 @@ impl BatchHeader {
             first_timestamp: u64_at(bytes, FIRST_TIMESTAMP) as i64,
             max_timestamp: u64_at(bytes, MAX_TIMESTAMP) as i64,
             record_count: u32_at(bytes, RECORD_COUNT),
+            producer_id,
+            producer_epoch,
+            base_sequence,
         };
-        if h.attributes & !ATTR_KNOWN_BITS != 0 || h.codec() > CODEC_ZSTD {
+        let known = if magic >= 2 {
+            ATTR_KNOWN_BITS
+        } else {
+            ATTR_KNOWN_BITS_V1
+        };
+        if h.attributes & !known != 0 || h.codec() > CODEC_ZSTD {
             return Err(corrupt(
                 ATTRIBUTES.start as u64,
                 "known attribute bits and codec (none or zstd)",
@@ -203,6 +282,20 @@ impl BatchHeader {
                 format!("{}", h.first_timestamp),
             ));
         }
+        if (h.is_transactional() || h.is_control()) && h.producer_id < 0 {
+            return Err(corrupt(
+                PRODUCER_ID.start as u64,
+                "a producer id for a transactional or control batch",
+                format!("{}", h.producer_id),
+            ));
+        }
+        if h.is_control() && (h.record_count != 1 || h.codec() != CODEC_NONE) {
+            return Err(corrupt(
+                RECORD_COUNT.start as u64,
+                "one uncompressed record in a control batch",
+                format!("{} records, codec {}", h.record_count, h.codec()),
+            ));
+        }
         Ok(h)
     }
 
@@ -213,13 +306,16 @@ impl BatchHeader {
     }
 }
 
-/// Writes the fixed header into `out[..HEADER_LEN]` and the CRC over `out[ATTRIBUTES.start..]`.
-/// `out` must hold exactly the whole batch.
+/// Writes the fixed header (of the current version) into `out[..HEADER_LEN]` and the CRC over
+/// `out[ATTRIBUTES.start..]`. `out` must hold exactly the whole batch.
 pub(crate) fn write_header(out: &mut [u8], h: &BatchHeader) {
     let batch_length = (out.len() - BATCH_LENGTH.end) as u32;
     out[BASE_OFFSET].copy_from_slice(&h.base_offset.to_le_bytes());
     out[BATCH_LENGTH].copy_from_slice(&batch_length.to_le_bytes());
     out[MAGIC] = BATCH_MAGIC;
+    out[PRODUCER_ID].copy_from_slice(&h.producer_id.to_le_bytes());
+    out[PRODUCER_EPOCH].copy_from_slice(&h.producer_epoch.to_le_bytes());
+    out[BASE_SEQUENCE].copy_from_slice(&h.base_sequence.to_le_bytes());
     out[ATTRIBUTES].copy_from_slice(&h.attributes.to_le_bytes());
     out[LAST_OFFSET_DELTA].copy_from_slice(&h.last_offset_delta.to_le_bytes());
     out[FIRST_TIMESTAMP].copy_from_slice(&h.first_timestamp.to_le_bytes());
@@ -482,7 +578,11 @@ mod tests {
             (LAST_OFFSET_DELTA.end, FIRST_TIMESTAMP.start),
             (FIRST_TIMESTAMP.end, MAX_TIMESTAMP.start),
             (MAX_TIMESTAMP.end, RECORD_COUNT.start),
-            (RECORD_COUNT.end, HEADER_LEN),
+            (RECORD_COUNT.end, V1_HEADER_LEN),
+            (RECORD_COUNT.end, PRODUCER_ID.start),
+            (PRODUCER_ID.end, PRODUCER_EPOCH.start),
+            (PRODUCER_EPOCH.end, BASE_SEQUENCE.start),
+            (BASE_SEQUENCE.end, HEADER_LEN),
         ];
         for (end, next) in ends {
             assert_eq!(end, next);
@@ -511,12 +611,16 @@ mod tests {
             ),
             ("max_timestamp", MAX_TIMESTAMP.start, MAX_TIMESTAMP.len()),
             ("record_count", RECORD_COUNT.start, RECORD_COUNT.len()),
+            ("producer_id", PRODUCER_ID.start, PRODUCER_ID.len()),
+            ("producer_epoch", PRODUCER_EPOCH.start, PRODUCER_EPOCH.len()),
+            ("base_sequence", BASE_SEQUENCE.start, BASE_SEQUENCE.len()),
         ];
         for (name, offset, len) in rows {
             let row = format!("| {offset} | {len} | `{name}` |");
             assert!(doc.contains(&row), "FORMAT.md lacks the row {row:?}");
         }
         assert!(doc.contains(&format!("batch header is {HEADER_LEN} bytes")));
+        assert!(doc.contains(&format!("version 1 header is {V1_HEADER_LEN} bytes")));
         assert!(doc.contains(&format!("magic` is {BATCH_MAGIC}")));
     }
 }

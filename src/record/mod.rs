@@ -61,6 +61,62 @@ pub struct BatchBuilder {
     count: u32,
     first_timestamp: i64,
     max_timestamp: i64,
+    producer: ProducerFields,
+    transactional: bool,
+}
+
+/// The producer fields of a batch header: who wrote it and the sequence of its first record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerFields {
+    /// Producer id (-1: none).
+    pub producer_id: i64,
+    /// Producer epoch (-1: none).
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record (-1: none).
+    pub base_sequence: i32,
+}
+
+impl ProducerFields {
+    /// No producer: a plain batch.
+    pub const NONE: ProducerFields = ProducerFields {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+}
+
+/// What a control batch marks: the end of a producer's transaction in a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ControlType {
+    /// The transaction was aborted: its records are not to be read by `read_committed` readers.
+    Abort,
+    /// The transaction was committed.
+    Commit,
+}
+
+impl ControlType {
+    /// The control record's key: `version u16 (0) | type u16 (0 abort, 1 commit)`.
+    fn key(self) -> [u8; 4] {
+        let kind: u16 = match self {
+            ControlType::Abort => 0,
+            ControlType::Commit => 1,
+        };
+        let mut key = [0u8; 4];
+        key[2..].copy_from_slice(&kind.to_le_bytes());
+        key
+    }
+
+    fn from_key(key: Option<&[u8]>) -> Result<ControlType> {
+        match key {
+            Some([0, 0, 0, 0]) => Ok(ControlType::Abort),
+            Some([0, 0, 1, 0]) => Ok(ControlType::Commit),
+            other => Err(corrupt(
+                0,
+                "a control record key of version 0 and type 0 (abort) or 1 (commit)",
+                format!("{other:?}"),
+            )),
+        }
+    }
 }
 
 impl BatchBuilder {
@@ -73,7 +129,35 @@ impl BatchBuilder {
             count: 0,
             first_timestamp: 0,
             max_timestamp: i64::MIN,
+            producer: ProducerFields::NONE,
+            transactional: false,
         }
+    }
+
+    /// Sets the producer fields the batch is built with (idempotent and transactional
+    /// producers; the log checks the sequence on append).
+    pub fn producer(&mut self, fields: ProducerFields) -> &mut BatchBuilder {
+        self.producer = fields;
+        self
+    }
+
+    /// Marks the batch as part of its producer's open transaction.
+    pub fn transactional(&mut self, transactional: bool) -> &mut BatchBuilder {
+        self.transactional = transactional;
+        self
+    }
+
+    /// A control batch (transaction marker) of `producer` at `timestamp`.
+    pub(crate) fn control(
+        kind: ControlType,
+        producer: ProducerFields,
+        timestamp: i64,
+    ) -> Result<RecordBatch> {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(timestamp, Some(&kind.key()), None, &[]);
+        b.producer = producer;
+        b.transactional = true;
+        b.encode(codec::ATTR_CONTROL)
     }
 
     /// Adds a record. `timestamp` is in milliseconds since the Unix epoch; a `None` value is a
@@ -152,6 +236,16 @@ impl BatchBuilder {
     /// # Errors
     /// As [`build`](Self::build).
     pub fn build_into(&self, out: &mut RecordBatch) -> Result<()> {
+        self.encode_into(out, 0)
+    }
+
+    fn encode(&self, extra_attributes: u16) -> Result<RecordBatch> {
+        let mut out = RecordBatch::empty();
+        self.encode_into(&mut out, extra_attributes)?;
+        Ok(out)
+    }
+
+    fn encode_into(&self, out: &mut RecordBatch, extra_attributes: u16) -> Result<()> {
         if self.count == 0 {
             return Err(Error::invalid("a record batch needs at least one record"));
         }
@@ -172,16 +266,24 @@ impl BatchBuilder {
         bytes.clear();
         bytes.resize(codec::HEADER_LEN, 0);
         bytes.extend_from_slice(&body);
+        let transactional = if self.transactional {
+            codec::ATTR_TRANSACTIONAL
+        } else {
+            0
+        };
         let header = BatchHeader {
             base_offset: 0,
             batch_length: 0,
             magic: codec::BATCH_MAGIC,
             crc: 0,
-            attributes: codec_id,
+            attributes: codec_id | transactional | extra_attributes,
             last_offset_delta: self.count - 1,
             first_timestamp: self.first_timestamp,
             max_timestamp: self.max_timestamp,
             record_count: self.count,
+            producer_id: self.producer.producer_id,
+            producer_epoch: self.producer.producer_epoch,
+            base_sequence: self.producer.base_sequence,
         };
         codec::write_header(bytes, &header);
         out.header = BatchHeader::parse(&out.bytes, usize::MAX)?;
@@ -220,6 +322,9 @@ impl RecordBatch {
                 first_timestamp: 0,
                 max_timestamp: 0,
                 record_count: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                base_sequence: -1,
             },
         }
     }
@@ -312,7 +417,7 @@ impl<'a> BatchRef<'a> {
     /// Iterates the records of a batch whose (decompressed) records section is `section`.
     pub(crate) fn iter_section(section: &'a [u8], header: BatchHeader) -> RecordIter<'a> {
         RecordIter {
-            cursor: Cursor::new(section, codec::HEADER_LEN as u64),
+            cursor: Cursor::new(section, header.records_start() as u64),
             header,
             seen: 0,
             last_delta: None,
@@ -323,7 +428,7 @@ impl<'a> BatchRef<'a> {
     /// The decompressed records section of a compressed batch (`None` if not compressed).
     pub(crate) fn decompressed_section(&self) -> Result<Option<Vec<u8>>> {
         if self.header.codec() == codec::CODEC_ZSTD {
-            decompress(&self.bytes[codec::HEADER_LEN..]).map(Some)
+            decompress(&self.bytes[self.header.records_start()..], self.header).map(Some)
         } else {
             Ok(None)
         }
@@ -391,6 +496,40 @@ impl<'a> BatchRef<'a> {
         self.header.codec() == codec::CODEC_ZSTD
     }
 
+    /// The producer fields (all -1 for a batch without a producer).
+    pub fn producer(&self) -> ProducerFields {
+        ProducerFields {
+            producer_id: self.header.producer_id,
+            producer_epoch: self.header.producer_epoch,
+            base_sequence: self.header.base_sequence,
+        }
+    }
+
+    /// Whether the batch was written inside a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.header.is_transactional()
+    }
+
+    /// Whether this is a control batch (a transaction marker) rather than user records.
+    pub fn is_control(&self) -> bool {
+        self.header.is_control()
+    }
+
+    /// What a control batch marks (`None` for a batch of user records).
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) if the control record is malformed.
+    pub fn control_type(&self) -> Result<Option<ControlType>> {
+        if !self.is_control() {
+            return Ok(None);
+        }
+        let records = self.records()?;
+        let Some(record) = records.iter().next() else {
+            return Err(corrupt(0, "one control record", "none"));
+        };
+        ControlType::from_key(record?.key()).map(Some)
+    }
+
     /// The records of the batch. For a compressed batch this decompresses the records section
     /// once; otherwise it borrows the stored bytes.
     ///
@@ -398,9 +537,9 @@ impl<'a> BatchRef<'a> {
     /// [`Corruption`](crate::ErrorKind::Corruption) if the compressed section does not
     /// decompress to its stated size.
     pub fn records(&self) -> Result<Records<'a>> {
-        let section = &self.bytes[codec::HEADER_LEN..];
+        let section = &self.bytes[self.header.records_start()..];
         let data = if self.header.codec() == codec::CODEC_ZSTD {
-            Cow::Owned(decompress(section)?)
+            Cow::Owned(decompress(section, self.header)?)
         } else {
             Cow::Borrowed(section)
         };
@@ -411,8 +550,8 @@ impl<'a> BatchRef<'a> {
     }
 }
 
-fn decompress(section: &[u8]) -> Result<Vec<u8>> {
-    let at = codec::HEADER_LEN as u64;
+fn decompress(section: &[u8], header: BatchHeader) -> Result<Vec<u8>> {
+    let at = header.records_start() as u64;
     let Some((len, frame)) = section.split_first_chunk::<4>() else {
         return Err(corrupt(
             at,
