@@ -121,6 +121,28 @@ pub enum ErrorKind {
         /// The failure that poisoned the handle.
         cause: String,
     },
+    /// A newer producer with the same transactional id (or a newer epoch of the same producer
+    /// id) exists: this one may not write any more. Its open transaction was aborted.
+    Fenced {
+        /// Who was fenced, and by what.
+        reason: String,
+    },
+    /// A batch's sequence number does not follow the last one the partition holds for its
+    /// producer (a gap or a reordering), so it was refused.
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the partition expected next.
+        expected: i32,
+        /// The batch's base sequence.
+        found: i32,
+    },
+    /// A transactional call made in a state where it is not allowed (commit without begin, a
+    /// send outside a transaction, a transaction aborted by its timeout, ...). Nothing changed.
+    InvalidTransactionState {
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -288,6 +310,21 @@ impl Clone for ErrorKind {
             K::Poisoned { cause } => K::Poisoned {
                 cause: cause.clone(),
             },
+            K::Fenced { reason } => K::Fenced {
+                reason: reason.clone(),
+            },
+            K::OutOfOrderSequence {
+                producer_id,
+                expected,
+                found,
+            } => K::OutOfOrderSequence {
+                producer_id: *producer_id,
+                expected: *expected,
+                found: *found,
+            },
+            K::InvalidTransactionState { reason } => K::InvalidTransactionState {
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -387,6 +424,19 @@ impl fmt::Display for Error {
                 f,
                 "the log is poisoned by an earlier failure ({cause}); reopen it to recover"
             ),
+            ErrorKind::Fenced { reason } => write!(f, "producer fenced: {reason}"),
+            ErrorKind::OutOfOrderSequence {
+                producer_id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "out-of-order sequence for producer {producer_id}: expected {expected}, found \
+                 {found}"
+            ),
+            ErrorKind::InvalidTransactionState { reason } => {
+                write!(f, "invalid transaction state: {reason}")
+            }
         }
     }
 }

@@ -52,7 +52,9 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
 pub use group::GroupDescription;
-pub use log::{AppendInfo, Log, RecoveryReport, RetentionReport, Truncation};
+pub use log::{
+    AbortedTxn, AppendInfo, CommittedRead, Log, RecoveryReport, RetentionReport, Truncation,
+};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
 pub use record::{

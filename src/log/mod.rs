@@ -9,6 +9,7 @@
 //! for the moment it takes to clone or replace the snapshot.
 
 pub mod checkpoint;
+pub(crate) mod producer_state;
 pub(crate) mod recovery;
 #[cfg(test)]
 mod tests;
@@ -24,11 +25,31 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
-use crate::record::{RecordBatch, TimestampType};
+use crate::record::codec::BatchHeader;
+use crate::record::{BatchBuilder, ControlType, ProducerFields, RecordBatch, TimestampType};
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::{ActiveSegment, BatchView, ReadProgress, Segment};
 use checkpoint::Checkpoint;
+pub use producer_state::AbortedTxn;
+use producer_state::{OpenTxn, ProducerStates, Verdict};
 pub use recovery::{RecoveryReport, Truncation};
+
+/// How long a log remembers an idle producer's sequence numbers (Kafka's
+/// `producer.id.expiration.ms` default): a retry after a longer silence is not recognised.
+const PRODUCER_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Batches of the log up to its last stable offset, with what a `read_committed` reader needs to
+/// drop the records of aborted transactions.
+#[derive(Debug)]
+pub struct CommittedRead {
+    /// Batches from the requested offset, all below `last_stable_offset`. Control batches and
+    /// records of aborted transactions are included: skip them (see `aborted`).
+    pub batches: Vec<BatchView>,
+    /// The aborted transactions that overlap the batches, in the order of their markers.
+    pub aborted: Vec<AbortedTxn>,
+    /// The last stable offset when the read was made.
+    pub last_stable_offset: u64,
+}
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +111,15 @@ struct Inner {
     /// Set when the log's directory was deleted (its topic was deleted): nothing may be written
     /// to the old path any more, where a new log of the same name may live.
     deleted: AtomicBool,
+    /// Producer sequences, open and aborted transactions. Taken inside `writer` (never the other
+    /// way round), and briefly by readers for the aborted transactions.
+    producers: Mutex<ProducerStates>,
+    /// First offset of the oldest open transaction (`u64::MAX`: none). Stored before the high
+    /// watermark moves past the batch that opened or closed a transaction, so that
+    /// `min(high watermark, this)` loaded in that order is a stable offset.
+    first_unstable: AtomicU64,
+    /// Whether any aborted transaction is known (lets `read_committed` skip the lock).
+    has_aborts: AtomicBool,
     poison_cause: Mutex<String>,
     sync: Mutex<SyncState>,
     checkpoint: Mutex<Checkpoint>,
@@ -141,6 +171,10 @@ impl Log {
         let mut segments = opened.sealed;
         segments.push(Arc::clone(&active.seg));
         let log_start = segments.first().map_or(0, |s| s.base_offset);
+        let loaded = producer_state::load(&dir, &segments, next)?;
+        let mut report = opened.report;
+        report.rebuilt_indexes.extend(loaded.rebuilt);
+        let producers = loaded.state;
         let at_end = checkpoint_of(&active, next);
         // Also when nothing was scanned, a checkpoint that does not name the recovered end (say
         // it lies past a cut-off end of file) must not survive to mislead the next open.
@@ -186,10 +220,13 @@ impl Log {
             log_start: AtomicU64::new(log_start),
             poisoned: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            first_unstable: AtomicU64::new(producers.first_unstable_offset().unwrap_or(u64::MAX)),
+            has_aborts: AtomicBool::new(!producers.aborted_overlapping(0, u64::MAX).is_empty()),
+            producers: Mutex::new(producers),
             poison_cause: Mutex::new(String::new()),
             clean_on_disk: AtomicBool::new(cp.clean),
             checkpoint: Mutex::new(cp),
-            report: opened.report,
+            report,
             shutdown: (Mutex::new(false), Condvar::new()),
             dir,
             config,
@@ -218,6 +255,47 @@ impl Log {
     /// [`Poisoned`](ErrorKind::Poisoned) after an earlier failure; [`Io`](ErrorKind::Io) — a
     /// full disk is reported before anything is written, a failed fsync poisons the log.
     pub fn append(&self, batch: &RecordBatch) -> Result<AppendInfo> {
+        if batch.header().is_control() {
+            return Err(Error::invalid(
+                "control batches (transaction markers) are written by the transaction \
+                 coordinator, not appended",
+            ));
+        }
+        self.append_batch(batch, None)?
+            .ok_or_else(|| Error::invalid("a user batch was not appended"))
+    }
+
+    /// Ends `producer`'s open transaction in this log with a commit or abort marker, and returns
+    /// the marker's offset (`None`: the producer has no open transaction here, nothing written).
+    ///
+    /// The marker is readable when this returns but, for an `EveryAppend` log whose earlier
+    /// batches are all on disk, not yet fsynced: the coordinator's durable decision, not the
+    /// marker, is what survives a crash, and opening the store writes a lost marker again.
+    pub(crate) fn append_marker(
+        &self,
+        producer: ProducerFields,
+        kind: ControlType,
+    ) -> Result<Option<u64>> {
+        let marker = BatchBuilder::control(
+            kind,
+            ProducerFields {
+                base_sequence: -1,
+                ..producer
+            },
+            now_ms(),
+        )?;
+        Ok(self
+            .append_batch(&marker, Some(kind))?
+            .map(|info| info.base_offset))
+    }
+
+    /// Appends a user batch, or a marker (`control`); `None` when a marker finds no open
+    /// transaction to end.
+    fn append_batch(
+        &self,
+        batch: &RecordBatch,
+        control: Option<ControlType>,
+    ) -> Result<Option<AppendInfo>> {
         let inner = &*self.inner;
         inner.check_poison()?;
         if batch.len() < crate::record::codec::HEADER_LEN {
@@ -250,6 +328,34 @@ impl Log {
                 header.record_count,
                 u64::from(header.last_offset_delta) + 1
             )));
+        }
+        if header.has_producer() && control.is_none() {
+            match inner.producers.lock().check(&header)? {
+                Verdict::Append => {}
+                Verdict::Duplicate {
+                    base_offset,
+                    last_offset,
+                    timestamp,
+                } => {
+                    drop(w);
+                    // The original append may still wait for its fsync: so must the retry.
+                    if inner.config.flush == FlushPolicy::EveryAppend {
+                        inner.sync_to(last_offset + 1)?;
+                    }
+                    return Ok(Some(AppendInfo {
+                        base_offset,
+                        last_offset,
+                        timestamp,
+                    }));
+                }
+            }
+        } else if control.is_some()
+            && !inner
+                .producers
+                .lock()
+                .has_open_transaction(header.producer_id)
+        {
+            return Ok(None);
         }
         header.base_offset = w.next_offset;
         let roll = match &w.active {
@@ -288,14 +394,22 @@ impl Log {
         let next = header.next_offset();
         w.next_offset = next;
         w.unflushed_messages += u64::from(header.record_count);
-        if inner.config.flush != FlushPolicy::EveryAppend {
+        if header.has_producer() {
+            inner.note_producer_batch(&header, control);
+        }
+        // A marker right after durable data need not wait for an fsync of its own (see
+        // `append_marker`); after unsynced data it must not make that data readable early.
+        let deferred_marker = control.is_some()
+            && inner.config.flush == FlushPolicy::EveryAppend
+            && inner.next_offset.load(Ordering::Acquire) == header.base_offset;
+        if inner.config.flush != FlushPolicy::EveryAppend || deferred_marker {
             inner.next_offset.store(next, Ordering::Release);
         }
         // NOTE: with EveryAppend the high watermark moves only once the batch is on disk (in
         // `sync_locked`), so no consumer can read, and commit past, what a machine crash could
         // still take away.
         let flush = match inner.config.flush {
-            FlushPolicy::EveryAppend => true,
+            FlushPolicy::EveryAppend => !deferred_marker,
             FlushPolicy::Interval {
                 messages: Some(n), ..
             } => w.unflushed_messages >= n,
@@ -305,11 +419,11 @@ impl Log {
         if flush {
             inner.sync_to(next)?;
         }
-        Ok(AppendInfo {
+        Ok(Some(AppendInfo {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
             timestamp: header.max_timestamp,
-        })
+        }))
     }
 
     /// Reads batches holding offsets from `from` on, up to about `max_bytes` (at least one batch
@@ -354,6 +468,53 @@ impl Log {
             }
         }
         Ok(out)
+    }
+
+    /// Like [`read`](Self::read) for a `read_committed` reader: batches from `from` below the
+    /// [last stable offset](Self::last_stable_offset), and the aborted transactions among them.
+    /// Returns no batches when `from` is at the last stable offset.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_committed(&self, from: u64, max_bytes: usize) -> Result<CommittedRead> {
+        let inner = &*self.inner;
+        let lso = self.last_stable_offset();
+        let mut out = CommittedRead {
+            batches: Vec::new(),
+            aborted: Vec::new(),
+            last_stable_offset: lso,
+        };
+        if from >= lso && from <= inner.next_offset.load(Ordering::Acquire) {
+            return Ok(out);
+        }
+        let batches = self.read(from, max_bytes)?;
+        let Some(first) = batches.first() else {
+            return Ok(out);
+        };
+        let start = first.base_offset();
+        out.batches = batches
+            .into_iter()
+            .take_while(|b| b.base_offset() < lso)
+            .collect();
+        if inner.has_aborts.load(Ordering::Acquire) {
+            let end = out.batches.last().map_or(start, |b| b.last_offset() + 1);
+            out.aborted = inner.producers.lock().aborted_overlapping(start, end);
+        }
+        Ok(out)
+    }
+
+    /// The last stable offset (LSO): the first offset of the oldest transaction still open, or
+    /// the high watermark when none is. `read_committed` readers read only below it.
+    pub fn last_stable_offset(&self) -> u64 {
+        // NOTE: the high watermark first: the writer stores `first_unstable` before it moves the
+        // watermark past the batch that changed it.
+        let hw = self.inner.next_offset.load(Ordering::Acquire);
+        hw.min(self.inner.first_unstable.load(Ordering::Acquire))
+    }
+
+    /// Transactions with records in this log and no marker yet.
+    pub(crate) fn open_transactions(&self) -> Vec<OpenTxn> {
+        self.inner.producers.lock().open_transactions()
     }
 
     /// The offset and timestamp of the first record whose timestamp is at least `timestamp`
@@ -519,8 +680,14 @@ impl Log {
             return Ok(());
         }
         self.inner.check_poison()?;
-        if self.inner.writer.lock().active.is_none() {
-            return Ok(());
+        {
+            let w = self.inner.writer.lock();
+            let Some(active) = &w.active else {
+                return Ok(());
+            };
+            // Before the clean checkpoint: a clean open trusts the snapshot to be at the end.
+            self.inner
+                .write_producer_snapshot(w.next_offset, active.seg.base_offset)?;
         }
         self.inner.sync_and_checkpoint(true)?;
         self.inner.writer.lock().active = None;
@@ -583,6 +750,29 @@ impl Inner {
         Ok(())
     }
 
+    /// Takes an appended producer batch into the producer state. Holds the writer lock; runs
+    /// before the high watermark moves past the batch.
+    fn note_producer_batch(&self, header: &BatchHeader, control: Option<ControlType>) {
+        let mut p = self.producers.lock();
+        p.apply(header, control);
+        let unstable = p.first_unstable_offset().unwrap_or(u64::MAX);
+        self.first_unstable.store(unstable, Ordering::Release);
+        if control == Some(ControlType::Abort) {
+            self.has_aborts.store(true, Ordering::Release);
+        }
+    }
+
+    /// Saves the producer state as of `offset` (the writer's next offset; holds the writer lock)
+    /// so that the next open replays only what follows.
+    fn write_producer_snapshot(&self, offset: u64, active_base: u64) -> Result<()> {
+        let bytes = {
+            let mut p = self.producers.lock();
+            p.expire(now_ms().saturating_sub(PRODUCER_EXPIRATION_MS));
+            p.encode_snapshot(offset, active_base)
+        };
+        crate::fs::write_replace(&self.dir.join(producer_state::SNAPSHOT_FILE), &bytes)
+    }
+
     /// Marks the log unusable after a failed write or fsync and returns the error.
     fn poison(&self, e: Error) -> Error {
         let mut cause = self.poison_cause.lock();
@@ -609,7 +799,16 @@ impl Inner {
         let Some(old) = w.active.take() else {
             return Err(self.closed());
         };
-        old.seal().map_err(|e| self.poison(e))?;
+        let sealed = old.seal().map_err(|e| self.poison(e))?;
+        let aborted = self
+            .producers
+            .lock()
+            .aborted_with_marker_in(sealed.base_offset, w.next_offset)
+            .to_vec();
+        if !aborted.is_empty() {
+            let bytes = producer_state::encode_txn_index(sealed.base_offset, &aborted);
+            crate::fs::write_atomic(&sealed.paths.txn_index, &bytes).map_err(|e| self.poison(e))?;
+        }
         let cap = recovery::capacity(&self.config);
         let new =
             ActiveSegment::create(&self.dir, w.next_offset, cap).map_err(|e| self.poison(e))?;
@@ -621,6 +820,8 @@ impl Inner {
         }
         let cp = checkpoint_of(&new, w.next_offset);
         w.active = Some(new);
+        self.write_producer_snapshot(w.next_offset, w.next_offset)
+            .map_err(|e| self.poison(e))?;
         self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
         self.retention_locked(now_ms())?;
         Ok(())
@@ -756,11 +957,18 @@ impl Inner {
         // (it holds the kept segments too), never the other way round.
         self.log_start.store(new_start, Ordering::Release);
         *self.segments.write() = Arc::new(keep);
+        self.producers.lock().forget_below(new_start);
         report.log_start_offset = new_start;
         for seg in &segments[..doomed] {
             // The data file goes first: it is what recovery looks for; an index left behind by a
             // crash here is removed at the next open.
-            for path in [&seg.paths.log, &seg.paths.index, &seg.paths.time_index] {
+            let paths = &seg.paths;
+            for path in [
+                &paths.log,
+                &paths.index,
+                &paths.time_index,
+                &paths.txn_index,
+            ] {
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

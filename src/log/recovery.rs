@@ -88,7 +88,8 @@ fn remove_segment(dir: &Path, base: u64, report: &mut RecoveryReport) -> Result<
     let p = SegmentPaths::new(dir, base);
     remove(&p.log, report)?;
     remove(&p.index, report)?;
-    remove(&p.time_index, report)
+    remove(&p.time_index, report)?;
+    remove(&p.txn_index, report)
 }
 
 /// Lists segment base offsets and removes leftovers (temp files, indexes without a data file).
@@ -108,7 +109,7 @@ fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<u64>> {
             Some((base, "log")) => {
                 logs.insert(base);
             }
-            Some((base, "index" | "timeindex")) => others.push((base, entry.path())),
+            Some((base, "index" | "timeindex" | "txnindex")) => others.push((base, entry.path())),
             _ => {}
         }
     }

@@ -28,6 +28,8 @@ pub enum FileKind {
     OffsetIndex,
     /// `.timeindex`: sparse time index.
     TimeIndex,
+    /// Aborted transactions of a sealed segment (`.txnindex`).
+    TxnIndex,
 }
 
 impl FileKind {
@@ -37,6 +39,7 @@ impl FileKind {
             FileKind::Log => *b"RVBL",
             FileKind::OffsetIndex => *b"RVBI",
             FileKind::TimeIndex => *b"RVBT",
+            FileKind::TxnIndex => *b"RVBX",
         }
     }
 }

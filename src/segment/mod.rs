@@ -27,12 +27,13 @@ use file_header::{FileKind, FILE_HEADER_LEN};
 use index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
 use mmap::{MapWriter, Mapping};
 
-/// The three file paths of a segment.
+/// The file paths of a segment (the `.txnindex` exists only for sealed segments with aborts).
 #[derive(Clone, Debug)]
 pub(crate) struct SegmentPaths {
     pub log: PathBuf,
     pub index: PathBuf,
     pub time_index: PathBuf,
+    pub txn_index: PathBuf,
 }
 
 impl SegmentPaths {
@@ -41,6 +42,7 @@ impl SegmentPaths {
             log: dir.join(format!("{base_offset:020}.log")),
             index: dir.join(format!("{base_offset:020}.index")),
             time_index: dir.join(format!("{base_offset:020}.timeindex")),
+            txn_index: dir.join(format!("{base_offset:020}.txnindex")),
         }
     }
 }
@@ -192,6 +194,30 @@ impl Segment {
             }
         }
         Ok(ReadProgress::SegmentExhausted)
+    }
+
+    /// Calls `f` with the header and bytes of every batch holding offsets from `from` below
+    /// `hw`, in order, without verifying CRCs (the callers replay headers that recovery or the
+    /// writer already checked, and verify what they decode further).
+    pub fn for_each_batch(
+        &self,
+        from: u64,
+        hw: u64,
+        mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let walk = self.walk_from_offset(from);
+        let bytes = walk.bytes;
+        for item in walk {
+            let (pos, h) = item?;
+            if h.base_offset >= hw {
+                break;
+            }
+            if h.last_offset() >= from {
+                let batch = bytes.get(pos..pos + h.total_len()).unwrap_or(&[]);
+                f(&h, batch).map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+            }
+        }
+        Ok(())
     }
 
     /// The first record below `hw` whose timestamp is `>= ts`, with its timestamp.
