@@ -43,11 +43,12 @@ mod record;
 mod segment;
 mod store;
 mod topic;
+mod txn;
 
 pub use config::{FlushPolicy, LogConfig, RecoveryMode};
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, OffsetAndMetadata,
-    OffsetAndTimestamp, OffsetReset, RebalanceListener,
+    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, ConsumerRecords,
+    IsolationLevel, OffsetAndMetadata, OffsetAndTimestamp, OffsetReset, RebalanceListener,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
@@ -64,6 +65,7 @@ pub use record::{
 pub use segment::BatchView;
 pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
 pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
+pub use txn::{TransactionConfig, TransactionalProducer};
 
 /// Building blocks below the public API, for the benchmarks, fuzz targets and inspection tools.
 /// Not covered by semver.

@@ -20,7 +20,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +30,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::log::Log;
 use crate::partitioner;
 use crate::record::codec::HEADER_LEN;
-use crate::record::{BatchBuilder, Compression, RecordBatch, TimestampType};
-use crate::store::{Store, StoreInner, Topic};
+use crate::record::{BatchBuilder, Compression, ProducerFields, RecordBatch, TimestampType};
+use crate::store::{Partition, Store, StoreInner, Topic};
+use crate::topic::TopicPartition;
 
 /// A record to send: topic, optional partition, key, value, headers and timestamp.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -128,6 +129,13 @@ pub struct ProducerConfig {
     /// How long the sender that appends a batch waits for more records to join it. Default: 0
     /// (`linger.ms`): coalescing then comes only from senders that arrive while an append runs.
     pub linger: Duration,
+    /// Stamp batches with a producer id and per-partition sequence numbers
+    /// (`enable.idempotence`), so that a log acknowledges a batch it already holds with its
+    /// original offsets instead of writing it twice. Sends of an idempotent producer to one
+    /// partition are appended one at a time, in order, and are not coalesced with other
+    /// producers' sends. Default: false: in-process sends have no network retries, the duplicate
+    /// source idempotence guards against in Kafka.
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -135,7 +143,129 @@ impl Default for ProducerConfig {
         ProducerConfig {
             batch_size: 16 * 1024,
             linger: Duration::ZERO,
+            idempotent: false,
         }
+    }
+}
+
+/// The producer id, epoch and next sequence per partition of an idempotent or transactional
+/// producer.
+#[derive(Debug)]
+pub(crate) struct Sequencer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub next: HashMap<TopicPartition, i32>,
+    /// How long keyless records stick to a partition (the producer's `batch_size`).
+    pub batch_size: usize,
+}
+
+impl Sequencer {
+    /// Sends `records` as one batch per partition (split at `max_record_bytes`), each stamped
+    /// with the producer, the partition's next sequence and the transactional bit, and returns
+    /// their metadata in the order given. `on_partition` is told of each partition before its
+    /// first batch is appended, with the batch's sequence.
+    pub(crate) fn send(
+        &mut self,
+        store: &Store,
+        records: Vec<Record>,
+        transactional: bool,
+        mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
+    ) -> Result<Vec<RecordMetadata>> {
+        let inner = &store.inner;
+        let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+        let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            let topic = match topics.get(&r.topic) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t = inner.topic_or_create(&r.topic, store)?;
+                    topics.insert(r.topic.clone(), Arc::clone(&t));
+                    t
+                }
+            };
+            let size = r.encoded_size_bound();
+            let max = topic.config.log.max_record_bytes;
+            if size > max {
+                return Err(ErrorKind::RecordTooLarge { size, max }.into());
+            }
+            let p = route(&topic, r, size, self.batch_size)?;
+            routed.entry((r.topic.clone(), p)).or_default().push(i);
+        }
+        let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
+        let now = crate::log::now_ms();
+        for ((topic_name, p), idxs) in routed {
+            let topic = &topics[&topic_name];
+            let part = topic.partition(p)?;
+            let tp = TopicPartition::new(topic_name.clone(), p);
+            let max = topic.config.log.max_record_bytes;
+            let mut start = 0;
+            while start < idxs.len() {
+                let seq = self.next.get(&tp).copied().unwrap_or(0);
+                let mut b = BatchBuilder::new(topic.config.compression);
+                let mut end = start;
+                while end < idxs.len() {
+                    let r = &records[idxs[end]];
+                    if end > start && b.size_in_bytes() + r.encoded_size_bound() > max {
+                        break;
+                    }
+                    b.append(
+                        r.timestamp.unwrap_or(now),
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.header_refs(),
+                    );
+                    end += 1;
+                }
+                b.producer(ProducerFields {
+                    producer_id: self.producer_id,
+                    producer_epoch: self.epoch,
+                    base_sequence: seq,
+                })
+                .transactional(transactional);
+                on_partition(&tp, &part, seq);
+                let info = part
+                    .log
+                    .append(&b.build()?)
+                    .map_err(|e| Producer::deleted_topic_error(&topic_name, &part.log, e))?;
+                let count = (end - start) as i64;
+                let next = (i64::from(seq) + count) % (i64::from(i32::MAX) + 1);
+                self.next.insert(tp.clone(), next as i32);
+                for (k, &i) in idxs[start..end].iter().enumerate() {
+                    let r = &records[i];
+                    out[i] = Some(RecordMetadata {
+                        topic: topic_name.clone(),
+                        partition: p,
+                        offset: info.base_offset + k as u64,
+                        timestamp: if topic.config.log.timestamp_type
+                            == TimestampType::LogAppendTime
+                        {
+                            info.timestamp
+                        } else {
+                            r.timestamp.unwrap_or(now)
+                        },
+                    });
+                }
+                start = end;
+            }
+        }
+        inner.notify.notify();
+        Ok(out.into_iter().flatten().collect())
+    }
+}
+
+/// Chooses the partition of `record` in `topic`.
+fn route(topic: &Topic, record: &Record, size: usize, batch_size: usize) -> Result<u32> {
+    let n = topic.partition_count();
+    match (record.partition, &record.key) {
+        (Some(p), _) if p < n => Ok(p),
+        (Some(p), _) => Err(ErrorKind::UnknownPartition {
+            topic: topic.name.clone(),
+            partition: p,
+            partitions: n,
+        }
+        .into()),
+        (None, Some(key)) => Ok(partitioner::partition_for_key(key, n)),
+        (None, None) => Ok(topic.sticky.choose(n, size, batch_size)),
     }
 }
 
@@ -144,6 +274,8 @@ impl Default for ProducerConfig {
 pub struct Producer {
     store: Store,
     config: Arc<ProducerConfig>,
+    /// Set for an idempotent producer.
+    sequencer: Option<Arc<Mutex<Sequencer>>>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -157,15 +289,34 @@ impl std::fmt::Debug for Producer {
 impl Store {
     /// A producer with default settings.
     pub fn producer(&self) -> Producer {
-        self.producer_with(ProducerConfig::default())
+        Producer {
+            store: self.clone(),
+            config: Arc::new(ProducerConfig::default()),
+            sequencer: None,
+        }
     }
 
     /// A producer with the given settings.
-    pub fn producer_with(&self, config: ProducerConfig) -> Producer {
-        Producer {
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) if an idempotent producer's id cannot be reserved durably.
+    pub fn producer_with(&self, config: ProducerConfig) -> Result<Producer> {
+        let sequencer = if config.idempotent {
+            let producer_id = self.inner.txns.allocate_producer_id()?;
+            Some(Arc::new(Mutex::new(Sequencer {
+                producer_id,
+                epoch: 0,
+                next: HashMap::new(),
+                batch_size: config.batch_size,
+            })))
+        } else {
+            None
+        };
+        Ok(Producer {
             store: self.clone(),
             config: Arc::new(config),
-        }
+            sequencer,
+        })
     }
 }
 
@@ -175,18 +326,12 @@ impl Producer {
     }
 
     fn route(&self, topic: &Topic, record: &Record, size: usize) -> Result<u32> {
-        let n = topic.partition_count();
-        match (record.partition, &record.key) {
-            (Some(p), _) if p < n => Ok(p),
-            (Some(p), _) => Err(ErrorKind::UnknownPartition {
-                topic: topic.name.clone(),
-                partition: p,
-                partitions: n,
-            }
-            .into()),
-            (None, Some(key)) => Ok(partitioner::partition_for_key(key, n)),
-            (None, None) => Ok(topic.sticky.choose(n, size, self.config.batch_size)),
-        }
+        route(topic, record, size, self.config.batch_size)
+    }
+
+    /// The producer id of an idempotent producer.
+    pub fn producer_id(&self) -> Option<i64> {
+        self.sequencer.as_ref().map(|s| s.lock().producer_id)
     }
 
     /// A send that raced the deletion of its topic reports the topic as unknown.
@@ -208,6 +353,14 @@ impl Producer {
     /// [`RecordTooLarge`](ErrorKind::RecordTooLarge); errors of [`Log::append`]. Nothing is
     /// written on error.
     pub fn send(&self, record: Record) -> Result<RecordMetadata> {
+        if let Some(seq) = &self.sequencer {
+            let mut out = seq
+                .lock()
+                .send(&self.store, vec![record], false, |_, _, _| {})?;
+            return out
+                .pop()
+                .ok_or_else(|| Error::invalid("a sent record has no metadata"));
+        }
         let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
         let size = record.encoded_size_bound();
         let max = topic.config.log.max_record_bytes;
@@ -252,6 +405,9 @@ impl Producer {
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Vec<RecordMetadata>> {
         let records: Vec<Record> = records.into_iter().collect();
+        if let Some(seq) = &self.sequencer {
+            return seq.lock().send(&self.store, records, false, |_, _, _| {});
+        }
         let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
         let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {

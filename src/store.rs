@@ -30,6 +30,7 @@ use crate::log::Log;
 use crate::partitioner::Sticky;
 use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
+use crate::txn::coordinator::{Coordinator, TXN_LOG_DIR};
 
 /// Store-wide settings.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +56,10 @@ pub(crate) struct StoreInner {
     /// Serialises topic creation, deletion and partition changes.
     admin: Mutex<()>,
     pub offsets: OffsetStore,
+    /// The transaction coordinator (producer ids, transactional ids, commit decisions).
+    pub txns: Coordinator,
+    /// Whether the thread that aborts timed-out transactions runs.
+    reaper_started: std::sync::atomic::AtomicBool,
     pub groups: Mutex<HashMap<String, Arc<Group>>>,
     /// Bumped on every topic change, so groups notice they must rebalance.
     pub metadata_version: AtomicU64,
@@ -183,6 +188,8 @@ pub struct TopicDescription {
 }
 
 const OFFSETS_DIR: &str = "__consumer_offsets-0";
+/// The name under which transactions list the committed offsets log among their partitions.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 impl Store {
     /// Opens (creating if need be) the store in `dir` with default settings.
@@ -218,6 +225,8 @@ impl Store {
             map.insert(name, Arc::new(t));
         }
         let offsets = OffsetStore::open(&dir.join(OFFSETS_DIR))?;
+        let (txns, decisions) = Coordinator::open(&dir.join(TXN_LOG_DIR))?;
+        recover_transactions(&map, &offsets, &txns, &decisions)?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 dir,
@@ -225,6 +234,8 @@ impl Store {
                 topics: RwLock::new(map),
                 admin: Mutex::new(()),
                 offsets,
+                txns,
+                reaper_started: std::sync::atomic::AtomicBool::new(false),
                 groups: Mutex::new(HashMap::new()),
                 metadata_version: AtomicU64::new(0),
                 notify: Notify::new(),
@@ -483,6 +494,53 @@ impl StoreInner {
             }
         }
         Ok(())
+    }
+}
+
+/// Ends every transaction a crash left open, in every partition log and the offsets log: commit
+/// where the coordinator durably decided to commit, abort everywhere else.
+fn recover_transactions(
+    topics: &HashMap<String, Arc<Topic>>,
+    offsets: &OffsetStore,
+    txns: &Coordinator,
+    decisions: &HashMap<String, crate::txn::coordinator::TxnRecord>,
+) -> Result<()> {
+    let by_pid: HashMap<i64, &crate::txn::coordinator::TxnRecord> =
+        decisions.values().map(|r| (r.producer_id, r)).collect();
+    for t in topics.values() {
+        for p in t.partitions.read().iter() {
+            Coordinator::recover_log(&p.log, Some(&p.tp), &by_pid, None)?;
+        }
+    }
+    Coordinator::recover_log(offsets.log(), None, &by_pid, Some(offsets))?;
+    txns.complete_recovered(decisions)
+}
+
+impl StoreInner {
+    /// Starts (once) the thread that aborts transactions open longer than their timeout. It
+    /// holds only a weak reference and ends when the store is dropped.
+    pub(crate) fn start_transaction_reaper(self: &Arc<Self>) {
+        if self
+            .reaper_started
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("riverbed-txn-timeouts".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.txns.expire(Instant::now(), &inner.offsets) > 0 {
+                    inner.notify.notify();
+                }
+            });
+        if spawned.is_err() {
+            // Without the thread, timeouts are not enforced; allow a later call to try again.
+            self.reaper_started
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 

@@ -81,7 +81,7 @@ fn hammer(
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let p = store.producer_with(config.clone());
+            let p = store.producer_with(config.clone()).unwrap();
             let b = Arc::clone(&barrier);
             let topic = topic.to_string();
             std::thread::spawn(move || {
@@ -199,6 +199,7 @@ fn lingering_sends_share_batches() {
     let config = ProducerConfig {
         batch_size: 64 * 1024,
         linger: Duration::from_millis(3),
+        ..ProducerConfig::default()
     };
     let sent = hammer(&store, config, "shared", 0, 8, 30);
     check(&store, "shared", 0, &sent);

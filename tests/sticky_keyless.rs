@@ -22,10 +22,13 @@ fn runs(parts: &[u32]) -> Vec<(u32, usize)> {
 }
 
 fn producer(store: &Store, batch_size: usize) -> riverbed::Producer {
-    store.producer_with(ProducerConfig {
-        batch_size,
-        linger: Duration::ZERO,
-    })
+    store
+        .producer_with(ProducerConfig {
+            batch_size,
+            linger: Duration::ZERO,
+            ..ProducerConfig::default()
+        })
+        .unwrap()
 }
 
 #[test]

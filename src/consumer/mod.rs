@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::assignor::Assignor;
 use crate::group::{Checkin, Group, GroupDescription};
-use crate::record::{BatchRef, HeaderIter, RecordIter, RecordView};
+use crate::log::AbortedTxn;
+use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter, RecordView};
 use crate::segment::BatchView;
 use crate::store::Store;
 use crate::topic::{validate_topic_name, TopicPartition};
@@ -85,6 +86,36 @@ pub struct ConsumerConfig {
     pub enable_auto_commit: bool,
     /// Default: 5 s.
     pub auto_commit_interval: Duration,
+    /// Which records of transactions `poll` returns. Default: [`IsolationLevel::ReadUncommitted`]
+    /// (Kafka's default).
+    pub isolation_level: IsolationLevel,
+}
+
+/// Which transactional records a consumer sees (Kafka's `isolation.level`). Control batches
+/// (transaction markers) are never returned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Every record, including those of open and aborted transactions, up to the high
+    /// watermark.
+    #[default]
+    ReadUncommitted,
+    /// Only records outside transactions and of committed transactions, up to the last stable
+    /// offset (the first offset of the oldest open transaction); `seek_to_end`, `end_offsets`,
+    /// `lag` and the `Latest` reset use the last stable offset too.
+    ReadCommitted,
+}
+
+/// What a transactional producer needs to commit offsets for a consumer's group
+/// ([`TransactionalProducer::send_offsets`](crate::TransactionalProducer::send_offsets)): the
+/// group, and the member and generation whose ownership of the partitions is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// The group id.
+    pub group_id: String,
+    /// The generation of the member's assignment (0 without group management).
+    pub generation: u32,
+    /// The member id (`None` for a consumer with manually assigned partitions).
+    pub member_id: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -98,6 +129,7 @@ impl Default for ConsumerConfig {
             assignor: Assignor::Range,
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -126,6 +158,12 @@ impl ConsumerConfig {
     /// Sets `max_poll_interval`.
     pub fn max_poll_interval(mut self, d: Duration) -> ConsumerConfig {
         self.max_poll_interval = d;
+        self
+    }
+
+    /// Sets `isolation_level`.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> ConsumerConfig {
+        self.isolation_level = level;
         self
     }
 
@@ -381,6 +419,43 @@ impl Consumer {
         self.member.as_deref()
     }
 
+    /// The group metadata a transactional producer needs to commit this consumer's offsets
+    /// (`None` without a group id).
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group = self.group.as_ref()?;
+        Some(ConsumerGroupMetadata {
+            group_id: group.name.clone(),
+            generation: self.generation,
+            member_id: if self.manual {
+                None
+            } else {
+                self.member.clone()
+            },
+        })
+    }
+
+    /// The end of `log` for this consumer: the high watermark, or the last stable offset when
+    /// reading committed records only.
+    fn end_of(&self, log: &crate::Log) -> u64 {
+        match self.config.isolation_level {
+            IsolationLevel::ReadUncommitted => log.next_offset(),
+            IsolationLevel::ReadCommitted => log.last_stable_offset(),
+        }
+    }
+
+    /// Batches from `pos` on, with the aborted transactions among them (none when reading
+    /// uncommitted records).
+    fn read(&self, log: &crate::Log, pos: u64) -> Result<(Vec<BatchView>, Vec<AbortedTxn>)> {
+        let max = self.config.max_partition_fetch_bytes;
+        match self.config.isolation_level {
+            IsolationLevel::ReadUncommitted => Ok((log.read(pos, max)?, Vec::new())),
+            IsolationLevel::ReadCommitted => {
+                let r = log.read_committed(pos, max)?;
+                Ok((r.batches, r.aborted))
+            }
+        }
+    }
+
     fn check_assigned(&self, tp: &TopicPartition) -> Result<()> {
         if self.assignment.contains(tp) {
             Ok(())
@@ -424,7 +499,7 @@ impl Consumer {
     fn reset_position(&self, tp: &TopicPartition, log: &crate::Log) -> Result<u64> {
         match self.config.auto_offset_reset {
             OffsetReset::Earliest => Ok(log.log_start_offset()),
-            OffsetReset::Latest => Ok(log.next_offset()),
+            OffsetReset::Latest => Ok(self.end_of(log)),
             OffsetReset::None => Err(ErrorKind::NoOffset {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
@@ -464,7 +539,7 @@ impl Consumer {
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         for tp in partitions {
             self.check_assigned(tp)?;
-            let end = self.store.inner.partition(tp)?.log.next_offset();
+            let end = self.end_of(&self.store.inner.partition(tp)?.log);
             self.positions.insert(tp.clone(), end);
         }
         Ok(())
@@ -515,7 +590,8 @@ impl Consumer {
             .collect()
     }
 
-    /// The end (next offset to be written) of each partition.
+    /// The end of each partition: the next offset to be written, or with
+    /// [`ReadCommitted`](IsolationLevel::ReadCommitted) the last stable offset.
     ///
     /// # Errors
     /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition).
@@ -525,7 +601,7 @@ impl Consumer {
             .map(|tp| {
                 Ok((
                     tp.clone(),
-                    self.store.inner.partition(tp)?.log.next_offset(),
+                    self.end_of(&self.store.inner.partition(tp)?.log),
                 ))
             })
             .collect()
@@ -637,8 +713,8 @@ impl Consumer {
         let from = self
             .committed(tp)?
             .map_or(log.log_start_offset(), |o| o.offset);
-        Ok(log
-            .next_offset()
+        Ok(self
+            .end_of(log)
             .saturating_sub(from.max(log.log_start_offset())))
     }
 
@@ -819,12 +895,12 @@ impl Consumer {
             if pos == part.log.next_offset() {
                 continue;
             }
-            let batches = match part.log.read(pos, self.config.max_partition_fetch_bytes) {
+            let (batches, aborted) = match self.read(&part.log, pos) {
                 Ok(b) => b,
                 Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
                     pos = self.reset_position(tp, &part.log)?;
                     self.positions.insert(tp.clone(), pos);
-                    match part.log.read(pos, self.config.max_partition_fetch_bytes) {
+                    match self.read(&part.log, pos) {
                         Ok(b) => b,
                         Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
                             continue
@@ -835,9 +911,15 @@ impl Consumer {
                 Err(e) => return Err(e),
             };
             let topic: Arc<str> = out.intern(&tp.topic);
+            let mut filter = AbortFilter::new(aborted);
             for view in batches {
                 if remaining == 0 {
                     break;
+                }
+                if filter.skip(&view)? {
+                    // A marker, or a batch of an aborted transaction: step over it.
+                    pos = pos.max(view.last_offset() + 1);
+                    continue;
                 }
                 let start = view.base_offset().max(pos);
                 let end = (view.last_offset() + 1).min(start.saturating_add(remaining));
@@ -890,6 +972,49 @@ pub struct ConsumerRecords {
     sources: Vec<Source>,
     topics: Vec<Arc<str>>,
     count: usize,
+}
+
+/// Drops control batches, and the batches of aborted transactions when given the aborted
+/// transactions of the fetched range (Kafka's consumer-side filtering for `read_committed`).
+struct AbortFilter {
+    /// Aborted transactions not yet reached, by first offset (largest first, to pop).
+    upcoming: Vec<AbortedTxn>,
+    /// Producers inside an aborted transaction at the current batch.
+    aborting: HashSet<i64>,
+}
+
+impl AbortFilter {
+    fn new(mut aborted: Vec<AbortedTxn>) -> AbortFilter {
+        aborted.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+        AbortFilter {
+            upcoming: aborted,
+            aborting: HashSet::new(),
+        }
+    }
+
+    fn skip(&mut self, view: &BatchView) -> Result<bool> {
+        let batch = view.as_batch();
+        if !batch.is_transactional() {
+            return Ok(false);
+        }
+        while self
+            .upcoming
+            .last()
+            .is_some_and(|a| a.first_offset <= batch.last_offset())
+        {
+            if let Some(a) = self.upcoming.pop() {
+                self.aborting.insert(a.producer_id);
+            }
+        }
+        let pid = batch.producer().producer_id;
+        if batch.is_control() {
+            if batch.control_type()? == Some(ControlType::Abort) {
+                self.aborting.remove(&pid);
+            }
+            return Ok(true);
+        }
+        Ok(self.aborting.contains(&pid))
+    }
 }
 
 struct Source {

@@ -6,6 +6,10 @@
 //! at open. When the log grows past a few times the size of the live state, a snapshot of the
 //! state is appended and the segments before it are deleted, so replay stays short.
 //!
+//! A transactional producer's offsets (`send_offsets`) are a transactional batch of the same
+//! records: they stay pending, invisible to `committed`, until the transaction's commit marker
+//! lands here, and are dropped at its abort marker.
+//!
 //! ```text
 //! // Key:   { version u8 (1) | group_len u16 | group | topic_len u16 | topic | partition u32 }
 //! // Value: { version u8 (1) | offset u64 | commit_timestamp i64 | metadata_len u32 | metadata }
@@ -19,7 +23,7 @@ use parking_lot::Mutex;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{corrupt, Error, Result};
 use crate::log::Log;
-use crate::record::{BatchBuilder, Compression};
+use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
 use crate::topic::TopicPartition;
 
 /// A committed position: the next offset to consume, and free-form metadata.
@@ -43,9 +47,26 @@ impl OffsetAndMetadata {
 
 type Key = (String, TopicPartition);
 
+type Entry = (Key, Option<OffsetAndMetadata>);
+
 pub(crate) struct OffsetStore {
     log: Log,
     state: Mutex<HashMap<Key, OffsetAndMetadata>>,
+    /// Offsets of open transactions by producer id. Taken inside `state`.
+    pending: Mutex<HashMap<i64, Vec<Entry>>>,
+}
+
+fn apply(state: &mut HashMap<Key, OffsetAndMetadata>, entries: Vec<Entry>) {
+    for (key, v) in entries {
+        match v {
+            Some(v) => {
+                state.insert(key, v);
+            }
+            None => {
+                state.remove(&key);
+            }
+        }
+    }
 }
 
 const SNAPSHOT_MIN_BYTES: u64 = 16 << 20;
@@ -141,26 +162,40 @@ impl OffsetStore {
         };
         let log = Log::open(dir, config)?;
         let mut state = HashMap::new();
+        let mut pending: HashMap<i64, Vec<Entry>> = HashMap::new();
         let mut next = log.log_start_offset();
         while next < log.next_offset() {
             let batches = log.read(next, 1 << 20)?;
             let Some(last) = batches.last() else { break };
             let after = last.last_offset() + 1;
             for batch in &batches {
+                let batch = batch.as_batch();
+                let pid = batch.producer().producer_id;
+                match batch.control_type()? {
+                    Some(ControlType::Commit) => {
+                        apply(&mut state, pending.remove(&pid).unwrap_or_default());
+                        continue;
+                    }
+                    Some(ControlType::Abort) => {
+                        pending.remove(&pid);
+                        continue;
+                    }
+                    None => {}
+                }
+                let mut entries = Vec::with_capacity(batch.record_count() as usize);
                 let records = batch.records()?;
                 for r in records.iter() {
                     let r = r?;
                     let Some(key) = r.key() else { continue };
                     let at = |e: Error| e.in_file(dir, 0);
                     let key = decode_key(key).map_err(at)?;
-                    match r.value() {
-                        Some(v) => {
-                            state.insert(key, decode_value(v).map_err(at)?);
-                        }
-                        None => {
-                            state.remove(&key);
-                        }
-                    }
+                    let value = r.value().map(decode_value).transpose().map_err(at)?;
+                    entries.push((key, value));
+                }
+                if batch.is_transactional() {
+                    pending.entry(pid).or_default().extend(entries);
+                } else {
+                    apply(&mut state, entries);
                 }
             }
             next = after;
@@ -168,7 +203,73 @@ impl OffsetStore {
         Ok(OffsetStore {
             log,
             state: Mutex::new(state),
+            pending: Mutex::new(pending),
         })
+    }
+
+    /// The offsets log (for transaction recovery).
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Appends `offsets` for `group` as part of `producer`'s open transaction: durable per the
+    /// log's policy, visible only once [`end_transaction`](Self::end_transaction) commits.
+    pub(crate) fn commit_transactional(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+        producer: ProducerFields,
+    ) -> Result<u32> {
+        let _state = self.state.lock();
+        let now = crate::log::now_ms();
+        let mut b = BatchBuilder::new(Compression::None);
+        for (tp, v) in offsets {
+            b.append(
+                now,
+                Some(&encode_key(group, tp)),
+                Some(&encode_value(v, now)),
+                &[],
+            );
+        }
+        b.producer(producer).transactional(true);
+        if b.size_in_bytes() > self.log.config().max_record_bytes {
+            return Err(Error::invalid(format!(
+                "offsets for {} partitions are too large for one atomic batch",
+                offsets.len()
+            )));
+        }
+        self.log.append(&b.build()?)?;
+        self.pending
+            .lock()
+            .entry(producer.producer_id)
+            .or_default()
+            .extend(
+                offsets
+                    .iter()
+                    .map(|(tp, v)| ((group.to_string(), tp.clone()), Some(v.clone()))),
+            );
+        Ok(offsets.len() as u32)
+    }
+
+    /// Ends `producer`'s transaction here: writes the marker (if it has offsets here) and makes
+    /// its offsets visible (commit) or drops them (abort).
+    /// Returns the marker's offset (`None`: the producer wrote no offsets here).
+    pub(crate) fn end_transaction(
+        &self,
+        producer: ProducerFields,
+        kind: ControlType,
+    ) -> Result<Option<u64>> {
+        let mut state = self.state.lock();
+        let marker = self.log.append_marker(producer, kind)?;
+        let entries = self
+            .pending
+            .lock()
+            .remove(&producer.producer_id)
+            .unwrap_or_default();
+        if kind == ControlType::Commit {
+            apply(&mut state, entries);
+        }
+        Ok(marker)
     }
 
     /// Durably records `offsets` for `group` (`None` deletes an entry), then makes them visible.
@@ -194,17 +295,11 @@ impl OffsetStore {
             )));
         }
         self.log.append(&b.build()?)?;
-        for (tp, v) in offsets {
-            let key = (group.to_string(), tp.clone());
-            match v {
-                Some(v) => {
-                    state.insert(key, v.clone());
-                }
-                None => {
-                    state.remove(&key);
-                }
-            }
-        }
+        let entries = offsets
+            .iter()
+            .map(|(tp, v)| ((group.to_string(), tp.clone()), v.clone()))
+            .collect();
+        apply(&mut state, entries);
         self.maybe_snapshot(&state)
     }
 
@@ -261,6 +356,10 @@ impl OffsetStore {
         let size = self.log.size_in_bytes();
         let live = state.len() as u64 * 64;
         if size < SNAPSHOT_MIN_BYTES.max(4 * live) {
+            return Ok(());
+        }
+        if !self.pending.lock().is_empty() {
+            // Pending transactional offsets live only in the segments a snapshot would delete.
             return Ok(());
         }
         self.log.roll()?;

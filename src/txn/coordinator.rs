@@ -1,0 +1,590 @@
+//! The transaction coordinator: producer ids, the state of each transactional id, the durable
+//! commit decisions, and recovery of transactions a crash left open.
+//!
+//! Its state is an internal log, `__transaction_state-0`, of records keyed by transactional id;
+//! the latest record per key wins and the whole state is replayed at open. What is durable, and
+//! when (FORMAT.md section 8.3):
+//! - a producer's registration (`init`: id, epoch) is fsynced before the producer is returned;
+//! - a commit decision (`PrepareCommit`, with each partition and the sequence number of the
+//!   transaction's first batch there) is fsynced after the transaction's data is durable and
+//!   before any commit marker is written;
+//! - abort decisions and completions are not fsynced: an undecided transaction is aborted at
+//!   open, and markers are idempotent.
+//!
+//! Recovery: every partition log knows the transactions it holds with no marker
+//! ([`Log::open_transactions`]). A transaction is committed there if the latest record of its
+//! producer is a commit decision of the same epoch naming that partition with the same first
+//! sequence; otherwise it is aborted. Because commit markers are written without an fsync of
+//! their own, the coordinator makes a transaction's commit markers durable before it writes the
+//! next durable record of the same transactional id (usually free: the next transaction's data
+//! appends sync the same logs).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::{FlushPolicy, LogConfig};
+use crate::consumer::offsets::OffsetStore;
+use crate::error::{corrupt, Error, ErrorKind, Result};
+use crate::log::Log;
+use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
+use crate::store::Partition;
+use crate::topic::TopicPartition;
+
+/// Directory of the transaction state log inside the store.
+pub(crate) const TXN_LOG_DIR: &str = "__transaction_state-0";
+/// Producer ids are reserved in blocks, one durable record per block.
+const PID_BLOCK: i64 = 1000;
+const KEY_PID_BLOCK: &[u8] = b"P";
+const KEY_TXN_PREFIX: u8 = b'T';
+
+/// What the latest record of a transactional id says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No transaction open (after `init` or a completed transaction).
+    Empty = 0,
+    /// Decided to commit; markers may be missing.
+    PrepareCommit = 2,
+    /// Committed, markers written.
+    CompleteCommit = 3,
+    /// Aborted, markers written.
+    CompleteAbort = 4,
+}
+
+impl Phase {
+    fn from_byte(b: u8) -> Result<Phase> {
+        Ok(match b {
+            0 => Phase::Empty,
+            2 => Phase::PrepareCommit,
+            3 => Phase::CompleteCommit,
+            4 => Phase::CompleteAbort,
+            _ => {
+                return Err(corrupt(
+                    11,
+                    "a transaction phase 0, 2, 3 or 4",
+                    format!("{b}"),
+                ))
+            }
+        })
+    }
+}
+
+/// One record of the transaction log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TxnRecord {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub phase: Phase,
+    /// Partitions of the decided transaction with the first sequence used in each.
+    pub partitions: Vec<(TopicPartition, i32)>,
+}
+
+impl TxnRecord {
+    // Format: { version u8 (1) | producer_id i64 | epoch i16 | phase u8 | count u32 |
+    //           [ topic_len u16 | topic | partition u32 | first_sequence i32 ] }
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(16 + self.partitions.len() * 32);
+        b.push(1);
+        b.extend_from_slice(&self.producer_id.to_le_bytes());
+        b.extend_from_slice(&self.epoch.to_le_bytes());
+        b.push(self.phase as u8);
+        b.extend_from_slice(&(self.partitions.len() as u32).to_le_bytes());
+        for (tp, seq) in &self.partitions {
+            b.extend_from_slice(&(tp.topic.len() as u16).to_le_bytes());
+            b.extend_from_slice(tp.topic.as_bytes());
+            b.extend_from_slice(&tp.partition.to_le_bytes());
+            b.extend_from_slice(&seq.to_le_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<TxnRecord> {
+        let mut r = Bytes { b, pos: 0 };
+        let version = r.take(1)?[0];
+        if version != 1 {
+            return Err(corrupt(
+                0,
+                "transaction record version 1",
+                format!("{version}"),
+            ));
+        }
+        let producer_id = i64::from_le_bytes(r.array()?);
+        let epoch = i16::from_le_bytes(r.array()?);
+        let phase = Phase::from_byte(r.take(1)?[0])?;
+        let count = u32::from_le_bytes(r.array()?);
+        let mut partitions = Vec::new();
+        for _ in 0..count {
+            let len = u16::from_le_bytes(r.array()?) as usize;
+            let topic = String::from_utf8(r.take(len)?.to_vec())
+                .map_err(|_| corrupt(r.pos as u64, "a UTF-8 topic name", "invalid UTF-8"))?;
+            let partition = u32::from_le_bytes(r.array()?);
+            let seq = i32::from_le_bytes(r.array()?);
+            partitions.push((TopicPartition::new(topic, partition), seq));
+        }
+        if r.pos != b.len() || producer_id < 0 {
+            return Err(corrupt(
+                r.pos as u64,
+                "a transaction record with a producer id >= 0 and nothing after it",
+                format!("producer id {producer_id}, {} more bytes", b.len() - r.pos),
+            ));
+        }
+        Ok(TxnRecord {
+            producer_id,
+            epoch,
+            phase,
+            partitions,
+        })
+    }
+}
+
+struct Bytes<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let s = self.b.get(self.pos..self.pos + n).ok_or_else(|| {
+            corrupt(
+                self.pos as u64,
+                format!("{n} more bytes"),
+                "the end of the record",
+            )
+        })?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+}
+
+/// Where a transaction wrote: a topic partition or the committed offsets.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Partition(Arc<Partition>),
+    Offsets,
+}
+
+/// A partition of the open transaction.
+#[derive(Clone)]
+pub(crate) struct Member {
+    pub target: Target,
+    pub first_sequence: i32,
+}
+
+/// The live state of one transactional id, shared by its producer handles.
+pub(crate) struct TxnEntry {
+    pub id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The open transaction: when it began and the partitions it wrote.
+    pub open: Option<OpenTxn>,
+    /// Set when the coordinator aborted the open transaction (its timeout): the producer's
+    /// calls fail until it calls `abort`.
+    pub aborted_by_timeout: bool,
+    /// Next sequence number per partition, for the current epoch.
+    pub sequences: HashMap<TopicPartition, i32>,
+    /// Commit markers written without an fsync of their own, to make durable before the next
+    /// durable record of this id.
+    pub unsynced_markers: Vec<(Target, u64)>,
+}
+
+pub(crate) struct OpenTxn {
+    pub started: Instant,
+    pub timeout: Duration,
+    pub members: Vec<(TopicPartition, Member)>,
+    /// Set after a failed send: the transaction can only be aborted.
+    pub failed: Option<String>,
+}
+
+pub(crate) struct Coordinator {
+    log: Log,
+    state: Mutex<State>,
+}
+
+struct State {
+    next_pid: i64,
+    pid_block_end: i64,
+    entries: HashMap<String, Arc<Mutex<TxnEntry>>>,
+}
+
+impl Coordinator {
+    /// Opens the transaction log in `dir` and replays it.
+    pub(crate) fn open(dir: &Path) -> Result<(Coordinator, HashMap<String, TxnRecord>)> {
+        let config = LogConfig {
+            segment_bytes: 64 << 20,
+            flush: FlushPolicy::Manual,
+            retention_ms: None,
+            retention_bytes: None,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir, config)?;
+        let mut records: HashMap<String, TxnRecord> = HashMap::new();
+        let mut pid_block_end = 0i64;
+        let mut next = log.log_start_offset();
+        while next < log.next_offset() {
+            let batches = log.read(next, 1 << 20)?;
+            let Some(last) = batches.last() else { break };
+            next = last.last_offset() + 1;
+            for batch in &batches {
+                for r in batch.records()?.iter() {
+                    let r = r?;
+                    let at = |e: Error| e.in_file(dir, 0);
+                    match (r.key(), r.value()) {
+                        (Some(KEY_PID_BLOCK), Some(v)) => {
+                            let v: [u8; 8] = v.try_into().map_err(|_| {
+                                at(corrupt(0, "an 8-byte producer id block", "other bytes"))
+                            })?;
+                            pid_block_end = pid_block_end.max(i64::from_le_bytes(v));
+                        }
+                        (Some([KEY_TXN_PREFIX, id @ ..]), Some(v)) => {
+                            let id = String::from_utf8(id.to_vec()).map_err(|_| {
+                                at(corrupt(0, "a UTF-8 transactional id", "invalid UTF-8"))
+                            })?;
+                            records.insert(id, TxnRecord::decode(v).map_err(at)?);
+                        }
+                        (key, _) => {
+                            return Err(at(corrupt(
+                                0,
+                                "a producer id block or transaction record",
+                                format!("key {key:?}"),
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+        let mut entries = HashMap::new();
+        for (id, rec) in &records {
+            entries.insert(
+                id.clone(),
+                Arc::new(Mutex::new(TxnEntry {
+                    id: id.clone(),
+                    producer_id: rec.producer_id,
+                    epoch: rec.epoch,
+                    open: None,
+                    aborted_by_timeout: false,
+                    sequences: HashMap::new(),
+                    unsynced_markers: Vec::new(),
+                })),
+            );
+        }
+        let coordinator = Coordinator {
+            log,
+            state: Mutex::new(State {
+                // Ids of the last block may have been handed out before the crash: skip it.
+                next_pid: pid_block_end,
+                pid_block_end,
+                entries,
+            }),
+        };
+        Ok((coordinator, records))
+    }
+
+    fn append(&self, key: &[u8], value: &[u8], durable: bool) -> Result<()> {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(crate::log::now_ms(), Some(key), Some(value), &[]);
+        self.log.append(&b.build()?)?;
+        if durable {
+            self.log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A new producer id (durably reserved).
+    pub(crate) fn allocate_producer_id(&self) -> Result<i64> {
+        let mut s = self.state.lock();
+        if s.next_pid >= s.pid_block_end {
+            let end = s.pid_block_end + PID_BLOCK;
+            self.append(KEY_PID_BLOCK, &end.to_le_bytes(), true)?;
+            s.pid_block_end = end;
+        }
+        let pid = s.next_pid;
+        s.next_pid += 1;
+        Ok(pid)
+    }
+
+    /// The entry of `id`, created with a fresh producer id if it has none.
+    pub(crate) fn entry(&self, id: &str) -> Result<Arc<Mutex<TxnEntry>>> {
+        if let Some(e) = self.state.lock().entries.get(id) {
+            return Ok(Arc::clone(e));
+        }
+        let pid = self.allocate_producer_id()?;
+        let mut s = self.state.lock();
+        let e = s.entries.entry(id.to_string()).or_insert_with(|| {
+            Arc::new(Mutex::new(TxnEntry {
+                id: id.to_string(),
+                producer_id: pid,
+                epoch: -1,
+                open: None,
+                aborted_by_timeout: false,
+                sequences: HashMap::new(),
+                unsynced_markers: Vec::new(),
+            }))
+        });
+        Ok(Arc::clone(e))
+    }
+
+    /// Registers a new producer for `entry`'s id: aborts the open transaction of the previous
+    /// one, bumps the epoch (fencing it) and records the new epoch durably.
+    pub(crate) fn init(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        if entry.open.is_some() {
+            self.abort(entry, offsets)?;
+        }
+        entry.aborted_by_timeout = false;
+        self.sync_markers(entry, offsets)?;
+        if entry.epoch == i16::MAX {
+            entry.producer_id = self.allocate_producer_id()?;
+            entry.epoch = 0;
+        } else {
+            entry.epoch += 1;
+        }
+        entry.sequences.clear();
+        let rec = TxnRecord {
+            producer_id: entry.producer_id,
+            epoch: entry.epoch,
+            phase: Phase::Empty,
+            partitions: Vec::new(),
+        };
+        self.append(&txn_key(&entry.id), &rec.encode(), true)
+    }
+
+    fn sync_markers(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        for (target, offset) in entry.unsynced_markers.drain(..) {
+            let log = match &target {
+                Target::Partition(p) => &p.log,
+                Target::Offsets => offsets.log(),
+            };
+            if log.durable_offset() <= offset {
+                log.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits `entry`'s open transaction: data durable, decision durable, then markers.
+    pub(crate) fn commit(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        let Some(open) = entry.open.take() else {
+            return Err(invalid_state("commit without begin"));
+        };
+        if let Some(reason) = &open.failed {
+            let reason = format!("a send of this transaction failed ({reason}): abort it");
+            entry.open = Some(open);
+            return Err(invalid_state(&reason));
+        }
+        let fields = producer_fields(entry);
+        let prepared = (|| -> Result<()> {
+            for (_, m) in &open.members {
+                match &m.target {
+                    Target::Partition(p) => p.log.flush()?,
+                    Target::Offsets => offsets.log().flush()?,
+                }
+            }
+            self.sync_markers(entry, offsets)?;
+            let rec = TxnRecord {
+                producer_id: entry.producer_id,
+                epoch: entry.epoch,
+                phase: Phase::PrepareCommit,
+                partitions: open
+                    .members
+                    .iter()
+                    .map(|(tp, m)| (tp.clone(), m.first_sequence))
+                    .collect(),
+            };
+            self.append(&txn_key(&entry.id), &rec.encode(), true)
+        })();
+        if let Err(e) = prepared {
+            // Nothing decided: the transaction is still open and may be aborted.
+            entry.open = Some(OpenTxn {
+                failed: Some(e.to_string()),
+                ..open
+            });
+            return Err(e);
+        }
+        // Decided. Errors from here on leave markers to the next open, which completes the
+        // commit from the durable decision.
+        for (_, m) in &open.members {
+            match &m.target {
+                Target::Partition(p) => {
+                    if let Some(at) = p.log.append_marker(fields, ControlType::Commit)? {
+                        entry
+                            .unsynced_markers
+                            .push((Target::Partition(Arc::clone(p)), at));
+                    }
+                }
+                Target::Offsets => {
+                    if let Some(at) = offsets.end_transaction(fields, ControlType::Commit)? {
+                        entry.unsynced_markers.push((Target::Offsets, at));
+                    }
+                }
+            }
+        }
+        let rec = TxnRecord {
+            producer_id: entry.producer_id,
+            epoch: entry.epoch,
+            phase: Phase::CompleteCommit,
+            partitions: open
+                .members
+                .iter()
+                .map(|(tp, m)| (tp.clone(), m.first_sequence))
+                .collect(),
+        };
+        self.append(&txn_key(&entry.id), &rec.encode(), false)
+    }
+
+    /// Aborts `entry`'s open transaction (no-op without one).
+    pub(crate) fn abort(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        let Some(open) = entry.open.take() else {
+            return Ok(());
+        };
+        let fields = producer_fields(entry);
+        for (_, m) in &open.members {
+            match &m.target {
+                Target::Partition(p) => {
+                    p.log.append_marker(fields, ControlType::Abort)?;
+                }
+                Target::Offsets => {
+                    offsets.end_transaction(fields, ControlType::Abort)?;
+                }
+            }
+        }
+        let rec = TxnRecord {
+            producer_id: entry.producer_id,
+            epoch: entry.epoch,
+            phase: Phase::CompleteAbort,
+            partitions: Vec::new(),
+        };
+        self.append(&txn_key(&entry.id), &rec.encode(), false)
+    }
+
+    /// Aborts the transactions open longer than their timeout. Returns how many.
+    pub(crate) fn expire(&self, now: Instant, offsets: &OffsetStore) -> usize {
+        let entries: Vec<Arc<Mutex<TxnEntry>>> =
+            self.state.lock().entries.values().cloned().collect();
+        let mut aborted = 0;
+        for e in entries {
+            let mut e = e.lock();
+            let expired = e
+                .open
+                .as_ref()
+                .is_some_and(|o| now.saturating_duration_since(o.started) > o.timeout);
+            if expired && self.abort(&mut e, offsets).is_ok() {
+                e.aborted_by_timeout = true;
+                aborted += 1;
+            }
+        }
+        aborted
+    }
+
+    /// Ends the transactions a crash left open in `log` (the partition `tp`, or the offsets log
+    /// when `tp` is `None`), from the durable decisions in `records`.
+    pub(crate) fn recover_log(
+        log: &Log,
+        tp: Option<&TopicPartition>,
+        records: &HashMap<i64, &TxnRecord>,
+        offsets: Option<&OffsetStore>,
+    ) -> Result<usize> {
+        let open = log.open_transactions();
+        for t in &open {
+            let committed = records.get(&t.producer_id).is_some_and(|r| {
+                r.epoch == t.producer_epoch
+                    && matches!(r.phase, Phase::PrepareCommit | Phase::CompleteCommit)
+                    && r.partitions.iter().any(|(p, seq)| {
+                        *seq == t.first_sequence
+                            && match tp {
+                                Some(tp) => p == tp,
+                                None => p.topic == crate::store::OFFSETS_TOPIC,
+                            }
+                    })
+            });
+            let kind = if committed {
+                ControlType::Commit
+            } else {
+                ControlType::Abort
+            };
+            let fields = ProducerFields {
+                producer_id: t.producer_id,
+                producer_epoch: t.producer_epoch,
+                base_sequence: -1,
+            };
+            match offsets {
+                Some(o) => o.end_transaction(fields, kind)?,
+                None => log.append_marker(fields, kind)?,
+            };
+        }
+        if !open.is_empty() {
+            log.flush()?;
+        }
+        Ok(open.len())
+    }
+
+    /// Records every decided transaction as complete after recovery wrote its markers.
+    pub(crate) fn complete_recovered(&self, records: &HashMap<String, TxnRecord>) -> Result<()> {
+        let mut any = false;
+        for (id, r) in records {
+            if r.phase == Phase::PrepareCommit {
+                let rec = TxnRecord {
+                    phase: Phase::CompleteCommit,
+                    ..r.clone()
+                };
+                self.append(&txn_key(id), &rec.encode(), false)?;
+                any = true;
+            }
+        }
+        if any {
+            self.log.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn txn_key(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(KEY_TXN_PREFIX);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub(crate) fn producer_fields(entry: &TxnEntry) -> ProducerFields {
+    ProducerFields {
+        producer_id: entry.producer_id,
+        producer_epoch: entry.epoch,
+        base_sequence: -1,
+    }
+}
+
+pub(crate) fn invalid_state(reason: &str) -> Error {
+    ErrorKind::InvalidTransactionState {
+        reason: reason.to_string(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_garbage_is_refused() {
+        let rec = TxnRecord {
+            producer_id: 9,
+            epoch: 3,
+            phase: Phase::PrepareCommit,
+            partitions: vec![(TopicPartition::new("out", 2), 17)],
+        };
+        let bytes = rec.encode();
+        assert_eq!(TxnRecord::decode(&bytes).unwrap(), rec);
+        for cut in 0..bytes.len() {
+            assert!(TxnRecord::decode(&bytes[..cut]).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[11] = 1; // phase 1 does not exist
+        assert!(TxnRecord::decode(&bad).is_err());
+    }
+}
