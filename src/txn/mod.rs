@@ -390,3 +390,9 @@ fn is_write_failure(e: &Error) -> bool {
             | ErrorKind::OutOfOrderSequence { .. }
     )
 }
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<TransactionalProducer>();
+}
