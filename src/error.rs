@@ -74,6 +74,8 @@ pub enum ErrorKind {
     Locked {
         /// The lock file.
         path: PathBuf,
+        /// The holder's process id, as the lock file names it.
+        pid: Option<u32>,
     },
     /// No topic has this name (and the store does not create topics automatically).
     UnknownTopic {
@@ -280,7 +282,10 @@ impl Clone for ErrorKind {
                 field,
                 reason: reason.clone(),
             },
-            K::Locked { path } => K::Locked { path: path.clone() },
+            K::Locked { path, pid } => K::Locked {
+                path: path.clone(),
+                pid: *pid,
+            },
             K::UnknownTopic { topic } => K::UnknownTopic {
                 topic: topic.clone(),
             },
@@ -392,11 +397,24 @@ impl fmt::Display for Error {
             ErrorKind::InvalidConfig { field, reason } => {
                 write!(f, "invalid configuration for {field}: {reason}")
             }
-            ErrorKind::Locked { path } => write!(
-                f,
-                "{} is locked by another open handle (in this or another process); close it first",
-                path.display()
-            ),
+            ErrorKind::Locked { path, pid } => match pid {
+                Some(pid) if *pid == std::process::id() => write!(
+                    f,
+                    "{} is locked by another open handle in this process; close it first",
+                    path.display()
+                ),
+                Some(pid) => write!(
+                    f,
+                    "{} is locked by process {pid}; stop it (or close its handle) first",
+                    path.display()
+                ),
+                None => write!(
+                    f,
+                    "{} is locked by another open handle (in this or another process); close it \
+                     first",
+                    path.display()
+                ),
+            },
             ErrorKind::UnknownTopic { topic } => write!(
                 f,
                 "unknown topic {topic:?}: create it first (or enable auto_create_topics)"

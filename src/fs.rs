@@ -43,6 +43,14 @@ fn write_atomic_inner(path: &Path, bytes: &[u8], sync_dir_after: bool) -> Result
     Ok(())
 }
 
+/// Replaces `path` with `bytes` by rename, without any fsync: for files whose loss in a crash is
+/// harmless (the published group membership, which is not durable anyway).
+pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("write temp file", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename temp file", path, e))
+}
+
 /// The temp file name used by the atomic writes for `path`.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -68,7 +76,13 @@ impl DirLock {
             .map_err(|e| Error::io("open lock file", &path, e))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(ErrorKind::Locked { path }.into()),
+            Err(TryLockError::WouldBlock) => {
+                // The holder wrote its pid (below) once it had the lock.
+                let pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok());
+                return Err(ErrorKind::Locked { path, pid }.into());
+            }
             Err(TryLockError::Error(e)) => return Err(Error::io("lock directory", &path, e)),
         }
         // The pid is for people and tools wondering who holds the lock; the lock itself is the

@@ -36,7 +36,9 @@ mod consumer;
 mod error;
 mod fs;
 mod group;
+pub mod inspect;
 mod log;
+mod metrics;
 mod partitioner;
 mod producer;
 mod record;
@@ -55,6 +57,10 @@ pub use group::assignor::Assignor;
 pub use group::GroupDescription;
 pub use log::{
     AbortedTxn, AppendInfo, CommittedRead, Log, RecoveryReport, RetentionReport, Truncation,
+};
+pub use metrics::{
+    FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics, Metrics,
+    PartitionMetrics, Rate,
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};

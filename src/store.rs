@@ -64,6 +64,10 @@ pub(crate) struct StoreInner {
     /// Bumped on every topic change, so groups notice they must rebalance.
     pub metadata_version: AtomicU64,
     pub notify: Notify,
+    /// Bumped by every group change; `groups_published` is the value last written to the
+    /// membership file (see `group::published`).
+    group_changes: Arc<AtomicU64>,
+    groups_published: Mutex<u64>,
     _lock: DirLock,
 }
 
@@ -187,7 +191,7 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
-const OFFSETS_DIR: &str = "__consumer_offsets-0";
+pub(crate) const OFFSETS_DIR: &str = "__consumer_offsets-0";
 /// The name under which transactions list the committed offsets log among their partitions.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -219,6 +223,15 @@ impl Store {
             Err(e) => return Err(Error::io("read topic metadata", &meta_path, e)),
         };
         remove_orphans(&dir, &topics)?;
+        // Membership is not durable: what a previous process published is stale.
+        let members = dir.join(crate::group::published::FILE_NAME);
+        for path in [crate::fs::tmp_path(&members), members] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove stale group membership", &path, e)),
+            }
+        }
         let mut map = HashMap::new();
         for (name, cfg) in topics {
             let t = open_topic(&dir, &name, cfg, false)?;
@@ -239,6 +252,8 @@ impl Store {
                 groups: Mutex::new(HashMap::new()),
                 metadata_version: AtomicU64::new(0),
                 notify: Notify::new(),
+                group_changes: Arc::default(),
+                groups_published: Mutex::new(0),
                 _lock: lock,
             }),
         })
@@ -475,6 +490,34 @@ impl StoreInner {
         names.sort();
         let bytes = topic::encode_metadata(names.iter().map(|n| (n.as_str(), &topics[*n].config)));
         crate::fs::write_atomic(&self.dir.join(topic::METADATA_FILE), &bytes)
+    }
+
+    pub fn group_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.group_changes)
+    }
+
+    /// Writes the membership file if a group changed since it was last written, so that tools
+    /// in other processes can show members and assignments. Best effort: a failure to write it
+    /// affects only what tools show (and is retried at the next change).
+    pub fn publish_groups(&self) {
+        let now = self.group_changes.load(Ordering::Acquire);
+        let mut published = self.groups_published.lock();
+        if *published == now {
+            return;
+        }
+        let mut groups: Vec<crate::GroupDescription> =
+            self.groups.lock().values().map(|g| g.describe()).collect();
+        groups.sort_by(|a, b| a.group.cmp(&b.group));
+        let bytes = crate::group::published::encode(std::process::id(), &groups);
+        let path = self.dir.join(crate::group::published::FILE_NAME);
+        match crate::fs::write_unsynced(&path, &bytes) {
+            Ok(()) => *published = now,
+            Err(e) => tracing::debug!(
+                target: "riverbed::group",
+                error = %e,
+                "could not publish group membership"
+            ),
+        }
     }
 
     fn topics_changed(&self) {

@@ -92,6 +92,66 @@ impl Default for TopicConfig {
 }
 
 impl TopicConfig {
+    /// The settings as `(key, value)` pairs, spelled as in the metadata file (FORMAT.md 8.1),
+    /// `partitions` first.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        encode_topic("t", self)
+            .split(' ')
+            .skip(2)
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Changes settings given by the key and value spelling of [`entries`](Self::entries), e.g.
+    /// `("retention_ms", "none")`, `("flush", "every")`, `("compression", "zstd:3")`, all at
+    /// once (so that, say, a smaller `segment_bytes` and `max_record_bytes` can be set together).
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown key, a value that
+    /// does not parse or a configuration that is invalid; the configuration is unchanged then.
+    pub fn apply(&mut self, settings: &[(&str, &str)]) -> Result<()> {
+        let mut entries = self.entries();
+        for (key, value) in settings {
+            let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) else {
+                let known: Vec<&str> = self.entries_keys();
+                return Err(Error::invalid(format!(
+                    "unknown topic setting {key:?}; known: {}",
+                    known.join(", ")
+                )));
+            };
+            if value.is_empty() || value.contains(char::is_whitespace) || value.contains('=') {
+                return Err(Error::invalid(format!("bad value {value:?} for {key}")));
+            }
+            entry.1 = value.to_string();
+        }
+        let mut line = String::from("topic t");
+        for (k, v) in entries {
+            line.push_str(&format!(" {k}={v}"));
+        }
+        let (_, config) = decode_topic(&line).map_err(Error::invalid)?;
+        *self = config;
+        Ok(())
+    }
+
+    fn entries_keys(&self) -> Vec<&'static str> {
+        vec![
+            "partitions",
+            "segment_bytes",
+            "segment_ms",
+            "index_interval_bytes",
+            "index_max_bytes",
+            "max_record_bytes",
+            "flush",
+            "retention_ms",
+            "retention_bytes",
+            "recovery_checkpoint_bytes",
+            "recovery",
+            "compression",
+            "timestamp_type",
+        ]
+    }
+
     /// A topic of `partitions` partitions with default settings.
     pub fn new(partitions: u32) -> TopicConfig {
         TopicConfig {

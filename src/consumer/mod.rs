@@ -273,7 +273,7 @@ impl Store {
                 .groups
                 .lock()
                 .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Group::new(name))),
+                .or_insert_with(|| Arc::new(Group::with_counter(name, self.inner.group_counter()))),
         )
     }
 
@@ -299,6 +299,30 @@ impl Store {
     /// A group's committed offsets.
     pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
         self.inner.offsets.group_offsets(group)
+    }
+
+    /// Deletes a group's committed offsets (Kafka's `deleteConsumerGroups`), in one atomic
+    /// commit. Returns how many partitions it had offsets for.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) while the group has members (a group in
+    /// use cannot be deleted, as in Kafka); [`Io`](ErrorKind::Io).
+    pub fn delete_group(&self, group: &str) -> Result<usize> {
+        let g = self.group(group);
+        if !g.is_empty() {
+            return Err(Error::invalid(format!(
+                "group {group:?} has active members; close them first"
+            )));
+        }
+        let doomed: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = self
+            .inner
+            .offsets
+            .group_offsets(group)
+            .into_iter()
+            .map(|(tp, _)| (tp, None))
+            .collect();
+        self.inner.offsets.commit(group, &doomed)?;
+        Ok(doomed.len())
     }
 }
 
@@ -370,6 +394,7 @@ impl Consumer {
         let r = self.revoke(true);
         if let (Some(g), Some(m)) = (&self.group, self.member.take()) {
             g.leave(&m);
+            self.store.inner.publish_groups();
             self.store.inner.notify.notify();
         }
         self.subscription.clear();
@@ -774,7 +799,9 @@ impl Consumer {
             .inner
             .metadata_version
             .load(std::sync::atomic::Ordering::SeqCst);
-        match group.checkin(&member, Instant::now(), version, &counts) {
+        let checkin = group.checkin(&member, Instant::now(), version, &counts);
+        self.store.inner.publish_groups();
+        match checkin {
             Checkin::NotMember => {
                 // Removed (it did not poll in time): its partitions may already be elsewhere, so
                 // drop them without committing, and rejoin.
@@ -960,6 +987,7 @@ impl Drop for Consumer {
         // Leave without committing: a dropped consumer is like one that crashed.
         if let (Some(g), Some(m)) = (&self.group, self.member.take()) {
             g.leave(&m);
+            self.store.inner.publish_groups();
             self.store.inner.notify.notify();
         }
     }

@@ -106,7 +106,7 @@ fn take<'a>(b: &'a [u8], pos: &mut usize, n: usize, what: &str) -> Result<&'a [u
     Ok(s)
 }
 
-fn decode_key(b: &[u8]) -> Result<Key> {
+pub(crate) fn decode_key(b: &[u8]) -> Result<Key> {
     let mut pos = 0;
     let version = take(b, &mut pos, 1, "version")?[0];
     if version != 1 {
@@ -128,7 +128,7 @@ fn decode_key(b: &[u8]) -> Result<Key> {
     ))
 }
 
-fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata> {
+pub(crate) fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata> {
     let mut pos = 0;
     let version = take(b, &mut pos, 1, "version")?[0];
     if version != 1 {
@@ -341,6 +341,11 @@ impl OffsetStore {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// The offsets log's figures.
+    pub(crate) fn log_metrics(&self) -> crate::metrics::LogMetrics {
+        self.log.metrics()
     }
 
     /// Names of all groups with committed offsets, sorted.

@@ -11,8 +11,11 @@
 //! Commits are fenced: a member may commit only partitions it owns in the current generation.
 
 pub mod assignor;
+pub(crate) mod published;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -61,6 +64,9 @@ struct State {
     next_member: u64,
     /// The store metadata version the partition counts were last compared at.
     metadata_version: u64,
+    /// Bumped on every change of membership or assignment (shared by the store's groups, so
+    /// the store knows when to publish them).
+    changes: Arc<AtomicU64>,
 }
 
 /// One consumer group.
@@ -84,10 +90,19 @@ pub struct GroupDescription {
 }
 
 impl Group {
+    #[cfg(test)]
     pub fn new(name: &str) -> Group {
+        Group::with_counter(name, Arc::default())
+    }
+
+    /// A group whose changes bump `changes`.
+    pub fn with_counter(name: &str, changes: Arc<AtomicU64>) -> Group {
         Group {
             name: name.to_string(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                changes,
+                ..State::default()
+            }),
         }
     }
 
@@ -270,6 +285,7 @@ impl Group {
 
 fn start_rebalance(s: &mut State) {
     s.preparing = true;
+    s.changes.fetch_add(1, Ordering::Release);
     for m in s.members.values_mut() {
         // A member that owns nothing has nothing to give up.
         m.rejoined = m.assignment.is_empty();
@@ -311,6 +327,18 @@ fn complete_rebalance(s: &mut State, partitions: &dyn Fn(&str) -> Option<u32>) {
     }
     s.generation += 1;
     s.preparing = false;
+    s.changes.fetch_add(1, Ordering::Release);
+    tracing::info!(
+        target: "riverbed::group",
+        generation = s.generation,
+        members = s.members.len(),
+        assignment = ?s
+            .members
+            .iter()
+            .map(|(id, m)| (id.as_str(), m.assignment.iter().map(|tp| tp.to_string()).collect::<Vec<_>>()))
+            .collect::<Vec<_>>(),
+        "rebalance completed"
+    );
 }
 
 #[cfg(test)]

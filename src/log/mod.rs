@@ -25,6 +25,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
+use crate::metrics::{LogCounters, LogMetrics};
 use crate::record::codec::BatchHeader;
 use crate::record::{BatchBuilder, ControlType, ProducerFields, RecordBatch, TimestampType};
 use crate::segment::file_header::FILE_HEADER_LEN;
@@ -126,6 +127,7 @@ struct Inner {
     /// Whether the checkpoint on disk carries the clean flag (cleared before the next append).
     clean_on_disk: AtomicBool,
     report: RecoveryReport,
+    counters: LogCounters,
     shutdown: (Mutex<bool>, Condvar),
     _lock: DirLock,
 }
@@ -166,6 +168,7 @@ impl Log {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create log directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
         let opened = recovery::open(&dir, &config)?;
+        log_recovery(&dir, &opened.report);
         let active = opened.active;
         let next = active.seg.next_offset();
         let mut segments = opened.sealed;
@@ -227,6 +230,7 @@ impl Log {
             clean_on_disk: AtomicBool::new(cp.clean),
             checkpoint: Mutex::new(cp),
             report,
+            counters: LogCounters::default(),
             shutdown: (Mutex::new(false), Condvar::new()),
             dir,
             config,
@@ -416,6 +420,11 @@ impl Log {
             _ => false,
         };
         drop(w);
+        LogCounters::add(
+            &inner.counters.appended_records,
+            u64::from(header.record_count),
+        );
+        LogCounters::add(&inner.counters.appended_bytes, batch.len() as u64);
         if flush {
             inner.sync_to(next)?;
         }
@@ -467,6 +476,9 @@ impl Log {
                 break;
             }
         }
+        let records: u64 = out.iter().map(|b| u64::from(b.record_count())).sum();
+        LogCounters::add(&inner.counters.read_records, records);
+        LogCounters::add(&inner.counters.read_bytes, used as u64);
         Ok(out)
     }
 
@@ -577,6 +589,32 @@ impl Log {
     /// The configuration the log was opened with.
     pub fn config(&self) -> &LogConfig {
         &self.inner.config
+    }
+
+    /// A snapshot of the log's figures: offsets, size, and what was appended, read and synced
+    /// since it was opened.
+    pub fn metrics(&self) -> LogMetrics {
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let latency = c.fsync_latency.snapshot();
+        let fsync = crate::metrics::FsyncMetrics {
+            count: latency.count(),
+            failures: load(&c.fsync_failures),
+            latency,
+        };
+        LogMetrics {
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.next_offset(),
+            size_bytes: self.size_in_bytes(),
+            segments: self.segment_count(),
+            appended_records: load(&c.appended_records),
+            appended_bytes: load(&c.appended_bytes),
+            read_records: load(&c.read_records),
+            read_bytes: load(&c.read_bytes),
+            fsync,
+            uptime: c.opened.elapsed(),
+        }
     }
 
     /// What opening the log found: what was scanned, cut, rebuilt or removed.
@@ -775,6 +813,12 @@ impl Inner {
 
     /// Marks the log unusable after a failed write or fsync and returns the error.
     fn poison(&self, e: Error) -> Error {
+        tracing::error!(
+            target: "riverbed::log",
+            dir = %self.dir.display(),
+            error = %e,
+            "write or fsync failed; the log is poisoned until it is reopened"
+        );
         let mut cause = self.poison_cause.lock();
         if cause.is_empty() {
             *cause = e.to_string();
@@ -819,6 +863,12 @@ impl Inner {
             *segs = Arc::new(v);
         }
         let cp = checkpoint_of(&new, w.next_offset);
+        tracing::debug!(
+            target: "riverbed::log",
+            dir = %self.dir.display(),
+            new_segment = w.next_offset,
+            "segment rolled"
+        );
         w.active = Some(new);
         self.write_producer_snapshot(w.next_offset, w.next_offset)
             .map_err(|e| self.poison(e))?;
@@ -881,7 +931,12 @@ impl Inner {
         } else {
             FILE_HEADER_LEN
         };
-        ActiveSegment::sync_data_from(&seg, from, position).map_err(|e| self.poison(e))?;
+        let started = std::time::Instant::now();
+        if let Err(e) = ActiveSegment::sync_data_from(&seg, from, position) {
+            LogCounters::add(&self.counters.fsync_failures, 1);
+            return Err(self.poison(e));
+        }
+        self.counters.fsync_latency.record(started.elapsed());
         s.durable_offset = next;
         self.next_offset.fetch_max(next, Ordering::AcqRel);
         s.segment_base = seg.base_offset;
@@ -979,8 +1034,44 @@ impl Inner {
             report.deleted_bytes += seg.size();
         }
         crate::fs::sync_dir(&self.dir)?;
+        tracing::info!(
+            target: "riverbed::log",
+            dir = %self.dir.display(),
+            deleted_segments = report.deleted_segments.len(),
+            deleted_bytes = report.deleted_bytes,
+            log_start_offset = report.log_start_offset,
+            "retention deleted segments"
+        );
         Ok(report)
     }
+}
+
+/// The open and recovery events: what was scanned, cut, rebuilt and removed.
+fn log_recovery(dir: &Path, r: &RecoveryReport) {
+    if let Some(t) = &r.truncation {
+        tracing::warn!(
+            target: "riverbed::recovery",
+            file = %t.path.display(),
+            position = t.position,
+            offset = t.offset,
+            reason = %t.reason,
+            "recovery cut a torn tail"
+        );
+    }
+    for path in &r.rebuilt_indexes {
+        tracing::info!(target: "riverbed::recovery", file = %path.display(), "index rebuilt");
+    }
+    tracing::info!(
+        target: "riverbed::recovery",
+        dir = %dir.display(),
+        checkpoint_used = r.checkpoint_used,
+        scanned_bytes = r.scanned_bytes,
+        scanned_batches = r.scanned_batches,
+        truncated = r.truncation.is_some(),
+        rebuilt_indexes = r.rebuilt_indexes.len(),
+        removed_files = r.removed_files.len(),
+        "log opened"
+    );
 }
 
 /// A checkpoint at the current end of the active segment.
