@@ -335,6 +335,13 @@ impl Coordinator {
     /// one, bumps the epoch (fencing it) and records the new epoch durably.
     pub(crate) fn init(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
         if entry.open.is_some() {
+            tracing::warn!(
+                target: "riverbed::txn",
+                transactional_id = %entry.id,
+                producer_id = entry.producer_id,
+                fenced_epoch = entry.epoch,
+                "a new producer fenced the previous one; its open transaction is aborted"
+            );
             self.abort(entry, offsets)?;
         }
         entry.aborted_by_timeout = false;
@@ -475,6 +482,13 @@ impl Coordinator {
                 .as_ref()
                 .is_some_and(|o| now.saturating_duration_since(o.started) > o.timeout);
             if expired && self.abort(&mut e, offsets).is_ok() {
+                tracing::warn!(
+                    target: "riverbed::txn",
+                    transactional_id = %e.id,
+                    producer_id = e.producer_id,
+                    epoch = e.epoch,
+                    "transaction aborted after its timeout"
+                );
                 e.aborted_by_timeout = true;
                 aborted += 1;
             }
@@ -508,6 +522,15 @@ impl Coordinator {
             } else {
                 ControlType::Abort
             };
+            tracing::info!(
+                target: "riverbed::txn",
+                dir = %log.dir().display(),
+                producer_id = t.producer_id,
+                epoch = t.producer_epoch,
+                first_offset = t.first_offset,
+                outcome = ?kind,
+                "recovery ended a transaction left open"
+            );
             let fields = ProducerFields {
                 producer_id: t.producer_id,
                 producer_epoch: t.producer_epoch,
