@@ -44,7 +44,7 @@ mod segment;
 mod store;
 mod topic;
 
-pub use config::{FlushPolicy, LogConfig, RecoveryMode};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig, RecoveryMode};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, OffsetAndMetadata,
     OffsetAndTimestamp, OffsetReset, RebalanceListener,
@@ -52,7 +52,10 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
 pub use group::GroupDescription;
-pub use log::{AppendInfo, Log, RecoveryReport, RetentionReport, Truncation};
+pub use log::{
+    AppendInfo, CompactionConfig, CompactionReport, Log, RecoveryReport, RetentionReport,
+    Truncation,
+};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
 pub use record::{
@@ -60,7 +63,7 @@ pub use record::{
     RecordIter, RecordView, Records, TimestampType,
 };
 pub use segment::BatchView;
-pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
+pub use store::{CleanerConfig, PartitionDescription, Store, StoreConfig, TopicDescription};
 pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
 
 /// Building blocks below the public API, for the benchmarks, fuzz targets and inspection tools.
