@@ -335,27 +335,35 @@ pub(super) fn run(
             .filter(|s| s.next_offset() > clean_offset)
             .cloned()
             .collect();
-        if dirty.is_empty() {
-            break;
-        }
-        if first
-            && !options.force
-            && dirty_ratio(&cleanable, clean_offset) < config.min_cleanable_dirty_ratio
-        {
-            break;
-        }
-        first = false;
         map.clear();
-        let (mapped_end, mapped_bytes) = build_map(&pass, &mut map, &dirty, clean_offset)?;
-        if mapped_end <= clean_offset {
-            return Err(Error::config(
-                "buffer_bytes",
-                format!(
-                    "the compaction key map ({} bytes) cannot hold the keys of one batch",
-                    options.buffer_bytes
-                ),
-            ));
-        }
+        let (mapped_end, mapped_bytes) = if dirty.is_empty() {
+            // Nothing new, but a forced run still drops the tombstones that expired since: one
+            // pass over the clean part with an empty map (which drops nothing else: the clean
+            // part holds one record per key).
+            if !(first && options.force) {
+                break;
+            }
+            (clean_offset, 0)
+        } else {
+            if first
+                && !options.force
+                && dirty_ratio(&cleanable, clean_offset) < config.min_cleanable_dirty_ratio
+            {
+                break;
+            }
+            let mapped = build_map(&pass, &mut map, &dirty, clean_offset)?;
+            if mapped.0 <= clean_offset {
+                return Err(Error::config(
+                    "buffer_bytes",
+                    format!(
+                        "the compaction key map ({} bytes) cannot hold the keys of one batch",
+                        options.buffer_bytes
+                    ),
+                ));
+            }
+            mapped
+        };
+        first = false;
         report.dirty_bytes += mapped_bytes;
         let to_clean: Vec<Arc<Segment>> = cleanable
             .iter()
@@ -378,12 +386,15 @@ pub(super) fn run(
                 &mut report,
             )?;
         }
+        report.passes += 1;
+        if dirty.is_empty() {
+            break;
+        }
         state.clean_offset = mapped_end;
         crate::fs::write_replace(
             &inner.dir.join(CHECKPOINT_FILE),
             &encode_checkpoint(mapped_end),
         )?;
-        report.passes += 1;
     }
     Ok(report)
 }
