@@ -10,7 +10,10 @@ use riverbed::{
 #[test]
 fn log_refuses_a_batch_with_a_keyless_record() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { cleanup_policy: CleanupPolicy::CompactDelete, ..LogConfig::default() };
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::CompactDelete,
+        ..LogConfig::default()
+    };
     let log = Log::open(dir.path(), config).unwrap();
     for compression in [Compression::None, Compression::Zstd { level: 3 }] {
         for keyless_at in 0..3u32 {
@@ -46,12 +49,18 @@ fn producer_refuses_keyless_records_for_a_compacted_topic() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .create_topic("table", TopicConfig::new(2).cleanup_policy(CleanupPolicy::Compact))
+        .create_topic(
+            "table",
+            TopicConfig::new(2).cleanup_policy(CleanupPolicy::Compact),
+        )
         .unwrap();
     store.create_topic("stream", TopicConfig::new(1)).unwrap();
     let p = store.producer();
     let e = p.send(Record::new("table").value("v")).unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::KeyRequired { record: 0 }), "{e:?}");
+    assert!(
+        matches!(e.kind(), ErrorKind::KeyRequired { record: 0 }),
+        "{e:?}"
+    );
     let e = p
         .send_batch([
             Record::new("table").key("a").value("1"),
@@ -59,11 +68,17 @@ fn producer_refuses_keyless_records_for_a_compacted_topic() {
             Record::new("table").value("2"),
         ])
         .unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::KeyRequired { record: 2 }), "{e:?}");
+    assert!(
+        matches!(e.kind(), ErrorKind::KeyRequired { record: 2 }),
+        "{e:?}"
+    );
     for d in store.describe_topic("table").unwrap().partitions {
         assert_eq!(d.log_end_offset, 0, "something was written: {d:?}");
     }
-    assert_eq!(store.describe_topic("stream").unwrap().partitions[0].log_end_offset, 0);
+    assert_eq!(
+        store.describe_topic("stream").unwrap().partitions[0].log_end_offset,
+        0
+    );
     p.send(Record::new("table").key("a").value("1")).unwrap();
     p.send(Record::new("stream").value("x")).unwrap();
 }

@@ -52,7 +52,13 @@ fn mix(seed: u64) -> u64 {
 /// The record at `offset`: its key and value (every 13th is a tombstone) are a function of it.
 fn record(offset: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     let key = format!("key-{:05}", mix(offset) % KEYS).into_bytes();
-    let value = (offset % 13 != 0).then(|| format!("value-at-{offset}-{}", "v".repeat((mix(offset) % 50) as usize)).into_bytes());
+    let value = (offset % 13 != 0).then(|| {
+        format!(
+            "value-at-{offset}-{}",
+            "v".repeat((mix(offset) % 50) as usize)
+        )
+        .into_bytes()
+    });
     (key, value)
 }
 
@@ -165,7 +171,12 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
     let exe = std::env::current_exe().unwrap();
     for run in 0..14u64 {
         let mut child = Command::new(&exe)
-            .args([CHILD_TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                CHILD_TEST_NAME,
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR_ENV, dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -176,7 +187,10 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(lines.read_line(&mut line).unwrap() > 0, "run {run}: child exited early");
+            assert!(
+                lines.read_line(&mut line).unwrap() > 0,
+                "run {run}: child exited early"
+            );
             assert!(!line.starts_with("ERR"), "run {run}: {line}");
             if line.starts_with("READY") {
                 break;
@@ -196,7 +210,11 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
         }
         let log = open(dir.path());
         let what = format!("run {run}");
-        assert!(leftovers(dir.path()).is_empty(), "{what}: {:?}", leftovers(dir.path()));
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{what}: {:?}",
+            leftovers(dir.path())
+        );
         verify(&log, appended, &what);
         append_round(&log);
         appended += ROUND;
@@ -211,5 +229,8 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
     .unwrap();
     verify(&log, appended, "final");
     eprintln!("{killed_mid_swap} kills left swap files behind; {finished} runs finished");
-    assert!(killed_mid_swap > 0, "no kill landed inside a swap: the test proves little");
+    assert!(
+        killed_mid_swap > 0,
+        "no kill landed inside a swap: the test proves little"
+    );
 }

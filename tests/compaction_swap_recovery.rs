@@ -41,7 +41,12 @@ fn logs() -> (tempfile::TempDir, tempfile::TempDir) {
     for o in 0..240u64 {
         let mut b = BatchBuilder::new(Compression::None);
         let value = format!("value-{o}-{}", "x".repeat((o % 17) as usize));
-        b.append(T0 + o as i64, Some(format!("k{}", o % 8).as_bytes()), Some(value.as_bytes()), &[]);
+        b.append(
+            T0 + o as i64,
+            Some(format!("k{}", o % 8).as_bytes()),
+            Some(value.as_bytes()),
+            &[],
+        );
         log.append(&b.build().unwrap()).unwrap();
     }
     log.roll().unwrap();
@@ -66,7 +71,9 @@ fn compacted(dir: &Path) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
-        let Some(stem) = name.strip_suffix(".log") else { continue };
+        let Some(stem) = name.strip_suffix(".log") else {
+            continue;
+        };
         let base: u64 = stem.parse().unwrap();
         let head = std::fs::read(seg(dir, base, "log")).unwrap();
         if head[4] == 2 && head[6] & 1 == 1 {
@@ -111,8 +118,11 @@ fn committed_swap_is_finished() {
                 let dir = copy_dir(before.path());
                 let d = dir.path();
                 for ext in ["log"].iter().chain(indexes) {
-                    std::fs::copy(seg(after.path(), base, ext), with(&seg(d, base, ext), "swap"))
-                        .unwrap();
+                    std::fs::copy(
+                        seg(after.path(), base, ext),
+                        with(&seg(d, base, ext), "swap"),
+                    )
+                    .unwrap();
                 }
                 if others_deleted {
                     for o in base + 1..end {
@@ -120,7 +130,9 @@ fn committed_swap_is_finished() {
                     }
                 }
                 let log = Log::open(d, config()).unwrap();
-                let what = format!("swap of {base}..{end} with {indexes:?}, others deleted: {others_deleted}");
+                let what = format!(
+                    "swap of {base}..{end} with {indexes:?}, others deleted: {others_deleted}"
+                );
                 assert_eq!(log.recovery_report().finished_swaps, vec![base], "{what}");
                 assert!(leftovers(d).is_empty(), "{what}: {:?}", leftovers(d));
                 assert_eq!(
@@ -130,11 +142,18 @@ fn committed_swap_is_finished() {
                 );
                 for o in [base, end.saturating_sub(1)] {
                     let found = log.offset_for_timestamp(T0 + o as i64).unwrap();
-                    assert!(found.is_some_and(|(f, _)| f >= o), "{what}: time lookup {o}: {found:?}");
+                    assert!(
+                        found.is_some_and(|(f, _)| f >= o),
+                        "{what}: time lookup {o}: {found:?}"
+                    );
                 }
                 log.close().unwrap();
                 // And it stays that way.
-                assert_eq!(contents(d), spliced(&want_before, &want_after, base, end), "{what}");
+                assert_eq!(
+                    contents(d),
+                    spliced(&want_before, &want_after, base, end),
+                    "{what}"
+                );
             }
         }
     }
@@ -162,15 +181,21 @@ fn uncommitted_swap_is_rolled_back() {
             let a = a.clone();
             Box::new(move |d: &Path| {
                 let bytes = std::fs::read(seg(&a, base, "log")).unwrap();
-                std::fs::write(with(&seg(d, base, "log"), "cleaned"), &bytes[..bytes.len() / 2])
-                    .unwrap();
+                std::fs::write(
+                    with(&seg(d, base, "log"), "cleaned"),
+                    &bytes[..bytes.len() / 2],
+                )
+                .unwrap();
                 std::fs::write(with(&seg(d, base, "index"), "cleaned"), b"").unwrap();
             })
         }),
-        ("garbage .cleaned files", Box::new(move |d: &Path| {
-            std::fs::write(with(&seg(d, base, "log"), "cleaned"), [0xAB; 100]).unwrap();
-            std::fs::write(with(&seg(d, 999, "timeindex"), "cleaned"), [1; 7]).unwrap();
-        })),
+        (
+            "garbage .cleaned files",
+            Box::new(move |d: &Path| {
+                std::fs::write(with(&seg(d, base, "log"), "cleaned"), [0xAB; 100]).unwrap();
+                std::fs::write(with(&seg(d, 999, "timeindex"), "cleaned"), [1; 7]).unwrap();
+            }),
+        ),
         ("index .swap files without the data file", {
             let a = a.clone();
             Box::new(move |d: &Path| {
@@ -180,10 +205,16 @@ fn uncommitted_swap_is_rolled_back() {
                 std::fs::copy(seg(&a, base, "log"), with(&seg(d, base, "log"), "cleaned")).unwrap();
             })
         }),
-        ("one index .swap file", Box::new(move |d: &Path| {
-            std::fs::copy(seg(&a, base, "timeindex"), with(&seg(d, base, "timeindex"), "swap"))
+        (
+            "one index .swap file",
+            Box::new(move |d: &Path| {
+                std::fs::copy(
+                    seg(&a, base, "timeindex"),
+                    with(&seg(d, base, "timeindex"), "swap"),
+                )
                 .unwrap();
-        })),
+            }),
+        ),
     ];
     for (what, arrange) in cases {
         let dir = copy_dir(before.path());
@@ -192,7 +223,11 @@ fn uncommitted_swap_is_rolled_back() {
         let r = log.recovery_report();
         assert!(r.finished_swaps.is_empty(), "{what}: {r:?}");
         assert!(!r.removed_files.is_empty(), "{what}: {r:?}");
-        assert!(leftovers(dir.path()).is_empty(), "{what}: {:?}", leftovers(dir.path()));
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{what}: {:?}",
+            leftovers(dir.path())
+        );
         assert_eq!(read_all(&log, 1 << 20), want, "{what}");
         for o in [0u64, 100, 239] {
             assert_eq!(

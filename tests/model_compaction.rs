@@ -36,7 +36,10 @@ enum Op {
     Roll,
     /// Compacts with the clock at the newest timestamp plus `ahead` ms, and a key map of
     /// `buffer_bytes` (small ones force several passes).
-    Compact { ahead: u16, small_map: bool },
+    Compact {
+        ahead: u16,
+        small_map: bool,
+    },
     Reopen,
     /// Reads from an offset picked by the index (into the records appended so far).
     ReadFrom(prop::sample::Index),
@@ -74,7 +77,11 @@ struct Rec {
 
 fn value_bytes(key: u8, v: u8, offset: u64) -> Vec<u8> {
     // Long enough that a few batches fill a segment; names its offset so mix-ups show.
-    format!("k{key}-v{v}-at-{offset}-{}", "x".repeat(usize::from(v % 40))).into_bytes()
+    format!(
+        "k{key}-v{v}-at-{offset}-{}",
+        "x".repeat(usize::from(v % 40))
+    )
+    .into_bytes()
 }
 
 fn config(log_append_time: bool) -> LogConfig {
@@ -143,13 +150,19 @@ impl Harness {
             match (&m.value, log_latest.get(k)) {
                 (Some(_), Some(l)) => assert_eq!(l.0, m.offset, "latest of key {k}"),
                 (Some(_), None) => panic!("key {k} lost its value at {}", m.offset),
-                (None, Some(l)) => assert_eq!(l.0, m.offset, "key {k}: older record after its delete"),
+                (None, Some(l)) => {
+                    assert_eq!(l.0, m.offset, "key {k}: older record after its delete")
+                }
                 (None, None) => {} // the tombstone and everything before it are gone
             }
         }
         // The active segment is untouched.
         let active_base = *log.segment_base_offsets().last().unwrap();
-        let tail: Vec<u64> = read.iter().map(|r| r.0).filter(|o| *o >= active_base).collect();
+        let tail: Vec<u64> = read
+            .iter()
+            .map(|r| r.0)
+            .filter(|o| *o >= active_base)
+            .collect();
         let expected: Vec<u64> = (active_base..self.model.len() as u64).collect();
         assert_eq!(tail, expected, "the active segment lost records");
         let Some(now) = after_compaction_at else {
@@ -159,7 +172,11 @@ impl Harness {
         let mut seen = HashMap::new();
         for r in read.iter().filter(|r| r.0 < active_base) {
             if let Some(prev) = seen.insert(Self::key_of(r), r.0) {
-                panic!("key {} at {prev} and {} in the sealed part", Self::key_of(r), r.0);
+                panic!(
+                    "key {} at {prev} and {} in the sealed part",
+                    Self::key_of(r),
+                    r.0
+                );
             }
         }
         // Tombstones: young ones stay, those of an old enough sealed part go.
@@ -170,23 +187,39 @@ impl Harness {
             .map(|r| r.ts)
             .max();
         let read_offsets: std::collections::HashSet<u64> = read.iter().map(|r| r.0).collect();
-        for m in self.model.iter().filter(|r| r.value.is_none() && r.offset < active_base) {
+        for m in self
+            .model
+            .iter()
+            .filter(|r| r.value.is_none() && r.offset < active_base)
+        {
             let latest = model_latest[&m.key].offset == m.offset;
             if !latest || self.cfg.timestamp_type == TimestampType::LogAppendTime {
                 continue;
             }
             if m.ts + RETENTION_MS as i64 > self.compacted_at {
-                assert!(read_offsets.contains(&m.offset), "young tombstone at {} removed", m.offset);
+                assert!(
+                    read_offsets.contains(&m.offset),
+                    "young tombstone at {} removed",
+                    m.offset
+                );
             }
             if sealed_max_ts.is_some_and(|t| t + RETENTION_MS as i64 <= now) {
-                assert!(!read_offsets.contains(&m.offset), "old tombstone at {} kept", m.offset);
+                assert!(
+                    !read_offsets.contains(&m.offset),
+                    "old tombstone at {} kept",
+                    m.offset
+                );
             }
         }
     }
 
     fn step(&mut self, op: &Op) {
         match op {
-            Op::Append { records, zstd, tick } => {
+            Op::Append {
+                records,
+                zstd,
+                tick,
+            } => {
                 self.clock += i64::from(*tick);
                 let mut b = BatchBuilder::new(if *zstd {
                     Compression::Zstd { level: 1 }

@@ -56,14 +56,23 @@ pub fn read_all(log: &riverbed::Log, max_bytes: usize) -> Vec<ReadRecord> {
             break;
         }
         for b in &batches {
-            assert!(b.last_offset() >= pos, "batch ending at {} for {pos}", b.last_offset());
+            assert!(
+                b.last_offset() >= pos,
+                "batch ending at {} for {pos}",
+                b.last_offset()
+            );
             for r in b.records().unwrap().iter() {
                 let r = r.unwrap();
                 if r.offset() < pos {
                     continue;
                 }
                 if let Some(last) = out.last() {
-                    assert!(r.offset() > last.0, "offset {} after {}", r.offset(), last.0);
+                    assert!(
+                        r.offset() > last.0,
+                        "offset {} after {}",
+                        r.offset(),
+                        last.0
+                    );
                 }
                 out.push((
                     r.offset(),
