@@ -27,10 +27,11 @@
 //! offset lower than the truth (a lost `cleaner-checkpoint`) only costs work.
 //!
 //! **Memory.** The map is a fixed table of 24-byte slots, `buffer_bytes / 24` of them, filled to
-//! at most 80%. A key is stored as a 128-bit hash made of two independently, randomly keyed
-//! SipHash-1-3 hashes, so nobody can make two keys collide on purpose, and a chance collision
-//! (probability about `n² / 2¹²⁹` for `n` keys in a pass: 2⁻⁶⁵ for four billion keys) is the only
-//! way a record could be dropped for another key's later record. When the dirty part has more
+//! at most 80%. A key is stored as a 128-bit hash: a randomly keyed SipHash-1-3 (so nobody can
+//! make two keys collide on purpose) and a randomly seeded multiply-xorshift hash. A chance
+//! collision of both (probability about `n² / 2¹²⁹` for `n` keys in a pass: 2⁻⁶⁵ for four billion
+//! keys) is the only way a record could be dropped for another key's later record; the key
+//! bytes are not kept, which is what lets the map hold a key in 24 bytes. When the dirty part has more
 //! keys than fit, it is cleaned in several passes.
 //!
 //! **Concurrency.** A run holds the log's `cleaner` lock (one run at a time) and neither the
@@ -168,17 +169,24 @@ pub(super) fn read_checkpoint(dir: &Path) -> u64 {
 const SLOT_BYTES: usize = 24;
 
 /// Key hash → offset of the key's last record, in a fixed budget (open addressing, linear
-/// probing). See the module documentation for collisions.
+/// probing). The table starts small and doubles up to the budget, so that a map of few keys stays
+/// in the CPU caches. See the module documentation for collisions.
 pub(crate) struct KeyMap {
     slots: Vec<[u64; 3]>,
     len: usize,
-    max_len: usize,
+    /// Slots the budget allows.
+    budget_slots: usize,
     hash_a: RandomState,
-    hash_b: RandomState,
+    seed_b: u64,
+}
+
+/// The share of slots a table may fill, as a fraction (4/5).
+const fn fill_limit(slots: usize) -> usize {
+    slots / 5 * 4
 }
 
 impl KeyMap {
-    /// A map using about `buffer_bytes` of memory.
+    /// A map using at most about `buffer_bytes` of memory.
     pub fn new(buffer_bytes: usize) -> Result<KeyMap> {
         if buffer_bytes < 1024 {
             return Err(Error::config(
@@ -186,19 +194,19 @@ impl KeyMap {
                 "the compaction key map needs at least 1 KiB",
             ));
         }
-        let n = buffer_bytes / SLOT_BYTES;
+        let budget_slots = buffer_bytes / SLOT_BYTES;
         Ok(KeyMap {
-            slots: vec![[0u64; 3]; n],
+            slots: vec![[0u64; 3]; budget_slots.min(1 << 14)],
             len: 0,
-            max_len: n / 5 * 4,
+            budget_slots,
             hash_a: RandomState::new(),
-            hash_b: RandomState::new(),
+            seed_b: RandomState::new().hash_one(0x5eed_u64),
         })
     }
 
-    /// Whether `more` new keys surely fit.
+    /// Whether `more` new keys surely fit in the budget.
     pub fn has_room(&self, more: usize) -> bool {
-        self.len + more <= self.max_len
+        self.len + more <= fill_limit(self.budget_slots)
     }
 
     /// Number of keys.
@@ -215,7 +223,7 @@ impl KeyMap {
     }
 
     fn hash(&self, key: &[u8]) -> (u64, u64) {
-        (self.hash_a.hash_one(key), self.hash_b.hash_one(key))
+        (self.hash_a.hash_one(key), mix_hash(self.seed_b, key))
     }
 
     /// The slot holding `hash`, or the empty slot where it would go.
@@ -238,6 +246,9 @@ impl KeyMap {
     /// Records `offset` as the last offset of `key` (offsets come in increasing order). The
     /// caller checks [`has_room`](Self::has_room) first, so the table is never full.
     pub fn put(&mut self, key: &[u8], offset: u64) {
+        if self.len + 1 > fill_limit(self.slots.len()) && self.slots.len() < self.budget_slots {
+            self.grow();
+        }
         let h = self.hash(key);
         let i = self.slot(h);
         let s = &mut self.slots[i];
@@ -247,11 +258,42 @@ impl KeyMap {
         *s = [h.0, h.1, offset + 1];
     }
 
+    /// Doubles the table (up to the budget) and moves every entry.
+    fn grow(&mut self) {
+        let n = (self.slots.len() * 2).min(self.budget_slots);
+        let old = std::mem::replace(&mut self.slots, vec![[0u64; 3]; n]);
+        for s in old.into_iter().filter(|s| s[2] != 0) {
+            let i = self.slot((s[0], s[1]));
+            self.slots[i] = s;
+        }
+    }
+
     /// The last offset recorded for `key`.
     pub fn get(&self, key: &[u8]) -> Option<u64> {
         let s = self.slots[self.slot(self.hash(key))];
         s[2].checked_sub(1)
     }
+}
+
+/// The second half of a key's 128-bit hash: a fast multiply-xorshift hash with a random seed.
+/// Nobody can aim a collision at the map, because the first half is a randomly keyed SipHash;
+/// this half only has to make chance collisions of the first half harmless.
+fn mix_hash(seed: u64, key: &[u8]) -> u64 {
+    const M: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = seed ^ (key.len() as u64).wrapping_mul(M);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(M);
+        h ^= h >> 29;
+    }
+    let mut w = [0u8; 8];
+    w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(w)).wrapping_mul(M);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^ (h >> 29)
 }
 
 // ---- a run --------------------------------------------------------------------------------
@@ -670,7 +712,7 @@ mod tests {
     #[test]
     fn key_map_keeps_the_last_offset_and_respects_its_budget() {
         let mut m = KeyMap::new(24 * 100).unwrap();
-        assert_eq!(m.max_len, 80);
+        assert!(m.has_room(80) && !m.has_room(81));
         for i in 0..80u64 {
             assert!(m.has_room(1));
             m.put(&i.to_le_bytes(), i);
@@ -684,6 +726,15 @@ mod tests {
         assert_eq!(m.get(b""), None);
         m.clear();
         assert_eq!(m.get(&8u64.to_le_bytes()), None);
+        // Growing keeps every entry.
+        let mut m = KeyMap::new(24 << 20).unwrap();
+        for i in 0..100_000u64 {
+            m.put(&i.to_le_bytes(), i * 2);
+        }
+        assert!(m.slots.len() > 1 << 14);
+        for i in 0..100_000u64 {
+            assert_eq!(m.get(&i.to_le_bytes()), Some(i * 2));
+        }
         assert!(KeyMap::new(100).is_err());
     }
 
