@@ -49,7 +49,12 @@ fn keyed_batch(rng: &mut common::Rng, keys: u64, ts: i64) -> RecordBatch {
     let mut b = BatchBuilder::new(Compression::None);
     for _ in 0..100 {
         let k = rng.below(keys);
-        b.append(ts, Some(format!("key-{k:08}").as_bytes()), Some(&common::value(k, 100)), &[]);
+        b.append(
+            ts,
+            Some(format!("key-{k:08}").as_bytes()),
+            Some(&common::value(k, 100)),
+            &[],
+        );
     }
     b.build().expect("build batch")
 }
@@ -61,7 +66,8 @@ fn dirty_log(keys: u64, bytes: u64) -> tempfile::TempDir {
     let mut rng = common::Rng::new(keys);
     let ts = common::now_ms();
     while log.size_in_bytes() < bytes {
-        log.append(&keyed_batch(&mut rng, keys, ts)).expect("append");
+        log.append(&keyed_batch(&mut rng, keys, ts))
+            .expect("append");
     }
     log.roll().expect("roll");
     log.close().expect("close");
@@ -164,8 +170,9 @@ fn append_groups(c: &mut Criterion) {
         let id = if cleaning { "cleaning" } else { "idle" };
         group.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter_custom(|iters| {
-                let batches: Vec<RecordBatch> =
-                    (0..BATCHES).map(|_| keyed_batch(&mut rng, 10_000, ts)).collect();
+                let batches: Vec<RecordBatch> = (0..BATCHES)
+                    .map(|_| keyed_batch(&mut rng, 10_000, ts))
+                    .collect();
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
                     let start = Instant::now();

@@ -28,7 +28,7 @@ fn latest(store: &Store, topic: &str, partitions: u32) -> Vec<(Vec<u8>, Vec<u8>)
     let mut c = store.consumer(Default::default()).unwrap();
     for p in 0..partitions {
         let tp = riverbed::TopicPartition::new(topic, p);
-        c.assign(&[tp.clone()]).unwrap();
+        c.assign(std::slice::from_ref(&tp)).unwrap();
         c.seek(&tp, 0).unwrap();
         loop {
             let recs = c.poll(Duration::from_millis(50)).unwrap();

@@ -52,7 +52,7 @@ fn mix(seed: u64) -> u64 {
 /// The record at `offset`: its key and value (every 13th is a tombstone) are a function of it.
 fn record(offset: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     let key = format!("key-{:05}", mix(offset) % KEYS).into_bytes();
-    let value = (offset % 13 != 0).then(|| {
+    let value = (!offset.is_multiple_of(13)).then(|| {
         format!(
             "value-at-{offset}-{}",
             "v".repeat((mix(offset) % 50) as usize)
@@ -68,7 +68,7 @@ fn append_round(log: &Log) {
     while log.next_offset() < end {
         let next = log.next_offset();
         let n = (1 + mix(next) % 7).min(end - next);
-        let compression = if mix(next) % 3 == 0 {
+        let compression = if mix(next).is_multiple_of(3) {
             Compression::Zstd { level: 1 }
         } else {
             Compression::None

@@ -226,19 +226,19 @@ impl Harness {
                 } else {
                     Compression::None
                 });
-                let mut next = self.model.len() as u64;
+                let first = self.model.len() as u64;
                 let mut recs = Vec::new();
                 for (i, (k, v)) in records.iter().enumerate() {
-                    let value = v.map(|v| value_bytes(*k, v, next));
+                    let offset = first + i as u64;
+                    let value = v.map(|v| value_bytes(*k, v, offset));
                     let ts = self.clock + i as i64;
                     b.append(ts, Some(&[*k]), value.as_deref(), &[]);
                     recs.push(Rec {
-                        offset: next,
+                        offset,
                         key: *k,
                         value,
                         ts,
                     });
-                    next += 1;
                 }
                 let info = self.log().append(&b.build().unwrap()).unwrap();
                 assert_eq!(info.base_offset, recs[0].offset);
