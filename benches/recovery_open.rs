@@ -242,7 +242,7 @@ fn open_after_crash(c: &mut Criterion) {
         let from = image.resume.next_offset;
         group.bench_function(BenchmarkId::new("scan_in_memory", &label), |b| {
             b.iter(|| {
-                let end = scan(&image.tail, 0, from, 1 << 20, |_, _| {});
+                let end = scan(&image.tail, 0, from, 1 << 20, false, |_, _| {});
                 assert!(end.error.is_none() && end.end == image.tail.len());
                 end.next_offset
             })

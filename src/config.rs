@@ -41,6 +41,33 @@ pub enum RecoveryMode {
     Strict,
 }
 
+/// What happens to old records of a log (Kafka's `cleanup.policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Sealed segments past `retention_ms` / `retention_bytes` are deleted. Default.
+    #[default]
+    Delete,
+    /// The log is compacted: of the records with the same key, at least the last one is kept
+    /// (see [`Log::compact`](crate::Log::compact)); retention settings are ignored. Every record
+    /// must have a key.
+    Compact,
+    /// Both: compacted, and segments past the retention limits are deleted as well
+    /// (`compact,delete`).
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether the log is compacted (and so refuses records without a key).
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether retention deletes old segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+}
+
 /// Configuration of one partition log.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -48,7 +75,10 @@ pub struct LogConfig {
     /// Default: 1 GiB (`segment.bytes`).
     pub segment_bytes: u64,
     /// Age after which the active segment is rolled even if not full, measured from its first
-    /// batch's timestamp to the newest batch's. Default: 7 days (`segment.ms`).
+    /// batch's timestamp to the newest batch's, and checked when a batch is appended.
+    /// Default: 7 days (`segment.ms`). The log cleaner never touches the active segment, so in a
+    /// compacted log this bounds how long superseded records stay in a log that keeps receiving
+    /// records.
     pub segment_ms: Option<u64>,
     /// Bytes between offset-index entries. Default: 4096 (`index.interval.bytes`).
     pub index_interval_bytes: u32,
@@ -75,6 +105,21 @@ pub struct LogConfig {
     /// Whether record timestamps are the producer's or the log's append time.
     /// Default: [`TimestampType::CreateTime`].
     pub timestamp_type: TimestampType,
+    /// Delete old segments, compact the log, or both. Default: [`CleanupPolicy::Delete`]
+    /// (`cleanup.policy`).
+    pub cleanup_policy: CleanupPolicy,
+    /// The background cleaner compacts a log only once the bytes written since its last
+    /// compaction make up at least this share of the cleanable log (0.0 to 1.0).
+    /// Default: 0.5 (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records stay uncompacted for at least this long: a sealed segment whose newest record is
+    /// younger is not cleaned, nor anything after it. Default: 0 (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: u64,
+    /// How long a tombstone (a record with a null value) survives compaction: it is removed by
+    /// the first compaction at or after the newest timestamp of its segment plus this, so that a
+    /// consumer reading the log from the start within this time sees the delete.
+    /// Default: 1 day (`delete.retention.ms`).
+    pub delete_retention_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -92,6 +137,10 @@ impl Default for LogConfig {
             recovery_checkpoint_bytes: 64 << 20,
             recovery: RecoveryMode::TruncateTail,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -134,9 +183,17 @@ impl LogConfig {
                 ));
             }
         }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(Error::config(
+                "min_cleanable_dirty_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
         for (field, v) in [
             ("segment_ms", self.segment_ms),
             ("retention_ms", self.retention_ms),
+            ("min_compaction_lag_ms", Some(self.min_compaction_lag_ms)),
+            ("delete_retention_ms", Some(self.delete_retention_ms)),
         ] {
             if v.is_some_and(|ms| ms > i64::MAX as u64) {
                 return Err(Error::config(

@@ -61,6 +61,12 @@ pub enum ErrorKind {
         /// The configured maximum in bytes.
         max: usize,
     },
+    /// A record without a key was sent to a compacted log or topic (Kafka: "Compacted topic
+    /// cannot accept message without key"); nothing was written.
+    KeyRequired {
+        /// Position of the first keyless record in its batch (0 for a single record).
+        record: u32,
+    },
     /// A value given by the caller is not acceptable; nothing was changed.
     InvalidArgument(String),
     /// A configuration value is out of its allowed range.
@@ -277,6 +283,7 @@ impl Clone for ErrorKind {
                 size: *size,
                 max: *max,
             },
+            K::KeyRequired { record } => K::KeyRequired { record: *record },
             K::InvalidArgument(m) => K::InvalidArgument(m.clone()),
             K::InvalidConfig { field, reason } => K::InvalidConfig {
                 field,
@@ -392,6 +399,11 @@ impl fmt::Display for Error {
                 f,
                 "record batch of {size} bytes exceeds the maximum of {max} bytes; nothing was \
                  written (raise max_record_bytes or send smaller records)"
+            ),
+            ErrorKind::KeyRequired { record } => write!(
+                f,
+                "a compacted log cannot accept a record without a key (record {record} of the \
+                 batch has none); nothing was written"
             ),
             ErrorKind::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             ErrorKind::InvalidConfig { field, reason } => {

@@ -47,7 +47,7 @@ mod store;
 mod topic;
 mod txn;
 
-pub use config::{FlushPolicy, LogConfig, RecoveryMode};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig, RecoveryMode};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, ConsumerRecords,
     IsolationLevel, OffsetAndMetadata, OffsetAndTimestamp, OffsetReset, RebalanceListener,
@@ -56,7 +56,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
 pub use group::GroupDescription;
 pub use log::{
-    AbortedTxn, AppendInfo, CommittedRead, Log, RecoveryReport, RetentionReport, Truncation,
+    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionReport, Log,
+    RecoveryReport, RetentionReport, Truncation,
 };
 pub use metrics::{
     FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics, Metrics,
@@ -69,7 +70,7 @@ pub use record::{
     RecordIter, RecordView, Records, TimestampType,
 };
 pub use segment::BatchView;
-pub use store::{PartitionDescription, Store, StoreConfig, TopicDescription};
+pub use store::{CleanerConfig, PartitionDescription, Store, StoreConfig, TopicDescription};
 pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
 pub use txn::{TransactionConfig, TransactionalProducer};
 

@@ -34,6 +34,18 @@ use crate::record::{BatchBuilder, Compression, ProducerFields, RecordBatch, Time
 use crate::store::{Partition, Store, StoreInner, Topic};
 use crate::topic::TopicPartition;
 
+/// Refuses a record without a key for a compacted topic, before it is queued with others (the
+/// log would refuse the whole coalesced batch).
+fn refuse_keyless(topic: &Topic, record: &Record, index: usize) -> Result<()> {
+    if record.key.is_none() && topic.config.log.cleanup_policy.compacts() {
+        return Err(ErrorKind::KeyRequired {
+            record: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// A record to send: topic, optional partition, key, value, headers and timestamp.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
@@ -350,7 +362,8 @@ impl Producer {
     ///
     /// # Errors
     /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition);
-    /// [`RecordTooLarge`](ErrorKind::RecordTooLarge); errors of [`Log::append`]. Nothing is
+    /// [`RecordTooLarge`](ErrorKind::RecordTooLarge); [`KeyRequired`](ErrorKind::KeyRequired)
+    /// for a record without a key sent to a compacted topic; errors of [`Log::append`]. Nothing is
     /// written on error.
     pub fn send(&self, record: Record) -> Result<RecordMetadata> {
         if let Some(seq) = &self.sequencer {
@@ -362,6 +375,7 @@ impl Producer {
                 .ok_or_else(|| Error::invalid("a sent record has no metadata"));
         }
         let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
+        refuse_keyless(&topic, &record, 0)?;
         let size = record.encoded_size_bound();
         let max = topic.config.log.max_record_bytes;
         if size > max {
@@ -398,7 +412,7 @@ impl Producer {
     ///
     /// # Errors
     /// As [`send`](Self::send). Validation errors (unknown topic or partition, a record too
-    /// large) are found before anything is written; an append error may leave earlier
+    /// large, a missing key for a compacted topic) are found before anything is written; an append error may leave earlier
     /// partitions' batches written.
     pub fn send_batch(
         &self,
@@ -419,6 +433,7 @@ impl Producer {
                     t
                 }
             };
+            refuse_keyless(&topic, r, i)?;
             let size = r.encoded_size_bound();
             let max = topic.config.log.max_record_bytes;
             if size > max {

@@ -16,8 +16,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -26,7 +27,7 @@ use crate::consumer::offsets::OffsetStore;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
 use crate::group::Group;
-use crate::log::Log;
+use crate::log::{CompactionConfig, CompactionReport, Log};
 use crate::partitioner::Sticky;
 use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
@@ -41,12 +42,58 @@ pub struct StoreConfig {
     pub auto_create_topics: bool,
     /// Configuration of automatically created topics. Default: `TopicConfig::new(1)`.
     pub default_topic: TopicConfig,
+    /// The background log cleaner. Default: [`CleanerConfig::default`].
+    pub cleaner: CleanerConfig,
+}
+
+/// Settings of the store's background log cleaner: one thread that compacts the partitions of
+/// compacted topics (see [`Log::compact`]).
+#[derive(Clone, Debug)]
+pub struct CleanerConfig {
+    /// Whether the thread runs. Without it, compaction happens only through
+    /// [`Store::compact_now`]. Default: true (`log.cleaner.enable`).
+    pub enabled: bool,
+    /// Memory for the key map of one compaction pass. Default: 32 MiB.
+    pub buffer_bytes: usize,
+    /// How long the cleaner sleeps when no partition needed cleaning (it checks again at once
+    /// after cleaning one). Default: 15 s (`log.cleaner.backoff.ms`).
+    pub backoff: Duration,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> CleanerConfig {
+        CleanerConfig {
+            enabled: true,
+            buffer_bytes: CompactionConfig::default().buffer_bytes,
+            backoff: Duration::from_secs(15),
+        }
+    }
 }
 
 /// A Riverbed data directory. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct Store {
+    // NOTE: declared first so that it is dropped first: the cleaner thread stops before the
+    // store's logs close.
+    _cleaner: Arc<CleanerThread>,
     pub(crate) inner: Arc<StoreInner>,
+}
+
+/// The background cleaner thread; stopped and joined when the last `Store` handle goes.
+struct CleanerThread {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for CleanerThread {
+    fn drop(&mut self) {
+        let (flag, cv) = &*self.stop;
+        *flag.lock() = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 pub(crate) struct StoreInner {
@@ -240,22 +287,36 @@ impl Store {
         let offsets = OffsetStore::open(&dir.join(OFFSETS_DIR))?;
         let (txns, decisions) = Coordinator::open(&dir.join(TXN_LOG_DIR))?;
         recover_transactions(&map, &offsets, &txns, &decisions)?;
+        let inner = Arc::new(StoreInner {
+            dir,
+            config,
+            topics: RwLock::new(map),
+            admin: Mutex::new(()),
+            offsets,
+            txns,
+            reaper_started: std::sync::atomic::AtomicBool::new(false),
+            groups: Mutex::new(HashMap::new()),
+            metadata_version: AtomicU64::new(0),
+            notify: Notify::new(),
+            group_changes: Arc::default(),
+            groups_published: Mutex::new(0),
+            _lock: lock,
+        });
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = if inner.config.cleaner.enabled {
+            let (weak, stop) = (Arc::downgrade(&inner), Arc::clone(&stop));
+            Some(
+                std::thread::Builder::new()
+                    .name("riverbed-cleaner".into())
+                    .spawn(move || cleaner_loop(&weak, &stop))
+                    .map_err(|e| Error::io("spawn cleaner thread", &inner.dir, e))?,
+            )
+        } else {
+            None
+        };
         Ok(Store {
-            inner: Arc::new(StoreInner {
-                dir,
-                config,
-                topics: RwLock::new(map),
-                admin: Mutex::new(()),
-                offsets,
-                txns,
-                reaper_started: std::sync::atomic::AtomicBool::new(false),
-                groups: Mutex::new(HashMap::new()),
-                metadata_version: AtomicU64::new(0),
-                notify: Notify::new(),
-                group_changes: Arc::default(),
-                groups_published: Mutex::new(0),
-                _lock: lock,
-            }),
+            _cleaner: Arc::new(CleanerThread { stop, thread }),
+            inner,
         })
     }
 
@@ -441,6 +502,96 @@ impl Store {
             }
         }
         Ok(n)
+    }
+}
+
+impl Store {
+    /// Compacts every partition of a compacted topic now, whatever its dirty ratio (see
+    /// [`Log::compact`]), with the cleaner's key map size and the wall clock. Returns the sum of
+    /// the partitions' reports.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); as [`Log::compact`] (including
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for a topic that is not compacted).
+    pub fn compact_now(&self, topic: &str) -> Result<CompactionReport> {
+        self.compact_now_with(
+            topic,
+            &CompactionConfig {
+                buffer_bytes: self.inner.config.cleaner.buffer_bytes,
+                ..CompactionConfig::default()
+            },
+        )
+    }
+
+    /// Like [`compact_now`](Self::compact_now) with explicit options (a clock for tests, a key
+    /// map size).
+    ///
+    /// # Errors
+    /// As [`compact_now`](Self::compact_now).
+    pub fn compact_now_with(
+        &self,
+        topic: &str,
+        options: &CompactionConfig,
+    ) -> Result<CompactionReport> {
+        let t = self.inner.topic(topic)?;
+        let mut report = CompactionReport::default();
+        let parts = t.partitions.read().clone();
+        for p in parts.iter() {
+            report.add(&p.log.compact(options)?);
+        }
+        Ok(report)
+    }
+}
+
+/// The background cleaner: repeatedly compacts the dirtiest partition whose dirty ratio reached
+/// its topic's `min_cleanable_dirty_ratio`, sleeping `backoff` when there is none. It holds the
+/// store only weakly between rounds, and a round stops between segment groups once asked to.
+fn cleaner_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
+    let should_stop = || *stop.0.lock();
+    loop {
+        let mut backoff = None;
+        {
+            let Some(inner) = store.upgrade() else { return };
+            let config = &inner.config.cleaner;
+            let now = crate::log::now_ms();
+            let topics: Vec<Arc<Topic>> = inner.topics.read().values().cloned().collect();
+            let dirtiest = topics
+                .iter()
+                .filter(|t| t.config.log.cleanup_policy.compacts())
+                .flat_map(|t| t.partitions.read().iter().cloned().collect::<Vec<_>>())
+                .filter(|p| !p.log.is_deleted())
+                .map(|p| (p.log.dirty_ratio(now), p))
+                .filter(|(ratio, p)| {
+                    *ratio > 0.0 && *ratio >= p.log.config().min_cleanable_dirty_ratio
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match dirtiest {
+                Some((_, p)) => {
+                    let options = CompactionConfig {
+                        buffer_bytes: config.buffer_bytes,
+                        now_ms: Some(now),
+                        force: false,
+                    };
+                    // An error (a damaged segment, a failed write) is retried after the backoff;
+                    // a poisoned log reports it to its own users.
+                    match p.log.compact_until(&options, &should_stop) {
+                        Ok(report) if report.passes > 0 => {}
+                        _ => backoff = Some(config.backoff),
+                    }
+                }
+                None => backoff = Some(config.backoff),
+            }
+        }
+        let (flag, cv) = stop;
+        let mut s = flag.lock();
+        if let Some(wait) = backoff {
+            if !*s {
+                cv.wait_for(&mut s, wait);
+            }
+        }
+        if *s {
+            return;
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{FlushPolicy, LogConfig, RecoveryMode};
+use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, RecoveryMode};
 use crate::error::{corrupt, Error, Result};
 use crate::record::{crc, Compression, TimestampType};
 
@@ -114,7 +114,7 @@ impl TopicConfig {
         let mut entries = self.entries();
         for (key, value) in settings {
             let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) else {
-                let known: Vec<&str> = self.entries_keys();
+                let known = self.entries_keys();
                 return Err(Error::invalid(format!(
                     "unknown topic setting {key:?}; known: {}",
                     known.join(", ")
@@ -129,27 +129,13 @@ impl TopicConfig {
         for (k, v) in entries {
             line.push_str(&format!(" {k}={v}"));
         }
-        let (_, config) = decode_topic(&line).map_err(Error::invalid)?;
+        let (_, config) = decode_topic(&line, false).map_err(Error::invalid)?;
         *self = config;
         Ok(())
     }
 
-    fn entries_keys(&self) -> Vec<&'static str> {
-        vec![
-            "partitions",
-            "segment_bytes",
-            "segment_ms",
-            "index_interval_bytes",
-            "index_max_bytes",
-            "max_record_bytes",
-            "flush",
-            "retention_ms",
-            "retention_bytes",
-            "recovery_checkpoint_bytes",
-            "recovery",
-            "compression",
-            "timestamp_type",
-        ]
+    fn entries_keys(&self) -> Vec<String> {
+        self.entries().into_iter().map(|(k, _)| k).collect()
     }
 
     /// A topic of `partitions` partitions with default settings.
@@ -203,6 +189,13 @@ impl TopicConfig {
         self
     }
 
+    /// Sets the cleanup policy: [`CleanupPolicy::Compact`] makes a compacted topic, whose
+    /// records must all have keys.
+    pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> TopicConfig {
+        self.log.cleanup_policy = policy;
+        self
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -224,7 +217,16 @@ impl TopicConfig {
 
 /// Name of the topic metadata file in the store directory.
 pub(crate) const METADATA_FILE: &str = "topics";
-const METADATA_HEADER: &str = "riverbed-topics v1";
+const METADATA_HEADER: &str = "riverbed-topics v2";
+/// The previous version: the same without the compaction settings, which read as their defaults.
+const METADATA_HEADER_V1: &str = "riverbed-topics v1";
+/// Settings version 1 files do not have.
+const V2_KEYS: [&str; 4] = [
+    "cleanup_policy",
+    "min_cleanable_dirty_ratio",
+    "min_compaction_lag_ms",
+    "delete_retention_ms",
+];
 
 fn opt<T: fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "none".to_string(), |v| v.to_string())
@@ -251,7 +253,9 @@ fn encode_topic(name: &str, c: &TopicConfig) -> String {
     format!(
         "topic {name} partitions={} segment_bytes={} segment_ms={} index_interval_bytes={} \
          index_max_bytes={} max_record_bytes={} flush={flush} retention_ms={} retention_bytes={} \
-         recovery_checkpoint_bytes={} recovery={} compression={compression} timestamp_type={}",
+         recovery_checkpoint_bytes={} recovery={} compression={compression} timestamp_type={} \
+         cleanup_policy={} min_cleanable_dirty_ratio={} min_compaction_lag_ms={} \
+         delete_retention_ms={}",
         c.partitions,
         l.segment_bytes,
         opt(l.segment_ms),
@@ -269,6 +273,14 @@ fn encode_topic(name: &str, c: &TopicConfig) -> String {
             TimestampType::CreateTime => "create",
             TimestampType::LogAppendTime => "append",
         },
+        match l.cleanup_policy {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        },
+        l.min_cleanable_dirty_ratio,
+        l.min_compaction_lag_ms,
+        l.delete_retention_ms,
     )
 }
 
@@ -319,8 +331,13 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     crc::verify(body.as_bytes(), stored, body_end as u64).map_err(|e| e.in_file(path, 0))?;
     let mut lines = body.lines();
     let mut pos = 0usize;
+    let mut v1 = false;
     match lines.next() {
         Some(h) if h == METADATA_HEADER => pos += h.len() + 1,
+        Some(h) if h == METADATA_HEADER_V1 => {
+            v1 = true;
+            pos += h.len() + 1;
+        }
         Some(h) if h.starts_with("riverbed-topics ") => {
             return Err(bad(
                 0,
@@ -332,7 +349,7 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     }
     let mut out = Vec::new();
     for line in lines {
-        let topic = decode_topic(line)
+        let topic = decode_topic(line, v1)
             .map_err(|what| bad(pos, "a topic line", format!("{line:?}: {what}")))?;
         out.push(topic);
         pos += line.len() + 1;
@@ -340,7 +357,7 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     Ok(out)
 }
 
-fn decode_topic(line: &str) -> std::result::Result<(String, TopicConfig), String> {
+fn decode_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
     let mut words = line.split(' ');
     if words.next() != Some("topic") {
         return Err("does not start with \"topic\"".into());
@@ -362,7 +379,21 @@ fn decode_topic(line: &str) -> std::result::Result<(String, TopicConfig), String
         let (k, v) = w
             .split_once('=')
             .ok_or_else(|| format!("{w:?} is not key=value"))?;
+        if v1 && V2_KEYS.contains(&k) {
+            return Err(format!("unknown setting {k:?} in a version 1 file"));
+        }
         match k {
+            "cleanup_policy" => {
+                c.log.cleanup_policy = match v {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" => CleanupPolicy::CompactDelete,
+                    _ => return Err(format!("unknown cleanup policy {v:?}")),
+                }
+            }
+            "min_cleanable_dirty_ratio" => c.log.min_cleanable_dirty_ratio = num(k, v)?,
+            "min_compaction_lag_ms" => c.log.min_compaction_lag_ms = num(k, v)?,
+            "delete_retention_ms" => c.log.delete_retention_ms = num(k, v)?,
             "partitions" => c.partitions = num(k, v)?,
             "segment_bytes" => c.log.segment_bytes = num(k, v)?,
             "segment_ms" => c.log.segment_ms = opt_num(k, v)?,
@@ -452,9 +483,13 @@ mod tests {
             .compression(Compression::Zstd { level: 5 })
             .retention_bytes(Some(1 << 30))
             .timestamp_type(TimestampType::LogAppendTime);
-        let b = TopicConfig::new(1)
+        let mut b = TopicConfig::new(1)
             .flush(FlushPolicy::EveryAppend)
-            .retention_ms(None);
+            .retention_ms(None)
+            .cleanup_policy(CleanupPolicy::CompactDelete);
+        b.log.min_cleanable_dirty_ratio = 0.125;
+        b.log.min_compaction_lag_ms = 7;
+        b.log.delete_retention_ms = 9;
         let bytes = encode_metadata([("a", &a), ("b", &b)].into_iter());
         let p = Path::new("topics");
         let back = decode_metadata(&bytes, p).unwrap();
@@ -467,5 +502,33 @@ mod tests {
         assert!(decode_metadata(&bad, p).unwrap_err().is_corruption());
         assert!(decode_metadata(b"", p).is_err());
         assert!(decode_metadata(&bytes[..bytes.len() - 3], p).is_err());
+    }
+
+    fn with_crc(body: &str) -> Vec<u8> {
+        let sum = crc::checksum(body.as_bytes());
+        format!("{body}crc {sum:08x}\n").into_bytes()
+    }
+
+    /// A file written before compaction existed still opens, its topics with the defaults.
+    #[test]
+    fn version_1_metadata_is_read_with_default_compaction_settings() {
+        let line = "topic old partitions=2 segment_bytes=1048576 segment_ms=none \
+                    index_interval_bytes=4096 index_max_bytes=10485760 max_record_bytes=65536 \
+                    flush=manual retention_ms=none retention_bytes=none \
+                    recovery_checkpoint_bytes=67108864 recovery=truncate compression=none \
+                    timestamp_type=create";
+        let p = Path::new("topics");
+        let back = decode_metadata(&with_crc(&format!("riverbed-topics v1\n{line}\n")), p).unwrap();
+        assert_eq!(back[0].0, "old");
+        let l = &back[0].1.log;
+        assert_eq!(l.cleanup_policy, CleanupPolicy::Delete);
+        assert_eq!(l.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(l.delete_retention_ms, 24 * 60 * 60 * 1000);
+        // Version 2 keys have no place in a version 1 file.
+        let bad = format!("riverbed-topics v1\n{line} cleanup_policy=compact\n");
+        assert!(decode_metadata(&with_crc(&bad), p)
+            .unwrap_err()
+            .is_corruption());
+        assert!(decode_metadata(&with_crc(&format!("riverbed-topics v3\n{line}\n")), p).is_err());
     }
 }

@@ -135,7 +135,7 @@ fn sealed_data_file_with_a_bad_header_fails_open_with_corruption() {
 #[test]
 fn sealed_data_file_from_a_future_version_fails_open_with_unsupported_version() {
     let (dir, bases) = closed_log();
-    for version in [2u16, 9, u16::MAX] {
+    for version in [3u16, 9, u16::MAX] {
         let copy = copy_dir(dir.path());
         let path = seg_path(copy.path(), bases[1], "log");
         let before = std::fs::read(&path).unwrap();
@@ -144,7 +144,7 @@ fn sealed_data_file_from_a_future_version_fails_open_with_unsupported_version() 
         assert_ne!(before, edited);
         let e = Log::open(copy.path(), config()).unwrap_err();
         assert!(
-            matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found, supported: 1 }
+            matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found, supported: 2 }
                 if *p == path && *found == version),
             "version {version}: {e:?}"
         );
@@ -179,7 +179,7 @@ fn active_data_file_from_a_future_version_is_refused_not_deleted() {
     let active = *bases.last().unwrap();
     let copy = copy_dir(dir.path());
     let path = seg_path(copy.path(), active, "log");
-    edit_header(&path, true, set_version(2));
+    edit_header(&path, true, set_version(3));
     let edited = std::fs::read(&path).unwrap();
     let result = Log::open(copy.path(), config());
     let now = std::fs::read(&path).ok();
@@ -190,7 +190,7 @@ fn active_data_file_from_a_future_version_is_refused_not_deleted() {
     );
     let e = result.expect_err("a log with a segment of a newer version was opened");
     assert!(
-        matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found: 2, .. } if *p == path),
+        matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found: 3, .. } if *p == path),
         "{e:?}"
     );
 }
@@ -252,7 +252,7 @@ fn index_files_with_bad_headers_are_rebuilt() {
         ),
         ("bad CRC", false, Box::new(|h| h[16] ^= 4)),
         ("other base", true, Box::new(|h| h[9] ^= 1)),
-        ("future version", true, Box::new(|h| h[4] = 2)),
+        ("future version", true, Box::new(|h| h[4] = 3)),
     ];
     for (what, fix_crc, edit) in cases {
         for base in [bases[0], active] {

@@ -100,6 +100,7 @@ fn auto_create_and_subscribe_refuse_bad_names() {
         StoreConfig {
             auto_create_topics: true,
             default_topic: TopicConfig::new(1),
+            ..StoreConfig::default()
         },
     )
     .unwrap();

@@ -106,6 +106,7 @@ fn auto_create_uses_the_default_topic_config() {
     let config = StoreConfig {
         auto_create_topics: true,
         default_topic: TopicConfig::new(3).timestamp_type(TimestampType::LogAppendTime),
+        ..StoreConfig::default()
     };
     {
         let store = Store::open_with(dir.path(), config.clone()).unwrap();
@@ -169,6 +170,7 @@ fn concurrent_first_sends_create_the_topic_once() {
         StoreConfig {
             auto_create_topics: true,
             default_topic: TopicConfig::new(1),
+            ..StoreConfig::default()
         },
     )
     .unwrap();

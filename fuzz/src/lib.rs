@@ -364,7 +364,7 @@ pub fn recover_segment(data: &[u8]) {
         assert_eq!(header, file_header::encode(FileKind::Log, 0));
         assert_eq!(FILE_HEADER_LEN, header.len());
         let mut batches = Vec::new();
-        let end = scan(&file, FILE_HEADER_LEN, 0, MAX_BATCH, |pos, h| {
+        let end = scan(&file, FILE_HEADER_LEN, 0, MAX_BATCH, false, |pos, h| {
             batches.push((pos, h.base_offset, h.last_offset()));
         });
         assert!(end.end <= file.len() && end.end >= FILE_HEADER_LEN);
@@ -376,10 +376,10 @@ pub fn recover_segment(data: &[u8]) {
         }
         assert_eq!(end.next_offset, expect_next);
         // Out-of-range starts are errors, not panics.
-        assert!(scan(&file, file.len() + 1, 0, MAX_BATCH, |_, _| {})
+        assert!(scan(&file, file.len() + 1, 0, MAX_BATCH, false, |_, _| {})
             .error
             .is_some());
-        let _ = scan(data, 0, 0, MAX_BATCH, |_, _| {});
+        let _ = scan(data, 0, 0, MAX_BATCH, false, |_, _| {});
         end
     };
 

@@ -5,10 +5,14 @@
 //! readers never take that mutex: they read the published high watermark and a snapshot of the
 //! segment list, and get [`BatchView`]s that borrow the memory-mapped files.
 //!
-//! Lock order, outermost first: `sync` → `writer` → `checkpoint`; `segments` is only ever held
-//! for the moment it takes to clone or replace the snapshot.
+//! Lock order, outermost first: `sync` → `writer` → `checkpoint`; `cleaner` → `maint`, and
+//! `writer` → `maint`; `segments` is only ever held for the moment it takes to clone or replace
+//! the snapshot. `cleaner` serialises compaction runs (see `cleaner`); `maint` is held while
+//! segments are deleted (retention) or replaced (a compaction swap), so that neither happens to
+//! a segment the other is working on.
 
 pub mod checkpoint;
+pub(crate) mod cleaner;
 pub(crate) mod producer_state;
 pub(crate) mod recovery;
 #[cfg(test)]
@@ -31,6 +35,7 @@ use crate::record::{BatchBuilder, ControlType, ProducerFields, RecordBatch, Time
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::{ActiveSegment, BatchView, ReadProgress, Segment};
 use checkpoint::Checkpoint;
+pub use cleaner::{CompactionConfig, CompactionReport};
 pub use producer_state::AbortedTxn;
 use producer_state::{OpenTxn, ProducerStates, Verdict};
 pub use recovery::{RecoveryReport, Truncation};
@@ -129,6 +134,10 @@ struct Inner {
     report: RecoveryReport,
     counters: LogCounters,
     shutdown: (Mutex<bool>, Condvar),
+    /// Held by a compaction run from start to end.
+    cleaner: Mutex<cleaner::CleanerState>,
+    /// Held while segments are deleted or swapped (see the module documentation).
+    maint: Mutex<()>,
     _lock: DirLock,
 }
 
@@ -232,6 +241,10 @@ impl Log {
             report,
             counters: LogCounters::default(),
             shutdown: (Mutex::new(false), Condvar::new()),
+            cleaner: Mutex::new(cleaner::CleanerState {
+                clean_offset: cleaner::read_checkpoint(&dir),
+            }),
+            maint: Mutex::new(()),
             dir,
             config,
             _lock: lock,
@@ -256,7 +269,8 @@ impl Log {
     ///
     /// # Errors
     /// [`RecordTooLarge`](ErrorKind::RecordTooLarge) (nothing written);
-    /// [`Poisoned`](ErrorKind::Poisoned) after an earlier failure; [`Io`](ErrorKind::Io) — a
+    /// [`KeyRequired`](ErrorKind::KeyRequired) for a record without a key in a compacted log
+    /// (nothing written); [`Poisoned`](ErrorKind::Poisoned) after an earlier failure; [`Io`](ErrorKind::Io) — a
     /// full disk is reported before anything is written, a failed fsync poisons the log.
     pub fn append(&self, batch: &RecordBatch) -> Result<AppendInfo> {
         if batch.header().is_control() {
@@ -311,6 +325,9 @@ impl Log {
                 max: inner.config.max_record_bytes,
             }
             .into());
+        }
+        if inner.config.cleanup_policy.compacts() {
+            refuse_keyless(batch)?;
         }
         let stamped;
         let batch = if inner.config.timestamp_type == TimestampType::LogAppendTime {
@@ -655,7 +672,8 @@ impl Log {
     /// Deletes sealed segments past the retention limits as of `now_ms`: oldest first, those whose
     /// newest record is older than `retention_ms`, and those whose removal keeps the log at or
     /// above `retention_bytes`. The active segment is never deleted. Readers holding batches of a
-    /// deleted segment keep them.
+    /// deleted segment keep them. Does nothing for a log whose cleanup policy is
+    /// [`Compact`](crate::CleanupPolicy::Compact) only.
     ///
     /// # Errors
     /// [`Io`](ErrorKind::Io) if a file cannot be removed.
@@ -672,6 +690,7 @@ impl Log {
     /// [`Io`](ErrorKind::Io) if a file cannot be removed.
     pub fn delete_segments_below(&self, offset: u64) -> Result<RetentionReport> {
         let _w = self.inner.writer.lock();
+        let _maint = self.inner.maint.lock();
         let segments = self.inner.segments.read().clone();
         let sealed = &segments[..segments.len().saturating_sub(1)];
         let doomed = sealed
@@ -679,6 +698,60 @@ impl Log {
             .take_while(|s| s.next_offset() <= offset)
             .count();
         self.inner.delete_front_locked(doomed)
+    }
+
+    /// Compacts the log (its cleanup policy must include
+    /// [`Compact`](crate::CleanupPolicy::Compact)): rewrites its sealed segments so that of the
+    /// records with the same key at least the last one survives, and removes tombstones older
+    /// than `delete_retention_ms`. Offsets never change (removed records leave gaps, which reads
+    /// skip), control batches stay, the active segment is never touched, nor anything younger
+    /// than `min_compaction_lag_ms`. Appends and reads go on meanwhile; readers holding batches
+    /// of a rewritten segment keep them. Crash-safe: after a crash at any point the log opens
+    /// with either the old or the new segments.
+    ///
+    /// ```
+    /// use riverbed::{BatchBuilder, CleanupPolicy, CompactionConfig, Compression, Log, LogConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let config = LogConfig { cleanup_policy: CleanupPolicy::Compact, ..LogConfig::default() };
+    /// let log = Log::open(dir.path(), config)?;
+    /// for value in [&b"1"[..], b"2", b"3"] {
+    ///     let mut b = BatchBuilder::new(Compression::None);
+    ///     b.append(1_700_000_000_000, Some(b"k"), Some(value), &[]);
+    ///     log.append(&b.build()?)?;
+    /// }
+    /// log.roll()?; // the active segment is never cleaned
+    /// let report = log.compact(&CompactionConfig::default())?;
+    /// assert_eq!(report.records_removed, 2);
+    /// let batches = log.read(0, 1 << 20)?;
+    /// assert_eq!(batches.len(), 1);
+    /// assert_eq!(batches[0].base_offset(), 2); // offsets 0 and 1 are a gap now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) if the log is not compacted;
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig) for a key map too small for one batch;
+    /// [`Corruption`](ErrorKind::Corruption) if a segment to clean is damaged (nothing is
+    /// changed); [`Io`](ErrorKind::Io) (a failure once a swap is committed poisons the log);
+    /// [`Poisoned`](ErrorKind::Poisoned).
+    pub fn compact(&self, options: &CompactionConfig) -> Result<CompactionReport> {
+        cleaner::run(&self.inner, options, &|| false)
+    }
+
+    /// Like [`compact`](Self::compact), stopping between segment groups once `stop` says so.
+    pub(crate) fn compact_until(
+        &self,
+        options: &CompactionConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<CompactionReport> {
+        cleaner::run(&self.inner, options, stop)
+    }
+
+    /// The share of the cleanable log written since it was last compacted (Kafka's dirty ratio),
+    /// as of `now_ms`; 0 when nothing is cleanable.
+    pub(crate) fn dirty_ratio(&self, now_ms: i64) -> f64 {
+        cleaner::current_dirty_ratio(&self.inner, now_ms)
     }
 
     /// Flushes everything, records a recovery point at the end of the log so that the next open
@@ -696,6 +769,8 @@ impl Log {
         // Under the writer lock: an append (and the roll or retention pass it may run) that is
         // under way finishes first, and every later one sees the flag.
         let _w = self.inner.writer.lock();
+        // And under `maint`: a compaction swap under way finishes first, and none starts after.
+        let _maint = self.inner.maint.lock();
         self.inner.deleted.store(true, Ordering::Release);
     }
 
@@ -970,9 +1045,13 @@ impl Inner {
     }
 
     fn retention_locked(&self, now_ms: i64) -> Result<RetentionReport> {
-        if self.deleted.load(Ordering::Acquire) {
-            return Ok(RetentionReport::default());
+        if self.deleted.load(Ordering::Acquire) || !self.config.cleanup_policy.deletes() {
+            return Ok(RetentionReport {
+                log_start_offset: self.log_start.load(Ordering::Acquire),
+                ..RetentionReport::default()
+            });
         }
+        let _maint = self.maint.lock();
         let segments = self.segments.read().clone();
         let sealed = &segments[..segments.len().saturating_sub(1)];
         let mut total: u64 = segments.iter().map(|s| s.size()).sum();
@@ -995,7 +1074,7 @@ impl Inner {
         self.delete_front_locked(doomed)
     }
 
-    /// Deletes the first `doomed` segments (all sealed). Holds the writer lock.
+    /// Deletes the first `doomed` segments (all sealed). Holds the writer and `maint` locks.
     fn delete_front_locked(&self, doomed: usize) -> Result<RetentionReport> {
         let segments = self.segments.read().clone();
         let doomed = doomed.min(segments.len().saturating_sub(1));
@@ -1072,6 +1151,22 @@ fn log_recovery(dir: &Path, r: &RecoveryReport) {
         removed_files = r.removed_files.len(),
         "log opened"
     );
+}
+
+/// Refuses a batch holding a record without a key (for a compacted log), before anything is
+/// written.
+fn refuse_keyless(batch: &RecordBatch) -> Result<()> {
+    let batch = batch.as_batch();
+    if batch.is_control() {
+        return Ok(());
+    }
+    let records = batch.records()?;
+    for (i, r) in records.iter().enumerate() {
+        if r?.key().is_none() {
+            return Err(ErrorKind::KeyRequired { record: i as u32 }.into());
+        }
+    }
+    Ok(())
 }
 
 /// A checkpoint at the current end of the active segment.

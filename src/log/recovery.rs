@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::{LogConfig, RecoveryMode};
 use crate::error::{Error, Result};
 use crate::log::checkpoint::Checkpoint;
+use crate::segment::cleaned::{self, with_suffix};
 use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
 use crate::segment::index::{self, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
 use crate::segment::mmap::Mapping;
@@ -32,9 +33,12 @@ pub struct RecoveryReport {
     pub truncation: Option<Truncation>,
     /// Index files that were missing or damaged and were rebuilt from their data file.
     pub rebuilt_indexes: Vec<PathBuf>,
-    /// Files removed: leftovers of an interrupted roll, retention pass or atomic write, and
-    /// segments that lay wholly after a truncation point.
+    /// Files removed: leftovers of an interrupted roll, retention pass, atomic write or
+    /// compaction, and segments that lay wholly after a truncation point.
     pub removed_files: Vec<PathBuf>,
+    /// Base offsets of compacted segments whose swap was committed but not finished when the
+    /// log was last open, and which opening finished.
+    pub finished_swaps: Vec<u64>,
 }
 
 /// Where and why recovery cut the log.
@@ -121,10 +125,107 @@ fn list_segments(dir: &Path, report: &mut RecoveryReport) -> Result<Vec<u64>> {
     Ok(logs.into_iter().collect())
 }
 
+/// Finishes the log cleaner's committed swaps and rolls back the others (see
+/// `segment::cleaned`): a data `.swap` file is moved over its segment after the segments inside
+/// its span are deleted; `.cleaned` files, and index `.swap` files without their data file
+/// (together with the index they would have replaced), are deleted.
+fn settle_swaps(dir: &Path, report: &mut RecoveryReport) -> Result<()> {
+    let mut logs = BTreeSet::new();
+    let mut data_swaps = BTreeSet::new();
+    let mut index_swaps = Vec::new();
+    let mut leftovers = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
+        let name = entry.file_name();
+        let Some((base, ext)) = name.to_str().and_then(parse_file_name) else {
+            continue;
+        };
+        match ext.split_once('.') {
+            None if ext == "log" => {
+                logs.insert(base);
+            }
+            Some((_, cleaned::CLEANED)) => leftovers.push(entry.path()),
+            Some(("log", cleaned::SWAP)) => {
+                data_swaps.insert(base);
+            }
+            Some(("index" | "timeindex", cleaned::SWAP)) => index_swaps.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    if leftovers.is_empty() && data_swaps.is_empty() && index_swaps.is_empty() {
+        return Ok(());
+    }
+    for path in &leftovers {
+        remove(path, report)?;
+    }
+    for (base, path) in &index_swaps {
+        if !data_swaps.contains(base) {
+            // Ambiguous (an uncommitted swap, or one whose data file was already moved): the
+            // index it would replace may not match the data file, so rebuild that index.
+            let p = SegmentPaths::new(dir, *base);
+            let current = if path.to_string_lossy().ends_with(".timeindex.swap") {
+                p.time_index
+            } else {
+                p.index
+            };
+            remove(path, report)?;
+            remove(&current, report)?;
+        }
+    }
+    for &base in &data_swaps {
+        let path = with_suffix(&SegmentPaths::new(dir, base).log, cleaned::SWAP);
+        let head = read_head(&path)?;
+        let info = file_header::check(&head, FileKind::Log, base, &path)?;
+        if !info.compacted() {
+            return Err(crate::error::corrupt(
+                6,
+                "the compacted flag of a segment written by the log cleaner",
+                format!("flags 0x{:04x}", info.flags),
+            )
+            .in_file(&path, 0));
+        }
+        let end = base + u64::from(info.span);
+        let replaced: Vec<u64> = logs.range(base + 1..end).copied().collect();
+        let removed = cleaned::finish(dir, base, &replaced)?;
+        report.removed_files.extend(removed);
+        report.finished_swaps.push(base);
+    }
+    crate::fs::sync_dir(dir)
+}
+
+fn read_head(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(FILE_HEADER_LEN);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(FILE_HEADER_LEN as u64).read_to_end(&mut head))
+        .map_err(|e| Error::io("read segment header", path, e))?;
+    Ok(head)
+}
+
+/// Sets the end of a sealed segment to the next segment's base; a compacted segment knows its
+/// end, which must be that base.
+fn bind_end(seg: &Segment, next_base: u64) -> Result<()> {
+    if !seg.is_compacted() {
+        seg.set_next_offset(next_base);
+        return Ok(());
+    }
+    if seg.next_offset() != next_base {
+        return Err(crate::error::corrupt(
+            20,
+            format!("a compacted segment that ends where the next segment starts ({next_base})"),
+            format!("one that ends at offset {}", seg.next_offset()),
+        )
+        .in_file(&seg.paths.log, 0));
+    }
+    Ok(())
+}
+
 /// Opens (recovering if need be) the log in `dir`, which must be locked by the caller.
 pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
     let mut report = RecoveryReport::default();
     let cap = capacity(config);
+    settle_swaps(dir, &mut report)?;
     let bases = list_segments(dir, &mut report)?;
     let cp = Checkpoint::read(dir)?;
     let on_disk = cp;
@@ -151,7 +252,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         if rebuilt {
             report.rebuilt_indexes.push(seg.paths.index.clone());
         }
-        seg.set_next_offset(bases[i + 1]);
+        bind_end(&seg, bases[i + 1])?;
         seg.check_tail();
         sealed.push(Arc::new(seg));
     }
@@ -162,16 +263,35 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         let resume = cp.filter(|c| c.segment_base == base);
         let outcome = scan_segment(dir, base, expected_next, resume, cap, &mut report)?;
         let clean_to_end = outcome.error.is_none() && outcome.reached_file_end;
-        if clean_to_end && !is_last && outcome.next_offset == bases[j + 1] {
+        let continues = match bases.get(j + 1) {
+            Some(&next) if outcome.compacted => outcome.next_offset <= next,
+            Some(&next) => outcome.next_offset == next,
+            None => false,
+        };
+        if clean_to_end && (continues || (is_last && outcome.compacted)) {
+            // A sealed segment; a compacted one never takes appends, so if it is the last (its
+            // successor's creation did not survive a crash), a new active segment follows it.
             let (seg, rebuilt) =
                 Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
             if rebuilt {
                 report.rebuilt_indexes.push(seg.paths.index.clone());
             }
-            seg.set_next_offset(bases[j + 1]);
+            if let Some(&next) = bases.get(j + 1) {
+                bind_end(&seg, next)?;
+            }
             seg.check_tail();
+            expected_next = seg.next_offset();
             sealed.push(Arc::new(seg));
-            expected_next = bases[j + 1];
+            if is_last {
+                let active = ActiveSegment::create(dir, expected_next, cap)?;
+                return Ok(Opened {
+                    sealed,
+                    active,
+                    report,
+                    needs_checkpoint: true,
+                    disk_checkpoint: on_disk,
+                });
+            }
             continue;
         }
         if !is_last {
@@ -277,6 +397,8 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
 }
 
 struct ScanOutcome {
+    /// Whether the file header says the log cleaner wrote the segment.
+    compacted: bool,
     reopened: Reopened,
     new_offset_entries: Vec<OffsetEntry>,
     new_time_entries: Vec<TimeEntry>,
@@ -305,6 +427,7 @@ fn scan_segment(
         .map_err(|e| Error::io("stat", &paths.log, e))?
         .len() as usize;
     let empty_outcome = |error: Option<Error>, header_invalid: bool| ScanOutcome {
+        compacted: false,
         reopened: Reopened {
             cut: true,
             data_len: FILE_HEADER_LEN,
@@ -328,12 +451,45 @@ fn scan_segment(
     let map =
         Mapping::read_only(&file, len).map_err(|e| Error::io("map segment", &paths.log, e))?;
     let bytes = map.bytes();
-    if let Err(e) = file_header::check(bytes, FileKind::Log, base, &paths.log) {
-        if matches!(e.kind(), crate::error::ErrorKind::UnsupportedVersion { .. }) {
-            // A newer build wrote this: never treat its data as a torn file.
+    let info = match file_header::check(bytes, FileKind::Log, base, &paths.log) {
+        Ok(info) => info,
+        Err(e) => {
+            if matches!(e.kind(), crate::error::ErrorKind::UnsupportedVersion { .. }) {
+                // A newer build wrote this: never treat its data as a torn file.
+                return Err(e);
+            }
+            return Ok(empty_outcome(Some(e), true));
+        }
+    };
+    if info.compacted() {
+        // Written whole and synced by the cleaner before it was committed: a sealed segment,
+        // whose batches may leave gaps. Never resumed from a checkpoint (the cleaner leaves the
+        // checkpoint's segment alone), never cut.
+        let mut outcome = scan_from(
+            bytes,
+            &paths,
+            base,
+            FILE_HEADER_LEN,
+            base,
+            Vec::new(),
+            Vec::new(),
+            cap,
+            true,
+            report,
+        )?;
+        outcome.compacted = true;
+        if let Some(e) = outcome.error.take() {
             return Err(e);
         }
-        return Ok(empty_outcome(Some(e), true));
+        if outcome.next_offset > base + u64::from(info.span) {
+            return Err(crate::error::corrupt(
+                outcome.end as u64,
+                format!("batches ending by offset {}", base + u64::from(info.span)),
+                format!("a batch ending at offset {}", outcome.next_offset),
+            )
+            .in_file(&paths.log, 0));
+        }
+        return Ok(outcome);
     }
     if base != expected_first {
         let e = crate::error::corrupt(
@@ -363,6 +519,7 @@ fn scan_segment(
                 kept.offsets,
                 kept.times,
                 cap,
+                false,
                 report,
             )?;
             // After a clean close only zeros follow the checkpoint. Otherwise what follows the
@@ -382,6 +539,7 @@ fn scan_segment(
         Vec::new(),
         Vec::new(),
         cap,
+        false,
         report,
     )?;
     outcome.reopened.cut |=
@@ -461,6 +619,7 @@ fn scan_from(
     kept_offsets: Vec<OffsetEntry>,
     kept_times: Vec<TimeEntry>,
     cap: Capacity,
+    gaps: bool,
     report: &mut RecoveryReport,
 ) -> Result<ScanOutcome> {
     let mut policy = IndexPolicy::resume(
@@ -473,7 +632,7 @@ fn scan_from(
     );
     let mut new_offsets = Vec::new();
     let mut new_times = Vec::new();
-    let scanned = scan::scan(bytes, start, next, cap.max_batch_bytes, |pos, h| {
+    let scanned = scan::scan(bytes, start, next, cap.max_batch_bytes, gaps, |pos, h| {
         let (o, t) = policy.note(pos, h);
         new_offsets.extend(o);
         new_times.extend(t);
@@ -481,6 +640,7 @@ fn scan_from(
     report.scanned_bytes += (scanned.end - start) as u64;
     report.scanned_batches += scanned.batches;
     Ok(ScanOutcome {
+        compacted: false,
         reopened: Reopened {
             cut: scanned.error.is_some() || scanned.end != start,
             data_len: scanned.end,

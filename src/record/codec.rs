@@ -366,6 +366,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Bytes read so far.
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Bytes not read yet.
     #[inline]
     pub fn remaining(&self) -> usize {

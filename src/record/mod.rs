@@ -724,6 +724,86 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+/// What [`filter_batch`] made of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Filtered {
+    /// Every record was kept: the batch stays as it is.
+    All,
+    /// No record was kept: the batch goes.
+    Nothing,
+    /// Some were: the new batch is in the output buffer.
+    Some,
+}
+
+/// Rewrites a batch keeping only the records `keep` accepts (the log cleaner's step). The new
+/// batch keeps everything but its record count, length and CRC: base offset, last offset delta
+/// (so the offsets of the records kept do not change and gaps appear where others were),
+/// first and max timestamps (record timestamps are deltas from the first, so the records' bytes
+/// are copied unchanged), attributes (codec, timestamp type, transactional), producer id, epoch
+/// and base sequence. A zstd batch is compressed again (at zstd's default level). A version 1
+/// batch becomes a version 2 batch without a producer.
+///
+/// # Errors
+/// [`Corruption`](crate::ErrorKind::Corruption) if a record does not decode;
+/// [`Io`](crate::ErrorKind::Io) if zstd fails.
+pub(crate) fn filter_batch(
+    batch: &BatchRef<'_>,
+    mut keep: impl FnMut(&RecordView<'_>) -> bool,
+    out: &mut Vec<u8>,
+    kept_records: &mut Vec<u8>,
+) -> Result<Filtered> {
+    let h = batch.header;
+    let decompressed = batch.decompressed_section()?;
+    let section: &[u8] = match &decompressed {
+        Some(v) => v,
+        None => batch.bytes.get(h.records_start()..).unwrap_or(&[]),
+    };
+    let mut it = BatchRef::iter_section(section, h);
+    let mut kept = 0u32;
+    let mut dropped = false;
+    kept_records.clear();
+    loop {
+        let start = it.cursor.position();
+        let Some(r) = it.next() else { break };
+        let r = r?;
+        let end = it.cursor.position();
+        if keep(&r) {
+            if dropped {
+                kept_records.extend_from_slice(&section[start..end]);
+            }
+            kept += 1;
+        } else if !dropped {
+            // Everything before this record was kept: copy it once, only now that it matters.
+            dropped = true;
+            kept_records.extend_from_slice(&section[..start]);
+        }
+    }
+    if !dropped {
+        return Ok(Filtered::All);
+    }
+    if kept == 0 {
+        return Ok(Filtered::Nothing);
+    }
+    out.clear();
+    out.resize(codec::HEADER_LEN, 0);
+    if h.codec() == codec::CODEC_ZSTD {
+        let compressed = zstd::bulk::compress(kept_records, 0)
+            .map_err(|e| Error::io("zstd compression", "<memory>", e))?;
+        out.extend_from_slice(&(kept_records.len() as u32).to_le_bytes());
+        out.extend_from_slice(&compressed);
+    } else {
+        out.extend_from_slice(kept_records);
+    }
+    codec::write_header(
+        out,
+        &BatchHeader {
+            record_count: kept,
+            ..h
+        },
+    );
+    Ok(Filtered::Some)
+}
+
 /// One record, borrowed from its batch.
 #[derive(Clone, Debug)]
 pub struct RecordView<'a> {

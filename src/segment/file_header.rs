@@ -1,10 +1,17 @@
 //! The 24-byte header that opens every segment file (`.log`, `.index`, `.timeindex`).
 //!
 //! ```text
-//! // Format: { magic [u8; 4] | version u16 | reserved u16 (0) | base_offset u64 |
-//! //           crc u32 (CRC-32 of bytes 0..16) | reserved u32 (0) }
+//! // Format: { magic [u8; 4] | version u16 | flags u16 | base_offset u64 |
+//! //           crc u32 | span u32 }
 //! ```
 //! The magic says which kind of file it is; the base offset must match the file name.
+//!
+//! Version 1 has `flags` and `span` zero and its CRC covers bytes 0..16. Version 2 adds flag bit
+//! 0, [`FLAG_COMPACTED`]: the data file was written by the log cleaner, so offsets may leave gaps
+//! between its batches, and it covers exactly the offsets `base_offset .. base_offset + span`
+//! (the next segment starts there). Its CRC covers bytes 0..16 and 20..24. A file without flags
+//! is still written as version 1, byte for byte what older builds wrote, so that a log that was
+//! never compacted stays readable by them; a compacted one is refused by them as too new.
 
 use std::path::Path;
 
@@ -15,9 +22,29 @@ use crate::record::crc;
 /// a zero position in an index entry can mark the end of the entries.
 pub const FILE_HEADER_LEN: usize = 24;
 
-/// Version of the segment file formats written by this build. A reader opens every version up to
-/// its own and refuses newer ones with [`ErrorKind::UnsupportedVersion`].
-pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// Newest version of the segment file formats this build reads and writes. A reader opens every
+/// version up to its own and refuses newer ones with [`ErrorKind::UnsupportedVersion`].
+pub const SEGMENT_FORMAT_VERSION: u16 = 2;
+
+/// Flag bit 0 (version 2): a data file written by the log cleaner. Its batches may leave offset
+/// gaps, and the header's `span` says which offsets it covers.
+pub const FLAG_COMPACTED: u16 = 1;
+
+/// What a checked header says beyond its kind and base offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Flag bits (0 for version 1).
+    pub flags: u16,
+    /// For a compacted data file, the number of offsets it covers (0 otherwise).
+    pub span: u32,
+}
+
+impl HeaderInfo {
+    /// Whether the file was written by the log cleaner.
+    pub fn compacted(&self) -> bool {
+        self.flags & FLAG_COMPACTED != 0
+    }
+}
 
 /// The three kinds of segment file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,19 +71,41 @@ impl FileKind {
     }
 }
 
-/// Encodes the header of a `kind` file whose first offset is `base_offset`.
+/// Encodes the (version 1) header of a `kind` file whose first offset is `base_offset`.
 pub fn encode(kind: FileKind, base_offset: u64) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[0..4].copy_from_slice(&kind.magic());
-    h[4..6].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+    h[4..6].copy_from_slice(&1u16.to_le_bytes());
     h[8..16].copy_from_slice(&base_offset.to_le_bytes());
     let c = crc::checksum(&h[0..16]);
     h[16..20].copy_from_slice(&c.to_le_bytes());
     h
 }
 
-/// Checks the header at the start of `bytes` (the content of `path`).
-pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Result<()> {
+/// Encodes the (version 2) header of a compacted data file covering the offsets
+/// `base_offset .. base_offset + span`.
+pub fn encode_compacted(base_offset: u64, span: u32) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..4].copy_from_slice(&FileKind::Log.magic());
+    h[4..6].copy_from_slice(&2u16.to_le_bytes());
+    h[6..8].copy_from_slice(&FLAG_COMPACTED.to_le_bytes());
+    h[8..16].copy_from_slice(&base_offset.to_le_bytes());
+    h[20..24].copy_from_slice(&span.to_le_bytes());
+    let c = crc_v2(&h);
+    h[16..20].copy_from_slice(&c.to_le_bytes());
+    h
+}
+
+/// The version 2 CRC: bytes 0..16 and 20..24 (everything but the CRC itself).
+fn crc_v2(h: &[u8]) -> u32 {
+    let mut covered = [0u8; 20];
+    covered[..16].copy_from_slice(&h[0..16]);
+    covered[16..].copy_from_slice(&h[20..24]);
+    crc::checksum(&covered)
+}
+
+/// Checks the header at the start of `bytes` (the content of `path`) and returns its flags.
+pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Result<HeaderInfo> {
     let Some(h) = bytes.get(..FILE_HEADER_LEN) else {
         return Err(corrupt(
             0,
@@ -74,8 +123,22 @@ pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Res
         .in_file(path, 0));
     }
     let stored = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
-    crc::verify(&h[0..16], stored, 16).map_err(|e| e.in_file(path, 0))?;
     let version = u16::from_le_bytes([h[4], h[5]]);
+    // Versions other than 2 (1, and unknown ones, which are refused below once their first 16
+    // bytes are known to be intact) are checked with the version 1 CRC.
+    if version == 2 {
+        let computed = crc_v2(h);
+        if computed != stored {
+            return Err(corrupt(
+                16,
+                format!("CRC 0x{computed:08x} of the header"),
+                format!("0x{stored:08x}"),
+            )
+            .in_file(path, 0));
+        }
+    } else {
+        crc::verify(&h[0..16], stored, 16).map_err(|e| e.in_file(path, 0))?;
+    }
     if version == 0 || version > SEGMENT_FORMAT_VERSION {
         return Err(ErrorKind::UnsupportedVersion {
             path: path.to_path_buf(),
@@ -83,6 +146,26 @@ pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Res
             supported: SEGMENT_FORMAT_VERSION,
         }
         .into());
+    }
+    let flags = u16::from_le_bytes([h[6], h[7]]);
+    let span = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    let info = if version == 1 {
+        HeaderInfo::default()
+    } else {
+        HeaderInfo { flags, span }
+    };
+    let valid_flags = if kind == FileKind::Log {
+        FLAG_COMPACTED
+    } else {
+        0
+    };
+    if flags & !valid_flags != 0 && version >= 2 {
+        return Err(corrupt(
+            6,
+            format!("flags within 0x{valid_flags:04x}"),
+            format!("0x{flags:04x}"),
+        )
+        .in_file(path, 0));
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(&h[8..16]);
@@ -95,7 +178,7 @@ pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Res
         )
         .in_file(path, 0));
     }
-    Ok(())
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -113,6 +196,31 @@ mod tests {
         let mut bad = h;
         bad[9] ^= 1;
         assert!(check(&bad, FileKind::Log, 42, p).is_err());
+    }
+
+    #[test]
+    fn compacted_header_roundtrips_and_its_span_is_checked() {
+        let p = Path::new("x.log");
+        let h = encode_compacted(42, 1000);
+        let info = check(&h, FileKind::Log, 42, p).unwrap();
+        assert!(info.compacted());
+        assert_eq!(info.span, 1000);
+        assert!(!check(&encode(FileKind::Log, 42), FileKind::Log, 42, p)
+            .unwrap()
+            .compacted());
+        for byte in [6, 20, 23] {
+            let mut bad = h;
+            bad[byte] ^= 1;
+            assert!(check(&bad, FileKind::Log, 42, p)
+                .unwrap_err()
+                .is_corruption());
+        }
+        // The flag means nothing for an index file.
+        let mut idx = h;
+        idx[0..4].copy_from_slice(&FileKind::OffsetIndex.magic());
+        let c = crc_v2(&idx);
+        idx[16..20].copy_from_slice(&c.to_le_bytes());
+        assert!(check(&idx, FileKind::OffsetIndex, 42, p).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 )]
 pub(crate) mod mmap;
 
+pub(crate) mod cleaned;
 pub mod file_header;
 pub mod index;
 pub mod scan;
@@ -69,8 +70,12 @@ pub(crate) struct Segment {
     /// Largest timestamp in the segment, `i64::MIN` while empty.
     max_timestamp: AtomicI64,
     max_batch_bytes: usize,
-    /// Set once no batch will be added: its data then ends exactly at `next_offset`.
+    /// Set once no batch will be added: its data then ends exactly at `next_offset` (for a
+    /// compacted segment: its last batch ends at or before it).
     sealed: AtomicBool,
+    /// Written by the log cleaner (file header flag): offsets may leave gaps between batches, and
+    /// the segment covers exactly `base_offset .. next_offset` whatever its batches hold.
+    compacted: bool,
 }
 
 /// Whether a read filled its budget or ran off the end of the segment.
@@ -156,6 +161,34 @@ impl Segment {
             from_index: pos != FILE_HEADER_LEN,
             done: false,
         }
+    }
+
+    /// Whether the log cleaner wrote this segment (its offsets may have gaps).
+    pub fn is_compacted(&self) -> bool {
+        self.compacted
+    }
+
+    /// The batches of a sealed segment from its start, each framing- and CRC-checked, as
+    /// `(position, header, bytes)`. Offsets must continue as the format requires.
+    pub fn batches(&self) -> impl Iterator<Item = Result<(usize, BatchRef<'_>)>> + '_ {
+        let walk = Walk {
+            seg: self,
+            sealed: self.sealed.load(Ordering::Acquire),
+            bytes: self.data.bytes(),
+            pos: FILE_HEADER_LEN,
+            expected: self.base_offset,
+            from_index: false,
+            done: false,
+        };
+        let bytes = walk.bytes;
+        let path = &self.paths.log;
+        walk.map(move |item| {
+            let (pos, h) = item?;
+            let batch = &bytes[pos..pos + h.total_len()];
+            h.verify_crc(batch)
+                .map_err(|e| e.in_file(path, pos as u64))?;
+            Ok((pos, BatchRef::from_checked(batch, h)))
+        })
     }
 
     /// Appends to `out` the batches holding offsets `from..hw`, until `used` reaches `max_bytes`
@@ -266,7 +299,7 @@ impl Segment {
         let paths = SegmentPaths::new(dir, base_offset);
         let file = File::open(&paths.log).map_err(|e| Error::io("open segment", &paths.log, e))?;
         let len = file_len(&file, &paths.log)?;
-        let data = map_checked(&file, len, FileKind::Log, base_offset, &paths.log)?;
+        let (data, info) = map_checked(&file, len, FileKind::Log, base_offset, &paths.log)?;
         let index = open_index(
             &paths.index,
             FileKind::OffsetIndex,
@@ -284,8 +317,14 @@ impl Segment {
         let (index, time_index, rebuilt) = match (index, time_index) {
             (Some(i), Some(t)) => (i, t, false),
             _ => {
-                let (i, t) =
-                    rebuild_indexes(&paths, &data, base_offset, max_batch_bytes, index_interval)?;
+                let (i, t) = rebuild_indexes(
+                    &paths,
+                    &data,
+                    base_offset,
+                    max_batch_bytes,
+                    index_interval,
+                    info.compacted(),
+                )?;
                 (i, t, true)
             }
         };
@@ -297,10 +336,13 @@ impl Segment {
                 data,
                 index,
                 time_index,
-                next_offset: AtomicU64::new(base_offset),
+                // A compacted segment knows its end; the caller sets the others' from the next
+                // segment's base.
+                next_offset: AtomicU64::new(base_offset + u64::from(info.span)),
                 max_timestamp: AtomicI64::new(max_ts),
                 max_batch_bytes,
                 sealed: AtomicBool::new(true),
+                compacted: info.compacted(),
             },
             rebuilt,
         ))
@@ -311,7 +353,8 @@ impl Segment {
 /// position and framing-checked header. It checks that the first batch has the offset the index
 /// promised, that each next batch starts right after the previous one's last offset, and that a
 /// sealed segment ends exactly where the next begins; a violation ends the walk with a
-/// corruption error naming the file.
+/// corruption error naming the file. In a compacted segment, batches need only start after the
+/// previous one's last offset, and the last one end at or before the segment's end.
 struct Walk<'a> {
     seg: &'a Segment,
     /// Whether the segment was sealed before `bytes` was loaded (so `bytes` is all of it).
@@ -333,7 +376,12 @@ impl Iterator for Walk<'_> {
         let seg = self.seg;
         if self.pos >= self.bytes.len() {
             self.done = true;
-            if self.sealed && self.expected != seg.next_offset() {
+            let short = if seg.compacted {
+                self.expected > seg.next_offset()
+            } else {
+                self.expected != seg.next_offset()
+            };
+            if self.sealed && short {
                 return Some(Err(crate::error::corrupt(
                     self.pos as u64,
                     format!("more batches, up to offset {}", seg.next_offset()),
@@ -353,7 +401,15 @@ impl Iterator for Walk<'_> {
                 return Some(Err(e));
             }
         };
-        if h.base_offset != self.expected {
+        // In a compacted segment a batch may start past the expected offset (the cleaner removed
+        // what lay between), except where an index entry names it exactly, and it must end
+        // within the segment.
+        let out_of_order = if seg.compacted && !self.from_index {
+            h.base_offset < self.expected || (self.sealed && h.next_offset() > seg.next_offset())
+        } else {
+            h.base_offset != self.expected
+        };
+        if out_of_order {
             self.done = true;
             let e = if self.from_index {
                 crate::error::corrupt(
@@ -366,9 +422,18 @@ impl Iterator for Walk<'_> {
                 )
                 .in_file(&seg.paths.index, 0)
             } else {
+                let expected = if seg.compacted {
+                    format!(
+                        "a batch with base offset {} or more, ending by offset {}",
+                        self.expected,
+                        seg.next_offset()
+                    )
+                } else {
+                    format!("a batch with base offset {}", self.expected)
+                };
                 crate::error::corrupt(
                     self.pos as u64,
-                    format!("a batch with base offset {}", self.expected),
+                    expected,
                     format!("base offset {}", h.base_offset),
                 )
                 .in_file(&seg.paths.log, 0)
@@ -405,7 +470,7 @@ fn map_checked(
     kind: FileKind,
     base: u64,
     path: &Path,
-) -> Result<Arc<Mapping>> {
+) -> Result<(Arc<Mapping>, file_header::HeaderInfo)> {
     if len < FILE_HEADER_LEN {
         return Err(crate::error::corrupt(
             0,
@@ -415,8 +480,8 @@ fn map_checked(
         .in_file(path, 0));
     }
     let map = Mapping::read_only(file, len).map_err(|e| Error::io("map segment file", path, e))?;
-    file_header::check(map.bytes(), kind, base, path)?;
-    Ok(map)
+    let info = file_header::check(map.bytes(), kind, base, path)?;
+    Ok((map, info))
 }
 
 /// Opens a sealed index if it passes the cheap checks: header, whole entries, every entry
@@ -433,7 +498,7 @@ fn open_index(
     if len < FILE_HEADER_LEN || !(len - FILE_HEADER_LEN).is_multiple_of(entry_len) {
         return None;
     }
-    let map = map_checked(&file, len, kind, base, path).ok()?;
+    let (map, _) = map_checked(&file, len, kind, base, path).ok()?;
     let entries = Segment::entries(&map);
     let n = entries.len() / entry_len;
     let valid = match kind {
@@ -453,6 +518,7 @@ fn rebuild_indexes(
     base: u64,
     max_batch_bytes: usize,
     interval: usize,
+    gaps: bool,
 ) -> Result<(Arc<Mapping>, Arc<Mapping>)> {
     let mut policy = IndexPolicy::new(interval, base);
     let mut offsets = file_header::encode(FileKind::OffsetIndex, base).to_vec();
@@ -462,6 +528,7 @@ fn rebuild_indexes(
         FILE_HEADER_LEN,
         base,
         max_batch_bytes,
+        gaps,
         |pos, h| {
             let (o, t) = policy.note(pos, h);
             if let Some(o) = o {
@@ -488,7 +555,7 @@ fn rebuild_indexes(
 fn write_sealed_file(path: &Path, bytes: &[u8], kind: FileKind, base: u64) -> Result<Arc<Mapping>> {
     crate::fs::write_atomic(path, bytes)?;
     let file = File::open(path).map_err(|e| Error::io("open index", path, e))?;
-    map_checked(&file, bytes.len(), kind, base, path)
+    map_checked(&file, bytes.len(), kind, base, path).map(|(map, _)| map)
 }
 
 /// Decides which index entries a batch gets (Kafka's rule: an offset entry, and a time entry if
@@ -795,6 +862,7 @@ impl ActiveSegment {
             max_timestamp: AtomicI64::new(r.policy.max_timestamp),
             max_batch_bytes: cap.max_batch_bytes,
             sealed: AtomicBool::new(false),
+            compacted: false,
         });
         Ok(ActiveSegment {
             seg,

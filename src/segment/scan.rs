@@ -2,7 +2,8 @@
 //! valid log ends.
 //!
 //! A batch is valid when its framing is in range, its CRC matches and its base offset is the
-//! next offset expected (the log is contiguous). The scan stops at the first batch that is not:
+//! next offset expected (the log is contiguous) or, in a segment written by the log cleaner, at
+//! least that (the cleaner leaves gaps where it removed records). The scan stops at the first batch that is not:
 //! after a crash that is a torn write, and everything from there on is cut away by the caller.
 //! Twelve zero bytes where a batch would start are the unwritten (preallocated) rest of an active
 //! segment: a clean end, not an error.
@@ -25,12 +26,14 @@ pub struct ScanEnd {
 }
 
 /// Scans `bytes` (a whole data file) from `start`, expecting the first batch to have base offset
-/// `next_offset`, and calls `on_batch(position, header)` for each valid batch.
+/// `next_offset` (or, with `gaps`, at least that), and calls `on_batch(position, header)` for each
+/// valid batch.
 pub fn scan(
     bytes: &[u8],
     start: usize,
     mut next_offset: u64,
     max_batch_bytes: usize,
+    gaps: bool,
     mut on_batch: impl FnMut(usize, &BatchHeader),
 ) -> ScanEnd {
     let mut pos = start;
@@ -48,10 +51,14 @@ pub fn scan(
         }
         let checked = BatchHeader::parse(rest, max_batch_bytes).and_then(|h| {
             h.verify_crc(rest)?;
-            if h.base_offset != next_offset {
+            if h.base_offset < next_offset || (h.base_offset != next_offset && !gaps) {
                 return Err(corrupt(
                     0,
-                    format!("base offset {next_offset}"),
+                    if gaps {
+                        format!("base offset {next_offset} or more")
+                    } else {
+                        format!("base offset {next_offset}")
+                    },
                     format!("{}", h.base_offset),
                 ));
             }

@@ -38,3 +38,51 @@ pub fn batches_in(file: &[u8]) -> Vec<(usize, u64, usize)> {
     }
     out
 }
+
+/// A record as read back: offset, key, value, timestamp.
+pub type ReadRecord = (u64, Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+/// Every record of `log` from its start to its end, read in chunks of `max_bytes` the way a
+/// consumer does: the next read starts after the last batch returned, so gaps left by
+/// compaction (inside batches, between batches and between segments) are skipped. Checks that
+/// offsets strictly increase.
+pub fn read_all(log: &riverbed::Log, max_bytes: usize) -> Vec<ReadRecord> {
+    let mut out: Vec<ReadRecord> = Vec::new();
+    let mut pos = log.log_start_offset();
+    while pos < log.next_offset() {
+        let batches = log.read(pos, max_bytes).unwrap();
+        if batches.is_empty() {
+            // A gap reaching to the end of the sealed part: nothing until the next append.
+            break;
+        }
+        for b in &batches {
+            assert!(
+                b.last_offset() >= pos,
+                "batch ending at {} for {pos}",
+                b.last_offset()
+            );
+            for r in b.records().unwrap().iter() {
+                let r = r.unwrap();
+                if r.offset() < pos {
+                    continue;
+                }
+                if let Some(last) = out.last() {
+                    assert!(
+                        r.offset() > last.0,
+                        "offset {} after {}",
+                        r.offset(),
+                        last.0
+                    );
+                }
+                out.push((
+                    r.offset(),
+                    r.key().map(<[u8]>::to_vec),
+                    r.value().map(<[u8]>::to_vec),
+                    r.timestamp(),
+                ));
+            }
+            pos = b.last_offset() + 1;
+        }
+    }
+    out
+}

@@ -1,0 +1,757 @@
+//! Log compaction: rewriting sealed segments so that of the records with the same key at least
+//! the last survives (Kafka's log cleaner).
+//!
+//! A run is made of passes. Each pass:
+//!
+//! 1. finds the **cleanable** part of the log: the sealed segments before the first one that is
+//!    too young (`min_compaction_lag_ms`, by the segment's newest timestamp), before the segment
+//!    the recovery checkpoint names, and never the active segment;
+//! 2. builds a [`KeyMap`] (key hash → offset of the key's last record) over the **dirty** part:
+//!    the cleanable records from the *clean offset* (where the previous pass stopped) on, batch by
+//!    batch, until the map's memory budget is full; the mapped part ends at a batch boundary;
+//! 3. rewrites every cleanable segment below the mapped end, from the start of the log, in groups
+//!    of consecutive segments that together fit in one segment: a record is dropped when the map
+//!    holds a later offset for its key, or when it is a tombstone whose segment's newest timestamp
+//!    is `delete_retention_ms` old. Control batches and everything at or past the mapped end are
+//!    kept as they are. A group from which nothing is dropped is left alone (unless it is several
+//!    segments, which are then merged). The new segment replaces the group with the crash-safe
+//!    swap of `segment::cleaned`, group by group in offset order;
+//! 4. moves the clean offset to the mapped end and records it in `cleaner-checkpoint`.
+//!
+//! **Why this keeps the last record of every key.** A record is dropped only when a later record
+//! of its key exists (the map holds only offsets of records that exist and stay: the last one of
+//! its key in the mapped part), or when it is an expired tombstone. The part below the clean
+//! offset holds at most one record per key (every pass cleans all of it against the map), so a
+//! tombstone dropped there leaves no older value behind; groups are swapped in offset order, so a
+//! crash part way leaves older values removed before the tombstone that deletes them. A clean
+//! offset lower than the truth (a lost `cleaner-checkpoint`) only costs work.
+//!
+//! **Memory.** The map is a fixed table of 24-byte slots, `buffer_bytes / 24` of them, filled to
+//! at most 80%. A key is stored as a 128-bit hash: a randomly keyed SipHash-1-3 (so nobody can
+//! make two keys collide on purpose) and a randomly seeded multiply-xorshift hash. A chance
+//! collision of both (probability about `n² / 2¹²⁹` for `n` keys in a pass: 2⁻⁶⁵ for four billion
+//! keys) is the only way a record could be dropped for another key's later record; the key
+//! bytes are not kept, which is what lets the map hold a key in 24 bytes. When the dirty part has more
+//! keys than fit, it is cleaned in several passes.
+//!
+//! **Concurrency.** A run holds the log's `cleaner` lock (one run at a time) and neither the
+//! writer lock nor the segment list lock while it reads and writes files: producers and readers
+//! go on. Each swap takes the `maint` lock, which retention and segment deletion also take, so
+//! that no segment is deleted while it is being replaced, and the segment list lock for as long as
+//! replacing the `Arc` takes. Readers holding batches of a replaced segment keep its mapping.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{now_ms, Inner};
+use crate::error::{Error, Result};
+use crate::record::codec::BatchHeader;
+use crate::record::{filter_batch, BatchRef, Filtered, RecordView};
+use crate::segment::cleaned::{self, CleanedWriter};
+use crate::segment::file_header::FILE_HEADER_LEN;
+use crate::segment::Segment;
+
+/// Options of one compaction run: [`Log::compact`](crate::Log::compact),
+/// [`Store::compact_now_with`](crate::Store::compact_now_with).
+#[derive(Clone, Debug)]
+pub struct CompactionConfig {
+    /// Memory for the key map of one pass, in bytes (24 bytes a key, at most 80% full); a dirty
+    /// part with more keys is cleaned in several passes. At least 1 KiB.
+    /// Default: 32 MiB (Kafka's `log.cleaner.dedupe.buffer.size` is 128 MiB shared by all cleaner
+    /// threads).
+    pub buffer_bytes: usize,
+    /// The time the run takes as now, in ms since the Unix epoch: it decides which tombstones
+    /// have outlived `delete_retention_ms` and which segments `min_compaction_lag_ms` protects.
+    /// Default: `None`, the wall clock.
+    pub now_ms: Option<i64>,
+    /// Clean whatever is dirty even when the log's dirty ratio is below its
+    /// `min_cleanable_dirty_ratio`. Default: true (the background cleaner uses false).
+    pub force: bool,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> CompactionConfig {
+        CompactionConfig {
+            buffer_bytes: 32 << 20,
+            now_ms: None,
+            force: true,
+        }
+    }
+}
+
+/// What a compaction run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Passes made (each maps as much of the dirty part as fits in the key map).
+    pub passes: u32,
+    /// Sealed segments rewritten (merged groups count each segment).
+    pub segments_cleaned: u64,
+    /// Segment files written in their place.
+    pub segments_written: u64,
+    /// Bytes of the rewritten segments' data files before the run.
+    pub bytes_before: u64,
+    /// Bytes of the data files written in their place.
+    pub bytes_after: u64,
+    /// Records removed, tombstones included.
+    pub records_removed: u64,
+    /// Tombstones removed because they outlived `delete_retention_ms`.
+    pub tombstones_removed: u64,
+    /// Bytes of dirty segments mapped (the work a run was worth).
+    pub dirty_bytes: u64,
+}
+
+impl CompactionReport {
+    /// Adds another run's figures to these (for a report over several partitions).
+    pub fn add(&mut self, other: &CompactionReport) {
+        self.passes += other.passes;
+        self.segments_cleaned += other.segments_cleaned;
+        self.segments_written += other.segments_written;
+        self.bytes_before += other.bytes_before;
+        self.bytes_after += other.bytes_after;
+        self.records_removed += other.records_removed;
+        self.tombstones_removed += other.tombstones_removed;
+        self.dirty_bytes += other.dirty_bytes;
+    }
+}
+
+/// The cleaner's state of one log, behind the log's `cleaner` lock.
+#[derive(Debug)]
+pub(super) struct CleanerState {
+    /// Everything below this offset holds at most one record per key.
+    pub clean_offset: u64,
+}
+
+// ---- the clean offset file ----------------------------------------------------------------
+
+/// File name of the clean offset inside a log directory.
+pub(super) const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+const CHECKPOINT_MAGIC: [u8; 4] = *b"RVBK";
+const CHECKPOINT_LEN: usize = 20;
+
+// Format (file `cleaner-checkpoint`, 20 bytes):
+// { magic "RVBK" | version u16 (1) | reserved u16 (0) | clean_offset u64 | crc u32 (of 0..16) }
+fn encode_checkpoint(clean_offset: u64) -> [u8; CHECKPOINT_LEN] {
+    let mut b = [0u8; CHECKPOINT_LEN];
+    b[0..4].copy_from_slice(&CHECKPOINT_MAGIC);
+    b[4..6].copy_from_slice(&1u16.to_le_bytes());
+    b[8..16].copy_from_slice(&clean_offset.to_le_bytes());
+    let c = crate::record::crc::checksum(&b[0..16]);
+    b[16..20].copy_from_slice(&c.to_le_bytes());
+    b
+}
+
+/// The clean offset on disk; 0 (clean everything again) if the file is missing or not valid,
+/// which is always safe.
+pub(super) fn read_checkpoint(dir: &Path) -> u64 {
+    let Ok(b) = std::fs::read(dir.join(CHECKPOINT_FILE)) else {
+        return 0;
+    };
+    let Ok(b) = <[u8; CHECKPOINT_LEN]>::try_from(b.as_slice()) else {
+        return 0;
+    };
+    let stored = u32::from_le_bytes([b[16], b[17], b[18], b[19]]);
+    if b[0..4] != CHECKPOINT_MAGIC
+        || b[4..8] != [1, 0, 0, 0]
+        || crate::record::crc::checksum(&b[0..16]) != stored
+    {
+        return 0;
+    }
+    let mut o = [0u8; 8];
+    o.copy_from_slice(&b[8..16]);
+    u64::from_le_bytes(o)
+}
+
+// ---- the key map --------------------------------------------------------------------------
+
+/// Bytes of one key map slot: `{ hash_a u64 | hash_b u64 | offset + 1 u64 (0: empty) }`.
+const SLOT_BYTES: usize = 24;
+
+/// Key hash → offset of the key's last record, in a fixed budget (open addressing, linear
+/// probing). The table starts small and doubles up to the budget, so that a map of few keys stays
+/// in the CPU caches. See the module documentation for collisions.
+pub(crate) struct KeyMap {
+    slots: Vec<[u64; 3]>,
+    len: usize,
+    /// Slots the budget allows.
+    budget_slots: usize,
+    hash_a: RandomState,
+    seed_b: u64,
+}
+
+/// The share of slots a table may fill, as a fraction (4/5).
+const fn fill_limit(slots: usize) -> usize {
+    slots / 5 * 4
+}
+
+impl KeyMap {
+    /// A map using at most about `buffer_bytes` of memory.
+    pub fn new(buffer_bytes: usize) -> Result<KeyMap> {
+        if buffer_bytes < 1024 {
+            return Err(Error::config(
+                "buffer_bytes",
+                "the compaction key map needs at least 1 KiB",
+            ));
+        }
+        let budget_slots = buffer_bytes / SLOT_BYTES;
+        Ok(KeyMap {
+            slots: vec![[0u64; 3]; budget_slots.min(1 << 14)],
+            len: 0,
+            budget_slots,
+            hash_a: RandomState::new(),
+            seed_b: RandomState::new().hash_one(0x5eed_u64),
+        })
+    }
+
+    /// Whether `more` new keys surely fit in the budget.
+    pub fn has_room(&self, more: usize) -> bool {
+        self.len + more <= fill_limit(self.budget_slots)
+    }
+
+    /// Number of keys.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            self.slots.fill([0; 3]);
+            self.len = 0;
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> (u64, u64) {
+        (self.hash_a.hash_one(key), mix_hash(self.seed_b, key))
+    }
+
+    /// The slot holding `hash`, or the empty slot where it would go.
+    fn slot(&self, (a, b): (u64, u64)) -> usize {
+        let n = self.slots.len();
+        // Lemire's multiply-shift: a uniform index without a power-of-two table.
+        let mut i = ((u128::from(a) * n as u128) >> 64) as usize;
+        loop {
+            let s = &self.slots[i];
+            if s[2] == 0 || (s[0] == a && s[1] == b) {
+                return i;
+            }
+            i += 1;
+            if i == n {
+                i = 0;
+            }
+        }
+    }
+
+    /// Records `offset` as the last offset of `key` (offsets come in increasing order). The
+    /// caller checks [`has_room`](Self::has_room) first, so the table is never full.
+    pub fn put(&mut self, key: &[u8], offset: u64) {
+        if self.len + 1 > fill_limit(self.slots.len()) && self.slots.len() < self.budget_slots {
+            self.grow();
+        }
+        let h = self.hash(key);
+        let i = self.slot(h);
+        let s = &mut self.slots[i];
+        if s[2] == 0 {
+            self.len += 1;
+        }
+        *s = [h.0, h.1, offset + 1];
+    }
+
+    /// Doubles the table (up to the budget) and moves every entry.
+    fn grow(&mut self) {
+        let n = (self.slots.len() * 2).min(self.budget_slots);
+        let old = std::mem::replace(&mut self.slots, vec![[0u64; 3]; n]);
+        for s in old.into_iter().filter(|s| s[2] != 0) {
+            let i = self.slot((s[0], s[1]));
+            self.slots[i] = s;
+        }
+    }
+
+    /// The last offset recorded for `key`.
+    pub fn get(&self, key: &[u8]) -> Option<u64> {
+        let s = self.slots[self.slot(self.hash(key))];
+        s[2].checked_sub(1)
+    }
+}
+
+/// The second half of a key's 128-bit hash: a fast multiply-xorshift hash with a random seed.
+/// Nobody can aim a collision at the map, because the first half is a randomly keyed SipHash;
+/// this half only has to make chance collisions of the first half harmless.
+fn mix_hash(seed: u64, key: &[u8]) -> u64 {
+    const M: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = seed ^ (key.len() as u64).wrapping_mul(M);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(M);
+        h ^= h >> 29;
+    }
+    let mut w = [0u8; 8];
+    w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(w)).wrapping_mul(M);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^ (h >> 29)
+}
+
+// ---- a run --------------------------------------------------------------------------------
+
+/// What the decisions of a run depend on besides the key map.
+struct Pass {
+    now: i64,
+    delete_retention_ms: i64,
+}
+
+impl Pass {
+    /// The one place that decides whether the records of a (non-control) batch are live: whether
+    /// they count in the key map (and so can make older records of their keys go) and may
+    /// survive. Every batch is, for now; records of aborted transactions will not be (they must
+    /// neither shadow an older committed value nor survive).
+    fn records_are_live(&self, _batch: &BatchRef<'_>) -> bool {
+        true
+    }
+
+    /// Whether a live record of a segment whose newest timestamp is `segment_max_ts` stays.
+    fn keep(&self, map: &KeyMap, r: &RecordView<'_>, segment_max_ts: i64) -> Keep {
+        let Some(key) = r.key() else {
+            // Written before the log was compacted: no later record can stand for it.
+            return Keep::Yes;
+        };
+        if map.get(key).is_some_and(|last| r.offset() < last) {
+            return Keep::Superseded;
+        }
+        if r.value().is_none()
+            && segment_max_ts.saturating_add(self.delete_retention_ms) <= self.now
+        {
+            return Keep::ExpiredTombstone;
+        }
+        Keep::Yes
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    Superseded,
+    ExpiredTombstone,
+}
+
+/// Runs compaction on the log until its cleanable part is clean, or (unless `force`) until its
+/// dirty ratio is below the configured minimum. `stop` is polled between groups.
+pub(super) fn run(
+    inner: &Inner,
+    options: &CompactionConfig,
+    stop: &dyn Fn() -> bool,
+) -> Result<CompactionReport> {
+    let config = &inner.config;
+    if !config.cleanup_policy.compacts() {
+        return Err(Error::invalid(format!(
+            "the log in {} is not compacted (its cleanup policy is {:?})",
+            inner.dir.display(),
+            config.cleanup_policy
+        )));
+    }
+    inner.check_poison()?;
+    let now = options.now_ms.unwrap_or_else(now_ms);
+    let mut state = inner.cleaner.lock();
+    let mut map = KeyMap::new(options.buffer_bytes)?;
+    let mut report = CompactionReport::default();
+    let mut first = true;
+    let mut scratch = Scratch::default();
+    let pass = Pass {
+        now,
+        delete_retention_ms: i64::try_from(config.delete_retention_ms).unwrap_or(i64::MAX),
+    };
+    while !stop() {
+        inner.check_poison()?;
+        let segments = inner.segments.read().clone();
+        let cleanable = cleanable_segments(inner, &segments, now);
+        let Some(first_seg) = cleanable.first() else {
+            break;
+        };
+        let clean_offset = state.clean_offset.max(first_seg.base_offset);
+        let dirty: Vec<Arc<Segment>> = cleanable
+            .iter()
+            .filter(|s| s.next_offset() > clean_offset)
+            .cloned()
+            .collect();
+        map.clear();
+        let (mapped_end, mapped_bytes) = if dirty.is_empty() {
+            // Nothing new, but a forced run still drops the tombstones that expired since: one
+            // pass over the clean part with an empty map (which drops nothing else: the clean
+            // part holds one record per key).
+            if !(first && options.force) {
+                break;
+            }
+            (clean_offset, 0)
+        } else {
+            if first
+                && !options.force
+                && dirty_ratio(&cleanable, clean_offset) < config.min_cleanable_dirty_ratio
+            {
+                break;
+            }
+            let mapped = build_map(&pass, &mut map, &dirty, clean_offset)?;
+            if mapped.0 <= clean_offset {
+                return Err(Error::config(
+                    "buffer_bytes",
+                    format!(
+                        "the compaction key map ({} bytes) cannot hold the keys of one batch",
+                        options.buffer_bytes
+                    ),
+                ));
+            }
+            mapped
+        };
+        first = false;
+        report.dirty_bytes += mapped_bytes;
+        let to_clean: Vec<Arc<Segment>> = cleanable
+            .iter()
+            .take_while(|s| s.base_offset < mapped_end)
+            .cloned()
+            .collect();
+        for group in groups(&to_clean, config.segment_bytes) {
+            if stop() {
+                // The clean offset stays: the groups done so far are clean, which is all the
+                // invariant needs, and the next run maps this dirty part again.
+                return Ok(report);
+            }
+            clean_group(
+                inner,
+                group,
+                &map,
+                &pass,
+                mapped_end,
+                &mut scratch,
+                &mut report,
+            )?;
+        }
+        report.passes += 1;
+        if dirty.is_empty() {
+            break;
+        }
+        state.clean_offset = mapped_end;
+        crate::fs::write_replace(
+            &inner.dir.join(CHECKPOINT_FILE),
+            &encode_checkpoint(mapped_end),
+        )?;
+    }
+    Ok(report)
+}
+
+/// The dirty ratio of the log (0 when nothing is cleanable), as the background cleaner sees it
+/// at `now`.
+pub(super) fn current_dirty_ratio(inner: &Inner, now: i64) -> f64 {
+    let segments = inner.segments.read().clone();
+    let cleanable = cleanable_segments(inner, &segments, now);
+    let Some(first) = cleanable.first() else {
+        return 0.0;
+    };
+    // A run in progress holds the lock: it is already doing what the ratio would ask for.
+    let Some(state) = inner.cleaner.try_lock() else {
+        return 0.0;
+    };
+    dirty_ratio(&cleanable, state.clean_offset.max(first.base_offset))
+}
+
+/// Kafka's ratio: bytes of the cleanable segments from the clean offset on, over all cleanable
+/// bytes.
+fn dirty_ratio(cleanable: &[Arc<Segment>], clean_offset: u64) -> f64 {
+    let total: u64 = cleanable.iter().map(|s| s.size()).sum();
+    let dirty: u64 = cleanable
+        .iter()
+        .filter(|s| s.next_offset() > clean_offset)
+        .map(|s| s.size())
+        .sum();
+    if total == 0 {
+        0.0
+    } else {
+        dirty as f64 / total as f64
+    }
+}
+
+/// The sealed segments the cleaner may touch, oldest first: before the active segment, before
+/// the segment the recovery checkpoint names (recovery resumes inside it by byte position), and
+/// before the first segment with a record younger than `min_compaction_lag_ms`.
+fn cleanable_segments(inner: &Inner, segments: &[Arc<Segment>], now: i64) -> Vec<Arc<Segment>> {
+    let Some(active) = segments.last() else {
+        return Vec::new();
+    };
+    let checkpoint_base = inner.checkpoint.lock().segment_base;
+    let mut end = active.base_offset.min(checkpoint_base);
+    let lag = i64::try_from(inner.config.min_compaction_lag_ms).unwrap_or(i64::MAX);
+    if lag > 0 {
+        let horizon = now.saturating_sub(lag);
+        if let Some(young) = segments.iter().find(|s| s.max_timestamp() > horizon) {
+            end = end.min(young.base_offset);
+        }
+    }
+    // NOTE(transactions): also stop at the last stable offset, once the log has one.
+    segments
+        .iter()
+        .take_while(|s| s.base_offset < end && s.next_offset() <= end)
+        .cloned()
+        .collect()
+}
+
+/// Maps the keys of the dirty segments from `from` on, batch by batch, while they fit. Returns
+/// the offset the mapped part ends at and the bytes of the segments (wholly or partly) mapped.
+fn build_map(
+    pass: &Pass,
+    map: &mut KeyMap,
+    dirty: &[Arc<Segment>],
+    from: u64,
+) -> Result<(u64, u64)> {
+    let mut end = from;
+    let mut bytes = 0;
+    for seg in dirty {
+        bytes += seg.size();
+        for item in seg.batches() {
+            let (_, batch) = item?;
+            if batch.last_offset() < from || batch.is_control() || !pass.records_are_live(&batch) {
+                continue;
+            }
+            if !map.has_room(batch.record_count() as usize) {
+                return Ok((batch.base_offset().max(end), bytes));
+            }
+            let records = batch.records()?;
+            for r in records.iter() {
+                let r = r?;
+                if let Some(key) = r.key() {
+                    map.put(key, r.offset());
+                }
+            }
+        }
+        end = seg.next_offset();
+    }
+    Ok((end, bytes))
+}
+
+/// Splits consecutive segments into groups whose data fits in one segment (so that the small
+/// segments compaction leaves behind are merged over time).
+fn groups(segments: &[Arc<Segment>], segment_bytes: u64) -> Vec<&[Arc<Segment>]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut size = 0u64;
+    for (i, seg) in segments.iter().enumerate() {
+        let data = seg.size().saturating_sub(FILE_HEADER_LEN as u64);
+        let span = seg.next_offset() - segments[start].base_offset;
+        if i > start && (size + data > segment_bytes || span > u64::from(u32::MAX)) {
+            out.push(&segments[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += data;
+    }
+    if start < segments.len() {
+        out.push(&segments[start..]);
+    }
+    out
+}
+
+#[derive(Default)]
+struct Scratch {
+    batch: Vec<u8>,
+    records: Vec<u8>,
+}
+
+/// Cleans one group of segments into one new segment and swaps it in; leaves a single segment
+/// alone when nothing in it goes.
+fn clean_group(
+    inner: &Inner,
+    group: &[Arc<Segment>],
+    map: &KeyMap,
+    pass: &Pass,
+    mapped_end: u64,
+    scratch: &mut Scratch,
+    report: &mut CompactionReport,
+) -> Result<()> {
+    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        return Ok(());
+    };
+    let base = first.base_offset;
+    let end = last.next_offset();
+    let cap = super::recovery::capacity(&inner.config);
+    let open = || {
+        CleanedWriter::create(
+            &inner.dir,
+            base,
+            end,
+            cap.index_interval,
+            cap.max_batch_bytes,
+        )
+    };
+    let mut writer = if group.len() > 1 { Some(open()?) } else { None };
+    // Batches kept as they are before the first change, written only if a change comes.
+    let mut pending: Vec<BatchRef<'_>> = Vec::new();
+    let mut removed = 0u64;
+    let mut tombstones = 0u64;
+    let result = (|| -> Result<()> {
+        for seg in group {
+            let max_ts = seg.max_timestamp();
+            for item in seg.batches() {
+                let (_, batch) = item?;
+                let verdict = if batch.base_offset() >= mapped_end || batch.is_control() {
+                    Filtered::All
+                } else if !pass.records_are_live(&batch) {
+                    Filtered::Nothing
+                } else {
+                    filter_batch(
+                        &batch,
+                        |r| match pass.keep(map, r, max_ts) {
+                            Keep::Yes => true,
+                            Keep::Superseded => false,
+                            Keep::ExpiredTombstone => {
+                                tombstones += 1;
+                                false
+                            }
+                        },
+                        &mut scratch.batch,
+                        &mut scratch.records,
+                    )?
+                };
+                if verdict == Filtered::All {
+                    match writer.as_mut() {
+                        Some(w) => w.push(batch.as_bytes(), &batch.header())?,
+                        None => pending.push(batch),
+                    }
+                    continue;
+                }
+                if writer.is_none() {
+                    let mut w = open()?;
+                    for b in pending.drain(..) {
+                        w.push(b.as_bytes(), &b.header())?;
+                    }
+                    writer = Some(w);
+                }
+                let Some(w) = writer.as_mut() else {
+                    continue;
+                };
+                if verdict == Filtered::Some {
+                    let h = BatchHeader::parse(&scratch.batch, usize::MAX)?;
+                    removed += u64::from(batch.record_count() - h.record_count);
+                    w.push(&scratch.batch, &h)?;
+                } else {
+                    removed += u64::from(batch.record_count());
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if writer.is_some() {
+            let _ = cleaned::abandon(&crate::segment::SegmentPaths::new(&inner.dir, base));
+        }
+        return Err(e);
+    }
+    let Some(w) = writer else {
+        return Ok(()); // nothing to do
+    };
+    let written = match w.finish() {
+        Ok(seg) => seg,
+        Err(e) => {
+            let _ = cleaned::abandon(&crate::segment::SegmentPaths::new(&inner.dir, base));
+            return Err(e);
+        }
+    };
+    if inner.swap_in(group, &written)? {
+        report.segments_cleaned += group.len() as u64;
+        report.segments_written += 1;
+        report.bytes_before += group.iter().map(|s| s.size()).sum::<u64>();
+        report.bytes_after += written.size();
+        report.records_removed += removed;
+        report.tombstones_removed += tombstones;
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Puts `written` (whose files are `.cleaned` and synced) in place of `group`, unless the
+    /// group is no longer in the log (deleted by retention or with its topic meanwhile). Returns
+    /// whether it did. A failure after the commit point poisons the log: the files on disk are
+    /// then ahead of the segment list, and only a reopen (which finishes the swap) reconciles
+    /// them.
+    fn swap_in(&self, group: &[Arc<Segment>], written: &Arc<Segment>) -> Result<bool> {
+        let paths = &written.paths;
+        let _maint = self.maint.lock();
+        let current = self.segments.read().clone();
+        let at = current
+            .iter()
+            .position(|s| Arc::ptr_eq(s, &group[0]))
+            .filter(|&i| {
+                current.len() > i + group.len()
+                    && group
+                        .iter()
+                        .zip(&current[i..])
+                        .all(|(a, b)| Arc::ptr_eq(a, b))
+            });
+        let Some(at) = at.filter(|_| !self.deleted.load(std::sync::atomic::Ordering::Acquire))
+        else {
+            cleaned::abandon(paths)?;
+            return Ok(false);
+        };
+        cleaned::commit(&self.dir, paths).map_err(|e| self.poison(e))?;
+        let others: Vec<u64> = group[1..].iter().map(|s| s.base_offset).collect();
+        cleaned::finish(&self.dir, written.base_offset, &others).map_err(|e| self.poison(e))?;
+        let mut segs = self.segments.write();
+        // The list may have grown (a roll) since `current`, never shrunk (retention takes
+        // `maint`): the group is still at `at`.
+        let mut v: Vec<Arc<Segment>> = segs.as_ref().clone();
+        v.splice(at..at + group.len(), [Arc::clone(written)]);
+        *segs = Arc::new(v);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_map_keeps_the_last_offset_and_respects_its_budget() {
+        let mut m = KeyMap::new(24 * 100).unwrap();
+        assert!(m.has_room(80) && !m.has_room(81));
+        for i in 0..80u64 {
+            assert!(m.has_room(1));
+            m.put(&i.to_le_bytes(), i);
+        }
+        assert!(!m.has_room(1));
+        m.put(&7u64.to_le_bytes(), 1000); // an existing key takes no room
+        assert_eq!(m.len(), 80);
+        assert_eq!(m.get(&7u64.to_le_bytes()), Some(1000));
+        assert_eq!(m.get(&8u64.to_le_bytes()), Some(8));
+        assert_eq!(m.get(b"absent"), None);
+        assert_eq!(m.get(b""), None);
+        m.clear();
+        assert_eq!(m.get(&8u64.to_le_bytes()), None);
+        // Growing keeps every entry.
+        let mut m = KeyMap::new(24 << 20).unwrap();
+        for i in 0..100_000u64 {
+            m.put(&i.to_le_bytes(), i * 2);
+        }
+        assert!(m.slots.len() > 1 << 14);
+        for i in 0..100_000u64 {
+            assert_eq!(m.get(&i.to_le_bytes()), Some(i * 2));
+        }
+        assert!(KeyMap::new(100).is_err());
+    }
+
+    #[test]
+    fn checkpoint_roundtrips_and_damage_reads_as_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_checkpoint(dir.path()), 0);
+        let path = dir.path().join(CHECKPOINT_FILE);
+        std::fs::write(&path, encode_checkpoint(12345)).unwrap();
+        assert_eq!(read_checkpoint(dir.path()), 12345);
+        for i in 0..CHECKPOINT_LEN {
+            let mut b = encode_checkpoint(12345);
+            b[i] ^= 0x10;
+            std::fs::write(&path, b).unwrap();
+            assert_eq!(read_checkpoint(dir.path()), 0, "byte {i}");
+        }
+        std::fs::write(&path, &encode_checkpoint(9)[..10]).unwrap();
+        assert_eq!(read_checkpoint(dir.path()), 0);
+    }
+}
