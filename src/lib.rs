@@ -56,8 +56,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
 pub use group::GroupDescription;
 pub use log::{
-    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionReport, Log,
-    RecoveryReport, RetentionReport, Truncation,
+    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionReport, Log, RecoveryReport,
+    RetentionReport, Truncation,
 };
 pub use metrics::{
     FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics, Metrics,

@@ -75,17 +75,18 @@ impl Default for CleanerConfig {
 pub struct Store {
     // NOTE: declared first so that it is dropped first: the cleaner thread stops before the
     // store's logs close.
-    _cleaner: Arc<CleanerThread>,
+    _maintenance: Arc<MaintenanceThread>,
     pub(crate) inner: Arc<StoreInner>,
 }
 
-/// The background cleaner thread; stopped and joined when the last `Store` handle goes.
-struct CleanerThread {
+/// The maintenance thread (transaction timeouts, the cleaner); stopped and joined when the last
+/// `Store` handle goes.
+struct MaintenanceThread {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Drop for CleanerThread {
+impl Drop for MaintenanceThread {
     fn drop(&mut self) {
         let (flag, cv) = &*self.stop;
         *flag.lock() = true;
@@ -105,8 +106,6 @@ pub(crate) struct StoreInner {
     pub offsets: OffsetStore,
     /// The transaction coordinator (producer ids, transactional ids, commit decisions).
     pub txns: Coordinator,
-    /// Whether the thread that aborts timed-out transactions runs.
-    reaper_started: std::sync::atomic::AtomicBool,
     pub groups: Mutex<HashMap<String, Arc<Group>>>,
     /// Bumped on every topic change, so groups notice they must rebalance.
     pub metadata_version: AtomicU64,
@@ -294,7 +293,6 @@ impl Store {
             admin: Mutex::new(()),
             offsets,
             txns,
-            reaper_started: std::sync::atomic::AtomicBool::new(false),
             groups: Mutex::new(HashMap::new()),
             metadata_version: AtomicU64::new(0),
             notify: Notify::new(),
@@ -303,19 +301,17 @@ impl Store {
             _lock: lock,
         });
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let thread = if inner.config.cleaner.enabled {
+        let thread = {
             let (weak, stop) = (Arc::downgrade(&inner), Arc::clone(&stop));
             Some(
                 std::thread::Builder::new()
-                    .name("riverbed-cleaner".into())
-                    .spawn(move || cleaner_loop(&weak, &stop))
-                    .map_err(|e| Error::io("spawn cleaner thread", &inner.dir, e))?,
+                    .name("riverbed-maintenance".into())
+                    .spawn(move || maintenance_loop(&weak, &stop))
+                    .map_err(|e| Error::io("spawn maintenance thread", &inner.dir, e))?,
             )
-        } else {
-            None
         };
         Ok(Store {
-            _cleaner: Arc::new(CleanerThread { stop, thread }),
+            _maintenance: Arc::new(MaintenanceThread { stop, thread }),
             inner,
         })
     }
@@ -543,56 +539,66 @@ impl Store {
     }
 }
 
-/// The background cleaner: repeatedly compacts the dirtiest partition whose dirty ratio reached
-/// its topic's `min_cleanable_dirty_ratio`, sleeping `backoff` when there is none. It holds the
-/// store only weakly between rounds, and a round stops between segment groups once asked to.
-fn cleaner_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
+/// How often the maintenance thread looks for transactions past their timeout.
+const TXN_TIMEOUT_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The store's maintenance thread. Every `TXN_TIMEOUT_TICK` it aborts transactions open past
+/// their timeout; when the cleaner is enabled it also compacts the dirtiest partition whose dirty
+/// ratio reached its topic's `min_cleanable_dirty_ratio`, looking again after `backoff` when
+/// there is none. It holds the store only weakly between rounds (never while it sleeps), and a
+/// compaction round stops between segment groups once asked to; the last `Store` handle stops
+/// and joins it, so a dropped store has released its directory when the drop returns.
+fn maintenance_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
     let should_stop = || *stop.0.lock();
+    let mut next_clean = Instant::now();
     loop {
-        let mut backoff = None;
         {
             let Some(inner) = store.upgrade() else { return };
+            if inner.txns.expire(Instant::now(), &inner.offsets) > 0 {
+                inner.notify.notify();
+            }
             let config = &inner.config.cleaner;
-            let now = crate::log::now_ms();
-            let topics: Vec<Arc<Topic>> = inner.topics.read().values().cloned().collect();
-            let dirtiest = topics
-                .iter()
-                .filter(|t| t.config.log.cleanup_policy.compacts())
-                .flat_map(|t| t.partitions.read().iter().cloned().collect::<Vec<_>>())
-                .filter(|p| !p.log.is_deleted())
-                .map(|p| (p.log.dirty_ratio(now), p))
-                .filter(|(ratio, p)| {
-                    *ratio > 0.0 && *ratio >= p.log.config().min_cleanable_dirty_ratio
-                })
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            match dirtiest {
-                Some((_, p)) => {
-                    let options = CompactionConfig {
-                        buffer_bytes: config.buffer_bytes,
-                        now_ms: Some(now),
-                        force: false,
-                    };
-                    // An error (a damaged segment, a failed write) is retried after the backoff;
-                    // a poisoned log reports it to its own users.
-                    match p.log.compact_until(&options, &should_stop) {
-                        Ok(report) if report.passes > 0 => {}
-                        _ => backoff = Some(config.backoff),
-                    }
-                }
-                None => backoff = Some(config.backoff),
+            if config.enabled
+                && Instant::now() >= next_clean
+                && !clean_dirtiest(&inner, &should_stop)
+            {
+                next_clean = Instant::now() + config.backoff;
             }
         }
         let (flag, cv) = stop;
         let mut s = flag.lock();
-        if let Some(wait) = backoff {
-            if !*s {
-                cv.wait_for(&mut s, wait);
-            }
+        if !*s {
+            cv.wait_for(&mut s, TXN_TIMEOUT_TICK);
         }
         if *s {
             return;
         }
     }
+}
+
+/// Compacts the dirtiest partition worth cleaning; false when there was none (or it failed: an
+/// error is retried after the backoff; a poisoned log reports it to its own users).
+fn clean_dirtiest(inner: &StoreInner, should_stop: &dyn Fn() -> bool) -> bool {
+    let config = &inner.config.cleaner;
+    let now = crate::log::now_ms();
+    let topics: Vec<Arc<Topic>> = inner.topics.read().values().cloned().collect();
+    let dirtiest = topics
+        .iter()
+        .filter(|t| t.config.log.cleanup_policy.compacts())
+        .flat_map(|t| t.partitions.read().iter().cloned().collect::<Vec<_>>())
+        .filter(|p| !p.log.is_deleted())
+        .map(|p| (p.log.dirty_ratio(now), p))
+        .filter(|(ratio, p)| *ratio > 0.0 && *ratio >= p.log.config().min_cleanable_dirty_ratio)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let Some((_, p)) = dirtiest else {
+        return false;
+    };
+    let options = CompactionConfig {
+        buffer_bytes: config.buffer_bytes,
+        now_ms: Some(now),
+        force: false,
+    };
+    matches!(p.log.compact_until(&options, &should_stop), Ok(report) if report.passes > 0)
 }
 
 impl std::fmt::Debug for Store {
@@ -708,34 +714,6 @@ fn recover_transactions(
     }
     Coordinator::recover_log(offsets.log(), None, &by_pid, Some(offsets))?;
     txns.complete_recovered(decisions)
-}
-
-impl StoreInner {
-    /// Starts (once) the thread that aborts transactions open longer than their timeout. It
-    /// holds only a weak reference and ends when the store is dropped.
-    pub(crate) fn start_transaction_reaper(self: &Arc<Self>) {
-        if self
-            .reaper_started
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new()
-            .name("riverbed-txn-timeouts".into())
-            .spawn(move || loop {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                let Some(inner) = weak.upgrade() else { return };
-                if inner.txns.expire(Instant::now(), &inner.offsets) > 0 {
-                    inner.notify.notify();
-                }
-            });
-        if spawned.is_err() {
-            // Without the thread, timeouts are not enforced; allow a later call to try again.
-            self.reaper_started
-                .store(false, std::sync::atomic::Ordering::Release);
-        }
-    }
 }
 
 pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {

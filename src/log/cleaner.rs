@@ -45,7 +45,7 @@ use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{now_ms, Inner};
+use super::{now_ms, AbortedTxn, Inner};
 use crate::error::{Error, Result};
 use crate::record::codec::BatchHeader;
 use crate::record::{filter_batch, BatchRef, Filtered, RecordView};
@@ -302,15 +302,28 @@ fn mix_hash(seed: u64, key: &[u8]) -> u64 {
 struct Pass {
     now: i64,
     delete_retention_ms: i64,
+    /// The log's aborted transactions when the pass started, in marker order (the cleaned part
+    /// lies below the last stable offset, so no transaction in it ends later).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl Pass {
     /// The one place that decides whether the records of a (non-control) batch are live: whether
     /// they count in the key map (and so can make older records of their keys go) and may
-    /// survive. Every batch is, for now; records of aborted transactions will not be (they must
-    /// neither shadow an older committed value nor survive).
-    fn records_are_live(&self, _batch: &BatchRef<'_>) -> bool {
-        true
+    /// survive. Records of aborted transactions are not: they must neither shadow an older
+    /// committed value nor survive (their markers stay, as control batches always do).
+    fn records_are_live(&self, batch: &BatchRef<'_>) -> bool {
+        if !batch.is_transactional() {
+            return true;
+        }
+        let pid = batch.producer().producer_id;
+        // A producer's transactions follow one another: the one holding this batch ends at the
+        // producer's first marker after it.
+        let after = self
+            .aborted
+            .partition_point(|a| a.last_offset <= batch.last_offset());
+        let ending = self.aborted[after..].iter().find(|a| a.producer_id == pid);
+        ending.is_none_or(|a| a.first_offset > batch.base_offset())
     }
 
     /// Whether a live record of a segment whose newest timestamp is `segment_max_ts` stays.
@@ -363,6 +376,7 @@ pub(super) fn run(
     let pass = Pass {
         now,
         delete_retention_ms: i64::try_from(config.delete_retention_ms).unwrap_or(i64::MAX),
+        aborted: inner.producers.lock().aborted_overlapping(0, u64::MAX),
     };
     while !stop() {
         inner.check_poison()?;
@@ -488,7 +502,16 @@ fn cleanable_segments(inner: &Inner, segments: &[Arc<Segment>], now: i64) -> Vec
             end = end.min(young.base_offset);
         }
     }
-    // NOTE(transactions): also stop at the last stable offset, once the log has one.
+    // Nor at or past the last stable offset: whether an open transaction's records are live is
+    // not decided yet.
+    let hw = inner.next_offset.load(std::sync::atomic::Ordering::Acquire);
+    end = end.min(
+        hw.min(
+            inner
+                .first_unstable
+                .load(std::sync::atomic::Ordering::Acquire),
+        ),
+    );
     segments
         .iter()
         .take_while(|s| s.base_offset < end && s.next_offset() <= end)
@@ -668,6 +691,35 @@ fn clean_group(
 }
 
 impl Inner {
+    /// After a swap: the compacted segment's `.txnindex` lists the aborts of its whole span, and
+    /// the replaced segments' files go. (Not part of the atomic swap: a crash in between leaves
+    /// files the producer snapshot's figures disagree with, and the next open rebuilds them.)
+    fn rewrite_txn_indexes(&self, written: &Segment, others: &[u64]) -> Result<()> {
+        for &base in others {
+            let path = crate::segment::SegmentPaths::new(&self.dir, base).txn_index;
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove transaction index", &path, e)),
+            }
+        }
+        let entries = self
+            .producers
+            .lock()
+            .aborted_with_marker_in(written.base_offset, written.next_offset())
+            .to_vec();
+        let path = &written.paths.txn_index;
+        if entries.is_empty() {
+            if path.exists() {
+                std::fs::remove_file(path)
+                    .map_err(|e| Error::io("remove transaction index", path, e))?;
+            }
+            return Ok(());
+        }
+        let bytes = super::producer_state::encode_txn_index(written.base_offset, &entries);
+        crate::fs::write_atomic(path, &bytes)
+    }
+
     /// Puts `written` (whose files are `.cleaned` and synced) in place of `group`, unless the
     /// group is no longer in the log (deleted by retention or with its topic meanwhile). Returns
     /// whether it did. A failure after the commit point poisons the log: the files on disk are
@@ -695,6 +747,8 @@ impl Inner {
         cleaned::commit(&self.dir, paths).map_err(|e| self.poison(e))?;
         let others: Vec<u64> = group[1..].iter().map(|s| s.base_offset).collect();
         cleaned::finish(&self.dir, written.base_offset, &others).map_err(|e| self.poison(e))?;
+        self.rewrite_txn_indexes(written, &others)
+            .map_err(|e| self.poison(e))?;
         let mut segs = self.segments.write();
         // The list may have grown (a roll) since `current`, never shrunk (retention takes
         // `maint`): the group is still at `at`.

@@ -878,10 +878,17 @@ impl Inner {
     /// Saves the producer state as of `offset` (the writer's next offset; holds the writer lock)
     /// so that the next open replays only what follows.
     fn write_producer_snapshot(&self, offset: u64, active_base: u64) -> Result<()> {
+        let sealed: Vec<(u64, u64)> = self
+            .segments
+            .read()
+            .iter()
+            .filter(|s| s.base_offset < active_base)
+            .map(|s| (s.base_offset, s.next_offset()))
+            .collect();
         let bytes = {
             let mut p = self.producers.lock();
             p.expire(now_ms().saturating_sub(PRODUCER_EXPIRATION_MS));
-            p.encode_snapshot(offset, active_base)
+            p.encode_snapshot(offset, active_base, &sealed)
         };
         crate::fs::write_replace(&self.dir.join(producer_state::SNAPSHOT_FILE), &bytes)
     }

@@ -322,20 +322,43 @@ impl ProducerStates {
 
     // ---- snapshot ---------------------------------------------------------------------------
 
-    /// Encodes the state as of `offset` (FORMAT.md section 5.2), keeping the aborted
-    /// transactions whose markers are at or after `active_base` (those of sealed segments live in
-    /// their `.txnindex` files).
-    pub(crate) fn encode_snapshot(&self, offset: u64, active_base: u64) -> Vec<u8> {
+    /// What the `.txnindex` file of each sealed segment (`base..next`) with aborts must hold:
+    /// `(base, entry count, CRC of the entries)`.
+    fn txn_index_figures(&self, sealed: &[(u64, u64)]) -> Vec<(u64, u32, u32)> {
+        sealed
+            .iter()
+            .filter_map(|&(base, next)| {
+                let entries = self.aborted_with_marker_in(base, next);
+                (!entries.is_empty()).then(|| {
+                    let body = &encode_txn_index(base, entries)[FILE_HEADER_LEN..];
+                    (base, entries.len() as u32, crc::checksum(body))
+                })
+            })
+            .collect()
+    }
+
+    /// Encodes the state as of `offset` (FORMAT.md section 5.2): the producers, the aborted
+    /// transactions whose markers are at or after `active_base` (those of the `sealed` segments,
+    /// `(base, next)` in order, live in their `.txnindex` files), and what each of those files
+    /// holds, so that a missing or cut one is noticed.
+    pub(crate) fn encode_snapshot(
+        &self,
+        offset: u64,
+        active_base: u64,
+        sealed: &[(u64, u64)],
+    ) -> Vec<u8> {
         let aborted = &self.aborted[self
             .aborted
             .partition_point(|a| a.last_offset < active_base)..];
-        let mut out = Vec::with_capacity(32 + self.producers.len() * 80 + aborted.len() * 24);
+        let indexes = self.txn_index_figures(sealed);
+        let mut out = Vec::with_capacity(36 + self.producers.len() * 80 + aborted.len() * 24);
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_le_bytes());
         out.extend_from_slice(&(aborted.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(indexes.len() as u32).to_le_bytes());
         let mut ids: Vec<&i64> = self.producers.keys().collect();
         ids.sort();
         for id in ids {
@@ -361,14 +384,20 @@ impl ProducerStates {
             out.extend_from_slice(&a.first_offset.to_le_bytes());
             out.extend_from_slice(&a.last_offset.to_le_bytes());
         }
+        for (base, count, entries_crc) in indexes {
+            out.extend_from_slice(&base.to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
+            out.extend_from_slice(&entries_crc.to_le_bytes());
+        }
         let c = crc::checksum(&out);
         out.extend_from_slice(&c.to_le_bytes());
         out
     }
 
-    /// Decodes a snapshot: the offset it was taken at and the state (with only the aborted
-    /// transactions it holds). Positions in errors are byte positions in the file.
-    pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<(u64, ProducerStates)> {
+    /// Decodes a snapshot: the offset it was taken at, the state (with only the aborted
+    /// transactions it holds) and the `.txnindex` figures. Positions in errors are byte
+    /// positions in the file.
+    pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot> {
         let Some((body, stored)) = bytes.split_last_chunk::<4>() else {
             return Err(corrupt(0, "a producer state snapshot", "an empty file"));
         };
@@ -389,6 +418,7 @@ impl ProducerStates {
         let offset = r.u64()?;
         let producers = r.u32()?;
         let aborted = r.u32()?;
+        let index_count = r.u32()?;
         let mut s = ProducerStates::default();
         for _ in 0..producers {
             let id = r.u64()? as i64;
@@ -443,6 +473,10 @@ impl ProducerStates {
             }
             s.aborted.push(a);
         }
+        let mut indexes = Vec::new();
+        for _ in 0..index_count {
+            indexes.push((r.u64()?, r.u32()?, r.u32()?));
+        }
         if r.pos != body.len() {
             return Err(corrupt(
                 r.pos as u64,
@@ -450,8 +484,21 @@ impl ProducerStates {
                 format!("{} more bytes", body.len() - r.pos),
             ));
         }
-        Ok((offset, s))
+        Ok(Snapshot {
+            offset,
+            state: s,
+            indexes,
+        })
     }
+}
+
+/// A decoded `producer-state` file.
+pub(crate) struct Snapshot {
+    pub offset: u64,
+    pub state: ProducerStates,
+    /// `(segment base, entry count, CRC of the entries)` of each `.txnindex` the snapshot's
+    /// sealed segments had.
+    pub indexes: Vec<(u64, u32, u32)>,
 }
 
 struct Reader<'a> {
@@ -499,25 +546,49 @@ pub(crate) struct Loaded {
 pub(crate) fn load(dir: &Path, segments: &[Arc<Segment>], end: u64) -> Result<Loaded> {
     let log_start = segments.first().map_or(end, |s| s.base_offset);
     let sealed = &segments[..segments.len().saturating_sub(1)];
-    let snapshot = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
-        Ok(bytes) => ProducerStates::decode_snapshot(&bytes)
-            .ok()
-            .filter(|(offset, _)| *offset <= end),
+    let snapshot_path = dir.join(SNAPSHOT_FILE);
+    let snapshot = match std::fs::read(&snapshot_path) {
+        Ok(bytes) => {
+            let usable = ProducerStates::decode_snapshot(&bytes)
+                .ok()
+                .filter(|s| s.offset <= end);
+            if usable.is_none() {
+                // A snapshot from beyond a cut tail must not come back into use once the log
+                // grows past its offset again with other batches.
+                std::fs::remove_file(&snapshot_path)
+                    .map_err(|e| Error::io("remove stale producer snapshot", &snapshot_path, e))?;
+            }
+            usable
+        }
         Err(_) => None,
     };
     let mut indexed = Vec::new();
     let mut indexes_ok = true;
     for seg in sealed {
         let path = &seg.paths.txn_index;
+        // What the snapshot says this segment's file holds (a segment sealed after it has no
+        // figures: its file, if any, is checked entry by entry only).
+        let expected = snapshot
+            .as_ref()
+            .and_then(|s| s.indexes.iter().find(|(b, _, _)| *b == seg.base_offset));
         if !path.exists() {
+            indexes_ok &= expected.is_none();
             continue;
         }
         match read_txn_index(path, seg.base_offset, seg.next_offset()) {
-            Ok(entries) => indexed.extend(entries),
+            Ok(entries) => {
+                if let Some(&(_, count, entries_crc)) = expected {
+                    let body = &encode_txn_index(seg.base_offset, &entries)[FILE_HEADER_LEN..];
+                    indexes_ok &=
+                        count as usize == entries.len() && entries_crc == crc::checksum(body);
+                }
+                indexed.extend(entries);
+            }
             Err(_) => indexes_ok = false,
         }
     }
-    if let (Some((offset, snap)), true) = (snapshot, indexes_ok) {
+    if let (Some(snapshot), true) = (snapshot, indexes_ok) {
+        let (offset, snap) = (snapshot.offset, snapshot.state);
         let mut state = ProducerStates {
             aborted: indexed,
             ..snap.clone()
@@ -694,16 +765,21 @@ mod tests {
             }]
         );
         assert!(s.aborted_overlapping(14, 100).is_empty());
-        let (at, back) = ProducerStates::decode_snapshot(&s.encode_snapshot(14, 0)).unwrap();
-        assert_eq!(at, 14);
-        assert_eq!(back, s);
+        let back = ProducerStates::decode_snapshot(&s.encode_snapshot(14, 0, &[])).unwrap();
+        assert_eq!(back.offset, 14);
+        assert_eq!(back.state, s);
+        // As of a roll at 14 with the segment 0..14 sealed, its aborts move to its index.
+        let back = ProducerStates::decode_snapshot(&s.encode_snapshot(14, 14, &[(0, 14)])).unwrap();
+        assert!(back.state.aborted.is_empty());
+        assert_eq!(back.indexes.len(), 1);
+        assert_eq!((back.indexes[0].0, back.indexes[0].1), (0, 1));
     }
 
     #[test]
     fn damaged_snapshots_and_indexes_are_errors() {
         let mut s = ProducerStates::default();
         s.apply(&header(1, 0, 0, 0, 1, true), None);
-        let bytes = s.encode_snapshot(1, 0);
+        let bytes = s.encode_snapshot(1, 0, &[]);
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;

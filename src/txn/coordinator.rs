@@ -476,7 +476,9 @@ impl Coordinator {
             self.state.lock().entries.values().cloned().collect();
         let mut aborted = 0;
         for e in entries {
-            let mut e = e.lock();
+            // A producer holding its entry is busy, not idle: look again at the next tick
+            // rather than wait for it (the store may be closing).
+            let Some(mut e) = e.try_lock() else { continue };
             let expired = e
                 .open
                 .as_ref()

@@ -132,7 +132,6 @@ impl Store {
             inner.txns.init(&mut e, &inner.offsets)?;
             (e.producer_id, e.epoch)
         };
-        inner.start_transaction_reaper();
         Ok(TransactionalProducer {
             store: self.clone(),
             entry,

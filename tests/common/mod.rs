@@ -86,3 +86,112 @@ pub fn read_all(log: &riverbed::Log, max_bytes: usize) -> Vec<ReadRecord> {
     }
     out
 }
+
+/// A recursive copy of `from` (regular files and directories) in a new temporary directory.
+/// Copying the directory of a store that is still open gives the files a process crash would
+/// leave (the `.lock` files come along but lock nothing: locks belong to open descriptors).
+/// Holes stay holes: the internal logs of a store preallocate tens of MiB each.
+pub fn copy_tree(from: &Path) -> TempDir {
+    fn copy(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let ty = e.file_type().unwrap();
+            let target = to.join(e.file_name());
+            if ty.is_dir() {
+                std::fs::create_dir(&target).unwrap();
+                copy(&e.path(), &target);
+            } else if ty.is_file() {
+                copy_sparse(&e.path(), &target);
+            }
+        }
+    }
+    let to = tempfile::tempdir().unwrap();
+    // One GNU `cp` for the whole tree finds holes without reading them; without it, the loop
+    // above.
+    let cp = std::process::Command::new("cp")
+        .args(["-R", "--sparse=always"])
+        .arg(from.join("."))
+        .arg(to.path())
+        .status();
+    if !cp.is_ok_and(|s| s.success()) {
+        copy(from, to.path());
+    }
+    to
+}
+
+/// Copies a file byte for byte, leaving holes where `from` has runs of zeros.
+fn copy_sparse(from: &Path, to: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut src = std::fs::File::open(from).unwrap();
+    let mut dst = std::fs::File::create(to).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let n = src.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(n as i64)).unwrap();
+        } else {
+            dst.write_all(&buf[..n]).unwrap();
+        }
+        len += n as u64;
+    }
+    dst.set_len(len).unwrap();
+}
+
+/// One record as a consumer returned it: (offset, key, value).
+pub type Seen = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Reads `partitions` of `store` from the beginning up to their end for `isolation` (the last
+/// stable offset for `ReadCommitted`, the high watermark otherwise), fetching at most
+/// `max_fetch_bytes` per partition and poll, and returns the records of each partition in the
+/// order given. Panics if a consumer stops short of the end or steps past it.
+pub fn read_all_consumed(
+    store: &riverbed::Store,
+    partitions: &[riverbed::TopicPartition],
+    isolation: riverbed::IsolationLevel,
+    max_fetch_bytes: usize,
+) -> Vec<Vec<Seen>> {
+    let mut c = store
+        .consumer(riverbed::ConsumerConfig {
+            isolation_level: isolation,
+            max_partition_fetch_bytes: max_fetch_bytes,
+            max_poll_records: 7,
+            ..riverbed::ConsumerConfig::default()
+        })
+        .unwrap();
+    c.assign(partitions).unwrap();
+    c.seek_to_beginning(partitions).unwrap();
+    let ends = c.end_offsets(partitions).unwrap();
+    let mut out: Vec<Vec<Seen>> = vec![Vec::new(); partitions.len()];
+    // Each poll returns at least one record or moves a position past skipped batches, so this
+    // bound is only reached if the consumer is stuck.
+    for _ in 0..100_000 {
+        let done = ends.iter().all(|(tp, end)| c.position(tp).unwrap() >= *end);
+        if done {
+            break;
+        }
+        let records = c.poll(std::time::Duration::ZERO).unwrap();
+        for r in records.iter() {
+            let i = partitions
+                .iter()
+                .position(|tp| tp.topic == r.topic() && tp.partition == r.partition())
+                .unwrap();
+            out[i].push((
+                r.offset(),
+                r.key().map(<[u8]>::to_vec),
+                r.value().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    for (tp, end) in &ends {
+        assert_eq!(
+            c.position(tp).unwrap(),
+            *end,
+            "a {isolation:?} consumer of {tp} must stop exactly at the end it reported"
+        );
+    }
+    out
+}
