@@ -206,7 +206,16 @@ pub(crate) struct OpenTxn {
 pub(crate) struct Coordinator {
     log: Log,
     state: Mutex<State>,
+    /// The latest value of every key in the log: what a snapshot rewrites. Held while appending,
+    /// so that a snapshot sees every record before it.
+    live: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    /// [`SNAPSHOT_MIN_BYTES`], lowered by tests.
+    snapshot_min_bytes: u64,
 }
+
+/// The transaction log is rewritten (its live records appended anew, older segments deleted)
+/// once it is this large and four times its live records, so that replay at open stays short.
+const SNAPSHOT_MIN_BYTES: u64 = 16 << 20;
 
 struct State {
     next_pid: i64,
@@ -226,6 +235,7 @@ impl Coordinator {
         };
         let log = Log::open(dir, config)?;
         let mut records: HashMap<String, TxnRecord> = HashMap::new();
+        let mut live: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         let mut pid_block_end = 0i64;
         let mut next = log.log_start_offset();
         while next < log.next_offset() {
@@ -236,6 +246,9 @@ impl Coordinator {
                 for r in batch.records()?.iter() {
                     let r = r?;
                     let at = |e: Error| e.in_file(dir, 0);
+                    if let (Some(k), Some(v)) = (r.key(), r.value()) {
+                        live.insert(k.to_vec(), v.to_vec());
+                    }
                     match (r.key(), r.value()) {
                         (Some(KEY_PID_BLOCK), Some(v)) => {
                             let v: [u8; 8] = v.try_into().map_err(|_| {
@@ -283,17 +296,51 @@ impl Coordinator {
                 pid_block_end,
                 entries,
             }),
+            live: Mutex::new(live),
+            snapshot_min_bytes: SNAPSHOT_MIN_BYTES,
         };
         Ok((coordinator, records))
     }
 
     fn append(&self, key: &[u8], value: &[u8], durable: bool) -> Result<()> {
-        let mut b = BatchBuilder::new(Compression::None);
-        b.append(crate::log::now_ms(), Some(key), Some(value), &[]);
-        self.log.append(&b.build()?)?;
+        {
+            let mut live = self.live.lock();
+            let mut b = BatchBuilder::new(Compression::None);
+            b.append(crate::log::now_ms(), Some(key), Some(value), &[]);
+            self.log.append(&b.build()?)?;
+            live.insert(key.to_vec(), value.to_vec());
+            self.maybe_snapshot(&live)?;
+        }
+        // NOTE: outside `live`, so that producers of different ids share fsyncs.
         if durable {
             self.log.flush()?;
         }
+        Ok(())
+    }
+
+    /// Rewrites the live records and drops the segments before them once the log is mostly
+    /// superseded records. The rewrite is flushed before anything is deleted.
+    fn maybe_snapshot(&self, live: &HashMap<Vec<u8>, Vec<u8>>) -> Result<()> {
+        let live_bytes: u64 = live.iter().map(|(k, v)| (k.len() + v.len() + 16) as u64).sum();
+        if self.log.size_in_bytes() < self.snapshot_min_bytes.max(4 * live_bytes) {
+            return Ok(());
+        }
+        self.log.roll()?;
+        let start = self.log.next_offset();
+        let now = crate::log::now_ms();
+        let mut b = BatchBuilder::new(Compression::None);
+        for (k, v) in live {
+            b.append(now, Some(k), Some(v), &[]);
+            if b.size_in_bytes() > 512 << 10 {
+                self.log.append(&b.build()?)?;
+                b.clear();
+            }
+        }
+        if !b.is_empty() {
+            self.log.append(&b.build()?)?;
+        }
+        self.log.flush()?;
+        self.log.delete_segments_below(start)?;
         Ok(())
     }
 
@@ -594,6 +641,35 @@ pub(crate) fn invalid_state(reason: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_is_rewritten_when_mostly_superseded_and_replays_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, _) = Coordinator::open(dir.path()).unwrap();
+        c.snapshot_min_bytes = 64 << 10;
+        let pid = c.allocate_producer_id().unwrap();
+        for i in 0..4000i16 {
+            let rec = TxnRecord {
+                producer_id: pid,
+                epoch: i,
+                phase: Phase::Empty,
+                partitions: vec![(TopicPartition::new("t", 0), 0)],
+            };
+            c.append(&txn_key(&format!("id-{}", i % 3)), &rec.encode(), false)
+                .unwrap();
+        }
+        let size = c.log.size_in_bytes();
+        assert!(size < 200 << 10, "never rewritten: {size} bytes");
+        assert!(c.log.log_start_offset() > 0, "old segments were not deleted");
+        let next_pid = c.allocate_producer_id().unwrap();
+        drop(c);
+        let (c, records) = Coordinator::open(dir.path()).unwrap();
+        assert_eq!(records.len(), 3);
+        for (id, last) in [("id-0", 3999), ("id-1", 3997), ("id-2", 3998)] {
+            assert_eq!(records[id].epoch, last, "{id}");
+        }
+        assert!(c.allocate_producer_id().unwrap() > next_pid, "a producer id came back");
+    }
 
     #[test]
     fn records_round_trip_and_garbage_is_refused() {
