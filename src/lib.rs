@@ -60,8 +60,8 @@ pub use log::{
     RetentionReport, Truncation,
 };
 pub use metrics::{
-    FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics, Metrics,
-    PartitionMetrics, Rate,
+    CompactionMetrics, FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics,
+    Metrics, PartitionMetrics, Rate,
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};

@@ -126,6 +126,10 @@ pub(crate) struct LogCounters {
     pub read_bytes: AtomicU64,
     pub fsync_failures: AtomicU64,
     pub fsync_latency: AtomicHistogram,
+    /// What compaction did since open (all runs added up).
+    pub compaction: parking_lot::Mutex<crate::log::CompactionReport>,
+    /// Below it the log holds at most one record per key (the cleaner's clean offset).
+    pub clean_offset: AtomicU64,
 }
 
 impl Default for LogCounters {
@@ -138,6 +142,8 @@ impl Default for LogCounters {
             read_bytes: AtomicU64::new(0),
             fsync_failures: AtomicU64::new(0),
             fsync_latency: AtomicHistogram::default(),
+            compaction: parking_lot::Mutex::new(crate::log::CompactionReport::default()),
+            clean_offset: AtomicU64::new(0),
         }
     }
 }
@@ -202,6 +208,22 @@ pub struct LogMetrics {
     pub fsync: FsyncMetrics,
     /// Time since the log was opened.
     pub uptime: Duration,
+    /// The cleaner's progress, for a compacted log.
+    pub compaction: Option<CompactionMetrics>,
+}
+
+/// The cleaner's progress on one compacted log.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CompactionMetrics {
+    /// Everything compaction did since the log was opened (passes, segments, bytes before and
+    /// after, records and tombstones removed).
+    pub totals: crate::log::CompactionReport,
+    /// Below this offset the log holds at most one record per key.
+    pub clean_offset: u64,
+    /// The share of the cleanable bytes written since the last compaction (what the background
+    /// cleaner compares with `min_cleanable_dirty_ratio`); 0 while a run is under way.
+    pub dirty_ratio: f64,
 }
 
 fn rate(records: u64, bytes: u64, over: Duration) -> Rate {

@@ -447,6 +447,10 @@ pub(super) fn run(
             break;
         }
         state.clean_offset = mapped_end;
+        inner
+            .counters
+            .clean_offset
+            .store(mapped_end, std::sync::atomic::Ordering::Relaxed);
         crate::fs::write_replace(
             &inner.dir.join(CHECKPOINT_FILE),
             &encode_checkpoint(mapped_end),

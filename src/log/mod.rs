@@ -184,6 +184,7 @@ impl Log {
         segments.push(Arc::clone(&active.seg));
         let log_start = segments.first().map_or(0, |s| s.base_offset);
         let loaded = producer_state::load(&dir, &segments, next)?;
+        let clean_offset = cleaner::read_checkpoint(&dir);
         let mut report = opened.report;
         report.rebuilt_indexes.extend(loaded.rebuilt);
         let producers = loaded.state;
@@ -239,11 +240,13 @@ impl Log {
             clean_on_disk: AtomicBool::new(cp.clean),
             checkpoint: Mutex::new(cp),
             report,
-            counters: LogCounters::default(),
+            counters: {
+                let c = LogCounters::default();
+                c.clean_offset.store(clean_offset, Ordering::Relaxed);
+                c
+            },
             shutdown: (Mutex::new(false), Condvar::new()),
-            cleaner: Mutex::new(cleaner::CleanerState {
-                clean_offset: cleaner::read_checkpoint(&dir),
-            }),
+            cleaner: Mutex::new(cleaner::CleanerState { clean_offset }),
             maint: Mutex::new(()),
             dir,
             config,
@@ -629,6 +632,13 @@ impl Log {
             appended_bytes: load(&c.appended_bytes),
             read_records: load(&c.read_records),
             read_bytes: load(&c.read_bytes),
+            compaction: inner.config.cleanup_policy.compacts().then(|| {
+                crate::metrics::CompactionMetrics {
+                    totals: c.compaction.lock().clone(),
+                    clean_offset: load(&c.clean_offset),
+                    dirty_ratio: self.dirty_ratio(now_ms()),
+                }
+            }),
             fsync,
             uptime: c.opened.elapsed(),
         }
@@ -736,7 +746,7 @@ impl Log {
     /// changed); [`Io`](ErrorKind::Io) (a failure once a swap is committed poisons the log);
     /// [`Poisoned`](ErrorKind::Poisoned).
     pub fn compact(&self, options: &CompactionConfig) -> Result<CompactionReport> {
-        cleaner::run(&self.inner, options, &|| false)
+        self.compact_until(options, &|| false)
     }
 
     /// Like [`compact`](Self::compact), stopping between segment groups once `stop` says so.
@@ -745,7 +755,9 @@ impl Log {
         options: &CompactionConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<CompactionReport> {
-        cleaner::run(&self.inner, options, stop)
+        let report = cleaner::run(&self.inner, options, stop)?;
+        self.inner.counters.compaction.lock().add(&report);
+        Ok(report)
     }
 
     /// The share of the cleanable log written since it was last compacted (Kafka's dirty ratio),

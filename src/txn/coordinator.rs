@@ -321,7 +321,10 @@ impl Coordinator {
     /// Rewrites the live records and drops the segments before them once the log is mostly
     /// superseded records. The rewrite is flushed before anything is deleted.
     fn maybe_snapshot(&self, live: &HashMap<Vec<u8>, Vec<u8>>) -> Result<()> {
-        let live_bytes: u64 = live.iter().map(|(k, v)| (k.len() + v.len() + 16) as u64).sum();
+        let live_bytes: u64 = live
+            .iter()
+            .map(|(k, v)| (k.len() + v.len() + 16) as u64)
+            .sum();
         if self.log.size_in_bytes() < self.snapshot_min_bytes.max(4 * live_bytes) {
             return Ok(());
         }
@@ -660,7 +663,10 @@ mod tests {
         }
         let size = c.log.size_in_bytes();
         assert!(size < 200 << 10, "never rewritten: {size} bytes");
-        assert!(c.log.log_start_offset() > 0, "old segments were not deleted");
+        assert!(
+            c.log.log_start_offset() > 0,
+            "old segments were not deleted"
+        );
         let next_pid = c.allocate_producer_id().unwrap();
         drop(c);
         let (c, records) = Coordinator::open(dir.path()).unwrap();
@@ -668,7 +674,10 @@ mod tests {
         for (id, last) in [("id-0", 3999), ("id-1", 3997), ("id-2", 3998)] {
             assert_eq!(records[id].epoch, last, "{id}");
         }
-        assert!(c.allocate_producer_id().unwrap() > next_pid, "a producer id came back");
+        assert!(
+            c.allocate_producer_id().unwrap() > next_pid,
+            "a producer id came back"
+        );
     }
 
     #[test]
