@@ -755,7 +755,31 @@ impl Log {
         options: &CompactionConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<CompactionReport> {
-        let report = cleaner::run(&self.inner, options, stop)?;
+        let report = match cleaner::run(&self.inner, options, stop) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(
+                    target: "riverbed::log",
+                    dir = %self.inner.dir.display(),
+                    error = %e,
+                    "compaction failed"
+                );
+                return Err(e);
+            }
+        };
+        if report.passes > 0 {
+            tracing::info!(
+                target: "riverbed::log",
+                dir = %self.inner.dir.display(),
+                passes = report.passes,
+                segments_cleaned = report.segments_cleaned,
+                bytes_before = report.bytes_before,
+                bytes_after = report.bytes_after,
+                records_removed = report.records_removed,
+                tombstones_removed = report.tombstones_removed,
+                "compaction pass"
+            );
+        }
         self.inner.counters.compaction.lock().add(&report);
         Ok(report)
     }
