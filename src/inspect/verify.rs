@@ -482,12 +482,19 @@ impl SegmentCheck<'_> {
         let len = s.end();
         let mut head = [0u8; FILE_HEADER_LEN];
         let head_ok = len >= FILE_HEADER_LEN as u64 && s.read_at(&mut head, 0).is_ok();
-        if let Err(e) = file_header::check(
+        let info = file_header::check(
             &head[..if head_ok { FILE_HEADER_LEN } else { 0 }],
             FileKind::Log,
             self.base,
             log,
-        ) {
+        );
+        // A compacted data file (FORMAT.md 2, 6.1) may have gaps between its batches and covers
+        // exactly `base .. base + span`.
+        let compacted_end = match &info {
+            Ok(i) if i.compacted() => Some(self.base + u64::from(i.span)),
+            _ => None,
+        };
+        if let Err(e) = info {
             let sev = if self.last && len <= FILE_HEADER_LEN as u64 {
                 Severity::Warning // a roll under way, or torn by a crash: recreated at open
             } else {
@@ -524,12 +531,23 @@ impl SegmentCheck<'_> {
                     report.bytes += header.total_len() as u64;
                     tick.add(header.total_len() as u64);
                     done_at = s.pos;
-                    if header.base_offset != expected {
+                    let in_order = match compacted_end {
+                        None => header.base_offset == expected,
+                        Some(end) => header.base_offset >= expected && header.last_offset() < end,
+                    };
+                    if !in_order {
+                        let wanted = match compacted_end {
+                            None => format!("a batch with base offset {expected}"),
+                            Some(end) => format!(
+                                "a batch with base offset at least {expected}, ending before {end} \
+                                 (the compacted segment's span)"
+                            ),
+                        };
                         report.problems.push(self.problem(
                             Severity::Corruption,
                             log,
                             pos,
-                            format!("a batch with base offset {expected}"),
+                            wanted,
                             format!("base offset {}", header.base_offset),
                         ));
                     }
@@ -615,7 +633,7 @@ impl SegmentCheck<'_> {
                 ));
             }
         }
-        Ok(expected)
+        Ok(compacted_end.unwrap_or(expected))
     }
 
     /// Settles a pending CRC failure once the data has ended at `pos`.

@@ -170,6 +170,7 @@ impl PartitionView {
             from,
             scanner: None,
             expected: 0,
+            gaps: false,
             current: None,
         })
     }
@@ -209,6 +210,7 @@ impl PartitionView {
                 from,
                 scanner: None,
                 expected: 0,
+                gaps: false,
                 current: None,
             };
             while let Some(batch) = reader.next_batch()? {
@@ -235,6 +237,8 @@ pub struct ViewReader {
     from: u64,
     scanner: Option<BatchScanner>,
     expected: u64,
+    /// Whether the segment being read is a compacted one (gaps between batches allowed).
+    gaps: bool,
     current: Option<BatchHeader>,
 }
 
@@ -260,9 +264,10 @@ impl ViewReader {
                 return Ok(None);
             };
             if self.scanner.is_none() {
-                let (pos, expected) = self.start_in(seg)?;
+                let (pos, expected, gaps) = self.start_in(seg)?;
                 self.scanner = Some(BatchScanner::open(&seg.path, pos, Some(seg.size_bytes))?);
                 self.expected = expected;
+                self.gaps = gaps;
             }
             let Some(scanner) = self.scanner.as_mut() else {
                 continue;
@@ -273,7 +278,12 @@ impl ViewReader {
                     header,
                     crc_ok,
                 } => {
-                    if header.base_offset != self.expected {
+                    let in_order = if self.gaps {
+                        header.base_offset >= self.expected
+                    } else {
+                        header.base_offset == self.expected
+                    };
+                    if !in_order {
                         return Err(corrupt(
                             pos,
                             format!("a batch with base offset {}", self.expected),
@@ -296,7 +306,7 @@ impl ViewReader {
                 }
                 Step::Bad { error, .. } => return Err(error),
                 Step::Zeros { .. } | Step::End => {
-                    if !seg.active && self.expected != seg.next_offset {
+                    if !seg.active && !self.gaps && self.expected != seg.next_offset {
                         return Err(corrupt(
                             scanner.pos,
                             format!("more batches, up to offset {}", seg.next_offset),
@@ -317,12 +327,14 @@ impl ViewReader {
 
     /// Where to start in `seg`: the offset index's floor for the start offset in the first
     /// segment (checked when the batch is read), the first batch otherwise.
-    fn start_in(&self, seg: &SegmentSummary) -> Result<(u64, u64)> {
-        let start = (FILE_HEADER_LEN as u64, seg.base_offset);
+    /// Also says whether the segment is compacted (its batches may leave gaps).
+    fn start_in(&self, seg: &SegmentSummary) -> Result<(u64, u64, bool)> {
         let mut head = [0u8; FILE_HEADER_LEN];
         let file = File::open(&seg.path).map_err(|e| Error::io("open segment", &seg.path, e))?;
         read_at(&file, &seg.path, &mut head, 0)?;
-        file_header::check(&head, FileKind::Log, seg.base_offset, &seg.path)?;
+        let gaps =
+            file_header::check(&head, FileKind::Log, seg.base_offset, &seg.path)?.compacted();
+        let start = (FILE_HEADER_LEN as u64, seg.base_offset, gaps);
         if self.from <= seg.base_offset {
             return Ok(start);
         }
@@ -342,6 +354,7 @@ impl ViewReader {
                 (
                     u64::from(e.position),
                     seg.base_offset + u64::from(e.relative_offset),
+                    gaps,
                 )
             }))
     }

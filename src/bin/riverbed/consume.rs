@@ -304,6 +304,11 @@ fn consume_view<W: Write>(
             };
             // One batch per partition per turn, so that partitions interleave.
             match reader.next_batch()? {
+                Some(batch) if batch.is_control() => {
+                    // Transaction markers are not records (no Kafka consumer shows them).
+                    progressed = true;
+                    part.next = part.next.max(batch.last_offset() + 1);
+                }
                 Some(batch) => {
                     progressed = true;
                     for r in batch.records()?.iter() {
