@@ -17,8 +17,12 @@ fn metrics_show_what_compaction_did() {
     store.create_topic("plain", TopicConfig::new(1)).unwrap();
     let p = store.producer();
     for i in 0..200 {
-        p.send(Record::new("table").key(format!("k{}", i % 5)).value(format!("v{i}")))
-            .unwrap();
+        p.send(
+            Record::new("table")
+                .key(format!("k{}", i % 5))
+                .value(format!("v{i}")),
+        )
+        .unwrap();
     }
     p.send(Record::new("plain").value("x")).unwrap();
 
