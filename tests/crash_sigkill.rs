@@ -12,6 +12,8 @@
 //! When `RIVERBED_CRASH_CHILD_DIR` is set, `crash_child_entry` is the child: it never returns.
 //! When it is unset (a normal `cargo test`), that test returns at once.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -758,8 +760,7 @@ fn run_crash_iterations(mode: Mode, iterations: u32, seed: u64) -> Totals {
 
         if parent_checks {
             let max_acked_next = acks.iter().map(|a| a.last + 1).max().unwrap_or(0);
-            let log = Log::open(&path, config.clone())
-                .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
+            let log = common::retry_locked(|| Log::open(&path, config.clone()));
             if log.recovery_report().truncation.is_some() {
                 totals.truncations += 1;
             }
@@ -789,7 +790,7 @@ fn run_crash_iterations(mode: Mode, iterations: u32, seed: u64) -> Totals {
         }
     }
     // A final reopen still holds everything.
-    let log = Log::open(&path, config).unwrap();
+    let log = common::retry_locked(|| Log::open(&path, config.clone()));
     let contents = verify_log(&log, &mut cache);
     check_contents(&contents, &acks, "final reopen");
     log.close().unwrap();
@@ -894,7 +895,7 @@ fn clean_close_after_crash_recovery_scans_nothing() {
     let acks = crash_after_acks(&path, Mode::Manual, 0, 5);
     let acked_next = acks.iter().map(|a| a.last + 1).max().unwrap();
 
-    let log = Log::open(&path, config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(&path, config.clone()));
     let first = log.recovery_report().clone();
     assert!(
         first.scanned_batches >= acks.len() as u64,
@@ -904,7 +905,7 @@ fn clean_close_after_crash_recovery_scans_nothing() {
     let next = log.next_offset();
     log.close().unwrap();
 
-    let log = Log::open(&path, config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(&path, config.clone()));
     let second = log.recovery_report().clone();
     assert_eq!(log.next_offset(), next);
     assert_eq!(
@@ -966,24 +967,24 @@ fn recovery_in_active_segment_moves_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
     let config = Mode::Manual.config();
     let cp_path = dir.path().join("recovery-point");
-    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     append_batches(&log, 1, 3);
     log.close().unwrap();
     let old_point = std::fs::read(&cp_path).expect("close writes a recovery point");
-    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     append_batches(&log, 2, 3);
     assert_eq!(log.segment_count(), 1);
     let next = log.next_offset();
     log.close().unwrap();
     std::fs::write(&cp_path, &old_point).unwrap();
 
-    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     let first = log.recovery_report().clone();
     assert_eq!(first.scanned_batches, 3, "{first:?}");
     assert_eq!(log.next_offset(), next);
     log.close().unwrap();
 
-    let log = Log::open(dir.path(), config).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     let second = log.recovery_report().clone();
     assert_eq!(
         second.scanned_batches, 0,
@@ -1000,11 +1001,11 @@ fn recovery_in_sealed_segment_moves_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
     let config = Mode::Manual.config();
     let cp_path = dir.path().join("recovery-point");
-    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     append_batches(&log, 1, 3);
     log.close().unwrap();
     let old_point = std::fs::read(&cp_path).expect("close writes a recovery point");
-    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     append_batches(&log, 2, 3);
     log.roll().unwrap();
     assert_eq!(log.segment_count(), 2);
@@ -1012,14 +1013,14 @@ fn recovery_in_sealed_segment_moves_the_recovery_point() {
     log.close().unwrap();
     std::fs::write(&cp_path, &old_point).unwrap();
 
-    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     let first = log.recovery_report().clone();
     assert_eq!(first.scanned_batches, 3, "{first:?}");
     assert_eq!(log.next_offset(), next);
     assert_eq!(log.segment_count(), 2);
     log.close().unwrap();
 
-    let log = Log::open(dir.path(), config).unwrap();
+    let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     let second = log.recovery_report().clone();
     assert_eq!(
         second.scanned_batches, 0,

@@ -4,6 +4,8 @@
 //! input records with that key — no double counting, nothing missed — and that the group's
 //! committed offsets cover every input.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -116,7 +118,7 @@ fn counts_are_exact_after_many_kills() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let store = Store::open(dir.path()).unwrap();
+    let store = common::retry_locked(|| Store::open(dir.path()));
     let mut truth: HashMap<Vec<u8>, u64> = HashMap::new();
     for topic in ["A", "B"] {
         let inputs = read_all(&store, topic, IsolationLevel::ReadUncommitted);

@@ -11,6 +11,8 @@
 //! binary re-executed through `sh -c 'trap "" XFSZ; ulimit -f ...; exec ...'`, with
 //! `RIVERBED_POISON_CHILD_DIR` set. `poison_child_entry` returns at once in a normal run.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -193,7 +195,7 @@ fn failed_write_poisons_the_log_and_reopening_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     // Created without the limit: the active segment is preallocated to its full size.
-    let log = Log::open(&path, config()).unwrap();
+    let log = common::retry_locked(|| Log::open(&path, config()));
     for n in 0..3 {
         log.append(&batch(n)).unwrap();
     }
@@ -264,7 +266,7 @@ fn failed_write_poisons_the_log_and_reopening_recovers() {
 
     // Reopened without the limit: every acknowledged batch is there, nothing else, and the log
     // takes appends again.
-    let log = Log::open(&path, config()).unwrap();
+    let log = common::retry_locked(|| Log::open(&path, config()));
     let report = log.recovery_report().clone();
     // The failed write may have left part of its batch in the file (an EveryAppend log writes
     // with pwrite, which the limit stops part way): recovery then cuts exactly that torn batch,

@@ -271,7 +271,7 @@ fn run_child(dir: &Path, run: u64, delay: Duration) -> RunResult {
 /// Opens the store and checks everything the file doc promises; returns the transactions
 /// visible.
 fn verify(dir: &Path, reported: &BTreeSet<u64>, what: &str) -> BTreeSet<u64> {
-    let store = Store::open(dir).unwrap();
+    let store = common::retry_locked(|| Store::open(dir));
     let committed = read_all_consumed(&store, &parts(), IsolationLevel::ReadCommitted, 4096);
     let lso: Vec<u64> = {
         let c = store
@@ -352,7 +352,7 @@ fn verify(dir: &Path, reported: &BTreeSet<u64>, what: &str) -> BTreeSet<u64> {
 fn crash_loop(flush: FlushPolicy, runs: u64, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = common::retry_locked(|| Store::open(dir.path()));
         store.create_topic(TOPIC, topic_config(flush)).unwrap();
     }
     let mut rng = Rng(seed | 1);
@@ -433,7 +433,7 @@ fn commit_transaction(p: &riverbed::TransactionalProducer, g: u64) {
 /// by `edit` to place the crash inside the second transaction's commit.
 fn two_transactions(edit: impl Fn(&Path)) -> (tempfile::TempDir, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = common::retry_locked(|| Store::open(dir.path()));
     store
         .create_topic(TOPIC, topic_config(FlushPolicy::Manual))
         .unwrap();
@@ -486,7 +486,7 @@ fn a_transaction_without_a_decision_is_aborted_at_open() {
     let visible = verify(copy.path(), &[0].into(), "undecided");
     assert_eq!(visible, [0].into());
     // And the producer goes on: its next transaction commits.
-    let store = Store::open(copy.path()).unwrap();
+    let store = common::retry_locked(|| Store::open(copy.path()));
     let p = store.transactional_producer("copier").unwrap();
     commit_transaction(&p, 2);
     drop(p);

@@ -195,3 +195,23 @@ pub fn read_all_consumed(
     }
     out
 }
+
+/// Runs `open` until it does not fail with `Locked`, for up to 5 s. For tests that reopen a
+/// directory while other tests of the same binary spawn child processes: a child forked at that
+/// moment shares the lock's open file until it execs (the lock is an `flock`, see README), so the
+/// directory can look locked for an instant after its handle was dropped.
+pub fn retry_locked<T>(mut open: impl FnMut() -> riverbed::Result<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open() {
+            Ok(v) => return v,
+            Err(e)
+                if matches!(e.kind(), riverbed::ErrorKind::Locked { .. })
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+}
