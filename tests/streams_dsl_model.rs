@@ -70,7 +70,7 @@ proptest! {
         let g = b.stream::<String, i64>("in").group_by_key();
         g.count(Materialized::named("counts")).to_stream().to("counts-out");
         g.reduce(|a, v| a.max(v), Materialized::named("maxes")).to_stream().to("maxes-out");
-        g.aggregate(|| String::new(), |k, v, acc| format!("{acc}{k}{v};"), Materialized::unnamed())
+        g.aggregate(String::new, |k, v, acc| format!("{acc}{k}{v};"), Materialized::unnamed())
             .to_stream()
             .to("concat-out");
         let topology = b.build().unwrap();
