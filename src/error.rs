@@ -151,6 +151,20 @@ pub enum ErrorKind {
         /// What was wrong.
         reason: String,
     },
+    /// A streams serde could not decode bytes into its type (bad length, invalid UTF-8, a null
+    /// key or value for a type that has no null, ...).
+    Deserialization {
+        /// What was wrong with the bytes.
+        reason: String,
+    },
+    /// User code in a streams application (a processor or a DSL closure) returned an error or
+    /// panicked; the application stopped without committing the failed work.
+    StreamsProcessing {
+        /// The task (input partition) and processor node where it happened.
+        location: String,
+        /// The error message or panic payload.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -337,6 +351,13 @@ impl Clone for ErrorKind {
             K::InvalidTransactionState { reason } => K::InvalidTransactionState {
                 reason: reason.clone(),
             },
+            K::Deserialization { reason } => K::Deserialization {
+                reason: reason.clone(),
+            },
+            K::StreamsProcessing { location, reason } => K::StreamsProcessing {
+                location: location.clone(),
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -467,6 +488,16 @@ impl fmt::Display for Error {
             ErrorKind::InvalidTransactionState { reason } => {
                 write!(f, "invalid transaction state: {reason}")
             }
+            ErrorKind::Deserialization { reason } => write!(
+                f,
+                "cannot deserialize: {reason} (check the key and value types of the stream, or \
+                 configure DeserializationHandler::LogAndContinue to skip such records)"
+            ),
+            ErrorKind::StreamsProcessing { location, reason } => write!(
+                f,
+                "streams processing failed in {location}: {reason}; the application stopped \
+                 and its uncommitted work will be processed again on restart"
+            ),
         }
     }
 }

@@ -44,6 +44,7 @@ mod producer;
 mod record;
 mod segment;
 mod store;
+pub mod streams;
 mod topic;
 mod txn;
 

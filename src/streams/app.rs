@@ -1,0 +1,639 @@
+//! [`App`]: runs a topology against a [`Store`] with stream threads.
+//!
+//! Each thread is a member of the consumer group named by the application id (range assignor,
+//! so partition `p` of every input topic goes to the same member) and runs the tasks of the
+//! partitions it owns. A rebalance commits the thread's work and drops its tasks
+//! (`on_revoked`); the new owner creates them again and restores their stores from the
+//! changelogs before processing (`on_assigned`). A thread that was removed from the group
+//! (`on_lost`) drops its uncommitted work without committing it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use super::processor::OutRecord;
+use super::serde::Serde;
+use super::state::{changelog_topic, registry, ReadOnlyKeyValueStore, Registry};
+use super::task::Task;
+use super::topology::Topology;
+use super::{Counters, ProcessingGuarantee, StreamsConfig, StreamsMetrics};
+use crate::config::CleanupPolicy;
+use crate::consumer::{
+    Consumer, ConsumerConfig, IsolationLevel, OffsetAndMetadata, OffsetReset, RebalanceListener,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::group::assignor::Assignor;
+use crate::producer::{Producer, Record};
+use crate::store::Store;
+use crate::topic::{TopicConfig, TopicPartition};
+use crate::txn::TransactionalProducer;
+
+/// A running streams application; see the module docs.
+///
+/// **Errors.** An error or panic in user code, a record that does not deserialize (with the
+/// default [`DeserializationHandler::Fail`](super::DeserializationHandler::Fail)) or a failed
+/// commit stops the whole application: every thread stops, the failed thread's uncommitted work
+/// is discarded (aborted, with exactly-once), the others commit theirs. [`App::error`] and
+/// [`App::close`] return the error, and [`StreamsConfig::on_error`] is told. After a restart the
+/// discarded work is processed again.
+///
+/// ```
+/// use std::time::Duration;
+/// use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
+/// use riverbed::{Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(2))?;
+/// store.create_topic("balances", TopicConfig::new(2))?;
+///
+/// let b = Builder::new("balances-app");
+/// b.stream::<String, i64>("payments")
+///     .group_by_key()
+///     .aggregate(|| 0, |_account, amount, balance| balance + amount, Materialized::named("balances"))
+///     .to_stream()
+///     .to("balances");
+/// let config = StreamsConfig::new().threads(2).exactly_once();
+/// let app = App::start(&store, b.build()?, config)?;
+///
+/// let p = store.producer();
+/// for (who, amount) in [("alice", 50i64), ("bob", 18), ("alice", 25), ("alice", -60)] {
+///     p.send(Record::new("payments").key(who).value(amount.encode()))?;
+/// }
+/// let balances = app.store::<String, i64>("balances")?;          // interactive query
+/// while balances.get("alice")? != Some(15) || balances.get("bob")? != Some(18) {
+///     std::thread::sleep(Duration::from_millis(10));
+/// }
+/// app.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct App {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    registry: Registry,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("threads", &self.threads.len())
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    /// False once the application is stopping (close, or an error).
+    running: AtomicBool,
+    /// Threads that made their final commit, or exited.
+    done: AtomicUsize,
+    /// Set by `close` once every thread is done: they may leave the group now.
+    release: AtomicBool,
+    error: Mutex<Option<Error>>,
+    config: StreamsConfig,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        tracing::error!(target: "riverbed::streams", error = %e, "stream thread failed; stopping the application");
+        if let Some(f) = &self.config.on_error {
+            f(&e);
+        }
+        let mut slot = self.error.lock();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.running.store(false, Ordering::SeqCst);
+    }
+}
+
+impl App {
+    /// Starts the application: checks the topics, creates the changelog topics that do not
+    /// exist (compacted, as many partitions as the input topics), and starts
+    /// [`StreamsConfig::threads`] stream threads.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic) for a missing input or output topic;
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) if the input topics have different
+    /// partition counts or a changelog topic exists with another partition count;
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig) for zero threads; the errors of creating
+    /// topics, consumers and transactional producers.
+    pub fn start(store: &Store, topology: Topology, config: StreamsConfig) -> Result<App> {
+        if config.threads == 0 {
+            return Err(Error::config(
+                "threads",
+                "at least one stream thread is needed",
+            ));
+        }
+        if config.max_poll_records == 0 {
+            return Err(Error::config("max_poll_records", "must be at least 1"));
+        }
+        topology.validate()?;
+        let sources = topology.source_topics();
+        let mut partitions = None;
+        for t in &sources {
+            let n = store.describe_topic(t)?.partitions.len();
+            match partitions {
+                Some(m) if m != n => {
+                    return Err(Error::invalid(format!(
+                        "input topics must be co-partitioned: {:?} has {n} partitions, {:?} \
+                         has {m}",
+                        t, sources[0]
+                    )))
+                }
+                _ => partitions = Some(n),
+            }
+        }
+        let partitions = u32::try_from(partitions.unwrap_or(1)).unwrap_or(u32::MAX);
+        for t in topology.sink_topics() {
+            store.describe_topic(&t)?;
+        }
+        let app_id = topology.application_id().to_string();
+        let mut changelogs = Vec::new();
+        for s in &topology.stores {
+            let topic = changelog_topic(&app_id, s);
+            match store.describe_topic(&topic) {
+                Ok(d) if d.partitions.len() as u64 != u64::from(partitions) => {
+                    return Err(Error::invalid(format!(
+                        "changelog topic {topic:?} has {} partitions, the input topics {partitions}",
+                        d.partitions.len()
+                    )))
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::UnknownTopic { .. }) => {
+                    match store.create_topic(
+                        &topic,
+                        TopicConfig::new(partitions).cleanup_policy(CleanupPolicy::Compact),
+                    ) {
+                        Ok(()) => {}
+                        Err(e) if matches!(e.kind(), ErrorKind::TopicExists { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            changelogs.push((s.clone(), topic));
+        }
+        let registry = registry(&topology.stores);
+        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            running: AtomicBool::new(true),
+            done: AtomicUsize::new(0),
+            release: AtomicBool::new(false),
+            error: Mutex::new(None),
+            config: config.clone(),
+        });
+        let topology = Arc::new(topology);
+        let eos = config.guarantee == ProcessingGuarantee::ExactlyOnce;
+        let mut threads = Vec::new();
+        for i in 0..config.threads {
+            let output = if eos {
+                Output::Txn {
+                    producer: store.transactional_producer(&format!("{app_id}-{i}"))?,
+                    open: false,
+                }
+            } else {
+                Output::Plain(store.producer())
+            };
+            let consumer = store.consumer(
+                ConsumerConfig::new(app_id.clone())
+                    .auto_offset_reset(OffsetReset::Earliest)
+                    .enable_auto_commit(false)
+                    .assignor(Assignor::Range)
+                    .max_poll_records(config.max_poll_records)
+                    .isolation_level(if eos {
+                        IsolationLevel::ReadCommitted
+                    } else {
+                        IsolationLevel::ReadUncommitted
+                    }),
+            )?;
+            let state = Arc::new(Mutex::new(ThreadState {
+                store: store.clone(),
+                topology: Arc::clone(&topology),
+                registry: Arc::clone(&registry),
+                counters: Arc::clone(&counters),
+                config: config.clone(),
+                changelogs: changelogs.clone(),
+                tasks: BTreeMap::new(),
+                positions: HashMap::new(),
+                output,
+                error: None,
+                failed: false,
+            }));
+            let shared = Arc::clone(&shared);
+            let topics = sources.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("{app_id}-stream-{i}"))
+                .spawn(move || run_thread(consumer, state, &topics, &shared))
+                .map_err(|e| Error::io("spawn stream thread", "", e))?;
+            threads.push(handle);
+        }
+        Ok(App {
+            shared,
+            threads,
+            registry,
+            counters,
+        })
+    }
+
+    /// A read-only view of the committed state of a store, across all tasks.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store.
+    pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        match self.registry.get(name) {
+            Some(c) => Ok(ReadOnlyKeyValueStore::new(name, Arc::clone(c))),
+            None => Err(Error::invalid(format!(
+                "the application has no state store {name:?}"
+            ))),
+        }
+    }
+
+    /// Whether the application is running (not closed, not stopped by an error).
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::SeqCst)
+    }
+
+    /// The error that stopped the application, if one did.
+    pub fn error(&self) -> Option<Error> {
+        self.shared.error.lock().as_ref().map(Error::duplicate)
+    }
+
+    /// The application's counters.
+    pub fn metrics(&self) -> StreamsMetrics {
+        self.counters.snapshot()
+    }
+
+    /// Stops the application: every thread commits its work and leaves the group.
+    ///
+    /// # Errors
+    /// The error that stopped the application earlier, or that a final commit ran into.
+    pub fn close(mut self) -> Result<()> {
+        self.stop();
+        match self.shared.error.lock().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.shared.running.store(false, Ordering::SeqCst);
+        // Every thread commits before any leaves the group: a member leaving rebalances the
+        // group, which would make the others' final commits fail.
+        while self.shared.done.load(Ordering::SeqCst) < self.threads.len()
+            && self.threads.iter().any(|t| !t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.shared.release.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                self.shared
+                    .fail(Error::invalid("a stream thread panicked outside user code"));
+            }
+        }
+    }
+}
+
+impl Drop for App {
+    /// Stops the application like [`close`](App::close), ignoring errors.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum Output {
+    Plain(Producer),
+    Txn {
+        producer: TransactionalProducer,
+        open: bool,
+    },
+}
+
+struct ThreadState {
+    store: Store,
+    topology: Arc<Topology>,
+    registry: Registry,
+    counters: Arc<Counters>,
+    config: StreamsConfig,
+    /// `(store, changelog topic)`.
+    changelogs: Vec<(String, String)>,
+    tasks: BTreeMap<u32, Task>,
+    /// Next offset of each input partition processed since the last commit.
+    positions: HashMap<TopicPartition, u64>,
+    output: Output,
+    /// An error the rebalance listener ran into, for the thread's loop.
+    error: Option<Error>,
+    /// The thread failed: nothing may be committed any more.
+    failed: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn to_record(o: OutRecord) -> Record {
+    let mut r = Record::new(o.topic).timestamp(o.timestamp);
+    if let Some(k) = o.key {
+        r = r.key(k);
+    }
+    if let Some(v) = o.value {
+        r = r.value(v);
+    }
+    r
+}
+
+impl ThreadState {
+    /// Sends what the sinks wrote (into the open transaction, with exactly-once).
+    fn send_outputs(&mut self) -> Result<()> {
+        let records: Vec<Record> = self
+            .tasks
+            .values_mut()
+            .flat_map(Task::take_outputs)
+            .map(to_record)
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        match &mut self.output {
+            Output::Plain(p) => p.send_batch(records).map(|_| ()),
+            Output::Txn { producer, open } => {
+                if !*open {
+                    producer.begin()?;
+                    *open = true;
+                }
+                producer.send_batch(records).map(|_| ())
+            }
+        }
+    }
+
+    /// Commits: outputs, changelogs, then offsets (in one transaction with exactly-once).
+    fn commit(&mut self, consumer: &mut Consumer) -> Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.send_outputs()?;
+        let dirty = self.tasks.values().any(|t| t.uncommitted > 0);
+        if !dirty
+            && self.positions.is_empty()
+            && !matches!(self.output, Output::Txn { open: true, .. })
+        {
+            return Ok(());
+        }
+        let mut changelog = Vec::new();
+        for task in self.tasks.values() {
+            for (store, key, value) in task.changelog() {
+                let Some((_, topic)) = self.changelogs.iter().find(|(s, _)| s == store) else {
+                    continue;
+                };
+                let mut r = Record::new(topic.as_str())
+                    .partition(task.partition())
+                    .key(key.to_vec());
+                if let Some(v) = value {
+                    r = r.value(v.to_vec());
+                }
+                changelog.push(r);
+            }
+        }
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
+            .positions
+            .iter()
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+            .collect();
+        match &mut self.output {
+            Output::Plain(p) => {
+                if !changelog.is_empty() {
+                    p.send_batch(changelog)?;
+                }
+                p.flush()?;
+                consumer.commit_offsets(&offsets)?;
+            }
+            Output::Txn { producer, open } => {
+                if !*open {
+                    producer.begin()?;
+                    *open = true;
+                }
+                if !changelog.is_empty() {
+                    producer.send_batch(changelog)?;
+                }
+                let group = consumer
+                    .group_metadata()
+                    .ok_or_else(|| Error::invalid("a stream thread's consumer has a group"))?;
+                producer.send_offsets(&group, &offsets)?;
+                producer.commit()?;
+                *open = false;
+            }
+        }
+        for t in self.tasks.values_mut() {
+            t.commit_stores();
+        }
+        self.positions.clear();
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops every task and the uncommitted work (aborting the open transaction).
+    fn drop_tasks(&mut self) {
+        if let Output::Txn { producer, open } = &mut self.output {
+            if *open {
+                if let Err(e) = producer.abort() {
+                    tracing::warn!(target: "riverbed::streams", error = %e, "abort failed");
+                }
+                *open = false;
+            }
+        }
+        self.tasks.clear();
+        self.positions.clear();
+    }
+
+    /// Creates the task for partition `p`, restores its stores and initialises it.
+    fn create_task(&mut self, p: u32) -> Result<()> {
+        let mut task = Task::new(
+            Arc::clone(&self.topology),
+            p,
+            Arc::clone(&self.registry),
+            self.config.deserialization,
+            Arc::clone(&self.counters),
+        );
+        if !self.changelogs.is_empty() {
+            let eos = matches!(self.output, Output::Txn { .. });
+            let mut reader = self.store.consumer(
+                ConsumerConfig::default()
+                    .auto_offset_reset(OffsetReset::Earliest)
+                    .max_poll_records(10_000)
+                    .isolation_level(if eos {
+                        IsolationLevel::ReadCommitted
+                    } else {
+                        IsolationLevel::ReadUncommitted
+                    }),
+            )?;
+            let tps: Vec<TopicPartition> = self
+                .changelogs
+                .iter()
+                .map(|(_, t)| TopicPartition::new(t.as_str(), p))
+                .collect();
+            reader.assign(&tps)?;
+            let ends: HashMap<TopicPartition, u64> =
+                reader.end_offsets(&tps)?.into_iter().collect();
+            loop {
+                let mut done = true;
+                for (tp, end) in &ends {
+                    if reader.position(tp)? < *end {
+                        done = false;
+                    }
+                }
+                if done {
+                    break;
+                }
+                for r in reader.poll(Duration::from_millis(100))?.iter() {
+                    let tp = TopicPartition::new(r.topic(), r.partition());
+                    let (Some(key), Some(&end)) = (r.key(), ends.get(&tp)) else {
+                        continue;
+                    };
+                    if r.offset() >= end {
+                        continue;
+                    }
+                    if let Some((store, _)) = self.changelogs.iter().find(|(_, t)| t == r.topic()) {
+                        task.restore(store, key, r.value());
+                    }
+                }
+            }
+        }
+        task.set_wall_clock(now_ms());
+        task.init()?;
+        self.tasks.insert(p, task);
+        Ok(())
+    }
+
+    fn process(&mut self, records: &crate::consumer::ConsumerRecords) -> Result<()> {
+        let now = now_ms();
+        for r in records.iter() {
+            let Some(task) = self.tasks.get_mut(&r.partition()) else {
+                return Err(Error::invalid(format!(
+                    "a record of {}-{} arrived without its task",
+                    r.topic(),
+                    r.partition()
+                )));
+            };
+            task.set_wall_clock(now);
+            task.process(
+                r.topic(),
+                r.partition(),
+                r.offset(),
+                r.timestamp(),
+                r.key(),
+                r.value(),
+            )?;
+            self.positions.insert(
+                TopicPartition::new(r.topic(), r.partition()),
+                r.offset() + 1,
+            );
+        }
+        for task in self.tasks.values_mut() {
+            task.set_wall_clock(now);
+            task.punctuate_wall_clock()?;
+        }
+        self.send_outputs()
+    }
+}
+
+struct Listener(Arc<Mutex<ThreadState>>);
+
+impl RebalanceListener for Listener {
+    fn on_revoked(&mut self, consumer: &mut Consumer, _partitions: &[TopicPartition]) {
+        let mut st = self.0.lock();
+        if let Err(e) = st.commit(consumer) {
+            if st.error.is_none() && !matches!(e.kind(), ErrorKind::CommitFailed { .. }) {
+                st.error = Some(e);
+            }
+        }
+        st.drop_tasks();
+    }
+
+    fn on_lost(&mut self, _consumer: &mut Consumer, _partitions: &[TopicPartition]) {
+        self.0.lock().drop_tasks();
+    }
+
+    fn on_assigned(&mut self, _consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        let mut st = self.0.lock();
+        if st.failed {
+            return;
+        }
+        let mut numbers: Vec<u32> = partitions.iter().map(|tp| tp.partition).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        for p in numbers {
+            if st.tasks.contains_key(&p) {
+                continue;
+            }
+            if let Err(e) = st.create_task(p) {
+                st.error.get_or_insert(e);
+                return;
+            }
+        }
+    }
+}
+
+fn run_thread(
+    mut consumer: Consumer,
+    state: Arc<Mutex<ThreadState>>,
+    topics: &[String],
+    shared: &Shared,
+) {
+    let result = thread_loop(&mut consumer, &state, topics, shared);
+    match result {
+        Ok(()) => {}
+        Err(e) => {
+            let mut st = state.lock();
+            st.failed = true;
+            st.drop_tasks();
+            drop(st);
+            shared.fail(e);
+        }
+    }
+    shared.done.fetch_add(1, Ordering::SeqCst);
+    while !shared.release.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if let Err(e) = consumer.close() {
+        tracing::warn!(target: "riverbed::streams", error = %e, "closing a stream thread's consumer failed");
+    }
+}
+
+fn thread_loop(
+    consumer: &mut Consumer,
+    state: &Arc<Mutex<ThreadState>>,
+    topics: &[String],
+    shared: &Shared,
+) -> Result<()> {
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe_with_listener(&topics, Listener(Arc::clone(state)))?;
+    let interval = shared.config.effective_commit_interval();
+    let mut last_commit = Instant::now();
+    while shared.running.load(Ordering::SeqCst) {
+        let records = consumer.poll(Duration::from_millis(20))?;
+        let mut st = state.lock();
+        if let Some(e) = st.error.take() {
+            return Err(e);
+        }
+        st.process(&records)?;
+        if last_commit.elapsed() >= interval {
+            match st.commit(consumer) {
+                Ok(()) => {}
+                // The group moved on (this member was too slow): the work is redone by the
+                // partitions' next owner.
+                Err(e) if matches!(e.kind(), ErrorKind::CommitFailed { .. }) => st.drop_tasks(),
+                Err(e) => return Err(e),
+            }
+            last_commit = Instant::now();
+        }
+    }
+    state.lock().commit(consumer)
+}

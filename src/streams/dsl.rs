@@ -1,0 +1,430 @@
+//! The DSL: [`KStream`], [`KGroupedStream`] and [`KTable`] are thin handles that add nodes to
+//! a [`Builder`]'s topology; [`Builder::build`] returns it. They run nothing themselves.
+//!
+//! Tables from aggregations forward every update downstream (Kafka with record caching
+//! disabled), so [`KTable::to_stream`] is the full stream of the table's changes.
+//!
+//! Not in this milestone: `group_by`/`select_key` and anything else that needs a repartition
+//! topic (a `group_by_key` after a key-changing [`KStream::map`] is refused by `build`),
+//! windows, joins, `Builder::table`, `KTable::filter`/`map_values`.
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use super::serde::Serde;
+use super::topology::Topology;
+use crate::error::{Error, Result};
+
+/// Builds a [`Topology`] with the DSL.
+///
+/// ```
+/// use riverbed::streams::{Builder, Materialized};
+///
+/// let b = Builder::new("word-lengths");
+/// let words = b.stream::<String, String>("words");
+/// words
+///     .clone()
+///     .filter(|_, w| !w.is_empty())
+///     .map_values(|w| w.len() as i64)
+///     .to("lengths");
+/// words.group_by_key().count(Materialized::named("counts"));
+/// let topology = b.build()?;
+/// assert_eq!(topology.sink_topics(), ["lengths"]);
+/// assert_eq!(topology.store_names(), ["counts"]);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+pub struct Builder {
+    topology: RefCell<Topology>,
+    error: RefCell<Option<Error>>,
+    counter: Cell<u32>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("topology", &self.topology.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A builder for the application `app_id` (see [`Topology::new`]).
+    pub fn new(app_id: impl Into<String>) -> Builder {
+        Builder {
+            topology: RefCell::new(Topology::new(app_id)),
+            error: RefCell::new(None),
+            counter: Cell::new(0),
+        }
+    }
+
+    /// The stream of records of `topic`, keys decoded as `K` and values as `V`.
+    pub fn stream<K: Serde + Data, V: Serde + Data>(&self, topic: &str) -> KStream<'_, K, V> {
+        let name = self.name("KSTREAM-SOURCE");
+        self.add(|t| t.add_source::<K, V>(&name, &[topic]).map(|_| ()));
+        KStream::new(self, name, false)
+    }
+
+    /// The topology built, or the first error a DSL call ran into.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument): a topic read twice, a duplicate
+    /// store name, an operation that needs a repartition topic, no source.
+    pub fn build(self) -> Result<Topology> {
+        if let Some(e) = self.error.into_inner() {
+            return Err(e);
+        }
+        let t = self.topology.into_inner();
+        t.validate()?;
+        Ok(t)
+    }
+
+    fn name(&self, prefix: &str) -> String {
+        let n = self.counter.get();
+        self.counter.set(n + 1);
+        format!("{prefix}-{n:010}")
+    }
+
+    /// Runs a change of the topology, keeping the first error for `build`.
+    fn add(&self, f: impl FnOnce(&mut Topology) -> Result<()>) {
+        if self.error.borrow().is_some() {
+            return;
+        }
+        if let Err(e) = f(&mut self.topology.borrow_mut()) {
+            *self.error.borrow_mut() = Some(e);
+        }
+    }
+
+    fn fail(&self, e: Error) {
+        self.add(|_| Err(e));
+    }
+}
+
+/// A processor made of a function of the context and the record.
+struct FnProcessor<F>(Arc<F>);
+
+impl<F, KIn, VIn, KOut, VOut> Processor<KIn, VIn, KOut, VOut> for FnProcessor<F>
+where
+    F: Fn(&mut ProcessorContext<'_, KOut, VOut>, StreamRecord<KIn, VIn>) -> Result<()>
+        + Send
+        + Sync
+        + 'static,
+    KOut: Data,
+    VOut: Data,
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: StreamRecord<KIn, VIn>,
+    ) -> Result<()> {
+        (self.0)(ctx, record)
+    }
+}
+
+/// A stream of records; see the module docs. Cheap to clone: clones read the same node, so
+/// `s.clone().filter(..)` and `s.map(..)` branch the stream.
+pub struct KStream<'b, K, V> {
+    builder: &'b Builder,
+    node: String,
+    key_changed: bool,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> Clone for KStream<'_, K, V> {
+    fn clone(&self) -> Self {
+        KStream {
+            builder: self.builder,
+            node: self.node.clone(),
+            key_changed: self.key_changed,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for KStream<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KStream").field("node", &self.node).finish()
+    }
+}
+
+impl<'b, K: Data, V: Data> KStream<'b, K, V> {
+    fn new(builder: &'b Builder, node: String, key_changed: bool) -> Self {
+        KStream {
+            builder,
+            node,
+            key_changed,
+            _types: PhantomData,
+        }
+    }
+
+    /// Adds a processor node running `f` after this stream's node.
+    fn then<K2: Data, V2: Data>(
+        &self,
+        prefix: &str,
+        key_changed: bool,
+        f: impl Fn(&mut ProcessorContext<'_, K2, V2>, StreamRecord<K, V>) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+    ) -> KStream<'b, K2, V2> {
+        let name = self.builder.name(prefix);
+        let f = Arc::new(f);
+        self.builder.add(|t| {
+            t.add_processor::<_, K, V, K2, V2>(
+                &name,
+                move || FnProcessor(Arc::clone(&f)),
+                &[&self.node],
+            )
+            .map(|_| ())
+        });
+        KStream::new(self.builder, name, self.key_changed || key_changed)
+    }
+
+    /// The records for which `predicate` holds.
+    pub fn filter(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<'b, K, V> {
+        self.then("KSTREAM-FILTER", false, move |ctx, r| {
+            if predicate(&r.key, &r.value) {
+                ctx.forward(r);
+            }
+            Ok(())
+        })
+    }
+
+    /// The records for which `predicate` does not hold.
+    pub fn filter_not(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<'b, K, V> {
+        self.filter(move |k, v| !predicate(k, v))
+    }
+
+    /// Each record mapped to a new key and value (the timestamp is kept). Changing the key
+    /// means a later `group_by_key` would need a repartition topic, which milestone 1 does not
+    /// have: [`Builder::build`] refuses that.
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<'b, K2, V2> {
+        self.then("KSTREAM-MAP", true, move |ctx, r| {
+            let (k, v) = f(r.key, r.value);
+            ctx.forward(StreamRecord::new(k, v, r.timestamp));
+            Ok(())
+        })
+    }
+
+    /// Each record with its value mapped (key and timestamp kept).
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<'b, K, V2> {
+        self.then("KSTREAM-MAPVALUES", false, move |ctx, r| {
+            let v = f(r.value);
+            ctx.forward(StreamRecord::new(r.key, v, r.timestamp));
+            Ok(())
+        })
+    }
+
+    /// Each record replaced by zero or more records with the same key and timestamp and the
+    /// values `f` returns, in order.
+    pub fn flat_map_values<V2: Data, I: IntoIterator<Item = V2>>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<'b, K, V2> {
+        self.then("KSTREAM-FLATMAPVALUES", false, move |ctx, r| {
+            for v in f(r.value) {
+                ctx.forward(StreamRecord::new(r.key.clone(), v, r.timestamp));
+            }
+            Ok(())
+        })
+    }
+
+    /// The same stream, calling `f` on each record as it passes (for logging or metrics).
+    pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<'b, K, V> {
+        self.then("KSTREAM-PEEK", false, move |ctx, r| {
+            f(&r.key, &r.value);
+            ctx.forward(r);
+            Ok(())
+        })
+    }
+
+    /// Calls `f` on each record; the end of this branch.
+    pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) {
+        let _: KStream<'b, K, V> = self.then("KSTREAM-FOREACH", false, move |_ctx, r| {
+            f(&r.key, &r.value);
+            Ok(())
+        });
+    }
+
+    /// Writes the stream to `topic` (which must exist when the application starts),
+    /// partitioned by key bytes.
+    pub fn to(&self, topic: &str)
+    where
+        K: Serde,
+        V: Serde,
+    {
+        let name = self.builder.name("KSTREAM-SINK");
+        self.builder
+            .add(|t| t.add_sink::<K, V>(&name, topic, &[&self.node]).map(|_| ()));
+    }
+
+    /// Groups the records by their key, for an aggregation. Records are not moved between
+    /// partitions, so the key must still be the one the input was partitioned by.
+    pub fn group_by_key(&self) -> KGroupedStream<'b, K, V> {
+        if self.key_changed {
+            self.builder.fail(Error::invalid(format!(
+                "group_by_key after {} changed the key needs a repartition topic, which this \
+                 version of riverbed streams does not have; group streams whose key is the input \
+                 topic's key",
+                self.node
+            )));
+        }
+        KGroupedStream {
+            stream: self.clone(),
+        }
+    }
+}
+
+/// How an aggregation's table is stored: the state store name (and with it the changelog
+/// topic `<app-id>-<name>-changelog` and the name for interactive queries).
+pub struct Materialized<K, V> {
+    name: Option<String>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for Materialized<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Materialized")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    /// A store named `name`, queryable with [`App::store`](super::App::store).
+    pub fn named(name: impl Into<String>) -> Self {
+        Materialized {
+            name: Some(name.into()),
+            _types: PhantomData,
+        }
+    }
+
+    /// A store with a generated name (`KSTREAM-AGGREGATE-STATE-STORE-<n>`).
+    pub fn unnamed() -> Self {
+        Materialized {
+            name: None,
+            _types: PhantomData,
+        }
+    }
+}
+
+/// A stream grouped by key, ready to aggregate into a [`KTable`].
+pub struct KGroupedStream<'b, K, V> {
+    stream: KStream<'b, K, V>,
+}
+
+impl<K, V> std::fmt::Debug for KGroupedStream<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KGroupedStream")
+            .field("node", &self.stream.node)
+            .finish()
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
+    /// The number of records per key.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<'b, K, i64> {
+        self.aggregate(|| 0, |_k, _v, n| n + 1, materialized)
+    }
+
+    /// Per key, the values combined with `reducer(aggregate, value)`; the first value of a key
+    /// is its initial aggregate.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<'b, K, V>
+    where
+        V: Serde,
+    {
+        self.build_aggregate(
+            move |old: Option<V>, _k: &K, v: V| match old {
+                Some(agg) => reducer(agg, v),
+                None => v,
+            },
+            materialized,
+        )
+    }
+
+    /// Per key, `adder(key, value, aggregate)` folded over the values, starting from
+    /// `initializer()`.
+    pub fn aggregate<VA: Data + Serde>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, K, VA> {
+        self.build_aggregate(
+            move |old: Option<VA>, k: &K, v: V| adder(k, v, old.unwrap_or_else(&initializer)),
+            materialized,
+        )
+    }
+
+    fn build_aggregate<VA: Data + Serde>(
+        &self,
+        step: impl Fn(Option<VA>, &K, V) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, K, VA> {
+        let b = self.stream.builder;
+        let store = materialized
+            .name
+            .unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
+        b.add(|t| t.add_state_store(&store).map(|_| ()));
+        let store_name = store.clone();
+        let table = self.stream.then("KSTREAM-AGGREGATE", false, move |ctx, r| {
+            let mut s = ctx.store::<K, VA>(&store_name)?;
+            let new = step(s.get(&r.key)?, &r.key, r.value);
+            s.put(&r.key, &new);
+            ctx.forward(StreamRecord::new(r.key, new, r.timestamp));
+            Ok(())
+        });
+        KTable {
+            builder: b,
+            node: table.node,
+            store,
+            _types: PhantomData,
+        }
+    }
+}
+
+/// A table: the latest value per key, kept in a state store; see the module docs.
+pub struct KTable<'b, K, V> {
+    builder: &'b Builder,
+    node: String,
+    store: String,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KTable")
+            .field("node", &self.node)
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl<'b, K: Data, V: Data> KTable<'b, K, V> {
+    /// The stream of the table's changes: one record per update, with the new value.
+    pub fn to_stream(&self) -> KStream<'b, K, V> {
+        KStream::new(self.builder, self.node.clone(), false)
+    }
+
+    /// The name of the state store holding the table.
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
+}

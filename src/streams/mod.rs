@@ -1,0 +1,215 @@
+//! Riverbed Streams: an in-process stream-table layer in the spirit of Kafka Streams, built
+//! only on Riverbed's public producer, consumer and transaction API.
+//!
+//! A stream is a sequence of facts (payments); a table is the latest value per key (balances).
+//! Each is the other seen differently: aggregating a stream by key gives a table, and the
+//! changes of a table are a stream. Ten lines show both:
+//!
+//! ```
+//! use riverbed::streams::{Builder, Materialized, TopologyTestDriver};
+//!
+//! let b = Builder::new("balances-app");
+//! b.stream::<String, i64>("payments")
+//!     .group_by_key()
+//!     .aggregate(|| 0, |_account, amount, balance| balance + amount, Materialized::named("balances"))
+//!     .to_stream()
+//!     .to("balances");
+//! let mut driver = TopologyTestDriver::new(b.build()?)?;
+//! for (who, amount) in [("alice", 50i64), ("bob", 18), ("alice", 25), ("alice", -60)] {
+//!     driver.pipe_input("payments", &who.to_string(), &amount, 0)?;
+//! }
+//! assert_eq!(driver.store::<String, i64>("balances")?.get("alice")?, Some(15));
+//! let changes = driver.read_output::<String, i64>("balances")?;
+//! assert_eq!(changes.last().map(|r| r.value), Some(-60 + 75));
+//! # Ok::<(), riverbed::Error>(())
+//! ```
+//!
+//! The pieces:
+//! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types).
+//! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
+//!   sinks, state stores, punctuation.
+//! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`]: the DSL, which builds a topology.
+//! - [`TopologyTestDriver`]: runs a topology deterministically, without threads or a store.
+//! - [`App`]: runs a topology against a [`Store`](crate::Store) with stream threads in a
+//!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
+
+mod app;
+mod dsl;
+mod processor;
+mod serde;
+mod state;
+mod task;
+mod test_driver;
+mod topology;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::serde::{deserialization_error, Serde};
+pub use app::App;
+pub use dsl::{Builder, KGroupedStream, KStream, KTable, Materialized};
+pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
+pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
+pub use test_driver::TopologyTestDriver;
+pub use topology::Topology;
+
+use crate::error::Error;
+
+/// What to do with an input record whose key or value does not deserialize.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeserializationHandler {
+    /// Stop the application with the [`Deserialization`](crate::ErrorKind::Deserialization)
+    /// error (Kafka's `LogAndFailExceptionHandler`). The default.
+    #[default]
+    Fail,
+    /// Log a warning (target `riverbed::streams`), count the record in
+    /// [`StreamsMetrics::skipped_records`] and go on (Kafka's
+    /// `LogAndContinueExceptionHandler`).
+    LogAndContinue,
+}
+
+/// Kafka's processing guarantees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Outputs are sent as they are produced; at each commit the changelogs are written and
+    /// flushed, then the input offsets committed. After a crash, the work since the last commit
+    /// is done again: outputs and state updates may repeat, none is lost. The default.
+    #[default]
+    AtLeastOnce,
+    /// Each commit writes the outputs, the changelog records and the input offsets of a thread's
+    /// tasks in one transaction; inputs are read `read_committed`. After a crash, the work
+    /// since the last commit is aborted and done again: every input affects the committed
+    /// outputs and state exactly once.
+    ExactlyOnce,
+}
+
+/// A callback told about the error that stopped an application.
+type ErrorCallback = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// How an [`App`] runs (and how a [`TopologyTestDriver`] handles bad records).
+#[derive(Clone)]
+pub struct StreamsConfig {
+    pub(crate) threads: usize,
+    pub(crate) guarantee: ProcessingGuarantee,
+    pub(crate) commit_interval: Option<Duration>,
+    pub(crate) deserialization: DeserializationHandler,
+    pub(crate) max_poll_records: usize,
+    pub(crate) on_error: Option<ErrorCallback>,
+}
+
+impl std::fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsConfig")
+            .field("threads", &self.threads)
+            .field("guarantee", &self.guarantee)
+            .field("commit_interval", &self.effective_commit_interval())
+            .field("deserialization", &self.deserialization)
+            .field("max_poll_records", &self.max_poll_records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            threads: 1,
+            guarantee: ProcessingGuarantee::AtLeastOnce,
+            commit_interval: None,
+            deserialization: DeserializationHandler::Fail,
+            max_poll_records: 1000,
+            on_error: None,
+        }
+    }
+}
+
+impl StreamsConfig {
+    /// The defaults: one thread, at-least-once, fail on deserialization errors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of stream threads. Default: 1. Tasks (input partitions) are spread over
+    /// them by the consumer group; more threads than partitions leaves some idle.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// Exactly-once processing ([`ProcessingGuarantee::ExactlyOnce`]).
+    pub fn exactly_once(mut self) -> Self {
+        self.guarantee = ProcessingGuarantee::ExactlyOnce;
+        self
+    }
+
+    /// At-least-once processing ([`ProcessingGuarantee::AtLeastOnce`]), the default.
+    pub fn at_least_once(mut self) -> Self {
+        self.guarantee = ProcessingGuarantee::AtLeastOnce;
+        self
+    }
+
+    /// How often the threads commit. Default: 30 s at-least-once, 100 ms exactly-once (as in
+    /// Kafka Streams).
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = Some(interval);
+        self
+    }
+
+    /// What to do with records that do not deserialize. Default:
+    /// [`DeserializationHandler::Fail`].
+    pub fn deserialization_handler(mut self, handler: DeserializationHandler) -> Self {
+        self.deserialization = handler;
+        self
+    }
+
+    /// The most records a thread takes per poll. Default: 1000.
+    pub fn max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n;
+        self
+    }
+
+    /// A callback told about the error that stops the application (an error or panic in user
+    /// code, or a failed commit), for logging or alerting. The application stops either way.
+    pub fn on_error(mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+
+    /// The commit interval in effect: the one set, or the default for the guarantee.
+    pub fn effective_commit_interval(&self) -> Duration {
+        self.commit_interval.unwrap_or(match self.guarantee {
+            ProcessingGuarantee::AtLeastOnce => Duration::from_secs(30),
+            ProcessingGuarantee::ExactlyOnce => Duration::from_millis(100),
+        })
+    }
+}
+
+/// Counters shared by an application's tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub processed: AtomicU64,
+    pub skipped: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> StreamsMetrics {
+        StreamsMetrics {
+            processed_records: self.processed.load(Ordering::Relaxed),
+            skipped_records: self.skipped.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of an application's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamsMetrics {
+    /// Input records processed (including ones whose work was later redone after a failure).
+    pub processed_records: u64,
+    /// Input records skipped because they did not deserialize
+    /// ([`DeserializationHandler::LogAndContinue`]).
+    pub skipped_records: u64,
+    /// Successful commits (by all threads).
+    pub commits: u64,
+}

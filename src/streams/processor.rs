@@ -1,0 +1,343 @@
+//! The Processor API: user-written processing steps and the context they run in.
+//!
+//! A [`Processor`] receives one [`StreamRecord`] at a time, may read and write the task's state
+//! stores, and forwards any number of records to its children in the topology. It may also ask
+//! to be called back periodically ([`ProcessorContext::schedule`]), by stream time (the largest
+//! record timestamp the task has seen) or by wall-clock time.
+//!
+//! Every input partition is a task with its own instance of each processor (made by the
+//! supplier given to [`Topology::add_processor`](super::Topology::add_processor)), so a processor
+//! is single-threaded and needs no locking.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{KeyValueStore, KvState};
+use crate::error::{Error, Result};
+
+/// Bounds every key and value type of a topology meets: records move between processors by
+/// value and are cloned when a node has several children.
+pub trait Data: Clone + Send + 'static {}
+impl<T: Clone + Send + 'static> Data for T {}
+
+/// A record inside a topology: typed key and value, and a timestamp in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamRecord<K, V> {
+    /// The key.
+    pub key: K,
+    /// The value.
+    pub value: V,
+    /// Milliseconds since the epoch (the input record's timestamp unless a processor changed it).
+    pub timestamp: i64,
+}
+
+impl<K, V> StreamRecord<K, V> {
+    /// A record.
+    pub fn new(key: K, value: V, timestamp: i64) -> Self {
+        StreamRecord {
+            key,
+            value,
+            timestamp,
+        }
+    }
+}
+
+/// Which clock a punctuation follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PunctuationType {
+    /// Stream time: the largest timestamp among the records the task has processed. It only
+    /// moves when records arrive; the first punctuation is at the first record.
+    StreamTime,
+    /// The system clock (in the test driver, the driver's clock). Checked between records.
+    WallClockTime,
+}
+
+/// A processing step; see the module docs.
+///
+/// # Implementer notes
+/// Returning an error (or panicking) stops the application (see
+/// [`App`](super::App)): the failed work is not committed and is processed again when the
+/// application restarts. `KOut`/`VOut` are the types forwarded to children.
+pub trait Processor<KIn, VIn, KOut = KIn, VOut = VIn>: Send + 'static {
+    /// Called once per task before any record, after its stores were restored. Schedule
+    /// punctuations here.
+    ///
+    /// # Errors
+    /// Any error stops the application.
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, KOut, VOut>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Processes one record.
+    ///
+    /// # Errors
+    /// Any error stops the application.
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: StreamRecord<KIn, VIn>,
+    ) -> Result<()>;
+
+    /// A punctuation scheduled with [`ProcessorContext::schedule`] is due; `timestamp` is the
+    /// stream time or the wall-clock time (milliseconds) that triggered it.
+    ///
+    /// # Errors
+    /// Any error stops the application.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        kind: PunctuationType,
+        timestamp: i64,
+    ) -> Result<()> {
+        let _ = (ctx, kind, timestamp);
+        Ok(())
+    }
+}
+
+/// A record moving between nodes, with its types erased (they are checked when the topology
+/// is built, so the downcasts in [`ProcessorNode`] cannot fail for a built topology).
+pub(crate) struct Msg {
+    pub key: Box<dyn Any + Send>,
+    pub value: Box<dyn Any + Send>,
+    pub timestamp: i64,
+    pub clone: fn(&Msg) -> Msg,
+}
+
+impl Msg {
+    pub fn new<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Msg {
+        Msg {
+            key: Box::new(key),
+            value: Box::new(value),
+            timestamp,
+            clone: clone_msg::<K, V>,
+        }
+    }
+
+    pub fn downcast<K: Data, V: Data>(self) -> Result<StreamRecord<K, V>> {
+        match (self.key.downcast::<K>(), self.value.downcast::<V>()) {
+            (Ok(key), Ok(value)) => Ok(StreamRecord::new(*key, *value, self.timestamp)),
+            _ => Err(Error::invalid(format!(
+                "record types differ from ({}, {}) (a topology type check was bypassed)",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ))),
+        }
+    }
+}
+
+fn clone_msg<K: Data, V: Data>(m: &Msg) -> Msg {
+    let (Some(k), Some(v)) = (m.key.downcast_ref::<K>(), m.value.downcast_ref::<V>()) else {
+        unreachable!("a Msg's clone function is made with its own types");
+    };
+    Msg::new(k.clone(), v.clone(), m.timestamp)
+}
+
+/// Where the record being processed came from.
+#[derive(Clone, Debug)]
+pub(crate) struct RecordMeta {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub offset: u64,
+    pub timestamp: i64,
+}
+
+/// A record a sink wrote, before it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+}
+
+/// A punctuation request made by a node in `init`.
+pub(crate) struct ScheduleRequest {
+    pub kind: PunctuationType,
+    pub interval_ms: i64,
+}
+
+/// The task-wide state behind every [`ProcessorContext`].
+pub(crate) struct TaskContext {
+    pub app_id: Arc<str>,
+    pub partition: u32,
+    pub node_name: Arc<str>,
+    pub current: Option<RecordMeta>,
+    pub stream_time: Option<i64>,
+    pub wall_clock_ms: i64,
+    pub stores: HashMap<String, KvState>,
+    /// What the running node forwarded.
+    pub forwarded: Vec<Msg>,
+    /// What the sinks wrote since the outputs were last taken.
+    pub outputs: Vec<OutRecord>,
+    pub schedules: Vec<ScheduleRequest>,
+}
+
+/// What a processor can do besides computing: forward records, use state stores, schedule
+/// punctuations, and see where the current record came from.
+pub struct ProcessorContext<'a, KOut, VOut> {
+    task: &'a mut TaskContext,
+    _types: PhantomData<fn(KOut, VOut)>,
+}
+
+impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
+    pub(crate) fn new(task: &'a mut TaskContext) -> Self {
+        ProcessorContext {
+            task,
+            _types: PhantomData,
+        }
+    }
+
+    /// Sends a record to every child of this processor. The children run after this call
+    /// returns to the task, in the order records were forwarded (depth first).
+    pub fn forward(&mut self, record: StreamRecord<KOut, VOut>) {
+        self.task
+            .forwarded
+            .push(Msg::new(record.key, record.value, record.timestamp));
+    }
+
+    /// A state store of the topology, typed. Writes are part of the task's next commit.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the topology has no store
+    /// with this name.
+    pub fn store<K: super::Serde, V: super::Serde>(
+        &mut self,
+        name: &str,
+    ) -> Result<KeyValueStore<'_, K, V>> {
+        match self.task.stores.get_mut(name) {
+            Some(s) => Ok(KeyValueStore::new(s)),
+            None => Err(Error::invalid(format!(
+                "processor {} asked for state store {name:?}, which the topology does not have \
+                 (add it with add_state_store)",
+                self.task.node_name
+            ))),
+        }
+    }
+
+    /// Asks for [`Processor::punctuate`] every `interval` of stream time or wall-clock time.
+    /// Only takes effect when called from [`Processor::init`].
+    pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) {
+        let ms = i64::try_from(interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        self.task.schedules.push(ScheduleRequest {
+            kind,
+            interval_ms: ms,
+        });
+    }
+
+    /// The application id.
+    pub fn application_id(&self) -> &str {
+        &self.task.app_id
+    }
+
+    /// The task's partition: the partition number of its input topics.
+    pub fn task_partition(&self) -> u32 {
+        self.task.partition
+    }
+
+    /// The topic of the input record being processed (`None` in a punctuation).
+    pub fn topic(&self) -> Option<&str> {
+        self.task.current.as_ref().map(|m| &*m.topic)
+    }
+
+    /// The partition of the input record being processed (`None` in a punctuation).
+    pub fn partition(&self) -> Option<u32> {
+        self.task.current.as_ref().map(|m| m.partition)
+    }
+
+    /// The offset of the input record being processed (`None` in a punctuation).
+    pub fn offset(&self) -> Option<u64> {
+        self.task.current.as_ref().map(|m| m.offset)
+    }
+
+    /// The timestamp of the input record being processed (`None` in a punctuation).
+    pub fn timestamp(&self) -> Option<i64> {
+        self.task.current.as_ref().map(|m| m.timestamp)
+    }
+
+    /// The task's stream time: the largest timestamp processed so far (`None` before the first
+    /// record).
+    pub fn stream_time(&self) -> Option<i64> {
+        self.task.stream_time
+    }
+
+    /// The wall-clock time in milliseconds as of the current step (the driver's clock in the
+    /// test driver).
+    pub fn wall_clock_time(&self) -> i64 {
+        self.task.wall_clock_ms
+    }
+
+    /// The name of the node running.
+    pub fn node_name(&self) -> &str {
+        &self.task.node_name
+    }
+}
+
+/// A node as a task runs it, with its types erased.
+pub(crate) trait Node: Send {
+    fn init(&mut self, ctx: &mut TaskContext) -> Result<()>;
+    fn process(&mut self, ctx: &mut TaskContext, msg: Msg) -> Result<()>;
+    fn punctuate(&mut self, ctx: &mut TaskContext, kind: PunctuationType, ts: i64) -> Result<()>;
+}
+
+/// A user [`Processor`] as a [`Node`].
+pub(crate) struct ProcessorNode<P, KIn, VIn, KOut, VOut> {
+    pub processor: P,
+    pub _types: PhantomData<fn(KIn, VIn, KOut, VOut)>,
+}
+
+impl<P, KIn, VIn, KOut, VOut> Node for ProcessorNode<P, KIn, VIn, KOut, VOut>
+where
+    P: Processor<KIn, VIn, KOut, VOut>,
+    KIn: Data,
+    VIn: Data,
+    KOut: Data,
+    VOut: Data,
+{
+    fn init(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.processor.init(&mut ProcessorContext::new(ctx))
+    }
+
+    fn process(&mut self, ctx: &mut TaskContext, msg: Msg) -> Result<()> {
+        let record = msg.downcast::<KIn, VIn>()?;
+        self.processor
+            .process(&mut ProcessorContext::new(ctx), record)
+    }
+
+    fn punctuate(&mut self, ctx: &mut TaskContext, kind: PunctuationType, ts: i64) -> Result<()> {
+        self.processor
+            .punctuate(&mut ProcessorContext::new(ctx), kind, ts)
+    }
+}
+
+/// A sink: encodes records and queues them for the task's next send.
+pub(crate) struct SinkNode<K, V> {
+    pub topic: String,
+    pub _types: PhantomData<fn(K, V)>,
+}
+
+impl<K: Data + super::Serde, V: Data + super::Serde> Node for SinkNode<K, V> {
+    fn init(&mut self, _ctx: &mut TaskContext) -> Result<()> {
+        Ok(())
+    }
+
+    fn process(&mut self, ctx: &mut TaskContext, msg: Msg) -> Result<()> {
+        let r = msg.downcast::<K, V>()?;
+        ctx.outputs.push(OutRecord {
+            topic: self.topic.clone(),
+            key: r.key.encode_nullable(),
+            value: r.value.encode_nullable(),
+            timestamp: r.timestamp,
+        });
+        Ok(())
+    }
+
+    fn punctuate(&mut self, _: &mut TaskContext, _: PunctuationType, _: i64) -> Result<()> {
+        Ok(())
+    }
+}

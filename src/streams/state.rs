@@ -1,0 +1,232 @@
+//! State stores: an in-memory key-value map per task, backed by a compacted changelog topic.
+//!
+//! A task's store ([`KeyValueStore`], what processors see) holds the working state in a
+//! `BTreeMap` of serialized keys and values, and remembers which keys changed since the last
+//! commit. At commit the changed keys go to the changelog topic `<app-id>-<store>-changelog`
+//! (partition = the task's input partition; a deletion is a tombstone) and into the committed
+//! view that interactive queries read ([`ReadOnlyKeyValueStore`]). A task that starts (first run,
+//! restart, or after a rebalance moved it) restores its stores from the changelog before it
+//! processes anything, so state survives restarts and moves with its partition.
+
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::serde::Serde;
+use crate::error::Result;
+
+/// The name of a store's changelog topic.
+pub(crate) fn changelog_topic(app_id: &str, store: &str) -> String {
+    format!("{app_id}-{store}-changelog")
+}
+
+/// A task's working copy of one store.
+#[derive(Debug, Default)]
+pub(crate) struct KvState {
+    pub data: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Keys changed since the last commit, with their new value (`None`: deleted).
+    pub dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl KvState {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.data.insert(key.clone(), value.clone());
+        self.dirty.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let old = self.data.remove(key);
+        self.dirty.insert(key.to_vec(), None);
+        old
+    }
+
+    /// Applies a changelog record (no dirty tracking: it is committed already).
+    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        match value {
+            Some(v) => self.data.insert(key.to_vec(), v.to_vec()),
+            None => self.data.remove(key),
+        };
+    }
+}
+
+/// The committed contents of one store: one map per task (input partition). Shared by the tasks
+/// that write it at commit and the query handles that read it.
+pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, BTreeMap<Vec<u8>, Vec<u8>>>>>;
+
+/// The committed view of every store of an application, by store name.
+pub(crate) type Registry = Arc<HashMap<String, Committed>>;
+
+pub(crate) fn registry(stores: &[String]) -> Registry {
+    Arc::new(
+        stores
+            .iter()
+            .map(|s| (s.clone(), Committed::default()))
+            .collect(),
+    )
+}
+
+/// A task's state store as a processor sees it: typed reads and writes of the task's working
+/// state. Writes reach the changelog and interactive queries at the next commit.
+pub struct KeyValueStore<'a, K, V> {
+    state: &'a mut KvState,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
+    pub(crate) fn new(state: &'a mut KvState) -> Self {
+        KeyValueStore {
+            state,
+            _types: PhantomData,
+        }
+    }
+
+    /// The value stored for `key`.
+    ///
+    /// # Errors
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes do not decode
+    /// as `V` (the store was written with another type).
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        self.state
+            .data
+            .get(&key.encode())
+            .map(|v| V::decode(v))
+            .transpose()
+    }
+
+    /// Stores `value` for `key`, replacing any earlier value.
+    pub fn put(&mut self, key: &K, value: &V) {
+        self.state.put(key.encode(), value.encode());
+    }
+
+    /// Removes `key`, returning its value.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); the key is removed anyway.
+    pub fn delete(&mut self, key: &K) -> Result<Option<V>> {
+        self.state
+            .delete(&key.encode())
+            .map(|v| V::decode(&v))
+            .transpose()
+    }
+
+    /// Every entry, ordered by serialized key.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        decode_all(self.state.data.iter())
+    }
+
+    /// How many keys the store holds.
+    pub fn len(&self) -> usize {
+        self.state.data.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.state.data.is_empty()
+    }
+}
+
+fn decode_all<'b, K: Serde, V: Serde>(
+    entries: impl Iterator<Item = (&'b Vec<u8>, &'b Vec<u8>)>,
+) -> Result<Vec<(K, V)>> {
+    entries
+        .map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?)))
+        .collect()
+}
+
+/// A read-only view of a store's committed state across all tasks, for interactive queries
+/// ([`App::store`](super::App::store), [`TopologyTestDriver::store`](super::TopologyTestDriver::store)).
+///
+/// It sees what the application committed (in the test driver: everything processed so far),
+/// never a task's uncommitted work. Keys are ordered by their serialized bytes, as in Kafka
+/// (for the big-endian integer serdes this puts negative numbers after positive ones).
+pub struct ReadOnlyKeyValueStore<K, V> {
+    name: String,
+    committed: Committed,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for ReadOnlyKeyValueStore<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyKeyValueStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
+    pub(crate) fn new(name: &str, committed: Committed) -> Self {
+        ReadOnlyKeyValueStore {
+            name: name.to_string(),
+            committed,
+            _types: PhantomData,
+        }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The committed value for `key` (anything that converts into the key type, so a
+    /// `String`-keyed store takes `"alice"`).
+    ///
+    /// # Errors
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes do not decode
+    /// as `V`.
+    pub fn get(&self, key: impl Into<K>) -> Result<Option<V>> {
+        let k = key.into().encode();
+        let committed = self.committed.read();
+        committed
+            .values()
+            .find_map(|m| m.get(&k))
+            .map(|v| V::decode(v))
+            .transpose()
+    }
+
+    /// The committed entries with `from <= key <= to` (both inclusive, as in Kafka), ordered
+    /// by serialized key.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn range(&self, from: impl Into<K>, to: impl Into<K>) -> Result<Vec<(K, V)>> {
+        let (from, to) = (from.into().encode(), to.into().encode());
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let merged = self.merged(|m| m.range(from.clone()..=to.clone()).collect());
+        decode_all(merged.iter())
+    }
+
+    /// Every committed entry, ordered by serialized key.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        let merged = self.merged(|m| m.iter().collect());
+        decode_all(merged.iter())
+    }
+
+    /// How many keys the committed state holds.
+    pub fn approximate_num_entries(&self) -> usize {
+        self.committed.read().values().map(BTreeMap::len).sum()
+    }
+
+    fn merged(
+        &self,
+        pick: impl for<'m> Fn(&'m BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<(&'m Vec<u8>, &'m Vec<u8>)>,
+    ) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let committed = self.committed.read();
+        let mut out = BTreeMap::new();
+        for m in committed.values() {
+            for (k, v) in pick(m) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,351 @@
+//! A task: one input partition's instance of the topology, with its stores, stream time and
+//! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
+//! about processors, and a task knows nothing about consumers, producers or threads.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::processor::{Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext};
+use super::state::{KvState, Registry};
+use super::topology::{Decoder, NodeKind, Topology};
+use super::{Counters, DeserializationHandler};
+use crate::error::{Error, ErrorKind, Result};
+
+struct Schedule {
+    node: usize,
+    kind: PunctuationType,
+    interval: i64,
+    next: Option<i64>,
+}
+
+impl Schedule {
+    /// Whether the schedule is due at `now`; if so, moves it to its next time (skipping
+    /// punctuations that are already past, as Kafka does).
+    fn due(&mut self, now: i64) -> bool {
+        match self.next {
+            Some(n) if now < n => false,
+            prev => {
+                let base = prev.unwrap_or(now);
+                let next = base.saturating_add(self.interval);
+                self.next = Some(if now >= next {
+                    now.saturating_add(self.interval)
+                } else {
+                    next
+                });
+                true
+            }
+        }
+    }
+}
+
+/// `(store, key, value or None for a deletion)`.
+pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+pub(crate) struct Task {
+    topology: Arc<Topology>,
+    nodes: Vec<Option<Box<dyn Node>>>,
+    sources: HashMap<String, (usize, Decoder)>,
+    ctx: TaskContext,
+    schedules: Vec<Schedule>,
+    registry: Registry,
+    deser: DeserializationHandler,
+    counters: Arc<Counters>,
+    /// Records processed since the last commit.
+    pub uncommitted: u64,
+}
+
+impl Task {
+    pub fn new(
+        topology: Arc<Topology>,
+        partition: u32,
+        registry: Registry,
+        deser: DeserializationHandler,
+        counters: Arc<Counters>,
+    ) -> Task {
+        let mut nodes = Vec::new();
+        let mut sources = HashMap::new();
+        for (i, n) in topology.nodes.iter().enumerate() {
+            match &n.kind {
+                NodeKind::Source { topics, decode } => {
+                    for t in topics {
+                        sources.insert(t.clone(), (i, *decode));
+                    }
+                    nodes.push(None);
+                }
+                NodeKind::Processor { factory } | NodeKind::Sink { factory, .. } => {
+                    nodes.push(Some(factory()));
+                }
+            }
+        }
+        let ctx = TaskContext {
+            app_id: Arc::from(topology.application_id()),
+            partition,
+            node_name: Arc::from(""),
+            current: None,
+            stream_time: None,
+            wall_clock_ms: 0,
+            stores: topology
+                .stores
+                .iter()
+                .map(|s| (s.clone(), KvState::default()))
+                .collect(),
+            forwarded: Vec::new(),
+            outputs: Vec::new(),
+            schedules: Vec::new(),
+        };
+        Task {
+            topology,
+            nodes,
+            sources,
+            ctx,
+            schedules: Vec::new(),
+            registry,
+            deser,
+            counters,
+            uncommitted: 0,
+        }
+    }
+
+    pub fn partition(&self) -> u32 {
+        self.ctx.partition
+    }
+
+    pub fn set_wall_clock(&mut self, now_ms: i64) {
+        self.ctx.wall_clock_ms = now_ms;
+    }
+
+    /// Applies one changelog record to a store (before `init`).
+    pub fn restore(&mut self, store: &str, key: &[u8], value: Option<&[u8]>) {
+        if let Some(s) = self.ctx.stores.get_mut(store) {
+            s.restore(key, value);
+        }
+    }
+
+    /// Publishes the restored stores as committed and runs every processor's `init`.
+    pub fn init(&mut self) -> Result<()> {
+        for (name, s) in &self.ctx.stores {
+            if let Some(c) = self.registry.get(name) {
+                c.write().insert(self.ctx.partition, s.data.clone());
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.ctx.node_name = Arc::clone(&self.topology.nodes[i].name);
+            let Some(node) = self.nodes[i].as_mut() else {
+                continue;
+            };
+            let ctx = &mut self.ctx;
+            let r = guarded(|| node.init(ctx));
+            self.check(r)?;
+            for req in std::mem::take(&mut self.ctx.schedules) {
+                self.schedules.push(Schedule {
+                    node: i,
+                    kind: req.kind,
+                    interval: req.interval_ms,
+                    next: match req.kind {
+                        PunctuationType::StreamTime => None,
+                        PunctuationType::WallClockTime => {
+                            Some(self.ctx.wall_clock_ms.saturating_add(req.interval_ms))
+                        }
+                    },
+                });
+            }
+        }
+        self.forward_all()
+    }
+
+    /// Processes one input record. A record that does not decode fails the task, or with
+    /// [`DeserializationHandler::LogAndContinue`] is counted as skipped.
+    pub fn process(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<()> {
+        self.uncommitted += 1;
+        let Some(&(source, decode)) = self.sources.get(topic) else {
+            return Err(Error::invalid(format!(
+                "task {partition} got a record of {topic:?}, which no source reads"
+            )));
+        };
+        let msg = match decode(key, value, timestamp) {
+            Ok(m) => m,
+            Err(e) => {
+                let e = match e.into_kind() {
+                    ErrorKind::Deserialization { reason } => ErrorKind::Deserialization {
+                        reason: format!("record {topic}-{partition}@{offset}: {reason}"),
+                    },
+                    other => other,
+                };
+                return match self.deser {
+                    DeserializationHandler::Fail => Err(e.into()),
+                    DeserializationHandler::LogAndContinue => {
+                        tracing::warn!(
+                            target: "riverbed::streams",
+                            app = %self.ctx.app_id,
+                            error = %Error::from(e),
+                            "skipping a record that does not deserialize"
+                        );
+                        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                };
+            }
+        };
+        self.ctx.current = Some(RecordMeta {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+            timestamp,
+        });
+        let now = self.ctx.stream_time.map_or(timestamp, |t| t.max(timestamp));
+        self.ctx.stream_time = Some(now);
+        let children = self.topology.nodes[source].children.clone();
+        self.dispatch_to(&children, msg)?;
+        self.counters.processed.fetch_add(1, Ordering::Relaxed);
+        self.ctx.current = None;
+        self.punctuate(PunctuationType::StreamTime, now)
+    }
+
+    /// Runs the wall-clock punctuations due at the task's wall clock.
+    pub fn punctuate_wall_clock(&mut self) -> Result<()> {
+        self.punctuate(PunctuationType::WallClockTime, self.ctx.wall_clock_ms)
+    }
+
+    fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<()> {
+        for s in 0..self.schedules.len() {
+            if self.schedules[s].kind != kind || !self.schedules[s].due(now) {
+                continue;
+            }
+            let i = self.schedules[s].node;
+            self.ctx.node_name = Arc::clone(&self.topology.nodes[i].name);
+            let Some(node) = self.nodes[i].as_mut() else {
+                continue;
+            };
+            let ctx = &mut self.ctx;
+            let r = guarded(|| node.punctuate(ctx, kind, now));
+            self.check(r)?;
+            let forwarded = std::mem::take(&mut self.ctx.forwarded);
+            let children = self.topology.nodes[i].children.clone();
+            for m in forwarded {
+                self.dispatch_to(&children, m)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards what `init` forwarded (processors may forward from `init`).
+    fn forward_all(&mut self) -> Result<()> {
+        let forwarded = std::mem::take(&mut self.ctx.forwarded);
+        if forwarded.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "a processor forwarded records from init; forward from process or punctuate",
+        ))
+    }
+
+    /// Gives `msg` to each of `children` (cloned for all but the last), depth first.
+    fn dispatch_to(&mut self, children: &[usize], msg: Msg) -> Result<()> {
+        let Some((&last, rest)) = children.split_last() else {
+            return Ok(());
+        };
+        for &c in rest {
+            let copy = (msg.clone)(&msg);
+            self.dispatch(c, copy)?;
+        }
+        self.dispatch(last, msg)
+    }
+
+    fn dispatch(&mut self, node: usize, msg: Msg) -> Result<()> {
+        self.ctx.node_name = Arc::clone(&self.topology.nodes[node].name);
+        let Some(n) = self.nodes[node].as_mut() else {
+            return Ok(());
+        };
+        let ctx = &mut self.ctx;
+        let r = guarded(|| n.process(ctx, msg));
+        self.check(r)?;
+        let forwarded = std::mem::take(&mut self.ctx.forwarded);
+        if forwarded.is_empty() {
+            return Ok(());
+        }
+        let children = self.topology.nodes[node].children.clone();
+        for m in forwarded {
+            self.dispatch_to(&children, m)?;
+        }
+        Ok(())
+    }
+
+    /// Passes success through; turns an error or panic of user code into
+    /// [`StreamsProcessing`](ErrorKind::StreamsProcessing) naming the task and node.
+    fn check(&self, r: std::result::Result<Result<()>, String>) -> Result<()> {
+        let reason = match r {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) if matches!(e.kind(), ErrorKind::StreamsProcessing { .. }) => return Err(e),
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => format!("panicked: {panic}"),
+        };
+        Err(ErrorKind::StreamsProcessing {
+            location: format!(
+                "task {} of application {:?}, node {:?}",
+                self.ctx.partition, self.ctx.app_id, self.ctx.node_name
+            ),
+            reason,
+        }
+        .into())
+    }
+
+    /// The records the sinks wrote since the last call.
+    pub fn take_outputs(&mut self) -> Vec<OutRecord> {
+        std::mem::take(&mut self.ctx.outputs)
+    }
+
+    /// The changelog records of the stores' changes since the last commit:
+    /// `(store, key, value or None for a deletion)`.
+    pub fn changelog(&self) -> Vec<ChangelogEntry<'_>> {
+        let mut out = Vec::new();
+        for (name, s) in &self.ctx.stores {
+            for (k, v) in &s.dirty {
+                out.push((name.as_str(), k.as_slice(), v.as_deref()));
+            }
+        }
+        out
+    }
+
+    /// Marks the stores' changes committed: the interactive-query view takes them.
+    pub fn commit_stores(&mut self) {
+        for (name, s) in &mut self.ctx.stores {
+            let dirty = std::mem::take(&mut s.dirty);
+            if dirty.is_empty() {
+                continue;
+            }
+            let Some(c) = self.registry.get(name) else {
+                continue;
+            };
+            let mut c = c.write();
+            let map = c.entry(self.ctx.partition).or_default();
+            for (k, v) in dirty {
+                match v {
+                    Some(v) => map.insert(k, v),
+                    None => map.remove(&k),
+                };
+            }
+        }
+        self.uncommitted = 0;
+    }
+}
+
+/// Runs user code; `Err` carries the message of a panic.
+fn guarded(f: impl FnOnce() -> Result<()>) -> std::result::Result<Result<()>, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".to_string())
+    })
+}

@@ -1,0 +1,232 @@
+//! [`TopologyTestDriver`]: runs a topology in the calling thread, deterministically, with no
+//! store, consumer or producer: pipe input records in, read what the sinks wrote, query the
+//! stores, advance the wall clock to fire punctuations.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::processor::{OutRecord, StreamRecord};
+use super::serde::Serde;
+use super::state::{registry, ReadOnlyKeyValueStore, Registry};
+use super::task::Task;
+use super::topology::Topology;
+use super::{Counters, StreamsConfig, StreamsMetrics};
+use crate::error::{Error, Result};
+
+/// Runs a [`Topology`] as one task (partition 0 of every topic), committing after every input
+/// record: outputs become readable and store changes queryable at once. Records a sink writes
+/// to a topic that a source reads are processed too (after the record that caused them).
+///
+/// The wall clock starts at 0 and moves only with [`advance_wall_clock`](Self::advance_wall_clock).
+/// After an error (an error or panic in user code, or a deserialization error with
+/// [`Fail`](super::DeserializationHandler::Fail)) the driver's state is whatever the failed
+/// record left; make a new driver to go on.
+///
+/// ```
+/// use riverbed::streams::{Builder, TopologyTestDriver};
+///
+/// let b = Builder::new("evens");
+/// b.stream::<String, i64>("numbers").filter(|_, n| n % 2 == 0).to("evens");
+/// let mut driver = TopologyTestDriver::new(b.build()?)?;
+/// for n in 1..=4 {
+///     driver.pipe_input("numbers", &"k".to_string(), &n, 1000 + n)?;
+/// }
+/// let out = driver.read_output::<String, i64>("evens")?;
+/// assert_eq!(out.iter().map(|r| (r.value, r.timestamp)).collect::<Vec<_>>(), [(2, 1002), (4, 1004)]);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+pub struct TopologyTestDriver {
+    task: Task,
+    sources: Vec<String>,
+    outputs: HashMap<String, VecDeque<OutRecord>>,
+    offsets: HashMap<String, u64>,
+    registry: Registry,
+    counters: Arc<Counters>,
+    wall_clock_ms: i64,
+}
+
+impl std::fmt::Debug for TopologyTestDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopologyTestDriver")
+            .field("sources", &self.sources)
+            .field("wall_clock_ms", &self.wall_clock_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopologyTestDriver {
+    /// A driver with the default [`StreamsConfig`].
+    ///
+    /// # Errors
+    /// As [`with_config`](Self::with_config).
+    pub fn new(topology: Topology) -> Result<Self> {
+        Self::with_config(topology, &StreamsConfig::default())
+    }
+
+    /// A driver; of `config` only the deserialization handler matters.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a topology without sources;
+    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) if a processor's `init` fails.
+    pub fn with_config(topology: Topology, config: &StreamsConfig) -> Result<Self> {
+        topology.validate()?;
+        let registry = registry(&topology.stores);
+        let counters = Arc::new(Counters::default());
+        let sources = topology.source_topics();
+        let mut task = Task::new(
+            Arc::new(topology),
+            0,
+            Arc::clone(&registry),
+            config.deserialization,
+            Arc::clone(&counters),
+        );
+        task.set_wall_clock(0);
+        task.init()?;
+        Ok(TopologyTestDriver {
+            task,
+            sources,
+            outputs: HashMap::new(),
+            offsets: HashMap::new(),
+            registry,
+            counters,
+            wall_clock_ms: 0,
+        })
+    }
+
+    /// Processes a record with key `key` and value `value` (encoded by their serdes) from
+    /// `topic`, with `timestamp` in milliseconds.
+    ///
+    /// # Errors
+    /// As [`pipe_raw`](Self::pipe_raw).
+    pub fn pipe_input<K: Serde, V: Serde>(
+        &mut self,
+        topic: &str,
+        key: &K,
+        value: &V,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.pipe_raw(
+            topic,
+            key.encode_nullable().as_deref(),
+            value.encode_nullable().as_deref(),
+            timestamp,
+        )
+    }
+
+    /// Processes a record given as raw (nullable) bytes, e.g. to test bad input.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a topic no source reads;
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) with the
+    /// [`Fail`](super::DeserializationHandler::Fail) handler;
+    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) for an error or panic in user
+    /// code.
+    pub fn pipe_raw(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+    ) -> Result<()> {
+        if !self.sources.iter().any(|s| s == topic) {
+            return Err(Error::invalid(format!(
+                "no source of the topology reads {topic:?}"
+            )));
+        }
+        let mut pending = VecDeque::from([OutRecord {
+            topic: topic.to_string(),
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            timestamp,
+        }]);
+        while let Some(r) = pending.pop_front() {
+            let offset = self.offsets.entry(r.topic.clone()).or_insert(0);
+            let at = *offset;
+            *offset += 1;
+            self.task.process(
+                &r.topic,
+                0,
+                at,
+                r.timestamp,
+                r.key.as_deref(),
+                r.value.as_deref(),
+            )?;
+            self.collect(&mut pending);
+        }
+        Ok(())
+    }
+
+    /// Moves the wall clock forward by `by` and runs the wall-clock punctuations due.
+    ///
+    /// # Errors
+    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) for an error or panic in a
+    /// punctuation.
+    pub fn advance_wall_clock(&mut self, by: Duration) -> Result<()> {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.wall_clock_ms = self.wall_clock_ms.saturating_add(ms);
+        self.task.set_wall_clock(self.wall_clock_ms);
+        self.task.punctuate_wall_clock()?;
+        let mut pending = VecDeque::new();
+        self.collect(&mut pending);
+        while let Some(r) = pending.pop_front() {
+            self.pipe_raw(&r.topic, r.key.as_deref(), r.value.as_deref(), r.timestamp)?;
+        }
+        Ok(())
+    }
+
+    /// Commits the task's work: outputs become readable, store changes queryable; outputs to
+    /// topics that sources read are queued in `pending`.
+    fn collect(&mut self, pending: &mut VecDeque<OutRecord>) {
+        self.task.commit_stores();
+        for out in self.task.take_outputs() {
+            if self.sources.contains(&out.topic) {
+                pending.push_back(out.clone());
+            }
+            self.outputs
+                .entry(out.topic.clone())
+                .or_default()
+                .push_back(out);
+        }
+    }
+
+    /// Takes every record written to `topic` so far (and not read yet), decoded.
+    ///
+    /// # Errors
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) if a record does not decode as
+    /// `(K, V)`; the records are consumed anyway.
+    pub fn read_output<K: Serde, V: Serde>(
+        &mut self,
+        topic: &str,
+    ) -> Result<Vec<StreamRecord<K, V>>> {
+        let records = self.outputs.remove(topic).unwrap_or_default();
+        records
+            .into_iter()
+            .map(|r| {
+                Ok(StreamRecord::new(
+                    K::decode_nullable(r.key.as_deref())?,
+                    V::decode_nullable(r.value.as_deref())?,
+                    r.timestamp,
+                ))
+            })
+            .collect()
+    }
+
+    /// A read-only view of a state store.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
+    pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        match self.registry.get(name) {
+            Some(c) => Ok(ReadOnlyKeyValueStore::new(name, Arc::clone(c))),
+            None => Err(Error::invalid(format!(
+                "the topology has no state store {name:?}"
+            ))),
+        }
+    }
+
+    /// The driver's counters (processed and skipped records).
+    pub fn metrics(&self) -> StreamsMetrics {
+        self.counters.snapshot()
+    }
+}

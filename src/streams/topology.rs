@@ -1,0 +1,356 @@
+//! The topology: a graph of sources (input topics), processors and sinks (output topics), plus
+//! the state stores its processors use.
+//!
+//! Nodes are added parents first, so the key and value types of every edge are checked when
+//! the node is added: a processor whose input types differ from its parent's output types is
+//! refused then, not found at run time. A topology holds suppliers, not processors: each task
+//! (input partition) gets its own instances.
+//!
+//! In this milestone a topology is one sub-topology: all its input topics must have the same
+//! number of partitions (they are co-partitioned), and task `p` reads partition `p` of each.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
+use super::serde::Serde;
+use crate::error::{Error, Result};
+
+/// Decodes a raw record into a message of the source's types.
+pub(crate) type Decoder = fn(Option<&[u8]>, Option<&[u8]>, i64) -> Result<Msg>;
+type Factory = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
+
+fn decode<K: Serde + Data, V: Serde + Data>(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    ts: i64,
+) -> Result<Msg> {
+    Ok(Msg::new(
+        K::decode_nullable(key)?,
+        V::decode_nullable(value)?,
+        ts,
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Types {
+    ids: (TypeId, TypeId),
+    names: (&'static str, &'static str),
+}
+
+impl Types {
+    fn of<K: 'static, V: 'static>() -> Types {
+        Types {
+            ids: (TypeId::of::<K>(), TypeId::of::<V>()),
+            names: (std::any::type_name::<K>(), std::any::type_name::<V>()),
+        }
+    }
+}
+
+pub(crate) enum NodeKind {
+    Source {
+        topics: Vec<String>,
+        decode: Decoder,
+    },
+    Processor {
+        factory: Factory,
+    },
+    Sink {
+        topic: String,
+        factory: Factory,
+    },
+}
+
+pub(crate) struct NodeSpec {
+    pub name: Arc<str>,
+    pub kind: NodeKind,
+    pub children: Vec<usize>,
+    /// The types this node forwards (`None` for a sink).
+    out: Option<Types>,
+}
+
+/// A processing graph; see the module docs. Build one with the Processor API methods below or
+/// with the DSL ([`Builder`](super::Builder)).
+///
+/// ```
+/// use riverbed::streams::{Processor, ProcessorContext, StreamRecord, Topology};
+///
+/// struct Upper;
+/// impl Processor<String, String> for Upper {
+///     fn process(
+///         &mut self,
+///         ctx: &mut ProcessorContext<'_, String, String>,
+///         r: StreamRecord<String, String>,
+///     ) -> riverbed::Result<()> {
+///         ctx.forward(StreamRecord::new(r.key, r.value.to_uppercase(), r.timestamp));
+///         Ok(())
+///     }
+/// }
+///
+/// let mut t = Topology::new("shout");
+/// t.add_source::<String, String>("in", &["words"])?
+///     .add_processor("upper", || Upper, &["in"])?
+///     .add_sink::<String, String>("out", "loud-words", &["upper"])?;
+/// assert_eq!(t.source_topics(), ["words"]);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+pub struct Topology {
+    app_id: String,
+    pub(crate) nodes: Vec<NodeSpec>,
+    by_name: HashMap<Arc<str>, usize>,
+    pub(crate) stores: Vec<String>,
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Topology {
+    /// An empty topology for the application `app_id`, which names its consumer group, its
+    /// transactional ids and its changelog topics.
+    pub fn new(app_id: impl Into<String>) -> Topology {
+        Topology {
+            app_id: app_id.into(),
+            nodes: Vec::new(),
+            by_name: HashMap::new(),
+            stores: Vec::new(),
+        }
+    }
+
+    /// The application id.
+    pub fn application_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// Adds a source node reading `topics`, decoding keys as `K` and values as `V`.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate node name, no
+    /// topics, or a topic another source reads already.
+    pub fn add_source<K: Serde + Data, V: Serde + Data>(
+        &mut self,
+        name: &str,
+        topics: &[&str],
+    ) -> Result<&mut Topology> {
+        if topics.is_empty() {
+            return Err(Error::invalid(format!("source {name:?} has no topics")));
+        }
+        for t in topics {
+            crate::validate_topic_name(t)?;
+            if self.source_topics().iter().any(|s| s == t) {
+                return Err(Error::invalid(format!(
+                    "topic {t:?} is read by two sources"
+                )));
+            }
+        }
+        self.push(
+            name,
+            NodeKind::Source {
+                topics: topics.iter().map(|t| t.to_string()).collect(),
+                decode: decode::<K, V>,
+            },
+            Some(Types::of::<K, V>()),
+            &[],
+            None,
+        )
+    }
+
+    /// Adds a processor made by `supplier` (called once per task), fed by `parents`.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate name, no or
+    /// unknown parents, or a parent that forwards other types than `(KIn, VIn)`.
+    pub fn add_processor<P, KIn, VIn, KOut, VOut>(
+        &mut self,
+        name: &str,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        parents: &[&str],
+    ) -> Result<&mut Topology>
+    where
+        P: Processor<KIn, VIn, KOut, VOut>,
+        KIn: Data,
+        VIn: Data,
+        KOut: Data,
+        VOut: Data,
+    {
+        let factory: Factory = Arc::new(move || {
+            Box::new(ProcessorNode {
+                processor: supplier(),
+                _types: PhantomData::<fn(KIn, VIn, KOut, VOut)>,
+            })
+        });
+        self.push(
+            name,
+            NodeKind::Processor { factory },
+            Some(Types::of::<KOut, VOut>()),
+            parents,
+            Some(Types::of::<KIn, VIn>()),
+        )
+    }
+
+    /// Adds a sink writing what `parents` forward to `topic`, encoding keys as `K` and values as
+    /// `V`. Records are partitioned by their key bytes (Kafka's murmur2 partitioner; a null key
+    /// goes to a sticky partition).
+    ///
+    /// # Errors
+    /// As [`add_processor`](Self::add_processor); an invalid topic name.
+    pub fn add_sink<K: Serde + Data, V: Serde + Data>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        parents: &[&str],
+    ) -> Result<&mut Topology> {
+        crate::validate_topic_name(topic)?;
+        let topic_owned = topic.to_string();
+        let factory: Factory = Arc::new(move || {
+            Box::new(SinkNode::<K, V> {
+                topic: topic_owned.clone(),
+                _types: PhantomData,
+            })
+        });
+        self.push(
+            name,
+            NodeKind::Sink {
+                topic: topic.to_string(),
+                factory,
+            },
+            None,
+            parents,
+            Some(Types::of::<K, V>()),
+        )
+    }
+
+    /// Adds an in-memory key-value store named `name`, which every processor of the topology
+    /// can use through [`ProcessorContext::store`](super::ProcessorContext::store). It is backed
+    /// by the compacted changelog topic `<app-id>-<name>-changelog`, which the application
+    /// creates.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate store name or a
+    /// name that makes an invalid topic name.
+    pub fn add_state_store(&mut self, name: &str) -> Result<&mut Topology> {
+        if self.stores.iter().any(|s| s == name) {
+            return Err(Error::invalid(format!(
+                "state store {name:?} exists already"
+            )));
+        }
+        crate::validate_topic_name(&super::state::changelog_topic(&self.app_id, name))?;
+        self.stores.push(name.to_string());
+        Ok(self)
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        kind: NodeKind,
+        out: Option<Types>,
+        parents: &[&str],
+        input: Option<Types>,
+    ) -> Result<&mut Topology> {
+        if self.by_name.contains_key(name) {
+            return Err(Error::invalid(format!("node {name:?} exists already")));
+        }
+        if input.is_some() && parents.is_empty() {
+            return Err(Error::invalid(format!("node {name:?} has no parents")));
+        }
+        let mut parent_ids = Vec::new();
+        for p in parents {
+            let Some(&i) = self.by_name.get(*p) else {
+                return Err(Error::invalid(format!(
+                    "node {name:?}: unknown parent {p:?} (add parents first)"
+                )));
+            };
+            match (self.nodes[i].out, input) {
+                (None, _) => {
+                    return Err(Error::invalid(format!(
+                        "node {name:?}: parent {p:?} is a sink"
+                    )))
+                }
+                (Some(o), Some(want)) if o != want => {
+                    return Err(Error::invalid(format!(
+                        "node {name:?} takes ({}, {}) but parent {p:?} forwards ({}, {})",
+                        want.names.0, want.names.1, o.names.0, o.names.1
+                    )))
+                }
+                _ => {}
+            }
+            parent_ids.push(i);
+        }
+        let id = self.nodes.len();
+        let name: Arc<str> = Arc::from(name);
+        for i in parent_ids {
+            self.nodes[i].children.push(id);
+        }
+        self.nodes.push(NodeSpec {
+            name: Arc::clone(&name),
+            kind,
+            children: Vec::new(),
+            out,
+        });
+        self.by_name.insert(name, id);
+        Ok(self)
+    }
+
+    /// The topics the sources read, in the order they were added.
+    pub fn source_topics(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source { topics, .. } => Some(topics.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The topics the sinks write, without duplicates.
+    pub fn sink_topics(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for n in &self.nodes {
+            if let NodeKind::Sink { topic, .. } = &n.kind {
+                if !out.contains(topic) {
+                    out.push(topic.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The names of the state stores.
+    pub fn store_names(&self) -> &[String] {
+        &self.stores
+    }
+
+    /// A text description: every node with its kind and children, then the stores.
+    pub fn describe(&self) -> String {
+        let mut s = format!("Topology {:?}\n", self.app_id);
+        for n in &self.nodes {
+            let kind = match &n.kind {
+                NodeKind::Source { topics, .. } => format!("source {topics:?}"),
+                NodeKind::Processor { .. } => "processor".to_string(),
+                NodeKind::Sink { topic, .. } => format!("sink {topic:?}"),
+            };
+            let children: Vec<&str> = n.children.iter().map(|&c| &*self.nodes[c].name).collect();
+            s.push_str(&format!("  {} ({kind}) -> {children:?}\n", n.name));
+        }
+        for st in &self.stores {
+            s.push_str(&format!(
+                "  store {st:?} (changelog {:?})\n",
+                super::state::changelog_topic(&self.app_id, st)
+            ));
+        }
+        s
+    }
+
+    /// Checks that the topology can run: at least one source.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.source_topics().is_empty() {
+            return Err(Error::invalid("the topology has no source"));
+        }
+        Ok(())
+    }
+}
