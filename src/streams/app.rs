@@ -254,6 +254,18 @@ impl App {
         }
     }
 
+    /// A read-only view of the committed state of a window store (a windowed aggregation's),
+    /// keyed by the record key type `K`, across all tasks.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store.
+    pub fn window_store<K: Serde, V: Serde>(
+        &self,
+        name: &str,
+    ) -> Result<super::ReadOnlyWindowStore<K, V>> {
+        super::window::window_store(&self.registry, name, "the application")
+    }
+
     /// Whether the application is running (not closed, not stopped by an error).
     pub fn is_running(&self) -> bool {
         self.shared.running.load(Ordering::SeqCst)

@@ -1,12 +1,15 @@
 //! The DSL: [`KStream`], [`KGroupedStream`] and [`KTable`] are thin handles that add nodes to
 //! a [`Builder`]'s topology; [`Builder::build`] returns it. They run nothing themselves.
 //!
+//! Windowed aggregations, `suppress` and per-source timestamp extractors are in
+//! [`windowed`](super::windowed) and [`suppress`](super::suppress).
+//!
 //! Tables from aggregations forward every update downstream (Kafka with record caching
 //! disabled), so [`KTable::to_stream`] is the full stream of the table's changes.
 //!
 //! Not in this milestone: `group_by`/`select_key` and anything else that needs a repartition
 //! topic (a `group_by_key` after a key-changing [`KStream::map`] is refused by `build`),
-//! windows, joins, `Builder::table`, `KTable::filter`/`map_values`.
+//! joins, `Builder::table`, `KTable::filter`/`map_values`.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -36,6 +39,8 @@ use crate::error::{Error, Result};
 /// # Ok::<(), riverbed::Error>(())
 /// ```
 pub struct Builder {
+    /// Windowed aggregation nodes and how their windows close (for `suppress`).
+    pub(super) windowed: RefCell<std::collections::HashMap<String, super::window::CloseRule>>,
     topology: RefCell<Topology>,
     error: RefCell<Option<Error>>,
     counter: Cell<u32>,
@@ -53,6 +58,7 @@ impl Builder {
     /// A builder for the application `app_id` (see [`Topology::new`]).
     pub fn new(app_id: impl Into<String>) -> Builder {
         Builder {
+            windowed: RefCell::default(),
             topology: RefCell::new(Topology::new(app_id)),
             error: RefCell::new(None),
             counter: Cell::new(0),
@@ -80,14 +86,14 @@ impl Builder {
         Ok(t)
     }
 
-    fn name(&self, prefix: &str) -> String {
+    pub(super) fn name(&self, prefix: &str) -> String {
         let n = self.counter.get();
         self.counter.set(n + 1);
         format!("{prefix}-{n:010}")
     }
 
     /// Runs a change of the topology, keeping the first error for `build`.
-    fn add(&self, f: impl FnOnce(&mut Topology) -> Result<()>) {
+    pub(super) fn add(&self, f: impl FnOnce(&mut Topology) -> Result<()>) {
         if self.error.borrow().is_some() {
             return;
         }
@@ -96,7 +102,7 @@ impl Builder {
         }
     }
 
-    fn fail(&self, e: Error) {
+    pub(super) fn fail(&self, e: Error) {
         self.add(|_| Err(e));
     }
 }
@@ -125,8 +131,8 @@ where
 /// A stream of records; see the module docs. Cheap to clone: clones read the same node, so
 /// `s.clone().filter(..)` and `s.map(..)` branch the stream.
 pub struct KStream<'b, K, V> {
-    builder: &'b Builder,
-    node: String,
+    pub(super) builder: &'b Builder,
+    pub(super) node: String,
     key_changed: bool,
     _types: PhantomData<fn(K, V)>,
 }
@@ -149,7 +155,7 @@ impl<K, V> std::fmt::Debug for KStream<'_, K, V> {
 }
 
 impl<'b, K: Data, V: Data> KStream<'b, K, V> {
-    fn new(builder: &'b Builder, node: String, key_changed: bool) -> Self {
+    pub(super) fn new(builder: &'b Builder, node: String, key_changed: bool) -> Self {
         KStream {
             builder,
             node,
@@ -291,7 +297,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
 /// How an aggregation's table is stored: the state store name (and with it the changelog
 /// topic `<app-id>-<name>-changelog` and the name for interactive queries).
 pub struct Materialized<K, V> {
-    name: Option<String>,
+    pub(super) name: Option<String>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -323,7 +329,7 @@ impl<K, V> Materialized<K, V> {
 
 /// A stream grouped by key, ready to aggregate into a [`KTable`].
 pub struct KGroupedStream<'b, K, V> {
-    stream: KStream<'b, K, V>,
+    pub(super) stream: KStream<'b, K, V>,
 }
 
 impl<K, V> std::fmt::Debug for KGroupedStream<'_, K, V> {
@@ -402,10 +408,10 @@ impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
 
 /// A table: the latest value per key, kept in a state store; see the module docs.
 pub struct KTable<'b, K, V> {
-    builder: &'b Builder,
-    node: String,
-    store: String,
-    _types: PhantomData<fn(K, V)>,
+    pub(super) builder: &'b Builder,
+    pub(super) node: String,
+    pub(super) store: String,
+    pub(super) _types: PhantomData<fn(K, V)>,
 }
 
 impl<K, V> std::fmt::Debug for KTable<'_, K, V> {

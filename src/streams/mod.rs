@@ -29,6 +29,9 @@
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`]: the DSL, which builds a topology.
+//! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
+//!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
+//!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].
 //! - [`TopologyTestDriver`]: runs a topology deterministically, without threads or a store.
 //! - [`App`]: runs a topology against a [`Store`](crate::Store) with stream threads in a
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
@@ -38,9 +41,12 @@ mod dsl;
 mod processor;
 mod serde;
 mod state;
+mod suppress;
 mod task;
 mod test_driver;
 mod topology;
+pub mod window;
+mod windowed;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,8 +57,15 @@ pub use app::App;
 pub use dsl::{Builder, KGroupedStream, KStream, KTable, Materialized};
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
+pub use suppress::Suppressed;
 pub use test_driver::TopologyTestDriver;
 pub use topology::Topology;
+pub use window::{
+    ReadOnlyWindowStore, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed,
+};
+pub use windowed::{
+    Consumed, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowedBy,
+};
 
 use crate::error::Error;
 
@@ -190,6 +203,7 @@ pub(crate) struct Counters {
     pub processed: AtomicU64,
     pub skipped: AtomicU64,
     pub commits: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 impl Counters {
@@ -198,6 +212,7 @@ impl Counters {
             processed_records: self.processed.load(Ordering::Relaxed),
             skipped_records: self.skipped.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
+            dropped_records: self.dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -212,4 +227,8 @@ pub struct StreamsMetrics {
     pub skipped_records: u64,
     /// Successful commits (by all threads).
     pub commits: u64,
+    /// Input records a windowed aggregation dropped because every window they belong to had
+    /// closed (their timestamp is later than window end + grace), or because their timestamp is
+    /// negative; each is also logged (target `riverbed::streams`). See [`TimeWindows`].
+    pub dropped_records: u64,
 }

@@ -174,6 +174,7 @@ pub(crate) struct TaskContext {
     /// What the sinks wrote since the outputs were last taken.
     pub outputs: Vec<OutRecord>,
     pub schedules: Vec<ScheduleRequest>,
+    pub counters: Arc<super::Counters>,
 }
 
 /// What a processor can do besides computing: forward records, use state stores, schedule
@@ -216,6 +217,24 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
                 self.task.node_name
             ))),
         }
+    }
+
+    /// A store's working state as bytes, for the windowed operators.
+    pub(crate) fn raw_store(&mut self, name: &str) -> Result<&mut KvState> {
+        let node = &self.task.node_name;
+        self.task.stores.get_mut(name).ok_or_else(|| {
+            Error::invalid(format!(
+                "processor {node} asked for unknown state store {name:?}"
+            ))
+        })
+    }
+
+    /// Counts an input record a windowed operator dropped ([`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records)).
+    pub(crate) fn record_dropped(&mut self) {
+        self.task
+            .counters
+            .dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Asks for [`Processor::punctuate`] every `interval` of stream time or wall-clock time.

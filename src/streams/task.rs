@@ -70,7 +70,7 @@ impl Task {
             match &n.kind {
                 NodeKind::Source { topics, decode } => {
                     for t in topics {
-                        sources.insert(t.clone(), (i, *decode));
+                        sources.insert(t.clone(), (i, Arc::clone(decode)));
                     }
                     nodes.push(None);
                 }
@@ -94,6 +94,7 @@ impl Task {
             forwarded: Vec::new(),
             outputs: Vec::new(),
             schedules: Vec::new(),
+            counters: Arc::clone(&counters),
         };
         Task {
             topology,
@@ -167,11 +168,12 @@ impl Task {
         value: Option<&[u8]>,
     ) -> Result<()> {
         self.uncommitted += 1;
-        let Some(&(source, decode)) = self.sources.get(topic) else {
+        let Some((source, decode)) = self.sources.get(topic) else {
             return Err(Error::invalid(format!(
                 "task {partition} got a record of {topic:?}, which no source reads"
             )));
         };
+        let source = *source;
         let msg = match decode(key, value, timestamp) {
             Ok(m) => m,
             Err(e) => {
@@ -196,6 +198,8 @@ impl Task {
                 };
             }
         };
+        // The source's timestamp extractor has run: this is the record's event time.
+        let timestamp = msg.timestamp;
         self.ctx.current = Some(RecordMeta {
             topic: Arc::from(topic),
             partition,

@@ -225,7 +225,19 @@ impl TopologyTestDriver {
         }
     }
 
-    /// The driver's counters (processed and skipped records).
+    /// A read-only view of a window store (a windowed aggregation's), keyed by the record key
+    /// type `K`.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
+    pub fn window_store<K: Serde, V: Serde>(
+        &self,
+        name: &str,
+    ) -> Result<super::ReadOnlyWindowStore<K, V>> {
+        super::window::window_store(&self.registry, name, "the topology")
+    }
+
+    /// The driver's counters (processed, skipped and dropped records).
     pub fn metrics(&self) -> StreamsMetrics {
         self.counters.snapshot()
     }

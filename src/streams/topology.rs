@@ -19,7 +19,11 @@ use super::serde::Serde;
 use crate::error::{Error, Result};
 
 /// Decodes a raw record into a message of the source's types.
-pub(crate) type Decoder = fn(Option<&[u8]>, Option<&[u8]>, i64) -> Result<Msg>;
+pub(crate) type Decoder =
+    Arc<dyn Fn(Option<&[u8]>, Option<&[u8]>, i64) -> Result<Msg> + Send + Sync>;
+
+/// A per-source timestamp extractor: `(key, value, record timestamp) -> event time` (ms).
+pub(crate) type Extractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>;
 type Factory = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 
 fn decode<K: Serde + Data, V: Serde + Data>(
@@ -136,6 +140,40 @@ impl Topology {
         name: &str,
         topics: &[&str],
     ) -> Result<&mut Topology> {
+        self.add_source_decoding::<K, V>(name, topics, Arc::new(decode::<K, V>))
+    }
+
+    /// Adds a source node like [`add_source`](Self::add_source) whose records get their
+    /// timestamp from `extractor(key, value, record_timestamp)` (milliseconds): the event time
+    /// that stream time, punctuation by stream time and windows go by, and the timestamp
+    /// processors see and sinks write.
+    ///
+    /// # Errors
+    /// As [`add_source`](Self::add_source).
+    pub fn add_source_with_timestamp_extractor<K: Serde + Data, V: Serde + Data>(
+        &mut self,
+        name: &str,
+        topics: &[&str],
+        extractor: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> Result<&mut Topology> {
+        let extractor: Extractor<K, V> = Arc::new(extractor);
+        self.add_source_decoding::<K, V>(
+            name,
+            topics,
+            Arc::new(move |key, value, ts| {
+                let (k, v) = (K::decode_nullable(key)?, V::decode_nullable(value)?);
+                let ts = extractor(&k, &v, ts);
+                Ok(Msg::new(k, v, ts))
+            }),
+        )
+    }
+
+    fn add_source_decoding<K: Serde + Data, V: Serde + Data>(
+        &mut self,
+        name: &str,
+        topics: &[&str],
+        decode: Decoder,
+    ) -> Result<&mut Topology> {
         if topics.is_empty() {
             return Err(Error::invalid(format!("source {name:?} has no topics")));
         }
@@ -151,7 +189,7 @@ impl Topology {
             name,
             NodeKind::Source {
                 topics: topics.iter().map(|t| t.to_string()).collect(),
-                decode: decode::<K, V>,
+                decode,
             },
             Some(Types::of::<K, V>()),
             &[],

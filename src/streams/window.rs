@@ -1,0 +1,525 @@
+//! Windows: the window specifications ([`TimeWindows`], [`SlidingWindows`],
+//! [`SessionWindows`]), windowed keys ([`Windowed`]) and the read-only view of a window store
+//! ([`ReadOnlyWindowStore`]).
+//!
+//! **Event time.** Windows go by the records' timestamps (set by each source's timestamp
+//! extractor, see [`Consumed`](super::Consumed)), not by when records arrive. A task's *stream
+//! time* is the largest timestamp it has seen.
+//!
+//! **Grace and lateness.** A window accepts records until stream time reaches its *close time*,
+//! `end + grace` (for sliding and session windows, whose `end` is inclusive, `end + 1 + grace`).
+//! A record whose windows have all closed is dropped: it is logged (a warning, target
+//! `riverbed::streams`) and counted in
+//! [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records), never silently
+//! ignored. So is a record with a negative timestamp, which belongs to no window.
+//!
+//! **Stores.** A windowed aggregation keeps one entry per window in an in-memory store whose
+//! keys are [`Windowed`] keys, backed by the compacted changelog topic
+//! `<app-id>-<store>-changelog` and restored from it before the task runs, like a key-value
+//! store. A window stays in the store for the spec's retention (default one day) after it
+//! closed, then is deleted (a tombstone in the changelog); downstream is not told.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::serde::{deserialization_error, Serde};
+use super::state::Committed;
+use crate::error::{Error, Result};
+
+/// A window's bounds in milliseconds of event time.
+///
+/// For [`TimeWindows`] `end` is exclusive (`[start, end)`, `end = start + size`); for
+/// [`SlidingWindows`] and [`SessionWindows`] it is inclusive (`[start, end]`), as in Kafka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    /// The first millisecond of the window.
+    pub start: i64,
+    /// The end (exclusive for time windows, inclusive for sliding and session windows).
+    pub end: i64,
+}
+
+impl Window {
+    /// A window `start..end`.
+    pub fn new(start: i64, end: i64) -> Window {
+        Window { start, end }
+    }
+}
+
+/// The key of a windowed aggregation's result: the record key and the window it is for.
+///
+/// # Byte layout
+/// `encode` gives the key's bytes, then the window start, then the window end, each an 8-byte
+/// big-endian two's-complement `i64`:
+///
+/// ```text
+/// | key bytes (n) | start (8, big-endian) | end (8, big-endian) |
+/// ```
+///
+/// The key's length is the total length minus 16, so any key bytes decode unambiguously.
+/// Kafka's `TimeWindowedSerde` writes only key and start (its deserializer is told the window
+/// size) and its `SessionWindowedSerde` writes the end before the start; Riverbed writes both
+/// bounds, start first, so one self-describing layout serves every window kind, and all windows
+/// of a key are adjacent and ordered by start (for non-negative starts) in a byte-ordered store.
+///
+/// ```
+/// use riverbed::streams::{Serde, Window, Windowed};
+///
+/// let w = Windowed::new("k".to_string(), Window::new(60_000, 120_000));
+/// let bytes = w.encode();
+/// assert_eq!(bytes.len(), 1 + 16);
+/// assert_eq!(&bytes[..1], b"k");
+/// assert_eq!(&bytes[1..9], &60_000i64.to_be_bytes());
+/// assert_eq!(Windowed::<String>::decode(&bytes)?, w);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Windowed<K> {
+    /// The record key.
+    pub key: K,
+    /// The window.
+    pub window: Window,
+}
+
+impl<K> Windowed<K> {
+    /// A windowed key.
+    pub fn new(key: K, window: Window) -> Self {
+        Windowed { key, window }
+    }
+}
+
+/// The encoded windowed key for `key_bytes` and `w`.
+pub(crate) fn windowed_bytes(key_bytes: &[u8], w: Window) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key_bytes.len() + 16);
+    out.extend_from_slice(key_bytes);
+    out.extend(w.start.encode());
+    out.extend(w.end.encode());
+    out
+}
+
+/// Splits an encoded windowed key into key bytes and window.
+pub(crate) fn split_windowed(bytes: &[u8]) -> Result<(&[u8], Window)> {
+    let Some(n) = bytes.len().checked_sub(16) else {
+        return Err(deserialization_error(format!(
+            "Windowed: expected at least 16 bytes (key, start, end), found {}",
+            bytes.len()
+        )));
+    };
+    let start = i64::decode(&bytes[n..n + 8])?;
+    let end = i64::decode(&bytes[n + 8..])?;
+    Ok((&bytes[..n], Window { start, end }))
+}
+
+impl<K: Serde> Serde for Windowed<K> {
+    fn encode(&self) -> Vec<u8> {
+        windowed_bytes(&self.key.encode(), self.window)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let (k, window) = split_windowed(bytes)?;
+        Ok(Windowed {
+            key: K::decode(k)?,
+            window,
+        })
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// When a window closes: `end (+1 if inclusive) + grace`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CloseRule {
+    pub grace: i64,
+    pub inclusive_end: bool,
+}
+
+impl CloseRule {
+    /// The stream time at which `w` closes (accepts no more records).
+    pub fn close(&self, w: Window) -> i64 {
+        w.end
+            .saturating_add(i64::from(self.inclusive_end))
+            .saturating_add(self.grace)
+    }
+}
+
+/// Fixed-size windows by event time: tumbling (the default, windows one after another) or
+/// hopping ([`advance_by`](Self::advance_by) less than the size, so windows overlap and a
+/// record counts in each window that holds it). Kafka's `TimeWindows`.
+///
+/// Windows are `[start, start + size)` with `start` a multiple of the advance, from 0 on.
+///
+/// ```
+/// use std::time::Duration;
+/// use riverbed::streams::{Builder, Materialized, Serde, TimeWindows, TopologyTestDriver, Windowed};
+///
+/// let b = Builder::new("clicks-per-minute");
+/// b.stream::<String, String>("clicks")
+///     .group_by_key()
+///     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(10)))
+///     .count(Materialized::named("per-minute"))
+///     .to_stream()
+///     .to("counts");
+/// let mut d = TopologyTestDriver::new(b.build()?)?;
+/// for ts in [1_000, 59_000, 61_000, 30_000 /* late, within grace */, 75_000, 20_000 /* too late */] {
+///     d.pipe_input("clicks", &"alice".to_string(), &"/".to_string(), ts)?;
+/// }
+/// let store = d.window_store::<String, i64>("per-minute")?;
+/// let counts: Vec<(i64, i64)> =
+///     store.fetch("alice", 0, 120_000)?.into_iter().map(|(w, n)| (w.start, n)).collect();
+/// assert_eq!(counts, [(0, 3), (60_000, 2)]);
+/// assert_eq!(d.metrics().dropped_records, 1);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWindows {
+    pub(crate) size: i64,
+    pub(crate) advance: i64,
+    pub(crate) grace: i64,
+    pub(crate) retention: i64,
+}
+
+impl TimeWindows {
+    /// Tumbling windows of `size` with no grace period: a record for a window that stream time
+    /// has passed is dropped.
+    pub fn of_size_with_no_grace(size: Duration) -> Self {
+        Self::of_size_and_grace(size, Duration::ZERO)
+    }
+
+    /// Tumbling windows of `size` that accept out-of-order records until stream time passes
+    /// window end + `grace`.
+    pub fn of_size_and_grace(size: Duration, grace: Duration) -> Self {
+        let size = millis(size);
+        TimeWindows {
+            size,
+            advance: size,
+            grace: millis(grace),
+            retention: DAY_MS,
+        }
+    }
+
+    /// Hopping windows: a new window starts every `advance` (which must be positive and at most
+    /// the size; checked when the windowed stream is built).
+    pub fn advance_by(mut self, advance: Duration) -> Self {
+        self.advance = millis(advance);
+        self
+    }
+
+    /// How long a window stays in the store (for interactive queries) after it closed.
+    /// Default: one day.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = millis(retention);
+        self
+    }
+
+    /// The windows holding `timestamp` (none for a negative one), by start.
+    pub fn windows_for(&self, timestamp: i64) -> Vec<Window> {
+        let mut out = Vec::new();
+        if timestamp < 0 || self.validate().is_err() {
+            return out;
+        }
+        let mut start = (timestamp - self.size + self.advance).max(0) / self.advance * self.advance;
+        while start <= timestamp {
+            out.push(Window::new(start, start.saturating_add(self.size)));
+            start += self.advance;
+        }
+        out
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.size <= 0 {
+            return Err(Error::invalid("TimeWindows: the size must be positive"));
+        }
+        if self.advance <= 0 || self.advance > self.size {
+            return Err(Error::invalid(format!(
+                "TimeWindows: the advance ({} ms) must be positive and at most the size ({} ms)",
+                self.advance, self.size
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close_rule(&self) -> CloseRule {
+        CloseRule {
+            grace: self.grace,
+            inclusive_end: false,
+        }
+    }
+}
+
+/// Sliding windows (Kafka's `SlidingWindows`): windows of records at most `time_difference`
+/// apart, aligned to the records rather than to the epoch.
+///
+/// Windows are inclusive at both ends (`[start, start + time_difference]`). The windows of a
+/// key are, for each record at time `t`, the window ending at `t` (`[t - d, t]`) and, if it
+/// holds a record, the window starting just after it (`[t + 1, t + 1 + d]`) — so every distinct
+/// set of records within `d` of each other gets one window. Each window's aggregate is the
+/// fold of its records in arrival order.
+///
+/// A record is dropped when the window ending at it has closed (stream time ≥ `t + 1 + grace`);
+/// every other window it belongs to ends later, so it is still open. Unlike Kafka, which folds
+/// the windows of records earlier than `time_difference` into `[0, time_difference]`, the
+/// window of such a record is `[t - d, t]` with a negative start. The aggregation also keeps the
+/// raw records (in a second store, `<store>-records`, with its own changelog) until no open
+/// window can hold them, so `V` must have a [`Serde`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlidingWindows {
+    pub(crate) difference: i64,
+    pub(crate) grace: i64,
+    pub(crate) retention: i64,
+}
+
+impl SlidingWindows {
+    /// Sliding windows of records at most `difference` apart, with no grace period.
+    pub fn of_time_difference_with_no_grace(difference: Duration) -> Self {
+        Self::of_time_difference_and_grace(difference, Duration::ZERO)
+    }
+
+    /// Sliding windows of records at most `difference` apart, accepting out-of-order records
+    /// until stream time passes window end + `grace`.
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
+        SlidingWindows {
+            difference: millis(difference),
+            grace: millis(grace),
+            retention: DAY_MS,
+        }
+    }
+
+    /// How long a window stays in the store after it closed. Default: one day.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = millis(retention);
+        self
+    }
+
+    pub(crate) fn close_rule(&self) -> CloseRule {
+        CloseRule {
+            grace: self.grace,
+            inclusive_end: true,
+        }
+    }
+}
+
+/// Session windows (Kafka's `SessionWindows`): a key's records closer than the inactivity gap
+/// form one session `[first, last]` (inclusive). A record that falls within the gap of several
+/// sessions merges them into one: the merged-away sessions are deleted, and the aggregation's
+/// table forwards `None` for each of them (a tombstone when written to a topic), then the
+/// merged session with its aggregate.
+///
+/// A record is dropped if the session it would make (after merging) has closed: stream time
+/// ≥ session end + 1 + grace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionWindows {
+    pub(crate) gap: i64,
+    pub(crate) grace: i64,
+    pub(crate) retention: i64,
+}
+
+impl SessionWindows {
+    /// Sessions split by `gap` of inactivity (at least 1 ms; checked when the windowed stream
+    /// is built), with no grace period.
+    pub fn of_inactivity_gap_with_no_grace(gap: Duration) -> Self {
+        Self::of_inactivity_gap_and_grace(gap, Duration::ZERO)
+    }
+
+    /// Sessions split by `gap` of inactivity, accepting out-of-order records until stream time
+    /// passes session end + `grace`.
+    pub fn of_inactivity_gap_and_grace(gap: Duration, grace: Duration) -> Self {
+        SessionWindows {
+            gap: millis(gap),
+            grace: millis(grace),
+            retention: DAY_MS,
+        }
+    }
+
+    /// How long a session stays in the store after it closed. Default: one day.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = millis(retention);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.gap <= 0 {
+            return Err(Error::invalid(
+                "SessionWindows: the inactivity gap must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close_rule(&self) -> CloseRule {
+        CloseRule {
+            grace: self.grace,
+            inclusive_end: true,
+        }
+    }
+}
+
+/// A read-only view of a window store's committed state across all tasks, for interactive
+/// queries ([`App::window_store`](super::App::window_store),
+/// [`TopologyTestDriver::window_store`](super::TopologyTestDriver::window_store)). Like
+/// [`ReadOnlyKeyValueStore`](super::ReadOnlyKeyValueStore) it sees committed state only.
+pub struct ReadOnlyWindowStore<K, V> {
+    name: String,
+    committed: Committed,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for ReadOnlyWindowStore<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyWindowStore")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
+    pub(crate) fn new(name: &str, committed: Committed) -> Self {
+        ReadOnlyWindowStore {
+            name: name.to_string(),
+            committed,
+            _types: PhantomData,
+        }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The windows of `key` that start in `[time_from, time_to]` (both inclusive, Kafka's
+    /// `WindowStore::fetch`), with their aggregates, ordered by start then end.
+    ///
+    /// # Errors
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes are not a
+    /// windowed key and a `V` (the store is not a window store of these types).
+    pub fn fetch(
+        &self,
+        key: impl Into<K>,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<Vec<(Window, V)>> {
+        Ok(self
+            .of_key(key)?
+            .into_iter()
+            .filter(|(w, _)| w.start >= time_from && w.start <= time_to)
+            .collect())
+    }
+
+    /// The sessions of `key` that end at or after `earliest_end` and start at or before
+    /// `latest_start` (Kafka's `SessionStore::findSessions`), ordered by start then end.
+    ///
+    /// # Errors
+    /// As [`fetch`](Self::fetch).
+    pub fn find_sessions(
+        &self,
+        key: impl Into<K>,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Window, V)>> {
+        Ok(self
+            .of_key(key)?
+            .into_iter()
+            .filter(|(w, _)| w.end >= earliest_end && w.start <= latest_start)
+            .collect())
+    }
+
+    /// Every window of every key starting in `[time_from, time_to]`, ordered by key bytes, then
+    /// start, then end.
+    ///
+    /// # Errors
+    /// As [`fetch`](Self::fetch).
+    pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|(w, _)| w.window.start >= time_from && w.window.start <= time_to)
+            .collect())
+    }
+
+    /// Every window in the store, ordered by key bytes, then start, then end.
+    ///
+    /// # Errors
+    /// As [`fetch`](Self::fetch).
+    pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        let committed = self.committed.read();
+        let mut raw: BTreeMap<(Vec<u8>, Window), &Vec<u8>> = BTreeMap::new();
+        for m in committed.values() {
+            for (k, v) in m {
+                let (kb, w) = split_windowed(k)?;
+                raw.insert((kb.to_vec(), w), v);
+            }
+        }
+        raw.into_iter()
+            .map(|((kb, window), v)| {
+                Ok((
+                    Windowed {
+                        key: K::decode(&kb)?,
+                        window,
+                    },
+                    V::decode(v)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn of_key(&self, key: impl Into<K>) -> Result<Vec<(Window, V)>> {
+        let kb = key.into().encode();
+        let lo = windowed_bytes(&kb, Window::new(0, 0));
+        let hi = windowed_bytes(&kb, Window::new(-1, -1));
+        let committed = self.committed.read();
+        let mut out = Vec::new();
+        for m in committed.values() {
+            // All-zero to all-one suffixes bound every window of the key (the key's length
+            // is fixed by the 16-byte suffix, so longer keys in the range are skipped).
+            for (k, v) in m.range(lo.clone()..=hi.clone()) {
+                let (kb2, w) = split_windowed(k)?;
+                if kb2 == kb.as_slice() {
+                    out.push((w, V::decode(v)?));
+                }
+            }
+        }
+        out.sort_by_key(|(w, _)| *w);
+        Ok(out)
+    }
+}
+
+/// The committed-view handle for the store `name` of `registry`, or an error naming `what`.
+pub(crate) fn window_store<K: Serde, V: Serde>(
+    registry: &super::state::Registry,
+    name: &str,
+    what: &str,
+) -> Result<ReadOnlyWindowStore<K, V>> {
+    match registry.get(name) {
+        Some(c) => Ok(ReadOnlyWindowStore::new(name, Arc::clone(c))),
+        None => Err(Error::invalid(format!(
+            "{what} has no state store {name:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hopping_windows_for() {
+        let w = TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+            .advance_by(Duration::from_millis(5));
+        assert_eq!(w.windows_for(12), [Window::new(5, 15), Window::new(10, 20)]);
+        assert_eq!(w.windows_for(3), [Window::new(0, 10)]);
+        assert!(w.windows_for(-1).is_empty());
+    }
+
+    #[test]
+    fn windowed_layout_and_errors() {
+        let w = Windowed::new(7i32, Window::new(-5, 9));
+        let b = w.encode();
+        assert_eq!(b.len(), 4 + 16);
+        assert_eq!(Windowed::<i32>::decode(&b).unwrap(), w);
+        assert!(Windowed::<i32>::decode(&b[..10]).is_err());
+    }
+}

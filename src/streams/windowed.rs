@@ -1,0 +1,783 @@
+//! The windowed DSL: per-source timestamp extractors ([`Consumed`]),
+//! [`KGroupedStream::windowed_by`] and the windowed aggregations it leads to
+//! ([`TimeWindowedKStream`], [`SlidingWindowedKStream`], [`SessionWindowedKStream`]), each a
+//! processor over a window store. See [`window`](super::window) for the semantics.
+
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::dsl::{Builder, KGroupedStream, KStream, KTable, Materialized};
+use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use super::serde::Serde;
+use super::state::KvState;
+use super::window::{
+    split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows, TimeWindows, Window,
+    Windowed,
+};
+use crate::error::Result;
+
+/// How a source reads its topic: the timestamp extractor (Kafka's `Consumed`).
+///
+/// ```
+/// use riverbed::streams::{Builder, Consumed, TopologyTestDriver};
+///
+/// // The event time is in the value: "<millis>,<payload>".
+/// let b = Builder::new("event-time");
+/// b.stream_with::<String, String>(
+///     "events",
+///     Consumed::with_timestamp_extractor(|_k, v: &String, record_ts| {
+///         v.split(',').next().and_then(|t| t.parse().ok()).unwrap_or(record_ts)
+///     }),
+/// )
+/// .to("out");
+/// let mut d = TopologyTestDriver::new(b.build()?)?;
+/// d.pipe_input("events", &"k".to_string(), &"42,hello".to_string(), 1_000)?;
+/// assert_eq!(d.read_output::<String, String>("out")?[0].timestamp, 42);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+pub struct Consumed<K, V> {
+    extractor: Option<super::topology::Extractor<K, V>>,
+}
+
+impl<K, V> std::fmt::Debug for Consumed<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumed")
+            .field("timestamp_extractor", &self.extractor.is_some())
+            .finish()
+    }
+}
+
+impl<K, V> Default for Consumed<K, V> {
+    fn default() -> Self {
+        Consumed { extractor: None }
+    }
+}
+
+impl<K, V> Consumed<K, V> {
+    /// The record's own timestamp is its event time (the default).
+    pub fn with_record_timestamp() -> Self {
+        Self::default()
+    }
+
+    /// Each record's event time is `extractor(key, value, record_timestamp)` in milliseconds.
+    pub fn with_timestamp_extractor(
+        extractor: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> Self {
+        Consumed {
+            extractor: Some(Arc::new(extractor)),
+        }
+    }
+}
+
+impl Builder {
+    /// The stream of records of `topic` read as `consumed` says (a timestamp extractor); see
+    /// [`Builder::stream`].
+    pub fn stream_with<K: Serde + Data, V: Serde + Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+    ) -> KStream<'_, K, V> {
+        let name = self.name("KSTREAM-SOURCE");
+        self.add(|t| match consumed.extractor {
+            None => t.add_source::<K, V>(&name, &[topic]).map(|_| ()),
+            Some(f) => t
+                .add_source_with_timestamp_extractor::<K, V>(&name, &[topic], move |k, v, ts| {
+                    f(k, v, ts)
+                })
+                .map(|_| ()),
+        });
+        KStream::new(self, name, false)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::TimeWindows {}
+    impl Sealed for super::SlidingWindows {}
+    impl Sealed for super::SessionWindows {}
+}
+
+/// A window specification [`KGroupedStream::windowed_by`] takes: [`TimeWindows`],
+/// [`SlidingWindows`] or [`SessionWindows`]. Sealed.
+pub trait WindowedBy<'b, K, V>: sealed::Sealed {
+    /// The windowed stream the specification gives.
+    type Stream;
+    /// The windowed stream of `grouped` (what `windowed_by` returns).
+    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> Self::Stream;
+}
+
+impl<'b, K: Data + Serde, V: Data> WindowedBy<'b, K, V> for TimeWindows {
+    type Stream = TimeWindowedKStream<'b, K, V>;
+    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> Self::Stream {
+        if let Err(e) = self.validate() {
+            grouped.stream.builder.fail(e);
+        }
+        TimeWindowedKStream {
+            stream: grouped.stream.clone(),
+            windows: self,
+        }
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data + Serde> WindowedBy<'b, K, V> for SlidingWindows {
+    type Stream = SlidingWindowedKStream<'b, K, V>;
+    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> Self::Stream {
+        SlidingWindowedKStream {
+            stream: grouped.stream.clone(),
+            windows: self,
+        }
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data> WindowedBy<'b, K, V> for SessionWindows {
+    type Stream = SessionWindowedKStream<'b, K, V>;
+    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> Self::Stream {
+        if let Err(e) = self.validate() {
+            grouped.stream.builder.fail(e);
+        }
+        SessionWindowedKStream {
+            stream: grouped.stream.clone(),
+            windows: self,
+        }
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
+    /// Windows the grouped stream by event time: [`TimeWindows`] (tumbling or hopping) and
+    /// [`SlidingWindows`] give tables keyed by [`Windowed<K>`] with one entry per window;
+    /// [`SessionWindows`] gives one per session. A bad specification (zero size, an advance
+    /// larger than the size, a zero gap) is reported by [`Builder::build`].
+    pub fn windowed_by<W: WindowedBy<'b, K, V>>(&self, windows: W) -> W::Stream {
+        windows.windowed(self)
+    }
+}
+
+/// The step of an aggregation: the old aggregate (if any), the key and the value give the new.
+type Step<K, V, VA> = Arc<dyn Fn(Option<VA>, &K, V) -> VA + Send + Sync>;
+
+/// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
+fn add_windowed<'b, K: Data, V: Data, KT: Data, VT: Data, P>(
+    stream: &KStream<'b, K, V>,
+    store_name: Option<String>,
+    extra_stores: &[&str],
+    rule: CloseRule,
+    supplier: impl Fn(Arc<str>) -> P + Send + Sync + 'static,
+) -> KTable<'b, KT, VT>
+where
+    P: Processor<K, V, KT, VT>,
+{
+    let b = stream.builder;
+    let store = store_name.unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
+    let node = b.name("KSTREAM-WINDOWAGGREGATE");
+    let store_arc: Arc<str> = Arc::from(store.as_str());
+    b.add(|t| {
+        t.add_state_store(&store)?;
+        for extra in extra_stores {
+            t.add_state_store(&format!("{store}{extra}"))?;
+        }
+        t.add_processor::<_, K, V, KT, VT>(
+            &node,
+            move || supplier(Arc::clone(&store_arc)),
+            &[&stream.node],
+        )
+        .map(|_| ())
+    });
+    b.windowed.borrow_mut().insert(node.clone(), rule);
+    KTable {
+        builder: b,
+        node,
+        store,
+        _types: PhantomData,
+    }
+}
+
+/// A grouped stream windowed by [`TimeWindows`]; aggregate it into a table of windows.
+pub struct TimeWindowedKStream<'b, K, V> {
+    stream: KStream<'b, K, V>,
+    windows: TimeWindows,
+}
+
+impl<K, V> std::fmt::Debug for TimeWindowedKStream<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimeWindowedKStream")
+            .field("node", &self.stream.node)
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
+    /// The number of records per key and window.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<'b, Windowed<K>, i64> {
+        self.aggregate(|| 0, |_k, _v, n| n + 1, materialized)
+    }
+
+    /// Per key and window, the values combined with `reducer(aggregate, value)`; a window's
+    /// first value is its initial aggregate.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<'b, Windowed<K>, V>
+    where
+        V: Serde,
+    {
+        self.build(
+            Arc::new(move |old, _k, v| match old {
+                Some(a) => reducer(a, v),
+                None => v,
+            }),
+            materialized,
+        )
+    }
+
+    /// Per key and window, `adder(key, value, aggregate)` folded over the window's records in
+    /// arrival order, starting from `initializer()`.
+    pub fn aggregate<VA: Data + Serde>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, Windowed<K>, VA> {
+        self.build(
+            Arc::new(move |old, k, v| adder(k, v, old.unwrap_or_else(&initializer))),
+            materialized,
+        )
+    }
+
+    fn build<VA: Data + Serde>(
+        &self,
+        step: Step<K, V, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, Windowed<K>, VA> {
+        let windows = self.windows;
+        add_windowed(
+            &self.stream,
+            materialized.name,
+            &[],
+            windows.close_rule(),
+            move |store| TimeWindowAggregate {
+                windows,
+                store,
+                step: Arc::clone(&step),
+                index: Expiry::default(),
+            },
+        )
+    }
+}
+
+/// Stored windows by close time, to delete them once their retention is over.
+#[derive(Default)]
+struct Expiry {
+    by_close: BTreeSet<(i64, Vec<u8>)>,
+}
+
+impl Expiry {
+    /// Indexes every window of `state` (after a restore).
+    fn rebuild(&mut self, state: &KvState, rule: CloseRule) -> Result<()> {
+        self.by_close.clear();
+        for k in state.data.keys() {
+            let (_, w) = split_windowed(k)?;
+            self.by_close.insert((rule.close(w), k.clone()));
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, close: i64, key: Vec<u8>) {
+        self.by_close.insert((close, key));
+    }
+
+    /// Deletes the windows that closed at least `retention` before `now`.
+    fn expire(&mut self, state: &mut KvState, now: i64, retention: i64) {
+        while let Some((close, _)) = self.by_close.first() {
+            if close.saturating_add(retention) > now {
+                break;
+            }
+            let Some((_, key)) = self.by_close.pop_first() else {
+                break;
+            };
+            if state.data.contains_key(&key) {
+                state.delete(&key);
+            }
+        }
+    }
+}
+
+/// Logs and counts a dropped record.
+fn drop_record<KO: Data, VO: Data>(
+    ctx: &mut ProcessorContext<'_, KO, VO>,
+    timestamp: i64,
+    why: &str,
+) {
+    tracing::warn!(
+        target: "riverbed::streams",
+        node = ctx.node_name(),
+        timestamp,
+        stream_time = ctx.stream_time(),
+        topic = ctx.topic(),
+        partition = ctx.partition(),
+        offset = ctx.offset(),
+        "dropping a record: {why}"
+    );
+    ctx.record_dropped();
+}
+
+struct TimeWindowAggregate<K, V, VA> {
+    windows: TimeWindows,
+    store: Arc<str>,
+    step: Step<K, V, VA>,
+    index: Expiry,
+}
+
+impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, VA>
+    for TimeWindowAggregate<K, V, VA>
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, VA>) -> Result<()> {
+        let rule = self.windows.close_rule();
+        self.index.rebuild(ctx.raw_store(&self.store)?, rule)
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, VA>,
+        r: StreamRecord<K, V>,
+    ) -> Result<()> {
+        let now = ctx.stream_time().unwrap_or(r.timestamp);
+        if r.timestamp < 0 {
+            drop_record(ctx, r.timestamp, "negative timestamp (in no window)");
+            return Ok(());
+        }
+        let rule = self.windows.close_rule();
+        let open: Vec<Window> = self
+            .windows
+            .windows_for(r.timestamp)
+            .into_iter()
+            .filter(|w| rule.close(*w) > now)
+            .collect();
+        if open.is_empty() {
+            drop_record(ctx, r.timestamp, "every window of the record has closed");
+            return Ok(());
+        }
+        let kb = r.key.encode();
+        let last = open.len() - 1;
+        let mut value = Some(r.value);
+        for (i, w) in open.into_iter().enumerate() {
+            let v = if i == last {
+                value.take()
+            } else {
+                value.clone()
+            };
+            let Some(v) = v else { break };
+            let wk = windowed_bytes(&kb, w);
+            let state = ctx.raw_store(&self.store)?;
+            let old = state.data.get(&wk).map(|b| VA::decode(b)).transpose()?;
+            let new = (self.step)(old, &r.key, v);
+            state.put(wk.clone(), new.encode());
+            self.index.insert(rule.close(w), wk);
+            ctx.forward(StreamRecord::new(
+                Windowed::new(r.key.clone(), w),
+                new,
+                r.timestamp,
+            ));
+        }
+        let state = ctx.raw_store(&self.store)?;
+        self.index.expire(state, now, self.windows.retention);
+        Ok(())
+    }
+}
+
+/// A grouped stream windowed by [`SlidingWindows`]; aggregate it into a table of windows.
+pub struct SlidingWindowedKStream<'b, K, V> {
+    stream: KStream<'b, K, V>,
+    windows: SlidingWindows,
+}
+
+impl<K, V> std::fmt::Debug for SlidingWindowedKStream<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlidingWindowedKStream")
+            .field("node", &self.stream.node)
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data + Serde> SlidingWindowedKStream<'b, K, V> {
+    /// The number of records per key and window.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<'b, Windowed<K>, i64> {
+        self.aggregate(|| 0, |_k, _v, n| n + 1, materialized)
+    }
+
+    /// Per key and window, the window's values combined with `reducer(aggregate, value)` in
+    /// arrival order.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<'b, Windowed<K>, V> {
+        self.build(
+            Arc::new(move |old, _k, v| match old {
+                Some(a) => reducer(a, v),
+                None => v,
+            }),
+            materialized,
+        )
+    }
+
+    /// Per key and window, `adder(key, value, aggregate)` folded over the window's records in
+    /// arrival order, starting from `initializer()`.
+    pub fn aggregate<VA: Data + Serde>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, Windowed<K>, VA> {
+        self.build(
+            Arc::new(move |old, k, v| adder(k, v, old.unwrap_or_else(&initializer))),
+            materialized,
+        )
+    }
+
+    fn build<VA: Data + Serde>(
+        &self,
+        step: Step<K, V, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, Windowed<K>, VA> {
+        let windows = self.windows;
+        add_windowed(
+            &self.stream,
+            materialized.name,
+            &[RECORDS_SUFFIX],
+            windows.close_rule(),
+            move |store| SlidingWindowAggregate {
+                windows,
+                records: Arc::from(format!("{store}{RECORDS_SUFFIX}")),
+                store,
+                step: Arc::clone(&step),
+                index: Expiry::default(),
+                record_index: BTreeSet::new(),
+                next_seq: 0,
+            },
+        )
+    }
+}
+
+/// The suffix of the name of a sliding aggregation's raw-record store.
+const RECORDS_SUFFIX: &str = "-records";
+
+struct SlidingWindowAggregate<K, V, VA> {
+    windows: SlidingWindows,
+    store: Arc<str>,
+    /// Raw records: `key | timestamp (8) | arrival sequence (8)` -> value.
+    records: Arc<str>,
+    step: Step<K, V, VA>,
+    index: Expiry,
+    /// Raw records by timestamp, to prune them.
+    record_index: BTreeSet<(i64, Vec<u8>)>,
+    next_seq: u64,
+}
+
+impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<K, V, VA> {
+    /// The aggregate of the records (`(timestamp, seq, value bytes)`) in `w`, in arrival order.
+    fn fold(&self, key: &K, records: &[(i64, u64, Vec<u8>)], w: Window) -> Result<Option<VA>> {
+        let mut agg = None;
+        for (_, _, v) in records
+            .iter()
+            .filter(|(t, _, _)| *t >= w.start && *t <= w.end)
+        {
+            agg = Some((self.step)(agg, key, V::decode(v)?));
+        }
+        Ok(agg)
+    }
+}
+
+impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowed<K>, VA>
+    for SlidingWindowAggregate<K, V, VA>
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, VA>) -> Result<()> {
+        let rule = self.windows.close_rule();
+        self.index.rebuild(ctx.raw_store(&self.store)?, rule)?;
+        self.record_index.clear();
+        for k in ctx.raw_store(&self.records)?.data.keys() {
+            let (_, w) = split_windowed(k)?;
+            // The "window" of a raw-record key is (timestamp, sequence).
+            self.record_index.insert((w.start, k.clone()));
+            self.next_seq = self.next_seq.max(w.end as u64 + 1);
+        }
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, VA>,
+        r: StreamRecord<K, V>,
+    ) -> Result<()> {
+        let now = ctx.stream_time().unwrap_or(r.timestamp);
+        let t = r.timestamp;
+        if t < 0 {
+            drop_record(ctx, t, "negative timestamp (in no window)");
+            return Ok(());
+        }
+        let d = self.windows.difference;
+        let rule = self.windows.close_rule();
+        if rule.close(Window::new(t.saturating_sub(d), t)) <= now {
+            drop_record(ctx, t, "the window ending at the record has closed");
+            return Ok(());
+        }
+        let kb = r.key.encode();
+        // Store the raw record; the sequence keeps arrival order (as a second "window" bound).
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let rk = windowed_bytes(&kb, Window::new(t, seq as i64));
+        ctx.raw_store(&self.records)?
+            .put(rk.clone(), r.value.encode());
+        self.record_index.insert((t, rk));
+
+        // Every window the record changes or creates lies within [t - d, t + d + 1].
+        let lo = windowed_bytes(&kb, Window::new(t.saturating_sub(d).max(0), 0));
+        let hi = windowed_bytes(&kb, Window::new(t.saturating_add(d).saturating_add(1), -1));
+        let mut near: Vec<(i64, u64, Vec<u8>)> = Vec::new();
+        for (k, v) in ctx.raw_store(&self.records)?.data.range(lo..=hi) {
+            let (kb2, w) = split_windowed(k)?;
+            if kb2 == kb.as_slice() {
+                near.push((w.start, w.end as u64, v.clone()));
+            }
+        }
+        near.sort_by_key(|(_, s, _)| *s);
+        let mut candidates: BTreeSet<Window> = BTreeSet::new();
+        for &(u, _, _) in &near {
+            if u >= t && u <= t.saturating_add(d) {
+                candidates.insert(Window::new(u.saturating_sub(d), u));
+            }
+            if u >= t.saturating_sub(d).saturating_sub(1) && u <= t {
+                let s = u.saturating_add(1);
+                candidates.insert(Window::new(s, s.saturating_add(d)));
+            }
+        }
+        for w in candidates {
+            let Some(agg) = self.fold(&r.key, &near, w)? else {
+                continue;
+            };
+            let wk = windowed_bytes(&kb, w);
+            let bytes = agg.encode();
+            let state = ctx.raw_store(&self.store)?;
+            if state.data.get(&wk) == Some(&bytes) {
+                continue;
+            }
+            state.put(wk.clone(), bytes);
+            self.index.insert(rule.close(w), wk);
+            ctx.forward(StreamRecord::new(Windowed::new(r.key.clone(), w), agg, t));
+        }
+
+        let state = ctx.raw_store(&self.store)?;
+        self.index.expire(state, now, self.windows.retention);
+        // A raw record at u is in no open window once now >= u + d + 1 + grace.
+        let records = ctx.raw_store(&self.records)?;
+        while let Some((u, _)) = self.record_index.first() {
+            if rule.close(Window::new(0, u.saturating_add(d))) > now {
+                break;
+            }
+            let Some((_, k)) = self.record_index.pop_first() else {
+                break;
+            };
+            records.delete(&k);
+        }
+        Ok(())
+    }
+}
+
+/// A grouped stream windowed by [`SessionWindows`]; aggregate it into a table of sessions.
+///
+/// The tables' values are `Option`s: `None` for a session that a later record merged into
+/// another (see [`SessionWindows`]).
+pub struct SessionWindowedKStream<'b, K, V> {
+    stream: KStream<'b, K, V>,
+    windows: SessionWindows,
+}
+
+impl<K, V> std::fmt::Debug for SessionWindowedKStream<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionWindowedKStream")
+            .field("node", &self.stream.node)
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+/// How sessions aggregate: an optional initial value, the step per record and the merger of
+/// two sessions' aggregates.
+struct SessionOps<K, V, VA> {
+    init: Option<Arc<dyn Fn() -> VA + Send + Sync>>,
+    step: Step<K, V, VA>,
+    merge: Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>,
+}
+
+impl<K, V, VA> Clone for SessionOps<K, V, VA> {
+    fn clone(&self) -> Self {
+        SessionOps {
+            init: self.init.clone(),
+            step: Arc::clone(&self.step),
+            merge: Arc::clone(&self.merge),
+        }
+    }
+}
+
+impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
+    /// The number of records per session.
+    pub fn count(
+        &self,
+        materialized: Materialized<K, i64>,
+    ) -> KTable<'b, Windowed<K>, Option<i64>> {
+        self.aggregate(|| 0, |_k, _v, n| n + 1, |_k, a, b| a + b, materialized)
+    }
+
+    /// Per session, the values combined with `reducer(aggregate, value)`; merging sessions
+    /// combines their aggregates with `reducer` too (in session start order).
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<'b, Windowed<K>, Option<V>>
+    where
+        V: Serde,
+    {
+        let reducer = Arc::new(reducer);
+        let r2 = Arc::clone(&reducer);
+        self.build(
+            SessionOps {
+                init: None,
+                step: Arc::new(move |old, _k, v| match old {
+                    Some(a) => reducer(a, v),
+                    None => v,
+                }),
+                merge: Arc::new(move |_k, a, b| r2(a, b)),
+            },
+            materialized,
+        )
+    }
+
+    /// Per session, `adder(key, value, aggregate)` over its records. A new record's session
+    /// starts from `initializer()`, merged (`merger(key, aggregate, session_aggregate)`, in
+    /// session start order) with every session the record joins, as in Kafka.
+    pub fn aggregate<VA: Data + Serde>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        merger: impl Fn(&K, VA, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, Windowed<K>, Option<VA>> {
+        let init: Arc<dyn Fn() -> VA + Send + Sync> = Arc::new(initializer);
+        let i2 = Arc::clone(&init);
+        self.build(
+            SessionOps {
+                init: Some(init),
+                step: Arc::new(move |old, k, v| adder(k, v, old.unwrap_or_else(|| i2()))),
+                merge: Arc::new(merger),
+            },
+            materialized,
+        )
+    }
+
+    fn build<VA: Data + Serde>(
+        &self,
+        ops: SessionOps<K, V, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<'b, Windowed<K>, Option<VA>> {
+        let windows = self.windows;
+        add_windowed(
+            &self.stream,
+            materialized.name,
+            &[],
+            windows.close_rule(),
+            move |store| SessionAggregate {
+                windows,
+                store,
+                ops: ops.clone(),
+                index: Expiry::default(),
+            },
+        )
+    }
+}
+
+struct SessionAggregate<K, V, VA> {
+    windows: SessionWindows,
+    store: Arc<str>,
+    ops: SessionOps<K, V, VA>,
+    index: Expiry,
+}
+
+impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Option<VA>>
+    for SessionAggregate<K, V, VA>
+{
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Option<VA>>) -> Result<()> {
+        let rule = self.windows.close_rule();
+        self.index.rebuild(ctx.raw_store(&self.store)?, rule)
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<VA>>,
+        r: StreamRecord<K, V>,
+    ) -> Result<()> {
+        let now = ctx.stream_time().unwrap_or(r.timestamp);
+        let t = r.timestamp;
+        if t < 0 {
+            drop_record(ctx, t, "negative timestamp (in no session)");
+            return Ok(());
+        }
+        let gap = self.windows.gap;
+        let rule = self.windows.close_rule();
+        let kb = r.key.encode();
+        let lo = windowed_bytes(&kb, Window::new(0, 0));
+        let hi = windowed_bytes(&kb, Window::new(-1, -1));
+        let mut overlapping: Vec<(Window, Vec<u8>)> = Vec::new();
+        for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
+            let (kb2, w) = split_windowed(k)?;
+            if kb2 == kb.as_slice()
+                && w.start.saturating_sub(gap) <= t
+                && t <= w.end.saturating_add(gap)
+            {
+                overlapping.push((w, v.clone()));
+            }
+        }
+        overlapping.sort_by_key(|(w, _)| *w);
+        let merged = overlapping.iter().fold(Window::new(t, t), |m, (w, _)| {
+            Window::new(m.start.min(w.start), m.end.max(w.end))
+        });
+        if rule.close(merged) <= now {
+            drop_record(ctx, t, "the record's session has closed");
+            return Ok(());
+        }
+        let mut agg = self.ops.init.as_ref().map(|f| f());
+        for (_, bytes) in &overlapping {
+            let v = VA::decode(bytes)?;
+            agg = Some(match agg {
+                None => v,
+                Some(a) => (self.ops.merge)(&r.key, a, v),
+            });
+        }
+        let new = (self.ops.step)(agg, &r.key, r.value);
+        let state = ctx.raw_store(&self.store)?;
+        let mut removed = Vec::new();
+        for (w, _) in &overlapping {
+            if *w != merged {
+                state.delete(&windowed_bytes(&kb, *w));
+                removed.push(*w);
+            }
+        }
+        let mk = windowed_bytes(&kb, merged);
+        state.put(mk.clone(), new.encode());
+        self.index.insert(rule.close(merged), mk);
+        for w in removed {
+            ctx.forward(StreamRecord::new(Windowed::new(r.key.clone(), w), None, t));
+        }
+        ctx.forward(StreamRecord::new(
+            Windowed::new(r.key, merged),
+            Some(new),
+            t,
+        ));
+        let state = ctx.raw_store(&self.store)?;
+        self.index.expire(state, now, self.windows.retention);
+        Ok(())
+    }
+}
