@@ -1,0 +1,327 @@
+//! Windowed aggregations (tumbling, hopping, sliding, session), run by the test driver over
+//! random out-of-order inputs, against plain in-memory computations of the same windows:
+//! store contents, the change stream, and the count of records dropped as late.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use riverbed::streams::{
+    Builder, Materialized, SessionWindows, SlidingWindows, TimeWindows, TopologyTestDriver,
+    Window, Windowed,
+};
+
+/// `(key, value, timestamp)` records whose timestamps mostly rise but jump back now and then
+/// (by up to 300 ms), so some records are out of order within the grace and some beyond it.
+fn input() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
+    prop::collection::vec((0u8..3, -9i64..10, -300i64..120), 0..80).prop_map(|steps| {
+        let mut t = 0i64;
+        steps
+            .into_iter()
+            .map(|(k, v, dt)| {
+                t = (t + dt).max(0);
+                (k, v, t)
+            })
+            .collect()
+    })
+}
+
+fn key(k: u8) -> String {
+    format!("k{k}")
+}
+
+/// Replays a table's change stream into the table it describes (`None` deletes).
+fn replay<V>(changes: Vec<(Windowed<String>, Option<V>)>) -> BTreeMap<(String, Window), V> {
+    let mut m = BTreeMap::new();
+    for (k, v) in changes {
+        match v {
+            Some(v) => m.insert((k.key, k.window), v),
+            None => m.remove(&(k.key, k.window)),
+        };
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Tumbling and hopping windows: each window's value is its accepted records' values
+    /// concatenated in arrival order; a record is dropped when all its windows have closed
+    /// (stream time >= end + grace); windows leave the store `retention` after they close.
+    #[test]
+    fn time_windows_match_the_model(
+        records in input(),
+        size in 40i64..150,
+        advance_div in 1i64..4,
+        grace in 0i64..200,
+        retention in prop::sample::select(vec![0i64, 150, 86_400_000]),
+    ) {
+        let advance = (size / advance_div).max(1);
+        let windows = TimeWindows::of_size_and_grace(
+            Duration::from_millis(size as u64),
+            Duration::from_millis(grace as u64),
+        )
+        .advance_by(Duration::from_millis(advance as u64))
+        .with_retention(Duration::from_millis(retention as u64));
+        let b = Builder::new("tw");
+        b.stream::<String, i64>("in")
+            .group_by_key()
+            .windowed_by(windows)
+            .aggregate(String::new, |_k, v, agg| format!("{agg}{v},"), Materialized::named("w"))
+            .to_stream()
+            .to("out");
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        for (k, v, t) in &records {
+            d.pipe_input("in", &key(*k), v, *t).unwrap();
+        }
+
+        let mut st = i64::MIN;
+        let mut model: BTreeMap<(String, Window), String> = BTreeMap::new();
+        let mut updates = 0usize;
+        let mut dropped = 0u64;
+        for (k, v, t) in &records {
+            st = st.max(*t);
+            let mut open = Vec::new();
+            let mut s = 0;
+            while s <= *t {
+                if s + size > *t && s + size + grace > st {
+                    open.push(Window::new(s, s + size));
+                }
+                s += advance;
+            }
+            if open.is_empty() {
+                dropped += 1;
+            } else {
+                for w in open {
+                    model.entry((key(*k), w)).or_default().push_str(&format!("{v},"));
+                    updates += 1;
+                }
+                model.retain(|(_, w), _| w.end + grace + retention > st);
+            }
+        }
+
+        let store = d.window_store::<String, String>("w").unwrap();
+        let got: BTreeMap<(String, Window), String> = store
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| ((k.key, k.window), v))
+            .collect();
+        prop_assert_eq!(&got, &model);
+        prop_assert_eq!(d.metrics().dropped_records, dropped);
+
+        let changes = d.read_output::<Windowed<String>, String>("out").unwrap();
+        prop_assert_eq!(changes.len(), updates);
+        let replayed = replay(changes.into_iter().map(|r| (r.key, Some(r.value))).collect());
+        for (k, v) in &model {
+            prop_assert_eq!(replayed.get(k), Some(v));
+        }
+
+        // Interactive queries: fetch by key and start range.
+        for k in 0..3u8 {
+            let (from, to) = (size, 3 * size);
+            let want: Vec<(Window, String)> = model
+                .iter()
+                .filter(|((mk, w), _)| *mk == key(k) && w.start >= from && w.start <= to)
+                .map(|((_, w), v)| (*w, v.clone()))
+                .collect();
+            prop_assert_eq!(store.fetch(key(k), from, to).unwrap(), want);
+        }
+        let all_in_range = store.fetch_all(0, size).unwrap();
+        prop_assert!(all_in_range.iter().all(|(w, _)| w.window.start <= size));
+        prop_assert_eq!(
+            all_in_range.len(),
+            model.keys().filter(|(_, w)| w.start <= size).count()
+        );
+    }
+
+    /// Sliding windows: for each accepted record at t the window [t-d, t], and [t+1, t+1+d]
+    /// if it holds a record; each window's value is its records' values in arrival order. A
+    /// record is dropped when the window ending at it has closed (stream time >= t + 1 + grace).
+    #[test]
+    fn sliding_windows_match_the_model(
+        records in input(),
+        diff in 0i64..120,
+        grace in 0i64..200,
+    ) {
+        let b = Builder::new("sw");
+        b.stream::<String, i64>("in")
+            .group_by_key()
+            .windowed_by(SlidingWindows::of_time_difference_and_grace(
+                Duration::from_millis(diff as u64),
+                Duration::from_millis(grace as u64),
+            ))
+            .aggregate(String::new, |_k, v, agg| format!("{agg}{v},"), Materialized::named("w"))
+            .to_stream()
+            .to("out");
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        for (k, v, t) in &records {
+            d.pipe_input("in", &key(*k), v, *t).unwrap();
+        }
+
+        let mut st = i64::MIN;
+        let mut accepted: Vec<(String, i64, i64)> = Vec::new();
+        let mut dropped = 0u64;
+        for (k, v, t) in &records {
+            st = st.max(*t);
+            if t + 1 + grace <= st {
+                dropped += 1;
+            } else {
+                accepted.push((key(*k), *v, *t));
+            }
+        }
+        let mut bounds: BTreeSet<(String, Window)> = BTreeSet::new();
+        for (k, _, t) in &accepted {
+            bounds.insert((k.clone(), Window::new(t - diff, *t)));
+            bounds.insert((k.clone(), Window::new(t + 1, t + 1 + diff)));
+        }
+        let mut model = BTreeMap::new();
+        for (k, w) in bounds {
+            let agg: String = accepted
+                .iter()
+                .filter(|(k2, _, t)| *k2 == k && *t >= w.start && *t <= w.end)
+                .map(|(_, v, _)| format!("{v},"))
+                .collect();
+            if !agg.is_empty() {
+                model.insert((k, w), agg);
+            }
+        }
+
+        let got: BTreeMap<(String, Window), String> = d
+            .window_store::<String, String>("w")
+            .unwrap()
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| ((k.key, k.window), v))
+            .collect();
+        prop_assert_eq!(&got, &model);
+        prop_assert_eq!(d.metrics().dropped_records, dropped);
+        let changes = d.read_output::<Windowed<String>, String>("out").unwrap();
+        let replayed = replay(changes.into_iter().map(|r| (r.key, Some(r.value))).collect());
+        prop_assert_eq!(&replayed, &model);
+    }
+
+    /// Session windows: the sessions of a key are the groups of its accepted records' times
+    /// no more than `gap` apart; a record is dropped when the session it would make has closed
+    /// (stream time >= end + 1 + grace). Counts and sums per session; the change stream, with
+    /// `None` for merged-away sessions, replays to the same sessions.
+    #[test]
+    fn session_windows_match_the_model(
+        records in input(),
+        gap in 1i64..150,
+        grace in 0i64..200,
+    ) {
+        let b = Builder::new("sess");
+        let grouped = b.stream::<String, i64>("in").group_by_key();
+        let windows = SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(gap as u64),
+            Duration::from_millis(grace as u64),
+        );
+        grouped
+            .windowed_by(windows)
+            .count(Materialized::named("counts"))
+            .to_stream()
+            .to("count-changes");
+        grouped
+            .windowed_by(windows)
+            .reduce(|a, b| a + b, Materialized::named("sums"))
+            .to_stream()
+            .to("sum-changes");
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        for (k, v, t) in &records {
+            d.pipe_input("in", &key(*k), v, *t).unwrap();
+        }
+
+        // The sessions of a set of times: sorted, split where consecutive times are > gap apart.
+        let sessions = |times: &[(i64, i64)]| -> Vec<(Window, i64, i64)> {
+            let mut sorted = times.to_vec();
+            sorted.sort();
+            let mut out: Vec<(Window, i64, i64)> = Vec::new();
+            for (t, v) in sorted {
+                match out.last_mut() {
+                    Some((w, n, s)) if t - w.end <= gap => {
+                        w.end = t;
+                        *n += 1;
+                        *s += v;
+                    }
+                    _ => out.push((Window::new(t, t), 1, v)),
+                }
+            }
+            out
+        };
+        let mut st = i64::MIN;
+        let mut accepted: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+        let mut dropped = 0u64;
+        for (k, v, t) in &records {
+            st = st.max(*t);
+            let mut with = accepted.get(&key(*k)).cloned().unwrap_or_default();
+            with.push((*t, *v));
+            let Some((merged, _, _)) =
+                sessions(&with).into_iter().find(|(w, _, _)| w.start <= *t && *t <= w.end)
+            else {
+                unreachable!("a record is in one of the sessions of a set holding it");
+            };
+            if merged.end + 1 + grace <= st {
+                dropped += 2; // by both aggregations
+            } else {
+                accepted.insert(key(*k), with);
+            }
+        }
+        let mut counts = BTreeMap::new();
+        let mut sums = BTreeMap::new();
+        for (k, times) in &accepted {
+            for (w, n, s) in sessions(times) {
+                counts.insert((k.clone(), w), n);
+                sums.insert((k.clone(), w), s);
+            }
+        }
+
+        let read = |name: &str| -> BTreeMap<(String, Window), i64> {
+            d.window_store::<String, i64>(name)
+                .unwrap()
+                .all()
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| ((k.key, k.window), v))
+                .collect()
+        };
+        prop_assert_eq!(&read("counts"), &counts);
+        prop_assert_eq!(&read("sums"), &sums);
+        prop_assert_eq!(d.metrics().dropped_records, dropped);
+        let count_changes = d.read_output::<Windowed<String>, Option<i64>>("count-changes").unwrap();
+        prop_assert_eq!(&replay(count_changes.into_iter().map(|r| (r.key, r.value)).collect()), &counts);
+        let sum_changes = d.read_output::<Windowed<String>, Option<i64>>("sum-changes").unwrap();
+        prop_assert_eq!(&replay(sum_changes.into_iter().map(|r| (r.key, r.value)).collect()), &sums);
+
+        // find_sessions: the sessions overlapping [from, to].
+        let store = d.window_store::<String, i64>("counts").unwrap();
+        for (k, _) in accepted.iter().take(1) {
+            let want: Vec<(Window, i64)> = counts
+                .iter()
+                .filter(|((k2, w), _)| k2 == k && w.end >= 100 && w.start <= 400)
+                .map(|((_, w), n)| (*w, *n))
+                .collect();
+            prop_assert_eq!(store.find_sessions(k.clone(), 100, 400).unwrap(), want);
+        }
+    }
+}
+
+/// Bad window specifications are refused by `build`.
+#[test]
+fn bad_specs_are_refused() {
+    let ms = Duration::from_millis;
+    let b = Builder::new("bad");
+    b.stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(ms(10)).advance_by(ms(20)))
+        .count(Materialized::unnamed());
+    assert!(b.build().unwrap_err().to_string().contains("advance"));
+
+    let b = Builder::new("bad");
+    b.stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(ms(0)))
+        .count(Materialized::unnamed());
+    assert!(b.build().unwrap_err().to_string().contains("gap"));
+}
