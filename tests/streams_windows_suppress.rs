@@ -1,0 +1,223 @@
+//! `suppress` over random out-of-order inputs: `until_window_closes` emits exactly one final
+//! result per window, only once stream time reaches window end + grace, and every closed window
+//! has been emitted; `until_time_limit` matches a model of the rate limit. Also: timestamp
+//! extractors drive windows, and `until_window_closes` needs a windowed table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use riverbed::streams::{
+    Builder, Consumed, Materialized, SessionWindows, Suppressed, TimeWindows, TopologyTestDriver,
+    Window, Windowed,
+};
+
+fn input() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
+    prop::collection::vec((0u8..3, -9i64..10, -300i64..120), 0..80).prop_map(|steps| {
+        let mut t = 0i64;
+        steps
+            .into_iter()
+            .map(|(k, v, dt)| {
+                t = (t + dt).max(0);
+                (k, v, t)
+            })
+            .collect()
+    })
+}
+
+fn key(k: u8) -> String {
+    format!("k{k}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn until_window_closes_emits_each_final_result_once(
+        records in input(),
+        size in 40i64..150,
+        hopping in any::<bool>(),
+        grace in 0i64..200,
+    ) {
+        let advance = if hopping { (size / 2).max(1) } else { size };
+        let b = Builder::new("final");
+        b.stream::<String, i64>("in")
+            .group_by_key()
+            .windowed_by(
+                TimeWindows::of_size_and_grace(
+                    Duration::from_millis(size as u64),
+                    Duration::from_millis(grace as u64),
+                )
+                .advance_by(Duration::from_millis(advance as u64)),
+            )
+            .reduce(|a, b| a + b, Materialized::named("sums"))
+            .suppress(Suppressed::until_window_closes())
+            .to_stream()
+            .to("final");
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+
+        let mut st = i64::MIN;
+        let mut model: BTreeMap<(String, Window), i64> = BTreeMap::new();
+        let mut emitted: BTreeMap<(String, Window), i64> = BTreeMap::new();
+        for (k, v, t) in &records {
+            d.pipe_input("in", &key(*k), v, *t).unwrap();
+            st = st.max(*t);
+            let mut s = 0;
+            while s <= *t {
+                if s + size > *t && s + size + grace > st {
+                    *model.entry((key(*k), Window::new(s, s + size))).or_default() += v;
+                }
+                s += advance;
+            }
+            for r in d.read_output::<Windowed<String>, i64>("final").unwrap() {
+                let w = (r.key.key.clone(), r.key.window);
+                // Only once the window has closed, and only once.
+                prop_assert!(r.key.window.end + grace <= st, "{:?} emitted early at {}", w, st);
+                prop_assert!(emitted.insert(w.clone(), r.value).is_none(), "{:?} emitted twice", w);
+            }
+            // Every closed window has been emitted, with its final value.
+            for (w, sum) in &model {
+                if w.1.end + grace <= st {
+                    prop_assert_eq!(emitted.get(w), Some(sum));
+                }
+            }
+        }
+        prop_assert_eq!(emitted.len(), model.keys().filter(|w| w.1.end + grace <= st).count());
+    }
+
+    #[test]
+    fn until_time_limit_matches_the_model(records in input(), limit in 0i64..250) {
+        let b = Builder::new("limited");
+        b.stream::<String, i64>("in")
+            .group_by_key()
+            .aggregate(|| 0, |_k, v, s| s + v, Materialized::named("sums"))
+            .suppress(Suppressed::until_time_limit(Duration::from_millis(limit as u64)))
+            .to_stream()
+            .to("limited");
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        for (k, v, t) in &records {
+            d.pipe_input("in", &key(*k), v, *t).unwrap();
+        }
+
+        // key -> (due, latest sum, latest timestamp); sums per key.
+        let mut buffer: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+        let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+        let mut want = Vec::new();
+        let mut st = i64::MIN;
+        for (k, v, t) in &records {
+            st = st.max(*t);
+            let sum = sums.entry(key(*k)).or_default();
+            *sum += v;
+            let due = buffer.get(&key(*k)).map_or(t + limit, |e| e.0);
+            buffer.insert(key(*k), (due, *sum, *t));
+            let mut due_now: Vec<(i64, String)> = buffer
+                .iter()
+                .filter(|(_, e)| e.0 <= st)
+                .map(|(k, e)| (e.0, k.clone()))
+                .collect();
+            due_now.sort();
+            for (_, k) in due_now {
+                if let Some((_, s, ts)) = buffer.remove(&k) {
+                    want.push((k, s, ts));
+                }
+            }
+        }
+        let got: Vec<(String, i64, i64)> = d
+            .read_output::<String, i64>("limited")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
+/// Session windows with `until_window_closes`: a merged-away session that was never emitted
+/// comes out as `None` once its bounds pass the close time; each session bound pair once.
+#[test]
+fn suppressed_sessions_emit_once_each() {
+    let b = Builder::new("sessions");
+    b.stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(20),
+        ))
+        .count(Materialized::named("s"))
+        .suppress(Suppressed::until_window_closes())
+        .to_stream()
+        .to("out");
+    let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let a = "a".to_string();
+    for t in [0, 18, 9, 100] {
+        d.pipe_input("in", &a, &1i64, t).unwrap();
+    }
+    let out: Vec<(Window, Option<i64>)> = d
+        .read_output::<Windowed<String>, Option<i64>>("out")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key.window, r.value))
+        .collect();
+    // 9 merges [0,0] and [18,18] into [0,18]; at stream time 100 all three have closed and
+    // come out in close-time order ([0,0] closes at 21, the others at 39).
+    assert_eq!(
+        out,
+        [
+            (Window::new(0, 0), None),
+            (Window::new(0, 18), Some(3)),
+            (Window::new(18, 18), None),
+        ]
+    );
+    assert_eq!(d.metrics().dropped_records, 0);
+}
+
+/// A timestamp extractor sets the event time that windows, stream time and outputs go by.
+#[test]
+fn timestamp_extractor_drives_windows() {
+    let b = Builder::new("extract");
+    b.stream_with::<String, i64>(
+        "in",
+        Consumed::with_timestamp_extractor(|_k, v: &i64, _record_ts| *v),
+    )
+    .group_by_key()
+    .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
+        100,
+    )))
+    .count(Materialized::named("c"))
+    .to_stream()
+    .to("out");
+    let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let k = "k".to_string();
+    // Record timestamps are all 0; the values are the event times.
+    for v in [10i64, 150, 20, 160, 260] {
+        d.pipe_input("in", &k, &v, 0).unwrap();
+    }
+    let store = d.window_store::<String, i64>("c").unwrap();
+    let got: Vec<(i64, i64)> = store
+        .fetch("k", 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|(w, n)| (w.start, n))
+        .collect();
+    // 20 arrives after stream time 150 passed [0, 100): dropped.
+    assert_eq!(got, [(0, 1), (100, 2), (200, 1)]);
+    assert_eq!(d.metrics().dropped_records, 1);
+    let stamps: Vec<i64> = d
+        .read_output::<Windowed<String>, i64>("out")
+        .unwrap()
+        .iter()
+        .map(|r| r.timestamp)
+        .collect();
+    assert_eq!(stamps, [10, 150, 160, 260]);
+}
+
+#[test]
+fn until_window_closes_needs_a_windowed_table() {
+    let b = Builder::new("bad");
+    b.stream::<String, i64>("in")
+        .group_by_key()
+        .count(Materialized::named("c"))
+        .suppress(Suppressed::until_window_closes());
+    let e = b.build().unwrap_err();
+    assert!(matches!(e.kind(), riverbed::ErrorKind::InvalidArgument(_)), "{e}");
+}
