@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use riverbed::streams::{
-    Builder, Materialized, SessionWindows, SlidingWindows, TimeWindows, TopologyTestDriver,
-    Window, Windowed,
+    Builder, Materialized, SessionWindows, SlidingWindows, TimeWindows, TopologyTestDriver, Window,
+    Windowed,
 };
 
 /// `(key, value, timestamp)` records whose timestamps mostly rise but jump back now and then

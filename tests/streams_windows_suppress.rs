@@ -219,5 +219,8 @@ fn until_window_closes_needs_a_windowed_table() {
         .count(Materialized::named("c"))
         .suppress(Suppressed::until_window_closes());
     let e = b.build().unwrap_err();
-    assert!(matches!(e.kind(), riverbed::ErrorKind::InvalidArgument(_)), "{e}");
+    assert!(
+        matches!(e.kind(), riverbed::ErrorKind::InvalidArgument(_)),
+        "{e}"
+    );
 }

@@ -17,7 +17,8 @@
 //! keys are [`Windowed`] keys, backed by the compacted changelog topic
 //! `<app-id>-<store>-changelog` and restored from it before the task runs, like a key-value
 //! store. A window stays in the store for the spec's retention (default one day) after it
-//! closed, then is deleted (a tombstone in the changelog); downstream is not told.
+//! closed, then is deleted (a tombstone in the changelog); downstream is not told. The store
+//! also keeps the aggregation's stream time, so a restarted task does not reopen closed windows.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -96,6 +97,15 @@ pub(crate) fn windowed_bytes(key_bytes: &[u8], w: Window) -> Vec<u8> {
     out.extend(w.start.encode());
     out.extend(w.end.encode());
     out
+}
+
+/// The key under which a window store keeps its aggregation's stream time (shorter than any
+/// windowed key, so it never collides with one; queries skip it).
+pub(crate) const STREAM_TIME_KEY: &[u8] = b"stream-time";
+
+/// Whether a window-store key is bookkeeping ([`STREAM_TIME_KEY`]), not a window.
+pub(crate) fn is_meta(key: &[u8]) -> bool {
+    key.len() < 16
 }
 
 /// Splits an encoded windowed key into key bytes and window.
@@ -448,7 +458,7 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
         let committed = self.committed.read();
         let mut raw: BTreeMap<(Vec<u8>, Window), &Vec<u8>> = BTreeMap::new();
         for m in committed.values() {
-            for (k, v) in m {
+            for (k, v) in m.iter().filter(|(k, _)| !is_meta(k)) {
                 let (kb, w) = split_windowed(k)?;
                 raw.insert((kb.to_vec(), w), v);
             }
@@ -475,7 +485,10 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
         for m in committed.values() {
             // All-zero to all-one suffixes bound every window of the key (the key's length
             // is fixed by the 16-byte suffix, so longer keys in the range are skipped).
-            for (k, v) in m.range(lo.clone()..=hi.clone()) {
+            for (k, v) in m
+                .range(lo.clone()..=hi.clone())
+                .filter(|(k, _)| !is_meta(k))
+            {
                 let (kb2, w) = split_windowed(k)?;
                 if kb2 == kb.as_slice() {
                     out.push((w, V::decode(v)?));

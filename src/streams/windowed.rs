@@ -12,8 +12,8 @@ use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use super::serde::Serde;
 use super::state::KvState;
 use super::window::{
-    split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows, TimeWindows, Window,
-    Windowed,
+    is_meta, split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows,
+    TimeWindows, Window, Windowed, STREAM_TIME_KEY,
 };
 use crate::error::Result;
 
@@ -267,21 +267,42 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
     }
 }
 
-/// Stored windows by close time, to delete them once their retention is over.
+/// Stored windows by close time, to delete them once their retention is over; and the
+/// aggregation's stream time, kept in its store (under [`STREAM_TIME_KEY`]) so that a restarted
+/// task does not reopen windows that had closed.
 #[derive(Default)]
 struct Expiry {
     by_close: BTreeSet<(i64, Vec<u8>)>,
+    stream_time: Option<i64>,
 }
 
 impl Expiry {
-    /// Indexes every window of `state` (after a restore).
+    /// Indexes every window of `state` and reads the stream time (after a restore).
     fn rebuild(&mut self, state: &KvState, rule: CloseRule) -> Result<()> {
         self.by_close.clear();
-        for k in state.data.keys() {
+        self.stream_time = state
+            .data
+            .get(STREAM_TIME_KEY)
+            .map(|b| i64::decode(b))
+            .transpose()?;
+        for k in state.data.keys().filter(|k| !is_meta(k)) {
             let (_, w) = split_windowed(k)?;
             self.by_close.insert((rule.close(w), k.clone()));
         }
         Ok(())
+    }
+
+    /// The stream time for a record at `ts`: the task's, or the one restored if larger; stored
+    /// when it moves.
+    fn observe(&mut self, state: &mut KvState, task_time: Option<i64>, ts: i64) -> i64 {
+        let now = task_time
+            .unwrap_or(ts)
+            .max(self.stream_time.unwrap_or(i64::MIN));
+        if self.stream_time != Some(now) {
+            self.stream_time = Some(now);
+            state.put(STREAM_TIME_KEY.to_vec(), now.encode());
+        }
+        now
     }
 
     fn insert(&mut self, close: i64, key: Vec<u8>) {
@@ -343,7 +364,10 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, VA
         ctx: &mut ProcessorContext<'_, Windowed<K>, VA>,
         r: StreamRecord<K, V>,
     ) -> Result<()> {
-        let now = ctx.stream_time().unwrap_or(r.timestamp);
+        let st = ctx.stream_time();
+        let now = self
+            .index
+            .observe(ctx.raw_store(&self.store)?, st, r.timestamp);
         if r.timestamp < 0 {
             drop_record(ctx, r.timestamp, "negative timestamp (in no window)");
             return Ok(());
@@ -512,7 +536,10 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
         ctx: &mut ProcessorContext<'_, Windowed<K>, VA>,
         r: StreamRecord<K, V>,
     ) -> Result<()> {
-        let now = ctx.stream_time().unwrap_or(r.timestamp);
+        let st = ctx.stream_time();
+        let now = self
+            .index
+            .observe(ctx.raw_store(&self.store)?, st, r.timestamp);
         let t = r.timestamp;
         if t < 0 {
             drop_record(ctx, t, "negative timestamp (in no window)");
@@ -719,7 +746,10 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Op
         ctx: &mut ProcessorContext<'_, Windowed<K>, Option<VA>>,
         r: StreamRecord<K, V>,
     ) -> Result<()> {
-        let now = ctx.stream_time().unwrap_or(r.timestamp);
+        let st = ctx.stream_time();
+        let now = self
+            .index
+            .observe(ctx.raw_store(&self.store)?, st, r.timestamp);
         let t = r.timestamp;
         if t < 0 {
             drop_record(ctx, t, "negative timestamp (in no session)");
@@ -732,6 +762,9 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Op
         let hi = windowed_bytes(&kb, Window::new(-1, -1));
         let mut overlapping: Vec<(Window, Vec<u8>)> = Vec::new();
         for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
+            if is_meta(k) {
+                continue;
+            }
             let (kb2, w) = split_windowed(k)?;
             if kb2 == kb.as_slice()
                 && w.start.saturating_sub(gap) <= t
