@@ -4,10 +4,10 @@
 //! changelog (`<app-id>-<buffer>-changelog`, restored before the task runs, so buffered
 //! updates survive restarts) and forwards a key's value when it is due by stream time:
 //!
-//! - [`Suppressed::until_window_closes`]: when the key's window closes (stream time ≥ window end
-//!   + grace, see [`window`](super::window)). Since a windowed aggregation drops records for
-//!   closed windows, this emits exactly one final result per window. Only for the table of a
-//!   windowed aggregation, directly.
+//! - [`Suppressed::until_window_closes`]: when the key's window closes (stream time reaches
+//!   window end plus grace, see [`window`](super::window)). Since a windowed aggregation drops
+//!   records for closed windows, this emits exactly one final result per window. Only for the
+//!   table of a windowed aggregation, directly.
 //! - [`Suppressed::until_time_limit`]: `limit` of stream time after the key's first buffered
 //!   update (its record timestamp); later updates replace the value but do not restart the
 //!   timer. At most one update per key per `limit`.

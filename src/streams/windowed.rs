@@ -156,6 +156,9 @@ impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
 /// The step of an aggregation: the old aggregate (if any), the key and the value give the new.
 type Step<K, V, VA> = Arc<dyn Fn(Option<VA>, &K, V) -> VA + Send + Sync>;
 
+/// A session merger: two sessions' aggregates give the merged session's.
+type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
+
 /// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
 fn add_windowed<'b, K: Data, V: Data, KT: Data, VT: Data, P>(
     stream: &KStream<'b, K, V>,
@@ -636,7 +639,7 @@ impl<K, V> std::fmt::Debug for SessionWindowedKStream<'_, K, V> {
 struct SessionOps<K, V, VA> {
     init: Option<Arc<dyn Fn() -> VA + Send + Sync>>,
     step: Step<K, V, VA>,
-    merge: Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>,
+    merge: Merger<K, VA>,
 }
 
 impl<K, V, VA> Clone for SessionOps<K, V, VA> {
