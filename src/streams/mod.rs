@@ -28,13 +28,15 @@
 //! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types).
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
-//! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`]: the DSL, which builds a topology.
+//! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
+//!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins).
 //! - [`TopologyTestDriver`]: runs a topology deterministically, without threads or a store.
 //! - [`App`]: runs a topology against a [`Store`](crate::Store) with stream threads in a
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
 
 mod app;
 mod dsl;
+mod global;
 mod processor;
 mod serde;
 mod state;
@@ -48,7 +50,10 @@ use std::time::Duration;
 
 pub use self::serde::{deserialization_error, Serde};
 pub use app::App;
-pub use dsl::{Builder, KGroupedStream, KStream, KTable, Materialized};
+pub use dsl::{
+    BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
+    Materialized,
+};
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use test_driver::TopologyTestDriver;
