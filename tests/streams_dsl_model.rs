@@ -129,7 +129,9 @@ fn group_by_key_after_a_key_change_goes_through_a_repartition_topic() {
         .count(Materialized::named("c"));
     let t = b.build().unwrap();
     assert_eq!(t.repartition_topics(), ["rekeyed-c-repartition"]);
-    assert!(t.source_topics().contains(&"rekeyed-c-repartition".to_string()));
+    assert!(t
+        .source_topics()
+        .contains(&"rekeyed-c-repartition".to_string()));
     let mut d = TopologyTestDriver::new(t).unwrap();
     for (k, v) in [("a", 1i64), ("b", 1), ("c", 2)] {
         d.pipe_input("in", &k.to_string(), &v, 0).unwrap();
