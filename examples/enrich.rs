@@ -15,6 +15,12 @@ use riverbed::{
 
 const PARTITIONS: u32 = 2;
 
+/// Customer changes (`None`: delete), then orders `(order id, "customer,amount")`.
+type Round = (
+    &'static [(&'static str, Option<&'static str>)],
+    &'static [(&'static str, &'static str)],
+);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
@@ -46,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|p| TopicPartition::new("enriched-orders", p))
         .collect();
     consumer.assign(&tps)?;
-    let rounds: [(&[(&str, Option<&str>)], &[(&str, &str)]); 2] = [
+    let rounds: [Round; 2] = [
         (
             &[("c1", Some("Ada")), ("c2", Some("Grace"))],
             &[("o1", "c1,30"), ("o2", "c2,12"), ("o3", "c3,7")],
