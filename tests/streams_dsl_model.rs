@@ -121,14 +121,23 @@ proptest! {
 }
 
 #[test]
-fn group_by_key_after_a_key_change_is_refused() {
-    let b = Builder::new("refused");
+fn group_by_key_after_a_key_change_goes_through_a_repartition_topic() {
+    let b = Builder::new("rekeyed");
     b.stream::<String, i64>("in")
         .map(|k, v| (v, k))
         .group_by_key()
         .count(Materialized::named("c"));
-    let e = b.build().unwrap_err();
-    assert!(e.to_string().contains("repartition"), "{e}");
+    let t = b.build().unwrap();
+    assert_eq!(t.repartition_topics(), ["rekeyed-c-repartition"]);
+    assert!(t
+        .source_topics()
+        .contains(&"rekeyed-c-repartition".to_string()));
+    let mut d = TopologyTestDriver::new(t).unwrap();
+    for (k, v) in [("a", 1i64), ("b", 1), ("c", 2)] {
+        d.pipe_input("in", &k.to_string(), &v, 0).unwrap();
+    }
+    let c = d.store::<i64, i64>("c").unwrap();
+    assert_eq!((c.get(1).unwrap(), c.get(2).unwrap()), (Some(2), Some(1)));
 }
 
 #[test]

@@ -221,12 +221,12 @@ proptest! {
         grouped
             .windowed_by(windows)
             .count(Materialized::named("counts"))
-            .to_stream()
+            .to_stream_with_tombstones()
             .to("count-changes");
         grouped
             .windowed_by(windows)
             .reduce(|a, b| a + b, Materialized::named("sums"))
-            .to_stream()
+            .to_stream_with_tombstones()
             .to("sum-changes");
         let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
         for (k, v, t) in &records {

@@ -1,7 +1,8 @@
 //! `suppress` over random out-of-order inputs: `until_window_closes` emits exactly one final
 //! result per window, only once stream time reaches window end + grace, and every closed window
 //! has been emitted; `until_time_limit` matches a model of the rate limit. Also: timestamp
-//! extractors drive windows, and `until_window_closes` needs a windowed table.
+//! extractors drive windows, and `until_window_closes` needs a windowed table. A table
+//! downstream of a suppression sees the previous forwarded value with each update.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -88,12 +89,17 @@ proptest! {
     #[test]
     fn until_time_limit_matches_the_model(records in input(), limit in 0i64..250) {
         let b = Builder::new("limited");
-        b.stream::<String, i64>("in")
+        let limited = b
+            .stream::<String, i64>("in")
             .group_by_key()
             .aggregate(|| 0, |_k, v, s| s + v, Materialized::named("sums"))
-            .suppress(Suppressed::until_time_limit(Duration::from_millis(limit as u64)))
-            .to_stream()
-            .to("limited");
+            .suppress(Suppressed::until_time_limit(Duration::from_millis(limit as u64)));
+        limited.to_stream().to("limited");
+        // A table downstream of the suppression sees each forwarded update with the value
+        // forwarded before it (its subtractor takes that one away again).
+        limited
+            .group_by(|_k, v| ("all".to_string(), *v))
+            .reduce(|a, b| a + b, |a, b| a - b, Materialized::named("total"));
         let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
         for (k, v, t) in &records {
             d.pipe_input("in", &key(*k), v, *t).unwrap();
@@ -128,6 +134,9 @@ proptest! {
             .into_iter()
             .map(|r| (r.key, r.value, r.timestamp))
             .collect();
+        let last: BTreeMap<&String, i64> = want.iter().map(|(k, s, _)| (k, *s)).collect();
+        let total = d.store::<String, i64>("total").unwrap().get("all").unwrap();
+        prop_assert_eq!(total, (!last.is_empty()).then(|| last.values().sum::<i64>()));
         prop_assert_eq!(got, want);
     }
 }
@@ -145,7 +154,7 @@ fn suppressed_sessions_emit_once_each() {
         ))
         .count(Materialized::named("s"))
         .suppress(Suppressed::until_window_closes())
-        .to_stream()
+        .to_stream_with_tombstones()
         .to("out");
     let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let a = "a".to_string();

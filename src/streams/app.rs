@@ -15,9 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use super::global::{registry_of, GlobalThread};
 use super::processor::OutRecord;
 use super::serde::Serde;
-use super::state::{changelog_topic, registry, ReadOnlyKeyValueStore, Registry};
+use super::state::{changelog_topic, ReadOnlyKeyValueStore, Registry};
 use super::task::Task;
 use super::topology::Topology;
 use super::{Counters, ProcessingGuarantee, StreamsConfig, StreamsMetrics};
@@ -76,6 +77,8 @@ pub struct App {
     threads: Vec<JoinHandle<()>>,
     registry: Registry,
     counters: Arc<Counters>,
+    /// Stopped after the stream threads (fields drop after `Drop::drop`).
+    _global: Option<GlobalThread>,
 }
 
 impl std::fmt::Debug for App {
@@ -113,14 +116,16 @@ impl Shared {
 }
 
 impl App {
-    /// Starts the application: checks the topics, creates the changelog topics that do not
-    /// exist (compacted, as many partitions as the input topics), and starts
-    /// [`StreamsConfig::threads`] stream threads.
+    /// Starts the application: checks the topics, creates the repartition and changelog topics
+    /// that do not exist (as many partitions as the input topics; changelogs compacted), reads
+    /// the global tables' topics to their end, and starts [`StreamsConfig::threads`] stream
+    /// threads (and a global thread if there are global tables).
     ///
     /// # Errors
     /// [`UnknownTopic`](ErrorKind::UnknownTopic) for a missing input or output topic;
     /// [`InvalidArgument`](ErrorKind::InvalidArgument) if the input topics have different
-    /// partition counts or a changelog topic exists with another partition count;
+    /// partition counts (for a join: naming both topics and their counts) or a changelog or
+    /// repartition topic exists with another partition count;
     /// [`InvalidConfig`](ErrorKind::InvalidConfig) for zero threads; the errors of creating
     /// topics, consumers and transactional producers.
     pub fn start(store: &Store, topology: Topology, config: StreamsConfig) -> Result<App> {
@@ -134,6 +139,7 @@ impl App {
             return Err(Error::config("max_poll_records", "must be at least 1"));
         }
         topology.validate()?;
+        super::global::prepare_internal_topics(store, &topology)?;
         let sources = topology.source_topics();
         let mut partitions = None;
         for t in &sources {
@@ -179,7 +185,7 @@ impl App {
             }
             changelogs.push((s.clone(), topic));
         }
-        let registry = registry(&topology.stores);
+        let registry = registry_of(&topology);
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             running: AtomicBool::new(true),
@@ -188,8 +194,10 @@ impl App {
             error: Mutex::new(None),
             config: config.clone(),
         });
-        let topology = Arc::new(topology);
         let eos = config.guarantee == ProcessingGuarantee::ExactlyOnce;
+        let failing = Arc::clone(&shared);
+        let global = GlobalThread::start(store, &topology, eos, move |e| failing.fail(e))?;
+        let topology = Arc::new(topology);
         let mut threads = Vec::new();
         for i in 0..config.threads {
             let output = if eos {
@@ -238,6 +246,7 @@ impl App {
             threads,
             registry,
             counters,
+            _global: global,
         })
     }
 

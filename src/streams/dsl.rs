@@ -1,15 +1,21 @@
 //! The DSL: [`KStream`], [`KGroupedStream`] and [`KTable`] are thin handles that add nodes to
 //! a [`Builder`]'s topology; [`Builder::build`] returns it. They run nothing themselves.
 //!
+//! Tables forward every update downstream (Kafka with record caching disabled), so
+//! [`KTable::to_stream`] is the full stream of the table's updates and
+//! [`KTable::to_stream_with_tombstones`] adds its deletions. Inside the topology a table's node
+//! forwards each change with the key's previous value (Kafka's `Change`), which table
+//! filters, joins and [`KGroupedTable`]'s subtractor need.
+//!
+//! Besides stateless operators and aggregations: tables ([`Builder::table`],
+//! [`Builder::global_table`], [`KTable::filter`], [`KTable::map_values`], [`KTable::group_by`]),
+//! joins (stream-table, stream-global-table, table-table), repartitioning
+//! ([`KStream::select_key`], [`KStream::group_by`], [`KStream::repartition`], and automatically
+//! before a grouping or join after a key change), and [`KStream::split`], [`KStream::merge`],
+//! [`KStream::to_topic_chooser`].
+//!
 //! Windowed aggregations, `suppress` and per-source timestamp extractors are in
 //! [`windowed`](super::windowed) and [`suppress`](super::suppress).
-//!
-//! Tables from aggregations forward every update downstream (Kafka with record caching
-//! disabled), so [`KTable::to_stream`] is the full stream of the table's changes.
-//!
-//! Not in this milestone: `group_by`/`select_key` and anything else that needs a repartition
-//! topic (a `group_by_key` after a key-changing [`KStream::map`] is refused by `build`),
-//! joins, `Builder::table`, `KTable::filter`/`map_values`.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -19,6 +25,17 @@ use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use super::serde::Serde;
 use super::topology::Topology;
 use crate::error::{Error, Result};
+
+mod branch;
+mod join;
+mod repartition;
+mod table;
+
+pub use branch::BranchedKStream;
+pub use join::GlobalKTable;
+pub(crate) use table::Change;
+pub use table::KGroupedTable;
+pub(super) use table::{store_getter, Getter};
 
 /// Builds a [`Topology`] with the DSL.
 ///
@@ -208,9 +225,8 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         self.filter(move |k, v| !predicate(k, v))
     }
 
-    /// Each record mapped to a new key and value (the timestamp is kept). Changing the key
-    /// means a later `group_by_key` would need a repartition topic, which milestone 1 does not
-    /// have: [`Builder::build`] refuses that.
+    /// Each record mapped to a new key and value (the timestamp is kept). A later grouping or
+    /// join repartitions the stream by the new key (see [`group_by_key`](Self::group_by_key)).
     pub fn map<K2: Data, V2: Data>(
         &self,
         f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
@@ -277,17 +293,11 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             .add(|t| t.add_sink::<K, V>(&name, topic, &[&self.node]).map(|_| ()));
     }
 
-    /// Groups the records by their key, for an aggregation. Records are not moved between
-    /// partitions, so the key must still be the one the input was partitioned by.
+    /// Groups the records by their key, for an aggregation. If an operation before changed the
+    /// key ([`map`](Self::map), [`select_key`](Self::select_key)), the aggregation first sends
+    /// the records through the repartition topic `<app-id>-<store>-repartition`, so that every
+    /// record of a key reaches the same task.
     pub fn group_by_key(&self) -> KGroupedStream<'b, K, V> {
-        if self.key_changed {
-            self.builder.fail(Error::invalid(format!(
-                "group_by_key after {} changed the key needs a repartition topic, which this \
-                 version of riverbed streams does not have; group streams whose key is the input \
-                 topic's key",
-                self.node
-            )));
-        }
         KGroupedStream {
             stream: self.clone(),
         }
@@ -340,7 +350,7 @@ impl<K, V> std::fmt::Debug for KGroupedStream<'_, K, V> {
     }
 }
 
-impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
+impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
     /// The number of records per key.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<'b, K, i64> {
         self.aggregate(|| 0, |_k, _v, n| n + 1, materialized)
@@ -389,29 +399,48 @@ impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
             .name
             .unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
         b.add(|t| t.add_state_store(&store).map(|_| ()));
+        let input = if self.stream.key_changed {
+            self.stream.through_repartition(&store)
+        } else {
+            self.stream.clone()
+        };
         let store_name = store.clone();
-        let table = self.stream.then("KSTREAM-AGGREGATE", false, move |ctx, r| {
+        let table = input.then("KSTREAM-AGGREGATE", false, move |ctx, r| {
             let mut s = ctx.store::<K, VA>(&store_name)?;
-            let new = step(s.get(&r.key)?, &r.key, r.value);
+            let old = s.get(&r.key)?;
+            let new = step(old.clone(), &r.key, r.value);
             s.put(&r.key, &new);
-            ctx.forward(StreamRecord::new(r.key, new, r.timestamp));
+            ctx.forward(StreamRecord::new(
+                r.key,
+                Change::new(Some(new), old),
+                r.timestamp,
+            ));
             Ok(())
         });
-        KTable {
-            builder: b,
-            node: table.node,
-            store,
-            _types: PhantomData,
-        }
+        KTable::new(b, table.node, Some(store.clone()), store_getter(store))
     }
 }
 
-/// A table: the latest value per key, kept in a state store; see the module docs.
+/// A table: the latest value per key; see the module docs. Cheap to clone.
 pub struct KTable<'b, K, V> {
     pub(super) builder: &'b Builder,
+    /// The node forwarding `(K, Change<V>)`.
     pub(super) node: String,
-    pub(super) store: String,
-    pub(super) _types: PhantomData<fn(K, V)>,
+    pub(super) store: Option<String>,
+    /// Reads the table's current value of a key (from its store, or computed from the stores
+    /// of the tables it derives from).
+    pub(super) getter: Getter<K, V>,
+}
+
+impl<K, V> Clone for KTable<'_, K, V> {
+    fn clone(&self) -> Self {
+        KTable {
+            builder: self.builder,
+            node: self.node.clone(),
+            store: self.store.clone(),
+            getter: Arc::clone(&self.getter),
+        }
+    }
 }
 
 impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
@@ -424,13 +453,36 @@ impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
 }
 
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
-    /// The stream of the table's changes: one record per update, with the new value.
-    pub fn to_stream(&self) -> KStream<'b, K, V> {
-        KStream::new(self.builder, self.node.clone(), false)
+    pub(super) fn new(
+        builder: &'b Builder,
+        node: String,
+        store: Option<String>,
+        getter: Getter<K, V>,
+    ) -> Self {
+        KTable {
+            builder,
+            node,
+            store,
+            getter,
+        }
     }
 
-    /// The name of the state store holding the table.
-    pub fn store_name(&self) -> &str {
-        &self.store
+    /// The stream of the table's updates: one record per update, with the new value.
+    /// Deletions are not in it; see [`to_stream_with_tombstones`](Self::to_stream_with_tombstones).
+    pub fn to_stream(&self) -> KStream<'b, K, V> {
+        let changes: KStream<'b, K, Change<V>> =
+            KStream::new(self.builder, self.node.clone(), false);
+        changes.then("KTABLE-TOSTREAM", false, |ctx, r| {
+            if let Some(v) = r.value.new {
+                ctx.forward(StreamRecord::new(r.key, v, r.timestamp));
+            }
+            Ok(())
+        })
+    }
+
+    /// The name of the state store holding the table: `None` for a table that is computed
+    /// from others and not stored itself (a [`filter`](Self::filter), a join, ...).
+    pub fn store_name(&self) -> Option<&str> {
+        self.store.as_deref()
     }
 }

@@ -28,7 +28,8 @@
 //! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types).
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
-//! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`]: the DSL, which builds a topology.
+//! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
+//!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins).
 //! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
 //!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
 //!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].
@@ -38,6 +39,7 @@
 
 mod app;
 mod dsl;
+mod global;
 mod processor;
 mod serde;
 mod state;
@@ -54,7 +56,10 @@ use std::time::Duration;
 
 pub use self::serde::{deserialization_error, Serde};
 pub use app::App;
-pub use dsl::{Builder, KGroupedStream, KStream, KTable, Materialized};
+pub use dsl::{
+    BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
+    Materialized,
+};
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use suppress::Suppressed;

@@ -58,15 +58,6 @@ pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, BTreeMap<Vec<u8>, Vec<u8>>>
 /// The committed view of every store of an application, by store name.
 pub(crate) type Registry = Arc<HashMap<String, Committed>>;
 
-pub(crate) fn registry(stores: &[String]) -> Registry {
-    Arc::new(
-        stores
-            .iter()
-            .map(|s| (s.clone(), Committed::default()))
-            .collect(),
-    )
-}
-
 /// A task's state store as a processor sees it: typed reads and writes of the task's working
 /// state. Writes reach the changelog and interactive queries at the next commit.
 pub struct KeyValueStore<'a, K, V> {

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::dsl::KTable;
+use super::dsl::{Change, Getter, KTable};
 use super::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 use super::serde::{deserialization_error, Serde};
 use super::window::{split_windowed, CloseRule};
@@ -74,8 +74,10 @@ enum Mode {
 }
 
 impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
-    /// This table's updates held back as `suppressed` says (see [`Suppressed`]). The result
-    /// has no store of its own: [`store_name`](KTable::store_name) is this table's.
+    /// This table's updates held back as `suppressed` says (see [`Suppressed`]). Each update
+    /// forwarded carries the key's latest value and the value it had when last forwarded (as
+    /// Kafka's). The result has no store of its own ([`store_name`](KTable::store_name) is
+    /// `None`); reading it (in a join, say) gives a key's value as last forwarded.
     ///
     /// [`Builder::build`](super::Builder::build) fails with
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for
@@ -127,9 +129,16 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             .unwrap_or_else(|| b.name("KTABLE-SUPPRESS-STATE-STORE"));
         let node = b.name("KTABLE-SUPPRESS");
         let store: Arc<str> = Arc::from(buffer.as_str());
+        let upstream = Arc::clone(&self.getter);
+        let buffer_name = buffer.clone();
+        let getter: Getter<K, V> =
+            Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode())? {
+                Some(entry) => Ok(Change::<V>::decode(header(&entry)?.2)?.old),
+                None => upstream(lookup, k),
+            });
         b.add(|t| {
             t.add_state_store(&buffer)?;
-            t.add_processor::<_, K, V, K, V>(
+            t.add_processor::<_, K, Change<V>, K, Change<V>>(
                 &node,
                 move || Suppress {
                     mode,
@@ -140,16 +149,12 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             )
             .map(|_| ())
         });
-        KTable {
-            builder: b,
-            node,
-            store: self.store.clone(),
-            _types: std::marker::PhantomData,
-        }
+        KTable::new(b, node, None, getter)
     }
 }
 
-/// The suppress node. Buffer entries: key bytes -> `due (8) | timestamp (8) | value bytes`.
+/// The suppress node. Buffer entries: key bytes -> `due (8) | timestamp (8) | change`, the
+/// change holding the latest value and the value last forwarded.
 struct Suppress {
     mode: Mode,
     store: Arc<str>,
@@ -175,7 +180,7 @@ impl Suppress {
     /// Forwards (and removes) every buffered key due at `now`.
     fn evict<K: Data + Serde, V: Data + Serde>(
         &mut self,
-        ctx: &mut ProcessorContext<'_, K, V>,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
         now: i64,
     ) -> Result<()> {
         while let Some((due, _)) = self.index.first() {
@@ -189,14 +194,15 @@ impl Suppress {
                 continue;
             };
             let (_, ts, value) = header(&entry)?;
-            ctx.forward(StreamRecord::new(K::decode(&key)?, V::decode(value)?, ts));
+            let change = Change::<V>::decode(value)?;
+            ctx.forward(StreamRecord::new(K::decode(&key)?, change, ts));
         }
         Ok(())
     }
 }
 
-impl<K: Data + Serde, V: Data + Serde> Processor<K, V> for Suppress {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, V>) -> Result<()> {
+impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
         self.index.clear();
         for (k, v) in &ctx.raw_store(&self.store)?.data {
             self.index.insert((header(v)?.0, k.clone()));
@@ -208,23 +214,30 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, V> for Suppress {
 
     fn process(
         &mut self,
-        ctx: &mut ProcessorContext<'_, K, V>,
-        r: StreamRecord<K, V>,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        r: StreamRecord<K, Change<V>>,
     ) -> Result<()> {
         let now = ctx.stream_time().unwrap_or(r.timestamp);
         let kb = r.key.encode();
         let state = ctx.raw_store(&self.store)?;
-        let due = match self.mode {
-            Mode::WindowCloses(rule) => rule.close(split_windowed(&kb)?.1),
-            Mode::TimeLimit(limit) => match state.data.get(&kb) {
-                Some(old) => header(old)?.0,
-                None => r.timestamp.saturating_add(limit),
-            },
+        // An update of a buffered key keeps its due time and the value last forwarded.
+        let (due, forwarded) = match state.data.get(&kb) {
+            Some(entry) => {
+                let (due, _, change) = header(entry)?;
+                (due, Change::<V>::decode(change)?.old)
+            }
+            None => {
+                let due = match self.mode {
+                    Mode::WindowCloses(rule) => rule.close(split_windowed(&kb)?.1),
+                    Mode::TimeLimit(limit) => r.timestamp.saturating_add(limit),
+                };
+                (due, r.value.old)
+            }
         };
         let mut entry = Vec::with_capacity(16);
         entry.extend(due.encode());
         entry.extend(r.timestamp.encode());
-        entry.extend(r.value.encode());
+        entry.extend(Change::new(r.value.new, forwarded).encode());
         state.put(kb.clone(), entry);
         self.index.insert((due, kb));
         self.evict(ctx, now)
@@ -232,7 +245,7 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, V> for Suppress {
 
     fn punctuate(
         &mut self,
-        ctx: &mut ProcessorContext<'_, K, V>,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
         _kind: PunctuationType,
         timestamp: i64,
     ) -> Result<()> {

@@ -6,9 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::global::{registry_of, GlobalStore};
 use super::processor::{OutRecord, StreamRecord};
 use super::serde::Serde;
-use super::state::{registry, ReadOnlyKeyValueStore, Registry};
+use super::state::{ReadOnlyKeyValueStore, Registry};
 use super::task::Task;
 use super::topology::Topology;
 use super::{Counters, StreamsConfig, StreamsMetrics};
@@ -39,6 +40,7 @@ use crate::error::{Error, Result};
 pub struct TopologyTestDriver {
     task: Task,
     sources: Vec<String>,
+    globals: Vec<GlobalStore>,
     outputs: HashMap<String, VecDeque<OutRecord>>,
     offsets: HashMap<String, u64>,
     registry: Registry,
@@ -71,9 +73,10 @@ impl TopologyTestDriver {
     /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) if a processor's `init` fails.
     pub fn with_config(topology: Topology, config: &StreamsConfig) -> Result<Self> {
         topology.validate()?;
-        let registry = registry(&topology.stores);
+        let registry = registry_of(&topology);
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
+        let globals = topology.globals.clone();
         let mut task = Task::new(
             Arc::new(topology),
             0,
@@ -86,6 +89,7 @@ impl TopologyTestDriver {
         Ok(TopologyTestDriver {
             task,
             sources,
+            globals,
             outputs: HashMap::new(),
             offsets: HashMap::new(),
             registry,
@@ -114,7 +118,9 @@ impl TopologyTestDriver {
         )
     }
 
-    /// Processes a record given as raw (nullable) bytes, e.g. to test bad input.
+    /// Processes a record given as raw (nullable) bytes, e.g. to test bad input. A record of a
+    /// global table's topic updates the table (a null value deletes the key; a null key is
+    /// ignored).
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a topic no source reads;
@@ -129,6 +135,14 @@ impl TopologyTestDriver {
         value: Option<&[u8]>,
         timestamp: i64,
     ) -> Result<()> {
+        if self.globals.iter().any(|g| g.topic == topic) {
+            if let Some(key) = key {
+                for g in self.globals.iter().filter(|g| g.topic == topic) {
+                    g.apply(key, value);
+                }
+            }
+            return Ok(());
+        }
         if !self.sources.iter().any(|s| s == topic) {
             return Err(Error::invalid(format!(
                 "no source of the topology reads {topic:?}"

@@ -6,8 +6,10 @@
 //! refused then, not found at run time. A topology holds suppliers, not processors: each task
 //! (input partition) gets its own instances.
 //!
-//! In this milestone a topology is one sub-topology: all its input topics must have the same
+//! A topology is one sub-topology: all its input topics (including its repartition topics,
+//! which the application creates with the input topics' partition count) must have the same
 //! number of partitions (they are co-partitioned), and task `p` reads partition `p` of each.
+//! Global tables are read whole by every instance, beside the tasks.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -105,6 +107,12 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
     by_name: HashMap<Arc<str>, usize>,
     pub(crate) stores: Vec<String>,
+    /// The repartition topics (`<app-id>-<name>-repartition`) its sinks write and sources read.
+    pub(crate) repartition_topics: Vec<String>,
+    /// Topics that must be co-partitioned, with the operation that needs it (a join).
+    pub(crate) copartition_groups: Vec<(String, Vec<String>)>,
+    /// The global tables' stores.
+    pub(crate) globals: Vec<super::global::GlobalStore>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -122,6 +130,9 @@ impl Topology {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             stores: Vec::new(),
+            repartition_topics: Vec::new(),
+            copartition_groups: Vec::new(),
+            globals: Vec::new(),
         }
     }
 
@@ -179,9 +190,11 @@ impl Topology {
         }
         for t in topics {
             crate::validate_topic_name(t)?;
-            if self.source_topics().iter().any(|s| s == t) {
+            if self.source_topics().iter().any(|s| s == t)
+                || self.globals.iter().any(|g| g.topic == *t)
+            {
                 return Err(Error::invalid(format!(
-                    "topic {t:?} is read by two sources"
+                    "topic {t:?} is read by two sources (or a source and a global table)"
                 )));
             }
         }
@@ -262,6 +275,23 @@ impl Topology {
         )
     }
 
+    /// Adds a sink made by `factory` whose topic is chosen per record (so not listed by
+    /// [`sink_topics`](Self::sink_topics)); fed by `parents`, which forward `(K, V)`.
+    pub(crate) fn add_dynamic_sink<K: Data, V: Data>(
+        &mut self,
+        name: &str,
+        factory: Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>,
+        parents: &[&str],
+    ) -> Result<&mut Topology> {
+        self.push(
+            name,
+            NodeKind::Processor { factory },
+            None,
+            parents,
+            Some(Types::of::<K, V>()),
+        )
+    }
+
     /// Adds an in-memory key-value store named `name`, which every processor of the topology
     /// can use through [`ProcessorContext::store`](super::ProcessorContext::store). It is backed
     /// by the compacted changelog topic `<app-id>-<name>-changelog`, which the application
@@ -271,7 +301,7 @@ impl Topology {
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate store name or a
     /// name that makes an invalid topic name.
     pub fn add_state_store(&mut self, name: &str) -> Result<&mut Topology> {
-        if self.stores.iter().any(|s| s == name) {
+        if self.stores.iter().any(|s| s == name) || self.globals.iter().any(|g| g.store == name) {
             return Err(Error::invalid(format!(
                 "state store {name:?} exists already"
             )));
@@ -358,9 +388,20 @@ impl Topology {
         out
     }
 
-    /// The names of the state stores.
+    /// The names of the state stores (not those of global tables).
     pub fn store_names(&self) -> &[String] {
         &self.stores
+    }
+
+    /// The repartition topics, `<app-id>-<name>-repartition`, which the application creates
+    /// when it starts (with the input topics' partition count).
+    pub fn repartition_topics(&self) -> &[String] {
+        &self.repartition_topics
+    }
+
+    /// The topics read whole as global tables.
+    pub fn global_topics(&self) -> Vec<String> {
+        self.globals.iter().map(|g| g.topic.clone()).collect()
     }
 
     /// A text description: every node with its kind and children, then the stores.
@@ -379,6 +420,15 @@ impl Topology {
             s.push_str(&format!(
                 "  store {st:?} (changelog {:?})\n",
                 super::state::changelog_topic(&self.app_id, st)
+            ));
+        }
+        for t in &self.repartition_topics {
+            s.push_str(&format!("  repartition topic {t:?}\n"));
+        }
+        for g in &self.globals {
+            s.push_str(&format!(
+                "  global store {:?} (topic {:?})\n",
+                g.store, g.topic
             ));
         }
         s

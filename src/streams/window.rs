@@ -315,9 +315,10 @@ impl SlidingWindows {
 
 /// Session windows (Kafka's `SessionWindows`): a key's records closer than the inactivity gap
 /// form one session `[first, last]` (inclusive). A record that falls within the gap of several
-/// sessions merges them into one: the merged-away sessions are deleted, and the aggregation's
-/// table forwards `None` for each of them (a tombstone when written to a topic), then the
-/// merged session with its aggregate.
+/// sessions merges them into one: the merged-away sessions are deleted from the aggregation's
+/// table (so [`KTable::to_stream_with_tombstones`](super::KTable::to_stream_with_tombstones)
+/// gives `None` for each, a tombstone when written to a topic), then the merged session is
+/// updated with its aggregate.
 ///
 /// A record is dropped if the session it would make (after merging) has closed: stream time
 /// ≥ session end + 1 + grace.

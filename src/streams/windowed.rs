@@ -4,10 +4,9 @@
 //! processor over a window store. See [`window`](super::window) for the semantics.
 
 use std::collections::BTreeSet;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::dsl::{Builder, KGroupedStream, KStream, KTable, Materialized};
+use super::dsl::{store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized};
 use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use super::serde::Serde;
 use super::state::KvState;
@@ -160,7 +159,7 @@ type Step<K, V, VA> = Arc<dyn Fn(Option<VA>, &K, V) -> VA + Send + Sync>;
 type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
-fn add_windowed<'b, K: Data, V: Data, KT: Data, VT: Data, P>(
+fn add_windowed<'b, K: Data, V: Data, KT: Data + Serde, VT: Data + Serde, P>(
     stream: &KStream<'b, K, V>,
     store_name: Option<String>,
     extra_stores: &[&str],
@@ -168,7 +167,7 @@ fn add_windowed<'b, K: Data, V: Data, KT: Data, VT: Data, P>(
     supplier: impl Fn(Arc<str>) -> P + Send + Sync + 'static,
 ) -> KTable<'b, KT, VT>
 where
-    P: Processor<K, V, KT, VT>,
+    P: Processor<K, V, KT, Change<VT>>,
 {
     let b = stream.builder;
     let store = store_name.unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
@@ -179,7 +178,7 @@ where
         for extra in extra_stores {
             t.add_state_store(&format!("{store}{extra}"))?;
         }
-        t.add_processor::<_, K, V, KT, VT>(
+        t.add_processor::<_, K, V, KT, Change<VT>>(
             &node,
             move || supplier(Arc::clone(&store_arc)),
             &[&stream.node],
@@ -187,12 +186,7 @@ where
         .map(|_| ())
     });
     b.windowed.borrow_mut().insert(node.clone(), rule);
-    KTable {
-        builder: b,
-        node,
-        store,
-        _types: PhantomData,
-    }
+    KTable::new(b, node, Some(store.clone()), store_getter::<KT, VT>(store))
 }
 
 /// A grouped stream windowed by [`TimeWindows`]; aggregate it into a table of windows.
@@ -354,17 +348,17 @@ struct TimeWindowAggregate<K, V, VA> {
     index: Expiry,
 }
 
-impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, VA>
+impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Change<VA>>
     for TimeWindowAggregate<K, V, VA>
 {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, VA>) -> Result<()> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
         let rule = self.windows.close_rule();
         self.index.rebuild(ctx.raw_store(&self.store)?, rule)
     }
 
     fn process(
         &mut self,
-        ctx: &mut ProcessorContext<'_, Windowed<K>, VA>,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         r: StreamRecord<K, V>,
     ) -> Result<()> {
         let st = ctx.stream_time();
@@ -399,12 +393,12 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, VA
             let wk = windowed_bytes(&kb, w);
             let state = ctx.raw_store(&self.store)?;
             let old = state.data.get(&wk).map(|b| VA::decode(b)).transpose()?;
-            let new = (self.step)(old, &r.key, v);
+            let new = (self.step)(old.clone(), &r.key, v);
             state.put(wk.clone(), new.encode());
             self.index.insert(rule.close(w), wk);
             ctx.forward(StreamRecord::new(
                 Windowed::new(r.key.clone(), w),
-                new,
+                Change::new(Some(new), old),
                 r.timestamp,
             ));
         }
@@ -518,10 +512,10 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
     }
 }
 
-impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowed<K>, VA>
+impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowed<K>, Change<VA>>
     for SlidingWindowAggregate<K, V, VA>
 {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, VA>) -> Result<()> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
         let rule = self.windows.close_rule();
         self.index.rebuild(ctx.raw_store(&self.store)?, rule)?;
         self.record_index.clear();
@@ -536,7 +530,7 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
 
     fn process(
         &mut self,
-        ctx: &mut ProcessorContext<'_, Windowed<K>, VA>,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         r: StreamRecord<K, V>,
     ) -> Result<()> {
         let st = ctx.stream_time();
@@ -591,12 +585,18 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             let wk = windowed_bytes(&kb, w);
             let bytes = agg.encode();
             let state = ctx.raw_store(&self.store)?;
-            if state.data.get(&wk) == Some(&bytes) {
+            let old = state.data.get(&wk).cloned();
+            if old.as_ref() == Some(&bytes) {
                 continue;
             }
+            let old = old.map(|b| VA::decode(&b)).transpose()?;
             state.put(wk.clone(), bytes);
             self.index.insert(rule.close(w), wk);
-            ctx.forward(StreamRecord::new(Windowed::new(r.key.clone(), w), agg, t));
+            ctx.forward(StreamRecord::new(
+                Windowed::new(r.key.clone(), w),
+                Change::new(Some(agg), old),
+                t,
+            ));
         }
 
         let state = ctx.raw_store(&self.store)?;
@@ -618,8 +618,8 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
 
 /// A grouped stream windowed by [`SessionWindows`]; aggregate it into a table of sessions.
 ///
-/// The tables' values are `Option`s: `None` for a session that a later record merged into
-/// another (see [`SessionWindows`]).
+/// A session that a later record merged into another is deleted from the table (see
+/// [`SessionWindows`]): [`KTable::to_stream_with_tombstones`] shows it as `None`.
 pub struct SessionWindowedKStream<'b, K, V> {
     stream: KStream<'b, K, V>,
     windows: SessionWindows,
@@ -654,10 +654,7 @@ impl<K, V, VA> Clone for SessionOps<K, V, VA> {
 
 impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
     /// The number of records per session.
-    pub fn count(
-        &self,
-        materialized: Materialized<K, i64>,
-    ) -> KTable<'b, Windowed<K>, Option<i64>> {
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<'b, Windowed<K>, i64> {
         self.aggregate(|| 0, |_k, _v, n| n + 1, |_k, a, b| a + b, materialized)
     }
 
@@ -667,7 +664,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
         &self,
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
-    ) -> KTable<'b, Windowed<K>, Option<V>>
+    ) -> KTable<'b, Windowed<K>, V>
     where
         V: Serde,
     {
@@ -695,7 +692,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
         adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
         merger: impl Fn(&K, VA, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<K, VA>,
-    ) -> KTable<'b, Windowed<K>, Option<VA>> {
+    ) -> KTable<'b, Windowed<K>, VA> {
         let init: Arc<dyn Fn() -> VA + Send + Sync> = Arc::new(initializer);
         let i2 = Arc::clone(&init);
         self.build(
@@ -712,7 +709,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
         &self,
         ops: SessionOps<K, V, VA>,
         materialized: Materialized<K, VA>,
-    ) -> KTable<'b, Windowed<K>, Option<VA>> {
+    ) -> KTable<'b, Windowed<K>, VA> {
         let windows = self.windows;
         add_windowed(
             &self.stream,
@@ -736,17 +733,17 @@ struct SessionAggregate<K, V, VA> {
     index: Expiry,
 }
 
-impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Option<VA>>
+impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Change<VA>>
     for SessionAggregate<K, V, VA>
 {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Option<VA>>) -> Result<()> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
         let rule = self.windows.close_rule();
         self.index.rebuild(ctx.raw_store(&self.store)?, rule)
     }
 
     fn process(
         &mut self,
-        ctx: &mut ProcessorContext<'_, Windowed<K>, Option<VA>>,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
         r: StreamRecord<K, V>,
     ) -> Result<()> {
         let st = ctx.stream_time();
@@ -785,8 +782,15 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Op
             return Ok(());
         }
         let mut agg = self.ops.init.as_ref().map(|f| f());
-        for (_, bytes) in &overlapping {
+        let mut merged_old = None;
+        let mut removed = Vec::new();
+        for (w, bytes) in &overlapping {
             let v = VA::decode(bytes)?;
+            if *w == merged {
+                merged_old = Some(v.clone());
+            } else {
+                removed.push((*w, v.clone()));
+            }
             agg = Some(match agg {
                 None => v,
                 Some(a) => (self.ops.merge)(&r.key, a, v),
@@ -794,22 +798,22 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Op
         }
         let new = (self.ops.step)(agg, &r.key, r.value);
         let state = ctx.raw_store(&self.store)?;
-        let mut removed = Vec::new();
-        for (w, _) in &overlapping {
-            if *w != merged {
-                state.delete(&windowed_bytes(&kb, *w));
-                removed.push(*w);
-            }
+        for (w, _) in &removed {
+            state.delete(&windowed_bytes(&kb, *w));
         }
         let mk = windowed_bytes(&kb, merged);
         state.put(mk.clone(), new.encode());
         self.index.insert(rule.close(merged), mk);
-        for w in removed {
-            ctx.forward(StreamRecord::new(Windowed::new(r.key.clone(), w), None, t));
+        for (w, old) in removed {
+            ctx.forward(StreamRecord::new(
+                Windowed::new(r.key.clone(), w),
+                Change::new(None, Some(old)),
+                t,
+            ));
         }
         ctx.forward(StreamRecord::new(
             Windowed::new(r.key, merged),
-            Some(new),
+            Change::new(Some(new), merged_old),
             t,
         ));
         let state = ctx.raw_store(&self.store)?;
