@@ -158,7 +158,7 @@ fn kill_many_times(mode: &str) {
     };
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
     for (p, k, v) in read_all(&store, "group-by-counts", isolation) {
-        let count = i64::from_be_bytes(v.as_slice().try_into().unwrap());
+        let count = <i64 as riverbed::streams::Serde>::decode(&v).unwrap();
         if eos {
             if let Some(prev) = latest.get(&k) {
                 assert!(

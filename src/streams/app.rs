@@ -6,6 +6,12 @@
 //! (`on_revoked`); the new owner creates them again and restores their stores from the
 //! changelogs before processing (`on_assigned`). A thread that was removed from the group
 //! (`on_lost`) drops its uncommitted work without committing it.
+//!
+//! A thread that gives a task up after committing (revocation, clean close) writes checkpoint
+//! snapshots of its stores, so the next owner restores from them plus the changelog after them
+//! (see `restore.rs`). Several `App` instances with the same application id on one store share
+//! the group, which is how an application scales out and in while it runs; each live instance
+//! takes its own slot of transactional ids.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -276,7 +276,12 @@ mod tests {
 
     fn sample() -> BTreeMap<Vec<u8>, Vec<u8>> {
         (0..50u32)
-            .map(|i| (i.to_be_bytes().to_vec(), vec![i as u8; (i % 7) as usize]))
+            .map(|i| {
+                (
+                    format!("{i:03}").into_bytes(),
+                    vec![i as u8; (i % 7) as usize],
+                )
+            })
             .collect()
     }
 
