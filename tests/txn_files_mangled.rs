@@ -123,7 +123,7 @@ struct View {
 }
 
 fn view(store_dir: &Path) -> View {
-    let store = Store::open(store_dir).unwrap();
+    let store = common::retry_locked(|| Store::open(store_dir));
     let v = View {
         // Small fetches, so that readers start in the middle of transactions.
         committed: read_all_consumed(&store, &parts(), IsolationLevel::ReadCommitted, 150),

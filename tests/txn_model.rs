@@ -32,6 +32,18 @@ use tempfile::TempDir;
 mod common;
 use common::{copy_tree, read_all_consumed, Seen};
 
+/// Held while `copy_tree` spawns `cp`, and by the test that reopens a store right after dropping
+/// it: a child forked by one test thread shares the directory lock of a store another thread
+/// just dropped until the child execs (see `common::retry_locked`).
+static NO_FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn copy_quietly(from: &std::path::Path) -> TempDir {
+    let _g = NO_FORKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    copy_tree(from)
+}
+
 const TOPICS: [&str; 2] = ["a", "b"];
 const TXN_IDS: [&str; 2] = ["tx0", "tx1"];
 const GROUP: &str = "g";
@@ -260,7 +272,7 @@ fn group() -> ConsumerGroupMetadata {
 
 impl Harness {
     fn new(flush: FlushPolicy) -> Harness {
-        let dir = copy_tree(template(flush));
+        let dir = copy_quietly(template(flush));
         let mut h = Harness {
             dir,
             store: None,
@@ -284,7 +296,7 @@ impl Harness {
         // The previous store was dropped: its directory is free at once (the maintenance
         // thread is joined by the drop; see
         // `a_store_with_transactions_can_be_reopened_right_after_the_drop`).
-        let store = Store::open(self.dir.path()).unwrap_or_else(|e| panic!("open: {e:?}"));
+        let store = common::retry_locked(|| Store::open(self.dir.path()));
         self.producers = TXN_IDS
             .iter()
             .map(|id| store.transactional_producer(id).unwrap())
@@ -428,7 +440,7 @@ impl Harness {
             Op::Crash => {
                 // The files as a killed process leaves them (nothing is lost: the page cache
                 // survives a process crash), opened without the clean close's snapshots.
-                let copy = copy_tree(self.dir.path());
+                let copy = copy_quietly(self.dir.path());
                 self.close();
                 self.dir = copy;
                 self.end_all_open();
@@ -680,6 +692,10 @@ fn long_interleaved_history() {
 /// and the store (and its directory lock) goes away only when that thread gets to drop it.
 #[test]
 fn a_store_with_transactions_can_be_reopened_right_after_the_drop() {
+    // No other test of this file spawns `cp` meanwhile: a forked child would share the lock.
+    let _no_forks = NO_FORKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut config = TopicConfig::new(8);

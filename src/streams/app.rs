@@ -6,6 +6,12 @@
 //! (`on_revoked`); the new owner creates them again and restores their stores from the
 //! changelogs before processing (`on_assigned`). A thread that was removed from the group
 //! (`on_lost`) drops its uncommitted work without committing it.
+//!
+//! A thread that gives a task up after committing (revocation, clean close) writes checkpoint
+//! snapshots of its stores, so the next owner restores from them plus the changelog after them
+//! (see `restore.rs`). Several `App` instances with the same application id on one store share
+//! the group, which is how an application scales out and in while it runs; each live instance
+//! takes its own slot of transactional ids.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,8 +21,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use super::checkpoint;
 use super::global::{registry_of, GlobalThread};
 use super::processor::OutRecord;
+use super::restore::{restore_task, save_task};
 use super::serde::Serde;
 use super::state::{changelog_topic, ReadOnlyKeyValueStore, Registry};
 use super::task::Task;
@@ -79,6 +87,9 @@ pub struct App {
     counters: Arc<Counters>,
     /// Stopped after the stream threads (fields drop after `Drop::drop`).
     _global: Option<GlobalThread>,
+    started: Instant,
+    /// This instance's slot among the live instances of the application in this process.
+    _slot: InstanceSlot,
 }
 
 impl std::fmt::Debug for App {
@@ -176,7 +187,12 @@ impl App {
                         &topic,
                         TopicConfig::new(partitions).cleanup_policy(CleanupPolicy::Compact),
                     ) {
-                        Ok(()) => {}
+                        Ok(()) => {
+                            // Snapshots of an earlier topic of that name describe another log.
+                            for p in 0..partitions {
+                                checkpoint::remove(&checkpoint::path(store.dir(), &topic, p))?;
+                            }
+                        }
                         Err(e) if matches!(e.kind(), ErrorKind::TopicExists { .. }) => {}
                         Err(e) => return Err(e),
                     }
@@ -187,6 +203,8 @@ impl App {
         }
         let registry = registry_of(&topology);
         let counters = Arc::new(Counters::default());
+        let started = Instant::now();
+        let slot = InstanceSlot::take(store, &app_id);
         let shared = Arc::new(Shared {
             running: AtomicBool::new(true),
             done: AtomicUsize::new(0),
@@ -202,7 +220,7 @@ impl App {
         for i in 0..config.threads {
             let output = if eos {
                 Output::Txn {
-                    producer: store.transactional_producer(&format!("{app_id}-{i}"))?,
+                    producer: store.transactional_producer(&slot.transactional_id(&app_id, i))?,
                     open: false,
                 }
             } else {
@@ -247,6 +265,8 @@ impl App {
             registry,
             counters,
             _global: global,
+            started,
+            _slot: slot,
         })
     }
 
@@ -287,7 +307,10 @@ impl App {
 
     /// The application's counters.
     pub fn metrics(&self) -> StreamsMetrics {
-        self.counters.snapshot()
+        StreamsMetrics {
+            uptime: self.started.elapsed(),
+            ..self.counters.snapshot()
+        }
     }
 
     /// Stops the application: every thread commits its work and leaves the group.
@@ -325,6 +348,54 @@ impl Drop for App {
     /// Stops the application like [`close`](App::close), ignoring errors.
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The live instances of each application (by store directory and application id) in this
+/// process. Each instance takes the lowest free slot; its threads' transactional ids are
+/// `<app-id>-<thread>` in slot 0 and `<app-id>-instance<slot>-<thread>` in the others, so that
+/// several instances of one application can run side by side without fencing each other, and a
+/// restarted application reuses (and so fences) the ids of the one it replaces.
+static INSTANCES: Mutex<Vec<(std::path::PathBuf, String, usize)>> = Mutex::new(Vec::new());
+
+struct InstanceSlot {
+    dir: std::path::PathBuf,
+    app_id: String,
+    slot: usize,
+}
+
+impl InstanceSlot {
+    fn take(store: &Store, app_id: &str) -> InstanceSlot {
+        let dir = store.dir().to_path_buf();
+        let mut live = INSTANCES.lock();
+        let slot = (0..)
+            .find(|n| {
+                !live
+                    .iter()
+                    .any(|(d, a, s)| *d == dir && a == app_id && s == n)
+            })
+            .unwrap_or(0);
+        live.push((dir.clone(), app_id.to_string(), slot));
+        InstanceSlot {
+            dir,
+            app_id: app_id.to_string(),
+            slot,
+        }
+    }
+
+    fn transactional_id(&self, app_id: &str, thread: usize) -> String {
+        match self.slot {
+            0 => format!("{app_id}-{thread}"),
+            n => format!("{app_id}-instance{n}-{thread}"),
+        }
+    }
+}
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        INSTANCES
+            .lock()
+            .retain(|(d, a, s)| !(*d == self.dir && *a == self.app_id && *s == self.slot));
     }
 }
 
@@ -460,6 +531,14 @@ impl ThreadState {
         Ok(())
     }
 
+    /// Writes a checkpoint snapshot of every task's stores; call right after a successful commit.
+    fn save_snapshots(&self) {
+        let eos = matches!(self.output, Output::Txn { .. });
+        for task in self.tasks.values() {
+            save_task(&self.store, task, &self.changelogs, eos, &self.counters);
+        }
+    }
+
     /// Drops every task and the uncommitted work (aborting the open transaction).
     fn drop_tasks(&mut self) {
         if let Output::Txn { producer, open } = &mut self.output {
@@ -483,50 +562,14 @@ impl ThreadState {
             self.config.deserialization,
             Arc::clone(&self.counters),
         );
-        if !self.changelogs.is_empty() {
-            let eos = matches!(self.output, Output::Txn { .. });
-            let mut reader = self.store.consumer(
-                ConsumerConfig::default()
-                    .auto_offset_reset(OffsetReset::Earliest)
-                    .max_poll_records(10_000)
-                    .isolation_level(if eos {
-                        IsolationLevel::ReadCommitted
-                    } else {
-                        IsolationLevel::ReadUncommitted
-                    }),
-            )?;
-            let tps: Vec<TopicPartition> = self
-                .changelogs
-                .iter()
-                .map(|(_, t)| TopicPartition::new(t.as_str(), p))
-                .collect();
-            reader.assign(&tps)?;
-            let ends: HashMap<TopicPartition, u64> =
-                reader.end_offsets(&tps)?.into_iter().collect();
-            loop {
-                let mut done = true;
-                for (tp, end) in &ends {
-                    if reader.position(tp)? < *end {
-                        done = false;
-                    }
-                }
-                if done {
-                    break;
-                }
-                for r in reader.poll(Duration::from_millis(100))?.iter() {
-                    let tp = TopicPartition::new(r.topic(), r.partition());
-                    let (Some(key), Some(&end)) = (r.key(), ends.get(&tp)) else {
-                        continue;
-                    };
-                    if r.offset() >= end {
-                        continue;
-                    }
-                    if let Some((store, _)) = self.changelogs.iter().find(|(_, t)| t == r.topic()) {
-                        task.restore(store, key, r.value());
-                    }
-                }
-            }
-        }
+        let eos = matches!(self.output, Output::Txn { .. });
+        restore_task(
+            &self.store,
+            &mut task,
+            &self.changelogs,
+            eos,
+            &self.counters,
+        )?;
         task.set_wall_clock(now_ms());
         task.init()?;
         self.tasks.insert(p, task);
@@ -570,9 +613,13 @@ struct Listener(Arc<Mutex<ThreadState>>);
 impl RebalanceListener for Listener {
     fn on_revoked(&mut self, consumer: &mut Consumer, _partitions: &[TopicPartition]) {
         let mut st = self.0.lock();
-        if let Err(e) = st.commit(consumer) {
-            if st.error.is_none() && !matches!(e.kind(), ErrorKind::CommitFailed { .. }) {
-                st.error = Some(e);
+        match st.commit(consumer) {
+            Ok(()) if !st.failed => st.save_snapshots(),
+            Ok(()) => {}
+            Err(e) => {
+                if st.error.is_none() && !matches!(e.kind(), ErrorKind::CommitFailed { .. }) {
+                    st.error = Some(e);
+                }
             }
         }
         st.drop_tasks();
@@ -656,5 +703,8 @@ fn thread_loop(
             last_commit = Instant::now();
         }
     }
-    state.lock().commit(consumer)
+    let mut st = state.lock();
+    st.commit(consumer)?;
+    st.save_snapshots();
+    Ok(())
 }

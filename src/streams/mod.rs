@@ -38,9 +38,11 @@
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
 
 mod app;
+mod checkpoint;
 mod dsl;
 mod global;
 mod processor;
+mod restore;
 mod serde;
 mod state;
 mod suppress;
@@ -209,20 +211,40 @@ pub(crate) struct Counters {
     pub skipped: AtomicU64,
     pub commits: AtomicU64,
     pub dropped: AtomicU64,
+    pub restored: AtomicU64,
+    pub restore_remaining: AtomicU64,
+    pub snapshot_entries: AtomicU64,
+    pub snapshots_used: AtomicU64,
+    pub snapshots_rejected: AtomicU64,
+    pub snapshots_written: AtomicU64,
 }
 
 impl Counters {
     fn snapshot(&self) -> StreamsMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StreamsMetrics {
-            processed_records: self.processed.load(Ordering::Relaxed),
-            skipped_records: self.skipped.load(Ordering::Relaxed),
-            commits: self.commits.load(Ordering::Relaxed),
-            dropped_records: self.dropped.load(Ordering::Relaxed),
+            processed_records: get(&self.processed),
+            skipped_records: get(&self.skipped),
+            commits: get(&self.commits),
+            restored_records: get(&self.restored),
+            restore_remaining: get(&self.restore_remaining),
+            restored_from_snapshots: get(&self.snapshot_entries),
+            snapshots_used: get(&self.snapshots_used),
+            snapshots_rejected: get(&self.snapshots_rejected),
+            snapshots_written: get(&self.snapshots_written),
+            uptime: Duration::ZERO,
+            dropped_records: get(&self.dropped),
         }
     }
 }
 
-/// A snapshot of an application's counters.
+/// A snapshot of an application's counters ([`App::metrics`], [`TopologyTestDriver::metrics`]).
+///
+/// The restore figures cover every task restore since the application started: the first
+/// start, restarts, and tasks moving between threads or instances at rebalances. A restore
+/// loads each store's checkpoint snapshot when it has a usable one (`snapshots_used`,
+/// `restored_from_snapshots`) and then replays the changelog from the snapshot's offset, or
+/// from the start without one (`restored_records`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamsMetrics {
     /// Input records processed (including ones whose work was later redone after a failure).
@@ -236,4 +258,47 @@ pub struct StreamsMetrics {
     /// closed (their timestamp is later than window end + grace), or because their timestamp is
     /// negative; each is also logged (target `riverbed::streams`). See [`TimeWindows`].
     pub dropped_records: u64,
+    /// Changelog records applied to stores while restoring them.
+    pub restored_records: u64,
+    /// Restore progress: changelog offsets that restores in progress still have to read (0 when
+    /// no task is restoring). A restore adds its whole range when it starts and counts it down
+    /// as it reads.
+    pub restore_remaining: u64,
+    /// Store entries loaded from checkpoint snapshots.
+    pub restored_from_snapshots: u64,
+    /// Store restores that started from a checkpoint snapshot.
+    pub snapshots_used: u64,
+    /// Checkpoint snapshots found but not used (damaged, stale, or not valid for the
+    /// processing guarantee); those stores were restored from the whole changelog.
+    pub snapshots_rejected: u64,
+    /// Checkpoint snapshots written (at clean close and when a rebalance takes a task away).
+    pub snapshots_written: u64,
+    /// Time since the application started (zero in the test driver).
+    pub uptime: Duration,
+}
+
+impl StreamsMetrics {
+    /// The mean process rate since the start: input records per second over
+    /// [`uptime`](Self::uptime) (0 while the uptime is zero).
+    pub fn process_rate(&self) -> f64 {
+        rate(self.processed_records, self.uptime)
+    }
+
+    /// The process rate between an `earlier` snapshot of the same application and this one:
+    /// input records per second (0 if no time passed).
+    pub fn process_rate_since(&self, earlier: &StreamsMetrics) -> f64 {
+        rate(
+            self.processed_records
+                .saturating_sub(earlier.processed_records),
+            self.uptime.saturating_sub(earlier.uptime),
+        )
+    }
+}
+
+fn rate(records: u64, over: Duration) -> f64 {
+    if over.is_zero() {
+        0.0
+    } else {
+        records as f64 / over.as_secs_f64()
+    }
 }

@@ -124,6 +124,23 @@ impl Task {
         }
     }
 
+    /// Replaces a store's contents with a checkpoint snapshot (before `init` and before the
+    /// changelog tail is restored).
+    pub fn load_snapshot(
+        &mut self,
+        store: &str,
+        data: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    ) {
+        if let Some(s) = self.ctx.stores.get_mut(store) {
+            s.data = data;
+        }
+    }
+
+    /// A store's working contents (the committed state right after a commit), for checkpoints.
+    pub fn store_data(&self, store: &str) -> Option<&std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.ctx.stores.get(store).map(|s| &s.data)
+    }
+
     /// Publishes the restored stores as committed and runs every processor's `init`.
     pub fn init(&mut self) -> Result<()> {
         for (name, s) in &self.ctx.stores {
