@@ -181,88 +181,117 @@ impl Sequencer {
         store: &Store,
         records: Vec<Record>,
         transactional: bool,
-        mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
+        on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
     ) -> Result<Vec<RecordMetadata>> {
-        let inner = &store.inner;
-        let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
-        let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
-        for (i, r) in records.iter().enumerate() {
-            let topic = match topics.get(&r.topic) {
-                Some(t) => Arc::clone(t),
-                None => {
-                    let t = inner.topic_or_create(&r.topic, store)?;
-                    topics.insert(r.topic.clone(), Arc::clone(&t));
-                    t
-                }
-            };
-            let size = r.encoded_size_bound();
-            let max = topic.config.log.max_record_bytes;
-            if size > max {
-                return Err(ErrorKind::RecordTooLarge { size, max }.into());
-            }
-            let p = route(&topic, r, size, self.batch_size)?;
-            routed.entry((r.topic.clone(), p)).or_default().push(i);
-        }
-        let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
-        let now = crate::log::now_ms();
-        for ((topic_name, p), idxs) in routed {
-            let topic = &topics[&topic_name];
-            let part = topic.partition(p)?;
-            let tp = TopicPartition::new(topic_name.clone(), p);
-            let max = topic.config.log.max_record_bytes;
-            let mut start = 0;
-            while start < idxs.len() {
-                let seq = self.next.get(&tp).copied().unwrap_or(0);
-                let mut b = BatchBuilder::new(topic.config.compression);
-                let mut end = start;
-                while end < idxs.len() {
-                    let r = &records[idxs[end]];
-                    if end > start && b.size_in_bytes() + r.encoded_size_bound() > max {
-                        break;
-                    }
-                    b.append(
-                        r.timestamp.unwrap_or(now),
-                        r.key.as_deref(),
-                        r.value.as_deref(),
-                        &r.header_refs(),
-                    );
-                    end += 1;
-                }
-                b.producer(ProducerFields {
-                    producer_id: self.producer_id,
-                    producer_epoch: self.epoch,
-                    base_sequence: seq,
-                })
-                .transactional(transactional);
-                on_partition(&tp, &part, seq);
-                let info = part
-                    .log
-                    .append(&b.build()?)
-                    .map_err(|e| Producer::deleted_topic_error(&topic_name, &part.log, e))?;
-                let count = (end - start) as i64;
-                let next = (i64::from(seq) + count) % (i64::from(i32::MAX) + 1);
-                self.next.insert(tp.clone(), next as i32);
-                for (k, &i) in idxs[start..end].iter().enumerate() {
-                    let r = &records[i];
-                    out[i] = Some(RecordMetadata {
-                        topic: topic_name.clone(),
-                        partition: p,
-                        offset: info.base_offset + k as u64,
-                        timestamp: if topic.config.log.timestamp_type
-                            == TimestampType::LogAppendTime
-                        {
-                            info.timestamp
-                        } else {
-                            r.timestamp.unwrap_or(now)
-                        },
-                    });
-                }
-                start = end;
-            }
-        }
-        inner.notify.notify();
-        Ok(out.into_iter().flatten().collect())
+        let batch_size = self.batch_size;
+        send_records(
+            store,
+            records,
+            batch_size,
+            Some((self, transactional)),
+            on_partition,
+        )
     }
+}
+
+/// Sends `records` as one batch per partition (split at `max_record_bytes`) and returns their
+/// metadata in the order given. Every record is validated (topic, partition, size, key for a
+/// compacted topic) before anything is written. With `stamp`, each batch carries the producer's
+/// id, epoch and the partition's next sequence (and the transactional bit), and `on_partition`
+/// hears of each partition, with the batch's sequence, before its batch is appended.
+fn send_records(
+    store: &Store,
+    records: Vec<Record>,
+    batch_size: usize,
+    mut stamp: Option<(&mut Sequencer, bool)>,
+    mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
+) -> Result<Vec<RecordMetadata>> {
+    let inner = &store.inner;
+    let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let topic = match topics.get(&r.topic) {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t = inner.topic_or_create(&r.topic, store)?;
+                topics.insert(r.topic.clone(), Arc::clone(&t));
+                t
+            }
+        };
+        refuse_keyless(&topic, r, i)?;
+        let size = r.encoded_size_bound();
+        let max = topic.config.log.max_record_bytes;
+        if size > max {
+            return Err(ErrorKind::RecordTooLarge { size, max }.into());
+        }
+        let p = route(&topic, r, size, batch_size)?;
+        routed.entry((r.topic.clone(), p)).or_default().push(i);
+    }
+    let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
+    let now = crate::log::now_ms();
+    for ((topic_name, p), idxs) in routed {
+        let topic = &topics[&topic_name];
+        let part = topic.partition(p)?;
+        let tp = TopicPartition::new(topic_name.clone(), p);
+        let max = topic.config.log.max_record_bytes;
+        let mut start = 0;
+        while start < idxs.len() {
+            let mut b = BatchBuilder::new(topic.config.compression);
+            let mut end = start;
+            while end < idxs.len() {
+                let r = &records[idxs[end]];
+                if end > start && b.size_in_bytes() + r.encoded_size_bound() > max {
+                    break;
+                }
+                b.append(
+                    r.timestamp.unwrap_or(now),
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.header_refs(),
+                );
+                end += 1;
+            }
+            let seq = match stamp.as_mut() {
+                Some((seq, transactional)) => {
+                    let first = seq.next.get(&tp).copied().unwrap_or(0);
+                    b.producer(ProducerFields {
+                        producer_id: seq.producer_id,
+                        producer_epoch: seq.epoch,
+                        base_sequence: first,
+                    })
+                    .transactional(*transactional);
+                    on_partition(&tp, &part, first);
+                    Some(first)
+                }
+                None => None,
+            };
+            let info = part
+                .log
+                .append(&b.build()?)
+                .map_err(|e| Producer::deleted_topic_error(&topic_name, &part.log, e))?;
+            if let (Some((sequencer, _)), Some(first)) = (stamp.as_mut(), seq) {
+                let count = (end - start) as i64;
+                let next = (i64::from(first) + count) % (i64::from(i32::MAX) + 1);
+                sequencer.next.insert(tp.clone(), next as i32);
+            }
+            for (k, &i) in idxs[start..end].iter().enumerate() {
+                let r = &records[i];
+                out[i] = Some(RecordMetadata {
+                    topic: topic_name.clone(),
+                    partition: p,
+                    offset: info.base_offset + k as u64,
+                    timestamp: if topic.config.log.timestamp_type == TimestampType::LogAppendTime {
+                        info.timestamp
+                    } else {
+                        r.timestamp.unwrap_or(now)
+                    },
+                });
+            }
+            start = end;
+        }
+    }
+    inner.notify.notify();
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Chooses the partition of `record` in `topic`.
@@ -419,76 +448,16 @@ impl Producer {
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Vec<RecordMetadata>> {
         let records: Vec<Record> = records.into_iter().collect();
-        if let Some(seq) = &self.sequencer {
-            return seq.lock().send(&self.store, records, false, |_, _, _| {});
+        match &self.sequencer {
+            Some(seq) => seq.lock().send(&self.store, records, false, |_, _, _| {}),
+            None => send_records(
+                &self.store,
+                records,
+                self.config.batch_size,
+                None,
+                |_, _, _| {},
+            ),
         }
-        let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
-        let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
-        for (i, r) in records.iter().enumerate() {
-            let topic = match topics.get(&r.topic) {
-                Some(t) => Arc::clone(t),
-                None => {
-                    let t = self.inner().topic_or_create(&r.topic, &self.store)?;
-                    topics.insert(r.topic.clone(), Arc::clone(&t));
-                    t
-                }
-            };
-            refuse_keyless(&topic, r, i)?;
-            let size = r.encoded_size_bound();
-            let max = topic.config.log.max_record_bytes;
-            if size > max {
-                return Err(ErrorKind::RecordTooLarge { size, max }.into());
-            }
-            let p = self.route(&topic, r, size)?;
-            routed.entry((r.topic.clone(), p)).or_default().push(i);
-        }
-        let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
-        let now = crate::log::now_ms();
-        for ((topic_name, p), idxs) in routed {
-            let topic = &topics[&topic_name];
-            let part = topic.partition(p)?;
-            let max = topic.config.log.max_record_bytes;
-            let mut start = 0;
-            while start < idxs.len() {
-                let mut b = BatchBuilder::new(topic.config.compression);
-                let mut end = start;
-                while end < idxs.len() {
-                    let r = &records[idxs[end]];
-                    if end > start && b.size_in_bytes() + r.encoded_size_bound() > max {
-                        break;
-                    }
-                    b.append(
-                        r.timestamp.unwrap_or(now),
-                        r.key.as_deref(),
-                        r.value.as_deref(),
-                        &r.header_refs(),
-                    );
-                    end += 1;
-                }
-                let info = part
-                    .log
-                    .append(&b.build()?)
-                    .map_err(|e| Self::deleted_topic_error(&topic_name, &part.log, e))?;
-                for (k, &i) in idxs[start..end].iter().enumerate() {
-                    let r = &records[i];
-                    out[i] = Some(RecordMetadata {
-                        topic: topic_name.clone(),
-                        partition: p,
-                        offset: info.base_offset + k as u64,
-                        timestamp: if topic.config.log.timestamp_type
-                            == TimestampType::LogAppendTime
-                        {
-                            info.timestamp
-                        } else {
-                            r.timestamp.unwrap_or(now)
-                        },
-                    });
-                }
-                start = end;
-            }
-        }
-        self.inner().notify.notify();
-        Ok(out.into_iter().flatten().collect())
     }
 
     /// Makes everything sent so far (by any producer of this store) durable.
