@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,43 +14,6 @@ use riverbed::{ConsumerConfig, IsolationLevel, OffsetReset, Store, TopicPartitio
 
 const EXAMPLE: &str = "group_by_count_exactly_once";
 const PARTITIONS: u32 = 4;
-
-/// The example's binary, next to this test's (cargo builds examples for `cargo test`); built
-/// here when the test runs alone.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let bin = profile_dir.join("examples").join(EXAMPLE);
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str());
-        let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cmd.args(["build", "--example", EXAMPLE, "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile == Some("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the example failed");
-    }
-    bin
-}
-
-/// A small deterministic generator for the kill delays (seed printed for reruns).
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 fn read_all(store: &Store, topic: &str, isolation: IsolationLevel) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
     let mut c = store
@@ -85,14 +47,14 @@ fn read_all(store: &Store, topic: &str, isolation: IsolationLevel) -> Vec<(u32, 
 
 #[test]
 fn counts_are_exact_after_many_kills() {
-    let bin = example_binary();
+    let bin = common::example_binary(EXAMPLE);
     let dir = tempfile::tempdir().unwrap();
     let per_topic = "30000";
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(7, |d| d.as_nanos() as u64);
     println!("seed {seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = common::Lcg(seed);
     for _ in 0..20 {
         // 3 ms of "work" inside each transaction, so that kills often land there.
         let mut child = Command::new(&bin)

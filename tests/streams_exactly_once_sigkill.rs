@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,43 +23,6 @@ const EXAMPLE: &str = "group_by_count_streams";
 const APP_ID: &str = "group-by-count-streams";
 const PARTITIONS: u32 = 4;
 const PER_TOPIC: u64 = 30_000;
-
-/// The example's binary, next to this test's (cargo builds examples for `cargo test`); built
-/// here when the test runs alone.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let bin = profile_dir.join("examples").join(EXAMPLE);
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str());
-        let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cmd.args(["build", "--example", EXAMPLE, "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile == Some("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building the example failed");
-    }
-    bin
-}
-
-/// A small deterministic generator for the kill delays (seed printed for reruns).
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 fn read_all(store: &Store, topic: &str, isolation: IsolationLevel) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
     let mut c = store
@@ -104,13 +67,13 @@ fn run_to_end(bin: &Path, dir: &Path, records: u64, mode: &str) {
 }
 
 fn kill_many_times(mode: &str) {
-    let bin = example_binary();
+    let bin = common::example_binary(EXAMPLE);
     let dir = tempfile::tempdir().unwrap();
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(7, |d| d.as_nanos() as u64);
     println!("{mode}: seed {seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = common::Lcg(seed);
     // A clean run first: its close writes checkpoint snapshots, which every later restore
     // starts from (plus the changelog the killed runs committed after them).
     run_to_end(&bin, dir.path(), PER_TOPIC / 3, mode);

@@ -215,3 +215,42 @@ pub fn retry_locked<T>(mut open: impl FnMut() -> riverbed::Result<T>) -> T {
         }
     }
 }
+
+/// The binary of example `name`, next to the running test's (cargo builds examples for
+/// `cargo test`); built here when the test runs alone (`cargo test --test X` builds none).
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join("examples").join(name);
+    if !bin.exists() {
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str());
+        let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cmd.args(["build", "--example", name, "--target-dir"])
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile == Some("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building example {name} failed");
+    }
+    bin
+}
+
+/// A small deterministic generator (for kill delays; tests print the seed for reruns).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
