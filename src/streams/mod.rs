@@ -64,7 +64,7 @@ pub use dsl::{
 };
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
-pub use suppress::Suppressed;
+pub use suppress::{BufferConfig, Suppressed};
 pub use test_driver::TopologyTestDriver;
 pub use topology::Topology;
 pub use window::{

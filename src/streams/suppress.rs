@@ -13,9 +13,23 @@
 //!   timer. At most one update per key per `limit`.
 //!
 //! Due keys are forwarded in due-time order (then key bytes), with the timestamp of their last
-//! update, after each record that reaches the node and whenever stream time advances. The
-//! buffer is unbounded (Kafka's `BufferConfig.unbounded()`): it holds at most one entry per
-//! open window (or per key updated within the limit).
+//! update, after each record that reaches the node and whenever stream time advances.
+//!
+//! By default the buffer is unbounded (Kafka's `BufferConfig.unbounded()`): it holds one entry
+//! per open window (or per key updated within the limit), however many that is. A
+//! [`BufferConfig`] bounds it by entries and/or bytes (key plus buffered entry) and says what
+//! happens when an update would overflow it:
+//!
+//! - [`BufferConfig::emit_early_when_full`]: the entries due first are forwarded ahead of time
+//!   until the buffer fits again, so the limit is on memory, not on correctness of the values
+//!   (a key emitted early may be emitted again later). Only for `until_time_limit`: emitting a
+//!   window early would break `until_window_closes`' promise of one final result, so
+//!   [`Builder::build`](super::Builder::build) refuses that combination (as Kafka's
+//!   `StrictBufferConfig` does).
+//! - [`BufferConfig::shut_down_when_full`] (the default for a bounded buffer): the update fails
+//!   with [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
+//!   limit, which stops the application (see [`App`](super::App)) without committing the
+//!   update; nothing is emitted early.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,6 +46,102 @@ use crate::error::{Error, Result};
 pub struct Suppressed {
     until: Until,
     name: Option<String>,
+    buffer: BufferConfig,
+}
+
+/// How big a suppression buffer may grow, and what happens when an update would overflow it;
+/// see the [module docs](self).
+///
+/// ```
+/// use std::time::Duration;
+/// use riverbed::streams::{BufferConfig, Builder, Materialized, Suppressed, TopologyTestDriver};
+///
+/// // At most one update per user per minute, but never more than 2 users buffered.
+/// let b = Builder::new("rate-limited");
+/// b.table::<String, i64>("scores", Materialized::named("scores"))
+///     .suppress(
+///         Suppressed::until_time_limit(Duration::from_secs(60))
+///             .with_buffer(BufferConfig::max_records(2).emit_early_when_full()),
+///     )
+///     .to_stream()
+///     .to("scores-limited");
+/// let mut d = TopologyTestDriver::new(b.build()?)?;
+/// for (i, user) in ["ann", "bob", "cid"].into_iter().enumerate() {
+///     d.pipe_input("scores", &user.to_string(), &10i64, 1_000 + i as i64)?;
+/// }
+/// // The third user overflowed the buffer: ann's update, due first, went out early.
+/// let out = d.read_output::<String, i64>("scores-limited")?;
+/// assert_eq!(out.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["ann"]);
+/// # Ok::<(), riverbed::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferConfig {
+    max_records: Option<usize>,
+    max_bytes: Option<usize>,
+    when_full: WhenFull,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WhenFull {
+    EmitEarly,
+    ShutDown,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig::unbounded()
+    }
+}
+
+impl BufferConfig {
+    /// No limit: the buffer holds whatever is not due yet. The default.
+    pub fn unbounded() -> Self {
+        BufferConfig {
+            max_records: None,
+            max_bytes: None,
+            when_full: WhenFull::ShutDown,
+        }
+    }
+
+    /// At most `n` buffered keys (shut down when full unless
+    /// [`emit_early_when_full`](Self::emit_early_when_full)).
+    pub fn max_records(n: usize) -> Self {
+        BufferConfig::unbounded().with_max_records(n)
+    }
+
+    /// At most `n` bytes of buffered keys and entries (shut down when full unless
+    /// [`emit_early_when_full`](Self::emit_early_when_full)).
+    pub fn max_bytes(n: usize) -> Self {
+        BufferConfig::unbounded().with_max_bytes(n)
+    }
+
+    /// Also limits the number of buffered keys to `n`.
+    pub fn with_max_records(mut self, n: usize) -> Self {
+        self.max_records = Some(n);
+        self
+    }
+
+    /// Also limits the buffered bytes to `n`.
+    pub fn with_max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = Some(n);
+        self
+    }
+
+    /// When full, forward the entries due first ahead of time until the buffer fits.
+    pub fn emit_early_when_full(mut self) -> Self {
+        self.when_full = WhenFull::EmitEarly;
+        self
+    }
+
+    /// When full, fail the update and stop the application. The default.
+    pub fn shut_down_when_full(mut self) -> Self {
+        self.when_full = WhenFull::ShutDown;
+        self
+    }
+
+    fn overflows(&self, records: usize, bytes: usize) -> bool {
+        self.max_records.is_some_and(|m| records > m) || self.max_bytes.is_some_and(|m| bytes > m)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +156,7 @@ impl Suppressed {
         Suppressed {
             until: Until::WindowCloses,
             name: None,
+            buffer: BufferConfig::unbounded(),
         }
     }
 
@@ -55,6 +166,7 @@ impl Suppressed {
         Suppressed {
             until: Until::TimeLimit(i64::try_from(limit.as_millis()).unwrap_or(i64::MAX)),
             name: None,
+            buffer: BufferConfig::unbounded(),
         }
     }
 
@@ -62,6 +174,12 @@ impl Suppressed {
     /// `<app-id>-<name>-changelog`.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Bounds the buffer (default [`BufferConfig::unbounded`]).
+    pub fn with_buffer(mut self, buffer: BufferConfig) -> Self {
+        self.buffer = buffer;
         self
     }
 }
@@ -110,6 +228,16 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// ```
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<'b, K, V> {
         let b = self.builder;
+        if suppressed.until == Until::WindowCloses
+            && suppressed.buffer.when_full == WhenFull::EmitEarly
+        {
+            b.fail(Error::invalid(
+                "suppress(until_window_closes) cannot emit early when its buffer is full: that \
+                 would emit more than one result per window; use shut_down_when_full or an \
+                 unbounded buffer",
+            ));
+        }
+        let limits = suppressed.buffer;
         let mode = match suppressed.until {
             Until::TimeLimit(ms) => Mode::TimeLimit(ms),
             Until::WindowCloses => match b.windowed.borrow().get(&self.node) {
@@ -142,8 +270,10 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                 &node,
                 move || Suppress {
                     mode,
+                    limits,
                     store: Arc::clone(&store),
                     index: BTreeSet::new(),
+                    bytes: 0,
                 },
                 &[&self.node],
             )
@@ -157,9 +287,12 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
 /// change holding the latest value and the value last forwarded.
 struct Suppress {
     mode: Mode,
+    limits: BufferConfig,
     store: Arc<str>,
     /// Buffered keys by due time.
     index: BTreeSet<(i64, Vec<u8>)>,
+    /// The buffer's size as [`BufferConfig::max_bytes`] counts it: keys plus entries.
+    bytes: usize,
 }
 
 fn header(bytes: &[u8]) -> Result<(i64, i64, &[u8])> {
@@ -177,14 +310,17 @@ fn header(bytes: &[u8]) -> Result<(i64, i64, &[u8])> {
 }
 
 impl Suppress {
-    /// Forwards (and removes) every buffered key due at `now`.
+    /// Forwards (and removes) every buffered key due at `now`, then, if the buffer is over
+    /// its limits and may emit early, the keys due first until it fits.
     fn evict<K: Data + Serde, V: Data + Serde>(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<V>>,
         now: i64,
     ) -> Result<()> {
         while let Some((due, _)) = self.index.first() {
-            if *due > now {
+            let over = self.limits.when_full == WhenFull::EmitEarly
+                && self.limits.overflows(self.index.len(), self.bytes);
+            if *due > now && !over {
                 break;
             }
             let Some((_, key)) = self.index.pop_first() else {
@@ -193,6 +329,7 @@ impl Suppress {
             let Some(entry) = ctx.raw_store(&self.store)?.delete(&key) else {
                 continue;
             };
+            self.bytes = self.bytes.saturating_sub(key.len() + entry.len());
             let (_, ts, value) = header(&entry)?;
             let change = Change::<V>::decode(value)?;
             ctx.forward(StreamRecord::new(K::decode(&key)?, change, ts));
@@ -204,8 +341,10 @@ impl Suppress {
 impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
         self.index.clear();
+        self.bytes = 0;
         for (k, v) in &ctx.raw_store(&self.store)?.data {
             self.index.insert((header(v)?.0, k.clone()));
+            self.bytes += k.len() + v.len();
         }
         // Evict whenever stream time moves, even if no update reaches this node.
         ctx.schedule(Duration::from_millis(1), PunctuationType::StreamTime);
@@ -221,24 +360,42 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
         let kb = r.key.encode();
         let state = ctx.raw_store(&self.store)?;
         // An update of a buffered key keeps its due time and the value last forwarded.
-        let (due, forwarded) = match state.data.get(&kb) {
+        let (due, forwarded, replaced) = match state.data.get(&kb) {
             Some(entry) => {
                 let (due, _, change) = header(entry)?;
-                (due, Change::<V>::decode(change)?.old)
+                (
+                    due,
+                    Change::<V>::decode(change)?.old,
+                    kb.len() + entry.len(),
+                )
             }
             None => {
                 let due = match self.mode {
                     Mode::WindowCloses(rule) => rule.close(split_windowed(&kb)?.1),
                     Mode::TimeLimit(limit) => r.timestamp.saturating_add(limit),
                 };
-                (due, r.value.old)
+                (due, r.value.old, 0)
             }
         };
         let mut entry = Vec::with_capacity(16);
         entry.extend(due.encode());
         entry.extend(r.timestamp.encode());
         entry.extend(Change::new(r.value.new, forwarded).encode());
+        let bytes = self.bytes - replaced + kb.len() + entry.len();
+        let records = self.index.len() + usize::from(replaced == 0);
+        if self.limits.when_full == WhenFull::ShutDown && self.limits.overflows(records, bytes) {
+            // Fail before buffering: the update is not committed, and is processed again after
+            // a restart (with a larger buffer, or once the window closes).
+            return Err(Error::invalid(format!(
+                "suppression buffer {:?} is full: {records} keys / {bytes} bytes with this \
+                 update, limit {} keys / {} bytes (BufferConfig::shut_down_when_full)",
+                self.store,
+                limit_text(self.limits.max_records),
+                limit_text(self.limits.max_bytes),
+            )));
+        }
         state.put(kb.clone(), entry);
+        self.bytes = bytes;
         self.index.insert((due, kb));
         self.evict(ctx, now)
     }
@@ -251,4 +408,8 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
     ) -> Result<()> {
         self.evict(ctx, timestamp)
     }
+}
+
+fn limit_text(limit: Option<usize>) -> String {
+    limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
 }
