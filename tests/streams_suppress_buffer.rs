@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use riverbed::streams::{
-    App, BufferConfig, Builder, Materialized, StreamsConfig, Suppressed, TimeWindows,
+    App, BufferConfig, Builder, Materialized, Serde, StreamsConfig, Suppressed, TimeWindows,
     TopologyTestDriver,
 };
 use riverbed::{ConsumerConfig, ErrorKind, Record, Store, TopicConfig, TopicPartition};
@@ -160,7 +160,7 @@ fn a_full_buffer_stops_a_running_app_without_committing_the_update() {
         p.send(
             Record::new("scores")
                 .key(k)
-                .value(5i64.to_be_bytes().to_vec())
+                .value(5i64.encode())
                 .timestamp(ts),
         )
         .unwrap();
