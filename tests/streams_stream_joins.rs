@@ -31,14 +31,10 @@ fn topology(kind: Kind, windows: JoinWindows) -> Topology {
     let right = b.stream::<String, String>("right");
     let joined = match kind {
         Kind::Inner => left.join_stream(&right, |l, r| format!("{l}+{r}"), windows),
-        Kind::Left => {
-            left.left_join_stream(&right, |l, r| format!("{l}+{}", show(r)), windows)
+        Kind::Left => left.left_join_stream(&right, |l, r| format!("{l}+{}", show(r)), windows),
+        Kind::Outer => {
+            left.outer_join_stream(&right, |l, r| format!("{}+{}", show(l), show(r)), windows)
         }
-        Kind::Outer => left.outer_join_stream(
-            &right,
-            |l, r| format!("{}+{}", show(l), show(r)),
-            windows,
-        ),
     };
     joined.to("out");
     b.build().unwrap()
@@ -130,7 +126,8 @@ fn read(d: &mut TopologyTestDriver) -> Vec<Output> {
 fn check(kind: Kind, spec: (i64, i64, i64), inputs: &[Input]) -> Result<(), TestCaseError> {
     let (before, after, grace) = spec;
     let ms = |x: i64| Duration::from_millis(x as u64);
-    let windows = JoinWindows::of_time_difference_and_grace(ms(after), ms(grace)).before(ms(before));
+    let windows =
+        JoinWindows::of_time_difference_and_grace(ms(after), ms(grace)).before(ms(before));
     let topology = topology(kind, windows);
     let stores = topology.store_names().to_vec();
     prop_assert_eq!(stores.len(), 2);
@@ -152,7 +149,11 @@ fn check(kind: Kind, spec: (i64, i64, i64), inputs: &[Input]) -> Result<(), Test
     // the stream time, the right store nothing.
     let sizes: Vec<usize> = stores
         .iter()
-        .map(|s| d.store::<Vec<u8>, Vec<u8>>(s).unwrap().approximate_num_entries())
+        .map(|s| {
+            d.store::<Vec<u8>, Vec<u8>>(s)
+                .unwrap()
+                .approximate_num_entries()
+        })
         .collect();
     prop_assert_eq!(sizes, vec![2, 0]);
     Ok(())
@@ -194,10 +195,7 @@ fn a_record_whose_window_closed_is_dropped_and_counted() {
     d.pipe_input("right", &k, &"R1".to_string(), 200).unwrap();
     // Window [180, 200] ends exactly at stream time: still open, pairs with R1.
     d.pipe_input("left", &k, &"L2".to_string(), 190).unwrap();
-    assert_eq!(
-        read(&mut d),
-        [("k1".to_string(), "L2+R1".to_string(), 200)]
-    );
+    assert_eq!(read(&mut d), [("k1".to_string(), "L2+R1".to_string(), 200)]);
     assert_eq!(d.metrics().dropped_records, 0);
     // Window [140, 160] (it would pair with nothing anyway) closed before stream time 200.
     d.pipe_input("right", &k, &"R3".to_string(), 150).unwrap();
@@ -246,7 +244,8 @@ fn a_rekeyed_stream_is_repartitioned_before_the_join() {
     assert_eq!(topology.repartition_topics().len(), 1);
     assert!(topology.repartition_topics()[0].starts_with("rekey-KSTREAM-JOIN-"));
     let mut d = TopologyTestDriver::new(topology).unwrap();
-    d.pipe_input("orders", &"o1".to_string(), &25i64, 1_000).unwrap();
+    d.pipe_input("orders", &"o1".to_string(), &25i64, 1_000)
+        .unwrap();
     d.pipe_input("payments", &"p1".to_string(), &"o1".to_string(), 1_500)
         .unwrap();
     let out = d.read_output::<String, i64>("paid").unwrap();

@@ -95,9 +95,7 @@ fn left_records_from_before_a_restart_join_right_records_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     for t in ["left", "right", "out"] {
-        store
-            .create_topic(t, TopicConfig::new(PARTITIONS))
-            .unwrap();
+        store.create_topic(t, TopicConfig::new(PARTITIONS)).unwrap();
     }
     let config = || StreamsConfig::new().exactly_once();
     let lefts: Vec<(String, String, i64)> = (0..8)

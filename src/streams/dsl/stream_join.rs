@@ -51,8 +51,9 @@
 //! let b = Builder::new("ad-clicks");
 //! let impressions = b.stream::<String, String>("impressions");
 //! let clicks = b.stream::<String, String>("clicks");
-//! let windows = JoinWindows::of_time_difference_and_grace(Duration::from_secs(10), Duration::from_secs(5))
-//!     .before(Duration::ZERO);
+//! let windows =
+//!     JoinWindows::of_time_difference_and_grace(Duration::from_secs(10), Duration::from_secs(5))
+//!         .before(Duration::ZERO);
 //! impressions
 //!     .left_join_stream(&clicks, |i, c| format!("{i}/{}", c.map_or("-", |c| c.as_str())), windows)
 //!     .to("attributed");
@@ -67,7 +68,8 @@
 //! assert!(d.read_output::<String, String>("attributed")?.is_empty());
 //! d.pipe_input("clicks", &s("ad3"), &s("click4"), 17_001)?;
 //! let out = d.read_output::<String, String>("attributed")?;
-//! assert_eq!(out.iter().map(|r| (r.value.as_str(), r.timestamp)).collect::<Vec<_>>(), [("imp2/-", 2_000)]);
+//! let got: Vec<_> = out.iter().map(|r| (r.value.as_str(), r.timestamp)).collect();
+//! assert_eq!(got, [("imp2/-", 2_000)]);
 //! # Ok::<(), riverbed::Error>(())
 //! ```
 
@@ -97,7 +99,8 @@ fn millis(d: Duration) -> i64 {
 /// use riverbed::streams::JoinWindows;
 ///
 /// // Right records up to 5 s before or after a left record; 1 s of grace.
-/// let symmetric = JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::from_secs(1));
+/// let symmetric =
+///     JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::from_secs(1));
 /// // Right records at most 5 s *after* the left record only.
 /// let after_only = symmetric.before(Duration::ZERO);
 /// assert_ne!(symmetric, after_only);
@@ -431,14 +434,19 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
     /// let orders = b.stream::<String, i64>("orders");
     /// let payments = b.stream::<String, i64>("payments");
     /// orders
-    ///     .join_stream(&payments, |o, p| o - p, JoinWindows::of_time_difference_without_grace(Duration::from_secs(60)))
+    ///     .join_stream(
+///         &payments,
+///         |o, p| o - p,
+///         JoinWindows::of_time_difference_without_grace(Duration::from_secs(60)),
+///     )
     ///     .to("balance");
     /// let mut d = TopologyTestDriver::new(b.build()?)?;
     /// d.pipe_input("payments", &"o1".to_string(), &30i64, 10_000)?; // the payment comes first
     /// d.pipe_input("orders", &"o1".to_string(), &100i64, 40_000)?;
     /// d.pipe_input("orders", &"o2".to_string(), &5i64, 200_000)?; // no payment: nothing
     /// let out = d.read_output::<String, i64>("balance")?;
-    /// assert_eq!(out.iter().map(|r| (r.key.as_str(), r.value, r.timestamp)).collect::<Vec<_>>(), [("o1", 70, 40_000)]);
+    /// let got: Vec<_> = out.iter().map(|r| (r.key.as_str(), r.value, r.timestamp)).collect();
+/// assert_eq!(got, [("o1", 70, 40_000)]);
     /// # Ok::<(), riverbed::Error>(())
     /// ```
     pub fn join_stream<VO: Data + Serde, VR: Data>(
