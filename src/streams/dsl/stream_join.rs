@@ -2,29 +2,21 @@
 //! [`KStream::left_join_stream`], [`KStream::outer_join_stream`]): Kafka's KStream-KStream
 //! join, with the "no spurious left/outer results" behaviour of Kafka 3.1 and later.
 //!
-//! A record is an event, so two streams join by *when* their records happened: a left record
-//! `l` and a right record `r` with the same key form a pair iff
-//! `l.ts - before <= r.ts <= l.ts + after` ([`JoinWindows`]). Each pair gives one result,
-//! `joiner(l, r)`, emitted when the second of the two arrives (whichever side it is on, in or
-//! out of timestamp order), with timestamp `max(l.ts, r.ts)`.
+//! Two streams join by *when* their records happened: a left and a right record with the same
+//! key pair when their timestamps are close enough ([`JoinWindows`], whose docs give the full
+//! semantics: windows, grace, dropped records, when left/outer results without a partner come
+//! out). Each pair is emitted once, when its second record arrives; a record that never pairs
+//! is emitted alone (left and outer joins) only once its window has closed, never before.
 //!
-//! **Windows and grace.** A record's *join window* is the range of partner timestamps it
-//! accepts: `[ts - before, ts + after]` for a left record, `[ts - after, ts + before]` for a
-//! right one. The window closes when stream time (the task's largest timestamp so far) passes
-//! its end plus the grace period: a left record's at stream time `> ts + after + grace`, a
-//! right record's at `> ts + before + grace`. A record that arrives with its window closed
-//! already is dropped: logged (a warning, target `riverbed::streams`) and counted in
-//! [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never
-//! silently ignored. So are records with a negative timestamp or a null key (a `()` or `None`
-//! key). A record is joined only with partners whose window is still open when it arrives,
-//! so a pair is decided once: when one side's window has closed, nothing can join it any more.
+//! **One node, two inputs.** Both streams feed one processor node (each record wrapped with
+//! its side), so one processor instance per task owns both sides' stores and the in-memory
+//! index of stored records by window close, which it rebuilds from the stores in `init`.
+//! Closed windows are handled when a record reaches the join, after stream time moved.
 //!
-//! **Left and outer joins.** A left record that finds no partner is *not* emitted at once (it
-//! may still find one): it is emitted as `joiner(l, None)` once its window has closed without
-//! any pair, with its own timestamp. Once it has a pair it only ever appears in joined results.
-//! The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
-//! results come out when a record reaching the join moves stream time past their window, in
-//! order of window close.
+//! **A pair is decided once.** A record joins only partners whose window is still open when it
+//! arrives. Kafka also joins a buffered partner whose own window has closed, as long as it is
+//! retained, which can pair a left record that was already emitted alone; requiring both
+//! windows open is what makes "emitted alone once its window closed" final.
 //!
 //! **State.** Each side's records wait in a state store (`<name>-this-join-store` for the left
 //! side, `<name>-other-join-store` for the right; the name is generated, e.g.
@@ -35,8 +27,8 @@
 //! (so a key's records are adjacent and ordered by time, and a window is one range scan;
 //! duplicates get distinct sequence numbers); the value is a "has a pair" flag byte and the
 //! value's bytes. An entry is deleted (a tombstone in the changelog) as soon as its window
-//! closes, so the stores hold at most `before + after + grace` of event time per side. The
-//! left store also keeps the join's stream time, so a restarted task does not reopen windows.
+//! closes, so the left store holds at most `after + grace` of event time behind stream time,
+//! the right store `before + grace`. The left store also keeps the join's stream time, so a restarted task does not reopen windows.
 //!
 //! **Partitioning.** The two streams must be co-partitioned (same partition count, records of
 //! a key in the same partition); a stream whose key was changed is repartitioned first, and
@@ -89,10 +81,39 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The time windows of a stream-stream join (Kafka's `JoinWindows`): a left record at `ts`
-/// pairs with right records of its key whose timestamp is in `[ts - before, ts + after]`, and
-/// out-of-order records are accepted until stream time passes their window's end plus the
-/// grace period. See the [module docs](self) for the full semantics.
+/// The time windows of a stream-stream join (Kafka's `JoinWindows`), and the join's
+/// semantics ([`KStream::join_stream`], [`KStream::left_join_stream`],
+/// [`KStream::outer_join_stream`]).
+///
+/// A record is an event, so two streams join by *when* their records happened: a left record
+/// `l` and a right record `r` with the same key form a pair iff
+/// `l.ts - before <= r.ts <= l.ts + after` (these windows). Each pair gives one result,
+/// `joiner(l, r)`, emitted when the second of the two arrives (whichever side it is on, in or
+/// out of timestamp order), with timestamp `max(l.ts, r.ts)`.
+///
+/// **Windows and grace.** A record's *join window* is the range of partner timestamps it
+/// accepts: `[ts - before, ts + after]` for a left record, `[ts - after, ts + before]` for a
+/// right one. The window closes when stream time (the task's largest timestamp so far) passes
+/// its end plus the grace period: a left record's at stream time `> ts + after + grace`, a
+/// right record's at `> ts + before + grace`. A record that arrives with its window closed
+/// already is dropped: logged (a warning, target `riverbed::streams`) and counted in
+/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never
+/// silently ignored. So are records with a negative timestamp or a null key (a `()` or `None`
+/// key). A record is joined only with partners whose window is still open when it arrives,
+/// so a pair is decided once: when one side's window has closed, nothing can join it any more.
+///
+/// **Left and outer joins.** A left record that finds no partner is *not* emitted at once (it
+/// may still find one): it is emitted as `joiner(l, None)` once its window has closed without
+/// any pair, with its own timestamp. Once it has a pair it only ever appears in joined results.
+/// The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
+/// results come out when a record reaching the join moves stream time past their window, in
+/// order of window close.
+///
+/// **State.** Each side's records wait in a state store with a compacted changelog (named
+/// `<node>-this-join-store` and `<node>-other-join-store` after the join's generated node name,
+/// e.g. `KSTREAM-JOIN-0000000002`, deterministic for a given topology), restored like every
+/// store, so a restart or a rebalance in the middle of a window still joins. A record leaves
+/// its store (a tombstone in the changelog) as soon as its window closes.
 ///
 /// ```
 /// use std::time::Duration;
@@ -424,7 +445,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
     /// this stream and a record `r` of `other` with the same key and
     /// `l.ts - before <= r.ts <= l.ts + after`, `joiner(l, r)` with timestamp
     /// `max(l.ts, r.ts)`, emitted when the second of the two arrives. See the
-    /// [module docs](self) for windows, grace, dropped records and state.
+    /// [`JoinWindows`] for windows, grace, dropped records and state.
     ///
     /// ```
     /// use std::time::Duration;
@@ -468,7 +489,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
 
     /// As [`join_stream`](Self::join_stream), and each record of this stream that never finds
     /// a pair is emitted as `joiner(l, None)` once its join window has closed (never before:
-    /// no spurious results). See the [module docs](self).
+    /// no spurious results). See [`JoinWindows`].
     pub fn left_join_stream<VO: Data + Serde, VR: Data>(
         &self,
         other: &KStream<'b, K, VO>,
@@ -488,7 +509,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
 
     /// As [`left_join_stream`](Self::left_join_stream), and each record of `other` that never
     /// finds a pair is emitted as `joiner(None, Some(r))` once its join window has closed. See
-    /// the [module docs](self).
+    /// [`JoinWindows`].
     pub fn outer_join_stream<VO: Data + Serde, VR: Data>(
         &self,
         other: &KStream<'b, K, VO>,
