@@ -456,10 +456,10 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
     /// let payments = b.stream::<String, i64>("payments");
     /// orders
     ///     .join_stream(
-///         &payments,
-///         |o, p| o - p,
-///         JoinWindows::of_time_difference_without_grace(Duration::from_secs(60)),
-///     )
+    ///         &payments,
+    ///         |o, p| o - p,
+    ///         JoinWindows::of_time_difference_without_grace(Duration::from_secs(60)),
+    ///     )
     ///     .to("balance");
     /// let mut d = TopologyTestDriver::new(b.build()?)?;
     /// d.pipe_input("payments", &"o1".to_string(), &30i64, 10_000)?; // the payment comes first
@@ -467,7 +467,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
     /// d.pipe_input("orders", &"o2".to_string(), &5i64, 200_000)?; // no payment: nothing
     /// let out = d.read_output::<String, i64>("balance")?;
     /// let got: Vec<_> = out.iter().map(|r| (r.key.as_str(), r.value, r.timestamp)).collect();
-/// assert_eq!(got, [("o1", 70, 40_000)]);
+    /// assert_eq!(got, [("o1", 70, 40_000)]);
     /// # Ok::<(), riverbed::Error>(())
     /// ```
     pub fn join_stream<VO: Data + Serde, VR: Data>(
