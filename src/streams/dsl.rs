@@ -9,7 +9,8 @@
 //!
 //! Besides stateless operators and aggregations: tables ([`Builder::table`],
 //! [`Builder::global_table`], [`KTable::filter`], [`KTable::map_values`], [`KTable::group_by`]),
-//! joins (stream-table, stream-global-table, table-table), repartitioning
+//! joins (stream-table, stream-global-table, table-table, and stream-stream over
+//! [`JoinWindows`]), repartitioning
 //! ([`KStream::select_key`], [`KStream::group_by`], [`KStream::repartition`], and automatically
 //! before a grouping or join after a key change), and [`KStream::split`], [`KStream::merge`],
 //! [`KStream::to_topic_chooser`].
@@ -29,10 +30,12 @@ use crate::error::{Error, Result};
 mod branch;
 mod join;
 mod repartition;
+mod stream_join;
 mod table;
 
 pub use branch::BranchedKStream;
 pub use join::GlobalKTable;
+pub use stream_join::JoinWindows;
 pub(crate) use table::Change;
 pub use table::KGroupedTable;
 pub(super) use table::{store_getter, Getter};

@@ -29,7 +29,8 @@
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
-//!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins).
+//!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins,
+//!   including windowed stream-stream joins over [`JoinWindows`]).
 //! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
 //!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
 //!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].
@@ -59,8 +60,8 @@ use std::time::Duration;
 pub use self::serde::{deserialization_error, Serde};
 pub use app::App;
 pub use dsl::{
-    BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
-    Materialized,
+    BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
+    KTable, Materialized,
 };
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};

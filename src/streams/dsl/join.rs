@@ -10,6 +10,10 @@
 //!   update of either side updates the result row of its key (a deletion when the row leaves
 //!   the result); an update that leaves the key out of the result before and after is not
 //!   forwarded.
+//! - **Stream-stream** ([`KStream::join_stream`], [`KStream::left_join_stream`],
+//!   [`KStream::outer_join_stream`]): records of the two streams whose timestamps are close
+//!   enough ([`JoinWindows`](super::JoinWindows)) are paired; see
+//!   [`stream_join`](super::stream_join) for the windowed semantics and state.
 //!
 //! The two sides of a stream-table or table-table join must be co-partitioned: the same number
 //! of partitions, records of a key in the same partition. A stream whose key was changed is
@@ -143,7 +147,7 @@ fn source_topics_of(t: &Topology, node: &str) -> Vec<String> {
 
 impl Builder {
     /// Records that the sources of `a` and `b` must be co-partitioned, for `what`.
-    fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
+    pub(super) fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
         self.add(|t| {
             let mut topics = source_topics_of(t, a);
             topics.extend(source_topics_of(t, b));
