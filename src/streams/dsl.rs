@@ -27,6 +27,7 @@ use super::topology::Topology;
 use crate::error::{Error, Result};
 
 mod branch;
+mod fk_join;
 mod join;
 mod repartition;
 mod table;

@@ -143,7 +143,7 @@ fn source_topics_of(t: &Topology, node: &str) -> Vec<String> {
 
 impl Builder {
     /// Records that the sources of `a` and `b` must be co-partitioned, for `what`.
-    fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
+    pub(super) fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
         self.add(|t| {
             let mut topics = source_topics_of(t, a);
             topics.extend(source_topics_of(t, b));
