@@ -209,7 +209,12 @@ fn the_join_uses_two_repartition_topics_and_a_subscription_store_per_join() {
             "fk-left-subscription-response-repartition",
         ]
     );
-    for s in ["inner", "inner-subscription-store", "left", "left-subscription-store"] {
+    for s in [
+        "inner",
+        "inner-subscription-store",
+        "left",
+        "left-subscription-store",
+    ] {
         assert!(t.store_names().iter().any(|n| n == s), "{s}: {t:?}");
     }
 }
@@ -233,7 +238,8 @@ fn a_response_to_an_earlier_value_of_the_row_is_dropped() {
         .unwrap();
     let results = d.store::<String, String>("inner").unwrap();
     assert_eq!(results.get("o1").unwrap().as_deref(), Some("c2:5+Bob"));
-    d.read_output::<String, Option<String>>("inner-out").unwrap();
+    d.read_output::<String, Option<String>>("inner-out")
+        .unwrap();
     d.read_output::<Vec<u8>, Vec<u8>>(topic).unwrap();
 
     // The delayed answer arrives: it carries the hash of "c1:5", not of "c2:5", so it is
@@ -271,7 +277,9 @@ fn deleting_a_left_row_or_nulling_its_foreign_key_resolves_without_the_right_sid
         .unwrap();
     d.pipe_input("orders", &o, &Some("-:1".to_string()), 2)
         .unwrap();
-    let inner = d.read_output::<String, Option<String>>("inner-out").unwrap();
+    let inner = d
+        .read_output::<String, Option<String>>("inner-out")
+        .unwrap();
     let inner: Vec<_> = inner.into_iter().map(|r| (r.value, r.timestamp)).collect();
     assert_eq!(inner, [(Some("c1:1+Ann".to_string()), 1), (None, 2)]);
     let left = d.read_output::<String, Option<String>>("left-out").unwrap();

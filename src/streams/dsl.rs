@@ -9,7 +9,7 @@
 //!
 //! Besides stateless operators and aggregations: tables ([`Builder::table`],
 //! [`Builder::global_table`], [`KTable::filter`], [`KTable::map_values`], [`KTable::group_by`]),
-//! joins (stream-table, stream-global-table, table-table), repartitioning
+//! joins (stream-table, stream-global-table, table-table by key or by foreign key), repartitioning
 //! ([`KStream::select_key`], [`KStream::group_by`], [`KStream::repartition`], and automatically
 //! before a grouping or join after a key change), and [`KStream::split`], [`KStream::merge`],
 //! [`KStream::to_topic_chooser`].

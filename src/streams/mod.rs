@@ -29,7 +29,8 @@
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
-//!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins).
+//!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins,
+//!   including foreign-key table joins, [`KTable::join_foreign_key`]).
 //! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
 //!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
 //!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].

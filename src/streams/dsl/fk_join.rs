@@ -89,10 +89,29 @@ const LAYOUT_VERSION: u8 = 0;
 
 impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// Joins each row with the row of `other` whose key `foreign_key` extracts from the row's
-    /// value: `joiner(value, other value)`, keyed by this table's key. Rows whose foreign key
-    /// is null or not in `other` have no result row (inner join). The result is kept in the
-    /// store `materialized` names. See the [module docs](self) for the semantics and the two
-    /// repartition topics it uses.
+    /// value: `joiner(value, other value)`, keyed by this table's key (Kafka's foreign-key
+    /// join, KIP-213). Rows whose foreign key is null (a `None` or `()` key) or not in `other`
+    /// have no result row (inner join). The result is kept in the store `materialized` names
+    /// (`<store>` below), queryable by that name.
+    ///
+    /// An update of a row of `other` updates the result of every row that refers to it; an
+    /// update of a row of this table updates its result, also when its foreign key changes; a
+    /// deleted row's result is deleted. A result row absent before and after an update is not
+    /// forwarded (no tombstone for a row that never had a result). Output timestamps are those
+    /// of the update that caused them.
+    ///
+    /// How: a changed row *subscribes* to its foreign key (and unsubscribes from its old one)
+    /// through the repartition topic `<app-id>-<store>-subscription-registration-repartition`,
+    /// keyed by the foreign key, so it reaches the task of `other`'s row. That task records
+    /// the subscription in the store `<store>-subscription-store` and answers it, and every
+    /// later update of the row, through `<app-id>-<store>-subscription-response-repartition`,
+    /// keyed by this table's key. A subscription and its answers carry a hash of the
+    /// subscribing value; an answer whose hash is not that of the row's current value
+    /// answers an earlier value (the answers from an old and a new foreign key race) and is
+    /// dropped. So the result is right under any interleaving, and every store has a
+    /// changelog. `other` must be co-partitioned with the subscription topic (its records
+    /// partitioned by key bytes, as producers and repartitions do); the application creates
+    /// both topics at start.
     ///
     /// ```
     /// use riverbed::streams::{Builder, Materialized, TopologyTestDriver};
@@ -146,7 +165,8 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// Joins each row with the row of `other` whose key `foreign_key` extracts from the row's
     /// value, or `None` if the foreign key is null or not in `other`: `joiner(value, other
     /// value)`, keyed by this table's key; every row of this table has a result row (left
-    /// join). See [`join_foreign_key`](Self::join_foreign_key) and the [module docs](self).
+    /// join). Otherwise as [`join_foreign_key`](Self::join_foreign_key), which describes the
+    /// semantics and the topics and stores the join uses.
     ///
     /// ```
     /// use riverbed::streams::{Builder, Materialized, TopologyTestDriver};
@@ -232,20 +252,22 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             Arc::clone(&joiner),
             result_store.clone(),
         );
-        let resolved_locally =
-            self.changes()
-                .then::<K, Change<VR>>(&format!("{what}-RESOLVE-LOCAL"), false, move |ctx, r| {
-                    if r.key.encode_nullable().is_none() {
-                        return Ok(());
-                    }
-                    let result = match &r.value.new {
-                        None => None,
-                        Some(v) if fk(v).encode_nullable().is_none() => j(v, None),
-                        // Resolved when the foreign key's task answers the subscription.
-                        Some(_) => return Ok(()),
-                    };
-                    update_result(ctx, &store, r.key, result, r.timestamp)
-                });
+        let resolved_locally = self.changes().then::<K, Change<VR>>(
+            &format!("{what}-RESOLVE-LOCAL"),
+            false,
+            move |ctx, r| {
+                if r.key.encode_nullable().is_none() {
+                    return Ok(());
+                }
+                let result = match &r.value.new {
+                    None => None,
+                    Some(v) if fk(v).encode_nullable().is_none() => j(v, None),
+                    // Resolved when the foreign key's task answers the subscription.
+                    Some(_) => return Ok(()),
+                };
+                update_result(ctx, &store, r.key, result, r.timestamp)
+            },
+        );
 
         // Right side: record subscriptions and answer them ...
         let (store, right_getter) = (subscription_store.clone(), Arc::clone(&other.getter));
@@ -355,7 +377,9 @@ fn send_subscriptions<K: Serde, V: Serde, KO: Data + Serde>(
         .as_ref()
         .and_then(|v| non_null(foreign_key(v)).map(|fk| (fk, value_hash(&v.encode()))));
     if let Some((old, old_bytes)) = old_fk {
-        let moved = new.as_ref().is_none_or(|((_, bytes), _)| *bytes != old_bytes);
+        let moved = new
+            .as_ref()
+            .is_none_or(|((_, bytes), _)| *bytes != old_bytes);
         if moved {
             let unsubscribe = Subscription {
                 left_key: left_key.clone(),
@@ -609,11 +633,15 @@ mod tests {
         let h = murmur3_x64_128(b"foo", 42);
         let h1 = i64::from_le_bytes(h[..8].try_into().unwrap());
         let h2 = i64::from_le_bytes(h[8..].try_into().unwrap());
-        assert_eq!((h1, h2), (-840_311_307_571_801_102, -6_739_155_424_061_121_879));
+        assert_eq!(
+            (h1, h2),
+            (-840_311_307_571_801_102, -6_739_155_424_061_121_879)
+        );
         // Every tail length and a full block hash differently.
         let long = b"0123456789abcdefghijklmnopqrstuvwxyz";
-        let hashes: std::collections::HashSet<_> =
-            (0..=long.len()).map(|n| murmur3_x64_128(&long[..n], 0)).collect();
+        let hashes: std::collections::HashSet<_> = (0..=long.len())
+            .map(|n| murmur3_x64_128(&long[..n], 0))
+            .collect();
         assert_eq!(hashes.len(), long.len() + 1);
     }
 
@@ -654,7 +682,12 @@ mod tests {
     #[test]
     fn prefix_scan_finds_exactly_the_subscribers_of_one_foreign_key() {
         let mut data = std::collections::BTreeMap::new();
-        for (fk, left) in [(&b"a"[..], &b"bc"[..]), (b"ab", b"c"), (b"a", b"x"), (b"b", b"")] {
+        for (fk, left) in [
+            (&b"a"[..], &b"bc"[..]),
+            (b"ab", b"c"),
+            (b"a", b"x"),
+            (b"b", b""),
+        ] {
             data.insert(subscription_key(fk, left), vec![left.len() as u8; 16]);
         }
         let found = subscribers_of(&data, &subscription_prefix(b"a")).unwrap();

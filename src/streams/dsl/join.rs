@@ -10,6 +10,11 @@
 //!   update of either side updates the result row of its key (a deletion when the row leaves
 //!   the result); an update that leaves the key out of the result before and after is not
 //!   forwarded.
+//! - **Foreign-key table-table** ([`KTable::join_foreign_key`],
+//!   [`KTable::left_join_foreign_key`], in `fk_join.rs`): each row of the left
+//!   table joins the right row whose key a function extracts from the left value; the two
+//!   tables need not be keyed alike. Subscriptions and responses travel through two
+//!   repartition topics, and responses to an earlier value of a row are dropped.
 //!
 //! The two sides of a stream-table or table-table join must be co-partitioned: the same number
 //! of partitions, records of a key in the same partition. A stream whose key was changed is
