@@ -1,7 +1,7 @@
 //! Foreign-key table-table joins (`KTable::join_foreign_key`, `KTable::left_join_foreign_key`):
 //! a proptest model through the test driver (checked after every step, with stale responses
 //! replayed at random), a deterministic stale-response test, and an App end to end with two
-//! partitions, two threads and a restart.
+//! partitions, two threads and a restart, at-least-once and exactly-once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -442,14 +442,25 @@ impl Shop {
 
 #[test]
 fn orders_joined_with_their_customers_through_the_app_survive_a_restart() {
+    run_shop(
+        StreamsConfig::new()
+            .threads(2)
+            .commit_interval(Duration::from_millis(50)),
+    );
+}
+
+#[test]
+fn orders_joined_with_their_customers_exactly_once_survive_a_restart() {
+    run_shop(StreamsConfig::new().threads(2).exactly_once());
+}
+
+/// Two runs of the shop with 2 partitions, checked against the reference after each.
+fn run_shop(config: StreamsConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     for t in ["orders", "customers", "enriched"] {
         store.create_topic(t, TopicConfig::new(2)).unwrap();
     }
-    let config = StreamsConfig::new()
-        .threads(2)
-        .commit_interval(Duration::from_millis(50));
     let mut shop = Shop::default();
 
     let app = App::start(&store, shop_topology(), config.clone()).unwrap();
