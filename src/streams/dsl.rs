@@ -9,8 +9,8 @@
 //!
 //! Besides stateless operators and aggregations: tables ([`Builder::table`],
 //! [`Builder::global_table`], [`KTable::filter`], [`KTable::map_values`], [`KTable::group_by`]),
-//! joins (stream-table, stream-global-table, table-table, and stream-stream over
-//! [`JoinWindows`]), repartitioning
+//! joins (stream-table, stream-global-table, table-table by key or by foreign key, and
+//! stream-stream over [`JoinWindows`]), repartitioning
 //! ([`KStream::select_key`], [`KStream::group_by`], [`KStream::repartition`], and automatically
 //! before a grouping or join after a key change), and [`KStream::split`], [`KStream::merge`],
 //! [`KStream::to_topic_chooser`].
@@ -28,6 +28,7 @@ use super::topology::Topology;
 use crate::error::{Error, Result};
 
 mod branch;
+mod fk_join;
 mod join;
 mod repartition;
 mod stream_join;

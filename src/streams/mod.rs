@@ -30,7 +30,8 @@
 //!   sinks, state stores, punctuation.
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
 //!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins,
-//!   including windowed stream-stream joins over [`JoinWindows`]).
+//!   including windowed stream-stream joins over [`JoinWindows`] and foreign-key table joins,
+//!   [`KTable::join_foreign_key`]).
 //! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
 //!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
 //!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].

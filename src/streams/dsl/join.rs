@@ -14,6 +14,11 @@
 //!   [`KStream::outer_join_stream`]): records of the two streams whose timestamps are close
 //!   enough ([`JoinWindows`](super::JoinWindows)) are paired; see
 //!   [`stream_join`](super::stream_join) for the windowed semantics and state.
+//! - **Foreign-key table-table** ([`KTable::join_foreign_key`],
+//!   [`KTable::left_join_foreign_key`], in `fk_join.rs`): each row of the left
+//!   table joins the right row whose key a function extracts from the left value; the two
+//!   tables need not be keyed alike. Subscriptions and responses travel through two
+//!   repartition topics, and responses to an earlier value of a row are dropped.
 //!
 //! The two sides of a stream-table or table-table join must be co-partitioned: the same number
 //! of partitions, records of a key in the same partition. A stream whose key was changed is
