@@ -25,7 +25,8 @@
 //! ```
 //!
 //! The pieces:
-//! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types).
+//! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types);
+//!   with the `json` feature, `Json<T>` for any serde type.
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
@@ -41,6 +42,8 @@ mod app;
 mod checkpoint;
 mod dsl;
 mod global;
+#[cfg(feature = "json")]
+mod json;
 mod processor;
 mod restore;
 mod serde;
@@ -58,6 +61,8 @@ use std::time::Duration;
 
 pub use self::serde::{deserialization_error, Serde};
 pub use app::App;
+#[cfg(feature = "json")]
+pub use json::Json;
 pub use dsl::{
     BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
     Materialized,
