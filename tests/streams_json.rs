@@ -110,17 +110,27 @@ fn the_test_driver_fails_on_or_skips_malformed_json() {
     let mut d = TopologyTestDriver::new(spend_app()).unwrap();
     d.pipe_raw("orders", Some(b"ada"), Some(&order("ada", 1)), 0)
         .unwrap();
-    let e = d.pipe_raw("orders", Some(b"bob"), Some(MALFORMED), 0)
+    let e = d
+        .pipe_raw("orders", Some(b"bob"), Some(MALFORMED), 0)
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Deserialization { .. }), "{e}");
 
     let config =
         StreamsConfig::new().deserialization_handler(DeserializationHandler::LogAndContinue);
     let mut d = TopologyTestDriver::with_config(spend_app(), &config).unwrap();
-    d.pipe_raw("orders", Some(b"bob"), Some(MALFORMED), 0).unwrap();
-    d.pipe_raw("orders", Some(b"bob"), None, 0).unwrap(); // a null is no Order either
-    d.pipe_input("orders", &"bob".to_string(), &Json(Order { customer: "bob".into(), cents: 4 }), 0)
+    d.pipe_raw("orders", Some(b"bob"), Some(MALFORMED), 0)
         .unwrap();
+    d.pipe_raw("orders", Some(b"bob"), None, 0).unwrap(); // a null is no Order either
+    d.pipe_input(
+        "orders",
+        &"bob".to_string(),
+        &Json(Order {
+            customer: "bob".into(),
+            cents: 4,
+        }),
+        0,
+    )
+    .unwrap();
     assert_eq!(d.metrics().skipped_records, 2);
     assert_eq!(d.metrics().processed_records, 1);
     let out = d.read_output::<String, i64>("spend").unwrap();
@@ -136,7 +146,12 @@ fn a_value_that_cannot_be_json_is_a_processing_error_not_a_crash() {
         .map_values(|v| Json(Unserializable::from([(vec![1], v)])))
         .to("spend");
     let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
-    let e = d.pipe_input("orders", &"k".to_string(), &1i64, 0).unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::StreamsProcessing { .. }), "{e}");
+    let e = d
+        .pipe_input("orders", &"k".to_string(), &1i64, 0)
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::StreamsProcessing { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("does not serialize"), "{e}");
 }
