@@ -244,7 +244,7 @@ impl StreamsConfig {
     /// Replacing the thread retries the work that failed; an error that happens every time
     /// comes back after every replacement, so a handler that replaces should count (or look at
     /// the error) and stop at some point. The global thread (global tables) is never replaced:
-    /// its failure stops the application whatever the handler says.
+    /// its failure stops the application without asking the handler.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
