@@ -158,7 +158,8 @@ pub enum ErrorKind {
         reason: String,
     },
     /// User code in a streams application (a processor or a DSL closure) returned an error or
-    /// panicked; the application stopped without committing the failed work.
+    /// panicked; the failed work was not committed, and the stream thread was stopped or
+    /// replaced (see `streams::StreamsConfig::thread_error_handler`).
     StreamsProcessing {
         /// The task (input partition) and processor node where it happened.
         location: String,

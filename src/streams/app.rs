@@ -5,7 +5,9 @@
 //! partitions it owns. A rebalance commits the thread's work and drops its tasks
 //! (`on_revoked`); the new owner creates them again and restores their stores from the
 //! changelogs before processing (`on_assigned`). A thread that was removed from the group
-//! (`on_lost`) drops its uncommitted work without committing it.
+//! (`on_lost`) drops its uncommitted work without committing it. A thread that fails drops its
+//! uncommitted work the same way; it then either stops the application or, if the application's
+//! handler says so, leaves the group and starts over as a new member (`run_thread`).
 //!
 //! A thread that gives a task up after committing (revocation, clean close) writes checkpoint
 //! snapshots of its stores, so the next owner restores from them plus the changelog after them
@@ -29,7 +31,7 @@ use super::serde::Serde;
 use super::state::{changelog_topic, ReadOnlyKeyValueStore, Registry};
 use super::task::Task;
 use super::topology::Topology;
-use super::{Counters, ProcessingGuarantee, StreamsConfig, StreamsMetrics};
+use super::{Counters, ProcessingGuarantee, StreamThreadAction, StreamsConfig, StreamsMetrics};
 use crate::config::CleanupPolicy;
 use crate::consumer::{
     Consumer, ConsumerConfig, IsolationLevel, OffsetAndMetadata, OffsetReset, RebalanceListener,
@@ -45,10 +47,13 @@ use crate::txn::TransactionalProducer;
 ///
 /// **Errors.** An error or panic in user code, a record that does not deserialize (with the
 /// default [`DeserializationHandler::Fail`](super::DeserializationHandler::Fail)) or a failed
-/// commit stops the whole application: every thread stops, the failed thread's uncommitted work
-/// is discarded (aborted, with exactly-once), the others commit theirs. [`App::error`] and
-/// [`App::close`] return the error, and [`StreamsConfig::on_error`] is told. After a restart the
-/// discarded work is processed again.
+/// restore or commit fails its stream thread: the thread's uncommitted work is discarded
+/// (aborted, with exactly-once) and [`StreamsConfig::thread_error_handler`] decides what
+/// follows ([`StreamThreadAction`]). By default the whole application stops: every thread
+/// stops, the others commit their work, [`App::error`] and [`App::close`] return the error, and
+/// [`StreamsConfig::on_error`] is told; after a restart the discarded work is processed again.
+/// With [`StreamThreadAction::ReplaceThread`] a fresh group member takes the failed thread's
+/// place and the application goes on: the discarded work is processed again at once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -218,44 +223,22 @@ impl App {
         let topology = Arc::new(topology);
         let mut threads = Vec::new();
         for i in 0..config.threads {
-            let output = if eos {
-                Output::Txn {
-                    producer: store.transactional_producer(&slot.transactional_id(&app_id, i))?,
-                    open: false,
-                }
-            } else {
-                Output::Plain(store.producer())
-            };
-            let consumer = store.consumer(
-                ConsumerConfig::new(app_id.clone())
-                    .auto_offset_reset(OffsetReset::Earliest)
-                    .enable_auto_commit(false)
-                    .assignor(Assignor::Range)
-                    .max_poll_records(config.max_poll_records)
-                    .isolation_level(if eos {
-                        IsolationLevel::ReadCommitted
-                    } else {
-                        IsolationLevel::ReadUncommitted
-                    }),
-            )?;
-            let state = Arc::new(Mutex::new(ThreadState {
+            let spec = MemberSpec {
                 store: store.clone(),
+                app_id: app_id.clone(),
+                transactional_id: eos.then(|| slot.transactional_id(&app_id, i)),
+                topics: sources.clone(),
                 topology: Arc::clone(&topology),
                 registry: Arc::clone(&registry),
                 counters: Arc::clone(&counters),
                 config: config.clone(),
                 changelogs: changelogs.clone(),
-                tasks: BTreeMap::new(),
-                positions: HashMap::new(),
-                output,
-                error: None,
-                failed: false,
-            }));
+            };
+            let member = spec.new_member()?;
             let shared = Arc::clone(&shared);
-            let topics = sources.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{app_id}-stream-{i}"))
-                .spawn(move || run_thread(consumer, state, &topics, &shared))
+                .spawn(move || run_thread(member, &spec, &shared))
                 .map_err(|e| Error::io("spawn stream thread", "", e))?;
             threads.push(handle);
         }
@@ -649,27 +632,121 @@ impl RebalanceListener for Listener {
     }
 }
 
-fn run_thread(
-    mut consumer: Consumer,
+/// What a stream thread's group member is made of: enough to make the first one at start, and
+/// a fresh one for each replacement after a failure.
+struct MemberSpec {
+    store: Store,
+    app_id: String,
+    /// The thread's transactional id, with exactly-once. A replacement reuses it, which fences
+    /// the failed member's producer.
+    transactional_id: Option<String>,
+    topics: Vec<String>,
+    topology: Arc<Topology>,
+    registry: Registry,
+    counters: Arc<Counters>,
+    config: StreamsConfig,
+    /// `(store, changelog topic)`.
+    changelogs: Vec<(String, String)>,
+}
+
+/// One group member of a stream thread: its consumer and its state (tasks, producer).
+struct Member {
+    consumer: Consumer,
     state: Arc<Mutex<ThreadState>>,
-    topics: &[String],
-    shared: &Shared,
-) {
-    let result = thread_loop(&mut consumer, &state, topics, shared);
-    match result {
-        Ok(()) => {}
-        Err(e) => {
+}
+
+impl MemberSpec {
+    /// A new consumer (not yet subscribed) and producer, with no tasks.
+    fn new_member(&self) -> Result<Member> {
+        let eos = self.transactional_id.is_some();
+        let output = match &self.transactional_id {
+            Some(id) => Output::Txn {
+                producer: self.store.transactional_producer(id)?,
+                open: false,
+            },
+            None => Output::Plain(self.store.producer()),
+        };
+        let consumer = self.store.consumer(
+            ConsumerConfig::new(self.app_id.clone())
+                .auto_offset_reset(OffsetReset::Earliest)
+                .enable_auto_commit(false)
+                .assignor(Assignor::Range)
+                .max_poll_records(self.config.max_poll_records)
+                .isolation_level(if eos {
+                    IsolationLevel::ReadCommitted
+                } else {
+                    IsolationLevel::ReadUncommitted
+                }),
+        )?;
+        let state = Arc::new(Mutex::new(ThreadState {
+            store: self.store.clone(),
+            topology: Arc::clone(&self.topology),
+            registry: Arc::clone(&self.registry),
+            counters: Arc::clone(&self.counters),
+            config: self.config.clone(),
+            changelogs: self.changelogs.clone(),
+            tasks: BTreeMap::new(),
+            positions: HashMap::new(),
+            output,
+            error: None,
+            failed: false,
+        }));
+        Ok(Member { consumer, state })
+    }
+}
+
+/// A stream thread: runs its member until the application stops. When the member fails, the
+/// application's [`StreamThreadAction`](super::StreamThreadAction) decides: stop the
+/// application, or put a fresh member in its place and go on.
+fn run_thread(mut member: Member, spec: &MemberSpec, shared: &Shared) {
+    let last = loop {
+        let Member {
+            mut consumer,
+            state,
+        } = member;
+        let Err(e) = thread_loop(&mut consumer, &state, &spec.topics, shared) else {
+            break Some(consumer);
+        };
+        // Nothing of the failed work may be committed, not even by the rebalance listener
+        // when the consumer leaves the group.
+        {
             let mut st = state.lock();
             st.failed = true;
             st.drop_tasks();
-            drop(st);
-            shared.fail(e);
         }
-    }
+        let action = shared.config.thread_action(&e);
+        if action != StreamThreadAction::ReplaceThread || !shared.running.load(Ordering::SeqCst) {
+            shared.fail(e);
+            break Some(consumer);
+        }
+        tracing::warn!(target: "riverbed::streams", error = %e, "stream thread failed; replacing it");
+        // The failed member leaves the group now, so that the rebalance handing its tasks out
+        // does not wait for it to time out.
+        close_consumer(consumer);
+        drop(state);
+        match spec.new_member() {
+            Ok(fresh) => {
+                spec.counters
+                    .threads_replaced
+                    .fetch_add(1, Ordering::Relaxed);
+                member = fresh;
+            }
+            Err(e) => {
+                shared.fail(e);
+                break None;
+            }
+        }
+    };
     shared.done.fetch_add(1, Ordering::SeqCst);
     while !shared.release.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(1));
     }
+    if let Some(consumer) = last {
+        close_consumer(consumer);
+    }
+}
+
+fn close_consumer(consumer: Consumer) {
     if let Err(e) = consumer.close() {
         tracing::warn!(target: "riverbed::streams", error = %e, "closing a stream thread's consumer failed");
     }

@@ -25,7 +25,8 @@
 //! ```
 //!
 //! The pieces:
-//! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types).
+//! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types);
+//!   with the `json` feature, `Json<T>` for any serde type.
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
 //!   sinks, state stores, punctuation.
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
@@ -43,6 +44,8 @@ mod app;
 mod checkpoint;
 mod dsl;
 mod global;
+#[cfg(feature = "json")]
+mod json;
 mod processor;
 mod restore;
 mod serde;
@@ -64,6 +67,8 @@ pub use dsl::{
     BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
     KTable, Materialized,
 };
+#[cfg(feature = "json")]
+pub use json::Json;
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use suppress::{BufferConfig, Suppressed};
@@ -109,6 +114,34 @@ pub enum ProcessingGuarantee {
 /// A callback told about the error that stopped an application.
 type ErrorCallback = Arc<dyn Fn(&Error) + Send + Sync>;
 
+/// The application's decision about a stream thread that failed.
+type ThreadErrorHandler = Arc<dyn Fn(&Error) -> StreamThreadAction + Send + Sync>;
+
+/// What an [`App`] does when a stream thread fails: an error or panic in user code, a record
+/// that does not deserialize with [`DeserializationHandler::Fail`], a failed restore or commit.
+/// The application's [`StreamsConfig::thread_error_handler`] returns it (Kafka's
+/// `StreamsUncaughtExceptionHandler` responses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StreamThreadAction {
+    /// Stop the whole application with the error: every thread stops, the failed thread's
+    /// uncommitted work is discarded, the others commit theirs; [`App::error`] and
+    /// [`App::close`] return the error. The default.
+    #[default]
+    ShutdownApplication,
+    /// Replace the failed thread and keep the application running. The failed thread's
+    /// uncommitted work is discarded (with exactly-once its open transaction is aborted, and
+    /// the replacement's transactional producer, with the same transactional id, fences it)
+    /// and its consumer leaves the group; a fresh group member with a new consumer and producer
+    /// joins in its place. The rebalance hands the tasks out again; their stores are restored
+    /// from the changelogs and checkpoints, and their input is processed again from the last
+    /// commit. Counted in [`StreamsMetrics::threads_replaced`].
+    ///
+    /// A failure that repeats deterministically (a record that always fails) is met again
+    /// after every replacement, forever: the handler sees each error and decides when to stop
+    /// (count them, or look at the error).
+    ReplaceThread,
+}
+
 /// How an [`App`] runs (and how a [`TopologyTestDriver`] handles bad records).
 #[derive(Clone)]
 pub struct StreamsConfig {
@@ -118,6 +151,7 @@ pub struct StreamsConfig {
     pub(crate) deserialization: DeserializationHandler,
     pub(crate) max_poll_records: usize,
     pub(crate) on_error: Option<ErrorCallback>,
+    pub(crate) thread_error_handler: Option<ThreadErrorHandler>,
 }
 
 impl std::fmt::Debug for StreamsConfig {
@@ -128,7 +162,9 @@ impl std::fmt::Debug for StreamsConfig {
             .field("commit_interval", &self.effective_commit_interval())
             .field("deserialization", &self.deserialization)
             .field("max_poll_records", &self.max_poll_records)
-            .finish_non_exhaustive()
+            .field("on_error", &self.on_error.is_some())
+            .field("thread_error_handler", &self.thread_error_handler.is_some())
+            .finish()
     }
 }
 
@@ -141,6 +177,7 @@ impl Default for StreamsConfig {
             deserialization: DeserializationHandler::Fail,
             max_poll_records: 1000,
             on_error: None,
+            thread_error_handler: None,
         }
     }
 }
@@ -190,11 +227,63 @@ impl StreamsConfig {
         self
     }
 
-    /// A callback told about the error that stops the application (an error or panic in user
-    /// code, or a failed commit), for logging or alerting. The application stops either way.
+    /// A callback told about the error that stops the application, for logging or alerting:
+    /// a stream thread's error that the [`thread_error_handler`](Self::thread_error_handler)
+    /// answered with [`StreamThreadAction::ShutdownApplication`] (every one, by default), or
+    /// a failure of the global thread. Errors after which a thread is replaced do not stop
+    /// the application and are not passed here.
     pub fn on_error(mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(f));
         self
+    }
+
+    /// Decides what happens when a stream thread fails (an error or panic in user code, a
+    /// record that does not deserialize with [`DeserializationHandler::Fail`], a failed restore
+    /// or commit): stop the application, or replace the thread ([`StreamThreadAction`]).
+    /// Called on the failed thread, once per failure, after its uncommitted work was
+    /// discarded. Default: every failure stops the application.
+    ///
+    /// Replacing the thread retries the work that failed; an error that happens every time
+    /// comes back after every replacement, so a handler that replaces should count (or look at
+    /// the error) and stop at some point. The global thread (global tables) is never replaced:
+    /// its failure stops the application without asking the handler.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use riverbed::streams::{StreamThreadAction, StreamsConfig};
+    /// use riverbed::ErrorKind;
+    ///
+    /// let replaced = AtomicU32::new(0);
+    /// let config = StreamsConfig::new().thread_error_handler(move |e| {
+    ///     // Retry processing errors (a flaky lookup, say) a few times; stop on anything else.
+    ///     let retry = matches!(e.kind(), ErrorKind::StreamsProcessing { .. })
+    ///         && replaced.fetch_add(1, Ordering::SeqCst) < 3;
+    ///     if retry {
+    ///         StreamThreadAction::ReplaceThread
+    ///     } else {
+    ///         StreamThreadAction::ShutdownApplication
+    ///     }
+    /// });
+    /// # let _ = config;
+    /// ```
+    pub fn thread_error_handler(
+        mut self,
+        f: impl Fn(&Error) -> StreamThreadAction + Send + Sync + 'static,
+    ) -> Self {
+        self.thread_error_handler = Some(Arc::new(f));
+        self
+    }
+
+    /// What the [`thread_error_handler`](Self::thread_error_handler) decides about `e`
+    /// (stop, without one). A panic in the handler stops the application.
+    pub(crate) fn thread_action(&self, e: &Error) -> StreamThreadAction {
+        let Some(handler) = &self.thread_error_handler else {
+            return StreamThreadAction::ShutdownApplication;
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(e))).unwrap_or_else(|_| {
+            tracing::error!(target: "riverbed::streams", "the thread error handler panicked");
+            StreamThreadAction::ShutdownApplication
+        })
     }
 
     /// The commit interval in effect: the one set, or the default for the guarantee.
@@ -219,6 +308,7 @@ pub(crate) struct Counters {
     pub snapshots_used: AtomicU64,
     pub snapshots_rejected: AtomicU64,
     pub snapshots_written: AtomicU64,
+    pub threads_replaced: AtomicU64,
 }
 
 impl Counters {
@@ -234,6 +324,7 @@ impl Counters {
             snapshots_used: get(&self.snapshots_used),
             snapshots_rejected: get(&self.snapshots_rejected),
             snapshots_written: get(&self.snapshots_written),
+            threads_replaced: get(&self.threads_replaced),
             uptime: Duration::ZERO,
             dropped_records: get(&self.dropped),
         }
@@ -275,6 +366,8 @@ pub struct StreamsMetrics {
     pub snapshots_rejected: u64,
     /// Checkpoint snapshots written (at clean close and when a rebalance takes a task away).
     pub snapshots_written: u64,
+    /// Stream threads replaced after a failure ([`StreamThreadAction::ReplaceThread`]).
+    pub threads_replaced: u64,
     /// Time since the application started (zero in the test driver).
     pub uptime: Duration,
 }
