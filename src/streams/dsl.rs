@@ -33,6 +33,7 @@ mod table;
 
 pub use branch::BranchedKStream;
 pub use join::GlobalKTable;
+pub use repartition::Repartitioned;
 pub(crate) use table::Change;
 pub use table::KGroupedTable;
 pub(super) use table::{store_getter, Getter};
@@ -121,6 +122,19 @@ impl Builder {
 
     pub(super) fn fail(&self, e: Error) {
         self.add(|_| Err(e));
+    }
+
+    /// Connects the processor `node` to the state stores it reads or writes, which puts it in
+    /// their sub-topology.
+    pub(super) fn connect(&self, node: &str, stores: &[String]) {
+        if stores.is_empty() {
+            return;
+        }
+        self.add(|t| {
+            let stores: Vec<&str> = stores.iter().map(String::as_str).collect();
+            t.connect_processor_and_state_stores(node, &stores)
+                .map(|_| ())
+        });
     }
 }
 
@@ -417,6 +431,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
             ));
             Ok(())
         });
+        b.connect(&table.node, std::slice::from_ref(&store));
         KTable::new(b, table.node, Some(store.clone()), store_getter(store))
     }
 }
@@ -430,6 +445,8 @@ pub struct KTable<'b, K, V> {
     /// Reads the table's current value of a key (from its store, or computed from the stores
     /// of the tables it derives from).
     pub(super) getter: Getter<K, V>,
+    /// The stores `getter` reads: a processor that uses the getter is connected to them.
+    pub(super) getter_stores: Vec<String>,
 }
 
 impl<K, V> Clone for KTable<'_, K, V> {
@@ -439,6 +456,7 @@ impl<K, V> Clone for KTable<'_, K, V> {
             node: self.node.clone(),
             store: self.store.clone(),
             getter: Arc::clone(&self.getter),
+            getter_stores: self.getter_stores.clone(),
         }
     }
 }
@@ -453,6 +471,8 @@ impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
 }
 
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
+    /// A table forwarding from `node`; its getter reads `store` if it has one (else see
+    /// [`reading`](Self::reading)).
     pub(super) fn new(
         builder: &'b Builder,
         node: String,
@@ -462,9 +482,20 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         KTable {
             builder,
             node,
+            getter_stores: store.iter().cloned().collect(),
             store,
             getter,
         }
+    }
+
+    /// The same table, its getter reading `stores` (for a table computed from others).
+    pub(super) fn reading(mut self, stores: &[String]) -> Self {
+        for s in stores {
+            if !self.getter_stores.contains(s) {
+                self.getter_stores.push(s.clone());
+            }
+        }
+        self
     }
 
     /// The stream of the table's updates: one record per update, with the new value.

@@ -33,6 +33,8 @@
 //! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
 //!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
 //!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].
+//! - [`subtopology`]: how a topology splits into sub-topologies at repartition topics, and how
+//!   many partitions (hence tasks) each gets.
 //! - [`TopologyTestDriver`]: runs a topology deterministically, without threads or a store.
 //! - [`App`]: runs a topology against a [`Store`](crate::Store) with stream threads in a
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
@@ -45,6 +47,7 @@ mod processor;
 mod restore;
 mod serde;
 mod state;
+pub mod subtopology;
 mod suppress;
 mod task;
 mod test_driver;
@@ -60,10 +63,11 @@ pub use self::serde::{deserialization_error, Serde};
 pub use app::App;
 pub use dsl::{
     BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
-    Materialized,
+    Materialized, Repartitioned,
 };
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
+pub use subtopology::SubtopologyDescription;
 pub use suppress::Suppressed;
 pub use test_driver::TopologyTestDriver;
 pub use topology::Topology;

@@ -200,11 +200,12 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
             .push(Msg::new(record.key, record.value, record.timestamp));
     }
 
-    /// A state store of the topology, typed. Writes are part of the task's next commit.
+    /// A state store of the task's sub-topology, typed. Writes are part of the task's next
+    /// commit.
     ///
     /// # Errors
-    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the topology has no store
-    /// with this name.
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the task's sub-topology has no
+    /// store with this name.
     pub fn store<K: super::Serde, V: super::Serde>(
         &mut self,
         name: &str,
@@ -212,8 +213,9 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         match self.task.stores.get_mut(name) {
             Some(s) => Ok(KeyValueStore::new(s)),
             None => Err(Error::invalid(format!(
-                "processor {} asked for state store {name:?}, which the topology does not have \
-                 (add it with add_state_store)",
+                "processor {} asked for state store {name:?}, which its task does not have \
+                 (add it with add_state_store; in a topology of several sub-topologies, connect \
+                 it to the processors that use it with connect_processor_and_state_stores)",
                 self.task.node_name
             ))),
         }

@@ -186,6 +186,9 @@ where
         .map(|_| ())
     });
     b.windowed.borrow_mut().insert(node.clone(), rule);
+    let mut stores = vec![store.clone()];
+    stores.extend(extra_stores.iter().map(|extra| format!("{store}{extra}")));
+    b.connect(&node, &stores);
     KTable::new(b, node, Some(store.clone()), store_getter::<KT, VT>(store))
 }
 
