@@ -5,9 +5,11 @@
 //! to be called back periodically ([`ProcessorContext::schedule`]), by stream time (the largest
 //! record timestamp the task has seen) or by wall-clock time.
 //!
-//! Every input partition is a task with its own instance of each processor (made by the
-//! supplier given to [`Topology::add_processor`](super::Topology::add_processor)), so a processor
-//! is single-threaded and needs no locking.
+//! Every task (a sub-topology on one partition of its source topics, see
+//! [`subtopology`](super::subtopology)) has its own instance of each processor of its
+//! sub-topology (made by the supplier given to
+//! [`Topology::add_processor`](super::Topology::add_processor)), so a processor is
+//! single-threaded and needs no locking.
 
 use std::any::Any;
 use std::collections::HashMap;

@@ -402,3 +402,95 @@ pub(crate) fn prepare_internal_topics(
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::{Builder, Materialized, Repartitioned};
+
+    /// The plan of `t` with the input topics' counts from `inputs`.
+    fn plan_of(t: &Topology, inputs: &[(&str, u32)]) -> Result<Plan> {
+        plan(t, &split(t), |topic| {
+            inputs
+                .iter()
+                .find(|(name, _)| *name == topic)
+                .map(|(_, n)| *n)
+                .ok_or_else(|| Error::invalid(format!("no topic {topic}")))
+        })
+    }
+
+    /// `a` and `b` counted per value, the two counts joined: the join reads two repartition
+    /// topics and no input topic.
+    fn joined_counts(a: Option<u32>, b: Option<u32>) -> Topology {
+        let builder = Builder::new("j");
+        let count = |topic: &str, n: Option<u32>| {
+            let mut r = Repartitioned::named(format!("{topic}-by-value"));
+            if let Some(n) = n {
+                r = r.with_number_of_partitions(n);
+            }
+            builder
+                .stream::<String, String>(topic)
+                .select_key(|_, v| v.clone())
+                .repartition_with(r)
+                .group_by_key()
+                .count(Materialized::named(format!("{topic}-counts")))
+        };
+        let left = count("a", a);
+        let right = count("b", b);
+        left.join(&right, |l, r| l + r);
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn repartitions_read_together_take_the_largest_upstream_count() {
+        let t = joined_counts(None, None);
+        let split = split(&t);
+        assert_eq!(split.subs.len(), 3, "{}", t.describe());
+        let p = plan_of(&t, &[("a", 2), ("b", 3)]).unwrap();
+        assert_eq!(p.topics["j-a-by-value-repartition"], 3);
+        assert_eq!(p.topics["j-b-by-value-repartition"], 3);
+        let join = split.sub_of_store("a-counts").unwrap();
+        assert_eq!(split.sub_of_store("b-counts"), Some(join));
+        assert_eq!(p.subs[join as usize], 3);
+        assert_eq!(p.subs[split.topic_map()["a"] as usize], 2);
+    }
+
+    #[test]
+    fn an_explicit_count_sizes_the_repartitions_read_with_it() {
+        let t = joined_counts(None, Some(5));
+        let p = plan_of(&t, &[("a", 2), ("b", 3)]).unwrap();
+        assert_eq!(p.topics["j-a-by-value-repartition"], 5);
+        assert_eq!(p.topics["j-b-by-value-repartition"], 5);
+    }
+
+    #[test]
+    fn explicit_counts_read_together_must_agree() {
+        let t = joined_counts(Some(2), Some(4));
+        let e = plan_of(&t, &[("a", 2), ("b", 2)]).unwrap_err().to_string();
+        assert!(e.contains("\"j-b-by-value-repartition\" is set to 4"), "{e}");
+        assert!(e.contains("\"j-a-by-value-repartition\", which has 2"), "{e}");
+        assert!(e.contains("table-table join"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_input_topic_is_the_count_error() {
+        let t = joined_counts(None, None);
+        let e = plan_of(&t, &[("a", 2)]).unwrap_err().to_string();
+        assert!(e.contains("no topic b"), "{e}");
+    }
+
+    #[test]
+    fn task_ids_show_as_kafka_shows_them() {
+        let id = TaskId {
+            subtopology: 1,
+            partition: 3,
+        };
+        assert_eq!(id.to_string(), "1_3");
+        assert!(
+            id < TaskId {
+                subtopology: 2,
+                partition: 0
+            }
+        );
+    }
+}
