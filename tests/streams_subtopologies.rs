@@ -117,8 +117,12 @@ fn run_join(store: &Store, topology: Topology) {
     let mut expected = Vec::new();
     for i in 0..60 {
         let c = CUSTOMERS[i % CUSTOMERS.len()];
-        p.send(Record::new("orders").key(format!("o{i}")).value(c.to_string()))
-            .unwrap();
+        p.send(
+            Record::new("orders")
+                .key(format!("o{i}"))
+                .value(c.to_string()),
+        )
+        .unwrap();
         let city = CUSTOMERS.iter().position(|x| x == &c).unwrap();
         expected.push((c.to_string(), format!("{c}@city{city}")));
     }
@@ -142,7 +146,10 @@ fn a_join_after_a_key_change_repartitions_to_the_table_partition_count() {
     // (The table was added first, so its sub-topology is number 0.)
     let subs = topology.subtopologies();
     assert_eq!(subs.len(), 2, "{}", topology.describe());
-    assert_eq!(subs[0].source_topics, ["customers".to_string(), repartition.clone()]);
+    assert_eq!(
+        subs[0].source_topics,
+        ["customers".to_string(), repartition.clone()]
+    );
     assert_eq!(subs[0].stores, ["customers"]);
     assert_eq!(subs[0].sink_topics, ["enriched"]);
     assert_eq!(subs[1].source_topics, ["orders"]);
@@ -181,7 +188,9 @@ fn an_explicit_repartition_count_that_does_not_match_the_table_is_refused() {
         assert!(msg.contains(part), "{part:?} not in: {msg}");
     }
     // Nothing was created for the refused topology.
-    assert!(store.describe_topic("wrong-by-customer-repartition").is_err());
+    assert!(store
+        .describe_topic("wrong-by-customer-repartition")
+        .is_err());
 }
 
 #[test]
@@ -300,8 +309,12 @@ fn group_by_count_through_a_wider_repartition(eos: bool) {
     let app = App::start(&store, regroup(&armed), regroup_config(eos)).unwrap();
     produce(&store, 700, 900, &mut truth);
     let p = store.producer();
-    p.send(Record::new("clicks").key("boom").value("poison".to_string()))
-        .unwrap();
+    p.send(
+        Record::new("clicks")
+            .key("boom")
+            .value("poison".to_string()),
+    )
+    .unwrap();
     *truth.entry("poison".to_string()).or_insert(0) += 1;
     let start = Instant::now();
     while app.error().is_none() {
@@ -353,8 +366,12 @@ fn a_repartition_without_a_count_takes_the_upstream_count_through_a_chain() {
     let app = App::start(&store, topology, fast()).unwrap();
     let p = store.producer();
     for (i, user) in ["ann", "bob", "carla", "di"].iter().enumerate() {
-        p.send(Record::new("clicks").key(format!("c{i}")).value(user.to_string()))
-            .unwrap();
+        p.send(
+            Record::new("clicks")
+                .key(format!("c{i}"))
+                .value(user.to_string()),
+        )
+        .unwrap();
     }
     let per_length = app.store::<String, i64>("per-length").unwrap();
     wait_for("the counts", &app, || {
@@ -428,7 +445,10 @@ fn an_unconnected_store_belongs_to_the_only_subtopology() {
     let mut d = TopologyTestDriver::new(t).unwrap();
     d.pipe_input("a", &"k".to_string(), &"v".to_string(), 0)
         .unwrap();
-    assert_eq!(d.store::<String, i64>("counts").unwrap().get("k").unwrap(), Some(1));
+    assert_eq!(
+        d.store::<String, i64>("counts").unwrap().get("k").unwrap(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -443,11 +463,19 @@ fn connected_stores_place_each_store_in_its_subtopology() {
     let subs = t.subtopologies();
     assert_eq!(subs.len(), 2);
     assert_eq!(
-        (subs[0].id, subs[0].source_topics.as_slice(), subs[0].stores.as_slice()),
+        (
+            subs[0].id,
+            subs[0].source_topics.as_slice(),
+            subs[0].stores.as_slice()
+        ),
         (0, &["a".to_string()][..], &["store-a".to_string()][..])
     );
     assert_eq!(
-        (subs[1].id, subs[1].source_topics.as_slice(), subs[1].stores.as_slice()),
+        (
+            subs[1].id,
+            subs[1].source_topics.as_slice(),
+            subs[1].stores.as_slice()
+        ),
         (1, &["b".to_string()][..], &["store-b".to_string()][..])
     );
     assert_eq!(subs[1].nodes, ["src-b", "count-b"]);
@@ -471,8 +499,14 @@ fn connected_stores_place_each_store_in_its_subtopology() {
         .unwrap();
     d.pipe_input("b", &"k".to_string(), &"v".to_string(), 0)
         .unwrap();
-    assert_eq!(d.store::<String, i64>("store-a").unwrap().get("k").unwrap(), Some(1));
-    assert_eq!(d.store::<String, i64>("store-b").unwrap().get("k").unwrap(), Some(2));
+    assert_eq!(
+        d.store::<String, i64>("store-a").unwrap().get("k").unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        d.store::<String, i64>("store-b").unwrap().get("k").unwrap(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -506,10 +540,18 @@ fn independent_subtopologies_need_not_be_copartitioned() {
     let app = App::start(&store, t, fast().threads(2)).unwrap();
     let p = store.producer();
     for i in 0..30 {
-        p.send(Record::new("a").key(format!("k{}", i % 4)).value("x".to_string()))
-            .unwrap();
-        p.send(Record::new("b").key(format!("k{}", i % 5)).value("x".to_string()))
-            .unwrap();
+        p.send(
+            Record::new("a")
+                .key(format!("k{}", i % 4))
+                .value("x".to_string()),
+        )
+        .unwrap();
+        p.send(
+            Record::new("b")
+                .key(format!("k{}", i % 5))
+                .value("x".to_string()),
+        )
+        .unwrap();
     }
     let (a, b) = (
         app.store::<String, i64>("store-a").unwrap(),
@@ -569,12 +611,20 @@ fn describe_shows_the_dsl_subtopologies() {
     assert_eq!(subs[0].source_topics, ["orders"]);
     assert_eq!(subs[0].sink_topics, ["orders-app-per-customer-repartition"]);
     assert!(subs[0].stores.is_empty());
-    assert_eq!(subs[1].source_topics, ["orders-app-per-customer-repartition"]);
+    assert_eq!(
+        subs[1].source_topics,
+        ["orders-app-per-customer-repartition"]
+    );
     assert_eq!(subs[1].sink_topics, ["counts"]);
     assert_eq!(subs[1].stores, ["per-customer"]);
     let d = t.describe();
-    let (s0, s1) = (d.find("Sub-topology 0").unwrap(), d.find("Sub-topology 1").unwrap());
-    let sink = d.find("sink \"orders-app-per-customer-repartition\"").unwrap();
+    let (s0, s1) = (
+        d.find("Sub-topology 0").unwrap(),
+        d.find("Sub-topology 1").unwrap(),
+    );
+    let sink = d
+        .find("sink \"orders-app-per-customer-repartition\"")
+        .unwrap();
     let store = d.find("store \"per-customer\"").unwrap();
     assert!(s0 < sink && sink < s1 && s1 < store, "{d}");
 }

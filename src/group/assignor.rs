@@ -209,7 +209,8 @@ mod tests {
                         continue;
                     }
                     for p in 0..cx {
-                        let (tx, ty) = (TopicPartition::new(x.clone(), p), TopicPartition::new(y.clone(), p));
+                        let tx = TopicPartition::new(x.clone(), p);
+                        let ty = TopicPartition::new(y.clone(), p);
                         prop_assert_eq!(owner[&tx], owner[&ty]);
                     }
                 }

@@ -4,10 +4,10 @@
 //! source topics of every sub-topology (range assignor: partition `p` of topics with the same
 //! partition count goes to the same member, so each sub-topology's co-partitioned topics move
 //! together) and runs the tasks of the partitions it owns: task `s_p` for partition `p` of a
-//! topic of sub-topology `s` (see [`subtopology`](super::subtopology)). A rebalance commits the thread's work and drops its tasks
-//! (`on_revoked`); the new owner creates them again and restores their stores from the
-//! changelogs before processing (`on_assigned`). A thread that was removed from the group
-//! (`on_lost`) drops its uncommitted work without committing it.
+//! topic of sub-topology `s` (see [`subtopology`](super::subtopology)). A rebalance commits the
+//! thread's work and drops its tasks (`on_revoked`); the new owner creates them again and
+//! restores their stores from the changelogs before processing (`on_assigned`). A thread that
+//! was removed from the group (`on_lost`) drops its uncommitted work without committing it.
 //!
 //! A thread that gives a task up after committing (revocation, clean close) writes checkpoint
 //! snapshots of its stores, so the next owner restores from them plus the changelog after them
@@ -579,10 +579,7 @@ impl ThreadState {
             Arc::clone(&self.counters),
         );
         let eos = matches!(self.output, Output::Txn { .. });
-        let changelogs = Arc::clone(&self.sub_changelogs);
-        let changelogs = changelogs
-            .get(id.subtopology as usize)
-            .map_or(&[][..], Vec::as_slice);
+        let changelogs = self.changelogs_of(id);
         restore_task(&self.store, &mut task, changelogs, eos, &self.counters)?;
         task.set_wall_clock(now_ms());
         task.init()?;

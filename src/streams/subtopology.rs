@@ -467,8 +467,14 @@ mod tests {
     fn explicit_counts_read_together_must_agree() {
         let t = joined_counts(Some(2), Some(4));
         let e = plan_of(&t, &[("a", 2), ("b", 2)]).unwrap_err().to_string();
-        assert!(e.contains("\"j-b-by-value-repartition\" is set to 4"), "{e}");
-        assert!(e.contains("\"j-a-by-value-repartition\", which has 2"), "{e}");
+        assert!(
+            e.contains("\"j-b-by-value-repartition\" is set to 4"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\"j-a-by-value-repartition\", which has 2"),
+            "{e}"
+        );
         assert!(e.contains("table-table join"), "{e}");
     }
 

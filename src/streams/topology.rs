@@ -334,7 +334,11 @@ impl Topology {
     /// As [`add_state_store`](Self::add_state_store) and
     /// [`connect_processor_and_state_stores`](Self::connect_processor_and_state_stores); on
     /// error the store is not added.
-    pub fn add_state_store_for(&mut self, name: &str, processors: &[&str]) -> Result<&mut Topology> {
+    pub fn add_state_store_for(
+        &mut self,
+        name: &str,
+        processors: &[&str],
+    ) -> Result<&mut Topology> {
         for p in processors {
             self.processor_id(p)?;
         }
@@ -546,9 +550,7 @@ impl Topology {
                 let stores: Vec<&str> = self
                     .stores
                     .iter()
-                    .filter(|st| {
-                        self.store_users.get(*st).is_some_and(|u| u.contains(&i))
-                    })
+                    .filter(|st| self.store_users.get(*st).is_some_and(|u| u.contains(&i)))
                     .map(String::as_str)
                     .collect();
                 let stores = if stores.is_empty() {
@@ -556,7 +558,10 @@ impl Topology {
                 } else {
                     format!(" stores {stores:?}")
                 };
-                s.push_str(&format!("    {} ({kind}){stores} -> {children:?}\n", n.name));
+                s.push_str(&format!(
+                    "    {} ({kind}){stores} -> {children:?}\n",
+                    n.name
+                ));
             }
             for st in &sub.stores {
                 s.push_str(&format!(

@@ -5,11 +5,12 @@
 //! A repartition is a sink writing the repartition topic `<app-id>-<name>-repartition`
 //! (partitioned by the murmur2 hash of the key bytes, like every keyed record) and a source
 //! reading it, so that after it every record of a key is in the same partition, hence task.
-//! The two sides are in different sub-topologies (see [`subtopology`](crate::streams::subtopology)),
-//! so the topic may have its own partition count: the one [`Repartitioned`] gives, else the
-//! count of the topics it is read with (the other side of a join), else that of the topics
-//! upstream. The application creates the topic when it starts. Records whose key is null (a
-//! `()` or `None` key) are dropped before a repartition, as in Kafka.
+//! The two sides are in different sub-topologies (see
+//! [`subtopology`](crate::streams::subtopology)), so the topic may have its own partition
+//! count: the one [`Repartitioned`] gives, else the count of the topics it is read with (the
+//! other side of a join), else that of the topics upstream. The application creates the topic
+//! when it starts. Records whose key is null (a `()` or `None` key) are dropped before a
+//! repartition, as in Kafka.
 
 use super::{KGroupedStream, KStream};
 use crate::error::Error;
