@@ -153,7 +153,7 @@ fn a_join_after_a_key_change_repartitions_to_the_table_partition_count() {
     assert_eq!(subs[0].stores, ["customers"]);
     assert_eq!(subs[0].sink_topics, ["enriched"]);
     assert_eq!(subs[1].source_topics, ["orders"]);
-    assert_eq!(subs[1].sink_topics, [repartition.clone()]);
+    assert_eq!(subs[1].sink_topics, std::slice::from_ref(&repartition));
     run_join(&store, topology);
     // Sized like the table it is joined with, not like the orders.
     assert_eq!(partitions(&store, &repartition), 2);

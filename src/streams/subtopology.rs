@@ -345,12 +345,15 @@ pub(crate) fn plan(
     })
 }
 
+/// A topic and its partition count.
+type Counted<'a> = (&'a str, u32);
+
 /// The first topic whose count differs from the first topic's: `((first, count), (other,
 /// count))`.
 fn first_mismatch<'a>(
     topics: &[&'a String],
     known: &BTreeMap<String, u32>,
-) -> Option<((&'a str, u32), (&'a str, u32))> {
+) -> Option<(Counted<'a>, Counted<'a>)> {
     let (first, rest) = topics.split_first()?;
     let m = *known.get(*first)?;
     rest.iter().find_map(|x| match known.get(*x) {
