@@ -153,8 +153,8 @@ impl StreamsConfig {
         Self::default()
     }
 
-    /// The number of stream threads. Default: 1. Tasks (input partitions) are spread over
-    /// them by the consumer group; more threads than partitions leaves some idle.
+    /// The number of stream threads. Default: 1. Tasks (a sub-topology on one partition) are
+    /// spread over them by the consumer group; more threads than partitions leaves some idle.
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n;
         self
