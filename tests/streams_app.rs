@@ -238,9 +238,12 @@ fn missing_topics_and_bad_co_partitioning_are_refused_at_start() {
     b.stream::<String, i64>("nope").to("balances");
     assert!(App::start(&store, b.build().unwrap(), StreamsConfig::new()).is_err());
     store.create_topic("other", TopicConfig::new(2)).unwrap();
+    // Merged, the two streams are one sub-topology, whose topics must be co-partitioned.
     let b = Builder::new("y");
-    b.stream::<String, i64>("payments").to("balances");
-    b.stream::<String, i64>("other").to("balances");
+    b.stream::<String, i64>("payments")
+        .merge(&b.stream::<String, i64>("other"))
+        .to("balances");
     let e = App::start(&store, b.build().unwrap(), StreamsConfig::new()).unwrap_err();
     assert!(e.to_string().contains("co-partitioned"), "{e}");
+    assert!(e.to_string().contains("\"other\" has 2"), "{e}");
 }

@@ -187,6 +187,37 @@ mod tests {
             .collect()
     }
 
+    proptest! {
+        /// What streams tasks rely on: with every member subscribed to the same topics, the
+        /// range assignor gives partition `p` of topics with the same partition count to the
+        /// same member, whatever the counts of the other topics.
+        #[test]
+        fn range_keeps_equal_count_topics_together(
+            n in 1usize..6,
+            counts in proptest::collection::vec(1u32..7, 1..6),
+        ) {
+            let topics: Vec<String> = (0..counts.len()).map(|i| format!("t{i}")).collect();
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let parts: BTreeMap<String, u32> =
+                topics.iter().cloned().zip(counts.iter().copied()).collect();
+            let a = assign(Assignor::Range, &members(n, &names), &parts);
+            let owner: BTreeMap<&TopicPartition, &String> =
+                a.iter().flat_map(|(m, tps)| tps.iter().map(move |tp| (tp, m))).collect();
+            for (x, &cx) in topics.iter().zip(&counts) {
+                for (y, &cy) in topics.iter().zip(&counts) {
+                    if cx != cy {
+                        continue;
+                    }
+                    for p in 0..cx {
+                        let tx = TopicPartition::new(x.clone(), p);
+                        let ty = TopicPartition::new(y.clone(), p);
+                        prop_assert_eq!(owner[&tx], owner[&ty]);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn range_matches_kafka_example() {
         // Kafka's RangeAssignor doc: 2 consumers, 2 topics of 3 partitions:

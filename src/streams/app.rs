@@ -1,13 +1,16 @@
 //! [`App`]: runs a topology against a [`Store`] with stream threads.
 //!
-//! Each thread is a member of the consumer group named by the application id (range assignor,
-//! so partition `p` of every input topic goes to the same member) and runs the tasks of the
-//! partitions it owns. A rebalance commits the thread's work and drops its tasks
-//! (`on_revoked`); the new owner creates them again and restores their stores from the
-//! changelogs before processing (`on_assigned`). A thread that was removed from the group
-//! (`on_lost`) drops its uncommitted work without committing it. A thread that fails drops its
-//! uncommitted work the same way; it then either stops the application or, if the application's
-//! handler says so, leaves the group and starts over as a new member (`run_thread`).
+//! Each thread is a member of the consumer group named by the application id, subscribed to the
+//! source topics of every sub-topology (range assignor: partition `p` of topics with the same
+//! partition count goes to the same member, so each sub-topology's co-partitioned topics move
+//! together) and runs the tasks of the partitions it owns: task `s_p` for partition `p` of a
+//! topic of sub-topology `s` (see [`subtopology`](super::subtopology)). A rebalance commits the
+//! thread's work and drops its tasks (`on_revoked`); the new owner creates them again and
+//! restores their stores from the changelogs before processing (`on_assigned`). A thread that
+//! was removed from the group (`on_lost`) drops its uncommitted work without committing it.
+//! A thread that fails drops its uncommitted work the same way; it then either stops the
+//! application or, if the application's handler says so, leaves the group and starts over as a
+//! new member (`run_thread`).
 //!
 //! A thread that gives a task up after committing (revocation, clean close) writes checkpoint
 //! snapshots of its stores, so the next owner restores from them plus the changelog after them
@@ -29,6 +32,7 @@ use super::processor::OutRecord;
 use super::restore::{restore_task, save_task};
 use super::serde::Serde;
 use super::state::{changelog_topic, ReadOnlyKeyValueStore, Registry};
+use super::subtopology::{self, TaskId};
 use super::task::Task;
 use super::topology::Topology;
 use super::{Counters, ProcessingGuarantee, StreamThreadAction, StreamsConfig, StreamsMetrics};
@@ -133,15 +137,19 @@ impl Shared {
 
 impl App {
     /// Starts the application: checks the topics, creates the repartition and changelog topics
-    /// that do not exist (as many partitions as the input topics; changelogs compacted), reads
-    /// the global tables' topics to their end, and starts [`StreamsConfig::threads`] stream
-    /// threads (and a global thread if there are global tables).
+    /// that do not exist (a repartition topic with the count the
+    /// [`subtopology`](super::subtopology) module docs give; a changelog, compacted, with its
+    /// sub-topology's count), reads the global tables' topics to their end, and starts
+    /// [`StreamsConfig::threads`] stream threads (and a global thread if there are global
+    /// tables).
     ///
     /// # Errors
     /// [`UnknownTopic`](ErrorKind::UnknownTopic) for a missing input or output topic;
-    /// [`InvalidArgument`](ErrorKind::InvalidArgument) if the input topics have different
-    /// partition counts (for a join: naming both topics and their counts) or a changelog or
-    /// repartition topic exists with another partition count;
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) if the source topics of a sub-topology
+    /// have different partition counts (naming the topics and their counts, and the join if a
+    /// join reads them), if a repartition topic's explicit count differs from the topics it must
+    /// be co-partitioned with, or if a changelog or repartition topic exists with another
+    /// partition count;
     /// [`InvalidConfig`](ErrorKind::InvalidConfig) for zero threads; the errors of creating
     /// topics, consumers and transactional producers.
     pub fn start(store: &Store, topology: Topology, config: StreamsConfig) -> Result<App> {
@@ -155,34 +163,26 @@ impl App {
             return Err(Error::config("max_poll_records", "must be at least 1"));
         }
         topology.validate()?;
-        super::global::prepare_internal_topics(store, &topology)?;
+        let split = subtopology::split(&topology);
+        let plan = subtopology::prepare_internal_topics(store, &topology, &split)?;
         let sources = topology.source_topics();
-        let mut partitions = None;
-        for t in &sources {
-            let n = store.describe_topic(t)?.partitions.len();
-            match partitions {
-                Some(m) if m != n => {
-                    return Err(Error::invalid(format!(
-                        "input topics must be co-partitioned: {:?} has {n} partitions, {:?} \
-                         has {m}",
-                        t, sources[0]
-                    )))
-                }
-                _ => partitions = Some(n),
-            }
-        }
-        let partitions = u32::try_from(partitions.unwrap_or(1)).unwrap_or(u32::MAX);
         for t in topology.sink_topics() {
             store.describe_topic(&t)?;
         }
         let app_id = topology.application_id().to_string();
         let mut changelogs = Vec::new();
+        let mut sub_changelogs: Vec<Vec<(String, String)>> = vec![Vec::new(); split.subs.len()];
         for s in &topology.stores {
+            let Some(sub) = split.sub_of_store(s) else {
+                continue;
+            };
+            let partitions = plan.subs[sub as usize];
             let topic = changelog_topic(&app_id, s);
             match store.describe_topic(&topic) {
                 Ok(d) if d.partitions.len() as u64 != u64::from(partitions) => {
                     return Err(Error::invalid(format!(
-                        "changelog topic {topic:?} has {} partitions, the input topics {partitions}",
+                        "changelog topic {topic:?} has {} partitions, but its store's \
+                         sub-topology {sub} reads topics of {partitions}",
                         d.partitions.len()
                     )))
                 }
@@ -204,8 +204,11 @@ impl App {
                 }
                 Err(e) => return Err(e),
             }
+            sub_changelogs[sub as usize].push((s.clone(), topic.clone()));
             changelogs.push((s.clone(), topic));
         }
+        let topic_subs = Arc::new(split.topic_map());
+        let sub_changelogs = Arc::new(sub_changelogs);
         let registry = registry_of(&topology);
         let counters = Arc::new(Counters::default());
         let started = Instant::now();
@@ -233,6 +236,8 @@ impl App {
                 counters: Arc::clone(&counters),
                 config: config.clone(),
                 changelogs: changelogs.clone(),
+                sub_changelogs: Arc::clone(&sub_changelogs),
+                topic_subs: Arc::clone(&topic_subs),
             };
             let member = spec.new_member()?;
             let shared = Arc::clone(&shared);
@@ -398,7 +403,11 @@ struct ThreadState {
     config: StreamsConfig,
     /// `(store, changelog topic)`.
     changelogs: Vec<(String, String)>,
-    tasks: BTreeMap<u32, Task>,
+    /// Sub-topology -> its stores' `(store, changelog topic)`.
+    sub_changelogs: Arc<Vec<Vec<(String, String)>>>,
+    /// Source topic -> the sub-topology reading it.
+    topic_subs: Arc<HashMap<String, u32>>,
+    tasks: BTreeMap<TaskId, Task>,
     /// Next offset of each input partition processed since the last commit.
     positions: HashMap<TopicPartition, u64>,
     output: Output,
@@ -518,8 +527,16 @@ impl ThreadState {
     fn save_snapshots(&self) {
         let eos = matches!(self.output, Output::Txn { .. });
         for task in self.tasks.values() {
-            save_task(&self.store, task, &self.changelogs, eos, &self.counters);
+            let changelogs = self.changelogs_of(task.id());
+            save_task(&self.store, task, changelogs, eos, &self.counters);
         }
+    }
+
+    /// The `(store, changelog topic)` of the stores of task `id`'s sub-topology.
+    fn changelogs_of(&self, id: TaskId) -> &[(String, String)] {
+        self.sub_changelogs
+            .get(id.subtopology as usize)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Drops every task and the uncommitted work (aborting the open transaction).
@@ -536,33 +553,42 @@ impl ThreadState {
         self.positions.clear();
     }
 
-    /// Creates the task for partition `p`, restores its stores and initialises it.
-    fn create_task(&mut self, p: u32) -> Result<()> {
+    /// Creates task `id`, restores its stores and initialises it.
+    fn create_task(&mut self, id: TaskId) -> Result<()> {
         let mut task = Task::new(
             Arc::clone(&self.topology),
-            p,
+            id,
             Arc::clone(&self.registry),
             self.config.deserialization,
             Arc::clone(&self.counters),
         );
         let eos = matches!(self.output, Output::Txn { .. });
-        restore_task(
-            &self.store,
-            &mut task,
-            &self.changelogs,
-            eos,
-            &self.counters,
-        )?;
+        let changelogs = self.changelogs_of(id);
+        restore_task(&self.store, &mut task, changelogs, eos, &self.counters)?;
         task.set_wall_clock(now_ms());
         task.init()?;
-        self.tasks.insert(p, task);
+        self.tasks.insert(id, task);
         Ok(())
+    }
+
+    /// The task a record of `topic`-`partition` goes to.
+    fn task_of(&self, topic: &str, partition: u32) -> Result<TaskId> {
+        match self.topic_subs.get(topic) {
+            Some(&subtopology) => Ok(TaskId {
+                subtopology,
+                partition,
+            }),
+            None => Err(Error::invalid(format!(
+                "a record of {topic}-{partition} arrived, but no source reads {topic:?}"
+            ))),
+        }
     }
 
     fn process(&mut self, records: &crate::consumer::ConsumerRecords) -> Result<()> {
         let now = now_ms();
         for r in records.iter() {
-            let Some(task) = self.tasks.get_mut(&r.partition()) else {
+            let id = self.task_of(r.topic(), r.partition())?;
+            let Some(task) = self.tasks.get_mut(&id) else {
                 return Err(Error::invalid(format!(
                     "a record of {}-{} arrived without its task",
                     r.topic(),
@@ -617,14 +643,22 @@ impl RebalanceListener for Listener {
         if st.failed {
             return;
         }
-        let mut numbers: Vec<u32> = partitions.iter().map(|tp| tp.partition).collect();
-        numbers.sort_unstable();
-        numbers.dedup();
-        for p in numbers {
-            if st.tasks.contains_key(&p) {
+        let ids: Result<std::collections::BTreeSet<TaskId>> = partitions
+            .iter()
+            .map(|tp| st.task_of(&tp.topic, tp.partition))
+            .collect();
+        let ids = match ids {
+            Ok(ids) => ids,
+            Err(e) => {
+                st.error.get_or_insert(e);
+                return;
+            }
+        };
+        for id in ids {
+            if st.tasks.contains_key(&id) {
                 continue;
             }
-            if let Err(e) = st.create_task(p) {
+            if let Err(e) = st.create_task(id) {
                 st.error.get_or_insert(e);
                 return;
             }
@@ -647,6 +681,10 @@ struct MemberSpec {
     config: StreamsConfig,
     /// `(store, changelog topic)`.
     changelogs: Vec<(String, String)>,
+    /// Per sub-topology, its `(store, changelog topic)` pairs.
+    sub_changelogs: Arc<Vec<Vec<(String, String)>>>,
+    /// The sub-topology reading each source topic.
+    topic_subs: Arc<HashMap<String, u32>>,
 }
 
 /// One group member of a stream thread: its consumer and its state (tasks, producer).
@@ -685,6 +723,8 @@ impl MemberSpec {
             counters: Arc::clone(&self.counters),
             config: self.config.clone(),
             changelogs: self.changelogs.clone(),
+            sub_changelogs: Arc::clone(&self.sub_changelogs),
+            topic_subs: Arc::clone(&self.topic_subs),
             tasks: BTreeMap::new(),
             positions: HashMap::new(),
             output,

@@ -37,6 +37,7 @@ mod table;
 pub use branch::BranchedKStream;
 pub use join::GlobalKTable;
 pub use stream_join::JoinWindows;
+pub use repartition::Repartitioned;
 pub(crate) use table::Change;
 pub use table::KGroupedTable;
 pub(super) use table::{store_getter, Getter};
@@ -126,6 +127,19 @@ impl Builder {
     pub(super) fn fail(&self, e: Error) {
         self.add(|_| Err(e));
     }
+
+    /// Connects the processor `node` to the state stores it reads or writes, which puts it in
+    /// their sub-topology.
+    pub(super) fn connect(&self, node: &str, stores: &[String]) {
+        if stores.is_empty() {
+            return;
+        }
+        self.add(|t| {
+            let stores: Vec<&str> = stores.iter().map(String::as_str).collect();
+            t.connect_processor_and_state_stores(node, &stores)
+                .map(|_| ())
+        });
+    }
 }
 
 /// A processor made of a function of the context and the record.
@@ -154,7 +168,9 @@ where
 pub struct KStream<'b, K, V> {
     pub(super) builder: &'b Builder,
     pub(super) node: String,
-    key_changed: bool,
+    /// An operation changed the key since the last repartition: a grouping or join must
+    /// repartition first.
+    pub(super) key_changed: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -421,6 +437,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
             ));
             Ok(())
         });
+        b.connect(&table.node, std::slice::from_ref(&store));
         KTable::new(b, table.node, Some(store.clone()), store_getter(store))
     }
 }
@@ -434,6 +451,8 @@ pub struct KTable<'b, K, V> {
     /// Reads the table's current value of a key (from its store, or computed from the stores
     /// of the tables it derives from).
     pub(super) getter: Getter<K, V>,
+    /// The stores `getter` reads: a processor that uses the getter is connected to them.
+    pub(super) getter_stores: Vec<String>,
 }
 
 impl<K, V> Clone for KTable<'_, K, V> {
@@ -443,6 +462,7 @@ impl<K, V> Clone for KTable<'_, K, V> {
             node: self.node.clone(),
             store: self.store.clone(),
             getter: Arc::clone(&self.getter),
+            getter_stores: self.getter_stores.clone(),
         }
     }
 }
@@ -457,6 +477,8 @@ impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
 }
 
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
+    /// A table forwarding from `node`; its getter reads `store` if it has one (else see
+    /// [`reading`](Self::reading)).
     pub(super) fn new(
         builder: &'b Builder,
         node: String,
@@ -466,9 +488,20 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         KTable {
             builder,
             node,
+            getter_stores: store.iter().cloned().collect(),
             store,
             getter,
         }
+    }
+
+    /// The same table, its getter reading `stores` (for a table computed from others).
+    pub(super) fn reading(mut self, stores: &[String]) -> Self {
+        for s in stores {
+            if !self.getter_stores.contains(s) {
+                self.getter_stores.push(s.clone());
+            }
+        }
+        self
     }
 
     /// The stream of the table's updates: one record per update, with the new value.

@@ -1,4 +1,4 @@
-//! Global tables at run time, and the internal topics an application creates for its topology.
+//! Global tables at run time.
 //!
 //! A global table ([`Builder::global_table`](super::Builder::global_table)) is read whole by
 //! the application, not split into tasks: [`App::start`](super::App::start) first reads every
@@ -6,9 +6,6 @@
 //! the application runs. The table's store is the topic itself (no changelog): it is read again
 //! from the beginning at every start. Tasks read it through the join processors; updates arrive
 //! independently of the tasks' records, as in Kafka.
-//!
-//! [`prepare_internal_topics`] checks that the topics a join reads are co-partitioned and
-//! creates the repartition topics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,9 +16,9 @@ use std::time::Duration;
 use super::state::{Committed, Registry};
 use super::topology::Topology;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::topic::{TopicConfig, TopicPartition};
+use crate::topic::TopicPartition;
 
 /// A global table's store: the latest value of every key of its topic, shared by all tasks.
 #[derive(Clone)]
@@ -69,62 +66,6 @@ pub(crate) fn registry_of(topology: &Topology) -> Registry {
         map.insert(g.store.clone(), Arc::clone(&g.data));
     }
     Arc::new(map)
-}
-
-/// Checks the co-partitioning of the topics joins read, then creates the repartition topics
-/// that do not exist, with the partition count of the input topics.
-///
-/// # Errors
-/// [`InvalidArgument`](ErrorKind::InvalidArgument) naming both topics and their partition counts
-/// when a join reads topics that are not co-partitioned, or when a repartition topic exists
-/// with another partition count; [`UnknownTopic`](ErrorKind::UnknownTopic) for a missing input.
-pub(crate) fn prepare_internal_topics(store: &Store, topology: &Topology) -> Result<()> {
-    let internal = |t: &str| topology.repartition_topics.iter().any(|r| r == t);
-    let count = |t: &str| -> Result<usize> { Ok(store.describe_topic(t)?.partitions.len()) };
-    for (what, topics) in &topology.copartition_groups {
-        let mut first: Option<(&str, usize)> = None;
-        for t in topics.iter().filter(|t| !internal(t)) {
-            let n = count(t)?;
-            match first {
-                Some((f, m)) if m != n => {
-                    return Err(Error::invalid(format!(
-                        "{what} reads topics that are not co-partitioned: {f:?} has {m} \
-                         partitions, {t:?} has {n}; give them the same number of partitions \
-                         (one application runs one sub-topology, so a repartition keeps the \
-                         input topics' partition count)"
-                    )))
-                }
-                Some(_) => {}
-                None => first = Some((t, n)),
-            }
-        }
-    }
-    let Some(input) = topology.source_topics().into_iter().find(|t| !internal(t)) else {
-        return Ok(());
-    };
-    let partitions = count(&input)?;
-    for t in &topology.repartition_topics {
-        match store.describe_topic(t) {
-            Ok(d) if d.partitions.len() != partitions => {
-                return Err(Error::invalid(format!(
-                    "repartition topic {t:?} has {} partitions, the input topic {input:?} has \
-                     {partitions}",
-                    d.partitions.len()
-                )))
-            }
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::UnknownTopic { .. }) => {
-                let n = u32::try_from(partitions).unwrap_or(u32::MAX);
-                match store.create_topic(t, TopicConfig::new(n)) {
-                    Ok(()) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::TopicExists { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The thread that keeps an application's global tables up to date; stopped and joined when

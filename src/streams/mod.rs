@@ -36,6 +36,8 @@
 //! - [`window`]: event time and windows — [`Consumed`] (timestamp extractors),
 //!   [`KGroupedStream::windowed_by`] with [`TimeWindows`], [`SlidingWindows`] or
 //!   [`SessionWindows`], [`Windowed`] keys, window stores, [`KTable::suppress`].
+//! - [`subtopology`]: how a topology splits into sub-topologies at repartition topics, and how
+//!   many partitions (hence tasks) each gets.
 //! - [`TopologyTestDriver`]: runs a topology deterministically, without threads or a store.
 //! - [`App`]: runs a topology against a [`Store`](crate::Store) with stream threads in a
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
@@ -50,6 +52,7 @@ mod processor;
 mod restore;
 mod serde;
 mod state;
+pub mod subtopology;
 mod suppress;
 mod task;
 mod test_driver;
@@ -65,12 +68,13 @@ pub use self::serde::{deserialization_error, Serde};
 pub use app::App;
 pub use dsl::{
     BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized,
+    KTable, Materialized, Repartitioned,
 };
 #[cfg(feature = "json")]
 pub use json::Json;
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
+pub use subtopology::SubtopologyDescription;
 pub use suppress::{BufferConfig, Suppressed};
 pub use test_driver::TopologyTestDriver;
 pub use topology::Topology;
@@ -188,8 +192,8 @@ impl StreamsConfig {
         Self::default()
     }
 
-    /// The number of stream threads. Default: 1. Tasks (input partitions) are spread over
-    /// them by the consumer group; more threads than partitions leaves some idle.
+    /// The number of stream threads. Default: 1. Tasks (a sub-topology on one partition) are
+    /// spread over them by the consumer group; more threads than partitions leaves some idle.
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n;
         self

@@ -5,9 +5,11 @@
 //! to be called back periodically ([`ProcessorContext::schedule`]), by stream time (the largest
 //! record timestamp the task has seen) or by wall-clock time.
 //!
-//! Every input partition is a task with its own instance of each processor (made by the
-//! supplier given to [`Topology::add_processor`](super::Topology::add_processor)), so a processor
-//! is single-threaded and needs no locking.
+//! Every task (a sub-topology on one partition of its source topics, see
+//! [`subtopology`](super::subtopology)) has its own instance of each processor of its
+//! sub-topology (made by the supplier given to
+//! [`Topology::add_processor`](super::Topology::add_processor)), so a processor is
+//! single-threaded and needs no locking.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -200,11 +202,12 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
             .push(Msg::new(record.key, record.value, record.timestamp));
     }
 
-    /// A state store of the topology, typed. Writes are part of the task's next commit.
+    /// A state store of the task's sub-topology, typed. Writes are part of the task's next
+    /// commit.
     ///
     /// # Errors
-    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the topology has no store
-    /// with this name.
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the task's sub-topology has no
+    /// store with this name.
     pub fn store<K: super::Serde, V: super::Serde>(
         &mut self,
         name: &str,
@@ -212,8 +215,9 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         match self.task.stores.get_mut(name) {
             Some(s) => Ok(KeyValueStore::new(s)),
             None => Err(Error::invalid(format!(
-                "processor {} asked for state store {name:?}, which the topology does not have \
-                 (add it with add_state_store)",
+                "processor {} asked for state store {name:?}, which its task does not have \
+                 (add it with add_state_store; in a topology of several sub-topologies, connect \
+                 it to the processors that use it with connect_processor_and_state_stores)",
                 self.task.node_name
             ))),
         }

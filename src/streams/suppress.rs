@@ -279,7 +279,10 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             )
             .map(|_| ())
         });
+        b.connect(&node, std::slice::from_ref(&buffer));
         KTable::new(b, node, None, getter)
+            .reading(std::slice::from_ref(&buffer))
+            .reading(&self.getter_stores)
     }
 }
 

@@ -1,4 +1,5 @@
-//! A task: one input partition's instance of the topology, with its stores, stream time and
+//! A task: one sub-topology's instance for one partition of its source topics (task `s_p`,
+//! see [`subtopology`](super::subtopology)), with the sub-topology's stores, stream time and
 //! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
 //! about processors, and a task knows nothing about consumers, producers or threads.
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use super::processor::{Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext};
 use super::state::{KvState, Registry};
+use super::subtopology::{split, TaskId};
 use super::topology::{Decoder, NodeKind, Topology};
 use super::{Counters, DeserializationHandler};
 use crate::error::{Error, ErrorKind, Result};
@@ -44,6 +46,7 @@ impl Schedule {
 pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
 
 pub(crate) struct Task {
+    id: TaskId,
     topology: Arc<Topology>,
     nodes: Vec<Option<Box<dyn Node>>>,
     sources: HashMap<String, (usize, Decoder)>,
@@ -57,16 +60,23 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// The task `id`: the nodes and stores of sub-topology `id.subtopology` (the other
+    /// sub-topologies' nodes are left out), reading partition `id.partition`.
     pub fn new(
         topology: Arc<Topology>,
-        partition: u32,
+        id: TaskId,
         registry: Registry,
         deser: DeserializationHandler,
         counters: Arc<Counters>,
     ) -> Task {
+        let split = split(&topology);
         let mut nodes = Vec::new();
         let mut sources = HashMap::new();
         for (i, n) in topology.nodes.iter().enumerate() {
+            if split.node_sub[i] != id.subtopology {
+                nodes.push(None);
+                continue;
+            }
             match &n.kind {
                 NodeKind::Source { topics, decode } => {
                     for t in topics {
@@ -81,22 +91,28 @@ impl Task {
         }
         let ctx = TaskContext {
             app_id: Arc::from(topology.application_id()),
-            partition,
+            partition: id.partition,
             node_name: Arc::from(""),
             current: None,
             stream_time: None,
             wall_clock_ms: 0,
-            stores: topology
-                .stores
-                .iter()
-                .map(|s| (s.clone(), KvState::default()))
-                .collect(),
+            stores: split
+                .subs
+                .get(id.subtopology as usize)
+                .map(|sub| {
+                    sub.stores
+                        .iter()
+                        .map(|s| (s.clone(), KvState::default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             forwarded: Vec::new(),
             outputs: Vec::new(),
             schedules: Vec::new(),
             counters: Arc::clone(&counters),
         };
         Task {
+            id,
             topology,
             nodes,
             sources,
@@ -111,6 +127,10 @@ impl Task {
 
     pub fn partition(&self) -> u32 {
         self.ctx.partition
+    }
+
+    pub fn id(&self) -> TaskId {
+        self.id
     }
 
     pub fn set_wall_clock(&mut self, now_ms: i64) {
@@ -187,7 +207,8 @@ impl Task {
         self.uncommitted += 1;
         let Some((source, decode)) = self.sources.get(topic) else {
             return Err(Error::invalid(format!(
-                "task {partition} got a record of {topic:?}, which no source reads"
+                "task {} got a record of {topic:?}, which none of its sources reads",
+                self.id
             )));
         };
         let source = *source;
@@ -313,7 +334,7 @@ impl Task {
         Err(ErrorKind::StreamsProcessing {
             location: format!(
                 "task {} of application {:?}, node {:?}",
-                self.ctx.partition, self.ctx.app_id, self.ctx.node_name
+                self.id, self.ctx.app_id, self.ctx.node_name
             ),
             reason,
         }

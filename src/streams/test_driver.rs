@@ -10,14 +10,17 @@ use super::global::{registry_of, GlobalStore};
 use super::processor::{OutRecord, StreamRecord};
 use super::serde::Serde;
 use super::state::{ReadOnlyKeyValueStore, Registry};
+use super::subtopology::{split, TaskId};
 use super::task::Task;
 use super::topology::Topology;
 use super::{Counters, StreamsConfig, StreamsMetrics};
 use crate::error::{Error, Result};
 
-/// Runs a [`Topology`] as one task (partition 0 of every topic), committing after every input
-/// record: outputs become readable and store changes queryable at once. Records a sink writes
-/// to a topic that a source reads are processed too (after the record that caused them).
+/// Runs a [`Topology`] as one task per sub-topology (partition 0 of every topic: tasks `0_0`,
+/// `1_0`, ...), committing after every input record: outputs become readable and store changes
+/// queryable at once. Records a sink writes to a topic that a source reads (a repartition
+/// topic, say) are processed too, by the task of the sub-topology reading it, after the record
+/// that caused them and in the order they were written.
 ///
 /// The wall clock starts at 0 and moves only with [`advance_wall_clock`](Self::advance_wall_clock).
 /// After an error (an error or panic in user code, or a deserialization error with
@@ -38,7 +41,10 @@ use crate::error::{Error, Result};
 /// # Ok::<(), riverbed::Error>(())
 /// ```
 pub struct TopologyTestDriver {
-    task: Task,
+    /// One per sub-topology, by sub-topology number.
+    tasks: Vec<Task>,
+    /// Source topic -> the sub-topology (task) reading it.
+    topic_tasks: HashMap<String, usize>,
     sources: Vec<String>,
     globals: Vec<GlobalStore>,
     outputs: HashMap<String, VecDeque<OutRecord>>,
@@ -77,17 +83,33 @@ impl TopologyTestDriver {
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
         let globals = topology.globals.clone();
-        let mut task = Task::new(
-            Arc::new(topology),
-            0,
-            Arc::clone(&registry),
-            config.deserialization,
-            Arc::clone(&counters),
-        );
-        task.set_wall_clock(0);
-        task.init()?;
+        let split = split(&topology);
+        let topic_tasks = split
+            .topic_map()
+            .into_iter()
+            .map(|(t, s)| (t, s as usize))
+            .collect();
+        let topology = Arc::new(topology);
+        let mut tasks = Vec::new();
+        for sub in &split.subs {
+            let id = TaskId {
+                subtopology: sub.id,
+                partition: 0,
+            };
+            let mut task = Task::new(
+                Arc::clone(&topology),
+                id,
+                Arc::clone(&registry),
+                config.deserialization,
+                Arc::clone(&counters),
+            );
+            task.set_wall_clock(0);
+            task.init()?;
+            tasks.push(task);
+        }
         Ok(TopologyTestDriver {
-            task,
+            tasks,
+            topic_tasks,
             sources,
             globals,
             outputs: HashMap::new(),
@@ -143,7 +165,7 @@ impl TopologyTestDriver {
             }
             return Ok(());
         }
-        if !self.sources.iter().any(|s| s == topic) {
+        if !self.topic_tasks.contains_key(topic) {
             return Err(Error::invalid(format!(
                 "no source of the topology reads {topic:?}"
             )));
@@ -158,7 +180,10 @@ impl TopologyTestDriver {
             let offset = self.offsets.entry(r.topic.clone()).or_insert(0);
             let at = *offset;
             *offset += 1;
-            self.task.process(
+            let Some(&task) = self.topic_tasks.get(&r.topic) else {
+                continue;
+            };
+            self.tasks[task].process(
                 &r.topic,
                 0,
                 at,
@@ -179,9 +204,11 @@ impl TopologyTestDriver {
     pub fn advance_wall_clock(&mut self, by: Duration) -> Result<()> {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.wall_clock_ms = self.wall_clock_ms.saturating_add(ms);
-        self.task.set_wall_clock(self.wall_clock_ms);
-        self.task.punctuate_wall_clock()?;
         let mut pending = VecDeque::new();
+        for task in &mut self.tasks {
+            task.set_wall_clock(self.wall_clock_ms);
+            task.punctuate_wall_clock()?;
+        }
         self.collect(&mut pending);
         while let Some(r) = pending.pop_front() {
             self.pipe_raw(&r.topic, r.key.as_deref(), r.value.as_deref(), r.timestamp)?;
@@ -189,11 +216,15 @@ impl TopologyTestDriver {
         Ok(())
     }
 
-    /// Commits the task's work: outputs become readable, store changes queryable; outputs to
+    /// Commits the tasks' work: outputs become readable, store changes queryable; outputs to
     /// topics that sources read are queued in `pending`.
     fn collect(&mut self, pending: &mut VecDeque<OutRecord>) {
-        self.task.commit_stores();
-        for out in self.task.take_outputs() {
+        let mut outputs = Vec::new();
+        for task in &mut self.tasks {
+            task.commit_stores();
+            outputs.extend(task.take_outputs());
+        }
+        for out in outputs {
             if self.sources.contains(&out.topic) {
                 pending.push_back(out.clone());
             }

@@ -6,18 +6,23 @@
 //! refused then, not found at run time. A topology holds suppliers, not processors: each task
 //! (input partition) gets its own instances.
 //!
-//! A topology is one sub-topology: all its input topics (including its repartition topics,
-//! which the application creates with the input topics' partition count) must have the same
-//! number of partitions (they are co-partitioned), and task `p` reads partition `p` of each.
-//! Global tables are read whole by every instance, beside the tasks.
+//! A topology splits into sub-topologies (see [`subtopology`](super::subtopology)): the parts
+//! connected by edges or by shared state stores, so a repartition (a sink to a topic and a
+//! source reading it) starts a new one. Each sub-topology's source topics must be
+//! co-partitioned; task `s_p` runs sub-topology `s` on partition `p` of them. A store belongs to
+//! the sub-topology of the processors connected to it
+//! ([`connect_processor_and_state_stores`](Topology::connect_processor_and_state_stores));
+//! in a topology of one sub-topology an unconnected store belongs to it. Global tables are
+//! read whole by every instance, beside the tasks.
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
 use super::serde::Serde;
+use super::subtopology::{self, SubtopologyDescription};
 use crate::error::{Error, Result};
 
 /// Decodes a raw record into a message of the source's types.
@@ -107,8 +112,12 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
     by_name: HashMap<Arc<str>, usize>,
     pub(crate) stores: Vec<String>,
+    /// Store -> the nodes (processors) connected to it, in the order they were connected.
+    pub(crate) store_users: HashMap<String, Vec<usize>>,
     /// The repartition topics (`<app-id>-<name>-repartition`) its sinks write and sources read.
     pub(crate) repartition_topics: Vec<String>,
+    /// The repartition topics given an explicit partition count.
+    pub(crate) repartition_partitions: BTreeMap<String, u32>,
     /// Topics that must be co-partitioned, with the operation that needs it (a join).
     pub(crate) copartition_groups: Vec<(String, Vec<String>)>,
     /// The global tables' stores.
@@ -130,7 +139,9 @@ impl Topology {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             stores: Vec::new(),
+            store_users: HashMap::new(),
             repartition_topics: Vec::new(),
+            repartition_partitions: BTreeMap::new(),
             copartition_groups: Vec::new(),
             globals: Vec::new(),
         }
@@ -292,10 +303,15 @@ impl Topology {
         )
     }
 
-    /// Adds an in-memory key-value store named `name`, which every processor of the topology
-    /// can use through [`ProcessorContext::store`](super::ProcessorContext::store). It is backed
-    /// by the compacted changelog topic `<app-id>-<name>-changelog`, which the application
-    /// creates.
+    /// Adds an in-memory key-value store named `name`, which processors use through
+    /// [`ProcessorContext::store`](super::ProcessorContext::store). It is backed by the
+    /// compacted changelog topic `<app-id>-<name>-changelog`, which the application creates.
+    ///
+    /// In a topology of one sub-topology every processor can use it as it is. In a topology
+    /// of several, connect it to the processors that use it (with
+    /// [`connect_processor_and_state_stores`](Self::connect_processor_and_state_stores), or add
+    /// it with [`add_state_store_for`](Self::add_state_store_for)): that says which
+    /// sub-topology it belongs to, and its processors are then in that one.
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate store name or a
@@ -309,6 +325,103 @@ impl Topology {
         crate::validate_topic_name(&super::state::changelog_topic(&self.app_id, name))?;
         self.stores.push(name.to_string());
         Ok(self)
+    }
+
+    /// Adds the store `name` like [`add_state_store`](Self::add_state_store) and connects it
+    /// to `processors` (Kafka's `addStateStore(store, processorNames...)`).
+    ///
+    /// # Errors
+    /// As [`add_state_store`](Self::add_state_store) and
+    /// [`connect_processor_and_state_stores`](Self::connect_processor_and_state_stores); on
+    /// error the store is not added.
+    pub fn add_state_store_for(
+        &mut self,
+        name: &str,
+        processors: &[&str],
+    ) -> Result<&mut Topology> {
+        for p in processors {
+            self.processor_id(p)?;
+        }
+        self.add_state_store(name)?;
+        for p in processors {
+            self.connect_processor_and_state_stores(p, &[name])?;
+        }
+        Ok(self)
+    }
+
+    /// Connects the processor `processor` to `stores`: the processor uses them, so it is in
+    /// the same sub-topology as every other processor connected to them (Kafka's
+    /// `connectProcessorAndStateStores`). Connecting twice is harmless.
+    ///
+    /// ```
+    /// use riverbed::streams::{Processor, ProcessorContext, StreamRecord, Topology};
+    ///
+    /// struct Count;
+    /// impl Processor<String, String> for Count {
+    ///     fn process(
+    ///         &mut self,
+    ///         ctx: &mut ProcessorContext<'_, String, String>,
+    ///         r: StreamRecord<String, String>,
+    ///     ) -> riverbed::Result<()> {
+    ///         let mut s = ctx.store::<String, i64>("counts")?;
+    ///         let n = s.get(&r.key)?.unwrap_or(0) + 1;
+    ///         s.put(&r.key, &n);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut t = Topology::new("counter");
+    /// t.add_source::<String, String>("in", &["words"])?
+    ///     .add_processor("count", || Count, &["in"])?
+    ///     .add_state_store("counts")?
+    ///     .connect_processor_and_state_stores("count", &["counts"])?;
+    /// assert_eq!(t.subtopologies()[0].stores, ["counts"]);
+    /// # Ok::<(), riverbed::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if `processor` is not a processor
+    /// of the topology or a store is not one of its state stores (a global table's store needs
+    /// no connection: every task reads it).
+    pub fn connect_processor_and_state_stores(
+        &mut self,
+        processor: &str,
+        stores: &[&str],
+    ) -> Result<&mut Topology> {
+        let id = self.processor_id(processor)?;
+        for store in stores {
+            if !self.stores.iter().any(|s| s == store) {
+                let why = if self.globals.iter().any(|g| g.store == *store) {
+                    " (it is a global table's store, which every task reads without a connection)"
+                } else {
+                    " (add it with add_state_store first)"
+                };
+                return Err(Error::invalid(format!(
+                    "cannot connect processor {processor:?} to state store {store:?}: the \
+                     topology has no such state store{why}"
+                )));
+            }
+        }
+        for store in stores {
+            let users = self.store_users.entry(store.to_string()).or_default();
+            if !users.contains(&id) {
+                users.push(id);
+            }
+        }
+        Ok(self)
+    }
+
+    /// The index of the processor node `name`.
+    fn processor_id(&self, name: &str) -> Result<usize> {
+        match self.by_name.get(name) {
+            Some(&i) if matches!(self.nodes[i].kind, NodeKind::Processor { .. }) => Ok(i),
+            Some(_) => Err(Error::invalid(format!(
+                "node {name:?} is a source or a sink; only processors use state stores"
+            ))),
+            None => Err(Error::invalid(format!(
+                "unknown processor {name:?} (add it before connecting stores to it)"
+            ))),
+        }
     }
 
     fn push(
@@ -394,9 +507,19 @@ impl Topology {
     }
 
     /// The repartition topics, `<app-id>-<name>-repartition`, which the application creates
-    /// when it starts (with the input topics' partition count).
+    /// when it starts (with the count given by
+    /// [`Repartitioned::with_number_of_partitions`](super::Repartitioned::with_number_of_partitions),
+    /// else as the [`subtopology`](super::subtopology) module docs say).
     pub fn repartition_topics(&self) -> &[String] {
         &self.repartition_topics
+    }
+
+    /// The sub-topologies, numbered in the order their first node was added. A store connected
+    /// to no processor in a topology of several sub-topologies is in none of them (and
+    /// [`Builder::build`](super::Builder::build) or [`App::start`](super::App::start) refuse
+    /// the topology).
+    pub fn subtopologies(&self) -> Vec<SubtopologyDescription> {
+        subtopology::split(self).subs
     }
 
     /// The topics read whole as global tables.
@@ -404,26 +527,59 @@ impl Topology {
         self.globals.iter().map(|g| g.topic.clone()).collect()
     }
 
-    /// A text description: every node with its kind and children, then the stores.
+    /// A text description: each sub-topology with its nodes (kind and children) and stores,
+    /// then the repartition topics and global stores.
     pub fn describe(&self) -> String {
+        let split = subtopology::split(self);
         let mut s = format!("Topology {:?}\n", self.app_id);
-        for n in &self.nodes {
-            let kind = match &n.kind {
-                NodeKind::Source { topics, .. } => format!("source {topics:?}"),
-                NodeKind::Processor { .. } => "processor".to_string(),
-                NodeKind::Sink { topic, .. } => format!("sink {topic:?}"),
-            };
-            let children: Vec<&str> = n.children.iter().map(|&c| &*self.nodes[c].name).collect();
-            s.push_str(&format!("  {} ({kind}) -> {children:?}\n", n.name));
+        for sub in &split.subs {
+            s.push_str(&format!("  Sub-topology {}\n", sub.id));
+            for (i, n) in self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| split.node_sub[*i] == sub.id)
+            {
+                let kind = match &n.kind {
+                    NodeKind::Source { topics, .. } => format!("source {topics:?}"),
+                    NodeKind::Processor { .. } => "processor".to_string(),
+                    NodeKind::Sink { topic, .. } => format!("sink {topic:?}"),
+                };
+                let children: Vec<&str> =
+                    n.children.iter().map(|&c| &*self.nodes[c].name).collect();
+                let stores: Vec<&str> = self
+                    .stores
+                    .iter()
+                    .filter(|st| self.store_users.get(*st).is_some_and(|u| u.contains(&i)))
+                    .map(String::as_str)
+                    .collect();
+                let stores = if stores.is_empty() {
+                    String::new()
+                } else {
+                    format!(" stores {stores:?}")
+                };
+                s.push_str(&format!(
+                    "    {} ({kind}){stores} -> {children:?}\n",
+                    n.name
+                ));
+            }
+            for st in &sub.stores {
+                s.push_str(&format!(
+                    "    store {st:?} (changelog {:?})\n",
+                    super::state::changelog_topic(&self.app_id, st)
+                ));
+            }
         }
-        for st in &self.stores {
+        for st in &split.unconnected_stores {
             s.push_str(&format!(
-                "  store {st:?} (changelog {:?})\n",
-                super::state::changelog_topic(&self.app_id, st)
+                "  store {st:?} connected to no processor (invalid with several sub-topologies)\n"
             ));
         }
         for t in &self.repartition_topics {
-            s.push_str(&format!("  repartition topic {t:?}\n"));
+            match self.repartition_partitions.get(t) {
+                Some(n) => s.push_str(&format!("  repartition topic {t:?} ({n} partitions)\n")),
+                None => s.push_str(&format!("  repartition topic {t:?}\n")),
+            }
         }
         for g in &self.globals {
             s.push_str(&format!(
@@ -434,11 +590,12 @@ impl Topology {
         s
     }
 
-    /// Checks that the topology can run: at least one source.
+    /// Checks that the topology can run: at least one source, and every store in a
+    /// sub-topology.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.source_topics().is_empty() {
             return Err(Error::invalid("the topology has no source"));
         }
-        Ok(())
+        subtopology::check_stores(&subtopology::split(self))
     }
 }

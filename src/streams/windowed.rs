@@ -142,12 +142,24 @@ impl<'b, K: Data + Serde, V: Data> WindowedBy<'b, K, V> for SessionWindows {
     }
 }
 
-impl<'b, K: Data + Serde, V: Data> KGroupedStream<'b, K, V> {
+impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
     /// Windows the grouped stream by event time: [`TimeWindows`] (tumbling or hopping) and
     /// [`SlidingWindows`] give tables keyed by [`Windowed<K>`] with one entry per window;
     /// [`SessionWindows`] gives one per session. A bad specification (zero size, an advance
     /// larger than the size, a zero gap) is reported by [`Builder::build`].
+    ///
+    /// If an operation before changed the key ([`KStream::map`], [`KStream::select_key`],
+    /// [`KStream::group_by`]), the records first go through a repartition topic
+    /// (`<app-id>-KSTREAM-WINDOWED-<n>-repartition`), so that every record of a key reaches the
+    /// task that holds its windows.
     pub fn windowed_by<W: WindowedBy<'b, K, V>>(&self, windows: W) -> W::Stream {
+        if self.stream.key_changed {
+            let name = self.stream.builder.name("KSTREAM-WINDOWED");
+            let grouped = KGroupedStream {
+                stream: self.stream.through_repartition(&name),
+            };
+            return windows.windowed(&grouped);
+        }
         windows.windowed(self)
     }
 }
@@ -186,6 +198,9 @@ where
         .map(|_| ())
     });
     b.windowed.borrow_mut().insert(node.clone(), rule);
+    let mut stores = vec![store.clone()];
+    stores.extend(extra_stores.iter().map(|extra| format!("{store}{extra}")));
+    b.connect(&node, &stores);
     KTable::new(b, node, Some(store.clone()), store_getter::<KT, VT>(store))
 }
 

@@ -340,6 +340,19 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             },
         );
 
+        // Each node joins the sub-topology of the stores it uses: the left side (the left
+        // table, the responses, the result) and the right side (the subscriptions, the right
+        // table) split at the two repartition topics, as in Kafka.
+        let subscribed: Vec<String> = std::iter::once(subscription_store.clone())
+            .chain(other.getter_stores.iter().cloned())
+            .collect();
+        b.connect(&answers.node, &subscribed);
+        b.connect(&updates.node, std::slice::from_ref(&subscription_store));
+        b.connect(&resolved_locally.node, std::slice::from_ref(&result_store));
+        let left_reads: Vec<String> = std::iter::once(result_store.clone())
+            .chain(self.getter_stores.iter().cloned())
+            .collect();
+        b.connect(&resolved.node, &left_reads);
         b.require_copartitioned(
             "a foreign-key join (the subscriptions and the foreign table)",
             &subscriptions.node,

@@ -22,8 +22,10 @@
 //!
 //! The two sides of a stream-table or table-table join must be co-partitioned: the same number
 //! of partitions, records of a key in the same partition. A stream whose key was changed is
-//! repartitioned before the join; [`App::start`](crate::streams::App::start) refuses topics with
-//! different partition counts, naming both. Output timestamps are those of the record that
+//! repartitioned before the join (the repartition topic gets the other side's partition count
+//! unless [`KStream::repartition_with`] gives it one);
+//! [`App::start`](crate::streams::App::start) refuses input topics with different partition
+//! counts, naming both. Output timestamps are those of the record that
 //! triggered the output.
 
 use std::marker::PhantomData;
@@ -211,13 +213,15 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
         self.builder
             .require_copartitioned("a stream-table join", &stream.node, &table.node);
         let getter = Arc::clone(&table.getter);
-        stream.then(what, false, move |ctx, r| {
+        let joined = stream.then(what, false, move |ctx, r| {
             let t = read(&getter, ctx, &r.key)?;
             if let Some(v) = joiner(&r.value, t.as_ref()) {
                 ctx.forward(StreamRecord::new(r.key, v, r.timestamp));
             }
             Ok(())
-        })
+        });
+        self.builder.connect(&joined.node, &table.getter_stores);
+        joined
     }
 }
 
@@ -392,6 +396,8 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
                 }
                 Ok(())
             });
+        b.connect(&left.node, &other.getter_stores);
+        b.connect(&right.node, &self.getter_stores);
         let merge = b.name("KTABLE-MERGE");
         let pass = Arc::new(
             |ctx: &mut crate::streams::ProcessorContext<'_, K, Change<VR>>,
@@ -415,5 +421,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
             Ok(joiner(l.as_ref(), r.as_ref()))
         });
         KTable::new(b, merge, None, getter)
+            .reading(&self.getter_stores)
+            .reading(&other.getter_stores)
     }
 }

@@ -562,6 +562,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
             ));
             Ok(())
         });
+        let stores = [left_store.to_string(), right_store.to_string()];
         b.add(|t| {
             t.add_state_store(&left_store)?;
             t.add_state_store(&right_store)?;
@@ -582,6 +583,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
             )
             .map(|_| ())
         });
+        b.connect(&node, &stores);
         KStream::new(b, node, false)
     }
 }

@@ -146,6 +146,7 @@ impl Builder {
             ));
             Ok(())
         });
+        self.connect(&node.node, std::slice::from_ref(&store));
         KTable::new(self, node.node, Some(store.clone()), store_getter(store))
     }
 }
@@ -188,7 +189,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         let parent = Arc::clone(&self.getter);
         let getter: Getter<K, V> =
             Arc::new(move |lookup, k| Ok(parent(lookup, k)?.filter(|v| predicate(k, v))));
-        KTable::new(self.builder, node.node, None, getter)
+        KTable::new(self.builder, node.node, None, getter).reading(&self.getter_stores)
     }
 
     /// The rows for which `predicate` does not hold; see [`filter`](Self::filter).
@@ -215,7 +216,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
                 });
         let parent = Arc::clone(&self.getter);
         let getter: Getter<K, V2> = Arc::new(move |lookup, k| Ok(parent(lookup, k)?.map(&*f)));
-        KTable::new(self.builder, node.node, None, getter)
+        KTable::new(self.builder, node.node, None, getter).reading(&self.getter_stores)
     }
 
     /// Groups the rows by the key `selector` gives them (with a value it gives too), for an
@@ -380,6 +381,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
                 ));
                 Ok(())
             });
+        b.connect(&node.node, std::slice::from_ref(&store));
         KTable::new(b, node.node, Some(store.clone()), store_getter(store))
     }
 }
