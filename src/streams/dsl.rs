@@ -36,8 +36,8 @@ mod table;
 
 pub use branch::BranchedKStream;
 pub use join::GlobalKTable;
-pub use stream_join::JoinWindows;
 pub use repartition::Repartitioned;
+pub use stream_join::JoinWindows;
 pub(crate) use table::Change;
 pub use table::KGroupedTable;
 pub(super) use table::{store_getter, Getter};

@@ -49,8 +49,21 @@ pub struct Suppressed {
     buffer: BufferConfig,
 }
 
-/// How big a suppression buffer may grow, and what happens when an update would overflow it;
-/// see the [module docs](self).
+/// How big a suppression buffer may grow, and what happens when an update would overflow it.
+///
+/// Unbounded by default. A bound counts buffered keys ([`max_records`](Self::max_records))
+/// and/or bytes (key plus buffered entry, [`max_bytes`](Self::max_bytes)). When an update would
+/// overflow it:
+/// - [`shut_down_when_full`](Self::shut_down_when_full) (the default): the update fails with
+///   [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
+///   limit, which stops the application without committing the update; nothing is emitted
+///   early.
+/// - [`emit_early_when_full`](Self::emit_early_when_full): the entries due first are forwarded
+///   ahead of time until the buffer fits (a key emitted early may be emitted again later).
+///   Only with [`Suppressed::until_time_limit`]: emitting a window early would break
+///   [`Suppressed::until_window_closes`]' one final result per window, so
+///   [`Builder::build`](super::Builder::build) refuses that combination (as Kafka's
+///   `StrictBufferConfig` does).
 ///
 /// ```
 /// use std::time::Duration;
