@@ -578,7 +578,22 @@ impl ThreadState {
 
     fn process(&mut self, records: &crate::consumer::ConsumerRecords) -> Result<()> {
         let now = now_ms();
+        // The next offset of the partition being read, recorded in `positions` when the
+        // partition changes (records come in runs per partition): one map update per run, not
+        // one `TopicPartition` allocation per record.
+        let mut run: Option<(&str, u32, u64)> = None;
         for r in records.iter() {
+            match &mut run {
+                Some((t, p, next)) if *t == r.topic() && *p == r.partition() => {
+                    *next = r.offset() + 1;
+                }
+                _ => {
+                    if let Some((t, p, next)) = run.take() {
+                        self.positions.insert(TopicPartition::new(t, p), next);
+                    }
+                    run = Some((r.topic(), r.partition(), r.offset() + 1));
+                }
+            }
             let Some(task) = self.tasks.get_mut(&r.partition()) else {
                 return Err(Error::invalid(format!(
                     "a record of {}-{} arrived without its task",
@@ -595,10 +610,9 @@ impl ThreadState {
                 r.key(),
                 r.value(),
             )?;
-            self.positions.insert(
-                TopicPartition::new(r.topic(), r.partition()),
-                r.offset() + 1,
-            );
+        }
+        if let Some((t, p, next)) = run {
+            self.positions.insert(TopicPartition::new(t, p), next);
         }
         for task in self.tasks.values_mut() {
             task.set_wall_clock(now);
