@@ -174,6 +174,10 @@ fn one_million_keys_restore_from_checkpoint_and_after_sigkill() {
     }
     // SIGKILL (`Child::kill` on Unix): no close, no final commit, no snapshot.
     child.kill().unwrap();
+    assert!(
+        progress.0 >= SECOND_ROUND / 4 && progress.1 >= 2,
+        "the child stopped reporting before it got far: {progress:?}"
+    );
     let status = child.wait().unwrap();
     assert!(!status.success(), "the child was killed: {status:?}");
     assert!(
