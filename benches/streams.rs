@@ -409,8 +409,13 @@ fn round_trips(store: &Store, input: &str, reader: &mut Consumer, iters: u64) ->
     let mut out = Vec::with_capacity(iters as usize);
     for i in 0..iters {
         let start = Instant::now();
-        p.send(Record::new(input).partition(0).key(key(i)).value(common::value(i, 100)))
-            .expect("send");
+        p.send(
+            Record::new(input)
+                .partition(0)
+                .key(key(i))
+                .value(common::value(i, 100)),
+        )
+        .expect("send");
         loop {
             let got = reader.poll(Duration::from_millis(100)).expect("poll");
             if !got.is_empty() {
@@ -445,8 +450,12 @@ fn latency(c: &mut Criterion) {
             v
         })
         .to("lat-out");
-    let app = App::start(&store, builder.build().expect("topology"), StreamsConfig::new())
-        .expect("start");
+    let app = App::start(
+        &store,
+        builder.build().expect("topology"),
+        StreamsConfig::new(),
+    )
+    .expect("start");
     let mut out_reader = tail("lat-out");
     // Until the application owns its partition, a record waits for the group join.
     round_trips(&store, "lat-in", &mut out_reader, 1);

@@ -236,9 +236,11 @@ fn send_records(
     }
     let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
     let now = crate::log::now_ms();
-    let routed = routed
-        .into_iter()
-        .flat_map(|(t, parts)| parts.into_iter().map(move |(p, idxs)| ((t.clone(), p), idxs)));
+    let routed = routed.into_iter().flat_map(|(t, parts)| {
+        parts
+            .into_iter()
+            .map(move |(p, idxs)| ((t.clone(), p), idxs))
+    });
     for ((topic_name, p), idxs) in routed {
         let topic = &topics[&topic_name];
         let part = topic.partition(p)?;

@@ -95,7 +95,10 @@ fn child(dir: &Path) {
     let app = App::start(&store, topology(), config()).unwrap();
     loop {
         let m = app.metrics();
-        println!("CHILD processed={} commits={}", m.processed_records, m.commits);
+        println!(
+            "CHILD processed={} commits={}",
+            m.processed_records, m.commits
+        );
         assert!(app.error().is_none(), "{:?}", app.error());
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -131,7 +134,10 @@ fn one_million_keys_restore_from_checkpoint_and_after_sigkill() {
     wait(&app, "restore from the checkpoint", || {
         view.approximate_num_entries() as u64 == KEYS
     });
-    eprintln!("restored {KEYS} keys from checkpoints in {:?}", started.elapsed());
+    eprintln!(
+        "restored {KEYS} keys from checkpoints in {:?}",
+        started.elapsed()
+    );
     let m = app.metrics();
     assert_eq!(m.snapshots_used, u64::from(PARTITIONS), "{m:?}");
     assert_eq!(m.restored_from_snapshots, KEYS, "{m:?}");

@@ -95,7 +95,10 @@ pub(crate) fn copy_store(data: &BTreeMap<Vec<u8>, Vec<u8>>) -> BTreeMap<Vec<u8>,
             }
             // No thread could be started (or it failed): copy the rest here.
             _ => {
-                lower.extend(data.range(middle.clone()..).map(|(k, v)| (k.clone(), v.clone())));
+                lower.extend(
+                    data.range(middle.clone()..)
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
                 lower
             }
         }
