@@ -221,7 +221,7 @@ fn one_million_keys_restore_from_checkpoint_and_after_sigkill() {
         &app,
         |k| {
             let i: u64 = k[1..].parse().unwrap();
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 3
             } else {
                 1
