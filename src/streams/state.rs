@@ -66,45 +66,6 @@ impl KvState {
     }
 }
 
-/// A copy of a store's contents, for the committed view a task publishes when it starts. A
-/// restored store can hold millions of entries, and the copy is mostly allocation, so a large
-/// map is copied in two halves on two threads and the halves are joined (the second half's keys
-/// all follow the first's, so the join only moves entries).
-pub(crate) fn copy_store(data: &BTreeMap<Vec<u8>, Vec<u8>>) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    const PARALLEL_FROM: usize = 100_000;
-    if data.len() < PARALLEL_FROM {
-        return data.clone();
-    }
-    let Some(middle) = data.keys().nth(data.len() / 2) else {
-        return data.clone();
-    };
-    let copy = |range: std::collections::btree_map::Range<'_, Vec<u8>, Vec<u8>>| {
-        range
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<BTreeMap<_, _>>()
-    };
-    std::thread::scope(|scope| {
-        let upper = std::thread::Builder::new()
-            .name("riverbed-store-copy".into())
-            .spawn_scoped(scope, || copy(data.range(middle.clone()..)));
-        let mut lower = copy(data.range(..middle.clone()));
-        match upper.map(|h| h.join()) {
-            Ok(Ok(mut upper)) => {
-                lower.append(&mut upper);
-                lower
-            }
-            // No thread could be started (or it failed): copy the rest here.
-            _ => {
-                lower.extend(
-                    data.range(middle.clone()..)
-                        .map(|(k, v)| (k.clone(), v.clone())),
-                );
-                lower
-            }
-        }
-    })
-}
-
 /// The committed contents of one store: one map per task (input partition). Shared by the tasks
 /// that write it at commit and the query handles that read it.
 pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, BTreeMap<Vec<u8>, Vec<u8>>>>>;
@@ -273,22 +234,5 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_store_copies_small_and_large_maps_exactly() {
-        for n in [0usize, 1, 7, 99_999, 100_000, 150_001] {
-            let data: BTreeMap<Vec<u8>, Vec<u8>> = (0..n)
-                .map(|i| (format!("k{i:07}").into_bytes(), i.to_le_bytes().to_vec()))
-                .collect();
-            let copy = copy_store(&data);
-            assert_eq!(copy.len(), n);
-            assert!(copy == data, "copy of {n} entries differs");
-        }
     }
 }

@@ -147,8 +147,7 @@ impl Task {
     pub fn init(&mut self) -> Result<()> {
         for (name, s) in &self.ctx.stores {
             if let Some(c) = self.registry.get(name) {
-                let copy = super::state::copy_store(&s.data);
-                c.write().insert(self.ctx.partition, copy);
+                c.write().insert(self.ctx.partition, s.data.clone());
             }
         }
         for i in 0..self.nodes.len() {
