@@ -207,7 +207,9 @@ fn send_records(
     mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
 ) -> Result<Vec<RecordMetadata>> {
     let inner = &store.inner;
-    let mut routed: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    // By topic, then partition (the order batches are appended in). Two levels so that a
+    // record of a topic already seen is routed without copying its topic name.
+    let mut routed: BTreeMap<String, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
     let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
         let topic = match topics.get(&r.topic) {
@@ -225,10 +227,20 @@ fn send_records(
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
         }
         let p = route(&topic, r, size, batch_size)?;
-        routed.entry((r.topic.clone(), p)).or_default().push(i);
+        match routed.get_mut(r.topic.as_str()) {
+            Some(partitions) => partitions.entry(p).or_default().push(i),
+            None => {
+                routed.insert(r.topic.clone(), BTreeMap::from([(p, vec![i])]));
+            }
+        }
     }
     let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
     let now = crate::log::now_ms();
+    let routed = routed.into_iter().flat_map(|(t, parts)| {
+        parts
+            .into_iter()
+            .map(move |(p, idxs)| ((t.clone(), p), idxs))
+    });
     for ((topic_name, p), idxs) in routed {
         let topic = &topics[&topic_name];
         let part = topic.partition(p)?;

@@ -586,9 +586,24 @@ impl ThreadState {
 
     fn process(&mut self, records: &crate::consumer::ConsumerRecords) -> Result<()> {
         let now = now_ms();
+        // The next offset of the partition being read and its task, recorded in `positions`
+        // when the partition changes (records come in runs per partition): one map update and
+        // one task lookup per run, not a `TopicPartition` allocation per record.
+        let mut run: Option<(&str, u32, u64, TaskId)> = None;
         for r in records.iter() {
-            let id = self.task_of(r.topic(), r.partition())?;
-            let Some(task) = self.tasks.get_mut(&id) else {
+            match &mut run {
+                Some((t, p, next, _)) if *t == r.topic() && *p == r.partition() => {
+                    *next = r.offset() + 1;
+                }
+                _ => {
+                    if let Some((t, p, next, _)) = run.take() {
+                        self.positions.insert(TopicPartition::new(t, p), next);
+                    }
+                    let id = self.task_of(r.topic(), r.partition())?;
+                    run = Some((r.topic(), r.partition(), r.offset() + 1, id));
+                }
+            }
+            let Some(task) = run.and_then(|(.., id)| self.tasks.get_mut(&id)) else {
                 return Err(Error::invalid(format!(
                     "a record of {}-{} arrived without its task",
                     r.topic(),
@@ -604,10 +619,9 @@ impl ThreadState {
                 r.key(),
                 r.value(),
             )?;
-            self.positions.insert(
-                TopicPartition::new(r.topic(), r.partition()),
-                r.offset() + 1,
-            );
+        }
+        if let Some((t, p, next, _)) = run {
+            self.positions.insert(TopicPartition::new(t, p), next);
         }
         for task in self.tasks.values_mut() {
             task.set_wall_clock(now);

@@ -120,20 +120,33 @@ fn replay(
     left: &mut u64,
     counters: &Counters,
 ) -> Result<()> {
+    // `(changelog topic, partition, end, store)`: looked up per record by comparing names,
+    // which costs no allocation (a `TopicPartition` key would cost one per record).
+    let targets: Vec<(&str, u32, u64, &str)> = changelogs
+        .iter()
+        .filter_map(|(store, topic)| {
+            let tp = TopicPartition::new(topic.as_str(), task.partition());
+            ends.get(&tp)
+                .map(|&end| (topic.as_str(), tp.partition, end, store.as_str()))
+        })
+        .collect();
     while *left > 0 {
         let mut applied = 0u64;
         for r in reader.poll(Duration::from_millis(100))?.iter() {
-            let tp = TopicPartition::new(r.topic(), r.partition());
-            let (Some(key), Some(&end)) = (r.key(), ends.get(&tp)) else {
+            let Some(key) = r.key() else {
+                continue;
+            };
+            let Some(&(_, _, end, store)) = targets
+                .iter()
+                .find(|(t, p, _, _)| *p == r.partition() && *t == r.topic())
+            else {
                 continue;
             };
             if r.offset() >= end {
                 continue;
             }
-            if let Some((store, _)) = changelogs.iter().find(|(_, t)| t == r.topic()) {
-                task.restore(store, key, r.value());
-                applied += 1;
-            }
+            task.restore(store, key, r.value());
+            applied += 1;
         }
         counters.restored.fetch_add(applied, Ordering::Relaxed);
         for (tp, pos) in positions.iter_mut() {

@@ -32,8 +32,23 @@ pub(crate) struct KvState {
 
 impl KvState {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.data.insert(key.clone(), value.clone());
-        self.dirty.insert(key, Some(value));
+        // Updates of keys already present (the common case for aggregations) reuse the stored
+        // key and value buffers instead of allocating copies.
+        match self.data.get_mut(&key) {
+            Some(slot) => {
+                slot.clear();
+                slot.extend_from_slice(&value);
+            }
+            None => {
+                self.data.insert(key.clone(), value.clone());
+            }
+        }
+        match self.dirty.get_mut(&key) {
+            Some(slot) => *slot = Some(value),
+            None => {
+                self.dirty.insert(key, Some(value));
+            }
+        }
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {

@@ -49,7 +49,9 @@ pub(crate) struct Task {
     id: TaskId,
     topology: Arc<Topology>,
     nodes: Vec<Option<Box<dyn Node>>>,
-    sources: HashMap<String, (usize, Decoder)>,
+    /// Per source topic: the source node, its decoder and the topic name shared by the
+    /// records' metadata (so a record's `RecordMeta` costs no allocation).
+    sources: HashMap<String, (usize, Decoder, Arc<str>)>,
     ctx: TaskContext,
     schedules: Vec<Schedule>,
     registry: Registry,
@@ -80,7 +82,7 @@ impl Task {
             match &n.kind {
                 NodeKind::Source { topics, decode } => {
                     for t in topics {
-                        sources.insert(t.clone(), (i, Arc::clone(decode)));
+                        sources.insert(t.clone(), (i, Arc::clone(decode), Arc::from(t.as_str())));
                     }
                     nodes.push(None);
                 }
@@ -205,7 +207,7 @@ impl Task {
         value: Option<&[u8]>,
     ) -> Result<()> {
         self.uncommitted += 1;
-        let Some((source, decode)) = self.sources.get(topic) else {
+        let Some((source, decode, topic_name)) = self.sources.get(topic) else {
             return Err(Error::invalid(format!(
                 "task {} got a record of {topic:?}, which none of its sources reads",
                 self.id
@@ -239,15 +241,16 @@ impl Task {
         // The source's timestamp extractor has run: this is the record's event time.
         let timestamp = msg.timestamp;
         self.ctx.current = Some(RecordMeta {
-            topic: Arc::from(topic),
+            topic: Arc::clone(topic_name),
             partition,
             offset,
             timestamp,
         });
         let now = self.ctx.stream_time.map_or(timestamp, |t| t.max(timestamp));
         self.ctx.stream_time = Some(now);
-        let children = self.topology.nodes[source].children.clone();
-        self.dispatch_to(&children, msg)?;
+        // A handle on the topology lets `dispatch_to` borrow the children without copying them.
+        let topology = Arc::clone(&self.topology);
+        self.dispatch_to(&topology.nodes[source].children, msg)?;
         self.counters.processed.fetch_add(1, Ordering::Relaxed);
         self.ctx.current = None;
         self.punctuate(PunctuationType::StreamTime, now)
@@ -311,13 +314,19 @@ impl Task {
         let ctx = &mut self.ctx;
         let r = guarded(|| n.process(ctx, msg));
         self.check(r)?;
-        let forwarded = std::mem::take(&mut self.ctx.forwarded);
-        if forwarded.is_empty() {
+        if self.ctx.forwarded.is_empty() {
             return Ok(());
         }
-        let children = self.topology.nodes[node].children.clone();
-        for m in forwarded {
-            self.dispatch_to(&children, m)?;
+        let mut forwarded = std::mem::take(&mut self.ctx.forwarded);
+        let topology = Arc::clone(&self.topology);
+        let children = &topology.nodes[node].children;
+        for m in forwarded.drain(..) {
+            self.dispatch_to(children, m)?;
+        }
+        // Hand the emptied buffer back so the next forward does not allocate one (unless a
+        // child's forwards left one there meanwhile).
+        if self.ctx.forwarded.capacity() == 0 {
+            self.ctx.forwarded = forwarded;
         }
         Ok(())
     }
