@@ -1,12 +1,14 @@
 //! The runtime: `App` against a real store, with several stream threads in a group.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
 use riverbed::{
     ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
 };
+
+mod common;
 
 const PARTITIONS: u32 = 4;
 
@@ -41,18 +43,6 @@ fn pay(store: &Store, payments: &[(&str, i64)]) {
     for (who, amount) in payments {
         p.send(Record::new("payments").key(*who).value(amount.encode()))
             .unwrap();
-    }
-}
-
-/// Waits (up to a minute, so a stuck app fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -94,7 +84,7 @@ fn balances_duality_exactly_once_with_two_threads() {
         &[("alice", 50), ("bob", 18), ("alice", 25), ("alice", -60)],
     );
     let balances = app.store::<String, i64>("balances").unwrap();
-    wait_for("the balances", || {
+    common::wait_for("the balances", || {
         balances.get("alice").unwrap() == Some(15) && balances.get("bob").unwrap() == Some(18)
     });
     assert_eq!(
@@ -128,7 +118,7 @@ fn state_is_restored_from_the_changelog_after_a_restart() {
     let app = App::start(&store, balances_app(), config()).unwrap();
     pay(&store, &[("alice", 50), ("bob", 18)]);
     let b = app.store::<String, i64>("balances").unwrap();
-    wait_for("first run", || {
+    common::wait_for("first run", || {
         b.get("alice").unwrap() == Some(50) && b.get("bob").unwrap() == Some(18)
     });
     app.close().unwrap();
@@ -136,9 +126,9 @@ fn state_is_restored_from_the_changelog_after_a_restart() {
     let app = App::start(&store, balances_app(), config()).unwrap();
     let b = app.store::<String, i64>("balances").unwrap();
     // Before any new input, the restored state is queryable.
-    wait_for("restore", || b.get("alice").unwrap() == Some(50));
+    common::wait_for("restore", || b.get("alice").unwrap() == Some(50));
     pay(&store, &[("alice", 25), ("alice", -60), ("carol", 7)]);
-    wait_for("second run", || {
+    common::wait_for("second run", || {
         b.get("alice").unwrap() == Some(15) && b.get("carol").unwrap() == Some(7)
     });
     assert_eq!(b.get("bob").unwrap(), Some(18));
@@ -177,7 +167,7 @@ fn at_least_once_counts_are_never_below_the_truth() {
         p.send(Record::new("words").key(k).value("x")).unwrap();
     }
     let counts = app.store::<String, i64>("counts").unwrap();
-    wait_for("all counted", || {
+    common::wait_for("all counted", || {
         truth
             .iter()
             .all(|(k, n)| counts.get(k.as_str()).unwrap().unwrap_or(0) >= *n)
@@ -221,7 +211,7 @@ fn an_error_in_user_code_stops_the_app() {
         StreamsConfig::new().on_error(move |_| s2.store(true, std::sync::atomic::Ordering::SeqCst));
     let app = App::start(&store, b.build().unwrap(), config).unwrap();
     pay(&store, &[("alice", 5), ("bob", -1)]);
-    wait_for("the app to stop", || !app.is_running());
+    common::wait_for("the app to stop", || !app.is_running());
     assert!(seen.load(std::sync::atomic::Ordering::SeqCst));
     let e = app.close().unwrap_err();
     assert!(

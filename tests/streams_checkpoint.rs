@@ -15,6 +15,8 @@ use riverbed::{
     TopicPartition,
 };
 
+mod common;
+
 const PARTITIONS: u32 = 2;
 const APP: &str = "ckpt-app";
 const CHANGELOG: &str = "ckpt-app-counts-changelog";
@@ -65,19 +67,6 @@ fn produce(store: &Store, from: u64, to: u64, truth: &mut BTreeMap<String, i64>)
     }
 }
 
-fn wait_for(what: &str, app: &App, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(app.error().is_none(), "app failed: {:?}", app.error());
-        // A stuck app fails the test instead of hanging it.
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn counts(app: &App) -> BTreeMap<String, i64> {
     app.store::<String, i64>("counts")
         .unwrap()
@@ -91,7 +80,7 @@ fn counts(app: &App) -> BTreeMap<String, i64> {
 fn run_to(store: &Store, eos: bool, truth: &BTreeMap<String, i64>) -> StreamsMetrics {
     let armed = Arc::new(AtomicBool::new(false));
     let app = App::start(store, counting(&armed), config(eos)).unwrap();
-    wait_for("the counts", &app, || counts(&app) == *truth);
+    common::wait_for_apps("the counts", &[&app], || counts(&app) == *truth);
     let m = app.metrics();
     app.close().unwrap();
     m
@@ -151,7 +140,7 @@ fn clean_close_then_crash(eos: bool) {
     // A clean restart: the snapshots are the whole state; nothing to replay.
     let armed = Arc::new(AtomicBool::new(true));
     let app = App::start(&store, counting(&armed), config(eos)).unwrap();
-    wait_for("the restored counts", &app, || counts(&app) == truth);
+    common::wait_for_apps("the restored counts", &[&app], || counts(&app) == truth);
     let m = app.metrics();
     assert_eq!(m.snapshots_used, u64::from(PARTITIONS));
     assert_eq!(m.snapshots_rejected, 0);
@@ -164,7 +153,7 @@ fn clean_close_then_crash(eos: bool) {
 
     // More work, committed; then a failure: this run writes no snapshot.
     produce(&store, 2000, 3000, &mut truth);
-    wait_for("the second batch", &app, || counts(&app) == truth);
+    common::wait_for_apps("the second batch", &[&app], || counts(&app) == truth);
     store
         .producer()
         .send(Record::new("in").key("poison").value("x"))
@@ -191,7 +180,7 @@ fn clean_close_then_crash(eos: bool) {
     assert!(tail > 0 && tail < whole, "tail {tail} of {whole}");
     armed.store(false, Ordering::SeqCst);
     let app = App::start(&store, counting(&armed), config(eos)).unwrap();
-    wait_for("the final counts", &app, || counts(&app) == truth);
+    common::wait_for_apps("the final counts", &[&app], || counts(&app) == truth);
     let m = app.metrics();
     assert_eq!(m.snapshots_used, u64::from(PARTITIONS));
     assert_eq!(m.restored_records, tail, "only the tail is replayed");

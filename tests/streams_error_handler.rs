@@ -6,13 +6,15 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamThreadAction, StreamsConfig};
 use riverbed::{
     ConsumerConfig, ErrorKind, IsolationLevel, OffsetReset, Record, Store, TopicConfig,
     TopicPartition,
 };
+
+mod common;
 
 const PARTITIONS: u32 = 4;
 const POISON: &str = "poison";
@@ -86,18 +88,6 @@ fn truth(words: &[String]) -> BTreeMap<String, i64> {
     t
 }
 
-/// Waits (up to two minutes, so a stuck app fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Every committed record of the output topic, as (word, count).
 fn committed_output(store: &Store) -> Vec<(String, i64)> {
     let mut c = store
@@ -147,13 +137,13 @@ fn a_failure_once_is_survived_by_replacing_the_thread(exactly_once: bool) {
     let (before, after) = all.split_at(all.len() / 2 - 100);
     // Some work is committed before the failure, some is in flight when it happens.
     send_words(&store, before);
-    wait_for("the first words to be processed", || {
+    common::wait_for("the first words to be processed", || {
         app.metrics().processed_records >= 500
     });
     send_words(&store, after);
     let truth = truth(&all);
     let counts = app.store::<String, i64>("counts").unwrap();
-    wait_for("every word to be counted", || {
+    common::wait_for("every word to be counted", || {
         truth
             .iter()
             .all(|(w, n)| counts.get(w.as_str()).unwrap().unwrap_or(0) >= *n)
@@ -226,7 +216,7 @@ fn by_default_a_failure_stops_the_app_with_the_error() {
     )
     .unwrap();
     send_words(&store, &words(200));
-    wait_for("the app to stop", || !app.is_running());
+    common::wait_for("the app to stop", || !app.is_running());
     assert_eq!(app.metrics().threads_replaced, 0);
     assert_eq!(told.load(Ordering::SeqCst), 1);
     let e = app.close().unwrap_err();
@@ -266,7 +256,7 @@ fn a_handler_can_replace_twice_then_stop_on_a_failure_that_repeats() {
     )
     .unwrap();
     send_words(&store, &words(200));
-    wait_for("the app to stop", || !app.is_running());
+    common::wait_for("the app to stop", || !app.is_running());
     assert_eq!(failures.load(Ordering::SeqCst), 3);
     assert_eq!(app.metrics().threads_replaced, 2);
     let e = app.close().unwrap_err();

@@ -10,6 +10,8 @@ use proptest::prelude::*;
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, Topology, TopologyTestDriver};
 use riverbed::{Record, Store, TopicConfig};
 
+mod common;
+
 /// The model's left values: `c<fk>:<payload>`, or `-:<payload>` for a null foreign key.
 fn left_value(fk: Option<u8>, payload: u8) -> String {
     match fk {
@@ -307,15 +309,6 @@ fn deleting_a_left_row_or_nulling_its_foreign_key_resolves_without_the_right_sid
     assert_eq!(left.iter().map(|r| &r.value).collect::<Vec<_>>(), [&None]);
 }
 
-/// Waits until `check` holds; fails after a minute (the application is stuck).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A deterministic pseudo-random sequence (xorshift).
 fn random(seed: u64, n: usize) -> Vec<u64> {
     let mut x = seed;
@@ -492,6 +485,6 @@ fn run_shop(config: StreamsConfig) {
     }
     p.flush().unwrap();
     shop.check(&app, "second run");
-    eventually("the application runs", || app.is_running());
+    common::wait_for("the application runs", || app.is_running());
     app.close().unwrap();
 }

@@ -2,12 +2,14 @@
 //! consumer group, transactions), and the co-partitioning error at start.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
 use riverbed::{
     ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig, TopicPartition,
 };
+
+mod common;
 
 /// A deterministic pseudo-random sequence (xorshift).
 fn random(seed: u64, n: usize) -> Vec<u64> {
@@ -20,15 +22,6 @@ fn random(seed: u64, n: usize) -> Vec<u64> {
             x
         })
         .collect()
-}
-
-/// Waits until `check` holds; fails after a minute (the application is stuck).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Every record of `topic` so far, as `(key, value)`, sorted.
@@ -46,7 +39,7 @@ fn read_all<K: Serde + Ord, V: Serde + Ord>(
         .collect();
     c.assign(&tps).unwrap();
     let mut got = Vec::new();
-    eventually(&format!("{want} records in {topic}"), || {
+    common::wait_for(&format!("{want} records in {topic}"), || {
         for r in c.poll(Duration::from_millis(20)).unwrap().iter() {
             got.push((
                 K::decode_nullable(r.key()).unwrap(),
@@ -100,7 +93,7 @@ fn a_four_partition_topic_regrouped_by_a_new_key_matches_the_reference() {
         v.sort();
         v
     };
-    eventually("the aggregates match the reference", || {
+    common::wait_for("the aggregates match the reference", || {
         sorted(qc.all().unwrap()) == want_c && sorted(qs.all().unwrap()) == want_s
     });
     app.close().unwrap();
@@ -159,7 +152,7 @@ fn a_rekeyed_stream_joins_a_table_and_a_global_table_through_the_app() {
         .unwrap();
     }
     let table = app.store::<String, String>("customers").unwrap();
-    eventually("the customers table is loaded", || {
+    common::wait_for("the customers table is loaded", || {
         table.approximate_num_entries() == names.len()
     });
 

@@ -2,7 +2,7 @@
 //! store and through the test driver, and malformed JSON handled by the deserialization
 //! handler like any other bad record.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{
     App, Builder, DeserializationHandler, Json, Materialized, Serde, StreamsConfig,
@@ -10,6 +10,8 @@ use riverbed::streams::{
 };
 use riverbed::{ErrorKind, Record, Store, TopicConfig};
 use serde::{Deserialize, Serialize};
+
+mod common;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Order {
@@ -45,18 +47,6 @@ fn order(customer: &str, cents: i64) -> Vec<u8> {
     .encode()
 }
 
-/// Waits (up to a minute, so a stuck app fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 const MALFORMED: &[u8] = br#"{"customer":"bob","cents":"#;
 
 #[test]
@@ -79,7 +69,7 @@ fn json_values_flow_through_an_app_and_malformed_ones_are_skipped_and_counted() 
     p.send(Record::new("orders").key("ada").value(order("ada", 100)))
         .unwrap();
     let spend = app.store::<String, i64>("spend").unwrap();
-    wait_for("both customers' spend", || {
+    common::wait_for("both customers' spend", || {
         spend.get("ada").unwrap() == Some(350) && spend.get("bob").unwrap() == Some(7)
     });
     let m = app.metrics();
@@ -99,7 +89,7 @@ fn a_malformed_json_record_stops_an_app_with_the_fail_handler() {
         .unwrap();
     p.send(Record::new("orders").key("bob").value(MALFORMED))
         .unwrap();
-    wait_for("the app to stop", || !app.is_running());
+    common::wait_for("the app to stop", || !app.is_running());
     let e = app.close().unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Deserialization { .. }), "{e}");
     assert!(e.to_string().contains("Order"), "{e}");

@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig, Topology};
 use riverbed::{
     ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
 };
+
+mod common;
 
 const APP: &str = "rebalance-app";
 const PARTITIONS: u32 = 6;
@@ -40,21 +42,6 @@ fn start(store: &Store, eos: bool, threads: usize) -> App {
         .commit_interval(Duration::from_millis(30));
     let c = if eos { c.exactly_once() } else { c };
     App::start(store, counting(), c).unwrap()
-}
-
-/// Waits (a minute at most, so a stuck run fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, apps: &[&App], mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        for a in apps {
-            assert!(a.error().is_none(), "an app failed: {:?}", a.error());
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn all_committed(store: &Store) -> bool {
@@ -97,22 +84,22 @@ fn scale_up_and_down(eos: bool) {
     };
 
     let a = start(&store, eos, 2);
-    wait_for("a fifth of the input", &[&a], at(RECORDS / 5));
+    common::wait_for_apps("a fifth of the input", &[&a], at(RECORDS / 5));
     let b = start(&store, eos, 1);
-    wait_for("two fifths", &[&a, &b], at(2 * RECORDS / 5));
+    common::wait_for_apps("two fifths", &[&a, &b], at(2 * RECORDS / 5));
     let c = start(&store, eos, 2);
     // Its tasks came from the others, which wrote snapshots when they gave them up.
-    wait_for("c to restore from snapshots", &[&a, &b, &c], || {
+    common::wait_for_apps("c to restore from snapshots", &[&a, &b, &c], || {
         c.metrics().snapshots_used > 0
     });
-    wait_for("three fifths", &[&a, &b, &c], at(3 * RECORDS / 5));
+    common::wait_for_apps("three fifths", &[&a, &b, &c], at(3 * RECORDS / 5));
     a.close().unwrap();
-    wait_for("four fifths", &[&b, &c], at(4 * RECORDS / 5));
+    common::wait_for_apps("four fifths", &[&b, &c], at(4 * RECORDS / 5));
     b.close().unwrap();
     let d = start(&store, eos, 1);
     input.join().unwrap();
     c.close().unwrap();
-    wait_for("every input committed", &[&d], || all_committed(&store));
+    common::wait_for_apps("every input committed", &[&d], || all_committed(&store));
 
     let mut truth: BTreeMap<String, i64> = BTreeMap::new();
     for i in 0..RECORDS {

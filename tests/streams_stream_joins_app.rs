@@ -2,13 +2,15 @@
 //! changelogs, so left records processed before a restart join right records sent after it;
 //! and streams that are not co-partitioned are refused at start.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{App, Builder, JoinWindows, StreamsConfig, Topology};
 use riverbed::{
     ConsumerConfig, ErrorKind, IsolationLevel, OffsetReset, Record, Store, TopicConfig,
     TopicPartition,
 };
+
+mod common;
 
 const PARTITIONS: u32 = 2;
 
@@ -47,18 +49,6 @@ fn send(store: &Store, topic: &str, records: &[(String, String, i64)]) {
                 .timestamp(base() + ts),
         )
         .unwrap();
-    }
-}
-
-/// Waits (up to a minute, so a stuck app fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -104,7 +94,7 @@ fn left_records_from_before_a_restart_join_right_records_after_it() {
 
     let app = App::start(&store, topology(), config()).unwrap();
     send(&store, "left", &lefts);
-    wait_for("the left records to be processed", || {
+    common::wait_for("the left records to be processed", || {
         app.metrics().processed_records == lefts.len() as u64
     });
     app.close().unwrap();
@@ -126,7 +116,7 @@ fn left_records_from_before_a_restart_join_right_records_after_it() {
         .collect();
     want.push(("k6".to_string(), "L6+-".to_string(), 600));
     want.push(("k7".to_string(), "L7+-".to_string(), 700));
-    wait_for("the joined results", || outputs(&store).len() >= want.len());
+    common::wait_for("the joined results", || outputs(&store).len() >= want.len());
     let m = app.metrics();
     app.close().unwrap();
     assert_eq!(outputs(&store), want);

@@ -16,6 +16,8 @@ use riverbed::{
     ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
 };
 
+mod common;
+
 fn store_with(topics: &[(&str, u32)]) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -27,19 +29,6 @@ fn store_with(topics: &[(&str, u32)]) -> (tempfile::TempDir, Store) {
 
 fn partitions(store: &Store, topic: &str) -> usize {
     store.describe_topic(topic).unwrap().partitions.len()
-}
-
-/// Waits (up to a minute, so a stuck app fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, app: &App, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(app.error().is_none(), "app failed: {:?}", app.error());
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Commits every 20 ms, so the stores' committed view (what `App::store` shows) keeps up.
@@ -111,7 +100,7 @@ fn run_join(store: &Store, topology: Topology) {
     }
     let app = App::start(store, topology, fast().threads(2)).unwrap();
     let table = app.store::<String, String>("customers").unwrap();
-    wait_for("the customers table", &app, || {
+    common::wait_for_apps("the customers table", &[&app], || {
         table.all().unwrap().len() == CUSTOMERS.len()
     });
     let mut expected = Vec::new();
@@ -127,7 +116,7 @@ fn run_join(store: &Store, topology: Topology) {
         expected.push((c.to_string(), format!("{c}@city{city}")));
     }
     expected.sort();
-    wait_for("the joined orders", &app, || {
+    common::wait_for_apps("the joined orders", &[&app], || {
         read_all(store, "enriched").len() >= expected.len()
     });
     app.close().unwrap();
@@ -286,7 +275,7 @@ fn group_by_count_through_a_wider_repartition(eos: bool) {
     let mut truth = BTreeMap::new();
     produce(&store, 0, 400, &mut truth);
     let app = App::start(&store, regroup(&disarmed), regroup_config(eos)).unwrap();
-    wait_for("the first counts", &app, || counts(&app) == truth);
+    common::wait_for_apps("the first counts", &[&app], || counts(&app) == truth);
     app.close().unwrap();
     assert_eq!(partitions(&store, "regroup-by-user-repartition"), 3);
     // The store is in the sub-topology after the repartition: 3 tasks, 3 changelog partitions.
@@ -295,7 +284,9 @@ fn group_by_count_through_a_wider_repartition(eos: bool) {
     // A restart restores the counts of each task of the second sub-topology, then goes on.
     let app = App::start(&store, regroup(&disarmed), regroup_config(eos)).unwrap();
     produce(&store, 400, 700, &mut truth);
-    wait_for("the counts after a restart", &app, || counts(&app) == truth);
+    common::wait_for_apps("the counts after a restart", &[&app], || {
+        counts(&app) == truth
+    });
     let m = app.metrics();
     assert!(
         m.snapshots_used >= 3 && m.restored_from_snapshots > 0,
@@ -324,12 +315,12 @@ fn group_by_count_through_a_wider_repartition(eos: bool) {
     assert!(app.close().is_err());
     let app = App::start(&store, regroup(&disarmed), regroup_config(eos)).unwrap();
     if eos {
-        wait_for("the exact counts after a failure", &app, || {
+        common::wait_for_apps("the exact counts after a failure", &[&app], || {
             counts(&app) == truth
         });
     } else {
         // At-least-once may count the redone records twice, never fewer.
-        wait_for("the counts after a failure", &app, || {
+        common::wait_for_apps("the counts after a failure", &[&app], || {
             let got = counts(&app);
             truth
                 .iter()
@@ -374,7 +365,7 @@ fn a_repartition_without_a_count_takes_the_upstream_count_through_a_chain() {
         .unwrap();
     }
     let per_length = app.store::<String, i64>("per-length").unwrap();
-    wait_for("the counts", &app, || {
+    common::wait_for_apps("the counts", &[&app], || {
         per_length.all().unwrap()
             == [
                 ("2".to_string(), 1),
@@ -557,7 +548,7 @@ fn independent_subtopologies_need_not_be_copartitioned() {
         app.store::<String, i64>("store-a").unwrap(),
         app.store::<String, i64>("store-b").unwrap(),
     );
-    wait_for("both stores", &app, || {
+    common::wait_for_apps("both stores", &[&app], || {
         a.all().unwrap().iter().map(|(_, n)| n).sum::<i64>() == 30
             && b.all().unwrap().iter().map(|(_, n)| n).sum::<i64>() == 30
     });

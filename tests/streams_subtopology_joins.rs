@@ -5,18 +5,12 @@
 //! key, so the records are repartitioned first).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, TimeWindows, Windowed};
 use riverbed::{Record, Store, TopicConfig};
 
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+mod common;
 
 #[test]
 fn a_foreign_key_join_of_tables_with_different_partition_counts() {
@@ -80,7 +74,7 @@ fn a_foreign_key_join_of_tables_with_different_partition_counts() {
     }
     p.flush().unwrap();
     let results = app.store::<String, String>("orders-with-names").unwrap();
-    eventually("the join results", || {
+    common::wait_for("the join results", || {
         results
             .all()
             .unwrap()
@@ -148,7 +142,7 @@ fn a_windowed_count_after_a_key_change_is_repartitioned() {
     }
     p.flush().unwrap();
     let counts = app.window_store::<String, i64>("page-counts").unwrap();
-    eventually("the windowed counts", || {
+    common::wait_for("the windowed counts", || {
         let got: BTreeMap<(String, i64), i64> = counts
             .fetch_all(i64::MIN, i64::MAX)
             .unwrap()

@@ -4,7 +4,7 @@
 //! a window that closed before the restart stays closed.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riverbed::streams::{
     App, Builder, Materialized, Serde, StreamsConfig, Suppressed, TimeWindows, Topology, Windowed,
@@ -12,6 +12,8 @@ use riverbed::streams::{
 use riverbed::{
     ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
 };
+
+mod common;
 
 const PARTITIONS: u32 = 2;
 
@@ -52,18 +54,6 @@ fn send(store: &Store, events: &[(&str, i64)]) {
                 .timestamp(base() + ts),
         )
         .unwrap();
-    }
-}
-
-/// Waits (up to a minute, so a stuck app fails instead of hanging) until `done` holds.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -129,7 +119,7 @@ fn window_store_and_suppress_buffer_survive_a_restart() {
     ]
     .into_iter()
     .collect();
-    wait_for("the counts before the restart", || {
+    common::wait_for("the counts before the restart", || {
         counts(&app) == want_before
     });
     app.close().unwrap();
@@ -137,12 +127,12 @@ fn window_store_and_suppress_buffer_survive_a_restart() {
 
     // After the restart the stores are restored before any record is processed.
     let app = App::start(&store, topology(), config()).unwrap();
-    wait_for("the restored counts", || counts(&app) == want_before);
+    common::wait_for("the restored counts", || counts(&app) == want_before);
     // a@300 is for a's closed window: dropped even though it is the task's first record since
     // the restart. b@1300 is late but within grace. Then stream time moves to 3000 on both
     // partitions' keys, closing every window from before.
     send(&store, &[("a", 300), ("b", 1300), ("a", 3000), ("b", 3000)]);
-    wait_for("the final results", || finals(&store).len() == 3);
+    common::wait_for("the final results", || finals(&store).len() == 3);
     let m = app.metrics();
     app.close().unwrap();
     assert_eq!(

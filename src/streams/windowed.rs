@@ -337,8 +337,8 @@ impl Expiry {
     }
 }
 
-/// Logs and counts a dropped record.
-fn drop_record<KO: Data, VO: Data>(
+/// Logs and counts a dropped record (a windowed aggregation's or a stream-stream join's).
+pub(crate) fn drop_record<KO: Data, VO: Data>(
     ctx: &mut ProcessorContext<'_, KO, VO>,
     timestamp: i64,
     why: &str,

@@ -254,3 +254,24 @@ impl Lcg {
         (self.0 >> 33) % n
     }
 }
+
+/// Waits until `done` holds: up to a minute, so that a stuck run fails the test instead of
+/// hanging it.
+pub fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait_for_apps(what, &[], done)
+}
+
+/// [`wait_for`], failing at once if one of `apps` stopped with an error.
+pub fn wait_for_apps(what: &str, apps: &[&riverbed::streams::App], mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        for app in apps {
+            assert!(app.error().is_none(), "an app failed: {:?}", app.error());
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -76,6 +76,7 @@ use crate::streams::processor::{Data, Processor, ProcessorContext, StreamRecord}
 use crate::streams::serde::{deserialization_error, Serde};
 use crate::streams::state::KvState;
 use crate::streams::window::{is_meta, split_windowed, windowed_bytes, Window, STREAM_TIME_KEY};
+use crate::streams::windowed::drop_record;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -314,21 +315,6 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
         }
         Ok(now)
     }
-}
-
-/// Logs and counts a record the join drops.
-fn drop_record<K: Data, V: Data>(ctx: &mut ProcessorContext<'_, K, V>, timestamp: i64, why: &str) {
-    tracing::warn!(
-        target: "riverbed::streams",
-        node = ctx.node_name(),
-        timestamp,
-        stream_time = ctx.stream_time(),
-        topic = ctx.topic(),
-        partition = ctx.partition(),
-        offset = ctx.offset(),
-        "dropping a record: {why}"
-    );
-    ctx.record_dropped();
 }
 
 /// The stored records of `state` (skipping bookkeeping keys): `(key, timestamp, sequence)`.
