@@ -84,4 +84,91 @@ pub mod internals {
     pub use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
     pub use crate::segment::index;
     pub use crate::segment::scan::{scan, ScanEnd};
+
+    /// The decoders (and encoders) of the store's small files, for the fuzz targets:
+    /// `producer-state` snapshots (FORMAT.md 5.2), `.txnindex` files (4.3), the `topics` file
+    /// (8.1) and streams checkpoint snapshots (8.5), with plain types in and out.
+    pub mod files {
+        use std::collections::BTreeMap;
+        use std::path::Path;
+
+        use crate::log::producer_state::{self, AbortedTxn, ProducerStates};
+        use crate::{Result, TopicConfig};
+
+        /// A `producer-state` file: the offset it was taken at, and its state encoded again
+        /// (with every aborted transaction it holds and no sealed segments).
+        pub fn decode_producer_state(bytes: &[u8]) -> Result<(u64, Vec<u8>)> {
+            let s = ProducerStates::decode_snapshot(bytes)?;
+            Ok((s.offset, s.state.encode_snapshot(s.offset, 0, &[])))
+        }
+
+        /// A `.txnindex` file of the segment `base..next`: `(producer id, first offset, marker
+        /// offset)` per aborted transaction.
+        pub fn decode_txn_index(
+            bytes: &[u8],
+            base: u64,
+            next: u64,
+        ) -> Result<Vec<(i64, u64, u64)>> {
+            Ok(
+                producer_state::decode_txn_index(bytes, Path::new(".txnindex"), base, next)?
+                    .into_iter()
+                    .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+                    .collect(),
+            )
+        }
+
+        /// Encodes a `.txnindex` file of the segment at `base`.
+        pub fn encode_txn_index(base: u64, entries: &[(i64, u64, u64)]) -> Vec<u8> {
+            let entries: Vec<AbortedTxn> = entries
+                .iter()
+                .map(|&(producer_id, first_offset, last_offset)| AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset,
+                })
+                .collect();
+            producer_state::encode_txn_index(base, &entries)
+        }
+
+        /// The `topics` file.
+        pub fn decode_topics(bytes: &[u8]) -> Result<Vec<(String, TopicConfig)>> {
+            crate::topic::decode_metadata(bytes, Path::new("topics"))
+        }
+
+        /// Encodes a `topics` file.
+        pub fn encode_topics(topics: &[(String, TopicConfig)]) -> Vec<u8> {
+            crate::topic::encode_metadata(topics.iter().map(|(n, c)| (n.as_str(), c)))
+        }
+
+        /// A streams checkpoint snapshot of partition `partition` of `changelog`: `(offset,
+        /// read_committed, written_ms, entries)`.
+        #[allow(clippy::type_complexity)]
+        pub fn decode_streams_checkpoint(
+            bytes: &[u8],
+            changelog: &str,
+            partition: u32,
+        ) -> Result<(u64, bool, i64, BTreeMap<Vec<u8>, Vec<u8>>)> {
+            let s = crate::streams::checkpoint::decode(bytes, changelog, partition)?;
+            Ok((s.offset, s.read_committed, s.written_ms, s.data))
+        }
+
+        /// Encodes a streams checkpoint snapshot.
+        pub fn encode_streams_checkpoint(
+            changelog: &str,
+            partition: u32,
+            offset: u64,
+            read_committed: bool,
+            written_ms: i64,
+            entries: &BTreeMap<Vec<u8>, Vec<u8>>,
+        ) -> Result<Vec<u8>> {
+            crate::streams::checkpoint::encode(
+                changelog,
+                partition,
+                offset,
+                read_committed,
+                written_ms,
+                entries,
+            )
+        }
+    }
 }

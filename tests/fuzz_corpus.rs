@@ -67,3 +67,37 @@ fn crc_fix_up_makes_a_damaged_batch_parse() {
     let fixed = checks::with_fixed_crc(&bytes).expect("the length fits");
     assert!(riverbed::BatchRef::parse(&fixed, usize::MAX).is_ok());
 }
+
+#[cfg(feature = "internals")]
+#[test]
+fn decode_files_corpus() {
+    replay("decode_files", checks::decode_files);
+}
+
+/// The `decode_files` seeds are valid files (each decodes), so the fuzzer starts from inputs
+/// that reach past the first check of every decoder.
+#[cfg(feature = "internals")]
+#[test]
+fn decode_files_seeds_are_valid_files() {
+    use riverbed::internals::files;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_files");
+    let mut seen = [false; 4];
+    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("seed-") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read seed");
+        let (&which, file) = bytes.split_first().expect("a selector byte");
+        let ok = match which % 4 {
+            0 => files::decode_producer_state(file).is_ok(),
+            1 => files::decode_txn_index(file, 0, 1 << 40).is_ok(),
+            2 => files::decode_topics(file).is_ok(),
+            _ => files::decode_streams_checkpoint(file, "app-store-changelog", 0).is_ok(),
+        };
+        assert!(ok, "{name} does not decode");
+        seen[usize::from(which % 4)] = true;
+    }
+    assert_eq!(seen, [true; 4], "a seed per decoder");
+}

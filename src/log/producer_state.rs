@@ -650,9 +650,20 @@ pub(crate) fn read_txn_index(
     next_offset: u64,
 ) -> Result<Vec<AbortedTxn>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("read transaction index", path, e))?;
-    file_header::check(&bytes, FileKind::TxnIndex, base_offset, path)?;
+    decode_txn_index(&bytes, path, base_offset, next_offset)
+}
+
+/// Decodes the bytes of the `.txnindex` file at `path` (named in errors) of the segment
+/// `base_offset..next_offset`, checking every entry.
+pub(crate) fn decode_txn_index(
+    bytes: &[u8],
+    path: &Path,
+    base_offset: u64,
+    next_offset: u64,
+) -> Result<Vec<AbortedTxn>> {
+    file_header::check(bytes, FileKind::TxnIndex, base_offset, path)?;
     let body = &bytes[FILE_HEADER_LEN..];
-    if body.len() % TXN_ENTRY_LEN != 0 {
+    if !body.len().is_multiple_of(TXN_ENTRY_LEN) {
         return Err(corrupt(
             bytes.len() as u64,
             format!("whole {TXN_ENTRY_LEN}-byte entries"),

@@ -43,7 +43,7 @@
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
 
 mod app;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod dsl;
 mod global;
 #[cfg(feature = "json")]
