@@ -28,6 +28,9 @@ proptest! {
         s.filter_not(|k, _| k.ends_with('1'))
             .map(|k, v| (v, format!("{k}:{v}")))
             .to("out-b");
+        // One record per unit of |v| mod 4, keyed by the value and its index.
+        s.flat_map(|k, v| (0..v.rem_euclid(4)).map(move |i| (format!("{v}/{i}"), format!("{k}"))))
+            .to("out-c");
         let foreach = Arc::new(Mutex::new(Vec::new()));
         let f2 = Arc::clone(&foreach);
         s.foreach(move |k, v| f2.lock().unwrap().push((k.clone(), *v)));
@@ -38,6 +41,7 @@ proptest! {
 
         let mut want_a = Vec::new();
         let mut want_b = Vec::new();
+        let mut want_c = Vec::new();
         let mut want_peek = 0;
         for (k, v, ts) in &records {
             let key = format!("k{k}");
@@ -51,13 +55,19 @@ proptest! {
             if !key.ends_with('1') {
                 want_b.push((*v, format!("{key}:{v}"), *ts));
             }
+            for i in 0..v.rem_euclid(4) {
+                want_c.push((format!("{v}/{i}"), key.clone(), *ts));
+            }
         }
         let got_a: Vec<_> = d.read_output::<String, i64>("out-a").unwrap()
             .into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
         let got_b: Vec<_> = d.read_output::<i64, String>("out-b").unwrap()
             .into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
         prop_assert_eq!(got_a, want_a);
+        let got_c: Vec<_> = d.read_output::<String, String>("out-c").unwrap()
+            .into_iter().map(|r| (r.key, r.value, r.timestamp)).collect();
         prop_assert_eq!(got_b, want_b);
+        prop_assert_eq!(got_c, want_c);
         prop_assert_eq!(*seen.lock().unwrap(), want_peek);
         let all: Vec<_> = records.iter().map(|(k, v, _)| (format!("k{k}"), *v)).collect();
         prop_assert_eq!(foreach.lock().unwrap().clone(), all);

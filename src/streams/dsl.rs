@@ -284,6 +284,42 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         })
     }
 
+    /// Each record replaced by zero or more records with the keys and values `f` returns, in
+    /// order, each with the input record's timestamp. The key may change, so a later grouping
+    /// or join repartitions the stream (as after [`map`](Self::map)).
+    ///
+    /// ```
+    /// use riverbed::streams::{Builder, TopologyTestDriver};
+    ///
+    /// // Sentences keyed by author become one record per word, keyed by the word.
+    /// let b = Builder::new("words");
+    /// b.stream::<String, String>("sentences")
+    ///     .flat_map(|author, sentence| {
+    ///         sentence
+    ///             .split_whitespace()
+    ///             .map(|w| (w.to_lowercase(), author.clone()))
+    ///             .collect::<Vec<_>>()
+    ///     })
+    ///     .to("words");
+    /// let mut d = TopologyTestDriver::new(b.build()?)?;
+    /// d.pipe_input("sentences", &"ann".to_string(), &"Hello big World".to_string(), 7)?;
+    /// let out = d.read_output::<String, String>("words")?;
+    /// let words: Vec<_> = out.iter().map(|r| (r.key.as_str(), r.value.as_str(), r.timestamp)).collect();
+    /// assert_eq!(words, [("hello", "ann", 7), ("big", "ann", 7), ("world", "ann", 7)]);
+    /// # Ok::<(), riverbed::Error>(())
+    /// ```
+    pub fn flat_map<K2: Data, V2: Data, I: IntoIterator<Item = (K2, V2)>>(
+        &self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<'b, K2, V2> {
+        self.then("KSTREAM-FLATMAP", true, move |ctx, r| {
+            for (k, v) in f(r.key, r.value) {
+                ctx.forward(StreamRecord::new(k, v, r.timestamp));
+            }
+            Ok(())
+        })
+    }
+
     /// The same stream, calling `f` on each record as it passes (for logging or metrics).
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<'b, K, V> {
         self.then("KSTREAM-PEEK", false, move |ctx, r| {
