@@ -152,7 +152,8 @@ pub(crate) struct RecordMeta {
 /// A record a sink wrote, before it is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OutRecord {
-    pub topic: String,
+    /// Shared by every record of its sink.
+    pub topic: Arc<str>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
@@ -342,7 +343,7 @@ where
 
 /// A sink: encodes records and queues them for the task's next send.
 pub(crate) struct SinkNode<K, V> {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub _types: PhantomData<fn(K, V)>,
 }
 
@@ -353,10 +354,11 @@ impl<K: Data + super::Serde, V: Data + super::Serde> Node for SinkNode<K, V> {
 
     fn process(&mut self, ctx: &mut TaskContext, msg: Msg) -> Result<()> {
         let r = msg.downcast::<K, V>()?;
+        // The record is the sink's to drop: its bytes move into the output where they can.
         ctx.outputs.push(OutRecord {
-            topic: self.topic.clone(),
-            key: r.key.encode_nullable(),
-            value: r.value.encode_nullable(),
+            topic: Arc::clone(&self.topic),
+            key: r.key.into_nullable(),
+            value: r.value.into_nullable(),
             timestamp: r.timestamp,
         });
         Ok(())

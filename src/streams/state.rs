@@ -106,6 +106,16 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
         self.state.put(key.encode(), value.encode());
     }
 
+    /// [`get`](Self::get) by an already encoded key: a read-modify-write encodes its key once.
+    pub(crate) fn get_encoded(&self, key: &[u8]) -> Result<Option<V>> {
+        self.state.data.get(key).map(|v| V::decode(v)).transpose()
+    }
+
+    /// [`put`](Self::put) by an already encoded key.
+    pub(crate) fn put_encoded(&mut self, key: Vec<u8>, value: &V) {
+        self.state.put(key, value.encode());
+    }
+
     /// Removes `key`, returning its value.
     ///
     /// # Errors
