@@ -427,11 +427,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
         let store_name = store.clone();
         let table = input.then("KSTREAM-AGGREGATE", false, move |ctx, r| {
             let mut s = ctx.store::<K, VA>(&store_name)?;
-            // The key is encoded once for the read and the write.
-            let key = r.key.encode();
-            let old = s.get_encoded(&key)?;
-            let new = step(old.clone(), &r.key, r.value);
-            s.put_encoded(key, &new);
+            let (old, new) = s.update(&r.key, |old| step(old, &r.key, r.value))?;
             ctx.forward(StreamRecord::new(
                 r.key,
                 Change::new(Some(new), old),

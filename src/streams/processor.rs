@@ -169,7 +169,11 @@ pub(crate) struct ScheduleRequest {
 pub(crate) struct TaskContext {
     pub app_id: Arc<str>,
     pub partition: u32,
-    pub node_name: Arc<str>,
+    /// The name of every node of the topology, by index, and the index of the node running
+    /// (out of range outside any node): moving from node to node is an index store, not a
+    /// reference-count update per record and hop.
+    pub node_names: Arc<[Arc<str>]>,
+    pub node: usize,
     pub current: Option<RecordMeta>,
     pub stream_time: Option<i64>,
     pub wall_clock_ms: i64,
@@ -180,6 +184,17 @@ pub(crate) struct TaskContext {
     pub outputs: Vec<OutRecord>,
     pub schedules: Vec<ScheduleRequest>,
     pub counters: Arc<super::Counters>,
+}
+
+impl TaskContext {
+    /// The name of the node running (empty outside any node).
+    pub fn node_name(&self) -> &str {
+        node_name_at(&self.node_names, self.node)
+    }
+}
+
+fn node_name_at(names: &[Arc<str>], node: usize) -> &str {
+    names.get(node).map_or("", |n| n)
 }
 
 /// What a processor can do besides computing: forward records, use state stores, schedule
@@ -215,23 +230,25 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         &mut self,
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>> {
+        let (names, node) = (&self.task.node_names, self.task.node);
         match self.task.stores.get_mut(name) {
             Some(s) => Ok(KeyValueStore::new(s)),
             None => Err(Error::invalid(format!(
                 "processor {} asked for state store {name:?}, which its task does not have \
                  (add it with add_state_store; in a topology of several sub-topologies, connect \
                  it to the processors that use it with connect_processor_and_state_stores)",
-                self.task.node_name
+                node_name_at(names, node)
             ))),
         }
     }
 
     /// A store's working state as bytes, for the windowed operators.
     pub(crate) fn raw_store(&mut self, name: &str) -> Result<&mut KvState> {
-        let node = &self.task.node_name;
+        let (names, node) = (&self.task.node_names, self.task.node);
         self.task.stores.get_mut(name).ok_or_else(|| {
             Error::invalid(format!(
-                "processor {node} asked for unknown state store {name:?}"
+                "processor {} asked for unknown state store {name:?}",
+                node_name_at(names, node)
             ))
         })
     }
@@ -300,7 +317,7 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
 
     /// The name of the node running.
     pub fn node_name(&self) -> &str {
-        &self.task.node_name
+        self.task.node_name()
     }
 }
 

@@ -51,6 +51,35 @@ impl KvState {
         }
     }
 
+    /// Read-modify-write of one key with one search of the working map: `step` gets the stored
+    /// bytes and returns the new ones (stored, and marked dirty) and anything for the caller.
+    pub fn update<R>(
+        &mut self,
+        key: Vec<u8>,
+        step: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, R)>,
+    ) -> Result<R> {
+        let (value, out) = match self.data.get_mut(&key) {
+            Some(slot) => {
+                let (value, out) = step(Some(slot))?;
+                slot.clear();
+                slot.extend_from_slice(&value);
+                (value, out)
+            }
+            None => {
+                let (value, out) = step(None)?;
+                self.data.insert(key.clone(), value.clone());
+                (value, out)
+            }
+        };
+        match self.dirty.get_mut(&key) {
+            Some(slot) => *slot = Some(value),
+            None => {
+                self.dirty.insert(key, Some(value));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let old = self.data.remove(key);
         self.dirty.insert(key.to_vec(), None);
@@ -106,14 +135,25 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
         self.state.put(key.encode(), value.encode());
     }
 
-    /// [`get`](Self::get) by an already encoded key: a read-modify-write encodes its key once.
-    pub(crate) fn get_encoded(&self, key: &[u8]) -> Result<Option<V>> {
-        self.state.data.get(key).map(|v| V::decode(v)).transpose()
-    }
-
-    /// [`put`](Self::put) by an already encoded key.
-    pub(crate) fn put_encoded(&mut self, key: Vec<u8>, value: &V) {
-        self.state.put(key, value.encode());
+    /// Replaces the value of `key` with `step(old value)` and returns `(old, new)`: the key is
+    /// encoded once and looked up once (aggregations run this per record). Nothing is stored
+    /// if the old value does not decode.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub(crate) fn update(
+        &mut self,
+        key: &K,
+        step: impl FnOnce(Option<V>) -> V,
+    ) -> Result<(Option<V>, V)>
+    where
+        V: Clone,
+    {
+        self.state.update(key.encode(), |stored| {
+            let old = stored.map(V::decode).transpose()?;
+            let new = step(old.clone());
+            Ok((new.encode(), (old, new)))
+        })
     }
 
     /// Removes `key`, returning its value.

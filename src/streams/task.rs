@@ -94,7 +94,8 @@ impl Task {
         let ctx = TaskContext {
             app_id: Arc::from(topology.application_id()),
             partition: id.partition,
-            node_name: Arc::from(""),
+            node_names: topology.nodes.iter().map(|n| Arc::clone(&n.name)).collect(),
+            node: usize::MAX,
             current: None,
             stream_time: None,
             wall_clock_ms: 0,
@@ -171,7 +172,7 @@ impl Task {
             }
         }
         for i in 0..self.nodes.len() {
-            self.ctx.node_name = Arc::clone(&self.topology.nodes[i].name);
+            self.ctx.node = i;
             let Some(node) = self.nodes[i].as_mut() else {
                 continue;
             };
@@ -248,9 +249,7 @@ impl Task {
         });
         let now = self.ctx.stream_time.map_or(timestamp, |t| t.max(timestamp));
         self.ctx.stream_time = Some(now);
-        // A handle on the topology lets `dispatch_to` borrow the children without copying them.
-        let topology = Arc::clone(&self.topology);
-        self.dispatch_to(&topology.nodes[source].children, msg)?;
+        self.dispatch_children(source, msg)?;
         self.counters.processed.fetch_add(1, Ordering::Relaxed);
         self.ctx.current = None;
         self.punctuate(PunctuationType::StreamTime, now)
@@ -267,7 +266,7 @@ impl Task {
                 continue;
             }
             let i = self.schedules[s].node;
-            self.ctx.node_name = Arc::clone(&self.topology.nodes[i].name);
+            self.ctx.node = i;
             let Some(node) = self.nodes[i].as_mut() else {
                 continue;
             };
@@ -275,9 +274,8 @@ impl Task {
             let r = guarded(|| node.punctuate(ctx, kind, now));
             self.check(r)?;
             let forwarded = std::mem::take(&mut self.ctx.forwarded);
-            let children = self.topology.nodes[i].children.clone();
             for m in forwarded {
-                self.dispatch_to(&children, m)?;
+                self.dispatch_children(i, m)?;
             }
         }
         Ok(())
@@ -294,20 +292,25 @@ impl Task {
         ))
     }
 
-    /// Gives `msg` to each of `children` (cloned for all but the last), depth first.
-    fn dispatch_to(&mut self, children: &[usize], msg: Msg) -> Result<()> {
-        let Some((&last, rest)) = children.split_last() else {
+    /// Gives `msg` to each child of `node` (cloned for all but the last), depth first. The
+    /// children are looked up by index at each step, so that no handle on the topology (a
+    /// reference-count update per record and hop) is needed to borrow them across the calls.
+    fn dispatch_children(&mut self, node: usize, msg: Msg) -> Result<()> {
+        let count = self.topology.nodes[node].children.len();
+        let Some(last) = count.checked_sub(1) else {
             return Ok(());
         };
-        for &c in rest {
+        for i in 0..last {
+            let child = self.topology.nodes[node].children[i];
             let copy = (msg.clone)(&msg);
-            self.dispatch(c, copy)?;
+            self.dispatch(child, copy)?;
         }
-        self.dispatch(last, msg)
+        let child = self.topology.nodes[node].children[last];
+        self.dispatch(child, msg)
     }
 
     fn dispatch(&mut self, node: usize, msg: Msg) -> Result<()> {
-        self.ctx.node_name = Arc::clone(&self.topology.nodes[node].name);
+        self.ctx.node = node;
         let Some(n) = self.nodes[node].as_mut() else {
             return Ok(());
         };
@@ -318,10 +321,8 @@ impl Task {
             return Ok(());
         }
         let mut forwarded = std::mem::take(&mut self.ctx.forwarded);
-        let topology = Arc::clone(&self.topology);
-        let children = &topology.nodes[node].children;
         for m in forwarded.drain(..) {
-            self.dispatch_to(children, m)?;
+            self.dispatch_children(node, m)?;
         }
         // Hand the emptied buffer back so the next forward does not allocate one (unless a
         // child's forwards left one there meanwhile).
@@ -343,7 +344,9 @@ impl Task {
         Err(ErrorKind::StreamsProcessing {
             location: format!(
                 "task {} of application {:?}, node {:?}",
-                self.id, self.ctx.app_id, self.ctx.node_name
+                self.id,
+                self.ctx.app_id,
+                self.ctx.node_name()
             ),
             reason,
         }
