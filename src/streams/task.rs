@@ -155,20 +155,22 @@ impl Task {
         data: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     ) {
         if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.data = data;
+            s.data = Arc::new(data);
         }
     }
 
     /// A store's working contents (the committed state right after a commit), for checkpoints.
     pub fn store_data(&self, store: &str) -> Option<&std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.ctx.stores.get(store).map(|s| &s.data)
+        self.ctx.stores.get(store).map(|s| &*s.data)
     }
 
-    /// Publishes the restored stores as committed and runs every processor's `init`.
+    /// Publishes the restored stores as committed and runs every processor's `init`. The view
+    /// shares each restored map with the working state (no copy; the first write copies it,
+    /// see [`state`](super::state)).
     pub fn init(&mut self) -> Result<()> {
         for (name, s) in &self.ctx.stores {
             if let Some(c) = self.registry.get(name) {
-                c.write().insert(self.ctx.partition, s.data.clone());
+                c.write().insert(self.ctx.partition, Arc::clone(&s.data));
             }
         }
         for i in 0..self.nodes.len() {
@@ -381,7 +383,9 @@ impl Task {
                 continue;
             };
             let mut c = c.write();
-            let map = c.entry(self.ctx.partition).or_default();
+            // The working state wrote since the view shared its map (it has `dirty` keys), so
+            // it owns a copy by now and this updates the view's map in place.
+            let map = Arc::make_mut(c.entry(self.ctx.partition).or_default());
             for (k, v) in dirty {
                 match v {
                     Some(v) => map.insert(k, v),
