@@ -517,7 +517,7 @@ impl Producer {
     /// let store = Store::open(dir.path())?;
     /// store.create_topic("clicks", TopicConfig::new(2))?;
     /// let producer = store.producer();
-    /// producer.send_all((0..100u32).map(|i| Record::new("clicks").key(i.to_be_bytes())))?;
+    /// producer.send_all((0..100u32).map(|i| Record::new("clicks").key(i.to_le_bytes())))?;
     /// let d = store.describe_topic("clicks")?;
     /// let written: u64 = d.partitions.iter().map(|p| p.log_end_offset).sum();
     /// assert_eq!(written, 100);

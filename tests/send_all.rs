@@ -127,7 +127,7 @@ fn transactional_send_all_is_visible_only_when_committed() {
         (0..10u32)
             .map(|i| {
                 Record::new("t")
-                    .key(i.to_be_bytes())
+                    .key(i.to_le_bytes())
                     .value(format!("{tag}{i}"))
             })
             .collect::<Vec<_>>()
