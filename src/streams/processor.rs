@@ -12,7 +12,7 @@
 //! single-threaded and needs no locking.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,7 +177,9 @@ pub(crate) struct TaskContext {
     pub current: Option<RecordMeta>,
     pub stream_time: Option<i64>,
     pub wall_clock_ms: i64,
-    pub stores: HashMap<String, KvState>,
+    /// By name. A task has a handful of stores and looks one up per record that uses it: an
+    /// ordered map's few name comparisons cost less than hashing the name.
+    pub stores: BTreeMap<String, KvState>,
     /// What the running node forwarded.
     pub forwarded: Vec<Msg>,
     /// What the sinks wrote since the outputs were last taken.

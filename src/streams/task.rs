@@ -3,7 +3,6 @@
 //! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
 //! about processors, and a task knows nothing about consumers, producers or threads.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -51,7 +50,9 @@ pub(crate) struct Task {
     nodes: Vec<Option<Box<dyn Node>>>,
     /// Per source topic: the source node, its decoder and the topic name shared by the
     /// records' metadata (so a record's `RecordMeta` costs no allocation).
-    sources: HashMap<String, (usize, Decoder, Arc<str>)>,
+    /// Searched per record: a task reads a handful of topics, so a scan of their names costs
+    /// less than hashing the record's topic name.
+    sources: Vec<(String, usize, Decoder, Arc<str>)>,
     ctx: TaskContext,
     schedules: Vec<Schedule>,
     registry: Registry,
@@ -73,7 +74,7 @@ impl Task {
     ) -> Task {
         let split = split(&topology);
         let mut nodes = Vec::new();
-        let mut sources = HashMap::new();
+        let mut sources: Vec<(String, usize, Decoder, Arc<str>)> = Vec::new();
         for (i, n) in topology.nodes.iter().enumerate() {
             if split.node_sub[i] != id.subtopology {
                 nodes.push(None);
@@ -82,7 +83,9 @@ impl Task {
             match &n.kind {
                 NodeKind::Source { topics, decode } => {
                     for t in topics {
-                        sources.insert(t.clone(), (i, Arc::clone(decode), Arc::from(t.as_str())));
+                        // One entry per topic: the last source naming it wins.
+                        sources.retain(|(name, ..)| name != t);
+                        sources.push((t.clone(), i, Arc::clone(decode), Arc::from(t.as_str())));
                     }
                     nodes.push(None);
                 }
@@ -210,7 +213,9 @@ impl Task {
         value: Option<&[u8]>,
     ) -> Result<()> {
         self.uncommitted += 1;
-        let Some((source, decode, topic_name)) = self.sources.get(topic) else {
+        let Some((_, source, decode, topic_name)) =
+            self.sources.iter().find(|(name, ..)| name == topic)
+        else {
             return Err(Error::invalid(format!(
                 "task {} got a record of {topic:?}, which none of its sources reads",
                 self.id
