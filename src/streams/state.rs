@@ -16,7 +16,7 @@
 //! neither is copied again (a commit applies the changed keys to the view's map in place). A
 //! store the task never writes is never copied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -36,8 +36,11 @@ pub(crate) struct KvState {
     /// Read freely through the `Arc`; every write goes through [`KvState::data_mut`], which
     /// copies the map first if the committed view still shares it (see the module docs).
     pub data: Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
-    /// Keys changed since the last commit, with their new value (`None`: deleted).
-    pub dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys changed since the last commit; their new value is the one in `data` (absent:
+    /// deleted). A hash set, not a map of values: an update of a key already dirty (most
+    /// updates of an aggregation) costs one hash lookup and no copy of the value; the values
+    /// are read from `data` at commit, and the keys sorted there (the changelog order).
+    pub dirty: HashSet<Vec<u8>>,
 }
 
 impl KvState {
@@ -47,24 +50,17 @@ impl KvState {
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        // Updates of keys already present (the common case for aggregations) reuse the stored
-        // key and value buffers instead of allocating copies.
+        // An update of a key already present (the common case for aggregations) keeps the
+        // stored key instead of inserting a copy.
         let data = self.data_mut();
         match data.get_mut(&key) {
-            Some(slot) => {
-                slot.clear();
-                slot.extend_from_slice(&value);
-            }
+            Some(slot) => *slot = value,
             None => {
-                data.insert(key.clone(), value.clone());
+                data.insert(key.clone(), value);
             }
         }
-        match self.dirty.get_mut(&key) {
-            Some(slot) => *slot = Some(value),
-            None => {
-                self.dirty.insert(key, Some(value));
-            }
-        }
+        // A key already dirty stays as it is (the new key buffer is dropped).
+        self.dirty.insert(key);
     }
 
     /// Read-modify-write of one key with one search of the working map: `step` gets the stored
@@ -75,31 +71,25 @@ impl KvState {
         step: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, R)>,
     ) -> Result<R> {
         let data = self.data_mut();
-        let (value, out) = match data.get_mut(&key) {
+        let out = match data.get_mut(&key) {
             Some(slot) => {
                 let (value, out) = step(Some(slot))?;
-                slot.clear();
-                slot.extend_from_slice(&value);
-                (value, out)
+                *slot = value;
+                out
             }
             None => {
                 let (value, out) = step(None)?;
-                data.insert(key.clone(), value.clone());
-                (value, out)
+                data.insert(key.clone(), value);
+                out
             }
         };
-        match self.dirty.get_mut(&key) {
-            Some(slot) => *slot = Some(value),
-            None => {
-                self.dirty.insert(key, Some(value));
-            }
-        }
+        self.dirty.insert(key);
         Ok(out)
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let old = self.data_mut().remove(key);
-        self.dirty.insert(key.to_vec(), None);
+        self.dirty.insert(key.to_vec());
         old
     }
 

@@ -370,8 +370,15 @@ impl Task {
     pub fn changelog(&self) -> Vec<ChangelogEntry<'_>> {
         let mut out = Vec::new();
         for (name, s) in &self.ctx.stores {
-            for (k, v) in &s.dirty {
-                out.push((name.as_str(), k.as_slice(), v.as_deref()));
+            // In key order, whatever order the keys changed in.
+            let mut keys: Vec<&Vec<u8>> = s.dirty.iter().collect();
+            keys.sort_unstable();
+            for k in keys {
+                out.push((
+                    name.as_str(),
+                    k.as_slice(),
+                    s.data.get(k).map(Vec::as_slice),
+                ));
             }
         }
         out
@@ -391,9 +398,9 @@ impl Task {
             // The working state wrote since the view shared its map (it has `dirty` keys), so
             // it owns a copy by now and this updates the view's map in place.
             let map = Arc::make_mut(c.entry(self.ctx.partition).or_default());
-            for (k, v) in dirty {
-                match v {
-                    Some(v) => map.insert(k, v),
+            for k in dirty {
+                match s.data.get(&k) {
+                    Some(v) => map.insert(k, v.clone()),
                     None => map.remove(&k),
                 };
             }
