@@ -49,7 +49,9 @@ fn refuse_keyless(topic: &Topic, record: &Record, index: usize) -> Result<()> {
 /// A record to send: topic, optional partition, key, value, headers and timestamp.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
-    topic: String,
+    /// Shared, so that many records of one topic can carry its name without a copy each
+    /// ([`Record::with_shared_topic`]).
+    topic: Arc<str>,
     partition: Option<u32>,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
@@ -60,8 +62,26 @@ pub struct Record {
 impl Record {
     /// A record for `topic` with no key and a null value (set them with the methods below).
     pub fn new(topic: impl Into<String>) -> Record {
+        Record::with_shared_topic(Arc::from(topic.into()))
+    }
+
+    /// A record for `topic` like [`new`](Self::new), sharing the name: a program that sends
+    /// many records to one topic makes the name once and gives each record a clone of the
+    /// `Arc`, which costs no allocation.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use riverbed::Record;
+    ///
+    /// let orders: Arc<str> = Arc::from("orders");
+    /// let records: Vec<Record> = (0..3)
+    ///     .map(|i| Record::with_shared_topic(Arc::clone(&orders)).value(vec![i]))
+    ///     .collect();
+    /// assert!(records.iter().all(|r| r.topic_name() == "orders"));
+    /// ```
+    pub fn with_shared_topic(topic: Arc<str>) -> Record {
         Record {
-            topic: topic.into(),
+            topic,
             ..Record::default()
         }
     }
@@ -181,6 +201,7 @@ impl Sequencer {
         store: &Store,
         records: Vec<Record>,
         transactional: bool,
+        metadata: Metadata,
         on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
     ) -> Result<Vec<RecordMetadata>> {
         let batch_size = self.batch_size;
@@ -189,34 +210,46 @@ impl Sequencer {
             records,
             batch_size,
             Some((self, transactional)),
+            metadata,
             on_partition,
         )
     }
+}
+
+/// Whether a batch send reports where each record went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Metadata {
+    /// One [`RecordMetadata`] per record, in the order given (`send_batch`).
+    PerRecord,
+    /// None (`send_all`): the caller only needs to know that every record was written.
+    Skip,
 }
 
 /// Sends `records` as one batch per partition (split at `max_record_bytes`) and returns their
 /// metadata in the order given. Every record is validated (topic, partition, size, key for a
 /// compacted topic) before anything is written. With `stamp`, each batch carries the producer's
 /// id, epoch and the partition's next sequence (and the transactional bit), and `on_partition`
-/// hears of each partition, with the batch's sequence, before its batch is appended.
+/// hears of each partition, with the batch's sequence, before its batch is appended. With
+/// [`Metadata::Skip`] the result is empty.
 fn send_records(
     store: &Store,
     records: Vec<Record>,
     batch_size: usize,
     mut stamp: Option<(&mut Sequencer, bool)>,
+    metadata: Metadata,
     mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
 ) -> Result<Vec<RecordMetadata>> {
     let inner = &store.inner;
     // By topic, then partition (the order batches are appended in). Two levels so that a
-    // record of a topic already seen is routed without copying its topic name.
-    let mut routed: BTreeMap<String, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
-    let mut topics: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
+    // record of a topic already seen is routed by a name lookup alone.
+    let mut routed: BTreeMap<Arc<str>, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
+    let mut topics: BTreeMap<Arc<str>, Arc<Topic>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
-        let topic = match topics.get(&r.topic) {
+        let topic = match topics.get(&*r.topic) {
             Some(t) => Arc::clone(t),
             None => {
                 let t = inner.topic_or_create(&r.topic, store)?;
-                topics.insert(r.topic.clone(), Arc::clone(&t));
+                topics.insert(Arc::clone(&r.topic), Arc::clone(&t));
                 t
             }
         };
@@ -227,24 +260,27 @@ fn send_records(
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
         }
         let p = route(&topic, r, size, batch_size)?;
-        match routed.get_mut(r.topic.as_str()) {
+        match routed.get_mut(&*r.topic) {
             Some(partitions) => partitions.entry(p).or_default().push(i),
             None => {
-                routed.insert(r.topic.clone(), BTreeMap::from([(p, vec![i])]));
+                routed.insert(Arc::clone(&r.topic), BTreeMap::from([(p, vec![i])]));
             }
         }
     }
-    let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
+    let mut out: Vec<Option<RecordMetadata>> = match metadata {
+        Metadata::PerRecord => vec![None; records.len()],
+        Metadata::Skip => Vec::new(),
+    };
     let now = crate::log::now_ms();
     let routed = routed.into_iter().flat_map(|(t, parts)| {
         parts
             .into_iter()
-            .map(move |(p, idxs)| ((t.clone(), p), idxs))
+            .map(move |(p, idxs)| ((Arc::clone(&t), p), idxs))
     });
     for ((topic_name, p), idxs) in routed {
         let topic = &topics[&topic_name];
         let part = topic.partition(p)?;
-        let tp = TopicPartition::new(topic_name.clone(), p);
+        let tp = TopicPartition::new(&*topic_name, p);
         let max = topic.config.log.max_record_bytes;
         let mut start = 0;
         while start < idxs.len() {
@@ -286,10 +322,14 @@ fn send_records(
                 let next = (i64::from(first) + count) % (i64::from(i32::MAX) + 1);
                 sequencer.next.insert(tp.clone(), next as i32);
             }
+            if metadata == Metadata::Skip {
+                start = end;
+                continue;
+            }
             for (k, &i) in idxs[start..end].iter().enumerate() {
                 let r = &records[i];
                 out[i] = Some(RecordMetadata {
-                    topic: topic_name.clone(),
+                    topic: topic_name.to_string(),
                     partition: p,
                     offset: info.base_offset + k as u64,
                     timestamp: if topic.config.log.timestamp_type == TimestampType::LogAppendTime {
@@ -408,9 +448,13 @@ impl Producer {
     /// written on error.
     pub fn send(&self, record: Record) -> Result<RecordMetadata> {
         if let Some(seq) = &self.sequencer {
-            let mut out = seq
-                .lock()
-                .send(&self.store, vec![record], false, |_, _, _| {})?;
+            let mut out = seq.lock().send(
+                &self.store,
+                vec![record],
+                false,
+                Metadata::PerRecord,
+                |_, _, _| {},
+            )?;
             return out
                 .pop()
                 .ok_or_else(|| Error::invalid("a sent record has no metadata"));
@@ -459,14 +503,49 @@ impl Producer {
         &self,
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Vec<RecordMetadata>> {
+        self.send_records(records, Metadata::PerRecord)
+    }
+
+    /// Sends many records like [`send_batch`](Self::send_batch) (same batching, validation and
+    /// errors) without reporting where each went: for callers that only need every record
+    /// written, it saves building a [`RecordMetadata`] (and copying its topic name) per record.
+    ///
+    /// ```
+    /// use riverbed::{Record, Store, TopicConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("clicks", TopicConfig::new(2))?;
+    /// let producer = store.producer();
+    /// producer.send_all((0..100u32).map(|i| Record::new("clicks").key(i.to_le_bytes())))?;
+    /// let d = store.describe_topic("clicks")?;
+    /// let written: u64 = d.partitions.iter().map(|p| p.log_end_offset).sum();
+    /// assert_eq!(written, 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`send_batch`](Self::send_batch).
+    pub fn send_all(&self, records: impl IntoIterator<Item = Record>) -> Result<()> {
+        self.send_records(records, Metadata::Skip).map(|_| ())
+    }
+
+    fn send_records(
+        &self,
+        records: impl IntoIterator<Item = Record>,
+        metadata: Metadata,
+    ) -> Result<Vec<RecordMetadata>> {
         let records: Vec<Record> = records.into_iter().collect();
         match &self.sequencer {
-            Some(seq) => seq.lock().send(&self.store, records, false, |_, _, _| {}),
+            Some(seq) => seq
+                .lock()
+                .send(&self.store, records, false, metadata, |_, _, _| {}),
             None => send_records(
                 &self.store,
                 records,
                 self.config.batch_size,
                 None,
+                metadata,
                 |_, _, _| {},
             ),
         }

@@ -424,7 +424,7 @@ fn now_ms() -> i64 {
 }
 
 fn to_record(o: OutRecord) -> Record {
-    let mut r = Record::new(o.topic).timestamp(o.timestamp);
+    let mut r = Record::with_shared_topic(o.topic).timestamp(o.timestamp);
     if let Some(k) = o.key {
         r = r.key(k);
     }
@@ -446,14 +446,15 @@ impl ThreadState {
         if records.is_empty() {
             return Ok(());
         }
+        // Nothing reads where the outputs went: `send_all` builds no metadata for them.
         match &mut self.output {
-            Output::Plain(p) => p.send_batch(records).map(|_| ()),
+            Output::Plain(p) => p.send_all(records),
             Output::Txn { producer, open } => {
                 if !*open {
                     producer.begin()?;
                     *open = true;
                 }
-                producer.send_batch(records).map(|_| ())
+                producer.send_all(records)
             }
         }
     }
@@ -472,12 +473,23 @@ impl ThreadState {
             return Ok(());
         }
         let mut changelog = Vec::new();
+        // Each changelog topic's name is made once per commit and shared by its records.
+        let mut topics: Vec<(&str, Arc<str>)> = Vec::new();
         for task in self.tasks.values() {
             for (store, key, value) in task.changelog() {
-                let Some((_, topic)) = self.changelogs.iter().find(|(s, _)| s == store) else {
-                    continue;
+                let topic = match topics.iter().find(|(s, _)| *s == store) {
+                    Some((_, t)) => Arc::clone(t),
+                    None => {
+                        let Some((_, topic)) = self.changelogs.iter().find(|(s, _)| s == store)
+                        else {
+                            continue;
+                        };
+                        let t: Arc<str> = Arc::from(topic.as_str());
+                        topics.push((store, Arc::clone(&t)));
+                        t
+                    }
                 };
-                let mut r = Record::new(topic.as_str())
+                let mut r = Record::with_shared_topic(topic)
                     .partition(task.partition())
                     .key(key.to_vec());
                 if let Some(v) = value {
@@ -494,7 +506,7 @@ impl ThreadState {
         match &mut self.output {
             Output::Plain(p) => {
                 if !changelog.is_empty() {
-                    p.send_batch(changelog)?;
+                    p.send_all(changelog)?;
                 }
                 p.flush()?;
                 consumer.commit_offsets(&offsets)?;
@@ -505,7 +517,7 @@ impl ThreadState {
                     *open = true;
                 }
                 if !changelog.is_empty() {
-                    producer.send_batch(changelog)?;
+                    producer.send_all(changelog)?;
                 }
                 let group = consumer
                     .group_metadata()

@@ -463,9 +463,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
         let store_name = store.clone();
         let table = input.then("KSTREAM-AGGREGATE", false, move |ctx, r| {
             let mut s = ctx.store::<K, VA>(&store_name)?;
-            let old = s.get(&r.key)?;
-            let new = step(old.clone(), &r.key, r.value);
-            s.put(&r.key, &new);
+            let (old, new) = s.update(&r.key, |old| step(old, &r.key, r.value))?;
             ctx.forward(StreamRecord::new(
                 r.key,
                 Change::new(Some(new), old),

@@ -41,7 +41,9 @@ impl GlobalStore {
     /// Applies a record of the topic: a value replaces the key's, a tombstone deletes it.
     pub fn apply(&self, key: &[u8], value: Option<&[u8]>) {
         let mut data = self.data.write();
-        let map = data.entry(0).or_default();
+        // The global store's map is never shared with a task's working state, so this never
+        // copies it.
+        let map = Arc::make_mut(data.entry(0).or_default());
         match value {
             Some(v) => map.insert(key.to_vec(), v.to_vec()),
             None => map.remove(key),

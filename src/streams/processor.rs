@@ -12,7 +12,7 @@
 //! single-threaded and needs no locking.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,7 +152,8 @@ pub(crate) struct RecordMeta {
 /// A record a sink wrote, before it is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OutRecord {
-    pub topic: String,
+    /// Shared by every record of its sink.
+    pub topic: Arc<str>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
@@ -168,17 +169,34 @@ pub(crate) struct ScheduleRequest {
 pub(crate) struct TaskContext {
     pub app_id: Arc<str>,
     pub partition: u32,
-    pub node_name: Arc<str>,
+    /// The name of every node of the topology, by index, and the index of the node running
+    /// (out of range outside any node): moving from node to node is an index store, not a
+    /// reference-count update per record and hop.
+    pub node_names: Arc<[Arc<str>]>,
+    pub node: usize,
     pub current: Option<RecordMeta>,
     pub stream_time: Option<i64>,
     pub wall_clock_ms: i64,
-    pub stores: HashMap<String, KvState>,
+    /// By name. A task has a handful of stores and looks one up per record that uses it: an
+    /// ordered map's few name comparisons cost less than hashing the name.
+    pub stores: BTreeMap<String, KvState>,
     /// What the running node forwarded.
     pub forwarded: Vec<Msg>,
     /// What the sinks wrote since the outputs were last taken.
     pub outputs: Vec<OutRecord>,
     pub schedules: Vec<ScheduleRequest>,
     pub counters: Arc<super::Counters>,
+}
+
+impl TaskContext {
+    /// The name of the node running (empty outside any node).
+    pub fn node_name(&self) -> &str {
+        node_name_at(&self.node_names, self.node)
+    }
+}
+
+fn node_name_at(names: &[Arc<str>], node: usize) -> &str {
+    names.get(node).map_or("", |n| n)
 }
 
 /// What a processor can do besides computing: forward records, use state stores, schedule
@@ -214,23 +232,25 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         &mut self,
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>> {
+        let (names, node) = (&self.task.node_names, self.task.node);
         match self.task.stores.get_mut(name) {
             Some(s) => Ok(KeyValueStore::new(s)),
             None => Err(Error::invalid(format!(
                 "processor {} asked for state store {name:?}, which its task does not have \
                  (add it with add_state_store; in a topology of several sub-topologies, connect \
                  it to the processors that use it with connect_processor_and_state_stores)",
-                self.task.node_name
+                node_name_at(names, node)
             ))),
         }
     }
 
     /// A store's working state as bytes, for the windowed operators.
     pub(crate) fn raw_store(&mut self, name: &str) -> Result<&mut KvState> {
-        let node = &self.task.node_name;
+        let (names, node) = (&self.task.node_names, self.task.node);
         self.task.stores.get_mut(name).ok_or_else(|| {
             Error::invalid(format!(
-                "processor {node} asked for unknown state store {name:?}"
+                "processor {} asked for unknown state store {name:?}",
+                node_name_at(names, node)
             ))
         })
     }
@@ -299,7 +319,7 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
 
     /// The name of the node running.
     pub fn node_name(&self) -> &str {
-        &self.task.node_name
+        self.task.node_name()
     }
 }
 
@@ -342,7 +362,7 @@ where
 
 /// A sink: encodes records and queues them for the task's next send.
 pub(crate) struct SinkNode<K, V> {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub _types: PhantomData<fn(K, V)>,
 }
 
@@ -353,10 +373,11 @@ impl<K: Data + super::Serde, V: Data + super::Serde> Node for SinkNode<K, V> {
 
     fn process(&mut self, ctx: &mut TaskContext, msg: Msg) -> Result<()> {
         let r = msg.downcast::<K, V>()?;
+        // The record is the sink's to drop: its bytes move into the output where they can.
         ctx.outputs.push(OutRecord {
-            topic: self.topic.clone(),
-            key: r.key.encode_nullable(),
-            value: r.value.encode_nullable(),
+            topic: Arc::clone(&self.topic),
+            key: r.key.into_nullable(),
+            value: r.value.into_nullable(),
             timestamp: r.timestamp,
         });
         Ok(())

@@ -42,6 +42,20 @@ pub trait Serde: Sized {
         Some(self.encode())
     }
 
+    /// [`encode`](Self::encode), consuming `self`. Types whose value already is its bytes
+    /// (`Vec<u8>`, `String`) hand their buffer over instead of copying it; by default `encode`.
+    /// Sinks use it for the record they write, which they own and drop afterwards.
+    fn into_encoded(self) -> Vec<u8> {
+        self.encode()
+    }
+
+    /// [`encode_nullable`](Self::encode_nullable), consuming `self` (see
+    /// [`into_encoded`](Self::into_encoded)); by default `encode_nullable`. An override must
+    /// give the same bytes (and the same null) as `encode_nullable`.
+    fn into_nullable(self) -> Option<Vec<u8>> {
+        self.encode_nullable()
+    }
+
     /// Decodes a record's nullable key or value field. By default a null is an error.
     ///
     /// # Errors
@@ -73,6 +87,12 @@ impl Serde for Vec<u8> {
     fn decode(bytes: &[u8]) -> Result<Self> {
         Ok(bytes.to_vec())
     }
+    fn into_encoded(self) -> Vec<u8> {
+        self
+    }
+    fn into_nullable(self) -> Option<Vec<u8>> {
+        Some(self)
+    }
 }
 
 impl Serde for String {
@@ -82,6 +102,12 @@ impl Serde for String {
     fn decode(bytes: &[u8]) -> Result<Self> {
         String::from_utf8(bytes.to_vec())
             .map_err(|e| deserialization_error(format!("String: invalid UTF-8 ({e})")))
+    }
+    fn into_encoded(self) -> Vec<u8> {
+        self.into_bytes()
+    }
+    fn into_nullable(self) -> Option<Vec<u8>> {
+        Some(self.into_bytes())
     }
 }
 
@@ -155,6 +181,9 @@ impl<T: Serde> Serde for Option<T> {
     fn encode_nullable(&self) -> Option<Vec<u8>> {
         self.as_ref().map(Serde::encode)
     }
+    fn into_nullable(self) -> Option<Vec<u8>> {
+        self.map(Serde::into_encoded)
+    }
     fn decode_nullable(bytes: Option<&[u8]>) -> Result<Self> {
         bytes.map(T::decode).transpose()
     }
@@ -164,12 +193,15 @@ impl<T: Serde> Serde for Option<T> {
 mod tests {
     use super::*;
 
-    fn roundtrip<T: Serde + PartialEq + std::fmt::Debug>(v: T) {
+    fn roundtrip<T: Serde + PartialEq + std::fmt::Debug + Clone>(v: T) {
         assert_eq!(T::decode(&v.encode()).unwrap(), v);
         assert_eq!(
             T::decode_nullable(v.encode_nullable().as_deref()).unwrap(),
             v
         );
+        // The consuming encoders give the same bytes as the borrowing ones.
+        assert_eq!(v.clone().into_encoded(), v.encode());
+        assert_eq!(v.clone().into_nullable(), v.encode_nullable());
     }
 
     #[test]
@@ -183,6 +215,8 @@ mod tests {
         roundtrip(());
         roundtrip(Some(3i64));
         roundtrip(None::<i64>);
+        roundtrip(Some(String::from("x")));
+        roundtrip(None::<Vec<u8>>);
     }
 
     #[test]

@@ -7,8 +7,16 @@
 //! view that interactive queries read ([`ReadOnlyKeyValueStore`]). A task that starts (first run,
 //! restart, or after a rebalance moved it) restores its stores from the changelog before it
 //! processes anything, so state survives restarts and moves with its partition.
+//!
+//! **Sharing between the working state and the committed view.** Right after a restore the two
+//! are equal, so the task publishes its restored map to the view by sharing it (an `Arc`), not
+//! by copying it: interactive queries can read a large restored store as soon as it is loaded.
+//! The first write to the working state copies the map (copy-on-write, `Arc::make_mut`), so
+//! the view keeps showing the committed state only; from then on each side owns its map and
+//! neither is copied again (a commit applies the changed keys to the view's map in place). A
+//! store the task never writes is never copied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -25,50 +33,81 @@ pub(crate) fn changelog_topic(app_id: &str, store: &str) -> String {
 /// A task's working copy of one store.
 #[derive(Debug, Default)]
 pub(crate) struct KvState {
-    pub data: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Keys changed since the last commit, with their new value (`None`: deleted).
-    pub dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Read freely through the `Arc`; every write goes through [`KvState::data_mut`], which
+    /// copies the map first if the committed view still shares it (see the module docs).
+    pub data: Arc<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// Keys changed since the last commit; their new value is the one in `data` (absent:
+    /// deleted). A hash set, not a map of values: an update of a key already dirty (most
+    /// updates of an aggregation) costs one hash lookup and no copy of the value; the values
+    /// are read from `data` at commit, and the keys sorted there (the changelog order).
+    pub dirty: HashSet<Vec<u8>>,
 }
 
 impl KvState {
+    /// The working map, for a write: copied first if the committed view shares it.
+    pub fn data_mut(&mut self) -> &mut BTreeMap<Vec<u8>, Vec<u8>> {
+        Arc::make_mut(&mut self.data)
+    }
+
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        // Updates of keys already present (the common case for aggregations) reuse the stored
-        // key and value buffers instead of allocating copies.
-        match self.data.get_mut(&key) {
+        // An update of a key already present (the common case for aggregations) keeps the
+        // stored key instead of inserting a copy.
+        let data = self.data_mut();
+        match data.get_mut(&key) {
+            Some(slot) => *slot = value,
+            None => {
+                data.insert(key.clone(), value);
+            }
+        }
+        // A key already dirty stays as it is (the new key buffer is dropped).
+        self.dirty.insert(key);
+    }
+
+    /// Read-modify-write of one key with one search of the working map: `step` gets the stored
+    /// bytes and returns the new ones (stored, and marked dirty) and anything for the caller.
+    pub fn update<R>(
+        &mut self,
+        key: Vec<u8>,
+        step: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, R)>,
+    ) -> Result<R> {
+        let data = self.data_mut();
+        let out = match data.get_mut(&key) {
             Some(slot) => {
-                slot.clear();
-                slot.extend_from_slice(&value);
+                let (value, out) = step(Some(slot))?;
+                *slot = value;
+                out
             }
             None => {
-                self.data.insert(key.clone(), value.clone());
+                let (value, out) = step(None)?;
+                data.insert(key.clone(), value);
+                out
             }
-        }
-        match self.dirty.get_mut(&key) {
-            Some(slot) => *slot = Some(value),
-            None => {
-                self.dirty.insert(key, Some(value));
-            }
-        }
+        };
+        self.dirty.insert(key);
+        Ok(out)
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        let old = self.data.remove(key);
-        self.dirty.insert(key.to_vec(), None);
+        let old = self.data_mut().remove(key);
+        self.dirty.insert(key.to_vec());
         old
     }
 
     /// Applies a changelog record (no dirty tracking: it is committed already).
     pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let data = self.data_mut();
         match value {
-            Some(v) => self.data.insert(key.to_vec(), v.to_vec()),
-            None => self.data.remove(key),
+            Some(v) => data.insert(key.to_vec(), v.to_vec()),
+            None => data.remove(key),
         };
     }
 }
 
 /// The committed contents of one store: one map per task (input partition). Shared by the tasks
-/// that write it at commit and the query handles that read it.
-pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, BTreeMap<Vec<u8>, Vec<u8>>>>>;
+/// that write it at commit and the query handles that read it. A partition's map may be shared
+/// with its task's working state until the task's first write (see the module docs); writers
+/// go through `Arc::make_mut`.
+pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, Arc<BTreeMap<Vec<u8>, Vec<u8>>>>>>;
 
 /// The committed view of every store of an application, by store name.
 pub(crate) type Registry = Arc<HashMap<String, Committed>>;
@@ -104,6 +143,27 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     /// Stores `value` for `key`, replacing any earlier value.
     pub fn put(&mut self, key: &K, value: &V) {
         self.state.put(key.encode(), value.encode());
+    }
+
+    /// Replaces the value of `key` with `step(old value)` and returns `(old, new)`: the key is
+    /// encoded once and looked up once (aggregations run this per record). Nothing is stored
+    /// if the old value does not decode.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub(crate) fn update(
+        &mut self,
+        key: &K,
+        step: impl FnOnce(Option<V>) -> V,
+    ) -> Result<(Option<V>, V)>
+    where
+        V: Clone,
+    {
+        self.state.update(key.encode(), |stored| {
+            let old = stored.map(V::decode).transpose()?;
+            let new = step(old.clone());
+            Ok((new.encode(), (old, new)))
+        })
     }
 
     /// Removes `key`, returning its value.
@@ -219,7 +279,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
 
     /// How many keys the committed state holds.
     pub fn approximate_num_entries(&self) -> usize {
-        self.committed.read().values().map(BTreeMap::len).sum()
+        self.committed.read().values().map(|m| m.len()).sum()
     }
 
     fn merged(
@@ -234,5 +294,47 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(m: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<(&[u8], &[u8])> {
+        m.iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect()
+    }
+
+    #[test]
+    fn writes_after_the_view_shares_the_restored_map_do_not_reach_the_view() {
+        let mut s = KvState::default();
+        s.restore(b"a", Some(b"1"));
+        s.restore(b"b", Some(b"2"));
+        // What `Task::init` publishes: the restored map itself.
+        let view = Arc::clone(&s.data);
+        assert!(Arc::ptr_eq(&view, &s.data), "publishing copies nothing");
+        s.put(b"a".to_vec(), b"10".to_vec());
+        s.update(b"c".to_vec(), |old| Ok((b"3".to_vec(), old.is_none())))
+            .unwrap();
+        s.delete(b"b");
+        assert_eq!(entries(&view), [(&b"a"[..], &b"1"[..]), (b"b", b"2")]);
+        assert_eq!(entries(&s.data), [(&b"a"[..], &b"10"[..]), (b"c", b"3")]);
+        assert_eq!(s.dirty.len(), 3);
+    }
+
+    #[test]
+    fn an_unshared_working_map_is_updated_in_place() {
+        let mut s = KvState::default();
+        s.put(b"k".to_vec(), b"1".to_vec());
+        let before = Arc::as_ptr(&s.data);
+        s.put(b"k".to_vec(), b"2".to_vec());
+        s.update(b"k".to_vec(), |old| {
+            Ok((b"3".to_vec(), old.map(<[u8]>::to_vec)))
+        })
+        .unwrap();
+        assert_eq!(Arc::as_ptr(&s.data), before);
+        assert_eq!(entries(&s.data), [(&b"k"[..], &b"3"[..])]);
     }
 }

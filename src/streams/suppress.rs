@@ -358,7 +358,7 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
         self.index.clear();
         self.bytes = 0;
-        for (k, v) in &ctx.raw_store(&self.store)?.data {
+        for (k, v) in ctx.raw_store(&self.store)?.data.iter() {
             self.index.insert((header(v)?.0, k.clone()));
             self.bytes += k.len() + v.len();
         }

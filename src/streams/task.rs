@@ -3,7 +3,6 @@
 //! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
 //! about processors, and a task knows nothing about consumers, producers or threads.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -51,7 +50,9 @@ pub(crate) struct Task {
     nodes: Vec<Option<Box<dyn Node>>>,
     /// Per source topic: the source node, its decoder and the topic name shared by the
     /// records' metadata (so a record's `RecordMeta` costs no allocation).
-    sources: HashMap<String, (usize, Decoder, Arc<str>)>,
+    /// Searched per record: a task reads a handful of topics, so a scan of their names costs
+    /// less than hashing the record's topic name.
+    sources: Vec<(String, usize, Decoder, Arc<str>)>,
     ctx: TaskContext,
     schedules: Vec<Schedule>,
     registry: Registry,
@@ -73,7 +74,7 @@ impl Task {
     ) -> Task {
         let split = split(&topology);
         let mut nodes = Vec::new();
-        let mut sources = HashMap::new();
+        let mut sources: Vec<(String, usize, Decoder, Arc<str>)> = Vec::new();
         for (i, n) in topology.nodes.iter().enumerate() {
             if split.node_sub[i] != id.subtopology {
                 nodes.push(None);
@@ -82,7 +83,9 @@ impl Task {
             match &n.kind {
                 NodeKind::Source { topics, decode } => {
                     for t in topics {
-                        sources.insert(t.clone(), (i, Arc::clone(decode), Arc::from(t.as_str())));
+                        // One entry per topic: the last source naming it wins.
+                        sources.retain(|(name, ..)| name != t);
+                        sources.push((t.clone(), i, Arc::clone(decode), Arc::from(t.as_str())));
                     }
                     nodes.push(None);
                 }
@@ -94,7 +97,8 @@ impl Task {
         let ctx = TaskContext {
             app_id: Arc::from(topology.application_id()),
             partition: id.partition,
-            node_name: Arc::from(""),
+            node_names: topology.nodes.iter().map(|n| Arc::clone(&n.name)).collect(),
+            node: usize::MAX,
             current: None,
             stream_time: None,
             wall_clock_ms: 0,
@@ -154,24 +158,26 @@ impl Task {
         data: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     ) {
         if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.data = data;
+            s.data = Arc::new(data);
         }
     }
 
     /// A store's working contents (the committed state right after a commit), for checkpoints.
     pub fn store_data(&self, store: &str) -> Option<&std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.ctx.stores.get(store).map(|s| &s.data)
+        self.ctx.stores.get(store).map(|s| &*s.data)
     }
 
-    /// Publishes the restored stores as committed and runs every processor's `init`.
+    /// Publishes the restored stores as committed and runs every processor's `init`. The view
+    /// shares each restored map with the working state (no copy; the first write copies it,
+    /// see [`state`](super::state)).
     pub fn init(&mut self) -> Result<()> {
         for (name, s) in &self.ctx.stores {
             if let Some(c) = self.registry.get(name) {
-                c.write().insert(self.ctx.partition, s.data.clone());
+                c.write().insert(self.ctx.partition, Arc::clone(&s.data));
             }
         }
         for i in 0..self.nodes.len() {
-            self.ctx.node_name = Arc::clone(&self.topology.nodes[i].name);
+            self.ctx.node = i;
             let Some(node) = self.nodes[i].as_mut() else {
                 continue;
             };
@@ -207,7 +213,9 @@ impl Task {
         value: Option<&[u8]>,
     ) -> Result<()> {
         self.uncommitted += 1;
-        let Some((source, decode, topic_name)) = self.sources.get(topic) else {
+        let Some((_, source, decode, topic_name)) =
+            self.sources.iter().find(|(name, ..)| name == topic)
+        else {
             return Err(Error::invalid(format!(
                 "task {} got a record of {topic:?}, which none of its sources reads",
                 self.id
@@ -248,9 +256,7 @@ impl Task {
         });
         let now = self.ctx.stream_time.map_or(timestamp, |t| t.max(timestamp));
         self.ctx.stream_time = Some(now);
-        // A handle on the topology lets `dispatch_to` borrow the children without copying them.
-        let topology = Arc::clone(&self.topology);
-        self.dispatch_to(&topology.nodes[source].children, msg)?;
+        self.dispatch_children(source, msg)?;
         self.counters.processed.fetch_add(1, Ordering::Relaxed);
         self.ctx.current = None;
         self.punctuate(PunctuationType::StreamTime, now)
@@ -267,7 +273,7 @@ impl Task {
                 continue;
             }
             let i = self.schedules[s].node;
-            self.ctx.node_name = Arc::clone(&self.topology.nodes[i].name);
+            self.ctx.node = i;
             let Some(node) = self.nodes[i].as_mut() else {
                 continue;
             };
@@ -275,9 +281,8 @@ impl Task {
             let r = guarded(|| node.punctuate(ctx, kind, now));
             self.check(r)?;
             let forwarded = std::mem::take(&mut self.ctx.forwarded);
-            let children = self.topology.nodes[i].children.clone();
             for m in forwarded {
-                self.dispatch_to(&children, m)?;
+                self.dispatch_children(i, m)?;
             }
         }
         Ok(())
@@ -294,20 +299,25 @@ impl Task {
         ))
     }
 
-    /// Gives `msg` to each of `children` (cloned for all but the last), depth first.
-    fn dispatch_to(&mut self, children: &[usize], msg: Msg) -> Result<()> {
-        let Some((&last, rest)) = children.split_last() else {
+    /// Gives `msg` to each child of `node` (cloned for all but the last), depth first. The
+    /// children are looked up by index at each step, so that no handle on the topology (a
+    /// reference-count update per record and hop) is needed to borrow them across the calls.
+    fn dispatch_children(&mut self, node: usize, msg: Msg) -> Result<()> {
+        let count = self.topology.nodes[node].children.len();
+        let Some(last) = count.checked_sub(1) else {
             return Ok(());
         };
-        for &c in rest {
+        for i in 0..last {
+            let child = self.topology.nodes[node].children[i];
             let copy = (msg.clone)(&msg);
-            self.dispatch(c, copy)?;
+            self.dispatch(child, copy)?;
         }
-        self.dispatch(last, msg)
+        let child = self.topology.nodes[node].children[last];
+        self.dispatch(child, msg)
     }
 
     fn dispatch(&mut self, node: usize, msg: Msg) -> Result<()> {
-        self.ctx.node_name = Arc::clone(&self.topology.nodes[node].name);
+        self.ctx.node = node;
         let Some(n) = self.nodes[node].as_mut() else {
             return Ok(());
         };
@@ -318,10 +328,8 @@ impl Task {
             return Ok(());
         }
         let mut forwarded = std::mem::take(&mut self.ctx.forwarded);
-        let topology = Arc::clone(&self.topology);
-        let children = &topology.nodes[node].children;
         for m in forwarded.drain(..) {
-            self.dispatch_to(children, m)?;
+            self.dispatch_children(node, m)?;
         }
         // Hand the emptied buffer back so the next forward does not allocate one (unless a
         // child's forwards left one there meanwhile).
@@ -343,7 +351,9 @@ impl Task {
         Err(ErrorKind::StreamsProcessing {
             location: format!(
                 "task {} of application {:?}, node {:?}",
-                self.id, self.ctx.app_id, self.ctx.node_name
+                self.id,
+                self.ctx.app_id,
+                self.ctx.node_name()
             ),
             reason,
         }
@@ -360,8 +370,15 @@ impl Task {
     pub fn changelog(&self) -> Vec<ChangelogEntry<'_>> {
         let mut out = Vec::new();
         for (name, s) in &self.ctx.stores {
-            for (k, v) in &s.dirty {
-                out.push((name.as_str(), k.as_slice(), v.as_deref()));
+            // In key order, whatever order the keys changed in.
+            let mut keys: Vec<&Vec<u8>> = s.dirty.iter().collect();
+            keys.sort_unstable();
+            for k in keys {
+                out.push((
+                    name.as_str(),
+                    k.as_slice(),
+                    s.data.get(k).map(Vec::as_slice),
+                ));
             }
         }
         out
@@ -378,10 +395,12 @@ impl Task {
                 continue;
             };
             let mut c = c.write();
-            let map = c.entry(self.ctx.partition).or_default();
-            for (k, v) in dirty {
-                match v {
-                    Some(v) => map.insert(k, v),
+            // The working state wrote since the view shared its map (it has `dirty` keys), so
+            // it owns a copy by now and this updates the view's map in place.
+            let map = Arc::make_mut(c.entry(self.ctx.partition).or_default());
+            for k in dirty {
+                match s.data.get(&k) {
+                    Some(v) => map.insert(k, v.clone()),
                     None => map.remove(&k),
                 };
             }

@@ -171,16 +171,16 @@ impl TopologyTestDriver {
             )));
         }
         let mut pending = VecDeque::from([OutRecord {
-            topic: topic.to_string(),
+            topic: Arc::from(topic),
             key: key.map(<[u8]>::to_vec),
             value: value.map(<[u8]>::to_vec),
             timestamp,
         }]);
         while let Some(r) = pending.pop_front() {
-            let offset = self.offsets.entry(r.topic.clone()).or_insert(0);
+            let offset = self.offsets.entry(r.topic.to_string()).or_insert(0);
             let at = *offset;
             *offset += 1;
-            let Some(&task) = self.topic_tasks.get(&r.topic) else {
+            let Some(&task) = self.topic_tasks.get(&*r.topic) else {
                 continue;
             };
             self.tasks[task].process(
@@ -225,11 +225,11 @@ impl TopologyTestDriver {
             outputs.extend(task.take_outputs());
         }
         for out in outputs {
-            if self.sources.contains(&out.topic) {
+            if self.sources.iter().any(|s| **s == *out.topic) {
                 pending.push_back(out.clone());
             }
             self.outputs
-                .entry(out.topic.clone())
+                .entry(out.topic.to_string())
                 .or_default()
                 .push_back(out);
         }

@@ -267,10 +267,11 @@ impl Topology {
         parents: &[&str],
     ) -> Result<&mut Topology> {
         crate::validate_topic_name(topic)?;
-        let topic_owned = topic.to_string();
+        // One name for every task's sink and every record they write.
+        let topic_shared: Arc<str> = Arc::from(topic);
         let factory: Factory = Arc::new(move || {
             Box::new(SinkNode::<K, V> {
-                topic: topic_owned.clone(),
+                topic: Arc::clone(&topic_shared),
                 _types: PhantomData,
             })
         });

@@ -55,7 +55,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata};
 use crate::error::{Error, ErrorKind, Result};
-use crate::producer::{Record, RecordMetadata, Sequencer};
+use crate::producer::{Metadata, Record, RecordMetadata, Sequencer};
 use crate::store::{Store, OFFSETS_TOPIC};
 use crate::topic::TopicPartition;
 use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
@@ -227,6 +227,24 @@ impl TransactionalProducer {
         &self,
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Vec<RecordMetadata>> {
+        self.send_records(records, Metadata::PerRecord)
+    }
+
+    /// Sends records in the open transaction like [`send_batch`](Self::send_batch) (same
+    /// batching, validation and errors) without reporting where each went, which saves
+    /// building a [`RecordMetadata`] per record (see [`Producer::send_all`](crate::Producer::send_all)).
+    ///
+    /// # Errors
+    /// As [`send_batch`](Self::send_batch).
+    pub fn send_all(&self, records: impl IntoIterator<Item = Record>) -> Result<()> {
+        self.send_records(records, Metadata::Skip).map(|_| ())
+    }
+
+    fn send_records(
+        &self,
+        records: impl IntoIterator<Item = Record>,
+        metadata: Metadata,
+    ) -> Result<Vec<RecordMetadata>> {
         let mut guard = self.open_entry("send")?;
         let e = &mut *guard;
         let mut seq = Sequencer {
@@ -242,6 +260,7 @@ impl TransactionalProducer {
             &self.store,
             records.into_iter().collect(),
             true,
+            metadata,
             |tp, part, first| {
                 if !open.members.iter().any(|(t, _)| t == tp) {
                     open.members.push((

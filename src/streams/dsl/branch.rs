@@ -150,9 +150,9 @@ impl<K: Data + Serde, V: Data + Serde> Node for ChooserSink<K, V> {
         let topic = (self.chooser)(&r.key, &r.value);
         crate::validate_topic_name(&topic)?;
         ctx.outputs.push(OutRecord {
-            topic,
-            key: r.key.encode_nullable(),
-            value: r.value.encode_nullable(),
+            topic: Arc::from(topic),
+            key: r.key.into_nullable(),
+            value: r.value.into_nullable(),
             timestamp: r.timestamp,
         });
         Ok(())
