@@ -29,7 +29,7 @@ proptest! {
             .map(|k, v| (v, format!("{k}:{v}")))
             .to("out-b");
         // One record per unit of |v| mod 4, keyed by the value and its index.
-        s.flat_map(|k, v| (0..v.rem_euclid(4)).map(move |i| (format!("{v}/{i}"), format!("{k}"))))
+        s.flat_map(|k, v| (0..v.rem_euclid(4)).map(move |i| (format!("{v}/{i}"), k.to_string())))
             .to("out-c");
         let foreach = Arc::new(Mutex::new(Vec::new()));
         let f2 = Arc::clone(&foreach);
