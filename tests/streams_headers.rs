@@ -107,8 +107,11 @@ fn processor_reads_and_changes_headers_in_the_test_driver() {
     assert_eq!(out.len(), 1);
 }
 
-/// Every record of `topic` as `(key, value, headers)`, read from the start.
-fn read_topic(store: &Store, topic: &str) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, Headers)> {
+/// A record as read from a topic: key, value, headers.
+type ReadRecord = (Option<Vec<u8>>, Option<Vec<u8>>, Headers);
+
+/// Every record of `topic`, read from the start.
+fn read_topic(store: &Store, topic: &str) -> Vec<ReadRecord> {
     let mut c = store
         .consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest))
         .unwrap();
