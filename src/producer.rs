@@ -104,6 +104,13 @@ impl Record {
         self
     }
 
+    /// Replaces the headers with `headers` (values nullable, as the log stores them): how
+    /// `riverbed::streams` sinks pass a record's headers on as they were read.
+    pub(crate) fn with_headers(mut self, headers: Vec<(String, Option<Vec<u8>>)>) -> Record {
+        self.headers = headers;
+        self
+    }
+
     /// Sends to this partition instead of choosing one.
     pub fn partition(mut self, partition: u32) -> Record {
         self.partition = Some(partition);

@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 
 use super::checkpoint;
 use super::global::{registry_of, GlobalThread};
+use super::headers::Headers;
 use super::processor::OutRecord;
 use super::restore::{restore_task, save_task};
 use super::serde::Serde;
@@ -424,7 +425,9 @@ fn now_ms() -> i64 {
 }
 
 fn to_record(o: OutRecord) -> Record {
-    let mut r = Record::with_shared_topic(o.topic).timestamp(o.timestamp);
+    let mut r = Record::with_shared_topic(o.topic)
+        .timestamp(o.timestamp)
+        .with_headers(o.headers.into_entries());
     if let Some(k) = o.key {
         r = r.key(k);
     }
@@ -630,6 +633,7 @@ impl ThreadState {
                 r.timestamp(),
                 r.key(),
                 r.value(),
+                Headers::read(r.headers())?,
             )?;
         }
         if let Some((t, p, next, _)) = run {

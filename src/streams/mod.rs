@@ -28,7 +28,7 @@
 //! - [`Serde`]: how keys and values become bytes (Kafka's layouts for the built-in types);
 //!   with the `json` feature, `Json<T>` for any serde type.
 //! - [`Topology`], [`Processor`], [`ProcessorContext`]: the Processor API — sources, processors,
-//!   sinks, state stores, punctuation.
+//!   sinks, state stores, punctuation, record [`Headers`].
 //! - [`Builder`], [`KStream`], [`KGroupedStream`], [`KTable`], [`KGroupedTable`],
 //!   [`GlobalKTable`]: the DSL, which builds a topology (with repartition topics and joins,
 //!   including windowed stream-stream joins over [`JoinWindows`] and foreign-key table joins,
@@ -46,6 +46,7 @@ mod app;
 pub(crate) mod checkpoint;
 mod dsl;
 mod global;
+mod headers;
 #[cfg(feature = "json")]
 mod json;
 mod processor;
@@ -70,6 +71,7 @@ pub use dsl::{
     BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
     KTable, Materialized, Repartitioned,
 };
+pub use headers::Headers;
 #[cfg(feature = "json")]
 pub use json::Json;
 pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};

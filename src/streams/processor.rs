@@ -10,6 +10,13 @@
 //! sub-topology (made by the supplier given to
 //! [`Topology::add_processor`](super::Topology::add_processor)), so a processor is
 //! single-threaded and needs no locking.
+//!
+//! **Headers.** Each record carries the [`Headers`] of the input record it came from: a
+//! processor reads them with [`ProcessorContext::headers`], and the records it forwards carry
+//! them too unless it changes them first ([`ProcessorContext::headers_mut`],
+//! [`ProcessorContext::set_headers`]). Records forwarded from a punctuation carry none unless
+//! set. Sinks write the headers with the record; changelog records carry none. (Kafka's
+//! record-context semantics: every DSL operator passes its input's headers on.)
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -17,6 +24,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::headers::Headers;
 use super::state::{KeyValueStore, KvState};
 use crate::error::{Error, Result};
 
@@ -102,18 +110,32 @@ pub trait Processor<KIn, VIn, KOut = KIn, VOut = VIn>: Send + 'static {
 
 /// A record moving between nodes, with its types erased (they are checked when the topology
 /// is built, so the downcasts in [`ProcessorNode`] cannot fail for a built topology). Key and
-/// value share one box: every hop between nodes costs one allocation, not two.
+/// value share one box: every hop between nodes costs one allocation, not two. The headers
+/// cost none when empty (see [`Headers`]).
 pub(crate) struct Msg {
     pub pair: Box<dyn Any + Send>,
     pub timestamp: i64,
+    pub headers: Headers,
     pub clone: fn(&Msg) -> Msg,
 }
 
 impl Msg {
+    /// A record without headers (a source's decoder makes these; the task gives them the input
+    /// record's headers).
     pub fn new<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Msg {
+        Msg::with_headers(key, value, timestamp, Headers::new())
+    }
+
+    pub fn with_headers<K: Data, V: Data>(
+        key: K,
+        value: V,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Msg {
         Msg {
             pair: Box::new((key, value)),
             timestamp,
+            headers,
             clone: clone_msg::<K, V>,
         }
     }
@@ -137,7 +159,7 @@ fn clone_msg<K: Data, V: Data>(m: &Msg) -> Msg {
     let Some((k, v)) = m.pair.downcast_ref::<(K, V)>() else {
         unreachable!("a Msg's clone function is made with its own types");
     };
-    Msg::new(k.clone(), v.clone(), m.timestamp)
+    Msg::with_headers(k.clone(), v.clone(), m.timestamp, m.headers.clone())
 }
 
 /// Where the record being processed came from.
@@ -157,6 +179,7 @@ pub(crate) struct OutRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
+    pub headers: Headers,
 }
 
 /// A punctuation request made by a node in `init`.
@@ -175,6 +198,9 @@ pub(crate) struct TaskContext {
     pub node_names: Arc<[Arc<str>]>,
     pub node: usize,
     pub current: Option<RecordMeta>,
+    /// The headers of the record the running node processes (as it changed them), which the
+    /// records it forwards carry; empty in `init` and punctuations unless the node set some.
+    pub headers: Headers,
     pub stream_time: Option<i64>,
     pub wall_clock_ms: i64,
     /// By name. A task has a handful of stores and looks one up per record that uses it: an
@@ -215,11 +241,67 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
     }
 
     /// Sends a record to every child of this processor. The children run after this call
-    /// returns to the task, in the order records were forwarded (depth first).
+    /// returns to the task, in the order records were forwarded (depth first). The record
+    /// carries the [`headers`](Self::headers) as they are at this call.
     pub fn forward(&mut self, record: StreamRecord<KOut, VOut>) {
-        self.task
-            .forwarded
-            .push(Msg::new(record.key, record.value, record.timestamp));
+        self.task.forwarded.push(Msg::with_headers(
+            record.key,
+            record.value,
+            record.timestamp,
+            self.task.headers.clone(),
+        ));
+    }
+
+    /// The headers of the record being processed, including the changes this processor made
+    /// to them so far (empty in [`Processor::init`] and [`Processor::punctuate`] unless set
+    /// there). They are what the records this processor forwards next carry.
+    ///
+    /// ```
+    /// use riverbed::streams::{
+    ///     Headers, Processor, ProcessorContext, StreamRecord, Topology, TopologyTestDriver,
+    /// };
+    ///
+    /// /// Tags each record with the number of headers it came with.
+    /// struct Tag;
+    /// impl Processor<String, String> for Tag {
+    ///     fn process(
+    ///         &mut self,
+    ///         ctx: &mut ProcessorContext<'_, String, String>,
+    ///         r: StreamRecord<String, String>,
+    ///     ) -> riverbed::Result<()> {
+    ///         let seen = ctx.headers().len().to_string();
+    ///         ctx.headers_mut().remove("secret").add("seen", seen);
+    ///         ctx.forward(r);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut t = Topology::new("tagger");
+    /// t.add_source::<String, String>("in", &["input"])?
+    ///     .add_processor("tag", || Tag, &["in"])?
+    ///     .add_sink::<String, String>("out", "output", &["tag"])?;
+    /// let mut driver = TopologyTestDriver::new(t)?;
+    /// let headers: Headers = [("trace", "t-1"), ("secret", "x")].into_iter().collect();
+    /// driver.pipe_input_with_headers("input", &"k".to_string(), &"v".to_string(), 0, headers)?;
+    /// let (_record, out) = driver.read_output_with_headers::<String, String>("output")?.remove(0);
+    /// assert_eq!(out, [("trace", "t-1"), ("seen", "2")].into_iter().collect::<Headers>());
+    /// # Ok::<(), riverbed::Error>(())
+    /// ```
+    pub fn headers(&self) -> &Headers {
+        &self.task.headers
+    }
+
+    /// Changes the headers the records this processor forwards next carry (from the headers of
+    /// the record being processed; see [`headers`](Self::headers)). Changes last until this
+    /// call of `process` or `punctuate` returns.
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        &mut self.task.headers
+    }
+
+    /// Replaces the headers the records this processor forwards next carry; see
+    /// [`headers_mut`](Self::headers_mut).
+    pub fn set_headers(&mut self, headers: Headers) {
+        self.task.headers = headers;
     }
 
     /// A state store of the task's sub-topology, typed. Writes are part of the task's next
@@ -374,11 +456,13 @@ impl<K: Data + super::Serde, V: Data + super::Serde> Node for SinkNode<K, V> {
     fn process(&mut self, ctx: &mut TaskContext, msg: Msg) -> Result<()> {
         let r = msg.downcast::<K, V>()?;
         // The record is the sink's to drop: its bytes move into the output where they can.
+        // A sink forwards nothing, so it takes the headers rather than sharing them.
         ctx.outputs.push(OutRecord {
             topic: Arc::clone(&self.topic),
             key: r.key.into_nullable(),
             value: r.value.into_nullable(),
             timestamp: r.timestamp,
+            headers: std::mem::take(&mut ctx.headers),
         });
         Ok(())
     }

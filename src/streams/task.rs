@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::headers::Headers;
 use super::processor::{Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext};
 use super::state::{KvState, Registry};
 use super::subtopology::{split, TaskId};
@@ -100,6 +101,7 @@ impl Task {
             node_names: topology.nodes.iter().map(|n| Arc::clone(&n.name)).collect(),
             node: usize::MAX,
             current: None,
+            headers: Headers::new(),
             stream_time: None,
             wall_clock_ms: 0,
             stores: split
@@ -181,6 +183,7 @@ impl Task {
             let Some(node) = self.nodes[i].as_mut() else {
                 continue;
             };
+            self.ctx.headers = Headers::new();
             let ctx = &mut self.ctx;
             let r = guarded(|| node.init(ctx));
             self.check(r)?;
@@ -201,8 +204,10 @@ impl Task {
         self.forward_all()
     }
 
-    /// Processes one input record. A record that does not decode fails the task, or with
-    /// [`DeserializationHandler::LogAndContinue`] is counted as skipped.
+    /// Processes one input record; the source's record carries `headers`. A record that does
+    /// not decode fails the task, or with [`DeserializationHandler::LogAndContinue`] is
+    /// counted as skipped.
+    #[allow(clippy::too_many_arguments)]
     pub fn process(
         &mut self,
         topic: &str,
@@ -211,6 +216,7 @@ impl Task {
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
+        headers: Headers,
     ) -> Result<()> {
         self.uncommitted += 1;
         let Some((_, source, decode, topic_name)) =
@@ -222,7 +228,7 @@ impl Task {
             )));
         };
         let source = *source;
-        let msg = match decode(key, value, timestamp) {
+        let mut msg = match decode(key, value, timestamp) {
             Ok(m) => m,
             Err(e) => {
                 let e = match e.into_kind() {
@@ -246,6 +252,7 @@ impl Task {
                 };
             }
         };
+        msg.headers = headers;
         // The source's timestamp extractor has run: this is the record's event time.
         let timestamp = msg.timestamp;
         self.ctx.current = Some(RecordMeta {
@@ -259,6 +266,7 @@ impl Task {
         self.dispatch_children(source, msg)?;
         self.counters.processed.fetch_add(1, Ordering::Relaxed);
         self.ctx.current = None;
+        self.ctx.headers = Headers::new();
         self.punctuate(PunctuationType::StreamTime, now)
     }
 
@@ -277,6 +285,9 @@ impl Task {
             let Some(node) = self.nodes[i].as_mut() else {
                 continue;
             };
+            // A punctuation is about no record: what it forwards carries no headers unless it
+            // sets some.
+            self.ctx.headers = Headers::new();
             let ctx = &mut self.ctx;
             let r = guarded(|| node.punctuate(ctx, kind, now));
             self.check(r)?;
@@ -316,8 +327,10 @@ impl Task {
         self.dispatch(child, msg)
     }
 
-    fn dispatch(&mut self, node: usize, msg: Msg) -> Result<()> {
+    fn dispatch(&mut self, node: usize, mut msg: Msg) -> Result<()> {
         self.ctx.node = node;
+        // The node sees (and forwards) the headers of the record it processes.
+        self.ctx.headers = std::mem::take(&mut msg.headers);
         let Some(n) = self.nodes[node].as_mut() else {
             return Ok(());
         };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::global::{registry_of, GlobalStore};
+use super::headers::Headers;
 use super::processor::{OutRecord, StreamRecord};
 use super::serde::Serde;
 use super::state::{ReadOnlyKeyValueStore, Registry};
@@ -140,6 +141,28 @@ impl TopologyTestDriver {
         )
     }
 
+    /// Processes a record like [`pipe_input`](Self::pipe_input) that carries `headers`: the
+    /// source's record gets them (see [`ProcessorContext::headers`](super::ProcessorContext::headers)).
+    ///
+    /// # Errors
+    /// As [`pipe_raw`](Self::pipe_raw).
+    pub fn pipe_input_with_headers<K: Serde, V: Serde>(
+        &mut self,
+        topic: &str,
+        key: &K,
+        value: &V,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<()> {
+        self.pipe_record(OutRecord {
+            topic: Arc::from(topic),
+            key: key.encode_nullable(),
+            value: value.encode_nullable(),
+            timestamp,
+            headers,
+        })
+    }
+
     /// Processes a record given as raw (nullable) bytes, e.g. to test bad input. A record of a
     /// global table's topic updates the table (a null value deletes the key; a null key is
     /// ignored).
@@ -157,10 +180,22 @@ impl TopologyTestDriver {
         value: Option<&[u8]>,
         timestamp: i64,
     ) -> Result<()> {
+        self.pipe_record(OutRecord {
+            topic: Arc::from(topic),
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            timestamp,
+            headers: Headers::new(),
+        })
+    }
+
+    /// Processes `input`, then the records its processing wrote to topics that sources read.
+    fn pipe_record(&mut self, input: OutRecord) -> Result<()> {
+        let topic = &*input.topic;
         if self.globals.iter().any(|g| g.topic == topic) {
-            if let Some(key) = key {
+            if let Some(key) = input.key.as_deref() {
                 for g in self.globals.iter().filter(|g| g.topic == topic) {
-                    g.apply(key, value);
+                    g.apply(key, input.value.as_deref());
                 }
             }
             return Ok(());
@@ -170,12 +205,7 @@ impl TopologyTestDriver {
                 "no source of the topology reads {topic:?}"
             )));
         }
-        let mut pending = VecDeque::from([OutRecord {
-            topic: Arc::from(topic),
-            key: key.map(<[u8]>::to_vec),
-            value: value.map(<[u8]>::to_vec),
-            timestamp,
-        }]);
+        let mut pending = VecDeque::from([input]);
         while let Some(r) = pending.pop_front() {
             let offset = self.offsets.entry(r.topic.to_string()).or_insert(0);
             let at = *offset;
@@ -190,6 +220,7 @@ impl TopologyTestDriver {
                 r.timestamp,
                 r.key.as_deref(),
                 r.value.as_deref(),
+                r.headers,
             )?;
             self.collect(&mut pending);
         }
@@ -211,7 +242,7 @@ impl TopologyTestDriver {
         }
         self.collect(&mut pending);
         while let Some(r) = pending.pop_front() {
-            self.pipe_raw(&r.topic, r.key.as_deref(), r.value.as_deref(), r.timestamp)?;
+            self.pipe_record(r)?;
         }
         Ok(())
     }
@@ -253,6 +284,29 @@ impl TopologyTestDriver {
                     V::decode_nullable(r.value.as_deref())?,
                     r.timestamp,
                 ))
+            })
+            .collect()
+    }
+
+    /// Takes every record written to `topic` so far (and not read yet) like
+    /// [`read_output`](Self::read_output), each with the headers it was written with.
+    ///
+    /// # Errors
+    /// As [`read_output`](Self::read_output).
+    pub fn read_output_with_headers<K: Serde, V: Serde>(
+        &mut self,
+        topic: &str,
+    ) -> Result<Vec<(StreamRecord<K, V>, Headers)>> {
+        let records = self.outputs.remove(topic).unwrap_or_default();
+        records
+            .into_iter()
+            .map(|r| {
+                let record = StreamRecord::new(
+                    K::decode_nullable(r.key.as_deref())?,
+                    V::decode_nullable(r.value.as_deref())?,
+                    r.timestamp,
+                );
+                Ok((record, r.headers))
             })
             .collect()
     }

@@ -154,6 +154,7 @@ impl<K: Data + Serde, V: Data + Serde> Node for ChooserSink<K, V> {
             key: r.key.into_nullable(),
             value: r.value.into_nullable(),
             timestamp: r.timestamp,
+            headers: std::mem::take(&mut ctx.headers),
         });
         Ok(())
     }
