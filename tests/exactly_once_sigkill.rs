@@ -10,39 +10,21 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use riverbed::{ConsumerConfig, IsolationLevel, OffsetReset, Store, TopicPartition};
+use riverbed::{IsolationLevel, Store, TopicPartition};
 
 const EXAMPLE: &str = "group_by_count_exactly_once";
-const PARTITIONS: u32 = 4;
 
 fn read_all(store: &Store, topic: &str, isolation: IsolationLevel) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(isolation)
-                .max_poll_records(10_000),
-        )
-        .unwrap();
-    let parts: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    c.assign(&parts).unwrap();
-    let ends = c.end_offsets(&parts).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let behind = ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end);
-        if !behind {
-            return out;
-        }
-        for r in c.poll(Duration::from_millis(100)).unwrap().iter() {
-            out.push((
-                r.partition(),
-                r.key().unwrap_or_default().to_vec(),
-                r.value().unwrap_or_default().to_vec(),
-            ));
-        }
-    }
+    common::read_topic(store, topic, isolation)
+        .into_iter()
+        .map(|r| {
+            (
+                r.partition,
+                r.key.unwrap_or_default(),
+                r.value.unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 #[test]

@@ -48,26 +48,13 @@ fn pay(store: &Store, payments: &[(&str, i64)]) {
 
 /// The last committed value per key of a topic.
 fn latest(store: &Store, topic: &str) -> HashMap<String, i64> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(IsolationLevel::ReadCommitted),
-        )
-        .unwrap();
-    let tps: Vec<_> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    c.assign(&tps).unwrap();
-    let ends = c.end_offsets(&tps).unwrap();
-    let mut out = HashMap::new();
-    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
-        for r in c.poll(Duration::from_millis(50)).unwrap().iter() {
-            let k = String::decode(r.key().unwrap()).unwrap();
-            out.insert(k, i64::decode(r.value().unwrap()).unwrap());
-        }
-    }
-    out
+    common::read_topic(store, topic, IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| {
+            let k = String::decode(&r.key.unwrap()).unwrap();
+            (k, i64::decode(&r.value.unwrap()).unwrap())
+        })
+        .collect()
 }
 
 #[test]

@@ -9,10 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamThreadAction, StreamsConfig};
-use riverbed::{
-    ConsumerConfig, ErrorKind, IsolationLevel, OffsetReset, Record, Store, TopicConfig,
-    TopicPartition,
-};
+use riverbed::{ErrorKind, IsolationLevel, Record, Store, TopicConfig};
 
 mod common;
 
@@ -90,28 +87,15 @@ fn truth(words: &[String]) -> BTreeMap<String, i64> {
 
 /// Every committed record of the output topic, as (word, count).
 fn committed_output(store: &Store) -> Vec<(String, i64)> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(IsolationLevel::ReadCommitted),
-        )
-        .unwrap();
-    let tps: Vec<_> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new("counts", p))
-        .collect();
-    c.assign(&tps).unwrap();
-    let ends = c.end_offsets(&tps).unwrap();
-    let mut out = Vec::new();
-    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
-        for r in c.poll(Duration::from_millis(50)).unwrap().iter() {
-            out.push((
-                String::decode(r.key().unwrap()).unwrap(),
-                i64::decode(r.value().unwrap()).unwrap(),
-            ));
-        }
-    }
-    out
+    common::read_topic(store, "counts", IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| {
+            (
+                String::decode(&r.key.unwrap()).unwrap(),
+                i64::decode(&r.value.unwrap()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn a_failure_once_is_survived_by_replacing_the_thread(exactly_once: bool) {

@@ -17,38 +17,23 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use riverbed::{ConsumerConfig, IsolationLevel, OffsetReset, Store, TopicPartition};
+use riverbed::{IsolationLevel, Store, TopicPartition};
 
 const EXAMPLE: &str = "group_by_count_streams";
 const APP_ID: &str = "group-by-count-streams";
-const PARTITIONS: u32 = 4;
 const PER_TOPIC: u64 = 30_000;
 
 fn read_all(store: &Store, topic: &str, isolation: IsolationLevel) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(isolation)
-                .max_poll_records(10_000),
-        )
-        .unwrap();
-    let parts: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    c.assign(&parts).unwrap();
-    let ends = c.end_offsets(&parts).unwrap();
-    let mut out = Vec::new();
-    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
-        for r in c.poll(Duration::from_millis(100)).unwrap().iter() {
-            out.push((
-                r.partition(),
-                r.key().unwrap_or_default().to_vec(),
-                r.value().unwrap_or_default().to_vec(),
-            ));
-        }
-    }
-    out
+    common::read_topic(store, topic, isolation)
+        .into_iter()
+        .map(|r| {
+            (
+                r.partition,
+                r.key.unwrap_or_default(),
+                r.value.unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 fn run_to_end(bin: &Path, dir: &Path, records: u64, mode: &str) {

@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, JoinWindows, StreamsConfig, Topology};
-use riverbed::{
-    ConsumerConfig, ErrorKind, IsolationLevel, OffsetReset, Record, Store, TopicConfig,
-    TopicPartition,
-};
+use riverbed::{ErrorKind, IsolationLevel, Record, Store, TopicConfig};
 
 mod common;
 
@@ -54,28 +51,16 @@ fn send(store: &Store, topic: &str, records: &[(String, String, i64)]) {
 
 /// Every committed record of `out`: `(key, value, timestamp - base)`, sorted.
 fn outputs(store: &Store) -> Vec<(String, String, i64)> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(IsolationLevel::ReadCommitted),
-        )
-        .unwrap();
-    let tps: Vec<_> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new("out", p))
+    let mut out: Vec<_> = common::read_topic(store, "out", IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap()).unwrap(),
+                r.timestamp - base(),
+            )
+        })
         .collect();
-    c.assign(&tps).unwrap();
-    let ends = c.end_offsets(&tps).unwrap();
-    let mut out = Vec::new();
-    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
-        for r in c.poll(Duration::from_millis(50)).unwrap().iter() {
-            out.push((
-                String::from_utf8(r.key().unwrap().to_vec()).unwrap(),
-                String::from_utf8(r.value().unwrap().to_vec()).unwrap(),
-                r.timestamp() - base(),
-            ));
-        }
-    }
     out.sort();
     out
 }

@@ -12,9 +12,7 @@ use riverbed::streams::{
     App, Builder, Materialized, Processor, ProcessorContext, Repartitioned, Serde, StreamRecord,
     StreamsConfig, Topology, TopologyTestDriver,
 };
-use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
-};
+use riverbed::{IsolationLevel, Record, Store, TopicConfig};
 
 mod common;
 
@@ -38,28 +36,15 @@ fn fast() -> StreamsConfig {
 
 /// Every committed record of `topic` (all partitions), decoded as strings.
 fn read_all(store: &Store, topic: &str) -> Vec<(String, String)> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(IsolationLevel::ReadCommitted),
-        )
-        .unwrap();
-    let tps: Vec<_> = (0..partitions(store, topic) as u32)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    c.assign(&tps).unwrap();
-    let ends = c.end_offsets(&tps).unwrap();
-    let mut out = Vec::new();
-    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
-        for r in c.poll(Duration::from_millis(50)).unwrap().iter() {
-            out.push((
-                String::decode(r.key().unwrap()).unwrap(),
-                String::decode(r.value().unwrap()).unwrap(),
-            ));
-        }
-    }
-    out
+    common::read_topic(store, topic, IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| {
+            (
+                String::decode(&r.key.unwrap()).unwrap(),
+                String::decode(&r.value.unwrap()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ use std::time::Duration;
 use riverbed::streams::{
     App, Builder, Materialized, Serde, StreamsConfig, Suppressed, TimeWindows, Topology, Windowed,
 };
-use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
-};
+use riverbed::{IsolationLevel, Record, Store, TopicConfig};
 
 mod common;
 
@@ -59,28 +57,16 @@ fn send(store: &Store, events: &[(&str, i64)]) {
 
 /// Every committed record of `final`: `((key, window start), count)`.
 fn finals(store: &Store) -> Vec<((String, i64), i64)> {
-    let mut c = store
-        .consumer(
-            ConsumerConfig::default()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(IsolationLevel::ReadCommitted),
-        )
-        .unwrap();
-    let tps: Vec<_> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new("final", p))
-        .collect();
-    c.assign(&tps).unwrap();
-    let ends = c.end_offsets(&tps).unwrap();
-    let mut out = Vec::new();
-    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
-        for r in c.poll(Duration::from_millis(50)).unwrap().iter() {
-            let k = Windowed::<String>::decode(r.key().unwrap()).unwrap();
-            out.push((
+    let mut out: Vec<_> = common::read_topic(store, "final", IsolationLevel::ReadCommitted)
+        .into_iter()
+        .map(|r| {
+            let k = Windowed::<String>::decode(&r.key.unwrap()).unwrap();
+            (
                 (k.key, k.window.start - base()),
-                i64::decode(r.value().unwrap()).unwrap(),
-            ));
-        }
-    }
+                i64::decode(&r.value.unwrap()).unwrap(),
+            )
+        })
+        .collect();
     out.sort();
     out
 }

@@ -275,3 +275,48 @@ pub fn wait_for_apps(what: &str, apps: &[&riverbed::streams::App], mut done: imp
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// One record of a topic as [`read_topic`] returns it.
+#[derive(Clone, Debug)]
+pub struct TopicRecord {
+    pub partition: u32,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+}
+
+/// Every record of every partition of `topic` up to its end for `isolation` (the last stable
+/// offset for `ReadCommitted`), partition by partition in offset order.
+pub fn read_topic(
+    store: &riverbed::Store,
+    topic: &str,
+    isolation: riverbed::IsolationLevel,
+) -> Vec<TopicRecord> {
+    let partitions = store.describe_topic(topic).unwrap().partitions.len() as u32;
+    let mut c = store
+        .consumer(
+            riverbed::ConsumerConfig::default()
+                .auto_offset_reset(riverbed::OffsetReset::Earliest)
+                .isolation_level(isolation)
+                .max_poll_records(10_000),
+        )
+        .unwrap();
+    let tps: Vec<_> = (0..partitions)
+        .map(|p| riverbed::TopicPartition::new(topic, p))
+        .collect();
+    c.assign(&tps).unwrap();
+    let ends = c.end_offsets(&tps).unwrap();
+    let mut out = Vec::new();
+    while ends.iter().any(|(tp, end)| c.position(tp).unwrap() < *end) {
+        for r in c.poll(std::time::Duration::from_millis(50)).unwrap().iter() {
+            out.push(TopicRecord {
+                partition: r.partition(),
+                key: r.key().map(<[u8]>::to_vec),
+                value: r.value().map(<[u8]>::to_vec),
+                timestamp: r.timestamp(),
+            });
+        }
+    }
+    out.sort_by_key(|r| r.partition);
+    out
+}
