@@ -11,20 +11,7 @@ use riverbed::streams::{
     Windowed,
 };
 
-/// `(key, value, timestamp)` records whose timestamps mostly rise but jump back now and then
-/// (by up to 300 ms), so some records are out of order within the grace and some beyond it.
-fn input() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
-    prop::collection::vec((0u8..3, -9i64..10, -300i64..120), 0..80).prop_map(|steps| {
-        let mut t = 0i64;
-        steps
-            .into_iter()
-            .map(|(k, v, dt)| {
-                t = (t + dt).max(0);
-                (k, v, t)
-            })
-            .collect()
-    })
-}
+mod common;
 
 fn key(k: u8) -> String {
     format!("k{k}")
@@ -50,7 +37,7 @@ proptest! {
     /// (stream time >= end + grace); windows leave the store `retention` after they close.
     #[test]
     fn time_windows_match_the_model(
-        records in input(),
+        records in common::out_of_order_input(),
         size in 40i64..150,
         advance_div in 1i64..4,
         grace in 0i64..200,
@@ -140,7 +127,7 @@ proptest! {
     /// record is dropped when the window ending at it has closed (stream time >= t + 1 + grace).
     #[test]
     fn sliding_windows_match_the_model(
-        records in input(),
+        records in common::out_of_order_input(),
         diff in 0i64..120,
         grace in 0i64..200,
     ) {
@@ -208,7 +195,7 @@ proptest! {
     /// `None` for merged-away sessions, replays to the same sessions.
     #[test]
     fn session_windows_match_the_model(
-        records in input(),
+        records in common::out_of_order_input(),
         gap in 1i64..150,
         grace in 0i64..200,
     ) {

@@ -13,18 +13,7 @@ use riverbed::streams::{
     Window, Windowed,
 };
 
-fn input() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
-    prop::collection::vec((0u8..3, -9i64..10, -300i64..120), 0..80).prop_map(|steps| {
-        let mut t = 0i64;
-        steps
-            .into_iter()
-            .map(|(k, v, dt)| {
-                t = (t + dt).max(0);
-                (k, v, t)
-            })
-            .collect()
-    })
-}
+mod common;
 
 fn key(k: u8) -> String {
     format!("k{k}")
@@ -35,7 +24,7 @@ proptest! {
 
     #[test]
     fn until_window_closes_emits_each_final_result_once(
-        records in input(),
+        records in common::out_of_order_input(),
         size in 40i64..150,
         hopping in any::<bool>(),
         grace in 0i64..200,
@@ -87,7 +76,7 @@ proptest! {
     }
 
     #[test]
-    fn until_time_limit_matches_the_model(records in input(), limit in 0i64..250) {
+    fn until_time_limit_matches_the_model(records in common::out_of_order_input(), limit in 0i64..250) {
         let b = Builder::new("limited");
         let limited = b
             .stream::<String, i64>("in")

@@ -167,6 +167,24 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
 /// The step of an aggregation: the old aggregate (if any), the key and the value give the new.
 type Step<K, V, VA> = Arc<dyn Fn(Option<VA>, &K, V) -> VA + Send + Sync>;
 
+/// The step of a `reduce`: a window's first value is its aggregate, later ones are combined.
+fn reduce_step<K, V: 'static>(
+    reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+) -> Step<K, V, V> {
+    Arc::new(move |old, _k, v| match old {
+        Some(a) => reducer(a, v),
+        None => v,
+    })
+}
+
+/// The step of an `aggregate`: `adder` on the old aggregate, or on `initializer()` for a new one.
+fn aggregate_step<K, V, VA: 'static>(
+    initializer: impl Fn() -> VA + Send + Sync + 'static,
+    adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+) -> Step<K, V, VA> {
+    Arc::new(move |old, k, v| adder(k, v, old.unwrap_or_else(&initializer)))
+}
+
 /// A session merger: two sessions' aggregates give the merged session's.
 type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
@@ -235,13 +253,7 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
     where
         V: Serde,
     {
-        self.build(
-            Arc::new(move |old, _k, v| match old {
-                Some(a) => reducer(a, v),
-                None => v,
-            }),
-            materialized,
-        )
+        self.build(reduce_step(reducer), materialized)
     }
 
     /// Per key and window, `adder(key, value, aggregate)` folded over the window's records in
@@ -252,10 +264,7 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
         adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<K, VA>,
     ) -> KTable<'b, Windowed<K>, VA> {
-        self.build(
-            Arc::new(move |old, k, v| adder(k, v, old.unwrap_or_else(&initializer))),
-            materialized,
-        )
+        self.build(aggregate_step(initializer, adder), materialized)
     }
 
     fn build<VA: Data + Serde>(
@@ -451,13 +460,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> SlidingWindowedKStream<'b, K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<'b, Windowed<K>, V> {
-        self.build(
-            Arc::new(move |old, _k, v| match old {
-                Some(a) => reducer(a, v),
-                None => v,
-            }),
-            materialized,
-        )
+        self.build(reduce_step(reducer), materialized)
     }
 
     /// Per key and window, `adder(key, value, aggregate)` folded over the window's records in
@@ -468,10 +471,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> SlidingWindowedKStream<'b, K, V> {
         adder: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<K, VA>,
     ) -> KTable<'b, Windowed<K>, VA> {
-        self.build(
-            Arc::new(move |old, k, v| adder(k, v, old.unwrap_or_else(&initializer))),
-            materialized,
-        )
+        self.build(aggregate_step(initializer, adder), materialized)
     }
 
     fn build<VA: Data + Serde>(
@@ -688,10 +688,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
         self.build(
             SessionOps {
                 init: None,
-                step: Arc::new(move |old, _k, v| match old {
-                    Some(a) => reducer(a, v),
-                    None => v,
-                }),
+                step: reduce_step(move |a, b| reducer(a, b)),
                 merge: Arc::new(move |_k, a, b| r2(a, b)),
             },
             materialized,

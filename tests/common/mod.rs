@@ -320,3 +320,20 @@ pub fn read_topic(
     out.sort_by_key(|r| r.partition);
     out
 }
+
+/// `(key, value, timestamp)` records for the window tests: 3 keys, small values, timestamps that
+/// mostly rise but jump back now and then (by up to 300 ms), so some records are out of order
+/// within a window's grace and some beyond it.
+pub fn out_of_order_input() -> impl proptest::strategy::Strategy<Value = Vec<(u8, i64, i64)>> {
+    use proptest::prelude::*;
+    prop::collection::vec((0u8..3, -9i64..10, -300i64..120), 0..80).prop_map(|steps| {
+        let mut t = 0i64;
+        steps
+            .into_iter()
+            .map(|(k, v, dt)| {
+                t = (t + dt).max(0);
+                (k, v, t)
+            })
+            .collect()
+    })
+}
