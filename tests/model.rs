@@ -174,9 +174,11 @@ enum Op {
 
 fn cfg_strategy() -> impl Strategy<Value = Cfg> {
     (
-        prop::sample::select(vec![2048u64, 3000, 4096, 8192]),
+        // 96 KiB segments hold the batches of 8 KiB and more that are written with `pwrite`
+        // instead of through the map (see `large_batch_strategy`).
+        prop::sample::select(vec![2048u64, 3000, 4096, 8192, 96 << 10]),
         prop::sample::select(vec![64u32, 100, 256, 512]),
-        prop::sample::select(vec![700usize, 1024, 2000]),
+        prop::sample::select(vec![700usize, 1024, 2000, 40 << 10]),
         0u8..4,
         prop::option::weighted(0.35, 300u64..6000),
         prop::option::weighted(0.2, 1u64..100_000),
@@ -246,6 +248,20 @@ fn rec_strategy() -> impl Strategy<Value = Rec> {
         })
 }
 
+/// Batches of roughly 6 to 30 KiB: the log writes those of 8 KiB and more with `pwrite` into
+/// reserved blocks instead of through its map, so both write paths meet in one segment.
+fn large_batch_strategy() -> impl Strategy<Value = Vec<Rec>> {
+    let rec = (bytes(12), any::<u8>(), 500usize..=1000, -3000i64..3000).prop_map(
+        |(key, fill, len, ts)| Rec {
+            key: Some(key),
+            value: Some(vec![fill; len]),
+            headers: Vec::new(),
+            ts: Ts::Near(ts),
+        },
+    );
+    prop::collection::vec(rec, 12..30)
+}
+
 fn from_strategy() -> impl Strategy<Value = From> {
     prop_oneof![
         8 => any::<Index>().prop_map(From::Valid),
@@ -259,6 +275,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         12 => (prop::collection::vec(rec_strategy(), 1..20), prop::bool::weighted(0.3))
             .prop_map(|(records, zstd)| Op::Append { records, zstd }),
+        3 => large_batch_strategy().prop_map(|records| Op::Append { records, zstd: false }),
         4 => (
             from_strategy(),
             prop_oneof![1usize..100, 100usize..4000, Just(1usize << 20)]

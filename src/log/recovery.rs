@@ -73,7 +73,11 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         // `max_record_bytes`: lowering that must not make older, larger batches unreadable.
         max_batch_bytes: config.segment_bytes as usize,
         index_interval: config.index_interval_bytes as usize,
-        write_through: config.flush == crate::config::FlushPolicy::EveryAppend,
+        pwrite_from: if config.flush == crate::config::FlushPolicy::EveryAppend {
+            0
+        } else {
+            crate::segment::PWRITE_FROM
+        },
     }
 }
 

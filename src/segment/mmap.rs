@@ -1,4 +1,5 @@
-//! The crate's only `unsafe` code: shared memory maps of segment and index files.
+//! The crate's only `unsafe` code: shared memory maps of segment and index files, and the
+//! block preallocation (`fallocate`) for bytes written past the map with `pwrite`.
 //!
 //! A file is mapped once, `MAP_SHARED`, for its whole capacity. One [`MapWriter`] (owned by the
 //! single writer of the log, behind its mutex) fills the map from the front; any number of readers
@@ -8,9 +9,9 @@
 //!
 //! The invariants that make the borrowed slices sound, enforced by this module's API:
 //! 1. **Published bytes never change.** The writer can only reach bytes at or after `published`
-//!    (the `spare` slice, or — for logs that fsync every append — `pwrite` through the file at
-//!    the cursor, which the shared map sees through the same page cache), and `published` only
-//!    grows.
+//!    (the `spare` slice, or — for large batches, and every batch of a log that fsyncs every
+//!    append — `pwrite` through the file at the cursor, which the shared map sees through the
+//!    same page cache), and `published` only grows.
 //! 2. **Published bytes never vanish.** A mapped file is only ever shortened by
 //!    [`MapWriter::seal`], which consumes the writer and cuts the file at `published`, never
 //!    below. Pages past the end of a file fault (SIGBUS) only when touched, and no reader can
@@ -23,6 +24,13 @@
 //! turns such a fault into SIGBUS. So the writer prefaults ahead of itself in chunks with
 //! `MADV_POPULATE_WRITE`, which allocates the blocks and maps the pages writable in one system
 //! call, and reports a full disk as an ordinary error before anything is written.
+//!
+//! Prefaulting has a price: the kernel zero-fills every fresh page before the writer overwrites
+//! it, which for a stream of large batches costs about as much as the copy itself. So large
+//! batches skip the map: [`MapWriter::reserve`] allocates their blocks (`fallocate`, no page
+//! is touched, a full disk is still an error before anything is written) and the caller
+//! `pwrite`s them at the cursor; the kernel copies them into page-cache pages it never zeroes,
+//! the same pages the map shows readers.
 
 use std::fs::File;
 use std::io;
@@ -31,8 +39,13 @@ use std::sync::Arc;
 
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
-/// How far ahead of the write cursor the writer prefaults.
-const POPULATE_CHUNK: usize = 1 << 20;
+/// How far ahead of the write cursor the writer prefaults. Small: pages prefaulted for a small
+/// append are zero-filled whether or not a later large batch `pwrite`s over them.
+const POPULATE_CHUNK: usize = 64 << 10;
+
+/// How far ahead of the write cursor [`MapWriter::reserve`] allocates blocks (allocation touches
+/// no page, so this can be generous).
+const RESERVE_CHUNK: usize = 1 << 20;
 
 /// A shared map of a file whose prefix `[0, published)` is immutable and readable.
 pub(crate) struct Mapping {
@@ -99,12 +112,39 @@ fn check_file_covers(file: &File, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// `fallocate(FALLOC_FL_KEEP_SIZE)` of `[offset, offset + len)`: allocates blocks (unwritten
+/// extents, read as zeros) without changing the file's length or touching the page cache.
+fn fallocate_keep_size(file: &File, offset: usize, len: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    loop {
+        // SAFETY: `fallocate` reads and writes none of our memory; its only argument that
+        // refers to anything is the descriptor, which is valid for the call because `file` is
+        // borrowed for it. KEEP_SIZE keeps the file's length, so no mapping's bounds change.
+        let rc =
+            unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// The single writer of a [`Mapping`]: appends bytes after the published prefix.
 pub(crate) struct MapWriter {
     map: Arc<Mapping>,
     cursor: usize,
+    /// End of the prefix whose pages are mapped writable (prefaulted).
     populated: usize,
     populate_supported: bool,
+    /// End of the prefix whose disk blocks are allocated (prefaulted or reserved).
+    reserved: usize,
+    reserve_supported: bool,
 }
 
 impl MapWriter {
@@ -127,6 +167,8 @@ impl MapWriter {
             cursor: published,
             populated: published,
             populate_supported: true,
+            reserved: published,
+            reserve_supported: true,
         })
     }
 
@@ -181,6 +223,7 @@ impl MapWriter {
         ) {
             Ok(()) => {
                 self.populated = target;
+                self.reserved = self.reserved.max(target);
                 Ok(())
             }
             // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write without prefaulting.
@@ -192,7 +235,46 @@ impl MapWriter {
         }
     }
 
-    /// Moves the cursor past `len` bytes written through [`spare`](Self::spare).
+    /// Allocates the disk blocks of `len` bytes at the cursor (and of up to a chunk beyond it)
+    /// in `file`, which must be the file this writer maps, so that the caller can then write
+    /// them with `pwrite` at [`position`](Self::position) without running out of space half-way.
+    /// Unlike [`spare`](Self::spare) it touches no page, so the kernel zero-fills nothing.
+    ///
+    /// A file system that cannot preallocate is remembered: this returns `Ok(())` without
+    /// reserving from then on, and [`can_reserve`](Self::can_reserve) says so.
+    pub(crate) fn reserve(&mut self, file: &File, len: usize) -> io::Result<()> {
+        let end = self
+            .cursor
+            .checked_add(len)
+            .filter(|end| *end <= self.capacity())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::StorageFull, "write past the end of the map")
+            })?;
+        if end <= self.reserved || !self.reserve_supported {
+            return Ok(());
+        }
+        let start = self.reserved.max(self.cursor);
+        let target = end.max(start + RESERVE_CHUNK).min(self.capacity());
+        match fallocate_keep_size(file, start, target - start) {
+            Ok(()) => {
+                self.reserved = target;
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                self.reserve_supported = false;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether [`reserve`](Self::reserve) can allocate blocks on this file system.
+    pub(crate) fn can_reserve(&self) -> bool {
+        self.reserve_supported
+    }
+
+    /// Moves the cursor past `len` bytes written through [`spare`](Self::spare) or, after
+    /// [`reserve`](Self::reserve), with `pwrite` at the cursor.
     pub(crate) fn advance(&mut self, len: usize) {
         self.cursor = (self.cursor + len).min(self.capacity());
     }
@@ -211,5 +293,86 @@ impl MapWriter {
         file.set_len(self.cursor as u64)?;
         file.sync_all()?;
         Ok(self.map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+
+    use super::*;
+
+    const CAPACITY: usize = 4 << 20;
+
+    fn sparse_file(dir: &tempfile::TempDir) -> File {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("segment"))
+            .unwrap();
+        file.set_len(CAPACITY as u64).unwrap();
+        file
+    }
+
+    /// Bytes of disk the file occupies (`st_blocks` counts 512-byte units).
+    fn allocated(file: &File) -> u64 {
+        file.metadata().unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn reserve_allocates_blocks_ahead_without_changing_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = sparse_file(&dir);
+        let mut w = MapWriter::new(&file, CAPACITY, 0).unwrap();
+        assert_eq!(allocated(&file), 0, "a fresh sparse file has no blocks");
+        w.reserve(&file, 10_000).unwrap();
+        if !w.can_reserve() {
+            return; // this file system cannot preallocate; `reserve` said so
+        }
+        assert!(
+            allocated(&file) >= RESERVE_CHUNK as u64,
+            "a chunk is reserved ahead"
+        );
+        assert_eq!(file.metadata().unwrap().len(), CAPACITY as u64);
+        // Bytes written with pwrite at the cursor are what readers see once published.
+        file.write_all_at(b"through the file", 0).unwrap();
+        w.advance(16);
+        w.publish();
+        assert_eq!(w.mapping().bytes(), b"through the file");
+        // Within the reserved chunk no further allocation happens; past the map it is refused.
+        w.reserve(&file, RESERVE_CHUNK - 16).unwrap();
+        assert_eq!(w.reserved, RESERVE_CHUNK);
+        let past = w.reserve(&file, CAPACITY).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::StorageFull);
+    }
+
+    #[test]
+    fn reserve_never_reaches_past_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = sparse_file(&dir);
+        let mut w = MapWriter::new(&file, CAPACITY, CAPACITY - 100).unwrap();
+        w.reserve(&file, 100).unwrap();
+        assert!(w.reserved <= CAPACITY);
+        assert_eq!(file.metadata().unwrap().len(), CAPACITY as u64);
+        assert!(w.reserve(&file, 101).is_err());
+    }
+
+    #[test]
+    fn prefaulting_counts_as_reserved() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = sparse_file(&dir);
+        let mut w = MapWriter::new(&file, CAPACITY, 0).unwrap();
+        w.spare(100).unwrap();
+        if w.populate_supported {
+            assert_eq!(w.reserved, POPULATE_CHUNK);
+            let before = allocated(&file);
+            w.reserve(&file, 100).unwrap();
+            assert_eq!(
+                allocated(&file),
+                before,
+                "blocks already there are not reserved again"
+            );
+        }
     }
 }

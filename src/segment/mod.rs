@@ -677,7 +677,7 @@ pub(crate) struct ActiveSegment {
     index: MapWriter,
     time: MapWriter,
     pub policy: IndexPolicy,
-    write_through: bool,
+    pwrite_from: usize,
 }
 
 /// Sizes of a new or reopened active segment.
@@ -687,12 +687,20 @@ pub(crate) struct Capacity {
     pub index_entries: usize,
     pub max_batch_bytes: usize,
     pub index_interval: usize,
-    /// Write batches with `pwrite` instead of through the map (for logs that fsync every
-    /// append: on Linux a store into a shared map dirties the page through a write fault, and
-    /// after each fsync the page is write-protected again, so every durable append paid a fault
-    /// and a slower writeback; `pwrite` + `fdatasync` does not).
-    pub write_through: bool,
+    /// Batches of at least this many bytes are written with `pwrite` into reserved blocks
+    /// instead of stored through the map. Large batches: storing through the map first has the
+    /// kernel zero-fill each fresh page (see mmap.rs), which costs about as much as the copy.
+    /// Every batch (`0`) for logs that fsync every append: on Linux a store into a shared map
+    /// dirties the page through a write fault, and after each fsync the page is write-protected
+    /// again, so every durable append paid a fault and a slower writeback; `pwrite` +
+    /// `fdatasync` does not.
+    pub pwrite_from: usize,
 }
+
+/// Where [`Capacity::pwrite_from`] starts for logs that do not fsync every append. Below it a
+/// store through the map (no system call) is cheaper than a `pwrite`; from about two pages on,
+/// the zero-fill the map's prefault costs is the larger price (`benches/segment_append.rs`).
+pub(crate) const PWRITE_FROM: usize = 8 << 10;
 
 /// What recovery found in an active segment that is being reopened.
 pub(crate) struct Reopened {
@@ -873,7 +881,7 @@ impl ActiveSegment {
             index,
             time,
             policy: r.policy,
-            write_through: cap.write_through,
+            pwrite_from: cap.pwrite_from,
         })
     }
 
@@ -902,14 +910,26 @@ impl ActiveSegment {
             && self.time.position() + 2 * TIME_ENTRY_LEN <= self.time.capacity()
     }
 
-    /// Prefaults room for a batch of `len` bytes and its index entries. An error here (a full
+    /// Whether a batch of `len` bytes is written with `pwrite` (else stored through the map).
+    /// Where blocks cannot be reserved, only logs that fsync every append take `pwrite` (and a
+    /// full disk then shows up as a failed write, which poisons the log).
+    fn writes_through(&self, len: usize) -> bool {
+        len >= self.pwrite_from && (self.pwrite_from == 0 || self.data.can_reserve())
+    }
+
+    /// Allocates room for a batch of `len` bytes and its index entries. An error here (a full
     /// disk) leaves the segment untouched.
     pub fn prepare(&mut self, len: usize) -> Result<()> {
         let p = &self.seg.paths;
-        if !self.write_through {
+        let preallocate_err = |e| Error::io("preallocate segment", &p.log, e);
+        if self.writes_through(len) {
             self.data
-                .spare(len)
-                .map_err(|e| Error::io("preallocate segment", &p.log, e))?;
+                .reserve(&self.data_file, len)
+                .map_err(preallocate_err)?;
+        }
+        // Checked again: `reserve` may just have found that blocks cannot be reserved here.
+        if !self.writes_through(len) {
+            self.data.spare(len).map_err(preallocate_err)?;
         }
         if self.policy.due() {
             self.index
@@ -927,7 +947,7 @@ impl ActiveSegment {
     /// segment may hold unpublished bytes and the log must be poisoned.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<usize> {
         let pos = self.data.position();
-        if self.write_through {
+        if self.writes_through(batch.len()) {
             use std::os::unix::fs::FileExt;
             let write_err = |e| Error::io("write segment", &self.seg.paths.log, e);
             if pos + batch.len() > self.data.capacity() {
