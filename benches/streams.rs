@@ -4,8 +4,9 @@
 //!
 //! `cargo bench --bench streams` (`-- <group>` for one group). Sizes:
 //! `RIVERBED_BENCH_STREAMS_RECORDS` (default 500 000 records of 100 bytes, 8-byte keys over
-//! 10 000 distinct keys, 2 partitions, one stream thread), `RIVERBED_BENCH_RESTORE_KEYS`
-//! (default 1 000 000), `RIVERBED_BENCH_LATENCY_ROUNDS` (default 2 000 round trips a sample).
+//! 10 000 distinct keys, 2 partitions, one stream thread unless the name says two),
+//! `RIVERBED_BENCH_RESTORE_KEYS` (default 1 000 000), `RIVERBED_BENCH_LATENCY_ROUNDS` (default
+//! 2 000 round trips a sample).
 //!
 //! **What a throughput figure includes.** Every throughput bench (`stateless`, `count_by_key`,
 //! `windowed_count`, `stream_table_join`) reads its input from the start with a fresh
@@ -18,10 +19,13 @@
 //! The `hand_written` baselines are timed the same way (from the first poll that returned
 //! records) and commit their offsets after every poll, like `examples/group_by_count.rs`.
 //!
-//! - `stateless/{map_filter,hand_written}`: `filter` + `map_values` + `to`, at-least-once.
-//! - `count_by_key/{streams_alos,streams_eos,hand_written}`: `group_by_key().count()` with each
-//!   update written to an output topic (one output record per input record; the changelog is
-//!   written at commit); the hand loop sends one output per changed key per poll.
+//! - `stateless/{map_filter,map_filter_2_threads,hand_written}`: `filter` + `map_values` + `to`,
+//!   at-least-once, with one stream thread and with two (one per input partition: both cores);
+//!   the hand-written loop is one thread.
+//! - `count_by_key/{streams_alos,streams_eos,streams_alos_2_threads,hand_written}`:
+//!   `group_by_key().count()` with each update written to an output topic (one output record per
+//!   input record; the changelog is written at commit); the hand loop sends one output per
+//!   changed key per poll.
 //! - `windowed_count/{streams_alos,hand_written}`: a count per key and 1-minute tumbling window,
 //!   each update written to an output topic.
 //! - `stream_table_join/{streams_alos,hand_written}`: the input joined with a table of the
@@ -204,19 +208,21 @@ fn stateless(c: &mut Criterion) {
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
     let mut run = 0u64;
-    bench_runs(&mut g, "map_filter", &mut run, |run| {
-        let builder = Builder::new(format!("stateless-{run}"));
-        builder
-            .stream::<Vec<u8>, Vec<u8>>("in")
-            .filter(|_, v| v.first() != Some(&b'#'))
-            .map_values(|mut v: Vec<u8>| {
-                v.reverse();
-                v
-            })
-            .to("out");
-        let t = builder.build().expect("topology");
-        run_app(&store, t, StreamsConfig::new(), records)
-    });
+    for (name, threads) in [("map_filter", 1), ("map_filter_2_threads", 2)] {
+        bench_runs(&mut g, name, &mut run, |run| {
+            let builder = Builder::new(format!("stateless-{run}"));
+            builder
+                .stream::<Vec<u8>, Vec<u8>>("in")
+                .filter(|_, v| v.first() != Some(&b'#'))
+                .map_values(|mut v: Vec<u8>| {
+                    v.reverse();
+                    v
+                })
+                .to("out");
+            let t = builder.build().expect("topology");
+            run_app(&store, t, StreamsConfig::new().threads(threads), records)
+        });
+    }
     bench_runs(&mut g, "hand_written", &mut run, |run| {
         hand_loop(&store, &format!("hand-{run}"), &["in"], records, |batch| {
             batch
@@ -243,7 +249,11 @@ fn count_by_key(c: &mut Criterion) {
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
     let mut run = 0u64;
-    for (name, eos) in [("streams_alos", false), ("streams_eos", true)] {
+    for (name, eos, threads) in [
+        ("streams_alos", false, 1),
+        ("streams_eos", true, 1),
+        ("streams_alos_2_threads", false, 2),
+    ] {
         bench_runs(&mut g, name, &mut run, |run| {
             let builder = Builder::new(format!("count-{run}"));
             builder
@@ -258,6 +268,7 @@ fn count_by_key(c: &mut Criterion) {
             } else {
                 StreamsConfig::new()
             };
+            let config = config.threads(threads);
             run_app(&store, t, config, records)
         });
     }
