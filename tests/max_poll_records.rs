@@ -60,3 +60,47 @@ fn poll_is_bounded_and_fair() {
     }
     assert!(c.poll(Duration::from_millis(10)).unwrap().is_empty());
 }
+
+/// A poll reads only as many batches as it can return records from, but records it must skip
+/// (an aborted transaction, markers) do not make it come back short: a read_committed poll
+/// behind a long aborted transaction still returns the committed records after it, in one poll.
+#[test]
+fn a_poll_reads_past_skipped_records_to_fill_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_topic("t", TopicConfig::new(1)).unwrap();
+    let txn = store.transactional_producer("aborter").unwrap();
+    txn.begin().unwrap();
+    for i in 0..60 {
+        // One batch each: the aborted run spans far more offsets than a poll returns.
+        txn.send_batch([Record::new("t").value(format!("aborted {i}"))])
+            .unwrap();
+    }
+    txn.abort().unwrap();
+    let p = store.producer();
+    for i in 0..5 {
+        p.send(Record::new("t").value(format!("kept {i}"))).unwrap();
+    }
+    p.flush().unwrap();
+    let mut c = store
+        .consumer(ConsumerConfig {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Earliest,
+            isolation_level: riverbed::IsolationLevel::ReadCommitted,
+            max_poll_records: 10,
+            ..ConsumerConfig::default()
+        })
+        .unwrap();
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    // A zero timeout: a poll that came back empty would not be retried inside `poll`.
+    let recs = c.poll(Duration::ZERO).unwrap();
+    let values: Vec<String> = recs
+        .iter()
+        .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        (0..5).map(|i| format!("kept {i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(c.position(&TopicPartition::new("t", 0)).unwrap(), 66);
+}

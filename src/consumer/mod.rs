@@ -470,12 +470,23 @@ impl Consumer {
 
     /// Batches from `pos` on, with the aborted transactions among them (none when reading
     /// uncommitted records).
-    fn read(&self, log: &crate::Log, pos: u64) -> Result<(Vec<BatchView>, Vec<AbortedTxn>)> {
+    /// Reads the batches holding `pos` and after: up to `max_partition_fetch_bytes`, and no more
+    /// batches than it takes to hold `records` offsets (each batch read is CRC-checked, so
+    /// reading a whole megabyte for a poll that returns a few hundred records would check most
+    /// of it again at the next poll).
+    fn read(
+        &self,
+        log: &crate::Log,
+        pos: u64,
+        records: u64,
+    ) -> Result<(Vec<BatchView>, Vec<AbortedTxn>)> {
         let max = self.config.max_partition_fetch_bytes;
         match self.config.isolation_level {
-            IsolationLevel::ReadUncommitted => Ok((log.read(pos, max)?, Vec::new())),
+            IsolationLevel::ReadUncommitted => {
+                Ok((log.read_bounded(pos, max, records)?, Vec::new()))
+            }
             IsolationLevel::ReadCommitted => {
-                let r = log.read_committed(pos, max)?;
+                let r = log.read_committed_bounded(pos, max, records)?;
                 Ok((r.batches, r.aborted))
             }
         }
@@ -922,12 +933,12 @@ impl Consumer {
             if pos == part.log.next_offset() {
                 continue;
             }
-            let (batches, aborted) = match self.read(&part.log, pos) {
+            let mut read = match self.read(&part.log, pos, remaining) {
                 Ok(b) => b,
                 Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
                     pos = self.reset_position(tp, &part.log)?;
                     self.positions.insert(tp.clone(), pos);
-                    match self.read(&part.log, pos) {
+                    match self.read(&part.log, pos, remaining) {
                         Ok(b) => b,
                         Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
                             continue
@@ -938,35 +949,55 @@ impl Consumer {
                 Err(e) => return Err(e),
             };
             let topic: Arc<str> = out.intern(&tp.topic);
-            let mut filter = AbortFilter::new(aborted);
-            for view in batches {
-                if remaining == 0 {
+            let mut bytes_read = 0;
+            loop {
+                let (batches, aborted) = read;
+                if batches.is_empty() {
                     break;
                 }
-                if filter.skip(&view)? {
-                    // A marker, or a batch of an aborted transaction: step over it.
-                    pos = pos.max(view.last_offset() + 1);
-                    continue;
+                let mut filter = AbortFilter::new(aborted);
+                for view in batches {
+                    if remaining == 0 {
+                        break;
+                    }
+                    bytes_read += view.as_bytes().len();
+                    if filter.skip(&view)? {
+                        // A marker, or a batch of an aborted transaction: step over it.
+                        pos = pos.max(view.last_offset() + 1);
+                        continue;
+                    }
+                    let start = view.base_offset().max(pos);
+                    let end = (view.last_offset() + 1).min(start.saturating_add(remaining));
+                    let decompressed = view.as_batch().decompressed_section()?;
+                    let source = Source {
+                        topic: Arc::clone(&topic),
+                        partition: tp.partition,
+                        view,
+                        decompressed,
+                        from: start,
+                        until: end,
+                    };
+                    // Check every record now, so that iterating cannot fail.
+                    for r in source.records() {
+                        let offset = r?.offset();
+                        out.count += usize::from(offset >= start && offset < end);
+                    }
+                    remaining = remaining.saturating_sub(end - start);
+                    pos = end;
+                    out.sources.push(source);
                 }
-                let start = view.base_offset().max(pos);
-                let end = (view.last_offset() + 1).min(start.saturating_add(remaining));
-                let decompressed = view.as_batch().decompressed_section()?;
-                let source = Source {
-                    topic: Arc::clone(&topic),
-                    partition: tp.partition,
-                    view,
-                    decompressed,
-                    from: start,
-                    until: end,
+                // The read held only as many offsets as the poll could still return; when some
+                // were markers or aborted records, read on (up to the partition's byte limit)
+                // rather than return short, or nothing, while records are waiting.
+                if remaining == 0 || bytes_read >= self.config.max_partition_fetch_bytes {
+                    break;
+                }
+                read = match self.read(&part.log, pos, remaining) {
+                    Ok(b) => b,
+                    // Retention moved the log start past `pos` meanwhile: the next poll resets.
+                    Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => break,
+                    Err(e) => return Err(e),
                 };
-                // Check every record now, so that iterating cannot fail.
-                for r in source.records() {
-                    let offset = r?.offset();
-                    out.count += usize::from(offset >= start && offset < end);
-                }
-                remaining = remaining.saturating_sub(end - start);
-                pos = end;
-                out.sources.push(source);
             }
             self.positions.insert(tp.clone(), pos);
         }

@@ -33,7 +33,7 @@ use crate::metrics::{LogCounters, LogMetrics};
 use crate::record::codec::BatchHeader;
 use crate::record::{BatchBuilder, ControlType, ProducerFields, RecordBatch, TimestampType};
 use crate::segment::file_header::FILE_HEADER_LEN;
-use crate::segment::{ActiveSegment, BatchView, ReadProgress, Segment};
+use crate::segment::{ActiveSegment, BatchView, ReadBudget, ReadProgress, Segment};
 use checkpoint::Checkpoint;
 pub use cleaner::{CompactionConfig, CompactionReport};
 pub use producer_state::AbortedTxn;
@@ -463,6 +463,19 @@ impl Log {
     /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) if `from` is below the log start or
     /// above the next offset; [`Corruption`](ErrorKind::Corruption) if a batch fails its checks.
     pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<BatchView>> {
+        self.read_bounded(from, max_bytes, u64::MAX)
+    }
+
+    /// [`read`](Self::read) that also stops once the batches read hold `max_records` offsets
+    /// from `from` on (at least one batch is still returned). Every batch read is CRC-checked,
+    /// so a consumer that returns a few hundred records per poll reads just those batches, not
+    /// `max_bytes` of them each time.
+    pub(crate) fn read_bounded(
+        &self,
+        from: u64,
+        max_bytes: usize,
+        max_records: u64,
+    ) -> Result<Vec<BatchView>> {
         let inner = &*self.inner;
         // NOTE: load the high watermark before the segment snapshot: a roll publishes the new
         // segment before the watermark moves into it.
@@ -490,12 +503,13 @@ impl Log {
         else {
             return Err(out_of_range());
         };
-        let mut used = 0;
+        let mut budget = ReadBudget::new(max_bytes, max_records);
         for seg in &segments[first..] {
-            if let ReadProgress::Full = seg.read(from, hw, max_bytes, &mut out, &mut used)? {
+            if let ReadProgress::Full = seg.read(from, hw, &mut budget, &mut out)? {
                 break;
             }
         }
+        let used = budget.used_bytes();
         let records: u64 = out.iter().map(|b| u64::from(b.record_count())).sum();
         LogCounters::add(&inner.counters.read_records, records);
         LogCounters::add(&inner.counters.read_bytes, used as u64);
@@ -509,6 +523,17 @@ impl Log {
     /// # Errors
     /// As [`read`](Self::read).
     pub fn read_committed(&self, from: u64, max_bytes: usize) -> Result<CommittedRead> {
+        self.read_committed_bounded(from, max_bytes, u64::MAX)
+    }
+
+    /// [`read_committed`](Self::read_committed) bounded like
+    /// [`read_bounded`](Self::read_bounded).
+    pub(crate) fn read_committed_bounded(
+        &self,
+        from: u64,
+        max_bytes: usize,
+        max_records: u64,
+    ) -> Result<CommittedRead> {
         let inner = &*self.inner;
         let lso = self.last_stable_offset();
         let mut out = CommittedRead {
@@ -519,7 +544,7 @@ impl Log {
         if from >= lso && from <= inner.next_offset.load(Ordering::Acquire) {
             return Ok(out);
         }
-        let batches = self.read(from, max_bytes)?;
+        let batches = self.read_bounded(from, max_bytes, max_records)?;
         let Some(first) = batches.first() else {
             return Ok(out);
         };

@@ -84,6 +84,41 @@ pub(crate) enum ReadProgress {
     SegmentExhausted,
 }
 
+/// How much a read may still return: bytes of batches, and offsets in them from the read's
+/// start on. A read returns at least one batch whatever its size.
+pub(crate) struct ReadBudget {
+    max_bytes: usize,
+    used: usize,
+    records: u64,
+}
+
+impl ReadBudget {
+    pub fn new(max_bytes: usize, max_records: u64) -> ReadBudget {
+        ReadBudget {
+            max_bytes,
+            used: 0,
+            records: max_records,
+        }
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        self.used
+    }
+
+    /// Whether a batch of `len` bytes may still be added.
+    fn admits(&self, len: usize) -> bool {
+        self.used == 0 || self.used + len <= self.max_bytes
+    }
+
+    /// Counts a batch holding `offsets` offsets at or after the read's start; returns whether
+    /// the budget is now spent.
+    fn take(&mut self, len: usize, offsets: u64) -> bool {
+        self.used += len;
+        self.records = self.records.saturating_sub(offsets);
+        self.used >= self.max_bytes || self.records == 0
+    }
+}
+
 impl Segment {
     /// Bytes in the data file, header included.
     pub fn size(&self) -> u64 {
@@ -191,15 +226,14 @@ impl Segment {
         })
     }
 
-    /// Appends to `out` the batches holding offsets `from..hw`, until `used` reaches `max_bytes`
-    /// (at least one batch overall is always returned). CRCs are verified.
+    /// Appends to `out` the batches holding offsets `from..hw` until `budget` is spent (at least
+    /// one batch overall is always returned). CRCs are verified.
     pub fn read(
         &self,
         from: u64,
         hw: u64,
-        max_bytes: usize,
+        budget: &mut ReadBudget,
         out: &mut Vec<BatchView>,
-        used: &mut usize,
     ) -> Result<ReadProgress> {
         let walk = self.walk_from_offset(from);
         let bytes = walk.bytes;
@@ -210,7 +244,7 @@ impl Segment {
             }
             let total = h.total_len();
             if h.last_offset() >= from {
-                if *used > 0 && *used + total > max_bytes {
+                if !budget.admits(total) {
                     return Ok(ReadProgress::Full);
                 }
                 h.verify_crc(&bytes[pos..])
@@ -220,8 +254,10 @@ impl Segment {
                     start: pos,
                     header: h,
                 });
-                *used += total;
-                if *used >= max_bytes {
+                // Offsets, not records: a compacted batch may hold fewer records than its span,
+                // and then the read stops a little early.
+                let offsets = h.last_offset() + 1 - h.base_offset.max(from);
+                if budget.take(total, offsets) {
                     return Ok(ReadProgress::Full);
                 }
             }
