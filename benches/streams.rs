@@ -82,8 +82,7 @@ fn fill(store: &Store, topic: &str, records: u64) {
 }
 
 /// A store with the topics `in` (filled with `records()` records) and `out`.
-fn input_store(extra_topics: &[&str]) -> (tempfile::TempDir, Store, u64) {
-    let records = records();
+fn input_store(extra_topics: &[&str]) -> (tempfile::TempDir, Store) {
     let dir = common::temp_dir();
     let store = Store::open(dir.path()).expect("open");
     for t in ["in", "out"].iter().chain(extra_topics) {
@@ -91,8 +90,33 @@ fn input_store(extra_topics: &[&str]) -> (tempfile::TempDir, Store, u64) {
             .create_topic(t, TopicConfig::new(PARTITIONS))
             .expect("topic");
     }
-    fill(&store, "in", records);
-    (dir, store, records)
+    fill(&store, "in", records());
+    (dir, store)
+}
+
+/// A group's input, made when one of its benchmarks first runs, so that a filter selecting
+/// one group (`-- stateless`) does not fill every group's input first.
+struct Lazy<T> {
+    made: std::cell::OnceCell<T>,
+    make: Box<dyn Fn() -> T>,
+}
+
+impl<T> Lazy<T> {
+    fn new(make: impl Fn() -> T + 'static) -> Lazy<T> {
+        Lazy {
+            made: std::cell::OnceCell::new(),
+            make: Box::new(make),
+        }
+    }
+
+    fn get(&self) -> &T {
+        self.made.get_or_init(&self.make)
+    }
+}
+
+/// The store of an [`input_store`] made lazily.
+fn lazy_input(extra_topics: &'static [&'static str]) -> Lazy<(tempfile::TempDir, Store)> {
+    Lazy::new(move || input_store(extra_topics))
 }
 
 /// Steady-state time for `total` records: the time from when `first` records had been
@@ -203,7 +227,9 @@ fn bench_runs(
 }
 
 fn stateless(c: &mut Criterion) {
-    let (_dir, store, records) = input_store(&[]);
+    let input = lazy_input(&[]);
+    let store = || &input.get().1;
+    let records = records();
     let mut g = c.benchmark_group("stateless");
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
@@ -220,11 +246,11 @@ fn stateless(c: &mut Criterion) {
                 })
                 .to("out");
             let t = builder.build().expect("topology");
-            run_app(&store, t, StreamsConfig::new().threads(threads), records)
+            run_app(store(), t, StreamsConfig::new().threads(threads), records)
         });
     }
     bench_runs(&mut g, "hand_written", &mut run, |run| {
-        hand_loop(&store, &format!("hand-{run}"), &["in"], records, |batch| {
+        hand_loop(store(), &format!("hand-{run}"), &["in"], records, |batch| {
             batch
                 .iter()
                 .filter(|r| r.value().and_then(|v| v.first()) != Some(&b'#'))
@@ -244,7 +270,9 @@ fn stateless(c: &mut Criterion) {
 }
 
 fn count_by_key(c: &mut Criterion) {
-    let (_dir, store, records) = input_store(&[]);
+    let input = lazy_input(&[]);
+    let store = || &input.get().1;
+    let records = records();
     let mut g = c.benchmark_group("count_by_key");
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
@@ -269,13 +297,13 @@ fn count_by_key(c: &mut Criterion) {
                 StreamsConfig::new()
             };
             let config = config.threads(threads);
-            run_app(&store, t, config, records)
+            run_app(store(), t, config, records)
         });
     }
     // The consumer loop of `examples/group_by_count.rs`.
     bench_runs(&mut g, "hand_written", &mut run, |run| {
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
-        hand_loop(&store, &format!("hand-{run}"), &["in"], records, |batch| {
+        hand_loop(store(), &format!("hand-{run}"), &["in"], records, |batch| {
             let mut changed: HashMap<Vec<u8>, i64> = HashMap::new();
             for r in batch.iter() {
                 let Some(k) = r.key() else { continue };
@@ -293,7 +321,9 @@ fn count_by_key(c: &mut Criterion) {
 }
 
 fn windowed_count(c: &mut Criterion) {
-    let (_dir, store, records) = input_store(&[]);
+    let input = lazy_input(&[]);
+    let store = || &input.get().1;
+    let records = records();
     let mut g = c.benchmark_group("windowed_count");
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
@@ -310,11 +340,11 @@ fn windowed_count(c: &mut Criterion) {
             .to_stream()
             .to("out");
         let t = builder.build().expect("topology");
-        run_app(&store, t, StreamsConfig::new(), records)
+        run_app(store(), t, StreamsConfig::new(), records)
     });
     bench_runs(&mut g, "hand_written", &mut run, |run| {
         let mut counts: HashMap<(Vec<u8>, i64), i64> = HashMap::new();
-        hand_loop(&store, &format!("hand-{run}"), &["in"], records, |batch| {
+        hand_loop(store(), &format!("hand-{run}"), &["in"], records, |batch| {
             let mut out = Vec::new();
             for r in batch.iter() {
                 let Some(k) = r.key() else { continue };
@@ -339,12 +369,16 @@ fn windowed_count(c: &mut Criterion) {
 }
 
 fn stream_table_join(c: &mut Criterion) {
-    let (_dir, store, stream_records) = input_store(&["table"]);
-    let p = store.producer();
-    p.send_batch((0..KEYS).map(|i| Record::new("table").key(key(i)).value(format!("t{i}"))))
-        .expect("send");
-    p.flush().expect("flush");
-    let records = stream_records + KEYS;
+    let input = Lazy::new(|| {
+        let (dir, store) = input_store(&["table"]);
+        let p = store.producer();
+        p.send_batch((0..KEYS).map(|i| Record::new("table").key(key(i)).value(format!("t{i}"))))
+            .expect("send");
+        p.flush().expect("flush");
+        (dir, store)
+    });
+    let store = || &input.get().1;
+    let records = records() + KEYS;
     let mut g = c.benchmark_group("stream_table_join");
     g.throughput(Throughput::Elements(records));
     g.sample_size(10);
@@ -362,12 +396,12 @@ fn stream_table_join(c: &mut Criterion) {
             })
             .to("out");
         let t = builder.build().expect("topology");
-        run_app(&store, t, StreamsConfig::new(), records)
+        run_app(store(), t, StreamsConfig::new(), records)
     });
     bench_runs(&mut g, "hand_written", &mut run, |run| {
         let mut table: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         let topics = ["in", "table"];
-        hand_loop(&store, &format!("hand-{run}"), &topics, records, |batch| {
+        hand_loop(store(), &format!("hand-{run}"), &topics, records, |batch| {
             let mut out = Vec::new();
             for r in batch.iter() {
                 let Some(k) = r.key() else { continue };
@@ -499,17 +533,16 @@ fn latency(c: &mut Criterion) {
     app.close().expect("close");
 }
 
-fn restore(c: &mut Criterion) {
-    let keys = common::env_usize("RIVERBED_BENCH_RESTORE_KEYS", 1_000_000) as u64;
+/// A store whose changelog holds `keys` counts, restored once (which leaves a snapshot).
+fn restore_input(keys: u64) -> (tempfile::TempDir, Store) {
     let dir = common::temp_dir();
     let store = Store::open(dir.path()).expect("open");
     store
         .create_topic("rin", TopicConfig::new(1))
         .expect("topic");
-    let changelog = "restore-bench-counts-changelog";
     store
         .create_topic(
-            changelog,
+            RESTORE_CHANGELOG,
             TopicConfig::new(1).cleanup_policy(CleanupPolicy::Compact),
         )
         .expect("changelog");
@@ -518,7 +551,7 @@ fn restore(c: &mut Criterion) {
     while i < keys {
         let n = 10_000.min(keys - i);
         p.send_batch((i..i + n).map(|i| {
-            Record::new(changelog)
+            Record::new(RESTORE_CHANGELOG)
                 .partition(0)
                 .key(format!("k{i:09}"))
                 .value((i as i64).encode())
@@ -527,44 +560,58 @@ fn restore(c: &mut Criterion) {
         i += n;
     }
     p.flush().expect("flush");
-    let topology = || {
-        let b = Builder::new("restore-bench");
-        b.stream::<String, String>("rin")
-            .group_by_key()
-            .count(Materialized::named("counts"));
-        b.build().expect("topology")
-    };
-    let restore_once = |snapshot: bool| {
-        let path = dir
-            .path()
-            .join("streams")
-            .join(format!("{changelog}-0.checkpoint"));
-        if !snapshot {
-            let _ = std::fs::remove_file(&path);
-        }
-        let start = Instant::now();
-        let app = App::start(&store, topology(), StreamsConfig::new()).expect("start");
-        let view = app.store::<String, i64>("counts").expect("store");
-        while view.approximate_num_entries() < keys as usize {
-            assert!(app.error().is_none(), "{:?}", app.error());
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let took = start.elapsed();
-        let m = app.metrics();
-        assert_eq!(m.snapshots_used, u64::from(snapshot), "{m:?}");
-        app.close().expect("close");
-        assert!(path.exists(), "the close wrote a snapshot");
-        took
-    };
     // The first run replays the changelog and leaves a snapshot.
-    restore_once(false);
+    restore_once(&dir, &store, keys, false);
+    (dir, store)
+}
+
+const RESTORE_CHANGELOG: &str = "restore-bench-counts-changelog";
+
+/// Starts the count application and waits until its store holds all `keys`: from the snapshot
+/// the last close left, or (`snapshot` false) with it removed, from the whole changelog.
+fn restore_once(dir: &tempfile::TempDir, store: &Store, keys: u64, snapshot: bool) -> Duration {
+    let path = dir
+        .path()
+        .join("streams")
+        .join(format!("{RESTORE_CHANGELOG}-0.checkpoint"));
+    if !snapshot {
+        let _ = std::fs::remove_file(&path);
+    }
+    let b = Builder::new("restore-bench");
+    b.stream::<String, String>("rin")
+        .group_by_key()
+        .count(Materialized::named("counts"));
+    let topology = b.build().expect("topology");
+    let start = Instant::now();
+    let app = App::start(store, topology, StreamsConfig::new()).expect("start");
+    let view = app.store::<String, i64>("counts").expect("store");
+    while view.approximate_num_entries() < keys as usize {
+        assert!(app.error().is_none(), "{:?}", app.error());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let took = start.elapsed();
+    let m = app.metrics();
+    assert_eq!(m.snapshots_used, u64::from(snapshot), "{m:?}");
+    app.close().expect("close");
+    assert!(path.exists(), "the close wrote a snapshot");
+    took
+}
+
+fn restore(c: &mut Criterion) {
+    let keys = common::env_usize("RIVERBED_BENCH_RESTORE_KEYS", 1_000_000) as u64;
+    let input = Lazy::new(move || restore_input(keys));
     let mut g = c.benchmark_group("restore");
     g.throughput(Throughput::Elements(keys));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(15));
     for (name, snapshot) in [("checkpoint", true), ("changelog", false)] {
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| restore_once(snapshot)).sum())
+            let (dir, store) = input.get();
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| restore_once(dir, store, keys, snapshot))
+                    .sum()
+            })
         });
     }
     g.finish();
