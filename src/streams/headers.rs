@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::record::codec::put_headers;
 use crate::record::HeaderIter;
 
 /// One header: a key and a nullable value.
@@ -114,6 +115,13 @@ impl Headers {
             out.add_nullable(k, v.map(<[u8]>::to_vec));
         }
         Ok(out)
+    }
+
+    /// Appends the headers in the record layout (FORMAT.md 3.3: `header_count`, then each
+    /// header), for a store that keeps them with a record; [`Headers::read`] of
+    /// `HeaderIter::split` reads them back.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        put_headers(out, self.len(), self.iter());
     }
 
     /// The headers as a producer [`Record`](crate::Record) holds them; no copy unless another

@@ -12,12 +12,15 @@
 //!   update (its record timestamp); later updates replace the value but do not restart the
 //!   timer. At most one update per key per `limit`.
 //!
-//! Due keys are forwarded in due-time order (then key bytes), with the timestamp of their last
-//! update, after each record that reaches the node and whenever stream time advances.
+//! Due keys are forwarded in due-time order (then key bytes), with the timestamp and the
+//! [`Headers`](super::Headers) of their last update (as Kafka's buffer keeps each record's
+//! context; not the headers of the record being processed when they are emitted), after each
+//! record that reaches the node and whenever stream time advances.
 //!
 //! By default the buffer is unbounded (Kafka's `BufferConfig.unbounded()`): it holds one entry
 //! per open window (or per key updated within the limit), however many that is. A
-//! [`BufferConfig`] bounds it by entries and/or bytes (key plus buffered entry) and says what
+//! [`BufferConfig`] bounds it by entries and/or bytes (key plus buffered entry, headers
+//! included) and says what
 //! happens when an update would overflow it:
 //!
 //! - [`BufferConfig::emit_early_when_full`]: the entries due first are forwarded ahead of time
@@ -36,10 +39,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::dsl::{Change, Getter, KTable};
+use super::headers::Headers;
 use super::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 use super::serde::{deserialization_error, Serde};
 use super::window::{split_windowed, CloseRule};
 use crate::error::{Error, Result};
+use crate::record::HeaderIter;
 
 /// When a suppressed table forwards its updates; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +57,8 @@ pub struct Suppressed {
 /// How big a suppression buffer may grow, and what happens when an update would overflow it.
 ///
 /// Unbounded by default. A bound counts buffered keys ([`max_records`](Self::max_records))
-/// and/or bytes (key plus buffered entry, [`max_bytes`](Self::max_bytes)). When an update would
+/// and/or bytes (key plus buffered entry with its headers, [`max_bytes`](Self::max_bytes)). When
+/// an update would
 /// overflow it:
 /// - [`shut_down_when_full`](Self::shut_down_when_full) (the default): the update fails with
 ///   [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
@@ -274,7 +280,9 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
         let buffer_name = buffer.clone();
         let getter: Getter<K, V> =
             Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode())? {
-                Some(entry) => Ok(Change::<V>::decode(header(&entry)?.2)?.old),
+                Some(entry) => {
+                    Ok(Change::<V>::decode(read_entry(&buffer_name, &entry)?.change)?.old)
+                }
                 None => upstream(lookup, k),
             });
         b.add(|t| {
@@ -299,8 +307,9 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     }
 }
 
-/// The suppress node. Buffer entries: key bytes -> `due (8) | timestamp (8) | change`, the
-/// change holding the latest value and the value last forwarded.
+/// The suppress node. Buffer entries: key bytes -> `version (1) | due (8) | timestamp (8) |
+/// headers | change`, the change holding the latest value and the value last forwarded (see
+/// [`read_entry`]).
 struct Suppress {
     mode: Mode,
     limits: BufferConfig,
@@ -311,18 +320,65 @@ struct Suppress {
     bytes: usize,
 }
 
-fn header(bytes: &[u8]) -> Result<(i64, i64, &[u8])> {
-    if bytes.len() < 16 {
-        return Err(deserialization_error(format!(
-            "suppress buffer entry: expected at least 16 bytes, found {}",
+/// The layout version of a buffer entry, its first byte (FORMAT.md 8.6). Entries from before
+/// the version existed began with their due time, whose top byte is 0 for any due time from
+/// 1970 to the year 2 million (0xff before 1970, 0x7f for a saturated one), so they are told
+/// apart from version 1 and refused (see [`read_entry`]).
+const ENTRY_VERSION: u8 = 1;
+
+/// The fixed part of an entry: version, due time, timestamp.
+const ENTRY_FIXED_LEN: usize = 17;
+
+/// A buffer entry, borrowing its bytes.
+struct Entry<'a> {
+    due: i64,
+    timestamp: i64,
+    /// The headers of the key's last update (checked: iterating them cannot fail).
+    headers: HeaderIter<'a>,
+    /// The `Change<V>` bytes: the latest value and the value last forwarded.
+    change: &'a [u8],
+}
+
+/// Reads an entry of buffer `store`: `version (1) | due (i64) | timestamp (i64) | headers (as
+/// in a record: FORMAT.md 3.3) | Change<V>`.
+///
+/// Entries of any other version, including the unversioned layout of earlier builds, are
+/// refused rather than guessed at: that layout has no byte that tells it apart for certain
+/// (its first byte is a due time's, which may be anything), and a guess would also read a
+/// future version, or damaged bytes, as data.
+///
+/// # Errors
+/// [`Deserialization`](crate::ErrorKind::Deserialization) naming the buffer and what was
+/// expected, for an entry that is too short, of another version or has damaged headers.
+fn read_entry<'a>(store: &str, bytes: &'a [u8]) -> Result<Entry<'a>> {
+    let bad = |what: String| {
+        deserialization_error(format!(
+            "suppression buffer {store:?}: {what} (FORMAT.md 8.6)"
+        ))
+    };
+    match bytes.first() {
+        Some(&ENTRY_VERSION) => {}
+        Some(&found) => {
+            return Err(bad(format!(
+                "an entry of layout version {found}, but this build reads only version                  {ENTRY_VERSION}; an entry of the unversioned layout of earlier builds (which                  starts with its due time, byte 0 for due times after 1970) cannot be read                  back: reset the application's state (delete the changelog topic                  <app-id>-{store}-changelog and the streams/ checkpoint files) to drop it"
+            )))
+        }
+        None => return Err(bad("an empty entry, expected a layout version byte".into())),
+    }
+    if bytes.len() < ENTRY_FIXED_LEN {
+        return Err(bad(format!(
+            "an entry of {} bytes, expected at least {ENTRY_FIXED_LEN} (version, due time,              timestamp) before its headers",
             bytes.len()
         )));
     }
-    Ok((
-        i64::decode(&bytes[..8])?,
-        i64::decode(&bytes[8..16])?,
-        &bytes[16..],
-    ))
+    let (headers, change) = HeaderIter::split(&bytes[ENTRY_FIXED_LEN..])
+        .map_err(|e| bad(format!("an entry whose headers do not decode: {e}")))?;
+    Ok(Entry {
+        due: i64::decode(&bytes[1..9])?,
+        timestamp: i64::decode(&bytes[9..ENTRY_FIXED_LEN])?,
+        headers,
+        change,
+    })
 }
 
 impl Suppress {
@@ -346,9 +402,11 @@ impl Suppress {
                 continue;
             };
             self.bytes = self.bytes.saturating_sub(key.len() + entry.len());
-            let (_, ts, value) = header(&entry)?;
-            let change = Change::<V>::decode(value)?;
-            ctx.forward(StreamRecord::new(K::decode(&key)?, change, ts));
+            let e = read_entry(&self.store, &entry)?;
+            let change = Change::<V>::decode(e.change)?;
+            // The record carries its own headers, not those of the record being processed.
+            let record = StreamRecord::new(K::decode(&key)?, change, e.timestamp);
+            ctx.forward_with_headers(record, Headers::read(e.headers)?);
         }
         Ok(())
     }
@@ -359,7 +417,8 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
         self.index.clear();
         self.bytes = 0;
         for (k, v) in ctx.raw_store(&self.store)?.data.iter() {
-            self.index.insert((header(v)?.0, k.clone()));
+            self.index
+                .insert((read_entry(&self.store, v)?.due, k.clone()));
             self.bytes += k.len() + v.len();
         }
         // Evict whenever stream time moves, even if no update reaches this node.
@@ -374,14 +433,16 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
     ) -> Result<()> {
         let now = ctx.stream_time().unwrap_or(r.timestamp);
         let kb = r.key.encode();
+        // The key's latest update's headers replace those of an earlier update (a shared copy).
+        let headers = ctx.headers().clone();
         let state = ctx.raw_store(&self.store)?;
         // An update of a buffered key keeps its due time and the value last forwarded.
         let (due, forwarded, replaced) = match state.data.get(&kb) {
             Some(entry) => {
-                let (due, _, change) = header(entry)?;
+                let e = read_entry(&self.store, entry)?;
                 (
-                    due,
-                    Change::<V>::decode(change)?.old,
+                    e.due,
+                    Change::<V>::decode(e.change)?.old,
                     kb.len() + entry.len(),
                 )
             }
@@ -393,9 +454,10 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
                 (due, r.value.old, 0)
             }
         };
-        let mut entry = Vec::with_capacity(16);
+        let mut entry = vec![ENTRY_VERSION];
         entry.extend(due.encode());
         entry.extend(r.timestamp.encode());
+        headers.write(&mut entry);
         entry.extend(Change::new(r.value.new, forwarded).encode());
         let bytes = self.bytes - replaced + kb.len() + entry.len();
         let records = self.index.len() + usize::from(replaced == 0);
