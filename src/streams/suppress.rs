@@ -41,9 +41,9 @@ use std::time::Duration;
 use super::dsl::{Change, Getter, KTable};
 use super::headers::Headers;
 use super::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
-use super::serde::{deserialization_error, Serde};
+use super::serde::Serde;
 use super::window::{split_windowed, CloseRule};
-use crate::error::{Error, Result};
+use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::record::HeaderIter;
 
 /// When a suppressed table forwards its updates; see the module docs.
@@ -348,31 +348,60 @@ struct Entry<'a> {
 /// future version, or damaged bytes, as data.
 ///
 /// # Errors
-/// [`Deserialization`](crate::ErrorKind::Deserialization) naming the buffer and what was
-/// expected, for an entry that is too short, of another version or has damaged headers.
+/// [`Corruption`](crate::ErrorKind::Corruption) naming the buffer, the byte of the entry and
+/// what was expected there, for an entry that is too short, of another version or has
+/// damaged headers.
 fn read_entry<'a>(store: &str, bytes: &'a [u8]) -> Result<Entry<'a>> {
-    let bad = |what: String| {
-        deserialization_error(format!(
-            "suppression buffer {store:?}: {what} (FORMAT.md 8.6)"
-        ))
-    };
+    let expected = |what: &str| format!("{what} of suppression buffer {store:?} (FORMAT.md 8.6)");
     match bytes.first() {
         Some(&ENTRY_VERSION) => {}
         Some(&found) => {
-            return Err(bad(format!(
-                "an entry of layout version {found}, but this build reads only version                  {ENTRY_VERSION}; an entry of the unversioned layout of earlier builds (which                  starts with its due time, byte 0 for due times after 1970) cannot be read                  back: reset the application's state (delete the changelog topic                  <app-id>-{store}-changelog and the streams/ checkpoint files) to drop it"
-            )))
+            return Err(corrupt(
+                0,
+                expected(&format!("an entry of layout version {ENTRY_VERSION}")),
+                format!(
+                    "layout version {found}; an entry of the unversioned layout of earlier \
+                     builds starts with its due time (byte 0 for due times after 1970) and \
+                     cannot be read back: reset the application's state (delete the changelog \
+                     topic <app-id>-{store}-changelog and its streams/ checkpoint files)"
+                ),
+            ))
         }
-        None => return Err(bad("an empty entry, expected a layout version byte".into())),
+        None => {
+            return Err(corrupt(
+                0,
+                expected("a layout version byte"),
+                "an empty entry",
+            ))
+        }
     }
     if bytes.len() < ENTRY_FIXED_LEN {
-        return Err(bad(format!(
-            "an entry of {} bytes, expected at least {ENTRY_FIXED_LEN} (version, due time,              timestamp) before its headers",
-            bytes.len()
-        )));
+        return Err(corrupt(
+            bytes.len() as u64,
+            expected(&format!(
+                "an entry of at least {ENTRY_FIXED_LEN} bytes (version, due time, timestamp)"
+            )),
+            format!("the end of a {}-byte entry", bytes.len()),
+        ));
     }
-    let (headers, change) = HeaderIter::split(&bytes[ENTRY_FIXED_LEN..])
-        .map_err(|e| bad(format!("an entry whose headers do not decode: {e}")))?;
+    let (headers, change) = HeaderIter::split(&bytes[ENTRY_FIXED_LEN..]).map_err(|e| {
+        let (position, what, found) = match e.kind() {
+            ErrorKind::Corruption {
+                position,
+                expected,
+                found,
+                ..
+            } => (*position, expected.clone(), found.clone()),
+            other => (0, "headers".to_string(), format!("{other:?}")),
+        };
+        corrupt(
+            ENTRY_FIXED_LEN as u64 + position,
+            expected(&format!(
+                "entry headers as in a record (FORMAT.md 3.3): {what}"
+            )),
+            found,
+        )
+    })?;
     Ok(Entry {
         due: i64::decode(&bytes[1..9])?,
         timestamp: i64::decode(&bytes[9..ENTRY_FIXED_LEN])?,
@@ -490,4 +519,120 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
 
 fn limit_text(limit: Option<usize>) -> String {
     limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry as FORMAT.md 8.6 lays it out, byte by byte: version 1, due time, timestamp,
+    /// `header_count` and the headers as in a record (3.3), the change.
+    fn documented_entry() -> Vec<u8> {
+        let mut e = vec![1];
+        e.extend(1_000i64.to_be_bytes());
+        e.extend(900i64.to_be_bytes());
+        e.push(2); // two headers
+        e.extend([5, b't', b'r', b'a', b'c', b'e', 2, b'x']); // "trace" = "x" (zigzag 1 -> 2)
+        e.extend([1, b'n', 1]); // "n" = null (zigzag -1 -> 1)
+        e.extend([1, 0, 0, 0, 0, 0, 0, 0, 7]); // Change<i64>: new value only, 7
+        e
+    }
+
+    #[test]
+    fn an_entry_reads_as_documented_and_headers_encode_as_in_a_record() {
+        let bytes = documented_entry();
+        let e = read_entry("buf", &bytes).unwrap();
+        assert_eq!((e.due, e.timestamp), (1_000, 900));
+        let headers = Headers::read(e.headers).unwrap();
+        let mut want = Headers::new();
+        want.add("trace", "x").add_nullable("n", None);
+        assert_eq!(headers, want);
+        assert_eq!(
+            Change::<i64>::decode(e.change).unwrap(),
+            Change::new(Some(7), None)
+        );
+        // What the buffer writes for these headers is what it reads.
+        let mut written = Vec::new();
+        want.write(&mut written);
+        assert_eq!(written, bytes[17..bytes.len() - 9]);
+    }
+
+    fn refused(bytes: &[u8]) -> String {
+        let err = match read_entry("buf", bytes) {
+            Ok(_) => panic!("{bytes:?} was read as an entry"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(err.kind(), ErrorKind::Corruption { .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("suppression buffer \"buf\""), "{text}");
+        text
+    }
+
+    #[test]
+    fn unversioned_short_and_damaged_entries_are_refused_naming_the_buffer() {
+        let good = documented_entry();
+        // The unversioned layout: due time first (top byte 0), no headers.
+        let mut old = Vec::new();
+        old.extend(1_000i64.to_be_bytes());
+        old.extend(900i64.to_be_bytes());
+        old.extend([1, 0, 0, 0, 0, 0, 0, 0, 7]);
+        assert!(refused(&old).contains("found layout version 0"));
+        // A due time before 1970, a saturated one, a later version.
+        for first in [0xff, 0x7f, 2] {
+            let mut e = good.clone();
+            e[0] = first;
+            assert!(refused(&e).contains(&format!("found layout version {first}")));
+        }
+        assert!(refused(&[]).contains("an empty entry"));
+        for len in 1..17 {
+            assert!(refused(&good[..len]).contains("at least 17 bytes"));
+        }
+        // Headers: none where one is announced, a key running past the end, a key that is not
+        // UTF-8, a value length past the end.
+        for damaged in [
+            vec![1],
+            vec![1, 40, b'k'],
+            vec![1, 2, 0xff, 0xfe, 0],
+            vec![1, 1, b'k', 40, 1],
+        ] {
+            let mut e = good[..17].to_vec();
+            e.extend(damaged);
+            assert!(refused(&e).contains("entry headers as in a record"));
+        }
+    }
+
+    proptest::proptest! {
+        /// Random bytes after a version byte: refused or read, never a panic.
+        #[test]
+        fn random_entries_are_read_or_refused(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut e = vec![ENTRY_VERSION];
+            e.extend(tail);
+            if let Ok(entry) = read_entry("buf", &e) {
+                Headers::read(entry.headers).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn no_bytes_make_reading_an_entry_panic() {
+        let good = documented_entry();
+        // Every truncation and every single-byte change of a good entry, and the entry with
+        // garbage after its headers' announced count.
+        for len in 0..=good.len() {
+            let _ = read_entry("buf", &good[..len]);
+        }
+        for i in 0..good.len() {
+            for b in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut e = good.clone();
+                e[i] = b;
+                if let Ok(entry) = read_entry("buf", &e) {
+                    // Whatever passes the check reads without error.
+                    Headers::read(entry.headers).unwrap();
+                }
+            }
+        }
+    }
 }
