@@ -251,6 +251,30 @@ fn emit_early_when_full_forwards_the_evicted_entry_with_its_own_headers() {
     );
 }
 
+#[test]
+fn a_byte_limit_counts_the_buffered_headers() {
+    // Without headers an entry is 1 (key) + 17 + 1 (no headers) + 9 (the change) = 28 bytes;
+    // a 20-byte header makes it 51.
+    let mut d = TopologyTestDriver::new(rate_limited(
+        BufferConfig::max_bytes(40).emit_early_when_full(),
+    ))
+    .unwrap();
+    d.pipe_input_with_headers("scores", &"a".to_string(), &1i64, 0, Headers::new())
+        .unwrap();
+    assert!(read_limited(&mut d).is_empty(), "28 bytes fit in 40");
+    let big = headers_of(&[("h", &"x".repeat(20))]);
+    d.pipe_input_with_headers("scores", &"b".to_string(), &2i64, 1, big.clone())
+        .unwrap();
+    // 28 + 51 bytes do not fit, nor do 51: both go out early, b with its headers.
+    assert_eq!(
+        read_limited(&mut d),
+        [
+            ("a".to_string(), 1, 0, Headers::new()),
+            ("b".to_string(), 2, 1, big)
+        ]
+    );
+}
+
 /// What `rate_limited` emits: buffered keys with due time, sum, timestamp and headers of
 /// their last update, emptied in due order when due or when more than `max_records` are held.
 fn limited_model(updates: &[(u8, i64, i64)], max_records: usize) -> Vec<Emitted> {
