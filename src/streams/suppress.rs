@@ -529,8 +529,8 @@ mod tests {
     /// `header_count` and the headers as in a record (3.3), the change.
     fn documented_entry() -> Vec<u8> {
         let mut e = vec![1];
-        e.extend(1_000i64.to_be_bytes());
-        e.extend(900i64.to_be_bytes());
+        e.extend([0, 0, 0, 0, 0, 0, 0x03, 0xe8]); // due 1000, big-endian
+        e.extend([0, 0, 0, 0, 0, 0, 0x03, 0x84]); // timestamp 900
         e.push(2); // two headers
         e.extend([5, b't', b'r', b'a', b'c', b'e', 2, b'x']); // "trace" = "x" (zigzag 1 -> 2)
         e.extend([1, b'n', 1]); // "n" = null (zigzag -1 -> 1)
@@ -576,8 +576,8 @@ mod tests {
         let good = documented_entry();
         // The unversioned layout: due time first (top byte 0), no headers.
         let mut old = Vec::new();
-        old.extend(1_000i64.to_be_bytes());
-        old.extend(900i64.to_be_bytes());
+        old.extend([0, 0, 0, 0, 0, 0, 0x03, 0xe8]);
+        old.extend([0, 0, 0, 0, 0, 0, 0x03, 0x84]);
         old.extend([1, 0, 0, 0, 0, 0, 0, 0, 7]);
         assert!(refused(&old).contains("found layout version 0"));
         // A due time before 1970, a saturated one, a later version.
