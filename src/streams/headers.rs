@@ -7,7 +7,8 @@
 //! [`set_headers`](super::ProcessorContext::set_headers); a sink writes them with the record
 //! (so they survive a repartition topic). This is the record-context behaviour of Kafka
 //! Streams' Processor API and DSL: every DSL operator forwards the headers of the record it is
-//! processing, and records forwarded from a punctuation carry none.
+//! processing, and records forwarded from a punctuation carry none; but `suppress` forwards
+//! each record it held back with the headers it came with (it keeps them in its buffer).
 //!
 //! Records move between processors at every hop, most of them without headers: an empty
 //! [`Headers`] holds no allocation and copies for free, and a non-empty one is shared (a

@@ -20,8 +20,7 @@
 //! By default the buffer is unbounded (Kafka's `BufferConfig.unbounded()`): it holds one entry
 //! per open window (or per key updated within the limit), however many that is. A
 //! [`BufferConfig`] bounds it by entries and/or bytes (key plus buffered entry, headers
-//! included) and says what
-//! happens when an update would overflow it:
+//! included) and says what happens when an update would overflow it:
 //!
 //! - [`BufferConfig::emit_early_when_full`]: the entries due first are forwarded ahead of time
 //!   until the buffer fits again, so the limit is on memory, not on correctness of the values
@@ -58,8 +57,7 @@ pub struct Suppressed {
 ///
 /// Unbounded by default. A bound counts buffered keys ([`max_records`](Self::max_records))
 /// and/or bytes (key plus buffered entry with its headers, [`max_bytes`](Self::max_bytes)). When
-/// an update would
-/// overflow it:
+/// an update would overflow it:
 /// - [`shut_down_when_full`](Self::shut_down_when_full) (the default): the update fails with
 ///   [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
 ///   limit, which stops the application without committing the update; nothing is emitted
@@ -213,7 +211,7 @@ enum Mode {
 impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// This table's updates held back as `suppressed` says (see [`Suppressed`]). Each update
     /// forwarded carries the key's latest value and the value it had when last forwarded (as
-    /// Kafka's). The result has no store of its own ([`store_name`](KTable::store_name) is
+    /// Kafka's), with the timestamp and headers of the key's latest update. The result has no store of its own ([`store_name`](KTable::store_name) is
     /// `None`); reading it (in a join, say) gives a key's value as last forwarded.
     ///
     /// [`Builder::build`](super::Builder::build) fails with
@@ -322,7 +320,7 @@ struct Suppress {
 
 /// The layout version of a buffer entry, its first byte (FORMAT.md 8.6). Entries from before
 /// the version existed began with their due time, whose top byte is 0 for any due time from
-/// 1970 to the year 2 million (0xff before 1970, 0x7f for a saturated one), so they are told
+/// 1970 to the year 2.28 million (0xff before 1970, 0x7f for a saturated one), so they are told
 /// apart from version 1 and refused (see [`read_entry`]).
 const ENTRY_VERSION: u8 = 1;
 
