@@ -108,7 +108,8 @@ fn shut_down_when_full_fails_the_overflowing_update() {
 
 #[test]
 fn byte_limit_counts_keys_and_entries() {
-    // Each buffered entry: 1-byte key + 16-byte header + the change (new and old value).
+    // Each buffered entry: 1-byte key + 17 bytes (version, due time, timestamp) + 1 byte for no
+    // headers + the change (new and old value).
     let mut sizes = Vec::new();
     for limit in [1usize, 40, 1000] {
         let mut d = TopologyTestDriver::new(rate_limited(

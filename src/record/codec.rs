@@ -510,14 +510,26 @@ pub(crate) fn put_record(
     put_uvarint(scratch, u64::from(offset_delta));
     put_nullable(scratch, key);
     put_nullable(scratch, value);
-    put_uvarint(scratch, headers.len() as u64);
-    for (k, v) in headers {
-        put_uvarint(scratch, k.len() as u64);
-        scratch.extend_from_slice(k.as_bytes());
-        put_nullable(scratch, *v);
-    }
+    put_headers(scratch, headers.len(), headers.iter().copied());
     put_uvarint(out, scratch.len() as u64);
     out.extend_from_slice(scratch);
+}
+
+/// Appends `count` headers as a record holds them: `header_count uvarint`, then each header
+/// (key length uvarint, key, value nullable). Streams stores that keep a record's headers use
+/// it too (FORMAT.md 8.6), so there is one header encoding; `HeaderIter::split` reads it back.
+#[inline]
+pub(crate) fn put_headers<'h>(
+    out: &mut Vec<u8>,
+    count: usize,
+    headers: impl Iterator<Item = (&'h str, Option<&'h [u8]>)>,
+) {
+    put_uvarint(out, count as u64);
+    for (k, v) in headers {
+        put_uvarint(out, k.len() as u64);
+        out.extend_from_slice(k.as_bytes());
+        put_nullable(out, v);
+    }
 }
 
 fn put_nullable(out: &mut Vec<u8>, v: Option<&[u8]>) {

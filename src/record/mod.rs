@@ -844,6 +844,25 @@ pub struct HeaderIter<'a> {
     left: u64,
 }
 
+impl<'a> HeaderIter<'a> {
+    /// The headers `codec::put_headers` wrote at the start of `bytes` (checked, so iterating
+    /// them cannot fail), and the bytes after them.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) if `bytes` does not start with a complete
+    /// header list.
+    pub(crate) fn split(bytes: &'a [u8]) -> Result<(HeaderIter<'a>, &'a [u8])> {
+        let mut cursor = Cursor::new(bytes, 0);
+        let left = cursor.uvarint()?;
+        let headers = HeaderIter { cursor, left };
+        let mut walk = headers.clone();
+        for h in walk.by_ref() {
+            h?;
+        }
+        Ok((headers, walk.cursor.rest()))
+    }
+}
+
 impl<'a> Iterator for HeaderIter<'a> {
     type Item = Result<(&'a str, Option<&'a [u8]>)>;
 

@@ -7,7 +7,8 @@
 //! [`set_headers`](super::ProcessorContext::set_headers); a sink writes them with the record
 //! (so they survive a repartition topic). This is the record-context behaviour of Kafka
 //! Streams' Processor API and DSL: every DSL operator forwards the headers of the record it is
-//! processing, and records forwarded from a punctuation carry none.
+//! processing, and records forwarded from a punctuation carry none; but `suppress` forwards
+//! each record it held back with the headers it came with (it keeps them in its buffer).
 //!
 //! Records move between processors at every hop, most of them without headers: an empty
 //! [`Headers`] holds no allocation and copies for free, and a non-empty one is shared (a
@@ -16,6 +17,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::record::codec::put_headers;
 use crate::record::HeaderIter;
 
 /// One header: a key and a nullable value.
@@ -114,6 +116,13 @@ impl Headers {
             out.add_nullable(k, v.map(<[u8]>::to_vec));
         }
         Ok(out)
+    }
+
+    /// Appends the headers in the record layout (FORMAT.md 3.3: `header_count`, then each
+    /// header), for a store that keeps them with a record; [`Headers::read`] of
+    /// `HeaderIter::split` reads them back.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        put_headers(out, self.len(), self.iter());
     }
 
     /// The headers as a producer [`Record`](crate::Record) holds them; no copy unless another

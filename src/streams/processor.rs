@@ -252,6 +252,22 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         ));
     }
 
+    /// [`forward`](Self::forward)s a record with `headers` instead of the current ones, which
+    /// stay as they are: for a node that forwards a record it kept from an earlier step (a
+    /// suppression buffer), which carries that record's own headers as Kafka's record context.
+    pub(crate) fn forward_with_headers(
+        &mut self,
+        record: StreamRecord<KOut, VOut>,
+        headers: Headers,
+    ) {
+        self.task.forwarded.push(Msg::with_headers(
+            record.key,
+            record.value,
+            record.timestamp,
+            headers,
+        ));
+    }
+
     /// The headers of the record being processed, including the changes this processor made
     /// to them so far (empty in [`Processor::init`] and [`Processor::punctuate`] unless set
     /// there). They are what the records this processor forwards next carry.

@@ -12,13 +12,15 @@
 //!   update (its record timestamp); later updates replace the value but do not restart the
 //!   timer. At most one update per key per `limit`.
 //!
-//! Due keys are forwarded in due-time order (then key bytes), with the timestamp of their last
-//! update, after each record that reaches the node and whenever stream time advances.
+//! Due keys are forwarded in due-time order (then key bytes), with the timestamp and the
+//! [`Headers`](super::Headers) of their last update (as Kafka's buffer keeps each record's
+//! context; not the headers of the record being processed when they are emitted), after each
+//! record that reaches the node and whenever stream time advances.
 //!
 //! By default the buffer is unbounded (Kafka's `BufferConfig.unbounded()`): it holds one entry
 //! per open window (or per key updated within the limit), however many that is. A
-//! [`BufferConfig`] bounds it by entries and/or bytes (key plus buffered entry) and says what
-//! happens when an update would overflow it:
+//! [`BufferConfig`] bounds it by entries and/or bytes (key plus buffered entry, headers
+//! included) and says what happens when an update would overflow it:
 //!
 //! - [`BufferConfig::emit_early_when_full`]: the entries due first are forwarded ahead of time
 //!   until the buffer fits again, so the limit is on memory, not on correctness of the values
@@ -36,10 +38,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::dsl::{Change, Getter, KTable};
+use super::headers::Headers;
 use super::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
-use super::serde::{deserialization_error, Serde};
+use super::serde::Serde;
 use super::window::{split_windowed, CloseRule};
-use crate::error::{Error, Result};
+use crate::error::{corrupt, Error, ErrorKind, Result};
+use crate::record::HeaderIter;
 
 /// When a suppressed table forwards its updates; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +56,8 @@ pub struct Suppressed {
 /// How big a suppression buffer may grow, and what happens when an update would overflow it.
 ///
 /// Unbounded by default. A bound counts buffered keys ([`max_records`](Self::max_records))
-/// and/or bytes (key plus buffered entry, [`max_bytes`](Self::max_bytes)). When an update would
-/// overflow it:
+/// and/or bytes (key plus buffered entry with its headers, [`max_bytes`](Self::max_bytes)). When
+/// an update would overflow it:
 /// - [`shut_down_when_full`](Self::shut_down_when_full) (the default): the update fails with
 ///   [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
 ///   limit, which stops the application without committing the update; nothing is emitted
@@ -207,7 +211,7 @@ enum Mode {
 impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// This table's updates held back as `suppressed` says (see [`Suppressed`]). Each update
     /// forwarded carries the key's latest value and the value it had when last forwarded (as
-    /// Kafka's). The result has no store of its own ([`store_name`](KTable::store_name) is
+    /// Kafka's), with the timestamp and headers of the key's latest update. The result has no store of its own ([`store_name`](KTable::store_name) is
     /// `None`); reading it (in a join, say) gives a key's value as last forwarded.
     ///
     /// [`Builder::build`](super::Builder::build) fails with
@@ -274,7 +278,9 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
         let buffer_name = buffer.clone();
         let getter: Getter<K, V> =
             Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode())? {
-                Some(entry) => Ok(Change::<V>::decode(header(&entry)?.2)?.old),
+                Some(entry) => {
+                    Ok(Change::<V>::decode(read_entry(&buffer_name, &entry)?.change)?.old)
+                }
                 None => upstream(lookup, k),
             });
         b.add(|t| {
@@ -299,8 +305,9 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     }
 }
 
-/// The suppress node. Buffer entries: key bytes -> `due (8) | timestamp (8) | change`, the
-/// change holding the latest value and the value last forwarded.
+/// The suppress node. Buffer entries: key bytes -> `version (1) | due (8) | timestamp (8) |
+/// headers | change`, the change holding the latest value and the value last forwarded (see
+/// [`read_entry`]).
 struct Suppress {
     mode: Mode,
     limits: BufferConfig,
@@ -311,18 +318,94 @@ struct Suppress {
     bytes: usize,
 }
 
-fn header(bytes: &[u8]) -> Result<(i64, i64, &[u8])> {
-    if bytes.len() < 16 {
-        return Err(deserialization_error(format!(
-            "suppress buffer entry: expected at least 16 bytes, found {}",
-            bytes.len()
-        )));
+/// The layout version of a buffer entry, its first byte (FORMAT.md 8.6). Entries from before
+/// the version existed began with their due time, whose top byte is 0 for any due time from
+/// 1970 to the year 2.28 million (0xff before 1970, 0x7f for a saturated one), so they are told
+/// apart from version 1 and refused (see [`read_entry`]).
+const ENTRY_VERSION: u8 = 1;
+
+/// The fixed part of an entry: version, due time, timestamp.
+const ENTRY_FIXED_LEN: usize = 17;
+
+/// A buffer entry, borrowing its bytes.
+struct Entry<'a> {
+    due: i64,
+    timestamp: i64,
+    /// The headers of the key's last update (checked: iterating them cannot fail).
+    headers: HeaderIter<'a>,
+    /// The `Change<V>` bytes: the latest value and the value last forwarded.
+    change: &'a [u8],
+}
+
+/// Reads an entry of buffer `store`: `version (1) | due (i64) | timestamp (i64) | headers (as
+/// in a record: FORMAT.md 3.3) | Change<V>`.
+///
+/// Entries of any other version, including the unversioned layout of earlier builds, are
+/// refused rather than guessed at: that layout has no byte that tells it apart for certain
+/// (its first byte is a due time's, which may be anything), and a guess would also read a
+/// future version, or damaged bytes, as data.
+///
+/// # Errors
+/// [`Corruption`](crate::ErrorKind::Corruption) naming the buffer, the byte of the entry and
+/// what was expected there, for an entry that is too short, of another version or has
+/// damaged headers.
+fn read_entry<'a>(store: &str, bytes: &'a [u8]) -> Result<Entry<'a>> {
+    let expected = |what: &str| format!("{what} of suppression buffer {store:?} (FORMAT.md 8.6)");
+    match bytes.first() {
+        Some(&ENTRY_VERSION) => {}
+        Some(&found) => {
+            return Err(corrupt(
+                0,
+                expected(&format!("an entry of layout version {ENTRY_VERSION}")),
+                format!(
+                    "layout version {found}; an entry of the unversioned layout of earlier \
+                     builds starts with its due time (byte 0 for due times after 1970) and \
+                     cannot be read back: reset the application's state (delete the changelog \
+                     topic <app-id>-{store}-changelog and its streams/ checkpoint files)"
+                ),
+            ))
+        }
+        None => {
+            return Err(corrupt(
+                0,
+                expected("a layout version byte"),
+                "an empty entry",
+            ))
+        }
     }
-    Ok((
-        i64::decode(&bytes[..8])?,
-        i64::decode(&bytes[8..16])?,
-        &bytes[16..],
-    ))
+    if bytes.len() < ENTRY_FIXED_LEN {
+        return Err(corrupt(
+            bytes.len() as u64,
+            expected(&format!(
+                "an entry of at least {ENTRY_FIXED_LEN} bytes (version, due time, timestamp)"
+            )),
+            format!("the end of a {}-byte entry", bytes.len()),
+        ));
+    }
+    let (headers, change) = HeaderIter::split(&bytes[ENTRY_FIXED_LEN..]).map_err(|e| {
+        let (position, what, found) = match e.kind() {
+            ErrorKind::Corruption {
+                position,
+                expected,
+                found,
+                ..
+            } => (*position, expected.clone(), found.clone()),
+            other => (0, "headers".to_string(), format!("{other:?}")),
+        };
+        corrupt(
+            ENTRY_FIXED_LEN as u64 + position,
+            expected(&format!(
+                "entry headers as in a record (FORMAT.md 3.3): {what}"
+            )),
+            found,
+        )
+    })?;
+    Ok(Entry {
+        due: i64::decode(&bytes[1..9])?,
+        timestamp: i64::decode(&bytes[9..ENTRY_FIXED_LEN])?,
+        headers,
+        change,
+    })
 }
 
 impl Suppress {
@@ -346,9 +429,11 @@ impl Suppress {
                 continue;
             };
             self.bytes = self.bytes.saturating_sub(key.len() + entry.len());
-            let (_, ts, value) = header(&entry)?;
-            let change = Change::<V>::decode(value)?;
-            ctx.forward(StreamRecord::new(K::decode(&key)?, change, ts));
+            let e = read_entry(&self.store, &entry)?;
+            let change = Change::<V>::decode(e.change)?;
+            // The record carries its own headers, not those of the record being processed.
+            let record = StreamRecord::new(K::decode(&key)?, change, e.timestamp);
+            ctx.forward_with_headers(record, Headers::read(e.headers)?);
         }
         Ok(())
     }
@@ -359,7 +444,8 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
         self.index.clear();
         self.bytes = 0;
         for (k, v) in ctx.raw_store(&self.store)?.data.iter() {
-            self.index.insert((header(v)?.0, k.clone()));
+            self.index
+                .insert((read_entry(&self.store, v)?.due, k.clone()));
             self.bytes += k.len() + v.len();
         }
         // Evict whenever stream time moves, even if no update reaches this node.
@@ -374,14 +460,16 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
     ) -> Result<()> {
         let now = ctx.stream_time().unwrap_or(r.timestamp);
         let kb = r.key.encode();
+        // The key's latest update's headers replace those of an earlier update (a shared copy).
+        let headers = ctx.headers().clone();
         let state = ctx.raw_store(&self.store)?;
         // An update of a buffered key keeps its due time and the value last forwarded.
         let (due, forwarded, replaced) = match state.data.get(&kb) {
             Some(entry) => {
-                let (due, _, change) = header(entry)?;
+                let e = read_entry(&self.store, entry)?;
                 (
-                    due,
-                    Change::<V>::decode(change)?.old,
+                    e.due,
+                    Change::<V>::decode(e.change)?.old,
                     kb.len() + entry.len(),
                 )
             }
@@ -393,9 +481,10 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
                 (due, r.value.old, 0)
             }
         };
-        let mut entry = Vec::with_capacity(16);
+        let mut entry = vec![ENTRY_VERSION];
         entry.extend(due.encode());
         entry.extend(r.timestamp.encode());
+        headers.write(&mut entry);
         entry.extend(Change::new(r.value.new, forwarded).encode());
         let bytes = self.bytes - replaced + kb.len() + entry.len();
         let records = self.index.len() + usize::from(replaced == 0);
@@ -428,4 +517,120 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
 
 fn limit_text(limit: Option<usize>) -> String {
     limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry as FORMAT.md 8.6 lays it out, byte by byte: version 1, due time, timestamp,
+    /// `header_count` and the headers as in a record (3.3), the change.
+    fn documented_entry() -> Vec<u8> {
+        let mut e = vec![1];
+        e.extend([0, 0, 0, 0, 0, 0, 0x03, 0xe8]); // due 1000, big-endian
+        e.extend([0, 0, 0, 0, 0, 0, 0x03, 0x84]); // timestamp 900
+        e.push(2); // two headers
+        e.extend([5, b't', b'r', b'a', b'c', b'e', 2, b'x']); // "trace" = "x" (zigzag 1 -> 2)
+        e.extend([1, b'n', 1]); // "n" = null (zigzag -1 -> 1)
+        e.extend([1, 0, 0, 0, 0, 0, 0, 0, 7]); // Change<i64>: new value only, 7
+        e
+    }
+
+    #[test]
+    fn an_entry_reads_as_documented_and_headers_encode_as_in_a_record() {
+        let bytes = documented_entry();
+        let e = read_entry("buf", &bytes).unwrap();
+        assert_eq!((e.due, e.timestamp), (1_000, 900));
+        let headers = Headers::read(e.headers).unwrap();
+        let mut want = Headers::new();
+        want.add("trace", "x").add_nullable("n", None);
+        assert_eq!(headers, want);
+        assert_eq!(
+            Change::<i64>::decode(e.change).unwrap(),
+            Change::new(Some(7), None)
+        );
+        // What the buffer writes for these headers is what it reads.
+        let mut written = Vec::new();
+        want.write(&mut written);
+        assert_eq!(written, bytes[17..bytes.len() - 9]);
+    }
+
+    fn refused(bytes: &[u8]) -> String {
+        let err = match read_entry("buf", bytes) {
+            Ok(_) => panic!("{bytes:?} was read as an entry"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(err.kind(), ErrorKind::Corruption { .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("suppression buffer \"buf\""), "{text}");
+        text
+    }
+
+    #[test]
+    fn unversioned_short_and_damaged_entries_are_refused_naming_the_buffer() {
+        let good = documented_entry();
+        // The unversioned layout: due time first (top byte 0), no headers.
+        let mut old = Vec::new();
+        old.extend([0, 0, 0, 0, 0, 0, 0x03, 0xe8]);
+        old.extend([0, 0, 0, 0, 0, 0, 0x03, 0x84]);
+        old.extend([1, 0, 0, 0, 0, 0, 0, 0, 7]);
+        assert!(refused(&old).contains("found layout version 0"));
+        // A due time before 1970, a saturated one, a later version.
+        for first in [0xff, 0x7f, 2] {
+            let mut e = good.clone();
+            e[0] = first;
+            assert!(refused(&e).contains(&format!("found layout version {first}")));
+        }
+        assert!(refused(&[]).contains("an empty entry"));
+        for len in 1..17 {
+            assert!(refused(&good[..len]).contains("at least 17 bytes"));
+        }
+        // Headers: none where one is announced, a key running past the end, a key that is not
+        // UTF-8, a value length past the end.
+        for damaged in [
+            vec![1],
+            vec![1, 40, b'k'],
+            vec![1, 2, 0xff, 0xfe, 0],
+            vec![1, 1, b'k', 40, 1],
+        ] {
+            let mut e = good[..17].to_vec();
+            e.extend(damaged);
+            assert!(refused(&e).contains("entry headers as in a record"));
+        }
+    }
+
+    proptest::proptest! {
+        /// Random bytes after a version byte: refused or read, never a panic.
+        #[test]
+        fn random_entries_are_read_or_refused(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut e = vec![ENTRY_VERSION];
+            e.extend(tail);
+            if let Ok(entry) = read_entry("buf", &e) {
+                Headers::read(entry.headers).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn no_bytes_make_reading_an_entry_panic() {
+        let good = documented_entry();
+        // Every truncation and every single-byte change of a good entry, and the entry with
+        // garbage after its headers' announced count.
+        for len in 0..=good.len() {
+            let _ = read_entry("buf", &good[..len]);
+        }
+        for i in 0..good.len() {
+            for b in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut e = good.clone();
+                e[i] = b;
+                if let Ok(entry) = read_entry("buf", &e) {
+                    // Whatever passes the check reads without error.
+                    Headers::read(entry.headers).unwrap();
+                }
+            }
+        }
+    }
 }
