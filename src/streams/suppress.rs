@@ -273,7 +273,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
         let upstream = Arc::clone(&self.getter);
         let buffer_name = buffer.clone();
         let getter: Getter<K, V> =
-            Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode())? {
+            Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode()?)? {
                 Some(entry) => Ok(Change::<V>::decode(header(&entry)?.2)?.old),
                 None => upstream(lookup, k),
             });
@@ -373,7 +373,7 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
         r: StreamRecord<K, Change<V>>,
     ) -> Result<()> {
         let now = ctx.stream_time().unwrap_or(r.timestamp);
-        let kb = r.key.encode();
+        let kb = r.key.encode()?;
         let state = ctx.raw_store(&self.store)?;
         // An update of a buffered key keeps its due time and the value last forwarded.
         let (due, forwarded, replaced) = match state.data.get(&kb) {
@@ -394,9 +394,9 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
             }
         };
         let mut entry = Vec::with_capacity(16);
-        entry.extend(due.encode());
-        entry.extend(r.timestamp.encode());
-        entry.extend(Change::new(r.value.new, forwarded).encode());
+        entry.extend(due.encode()?);
+        entry.extend(r.timestamp.encode()?);
+        entry.extend(Change::new(r.value.new, forwarded).encode()?);
         let bytes = self.bytes - replaced + kb.len() + entry.len();
         let records = self.index.len() + usize::from(replaced == 0);
         if self.limits.when_full == WhenFull::ShutDown && self.limits.overflows(records, bytes) {
