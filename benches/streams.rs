@@ -285,7 +285,7 @@ fn count_by_key(c: &mut Criterion) {
             }
             changed
                 .into_iter()
-                .map(|(k, c)| Record::new("out").key(k).value(c.encode()))
+                .map(|(k, c)| Record::new("out").key(k).value(c.encode().expect("an i64 encodes")))
                 .collect()
         })
     });
@@ -327,8 +327,8 @@ fn windowed_count(c: &mut Criterion) {
                 );
                 out.push(
                     Record::new("out")
-                        .key(windowed.encode())
-                        .value(c.encode())
+                        .key(windowed.encode().expect("a windowed key encodes"))
+                        .value(c.encode().expect("an i64 encodes"))
                         .timestamp(r.timestamp()),
                 );
             }
@@ -521,7 +521,7 @@ fn restore(c: &mut Criterion) {
             Record::new(changelog)
                 .partition(0)
                 .key(format!("k{i:09}"))
-                .value((i as i64).encode())
+                .value((i as i64).encode().expect("an i64 encodes"))
         }))
         .expect("send");
         i += n;
