@@ -285,7 +285,11 @@ fn count_by_key(c: &mut Criterion) {
             }
             changed
                 .into_iter()
-                .map(|(k, c)| Record::new("out").key(k).value(c.encode().expect("an i64 encodes")))
+                .map(|(k, c)| {
+                    Record::new("out")
+                        .key(k)
+                        .value(c.encode().expect("an i64 encodes"))
+                })
                 .collect()
         })
     });

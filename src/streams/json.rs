@@ -234,7 +234,9 @@ mod tests {
     impl Serialize for Refuses {
         fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
             if self.0 < 0 {
-                return Err(serde::ser::Error::custom("negative amounts are not allowed"));
+                return Err(serde::ser::Error::custom(
+                    "negative amounts are not allowed",
+                ));
             }
             s.serialize_i32(self.0)
         }
@@ -256,12 +258,21 @@ mod tests {
         for (e, type_name) in [
             (Json(non_string_keys).encode().unwrap_err(), "BTreeMap"),
             (Json(tuple_keys.clone()).encode().unwrap_err(), "HashMap"),
-            (Json(tuple_keys.clone()).encode_nullable().unwrap_err(), "HashMap"),
-            (Json(tuple_keys.clone()).into_encoded().unwrap_err(), "HashMap"),
+            (
+                Json(tuple_keys.clone()).encode_nullable().unwrap_err(),
+                "HashMap",
+            ),
+            (
+                Json(tuple_keys.clone()).into_encoded().unwrap_err(),
+                "HashMap",
+            ),
             (Json(tuple_keys).into_nullable().unwrap_err(), "HashMap"),
             (Json(Refuses(-1)).encode().unwrap_err(), "Refuses"),
             (Some(Json(Refuses(-1))).encode().unwrap_err(), "Refuses"),
-            (Some(Json(Refuses(-1))).encode_nullable().unwrap_err(), "Refuses"),
+            (
+                Some(Json(Refuses(-1))).encode_nullable().unwrap_err(),
+                "Refuses",
+            ),
         ] {
             assert!(matches!(e.kind(), ErrorKind::Serialization { .. }), "{e}");
             assert!(e.to_string().contains(type_name), "{e}");

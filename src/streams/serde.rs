@@ -318,7 +318,10 @@ mod tests {
             assert!(matches!(e.kind(), ErrorKind::Serialization { .. }), "{e}");
             assert!(e.to_string().contains("EvenOnly: 3 is odd"), "{e}");
         }
-        assert_eq!(Some(EvenOnly(4)).encode_nullable().unwrap(), Some(4i64.encode().unwrap()));
+        assert_eq!(
+            Some(EvenOnly(4)).encode_nullable().unwrap(),
+            Some(4i64.encode().unwrap())
+        );
         assert_eq!(None::<EvenOnly>.encode_nullable().unwrap(), None);
     }
 }

@@ -92,7 +92,10 @@ impl<K> Windowed<K> {
 
 /// The encoded windowed key for `key_bytes` and `w`. The bounds are written as `i64`'s serde
 /// writes them, directly: a number always has its bytes, so this cannot fail.
-#[allow(clippy::big_endian_bytes, reason = "the layout is i64's serde's, big-endian")]
+#[allow(
+    clippy::big_endian_bytes,
+    reason = "the layout is i64's serde's, big-endian"
+)]
 pub(crate) fn windowed_bytes(key_bytes: &[u8], w: Window) -> Vec<u8> {
     let mut out = Vec::with_capacity(key_bytes.len() + 16);
     out.extend_from_slice(key_bytes);

@@ -315,7 +315,10 @@ impl Expiry {
 
     /// The stream time for a record at `ts`: the task's, or the one restored if larger; stored
     /// when it moves (as `i64`'s serde writes it; a number always has its bytes).
-    #[allow(clippy::big_endian_bytes, reason = "the layout is i64's serde's, big-endian")]
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
     fn observe(&mut self, state: &mut KvState, task_time: Option<i64>, ts: i64) -> i64 {
         let now = task_time
             .unwrap_or(ts)
