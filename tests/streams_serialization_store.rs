@@ -87,6 +87,23 @@ fn an_aggregate_that_does_not_encode_fails_the_record_and_keeps_the_last_state()
     assert_eq!(out, [("a".into(), 50), ("b".into(), 7), ("a".into(), 90)]);
 }
 
+#[test]
+fn the_state_update_itself_fails_when_nothing_downstream_encodes() {
+    // No sink: the store update is the only place the total is encoded.
+    let b = Builder::new("store-only");
+    b.stream::<String, i64>("in").group_by_key().aggregate(
+        || Capped(0),
+        |_, n, total| Capped(total.0 + n),
+        Materialized::named("totals"),
+    );
+    let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    d.pipe_input("in", &"a".to_string(), &60i64, 0).unwrap();
+    let e = d.pipe_input("in", &"a".to_string(), &41i64, 1).unwrap_err();
+    assert_failed_to_serialize(&e, 101);
+    let totals = d.store::<String, Capped>("totals").unwrap();
+    assert_eq!(totals.all().unwrap(), [("a".to_string(), Capped(60))]);
+}
+
 proptest! {
     /// Model: totals per key; the first record that takes its key's total above the cap fails,
     /// with that total in the error; the outputs and the store are those of the records before.
