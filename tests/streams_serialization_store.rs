@@ -9,7 +9,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use riverbed::streams::{
     serialization_error, App, Builder, Materialized, Processor, ProcessorContext, Serde,
-    StreamRecord, StreamsConfig, Topology, TopologyTestDriver,
+    SessionWindows, SlidingWindows, StreamRecord, StreamsConfig, TimeWindows, Topology,
+    TopologyTestDriver, Window,
 };
 use riverbed::{Error, ErrorKind, IsolationLevel, Record, Store, TopicConfig, TopicPartition};
 
@@ -102,6 +103,67 @@ fn the_state_update_itself_fails_when_nothing_downstream_encodes() {
     assert_failed_to_serialize(&e, 101);
     let totals = d.store::<String, Capped>("totals").unwrap();
     assert_eq!(totals.all().unwrap(), [("a".to_string(), Capped(60))]);
+}
+
+/// Time, sliding and session window aggregations (store only, no sink): the window update is
+/// where the total is encoded, and the windows stored before stay as they were.
+#[test]
+fn a_window_aggregate_that_does_not_encode_fails_the_record() {
+    let ms = Duration::from_millis;
+    let add = |_: &String, n: i64, total: Capped| Capped(total.0 + n);
+    let a = "a".to_string();
+    // One topology per window kind, so that each one's own update is what fails.
+    for kind in ["time", "sliding"] {
+        let b = Builder::new(kind);
+        let grouped = b.stream::<String, i64>("in").group_by_key();
+        if kind == "time" {
+            grouped
+                .windowed_by(TimeWindows::of_size_with_no_grace(ms(100)))
+                .aggregate(|| Capped(0), add, Materialized::named(kind));
+        } else {
+            grouped
+                .windowed_by(SlidingWindows::of_time_difference_with_no_grace(ms(100)))
+                .aggregate(|| Capped(0), add, Materialized::named(kind));
+        }
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        d.pipe_input("in", &a, &60i64, 10).unwrap();
+        let e = d.pipe_input("in", &a, &50i64, 20).unwrap_err();
+        assert_failed_to_serialize(&e, 110);
+        let store = d.window_store::<String, Capped>(kind).unwrap();
+        let stored: Vec<Capped> = store
+            .fetch("a", -1000, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|(_, total)| total)
+            .collect();
+        assert_eq!(stored, [Capped(60)], "{kind}");
+    }
+
+    // Two sessions that a record between them would merge into one whose total does not
+    // encode: both stay.
+    let b = Builder::new("sessions");
+    b.stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(ms(5)))
+        .aggregate(
+            || Capped(0),
+            add,
+            |_, x, y| Capped(x.0 + y.0),
+            Materialized::named("sessions"),
+        );
+    let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    d.pipe_input("in", &a, &60i64, 0).unwrap();
+    d.pipe_input("in", &a, &30i64, 10).unwrap();
+    let e = d.pipe_input("in", &a, &20i64, 5).unwrap_err();
+    assert_failed_to_serialize(&e, 110);
+    let sessions = d.window_store::<String, Capped>("sessions").unwrap();
+    assert_eq!(
+        sessions.find_sessions("a", 0, 100).unwrap(),
+        [
+            (Window::new(0, 0), Capped(60)),
+            (Window::new(10, 10), Capped(30))
+        ]
+    );
 }
 
 proptest! {
