@@ -313,7 +313,11 @@ fn count_by_key(c: &mut Criterion) {
             }
             changed
                 .into_iter()
-                .map(|(k, c)| Record::new("out").key(k).value(c.encode()))
+                .map(|(k, c)| {
+                    Record::new("out")
+                        .key(k)
+                        .value(c.encode().expect("an i64 encodes"))
+                })
                 .collect()
         })
     });
@@ -357,8 +361,8 @@ fn windowed_count(c: &mut Criterion) {
                 );
                 out.push(
                     Record::new("out")
-                        .key(windowed.encode())
-                        .value(c.encode())
+                        .key(windowed.encode().expect("a windowed key encodes"))
+                        .value(c.encode().expect("an i64 encodes"))
                         .timestamp(r.timestamp()),
                 );
             }
@@ -554,7 +558,7 @@ fn restore_input(keys: u64) -> (tempfile::TempDir, Store) {
             Record::new(RESTORE_CHANGELOG)
                 .partition(0)
                 .key(format!("k{i:09}"))
-                .value((i as i64).encode())
+                .value((i as i64).encode().expect("an i64 encodes"))
         }))
         .expect("send");
         i += n;

@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = store.producer();
     let payments = [("alice", 50i64), ("bob", 18), ("alice", 25), ("alice", -60)];
     for (n, (who, amount)) in payments.iter().enumerate() {
-        producer.send(Record::new("payments").key(*who).value(amount.encode()))?;
+        producer.send(Record::new("payments").key(*who).value(amount.encode()?))?;
         // Wait until the application committed this payment (a commit every 100 ms).
         let deadline = Instant::now() + Duration::from_secs(30);
         while balances.get(*who)? != Some(expected(&payments[..=n], who)) {

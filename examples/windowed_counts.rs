@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         producer.send(
             Record::new("views")
                 .key(page)
-                .value("GET".to_string().encode())
+                .value("GET".to_string().encode()?)
                 .timestamp(t0 + second * 1000),
         )?;
     }

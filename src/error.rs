@@ -157,6 +157,13 @@ pub enum ErrorKind {
         /// What was wrong with the bytes.
         reason: String,
     },
+    /// A streams serde could not encode a value into bytes (a `Json<T>` whose `Serialize`
+    /// failed, say). The record, state update or query that needed the bytes failed; nothing
+    /// of it was written.
+    Serialization {
+        /// Which type, and why it has no bytes.
+        reason: String,
+    },
     /// User code in a streams application (a processor or a DSL closure) returned an error or
     /// panicked; the failed work was not committed, and the stream thread was stopped or
     /// replaced (see `streams::StreamsConfig::thread_error_handler`).
@@ -355,6 +362,9 @@ impl Clone for ErrorKind {
             K::Deserialization { reason } => K::Deserialization {
                 reason: reason.clone(),
             },
+            K::Serialization { reason } => K::Serialization {
+                reason: reason.clone(),
+            },
             K::StreamsProcessing { location, reason } => K::StreamsProcessing {
                 location: location.clone(),
                 reason: reason.clone(),
@@ -493,6 +503,11 @@ impl fmt::Display for Error {
                 f,
                 "cannot deserialize: {reason} (check the key and value types of the stream, or \
                  configure DeserializationHandler::LogAndContinue to skip such records)"
+            ),
+            ErrorKind::Serialization { reason } => write!(
+                f,
+                "cannot serialize: {reason} (the value's type has no bytes for it; fix the type \
+                 or its serde)"
             ),
             ErrorKind::StreamsProcessing { location, reason } => write!(
                 f,

@@ -41,8 +41,12 @@ fn setup() -> (tempfile::TempDir, Store) {
 fn pay(store: &Store, payments: &[(&str, i64)]) {
     let p = store.producer();
     for (who, amount) in payments {
-        p.send(Record::new("payments").key(*who).value(amount.encode()))
-            .unwrap();
+        p.send(
+            Record::new("payments")
+                .key(*who)
+                .value(amount.encode().unwrap()),
+        )
+        .unwrap();
     }
 }
 

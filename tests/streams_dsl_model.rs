@@ -172,7 +172,7 @@ fn deserialization_errors_fail_or_are_skipped() {
     d.pipe_raw(
         "in",
         None,
-        Some(&riverbed::streams::Serde::encode(&7i64)),
+        Some(&riverbed::streams::Serde::encode(&7i64).unwrap()),
         0,
     )
     .unwrap(); // null key for a String

@@ -272,7 +272,7 @@ fn headers_survive_a_repartition_topic_in_an_app_and_changelogs_carry_none() {
         })
         .collect();
     for (k, n, h) in &inputs {
-        send_with_headers(&store, "numbers", k, n.encode(), h);
+        send_with_headers(&store, "numbers", k, n.encode().unwrap(), h);
     }
     let expected = counting_model(&inputs);
     let counts = app.store::<String, i64>("counts").unwrap();

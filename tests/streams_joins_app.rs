@@ -80,8 +80,12 @@ fn a_four_partition_topic_regrouped_by_a_new_key_matches_the_reference() {
         let amount = (x % 1000) as i64 - 500;
         *counts.entry(amount.rem_euclid(7)).or_default() += 1;
         *sums.entry(amount.rem_euclid(7)).or_default() += amount;
-        p.send(Record::new("events").key(user).value(amount.encode()))
-            .unwrap();
+        p.send(
+            Record::new("events")
+                .key(user)
+                .value(amount.encode().unwrap()),
+        )
+        .unwrap();
     }
     let (qc, qs) = (
         app.store::<i64, i64>("counts").unwrap(),

@@ -45,6 +45,7 @@ fn order(customer: &str, cents: i64) -> Vec<u8> {
         cents,
     })
     .encode()
+    .unwrap()
 }
 
 const MALFORMED: &[u8] = br#"{"customer":"bob","cents":"#;

@@ -27,7 +27,7 @@ impl Processor<String, i64, String, String> for Summer {
         let offset = ctx.offset().unwrap_or(u64::MAX);
         let mut s = ctx.store::<String, i64>("sums")?;
         let sum = s.get(&r.key)?.unwrap_or(0) + r.value;
-        s.put(&r.key, &sum);
+        s.put(&r.key, &sum)?;
         ctx.forward(StreamRecord::new(
             r.key,
             format!("offset {offset}"),

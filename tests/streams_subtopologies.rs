@@ -378,7 +378,7 @@ impl Processor<String, String> for CountInto {
     ) -> riverbed::Result<()> {
         let mut s = ctx.store::<String, i64>(self.0)?;
         let n = s.get(&r.key)?.unwrap_or(0) + 1;
-        s.put(&r.key, &n);
+        s.put(&r.key, &n)?;
         Ok(())
     }
 }

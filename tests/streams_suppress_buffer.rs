@@ -161,7 +161,7 @@ fn a_full_buffer_stops_a_running_app_without_committing_the_update() {
         p.send(
             Record::new("scores")
                 .key(k)
-                .value(5i64.encode())
+                .value(5i64.encode().unwrap())
                 .timestamp(ts),
         )
         .unwrap();

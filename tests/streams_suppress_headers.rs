@@ -371,7 +371,7 @@ fn base() -> i64 {
 fn send(store: &Store, base: i64, k: &str, ts: i64, h: &Headers) {
     let mut r = Record::new("in")
         .key(k)
-        .value(1i64.encode())
+        .value(1i64.encode().unwrap())
         .timestamp(base + ts);
     for (hk, hv) in h.iter() {
         r = r.header(hk, hv.unwrap_or_default());
@@ -465,15 +465,15 @@ fn an_entry_of_the_unversioned_layout_stops_the_app_with_an_error_naming_the_buf
         .unwrap();
     let base = base();
     let mut old_entry = Vec::new();
-    old_entry.extend((base + 1000).encode());
-    old_entry.extend((base + 300).encode());
+    old_entry.extend((base + 1000).encode().unwrap());
+    old_entry.extend((base + 300).encode().unwrap());
     old_entry.push(1);
-    old_entry.extend(2i64.encode());
+    old_entry.extend(2i64.encode().unwrap());
     let key = Windowed::new("a".to_string(), Window::new(base, base + 1000));
     let p = store.producer();
     p.send(
         Record::new(BUFFER_CHANGELOG)
-            .key(key.encode())
+            .key(key.encode().unwrap())
             .value(old_entry),
     )
     .unwrap();

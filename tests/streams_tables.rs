@@ -206,7 +206,7 @@ fn a_table_is_restored_from_its_changelog_after_a_restart() {
     let send = |k: &str, v: Option<i64>| {
         let mut r = Record::new("prices").key(k);
         if let Some(v) = v {
-            r = r.value(v.encode());
+            r = r.value(v.encode().unwrap());
         }
         p.send(r).unwrap();
     };

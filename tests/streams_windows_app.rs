@@ -48,7 +48,7 @@ fn send(store: &Store, events: &[(&str, i64)]) {
         p.send(
             Record::new("events")
                 .key(*k)
-                .value(1i64.encode())
+                .value(1i64.encode().unwrap())
                 .timestamp(base() + ts),
         )
         .unwrap();

@@ -51,8 +51,11 @@ use crate::txn::TransactionalProducer;
 /// A running streams application; see the module docs.
 ///
 /// **Errors.** An error or panic in user code, a record that does not deserialize (with the
-/// default [`DeserializationHandler::Fail`](super::DeserializationHandler::Fail)) or a failed
-/// restore or commit fails its stream thread: the thread's uncommitted work is discarded
+/// default [`DeserializationHandler::Fail`](super::DeserializationHandler::Fail)), a key, value
+/// or state that does not serialize ([`Serde::encode`](super::Serde::encode) failed; it comes
+/// as [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the node, with the
+/// [`Serialization`](crate::ErrorKind::Serialization) message) or a failed restore or commit
+/// fails its stream thread: the thread's uncommitted work is discarded
 /// (aborted, with exactly-once) and [`StreamsConfig::thread_error_handler`] decides what
 /// follows ([`StreamThreadAction`]). By default the whole application stops: every thread
 /// stops, the others commit their work, [`App::error`] and [`App::close`] return the error, and
@@ -81,7 +84,7 @@ use crate::txn::TransactionalProducer;
 ///
 /// let p = store.producer();
 /// for (who, amount) in [("alice", 50i64), ("bob", 18), ("alice", 25), ("alice", -60)] {
-///     p.send(Record::new("payments").key(who).value(amount.encode()))?;
+///     p.send(Record::new("payments").key(who).value(amount.encode()?))?;
 /// }
 /// let balances = app.store::<String, i64>("balances")?;          // interactive query
 /// while balances.get("alice")? != Some(15) || balances.get("bob")? != Some(18) {

@@ -7,14 +7,15 @@
 //! table or a store. Bytes that are not JSON of the type are a
 //! [`Deserialization`](crate::ErrorKind::Deserialization) error like any other serde's, so the
 //! application's [`DeserializationHandler`](super::DeserializationHandler) fails on them or
-//! skips them.
+//! skips them. A value whose `Serialize` fails is a
+//! [`Serialization`](crate::ErrorKind::Serialization) error from `encode`, never a panic.
 
 use std::ops::{Deref, DerefMut};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::serde::{deserialization_error, Serde};
+use super::serde::{deserialization_error, serialization_error, Serde};
 use crate::error::Result;
 
 /// A `T` whose bytes are its JSON text (UTF-8), through serde.
@@ -58,13 +59,22 @@ use crate::error::Result;
 /// A null record key or value is an error, as for other types; use `Option<Json<T>>` for
 /// tombstones.
 ///
-/// # Panics
-/// `encode` panics if `T`'s `Serialize` fails: its implementation returns an error, or it
+/// # Errors
+/// `encode` returns a [`Serialization`](crate::ErrorKind::Serialization) error naming `T` and
+/// serde_json's message if `T`'s `Serialize` fails: its implementation returns an error, or it
 /// holds a map whose keys are not strings, numbers, booleans or chars (JSON object keys are
-/// strings). That is a bug in the type, not in the data (as `to_string` panics on a failing
-/// `Display`). Inside an [`App`](super::App) or a [`TopologyTestDriver`](super::TopologyTestDriver)
-/// user code runs guarded, so it becomes a
-/// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error there.
+/// strings). In an [`App`](super::App) or a [`TopologyTestDriver`](super::TopologyTestDriver)
+/// that fails the record being processed, as an error from user code would:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use riverbed::streams::{Json, Serde};
+/// use riverbed::ErrorKind;
+///
+/// let by_cell = Json(HashMap::from([((0, 1), 7)])); // a tuple is no JSON object key
+/// let e = by_cell.encode().unwrap_err();
+/// assert!(matches!(e.kind(), ErrorKind::Serialization { .. }), "{e}");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Json<T>(pub T);
 
@@ -95,14 +105,13 @@ impl<T> DerefMut for Json<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Serde for Json<T> {
-    fn encode(&self) -> Vec<u8> {
-        match serde_json::to_vec(&self.0) {
-            Ok(bytes) => bytes,
-            Err(e) => panic!(
+    fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(&self.0).map_err(|e| {
+            serialization_error(format!(
                 "Json<{}>: the value does not serialize to JSON ({e})",
                 std::any::type_name::<T>()
-            ),
-        }
+            ))
+        })
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -169,10 +178,10 @@ mod tests {
         #[test]
         fn derived_structs_roundtrip(o in order()) {
             let json = Json(o.clone());
-            let bytes = json.encode();
+            let bytes = json.encode().unwrap();
             prop_assert!(std::str::from_utf8(&bytes).is_ok());
             prop_assert_eq!(Json::<Order>::decode(&bytes).unwrap().into_inner(), o.clone());
-            let field = json.encode_nullable();
+            let field = json.encode_nullable().unwrap();
             prop_assert_eq!(Json::<Order>::decode_nullable(field.as_deref()).unwrap().0, o.clone());
             // Optional in a record field: a null is None.
             prop_assert_eq!(Option::<Json<Order>>::decode_nullable(None).unwrap(), None);
@@ -214,15 +223,67 @@ mod tests {
         let mut j: Json<Vec<i32>> = vec![1, 2].into();
         j.push(3);
         assert_eq!(j.len(), 3);
-        assert_eq!(j.encode(), b"[1,2,3]");
+        assert_eq!(j.encode().unwrap(), b"[1,2,3]");
         assert_eq!(j.into_inner(), vec![1, 2, 3]);
     }
 
+    /// A `Serialize` whose implementation refuses some values, as a hand-written one may.
+    #[derive(Debug)]
+    struct Refuses(i32);
+
+    impl Serialize for Refuses {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            if self.0 < 0 {
+                return Err(serde::ser::Error::custom(
+                    "negative amounts are not allowed",
+                ));
+            }
+            s.serialize_i32(self.0)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Refuses {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            i32::deserialize(d).map(Refuses)
+        }
+    }
+
     #[test]
-    #[should_panic(expected = "does not serialize")]
-    fn a_type_that_cannot_be_json_panics_in_encode() {
-        let mut m = BTreeMap::new();
-        m.insert(vec![1u8], 1);
-        let _ = Json(m).encode();
+    fn a_value_that_cannot_be_json_is_a_serialization_error() {
+        use std::collections::HashMap;
+
+        let mut non_string_keys = BTreeMap::new();
+        non_string_keys.insert(vec![1u8], 1);
+        let tuple_keys = HashMap::from([((1, 2), 3)]);
+        for (e, type_name) in [
+            (Json(non_string_keys).encode().unwrap_err(), "BTreeMap"),
+            (Json(tuple_keys.clone()).encode().unwrap_err(), "HashMap"),
+            (
+                Json(tuple_keys.clone()).encode_nullable().unwrap_err(),
+                "HashMap",
+            ),
+            (
+                Json(tuple_keys.clone()).into_encoded().unwrap_err(),
+                "HashMap",
+            ),
+            (Json(tuple_keys).into_nullable().unwrap_err(), "HashMap"),
+            (Json(Refuses(-1)).encode().unwrap_err(), "Refuses"),
+            (Some(Json(Refuses(-1))).encode().unwrap_err(), "Refuses"),
+            (
+                Some(Json(Refuses(-1))).encode_nullable().unwrap_err(),
+                "Refuses",
+            ),
+        ] {
+            assert!(matches!(e.kind(), ErrorKind::Serialization { .. }), "{e}");
+            assert!(e.to_string().contains(type_name), "{e}");
+        }
+        assert!(Json(Refuses(-1))
+            .encode()
+            .unwrap_err()
+            .to_string()
+            .contains("negative amounts are not allowed"));
+        // The same type encodes the values it accepts.
+        assert_eq!(Json(Refuses(5)).encode().unwrap(), b"5");
+        assert_eq!(Json::<Refuses>::decode(b"5").unwrap().0 .0, 5);
     }
 }

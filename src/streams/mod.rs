@@ -65,7 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::serde::{deserialization_error, Serde};
+pub use self::serde::{deserialization_error, serialization_error, Serde};
 pub use app::App;
 pub use dsl::{
     BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
@@ -124,7 +124,8 @@ type ErrorCallback = Arc<dyn Fn(&Error) + Send + Sync>;
 type ThreadErrorHandler = Arc<dyn Fn(&Error) -> StreamThreadAction + Send + Sync>;
 
 /// What an [`App`] does when a stream thread fails: an error or panic in user code, a record
-/// that does not deserialize with [`DeserializationHandler::Fail`], a failed restore or commit.
+/// that does not deserialize with [`DeserializationHandler::Fail`], a key, value or state that
+/// does not serialize, a failed restore or commit.
 /// The application's [`StreamsConfig::thread_error_handler`] returns it (Kafka's
 /// `StreamsUncaughtExceptionHandler` responses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -244,8 +245,8 @@ impl StreamsConfig {
     }
 
     /// Decides what happens when a stream thread fails (an error or panic in user code, a
-    /// record that does not deserialize with [`DeserializationHandler::Fail`], a failed restore
-    /// or commit): stop the application, or replace the thread ([`StreamThreadAction`]).
+    /// record that does not deserialize with [`DeserializationHandler::Fail`], a key, value or
+    /// state that does not serialize, a failed restore or commit): stop the application, or replace the thread ([`StreamThreadAction`]).
     /// Called on the failed thread, once per failure, after its uncommitted work was
     /// discarded. Default: every failure stops the application.
     ///

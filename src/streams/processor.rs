@@ -475,8 +475,8 @@ impl<K: Data + super::Serde, V: Data + super::Serde> Node for SinkNode<K, V> {
         // A sink forwards nothing, so it takes the headers rather than sharing them.
         ctx.outputs.push(OutRecord {
             topic: Arc::clone(&self.topic),
-            key: r.key.into_nullable(),
-            value: r.value.into_nullable(),
+            key: r.key.into_nullable()?,
+            value: r.value.into_nullable()?,
             timestamp: r.timestamp,
             headers: std::mem::take(&mut ctx.headers),
         });

@@ -131,26 +131,34 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     ///
     /// # Errors
     /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes do not decode
-    /// as `V` (the store was written with another type).
+    /// as `V` (the store was written with another type);
+    /// [`Serialization`](crate::ErrorKind::Serialization) if `key` does not encode.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         self.state
             .data
-            .get(&key.encode())
+            .get(&key.encode()?)
             .map(|v| V::decode(v))
             .transpose()
     }
 
     /// Stores `value` for `key`, replacing any earlier value.
-    pub fn put(&mut self, key: &K, value: &V) {
-        self.state.put(key.encode(), value.encode());
+    ///
+    /// # Errors
+    /// [`Serialization`](crate::ErrorKind::Serialization) if the key or the value does not
+    /// encode; the store is unchanged.
+    pub fn put(&mut self, key: &K, value: &V) -> Result<()> {
+        let (key, value) = (key.encode()?, value.encode()?);
+        self.state.put(key, value);
+        Ok(())
     }
 
     /// Replaces the value of `key` with `step(old value)` and returns `(old, new)`: the key is
     /// encoded once and looked up once (aggregations run this per record). Nothing is stored
-    /// if the old value does not decode.
+    /// if the old value does not decode or the new one does not encode.
     ///
     /// # Errors
-    /// As [`get`](Self::get).
+    /// As [`get`](Self::get), and [`Serialization`](crate::ErrorKind::Serialization) if the new
+    /// value does not encode.
     pub(crate) fn update(
         &mut self,
         key: &K,
@@ -159,20 +167,20 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     where
         V: Clone,
     {
-        self.state.update(key.encode(), |stored| {
+        self.state.update(key.encode()?, |stored| {
             let old = stored.map(V::decode).transpose()?;
             let new = step(old.clone());
-            Ok((new.encode(), (old, new)))
+            Ok((new.encode()?, (old, new)))
         })
     }
 
     /// Removes `key`, returning its value.
     ///
     /// # Errors
-    /// As [`get`](Self::get); the key is removed anyway.
+    /// As [`get`](Self::get); the key is removed anyway if it encodes.
     pub fn delete(&mut self, key: &K) -> Result<Option<V>> {
         self.state
-            .delete(&key.encode())
+            .delete(&key.encode()?)
             .map(|v| V::decode(&v))
             .transpose()
     }
@@ -243,9 +251,9 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     ///
     /// # Errors
     /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes do not decode
-    /// as `V`.
+    /// as `V`; [`Serialization`](crate::ErrorKind::Serialization) if `key` does not encode.
     pub fn get(&self, key: impl Into<K>) -> Result<Option<V>> {
-        let k = key.into().encode();
+        let k = key.into().encode()?;
         let committed = self.committed.read();
         committed
             .values()
@@ -260,7 +268,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     /// # Errors
     /// As [`get`](Self::get).
     pub fn range(&self, from: impl Into<K>, to: impl Into<K>) -> Result<Vec<(K, V)>> {
-        let (from, to) = (from.into().encode(), to.into().encode());
+        let (from, to) = (from.into().encode()?, to.into().encode()?);
         if from > to {
             return Ok(Vec::new());
         }

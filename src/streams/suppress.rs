@@ -277,7 +277,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
         let upstream = Arc::clone(&self.getter);
         let buffer_name = buffer.clone();
         let getter: Getter<K, V> =
-            Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode())? {
+            Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode()?)? {
                 Some(entry) => {
                     Ok(Change::<V>::decode(read_entry(&buffer_name, &entry)?.change)?.old)
                 }
@@ -459,7 +459,7 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
         r: StreamRecord<K, Change<V>>,
     ) -> Result<()> {
         let now = ctx.stream_time().unwrap_or(r.timestamp);
-        let kb = r.key.encode();
+        let kb = r.key.encode()?;
         // The key's latest update's headers replace those of an earlier update (a shared copy).
         let headers = ctx.headers().clone();
         let state = ctx.raw_store(&self.store)?;
@@ -482,10 +482,10 @@ impl<K: Data + Serde, V: Data + Serde> Processor<K, Change<V>> for Suppress {
             }
         };
         let mut entry = vec![ENTRY_VERSION];
-        entry.extend(due.encode());
-        entry.extend(r.timestamp.encode());
+        entry.extend(due.encode()?);
+        entry.extend(r.timestamp.encode()?);
         headers.write(&mut entry);
-        entry.extend(Change::new(r.value.new, forwarded).encode());
+        entry.extend(Change::new(r.value.new, forwarded).encode()?);
         let bytes = self.bytes - replaced + kb.len() + entry.len();
         let records = self.index.len() + usize::from(replaced == 0);
         if self.limits.when_full == WhenFull::ShutDown && self.limits.overflows(records, bytes) {

@@ -24,8 +24,9 @@ use crate::error::{Error, Result};
 /// that caused them and in the order they were written.
 ///
 /// The wall clock starts at 0 and moves only with [`advance_wall_clock`](Self::advance_wall_clock).
-/// After an error (an error or panic in user code, or a deserialization error with
-/// [`Fail`](super::DeserializationHandler::Fail)) the driver's state is whatever the failed
+/// After an error (an error or panic in user code, a key, value or state that does not
+/// serialize, or a deserialization error with [`Fail`](super::DeserializationHandler::Fail))
+/// the driver's state is whatever the failed
 /// record left; make a new driver to go on.
 ///
 /// ```
@@ -125,7 +126,9 @@ impl TopologyTestDriver {
     /// `topic`, with `timestamp` in milliseconds.
     ///
     /// # Errors
-    /// As [`pipe_raw`](Self::pipe_raw).
+    /// As [`pipe_raw`](Self::pipe_raw);
+    /// [`Serialization`](crate::ErrorKind::Serialization) if `key` or `value` does not encode
+    /// (nothing is processed then).
     pub fn pipe_input<K: Serde, V: Serde>(
         &mut self,
         topic: &str,
@@ -135,8 +138,8 @@ impl TopologyTestDriver {
     ) -> Result<()> {
         self.pipe_raw(
             topic,
-            key.encode_nullable().as_deref(),
-            value.encode_nullable().as_deref(),
+            key.encode_nullable()?.as_deref(),
+            value.encode_nullable()?.as_deref(),
             timestamp,
         )
     }
@@ -145,7 +148,7 @@ impl TopologyTestDriver {
     /// source's record gets them (see [`ProcessorContext::headers`](super::ProcessorContext::headers)).
     ///
     /// # Errors
-    /// As [`pipe_raw`](Self::pipe_raw).
+    /// As [`pipe_input`](Self::pipe_input).
     pub fn pipe_input_with_headers<K: Serde, V: Serde>(
         &mut self,
         topic: &str,
@@ -156,8 +159,8 @@ impl TopologyTestDriver {
     ) -> Result<()> {
         self.pipe_record(OutRecord {
             topic: Arc::from(topic),
-            key: key.encode_nullable(),
-            value: value.encode_nullable(),
+            key: key.encode_nullable()?,
+            value: value.encode_nullable()?,
             timestamp,
             headers,
         })
@@ -172,7 +175,8 @@ impl TopologyTestDriver {
     /// [`Deserialization`](crate::ErrorKind::Deserialization) with the
     /// [`Fail`](super::DeserializationHandler::Fail) handler;
     /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) for an error or panic in user
-    /// code.
+    /// code, or a key, value or state the processing made that does not serialize (the
+    /// reason carries the [`Serialization`](crate::ErrorKind::Serialization) message).
     pub fn pipe_raw(
         &mut self,
         topic: &str,

@@ -366,7 +366,7 @@ impl Topology {
     ///     ) -> riverbed::Result<()> {
     ///         let mut s = ctx.store::<String, i64>("counts")?;
     ///         let n = s.get(&r.key)?.unwrap_or(0) + 1;
-    ///         s.put(&r.key, &n);
+    ///         s.put(&r.key, &n)?;
     ///         Ok(())
     ///     }
     /// }

@@ -68,7 +68,7 @@ impl Window {
 /// use riverbed::streams::{Serde, Window, Windowed};
 ///
 /// let w = Windowed::new("k".to_string(), Window::new(60_000, 120_000));
-/// let bytes = w.encode();
+/// let bytes = w.encode()?;
 /// assert_eq!(bytes.len(), 1 + 16);
 /// assert_eq!(&bytes[..1], b"k");
 /// assert_eq!(&bytes[1..9], &60_000i64.to_be_bytes());
@@ -90,12 +90,17 @@ impl<K> Windowed<K> {
     }
 }
 
-/// The encoded windowed key for `key_bytes` and `w`.
+/// The encoded windowed key for `key_bytes` and `w`. The bounds are written as `i64`'s serde
+/// writes them, directly: a number always has its bytes, so this cannot fail.
+#[allow(
+    clippy::big_endian_bytes,
+    reason = "the layout is i64's serde's, big-endian"
+)]
 pub(crate) fn windowed_bytes(key_bytes: &[u8], w: Window) -> Vec<u8> {
     let mut out = Vec::with_capacity(key_bytes.len() + 16);
     out.extend_from_slice(key_bytes);
-    out.extend(w.start.encode());
-    out.extend(w.end.encode());
+    out.extend(w.start.to_be_bytes());
+    out.extend(w.end.to_be_bytes());
     out
 }
 
@@ -122,8 +127,8 @@ pub(crate) fn split_windowed(bytes: &[u8]) -> Result<(&[u8], Window)> {
 }
 
 impl<K: Serde> Serde for Windowed<K> {
-    fn encode(&self) -> Vec<u8> {
-        windowed_bytes(&self.key.encode(), self.window)
+    fn encode(&self) -> Result<Vec<u8>> {
+        Ok(windowed_bytes(&self.key.encode()?, self.window))
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -406,7 +411,8 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
     ///
     /// # Errors
     /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes are not a
-    /// windowed key and a `V` (the store is not a window store of these types).
+    /// windowed key and a `V` (the store is not a window store of these types);
+    /// [`Serialization`](crate::ErrorKind::Serialization) if `key` does not encode.
     pub fn fetch(
         &self,
         key: impl Into<K>,
@@ -478,7 +484,7 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
     }
 
     fn of_key(&self, key: impl Into<K>) -> Result<Vec<(Window, V)>> {
-        let kb = key.into().encode();
+        let kb = key.into().encode()?;
         let lo = windowed_bytes(&kb, Window::new(0, 0));
         let hi = windowed_bytes(&kb, Window::new(-1, -1));
         let committed = self.committed.read();
@@ -531,8 +537,10 @@ mod tests {
     #[test]
     fn windowed_layout_and_errors() {
         let w = Windowed::new(7i32, Window::new(-5, 9));
-        let b = w.encode();
+        let b = w.encode().unwrap();
         assert_eq!(b.len(), 4 + 16);
+        // The same bytes as i64's serde, the layout the docs promise.
+        assert_eq!(b[4..12], (-5i64).encode().unwrap());
         assert_eq!(Windowed::<i32>::decode(&b).unwrap(), w);
         assert!(Windowed::<i32>::decode(&b[..10]).is_err());
     }

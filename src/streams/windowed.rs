@@ -314,14 +314,18 @@ impl Expiry {
     }
 
     /// The stream time for a record at `ts`: the task's, or the one restored if larger; stored
-    /// when it moves.
+    /// when it moves (as `i64`'s serde writes it; a number always has its bytes).
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
     fn observe(&mut self, state: &mut KvState, task_time: Option<i64>, ts: i64) -> i64 {
         let now = task_time
             .unwrap_or(ts)
             .max(self.stream_time.unwrap_or(i64::MIN));
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
-            state.put(STREAM_TIME_KEY.to_vec(), now.encode());
+            state.put(STREAM_TIME_KEY.to_vec(), now.to_be_bytes().to_vec());
         }
         now
     }
@@ -404,7 +408,7 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             drop_record(ctx, r.timestamp, "every window of the record has closed");
             return Ok(());
         }
-        let kb = r.key.encode();
+        let kb = r.key.encode()?;
         let last = open.len() - 1;
         let mut value = Some(r.value);
         for (i, w) in open.into_iter().enumerate() {
@@ -418,7 +422,7 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             let state = ctx.raw_store(&self.store)?;
             let old = state.data.get(&wk).map(|b| VA::decode(b)).transpose()?;
             let new = (self.step)(old.clone(), &r.key, v);
-            state.put(wk.clone(), new.encode());
+            state.put(wk.clone(), new.encode()?);
             self.index.insert(rule.close(w), wk);
             ctx.forward(StreamRecord::new(
                 Windowed::new(r.key.clone(), w),
@@ -563,13 +567,13 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             drop_record(ctx, t, "the window ending at the record has closed");
             return Ok(());
         }
-        let kb = r.key.encode();
+        let kb = r.key.encode()?;
         // Store the raw record; the sequence keeps arrival order (as a second "window" bound).
         let seq = self.next_seq;
         self.next_seq += 1;
         let rk = windowed_bytes(&kb, Window::new(t, seq as i64));
-        ctx.raw_store(&self.records)?
-            .put(rk.clone(), r.value.encode());
+        let value_bytes = r.value.encode()?;
+        ctx.raw_store(&self.records)?.put(rk.clone(), value_bytes);
         self.record_index.insert((t, rk));
 
         // Every window the record changes or creates lies within [t - d, t + d + 1].
@@ -598,7 +602,7 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
                 continue;
             };
             let wk = windowed_bytes(&kb, w);
-            let bytes = agg.encode();
+            let bytes = agg.encode()?;
             let state = ctx.raw_store(&self.store)?;
             let old = state.data.get(&wk).cloned();
             if old.as_ref() == Some(&bytes) {
@@ -769,7 +773,7 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
         }
         let gap = self.windows.gap;
         let rule = self.windows.close_rule();
-        let kb = r.key.encode();
+        let kb = r.key.encode()?;
         let lo = windowed_bytes(&kb, Window::new(0, 0));
         let hi = windowed_bytes(&kb, Window::new(-1, -1));
         let mut overlapping: Vec<(Window, Vec<u8>)> = Vec::new();
@@ -809,12 +813,14 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             });
         }
         let new = (self.ops.step)(agg, &r.key, r.value);
+        // Encoded before the merged sessions are deleted, so a value without bytes leaves them.
+        let new_bytes = new.encode()?;
         let state = ctx.raw_store(&self.store)?;
         for (w, _) in &removed {
             state.delete(&windowed_bytes(&kb, *w));
         }
         let mk = windowed_bytes(&kb, merged);
-        state.put(mk.clone(), new.encode());
+        state.put(mk.clone(), new_bytes);
         self.index.insert(rule.close(merged), mk);
         for (w, old) in removed {
             ctx.forward(StreamRecord::new(

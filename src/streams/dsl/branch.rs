@@ -151,8 +151,8 @@ impl<K: Data + Serde, V: Data + Serde> Node for ChooserSink<K, V> {
         crate::validate_topic_name(&topic)?;
         ctx.outputs.push(OutRecord {
             topic: Arc::from(topic),
-            key: r.key.into_nullable(),
-            value: r.value.into_nullable(),
+            key: r.key.into_nullable()?,
+            value: r.value.into_nullable()?,
             timestamp: r.timestamp,
             headers: std::mem::take(&mut ctx.headers),
         });

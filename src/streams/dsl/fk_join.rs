@@ -256,12 +256,12 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             &format!("{what}-RESOLVE-LOCAL"),
             false,
             move |ctx, r| {
-                if r.key.encode_nullable().is_none() {
+                if r.key.encode_nullable()?.is_none() {
                     return Ok(());
                 }
                 let result = match &r.value.new {
                     None => None,
-                    Some(v) if fk(v).encode_nullable().is_none() => j(v, None),
+                    Some(v) if fk(v).encode_nullable()?.is_none() => j(v, None),
                     // Resolved when the foreign key's task answers the subscription.
                     Some(_) => return Ok(()),
                 };
@@ -275,7 +275,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             &format!("{what}-SUBSCRIPTION-STORE"),
             false,
             move |ctx, r| {
-                let entry = subscription_key(&r.key.encode(), &r.value.left_key);
+                let entry = subscription_key(&r.key.encode()?, &r.value.left_key);
                 match r.value.hash {
                     None => {
                         ctx.raw_store(&store)?.delete(&entry);
@@ -299,12 +299,12 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             &format!("{what}-FOREIGN-UPDATE"),
             false,
             move |ctx, r| {
-                let unchanged = r.value.new.as_ref().map(Serde::encode)
-                    == r.value.old.as_ref().map(Serde::encode);
+                let unchanged = r.value.new.as_ref().map(Serde::encode).transpose()?
+                    == r.value.old.as_ref().map(Serde::encode).transpose()?;
                 if unchanged {
                     return Ok(());
                 }
-                let prefix = subscription_prefix(&r.key.encode());
+                let prefix = subscription_prefix(&r.key.encode()?);
                 let subscribers = subscribers_of(&ctx.raw_store(&store)?.data, &prefix)?;
                 for (left_key, hash) in subscribers {
                     let right = r.value.new.clone();
@@ -332,7 +332,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                     // The row was deleted after it subscribed; its deletion removed the result.
                     return Ok(());
                 };
-                if value_hash(&current.encode()) != r.value.hash {
+                if value_hash(&current.encode()?) != r.value.hash {
                     return Ok(()); // answers an earlier value of the row
                 }
                 let result = joiner(&current, r.value.right.as_ref());
@@ -379,16 +379,24 @@ fn send_subscriptions<K: Serde, V: Serde, KO: Data + Serde>(
     foreign_key: &(dyn Fn(&V) -> KO + Send + Sync),
     r: StreamRecord<K, Change<V>>,
 ) -> Result<()> {
-    let Some(left_key) = r.key.encode_nullable() else {
+    let Some(left_key) = r.key.encode_nullable()? else {
         return Ok(()); // a table row needs a key
     };
-    let non_null = |k: KO| k.encode_nullable().map(|bytes| (k, bytes));
-    let old_fk = r.value.old.as_ref().and_then(|v| non_null(foreign_key(v)));
-    let new = r
-        .value
-        .new
-        .as_ref()
-        .and_then(|v| non_null(foreign_key(v)).map(|fk| (fk, value_hash(&v.encode()))));
+    // A foreign key with its bytes, or None for a null one.
+    let non_null = |k: KO| -> Result<Option<(KO, Vec<u8>)>> {
+        Ok(k.encode_nullable()?.map(|bytes| (k, bytes)))
+    };
+    let old_fk = match r.value.old.as_ref() {
+        Some(v) => non_null(foreign_key(v))?,
+        None => None,
+    };
+    let new = match r.value.new.as_ref() {
+        Some(v) => match non_null(foreign_key(v))? {
+            Some(fk) => Some((fk, value_hash(&v.encode()?))),
+            None => None,
+        },
+        None => None,
+    };
     if let Some((old, old_bytes)) = old_fk {
         let moved = new
             .as_ref()
@@ -424,7 +432,7 @@ fn update_result<K: Data + Serde, VR: Data + Serde>(
     let old = match &result {
         Some(v) => {
             let old = s.get(&key)?;
-            s.put(&key, v);
+            s.put(&key, v)?;
             old
         }
         None => s.delete(&key)?,
@@ -484,7 +492,7 @@ struct Subscription {
 }
 
 impl Serde for Subscription {
-    fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Result<Vec<u8>> {
         let mut out = vec![LAYOUT_VERSION];
         match &self.hash {
             None => out.push(0),
@@ -494,7 +502,7 @@ impl Serde for Subscription {
             }
         }
         out.extend(&self.left_key);
-        out
+        Ok(out)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -529,17 +537,17 @@ struct Response<VO> {
 }
 
 impl<VO: Serde> Serde for Response<VO> {
-    fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Result<Vec<u8>> {
         let mut out = vec![LAYOUT_VERSION];
         out.extend(self.hash);
         match &self.right {
             None => out.push(0),
             Some(v) => {
                 out.push(1);
-                out.extend(v.encode());
+                out.extend(v.encode()?);
             }
         }
-        out
+        Ok(out)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -670,7 +678,7 @@ mod tests {
                 hash: None,
             },
         ] {
-            assert_eq!(Subscription::decode(&s.encode()).unwrap(), s);
+            assert_eq!(Subscription::decode(&s.encode().unwrap()).unwrap(), s);
         }
         for r in [
             Response {
@@ -682,7 +690,7 @@ mod tests {
                 right: None,
             },
         ] {
-            assert_eq!(Response::<String>::decode(&r.encode()).unwrap(), r);
+            assert_eq!(Response::<String>::decode(&r.encode().unwrap()).unwrap(), r);
         }
         for bad in [&[][..], &[1, 0], &[0, 2], &[0, 1, 3, 3]] {
             assert!(Subscription::decode(bad).is_err(), "{bad:?}");

@@ -74,7 +74,7 @@ impl<K, V> GlobalKTable<K, V> {
 impl<K: Serde + Data, V: Serde + Data> GlobalKTable<K, V> {
     fn get(&self, key: &K) -> crate::Result<Option<V>> {
         self.global
-            .get(&key.encode())
+            .get(&key.encode()?)
             .map(|b| V::decode(&b))
             .transpose()
     }

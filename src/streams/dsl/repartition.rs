@@ -179,7 +179,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
         let b = self.builder;
         let topic = repartition_topic(b.topology.borrow().application_id(), name);
         let keyed = self.then::<K, V>("KSTREAM-FILTER-NULL-KEY", false, |ctx, r| {
-            if r.key.encode_nullable().is_some() {
+            if r.key.encode_nullable()?.is_some() {
                 ctx.forward(r);
             }
             Ok(())

@@ -311,7 +311,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
             ctx.raw_store(&self.left_store)?
-                .put(STREAM_TIME_KEY.to_vec(), now.encode());
+                .put(STREAM_TIME_KEY.to_vec(), now.encode()?);
         }
         Ok(now)
     }
@@ -358,7 +358,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
         let t = r.timestamp;
         let now = self.observe(ctx, t)?;
         self.close_windows(ctx, now)?;
-        let Some(kb) = r.key.encode_nullable() else {
+        let Some(kb) = r.key.encode_nullable()? else {
             drop_record(ctx, t, "a stream-stream join record has a null key");
             return Ok(());
         };
@@ -396,8 +396,8 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
             }
         }
         let value_bytes = match &r.value {
-            JoinInput::Left(v) => v.encode(),
-            JoinInput::Right(v) => v.encode(),
+            JoinInput::Left(v) => v.encode()?,
+            JoinInput::Right(v) => v.encode()?,
         };
         for (pk, pts, stored) in &partners {
             let (matched, pv) = split_stored(stored)?;

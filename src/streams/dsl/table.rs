@@ -31,9 +31,9 @@ impl<V> Change<V> {
 /// then the old value's.
 impl<V: Serde> Serde for Change<V> {
     #[allow(clippy::big_endian_bytes, reason = "a fixed, documented layout")]
-    fn encode(&self) -> Vec<u8> {
-        let new = self.new.as_ref().map(Serde::encode);
-        let old = self.old.as_ref().map(Serde::encode);
+    fn encode(&self) -> Result<Vec<u8>> {
+        let new = self.new.as_ref().map(Serde::encode).transpose()?;
+        let old = self.old.as_ref().map(Serde::encode).transpose()?;
         let flags = u8::from(new.is_some()) | (u8::from(old.is_some()) << 1);
         let mut out = vec![flags];
         if let (Some(n), Some(_)) = (&new, &old) {
@@ -42,7 +42,7 @@ impl<V: Serde> Serde for Change<V> {
         }
         out.extend(new.unwrap_or_default());
         out.extend(old.unwrap_or_default());
-        out
+        Ok(out)
     }
 
     #[allow(clippy::big_endian_bytes, reason = "a fixed, documented layout")]
@@ -79,7 +79,7 @@ pub(crate) type Getter<K, V> = Arc<dyn Fn(&mut Lookup<'_>, &K) -> Result<Option<
 /// The getter of a table kept in the task store `store`.
 pub(crate) fn store_getter<K: Serde + Data, V: Serde + Data>(store: String) -> Getter<K, V> {
     Arc::new(move |lookup, k| {
-        lookup(&store, &k.encode())?
+        lookup(&store, &k.encode()?)?
             .map(|b| V::decode(&b))
             .transpose()
     })
@@ -134,7 +134,7 @@ impl Builder {
             let old = match &r.value {
                 Some(v) => {
                     let old = s.get(&r.key)?;
-                    s.put(&r.key, v);
+                    s.put(&r.key, v)?;
                     old
                 }
                 None => s.delete(&r.key)?,
@@ -234,7 +234,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
                 let old = r.value.old.map(|v| selector(&r.key, &v));
                 let new = r.value.new.map(|v| selector(&r.key, &v));
                 match (new, old) {
-                    (Some((nk, nv)), Some((ok, ov))) if nk.encode() == ok.encode() => {
+                    (Some((nk, nv)), Some((ok, ov))) if nk.encode()? == ok.encode()? => {
                         ctx.forward(StreamRecord::new(
                             nk,
                             Change::new(Some(nv), Some(ov)),
@@ -369,7 +369,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
                     None => mid,
                 };
                 match &new_agg {
-                    Some(a) => s.put(&r.key, a),
+                    Some(a) => s.put(&r.key, a)?,
                     None => {
                         s.delete(&r.key)?;
                     }
@@ -398,7 +398,7 @@ mod tests {
             Change::new(None, Some("bc".to_string())),
             Change::new(Some(String::new()), Some("x".to_string())),
         ] {
-            assert_eq!(Change::<String>::decode(&c.encode()).unwrap(), c);
+            assert_eq!(Change::<String>::decode(&c.encode().unwrap()).unwrap(), c);
         }
         for bad in [&[][..], &[0, 1], &[3, 0, 0], &[3, 0, 0, 0, 9, 1], &[7]] {
             assert!(Change::<String>::decode(bad).is_err(), "{bad:?}");
