@@ -172,6 +172,11 @@ pub enum ErrorKind {
         location: String,
         /// The error message or panic payload.
         reason: String,
+        /// The error the user code or the runtime returned (`None` for a panic), so that a
+        /// thread error handler can tell its kind (a
+        /// [`Serialization`](ErrorKind::Serialization) failure, say) without parsing `reason`.
+        /// Also the error's [`source`](std::error::Error::source).
+        cause: Option<Error>,
     },
 }
 
@@ -365,9 +370,14 @@ impl Clone for ErrorKind {
             K::Serialization { reason } => K::Serialization {
                 reason: reason.clone(),
             },
-            K::StreamsProcessing { location, reason } => K::StreamsProcessing {
+            K::StreamsProcessing {
+                location,
+                reason,
+                cause,
+            } => K::StreamsProcessing {
                 location: location.clone(),
                 reason: reason.clone(),
+                cause: cause.as_ref().map(|c| Error(Box::new(c.kind().clone()))),
             },
         }
     }
@@ -509,7 +519,9 @@ impl fmt::Display for Error {
                 "cannot serialize: {reason} (the value's type has no bytes for it; fix the type \
                  or its serde)"
             ),
-            ErrorKind::StreamsProcessing { location, reason } => write!(
+            ErrorKind::StreamsProcessing {
+                location, reason, ..
+            } => write!(
                 f,
                 "streams processing failed in {location}: {reason}; the application stopped \
                  and its uncommitted work will be processed again on restart"
@@ -528,6 +540,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0 {
             ErrorKind::Io { source, .. } => Some(source),
+            ErrorKind::StreamsProcessing {
+                cause: Some(cause), ..
+            } => Some(cause),
             _ => None,
         }
     }

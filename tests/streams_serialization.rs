@@ -53,11 +53,20 @@ fn assert_serialization(e: &Error, type_name: &str) {
 /// The error a record whose output did not encode failed with: a processing error naming the
 /// task and node, whose reason is the serialization error.
 fn assert_processing_failed_to_serialize(e: &Error, type_name: &str) {
-    let ErrorKind::StreamsProcessing { reason, .. } = e.kind() else {
+    let ErrorKind::StreamsProcessing { reason, cause, .. } = e.kind() else {
         panic!("expected a processing error, got {e}");
     };
     assert!(reason.contains("cannot serialize"), "{e}");
     assert!(reason.contains(type_name), "{e}");
+    // The cause keeps its kind, for a thread error handler to match on.
+    let cause = cause
+        .as_ref()
+        .expect("the error user code returned is kept");
+    assert!(
+        matches!(cause.kind(), ErrorKind::Serialization { .. }),
+        "{cause}"
+    );
+    assert!(std::error::Error::source(e).is_some(), "{e}");
 }
 
 #[test]

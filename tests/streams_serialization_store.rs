@@ -43,7 +43,7 @@ impl Serde for Capped {
 /// The error of a record whose new state did not encode: a processing error naming the task and
 /// node, whose reason is the serialization error.
 fn assert_failed_to_serialize(e: &Error, total: i64) {
-    let ErrorKind::StreamsProcessing { reason, .. } = e.kind() else {
+    let ErrorKind::StreamsProcessing { reason, cause, .. } = e.kind() else {
         panic!("expected a processing error, got {e}");
     };
     assert!(reason.contains("cannot serialize"), "{e}");
@@ -51,6 +51,15 @@ fn assert_failed_to_serialize(e: &Error, total: i64) {
         reason.contains(&format!("Capped: {total} is above the cap")),
         "{e}"
     );
+    // The cause keeps its kind, for a thread error handler to match on.
+    let cause = cause
+        .as_ref()
+        .expect("the error user code returned is kept");
+    assert!(
+        matches!(cause.kind(), ErrorKind::Serialization { .. }),
+        "{cause}"
+    );
+    assert!(std::error::Error::source(e).is_some(), "{e}");
 }
 
 /// Totals per key in the store "totals", each change also written to "out".

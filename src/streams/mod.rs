@@ -246,9 +246,12 @@ impl StreamsConfig {
 
     /// Decides what happens when a stream thread fails (an error or panic in user code, a
     /// record that does not deserialize with [`DeserializationHandler::Fail`], a key, value or
-    /// state that does not serialize, a failed restore or commit): stop the application, or replace the thread ([`StreamThreadAction`]).
-    /// Called on the failed thread, once per failure, after its uncommitted work was
-    /// discarded. Default: every failure stops the application.
+    /// state that does not serialize, a failed restore or commit): stop the application, or
+    /// replace the thread ([`StreamThreadAction`]). Called on the failed thread, once per
+    /// failure, after its uncommitted work was discarded. Default: every failure stops the
+    /// application. A failure inside the topology is a
+    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error whose `cause` is the error the
+    /// code returned (`None` for a panic).
     ///
     /// Replacing the thread retries the work that failed; an error that happens every time
     /// comes back after every replacement, so a handler that replaces should count (or look at
@@ -262,9 +265,14 @@ impl StreamsConfig {
     ///
     /// let replaced = AtomicU32::new(0);
     /// let config = StreamsConfig::new().thread_error_handler(move |e| {
-    ///     // Retry processing errors (a flaky lookup, say) a few times; stop on anything else.
-    ///     let retry = matches!(e.kind(), ErrorKind::StreamsProcessing { .. })
-    ///         && replaced.fetch_add(1, Ordering::SeqCst) < 3;
+    ///     // Retry processing errors (a flaky lookup, say) a few times; stop on anything else,
+    ///     // and at once on a value that cannot be serialized: retrying cannot help it.
+    ///     let retry = match e.kind() {
+    ///         ErrorKind::StreamsProcessing { cause: Some(c), .. }
+    ///             if matches!(c.kind(), ErrorKind::Serialization { .. }) => false,
+    ///         ErrorKind::StreamsProcessing { .. } => replaced.fetch_add(1, Ordering::SeqCst) < 3,
+    ///         _ => false,
+    ///     };
     ///     if retry {
     ///         StreamThreadAction::ReplaceThread
     ///     } else {

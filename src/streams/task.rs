@@ -355,11 +355,11 @@ impl Task {
     /// Passes success through; turns an error or panic of user code into
     /// [`StreamsProcessing`](ErrorKind::StreamsProcessing) naming the task and node.
     fn check(&self, r: std::result::Result<Result<()>, String>) -> Result<()> {
-        let reason = match r {
+        let (reason, cause) = match r {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) if matches!(e.kind(), ErrorKind::StreamsProcessing { .. }) => return Err(e),
-            Ok(Err(e)) => e.to_string(),
-            Err(panic) => format!("panicked: {panic}"),
+            Ok(Err(e)) => (e.to_string(), Some(e)),
+            Err(panic) => (format!("panicked: {panic}"), None),
         };
         Err(ErrorKind::StreamsProcessing {
             location: format!(
@@ -369,6 +369,7 @@ impl Task {
                 self.ctx.node_name()
             ),
             reason,
+            cause,
         }
         .into())
     }
