@@ -68,7 +68,7 @@
 
 use std::sync::Arc;
 
-use super::table::{read, store_getter, Change};
+use super::table::{read_value, store_getter, Change};
 use super::{KTable, Materialized};
 use crate::error::Result;
 use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
@@ -282,7 +282,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                     }
                     Some(hash) => {
                         ctx.raw_store(&store)?.put(entry, hash.to_vec());
-                        let right = read(&right_getter, ctx, &r.key)?;
+                        let right = read_value(&right_getter, ctx, &r.key)?;
                         ctx.forward(StreamRecord::new(
                             r.value.left_key,
                             Response { hash, right },
@@ -328,7 +328,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             false,
             move |ctx, r| {
                 let key = K::decode_nullable(Some(&r.key))?;
-                let Some(current) = read(&left_getter, ctx, &key)? else {
+                let Some(current) = read_value(&left_getter, ctx, &key)? else {
                     // The row was deleted after it subscribed; its deletion removed the result.
                     return Ok(());
                 };
