@@ -68,7 +68,7 @@
 
 use std::sync::Arc;
 
-use super::table::{read_value, store_getter, Change};
+use super::table::{read, read_value, store_getter, Change};
 use super::{KTable, Materialized};
 use crate::error::Result;
 use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
@@ -282,11 +282,16 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                     }
                     Some(hash) => {
                         ctx.raw_store(&store)?.put(entry, hash.to_vec());
-                        let right = read_value(&right_getter, ctx, &r.key)?;
+                        // As in Kafka: the answer (and so the result) carries the latest of
+                        // the subscribing row's timestamp and the right row's.
+                        let (right, timestamp) = match read(&right_getter, ctx, &r.key)? {
+                            Some((v, ts)) => (Some(v), r.timestamp.max(ts)),
+                            None => (None, r.timestamp),
+                        };
                         ctx.forward(StreamRecord::new(
                             r.value.left_key,
                             Response { hash, right },
-                            r.timestamp,
+                            timestamp,
                         ));
                     }
                 }
