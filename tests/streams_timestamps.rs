@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use riverbed::streams::{
-    App, Builder, Materialized, SessionWindows, SlidingWindows, StreamsConfig,
+    App, Builder, Materialized, Serde, SessionWindows, SlidingWindows, StreamsConfig,
     TopologyTestDriver, Windowed,
 };
 use riverbed::{CleanupPolicy, IsolationLevel, Record, Store, TopicConfig};
@@ -39,10 +39,10 @@ fn table_updates() -> impl Strategy<Value = Vec<(u8, u8, Option<i64>, i64)>> {
     )
 }
 
-fn triples<K: riverbed::streams::Serde, V: riverbed::streams::Serde>(
-    d: &mut TopologyTestDriver,
-    topic: &str,
-) -> Vec<(K, V, i64)> {
+/// An output record: key, value, timestamp.
+type Triple = (String, Option<String>, i64);
+
+fn triples<K: Serde, V: Serde>(d: &mut TopologyTestDriver, topic: &str) -> Vec<(K, V, i64)> {
     d.read_output::<K, V>(topic)
         .unwrap()
         .into_iter()
@@ -71,7 +71,16 @@ fn a_count_carries_the_latest_timestamp_so_far() {
         .collect();
     assert_eq!(
         got,
-        [(1, 1), (2, 2), (3, 5), (4, 6), (5, 6), (6, 6), (7, 7), (8, 9)]
+        [
+            (1, 1),
+            (2, 2),
+            (3, 5),
+            (4, 6),
+            (5, 6),
+            (6, 6),
+            (7, 7),
+            (8, 9)
+        ]
     );
     // Queries see plain values, not the stored timestamps.
     assert_eq!(
@@ -145,7 +154,7 @@ proptest! {
             ("left-join", |a, b| Some(format!("{}|{b:?}", a?))),
             ("outer", |a, b| (a.is_some() || b.is_some()).then(|| format!("{a:?}|{b:?}"))),
         ];
-        let mut want: BTreeMap<&str, Vec<(String, Option<String>, i64)>> = BTreeMap::new();
+        let mut want: BTreeMap<&str, Vec<Triple>> = BTreeMap::new();
         let mut left_rows = Vec::new();
         for (side, k, v, ts) in &updates {
             let (side, k) = (usize::from(*side), key(*k));
@@ -387,12 +396,13 @@ fn run(
         .rfind(|r| r.key.as_deref() == Some(b"a"))
         .unwrap_or_else(|| panic!("eos {eos}: no output for a in {out:?}"))
         .clone();
-    assert_eq!(last.value.as_deref(), Some(&count.to_be_bytes()[..]));
+    assert_eq!(last.value.as_deref(), Some(&count.encode().unwrap()[..]));
     (m, last.timestamp - base)
 }
 
 fn snapshot_path(dir: &std::path::Path) -> std::path::PathBuf {
-    dir.join("streams").join(format!("{CHANGELOG}-0.checkpoint"))
+    dir.join("streams")
+        .join(format!("{CHANGELOG}-0.checkpoint"))
 }
 
 /// The aggregate's timestamp survives a restart from the checkpoint snapshot and one from the
@@ -415,7 +425,10 @@ fn the_row_timestamp_survives_restarts_from_the_checkpoint_and_from_the_changelo
 
         std::fs::remove_file(snapshot_path(dir.path())).unwrap();
         let (m, ts) = run(&store, base, eos, &[250], 5);
-        assert_eq!(m.snapshots_used, 0, "eos {eos}: restored from the changelog");
+        assert_eq!(
+            m.snapshots_used, 0,
+            "eos {eos}: restored from the changelog"
+        );
         assert!(m.restored_records > 0);
         assert_eq!(ts, 500, "eos {eos}: after a restore from the changelog");
 
@@ -433,7 +446,11 @@ fn a_version_1_checkpoint_is_refused_and_the_changelog_restores_the_timestamps()
     run(&store, base, false, &[100, 500], 2);
     let path = snapshot_path(dir.path());
     let mut b = std::fs::read(&path).unwrap();
-    assert_eq!(u16::from_le_bytes([b[4], b[5]]), 2, "FORMAT.md 8.5: version 2");
+    assert_eq!(
+        u16::from_le_bytes([b[4], b[5]]),
+        2,
+        "FORMAT.md 8.5: version 2"
+    );
     // The same file as version 1 would have it (a valid CRC, so only the version is wrong).
     b[4..6].copy_from_slice(&1u16.to_le_bytes());
     let n = b.len() - 4;
@@ -465,7 +482,7 @@ fn a_changelog_without_row_timestamps_restores_values_with_an_unknown_timestamp(
             Record::new(CHANGELOG)
                 .partition(0)
                 .key("a")
-                .value(7i64.to_be_bytes().to_vec())
+                .value(7i64.encode().unwrap())
                 .timestamp(base + 1_000_000),
         )
         .unwrap();

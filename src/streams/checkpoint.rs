@@ -330,7 +330,10 @@ mod tests {
         let e = decode(&b, "app-s-changelog", 3).unwrap_err();
         assert!(is_damage(&e), "{e}");
         let msg = e.to_string();
-        assert!(msg.contains("version 2") && msg.contains("no row timestamps"), "{msg}");
+        assert!(
+            msg.contains("version 2") && msg.contains("no row timestamps"),
+            "{msg}"
+        );
     }
 
     #[test]

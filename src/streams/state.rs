@@ -206,6 +206,9 @@ pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, Arc<BTreeMap<Vec<u8>, Vec<u
 /// The committed view of every store of an application, by store name.
 pub(crate) type Registry = Arc<HashMap<String, Committed>>;
 
+/// A row of a store: its value and timestamp.
+pub(crate) type Row<V> = (V, i64);
+
 /// A task's state store as a processor sees it: typed reads and writes of the task's working
 /// state. Writes reach the changelog and interactive queries at the next commit.
 ///
@@ -281,7 +284,7 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
         &mut self,
         key: &K,
         step: impl FnOnce(Option<(V, i64)>) -> (V, i64),
-    ) -> Result<(Option<(V, i64)>, (V, i64))>
+    ) -> Result<(Option<Row<V>>, Row<V>)>
     where
         V: Clone,
     {
@@ -483,6 +486,44 @@ mod tests {
         assert_eq!(entries(&view), [(&b"a"[..], &b"1"[..]), (b"b", b"2")]);
         assert_eq!(entries(&s.data), [(&b"a"[..], &b"10"[..]), (b"c", b"3")]);
         assert_eq!(s.dirty.len(), 3);
+    }
+
+    #[test]
+    fn timestamped_rows_keep_their_timestamp_before_the_value() {
+        let mut s = KvState {
+            timestamped: true,
+            ..KvState::default()
+        };
+        s.restore(b"old", Some(b"v0"), None);
+        s.restore(b"new", Some(b"v1"), Some(42));
+        let row = |s: &KvState, k: &[u8]| {
+            let (v, ts) = s.row(&s.data[k]).unwrap();
+            (v.to_vec(), ts)
+        };
+        assert_eq!(row(&s, b"old"), (b"v0".to_vec(), Some(UNKNOWN_TIMESTAMP)));
+        assert_eq!(row(&s, b"new"), (b"v1".to_vec(), Some(42)));
+        assert_eq!(s.data[&b"new"[..]][..8], [0, 0, 0, 0, 0, 0, 0, 42]);
+        let seen = s
+            .update_timestamped(b"new".to_vec(), |old| {
+                let (ts, v) = old.unwrap();
+                Ok((ts.max(7), b"v2".to_vec(), (ts, v.to_vec())))
+            })
+            .unwrap();
+        assert_eq!(seen, (42, b"v1".to_vec()));
+        assert_eq!(row(&s, b"new"), (b"v2".to_vec(), Some(42)));
+        let mut typed = KeyValueStore::<Vec<u8>, Vec<u8>>::new(&mut s, Some(9));
+        typed.put(&b"p".to_vec(), &b"x".to_vec()).unwrap();
+        assert_eq!(
+            typed.get_timestamped(&b"p".to_vec()).unwrap(),
+            Some((b"x".to_vec(), 9))
+        );
+        assert_eq!(typed.get(&b"p".to_vec()).unwrap(), Some(b"x".to_vec()));
+        // A row too short for its timestamp is a typed error, not a panic.
+        s.data_mut().insert(b"short".to_vec(), vec![1, 2]);
+        assert!(s.row(&s.data[&b"short"[..]]).is_err());
+        let typed = KeyValueStore::<Vec<u8>, Vec<u8>>::new(&mut s, None);
+        assert!(typed.get(&b"short".to_vec()).is_err());
+        assert!(typed.all().is_err());
     }
 
     #[test]

@@ -281,9 +281,11 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode()?)? {
                 // The value last forwarded; the buffer keeps the timestamp of the key's latest
                 // update only, not of that value, so its timestamp is unknown.
-                Some((entry, _)) => Ok(Change::<V>::decode(read_entry(&buffer_name, &entry)?.change)?
-                    .old
-                    .map(|v| (v, UNKNOWN_TIMESTAMP))),
+                Some((entry, _)) => Ok(Change::<V>::decode(
+                    read_entry(&buffer_name, &entry)?.change,
+                )?
+                .old
+                .map(|v| (v, UNKNOWN_TIMESTAMP))),
                 None => upstream(lookup, k),
             });
         b.add(|t| {
