@@ -82,11 +82,11 @@ fn a_count_carries_the_latest_timestamp_so_far() {
             (8, 9)
         ]
     );
-    // Queries see plain values, not the stored timestamps.
-    assert_eq!(
-        d.store::<String, i64>("counts").unwrap().get("a").unwrap(),
-        Some(8)
-    );
+    // Queries see plain values, not the stored timestamps, unless they ask for them.
+    let counts = d.store::<String, i64>("counts").unwrap();
+    assert_eq!(counts.get("a").unwrap(), Some(8));
+    assert_eq!(counts.get_with_timestamp("a").unwrap(), Some((8, 9)));
+    assert_eq!(counts.get_with_timestamp("b").unwrap(), None);
 }
 
 proptest! {
@@ -286,6 +286,37 @@ proptest! {
     }
 }
 
+/// Only the stores of tables and aggregations answer timestamped queries; others refuse with a
+/// typed error.
+#[test]
+fn a_store_without_row_timestamps_refuses_a_timestamped_query() {
+    use riverbed::streams::{Processor, ProcessorContext, StreamRecord, Topology};
+    struct Keep;
+    impl Processor<String, i64, String, i64> for Keep {
+        fn process(
+            &mut self,
+            ctx: &mut ProcessorContext<'_, String, i64>,
+            r: StreamRecord<String, i64>,
+        ) -> riverbed::Result<()> {
+            ctx.store::<String, i64>("plain")?.put(&r.key, &r.value)
+        }
+    }
+    let mut t = Topology::new("plain-app");
+    t.add_source::<String, i64>("src", &["in"]).unwrap();
+    t.add_processor::<_, String, i64, String, i64>("keep", || Keep, &["src"])
+        .unwrap();
+    t.add_state_store_for("plain", &["keep"]).unwrap();
+    let mut d = TopologyTestDriver::new(t).unwrap();
+    d.pipe_input("in", &"a".to_string(), &5i64, 3).unwrap();
+    let plain = d.store::<String, i64>("plain").unwrap();
+    assert_eq!(plain.get("a").unwrap(), Some(5));
+    let e = plain.get_with_timestamp("a").unwrap_err();
+    assert!(
+        matches!(e.kind(), riverbed::ErrorKind::InvalidArgument { .. }),
+        "{e}"
+    );
+}
+
 /// A foreign-key join's result carries the latest of the left row's and the right row's
 /// timestamps (Kafka's subscription answer); a right-side update, its own.
 #[test]
@@ -383,6 +414,8 @@ fn run(
     common::wait_for_apps("the count", &[&app], || {
         counts.get("a").unwrap() == Some(count)
     });
+    // The committed row's timestamp, as a timestamped-store query reads it.
+    let (_, row_ts) = counts.get_with_timestamp("a").unwrap().unwrap();
     let m = app.metrics();
     app.close().unwrap();
     let isolation = if eos {
@@ -397,6 +430,7 @@ fn run(
         .unwrap_or_else(|| panic!("eos {eos}: no output for a in {out:?}"))
         .clone();
     assert_eq!(last.value.as_deref(), Some(&count.encode().unwrap()[..]));
+    assert_eq!(row_ts, last.timestamp, "the query sees the row's timestamp");
     (m, last.timestamp - base)
 }
 

@@ -418,6 +418,51 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
             .transpose()
     }
 
+    /// The committed value for `key` and its row's timestamp (Kafka's timestamped key-value
+    /// store query): for an aggregation, the latest timestamp of the key's records; for a
+    /// source table, the timestamp of the record that wrote the row. A row restored from a
+    /// changelog written before rows kept timestamps, and not updated since, has the timestamp
+    /// `i64::MIN` (unknown).
+    ///
+    /// ```
+    /// use riverbed::streams::{Builder, Materialized, TopologyTestDriver};
+    ///
+    /// let b = Builder::new("clicks-app");
+    /// b.stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .count(Materialized::named("clicks-per-user"));
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// for ts in [10, 30, 20] {
+    ///     driver.pipe_input("clicks", &"ann".to_string(), &"/".to_string(), ts)?;
+    /// }
+    /// let counts = driver.store::<String, i64>("clicks-per-user")?;
+    /// assert_eq!(counts.get_with_timestamp("ann")?, Some((3, 30)));
+    /// # Ok::<(), riverbed::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
+    /// timestamps (a window store or one added with
+    /// [`add_state_store`](super::Topology::add_state_store)); otherwise as [`get`](Self::get).
+    pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
+        if !self.timestamped {
+            return Err(crate::Error::invalid(format!(
+                "state store {:?} keeps no row timestamps (only the stores of tables and \
+                 aggregations do)",
+                self.name
+            )));
+        }
+        let k = key.into().encode()?;
+        let committed = self.committed.read();
+        match committed.values().find_map(|m| m.get(&k)) {
+            Some(stored) => {
+                let (ts, value) = split_timestamped(stored)?;
+                Ok(Some((V::decode(value)?, ts)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The committed entries with `from <= key <= to` (both inclusive, as in Kafka), ordered
     /// by serialized key.
     ///
