@@ -93,18 +93,23 @@ proptest! {
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         let mut maxes: BTreeMap<String, i64> = BTreeMap::new();
         let mut concat: BTreeMap<String, String> = BTreeMap::new();
+        // An aggregate's timestamp is the latest of its records' (Kafka >= 2.3, KIP-258).
+        let mut latest: BTreeMap<String, i64> = BTreeMap::new();
         let (mut want_counts, mut want_maxes, mut want_concat) = (vec![], vec![], vec![]);
         for (k, v, ts) in &records {
             let key = format!("k{k}");
+            let t = latest.entry(key.clone()).or_insert(*ts);
+            *t = (*t).max(*ts);
+            let ts = *t;
             let c = counts.entry(key.clone()).or_insert(0);
             *c += 1;
-            want_counts.push((key.clone(), *c, *ts));
+            want_counts.push((key.clone(), *c, ts));
             let m = maxes.entry(key.clone()).or_insert(*v);
             *m = (*m).max(*v);
-            want_maxes.push((key.clone(), *m, *ts));
+            want_maxes.push((key.clone(), *m, ts));
             let s = concat.entry(key.clone()).or_default();
             s.push_str(&format!("{key}{v};"));
-            want_concat.push((key.clone(), s.clone(), *ts));
+            want_concat.push((key.clone(), s.clone(), ts));
         }
         let triples = |v: Vec<riverbed::streams::StreamRecord<String, i64>>| -> Vec<_> {
             v.into_iter().map(|r| (r.key, r.value, r.timestamp)).collect()

@@ -118,6 +118,9 @@ proptest! {
         let outer_j: J = |a, b| (a.is_some() || b.is_some()).then(|| format!("{a:?}/{b:?}"));
         let nested_j = |a: Option<i64>, b: Option<i64>| Some((a? + b?) * (a? * 2));
         let (mut lt, mut rt) = (BTreeMap::new(), BTreeMap::new());
+        // The rows' timestamps: a result's is the latest of the update's and the other side's
+        // row's (Kafka >= 2.3, KIP-258), the update's alone without an other row.
+        let (mut l_ts, mut r_ts): (BTreeMap<u8, i64>, BTreeMap<u8, i64>) = (BTreeMap::new(), BTreeMap::new());
         let (mut inner, mut left, mut outer, mut nested) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (which, k, v, ts) in &records {
             let key = i32::from(*k);
@@ -127,11 +130,15 @@ proptest! {
             // out of the result before and after.
             let before = (lt.get(k).copied(), rt.get(k).copied());
             apply(if *which == 0 { &mut lt } else { &mut rt }, *k, *v);
+            let row_ts = if *which == 0 { &mut l_ts } else { &mut r_ts };
+            match v { Some(_) => { row_ts.insert(*k, *ts); } None => { row_ts.remove(k); } }
             let after = (lt.get(k).copied(), rt.get(k).copied());
+            let other_ts = if *which == 0 { r_ts.get(k) } else { l_ts.get(k) };
+            let result_ts = other_ts.map_or(*ts, |o| (*o).max(*ts));
             let emit = |j: &dyn Fn(Option<i64>, Option<i64>) -> Option<String>, out: &mut Vec<(i32, Option<String>, i64)>| {
                 let (was, now) = (j(before.0, before.1), j(after.0, after.1));
                 if was.is_some() || now.is_some() {
-                    out.push((key, now, *ts));
+                    out.push((key, now, result_ts));
                 }
             };
             emit(&|a, b| inner_j(a, b).map(|x| x.to_string()), &mut inner);
@@ -145,17 +152,22 @@ proptest! {
                 let (ab_old, ab_new) = (ab(before.0), ab(after.0));
                 let step = |ab: Option<i64>, a2: Option<i64>| Some(ab? * a2?);
                 let (was, now) = (step(ab_old, after.0.map(|a| a * 2)), step(ab_new, after.0.map(|a| a * 2)));
+                // Through the inner join: the update against the right row, then against the
+                // left row (the update itself).
                 if was.is_some() || now.is_some() {
-                    nested.push((key, now, *ts));
+                    nested.push((key, now, result_ts));
                 }
+                // Through map_values: the update against the inner join's row, which is the
+                // latest of both rows when both are there.
+                let joined_ts = if after.0.is_some() { result_ts } else { *ts };
                 let (was, now) = (step(ab_new, before.0.map(|a| a * 2)), step(ab_new, after.0.map(|a| a * 2)));
                 if was.is_some() || now.is_some() {
-                    nested.push((key, now, *ts));
+                    nested.push((key, now, joined_ts));
                 }
             } else {
                 let (was, now) = (nested_j(before.0, before.1), nested_j(after.0, after.1));
                 if was.is_some() || now.is_some() {
-                    nested.push((key, now, *ts));
+                    nested.push((key, now, result_ts));
                 }
             }
         }

@@ -282,6 +282,8 @@ fn limited_model(updates: &[(u8, i64, i64)], max_records: usize) -> Vec<Emitted>
     let mut due_of: BTreeMap<String, i64> = BTreeMap::new();
     let mut buffer: BTreeMap<(i64, String), (i64, i64, Headers)> = BTreeMap::new();
     let mut stream_time = i64::MIN;
+    // The sum's updates carry the latest timestamp of the key's records (KIP-258).
+    let mut latest: BTreeMap<String, i64> = BTreeMap::new();
     let mut out = Vec::new();
     for (i, &(k, v, ts)) in updates.iter().enumerate() {
         stream_time = stream_time.max(ts);
@@ -289,6 +291,10 @@ fn limited_model(updates: &[(u8, i64, i64)], max_records: usize) -> Vec<Emitted>
             let key = key(k);
             let sum = sums.entry(key.clone()).or_default();
             *sum += v;
+            let ts = *latest
+                .entry(key.clone())
+                .and_modify(|l| *l = (*l).max(ts))
+                .or_insert(ts);
             let due = *due_of.entry(key.clone()).or_insert(ts + LIMIT_MS);
             buffer.insert((due, key), (*sum, ts, seq_headers(i)));
         }

@@ -114,6 +114,15 @@ proptest! {
         let mut sums: BTreeMap<i64, i64> = BTreeMap::new();
         let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
         let mut squares: BTreeMap<i64, i64> = BTreeMap::new();
+        // Kafka's result timestamps (KIP-258): the latest of the stored aggregate's and the
+        // change's, the change's alone for a group without an aggregate.
+        let mut sums_ts: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut counts_ts: BTreeMap<i64, i64> = BTreeMap::new();
+        let result_ts = |stored: &mut BTreeMap<i64, i64>, g: i64, ts: i64| {
+            let t = stored.get(&g).map_or(ts, |s| (*s).max(ts));
+            stored.insert(g, t);
+            t
+        };
         let (mut sums_out, mut counts_out) = (Vec::new(), Vec::new());
         for (k, v, ts) in &records {
             let k = key(*k);
@@ -132,13 +141,15 @@ proptest! {
                 let before = sums.get(&g).copied();
                 let mid = match (old, before) { (Some(o), Some(a)) => Some(a - o), (_, a) => a };
                 let after = match new { Some(n) => Some(mid.unwrap_or(0) + n), None => mid };
-                match after { Some(a) => { sums.insert(g, a); } None => { sums.remove(&g); } }
-                sums_out.push((g, after, *ts));
+                let t = result_ts(&mut sums_ts, g, *ts);
+                match after { Some(a) => { sums.insert(g, a); } None => { sums.remove(&g); sums_ts.remove(&g); } }
+                sums_out.push((g, after, t));
 
                 let before = counts.get(&g).copied();
                 let mid = match (old, before) { (Some(_), Some(c)) => Some(c - 1), (_, c) => c };
                 let after = match new { Some(_) => Some(mid.unwrap_or(0) + 1), None => mid };
-                match after { Some(c) => { counts.insert(g, c); counts_out.push((g, c, *ts)); } None => { counts.remove(&g); } }
+                let t = result_ts(&mut counts_ts, g, *ts);
+                match after { Some(c) => { counts.insert(g, c); counts_out.push((g, c, t)); } None => { counts.remove(&g); counts_ts.remove(&g); } }
 
                 let before = squares.get(&g).copied();
                 let mid = match (old, before) { (Some(o), Some(a)) => Some(a - o * o), (_, a) => a };

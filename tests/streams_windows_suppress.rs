@@ -99,10 +99,16 @@ proptest! {
         let mut sums: BTreeMap<String, i64> = BTreeMap::new();
         let mut want = Vec::new();
         let mut st = i64::MIN;
+        // The aggregate's updates carry the latest timestamp of the key's records (KIP-258):
+        // the buffer times and forwards them with that.
+        let mut latest: BTreeMap<String, i64> = BTreeMap::new();
         for (k, v, t) in &records {
             st = st.max(*t);
             let sum = sums.entry(key(*k)).or_default();
             *sum += v;
+            let l = latest.entry(key(*k)).or_insert(*t);
+            *l = (*l).max(*t);
+            let t = &*l;
             let due = buffer.get(&key(*k)).map_or(t + limit, |e| e.0);
             buffer.insert(key(*k), (due, *sum, *t));
             let mut due_now: Vec<(i64, String)> = buffer

@@ -32,7 +32,9 @@ use super::headers::Headers;
 use super::processor::OutRecord;
 use super::restore::{restore_task, save_task};
 use super::serde::Serde;
-use super::state::{changelog_topic, ReadOnlyKeyValueStore, Registry};
+use super::state::{
+    changelog_topic, ReadOnlyKeyValueStore, Registry, ROW_TIMESTAMP_HEADER, UNKNOWN_TIMESTAMP,
+};
 use super::subtopology::{self, TaskId};
 use super::task::Task;
 use super::topology::Topology;
@@ -97,6 +99,8 @@ pub struct App {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     registry: Registry,
+    /// The stores whose rows carry a timestamp, which queries strip.
+    timestamped_stores: Vec<String>,
     counters: Arc<Counters>,
     /// Stopped after the stream threads (fields drop after `Drop::drop`).
     _global: Option<GlobalThread>,
@@ -214,6 +218,7 @@ impl App {
         let topic_subs = Arc::new(split.topic_map());
         let sub_changelogs = Arc::new(sub_changelogs);
         let registry = registry_of(&topology);
+        let timestamped_stores = topology.timestamped_stores.clone();
         let counters = Arc::new(Counters::default());
         let started = Instant::now();
         let slot = InstanceSlot::take(store, &app_id);
@@ -255,6 +260,7 @@ impl App {
             shared,
             threads,
             registry,
+            timestamped_stores,
             counters,
             _global: global,
             started,
@@ -268,7 +274,11 @@ impl App {
     /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         match self.registry.get(name) {
-            Some(c) => Ok(ReadOnlyKeyValueStore::new(name, Arc::clone(c))),
+            Some(c) => Ok(ReadOnlyKeyValueStore::new(
+                name,
+                Arc::clone(c),
+                self.timestamped_stores.iter().any(|s| s == name),
+            )),
             None => Err(Error::invalid(format!(
                 "the application has no state store {name:?}"
             ))),
@@ -482,7 +492,7 @@ impl ThreadState {
         // Each changelog topic's name is made once per commit and shared by its records.
         let mut topics: Vec<(&str, Arc<str>)> = Vec::new();
         for task in self.tasks.values() {
-            for (store, key, value) in task.changelog() {
+            for (store, key, value, timestamp) in task.changelog() {
                 let topic = match topics.iter().find(|(s, _)| *s == store) {
                     Some((_, t)) => Arc::clone(t),
                     None => {
@@ -500,6 +510,11 @@ impl ThreadState {
                     .key(key.to_vec());
                 if let Some(v) = value {
                     r = r.value(v.to_vec());
+                }
+                // A timestamped store's row timestamp travels as the record's timestamp
+                // (marked, so a restore tells it from the commit time older records carry).
+                if let Some(ts) = timestamp.filter(|&ts| ts != UNKNOWN_TIMESTAMP) {
+                    r = r.timestamp(ts).header(ROW_TIMESTAMP_HEADER, Vec::new());
                 }
                 changelog.push(r);
             }

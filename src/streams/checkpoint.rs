@@ -19,7 +19,11 @@ use crate::record::crc::checksum as crc32;
 /// The directory of the snapshots, inside the store directory.
 pub(crate) const DIR: &str = "streams";
 const MAGIC: &[u8; 4] = b"RVSS";
-const VERSION: u16 = 1;
+/// Version 2: the rows of timestamped stores (tables, aggregations) hold their timestamp before
+/// the value (see [`state`](super::state)). Version 1 files came before that; their rows of
+/// such stores have no timestamp, and the file does not say which stores those were, so they
+/// are refused (the store is restored from its changelog, which is always correct).
+const VERSION: u16 = 2;
 /// Flag bit 0: the snapshot is a `read_committed` prefix (written under exactly-once).
 const FLAG_READ_COMMITTED: u16 = 1;
 
@@ -151,11 +155,15 @@ pub(crate) fn decode(bytes: &[u8], changelog: &str, partition: u32) -> Result<Sn
     }
     let version = u16::from_le_bytes(r.array("version")?);
     if version != VERSION {
-        return Err(corrupt(
-            4,
-            format!("version {VERSION}"),
-            version.to_string(),
-        ));
+        let expected = if version == 1 {
+            format!(
+                "version {VERSION} (version 1 snapshots have no row timestamps; the store is \
+                 restored from its changelog instead)"
+            )
+        } else {
+            format!("version {VERSION}")
+        };
+        return Err(corrupt(4, expected, version.to_string()));
     }
     let flags = u16::from_le_bytes(r.array("flags")?);
     if flags & !FLAG_READ_COMMITTED != 0 {
@@ -310,6 +318,22 @@ mod tests {
         }
         assert!(decode(&b, "app-s-changelog", 2).is_err());
         assert!(decode(&b, "app-t-changelog", 3).is_err());
+    }
+
+    #[test]
+    fn a_version_1_snapshot_is_refused_naming_version_2() {
+        let mut b = encode("app-s-changelog", 3, 77, false, 1234, &sample()).unwrap();
+        b[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let n = b.len() - 4;
+        let crc = crc32(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        let e = decode(&b, "app-s-changelog", 3).unwrap_err();
+        assert!(is_damage(&e), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("version 2") && msg.contains("no row timestamps"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -454,7 +454,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
         let store = materialized
             .name
             .unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
-        b.add(|t| t.add_state_store(&store).map(|_| ()));
+        b.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
         let input = if self.stream.key_changed {
             self.stream.through_repartition(&store)
         } else {
@@ -463,11 +463,15 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
         let store_name = store.clone();
         let table = input.then("KSTREAM-AGGREGATE", false, move |ctx, r| {
             let mut s = ctx.store::<K, VA>(&store_name)?;
-            let (old, new) = s.update(&r.key, |old| step(old, &r.key, r.value))?;
+            // Kafka's rule: the aggregate's timestamp is the latest of its records'.
+            let (old, (new, timestamp)) = s.update_timestamped(&r.key, |old| match old {
+                Some((agg, ts)) => (step(Some(agg), &r.key, r.value), ts.max(r.timestamp)),
+                None => (step(None, &r.key, r.value), r.timestamp),
+            })?;
             ctx.forward(StreamRecord::new(
                 r.key,
-                Change::new(Some(new), old),
-                r.timestamp,
+                Change::new(Some(new), old.map(|(agg, _)| agg)),
+                timestamp,
             ));
             Ok(())
         });

@@ -41,6 +41,25 @@
 //! - [`TopologyTestDriver`]: runs a topology deterministically, without threads or a store.
 //! - [`App`]: runs a topology against a [`Store`](crate::Store) with stream threads in a
 //!   consumer group, at-least-once or exactly-once, with interactive queries of its stores.
+//!
+//! **Timestamps of results.** As in Kafka Streams (2.3 and later, KIP-258), tables and
+//! aggregations keep a timestamp with each row, and a result record carries:
+//! - `count`, `reduce`, `aggregate` of a [`KGroupedStream`] or a [`KGroupedTable`]: the latest
+//!   timestamp of the records processed for its key so far (the stored aggregate's and the
+//!   record's, the record's alone for a key's first record): input timestamps 1, 2, 5, 6, 4, 3
+//!   give results at 1, 2, 5, 6, 6, 6;
+//! - a table-table join (inner, left, outer): the latest of the two rows' timestamps (the
+//!   present side's when the other has no row); a foreign-key join: the latest of the left and
+//!   right rows' when a left row's subscription is answered, the right row's on a right update;
+//! - a source table ([`Builder::table`]): each row the timestamp of its record; `filter`,
+//!   `map_values` and `to_stream` keep the row's; a stream-table join, the stream record's;
+//! - sliding windows: the latest timestamp of the window's records; session windows: the
+//!   session's end (its latest record's timestamp). Time (tumbling and hopping) windows keep
+//!   the triggering record's timestamp (their stores keep no row timestamps).
+//!
+//! The row timestamps survive restarts: they are in the changelog (as the records' timestamps)
+//! and in checkpoint snapshots (FORMAT.md 8.5 and 8.6). Interactive queries return plain
+//! values.
 
 mod app;
 pub(crate) mod checkpoint;

@@ -331,8 +331,9 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>> {
         let (names, node) = (&self.task.node_names, self.task.node);
+        let record_timestamp = self.task.current.as_ref().map(|m| m.timestamp);
         match self.task.stores.get_mut(name) {
-            Some(s) => Ok(KeyValueStore::new(s)),
+            Some(s) => Ok(KeyValueStore::new(s, record_timestamp)),
             None => Err(Error::invalid(format!(
                 "processor {} asked for state store {name:?}, which its task does not have \
                  (add it with add_state_store; in a topology of several sub-topologies, connect \

@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::checkpoint;
+use super::state::ROW_TIMESTAMP_HEADER;
 use super::task::Task;
 use super::Counters;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
@@ -145,7 +146,12 @@ fn replay(
             if r.offset() >= end {
                 continue;
             }
-            task.restore(store, key, r.value());
+            // The record's timestamp is a row timestamp only if marked so (FORMAT.md 8.6).
+            let row_timestamp = r
+                .headers()
+                .any(|h| matches!(h, Ok((k, _)) if k == ROW_TIMESTAMP_HEADER))
+                .then(|| r.timestamp());
+            task.restore(store, key, r.value(), row_timestamp);
             applied += 1;
         }
         counters.restored.fetch_add(applied, Ordering::Relaxed);

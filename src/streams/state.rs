@@ -15,6 +15,16 @@
 //! the view keeps showing the committed state only; from then on each side owns its map and
 //! neither is copied again (a commit applies the changed keys to the view's map in place). A
 //! store the task never writes is never copied.
+//!
+//! **Timestamped stores.** The stores of the DSL's tables and aggregations keep each row's
+//! timestamp (Kafka's timestamped key-value stores, KIP-258): in memory and in checkpoint
+//! snapshots a row's bytes are the timestamp (8 bytes, big-endian i64) followed by the
+//! serialized value, as Kafka lays them out. The changelog keeps the plain value and carries the
+//! row's timestamp as the changelog record's own timestamp, marked by the header
+//! [`ROW_TIMESTAMP_HEADER`] (FORMAT.md 8.6); a changelog record without that header (written
+//! before timestamps were kept) restores a row whose timestamp is unknown, `i64::MIN`, which
+//! the next update's timestamp replaces. Reads through [`KeyValueStore`] and
+//! [`ReadOnlyKeyValueStore`] strip the timestamp, so queries see plain values.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
@@ -22,8 +32,46 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::serde::Serde;
+use super::serde::{deserialization_error, Serde};
 use crate::error::Result;
+
+/// The header that marks a changelog record of a timestamped store whose record timestamp is
+/// the row's timestamp (FORMAT.md 8.6).
+pub(crate) const ROW_TIMESTAMP_HEADER: &str = "riverbed.row-timestamp";
+
+/// The timestamp of a row restored without one (a changelog written before rows kept their
+/// timestamps): below every real timestamp, so the next update's timestamp replaces it.
+pub(crate) const UNKNOWN_TIMESTAMP: i64 = i64::MIN;
+
+/// Splits a timestamped store's row bytes into the row's timestamp and the value bytes.
+///
+/// # Errors
+/// [`Deserialization`](crate::ErrorKind::Deserialization) for fewer than 8 bytes.
+#[allow(clippy::big_endian_bytes, reason = "Kafka's timestamped-store layout")]
+pub(crate) fn split_timestamped(bytes: &[u8]) -> Result<(i64, &[u8])> {
+    match bytes.split_first_chunk::<8>() {
+        Some((ts, value)) => Ok((i64::from_be_bytes(*ts), value)),
+        None => Err(deserialization_error(format!(
+            "a timestamped store row of {} bytes; expected an 8-byte timestamp, then the value",
+            bytes.len()
+        ))),
+    }
+}
+
+/// Overwrites `row` with the timestamped layout of `(timestamp, value)`, reusing its buffer.
+#[allow(clippy::big_endian_bytes, reason = "Kafka's timestamped-store layout")]
+pub(crate) fn write_timestamped(row: &mut Vec<u8>, timestamp: i64, value: &[u8]) {
+    row.clear();
+    row.reserve(8 + value.len());
+    row.extend_from_slice(&timestamp.to_be_bytes());
+    row.extend_from_slice(value);
+}
+
+fn timestamped_row(timestamp: i64, value: &[u8]) -> Vec<u8> {
+    let mut row = Vec::new();
+    write_timestamped(&mut row, timestamp, value);
+    row
+}
 
 /// The name of a store's changelog topic.
 pub(crate) fn changelog_topic(app_id: &str, store: &str) -> String {
@@ -41,6 +89,9 @@ pub(crate) struct KvState {
     /// updates of an aggregation) costs one hash lookup and no copy of the value; the values
     /// are read from `data` at commit, and the keys sorted there (the changelog order).
     pub dirty: HashSet<Vec<u8>>,
+    /// The rows carry their timestamp (see the module docs): the store of a DSL table or
+    /// aggregation.
+    pub timestamped: bool,
 }
 
 impl KvState {
@@ -93,13 +144,56 @@ impl KvState {
         old
     }
 
-    /// Applies a changelog record (no dirty tracking: it is committed already).
-    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+    /// Read-modify-write of one row of a timestamped store: `step` gets the stored timestamp
+    /// and value bytes and returns the new ones (written over the stored row's buffer, so an
+    /// update allocates nothing beyond the new value's encoding).
+    pub fn update_timestamped<R>(
+        &mut self,
+        key: Vec<u8>,
+        step: impl FnOnce(Option<(i64, &[u8])>) -> Result<(i64, Vec<u8>, R)>,
+    ) -> Result<R> {
+        let data = self.data_mut();
+        let out = match data.get_mut(&key) {
+            Some(slot) => {
+                let (ts, value, out) = step(Some(split_timestamped(slot)?))?;
+                write_timestamped(slot, ts, &value);
+                out
+            }
+            None => {
+                let (ts, value, out) = step(None)?;
+                data.insert(key.clone(), timestamped_row(ts, &value));
+                out
+            }
+        };
+        self.dirty.insert(key);
+        Ok(out)
+    }
+
+    /// Applies a changelog record (no dirty tracking: it is committed already). `timestamp`
+    /// is the row's timestamp the record carries (`None`: it carries none); a plain store
+    /// ignores it.
+    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: Option<i64>) {
+        let timestamped = self.timestamped;
         let data = self.data_mut();
         match value {
+            Some(v) if timestamped => data.insert(
+                key.to_vec(),
+                timestamped_row(timestamp.unwrap_or(UNKNOWN_TIMESTAMP), v),
+            ),
             Some(v) => data.insert(key.to_vec(), v.to_vec()),
             None => data.remove(key),
         };
+    }
+
+    /// The value bytes of a stored row (without its timestamp in a timestamped store) and the
+    /// row's timestamp (`None` in a plain store).
+    pub fn row<'r>(&self, stored: &'r [u8]) -> Result<(&'r [u8], Option<i64>)> {
+        if self.timestamped {
+            let (ts, value) = split_timestamped(stored)?;
+            Ok((value, Some(ts)))
+        } else {
+            Ok((stored, None))
+        }
     }
 }
 
@@ -112,17 +206,27 @@ pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, Arc<BTreeMap<Vec<u8>, Vec<u
 /// The committed view of every store of an application, by store name.
 pub(crate) type Registry = Arc<HashMap<String, Committed>>;
 
+/// A row of a store: its value and timestamp.
+pub(crate) type Row<V> = (V, i64);
+
 /// A task's state store as a processor sees it: typed reads and writes of the task's working
 /// state. Writes reach the changelog and interactive queries at the next commit.
+///
+/// The store of a DSL table or aggregation keeps each row's timestamp (see the module docs):
+/// reads return the plain value, and [`put`](Self::put) gives the row the timestamp of the
+/// record being processed.
 pub struct KeyValueStore<'a, K, V> {
     state: &'a mut KvState,
+    /// The timestamp `put` gives a row of a timestamped store: the current record's.
+    record_timestamp: i64,
     _types: PhantomData<fn(K, V)>,
 }
 
 impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
-    pub(crate) fn new(state: &'a mut KvState) -> Self {
+    pub(crate) fn new(state: &'a mut KvState, record_timestamp: Option<i64>) -> Self {
         KeyValueStore {
             state,
+            record_timestamp: record_timestamp.unwrap_or(UNKNOWN_TIMESTAMP),
             _types: PhantomData,
         }
     }
@@ -134,11 +238,19 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     /// as `V` (the store was written with another type);
     /// [`Serialization`](crate::ErrorKind::Serialization) if `key` does not encode.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.state
-            .data
-            .get(&key.encode()?)
-            .map(|v| V::decode(v))
-            .transpose()
+        Ok(self.get_timestamped(key)?.map(|(v, _)| v))
+    }
+
+    /// The value stored for `key` and the row's timestamp (`UNKNOWN_TIMESTAMP` in a plain
+    /// store).
+    pub(crate) fn get_timestamped(&self, key: &K) -> Result<Option<(V, i64)>> {
+        match self.state.data.get(&key.encode()?) {
+            Some(stored) => {
+                let (value, ts) = self.state.row(stored)?;
+                Ok(Some((V::decode(value)?, ts.unwrap_or(UNKNOWN_TIMESTAMP))))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Stores `value` for `key`, replacing any earlier value.
@@ -147,30 +259,53 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     /// [`Serialization`](crate::ErrorKind::Serialization) if the key or the value does not
     /// encode; the store is unchanged.
     pub fn put(&mut self, key: &K, value: &V) -> Result<()> {
-        let (key, value) = (key.encode()?, value.encode()?);
+        self.put_timestamped(key, value, self.record_timestamp)
+    }
+
+    /// Stores `value` for `key` with the row timestamp `timestamp` (ignored by a plain store).
+    pub(crate) fn put_timestamped(&mut self, key: &K, value: &V, timestamp: i64) -> Result<()> {
+        let (key, mut value) = (key.encode()?, value.encode()?);
+        if self.state.timestamped {
+            value = timestamped_row(timestamp, &value);
+        }
         self.state.put(key, value);
         Ok(())
     }
 
-    /// Replaces the value of `key` with `step(old value)` and returns `(old, new)`: the key is
-    /// encoded once and looked up once (aggregations run this per record). Nothing is stored
-    /// if the old value does not decode or the new one does not encode.
+    /// Replaces the row of `key` with `step(old row)` and returns `(old, new)`, rows being
+    /// `(value, timestamp)`: the key is encoded once and looked up once (aggregations run this
+    /// per record). Nothing is stored if the old value does not decode or the new one does not
+    /// encode. A plain store keeps no timestamp (the old row's reads as `UNKNOWN_TIMESTAMP`).
     ///
     /// # Errors
     /// As [`get`](Self::get), and [`Serialization`](crate::ErrorKind::Serialization) if the new
     /// value does not encode.
-    pub(crate) fn update(
+    pub(crate) fn update_timestamped(
         &mut self,
         key: &K,
-        step: impl FnOnce(Option<V>) -> V,
-    ) -> Result<(Option<V>, V)>
+        step: impl FnOnce(Option<(V, i64)>) -> (V, i64),
+    ) -> Result<(Option<Row<V>>, Row<V>)>
     where
         V: Clone,
     {
-        self.state.update(key.encode()?, |stored| {
-            let old = stored.map(V::decode).transpose()?;
+        let key = key.encode()?;
+        if self.state.timestamped {
+            return self.state.update_timestamped(key, |stored| {
+                let old = match stored {
+                    Some((ts, bytes)) => Some((V::decode(bytes)?, ts)),
+                    None => None,
+                };
+                let new = step(old.clone());
+                Ok((new.1, new.0.encode()?, (old, new)))
+            });
+        }
+        self.state.update(key, |stored| {
+            let old = match stored {
+                Some(bytes) => Some((V::decode(bytes)?, UNKNOWN_TIMESTAMP)),
+                None => None,
+            };
             let new = step(old.clone());
-            Ok((new.encode()?, (old, new)))
+            Ok((new.0.encode()?, (old, new)))
         })
     }
 
@@ -179,10 +314,18 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     /// # Errors
     /// As [`get`](Self::get); the key is removed anyway if it encodes.
     pub fn delete(&mut self, key: &K) -> Result<Option<V>> {
-        self.state
-            .delete(&key.encode()?)
-            .map(|v| V::decode(&v))
-            .transpose()
+        Ok(self.delete_timestamped(key)?.map(|(v, _)| v))
+    }
+
+    /// Removes `key`, returning its value and the row's timestamp.
+    pub(crate) fn delete_timestamped(&mut self, key: &K) -> Result<Option<(V, i64)>> {
+        match self.state.delete(&key.encode()?) {
+            Some(stored) => {
+                let (value, ts) = self.state.row(&stored)?;
+                Ok(Some((V::decode(value)?, ts.unwrap_or(UNKNOWN_TIMESTAMP))))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Every entry, ordered by serialized key.
@@ -190,7 +333,7 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
     /// # Errors
     /// As [`get`](Self::get).
     pub fn all(&self) -> Result<Vec<(K, V)>> {
-        decode_all(self.state.data.iter())
+        decode_all(self.state.data.iter(), self.state.timestamped)
     }
 
     /// How many keys the store holds.
@@ -206,10 +349,20 @@ impl<'a, K: Serde, V: Serde> KeyValueStore<'a, K, V> {
 
 fn decode_all<'b, K: Serde, V: Serde>(
     entries: impl Iterator<Item = (&'b Vec<u8>, &'b Vec<u8>)>,
+    timestamped: bool,
 ) -> Result<Vec<(K, V)>> {
     entries
-        .map(|(k, v)| Ok((K::decode(k)?, V::decode(v)?)))
+        .map(|(k, v)| Ok((K::decode(k)?, decode_row(v, timestamped)?)))
         .collect()
+}
+
+/// The value of a stored row (its bytes after the timestamp in a timestamped store).
+fn decode_row<V: Serde>(stored: &[u8], timestamped: bool) -> Result<V> {
+    if timestamped {
+        V::decode(split_timestamped(stored)?.1)
+    } else {
+        V::decode(stored)
+    }
 }
 
 /// A read-only view of a store's committed state across all tasks, for interactive queries
@@ -221,6 +374,8 @@ fn decode_all<'b, K: Serde, V: Serde>(
 pub struct ReadOnlyKeyValueStore<K, V> {
     name: String,
     committed: Committed,
+    /// The rows carry their timestamp, which reads strip.
+    timestamped: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -233,10 +388,11 @@ impl<K, V> std::fmt::Debug for ReadOnlyKeyValueStore<K, V> {
 }
 
 impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
-    pub(crate) fn new(name: &str, committed: Committed) -> Self {
+    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool) -> Self {
         ReadOnlyKeyValueStore {
             name: name.to_string(),
             committed,
+            timestamped,
             _types: PhantomData,
         }
     }
@@ -258,8 +414,53 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
         committed
             .values()
             .find_map(|m| m.get(&k))
-            .map(|v| V::decode(v))
+            .map(|v| decode_row(v, self.timestamped))
             .transpose()
+    }
+
+    /// The committed value for `key` and its row's timestamp (Kafka's timestamped key-value
+    /// store query): for an aggregation, the latest timestamp of the key's records; for a
+    /// source table, the timestamp of the record that wrote the row. A row restored from a
+    /// changelog written before rows kept timestamps, and not updated since, has the timestamp
+    /// `i64::MIN` (unknown).
+    ///
+    /// ```
+    /// use riverbed::streams::{Builder, Materialized, TopologyTestDriver};
+    ///
+    /// let b = Builder::new("clicks-app");
+    /// b.stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .count(Materialized::named("clicks-per-user"));
+    /// let mut driver = TopologyTestDriver::new(b.build()?)?;
+    /// for ts in [10, 30, 20] {
+    ///     driver.pipe_input("clicks", &"ann".to_string(), &"/".to_string(), ts)?;
+    /// }
+    /// let counts = driver.store::<String, i64>("clicks-per-user")?;
+    /// assert_eq!(counts.get_with_timestamp("ann")?, Some((3, 30)));
+    /// # Ok::<(), riverbed::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
+    /// timestamps (a window store or one added with
+    /// [`add_state_store`](super::Topology::add_state_store)); otherwise as [`get`](Self::get).
+    pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
+        if !self.timestamped {
+            return Err(crate::Error::invalid(format!(
+                "state store {:?} keeps no row timestamps (only the stores of tables and \
+                 aggregations do)",
+                self.name
+            )));
+        }
+        let k = key.into().encode()?;
+        let committed = self.committed.read();
+        match committed.values().find_map(|m| m.get(&k)) {
+            Some(stored) => {
+                let (ts, value) = split_timestamped(stored)?;
+                Ok(Some((V::decode(value)?, ts)))
+            }
+            None => Ok(None),
+        }
     }
 
     /// The committed entries with `from <= key <= to` (both inclusive, as in Kafka), ordered
@@ -273,7 +474,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
             return Ok(Vec::new());
         }
         let merged = self.merged(|m| m.range(from.clone()..=to.clone()).collect());
-        decode_all(merged.iter())
+        decode_all(merged.iter(), self.timestamped)
     }
 
     /// Every committed entry, ordered by serialized key.
@@ -282,7 +483,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     /// As [`get`](Self::get).
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         let merged = self.merged(|m| m.iter().collect());
-        decode_all(merged.iter())
+        decode_all(merged.iter(), self.timestamped)
     }
 
     /// How many keys the committed state holds.
@@ -318,8 +519,8 @@ mod tests {
     #[test]
     fn writes_after_the_view_shares_the_restored_map_do_not_reach_the_view() {
         let mut s = KvState::default();
-        s.restore(b"a", Some(b"1"));
-        s.restore(b"b", Some(b"2"));
+        s.restore(b"a", Some(b"1"), None);
+        s.restore(b"b", Some(b"2"), None);
         // What `Task::init` publishes: the restored map itself.
         let view = Arc::clone(&s.data);
         assert!(Arc::ptr_eq(&view, &s.data), "publishing copies nothing");
@@ -330,6 +531,44 @@ mod tests {
         assert_eq!(entries(&view), [(&b"a"[..], &b"1"[..]), (b"b", b"2")]);
         assert_eq!(entries(&s.data), [(&b"a"[..], &b"10"[..]), (b"c", b"3")]);
         assert_eq!(s.dirty.len(), 3);
+    }
+
+    #[test]
+    fn timestamped_rows_keep_their_timestamp_before_the_value() {
+        let mut s = KvState {
+            timestamped: true,
+            ..KvState::default()
+        };
+        s.restore(b"old", Some(b"v0"), None);
+        s.restore(b"new", Some(b"v1"), Some(42));
+        let row = |s: &KvState, k: &[u8]| {
+            let (v, ts) = s.row(&s.data[k]).unwrap();
+            (v.to_vec(), ts)
+        };
+        assert_eq!(row(&s, b"old"), (b"v0".to_vec(), Some(UNKNOWN_TIMESTAMP)));
+        assert_eq!(row(&s, b"new"), (b"v1".to_vec(), Some(42)));
+        assert_eq!(s.data[&b"new"[..]][..8], [0, 0, 0, 0, 0, 0, 0, 42]);
+        let seen = s
+            .update_timestamped(b"new".to_vec(), |old| {
+                let (ts, v) = old.unwrap();
+                Ok((ts.max(7), b"v2".to_vec(), (ts, v.to_vec())))
+            })
+            .unwrap();
+        assert_eq!(seen, (42, b"v1".to_vec()));
+        assert_eq!(row(&s, b"new"), (b"v2".to_vec(), Some(42)));
+        let mut typed = KeyValueStore::<Vec<u8>, Vec<u8>>::new(&mut s, Some(9));
+        typed.put(&b"p".to_vec(), &b"x".to_vec()).unwrap();
+        assert_eq!(
+            typed.get_timestamped(&b"p".to_vec()).unwrap(),
+            Some((b"x".to_vec(), 9))
+        );
+        assert_eq!(typed.get(&b"p".to_vec()).unwrap(), Some(b"x".to_vec()));
+        // A row too short for its timestamp is a typed error, not a panic.
+        s.data_mut().insert(b"short".to_vec(), vec![1, 2]);
+        assert!(s.row(&s.data[&b"short"[..]]).is_err());
+        let typed = KeyValueStore::<Vec<u8>, Vec<u8>>::new(&mut s, None);
+        assert!(typed.get(&b"short".to_vec()).is_err());
+        assert!(typed.all().is_err());
     }
 
     #[test]

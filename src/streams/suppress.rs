@@ -41,6 +41,7 @@ use super::dsl::{Change, Getter, KTable};
 use super::headers::Headers;
 use super::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 use super::serde::Serde;
+use super::state::UNKNOWN_TIMESTAMP;
 use super::window::{split_windowed, CloseRule};
 use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::record::HeaderIter;
@@ -278,9 +279,13 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
         let buffer_name = buffer.clone();
         let getter: Getter<K, V> =
             Arc::new(move |lookup, k| match lookup(&buffer_name, &k.encode()?)? {
-                Some(entry) => {
-                    Ok(Change::<V>::decode(read_entry(&buffer_name, &entry)?.change)?.old)
-                }
+                // The value last forwarded; the buffer keeps the timestamp of the key's latest
+                // update only, not of that value, so its timestamp is unknown.
+                Some((entry, _)) => Ok(Change::<V>::decode(
+                    read_entry(&buffer_name, &entry)?.change,
+                )?
+                .old
+                .map(|v| (v, UNKNOWN_TIMESTAMP))),
                 None => upstream(lookup, k),
             });
         b.add(|t| {

@@ -42,8 +42,8 @@ impl Schedule {
     }
 }
 
-/// `(store, key, value or None for a deletion)`.
-pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+/// `(store, key, value or None for a deletion, the row's timestamp in a timestamped store)`.
+pub(crate) type ChangelogEntry<'a> = (&'a str, &'a [u8], Option<&'a [u8]>, Option<i64>);
 
 pub(crate) struct Task {
     id: TaskId,
@@ -110,7 +110,13 @@ impl Task {
                 .map(|sub| {
                     sub.stores
                         .iter()
-                        .map(|s| (s.clone(), KvState::default()))
+                        .map(|s| {
+                            let state = KvState {
+                                timestamped: topology.is_timestamped(s),
+                                ..KvState::default()
+                            };
+                            (s.clone(), state)
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -145,10 +151,17 @@ impl Task {
         self.ctx.wall_clock_ms = now_ms;
     }
 
-    /// Applies one changelog record to a store (before `init`).
-    pub fn restore(&mut self, store: &str, key: &[u8], value: Option<&[u8]>) {
+    /// Applies one changelog record to a store (before `init`); `timestamp` is the row's
+    /// timestamp if the record carries one.
+    pub fn restore(
+        &mut self,
+        store: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        timestamp: Option<i64>,
+    ) {
         if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.restore(key, value);
+            s.restore(key, value, timestamp);
         }
     }
 
@@ -380,7 +393,7 @@ impl Task {
     }
 
     /// The changelog records of the stores' changes since the last commit:
-    /// `(store, key, value or None for a deletion)`.
+    /// `(store, key, value or None for a deletion, row timestamp)`.
     pub fn changelog(&self) -> Vec<ChangelogEntry<'_>> {
         let mut out = Vec::new();
         for (name, s) in &self.ctx.stores {
@@ -388,11 +401,16 @@ impl Task {
             let mut keys: Vec<&Vec<u8>> = s.dirty.iter().collect();
             keys.sort_unstable();
             for k in keys {
-                out.push((
-                    name.as_str(),
-                    k.as_slice(),
-                    s.data.get(k).map(Vec::as_slice),
-                ));
+                let (value, timestamp) = match s.data.get(k) {
+                    // A row too short for its timestamp is never stored (every write adds
+                    // one); were there one, it would go out as it is, without a timestamp.
+                    Some(stored) => match s.row(stored) {
+                        Ok((value, ts)) => (Some(value), ts),
+                        Err(_) => (Some(stored.as_slice()), None),
+                    },
+                    None => (None, None),
+                };
+                out.push((name.as_str(), k.as_slice(), value, timestamp));
             }
         }
         out

@@ -52,6 +52,8 @@ pub struct TopologyTestDriver {
     outputs: HashMap<String, VecDeque<OutRecord>>,
     offsets: HashMap<String, u64>,
     registry: Registry,
+    /// The stores whose rows carry a timestamp, which queries strip.
+    timestamped_stores: Vec<String>,
     counters: Arc<Counters>,
     wall_clock_ms: i64,
 }
@@ -82,6 +84,7 @@ impl TopologyTestDriver {
     pub fn with_config(topology: Topology, config: &StreamsConfig) -> Result<Self> {
         topology.validate()?;
         let registry = registry_of(&topology);
+        let timestamped_stores = topology.timestamped_stores.clone();
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
         let globals = topology.globals.clone();
@@ -117,6 +120,7 @@ impl TopologyTestDriver {
             outputs: HashMap::new(),
             offsets: HashMap::new(),
             registry,
+            timestamped_stores,
             counters,
             wall_clock_ms: 0,
         })
@@ -321,7 +325,11 @@ impl TopologyTestDriver {
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         match self.registry.get(name) {
-            Some(c) => Ok(ReadOnlyKeyValueStore::new(name, Arc::clone(c))),
+            Some(c) => Ok(ReadOnlyKeyValueStore::new(
+                name,
+                Arc::clone(c),
+                self.timestamped_stores.iter().any(|s| s == name),
+            )),
             None => Err(Error::invalid(format!(
                 "the topology has no state store {name:?}"
             ))),

@@ -112,6 +112,9 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
     by_name: HashMap<Arc<str>, usize>,
     pub(crate) stores: Vec<String>,
+    /// The stores whose rows keep their timestamp (the DSL's tables and aggregations; see
+    /// [`state`](super::state)).
+    pub(crate) timestamped_stores: Vec<String>,
     /// Store -> the nodes (processors) connected to it, in the order they were connected.
     pub(crate) store_users: HashMap<String, Vec<usize>>,
     /// The repartition topics (`<app-id>-<name>-repartition`) its sinks write and sources read.
@@ -139,6 +142,7 @@ impl Topology {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             stores: Vec::new(),
+            timestamped_stores: Vec::new(),
             store_users: HashMap::new(),
             repartition_topics: Vec::new(),
             repartition_partitions: BTreeMap::new(),
@@ -326,6 +330,19 @@ impl Topology {
         crate::validate_topic_name(&super::state::changelog_topic(&self.app_id, name))?;
         self.stores.push(name.to_string());
         Ok(self)
+    }
+
+    /// Adds the store `name` like [`add_state_store`](Self::add_state_store), its rows keeping
+    /// their timestamp (the store of a DSL table or aggregation).
+    pub(crate) fn add_timestamped_state_store(&mut self, name: &str) -> Result<&mut Topology> {
+        self.add_state_store(name)?;
+        self.timestamped_stores.push(name.to_string());
+        Ok(self)
+    }
+
+    /// Whether the rows of store `name` keep their timestamp.
+    pub(crate) fn is_timestamped(&self, name: &str) -> bool {
+        self.timestamped_stores.iter().any(|s| s == name)
     }
 
     /// Adds the store `name` like [`add_state_store`](Self::add_state_store) and connects it

@@ -601,6 +601,13 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             let Some(agg) = self.fold(&r.key, &near, w)? else {
                 continue;
             };
+            // Kafka's rule: a window's result carries the latest timestamp of its records.
+            let latest = near
+                .iter()
+                .map(|(u, _, _)| *u)
+                .filter(|u| *u >= w.start && *u <= w.end)
+                .max()
+                .unwrap_or(t);
             let wk = windowed_bytes(&kb, w);
             let bytes = agg.encode()?;
             let state = ctx.raw_store(&self.store)?;
@@ -614,7 +621,7 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             ctx.forward(StreamRecord::new(
                 Windowed::new(r.key.clone(), w),
                 Change::new(Some(agg), old),
-                t,
+                latest,
             ));
         }
 
@@ -822,17 +829,18 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
         let mk = windowed_bytes(&kb, merged);
         state.put(mk.clone(), new_bytes);
         self.index.insert(rule.close(merged), mk);
+        // As in Kafka, a session's updates carry its end: its latest record's timestamp.
         for (w, old) in removed {
             ctx.forward(StreamRecord::new(
                 Windowed::new(r.key.clone(), w),
                 Change::new(None, Some(old)),
-                t,
+                w.end,
             ));
         }
         ctx.forward(StreamRecord::new(
             Windowed::new(r.key, merged),
             Change::new(Some(new), merged_old),
-            t,
+            merged.end,
         ));
         let state = ctx.raw_store(&self.store)?;
         self.index.expire(state, now, self.windows.retention);

@@ -68,7 +68,7 @@
 
 use std::sync::Arc;
 
-use super::table::{read, store_getter, Change};
+use super::table::{read, read_value, store_getter, Change};
 use super::{KTable, Materialized};
 use crate::error::Result;
 use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
@@ -282,11 +282,16 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                     }
                     Some(hash) => {
                         ctx.raw_store(&store)?.put(entry, hash.to_vec());
-                        let right = read(&right_getter, ctx, &r.key)?;
+                        // As in Kafka: the answer (and so the result) carries the latest of
+                        // the subscribing row's timestamp and the right row's.
+                        let (right, timestamp) = match read(&right_getter, ctx, &r.key)? {
+                            Some((v, ts)) => (Some(v), r.timestamp.max(ts)),
+                            None => (None, r.timestamp),
+                        };
                         ctx.forward(StreamRecord::new(
                             r.value.left_key,
                             Response { hash, right },
-                            r.timestamp,
+                            timestamp,
                         ));
                     }
                 }
@@ -328,7 +333,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
             false,
             move |ctx, r| {
                 let key = K::decode_nullable(Some(&r.key))?;
-                let Some(current) = read(&left_getter, ctx, &key)? else {
+                let Some(current) = read_value(&left_getter, ctx, &key)? else {
                     // The row was deleted after it subscribed; its deletion removed the result.
                     return Ok(());
                 };

@@ -31,12 +31,13 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::table::{read, Change, Getter};
+use super::table::{read, read_value, Change, Getter};
 use super::{Builder, FnProcessor, KStream, KTable, Materialized};
 use crate::error::Error;
 use crate::streams::global::GlobalStore;
 use crate::streams::processor::{Data, StreamRecord};
 use crate::streams::serde::Serde;
+use crate::streams::state::UNKNOWN_TIMESTAMP;
 use crate::streams::topology::{NodeKind, Topology};
 
 /// A table read whole by every instance of the application ([`Builder::global_table`]), for
@@ -214,7 +215,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
             .require_copartitioned("a stream-table join", &stream.node, &table.node);
         let getter = Arc::clone(&table.getter);
         let joined = stream.then(what, false, move |ctx, r| {
-            let t = read(&getter, ctx, &r.key)?;
+            let t = read_value(&getter, ctx, &r.key)?;
             if let Some(v) = joiner(&r.value, t.as_ref()) {
                 ctx.forward(StreamRecord::new(r.key, v, r.timestamp));
             }
@@ -376,11 +377,11 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         let left = self
             .changes()
             .then::<K, Change<VR>>(what, false, move |ctx, r| {
-                let o = read(&other_getter, ctx, &r.key)?;
+                let (o, timestamp) = with_other_row(read(&other_getter, ctx, &r.key)?, r.timestamp);
                 let new = j(r.value.new.as_ref(), o.as_ref());
                 let old = j(r.value.old.as_ref(), o.as_ref());
                 if let Some(c) = forward_result(new, old) {
-                    ctx.forward(StreamRecord::new(r.key, c, r.timestamp));
+                    ctx.forward(StreamRecord::new(r.key, c, timestamp));
                 }
                 Ok(())
             });
@@ -388,11 +389,11 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         let right = other
             .changes()
             .then::<K, Change<VR>>(what, false, move |ctx, r| {
-                let t = read(&this_getter, ctx, &r.key)?;
+                let (t, timestamp) = with_other_row(read(&this_getter, ctx, &r.key)?, r.timestamp);
                 let new = j(t.as_ref(), r.value.new.as_ref());
                 let old = j(t.as_ref(), r.value.old.as_ref());
                 if let Some(c) = forward_result(new, old) {
-                    ctx.forward(StreamRecord::new(r.key, c, r.timestamp));
+                    ctx.forward(StreamRecord::new(r.key, c, timestamp));
                 }
                 Ok(())
             });
@@ -416,12 +417,24 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         });
         let (gl, gr) = (Arc::clone(&self.getter), Arc::clone(&other.getter));
         let getter: Getter<K, VR> = Arc::new(move |lookup, k| {
-            let l = gl(lookup, k)?;
-            let r = gr(lookup, k)?;
-            Ok(joiner(l.as_ref(), r.as_ref()))
+            let (l, lt) = gl(lookup, k)?.unzip();
+            let (r, rt) = gr(lookup, k)?.unzip();
+            // The joined row's timestamp: the latest of its present sides' (as its updates').
+            let timestamp = lt.max(rt).unwrap_or(UNKNOWN_TIMESTAMP);
+            Ok(joiner(l.as_ref(), r.as_ref()).map(|v| (v, timestamp)))
         });
         KTable::new(b, merge, None, getter)
             .reading(&self.getter_stores)
             .reading(&other.getter_stores)
+    }
+}
+
+/// The other side's value for a table-table join of an update with timestamp `timestamp`, and
+/// the result's timestamp: Kafka's rule, the latest of the update's and the other row's (the
+/// update's alone when the other side has no row).
+fn with_other_row<V>(other: Option<(V, i64)>, timestamp: i64) -> (Option<V>, i64) {
+    match other {
+        Some((v, ts)) => (Some(v), timestamp.max(ts)),
+        None => (None, timestamp),
     }
 }

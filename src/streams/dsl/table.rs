@@ -70,35 +70,50 @@ impl<V: Serde> Serde for Change<V> {
     }
 }
 
-/// Reads raw bytes from a store of the running task: `(store, key) -> value`.
-pub(crate) type Lookup<'a> = dyn FnMut(&str, &[u8]) -> Result<Option<Vec<u8>>> + 'a;
+/// Reads raw bytes from a store of the running task: `(store, key) -> (value, row timestamp)`
+/// (`UNKNOWN_TIMESTAMP` for a store that keeps none).
+pub(crate) type Lookup<'a> = dyn FnMut(&str, &[u8]) -> Result<Option<(Vec<u8>, i64)>> + 'a;
 
-/// Reads a table's current value of a key.
-pub(crate) type Getter<K, V> = Arc<dyn Fn(&mut Lookup<'_>, &K) -> Result<Option<V>> + Send + Sync>;
+/// Reads a table's current row of a key: its value and timestamp.
+pub(crate) type Getter<K, V> =
+    Arc<dyn Fn(&mut Lookup<'_>, &K) -> Result<Option<(V, i64)>> + Send + Sync>;
 
 /// The getter of a table kept in the task store `store`.
 pub(crate) fn store_getter<K: Serde + Data, V: Serde + Data>(store: String) -> Getter<K, V> {
-    Arc::new(move |lookup, k| {
-        lookup(&store, &k.encode()?)?
-            .map(|b| V::decode(&b))
-            .transpose()
+    Arc::new(move |lookup, k| match lookup(&store, &k.encode()?)? {
+        Some((bytes, ts)) => Ok(Some((V::decode(&bytes)?, ts))),
+        None => Ok(None),
     })
 }
 
-/// Runs `getter` against the stores of the task `ctx` belongs to.
+/// Runs `getter` against the stores of the task `ctx` belongs to: the key's row, with its
+/// timestamp.
 pub(crate) fn read<K, V, KO: Data, VO: Data>(
     getter: &Getter<K, V>,
     ctx: &mut ProcessorContext<'_, KO, VO>,
     key: &K,
-) -> Result<Option<V>> {
-    let mut lookup = |store: &str, k: &[u8]| ctx.store::<Vec<u8>, Vec<u8>>(store)?.get(&k.to_vec());
+) -> Result<Option<(V, i64)>> {
+    let mut lookup = |store: &str, k: &[u8]| {
+        ctx.store::<Vec<u8>, Vec<u8>>(store)?
+            .get_timestamped(&k.to_vec())
+    };
     getter(&mut lookup, key)
+}
+
+/// [`read`] without the row's timestamp.
+pub(crate) fn read_value<K, V, KO: Data, VO: Data>(
+    getter: &Getter<K, V>,
+    ctx: &mut ProcessorContext<'_, KO, VO>,
+    key: &K,
+) -> Result<Option<V>> {
+    Ok(read(getter, ctx, key)?.map(|(v, _)| v))
 }
 
 impl Builder {
     /// The table of `topic`: per key the latest value, a record with a null value (a
     /// tombstone) deleting the key. It is kept in the state store `materialized` names (with a
-    /// changelog, restored before a task runs) and queryable by that name.
+    /// changelog, restored before a task runs) and queryable by that name. Each row keeps the
+    /// timestamp of the record that wrote it (its updates go downstream with it).
     ///
     /// ```
     /// use riverbed::streams::{Builder, Materialized, TopologyTestDriver};
@@ -126,7 +141,7 @@ impl Builder {
         let store = materialized
             .name
             .unwrap_or_else(|| self.name("KTABLE-SOURCE-STATE-STORE"));
-        self.add(|t| t.add_state_store(&store).map(|_| ()));
+        self.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
         let records: KStream<'_, K, Option<V>> = KStream::new(self, source, false);
         let store_name = store.clone();
         let node = records.then::<K, Change<V>>("KTABLE-MATERIALIZE", false, move |ctx, r| {
@@ -134,7 +149,7 @@ impl Builder {
             let old = match &r.value {
                 Some(v) => {
                     let old = s.get(&r.key)?;
-                    s.put(&r.key, v)?;
+                    s.put_timestamped(&r.key, v, r.timestamp)?;
                     old
                 }
                 None => s.delete(&r.key)?,
@@ -188,7 +203,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
             });
         let parent = Arc::clone(&self.getter);
         let getter: Getter<K, V> =
-            Arc::new(move |lookup, k| Ok(parent(lookup, k)?.filter(|v| predicate(k, v))));
+            Arc::new(move |lookup, k| Ok(parent(lookup, k)?.filter(|(v, _)| predicate(k, v))));
         KTable::new(self.builder, node.node, None, getter).reading(&self.getter_stores)
     }
 
@@ -215,7 +230,8 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
                     Ok(())
                 });
         let parent = Arc::clone(&self.getter);
-        let getter: Getter<K, V2> = Arc::new(move |lookup, k| Ok(parent(lookup, k)?.map(&*f)));
+        let getter: Getter<K, V2> =
+            Arc::new(move |lookup, k| Ok(parent(lookup, k)?.map(|(v, ts)| (f(v), ts))));
         KTable::new(self.builder, node.node, None, getter).reading(&self.getter_stores)
     }
 
@@ -352,14 +368,20 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
         let store = materialized
             .name
             .unwrap_or_else(|| b.name("KTABLE-AGGREGATE-STATE-STORE"));
-        b.add(|t| t.add_state_store(&store).map(|_| ()));
+        b.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
         let store_name = store.clone();
         let node = self
             .changes
             .through_repartition(&store)
             .then::<K, Change<VA>>("KTABLE-AGGREGATE", false, move |ctx, r| {
                 let mut s = ctx.store::<K, VA>(&store_name)?;
-                let old_agg = s.get(&r.key)?;
+                let (old_agg, old_ts) = match s.get_timestamped(&r.key)? {
+                    Some((agg, ts)) => (Some(agg), Some(ts)),
+                    None => (None, None),
+                };
+                // Kafka's rule: the result's timestamp is the latest of the stored
+                // aggregate's and the record's, the record's alone for a new aggregate.
+                let timestamp = old_ts.map_or(r.timestamp, |ts| ts.max(r.timestamp));
                 let mid = match (r.value.old, old_agg.clone()) {
                     (Some(v), Some(agg)) => Some(sub(agg, &r.key, v)),
                     (_, agg) => agg,
@@ -369,7 +391,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
                     None => mid,
                 };
                 match &new_agg {
-                    Some(a) => s.put(&r.key, a)?,
+                    Some(a) => s.put_timestamped(&r.key, a, timestamp)?,
                     None => {
                         s.delete(&r.key)?;
                     }
@@ -377,7 +399,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
                 ctx.forward(StreamRecord::new(
                     r.key,
                     Change::new(new_agg, old_agg),
-                    r.timestamp,
+                    timestamp,
                 ));
                 Ok(())
             });
