@@ -294,7 +294,12 @@ impl App {
         &self,
         name: &str,
     ) -> Result<super::ReadOnlyWindowStore<K, V>> {
-        super::window::window_store(&self.registry, name, "the application")
+        super::window::window_store(
+            &self.registry,
+            name,
+            self.timestamped_stores.iter().any(|s| s == name),
+            "the application",
+        )
     }
 
     /// Whether the application is running (not closed, not stopped by an error).

@@ -53,9 +53,9 @@
 //!   right rows' when a left row's subscription is answered, the right row's on a right update;
 //! - a source table ([`Builder::table`]): each row the timestamp of its record; `filter`,
 //!   `map_values` and `to_stream` keep the row's; a stream-table join, the stream record's;
-//! - sliding windows: the latest timestamp of the window's records; session windows: the
-//!   session's end (its latest record's timestamp). Time (tumbling and hopping) windows keep
-//!   the triggering record's timestamp (their stores keep no row timestamps).
+//! - time (tumbling and hopping) windows (KIP-259) and sliding windows: the latest timestamp
+//!   of the records aggregated into the window so far (a time window keeps it as its row's
+//!   timestamp); session windows: the session's end (its latest record's timestamp).
 //!
 //! The row timestamps survive restarts: they are in the changelog (as the records' timestamps)
 //! and in checkpoint snapshots (FORMAT.md 8.5 and 8.6). Interactive queries return plain

@@ -16,15 +16,18 @@
 //! neither is copied again (a commit applies the changed keys to the view's map in place). A
 //! store the task never writes is never copied.
 //!
-//! **Timestamped stores.** The stores of the DSL's tables and aggregations keep each row's
-//! timestamp (Kafka's timestamped key-value stores, KIP-258): in memory and in checkpoint
+//! **Timestamped stores.** The stores of the DSL's tables and aggregations, time-window
+//! (tumbling and hopping) aggregations included, keep each row's timestamp (Kafka's
+//! timestamped key-value and window stores, KIP-258 and KIP-259): in memory and in checkpoint
 //! snapshots a row's bytes are the timestamp (8 bytes, big-endian i64) followed by the
 //! serialized value, as Kafka lays them out. The changelog keeps the plain value and carries the
 //! row's timestamp as the changelog record's own timestamp, marked by the header
 //! [`ROW_TIMESTAMP_HEADER`] (FORMAT.md 8.6); a changelog record without that header (written
 //! before timestamps were kept) restores a row whose timestamp is unknown, `i64::MIN`, which
 //! the next update's timestamp replaces. Reads through [`KeyValueStore`] and
-//! [`ReadOnlyKeyValueStore`] strip the timestamp, so queries see plain values.
+//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](super::ReadOnlyWindowStore)) strip
+//! the timestamp, so queries see plain values. The stores of sliding and session windows stay
+//! plain: their results' timestamps follow from the windows' bounds and records.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
@@ -442,7 +445,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
-    /// timestamps (a window store or one added with
+    /// timestamps (a sliding or session window store, or one added with
     /// [`add_state_store`](super::Topology::add_state_store)); otherwise as [`get`](Self::get).
     pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
         if !self.timestamped {

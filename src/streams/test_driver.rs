@@ -345,7 +345,12 @@ impl TopologyTestDriver {
         &self,
         name: &str,
     ) -> Result<super::ReadOnlyWindowStore<K, V>> {
-        super::window::window_store(&self.registry, name, "the topology")
+        super::window::window_store(
+            &self.registry,
+            name,
+            self.timestamped_stores.iter().any(|s| s == name),
+            "the topology",
+        )
     }
 
     /// The driver's counters (processed, skipped and dropped records).

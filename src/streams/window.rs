@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::serde::{deserialization_error, Serde};
-use super::state::Committed;
+use super::state::{split_timestamped, Committed};
 use crate::error::{Error, Result};
 
 /// A window's bounds in milliseconds of event time.
@@ -381,6 +381,9 @@ impl SessionWindows {
 pub struct ReadOnlyWindowStore<K, V> {
     name: String,
     committed: Committed,
+    /// The rows hold their timestamp before the value (a time-window aggregation's store); the
+    /// queries return the plain values.
+    timestamped: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -393,10 +396,11 @@ impl<K, V> std::fmt::Debug for ReadOnlyWindowStore<K, V> {
 }
 
 impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
-    pub(crate) fn new(name: &str, committed: Committed) -> Self {
+    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool) -> Self {
         ReadOnlyWindowStore {
             name: name.to_string(),
             committed,
+            timestamped,
             _types: PhantomData,
         }
     }
@@ -477,10 +481,19 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
                         key: K::decode(&kb)?,
                         window,
                     },
-                    V::decode(v)?,
+                    self.decode_value(v)?,
                 ))
             })
             .collect()
+    }
+
+    /// The value of a stored row (the bytes after its timestamp in a timestamped store).
+    fn decode_value(&self, stored: &[u8]) -> Result<V> {
+        if self.timestamped {
+            V::decode(split_timestamped(stored)?.1)
+        } else {
+            V::decode(stored)
+        }
     }
 
     fn of_key(&self, key: impl Into<K>) -> Result<Vec<(Window, V)>> {
@@ -498,7 +511,7 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
             {
                 let (kb2, w) = split_windowed(k)?;
                 if kb2 == kb.as_slice() {
-                    out.push((w, V::decode(v)?));
+                    out.push((w, self.decode_value(v)?));
                 }
             }
         }
@@ -511,10 +524,11 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
 pub(crate) fn window_store<K: Serde, V: Serde>(
     registry: &super::state::Registry,
     name: &str,
+    timestamped: bool,
     what: &str,
 ) -> Result<ReadOnlyWindowStore<K, V>> {
     match registry.get(name) {
-        Some(c) => Ok(ReadOnlyWindowStore::new(name, Arc::clone(c))),
+        Some(c) => Ok(ReadOnlyWindowStore::new(name, Arc::clone(c), timestamped)),
         None => Err(Error::invalid(format!(
             "{what} has no state store {name:?}"
         ))),

@@ -189,10 +189,12 @@ fn aggregate_step<K, V, VA: 'static>(
 type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
+/// A `timestamped` store keeps each window's row timestamp (see [`state`](super::state)).
 fn add_windowed<'b, K: Data, V: Data, KT: Data + Serde, VT: Data + Serde, P>(
     stream: &KStream<'b, K, V>,
     store_name: Option<String>,
     extra_stores: &[&str],
+    timestamped: bool,
     rule: CloseRule,
     supplier: impl Fn(Arc<str>) -> P + Send + Sync + 'static,
 ) -> KTable<'b, KT, VT>
@@ -204,7 +206,11 @@ where
     let node = b.name("KSTREAM-WINDOWAGGREGATE");
     let store_arc: Arc<str> = Arc::from(store.as_str());
     b.add(|t| {
-        t.add_state_store(&store)?;
+        if timestamped {
+            t.add_timestamped_state_store(&store)?;
+        } else {
+            t.add_state_store(&store)?;
+        }
         for extra in extra_stores {
             t.add_state_store(&format!("{store}{extra}"))?;
         }
@@ -277,6 +283,7 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
             &self.stream,
             materialized.name,
             &[],
+            true,
             windows.close_rule(),
             move |store| TimeWindowAggregate {
                 windows,
@@ -304,7 +311,7 @@ impl Expiry {
         self.stream_time = state
             .data
             .get(STREAM_TIME_KEY)
-            .map(|b| i64::decode(b))
+            .map(|b| i64::decode(state.row(b)?.0))
             .transpose()?;
         for k in state.data.keys().filter(|k| !is_meta(k)) {
             let (_, w) = split_windowed(k)?;
@@ -314,7 +321,9 @@ impl Expiry {
     }
 
     /// The stream time for a record at `ts`: the task's, or the one restored if larger; stored
-    /// when it moves (as `i64`'s serde writes it; a number always has its bytes).
+    /// when it moves (as `i64`'s serde writes it; a number always has its bytes). In a
+    /// timestamped store the row is laid out as every other (the stream time is its timestamp
+    /// too), so the changelog and snapshots treat it like any row.
     #[allow(
         clippy::big_endian_bytes,
         reason = "the layout is i64's serde's, big-endian"
@@ -325,7 +334,15 @@ impl Expiry {
             .max(self.stream_time.unwrap_or(i64::MIN));
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
-            state.put(STREAM_TIME_KEY.to_vec(), now.to_be_bytes().to_vec());
+            let value = now.to_be_bytes();
+            let row = if state.timestamped {
+                let mut row = Vec::with_capacity(16);
+                super::state::write_timestamped(&mut row, now, &value);
+                row
+            } else {
+                value.to_vec()
+            };
+            state.put(STREAM_TIME_KEY.to_vec(), row);
         }
         now
     }
@@ -419,15 +436,25 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             };
             let Some(v) = v else { break };
             let wk = windowed_bytes(&kb, w);
-            let state = ctx.raw_store(&self.store)?;
-            let old = state.data.get(&wk).map(|b| VA::decode(b)).transpose()?;
-            let new = (self.step)(old.clone(), &r.key, v);
-            state.put(wk.clone(), new.encode()?);
+            let step = &self.step;
+            let key = &r.key;
+            // Kafka's rule (KIP-258/259): a window's result carries the latest timestamp of the
+            // records aggregated into it so far, kept as the window's row timestamp.
+            let (old, new, timestamp) =
+                ctx.raw_store(&self.store)?
+                    .update_timestamped(wk.clone(), |stored| {
+                        let (old, timestamp) = match stored {
+                            Some((ts, bytes)) => (Some(VA::decode(bytes)?), ts.max(r.timestamp)),
+                            None => (None, r.timestamp),
+                        };
+                        let new = step(old.clone(), key, v);
+                        Ok((timestamp, new.encode()?, (old, new, timestamp)))
+                    })?;
             self.index.insert(rule.close(w), wk);
             ctx.forward(StreamRecord::new(
                 Windowed::new(r.key.clone(), w),
                 Change::new(Some(new), old),
-                r.timestamp,
+                timestamp,
             ));
         }
         let state = ctx.raw_store(&self.store)?;
@@ -488,6 +515,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> SlidingWindowedKStream<'b, K, V> {
             &self.stream,
             materialized.name,
             &[RECORDS_SUFFIX],
+            false,
             windows.close_rule(),
             move |store| SlidingWindowAggregate {
                 windows,
@@ -738,6 +766,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
             &self.stream,
             materialized.name,
             &[],
+            false,
             windows.close_rule(),
             move |store| SessionAggregate {
                 windows,
