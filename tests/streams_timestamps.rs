@@ -3,15 +3,17 @@
 //! table-table join's the latest of its two rows', and the row timestamps survive a restart,
 //! whether the store comes back from a checkpoint snapshot or from its changelog. Each model
 //! test runs the topology in the test driver over random out-of-order input and compares every
-//! output's timestamp with a plain in-memory computation of Kafka's rule.
+//! output's timestamp with a plain in-memory computation of Kafka's rule. Time windows
+//! (tumbling and hopping) follow KIP-259: a window's update carries the latest timestamp of the
+//! records aggregated into it so far.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use riverbed::streams::{
-    App, Builder, Materialized, Serde, SessionWindows, SlidingWindows, StreamsConfig,
-    TopologyTestDriver, Windowed,
+    App, Builder, Materialized, Serde, SessionWindows, SlidingWindows, StreamsConfig, TimeWindows,
+    TopologyTestDriver, Window, Windowed,
 };
 use riverbed::{CleanupPolicy, IsolationLevel, Record, Store, TopicConfig};
 
@@ -286,6 +288,96 @@ proptest! {
     }
 }
 
+/// The time-window specifications of the model test: tumbling and hopping, both with a grace
+/// shorter than the input's jumps back, so that some records come too late and are dropped.
+fn time_windows() -> [(&'static str, TimeWindows); 2] {
+    let grace = Duration::from_millis(50);
+    [
+        (
+            "tumbling",
+            TimeWindows::of_size_and_grace(Duration::from_millis(100), grace),
+        ),
+        (
+            "hopping",
+            TimeWindows::of_size_and_grace(Duration::from_millis(100), grace)
+                .advance_by(Duration::from_millis(40)),
+        ),
+    ]
+}
+
+/// Per key and window: the sum of the records aggregated into it and their latest timestamp.
+type WindowModel = BTreeMap<(String, Window), (i64, i64)>;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Tumbling and hopping windows (KIP-259): every update of a window carries the latest
+    /// timestamp of the records aggregated into it so far (a record that comes after its
+    /// window closed is dropped, and counts for nothing), with the right sum; the window-store
+    /// queries return the plain sums, and the store's rows hold the latest timestamps.
+    #[test]
+    fn time_window_updates_carry_the_latest_timestamp_of_their_window(
+        records in prop::collection::vec((0u8..3, -20i64..20, 0i64..1000), 0..80),
+    ) {
+        let b = Builder::new("time-windows-ts");
+        let g = b.stream::<String, i64>("in").group_by_key();
+        for (name, windows) in time_windows() {
+            g.windowed_by(windows)
+                .aggregate(|| 0i64, |_k, v, sum| sum + v, Materialized::named(name))
+                .to_stream()
+                .to(&format!("{name}-out"));
+        }
+        let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let grace = 50;
+        let mut stream_time = i64::MIN;
+        let mut models: [WindowModel; 2] = Default::default();
+        for (k, v, ts) in &records {
+            d.pipe_input("in", &key(*k), v, *ts).unwrap();
+            stream_time = stream_time.max(*ts);
+            for ((name, windows), model) in time_windows().iter().zip(models.iter_mut()) {
+                let mut want = Vec::new();
+                // A window takes the record until stream time reaches its end plus the grace.
+                for w in windows
+                    .windows_for(*ts)
+                    .into_iter()
+                    .filter(|w| w.end + grace > stream_time)
+                {
+                    let row = model.entry((key(*k), w)).or_insert((0, *ts));
+                    row.0 += v;
+                    row.1 = row.1.max(*ts);
+                    want.push((Windowed::new(key(*k), w), row.0, row.1));
+                }
+                let got = triples::<Windowed<String>, i64>(&mut d, &format!("{name}-out"));
+                prop_assert_eq!(got, want, "{} after ({}, {}, {})", name, k, v, ts);
+            }
+        }
+        for ((name, _), model) in time_windows().iter().zip(models.iter()) {
+            let windows = d.window_store::<String, i64>(name).unwrap();
+            let rows = d.store::<Windowed<String>, i64>(name).unwrap();
+            for k in 0u8..3 {
+                let want: Vec<(Window, i64)> = model
+                    .iter()
+                    .filter(|((k2, _), _)| *k2 == key(k))
+                    .map(|((_, w), (sum, _))| (*w, *sum))
+                    .collect();
+                prop_assert_eq!(windows.fetch(key(k), 0, i64::MAX).unwrap(), want, "{}", name);
+            }
+            let all: Vec<(Windowed<String>, i64)> = model
+                .iter()
+                .map(|((k, w), (sum, _))| (Windowed::new(k.clone(), *w), *sum))
+                .collect();
+            prop_assert_eq!(windows.all().unwrap(), all, "{}", name);
+            for ((k, w), (sum, latest)) in model {
+                prop_assert_eq!(
+                    rows.get_with_timestamp(Windowed::new(k.clone(), *w)).unwrap(),
+                    Some((*sum, *latest)),
+                    "{}", name
+                );
+            }
+        }
+    }
+}
+
 /// Only the stores of tables and aggregations answer timestamped queries; others refuse with a
 /// typed error.
 #[test]
@@ -526,4 +618,114 @@ fn a_changelog_without_row_timestamps_restores_values_with_an_unknown_timestamp(
     // From then on the row has a timestamp, and keeps it over a restart.
     let (_, ts) = run(&store, base, false, &[5], 9);
     assert_eq!(ts, 10);
+}
+
+const WINDOWED_APP: &str = "ts-window-app";
+const WINDOW_CHANGELOG: &str = "ts-window-app-window-counts-changelog";
+
+/// Tumbling one-minute windows counted per key (a grace of an hour: nothing here is late).
+fn window_counting() -> riverbed::streams::Topology {
+    let b = Builder::new(WINDOWED_APP);
+    b.stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        ))
+        .count(Materialized::named("window-counts"))
+        .to_stream()
+        .to("out");
+    b.build().unwrap()
+}
+
+/// Starts the window-counting app, sends `("a", start + ts)` for each of `timestamps` (all in
+/// the window `[start, start + 60 s)`), waits until the window's count is `count`, closes;
+/// returns the metrics and the timestamp of the last output for the window, less `start`.
+fn run_windowed(
+    store: &Store,
+    start: i64,
+    eos: bool,
+    timestamps: &[i64],
+    count: i64,
+) -> (riverbed::streams::StreamsMetrics, i64) {
+    let app = App::start(store, window_counting(), config(eos)).unwrap();
+    let p = store.producer();
+    for ts in timestamps {
+        p.send(Record::new("in").key("a").value("v").timestamp(start + ts))
+            .unwrap();
+    }
+    let window = Window::new(start, start + 60_000);
+    let windows = app.window_store::<String, i64>("window-counts").unwrap();
+    common::wait_for_apps("the window count", &[&app], || {
+        windows.fetch("a", start, start).unwrap() == [(window, count)]
+    });
+    // The committed row's timestamp, as a timestamped-store query reads it.
+    let rows = app.store::<Windowed<String>, i64>("window-counts").unwrap();
+    let (value, row_ts) = rows
+        .get_with_timestamp(Windowed::new("a".to_string(), window))
+        .unwrap()
+        .unwrap();
+    assert_eq!(value, count);
+    let m = app.metrics();
+    app.close().unwrap();
+    let isolation = if eos {
+        IsolationLevel::ReadCommitted
+    } else {
+        IsolationLevel::ReadUncommitted
+    };
+    let out = common::read_topic(store, "out", isolation);
+    let key = Windowed::new("a".to_string(), window).encode().unwrap();
+    let last = out
+        .iter()
+        .rfind(|r| r.key.as_deref() == Some(&key[..]))
+        .unwrap_or_else(|| panic!("eos {eos}: no output for the window in {out:?}"))
+        .clone();
+    assert_eq!(last.value.as_deref(), Some(&count.encode().unwrap()[..]));
+    assert_eq!(row_ts, last.timestamp, "the query sees the row's timestamp");
+    (m, last.timestamp - start)
+}
+
+/// A time window's row timestamp (its latest record's) survives a restart from the checkpoint
+/// snapshot and one from the changelog alone: an older record into the same window after the
+/// restart forwards the stored latest timestamp, not its own.
+#[test]
+fn a_time_window_row_timestamp_survives_restarts_from_the_checkpoint_and_from_the_changelog() {
+    for eos in [false, true] {
+        let (dir, store) = setup();
+        // A window boundary an hour or so ago (the topics' time retention keeps that).
+        let start = base_ms() / 60_000 * 60_000;
+        let (_, ts) = run_windowed(&store, start, eos, &[100, 5_000, 3_000], 3);
+        assert_eq!(ts, 5_000, "eos {eos}");
+        // The window's changelog record carries the row's timestamp.
+        let log = common::read_topic(&store, WINDOW_CHANGELOG, IsolationLevel::ReadCommitted);
+        let key = Windowed::new("a".to_string(), Window::new(start, start + 60_000))
+            .encode()
+            .unwrap();
+        let row = log
+            .iter()
+            .rfind(|r| r.key.as_deref() == Some(&key[..]))
+            .unwrap();
+        assert_eq!(row.timestamp, start + 5_000, "eos {eos}");
+        let snapshot = dir
+            .path()
+            .join("streams")
+            .join(format!("{WINDOW_CHANGELOG}-0.checkpoint"));
+        assert!(snapshot.exists());
+
+        let (m, ts) = run_windowed(&store, start, eos, &[2_000], 4);
+        assert_eq!(m.snapshots_used, 1, "eos {eos}: restored from the snapshot");
+        assert_eq!(ts, 5_000, "eos {eos}: after a restore from the snapshot");
+
+        std::fs::remove_file(&snapshot).unwrap();
+        let (m, ts) = run_windowed(&store, start, eos, &[2_500], 5);
+        assert_eq!(
+            m.snapshots_used, 0,
+            "eos {eos}: restored from the changelog"
+        );
+        assert!(m.restored_records > 0);
+        assert_eq!(ts, 5_000, "eos {eos}: after a restore from the changelog");
+
+        let (_, ts) = run_windowed(&store, start, eos, &[9_000], 6);
+        assert_eq!(ts, 9_000, "eos {eos}: a later record moves it on");
+    }
 }

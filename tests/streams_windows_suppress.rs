@@ -1,8 +1,9 @@
 //! `suppress` over random out-of-order inputs: `until_window_closes` emits exactly one final
-//! result per window, only once stream time reaches window end + grace, and every closed window
-//! has been emitted; `until_time_limit` matches a model of the rate limit. Also: timestamp
-//! extractors drive windows, and `until_window_closes` needs a windowed table. A table
-//! downstream of a suppression sees the previous forwarded value with each update.
+//! result per window (carrying the latest timestamp of its records), only once stream time
+//! reaches window end + grace, and every closed window has been emitted; `until_time_limit`
+//! matches a model of the rate limit. Also: timestamp extractors drive windows, and
+//! `until_window_closes` needs a windowed table. A table downstream of a suppression sees the
+//! previous forwarded value with each update.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,15 +48,19 @@ proptest! {
         let mut d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
 
         let mut st = i64::MIN;
-        let mut model: BTreeMap<(String, Window), i64> = BTreeMap::new();
-        let mut emitted: BTreeMap<(String, Window), i64> = BTreeMap::new();
+        // Per window: the sum and the latest timestamp of its records, which the final result
+        // carries (its last update's, KIP-259).
+        let mut model: BTreeMap<(String, Window), (i64, i64)> = BTreeMap::new();
+        let mut emitted: BTreeMap<(String, Window), (i64, i64)> = BTreeMap::new();
         for (k, v, t) in &records {
             d.pipe_input("in", &key(*k), v, *t).unwrap();
             st = st.max(*t);
             let mut s = 0;
             while s <= *t {
                 if s + size > *t && s + size + grace > st {
-                    *model.entry((key(*k), Window::new(s, s + size))).or_default() += v;
+                    let row = model.entry((key(*k), Window::new(s, s + size))).or_insert((0, *t));
+                    row.0 += v;
+                    row.1 = row.1.max(*t);
                 }
                 s += advance;
             }
@@ -63,12 +68,16 @@ proptest! {
                 let w = (r.key.key.clone(), r.key.window);
                 // Only once the window has closed, and only once.
                 prop_assert!(r.key.window.end + grace <= st, "{:?} emitted early at {}", w, st);
-                prop_assert!(emitted.insert(w.clone(), r.value).is_none(), "{:?} emitted twice", w);
+                prop_assert!(
+                    emitted.insert(w.clone(), (r.value, r.timestamp)).is_none(),
+                    "{:?} emitted twice",
+                    w
+                );
             }
-            // Every closed window has been emitted, with its final value.
-            for (w, sum) in &model {
+            // Every closed window has been emitted, with its final value and timestamp.
+            for (w, final_result) in &model {
                 if w.1.end + grace <= st {
-                    prop_assert_eq!(emitted.get(w), Some(sum));
+                    prop_assert_eq!(emitted.get(w), Some(final_result));
                 }
             }
         }
