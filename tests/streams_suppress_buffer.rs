@@ -13,6 +13,8 @@ use riverbed::streams::{
 };
 use riverbed::{ConsumerConfig, ErrorKind, Record, Store, TopicConfig, TopicPartition};
 
+mod common;
+
 const LIMIT_MS: i64 = 100;
 
 fn rate_limited(buffer: BufferConfig) -> riverbed::streams::Topology {
@@ -56,17 +58,9 @@ proptest! {
 
     #[test]
     fn emit_early_when_full_matches_the_model(
-        steps in prop::collection::vec((0u8..6, -50i64..50, -40i64..90), 0..60),
+        updates in common::timed_records(6, -50..50, -40..90, 0..60),
         max_records in 1usize..5,
     ) {
-        let mut t = 0i64;
-        let updates: Vec<(u8, i64, i64)> = steps
-            .into_iter()
-            .map(|(k, v, dt)| {
-                t = (t + dt).max(0);
-                (k, v, t)
-            })
-            .collect();
         let mut d = TopologyTestDriver::new(rate_limited(
             BufferConfig::max_records(max_records).emit_early_when_full(),
         ))

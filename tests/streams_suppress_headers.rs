@@ -317,17 +317,9 @@ proptest! {
     /// emits early: every emitted record has the headers of its key's last update.
     #[test]
     fn time_limited_and_early_emits_match_the_model_with_headers(
-        steps in prop::collection::vec((0u8..6, -10i64..50, -40i64..90), 0..60),
+        updates in common::timed_records(6, -10..50, -40..90, 0..60),
         max_records in 1usize..6,
     ) {
-        let mut t = 0i64;
-        let updates: Vec<(u8, i64, i64)> = steps
-            .into_iter()
-            .map(|(k, v, dt)| {
-                t = (t + dt).max(0);
-                (k, v, t)
-            })
-            .collect();
         let mut d = TopologyTestDriver::new(rate_limited(
             BufferConfig::max_records(max_records).emit_early_when_full(),
         ))

@@ -325,8 +325,20 @@ pub fn read_topic(
 /// mostly rise but jump back now and then (by up to 300 ms), so some records are out of order
 /// within a window's grace and some beyond it.
 pub fn out_of_order_input() -> impl proptest::strategy::Strategy<Value = Vec<(u8, i64, i64)>> {
+    timed_records(3, -9..10, -300..120, 0..80)
+}
+
+/// `len` `(key, value, timestamp)` records: keys below `keys`, values in `values`, and a
+/// timestamp that moves by a step drawn from `steps` from one record to the next (back in time
+/// for a negative step, never below 0).
+pub fn timed_records(
+    keys: u8,
+    values: std::ops::Range<i64>,
+    steps: std::ops::Range<i64>,
+    len: std::ops::Range<usize>,
+) -> impl proptest::strategy::Strategy<Value = Vec<(u8, i64, i64)>> {
     use proptest::prelude::*;
-    prop::collection::vec((0u8..3, -9i64..10, -300i64..120), 0..80).prop_map(|steps| {
+    prop::collection::vec((0..keys, values, steps), len).prop_map(|steps| {
         let mut t = 0i64;
         steps
             .into_iter()
