@@ -96,6 +96,17 @@ proptest! {
             .collect();
         prop_assert_eq!(&got, &model);
         prop_assert_eq!(d.metrics().dropped_records, dropped);
+        // The same store through the key-value view (keys are `Windowed<K>`): the windows, and
+        // not the store's stream-time bookkeeping row.
+        let kv = d.store::<Windowed<String>, String>("w").unwrap();
+        let got: BTreeMap<(String, Window), String> = kv
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| ((k.key, k.window), v))
+            .collect();
+        prop_assert_eq!(&got, &model);
+        prop_assert_eq!(kv.approximate_num_entries(), model.len());
 
         let changes = d.read_output::<Windowed<String>, String>("out").unwrap();
         prop_assert_eq!(changes.len(), updates);

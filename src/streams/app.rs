@@ -101,6 +101,7 @@ pub struct App {
     registry: Registry,
     /// The stores whose rows carry a timestamp, which queries strip.
     timestamped_stores: Vec<String>,
+    window_stores: Vec<String>,
     counters: Arc<Counters>,
     /// Stopped after the stream threads (fields drop after `Drop::drop`).
     _global: Option<GlobalThread>,
@@ -219,6 +220,7 @@ impl App {
         let sub_changelogs = Arc::new(sub_changelogs);
         let registry = registry_of(&topology);
         let timestamped_stores = topology.timestamped_stores.clone();
+        let window_stores = topology.window_stores.clone();
         let counters = Arc::new(Counters::default());
         let started = Instant::now();
         let slot = InstanceSlot::take(store, &app_id);
@@ -261,6 +263,7 @@ impl App {
             threads,
             registry,
             timestamped_stores,
+            window_stores,
             counters,
             _global: global,
             started,
@@ -278,6 +281,7 @@ impl App {
                 name,
                 Arc::clone(c),
                 self.timestamped_stores.iter().any(|s| s == name),
+                self.window_stores.iter().any(|s| s == name),
             )),
             None => Err(Error::invalid(format!(
                 "the application has no state store {name:?}"

@@ -379,6 +379,8 @@ pub struct ReadOnlyKeyValueStore<K, V> {
     committed: Committed,
     /// The rows carry their timestamp, which reads strip.
     timestamped: bool,
+    /// A windowed aggregation's store: its bookkeeping row is not an entry.
+    window: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -391,11 +393,12 @@ impl<K, V> std::fmt::Debug for ReadOnlyKeyValueStore<K, V> {
 }
 
 impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
-    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool) -> Self {
+    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool, window: bool) -> Self {
         ReadOnlyKeyValueStore {
             name: name.to_string(),
             committed,
             timestamped,
+            window,
             _types: PhantomData,
         }
     }
@@ -491,7 +494,14 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
 
     /// How many keys the committed state holds.
     pub fn approximate_num_entries(&self) -> usize {
-        self.committed.read().values().map(|m| m.len()).sum()
+        let meta = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {
+            usize::from(self.window && m.contains_key(super::window::STREAM_TIME_KEY))
+        };
+        self.committed
+            .read()
+            .values()
+            .map(|m| m.len() - meta(m))
+            .sum()
     }
 
     fn merged(
@@ -502,6 +512,9 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
         let mut out = BTreeMap::new();
         for m in committed.values() {
             for (k, v) in pick(m) {
+                if self.window && super::window::is_meta(k) {
+                    continue;
+                }
                 out.insert(k.clone(), v.clone());
             }
         }

@@ -54,6 +54,7 @@ pub struct TopologyTestDriver {
     registry: Registry,
     /// The stores whose rows carry a timestamp, which queries strip.
     timestamped_stores: Vec<String>,
+    window_stores: Vec<String>,
     counters: Arc<Counters>,
     wall_clock_ms: i64,
 }
@@ -85,6 +86,7 @@ impl TopologyTestDriver {
         topology.validate()?;
         let registry = registry_of(&topology);
         let timestamped_stores = topology.timestamped_stores.clone();
+        let window_stores = topology.window_stores.clone();
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
         let globals = topology.globals.clone();
@@ -121,6 +123,7 @@ impl TopologyTestDriver {
             offsets: HashMap::new(),
             registry,
             timestamped_stores,
+            window_stores,
             counters,
             wall_clock_ms: 0,
         })
@@ -329,6 +332,7 @@ impl TopologyTestDriver {
                 name,
                 Arc::clone(c),
                 self.timestamped_stores.iter().any(|s| s == name),
+                self.window_stores.iter().any(|s| s == name),
             )),
             None => Err(Error::invalid(format!(
                 "the topology has no state store {name:?}"

@@ -115,6 +115,9 @@ pub struct Topology {
     /// The stores whose rows keep their timestamp (the DSL's tables and aggregations; see
     /// [`state`](super::state)).
     pub(crate) timestamped_stores: Vec<String>,
+    /// The stores of windowed aggregations: besides their windows they hold a bookkeeping row
+    /// (`window::STREAM_TIME_KEY`) that key-value queries skip.
+    pub(crate) window_stores: Vec<String>,
     /// Store -> the nodes (processors) connected to it, in the order they were connected.
     pub(crate) store_users: HashMap<String, Vec<usize>>,
     /// The repartition topics (`<app-id>-<name>-repartition`) its sinks write and sources read.
@@ -143,6 +146,7 @@ impl Topology {
             by_name: HashMap::new(),
             stores: Vec::new(),
             timestamped_stores: Vec::new(),
+            window_stores: Vec::new(),
             store_users: HashMap::new(),
             repartition_topics: Vec::new(),
             repartition_partitions: BTreeMap::new(),

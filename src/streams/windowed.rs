@@ -211,6 +211,7 @@ where
         } else {
             t.add_state_store(&store)?;
         }
+        t.window_stores.push(store.clone());
         for extra in extra_stores {
             t.add_state_store(&format!("{store}{extra}"))?;
         }
