@@ -497,11 +497,7 @@ fn run(
     count: i64,
 ) -> (riverbed::streams::StreamsMetrics, i64) {
     let app = App::start(store, counting(), config(eos)).unwrap();
-    let p = store.producer();
-    for ts in timestamps {
-        p.send(Record::new("in").key("a").value("v").timestamp(base + ts))
-            .unwrap();
-    }
+    send_a(store, base, timestamps);
     let counts = app.store::<String, i64>("counts").unwrap();
     common::wait_for_apps("the count", &[&app], || {
         counts.get("a").unwrap() == Some(count)
@@ -510,6 +506,22 @@ fn run(
     let (_, row_ts) = counts.get_with_timestamp("a").unwrap().unwrap();
     let m = app.metrics();
     app.close().unwrap();
+    let last = last_output(store, eos, b"a", count, row_ts);
+    (m, last - base)
+}
+
+/// Sends `("a", base + ts)` to `in` for each of `timestamps`.
+fn send_a(store: &Store, base: i64, timestamps: &[i64]) {
+    let p = store.producer();
+    for ts in timestamps {
+        p.send(Record::new("in").key("a").value("v").timestamp(base + ts))
+            .unwrap();
+    }
+}
+
+/// The timestamp of the last output for `key` (read as the guarantee lets a reader see it),
+/// after checking that it holds `count` and that the store's row had the same timestamp.
+fn last_output(store: &Store, eos: bool, key: &[u8], count: i64, row_ts: i64) -> i64 {
     let isolation = if eos {
         IsolationLevel::ReadCommitted
     } else {
@@ -518,12 +530,11 @@ fn run(
     let out = common::read_topic(store, "out", isolation);
     let last = out
         .iter()
-        .rfind(|r| r.key.as_deref() == Some(b"a"))
-        .unwrap_or_else(|| panic!("eos {eos}: no output for a in {out:?}"))
-        .clone();
+        .rfind(|r| r.key.as_deref() == Some(key))
+        .unwrap_or_else(|| panic!("eos {eos}: no output for {key:?} in {out:?}"));
     assert_eq!(last.value.as_deref(), Some(&count.encode().unwrap()[..]));
     assert_eq!(row_ts, last.timestamp, "the query sees the row's timestamp");
-    (m, last.timestamp - base)
+    last.timestamp
 }
 
 fn snapshot_path(dir: &std::path::Path) -> std::path::PathBuf {
@@ -649,11 +660,7 @@ fn run_windowed(
     count: i64,
 ) -> (riverbed::streams::StreamsMetrics, i64) {
     let app = App::start(store, window_counting(), config(eos)).unwrap();
-    let p = store.producer();
-    for ts in timestamps {
-        p.send(Record::new("in").key("a").value("v").timestamp(start + ts))
-            .unwrap();
-    }
+    send_a(store, start, timestamps);
     let window = Window::new(start, start + 60_000);
     let windows = app.window_store::<String, i64>("window-counts").unwrap();
     common::wait_for_apps("the window count", &[&app], || {
@@ -668,21 +675,9 @@ fn run_windowed(
     assert_eq!(value, count);
     let m = app.metrics();
     app.close().unwrap();
-    let isolation = if eos {
-        IsolationLevel::ReadCommitted
-    } else {
-        IsolationLevel::ReadUncommitted
-    };
-    let out = common::read_topic(store, "out", isolation);
     let key = Windowed::new("a".to_string(), window).encode().unwrap();
-    let last = out
-        .iter()
-        .rfind(|r| r.key.as_deref() == Some(&key[..]))
-        .unwrap_or_else(|| panic!("eos {eos}: no output for the window in {out:?}"))
-        .clone();
-    assert_eq!(last.value.as_deref(), Some(&count.encode().unwrap()[..]));
-    assert_eq!(row_ts, last.timestamp, "the query sees the row's timestamp");
-    (m, last.timestamp - start)
+    let last = last_output(store, eos, &key, count, row_ts);
+    (m, last - start)
 }
 
 /// A time window's row timestamp (its latest record's) survives a restart from the checkpoint
