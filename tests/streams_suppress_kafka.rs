@@ -20,13 +20,17 @@
 //! Riverbed does not print) and `shouldSupportFinalResultsForSlidingWindows` (Kafka's sliding
 //! windows create windows Riverbed's do not; see the `window` module docs).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proptest::prelude::*;
 use riverbed::streams::{
     BufferConfig, Builder, KTable, Materialized, SessionWindows, Suppressed, TimeWindows,
     TopologyTestDriver, Windowed,
 };
 use riverbed::ErrorKind;
+
+mod common;
 
 fn ms(n: i64) -> Duration {
     Duration::from_millis(n as u64)
@@ -358,6 +362,38 @@ fn a_suppressed_session_is_emitted_once_stream_time_passes_end_gap_and_grace() {
     );
 }
 
+/// A late record that joins a closed (and emitted) session to an open one: accepted, as in
+/// Kafka (only the merged session's end counts), and the closed session's final result is
+/// retracted by its tombstone before the merged session's comes out. Kafka drops that
+/// tombstone (and emits `[a@0/15]` at once, at stream time 78, 1 ms before it closes).
+#[test]
+fn a_late_merge_into_a_closed_session_retracts_its_final_result() {
+    let mut d = suppressed_sessions(
+        SessionWindows::of_inactivity_gap_and_grace(ms(15), ms(48)),
+        Suppressed::until_window_closes(),
+    );
+    for t in [0, 45, 78] {
+        pipe(&mut d, "input", "a", "v", t);
+    }
+    // [0,0] closed at 0 + 15 + 1 + 48 = 64.
+    assert_eq!(
+        drain_windowed(&mut d, "output-suppressed"),
+        [kvt("[a@0/0]", Some(1), 0)]
+    );
+    // 15 is within the gap of [0,0]; [0,15] closes at 79 > 78: accepted.
+    pipe(&mut d, "input", "a", "v", 15);
+    assert_eq!(d.metrics().dropped_records, 0);
+    assert_eq!(
+        drain_windowed(&mut d, "output-suppressed"),
+        [kvt("[a@0/0]", None, 0)]
+    );
+    pipe(&mut d, "input", "a", "v", 79);
+    assert_eq!(
+        drain_windowed(&mut d, "output-suppressed"),
+        [kvt("[a@0/15]", Some(2), 15)]
+    );
+}
+
 /// Kafka: SuppressScenarioTest `shouldSupportFinalResultsForSessionWindows`, raw and
 /// suppressed outputs exactly (the raw output shows issue 13 item 11: the record at 1 lands in
 /// `[k1@0/5]`, which is deleted and written again).
@@ -596,5 +632,102 @@ fn suppression_before_a_join() {
             ],
             "suppress left: {suppress_left}"
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The rule the session cases above exemplify, over random out-of-order input: with
+    /// `until_window_closes`, each session comes out exactly once, as soon as stream time
+    /// reaches end + gap + 1 + grace, with its final count and its end as timestamp; a record
+    /// whose merged session has closed is dropped. The only tombstones are for sessions that
+    /// did come out: a late record may still join a closed session to an open one (Kafka's
+    /// rule looks at the merged session only), which retracts the closed session's result.
+    /// So what came out and was not retracted is exactly the model's closed sessions.
+    #[test]
+    fn suppressed_sessions_match_the_model(
+        records in common::out_of_order_input(),
+        gap in 1i64..120,
+        grace in 0i64..150,
+    ) {
+        let mut d = suppressed_sessions(
+            SessionWindows::of_inactivity_gap_and_grace(ms(gap), ms(grace)),
+            Suppressed::until_window_closes(),
+        );
+        // The sessions of a key's accepted times: sorted, split where > gap apart.
+        let sessions = |times: &[i64]| -> Vec<(i64, i64, i64)> {
+            let mut sorted = times.to_vec();
+            sorted.sort_unstable();
+            let mut out: Vec<(i64, i64, i64)> = Vec::new();
+            for t in sorted {
+                match out.last_mut() {
+                    Some((_, end, n)) if t - *end <= gap => {
+                        *end = t;
+                        *n += 1;
+                    }
+                    _ => out.push((t, t, 1)),
+                }
+            }
+            out
+        };
+        let closes = |end: i64| end + gap + 1 + grace;
+        let mut accepted: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        // Results out and not retracted; every window key that ever came out.
+        let mut live: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let mut ever = std::collections::BTreeSet::new();
+        let mut st = i64::MIN;
+        let mut dropped = 0u64;
+        for (k, _v, t) in &records {
+            let key = format!("k{k}");
+            pipe(&mut d, "input", &key, "v", *t);
+            st = st.max(*t);
+            let mut with = accepted.get(&key).cloned().unwrap_or_default();
+            with.push(*t);
+            let merged = sessions(&with)
+                .into_iter()
+                .find(|(s, e, _)| s <= t && t <= e)
+                .map(|(_, e, _)| e);
+            if merged.is_some_and(|end| closes(end) <= st) {
+                dropped += 1;
+            } else {
+                accepted.insert(key, with);
+            }
+            for (wk, value, ts) in drain_windowed(&mut d, "output-suppressed") {
+                match value {
+                    Some(n) => {
+                        prop_assert!(ever.insert(wk.clone()), "{} twice", wk);
+                        live.insert(wk, (n, ts));
+                    }
+                    None => prop_assert!(
+                        live.remove(&wk).is_some(),
+                        "tombstone {} at stream time {} for a session that never came out",
+                        wk,
+                        st
+                    ),
+                }
+            }
+            // Every closed session has come out, with its final count, stamped with its end.
+            for (k2, times) in &accepted {
+                for (s, e, n) in sessions(times) {
+                    let wk = format!("[{k2}@{s}/{e}]");
+                    if closes(e) <= st {
+                        prop_assert_eq!(live.get(&wk), Some(&(n, e)), "{}", wk);
+                    }
+                }
+            }
+        }
+        // And nothing else: every live result is one of the model's closed sessions.
+        let closed = accepted
+            .iter()
+            .flat_map(|(k2, times)| {
+                sessions(times)
+                    .into_iter()
+                    .filter(|(_, e, _)| closes(*e) <= st)
+                    .map(move |(s, e, _)| format!("[{k2}@{s}/{e}]"))
+            })
+            .count();
+        prop_assert_eq!(live.len(), closed);
+        prop_assert_eq!(d.metrics().dropped_records, dropped);
     }
 }

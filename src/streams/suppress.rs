@@ -56,6 +56,11 @@
 //!   value it had added.
 //! - A session's final result comes out when the session has closed, 1 ms of stream time after
 //!   Kafka's suppression emits it (see [`SessionWindows`](super::SessionWindows)).
+//! - Kafka's final results drop every tombstone; Riverbed's drop those of windows never
+//!   emitted. The one other kind: a late record may join a closed session, already emitted,
+//!   to one still open (the aggregation looks at the merged session only, as Kafka's does);
+//!   Riverbed then forwards the closed session's tombstone, retracting its final result before
+//!   the merged session's comes out, where Kafka leaves both standing.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -488,8 +493,10 @@ impl Suppress {
     /// record merged into a larger one): nothing to delete, so it is not forwarded. Kafka drops
     /// every tombstone in final-results mode (`SuppressedInternal.safeToDropTombstones`, true for
     /// `untilWindowCloses` only); Riverbed drops exactly those whose window was never
-    /// forwarded, which in that mode is all of them. `until_time_limit` forwards tombstones, as
-    /// Kafka's does.
+    /// forwarded. The others retract a final result: a late record can join a session that has
+    /// closed (and come out) to one still open, and Riverbed tells downstream the closed one is
+    /// gone, where Kafka leaves its final result standing next to the merged session's.
+    /// `until_time_limit` forwards tombstones, as Kafka's does.
     fn drops_tombstone<V>(&self, change: &Change<V>) -> bool {
         matches!(self.mode, Mode::WindowCloses(_)) && change.new.is_none() && change.old.is_none()
     }

@@ -337,6 +337,12 @@ impl SlidingWindows {
 /// grace`), while its aggregation still accepts a record into the session, which can then be
 /// emitted a second time; Riverbed emits it once it has closed, so exactly once.
 ///
+/// Only the merged session counts, in Kafka as here: a late record can still join a session
+/// that has closed to one that has not (gap 15, grace 48: sessions `[0,0]` and `[45,45]`, stream
+/// time 78, a record at 15 makes `[0,15]`, open until 79). The closed session is then deleted
+/// like any merged one, and `until_window_closes` forwards its tombstone, retracting the final
+/// result it had emitted (Kafka's suppression drops that tombstone).
+///
 /// A record that lands in an existing session, or that joins several, first deletes every
 /// session it merges (a tombstone each, carrying the old aggregate), then writes the merged
 /// session, as Kafka does without a record cache (`KStreamSessionWindowAggregateProcessorTest`
