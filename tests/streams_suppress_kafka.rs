@@ -731,3 +731,68 @@ proptest! {
         prop_assert_eq!(d.metrics().dropped_records, dropped);
     }
 }
+
+/// Kafka: SuppressTopologyTest `shouldUseNumberingForAnonymousFinalSuppressionNode`,
+/// `shouldApplyNameToFinalSuppressionNode` and the intermediate pair: an anonymous suppression
+/// is a `KTABLE-SUPPRESS-<n>` node with a `KTABLE-SUPPRESS-STATE-STORE-<n>` buffer store. A
+/// named one differs on purpose (see `Suppressed::with_name`): Kafka names the node `<name>` and
+/// the store `<name>-store`; Riverbed names the store `<name>`.
+#[test]
+fn suppression_nodes_and_stores_are_named_as_documented() {
+    for (name, windowed) in [
+        (None, true),
+        (Some("myname"), true),
+        (None, false),
+        (Some("asdf"), false),
+    ] {
+        let b = Builder::new("names");
+        let grouped = b.stream::<String, String>("input").group_by_key();
+        let suppressed = match name {
+            Some(n) => Suppressed::until_window_closes().with_name(n),
+            None => Suppressed::until_window_closes(),
+        };
+        if windowed {
+            grouped
+                .windowed_by(SessionWindows::of_inactivity_gap_and_grace(ms(5), ms(5)))
+                .count(Materialized::named("counts"))
+                .suppress(suppressed)
+                .to_stream()
+                .to("output-suppressed");
+        } else {
+            let limited = match name {
+                Some(n) => Suppressed::until_time_limit(Duration::from_secs(1)).with_name(n),
+                None => Suppressed::until_time_limit(Duration::from_secs(1)),
+            };
+            grouped
+                .count(Materialized::unnamed())
+                .suppress(limited)
+                .to_stream()
+                .to("output");
+        }
+        let topology = b.build().unwrap();
+        let text = topology.describe();
+        let node = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("KTABLE-SUPPRESS-"))
+            .unwrap_or_else(|| panic!("no suppression node in {text}"));
+        match name {
+            Some(n) => {
+                assert!(
+                    node.contains(&format!("(processor) stores [\"{n}\"]")),
+                    "{text}"
+                );
+                assert!(
+                    text.contains(&format!(
+                        "store \"{n}\" (changelog \"names-{n}-changelog\")"
+                    )),
+                    "{text}"
+                );
+            }
+            None => assert!(
+                node.contains("(processor) stores [\"KTABLE-SUPPRESS-STATE-STORE-"),
+                "{text}"
+            ),
+        }
+    }
+}

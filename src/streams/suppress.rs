@@ -229,7 +229,10 @@ impl Suppressed {
     }
 
     /// Names the buffer store (default `KTABLE-SUPPRESS-STATE-STORE-<n>`); its changelog is
-    /// `<app-id>-<name>-changelog`.
+    /// `<app-id>-<name>-changelog`. Unlike Kafka, which names the suppression node `<name>` and
+    /// its store `<name>-store` (`SuppressTopologyTest.shouldApplyNameToSuppressionNode`), the
+    /// name is the store's own and the node stays `KTABLE-SUPPRESS-<n>`: the changelog topic of
+    /// a named buffer keeps the name it has always had, so existing applications restore from it.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
