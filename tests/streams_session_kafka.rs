@@ -10,11 +10,15 @@
 //! `suppress(until_window_closes)` gives final results, tested in `streams_suppress_kafka.rs`)
 //! and the caching-enabled variants (Riverbed has no record cache).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proptest::prelude::*;
 use riverbed::streams::{
     Builder, KTable, Materialized, SessionWindows, TopologyTestDriver, Window, Windowed,
 };
+
+mod common;
 
 const GAP_MS: i64 = 5 * 60 * 1000;
 
@@ -491,4 +495,62 @@ fn session_window_specs_compare_by_gap_and_grace() {
     );
     assert_ne!(g(9, 9), g(1, 9));
     assert_ne!(g(1, 9), g(1, 6));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Kafka's forwarding rule (`KStreamSessionWindowAggregate.process`, uncached), record by
+    /// record over random out-of-order input: the record's sessions are those of its key with
+    /// start - gap <= t <= end + gap; if the session they make is closed (end + gap + 1 + grace
+    /// <= stream time) the record is dropped; otherwise, unless the merged session is the
+    /// record's own [t, t], each merged session is forwarded as a tombstone (stamped with its
+    /// end), and then the merged session with its count (stamped with its end).
+    #[test]
+    fn session_changes_follow_kafkas_forwarding_rule(
+        records in common::out_of_order_input(),
+        gap in 1i64..120,
+        grace in 0i64..150,
+    ) {
+        let mut d = counting(SessionWindows::of_inactivity_gap_and_grace(ms(gap), ms(grace)));
+        // Per key: (start, end) -> count.
+        let mut model: BTreeMap<String, BTreeMap<(i64, i64), i64>> = BTreeMap::new();
+        let mut st = i64::MIN;
+        let mut dropped = 0u64;
+        for (k, _v, t) in &records {
+            let t = *t;
+            let key = format!("k{k}");
+            pipe(&mut d, &key, "v", t);
+            st = st.max(t);
+            let mine = model.entry(key.clone()).or_default();
+            let near: Vec<((i64, i64), i64)> = mine
+                .iter()
+                .filter(|((s, e), _)| s - gap <= t && t <= e + gap)
+                .map(|(w, n)| (*w, *n))
+                .collect();
+            let start = near.iter().map(|((s, _), _)| *s).chain([t]).min().unwrap_or(t);
+            let end = near.iter().map(|((_, e), _)| *e).chain([t]).max().unwrap_or(t);
+            let mut want = Vec::new();
+            if end + gap + 1 + grace <= st {
+                dropped += 1;
+            } else {
+                if (start, end) != (t, t) {
+                    for ((s, e), _) in &near {
+                        mine.remove(&(*s, *e));
+                        want.push((format!("[{key}@{s}/{e}]"), None, *e));
+                    }
+                }
+                let n = near.iter().map(|(_, n)| n).sum::<i64>() + 1;
+                mine.insert((start, end), n);
+                want.push((format!("[{key}@{start}/{end}]"), Some(n), end));
+            }
+            prop_assert_eq!(changes::<i64>(&mut d, "out"), want, "record {}@{}", key, t);
+        }
+        prop_assert_eq!(d.metrics().dropped_records, dropped);
+        let stored: Vec<(String, Window, i64)> = model
+            .iter()
+            .flat_map(|(k, m)| m.iter().map(move |((s, e), n)| (k.clone(), w(*s, *e), *n)))
+            .collect();
+        prop_assert_eq!(sessions::<i64>(&d, "counts"), stored);
+    }
 }
