@@ -5,9 +5,13 @@
 //! updates survive restarts) and forwards a key's value when it is due by stream time:
 //!
 //! - [`Suppressed::until_window_closes`]: when the key's window closes (stream time reaches
-//!   window end plus grace, see [`window`](super::window)). Since a windowed aggregation drops
-//!   records for closed windows, this emits exactly one final result per window. Only for the
-//!   table of a windowed aggregation, directly.
+//!   window end plus grace, for a session end plus inactivity gap plus grace, see
+//!   [`window`](super::window)). Since a windowed aggregation drops records for closed windows,
+//!   this emits exactly one final result per window. A window deleted before it closed (a
+//!   session merged into another) was never emitted, so its tombstone is dropped, as Kafka's
+//!   final results drop tombstones (`SuppressedInternal.safeToDropTombstones`;
+//!   `KTableSuppressProcessorTest.finalResultsShouldDropTombstonesForSessionWindows`). Only for
+//!   the table of a windowed aggregation, directly.
 //! - [`Suppressed::until_time_limit`]: `limit` of stream time after the key's first buffered
 //!   update (its record timestamp); later updates replace the value but do not restart the
 //!   timer. At most one update per key per `limit`.
@@ -32,6 +36,31 @@
 //!   with [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
 //!   limit, which stops the application (see [`App`](super::App)) without committing the
 //!   update; nothing is emitted early.
+//!
+//! **Where Riverbed differs from Kafka, on purpose** (checked against Kafka's
+//! `SuppressScenarioTest` and `KTableSuppressProcessorTest`, translated in
+//! `tests/streams_suppress_kafka.rs`):
+//!
+//! - Kafka's `BufferConfig.maxRecords(n)`/`maxBytes(n)` emit early unless told
+//!   `shutDownWhenFull()`; Riverbed's [`BufferConfig::max_records`]/[`BufferConfig::max_bytes`]
+//!   shut down unless told [`emit_early_when_full`](BufferConfig::emit_early_when_full). Kafka
+//!   tells the two apart by type (an `EagerBufferConfig` does not compile with
+//!   `untilWindowCloses`); Riverbed has one type, and the strict default is the one valid for
+//!   both modes and never emits a value before it is due unless asked to.
+//! - A byte bound counts the key and the buffered entry as stored (FORMAT.md 8.6), not Kafka's
+//!   estimate of its in-memory objects, so the same `max_bytes` holds a different number of
+//!   entries.
+//! - A forwarded update's old value is the key's value as last forwarded by this node (what
+//!   downstream saw), where Kafka forwards the old value of the key's latest upstream change
+//!   (which downstream may never have seen): a table aggregation downstream subtracts the
+//!   value it had added.
+//! - A session's final result comes out when the session has closed, 1 ms of stream time after
+//!   Kafka's suppression emits it (see [`SessionWindows`](super::SessionWindows)).
+//! - Kafka's final results drop every tombstone; Riverbed's drop those of windows never
+//!   emitted. The one other kind: a late record may join a closed session, already emitted,
+//!   to one still open (the aggregation looks at the merged session only, as Kafka's does);
+//!   Riverbed then forwards the closed session's tombstone, retracting its final result before
+//!   the merged session's comes out, where Kafka leaves both standing.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -162,6 +191,9 @@ impl BufferConfig {
     }
 }
 
+/// The longest time limit (2^62 ms); see [`Suppressed::until_time_limit`].
+const MAX_TIME_LIMIT_MS: i64 = 1 << 62;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Until {
     WindowCloses,
@@ -180,16 +212,27 @@ impl Suppressed {
 
     /// At most one update per key per `limit` of stream time: the latest value, `limit` after
     /// the key's first buffered update.
+    ///
+    /// A limit longer than 2^62 ms (about 146 million years; `Duration::MAX`, say, for a
+    /// buffer bounded only by its [`BufferConfig`]) counts as 2^62 ms: it never passes for
+    /// real timestamps, and a key's due time (first update's timestamp + limit) stays exact,
+    /// so keys emitted early still go out in the order of their first updates, as in Kafka
+    /// (`SuppressScenarioTest.shouldSuppressIntermediateEventsWithRecordLimit`, whose limit
+    /// is `Long.MAX_VALUE`), instead of all saturating at `i64::MAX` and going by key.
     pub fn until_time_limit(limit: Duration) -> Self {
+        let ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
         Suppressed {
-            until: Until::TimeLimit(i64::try_from(limit.as_millis()).unwrap_or(i64::MAX)),
+            until: Until::TimeLimit(ms.min(MAX_TIME_LIMIT_MS)),
             name: None,
             buffer: BufferConfig::unbounded(),
         }
     }
 
     /// Names the buffer store (default `KTABLE-SUPPRESS-STATE-STORE-<n>`); its changelog is
-    /// `<app-id>-<name>-changelog`.
+    /// `<app-id>-<name>-changelog`. Unlike Kafka, which names the suppression node `<name>` and
+    /// its store `<name>-store` (`SuppressTopologyTest.shouldApplyNameToSuppressionNode`), the
+    /// name is the store's own and the node stays `KTABLE-SUPPRESS-<n>`: the changelog topic of
+    /// a named buffer keeps the name it has always had, so existing applications restore from it.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -436,11 +479,29 @@ impl Suppress {
             self.bytes = self.bytes.saturating_sub(key.len() + entry.len());
             let e = read_entry(&self.store, &entry)?;
             let change = Change::<V>::decode(e.change)?;
+            if self.drops_tombstone(&change) {
+                continue;
+            }
             // The record carries its own headers, not those of the record being processed.
             let record = StreamRecord::new(K::decode(&key)?, change, e.timestamp);
             ctx.forward_with_headers(record, Headers::read(e.headers)?);
         }
         Ok(())
+    }
+}
+
+impl Suppress {
+    /// Whether an evicted `change` is a final result's tombstone for a window downstream never
+    /// saw (the window was merged away or deleted before it closed, like a session another
+    /// record merged into a larger one): nothing to delete, so it is not forwarded. Kafka drops
+    /// every tombstone in final-results mode (`SuppressedInternal.safeToDropTombstones`, true for
+    /// `untilWindowCloses` only); Riverbed drops exactly those whose window was never
+    /// forwarded. The others retract a final result: a late record can join a session that has
+    /// closed (and come out) to one still open, and Riverbed tells downstream the closed one is
+    /// gone, where Kafka leaves its final result standing next to the merged session's.
+    /// `until_time_limit` forwards tombstones, as Kafka's does.
+    fn drops_tombstone<V>(&self, change: &Change<V>) -> bool {
+        matches!(self.mode, Mode::WindowCloses(_)) && change.new.is_none() && change.old.is_none()
     }
 }
 

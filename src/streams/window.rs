@@ -7,7 +7,8 @@
 //! time* is the largest timestamp it has seen.
 //!
 //! **Grace and lateness.** A window accepts records until stream time reaches its *close time*,
-//! `end + grace` (for sliding and session windows, whose `end` is inclusive, `end + 1 + grace`).
+//! `end + grace` (for sliding and session windows, whose `end` is inclusive, `end + 1 + grace`;
+//! a session also waits out its inactivity gap: `end + gap + 1 + grace`, see [`SessionWindows`]).
 //! A record whose windows have all closed is dropped: it is logged (a warning, target
 //! `riverbed::streams`) and counted in
 //! [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records), never silently
@@ -325,8 +326,31 @@ impl SlidingWindows {
 /// gives `None` for each, a tombstone when written to a topic), then the merged session is
 /// updated with its aggregate.
 ///
-/// A record is dropped if the session it would make (after merging) has closed: stream time
-/// ≥ session end + 1 + grace.
+/// A session closes when stream time passes its end + inactivity gap + grace, that is at
+/// stream time `end + gap + 1 + grace`: a record is dropped if the session it would make (after
+/// merging) has closed, and
+/// [`Suppressed::until_window_closes`](super::Suppressed::until_window_closes) emits the
+/// session then. This is Kafka's rule (`KStreamSessionWindowAggregate`: a record is skipped
+/// when its merged session's end < stream time − grace − gap): until the gap has passed, a new
+/// record could still extend the session, so grace only starts counting after it. Kafka's
+/// suppression emits a session 1 ms of stream time earlier (once `end ≤ stream time − gap −
+/// grace`), while its aggregation still accepts a record into the session, which can then be
+/// emitted a second time; Riverbed emits it once it has closed, so exactly once.
+///
+/// Only the merged session counts, in Kafka as here: a late record can still join a session
+/// that has closed to one that has not (gap 15, grace 48: sessions `[0,0]` and `[45,45]`, stream
+/// time 78, a record at 15 makes `[0,15]`, open until 79). The closed session is then deleted
+/// like any merged one, and `until_window_closes` forwards its tombstone, retracting the final
+/// result it had emitted (Kafka's suppression drops that tombstone).
+///
+/// A record that lands in an existing session, or that joins several, first deletes every
+/// session it merges (a tombstone each, carrying the old aggregate), then writes the merged
+/// session, as Kafka does without a record cache (`KStreamSessionWindowAggregateProcessorTest`
+/// `shouldImmediatelyForwardRemovedSessionsWhenMerging`, `SuppressScenarioTest`
+/// `shouldSupportFinalResultsForSessionWindows`): even a session whose bounds do not change is
+/// deleted and written again. The one exception, also Kafka's, is a record at the same time as
+/// a single-record session `[t, t]`: the session is updated in place (its update carries the
+/// old aggregate, where Kafka's uncached update carries none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionWindows {
     pub(crate) gap: i64,
@@ -366,9 +390,13 @@ impl SessionWindows {
         Ok(())
     }
 
+    /// A session's close rule: its end is inclusive and it waits out the inactivity gap before
+    /// its grace period, so it closes at `end + 1 + gap + grace` (Kafka's
+    /// `windowCloseTime = streamTime - grace - gap`; and, for `suppress`, `GraphGraceSearchUtil`
+    /// giving a session aggregation's grace as `grace + gap`).
     pub(crate) fn close_rule(&self) -> CloseRule {
         CloseRule {
-            grace: self.grace,
+            grace: self.grace.saturating_add(self.gap),
             inclusive_end: true,
         }
     }

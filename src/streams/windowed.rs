@@ -834,12 +834,16 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             drop_record(ctx, t, "the record's session has closed");
             return Ok(());
         }
+        // Kafka's rule: unless the record only repeats a single-record session [t, t], every
+        // session it merges, the one it lands in included, is deleted (a tombstone) and the
+        // merged session written anew (with no old value: it was just deleted).
+        let in_place = merged == Window::new(t, t);
         let mut agg = self.ops.init.as_ref().map(|f| f());
         let mut merged_old = None;
         let mut removed = Vec::new();
         for (w, bytes) in &overlapping {
             let v = VA::decode(bytes)?;
-            if *w == merged {
+            if in_place {
                 merged_old = Some(v.clone());
             } else {
                 removed.push((*w, v.clone()));
