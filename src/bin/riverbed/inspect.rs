@@ -27,8 +27,8 @@ pub struct DumpArgs {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A store directory or a partition log directory.
-    dir: PathBuf,
+    /// A store directory or a partition log directory (default: --dir).
+    dir: Option<PathBuf>,
     /// A JSON report instead of lines.
     #[arg(long)]
     json: bool,
@@ -289,7 +289,8 @@ fn records_json(batch: Option<&riverbed::BatchRef<'_>>) -> Value {
     json!(out)
 }
 
-pub fn verify(a: &VerifyArgs) -> CmdResult {
+pub fn verify(cli: &Cli, a: &VerifyArgs) -> CmdResult {
+    let dir = a.dir.clone().unwrap_or_else(|| cli.dir());
     let bar = std::io::stderr().is_terminal() && !a.json;
     let started = Instant::now();
     let mut last_draw = Instant::now();
@@ -307,13 +308,13 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
             );
         }
     };
-    let report = match inspect::verify(&a.dir, &mut progress) {
+    let report = match inspect::verify(&dir, &mut progress) {
         Ok(r) => r,
         Err(e) => {
             if bar {
                 eprintln!();
             }
-            eprintln!("riverbed: cannot verify {}: {e}", a.dir.display());
+            eprintln!("riverbed: cannot verify {}: {e}", dir.display());
             return Err(Failure::Exit(2));
         }
     };
@@ -325,18 +326,24 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
     let mut w = stdout.lock();
     let corrupt = report.count(Severity::Corruption);
     let warnings = report.count(Severity::Warning);
+    let unreadable = report.count(Severity::Unreadable);
     if a.json {
         let problems: Vec<Value> = report
             .problems
             .iter()
             .map(|p| {
-                json!({"severity": if p.severity == Severity::Corruption { "corruption" } else { "warning" },
+                let severity = match p.severity {
+                    Severity::Corruption => "corruption",
+                    Severity::Unreadable => "unreadable",
+                    _ => "warning",
+                };
+                json!({"severity": severity,
                        "file": p.path, "position": p.position, "expected": p.expected, "found": p.found})
             })
             .collect();
         print_json(
             &mut w,
-            &json!({"sound": report.is_sound(), "partitions": report.partitions,
+            &json!({"sound": report.is_sound(), "complete": report.is_complete(), "partitions": report.partitions,
             "files": report.files, "batches": report.batches, "bytes": report.bytes,
             "seconds": secs, "problems": problems}),
         )?;
@@ -346,8 +353,14 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
         }
         writeln!(
             w,
-            "{}: {} partitions, {} files, {} batches, {} in {:.2} s ({}); {corrupt} corrupt, {warnings} warnings",
-            if report.is_sound() { "sound" } else { "CORRUPT" },
+            "{}: {} partitions, {} files, {} batches, {} in {:.2} s ({}); {corrupt} corrupt, {warnings} warnings, {unreadable} unreadable",
+            if !report.is_sound() {
+                "CORRUPT"
+            } else if !report.is_complete() {
+                "INCOMPLETE"
+            } else {
+                "sound"
+            },
             report.partitions,
             report.files,
             report.batches,
@@ -356,10 +369,13 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
             byte_rate(report.bytes as f64 / secs.max(1e-9)),
         )?;
     }
-    if report.is_sound() {
-        Ok(())
-    } else {
+    if !report.is_sound() {
         Err(Failure::Exit(1))
+    } else if !report.is_complete() {
+        // Files it could not read: the check could not run on all of the store.
+        Err(Failure::Exit(2))
+    } else {
+        Ok(())
     }
 }
 
@@ -392,7 +408,7 @@ fn sample(view: &StoreView) -> Result<Sample, Failure> {
 
 pub fn stats(cli: &Cli, a: &StatsArgs) -> CmdResult {
     let dir = a.dir.clone().unwrap_or_else(|| cli.dir());
-    let view = StoreView::open(&dir)?;
+    let view = crate::open_view(&dir)?;
     let first = sample(&view)?;
     let second = match a.interval {
         Some(ms) => {
