@@ -490,8 +490,8 @@ impl Producer {
         }
         let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
         refuse_keyless(&topic, &record, 0)?;
-        let size = record.encoded_size_bound();
         let max = topic.config.log.max_record_bytes;
+        let size = record.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
         }

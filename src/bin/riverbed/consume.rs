@@ -716,7 +716,18 @@ fn consume_group<W: Write>(
             "with -g the group assigns the partitions; -p is for reading without a group",
         ));
     }
-    let store = open_store(&cli.dir(), false)?;
+    let dir = cli.dir();
+    if let riverbed::inspect::LockState::Held { pid } = riverbed::inspect::lock_state(&dir) {
+        // One process holds a store, so every member of a group lives in that process.
+        return Err(Failure::Error(format!(
+            "{} is in use by process {}: a consumer group's members all live in the process \
+             that holds the store, so `consume -g` cannot join a group beside it. Read without \
+             -g (no lock needed); many processes in one group need the Kafka wire front",
+            dir.display(),
+            pid.map_or_else(|| "unknown".into(), |p| p.to_string())
+        )));
+    }
+    let store = open_store(&dir, false)?;
     store.describe_topic(&a.topic)?;
     let isolation = match a.isolation_level {
         Isolation::ReadUncommitted => IsolationLevel::ReadUncommitted,

@@ -112,7 +112,7 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            c.apply(&refs)?;
+            c.apply(&refs).map_err(|e| usage(e.to_string()))?;
             c.partitions = *partitions;
             let store = open_store(&dir, true)?;
             match store.create_topic(topic, c) {
