@@ -654,3 +654,43 @@ fn a_group_beside_the_holder_is_refused_with_the_reason() {
     holder.kill().expect("kill");
     holder.wait().expect("wait");
 }
+
+/// `dump` takes several files and decodes the committed-offsets log; compaction and retention
+/// can be run from the tool.
+#[test]
+fn dump_offsets_log_and_maintenance_commands() {
+    let (_t, dir) = store_with("t", "1", &["--config", "cleanup_policy=compact"]);
+    ok(&dir, &["produce", "t", "-K", ":"], "k:1\nk:2\nk:3\n");
+    ok(&dir, &["consume", "t", "-g", "billing", "-e"], "");
+    let log = dir
+        .join("__consumer_offsets-0")
+        .join(format!("{:020}.log", 0));
+    let out = ok(
+        &dir,
+        &["dump", log.to_str().expect("utf8"), "--offsets-decoder"],
+        "",
+    );
+    assert!(
+        out.contains("group: billing topic: t partition: 0 committedOffset: 3"),
+        "{out}"
+    );
+    let data = dir.join("t-0").join(format!("{:020}.log", 0));
+    let index = dir.join("t-0").join(format!("{:020}.index", 0));
+    let out = ok(
+        &dir,
+        &[
+            "dump",
+            data.to_str().expect("utf8"),
+            index.to_str().expect("utf8"),
+        ],
+        "",
+    );
+    assert_eq!(out.matches("Dumping ").count(), 2, "{out}");
+    // The active segment is not compacted; the command runs and reports.
+    let out = ok(&dir, &["topics", "compact", "t"], "");
+    assert!(out.starts_with("compacted t:"), "{out}");
+    let out = ok(&dir, &["topics", "apply-retention"], "");
+    assert!(out.contains("deleted 0 segments"), "{out}");
+    let out = run_in(&dir, &["topics", "compact", "nosuch"], "");
+    assert_eq!(out.status.code(), Some(1));
+}

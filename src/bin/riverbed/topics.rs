@@ -59,6 +59,17 @@ pub enum TopicsCmd {
         #[arg(long)]
         if_exists: bool,
     },
+    /// Compact a compacted topic now, whatever its dirty ratio (what the store's cleaner does in
+    /// the background).
+    #[command(after_help = "Example:\n  riverbed -d ./data topics compact users")]
+    Compact {
+        /// Topic name.
+        topic: String,
+    },
+    /// Delete the sealed segments past their topic's retention limits now, in every topic (what
+    /// a segment roll does).
+    #[command(after_help = "Example:\n  riverbed -d ./data topics apply-retention")]
+    ApplyRetention,
     /// Raise a topic's partition count.
     #[command(
         after_help = "Example:\n  riverbed -d ./data topics add-partitions events --total 8"
@@ -160,6 +171,26 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
                 Err(e) => return Err(e.into()),
                 Ok(()) => writeln!(w, "deleted topic {topic}")?,
             }
+        }
+        TopicsCmd::Compact { topic } => {
+            let store = open_store(&dir, false)?;
+            let r = store.compact_now(topic)?;
+            writeln!(
+                w,
+                "compacted {topic}: {} segments rewritten into {}, {} records removed ({} \
+                 tombstones), {} -> {}",
+                r.segments_cleaned,
+                r.segments_written,
+                r.records_removed,
+                r.tombstones_removed,
+                size(r.bytes_before),
+                size(r.bytes_after)
+            )?;
+        }
+        TopicsCmd::ApplyRetention => {
+            let store = open_store(&dir, false)?;
+            let n = store.apply_retention()?;
+            writeln!(w, "deleted {n} segments past their retention")?;
         }
         TopicsCmd::AddPartitions { topic, total } => {
             let store = open_store(&dir, false)?;
