@@ -167,12 +167,24 @@ impl LogConfig {
                 "must leave room for at least 4 entries",
             ));
         }
-        if self.max_record_bytes < 64
-            || self.max_record_bytes as u64 > self.segment_bytes - FILE_HEADER_LEN as u64
-        {
+        if self.max_record_bytes < 64 {
+            return Err(Error::config("max_record_bytes", "must be at least 64"));
+        }
+        let room = self.segment_bytes - FILE_HEADER_LEN as u64;
+        if self.max_record_bytes as u64 > room {
+            // The two settings conflict: name both, and what would fit either way (a user who
+            // set only segment_bytes meets max_record_bytes' default here).
             return Err(Error::config(
-                "max_record_bytes",
-                "must be at least 64 and fit in a segment (segment_bytes minus the 24-byte header)",
+                "segment_bytes",
+                format!(
+                    "segment_bytes={} leaves room for batches of at most {room} bytes (after the \
+                     {FILE_HEADER_LEN}-byte file header), but max_record_bytes is {} (default {}): \
+                     set max_record_bytes to at most {room}, or segment_bytes to at least {}",
+                    self.segment_bytes,
+                    self.max_record_bytes,
+                    LogConfig::default().max_record_bytes,
+                    self.max_record_bytes as u64 + FILE_HEADER_LEN as u64,
+                ),
             ));
         }
         if let FlushPolicy::Interval { messages, interval } = self.flush {
@@ -231,10 +243,13 @@ mod tests {
             max_record_bytes: 1 << 20,
             ..LogConfig::default()
         };
-        assert!(bad
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("max_record_bytes"));
+        let e = bad.validate().unwrap_err().to_string();
+        // Both settings named, and what would fit.
+        assert!(
+            e.contains("segment_bytes=4096")
+                && e.contains("max_record_bytes is 1048576")
+                && e.contains("at most 4072"),
+            "{e}"
+        );
     }
 }

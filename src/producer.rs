@@ -135,6 +135,28 @@ impl Record {
             .collect()
     }
 
+    /// The exact size of a batch holding this record alone, as stored (after compression), or its
+    /// uncompressed size where that is at most `max`: what `max_record_bytes` limits (Kafka's
+    /// `max.message.bytes`: the largest batch after compression). Only a record too large
+    /// before compression is compressed to find out.
+    fn alone_batch_size(&self, compression: Compression, max: usize) -> Result<usize> {
+        let headers = self.header_refs();
+        let plain = HEADER_LEN
+            + crate::record::codec::record_size(
+                0,
+                0,
+                self.key.as_deref(),
+                self.value.as_deref(),
+                &headers,
+            );
+        if compression == Compression::None || plain <= max {
+            return Ok(plain);
+        }
+        let mut b = BatchBuilder::new(compression);
+        b.append(0, self.key.as_deref(), self.value.as_deref(), &headers);
+        Ok(b.build()?.len().min(plain))
+    }
+
     fn encoded_size_bound(&self) -> usize {
         HEADER_LEN
             + BatchBuilder::record_size_upper_bound(
@@ -261,8 +283,8 @@ fn send_records(
             }
         };
         refuse_keyless(&topic, r, i)?;
-        let size = r.encoded_size_bound();
         let max = topic.config.log.max_record_bytes;
+        let size = r.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
         }
@@ -468,8 +490,8 @@ impl Producer {
         }
         let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
         refuse_keyless(&topic, &record, 0)?;
-        let size = record.encoded_size_bound();
         let max = topic.config.log.max_record_bytes;
+        let size = record.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
         }

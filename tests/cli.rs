@@ -594,3 +594,6 @@ fn compacted_and_transactional_data_is_sound_and_readable() {
         "{dump}"
     );
 }
+
+#[path = "cli/kafka_user.rs"]
+mod kafka_user;

@@ -324,6 +324,34 @@ impl Store {
         self.inner.offsets.commit(group, &doomed)?;
         Ok(doomed.len())
     }
+
+    /// Deletes a group's committed offsets of some partitions (Kafka's
+    /// `deleteConsumerGroupOffsets`), in one atomic commit; the group keeps its other offsets.
+    /// Returns how many of `partitions` had an offset.
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) while the group has members (Kafka
+    /// refuses to delete the offsets of partitions a live group consumes); [`Io`](ErrorKind::Io).
+    pub fn delete_committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<usize> {
+        if !self.group(group).is_empty() {
+            return Err(Error::invalid(format!(
+                "group {group:?} has active members; close them first"
+            )));
+        }
+        let doomed: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = partitions
+            .iter()
+            .filter(|tp| self.inner.offsets.committed(group, tp).is_some())
+            .map(|tp| (tp.clone(), None))
+            .collect();
+        if !doomed.is_empty() {
+            self.inner.offsets.commit(group, &doomed)?;
+        }
+        Ok(doomed.len())
+    }
 }
 
 impl Consumer {

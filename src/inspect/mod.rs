@@ -41,6 +41,21 @@ use crate::group::{published, GroupDescription};
 use crate::store::{partition_dir, PartitionDescription, TopicDescription, OFFSETS_DIR};
 use crate::topic::{self, TopicConfig, TopicPartition};
 
+/// Decodes one record of the committed-offsets log (the `__consumer_offsets-0` directory,
+/// FORMAT.md): the group and partition its key names and the offset its value commits (`None`
+/// for a tombstone: the offset was deleted). What `riverbed dump --offsets-decoder` prints.
+///
+/// # Errors
+/// [`Corruption`](ErrorKind::Corruption) if the key or value is not in the format.
+pub fn decode_committed_offset(
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(String, TopicPartition, Option<OffsetAndMetadata>)> {
+    let (group, tp) = decode_key(key)?;
+    let value = value.map(decode_value).transpose()?;
+    Ok((group, tp, value))
+}
+
 /// A read-only view of a store directory: its topics as the metadata file names them.
 #[derive(Clone, Debug)]
 pub struct StoreView {

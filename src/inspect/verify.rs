@@ -19,12 +19,16 @@ use crate::topic;
 
 /// How bad a problem is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Severity {
     /// Data or an index is damaged.
     Corruption,
     /// Not damage: something the next open repairs or that a running writer explains (a missing
     /// index, a torn tail after the last whole batch of the active segment).
     Warning,
+    /// The file could not be read (permissions, an I/O error): nothing is known of its bytes,
+    /// so it is neither sound nor damaged. The check did not cover it.
+    Unreadable,
 }
 
 /// One finding of [`verify`].
@@ -47,6 +51,7 @@ impl fmt::Display for Problem {
         let tag = match self.severity {
             Severity::Corruption => "corrupt",
             Severity::Warning => "warning",
+            Severity::Unreadable => "unreadable",
         };
         write!(
             f,
@@ -75,7 +80,13 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// Whether nothing is damaged (warnings allowed).
+    /// Whether every file was read ([`Severity::Unreadable`] counts against it).
+    pub fn is_complete(&self) -> bool {
+        self.count(Severity::Unreadable) == 0
+    }
+
+    /// Whether nothing that was read is damaged (warnings allowed; see also
+    /// [`is_complete`](Self::is_complete)).
     pub fn is_sound(&self) -> bool {
         self.problems
             .iter()
@@ -265,7 +276,7 @@ fn verify_log(dir: &Path, report: &mut VerifyReport, tick: &mut Ticker<'_>) -> R
             Err(e) if e.is_io() => {
                 report
                     .problems
-                    .push(problem_from(Severity::Corruption, &e, &paths.log));
+                    .push(problem_from(Severity::Unreadable, &e, &paths.log));
                 expected = bases.get(i + 1).copied().unwrap_or(expected);
             }
             Err(e) => return Err(e),
@@ -351,7 +362,7 @@ impl SegmentCheck<'_> {
                         "no file (it is rebuilt at the next open)".into(),
                     )
                 } else {
-                    (Severity::Corruption, e.to_string())
+                    (Severity::Unreadable, e.to_string())
                 };
                 report
                     .problems

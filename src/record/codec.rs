@@ -553,9 +553,74 @@ pub(crate) fn record_size_upper_bound(
     10 + 1 + 10 + 5 + n(key) + n(value) + 5 + h
 }
 
+/// Bytes `put_uvarint` writes for `v`.
+fn uvarint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
+/// Bytes `put_varint` writes for `v`.
+fn varint_len(v: i64) -> usize {
+    uvarint_len(((v << 1) ^ (v >> 63)) as u64)
+}
+
+/// Exactly the bytes `put_record` writes for these arguments (its length prefix included), so
+/// that a size limit can be checked without encoding.
+pub(crate) fn record_size(
+    timestamp_delta: i64,
+    offset_delta: u32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, Option<&[u8]>)],
+) -> usize {
+    let nullable = |v: Option<&[u8]>| match v {
+        None => varint_len(-1),
+        Some(b) => varint_len(b.len() as i64) + b.len(),
+    };
+    let body = 1
+        + varint_len(timestamp_delta)
+        + uvarint_len(u64::from(offset_delta))
+        + nullable(key)
+        + nullable(value)
+        + uvarint_len(headers.len() as u64)
+        + headers
+            .iter()
+            .map(|(k, v)| uvarint_len(k.len() as u64) + k.len() + nullable(*v))
+            .sum::<usize>();
+    uvarint_len(body as u64) + body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_size_is_what_put_record_writes() {
+        let big = vec![7u8; 300];
+        let cases: [(
+            i64,
+            u32,
+            Option<&[u8]>,
+            Option<&[u8]>,
+            Vec<(&str, Option<&[u8]>)>,
+        ); 5] = [
+            (0, 0, None, None, vec![]),
+            (0, 0, Some(b"k"), Some(b"v"), vec![]),
+            (
+                -1,
+                127,
+                Some(&big),
+                None,
+                vec![("h", None), ("x", Some(b"y"))],
+            ),
+            (i64::MIN, u32::MAX, None, Some(&big), vec![("", Some(&big))]),
+            (1 << 40, 128, Some(b""), Some(b""), vec![]),
+        ];
+        for (ts, off, k, v, h) in cases {
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            put_record(&mut out, &mut scratch, ts, off, k, v, &h);
+            assert_eq!(record_size(ts, off, k, v, &h), out.len());
+        }
+    }
 
     #[test]
     fn varint_roundtrip() {

@@ -15,11 +15,16 @@ use crate::{Cli, CmdResult, Failure, Output};
 
 #[derive(Args)]
 pub struct DumpArgs {
-    /// A .log, .index, .timeindex or .txnindex file.
-    path: PathBuf,
+    /// .log, .index, .timeindex or .txnindex files, dumped one after the other.
+    #[arg(required = true, value_name = "FILE")]
+    paths: Vec<PathBuf>,
     /// Also print each batch's records.
     #[arg(long)]
     records: bool,
+    /// Print each record of a committed-offsets log (`__consumer_offsets-0/*.log`) as the
+    /// group, partition and offset it commits (Kafka's `kafka-dump-log --offsets-decoder`).
+    #[arg(long)]
+    offsets_decoder: bool,
     /// One JSON object per batch, entry or problem.
     #[arg(long)]
     json: bool,
@@ -27,8 +32,8 @@ pub struct DumpArgs {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A store directory or a partition log directory.
-    dir: PathBuf,
+    /// A store directory or a partition log directory (default: --dir).
+    dir: Option<PathBuf>,
     /// A JSON report instead of lines.
     #[arg(long)]
     json: bool,
@@ -62,13 +67,17 @@ pub fn dump(a: &DumpArgs) -> CmdResult {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     let mut bad = false;
-    let mut visit = |item: DumpItem<'_>| -> riverbed::Result<()> {
-        let r = dump_item(&mut w, a, item, &mut bad);
-        r.map_err(|e| riverbed::ErrorKind::InvalidArgument(format!("writing output: {e}")).into())
-    };
-    let result = inspect::dump_file(&a.path, &mut visit);
-    w.flush()?;
-    result?;
+    for path in &a.paths {
+        let mut visit = |item: DumpItem<'_>| -> riverbed::Result<()> {
+            let r = dump_item(&mut w, a, path, item, &mut bad);
+            r.map_err(|e| {
+                riverbed::ErrorKind::InvalidArgument(format!("writing output: {e}")).into()
+            })
+        };
+        let result = inspect::dump_file(path, &mut visit);
+        w.flush()?;
+        result?;
+    }
     if bad {
         return Err(Failure::Exit(1));
     }
@@ -78,6 +87,7 @@ pub fn dump(a: &DumpArgs) -> CmdResult {
 fn dump_item(
     w: &mut dyn Write,
     a: &DumpArgs,
+    path: &std::path::Path,
     item: DumpItem<'_>,
     bad: &mut bool,
 ) -> std::io::Result<()> {
@@ -90,14 +100,14 @@ fn dump_item(
             if a.json {
                 serde_json::to_writer(
                     &mut *w,
-                    &json!({"file": a.path, "kind": kind, "base_offset": base_offset, "version": version}),
+                    &json!({"file": path, "kind": kind, "base_offset": base_offset, "version": version}),
                 )?;
                 writeln!(w)
             } else {
                 writeln!(
                     w,
                     "Dumping {} ({kind}, base offset {base_offset}, format version {version})",
-                    a.path.display()
+                    path.display()
                 )
             }
         }
@@ -118,7 +128,9 @@ fn dump_item(
                     "control_type": control_name(s.control, s.is_control),
                     "crc": format!("0x{:08x}", s.crc), "crc_valid": s.crc_valid,
                 });
-                if a.records {
+                if a.offsets_decoder && !s.is_control {
+                    v["offsets"] = offsets_json(batch.as_ref());
+                } else if a.records {
                     v["records"] = records_json(batch.as_ref());
                 }
                 serde_json::to_writer(&mut *w, &v)?;
@@ -139,6 +151,9 @@ fn dump_item(
                 write!(w, " controlType: {}", control_name(s.control, true))?;
             }
             writeln!(w, " crc: 0x{:08x} crcValid: {}", s.crc, s.crc_valid)?;
+            if a.offsets_decoder && !s.is_control {
+                return print_offsets(w, batch.as_ref());
+            }
             if a.records {
                 match &batch {
                     None => writeln!(w, "| records not shown: the batch fails its CRC")?,
@@ -266,6 +281,65 @@ fn dump_item(
     }
 }
 
+/// Each record of a committed-offsets batch: `| group: G topic: T partition: P offset: O`.
+fn print_offsets(w: &mut dyn Write, batch: Option<&riverbed::BatchRef<'_>>) -> std::io::Result<()> {
+    let Some(b) = batch else {
+        return writeln!(w, "| records not shown: the batch fails its CRC");
+    };
+    let records = match b.records() {
+        Ok(r) => r,
+        Err(e) => return writeln!(w, "| records unreadable: {e}"),
+    };
+    for r in records.iter() {
+        let line = r.and_then(|r| {
+            let (g, tp, v) =
+                inspect::decode_committed_offset(r.key().unwrap_or_default(), r.value())?;
+            Ok(match v {
+                Some(v) => format!(
+                    "| offset: {} group: {g} topic: {} partition: {} committedOffset: {} metadata: {:?}",
+                    r.offset(),
+                    tp.topic,
+                    tp.partition,
+                    v.offset,
+                    v.metadata
+                ),
+                None => format!(
+                    "| offset: {} group: {g} topic: {} partition: {} deleted",
+                    r.offset(),
+                    tp.topic,
+                    tp.partition
+                ),
+            })
+        });
+        match line {
+            Ok(l) => writeln!(w, "{l}")?,
+            Err(e) => {
+                writeln!(w, "| record unreadable: {e}")?;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn offsets_json(batch: Option<&riverbed::BatchRef<'_>>) -> Value {
+    let Some(Ok(records)) = batch.map(|b| b.records()) else {
+        return Value::Null;
+    };
+    let mut out = Vec::new();
+    for r in records.iter() {
+        let decoded = r.and_then(|r| {
+            let (g, tp, v) =
+                inspect::decode_committed_offset(r.key().unwrap_or_default(), r.value())?;
+            Ok(json!({"offset": r.offset(), "group": g, "topic": tp.topic,
+                      "partition": tp.partition, "committed_offset": v.as_ref().map(|v| v.offset),
+                      "metadata": v.map(|v| v.metadata)}))
+        });
+        out.push(decoded.unwrap_or_else(|e| json!({"error": e.to_string()})));
+    }
+    json!(out)
+}
+
 fn records_json(batch: Option<&riverbed::BatchRef<'_>>) -> Value {
     let Some(b) = batch else {
         return Value::Null;
@@ -289,7 +363,8 @@ fn records_json(batch: Option<&riverbed::BatchRef<'_>>) -> Value {
     json!(out)
 }
 
-pub fn verify(a: &VerifyArgs) -> CmdResult {
+pub fn verify(cli: &Cli, a: &VerifyArgs) -> CmdResult {
+    let dir = a.dir.clone().unwrap_or_else(|| cli.dir());
     let bar = std::io::stderr().is_terminal() && !a.json;
     let started = Instant::now();
     let mut last_draw = Instant::now();
@@ -307,13 +382,13 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
             );
         }
     };
-    let report = match inspect::verify(&a.dir, &mut progress) {
+    let report = match inspect::verify(&dir, &mut progress) {
         Ok(r) => r,
         Err(e) => {
             if bar {
                 eprintln!();
             }
-            eprintln!("riverbed: cannot verify {}: {e}", a.dir.display());
+            eprintln!("riverbed: cannot verify {}: {e}", dir.display());
             return Err(Failure::Exit(2));
         }
     };
@@ -325,18 +400,24 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
     let mut w = stdout.lock();
     let corrupt = report.count(Severity::Corruption);
     let warnings = report.count(Severity::Warning);
+    let unreadable = report.count(Severity::Unreadable);
     if a.json {
         let problems: Vec<Value> = report
             .problems
             .iter()
             .map(|p| {
-                json!({"severity": if p.severity == Severity::Corruption { "corruption" } else { "warning" },
+                let severity = match p.severity {
+                    Severity::Corruption => "corruption",
+                    Severity::Unreadable => "unreadable",
+                    _ => "warning",
+                };
+                json!({"severity": severity,
                        "file": p.path, "position": p.position, "expected": p.expected, "found": p.found})
             })
             .collect();
         print_json(
             &mut w,
-            &json!({"sound": report.is_sound(), "partitions": report.partitions,
+            &json!({"sound": report.is_sound(), "complete": report.is_complete(), "partitions": report.partitions,
             "files": report.files, "batches": report.batches, "bytes": report.bytes,
             "seconds": secs, "problems": problems}),
         )?;
@@ -346,8 +427,14 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
         }
         writeln!(
             w,
-            "{}: {} partitions, {} files, {} batches, {} in {:.2} s ({}); {corrupt} corrupt, {warnings} warnings",
-            if report.is_sound() { "sound" } else { "CORRUPT" },
+            "{}: {} partitions, {} files, {} batches, {} in {:.2} s ({}); {corrupt} corrupt, {warnings} warnings, {unreadable} unreadable",
+            if !report.is_sound() {
+                "CORRUPT"
+            } else if !report.is_complete() {
+                "INCOMPLETE"
+            } else {
+                "sound"
+            },
             report.partitions,
             report.files,
             report.batches,
@@ -356,10 +443,13 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
             byte_rate(report.bytes as f64 / secs.max(1e-9)),
         )?;
     }
-    if report.is_sound() {
-        Ok(())
-    } else {
+    if !report.is_sound() {
         Err(Failure::Exit(1))
+    } else if !report.is_complete() {
+        // Files it could not read: the check could not run on all of the store.
+        Err(Failure::Exit(2))
+    } else {
+        Ok(())
     }
 }
 
@@ -392,7 +482,7 @@ fn sample(view: &StoreView) -> Result<Sample, Failure> {
 
 pub fn stats(cli: &Cli, a: &StatsArgs) -> CmdResult {
     let dir = a.dir.clone().unwrap_or_else(|| cli.dir());
-    let view = StoreView::open(&dir)?;
+    let view = crate::open_view(&dir)?;
     let first = sample(&view)?;
     let second = match a.interval {
         Some(ms) => {

@@ -2,8 +2,9 @@
 //! `kafka-*.sh` tools. Read-only commands take no lock and write nothing, so they work beside
 //! the application that has the directory open; commands that write take the lock.
 //!
-//! Exit status: 0 success; 1 failure (or, for `verify`, corruption found); 2 bad usage (or,
-//! for `verify`, it could not run).
+//! Exit status: 0 success; 1 failure (or, for `verify`, corruption found); 2 bad usage — any
+//! argument the command cannot use, whether clap or the command itself finds it (or, for
+//! `verify`, it could not run).
 
 mod consume;
 mod groups;
@@ -57,7 +58,7 @@ enum Command {
     Dump(inspect::DumpArgs),
     /// Check every batch's CRC, framing and offsets, and every index, of a store or log directory.
     #[command(after_help = "Example:\n  riverbed verify ./data && echo sound\n\n\
-        Exit status: 0 sound, 1 corruption found, 2 could not run.")]
+        Exit status: 0 sound, 1 corruption found, 2 could not run (or could not read every file).")]
     Verify(inspect::VerifyArgs),
     /// Print per-partition and per-group figures of a store directory.
     #[command(after_help = "Example:\n  riverbed stats ./data --interval 1000 --json")]
@@ -76,13 +77,29 @@ pub struct Output {
 pub enum Failure {
     /// An error to report; exit 1.
     Error(String),
+    /// An argument the command cannot use; exit 2, like clap's own usage errors.
+    Usage(String),
     /// Already reported; exit with this status.
     Exit(u8),
 }
 
+/// A usage error (exit 2).
+pub fn usage(msg: impl Into<String>) -> Failure {
+    Failure::Usage(msg.into())
+}
+
 impl From<riverbed::Error> for Failure {
     fn from(e: riverbed::Error) -> Failure {
-        Failure::Error(e.to_string())
+        match e.kind() {
+            // The library's message suggests `auto_create_topics`, a setting of an application's
+            // store; the tool's user creates topics with the tool.
+            riverbed::ErrorKind::UnknownTopic { topic } => Failure::Error(format!(
+                "unknown topic {topic:?} (create it with `riverbed topics create {topic}`)"
+            )),
+            // Settings come from the command line: a bad one is a usage error.
+            riverbed::ErrorKind::InvalidConfig { .. } => Failure::Usage(e.to_string()),
+            _ => Failure::Error(e.to_string()),
+        }
     }
 }
 
@@ -122,7 +139,7 @@ fn main() -> ExitCode {
         Command::Consume(a) => consume::run(&cli, a),
         Command::Groups(c) => groups::run(&cli, c),
         Command::Dump(a) => inspect::dump(a),
-        Command::Verify(a) => inspect::verify(a),
+        Command::Verify(a) => inspect::verify(&cli, a),
         Command::Stats(a) => inspect::stats(&cli, a),
     };
     match result {
@@ -132,14 +149,45 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "riverbed: {msg}");
             ExitCode::from(1)
         }
+        Err(Failure::Usage(msg)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "riverbed: {msg}\n(see `riverbed --help` or `riverbed COMMAND --help`)"
+            );
+            ExitCode::from(2)
+        }
     }
+}
+
+/// Checks that `dir` is a store before a read-only command looks at it: such commands take no
+/// lock and create nothing, so a mistyped path would otherwise show an empty store.
+pub fn existing_store(dir: &std::path::Path) -> Result<(), Failure> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Failure::Error(format!("cannot use {} as a store: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(Failure::Error(format!(
+            "{} is not a directory (a store is a directory)",
+            dir.display()
+        )));
+    }
+    // Every store has its topic metadata once a topic was created, and its committed-offsets
+    // log from its first open.
+    if !dir.join("topics").exists() && !dir.join("__consumer_offsets-0").exists() {
+        return Err(Failure::Error(format!(
+            "{} is not a Riverbed store (it has neither a `topics` file nor a              `__consumer_offsets-0` directory)",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens the store for writing; a store another process holds is refused with its pid.
 pub fn open_store(dir: &std::path::Path, create: bool) -> Result<riverbed::Store, Failure> {
-    if !create && !dir.is_dir() {
+    if !create {
+        existing_store(dir)?;
+    } else if dir.exists() && !dir.is_dir() {
         return Err(Failure::Error(format!(
-            "{} is not a directory (create a store with `riverbed -d DIR topics create`)",
+            "{} exists and is not a directory (a store is a directory)",
             dir.display()
         )));
     }
@@ -150,4 +198,10 @@ pub fn open_store(dir: &std::path::Path, create: bool) -> Result<riverbed::Store
         )),
         _ => Failure::from(e),
     })
+}
+
+/// A read-only view of the store in `dir` (which must be one: see [`existing_store`]).
+pub fn open_view(dir: &std::path::Path) -> Result<riverbed::inspect::StoreView, Failure> {
+    existing_store(dir)?;
+    Ok(riverbed::inspect::StoreView::open(dir)?)
 }

@@ -144,14 +144,27 @@ pub fn json_time(ms: i64) -> Value {
 }
 
 /// Parses a time: milliseconds since the epoch, or RFC 3339 (`2024-05-01T12:00:00Z`, with
-/// optional fraction and a `Z` or `±hh:mm` offset; a date alone means its midnight UTC).
+/// optional fraction and a `Z` or `±hh:mm` offset). Without a zone — as Kafka's tools write it,
+/// `2024-05-01T12:00:00.000` — the time is UTC (Kafka's tools read it in the JVM's zone; a
+/// store's timestamps are UTC, so UTC is the one reading that does not depend on the machine).
+/// A date alone means its midnight UTC. Dates must exist (no February 31st) and years lie in
+/// 0..=9999.
 pub fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let bad =
-        || format!("{s:?} is neither milliseconds nor an RFC 3339 time like 2024-05-01T12:00:00Z");
-    let num = |t: &str| t.parse::<i64>().map_err(|_| bad());
+    let bad = || {
+        format!(
+            "{s:?} is neither milliseconds nor a time like 2024-05-01T12:00:00Z, \
+             2024-05-01T12:00:00.000 (UTC) or 2024-05-01"
+        )
+    };
+    let num = |t: &str| {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        t.parse::<i64>().map_err(|_| bad())
+    };
     let (date, time) = match s.split_once(['T', 't', ' ']) {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
@@ -162,8 +175,8 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         num(dp.next().ok_or_else(bad)?)?,
         num(dp.next().ok_or_else(bad)?)?,
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return Err(bad());
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) {
+        return Err(format!("{}: no such date", bad()));
     }
     let mut ms = days_from_civil(y, mo as u32, d as u32) * 86_400_000;
     if let Some(t) = time {
@@ -173,14 +186,18 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             let (c, off) = t.split_at(i);
             let sign = if off.starts_with('-') { -1 } else { 1 };
             let (oh, om) = off[1..].split_once(':').ok_or_else(bad)?;
-            (c, sign * (num(oh)? * 3_600_000 + num(om)? * 60_000))
+            let (oh, om) = (num(oh)?, num(om)?);
+            if oh > 23 || om > 59 {
+                return Err(bad());
+            }
+            (c, sign * (oh * 3_600_000 + om * 60_000))
         } else {
-            return Err(bad());
+            (t, 0)
         };
         let mut cp = clock.splitn(3, ':');
         let h = num(cp.next().ok_or_else(bad)?)?;
         let mi = num(cp.next().ok_or_else(bad)?)?;
-        let sec = cp.next().ok_or_else(bad)?;
+        let sec = cp.next().unwrap_or("0");
         let (sec, frac) = sec.split_once('.').unwrap_or((sec, ""));
         let frac_ms = if frac.is_empty() {
             0
@@ -188,12 +205,61 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             let digits: String = frac.chars().chain("000".chars()).take(3).collect();
             num(&digits)?
         };
-        if h > 23 || mi > 59 || num(sec)? > 60 {
+        let sec = num(sec)?;
+        if h > 23 || mi > 59 || sec > 60 {
             return Err(bad());
         }
-        ms += h * 3_600_000 + mi * 60_000 + num(sec)? * 1000 + frac_ms - offset_ms;
+        ms += h * 3_600_000 + mi * 60_000 + sec * 1000 + frac_ms - offset_ms;
     }
     Ok(ms)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Resolves kcat's escapes in a command-line string: `\n`, `\t`, `\r`, `\0`, `\\` and
+/// `\xNN` (a byte in hex). Any other character after a backslash is an error, so that a typo
+/// is not taken literally.
+pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c != '\\' {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.next().map(|(_, c)| c) {
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('r') => out.push(b'\r'),
+            Some('0') => out.push(0),
+            Some('\\') => out.push(b'\\'),
+            Some('x') => {
+                let hex = s
+                    .get(i + 2..i + 4)
+                    .ok_or_else(|| format!("{s:?}: \\x needs two hex digits (\\x09 is a tab)"))?;
+                let b = u8::from_str_radix(hex, 16)
+                    .map_err(|_| format!("{s:?}: \\x{hex} is not a hex byte"))?;
+                out.push(b);
+                chars.next();
+                chars.next();
+            }
+            Some(o) => {
+                return Err(format!(
+                    "{s:?}: unknown escape \\{o} (known: \\n \\t \\r \\0 \\\\ \\xNN)"
+                ))
+            }
+            None => return Err(format!("{s:?} ends in a lone backslash (write \\\\)")),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -217,6 +283,18 @@ mod tests {
         assert_eq!(parse_time("17"), Ok(17));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2024-13-01").is_err());
+        // Kafka's own format, without a zone: UTC.
+        assert_eq!(parse_time("2024-05-01T12:00:00.000"), Ok(1_714_564_800_000));
+        assert!(parse_time("2024-02-31").is_err());
+        assert!(parse_time("2023-02-29").is_err());
+        assert_eq!(parse_time("2024-02-29"), Ok(1_709_164_800_000));
+        assert!(parse_time("99999999999-01-01").is_err());
+        assert!(parse_time("2024-05-01T12:00:00+99:00").is_err());
+        assert!(parse_time("2024-05-01T+1:00:00Z").is_err());
+        assert_eq!(unescape("a\\tb\\x41\\\\"), Ok(b"a\tbA\\".to_vec()));
+        assert!(unescape("\\q").is_err());
+        assert!(unescape("\\x4").is_err());
+        assert!(unescape("x\\").is_err());
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(12), "12 B");
     }

@@ -3,11 +3,10 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use riverbed::inspect::StoreView;
 use riverbed::TopicConfig;
 
 use crate::out::{print_json, size, Table};
-use crate::{open_store, Cli, CmdResult, Failure, Output};
+use crate::{open_store, usage, Cli, CmdResult, Failure, Output};
 
 #[derive(Subcommand)]
 pub enum TopicsCmd {
@@ -32,15 +31,22 @@ pub enum TopicsCmd {
         /// Number of partitions.
         #[arg(short, long, default_value_t = 1)]
         partitions: u32,
-        /// A setting, KEY=VALUE (repeatable).
+        /// A setting, KEY=VALUE (repeatable; Kafka's names such as retention.ms work too).
         #[arg(short, long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
+        /// Succeed without change if the topic exists (Kafka's --if-not-exists).
+        #[arg(long)]
+        if_not_exists: bool,
     },
-    /// Show partitions, offsets, sizes, segments and settings (read-only).
-    #[command(after_help = "Example:\n  riverbed -d ./data topics describe events")]
+    /// Show partitions, offsets, sizes, segments and settings (read-only); every topic when none
+    /// is named.
+    #[command(
+        after_help = "Examples:\n  riverbed -d ./data topics describe events\n  \
+        riverbed -d ./data topics describe --json"
+    )]
     Describe {
-        /// Topic name.
-        topic: String,
+        /// Topic name (default: every topic).
+        topic: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -49,7 +55,21 @@ pub enum TopicsCmd {
     Delete {
         /// Topic name.
         topic: String,
+        /// Succeed without change if there is no such topic (Kafka's --if-exists).
+        #[arg(long)]
+        if_exists: bool,
     },
+    /// Compact a compacted topic now, whatever its dirty ratio (what the store's cleaner does in
+    /// the background).
+    #[command(after_help = "Example:\n  riverbed -d ./data topics compact users")]
+    Compact {
+        /// Topic name.
+        topic: String,
+    },
+    /// Delete the sealed segments past their topic's retention limits now, in every topic (what
+    /// a segment roll does).
+    #[command(after_help = "Example:\n  riverbed -d ./data topics apply-retention")]
+    ApplyRetention,
     /// Raise a topic's partition count.
     #[command(
         after_help = "Example:\n  riverbed -d ./data topics add-partitions events --total 8"
@@ -69,7 +89,7 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
     let mut w = stdout.lock();
     match cmd {
         TopicsCmd::List { out } => {
-            let view = StoreView::open(&dir)?;
+            let view = crate::open_view(&dir)?;
             if out.json {
                 let topics: Vec<Value> = view
                     .topics()
@@ -92,77 +112,85 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
             topic,
             partitions,
             config,
+            if_not_exists,
         } => {
-            let mut c = TopicConfig::new(*partitions);
-            let mut settings = Vec::new();
-            for kv in config {
-                let (k, v) = kv.split_once('=').ok_or_else(|| {
-                    Failure::Error(format!("--config {kv:?}: expected KEY=VALUE"))
-                })?;
-                settings.push((k, v));
+            if *partitions == 0 {
+                return Err(usage("-p: a topic needs at least one partition"));
             }
-            c.apply(&settings)?;
+            let mut c = TopicConfig::new(*partitions);
+            let settings = parse_settings(config)?;
+            let refs: Vec<(&str, &str)> = settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            c.apply(&refs).map_err(|e| usage(e.to_string()))?;
             c.partitions = *partitions;
             let store = open_store(&dir, true)?;
-            store.create_topic(topic, c)?;
-            writeln!(w, "created topic {topic} with {partitions} partitions")?;
-        }
-        TopicsCmd::Describe { topic, out } => {
-            let view = StoreView::open(&dir)?;
-            let d = view.describe_topic(topic)?;
-            let entries = d.config.entries();
-            if out.json {
-                let parts: Vec<Value> = d
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        json!({
-                            "partition": p.partition,
-                            "log_start_offset": p.log_start_offset,
-                            "log_end_offset": p.log_end_offset,
-                            "records": p.log_end_offset - p.log_start_offset,
-                            "size_bytes": p.size_bytes,
-                            "segments": p.segments,
-                        })
-                    })
-                    .collect();
-                let config: serde_json::Map<String, Value> =
-                    entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
-                print_json(
-                    &mut w,
-                    &json!({"topic": d.name, "partitions": parts, "config": config}),
-                )?;
-            } else {
-                writeln!(w, "Topic: {}  Partitions: {}", d.name, d.partitions.len())?;
-                let mut t = Table::new(&[
-                    "PARTITION",
-                    "LOG-START",
-                    "LOG-END",
-                    "RECORDS",
-                    "SIZE",
-                    "SEGMENTS",
-                ]);
-                for p in &d.partitions {
-                    t.row(vec![
-                        p.partition.to_string(),
-                        p.log_start_offset.to_string(),
-                        p.log_end_offset.to_string(),
-                        (p.log_end_offset - p.log_start_offset).to_string(),
-                        size(p.size_bytes),
-                        p.segments.to_string(),
-                    ]);
+            match store.create_topic(topic, c) {
+                Err(e)
+                    if *if_not_exists
+                        && matches!(e.kind(), riverbed::ErrorKind::TopicExists { .. }) =>
+                {
+                    writeln!(w, "topic {topic} exists; nothing was changed")?;
                 }
-                t.print(&mut w)?;
-                writeln!(w, "Config:")?;
-                for (k, v) in entries.iter().filter(|(k, _)| k != "partitions") {
-                    writeln!(w, "  {k}={v}")?;
-                }
+                Err(e) => return Err(e.into()),
+                Ok(()) => writeln!(w, "created topic {topic} with {partitions} partitions")?,
             }
         }
-        TopicsCmd::Delete { topic } => {
+        TopicsCmd::Describe { topic, out } => {
+            let view = crate::open_view(&dir)?;
+            let names = match topic {
+                Some(t) => vec![t.clone()],
+                None => view.topics(),
+            };
+            let mut all = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 && !out.json {
+                    writeln!(w)?;
+                }
+                all.push(describe(&view, name, out.json, &mut w)?);
+            }
+            if out.json {
+                let v = if topic.is_some() {
+                    all.pop().unwrap_or(Value::Null)
+                } else {
+                    json!(all)
+                };
+                print_json(&mut w, &v)?;
+            }
+        }
+        TopicsCmd::Delete { topic, if_exists } => {
             let store = open_store(&dir, false)?;
-            store.delete_topic(topic)?;
-            writeln!(w, "deleted topic {topic}")?;
+            match store.delete_topic(topic) {
+                Err(e)
+                    if *if_exists
+                        && matches!(e.kind(), riverbed::ErrorKind::UnknownTopic { .. }) =>
+                {
+                    writeln!(w, "no topic {topic}; nothing was changed")?;
+                }
+                Err(e) => return Err(e.into()),
+                Ok(()) => writeln!(w, "deleted topic {topic}")?,
+            }
+        }
+        TopicsCmd::Compact { topic } => {
+            let store = open_store(&dir, false)?;
+            let r = store.compact_now(topic)?;
+            writeln!(
+                w,
+                "compacted {topic}: {} segments rewritten into {}, {} records removed ({} \
+                 tombstones), {} -> {}",
+                r.segments_cleaned,
+                r.segments_written,
+                r.records_removed,
+                r.tombstones_removed,
+                size(r.bytes_before),
+                size(r.bytes_after)
+            )?;
+        }
+        TopicsCmd::ApplyRetention => {
+            let store = open_store(&dir, false)?;
+            let n = store.apply_retention()?;
+            writeln!(w, "deleted {n} segments past their retention")?;
         }
         TopicsCmd::AddPartitions { topic, total } => {
             let store = open_store(&dir, false)?;
@@ -174,3 +202,122 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
 }
 
 use std::io::Write;
+
+/// `--config` settings as the library names them. Kafka's names and values are accepted too
+/// (`retention.ms=-1`, `cleanup.policy=compact`, `max.message.bytes`, ...), so that settings
+/// copied from a Kafka topic work; `partitions` is refused (it is `-p`).
+pub fn parse_settings(config: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
+    for kv in config {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--config {kv:?}: expected KEY=VALUE")))?;
+        let (k, v) = kafka_setting(k, v);
+        if k == "partitions" {
+            return Err(usage(
+                "--config partitions: the partition count is set with -p (create) or \
+                 `topics add-partitions`",
+            ));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// Translates one of Kafka's topic settings to Riverbed's name and value; other settings pass
+/// through with dots read as underscores.
+fn kafka_setting(k: &str, v: &str) -> (String, String) {
+    let unlimited = |v: &str| {
+        if v == "-1" {
+            "none".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    match k {
+        "max.message.bytes" => ("max_record_bytes".into(), v.into()),
+        "segment.index.bytes" => ("index_max_bytes".into(), v.into()),
+        "retention.ms" | "retention.bytes" => (k.replace('.', "_"), unlimited(v)),
+        "message.timestamp.type" => (
+            "timestamp_type".into(),
+            match v {
+                "CreateTime" => "create".into(),
+                "LogAppendTime" => "append".into(),
+                _ => v.into(),
+            },
+        ),
+        "compression.type" => (
+            "compression".into(),
+            match v {
+                "uncompressed" => "none".into(),
+                // Kafka's default zstd level.
+                "zstd" => "zstd:3".into(),
+                _ => v.into(),
+            },
+        ),
+        "cleanup.policy" => (
+            "cleanup_policy".into(),
+            match v {
+                "delete,compact" => "compact,delete".into(),
+                _ => v.into(),
+            },
+        ),
+        _ => (k.replace('.', "_"), v.into()),
+    }
+}
+
+/// Describes one topic: prints it as text, or returns it as JSON (printed by the caller, so that
+/// describing every topic prints one array).
+fn describe(
+    view: &riverbed::inspect::StoreView,
+    topic: &str,
+    json_out: bool,
+    w: &mut dyn Write,
+) -> Result<Value, Failure> {
+    let d = view.describe_topic(topic)?;
+    let entries = d.config.entries();
+    if json_out {
+        let parts: Vec<Value> = d
+            .partitions
+            .iter()
+            .map(|p| {
+                json!({
+                    "partition": p.partition,
+                    "log_start_offset": p.log_start_offset,
+                    "log_end_offset": p.log_end_offset,
+                    "records": p.log_end_offset - p.log_start_offset,
+                    "size_bytes": p.size_bytes,
+                    "segments": p.segments,
+                })
+            })
+            .collect();
+        let config: serde_json::Map<String, Value> =
+            entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        return Ok(json!({"topic": d.name, "partitions": parts, "config": config}));
+    }
+    writeln!(w, "Topic: {}  Partitions: {}", d.name, d.partitions.len())?;
+    let mut t = Table::new(&[
+        "PARTITION",
+        "LOG-START",
+        "LOG-END",
+        "RECORDS",
+        "SIZE",
+        "SEGMENTS",
+    ]);
+    for p in &d.partitions {
+        t.row(vec![
+            p.partition.to_string(),
+            p.log_start_offset.to_string(),
+            p.log_end_offset.to_string(),
+            (p.log_end_offset - p.log_start_offset).to_string(),
+            size(p.size_bytes),
+            p.segments.to_string(),
+        ]);
+    }
+    t.print(w)?;
+    writeln!(w, "Config:")?;
+    for (k, v) in entries.iter().filter(|(k, _)| k != "partitions") {
+        writeln!(w, "  {k}={v}")?;
+    }
+    Ok(Value::Null)
+}
