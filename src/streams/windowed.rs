@@ -416,14 +416,21 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             return Ok(());
         }
         let rule = self.windows.close_rule();
-        let open: Vec<Window> = self
-            .windows
-            .windows_for(r.timestamp)
-            .into_iter()
-            .filter(|w| rule.close(*w) > now)
-            .collect();
+        // Kafka's `KStreamWindowAggregate`: each closed window of the record is logged and
+        // counted as one dropped record; the record still updates its open windows.
+        let mut open: Vec<Window> = Vec::new();
+        for w in self.windows.windows_for(r.timestamp) {
+            if rule.close(w) > now {
+                open.push(w);
+            } else {
+                drop_record(
+                    ctx,
+                    r.timestamp,
+                    &format!("the time window [{}, {}) has closed", w.start, w.end),
+                );
+            }
+        }
         if open.is_empty() {
-            drop_record(ctx, r.timestamp, "every window of the record has closed");
             return Ok(());
         }
         let kb = r.key.encode()?;
@@ -547,16 +554,256 @@ struct SlidingWindowAggregate<K, V, VA> {
 }
 
 impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<K, V, VA> {
-    /// The aggregate of the records (`(timestamp, seq, value bytes)`) in `w`, in arrival order.
-    fn fold(&self, key: &K, records: &[(i64, u64, Vec<u8>)], w: Window) -> Result<Option<VA>> {
-        let mut agg = None;
-        for (_, _, v) in records
-            .iter()
-            .filter(|(t, _, _)| *t >= w.start && *t <= w.end)
-        {
-            agg = Some((self.step)(agg, key, V::decode(v)?));
+    /// The rule by which the sliding store deletes windows: `retention` after they close, but
+    /// never before `2 * difference` more, so that every window a record that is still accepted
+    /// consults (Kafka fetches windows starting from `ts - 2 * difference`) is still there.
+    fn expiry_rule(&self) -> CloseRule {
+        CloseRule {
+            grace: self
+                .windows
+                .grace
+                .saturating_add(self.windows.difference.saturating_mul(2)),
+            inclusive_end: true,
         }
-        Ok(agg)
+    }
+}
+
+/// What the sliding aggregation knows of one record while it processes it: the key, the
+/// record, the other accepted records near it and the stream time windows must reach.
+struct SlidingStep<'a, K, V> {
+    key: &'a K,
+    kb: &'a [u8],
+    value: &'a V,
+    t: i64,
+    /// The other raw records of the key near `t`, as timestamps (the current one excluded).
+    near: &'a [i64],
+    /// Windows ending before this are closed (stream time minus grace).
+    close_time: i64,
+}
+
+impl<K: Data + Serde, V: Data> SlidingStep<'_, K, V> {
+    /// The latest timestamp of the records (other than the current one) in `w`: the window's
+    /// timestamp as Kafka keeps it.
+    fn latest_in(&self, w: Window) -> Option<i64> {
+        self.near
+            .iter()
+            .copied()
+            .filter(|u| *u >= w.start && *u <= w.end)
+            .max()
+    }
+}
+
+impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<K, V, VA> {
+    /// Adds the record to the aggregate `base` of window `w` (the initializer's when `None`)
+    /// and forwards the update, if `w` is still open; otherwise logs and counts the record as
+    /// dropped for `w` (Kafka's `updateWindowAndForward`: one drop per closed window the record
+    /// would have updated or created). `latest` is the window's latest timestamp before the
+    /// record; a window being created (`stored` false) forwards no old value.
+    fn update_window(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K, V>,
+        w: Window,
+        (base, latest): (Option<VA>, Option<i64>),
+        stored: bool,
+    ) -> Result<()> {
+        if w.end < s.close_time {
+            drop_record(
+                ctx,
+                s.t,
+                &format!("the sliding window [{}, {}] has closed", w.start, w.end),
+            );
+            return Ok(());
+        }
+        let timestamp = latest.map_or(s.t, |l| l.max(s.t));
+        let new = (self.step)(base.clone(), s.key, s.value.clone());
+        let old = if stored { base } else { None };
+        let wk = windowed_bytes(s.kb, w);
+        ctx.raw_store(&self.store)?.put(wk.clone(), new.encode()?);
+        self.index.insert(self.expiry_rule().close(w), wk);
+        ctx.forward(StreamRecord::new(
+            Windowed::new(s.key.clone(), w),
+            Change::new(Some(new), old),
+            timestamp,
+        ));
+        Ok(())
+    }
+
+    /// Creates the record's right window `[t + 1, t + 1 + d]` holding `agg` (the aggregate of
+    /// the window it is copied from, Kafka's `createCurrentRecordRightWindow`).
+    fn create_right_window(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K, V>,
+        agg: VA,
+        timestamp: i64,
+    ) -> Result<()> {
+        let start = s.t.saturating_add(1);
+        let w = Window::new(start, start.saturating_add(self.windows.difference));
+        let wk = windowed_bytes(s.kb, w);
+        ctx.raw_store(&self.store)?.put(wk.clone(), agg.encode()?);
+        self.index.insert(self.expiry_rule().close(w), wk);
+        ctx.forward(StreamRecord::new(
+            Windowed::new(s.key.clone(), w),
+            Change::new(Some(agg), None),
+            timestamp,
+        ));
+        Ok(())
+    }
+
+    /// The stored windows of the key starting in `[from, to]`, by start.
+    fn stored_windows(
+        &self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        kb: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Window, VA)>> {
+        let lo = windowed_bytes(kb, Window::new(from, 0));
+        let hi = windowed_bytes(kb, Window::new(to, i64::MAX));
+        let mut out = Vec::new();
+        for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
+            if is_meta(k) {
+                continue;
+            }
+            let (kb2, w) = split_windowed(k)?;
+            // Longer keys with this key as a prefix sort in between; windows of an older
+            // layout (negative starts) are never consulted.
+            if kb2 == kb && w.start >= from && w.start <= to {
+                out.push((w, VA::decode(v)?));
+            }
+        }
+        out.sort_by_key(|(w, _)| *w);
+        Ok(out)
+    }
+
+    /// A record at or after `difference` (Kafka's `processReverse`): updates the stored
+    /// windows holding it, latest start first, then creates the previous record's right
+    /// window, the record's left window `[t - d, t]` and its right window `[t + 1, t + 1 + d]`
+    /// where Kafka does.
+    fn process_in_order(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K, V>,
+    ) -> Result<()> {
+        let d = self.windows.difference;
+        let t = s.t;
+        let stored = self.stored_windows(
+            ctx,
+            s.kb,
+            t.saturating_sub(d.saturating_mul(2)).max(0),
+            t.saturating_add(1),
+        )?;
+        let starts: BTreeSet<i64> = stored.iter().map(|(w, _)| w.start).collect();
+        let mut left_src: Option<VA> = None;
+        let mut right_src: Option<(VA, Option<i64>)> = None;
+        let mut left_exists = false;
+        let mut right_exists = false;
+        let mut previous: Option<i64> = None;
+        for (w, agg) in stored.into_iter().rev() {
+            let latest = s.latest_in(w);
+            if w.start == t.saturating_add(1) {
+                right_exists = true;
+            } else if w.end > t {
+                if right_src.is_none() {
+                    right_src = Some((agg.clone(), latest));
+                }
+                self.update_window(ctx, s, w, (Some(agg), latest), true)?;
+            } else if w.end == t {
+                left_exists = true;
+                self.update_window(ctx, s, w, (Some(agg), latest), true)?;
+                match latest {
+                    // A record at `t` came before: every window of this one exists already.
+                    Some(l) if l >= t => return Ok(()),
+                    l => previous = l,
+                }
+            } else {
+                // The latest window ending before the record: its records are those of the
+                // record's left window, and its latest one is the previous record.
+                left_src = Some(agg);
+                previous = latest;
+                break;
+            }
+        }
+        if let Some(p) = previous {
+            let start = p.saturating_add(1);
+            if !starts.contains(&start) && start.saturating_add(d) >= t {
+                let w = Window::new(start, start.saturating_add(d));
+                self.update_window(ctx, s, w, (None, None), false)?;
+            }
+        }
+        if !left_exists {
+            let in_left = previous.is_some_and(|p| t.saturating_sub(d) <= p);
+            let old = if in_left { left_src } else { None };
+            let w = Window::new(t.saturating_sub(d), t);
+            self.update_window(ctx, s, w, (old, None), false)?;
+        }
+        if !right_exists {
+            if let Some((agg, Some(latest))) = right_src {
+                if latest > t {
+                    self.create_right_window(ctx, s, agg, latest)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A record earlier than `difference` (Kafka's `processEarly`): its left window would
+    /// start before 0, so it goes into `[0, d]`, the window of every such record; the windows
+    /// starting in `(0, t]` are updated (earliest first), then the record's right window and
+    /// the previous record's are created where needed, then `[0, d]` updated or created.
+    fn process_early(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K, V>,
+    ) -> Result<()> {
+        let d = self.windows.difference;
+        let t = s.t;
+        let stored = self.stored_windows(ctx, s.kb, 0, t.saturating_add(1))?;
+        let starts: BTreeSet<i64> = stored.iter().map(|(w, _)| w.start).collect();
+        let mut combined: Option<(Window, VA, Option<i64>)> = None;
+        let mut right_src: Option<(VA, Option<i64>)> = None;
+        let mut right_exists = false;
+        let mut previous: Option<i64> = None;
+        for (w, agg) in stored {
+            let latest = s.latest_in(w);
+            if w.start == 0 {
+                if let Some(l) = latest.filter(|l| *l < t) {
+                    previous = Some(l);
+                }
+                combined = Some((w, agg, latest));
+            } else if w.start <= t {
+                right_src = Some((agg.clone(), latest));
+                self.update_window(ctx, s, w, (Some(agg), latest), true)?;
+            } else {
+                right_exists = true;
+            }
+        }
+        if right_src.is_none() {
+            if let Some((_, agg, latest)) = &combined {
+                if latest.is_some_and(|l| l > t) {
+                    right_src = Some((agg.clone(), *latest));
+                }
+            }
+        }
+        if !right_exists {
+            if let Some((agg, Some(latest))) = right_src {
+                if latest > t {
+                    self.create_right_window(ctx, s, agg, latest)?;
+                }
+            }
+        }
+        if let Some(p) = previous {
+            let start = p.saturating_add(1);
+            if !starts.contains(&start) {
+                let w = Window::new(start, start.saturating_add(d));
+                self.update_window(ctx, s, w, (None, None), false)?;
+            }
+        }
+        match combined {
+            Some((w, agg, latest)) => self.update_window(ctx, s, w, (Some(agg), latest), true),
+            None => self.update_window(ctx, s, Window::new(0, d), (None, None), false),
+        }
     }
 }
 
@@ -564,7 +811,7 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
     for SlidingWindowAggregate<K, V, VA>
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
-        let rule = self.windows.close_rule();
+        let rule = self.expiry_rule();
         self.index.rebuild(ctx.raw_store(&self.store)?, rule)?;
         self.record_index.clear();
         for k in ctx.raw_store(&self.records)?.data.keys() {
@@ -576,6 +823,10 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
         Ok(())
     }
 
+    /// Kafka's `KStreamSlidingWindowAggregate`: a window `[s, e]` is closed once
+    /// `e < stream time - grace`; the record is dropped only when the latest window that could
+    /// hold it, `[t, t + d]`, has closed; otherwise it updates every open window holding it and
+    /// creates the windows Kafka creates, each closed one counted as a drop.
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
@@ -591,9 +842,9 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             return Ok(());
         }
         let d = self.windows.difference;
-        let rule = self.windows.close_rule();
-        if rule.close(Window::new(t.saturating_sub(d), t)) <= now {
-            drop_record(ctx, t, "the window ending at the record has closed");
+        let close_time = now.saturating_sub(self.windows.grace);
+        if t.saturating_add(d) < close_time {
+            drop_record(ctx, t, "every sliding window of the record has closed");
             return Ok(());
         }
         let kb = r.key.encode()?;
@@ -601,65 +852,50 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
         let seq = self.next_seq;
         self.next_seq += 1;
         let rk = windowed_bytes(&kb, Window::new(t, seq as i64));
-        let value_bytes = r.value.encode()?;
-        ctx.raw_store(&self.records)?.put(rk.clone(), value_bytes);
+        ctx.raw_store(&self.records)?
+            .put(rk.clone(), r.value.encode()?);
         self.record_index.insert((t, rk));
 
-        // Every window the record changes or creates lies within [t - d, t + d + 1].
-        let lo = windowed_bytes(&kb, Window::new(t.saturating_sub(d).max(0), 0));
+        // The windows consulted start in [t - 2d, t + 1] and end by t + 1 + d.
+        let lo = windowed_bytes(
+            &kb,
+            Window::new(t.saturating_sub(d.saturating_mul(2)).max(0), 0),
+        );
         let hi = windowed_bytes(&kb, Window::new(t.saturating_add(d).saturating_add(1), -1));
-        let mut near: Vec<(i64, u64, Vec<u8>)> = Vec::new();
-        for (k, v) in ctx.raw_store(&self.records)?.data.range(lo..=hi) {
+        let mut near: Vec<i64> = Vec::new();
+        for k in ctx
+            .raw_store(&self.records)?
+            .data
+            .range(lo..=hi)
+            .map(|(k, _)| k)
+        {
             let (kb2, w) = split_windowed(k)?;
-            if kb2 == kb.as_slice() {
-                near.push((w.start, w.end as u64, v.clone()));
+            if kb2 == kb.as_slice() && w.end != seq as i64 {
+                near.push(w.start);
             }
         }
-        near.sort_by_key(|(_, s, _)| *s);
-        let mut candidates: BTreeSet<Window> = BTreeSet::new();
-        for &(u, _, _) in &near {
-            if u >= t && u <= t.saturating_add(d) {
-                candidates.insert(Window::new(u.saturating_sub(d), u));
-            }
-            if u >= t.saturating_sub(d).saturating_sub(1) && u <= t {
-                let s = u.saturating_add(1);
-                candidates.insert(Window::new(s, s.saturating_add(d)));
-            }
-        }
-        for w in candidates {
-            let Some(agg) = self.fold(&r.key, &near, w)? else {
-                continue;
-            };
-            // Kafka's rule: a window's result carries the latest timestamp of its records.
-            let latest = near
-                .iter()
-                .map(|(u, _, _)| *u)
-                .filter(|u| *u >= w.start && *u <= w.end)
-                .max()
-                .unwrap_or(t);
-            let wk = windowed_bytes(&kb, w);
-            let bytes = agg.encode()?;
-            let state = ctx.raw_store(&self.store)?;
-            let old = state.data.get(&wk).cloned();
-            if old.as_ref() == Some(&bytes) {
-                continue;
-            }
-            let old = old.map(|b| VA::decode(&b)).transpose()?;
-            state.put(wk.clone(), bytes);
-            self.index.insert(rule.close(w), wk);
-            ctx.forward(StreamRecord::new(
-                Windowed::new(r.key.clone(), w),
-                Change::new(Some(agg), old),
-                latest,
-            ));
+        let s = SlidingStep {
+            key: &r.key,
+            kb: &kb,
+            value: &r.value,
+            t,
+            near: &near,
+            close_time,
+        };
+        if t < d {
+            self.process_early(ctx, &s)?;
+        } else {
+            self.process_in_order(ctx, &s)?;
         }
 
         let state = ctx.raw_store(&self.store)?;
         self.index.expire(state, now, self.windows.retention);
-        // A raw record at u is in no open window once now >= u + d + 1 + grace.
+        // A raw record at u is consulted while a record at u + 3d + 1 or later can still be
+        // accepted (that one fetches windows from 2d before it): until u + 3d + 1 < now - grace.
         let records = ctx.raw_store(&self.records)?;
         while let Some((u, _)) = self.record_index.first() {
-            if rule.close(Window::new(0, u.saturating_add(d))) > now {
+            let horizon = u.saturating_add(d.saturating_mul(3)).saturating_add(1);
+            if horizon >= close_time {
                 break;
             }
             let Some((_, k)) = self.record_index.pop_first() else {
