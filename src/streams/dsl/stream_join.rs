@@ -107,8 +107,9 @@ fn millis(d: Duration) -> i64 {
 /// may still find one): it is emitted as `joiner(l, None)` once its window has closed without
 /// any pair, with its own timestamp. Once it has a pair it only ever appears in joined results.
 /// The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
-/// results come out when a record reaching the join moves stream time past their window, in
-/// order of window close.
+/// results come out when a record reaching the join moves stream time past their window; those
+/// that come out together are ordered as Kafka orders them (its outer-join store's order): by
+/// timestamp, then right-side records before left-side ones, then key bytes, then arrival.
 ///
 /// **State.** Each side's records wait in a state store with a compacted changelog (named
 /// `<node>-this-join-store` and `<node>-other-join-store` after the join's generated node name,
@@ -265,8 +266,13 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
     }
 
     /// Deletes the records whose window closed before `now`, emitting the unmatched ones the
-    /// join kind asks for.
+    /// join kind asks for. Those come out in the order of Kafka's shared outer-join store
+    /// (`KStreamKStreamJoin.emitNonJoinedOuterRecords` iterates it; its key,
+    /// `TimestampedKeyAndJoinSide`, serializes as timestamp, then a side byte, right 0 before
+    /// left 1, then the key bytes; equal keys keep arrival order): by timestamp, then right
+    /// before left, then key bytes, then arrival.
     fn close_windows(&mut self, ctx: &mut ProcessorContext<'_, K, VR>, now: i64) -> Result<()> {
+        let mut unmatched: Vec<(i64, bool, Vec<u8>, i64, Side, Vec<u8>)> = Vec::new();
         while let Some((last_open, _, _)) = self.by_close.first() {
             if *last_open >= now {
                 break;
@@ -290,12 +296,23 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
                 continue;
             }
             let (kb, w) = split_windowed(&key)?;
+            unmatched.push((
+                w.start,
+                side == Side::Left,
+                kb.to_vec(),
+                w.end,
+                side,
+                value.to_vec(),
+            ));
+        }
+        unmatched.sort();
+        for (ts, _, kb, _, side, value) in unmatched {
             let result = match side {
-                Side::Left => (self.joiner)(Some(&V::decode(value)?), None),
-                Side::Right => (self.joiner)(None, Some(&VO::decode(value)?)),
+                Side::Left => (self.joiner)(Some(&V::decode(&value)?), None),
+                Side::Right => (self.joiner)(None, Some(&VO::decode(&value)?)),
             };
             if let Some(v) = result {
-                ctx.forward(StreamRecord::new(K::decode(kb)?, v, w.start));
+                ctx.forward(StreamRecord::new(K::decode(&kb)?, v, ts));
             }
         }
         Ok(())
