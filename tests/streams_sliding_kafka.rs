@@ -155,6 +155,41 @@ fn late_record_updates_the_later_windows_that_are_still_open() {
     );
 }
 
+/// Riverbed's deliberate difference (see `SlidingWindows`): a window created after a record
+/// in it arrived holds that record. Difference 23, grace 162; stream time reaches 208 (another
+/// key), then k@23 comes when its windows [0, 23] and [1, 24] have closed (23 + 162 < 208), and
+/// k@46 creates [23, 46]. Kafka copies the aggregate of the closed [0, 23] (which never got
+/// k@23) and finds no previous record in it, so its [23, 46] holds k@46 alone and it never
+/// creates [24, 47]; Riverbed's [23, 46] holds k@23 and k@46, and k@23's right window
+/// [24, 47] holds k@46. Found by the model test in tests/streams_windows_model.rs.
+#[test]
+fn a_window_created_later_holds_every_accepted_record_within_it() {
+    let mut d = driver(
+        Agg::Aggregate,
+        SlidingWindows::of_time_difference_and_grace(ms(23), ms(162)),
+    );
+    let out = pipe(
+        &mut d,
+        &[
+            ("k", "a", 0),
+            ("j", "x", 208),
+            ("k", "b", 23),
+            ("k", "c", 46),
+        ],
+    );
+    assert_eq!(
+        out,
+        list_expected(&[
+            ("k", 0, 23, "0+a", 0),
+            ("j", 185, 208, "0+x", 208),
+            ("k", 24, 47, "0+c", 46),
+            ("k", 23, 46, "0+b+c", 46),
+        ])
+    );
+    // k@23: [0, 23] and [1, 24] closed.
+    assert_eq!(d.metrics().dropped_records, 2);
+}
+
 /// `KStreamSlidingWindowAggregateTest.shouldLogAndMeterWhenSkippingExpiredWindowByGrace`
 /// (difference 10, grace 90): k@100..k@105 arrive at stream time 200 (close time 110), so
 /// each one's left window has closed (one drop each) while no window holding them exists to

@@ -569,55 +569,62 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
 }
 
 /// What the sliding aggregation knows of one record while it processes it: the key, the
-/// record, the other accepted records near it and the stream time windows must reach.
-struct SlidingStep<'a, K, V> {
+/// record, the accepted records near it and the stream time windows must reach.
+struct SlidingStep<'a, K> {
     key: &'a K,
     kb: &'a [u8],
-    value: &'a V,
     t: i64,
-    /// The other raw records of the key near `t`, as timestamps (the current one excluded).
-    near: &'a [i64],
+    /// The current record's arrival sequence number.
+    seq: u64,
+    /// The raw records of the key near `t` (the current one included), as
+    /// `(timestamp, sequence, value bytes)` in arrival order.
+    near: &'a [(i64, u64, Vec<u8>)],
     /// Windows ending before this are closed (stream time minus grace).
     close_time: i64,
 }
 
-impl<K: Data + Serde, V: Data> SlidingStep<'_, K, V> {
-    /// The latest timestamp of the records (other than the current one) in `w`: the window's
-    /// timestamp as Kafka keeps it.
+impl<K: Data + Serde> SlidingStep<'_, K> {
+    /// The latest timestamp of the records other than the current one in `w` (the window's
+    /// timestamp before the record, Kafka's `ValueAndTimestamp.timestamp()`).
     fn latest_in(&self, w: Window) -> Option<i64> {
         self.near
             .iter()
-            .copied()
-            .filter(|u| *u >= w.start && *u <= w.end)
+            .filter(|(u, seq, _)| *seq != self.seq && *u >= w.start && *u <= w.end)
+            .map(|(u, _, _)| *u)
             .max()
     }
 }
 
 impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<K, V, VA> {
-    /// Adds the record to the aggregate `base` of window `w` (the initializer's when `None`)
-    /// and forwards the update, if `w` is still open; otherwise logs and counts the record as
-    /// dropped for `w` (Kafka's `updateWindowAndForward`: one drop per closed window the record
-    /// would have updated or created). `latest` is the window's latest timestamp before the
-    /// record; a window being created (`stored` false) forwards no old value.
-    fn update_window(
+    /// The aggregate of the accepted records in `w`, in arrival order, and their latest
+    /// timestamp.
+    fn fold(&self, s: &SlidingStep<'_, K>, w: Window) -> Result<Option<(VA, i64)>> {
+        let mut agg: Option<(VA, i64)> = None;
+        for (u, _, v) in s
+            .near
+            .iter()
+            .filter(|(u, _, _)| *u >= w.start && *u <= w.end)
+        {
+            agg = Some(match agg {
+                None => ((self.step)(None, s.key, V::decode(v)?), *u),
+                Some((a, l)) => ((self.step)(Some(a), s.key, V::decode(v)?), l.max(*u)),
+            });
+        }
+        Ok(agg)
+    }
+
+    /// Puts window `w` with the aggregate of its records and forwards the update (`old` is the
+    /// stored aggregate, `None` for a window being created).
+    fn put_window(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
-        s: &SlidingStep<'_, K, V>,
+        s: &SlidingStep<'_, K>,
         w: Window,
-        (base, latest): (Option<VA>, Option<i64>),
-        stored: bool,
+        old: Option<VA>,
     ) -> Result<()> {
-        if w.end < s.close_time {
-            drop_record(
-                ctx,
-                s.t,
-                &format!("the sliding window [{}, {}] has closed", w.start, w.end),
-            );
+        let Some((new, timestamp)) = self.fold(s, w)? else {
             return Ok(());
-        }
-        let timestamp = latest.map_or(s.t, |l| l.max(s.t));
-        let new = (self.step)(base.clone(), s.key, s.value.clone());
-        let old = if stored { base } else { None };
+        };
         let wk = windowed_bytes(s.kb, w);
         ctx.raw_store(&self.store)?.put(wk.clone(), new.encode()?);
         self.index.insert(self.expiry_rule().close(w), wk);
@@ -629,26 +636,38 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
         Ok(())
     }
 
-    /// Creates the record's right window `[t + 1, t + 1 + d]` holding `agg` (the aggregate of
-    /// the window it is copied from, Kafka's `createCurrentRecordRightWindow`).
+    /// Kafka's `updateWindowAndForward`: the record goes into window `w` (stored with
+    /// aggregate `old`, or being created) if `w` is still open; otherwise it is logged and
+    /// counted as dropped for `w` (one drop per closed window it would have updated or
+    /// created).
+    fn update_window(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K>,
+        w: Window,
+        old: Option<VA>,
+    ) -> Result<()> {
+        if w.end < s.close_time {
+            drop_record(
+                ctx,
+                s.t,
+                &format!("the sliding window [{}, {}] has closed", w.start, w.end),
+            );
+            return Ok(());
+        }
+        self.put_window(ctx, s, w, old)
+    }
+
+    /// Creates the record's right window `[t + 1, t + 1 + d]` (Kafka's
+    /// `createCurrentRecordRightWindow`: it holds later records only, so it is open).
     fn create_right_window(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
-        s: &SlidingStep<'_, K, V>,
-        agg: VA,
-        timestamp: i64,
+        s: &SlidingStep<'_, K>,
     ) -> Result<()> {
         let start = s.t.saturating_add(1);
         let w = Window::new(start, start.saturating_add(self.windows.difference));
-        let wk = windowed_bytes(s.kb, w);
-        ctx.raw_store(&self.store)?.put(wk.clone(), agg.encode()?);
-        self.index.insert(self.expiry_rule().close(w), wk);
-        ctx.forward(StreamRecord::new(
-            Windowed::new(s.key.clone(), w),
-            Change::new(Some(agg), None),
-            timestamp,
-        ));
-        Ok(())
+        self.put_window(ctx, s, w, None)
     }
 
     /// The stored windows of the key starting in `[from, to]`, by start.
@@ -684,7 +703,7 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
     fn process_in_order(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
-        s: &SlidingStep<'_, K, V>,
+        s: &SlidingStep<'_, K>,
     ) -> Result<()> {
         let d = self.windows.difference;
         let t = s.t;
@@ -695,8 +714,9 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
             t.saturating_add(1),
         )?;
         let starts: BTreeSet<i64> = stored.iter().map(|(w, _)| w.start).collect();
-        let mut left_src: Option<VA> = None;
-        let mut right_src: Option<(VA, Option<i64>)> = None;
+        // The latest timestamp of the window holding the later records nearest the record:
+        // if after `t`, the record's right window is not empty.
+        let mut right_latest: Option<i64> = None;
         let mut left_exists = false;
         let mut right_exists = false;
         let mut previous: Option<i64> = None;
@@ -705,22 +725,21 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
             if w.start == t.saturating_add(1) {
                 right_exists = true;
             } else if w.end > t {
-                if right_src.is_none() {
-                    right_src = Some((agg.clone(), latest));
+                if right_latest.is_none() {
+                    right_latest = Some(latest.unwrap_or(i64::MIN));
                 }
-                self.update_window(ctx, s, w, (Some(agg), latest), true)?;
+                self.update_window(ctx, s, w, Some(agg))?;
             } else if w.end == t {
                 left_exists = true;
-                self.update_window(ctx, s, w, (Some(agg), latest), true)?;
+                self.update_window(ctx, s, w, Some(agg))?;
                 match latest {
                     // A record at `t` came before: every window of this one exists already.
                     Some(l) if l >= t => return Ok(()),
                     l => previous = l,
                 }
             } else {
-                // The latest window ending before the record: its records are those of the
-                // record's left window, and its latest one is the previous record.
-                left_src = Some(agg);
+                // The latest window ending before the record: its latest record is the
+                // previous one.
                 previous = latest;
                 break;
             }
@@ -729,21 +748,14 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
             let start = p.saturating_add(1);
             if !starts.contains(&start) && start.saturating_add(d) >= t {
                 let w = Window::new(start, start.saturating_add(d));
-                self.update_window(ctx, s, w, (None, None), false)?;
+                self.update_window(ctx, s, w, None)?;
             }
         }
         if !left_exists {
-            let in_left = previous.is_some_and(|p| t.saturating_sub(d) <= p);
-            let old = if in_left { left_src } else { None };
-            let w = Window::new(t.saturating_sub(d), t);
-            self.update_window(ctx, s, w, (old, None), false)?;
+            self.update_window(ctx, s, Window::new(t.saturating_sub(d), t), None)?;
         }
-        if !right_exists {
-            if let Some((agg, Some(latest))) = right_src {
-                if latest > t {
-                    self.create_right_window(ctx, s, agg, latest)?;
-                }
-            }
+        if !right_exists && right_latest.is_some_and(|l| l > t) {
+            self.create_right_window(ctx, s)?;
         }
         Ok(())
     }
@@ -755,14 +767,14 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
     fn process_early(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
-        s: &SlidingStep<'_, K, V>,
+        s: &SlidingStep<'_, K>,
     ) -> Result<()> {
         let d = self.windows.difference;
         let t = s.t;
         let stored = self.stored_windows(ctx, s.kb, 0, t.saturating_add(1))?;
         let starts: BTreeSet<i64> = stored.iter().map(|(w, _)| w.start).collect();
         let mut combined: Option<(Window, VA, Option<i64>)> = None;
-        let mut right_src: Option<(VA, Option<i64>)> = None;
+        let mut right_latest: Option<i64> = None;
         let mut right_exists = false;
         let mut previous: Option<i64> = None;
         for (w, agg) in stored {
@@ -773,36 +785,28 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
                 }
                 combined = Some((w, agg, latest));
             } else if w.start <= t {
-                right_src = Some((agg.clone(), latest));
-                self.update_window(ctx, s, w, (Some(agg), latest), true)?;
+                right_latest = Some(latest.unwrap_or(i64::MIN));
+                self.update_window(ctx, s, w, Some(agg))?;
             } else {
                 right_exists = true;
             }
         }
-        if right_src.is_none() {
-            if let Some((_, agg, latest)) = &combined {
-                if latest.is_some_and(|l| l > t) {
-                    right_src = Some((agg.clone(), *latest));
-                }
-            }
+        if right_latest.is_none() {
+            right_latest = combined.as_ref().and_then(|(_, _, l)| *l);
         }
-        if !right_exists {
-            if let Some((agg, Some(latest))) = right_src {
-                if latest > t {
-                    self.create_right_window(ctx, s, agg, latest)?;
-                }
-            }
+        if !right_exists && right_latest.is_some_and(|l| l > t) {
+            self.create_right_window(ctx, s)?;
         }
         if let Some(p) = previous {
             let start = p.saturating_add(1);
             if !starts.contains(&start) {
                 let w = Window::new(start, start.saturating_add(d));
-                self.update_window(ctx, s, w, (None, None), false)?;
+                self.update_window(ctx, s, w, None)?;
             }
         }
         match combined {
-            Some((w, agg, latest)) => self.update_window(ctx, s, w, (Some(agg), latest), true),
-            None => self.update_window(ctx, s, Window::new(0, d), (None, None), false),
+            Some((w, agg, _)) => self.update_window(ctx, s, w, Some(agg)),
+            None => self.update_window(ctx, s, Window::new(0, d), None),
         }
     }
 }
@@ -862,23 +866,19 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             Window::new(t.saturating_sub(d.saturating_mul(2)).max(0), 0),
         );
         let hi = windowed_bytes(&kb, Window::new(t.saturating_add(d).saturating_add(1), -1));
-        let mut near: Vec<i64> = Vec::new();
-        for k in ctx
-            .raw_store(&self.records)?
-            .data
-            .range(lo..=hi)
-            .map(|(k, _)| k)
-        {
+        let mut near: Vec<(i64, u64, Vec<u8>)> = Vec::new();
+        for (k, v) in ctx.raw_store(&self.records)?.data.range(lo..=hi) {
             let (kb2, w) = split_windowed(k)?;
-            if kb2 == kb.as_slice() && w.end != seq as i64 {
-                near.push(w.start);
+            if kb2 == kb.as_slice() {
+                near.push((w.start, w.end as u64, v.clone()));
             }
         }
+        near.sort_by_key(|(_, seq, _)| *seq);
         let s = SlidingStep {
             key: &r.key,
             kb: &kb,
-            value: &r.value,
             t,
+            seq,
             near: &near,
             close_time,
         };
