@@ -190,6 +190,14 @@ impl JoinWindows {
     fn last_open(&self, side: Side, ts: i64) -> i64 {
         self.partner_range(side, ts).1.saturating_add(self.grace)
     }
+
+    /// The last stream time at which Kafka's join store retains a record at `ts` (its
+    /// retention is the windows' size plus grace, `before + after + grace`, from `ts`).
+    fn retained_until(&self, _side: Side, ts: i64) -> i64 {
+        ts.saturating_add(self.before)
+            .saturating_add(self.after)
+            .saturating_add(self.grace)
+    }
 }
 
 /// Which input of the join a record came from.
@@ -251,6 +259,10 @@ struct StreamStreamJoin<K, V, VO, VR> {
     /// Every stored record by the last stream time its window is open, to emit and delete it
     /// once stream time passes that.
     by_close: BTreeSet<(i64, Side, Vec<u8>)>,
+    /// Stored records whose window has closed but that Kafka's join store still retains
+    /// (matched ones, and those of a side whose unmatched records are not emitted), by the
+    /// last stream time they are retained, to delete them after.
+    by_expiry: BTreeSet<(i64, Side, Vec<u8>)>,
     /// The join's stream time: the task's, or the one restored from the left store if larger.
     stream_time: Option<i64>,
     next_seq: i64,
@@ -281,29 +293,36 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
                 break;
             };
             let state = ctx.raw_store(self.store_of(side))?;
-            if !state.data.contains_key(&key) {
-                continue;
-            }
-            let Some(stored) = state.delete(&key) else {
+            let Some(stored) = state.data.get(&key) else {
                 continue;
             };
-            let (matched, value) = split_stored(&stored)?;
+            let (matched, value) = split_stored(stored)?;
             let emit = match side {
                 Side::Left => self.unmatched.left,
                 Side::Right => self.unmatched.right,
             };
+            let (kb, w) = split_windowed(&key)?;
             if matched || !emit {
+                // Kept while Kafka's join store retains it: a late partner still pairs.
+                self.by_expiry
+                    .insert((self.windows.retained_until(side, w.start), side, key));
                 continue;
             }
-            let (kb, w) = split_windowed(&key)?;
-            unmatched.push((
-                w.start,
-                side == Side::Left,
-                kb.to_vec(),
-                w.end,
-                side,
-                value.to_vec(),
-            ));
+            let value = value.to_vec();
+            ctx.raw_store(self.store_of(side))?.delete(&key);
+            unmatched.push((w.start, side == Side::Left, kb.to_vec(), w.end, side, value));
+        }
+        while let Some((until, _, _)) = self.by_expiry.first() {
+            if *until >= now {
+                break;
+            }
+            let Some((_, side, key)) = self.by_expiry.pop_first() else {
+                break;
+            };
+            let state = ctx.raw_store(self.store_of(side))?;
+            if state.data.contains_key(&key) {
+                state.delete(&key);
+            }
         }
         unmatched.sort();
         for (ts, _, kb, _, side, value) in unmatched {
@@ -349,6 +368,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, VR>) -> Result<()> {
         self.by_close.clear();
+        self.by_expiry.clear();
         self.next_seq = 0;
         let left = ctx.raw_store(&self.left_store)?;
         self.stream_time = left
@@ -388,10 +408,10 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
             JoinInput::Right(_) => Side::Right,
         };
         let last_open = self.windows.last_open(side, t);
-        if last_open < now {
-            drop_record(ctx, t, "the record's join window has closed");
-            return Ok(());
-        }
+        // Kafka joins a record that comes after its own window closed with the partners still
+        // waiting (KStreamKStreamJoinTest.testWindowing, testAsymmetricWindowing*); it is not
+        // stored, since nothing may pair with it any more.
+        let late = last_open < now;
         let other = match side {
             Side::Left => Side::Right,
             Side::Right => Side::Left,
@@ -431,6 +451,33 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
                     .put(pk.clone(), flagged);
             }
         }
+        let emit_alone = match side {
+            Side::Left => self.unmatched.left,
+            Side::Right => self.unmatched.right,
+        };
+        if late && partners.is_empty() && emit_alone {
+            // As Kafka: a record that comes after its window closed, with no partner, comes
+            // out alone at once, and (so that this stays final) is not kept to pair later.
+            let alone = match &r.value {
+                JoinInput::Left(v) => (self.joiner)(Some(v), None),
+                JoinInput::Right(v) => (self.joiner)(None, Some(v)),
+            };
+            if let Some(out) = alone {
+                ctx.forward(StreamRecord::new(r.key, out, t));
+            }
+            return Ok(());
+        }
+        let retained_until = self.windows.retained_until(side, t);
+        if retained_until < now {
+            // Kafka's join store refuses a record older than its retention (and meters it
+            // as dropped); it has joined the partners still retained above.
+            drop_record(
+                ctx,
+                t,
+                "the record is older than the join store's retention",
+            );
+            return Ok(());
+        }
         let seq = self.next_seq;
         self.next_seq = seq
             .checked_add(1)
@@ -438,7 +485,11 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
         let key = windowed_bytes(&kb, Window::new(t, seq));
         let stored = stored_value(!partners.is_empty(), &value_bytes);
         ctx.raw_store(self.store_of(side))?.put(key.clone(), stored);
-        self.by_close.insert((last_open, side, key));
+        if late {
+            self.by_expiry.insert((retained_until, side, key));
+        } else {
+            self.by_close.insert((last_open, side, key));
+        }
         Ok(())
     }
 }
@@ -578,6 +629,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
                     right_store: Arc::clone(&right_store),
                     joiner: Arc::clone(&joiner),
                     by_close: BTreeSet::new(),
+                    by_expiry: BTreeSet::new(),
                     stream_time: None,
                     next_seq: 0,
                     _types: PhantomData,
