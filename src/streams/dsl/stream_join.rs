@@ -13,10 +13,26 @@
 //! index of stored records by window close, which it rebuilds from the stores in `init`.
 //! Closed windows are handled when a record reaches the join, after stream time moved.
 //!
-//! **A pair is decided once.** A record joins only partners whose window is still open when it
-//! arrives. Kafka also joins a buffered partner whose own window has closed, as long as it is
-//! retained, which can pair a left record that was already emitted alone; requiring both
-//! windows open is what makes "emitted alone once its window closed" final.
+//! **Late records and retention, as in Kafka.** Kafka's join keeps each side's records in a
+//! window store whose retention is `before + after + grace` from the record's timestamp, and
+//! joins every incoming record with the partners that store still holds, even when the
+//! incoming record's own window has already closed (`KStreamKStreamJoinTest.testWindowing`,
+//! `testAsymmetricWindowingAfter`/`Before`). Riverbed does the same: a record whose window has
+//! closed still pairs with the partners held, and is itself kept (until its retention ends) if
+//! it found one or its side's unmatched records are never emitted; with no partner on an
+//! emitting side it comes out alone at once (Kafka's rule for a record past its window). A
+//! record older than the retention is logged and counted as dropped, as Kafka's store meters
+//! it, after joining what is held.
+//!
+//! **One deliberate difference: a record emitted alone never pairs later.** When a left (or,
+//! in an outer join, right) record's window closes without a pair, Riverbed emits it alone and
+//! forgets it. Kafka emits it alone too but keeps it in its window store, so a late record of
+//! the other side can still pair with it and Kafka then emits a joined result for a record it
+//! already reported as having none. Riverbed keeps "emitted alone" final; matched records and
+//! records of a side whose unmatched records are not emitted stay held for the retention, as
+//! in Kafka. (No Kafka unit test exercises this case; every case of
+//! `KStreamKStreamJoinTest`, `KStreamKStreamLeftJoinTest` and `KStreamKStreamOuterJoinTest`
+//! translated in `tests/streams_stream_join_kafka.rs` gives Kafka's results.)
 //!
 //! **State.** Each side's records wait in a state store (`<name>-this-join-store` for the left
 //! side, `<name>-other-join-store` for the right; the name is generated, e.g.
@@ -26,9 +42,10 @@
 //! key is the record key's bytes, the timestamp and a sequence number, both 8 bytes big-endian
 //! (so a key's records are adjacent and ordered by time, and a window is one range scan;
 //! duplicates get distinct sequence numbers); the value is a "has a pair" flag byte and the
-//! value's bytes. An entry is deleted (a tombstone in the changelog) as soon as its window
-//! closes, so the left store holds at most `after + grace` of event time behind stream time,
-//! the right store `before + grace`. The left store also keeps the join's stream time, so a restarted task does not reopen windows.
+//! value's bytes. An entry is deleted (a tombstone in the changelog) when its window closes if
+//! it is emitted alone, else once its retention (`before + after + grace` after its timestamp)
+//! is over. The left store also keeps the join's stream time, so a restarted task does not
+//! reopen windows.
 //!
 //! **Partitioning.** The two streams must be co-partitioned (same partition count, records of
 //! a key in the same partition); a stream whose key was changed is repartitioned first, and
@@ -96,16 +113,20 @@ fn millis(d: Duration) -> i64 {
 /// accepts: `[ts - before, ts + after]` for a left record, `[ts - after, ts + before]` for a
 /// right one. The window closes when stream time (the task's largest timestamp so far) passes
 /// its end plus the grace period: a left record's at stream time `> ts + after + grace`, a
-/// right record's at `> ts + before + grace`. A record that arrives with its window closed
-/// already is dropped: logged (a warning, target `riverbed::streams`) and counted in
-/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never
-/// silently ignored. So are records with a negative timestamp or a null key (a `()` or `None`
-/// key). A record is joined only with partners whose window is still open when it arrives,
-/// so a pair is decided once: when one side's window has closed, nothing can join it any more.
+/// right record's at `> ts + before + grace`. A record is held for pairing, as in Kafka's join
+/// store, until stream time passes `ts + before + after + grace` (its retention), so a record
+/// that arrives after its own window closed still pairs with the partners held; a record
+/// older than its retention is logged (a warning, target `riverbed::streams`) and counted in
+/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records) after
+/// that, never silently ignored. Records with a negative timestamp or a null key (a `()` or
+/// `None` key) are dropped and counted the same way.
 ///
 /// **Left and outer joins.** A left record that finds no partner is *not* emitted at once (it
 /// may still find one): it is emitted as `joiner(l, None)` once its window has closed without
-/// any pair, with its own timestamp. Once it has a pair it only ever appears in joined results.
+/// any pair, with its own timestamp, and then never pairs (Kafka may still pair it with a late
+/// right record; Riverbed deliberately keeps the result final). A left record that arrives after its window
+/// closed and finds no partner is emitted alone at once, as in Kafka. Once a record has a pair
+/// it only ever appears in joined results.
 /// The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
 /// results come out when a record reaching the join moves stream time past their window; those
 /// that come out together are ordered as Kafka orders them (its outer-join store's order): by
@@ -115,7 +136,8 @@ fn millis(d: Duration) -> i64 {
 /// `<node>-this-join-store` and `<node>-other-join-store` after the join's generated node name,
 /// e.g. `KSTREAM-JOIN-0000000002`, deterministic for a given topology), restored like every
 /// store, so a restart or a rebalance in the middle of a window still joins. A record leaves
-/// its store (a tombstone in the changelog) as soon as its window closes.
+/// its store (a tombstone in the changelog) when its window closes if it is emitted alone,
+/// else when its retention ends.
 ///
 /// ```
 /// use std::time::Duration;
@@ -193,7 +215,7 @@ impl JoinWindows {
 
     /// The last stream time at which Kafka's join store retains a record at `ts` (its
     /// retention is the windows' size plus grace, `before + after + grace`, from `ts`).
-    fn retained_until(&self, _side: Side, ts: i64) -> i64 {
+    fn retained_until(&self, ts: i64) -> i64 {
         ts.saturating_add(self.before)
             .saturating_add(self.after)
             .saturating_add(self.grace)
@@ -225,6 +247,10 @@ struct Unmatched {
     left: bool,
     right: bool,
 }
+
+/// An unmatched record to emit, in Kafka's outer-store order: timestamp, is-left (right
+/// first), key bytes, sequence; then its side and value bytes.
+type UnmatchedOut = (i64, bool, Vec<u8>, i64, Side, Vec<u8>);
 
 /// The stored value: a flag (has the record found a pair?) then the value's bytes.
 const MATCHED: u8 = 1;
@@ -284,7 +310,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
     /// left 1, then the key bytes; equal keys keep arrival order): by timestamp, then right
     /// before left, then key bytes, then arrival.
     fn close_windows(&mut self, ctx: &mut ProcessorContext<'_, K, VR>, now: i64) -> Result<()> {
-        let mut unmatched: Vec<(i64, bool, Vec<u8>, i64, Side, Vec<u8>)> = Vec::new();
+        let mut unmatched: Vec<UnmatchedOut> = Vec::new();
         while let Some((last_open, _, _)) = self.by_close.first() {
             if *last_open >= now {
                 break;
@@ -305,7 +331,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
             if matched || !emit {
                 // Kept while Kafka's join store retains it: a late partner still pairs.
                 self.by_expiry
-                    .insert((self.windows.retained_until(side, w.start), side, key));
+                    .insert((self.windows.retained_until(w.start), side, key));
                 continue;
             }
             let value = value.to_vec();
@@ -467,7 +493,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
             }
             return Ok(());
         }
-        let retained_until = self.windows.retained_until(side, t);
+        let retained_until = self.windows.retained_until(t);
         if retained_until < now {
             // Kafka's join store refuses a record older than its retention (and meters it
             // as dropped); it has joined the partners still retained above.
