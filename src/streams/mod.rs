@@ -385,7 +385,7 @@ pub struct StreamsMetrics {
     /// closed (their timestamp is later than window end + grace), or because their timestamp is
     /// negative; each is also logged (target `riverbed::streams`). See [`TimeWindows`]. As in
     /// Kafka, time and sliding windows count a record once per closed window it falls into,
-    /// also when it still updates its open windows (see [`window`](crate::streams::window)).
+    /// also when it still updates its open windows (see [`window`]).
     pub dropped_records: u64,
     /// Changelog records applied to stores while restoring them.
     pub restored_records: u64,
