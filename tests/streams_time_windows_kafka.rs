@@ -307,3 +307,43 @@ fn kafka_time_windowed_kstream_impl_count() {
         ]
     );
 }
+
+/// `TimeWindowsTest.shouldComputeWindowsForHoppingWindows`,
+/// `shouldComputeWindowsForBarelyOverlappingHoppingWindows` and
+/// `shouldComputeWindowsForTumblingWindows` (streams/src/test/java/org/apache/kafka/streams/
+/// kstream/TimeWindowsTest.java).
+#[test]
+fn kafka_time_windows_test_windows_for() {
+    let hopping = TimeWindows::of_size_with_no_grace(ms(12)).advance_by(ms(5));
+    assert_eq!(
+        hopping.windows_for(21),
+        [
+            Window::new(10, 22),
+            Window::new(15, 27),
+            Window::new(20, 32)
+        ]
+    );
+    let barely = TimeWindows::of_size_with_no_grace(ms(6)).advance_by(ms(5));
+    assert_eq!(barely.windows_for(7), [Window::new(5, 11)]);
+    let tumbling = TimeWindows::of_size_with_no_grace(ms(12));
+    assert_eq!(tumbling.windows_for(21), [Window::new(12, 24)]);
+}
+
+/// `TimeWindowsTest.advanceIntervalMustNotBeZero`, `advanceIntervalMustNotBeLargerThanWindowSize`
+/// and `windowSizeMustNotBeZero`: Kafka refuses these when the windows are made; Riverbed when
+/// the topology is built. (Negative sizes cannot be written: `Duration` is unsigned.)
+#[test]
+fn kafka_time_windows_test_bad_specs() {
+    for windows in [
+        TimeWindows::of_size_with_no_grace(ms(10)).advance_by(ms(0)),
+        TimeWindows::of_size_with_no_grace(ms(10)).advance_by(ms(11)),
+        TimeWindows::of_size_with_no_grace(ms(0)),
+    ] {
+        let b = Builder::new("bad-windows");
+        b.stream::<String, String>("topic")
+            .group_by_key()
+            .windowed_by(windows)
+            .count(Materialized::named("c"));
+        assert!(b.build().is_err(), "{windows:?} must be refused");
+    }
+}
