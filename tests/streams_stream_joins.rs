@@ -40,14 +40,23 @@ fn topology(kind: Kind, windows: JoinWindows) -> Topology {
     b.build().unwrap()
 }
 
-/// The model, declaratively. With `now_j` the largest timestamp among inputs `0..=j`, and a
-/// record's window open while `now <= ts + reach + grace` (reach `after` for left records,
-/// `before` for right ones):
-/// - record `j` is accepted iff `ts >= 0` and its window is open at `now_j`;
-/// - accepted `i < j` on opposite sides with the same key and `l.ts - before <= r.ts <=
-///   l.ts + after` pair at step `j` iff `i`'s window is still open at `now_j`;
-/// - an accepted record with no pair is emitted (left: left and outer joins; right: outer
-///   join) at the first step after it whose `now` is past its window.
+/// The model, step by step (Kafka's rules, with Riverbed's one deliberate difference: a
+/// record emitted alone never pairs later). With `now_j` the largest timestamp among inputs
+/// `0..=j`, a record's window open while `now <= ts + reach + grace` (reach `after` for left
+/// records, `before` for right ones) and Kafka's join store retaining it while
+/// `now <= ts + before + after + grace`:
+/// - a record with a negative timestamp is dropped;
+/// - record `j` pairs with each earlier record `i` on the other side, same key,
+///   `l.ts - before <= r.ts <= l.ts + after`, that is still held: stored, retained, and either
+///   its window is open or it had a pair before its window closed (or its side's unmatched
+///   records are not emitted);
+/// - a record that arrives after its window closed: if it finds no pair and its side's
+///   unmatched records are emitted, it comes out alone at once and is not stored; otherwise it
+///   is stored unless it is past retention (then it counts as dropped, as Kafka's store
+///   meters it);
+/// - a stored record with no pair by the time its window closes is emitted (left: left and
+///   outer joins; right: outer join) at the first step after it whose `now` is past its
+///   window, and forgotten.
 ///
 /// Returns the outputs of each step and the number of dropped records.
 fn model(
@@ -56,29 +65,56 @@ fn model(
     inputs: &[Input],
 ) -> (Vec<Vec<Output>>, u64) {
     let last_open = |(left, _, ts): Input| ts + if left { after } else { before } + grace;
+    let retained = |(_, _, ts): Input| ts + before + after + grace;
+    let emits = |(left, _, _): Input| match kind {
+        Kind::Inner => false,
+        Kind::Left => left,
+        Kind::Outer => true,
+    };
     let value = |i: usize| format!("{}{i}", if inputs[i].0 { "L" } else { "R" });
+    let alone = |i: usize| {
+        let v = if inputs[i].0 {
+            format!("{}+-", value(i))
+        } else {
+            format!("-+{}", value(i))
+        };
+        (format!("k{}", inputs[i].1), v, inputs[i].2)
+    };
     let mut now = Vec::new();
     for (j, &(_, _, ts)) in inputs.iter().enumerate() {
         now.push(if j == 0 { ts } else { ts.max(now[j - 1]) });
     }
-    let accepted: Vec<bool> = (0..inputs.len())
-        .map(|j| inputs[j].2 >= 0 && last_open(inputs[j]) >= now[j])
-        .collect();
     let in_range = |a: Input, b: Input| {
         let (l, r) = if a.0 { (a, b) } else { (b, a) };
         a.0 != b.0 && a.1 == b.1 && l.2 - before <= r.2 && r.2 <= l.2 + after
     };
-    let mut steps: Vec<Vec<Output>> = vec![Vec::new(); inputs.len()];
-    let mut paired = vec![false; inputs.len()];
-    for j in 0..inputs.len() {
+    let n = inputs.len();
+    let mut steps: Vec<Vec<Output>> = vec![Vec::new(); n];
+    let mut stored = vec![false; n];
+    // The step at which a record first paired, and the step at which its window closed.
+    let mut first_pair: Vec<Option<usize>> = vec![None; n];
+    let mut closed_at: Vec<Option<usize>> = vec![None; n];
+    let mut dropped = 0u64;
+    for j in 0..n {
+        // Windows closing at this step: unmatched records of an emitting side come out.
         for i in 0..j {
-            if accepted[i]
-                && accepted[j]
-                && in_range(inputs[i], inputs[j])
-                && last_open(inputs[i]) >= now[j]
-            {
-                paired[i] = true;
-                paired[j] = true;
+            if stored[i] && closed_at[i].is_none() && now[j] > last_open(inputs[i]) {
+                closed_at[i] = Some(j);
+                if first_pair[i].is_none() && emits(inputs[i]) {
+                    steps[j].push(alone(i));
+                    stored[i] = false;
+                }
+            }
+        }
+        if inputs[j].2 < 0 {
+            dropped += 1;
+            continue;
+        }
+        let mut paired = false;
+        for i in 0..j {
+            if stored[i] && retained(inputs[i]) >= now[j] && in_range(inputs[i], inputs[j]) {
+                paired = true;
+                first_pair[i].get_or_insert(j);
                 let (l, r) = if inputs[i].0 { (i, j) } else { (j, i) };
                 steps[j].push((
                     format!("k{}", inputs[j].1),
@@ -87,26 +123,23 @@ fn model(
                 ));
             }
         }
-    }
-    for i in 0..inputs.len() {
-        let emits = match kind {
-            Kind::Inner => false,
-            Kind::Left => inputs[i].0,
-            Kind::Outer => true,
-        };
-        if !accepted[i] || paired[i] || !emits {
+        if paired {
+            first_pair[j] = Some(j);
+        }
+        let late = last_open(inputs[j]) < now[j];
+        if late && !paired && emits(inputs[j]) {
+            steps[j].push(alone(j));
             continue;
         }
-        if let Some(k) = (i + 1..inputs.len()).find(|&k| now[k] > last_open(inputs[i])) {
-            let v = if inputs[i].0 {
-                format!("{}+-", value(i))
-            } else {
-                format!("-+{}", value(i))
-            };
-            steps[k].push((format!("k{}", inputs[i].1), v, inputs[i].2));
+        if retained(inputs[j]) < now[j] {
+            dropped += 1;
+            continue;
+        }
+        stored[j] = true;
+        if late {
+            closed_at[j] = Some(j);
         }
     }
-    let dropped = accepted.iter().filter(|a| !**a).count() as u64;
     (steps, dropped)
 }
 
@@ -187,7 +220,7 @@ proptest! {
 }
 
 #[test]
-fn a_record_whose_window_closed_is_dropped_and_counted() {
+fn a_late_record_is_kept_while_retained_and_dropped_past_retention() {
     let windows = JoinWindows::of_time_difference_without_grace(Duration::from_millis(10));
     let mut d = TopologyTestDriver::new(topology(Kind::Inner, windows)).unwrap();
     let k = "k1".to_string();
@@ -197,12 +230,23 @@ fn a_record_whose_window_closed_is_dropped_and_counted() {
     d.pipe_input("left", &k, &"L2".to_string(), 190).unwrap();
     assert_eq!(read(&mut d), [("k1".to_string(), "L2+R1".to_string(), 200)]);
     assert_eq!(d.metrics().dropped_records, 0);
-    // Window [140, 160] (it would pair with nothing anyway) closed before stream time 200.
+    // Window [140, 160] closed before stream time 200, and the record is past the join
+    // store's retention (150 + 10 + 10 < 200): dropped, as Kafka's store meters it.
     d.pipe_input("right", &k, &"R3".to_string(), 150).unwrap();
-    // Window [179, 199] ended before stream time 200: dropped.
+    assert_eq!(d.metrics().dropped_records, 1);
+    // Window [179, 199] ended before stream time 200, but Kafka's store still retains the
+    // record (189 + 20 >= 200): a later right record whose window is open pairs with it.
     d.pipe_input("left", &k, &"L4".to_string(), 189).unwrap();
     assert_eq!(read(&mut d), []);
-    assert_eq!(d.metrics().dropped_records, 2);
+    d.pipe_input("right", &k, &"R5".to_string(), 195).unwrap();
+    assert_eq!(
+        read(&mut d),
+        [
+            ("k1".to_string(), "L2+R5".to_string(), 195),
+            ("k1".to_string(), "L4+R5".to_string(), 195)
+        ]
+    );
+    assert_eq!(d.metrics().dropped_records, 1);
 }
 
 #[test]

@@ -33,8 +33,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// Tumbling and hopping windows: each window's value is its accepted records' values
-    /// concatenated in arrival order; a record is dropped when all its windows have closed
-    /// (stream time >= end + grace); windows leave the store `retention` after they close.
+    /// concatenated in arrival order; a record counts one drop per window of it that has closed
+    /// (stream time >= end + grace), as in Kafka; windows leave the store `retention` after
+    /// they close.
     #[test]
     fn time_windows_match_the_model(
         records in common::out_of_order_input(),
@@ -71,14 +72,17 @@ proptest! {
             let mut open = Vec::new();
             let mut s = 0;
             while s <= *t {
-                if s + size > *t && s + size + grace > st {
-                    open.push(Window::new(s, s + size));
+                if s + size > *t {
+                    if s + size + grace > st {
+                        open.push(Window::new(s, s + size));
+                    } else {
+                        // Kafka counts one drop per closed window of the record.
+                        dropped += 1;
+                    }
                 }
                 s += advance;
             }
-            if open.is_empty() {
-                dropped += 1;
-            } else {
+            if !open.is_empty() {
                 for w in open {
                     model.entry((key(*k), w)).or_default().push_str(&format!("{v},"));
                     updates += 1;
@@ -133,9 +137,9 @@ proptest! {
         );
     }
 
-    /// Sliding windows: for each accepted record at t the window [t-d, t], and [t+1, t+1+d]
-    /// if it holds a record; each window's value is its records' values in arrival order. A
-    /// record is dropped when the window ending at it has closed (stream time >= t + 1 + grace).
+    /// Sliding windows against Kafka's `KStreamSlidingWindowAggregate` written out plainly (its
+    /// `processReverse` and `processEarly`, see `kafka_sliding`): the change stream (windows,
+    /// values, timestamps, order), the store and the drops.
     #[test]
     fn sliding_windows_match_the_model(
         records in common::out_of_order_input(),
@@ -157,34 +161,7 @@ proptest! {
             d.pipe_input("in", &key(*k), v, *t).unwrap();
         }
 
-        let mut st = i64::MIN;
-        let mut accepted: Vec<(String, i64, i64)> = Vec::new();
-        let mut dropped = 0u64;
-        for (k, v, t) in &records {
-            st = st.max(*t);
-            if t + 1 + grace <= st {
-                dropped += 1;
-            } else {
-                accepted.push((key(*k), *v, *t));
-            }
-        }
-        let mut bounds: BTreeSet<(String, Window)> = BTreeSet::new();
-        for (k, _, t) in &accepted {
-            bounds.insert((k.clone(), Window::new(t - diff, *t)));
-            bounds.insert((k.clone(), Window::new(t + 1, t + 1 + diff)));
-        }
-        let mut model = BTreeMap::new();
-        for (k, w) in bounds {
-            let agg: String = accepted
-                .iter()
-                .filter(|(k2, _, t)| *k2 == k && *t >= w.start && *t <= w.end)
-                .map(|(_, v, _)| format!("{v},"))
-                .collect();
-            if !agg.is_empty() {
-                model.insert((k, w), agg);
-            }
-        }
-
+        let model = kafka_sliding(&records, diff, grace);
         let got: BTreeMap<(String, Window), String> = d
             .window_store::<String, String>("w")
             .unwrap()
@@ -193,11 +170,20 @@ proptest! {
             .into_iter()
             .map(|(k, v)| ((k.key, k.window), v))
             .collect();
-        prop_assert_eq!(&got, &model);
-        prop_assert_eq!(d.metrics().dropped_records, dropped);
-        let changes = d.read_output::<Windowed<String>, String>("out").unwrap();
-        let replayed = replay(changes.into_iter().map(|r| (r.key, Some(r.value))).collect());
-        prop_assert_eq!(&replayed, &model);
+        let want: BTreeMap<(String, Window), String> = model
+            .windows
+            .iter()
+            .map(|((k, s), (v, _))| ((k.clone(), Window::new(*s, s + diff)), v.clone()))
+            .collect();
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(d.metrics().dropped_records, model.dropped);
+        let changes: Vec<(String, Window, String, i64)> = d
+            .read_output::<Windowed<String>, String>("out")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.key, r.key.window, r.value, r.timestamp))
+            .collect();
+        prop_assert_eq!(changes, model.changes);
     }
 
     /// Session windows: the sessions of a key are the groups of its accepted records' times
@@ -323,4 +309,152 @@ fn bad_specs_are_refused() {
         .windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(ms(0)))
         .count(Materialized::unnamed());
     assert!(b.build().unwrap_err().to_string().contains("gap"));
+}
+
+/// What the sliding-window aggregation gives for a sequence of records.
+struct SlidingModel {
+    /// (key, window start) -> (aggregate, latest timestamp).
+    windows: BTreeMap<(String, i64), (String, i64)>,
+    /// Every update forwarded: key, window, aggregate, timestamp.
+    changes: Vec<(String, Window, String, i64)>,
+    dropped: u64,
+}
+
+/// Kafka's `KStreamSlidingWindowAggregate` (apache/kafka, streams/src/main/java/org/apache/
+/// kafka/streams/kstream/internals/), its `processReverse` and `processEarly` written out
+/// plainly: a window `[s, s + d]` is open while `s + d >= stream time - grace`; a record is
+/// dropped whole when `t + d` is below that; it updates the stored windows holding it and
+/// creates the windows Kafka creates, one drop per closed one. Riverbed's deliberate
+/// difference: a window's aggregate and timestamp are those of all accepted records within it
+/// (Kafka copies a neighbour window's aggregate and timestamp, which misses a record that
+/// arrived after that neighbour had closed), so here a window's content is computed from the
+/// accepted records, and "a window's latest timestamp" is that of the accepted records in it.
+fn kafka_sliding(records: &[(u8, i64, i64)], d: i64, grace: i64) -> SlidingModel {
+    let mut m = SlidingModel {
+        windows: BTreeMap::new(),
+        changes: Vec::new(),
+        dropped: 0,
+    };
+    let mut accepted: Vec<(String, i64, i64)> = Vec::new();
+    let mut st = i64::MIN;
+    for (k, v, t) in records {
+        let (k, t) = (key(*k), *t);
+        st = st.max(t);
+        let close = st - grace;
+        if t + d < close {
+            m.dropped += 1;
+            continue;
+        }
+        accepted.push((k.clone(), t, *v));
+        let before = &accepted[..accepted.len() - 1];
+        // The latest of the records accepted before this one within [s, s + d].
+        let latest = |s: i64| -> Option<i64> {
+            before
+                .iter()
+                .filter(|(k2, u, _)| *k2 == k && *u >= s && *u <= s + d)
+                .map(|(_, u, _)| *u)
+                .max()
+        };
+        let content = |s: i64| -> (String, i64) {
+            let mine = accepted
+                .iter()
+                .filter(|(k2, u, _)| *k2 == k && *u >= s && *u <= s + d);
+            let agg = mine.clone().map(|(_, _, v)| format!("{v},")).collect();
+            (agg, mine.map(|(_, u, _)| *u).max().unwrap())
+        };
+        let put = |m: &mut SlidingModel, s: i64| {
+            let (agg, ts) = content(s);
+            m.windows.insert((k.clone(), s), (agg.clone(), ts));
+            m.changes.push((k.clone(), Window::new(s, s + d), agg, ts));
+        };
+        // updateWindowAndForward
+        let update = |m: &mut SlidingModel, s: i64| {
+            if s + d >= close {
+                put(m, s);
+            } else {
+                m.dropped += 1;
+            }
+        };
+        let stored: Vec<i64> = m
+            .windows
+            .range((k.clone(), 0)..=(k.clone(), t + 1))
+            .map(|((_, s), _)| *s)
+            .filter(|s| t < d || *s >= t - 2 * d)
+            .collect();
+        let starts: BTreeSet<i64> = stored.iter().copied().collect();
+        if t < d {
+            // processEarly
+            let mut combined = false;
+            let mut right = None;
+            let mut right_exists = false;
+            let mut previous = None;
+            for s in stored {
+                if s == 0 {
+                    combined = true;
+                    previous = latest(0).filter(|l| *l < t);
+                } else if s <= t {
+                    right = latest(s);
+                    update(&mut m, s);
+                } else {
+                    right_exists = true;
+                }
+            }
+            if right.is_none() && combined {
+                right = latest(0);
+            }
+            if !right_exists && right.is_some_and(|l| l > t) {
+                put(&mut m, t + 1);
+            }
+            if let Some(p) = previous {
+                if !starts.contains(&(p + 1)) {
+                    update(&mut m, p + 1);
+                }
+            }
+            update(&mut m, 0);
+        } else {
+            // processReverse
+            let mut right: Option<Option<i64>> = None;
+            let (mut left_exists, mut right_exists) = (false, false);
+            let mut previous = None;
+            let mut done = false;
+            for s in stored.into_iter().rev() {
+                if s == t + 1 {
+                    right_exists = true;
+                } else if s + d > t {
+                    if right.is_none() {
+                        right = Some(latest(s));
+                    }
+                    update(&mut m, s);
+                } else if s + d == t {
+                    left_exists = true;
+                    update(&mut m, s);
+                    match latest(s) {
+                        Some(l) if l >= t => {
+                            done = true;
+                            break;
+                        }
+                        l => previous = l,
+                    }
+                } else {
+                    previous = latest(s);
+                    break;
+                }
+            }
+            if done {
+                continue;
+            }
+            if let Some(p) = previous {
+                if !starts.contains(&(p + 1)) && p + 1 + d >= t {
+                    update(&mut m, p + 1);
+                }
+            }
+            if !left_exists {
+                update(&mut m, t - d);
+            }
+            if !right_exists && right.flatten().is_some_and(|l| l > t) {
+                put(&mut m, t + 1);
+            }
+        }
+    }
+    m
 }

@@ -383,7 +383,9 @@ pub struct StreamsMetrics {
     pub commits: u64,
     /// Input records a windowed aggregation dropped because every window they belong to had
     /// closed (their timestamp is later than window end + grace), or because their timestamp is
-    /// negative; each is also logged (target `riverbed::streams`). See [`TimeWindows`].
+    /// negative; each is also logged (target `riverbed::streams`). See [`TimeWindows`]. As in
+    /// Kafka, time and sliding windows count a record once per closed window it falls into,
+    /// also when it still updates its open windows (see [`window`]).
     pub dropped_records: u64,
     /// Changelog records applied to stores while restoring them.
     pub restored_records: u64,

@@ -14,6 +14,13 @@
 //! [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records), never silently
 //! ignored. So is a record with a negative timestamp, which belongs to no window.
 //!
+//! **Drops are counted per window, as in Kafka.** A record that falls into closed windows as
+//! well as open ones (hopping windows, sliding windows) updates the open ones and counts one
+//! dropped record for each closed one, and a record with every window closed counts once per
+//! window (time windows; Kafka's `KStreamWindowAggregate` logs and meters each expired window)
+//! or once (sliding windows, whose whole-record check comes first in Kafka's
+//! `KStreamSlidingWindowAggregate`).
+//!
 //! **Stores.** A windowed aggregation keeps one entry per window in an in-memory store whose
 //! keys are [`Windowed`] keys, backed by the compacted changelog topic
 //! `<app-id>-<store>-changelog` and restored from it before the task runs, like a key-value
@@ -271,17 +278,37 @@ impl TimeWindows {
 /// apart, aligned to the records rather than to the epoch.
 ///
 /// Windows are inclusive at both ends (`[start, start + time_difference]`). The windows of a
-/// key are, for each record at time `t`, the window ending at `t` (`[t - d, t]`) and, if it
-/// holds a record, the window starting just after it (`[t + 1, t + 1 + d]`) — so every distinct
-/// set of records within `d` of each other gets one window. Each window's aggregate is the
-/// fold of its records in arrival order.
+/// key are, as in Kafka's `KStreamSlidingWindowAggregate`, for each record at `t` its *left*
+/// window `[t - d, t]` and, if it holds a later record, its *right* window `[t + 1, t + 1 + d]`
+/// — so every distinct set of records within `d` of each other gets one window. A record
+/// earlier than `d` would have a left window starting before 0; like Kafka, all such records
+/// share the window `[0, d]`. Each window's aggregate is the fold of its records in arrival
+/// order, and its result carries the latest timestamp among them.
 ///
-/// A record is dropped when the window ending at it has closed (stream time ≥ `t + 1 + grace`);
-/// every other window it belongs to ends later, so it is still open. Unlike Kafka, which folds
-/// the windows of records earlier than `time_difference` into `[0, time_difference]`, the
-/// window of such a record is `[t - d, t]` with a negative start. The aggregation also keeps the
-/// raw records (in a second store, `<store>-records`, with its own changelog) until no open
-/// window can hold them, so `V` must have a [`Serde`].
+/// **Lateness.** A window is open while `end >= stream time - grace` (Kafka 3.2 and later,
+/// KAFKA-13739). A record is dropped only when even the latest window that could hold it,
+/// `[t, t + d]`, has closed (`t + d < stream time - grace`): a late record whose own left
+/// window has closed still updates the later windows holding it that are open, and creates
+/// its right window (issue 13: difference 5, grace 15, records at 10, 24, 5: the record at 5
+/// counts in `[5, 10]`). Each window the record would have updated or created but that has
+/// closed counts one dropped record, as Kafka logs and meters each (see
+/// [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records)).
+///
+/// **Which windows exist.** A record updates the stored windows that hold it, then creates
+/// the windows Kafka creates: the previous record's right window (Kafka finds the previous
+/// record through the stored window ending at or just before the record), its own left window
+/// and its own right window. The results and their order are Kafka's (its unit tests, in
+/// `tests/streams_sliding_kafka.rs`). One deliberate difference: Kafka builds a new window by
+/// copying the aggregate and latest timestamp of a neighbouring stored window, which misses a
+/// record that arrived after that neighbour had closed (such a record is then in no window of
+/// Kafka's, although one that holds it is open). Riverbed keeps the raw records (in a second
+/// store, `<store>-records`, with its own changelog, until no window that a record still
+/// accepted could consult holds them), so it computes a new window from the records within it
+/// and a neighbour's latest timestamp from its records; so `V` must have a [`Serde`].
+///
+/// **Retention.** A window stays in the store `retention` after it closes (default one day),
+/// and never less than `2 * difference` after, since an accepted record consults the windows
+/// starting from `2 * difference` before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlidingWindows {
     pub(crate) difference: i64,

@@ -416,14 +416,21 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
             return Ok(());
         }
         let rule = self.windows.close_rule();
-        let open: Vec<Window> = self
-            .windows
-            .windows_for(r.timestamp)
-            .into_iter()
-            .filter(|w| rule.close(*w) > now)
-            .collect();
+        // Kafka's `KStreamWindowAggregate`: each closed window of the record is logged and
+        // counted as one dropped record; the record still updates its open windows.
+        let mut open: Vec<Window> = Vec::new();
+        for w in self.windows.windows_for(r.timestamp) {
+            if rule.close(w) > now {
+                open.push(w);
+            } else {
+                drop_record(
+                    ctx,
+                    r.timestamp,
+                    &format!("the time window [{}, {}) has closed", w.start, w.end),
+                );
+            }
+        }
         if open.is_empty() {
-            drop_record(ctx, r.timestamp, "every window of the record has closed");
             return Ok(());
         }
         let kb = r.key.encode()?;
@@ -547,16 +554,260 @@ struct SlidingWindowAggregate<K, V, VA> {
 }
 
 impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<K, V, VA> {
-    /// The aggregate of the records (`(timestamp, seq, value bytes)`) in `w`, in arrival order.
-    fn fold(&self, key: &K, records: &[(i64, u64, Vec<u8>)], w: Window) -> Result<Option<VA>> {
-        let mut agg = None;
-        for (_, _, v) in records
+    /// The rule by which the sliding store deletes windows: `retention` after they close, but
+    /// never before `2 * difference` more, so that every window a record that is still accepted
+    /// consults (Kafka fetches windows starting from `ts - 2 * difference`) is still there.
+    fn expiry_rule(&self) -> CloseRule {
+        CloseRule {
+            grace: self
+                .windows
+                .grace
+                .saturating_add(self.windows.difference.saturating_mul(2)),
+            inclusive_end: true,
+        }
+    }
+}
+
+/// What the sliding aggregation knows of one record while it processes it: the key, the
+/// record, the accepted records near it and the stream time windows must reach.
+struct SlidingStep<'a, K> {
+    key: &'a K,
+    kb: &'a [u8],
+    t: i64,
+    /// The current record's arrival sequence number.
+    seq: u64,
+    /// The raw records of the key near `t` (the current one included), as
+    /// `(timestamp, sequence, value bytes)` in arrival order.
+    near: &'a [(i64, u64, Vec<u8>)],
+    /// Windows ending before this are closed (stream time minus grace).
+    close_time: i64,
+}
+
+impl<K: Data + Serde> SlidingStep<'_, K> {
+    /// The latest timestamp of the records other than the current one in `w` (the window's
+    /// timestamp before the record, Kafka's `ValueAndTimestamp.timestamp()`).
+    fn latest_in(&self, w: Window) -> Option<i64> {
+        self.near
             .iter()
-            .filter(|(t, _, _)| *t >= w.start && *t <= w.end)
+            .filter(|(u, seq, _)| *seq != self.seq && *u >= w.start && *u <= w.end)
+            .map(|(u, _, _)| *u)
+            .max()
+    }
+}
+
+impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<K, V, VA> {
+    /// The aggregate of the accepted records in `w`, in arrival order, and their latest
+    /// timestamp.
+    fn fold(&self, s: &SlidingStep<'_, K>, w: Window) -> Result<Option<(VA, i64)>> {
+        let mut agg: Option<(VA, i64)> = None;
+        for (u, _, v) in s
+            .near
+            .iter()
+            .filter(|(u, _, _)| *u >= w.start && *u <= w.end)
         {
-            agg = Some((self.step)(agg, key, V::decode(v)?));
+            agg = Some(match agg {
+                None => ((self.step)(None, s.key, V::decode(v)?), *u),
+                Some((a, l)) => ((self.step)(Some(a), s.key, V::decode(v)?), l.max(*u)),
+            });
         }
         Ok(agg)
+    }
+
+    /// Puts window `w` with the aggregate of its records and forwards the update (`old` is the
+    /// stored aggregate, `None` for a window being created).
+    fn put_window(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K>,
+        w: Window,
+        old: Option<VA>,
+    ) -> Result<()> {
+        let Some((new, timestamp)) = self.fold(s, w)? else {
+            return Ok(());
+        };
+        let wk = windowed_bytes(s.kb, w);
+        ctx.raw_store(&self.store)?.put(wk.clone(), new.encode()?);
+        self.index.insert(self.expiry_rule().close(w), wk);
+        ctx.forward(StreamRecord::new(
+            Windowed::new(s.key.clone(), w),
+            Change::new(Some(new), old),
+            timestamp,
+        ));
+        Ok(())
+    }
+
+    /// Kafka's `updateWindowAndForward`: the record goes into window `w` (stored with
+    /// aggregate `old`, or being created) if `w` is still open; otherwise it is logged and
+    /// counted as dropped for `w` (one drop per closed window it would have updated or
+    /// created).
+    fn update_window(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K>,
+        w: Window,
+        old: Option<VA>,
+    ) -> Result<()> {
+        if w.end < s.close_time {
+            drop_record(
+                ctx,
+                s.t,
+                &format!("the sliding window [{}, {}] has closed", w.start, w.end),
+            );
+            return Ok(());
+        }
+        self.put_window(ctx, s, w, old)
+    }
+
+    /// Creates the record's right window `[t + 1, t + 1 + d]` (Kafka's
+    /// `createCurrentRecordRightWindow`: it holds later records only, so it is open).
+    fn create_right_window(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K>,
+    ) -> Result<()> {
+        let start = s.t.saturating_add(1);
+        let w = Window::new(start, start.saturating_add(self.windows.difference));
+        self.put_window(ctx, s, w, None)
+    }
+
+    /// The stored windows of the key starting in `[from, to]`, by start.
+    fn stored_windows(
+        &self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        kb: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Window, VA)>> {
+        let lo = windowed_bytes(kb, Window::new(from, 0));
+        let hi = windowed_bytes(kb, Window::new(to, i64::MAX));
+        let mut out = Vec::new();
+        for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
+            if is_meta(k) {
+                continue;
+            }
+            let (kb2, w) = split_windowed(k)?;
+            // Longer keys with this key as a prefix sort in between; windows of an older
+            // layout (negative starts) are never consulted.
+            if kb2 == kb && w.start >= from && w.start <= to {
+                out.push((w, VA::decode(v)?));
+            }
+        }
+        out.sort_by_key(|(w, _)| *w);
+        Ok(out)
+    }
+
+    /// A record at or after `difference` (Kafka's `processReverse`): updates the stored
+    /// windows holding it, latest start first, then creates the previous record's right
+    /// window, the record's left window `[t - d, t]` and its right window `[t + 1, t + 1 + d]`
+    /// where Kafka does.
+    fn process_in_order(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K>,
+    ) -> Result<()> {
+        let d = self.windows.difference;
+        let t = s.t;
+        let stored = self.stored_windows(
+            ctx,
+            s.kb,
+            t.saturating_sub(d.saturating_mul(2)).max(0),
+            t.saturating_add(1),
+        )?;
+        let starts: BTreeSet<i64> = stored.iter().map(|(w, _)| w.start).collect();
+        // The latest timestamp of the window holding the later records nearest the record:
+        // if after `t`, the record's right window is not empty.
+        let mut right_latest: Option<i64> = None;
+        let mut left_exists = false;
+        let mut right_exists = false;
+        let mut previous: Option<i64> = None;
+        for (w, agg) in stored.into_iter().rev() {
+            let latest = s.latest_in(w);
+            if w.start == t.saturating_add(1) {
+                right_exists = true;
+            } else if w.end > t {
+                if right_latest.is_none() {
+                    right_latest = Some(latest.unwrap_or(i64::MIN));
+                }
+                self.update_window(ctx, s, w, Some(agg))?;
+            } else if w.end == t {
+                left_exists = true;
+                self.update_window(ctx, s, w, Some(agg))?;
+                match latest {
+                    // A record at `t` came before: every window of this one exists already.
+                    Some(l) if l >= t => return Ok(()),
+                    l => previous = l,
+                }
+            } else {
+                // The latest window ending before the record: its latest record is the
+                // previous one.
+                previous = latest;
+                break;
+            }
+        }
+        if let Some(p) = previous {
+            let start = p.saturating_add(1);
+            if !starts.contains(&start) && start.saturating_add(d) >= t {
+                let w = Window::new(start, start.saturating_add(d));
+                self.update_window(ctx, s, w, None)?;
+            }
+        }
+        if !left_exists {
+            self.update_window(ctx, s, Window::new(t.saturating_sub(d), t), None)?;
+        }
+        if !right_exists && right_latest.is_some_and(|l| l > t) {
+            self.create_right_window(ctx, s)?;
+        }
+        Ok(())
+    }
+
+    /// A record earlier than `difference` (Kafka's `processEarly`): its left window would
+    /// start before 0, so it goes into `[0, d]`, the window of every such record; the windows
+    /// starting in `(0, t]` are updated (earliest first), then the record's right window and
+    /// the previous record's are created where needed, then `[0, d]` updated or created.
+    fn process_early(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+        s: &SlidingStep<'_, K>,
+    ) -> Result<()> {
+        let d = self.windows.difference;
+        let t = s.t;
+        let stored = self.stored_windows(ctx, s.kb, 0, t.saturating_add(1))?;
+        let starts: BTreeSet<i64> = stored.iter().map(|(w, _)| w.start).collect();
+        let mut combined: Option<(Window, VA, Option<i64>)> = None;
+        let mut right_latest: Option<i64> = None;
+        let mut right_exists = false;
+        let mut previous: Option<i64> = None;
+        for (w, agg) in stored {
+            let latest = s.latest_in(w);
+            if w.start == 0 {
+                if let Some(l) = latest.filter(|l| *l < t) {
+                    previous = Some(l);
+                }
+                combined = Some((w, agg, latest));
+            } else if w.start <= t {
+                right_latest = Some(latest.unwrap_or(i64::MIN));
+                self.update_window(ctx, s, w, Some(agg))?;
+            } else {
+                right_exists = true;
+            }
+        }
+        if right_latest.is_none() {
+            right_latest = combined.as_ref().and_then(|(_, _, l)| *l);
+        }
+        if !right_exists && right_latest.is_some_and(|l| l > t) {
+            self.create_right_window(ctx, s)?;
+        }
+        if let Some(p) = previous {
+            let start = p.saturating_add(1);
+            if !starts.contains(&start) {
+                let w = Window::new(start, start.saturating_add(d));
+                self.update_window(ctx, s, w, None)?;
+            }
+        }
+        match combined {
+            Some((w, agg, _)) => self.update_window(ctx, s, w, Some(agg)),
+            None => self.update_window(ctx, s, Window::new(0, d), None),
+        }
     }
 }
 
@@ -564,7 +815,7 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
     for SlidingWindowAggregate<K, V, VA>
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>) -> Result<()> {
-        let rule = self.windows.close_rule();
+        let rule = self.expiry_rule();
         self.index.rebuild(ctx.raw_store(&self.store)?, rule)?;
         self.record_index.clear();
         for k in ctx.raw_store(&self.records)?.data.keys() {
@@ -576,6 +827,10 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
         Ok(())
     }
 
+    /// Kafka's `KStreamSlidingWindowAggregate`: a window `[s, e]` is closed once
+    /// `e < stream time - grace`; the record is dropped only when the latest window that could
+    /// hold it, `[t, t + d]`, has closed; otherwise it updates every open window holding it and
+    /// creates the windows Kafka creates, each closed one counted as a drop.
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
@@ -591,9 +846,9 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
             return Ok(());
         }
         let d = self.windows.difference;
-        let rule = self.windows.close_rule();
-        if rule.close(Window::new(t.saturating_sub(d), t)) <= now {
-            drop_record(ctx, t, "the window ending at the record has closed");
+        let close_time = now.saturating_sub(self.windows.grace);
+        if t.saturating_add(d) < close_time {
+            drop_record(ctx, t, "every sliding window of the record has closed");
             return Ok(());
         }
         let kb = r.key.encode()?;
@@ -601,12 +856,15 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
         let seq = self.next_seq;
         self.next_seq += 1;
         let rk = windowed_bytes(&kb, Window::new(t, seq as i64));
-        let value_bytes = r.value.encode()?;
-        ctx.raw_store(&self.records)?.put(rk.clone(), value_bytes);
+        ctx.raw_store(&self.records)?
+            .put(rk.clone(), r.value.encode()?);
         self.record_index.insert((t, rk));
 
-        // Every window the record changes or creates lies within [t - d, t + d + 1].
-        let lo = windowed_bytes(&kb, Window::new(t.saturating_sub(d).max(0), 0));
+        // The windows consulted start in [t - 2d, t + 1] and end by t + 1 + d.
+        let lo = windowed_bytes(
+            &kb,
+            Window::new(t.saturating_sub(d.saturating_mul(2)).max(0), 0),
+        );
         let hi = windowed_bytes(&kb, Window::new(t.saturating_add(d).saturating_add(1), -1));
         let mut near: Vec<(i64, u64, Vec<u8>)> = Vec::new();
         for (k, v) in ctx.raw_store(&self.records)?.data.range(lo..=hi) {
@@ -615,51 +873,29 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> Processor<K, V, Windowe
                 near.push((w.start, w.end as u64, v.clone()));
             }
         }
-        near.sort_by_key(|(_, s, _)| *s);
-        let mut candidates: BTreeSet<Window> = BTreeSet::new();
-        for &(u, _, _) in &near {
-            if u >= t && u <= t.saturating_add(d) {
-                candidates.insert(Window::new(u.saturating_sub(d), u));
-            }
-            if u >= t.saturating_sub(d).saturating_sub(1) && u <= t {
-                let s = u.saturating_add(1);
-                candidates.insert(Window::new(s, s.saturating_add(d)));
-            }
-        }
-        for w in candidates {
-            let Some(agg) = self.fold(&r.key, &near, w)? else {
-                continue;
-            };
-            // Kafka's rule: a window's result carries the latest timestamp of its records.
-            let latest = near
-                .iter()
-                .map(|(u, _, _)| *u)
-                .filter(|u| *u >= w.start && *u <= w.end)
-                .max()
-                .unwrap_or(t);
-            let wk = windowed_bytes(&kb, w);
-            let bytes = agg.encode()?;
-            let state = ctx.raw_store(&self.store)?;
-            let old = state.data.get(&wk).cloned();
-            if old.as_ref() == Some(&bytes) {
-                continue;
-            }
-            let old = old.map(|b| VA::decode(&b)).transpose()?;
-            state.put(wk.clone(), bytes);
-            self.index.insert(rule.close(w), wk);
-            ctx.forward(StreamRecord::new(
-                Windowed::new(r.key.clone(), w),
-                Change::new(Some(agg), old),
-                latest,
-            ));
+        near.sort_by_key(|(_, seq, _)| *seq);
+        let s = SlidingStep {
+            key: &r.key,
+            kb: &kb,
+            t,
+            seq,
+            near: &near,
+            close_time,
+        };
+        if t < d {
+            self.process_early(ctx, &s)?;
+        } else {
+            self.process_in_order(ctx, &s)?;
         }
 
         let state = ctx.raw_store(&self.store)?;
         self.index.expire(state, now, self.windows.retention);
-        // A raw record at u is in no open window once now >= u + d + 1 + grace.
+        // A raw record at u is consulted while a record at u + 3d + 1 or later can still be
+        // accepted (that one fetches windows from 2d before it): until u + 3d + 1 < now - grace.
         let records = ctx.raw_store(&self.records)?;
         while let Some((u, _)) = self.record_index.first() {
-            if rule.close(Window::new(0, u.saturating_add(d))) > now {
+            let horizon = u.saturating_add(d.saturating_mul(3)).saturating_add(1);
+            if horizon >= close_time {
                 break;
             }
             let Some((_, k)) = self.record_index.pop_first() else {

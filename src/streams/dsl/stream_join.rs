@@ -13,10 +13,26 @@
 //! index of stored records by window close, which it rebuilds from the stores in `init`.
 //! Closed windows are handled when a record reaches the join, after stream time moved.
 //!
-//! **A pair is decided once.** A record joins only partners whose window is still open when it
-//! arrives. Kafka also joins a buffered partner whose own window has closed, as long as it is
-//! retained, which can pair a left record that was already emitted alone; requiring both
-//! windows open is what makes "emitted alone once its window closed" final.
+//! **Late records and retention, as in Kafka.** Kafka's join keeps each side's records in a
+//! window store whose retention is `before + after + grace` from the record's timestamp, and
+//! joins every incoming record with the partners that store still holds, even when the
+//! incoming record's own window has already closed (`KStreamKStreamJoinTest.testWindowing`,
+//! `testAsymmetricWindowingAfter`/`Before`). Riverbed does the same: a record whose window has
+//! closed still pairs with the partners held, and is itself kept (until its retention ends) if
+//! it found one or its side's unmatched records are never emitted; with no partner on an
+//! emitting side it comes out alone at once (Kafka's rule for a record past its window). A
+//! record older than the retention is logged and counted as dropped, as Kafka's store meters
+//! it, after joining what is held.
+//!
+//! **One deliberate difference: a record emitted alone never pairs later.** When a left (or,
+//! in an outer join, right) record's window closes without a pair, Riverbed emits it alone and
+//! forgets it. Kafka emits it alone too but keeps it in its window store, so a late record of
+//! the other side can still pair with it and Kafka then emits a joined result for a record it
+//! already reported as having none. Riverbed keeps "emitted alone" final; matched records and
+//! records of a side whose unmatched records are not emitted stay held for the retention, as
+//! in Kafka. (No Kafka unit test exercises this case; every case of
+//! `KStreamKStreamJoinTest`, `KStreamKStreamLeftJoinTest` and `KStreamKStreamOuterJoinTest`
+//! translated in `tests/streams_stream_join_kafka.rs` gives Kafka's results.)
 //!
 //! **State.** Each side's records wait in a state store (`<name>-this-join-store` for the left
 //! side, `<name>-other-join-store` for the right; the name is generated, e.g.
@@ -26,9 +42,10 @@
 //! key is the record key's bytes, the timestamp and a sequence number, both 8 bytes big-endian
 //! (so a key's records are adjacent and ordered by time, and a window is one range scan;
 //! duplicates get distinct sequence numbers); the value is a "has a pair" flag byte and the
-//! value's bytes. An entry is deleted (a tombstone in the changelog) as soon as its window
-//! closes, so the left store holds at most `after + grace` of event time behind stream time,
-//! the right store `before + grace`. The left store also keeps the join's stream time, so a restarted task does not reopen windows.
+//! value's bytes. An entry is deleted (a tombstone in the changelog) when its window closes if
+//! it is emitted alone, else once its retention (`before + after + grace` after its timestamp)
+//! is over. The left store also keeps the join's stream time, so a restarted task does not
+//! reopen windows.
 //!
 //! **Partitioning.** The two streams must be co-partitioned (same partition count, records of
 //! a key in the same partition); a stream whose key was changed is repartitioned first, and
@@ -96,25 +113,31 @@ fn millis(d: Duration) -> i64 {
 /// accepts: `[ts - before, ts + after]` for a left record, `[ts - after, ts + before]` for a
 /// right one. The window closes when stream time (the task's largest timestamp so far) passes
 /// its end plus the grace period: a left record's at stream time `> ts + after + grace`, a
-/// right record's at `> ts + before + grace`. A record that arrives with its window closed
-/// already is dropped: logged (a warning, target `riverbed::streams`) and counted in
-/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never
-/// silently ignored. So are records with a negative timestamp or a null key (a `()` or `None`
-/// key). A record is joined only with partners whose window is still open when it arrives,
-/// so a pair is decided once: when one side's window has closed, nothing can join it any more.
+/// right record's at `> ts + before + grace`. A record is held for pairing, as in Kafka's join
+/// store, until stream time passes `ts + before + after + grace` (its retention), so a record
+/// that arrives after its own window closed still pairs with the partners held; a record
+/// older than its retention is logged (a warning, target `riverbed::streams`) and counted in
+/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records) after
+/// that, never silently ignored. Records with a negative timestamp or a null key (a `()` or
+/// `None` key) are dropped and counted the same way.
 ///
 /// **Left and outer joins.** A left record that finds no partner is *not* emitted at once (it
 /// may still find one): it is emitted as `joiner(l, None)` once its window has closed without
-/// any pair, with its own timestamp. Once it has a pair it only ever appears in joined results.
+/// any pair, with its own timestamp, and then never pairs (Kafka may still pair it with a late
+/// right record; Riverbed deliberately keeps the result final). A left record that arrives after its window
+/// closed and finds no partner is emitted alone at once, as in Kafka. Once a record has a pair
+/// it only ever appears in joined results.
 /// The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
-/// results come out when a record reaching the join moves stream time past their window, in
-/// order of window close.
+/// results come out when a record reaching the join moves stream time past their window; those
+/// that come out together are ordered as Kafka orders them (its outer-join store's order): by
+/// timestamp, then right-side records before left-side ones, then key bytes, then arrival.
 ///
 /// **State.** Each side's records wait in a state store with a compacted changelog (named
 /// `<node>-this-join-store` and `<node>-other-join-store` after the join's generated node name,
 /// e.g. `KSTREAM-JOIN-0000000002`, deterministic for a given topology), restored like every
 /// store, so a restart or a rebalance in the middle of a window still joins. A record leaves
-/// its store (a tombstone in the changelog) as soon as its window closes.
+/// its store (a tombstone in the changelog) when its window closes if it is emitted alone,
+/// else when its retention ends.
 ///
 /// ```
 /// use std::time::Duration;
@@ -189,6 +212,14 @@ impl JoinWindows {
     fn last_open(&self, side: Side, ts: i64) -> i64 {
         self.partner_range(side, ts).1.saturating_add(self.grace)
     }
+
+    /// The last stream time at which Kafka's join store retains a record at `ts` (its
+    /// retention is the windows' size plus grace, `before + after + grace`, from `ts`).
+    fn retained_until(&self, ts: i64) -> i64 {
+        ts.saturating_add(self.before)
+            .saturating_add(self.after)
+            .saturating_add(self.grace)
+    }
 }
 
 /// Which input of the join a record came from.
@@ -216,6 +247,10 @@ struct Unmatched {
     left: bool,
     right: bool,
 }
+
+/// An unmatched record to emit, in Kafka's outer-store order: timestamp, is-left (right
+/// first), key bytes, sequence; then its side and value bytes.
+type UnmatchedOut = (i64, bool, Vec<u8>, i64, Side, Vec<u8>);
 
 /// The stored value: a flag (has the record found a pair?) then the value's bytes.
 const MATCHED: u8 = 1;
@@ -250,6 +285,10 @@ struct StreamStreamJoin<K, V, VO, VR> {
     /// Every stored record by the last stream time its window is open, to emit and delete it
     /// once stream time passes that.
     by_close: BTreeSet<(i64, Side, Vec<u8>)>,
+    /// Stored records whose window has closed but that Kafka's join store still retains
+    /// (matched ones, and those of a side whose unmatched records are not emitted), by the
+    /// last stream time they are retained, to delete them after.
+    by_expiry: BTreeSet<(i64, Side, Vec<u8>)>,
     /// The join's stream time: the task's, or the one restored from the left store if larger.
     stream_time: Option<i64>,
     next_seq: i64,
@@ -265,8 +304,13 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
     }
 
     /// Deletes the records whose window closed before `now`, emitting the unmatched ones the
-    /// join kind asks for.
+    /// join kind asks for. Those come out in the order of Kafka's shared outer-join store
+    /// (`KStreamKStreamJoin.emitNonJoinedOuterRecords` iterates it; its key,
+    /// `TimestampedKeyAndJoinSide`, serializes as timestamp, then a side byte, right 0 before
+    /// left 1, then the key bytes; equal keys keep arrival order): by timestamp, then right
+    /// before left, then key bytes, then arrival.
     fn close_windows(&mut self, ctx: &mut ProcessorContext<'_, K, VR>, now: i64) -> Result<()> {
+        let mut unmatched: Vec<UnmatchedOut> = Vec::new();
         while let Some((last_open, _, _)) = self.by_close.first() {
             if *last_open >= now {
                 break;
@@ -275,27 +319,45 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
                 break;
             };
             let state = ctx.raw_store(self.store_of(side))?;
-            if !state.data.contains_key(&key) {
-                continue;
-            }
-            let Some(stored) = state.delete(&key) else {
+            let Some(stored) = state.data.get(&key) else {
                 continue;
             };
-            let (matched, value) = split_stored(&stored)?;
+            let (matched, value) = split_stored(stored)?;
             let emit = match side {
                 Side::Left => self.unmatched.left,
                 Side::Right => self.unmatched.right,
             };
+            let (kb, w) = split_windowed(&key)?;
             if matched || !emit {
+                // Kept while Kafka's join store retains it: a late partner still pairs.
+                self.by_expiry
+                    .insert((self.windows.retained_until(w.start), side, key));
                 continue;
             }
-            let (kb, w) = split_windowed(&key)?;
+            let value = value.to_vec();
+            ctx.raw_store(self.store_of(side))?.delete(&key);
+            unmatched.push((w.start, side == Side::Left, kb.to_vec(), w.end, side, value));
+        }
+        while let Some((until, _, _)) = self.by_expiry.first() {
+            if *until >= now {
+                break;
+            }
+            let Some((_, side, key)) = self.by_expiry.pop_first() else {
+                break;
+            };
+            let state = ctx.raw_store(self.store_of(side))?;
+            if state.data.contains_key(&key) {
+                state.delete(&key);
+            }
+        }
+        unmatched.sort();
+        for (ts, _, kb, _, side, value) in unmatched {
             let result = match side {
-                Side::Left => (self.joiner)(Some(&V::decode(value)?), None),
-                Side::Right => (self.joiner)(None, Some(&VO::decode(value)?)),
+                Side::Left => (self.joiner)(Some(&V::decode(&value)?), None),
+                Side::Right => (self.joiner)(None, Some(&VO::decode(&value)?)),
             };
             if let Some(v) = result {
-                ctx.forward(StreamRecord::new(K::decode(kb)?, v, w.start));
+                ctx.forward(StreamRecord::new(K::decode(&kb)?, v, ts));
             }
         }
         Ok(())
@@ -332,6 +394,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
 {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, VR>) -> Result<()> {
         self.by_close.clear();
+        self.by_expiry.clear();
         self.next_seq = 0;
         let left = ctx.raw_store(&self.left_store)?;
         self.stream_time = left
@@ -371,10 +434,10 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
             JoinInput::Right(_) => Side::Right,
         };
         let last_open = self.windows.last_open(side, t);
-        if last_open < now {
-            drop_record(ctx, t, "the record's join window has closed");
-            return Ok(());
-        }
+        // Kafka joins a record that comes after its own window closed with the partners still
+        // waiting (KStreamKStreamJoinTest.testWindowing, testAsymmetricWindowing*); it is not
+        // stored, since nothing may pair with it any more.
+        let late = last_open < now;
         let other = match side {
             Side::Left => Side::Right,
             Side::Right => Side::Left,
@@ -414,6 +477,33 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
                     .put(pk.clone(), flagged);
             }
         }
+        let emit_alone = match side {
+            Side::Left => self.unmatched.left,
+            Side::Right => self.unmatched.right,
+        };
+        if late && partners.is_empty() && emit_alone {
+            // As Kafka: a record that comes after its window closed, with no partner, comes
+            // out alone at once, and (so that this stays final) is not kept to pair later.
+            let alone = match &r.value {
+                JoinInput::Left(v) => (self.joiner)(Some(v), None),
+                JoinInput::Right(v) => (self.joiner)(None, Some(v)),
+            };
+            if let Some(out) = alone {
+                ctx.forward(StreamRecord::new(r.key, out, t));
+            }
+            return Ok(());
+        }
+        let retained_until = self.windows.retained_until(t);
+        if retained_until < now {
+            // Kafka's join store refuses a record older than its retention (and meters it
+            // as dropped); it has joined the partners still retained above.
+            drop_record(
+                ctx,
+                t,
+                "the record is older than the join store's retention",
+            );
+            return Ok(());
+        }
         let seq = self.next_seq;
         self.next_seq = seq
             .checked_add(1)
@@ -421,7 +511,11 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
         let key = windowed_bytes(&kb, Window::new(t, seq));
         let stored = stored_value(!partners.is_empty(), &value_bytes);
         ctx.raw_store(self.store_of(side))?.put(key.clone(), stored);
-        self.by_close.insert((last_open, side, key));
+        if late {
+            self.by_expiry.insert((retained_until, side, key));
+        } else {
+            self.by_close.insert((last_open, side, key));
+        }
         Ok(())
     }
 }
@@ -561,6 +655,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
                     right_store: Arc::clone(&right_store),
                     joiner: Arc::clone(&joiner),
                     by_close: BTreeSet::new(),
+                    by_expiry: BTreeSet::new(),
                     stream_time: None,
                     next_seq: 0,
                     _types: PhantomData,
