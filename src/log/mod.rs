@@ -484,6 +484,7 @@ impl Log {
         let segments = inner.segments.read().clone();
         let out_of_range = || -> Error {
             ErrorKind::OffsetOutOfRange {
+                partition: None,
                 requested: from,
                 log_start: inner.log_start.load(Ordering::Acquire),
                 log_end: inner.next_offset.load(Ordering::Acquire),
