@@ -677,8 +677,18 @@ impl<'a> RecordIter<'a> {
             left: header_count,
         };
         // Walk the headers once so that a malformed header is reported here, with the record.
-        for h in headers.clone() {
+        let mut walk = headers.clone();
+        for h in walk.by_ref() {
             h?;
+        }
+        // The body must be consumed exactly (FORMAT.md 3.3; Kafka's "Invalid record size"):
+        // bytes left after the headers mean the length or a field inside is wrong.
+        if walk.cursor.remaining() != 0 {
+            return Err(corrupt(
+                0,
+                format!("a record body of {len} bytes that ends with its headers"),
+                format!("{} bytes after the headers", walk.cursor.remaining()),
+            ));
         }
         let timestamp = if self.header.log_append_time() {
             self.header.max_timestamp
@@ -921,5 +931,26 @@ mod tests {
         let mut it = records.iter();
         it.skip_to(500).unwrap();
         assert!(it.next().is_none());
+    }
+
+    /// A record whose length covers bytes after its headers is refused (FORMAT.md 3.3: the body
+    /// is consumed exactly), not read with the extra bytes ignored: the bytes of a record that
+    /// passed the CRC but do not fit the format are corruption, whatever they hide.
+    #[test]
+    fn bytes_after_the_headers_are_corruption() {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(5, Some(b"k"), Some(b"v"), &[]);
+        let mut bytes = b.build().unwrap().as_bytes().to_vec();
+        let start = codec::HEADER_LEN;
+        assert!(bytes[start] < 0x7f, "a one-byte record length");
+        bytes[start] += 1;
+        bytes.push(0);
+        let h = BatchHeader::parse(&bytes, usize::MAX).unwrap();
+        codec::write_header(&mut bytes, &h);
+        let batch = BatchRef::parse(&bytes, usize::MAX).unwrap();
+        let records = batch.records().unwrap();
+        let e = records.iter().next().unwrap().unwrap_err();
+        assert!(e.is_corruption(), "{e:?}");
+        assert!(e.to_string().contains("after the headers"), "{e}");
     }
 }
