@@ -282,6 +282,14 @@ impl Log {
                  coordinator, not appended",
             ));
         }
+        if batch.header().delete_horizon().is_some() {
+            // The horizon decides when the cleaner may drop the batch's tombstones: only the
+            // cleaner sets it (FORMAT.md 3.1), from its own clock.
+            return Err(Error::invalid(
+                "batches with a delete horizon (attribute bit 6) are written by the log cleaner, \
+                 not appended",
+            ));
+        }
         self.append_batch(batch, None)?
             .ok_or_else(|| Error::invalid("a user batch was not appended"))
     }
