@@ -186,13 +186,6 @@ fn empty_partition_earliest_and_latest_agree() {
 // partition with nothing committed. The log end itself is a valid position. An error after
 // records were gathered in the same poll is deferred (`if (fetch.isEmpty()) throw e`).
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// Topic `t` with `partitions` partitions of small segments and size retention; partition 0
 /// holds 5 records.
 fn retained(partitions: u32) -> (tempfile::TempDir, Store) {
