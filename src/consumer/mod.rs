@@ -1180,15 +1180,15 @@ fn undecodable(tp: &TopicPartition, view: &BatchView, last: Option<u64>, e: &Err
         _ => (0, String::from("a decodable record"), e.to_string()),
     };
     let after = match last {
-        Some(o) => format!("the record after offset {o}"),
-        None => String::from("its first record"),
+        Some(o) => format!("after the record at offset {o}"),
+        None => String::from("before any of its records decoded"),
     };
     ErrorKind::Corruption {
         // The position is the decoder's, within the batch (or its decompressed records).
         path: None,
         position,
         expected: format!(
-            "{expected}, in {after} of the batch at offsets {}..={} of {}-{} (the batch passed \
+            "{expected}, {after}, in the batch at offsets {}..={} of {}-{} (the batch passed \
              its CRC, so its bytes are as written: corruption before the checksum or a bug)",
             view.base_offset(),
             view.last_offset(),
