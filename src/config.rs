@@ -115,9 +115,12 @@ pub struct LogConfig {
     /// Records stay uncompacted for at least this long: a sealed segment whose newest record is
     /// younger is not cleaned, nor anything after it. Default: 0 (`min.compaction.lag.ms`).
     pub min_compaction_lag_ms: u64,
-    /// How long a tombstone (a record with a null value) survives compaction: it is removed by
-    /// the first compaction at or after the newest timestamp of its segment plus this, so that a
-    /// consumer reading the log from the start within this time sees the delete.
+    /// How long a tombstone (a record with a null value) survives compaction: the first
+    /// compaction that keeps it stamps its batch with a delete horizon of that compaction's time
+    /// plus this, and it is removed by the first compaction at or after the horizon, so that a
+    /// consumer reading the log from the start within this time of the cleaning sees the delete
+    /// (Kafka's rule since KIP-534; the tombstone's own timestamp plays no part, so replayed or
+    /// mirrored deletes with old timestamps are kept too).
     /// Default: 1 day (`delete.retention.ms`).
     pub delete_retention_ms: u64,
 }

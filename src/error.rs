@@ -45,8 +45,15 @@ pub enum ErrorKind {
         /// The newest version this build reads.
         supported: u16,
     },
-    /// A read asked for an offset outside `[log_start, log_end]`.
+    /// A read asked for an offset outside `[log_start, log_end]` (an offset equal to `log_end` is
+    /// in range: it reads nothing yet). From a consumer with `auto_offset_reset = None` this is
+    /// Kafka's `OffsetOutOfRangeException`: its committed or sought position exists but is no
+    /// longer (or not yet) in the log; `partition` then names the partition, and the position
+    /// stays where it was until a seek.
     OffsetOutOfRange {
+        /// The partition, when the read came through a consumer (`None` for a read of a bare
+        /// [`Log`](crate::Log), which does not know its topic).
+        partition: Option<crate::TopicPartition>,
         /// The offset asked for.
         requested: u64,
         /// The first offset still in the log.
@@ -109,7 +116,9 @@ pub enum ErrorKind {
         /// The partition.
         partition: u32,
     },
-    /// There is no committed offset for the partition and `auto_offset_reset` is `None`.
+    /// There is no committed offset for the partition, no position was set by a seek, and
+    /// `auto_offset_reset` is `None` (Kafka's `NoOffsetForPartitionException`). A position that
+    /// exists but lies outside the log is [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange).
     NoOffset {
         /// The topic.
         topic: String,
@@ -298,10 +307,12 @@ impl Clone for ErrorKind {
                 supported: *supported,
             },
             K::OffsetOutOfRange {
+                partition,
                 requested,
                 log_start,
                 log_end,
             } => K::OffsetOutOfRange {
+                partition: partition.clone(),
                 requested: *requested,
                 log_start: *log_start,
                 log_end: *log_end,
@@ -430,12 +441,25 @@ impl fmt::Display for Error {
                 path.display()
             ),
             ErrorKind::OffsetOutOfRange {
+                partition: None,
                 requested,
                 log_start,
                 log_end,
             } => write!(
                 f,
                 "offset {requested} is out of range: the log holds offsets {log_start}..{log_end}"
+            ),
+            ErrorKind::OffsetOutOfRange {
+                partition: Some(tp),
+                requested,
+                log_start,
+                log_end,
+            } => write!(
+                f,
+                "position {requested} of {}-{} is out of range: the log holds offsets \
+                 {log_start}..{log_end} (a consumer may also stand at {log_end}) and \
+                 auto_offset_reset is None: seek to a valid offset, or choose Earliest or Latest",
+                tp.topic, tp.partition
             ),
             ErrorKind::RecordTooLarge { size, max } => write!(
                 f,

@@ -177,6 +177,7 @@ fn random_reader(log: &Log, stop: &AtomicBool, seed: u64) -> ReaderStats {
                         requested,
                         log_start,
                         log_end,
+                        ..
                     } => {
                         assert_eq!(*requested, from);
                         assert!(

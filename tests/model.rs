@@ -875,7 +875,7 @@ fn expect_out_of_range(result: riverbed::Result<Vec<BatchView>>, from: u64, star
     assert!(
         matches!(
             e.kind(),
-            ErrorKind::OffsetOutOfRange { requested, log_start, log_end }
+            ErrorKind::OffsetOutOfRange { requested, log_start, log_end, .. }
                 if *requested == from && *log_start == start && *log_end == next
         ),
         "read({from}) on a log holding {start}..{next}: {e:?}"

@@ -8,9 +8,12 @@
 //! - the latest value of every key is the model's (a key whose last record is a tombstone may
 //!   have lost it, but then nothing older of that key remains);
 //! - the active segment is untouched: every record from its base on is there;
-//! - after a compaction: the sealed part holds at most one record per key, tombstones younger
-//!   than `delete_retention_ms` at the compaction's clock are still there, and those whose whole
-//!   sealed part is older are gone.
+//! - after a compaction: the sealed part holds at most one record per key, and the latest
+//!   tombstone of a key is still there until `delete_retention_ms` after the first compaction
+//!   that found it sealed, whatever its own timestamp (KIP-534: the first cleaning that keeps a
+//!   tombstone sets its delete horizon; Kafka's `LogCleanerTest.testCleanTombstone`);
+//! - at the end, two compactions `delete_retention_ms` apart leave exactly the live keys: every
+//!   tombstone is removed once its horizon has passed.
 
 use std::collections::HashMap;
 
@@ -110,6 +113,9 @@ struct Harness {
     clock: i64,
     /// The clock of the last compaction: time does not go back.
     compacted_at: i64,
+    /// Offset of each tombstone → the clock of the first compaction that ran while it was
+    /// sealed. Its delete horizon is at least `delete_retention_ms` after that.
+    first_compacted_sealed: HashMap<u64, i64>,
 }
 
 impl Harness {
@@ -179,35 +185,21 @@ impl Harness {
                 );
             }
         }
-        // Tombstones: young ones stay, those of an old enough sealed part go.
-        let sealed_max_ts = self
-            .model
-            .iter()
-            .filter(|r| r.offset < active_base)
-            .map(|r| r.ts)
-            .max();
+        // Tombstones stay until `delete_retention_ms` after the first compaction that found
+        // them sealed (the pass that stamps the horizon comes at that compaction or later).
         let read_offsets: std::collections::HashSet<u64> = read.iter().map(|r| r.0).collect();
-        for m in self
-            .model
-            .iter()
-            .filter(|r| r.value.is_none() && r.offset < active_base)
-        {
+        for m in self.model.iter().filter(|r| r.value.is_none()) {
             let latest = model_latest[&m.key].offset == m.offset;
-            if !latest || self.cfg.timestamp_type == TimestampType::LogAppendTime {
+            let Some(first) = self.first_compacted_sealed.get(&m.offset) else {
                 continue;
-            }
-            if m.ts + RETENTION_MS as i64 > self.compacted_at {
+            };
+            if latest && now < first + RETENTION_MS as i64 {
                 assert!(
                     read_offsets.contains(&m.offset),
-                    "young tombstone at {} removed",
-                    m.offset
-                );
-            }
-            if sealed_max_ts.is_some_and(|t| t + RETENTION_MS as i64 <= now) {
-                assert!(
-                    !read_offsets.contains(&m.offset),
-                    "old tombstone at {} kept",
-                    m.offset
+                    "tombstone at {} (timestamp {}) removed at {now}, within the retention of \
+                     the first compaction that saw it at {first}",
+                    m.offset,
+                    m.ts
                 );
             }
         }
@@ -253,6 +245,7 @@ impl Harness {
                 let newest = self.model.iter().map(|r| r.ts).max().unwrap_or(T0);
                 let now = (newest + i64::from(*ahead)).max(self.compacted_at);
                 self.compacted_at = now;
+                self.note_sealed_tombstones(now);
                 let options = CompactionConfig {
                     buffer_bytes: if *small_map { 1024 } else { 1 << 20 },
                     now_ms: Some(now),
@@ -294,6 +287,30 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Records `now` as the first compaction of the sealed tombstones not seen sealed before.
+    fn note_sealed_tombstones(&mut self, now: i64) {
+        let active_base = *self.log().segment_base_offsets().last().unwrap();
+        for m in self.model.iter().filter(|r| r.value.is_none()) {
+            if m.offset < active_base {
+                self.first_compacted_sealed.entry(m.offset).or_insert(now);
+            }
+        }
+    }
+
+    fn compact_at(&mut self, now: i64) {
+        self.compacted_at = now;
+        self.note_sealed_tombstones(now);
+        self.log()
+            .compact(&CompactionConfig {
+                now_ms: Some(now),
+                ..CompactionConfig::default()
+            })
+            .unwrap();
+        self.check(Some(now));
+    }
+}
+
 fn run(ops: &[Op], log_append_time: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(log_append_time);
@@ -305,21 +322,18 @@ fn run(ops: &[Op], log_append_time: bool) {
         model: Vec::new(),
         clock: T0,
         compacted_at: T0,
+        first_compacted_sealed: HashMap::new(),
     };
     for op in ops {
         h.step(op);
     }
-    // Finally: everything sealed and compacted far in the future leaves exactly the live keys.
+    // Finally: everything sealed and compacted far in the future (which sets the horizon of the
+    // tombstones no compaction kept yet, and keeps them), and once more after
+    // `delete_retention_ms`, leaves exactly the live keys.
     h.log().roll().unwrap();
     let now = h.clock + 10 * RETENTION_MS as i64 + 1_000_000_000_000;
-    h.compacted_at = now;
-    h.log()
-        .compact(&CompactionConfig {
-            now_ms: Some(now),
-            ..CompactionConfig::default()
-        })
-        .unwrap();
-    h.check(Some(now));
+    h.compact_at(now);
+    h.compact_at(now + RETENTION_MS as i64);
     let live: usize = {
         let mut latest: HashMap<u8, &Rec> = HashMap::new();
         for r in &h.model {

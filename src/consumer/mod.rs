@@ -50,7 +50,12 @@ pub enum OffsetReset {
     /// The end of the log: only records produced from now on. Kafka's default.
     #[default]
     Latest,
-    /// No reset: `poll` and `position` return a [`NoOffset`](ErrorKind::NoOffset) error.
+    /// No reset. Without a committed offset or a seek, `poll` and `position` return a
+    /// [`NoOffset`](ErrorKind::NoOffset) error; a committed or sought position outside the log
+    /// (below its start, or past its end) makes `poll` return
+    /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) naming the partition and the valid
+    /// range, and the position stays until a seek (Kafka's `NoOffsetForPartitionException` and
+    /// `OffsetOutOfRangeException`).
     None,
 }
 
@@ -573,7 +578,9 @@ impl Consumer {
     }
 
     /// Sets the position of `tp`. An offset outside the log is handled at the next `poll` as
-    /// `auto_offset_reset` says.
+    /// `auto_offset_reset` says: reset to the log start or end, or (with `None`) an
+    /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) error. The log end itself is a valid
+    /// position (the next record produced).
     ///
     /// # Errors
     /// [`NotAssigned`](ErrorKind::NotAssigned).
@@ -787,8 +794,12 @@ impl Consumer {
     /// group's rebalances happen: the listener runs from here.
     ///
     /// # Errors
-    /// [`NoOffset`](ErrorKind::NoOffset); [`Corruption`](ErrorKind::Corruption); a failed
-    /// auto-commit ([`CommitFailed`](ErrorKind::CommitFailed) or [`Io`](ErrorKind::Io)).
+    /// [`NoOffset`](ErrorKind::NoOffset) (nothing committed or sought, reset `None`);
+    /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) (a position outside the log, reset
+    /// `None`); [`Corruption`](ErrorKind::Corruption) (also for a record that does not decode
+    /// in a batch whose CRC passed: it names the partition and the batch's offsets). An error
+    /// of one partition is raised only by a poll that has no records yet; one that gathered some
+    /// returns them, and a later poll raises it. A failed auto-commit ([`CommitFailed`](ErrorKind::CommitFailed) or [`Io`](ErrorKind::Io)).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         // A timeout too large to add counts as a century.
         let deadline = Instant::now()
@@ -942,94 +953,173 @@ impl Consumer {
                 break;
             }
             let tp = &active[(self.rotation + i) % active.len()];
-            let part = match self.store.inner.partition(tp) {
-                Ok(p) => p,
-                // A deleted topic's partitions yield nothing until the group rebalances.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::UnknownTopic { .. } | ErrorKind::UnknownPartition { .. }
-                    ) =>
-                {
-                    continue
+            if let Err(e) = self.fetch_partition(tp, &mut out, &mut remaining) {
+                // As Kafka's FetchCollector: an error is raised only when no records were
+                // gathered yet. The records already gathered have moved their partitions'
+                // positions on, so dropping them would hide them from this consumer for good;
+                // the failing partition's position stays where the error is, and a later poll
+                // (the partition order rotates) raises it.
+                if out.is_empty() {
+                    return Err(e);
                 }
-                Err(e) => return Err(e),
-            };
-            let mut pos = self.position(tp)?;
-            // At the end: nothing yet. Past the end or below the start: `read` says
-            // OffsetOutOfRange and the position is reset below.
-            if pos == part.log.next_offset() {
-                continue;
+                break;
             }
-            let mut read = match self.read(&part.log, pos, remaining) {
-                Ok(b) => b,
-                Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
-                    pos = self.reset_position(tp, &part.log)?;
-                    self.positions.insert(tp.clone(), pos);
-                    match self.read(&part.log, pos, remaining) {
-                        Ok(b) => b,
-                        Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
-                            continue
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-            let topic: Arc<str> = out.intern(&tp.topic);
-            let mut bytes_read = 0;
-            loop {
-                let (batches, aborted) = read;
-                if batches.is_empty() {
-                    break;
-                }
-                let mut filter = AbortFilter::new(aborted);
-                for view in batches {
-                    if remaining == 0 {
-                        break;
-                    }
-                    bytes_read += view.as_bytes().len();
-                    if filter.skip(&view)? {
-                        // A marker, or a batch of an aborted transaction: step over it.
-                        pos = pos.max(view.last_offset() + 1);
-                        continue;
-                    }
-                    let start = view.base_offset().max(pos);
-                    let end = (view.last_offset() + 1).min(start.saturating_add(remaining));
-                    let decompressed = view.as_batch().decompressed_section()?;
-                    let source = Source {
-                        topic: Arc::clone(&topic),
-                        partition: tp.partition,
-                        view,
-                        decompressed,
-                        from: start,
-                        until: end,
-                    };
-                    // Check every record now, so that iterating cannot fail.
-                    for r in source.records() {
-                        let offset = r?.offset();
-                        out.count += usize::from(offset >= start && offset < end);
-                    }
-                    remaining = remaining.saturating_sub(end - start);
-                    pos = end;
-                    out.sources.push(source);
-                }
-                // The read held only as many offsets as the poll could still return; when some
-                // were markers or aborted records, read on (up to the partition's byte limit)
-                // rather than return short, or nothing, while records are waiting.
-                if remaining == 0 || bytes_read >= self.config.max_partition_fetch_bytes {
-                    break;
-                }
-                read = match self.read(&part.log, pos, remaining) {
-                    Ok(b) => b,
-                    // Retention moved the log start past `pos` meanwhile: the next poll resets.
-                    Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => break,
-                    Err(e) => return Err(e),
-                };
-            }
-            self.positions.insert(tp.clone(), pos);
         }
         Ok(out)
+    }
+
+    /// Adds what `tp` has from its position on to `out`, at most `remaining` records, and moves
+    /// the position past what was added (also when it fails part way: the records added stay
+    /// in `out`, and the position is where the failure is).
+    fn fetch_partition(
+        &mut self,
+        tp: &TopicPartition,
+        out: &mut ConsumerRecords,
+        remaining: &mut u64,
+    ) -> Result<()> {
+        let part = match self.store.inner.partition(tp) {
+            Ok(p) => p,
+            // A deleted topic's partitions yield nothing until the group rebalances.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnknownTopic { .. } | ErrorKind::UnknownPartition { .. }
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        let mut pos = self.position(tp)?;
+        // At the end: nothing yet. Past the end or below the start: `read` says
+        // OffsetOutOfRange and the position is reset below (or, without a reset policy, the
+        // error is the caller's).
+        if pos == part.log.next_offset() {
+            return Ok(());
+        }
+        let read = match self.read(&part.log, pos, *remaining) {
+            Ok(b) => b,
+            Err(e) => {
+                let ErrorKind::OffsetOutOfRange {
+                    log_start, log_end, ..
+                } = *e.kind()
+                else {
+                    return Err(e);
+                };
+                pos = self.reset_out_of_range(tp, &part.log, pos, log_start, log_end)?;
+                self.positions.insert(tp.clone(), pos);
+                match self.read(&part.log, pos, *remaining) {
+                    Ok(b) => b,
+                    Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
+                        return Ok(())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let result = self.gather(tp, &part.log, read, &mut pos, out, remaining);
+        self.positions.insert(tp.clone(), pos);
+        result
+    }
+
+    /// Where a position found outside the log goes (Kafka's fetcher on `OFFSET_OUT_OF_RANGE`):
+    /// the reset policy's offset, or with `auto_offset_reset = None` an
+    /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) error naming the partition and the
+    /// range, the position left as it is.
+    fn reset_out_of_range(
+        &self,
+        tp: &TopicPartition,
+        log: &crate::Log,
+        requested: u64,
+        log_start: u64,
+        log_end: u64,
+    ) -> Result<u64> {
+        match self.config.auto_offset_reset {
+            OffsetReset::None => Err(ErrorKind::OffsetOutOfRange {
+                partition: Some(tp.clone()),
+                requested,
+                log_start,
+                log_end,
+            }
+            .into()),
+            _ => self.reset_position(tp, log),
+        }
+    }
+
+    /// Checks and adds the batches of `read` (and of further reads, while markers or aborted
+    /// records leave the poll short) to `out`, moving `pos` past each batch added.
+    fn gather(
+        &self,
+        tp: &TopicPartition,
+        log: &crate::Log,
+        mut read: (Vec<BatchView>, Vec<AbortedTxn>),
+        pos: &mut u64,
+        out: &mut ConsumerRecords,
+        remaining: &mut u64,
+    ) -> Result<()> {
+        let topic: Arc<str> = out.intern(&tp.topic);
+        let mut bytes_read = 0;
+        loop {
+            let (batches, aborted) = read;
+            if batches.is_empty() {
+                break;
+            }
+            let mut filter = AbortFilter::new(aborted);
+            for view in batches {
+                if *remaining == 0 {
+                    break;
+                }
+                bytes_read += view.as_bytes().len();
+                if filter.skip(&view)? {
+                    // A marker, or a batch of an aborted transaction: step over it.
+                    *pos = (*pos).max(view.last_offset() + 1);
+                    continue;
+                }
+                let start = view.base_offset().max(*pos);
+                let end = (view.last_offset() + 1).min(start.saturating_add(*remaining));
+                let decompressed = view
+                    .as_batch()
+                    .decompressed_section()
+                    .map_err(|e| undecodable(tp, &view, None, &e))?;
+                let source = Source {
+                    topic: Arc::clone(&topic),
+                    partition: tp.partition,
+                    view,
+                    decompressed,
+                    from: start,
+                    until: end,
+                };
+                // Check every record now, so that iterating cannot fail (see
+                // `ConsumerRecords::iter`): a record that does not decode in a batch whose CRC
+                // passed is an error of the poll, naming where it is.
+                let mut count = 0;
+                let mut last = None;
+                for r in source.records() {
+                    let offset = r
+                        .map_err(|e| undecodable(tp, &source.view, last, &e))?
+                        .offset();
+                    last = Some(offset);
+                    count += usize::from(offset >= start && offset < end);
+                }
+                out.count += count;
+                *remaining = remaining.saturating_sub(end - start);
+                *pos = end;
+                out.sources.push(source);
+            }
+            // The read held only as many offsets as the poll could still return; when some
+            // were markers or aborted records, read on (up to the partition's byte limit)
+            // rather than return short, or nothing, while records are waiting.
+            if *remaining == 0 || bytes_read >= self.config.max_partition_fetch_bytes {
+                break;
+            }
+            read = match self.read(log, *pos, *remaining) {
+                Ok(b) => b,
+                // Retention moved the log start past `pos` meanwhile: the next poll resets.
+                Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => break,
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(())
     }
 
     /// Commits (if auto-commit is on), runs the listener and leaves the group.
@@ -1104,6 +1194,40 @@ impl AbortFilter {
     }
 }
 
+/// A record of `view` that passed the batch CRC but does not decode: corruption (or a bug),
+/// reported with the partition, the batch's offsets, the last record that did decode and the
+/// decoder's own finding, never skipped (Kafka's consumer raises `CorruptRecordException`).
+fn undecodable(tp: &TopicPartition, view: &BatchView, last: Option<u64>, e: &Error) -> Error {
+    let (position, expected, found) = match e.kind() {
+        ErrorKind::Corruption {
+            position,
+            expected,
+            found,
+            ..
+        } => (*position, expected.clone(), found.clone()),
+        _ => (0, String::from("a decodable record"), e.to_string()),
+    };
+    let after = match last {
+        Some(o) => format!("after the record at offset {o}"),
+        None => String::from("before any of its records decoded"),
+    };
+    ErrorKind::Corruption {
+        // The position is the decoder's, within the batch (or its decompressed records).
+        path: None,
+        position,
+        expected: format!(
+            "{expected}, {after}, in the batch at offsets {}..={} of {}-{} (the batch passed \
+             its CRC, so its bytes are as written: corruption before the checksum or a bug)",
+            view.base_offset(),
+            view.last_offset(),
+            tp.topic,
+            tp.partition
+        ),
+        found,
+    }
+    .into()
+}
+
 struct Source {
     topic: Arc<str>,
     partition: u32,
@@ -1156,10 +1280,20 @@ impl ConsumerRecords {
     }
 
     /// The records, partition by partition, each partition's in offset order.
+    ///
+    /// Iterating cannot fail: `poll` decoded every one of these records (and their headers)
+    /// before returning them, and returned an error instead if one did not decode. The bytes
+    /// iterated are the same immutable bytes (the segment's read-only mapping, or the batch
+    /// decompressed once at poll), and decoding is a pure function of them, so the decode here
+    /// cannot fail; were it to, the iteration stops at that record (it never skips one and goes
+    /// on), and debug builds panic.
     pub fn iter(&self) -> impl Iterator<Item = ConsumerRecord<'_>> + '_ {
         self.sources.iter().flat_map(|s| {
             s.records()
-                .filter_map(std::result::Result::ok)
+                .map_while(|r| {
+                    debug_assert!(r.is_ok(), "poll checked this record: {r:?}");
+                    r.ok()
+                })
                 .filter(move |r| r.offset() >= s.from && r.offset() < s.until)
                 .map(move |record| ConsumerRecord {
                     topic: &s.topic,

@@ -154,6 +154,7 @@ impl PartitionView {
         let (start, end) = (self.log_start_offset(), self.log_end_offset());
         if from < start || from > end {
             return Err(ErrorKind::OffsetOutOfRange {
+                partition: None,
                 requested: from,
                 log_start: start,
                 log_end: end,

@@ -11,20 +11,31 @@
 //!    batch, until the map's memory budget is full; the mapped part ends at a batch boundary;
 //! 3. rewrites every cleanable segment below the mapped end, from the start of the log, in groups
 //!    of consecutive segments that together fit in one segment: a record is dropped when the map
-//!    holds a later offset for its key, or when it is a tombstone whose segment's newest timestamp
-//!    is `delete_retention_ms` old. Control batches and everything at or past the mapped end are
-//!    kept as they are. A group from which nothing is dropped is left alone (unless it is several
-//!    segments, which are then merged). The new segment replaces the group with the crash-safe
+//!    holds a later offset for its key, or when it is a tombstone whose batch's delete horizon
+//!    has passed. A batch that keeps a tombstone and has no horizon yet gets one: this pass's time
+//!    plus `delete_retention_ms` (KIP-534: stored in the batch, FORMAT.md 3.1, so it survives
+//!    restarts and later passes; see [`Pass::keep`]). Control batches and everything at or past
+//!    the mapped end are kept as they are. A group from which nothing is dropped and in which
+//!    nothing is stamped is left alone (unless it is several segments, which are then merged). The new segment replaces the group with the crash-safe
 //!    swap of `segment::cleaned`, group by group in offset order;
 //! 4. moves the clean offset to the mapped end and records it in `cleaner-checkpoint`.
 //!
 //! **Why this keeps the last record of every key.** A record is dropped only when a later record
 //! of its key exists (the map holds only offsets of records that exist and stay: the last one of
-//! its key in the mapped part), or when it is an expired tombstone. The part below the clean
+//! its key in the mapped part), or when it is a tombstone whose delete horizon has passed (a
+//! horizon is stamped only by a pass that had the tombstone in its mapped part, or in the clean
+//! part, so the older records of its key went in that pass, before it). The part below the clean
 //! offset holds at most one record per key (every pass cleans all of it against the map), so a
 //! tombstone dropped there leaves no older value behind; groups are swapped in offset order, so a
 //! crash part way leaves older values removed before the tombstone that deletes them. A clean
 //! offset lower than the truth (a lost `cleaner-checkpoint`) only costs work.
+//!
+//! **Transaction markers stay.** Kafka also removes a commit or abort marker once its
+//! transaction has no records left and the marker's own delete horizon has passed
+//! (`LogCleanerTest.testCommitMarkerRemoval`, `testAbortMarkerRemoval`). Riverbed keeps every
+//! control batch: a marker costs a few dozen bytes, and removing one needs proof that no record
+//! of its transaction is left anywhere below it (and a `.txnindex` rewrite). Keeping it is the
+//! safe side: nothing a reader needs is removed.
 //!
 //! **Memory.** The map is a fixed table of 24-byte slots, `buffer_bytes / 24` of them, filled to
 //! at most 80%. A key is stored as a 128-bit hash: a randomly keyed SipHash-1-3 (so nobody can
@@ -62,8 +73,9 @@ pub struct CompactionConfig {
     /// Default: 32 MiB (Kafka's `log.cleaner.dedupe.buffer.size` is 128 MiB shared by all cleaner
     /// threads).
     pub buffer_bytes: usize,
-    /// The time the run takes as now, in ms since the Unix epoch: it decides which tombstones
-    /// have outlived `delete_retention_ms` and which segments `min_compaction_lag_ms` protects.
+    /// The time the run takes as now, in ms since the Unix epoch: it sets the delete horizon of
+    /// the tombstones first kept in this run, decides which tombstones' horizons have passed, and
+    /// which segments `min_compaction_lag_ms` protects.
     /// Default: `None`, the wall clock.
     pub now_ms: Option<i64>,
     /// Clean whatever is dirty even when the log's dirty ratio is below its
@@ -326,8 +338,17 @@ impl Pass {
         ending.is_none_or(|a| a.first_offset > batch.base_offset())
     }
 
-    /// Whether a live record of a segment whose newest timestamp is `segment_max_ts` stays.
-    fn keep(&self, map: &KeyMap, r: &RecordView<'_>, segment_max_ts: i64) -> Keep {
+    /// Whether a live record of a batch whose delete horizon is `horizon` stays.
+    ///
+    /// A tombstone stays until `now` reaches its batch's delete horizon, which the first pass
+    /// that keeps it stamps `delete_retention_ms` after that pass (KIP-534; Kafka's
+    /// `LogCleaner.shouldRetainRecord`, `LogCleanerTest.testCleanTombstone`). So a consumer that
+    /// reads the log from the start within `delete_retention_ms` of the cleaning that first saw
+    /// the tombstone sees it, whatever the tombstone's own timestamp says: records replayed,
+    /// mirrored or stamped by a skewed clock are not dropped at their first cleaning. A batch
+    /// without a horizon (written before this rule, or never cleaned) keeps its tombstones and
+    /// gets one at this pass.
+    fn keep(&self, map: &KeyMap, r: &RecordView<'_>, horizon: Option<i64>) -> Keep {
         let Some(key) = r.key() else {
             // Written before the log was compacted: no later record can stand for it.
             return Keep::Yes;
@@ -335,9 +356,7 @@ impl Pass {
         if map.get(key).is_some_and(|last| r.offset() < last) {
             return Keep::Superseded;
         }
-        if r.value().is_none()
-            && segment_max_ts.saturating_add(self.delete_retention_ms) <= self.now
-        {
+        if r.value().is_none() && horizon.is_some_and(|h| self.now >= h) {
             return Keep::ExpiredTombstone;
         }
         Keep::Yes
@@ -617,7 +636,6 @@ fn clean_group(
     let mut tombstones = 0u64;
     let result = (|| -> Result<()> {
         for seg in group {
-            let max_ts = seg.max_timestamp();
             for item in seg.batches() {
                 let (_, batch) = item?;
                 let verdict = if batch.base_offset() >= mapped_end || batch.is_control() {
@@ -625,9 +643,10 @@ fn clean_group(
                 } else if !pass.records_are_live(&batch) {
                     Filtered::Nothing
                 } else {
+                    let horizon = batch.delete_horizon();
                     filter_batch(
                         &batch,
-                        |r| match pass.keep(map, r, max_ts) {
+                        |r| match pass.keep(map, r, horizon) {
                             Keep::Yes => true,
                             Keep::Superseded => false,
                             Keep::ExpiredTombstone => {
@@ -635,6 +654,8 @@ fn clean_group(
                                 false
                             }
                         },
+                        // A tombstone kept without a horizon gets one now.
+                        Some(pass.now.saturating_add(pass.delete_retention_ms)),
                         &mut scratch.batch,
                         &mut scratch.records,
                     )?

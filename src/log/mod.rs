@@ -282,6 +282,14 @@ impl Log {
                  coordinator, not appended",
             ));
         }
+        if batch.header().delete_horizon().is_some() {
+            // The horizon decides when the cleaner may drop the batch's tombstones: only the
+            // cleaner sets it (FORMAT.md 3.1), from its own clock.
+            return Err(Error::invalid(
+                "batches with a delete horizon (attribute bit 6) are written by the log cleaner, \
+                 not appended",
+            ));
+        }
         self.append_batch(batch, None)?
             .ok_or_else(|| Error::invalid("a user batch was not appended"))
     }
@@ -484,6 +492,7 @@ impl Log {
         let segments = inner.segments.read().clone();
         let out_of_range = || -> Error {
             ErrorKind::OffsetOutOfRange {
+                partition: None,
                 requested: from,
                 log_start: inner.log_start.load(Ordering::Acquire),
                 log_end: inner.next_offset.load(Ordering::Acquire),

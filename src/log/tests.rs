@@ -119,6 +119,7 @@ fn out_of_range_and_time_lookup() {
     assert!(matches!(
         e.kind(),
         ErrorKind::OffsetOutOfRange {
+            partition: None,
             requested: 101,
             log_start: 0,
             log_end: 100

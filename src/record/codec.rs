@@ -37,7 +37,8 @@ pub const CRC: Range<usize> = 13..17;
 pub const ATTRIBUTES: Range<usize> = 17..19;
 /// `last_offset_delta`: offset of the last record minus `base_offset`.
 pub const LAST_OFFSET_DELTA: Range<usize> = 19..23;
-/// `first_timestamp`: timestamp (ms since the Unix epoch) of the first record.
+/// `first_timestamp`: timestamp (ms since the Unix epoch) of the first record, the base of the
+/// records' timestamp deltas; the delete horizon when [`ATTR_DELETE_HORIZON`] is set.
 pub const FIRST_TIMESTAMP: Range<usize> = 23..31;
 /// `max_timestamp`: largest record timestamp in the batch.
 pub const MAX_TIMESTAMP: Range<usize> = 31..39;
@@ -71,10 +72,17 @@ pub const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
 pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
 /// Attribute bit 5 (version 2): a control batch (a transaction marker), not user records.
 pub const ATTR_CONTROL: u16 = 1 << 5;
+/// Attribute bit 6 (version 2): the log cleaner has set the batch's delete horizon, and
+/// `first_timestamp` holds it (Kafka's `deleteHorizonSet`, KIP-534). Its tombstones (and only
+/// they: other records stay while their key's latest) go at the first cleaning at or after the
+/// horizon. The records' timestamp deltas count from the horizon then, so every record keeps
+/// its timestamp; `max_timestamp` (which the time index and retention use) is unchanged.
+pub const ATTR_DELETE_HORIZON: u16 = 1 << 6;
 /// Every attribute bit version 1 defines.
 pub const ATTR_KNOWN_BITS_V1: u16 = ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME;
 /// Every attribute bit this version defines; a batch with any other bit set is refused.
-pub const ATTR_KNOWN_BITS: u16 = ATTR_KNOWN_BITS_V1 | ATTR_TRANSACTIONAL | ATTR_CONTROL;
+pub const ATTR_KNOWN_BITS: u16 =
+    ATTR_KNOWN_BITS_V1 | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_DELETE_HORIZON;
 
 /// Compression codec ids stored in the attribute bits.
 pub const CODEC_NONE: u16 = 0;
@@ -164,6 +172,12 @@ impl BatchHeader {
     /// Whether this is a control batch (a transaction marker).
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The delete horizon the log cleaner stamped on the batch (ms since the Unix epoch), or
+    /// `None` if no cleaning pass has retained a tombstone of it yet.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.first_timestamp)
     }
 
     /// Whether the batch carries a producer id (idempotent or transactional).
@@ -275,7 +289,8 @@ impl BatchHeader {
                 format!("{}", h.base_offset),
             ));
         }
-        if h.first_timestamp > h.max_timestamp {
+        // With a delete horizon, `first_timestamp` is the horizon (normally after every record).
+        if h.delete_horizon().is_none() && h.first_timestamp > h.max_timestamp {
             return Err(corrupt(
                 FIRST_TIMESTAMP.start as u64,
                 format!("first timestamp <= max timestamp {}", h.max_timestamp),

@@ -472,9 +472,18 @@ impl<'a> BatchRef<'a> {
         self.header.record_count
     }
 
-    /// Timestamp of the first record.
+    /// The base timestamp of the records' timestamp deltas: the first record's timestamp as
+    /// written, or the delete horizon once the log cleaner has set one (see
+    /// [`delete_horizon`](Self::delete_horizon)).
     pub fn first_timestamp(&self) -> i64 {
         self.header.first_timestamp
+    }
+
+    /// When the log cleaner may remove this batch's tombstones (ms since the Unix epoch): set
+    /// by the first cleaning pass that kept one of them, `delete_retention_ms` after it
+    /// (FORMAT.md 3.1, attribute bit 6). `None` until then.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        self.header.delete_horizon()
     }
 
     /// Largest timestamp of the batch.
@@ -677,8 +686,18 @@ impl<'a> RecordIter<'a> {
             left: header_count,
         };
         // Walk the headers once so that a malformed header is reported here, with the record.
-        for h in headers.clone() {
+        let mut walk = headers.clone();
+        for h in walk.by_ref() {
             h?;
+        }
+        // The body must be consumed exactly (FORMAT.md 3.3; Kafka's "Invalid record size"):
+        // bytes left after the headers mean the length or a field inside is wrong.
+        if walk.cursor.remaining() != 0 {
+            return Err(corrupt(
+                0,
+                format!("a record body of {len} bytes that ends with its headers"),
+                format!("{} bytes after the headers", walk.cursor.remaining()),
+            ));
         }
         let timestamp = if self.header.log_append_time() {
             self.header.max_timestamp
@@ -743,16 +762,24 @@ pub(crate) enum Filtered {
 /// and base sequence. A zstd batch is compressed again (at zstd's default level). A version 1
 /// batch becomes a version 2 batch without a producer.
 ///
+/// With `horizon`, a batch that keeps a tombstone and has no delete horizon yet gets this one
+/// (even when every record stays): the horizon goes into `first_timestamp` with attribute bit
+/// [`ATTR_DELETE_HORIZON`](codec::ATTR_DELETE_HORIZON), and each record kept is re-encoded
+/// with its timestamp delta counted from the horizon, so that its timestamp is unchanged
+/// (KIP-534, as Kafka's `MemoryRecords.filterTo`).
+///
 /// # Errors
 /// [`Corruption`](crate::ErrorKind::Corruption) if a record does not decode;
 /// [`Io`](crate::ErrorKind::Io) if zstd fails.
 pub(crate) fn filter_batch(
     batch: &BatchRef<'_>,
     mut keep: impl FnMut(&RecordView<'_>) -> bool,
+    horizon: Option<i64>,
     out: &mut Vec<u8>,
     kept_records: &mut Vec<u8>,
 ) -> Result<Filtered> {
     let h = batch.header;
+    let horizon = horizon.filter(|_| h.delete_horizon().is_none());
     let decompressed = batch.decompressed_section()?;
     let section: &[u8] = match &decompressed {
         Some(v) => v,
@@ -761,6 +788,7 @@ pub(crate) fn filter_batch(
     let mut it = BatchRef::iter_section(section, h);
     let mut kept = 0u32;
     let mut dropped = false;
+    let mut kept_tombstone = false;
     kept_records.clear();
     loop {
         let start = it.cursor.position();
@@ -772,17 +800,32 @@ pub(crate) fn filter_batch(
                 kept_records.extend_from_slice(&section[start..end]);
             }
             kept += 1;
+            kept_tombstone |= r.value().is_none();
         } else if !dropped {
             // Everything before this record was kept: copy it once, only now that it matters.
             dropped = true;
             kept_records.extend_from_slice(&section[..start]);
         }
     }
-    if !dropped {
+    let stamp = horizon.filter(|_| kept_tombstone);
+    if !dropped && stamp.is_none() {
         return Ok(Filtered::All);
     }
     if kept == 0 {
         return Ok(Filtered::Nothing);
+    }
+    if !dropped {
+        kept_records.extend_from_slice(section);
+    }
+    let mut header = BatchHeader {
+        record_count: kept,
+        ..h
+    };
+    if let Some(horizon) = stamp {
+        let restamped = restamp(kept_records, &h, horizon)?;
+        *kept_records = restamped;
+        header.first_timestamp = horizon;
+        header.attributes |= codec::ATTR_DELETE_HORIZON;
     }
     out.clear();
     out.resize(codec::HEADER_LEN, 0);
@@ -794,14 +837,37 @@ pub(crate) fn filter_batch(
     } else {
         out.extend_from_slice(kept_records);
     }
-    codec::write_header(
-        out,
-        &BatchHeader {
-            record_count: kept,
-            ..h
-        },
-    );
+    codec::write_header(out, &header);
     Ok(Filtered::Some)
+}
+
+/// `records` (whole records of a batch with header `h`) with each timestamp delta counted from
+/// `base` instead of `h.first_timestamp`: the same timestamps, from a new base. Only the length
+/// and the delta of each record change; the rest of its body is copied.
+fn restamp(records: &[u8], h: &BatchHeader, base: i64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(records.len() + records.len() / 4);
+    let mut c = Cursor::new(records, h.records_start() as u64);
+    let mut body = Vec::new();
+    while c.remaining() > 0 {
+        let len = c.uvarint()?;
+        if len > c.remaining() as u64 {
+            return Err(corrupt(
+                c.position() as u64,
+                format!("a record of at most {} bytes", c.remaining()),
+                format!("a record length of {len}"),
+            ));
+        }
+        let mut r = Cursor::new(c.bytes(len as usize)?, 0);
+        let attributes = r.u8()?;
+        let timestamp = h.first_timestamp.wrapping_add(r.varint()?);
+        body.clear();
+        body.push(attributes);
+        codec::put_varint(&mut body, timestamp.wrapping_sub(base));
+        body.extend_from_slice(r.rest());
+        codec::put_uvarint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+    Ok(out)
 }
 
 /// One record, borrowed from its batch.
@@ -921,5 +987,26 @@ mod tests {
         let mut it = records.iter();
         it.skip_to(500).unwrap();
         assert!(it.next().is_none());
+    }
+
+    /// A record whose length covers bytes after its headers is refused (FORMAT.md 3.3: the body
+    /// is consumed exactly), not read with the extra bytes ignored: the bytes of a record that
+    /// passed the CRC but do not fit the format are corruption, whatever they hide.
+    #[test]
+    fn bytes_after_the_headers_are_corruption() {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(5, Some(b"k"), Some(b"v"), &[]);
+        let mut bytes = b.build().unwrap().as_bytes().to_vec();
+        let start = codec::HEADER_LEN;
+        assert!(bytes[start] < 0x7f, "a one-byte record length");
+        bytes[start] += 1;
+        bytes.push(0);
+        let h = BatchHeader::parse(&bytes, usize::MAX).unwrap();
+        codec::write_header(&mut bytes, &h);
+        let batch = BatchRef::parse(&bytes, usize::MAX).unwrap();
+        let records = batch.records().unwrap();
+        let e = records.iter().next().unwrap().unwrap_err();
+        assert!(e.is_corruption(), "{e:?}");
+        assert!(e.to_string().contains("after the headers"), "{e}");
     }
 }

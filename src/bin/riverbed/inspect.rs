@@ -344,12 +344,21 @@ fn records_json(batch: Option<&riverbed::BatchRef<'_>>) -> Value {
     let Some(b) = batch else {
         return Value::Null;
     };
-    let Ok(records) = b.records() else {
-        return Value::Null;
+    let records = match b.records() {
+        Ok(r) => r,
+        Err(e) => return json!([{"error": format!("records unreadable: {e}")}]),
     };
     let mut out = Vec::new();
     for r in records.iter() {
-        let Ok(r) = r else { break };
+        // A record that does not decode ends the list with an entry saying so, rather than a
+        // list that silently stops short.
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(json!({"error": format!("record unreadable: {e}")}));
+                break;
+            }
+        };
         let headers: Vec<Value> = r
             .headers()
             .filter_map(|h| h.ok())
