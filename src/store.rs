@@ -33,7 +33,7 @@ use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
 use crate::txn::coordinator::{Coordinator, TXN_LOG_DIR};
 
-mod layout;
+pub(crate) mod layout;
 
 pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
 

@@ -76,6 +76,21 @@ fn rebuild_metadata_after_the_topics_file_is_lost() {
         "{err}"
     );
     assert!(dir.join("events-2").is_dir() && dir.join("__audit-0").is_dir());
+    // Read-only commands do not hide the data behind an empty topic list either.
+    let out = run(&dir, &["topics", "list"], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rebuild-metadata"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_riverbed"))
+        .arg("verify")
+        .arg(&dir)
+        .output()
+        .expect("verify");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rebuild-metadata"),
+        "{out:?}"
+    );
 
     // A gap is refused with a clear message.
     let aside = tmp.path().join("aside");

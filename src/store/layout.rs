@@ -164,6 +164,15 @@ fn scan(dir: &Path) -> Result<Scan> {
     Ok(s)
 }
 
+/// The unmarked partition directories in `dir`, sorted.
+pub(crate) fn partition_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(scan(dir)?
+        .partitions
+        .iter()
+        .map(|(t, p)| crate::store::partition_dir(dir, t, *p))
+        .collect())
+}
+
 /// What [`settle`] (or the cleanup before a delete) is to do.
 #[derive(Debug, Default)]
 struct Plan {
