@@ -90,6 +90,22 @@ pub enum ErrorKind {
         /// The holder's process id, as the lock file names it.
         pid: Option<u32>,
     },
+    /// The store's topic metadata does not account for what its directory holds: partition
+    /// directories it does not name (or the metadata file is missing while partition
+    /// directories exist), or partitions it names whose directory is gone. The store was not
+    /// opened and nothing was changed: Riverbed never deletes data it cannot account for.
+    /// Rebuild the metadata from the directories with `riverbed -d DIR topics
+    /// rebuild-metadata` (or `Store::rebuild_metadata`).
+    MetadataMismatch {
+        /// The metadata file (`<store>/topics`).
+        metadata: PathBuf,
+        /// Whether the metadata file is missing.
+        metadata_missing: bool,
+        /// Directories holding partition data the metadata does not name.
+        unaccounted: Vec<PathBuf>,
+        /// Partition directories the metadata names that do not exist.
+        missing: Vec<PathBuf>,
+    },
     /// No topic has this name (and the store does not create topics automatically).
     UnknownTopic {
         /// The name asked for.
@@ -331,6 +347,17 @@ impl Clone for ErrorKind {
                 path: path.clone(),
                 pid: *pid,
             },
+            K::MetadataMismatch {
+                metadata,
+                metadata_missing,
+                unaccounted,
+                missing,
+            } => K::MetadataMismatch {
+                metadata: metadata.clone(),
+                metadata_missing: *metadata_missing,
+                unaccounted: unaccounted.clone(),
+                missing: missing.clone(),
+            },
             K::UnknownTopic { topic } => K::UnknownTopic {
                 topic: topic.clone(),
             },
@@ -493,6 +520,48 @@ impl fmt::Display for Error {
                     path.display()
                 ),
             },
+            ErrorKind::MetadataMismatch {
+                metadata,
+                metadata_missing,
+                unaccounted,
+                missing,
+            } => {
+                let list = |v: &[PathBuf]| {
+                    v.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if *metadata_missing {
+                    write!(f, "the topic metadata file {} is missing", metadata.display())?;
+                } else {
+                    write!(
+                        f,
+                        "the topic metadata file {} does not match the store directory",
+                        metadata.display()
+                    )?;
+                }
+                if !unaccounted.is_empty() {
+                    write!(
+                        f,
+                        "; partition data it does not name: {}",
+                        list(unaccounted)
+                    )?;
+                }
+                if !missing.is_empty() {
+                    write!(
+                        f,
+                        "; partitions it names whose directory is missing: {}",
+                        list(missing)
+                    )?;
+                }
+                let dir = metadata.parent().unwrap_or(metadata);
+                write!(
+                    f,
+                    ". Nothing was opened or deleted. Rebuild the metadata from the directories                      with `riverbed -d {} topics rebuild-metadata` (see its --help), or move                      the directories out of the store",
+                    dir.display()
+                )
+            }
             ErrorKind::UnknownTopic { topic } => write!(
                 f,
                 "unknown topic {topic:?}: create it first (or enable auto_create_topics)"

@@ -71,7 +71,10 @@ pub use record::{
     RecordIter, RecordView, Records, TimestampType,
 };
 pub use segment::BatchView;
-pub use store::{CleanerConfig, PartitionDescription, Store, StoreConfig, TopicDescription};
+pub use store::{
+    CleanerConfig, MetadataRebuild, PartitionDescription, RebuildOptions, RebuiltTopic, Store,
+    StoreConfig, TopicDescription,
+};
 pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
 pub use txn::{TransactionConfig, TransactionalProducer};
 

@@ -33,6 +33,10 @@ use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
 use crate::txn::coordinator::{Coordinator, TXN_LOG_DIR};
 
+pub(crate) mod layout;
+
+pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
+
 /// Store-wide settings.
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
@@ -251,24 +255,37 @@ impl Store {
     }
 
     /// Opens (creating if need be) the store in `dir`: takes its lock, reads the topic metadata
-    /// and opens (recovering if need be) every partition log and the committed offsets.
+    /// (the file `topics`), finishes or undoes topic changes a crash interrupted, and opens
+    /// (recovering if need be) every partition log and the committed offsets.
+    ///
+    /// Riverbed removes nothing at open that it cannot prove it put there itself: only the
+    /// marked directories of interrupted creates and deletes, and its own temp files (FORMAT.md,
+    /// section 8). A partition directory `<topic>-<n>` the metadata does not name is data it
+    /// cannot account for, so the store is not opened: a missing `topics` file in a directory
+    /// that holds partitions, or a stale one, is a
+    /// [`MetadataMismatch`](ErrorKind::MetadataMismatch) error naming the file and the
+    /// directories, and `riverbed topics rebuild-metadata` (or [`Store::rebuild_metadata`])
+    /// writes a metadata file from the directories. A directory without a `topics` file and
+    /// without partition directories is a new store.
     ///
     /// # Errors
     /// [`Locked`](ErrorKind::Locked) if another handle, in this process or another, has the
-    /// directory open; [`Corruption`](ErrorKind::Corruption) if the metadata file is damaged;
+    /// directory open; [`Corruption`](ErrorKind::Corruption) naming the metadata file if it is
+    /// damaged; [`MetadataMismatch`](ErrorKind::MetadataMismatch) if it does not account for
+    /// the partition directories (or names partitions whose directory is gone);
     /// [`Io`](ErrorKind::Io); any error of [`Log::open`].
     pub fn open_with(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create store directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
-        remove_deleted_dirs(&dir)?;
         let meta_path = dir.join(topic::METADATA_FILE);
         let topics = match std::fs::read(&meta_path) {
-            Ok(bytes) => topic::decode_metadata(&bytes, &meta_path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Ok(bytes) => Some(topic::decode_metadata(&bytes, &meta_path)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("read topic metadata", &meta_path, e)),
         };
-        remove_orphans(&dir, &topics)?;
+        layout::settle(&dir, topics.as_deref())?;
+        let topics = topics.unwrap_or_default();
         // Membership is not durable: what a previous process published is stale.
         let members = dir.join(crate::group::published::FILE_NAME);
         for path in [crate::fs::tmp_path(&members), members] {
@@ -280,7 +297,7 @@ impl Store {
         }
         let mut map = HashMap::new();
         for (name, cfg) in topics {
-            let t = open_topic(&dir, &name, cfg, false)?;
+            let t = open_topic(&dir, &name, cfg)?;
             map.insert(name, Arc::new(t));
         }
         let offsets = OffsetStore::open(&dir.join(OFFSETS_DIR))?;
@@ -316,6 +333,34 @@ impl Store {
         })
     }
 
+    /// Writes the topic metadata file of the store in `dir` from the partition directories it
+    /// holds, for a store that [`open`](Self::open) refuses because its metadata file is
+    /// missing, stale or damaged ([`MetadataMismatch`](ErrorKind::MetadataMismatch),
+    /// [`Corruption`](ErrorKind::Corruption)). The CLI runs it as `riverbed topics
+    /// rebuild-metadata`.
+    ///
+    /// Every topic with a directory `<topic>-<n>` is named, with the partition count the
+    /// directories show (`<topic>-0` to `<topic>-<n>` must all be there). A topic the existing
+    /// metadata file describes keeps its settings. The settings of any other topic are unknown,
+    /// so it gets the defaults, except that retention deletes nothing (`retention_ms=none`) and
+    /// the segment and index sizes are at least those of its files, then
+    /// [`RebuildOptions::settings`]; check them (`riverbed topics describe`). Topics the old file
+    /// names without any directory hold no data and are left out. Nothing is moved or removed
+    /// (a damaged file is kept under another name); the file is replaced atomically, under the
+    /// store's lock.
+    ///
+    /// # Errors
+    /// [`Locked`](ErrorKind::Locked) if the store is open; [`Corruption`](ErrorKind::Corruption)
+    /// for a damaged metadata file without [`RebuildOptions::replace_damaged`];
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) if a topic's partition directories have
+    /// a gap (or fewer than the old file names), or for a bad setting; [`Io`](ErrorKind::Io).
+    pub fn rebuild_metadata(
+        dir: impl AsRef<Path>,
+        options: &RebuildOptions,
+    ) -> Result<MetadataRebuild> {
+        layout::rebuild_metadata(dir.as_ref(), options)
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
@@ -326,7 +371,9 @@ impl Store {
     /// # Errors
     /// [`InvalidArgument`](ErrorKind::InvalidArgument) for a bad name;
     /// [`InvalidConfig`](ErrorKind::InvalidConfig); [`TopicExists`](ErrorKind::TopicExists);
-    /// [`Io`](ErrorKind::Io). Nothing is changed on error.
+    /// [`MetadataMismatch`](ErrorKind::MetadataMismatch) if a directory of one of its
+    /// partitions already exists (data the store does not account for, which is never
+    /// deleted); [`Io`](ErrorKind::Io). Nothing is changed on error.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
         topic::validate_topic_name(name)?;
         config.validate()?;
@@ -337,17 +384,17 @@ impl Store {
             }
             .into());
         }
-        let t = Arc::new(open_topic(&self.inner.dir, name, config, true)?);
+        let parts = self
+            .inner
+            .create_partitions(name, &config, 0..config.partitions)?;
+        let t = Arc::new(Topic {
+            name: name.to_string(),
+            config,
+            partitions: RwLock::new(Arc::new(parts)),
+            sticky: Sticky::default(),
+        });
         let mut next = self.inner.topics.read().clone();
-        next.insert(name.to_string(), Arc::clone(&t));
-        if let Err(e) = self.inner.write_metadata(&next) {
-            // Not in the metadata, so not a topic: remove what was created.
-            drop(t);
-            for p in 0..next[name].config.partitions {
-                let _ = std::fs::remove_dir_all(partition_dir(&self.inner.dir, name, p));
-            }
-            return Err(e);
-        }
+        next.insert(name.to_string(), t);
         *self.inner.topics.write() = next;
         self.inner.topics_changed();
         Ok(())
@@ -367,34 +414,70 @@ impl Store {
             }
             .into());
         };
+        let dir = &self.inner.dir;
+        // Earlier deletions' leftovers go first, so that a crash of this one leaves a single
+        // marked copy of each of its partitions (see `layout`).
+        layout::remove_committed_leftovers(dir, &self.inner.partition_counts())?;
         // As in Kafka, a deleted topic's committed offsets go with it: first, so that a crash
         // part way cannot leave them to a new topic of the same name.
         self.inner.offsets.delete_topic(name)?;
-        // The metadata is the truth: once it no longer names the topic, the topic is gone, and
-        // directories it leaves behind after a crash are removed at the next open.
-        self.inner.write_metadata(&next)?;
-        *self.inner.topics.write() = next;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        for part in t.partitions.read().iter() {
+        let parts = t.partitions.read().clone();
+        for part in parts.iter() {
             part.log.mark_deleted();
         }
-        for p in 0..t.partition_count() {
-            let from = partition_dir(&self.inner.dir, name, p);
-            // Bounded, so that the longest topic name still makes a valid file name.
-            let short: String = name.chars().take(100).collect();
-            let to = self.inner.dir.join(format!("{short}-{p}.{stamp}.deleted"));
-            if std::fs::rename(&from, &to).is_err() {
-                // The metadata no longer names the topic; remove the data in place.
-                std::fs::remove_dir_all(&from)
-                    .map_err(|e| Error::io("remove deleted partition", &from, e))?;
+        // Move every partition into a marked directory, then commit by writing the metadata
+        // without the topic. A crash before the commit leaves the topic named with its
+        // partitions marked, and the next open moves them back; after it, only the marked
+        // directory, which the next open removes.
+        let marked = dir.join(layout::marker_name(layout::DELETED_SUFFIX));
+        let mut moved = Vec::new();
+        let result = std::fs::create_dir(&marked)
+            .map_err(|e| Error::io("create deletion directory", &marked, e))
+            .and_then(|()| {
+                for p in 0..parts.len() as u32 {
+                    let from = partition_dir(dir, name, p);
+                    let to = marked.join(format!("{name}-{p}"));
+                    std::fs::rename(&from, &to)
+                        .map_err(|e| Error::io("move deleted partition", &from, e))?;
+                    moved.push((from, to));
+                }
+                crate::fs::sync_dir(dir)?;
+                self.inner.write_metadata(&next)
+            });
+        if let Err(e) = result {
+            // Not committed: put everything back as it was.
+            for (from, to) in moved.iter().rev() {
+                if let Err(e) = std::fs::rename(to, from) {
+                    tracing::warn!(
+                        target: "riverbed::store",
+                        path = %to.display(),
+                        error = %e,
+                        "could not move a partition back after a failed delete; the next open will"
+                    );
+                }
             }
+            let _ = std::fs::remove_dir(&marked);
+            let _ = crate::fs::sync_dir(dir);
+            for part in parts.iter() {
+                part.log.unmark_deleted();
+            }
+            return Err(e);
         }
-        crate::fs::sync_dir(&self.inner.dir)?;
+        *self.inner.topics.write() = next;
+        drop(parts);
         drop(t);
-        remove_deleted_dirs(&self.inner.dir)?;
-
+        // Committed: what is left to remove is marked, and the next open removes it if this
+        // fails.
+        if let Err(e) = std::fs::remove_dir_all(&marked)
+            .and_then(|()| std::fs::File::open(dir).and_then(|d| d.sync_all()))
+        {
+            tracing::warn!(
+                target: "riverbed::store",
+                path = %marked.display(),
+                error = %e,
+                "could not remove a deleted topic's data; the next open will"
+            );
+        }
         self.inner.topics_changed();
         Ok(())
     }
@@ -414,18 +497,11 @@ impl Store {
                 "topic {name:?} has {current} partitions; the new count must be larger (and at most 100000), got {total}"
             )));
         }
-        let mut added = Vec::new();
-        for p in current..total {
-            added.push(Arc::new(open_partition(
-                &self.inner.dir,
-                name,
-                p,
-                &t.config,
-                true,
-            )?));
-        }
         let mut config = t.config.clone();
         config.partitions = total;
+        let added = self
+            .inner
+            .create_partitions(name, &config, current..total)?;
         let new_topic = Arc::new(Topic {
             name: name.to_string(),
             config,
@@ -438,7 +514,6 @@ impl Store {
         });
         let mut next = self.inner.topics.read().clone();
         next.insert(name.to_string(), new_topic);
-        self.inner.write_metadata(&next)?;
         *self.inner.topics.write() = next;
         self.inner.topics_changed();
         Ok(())
@@ -649,6 +724,135 @@ impl StoreInner {
         crate::fs::write_atomic(&self.dir.join(topic::METADATA_FILE), &bytes)
     }
 
+    /// Writes the metadata of the current topics with `name`'s configuration replaced by (or,
+    /// for a new topic, added as) `config`.
+    fn write_metadata_with(&self, name: &str, config: &TopicConfig) -> Result<()> {
+        let topics = self.topics.read().clone();
+        let mut configs: Vec<(&str, &TopicConfig)> = topics
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .map(|(n, t)| (n.as_str(), &t.config))
+            .collect();
+        configs.push((name, config));
+        configs.sort_by(|a, b| a.0.cmp(b.0));
+        let bytes = topic::encode_metadata(configs.into_iter());
+        crate::fs::write_atomic(&self.dir.join(topic::METADATA_FILE), &bytes)
+    }
+
+    /// Every topic and its partition count, as the metadata names them.
+    fn partition_counts(&self) -> std::collections::BTreeMap<String, u32> {
+        self.topics
+            .read()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.config.partitions))
+            .collect()
+    }
+
+    /// Creates partitions `new` of topic `name`, whose configuration is `config` once they
+    /// exist, and commits them to the metadata (the caller holds the admin lock):
+    /// 1. empty directories for them are staged in a marked `<stamp>.creating` directory;
+    /// 2. the metadata is written with `config`: the commit point;
+    /// 3. they are moved into place and their logs opened.
+    ///
+    /// A crash before 2 leaves only the marked directory, which the next open removes; a crash
+    /// after it leaves partitions the metadata names in the marked directory, which the next
+    /// open moves into place. No unmarked partition directory ever exists that the metadata
+    /// does not name, so an unmarked one that does is never Riverbed's to remove.
+    fn create_partitions(
+        &self,
+        name: &str,
+        config: &TopicConfig,
+        new: std::ops::Range<u32>,
+    ) -> Result<Vec<Arc<Partition>>> {
+        let dir = &self.dir;
+        let in_the_way: Vec<PathBuf> = new
+            .clone()
+            .map(|p| partition_dir(dir, name, p))
+            .filter(|d| d.symlink_metadata().is_ok())
+            .collect();
+        if !in_the_way.is_empty() {
+            return Err(ErrorKind::MetadataMismatch {
+                metadata: dir.join(topic::METADATA_FILE),
+                metadata_missing: false,
+                unaccounted: in_the_way,
+                missing: Vec::new(),
+            }
+            .into());
+        }
+        let staging = dir.join(layout::marker_name(layout::CREATING_SUFFIX));
+        let staged = |p: u32| staging.join(format!("{name}-{p}"));
+        let unstage = || {
+            for p in new.clone() {
+                let _ = std::fs::remove_dir(staged(p));
+            }
+            let _ = std::fs::remove_dir(&staging);
+        };
+        let result = std::fs::create_dir(&staging)
+            .map_err(|e| Error::io("create staging directory", &staging, e))
+            .and_then(|()| {
+                for p in new.clone() {
+                    let d = staged(p);
+                    std::fs::create_dir(&d)
+                        .map_err(|e| Error::io("create partition directory", &d, e))?;
+                }
+                crate::fs::sync_dir(&staging)?;
+                crate::fs::sync_dir(dir)?;
+                self.write_metadata_with(name, config)
+            });
+        if let Err(e) = result {
+            unstage();
+            return Err(e);
+        }
+        // Committed.
+        let opened = (|| {
+            for p in new.clone() {
+                let (from, to) = (staged(p), partition_dir(dir, name, p));
+                std::fs::rename(&from, &to)
+                    .map_err(|e| Error::io("move partition into place", &to, e))?;
+            }
+            crate::fs::sync_dir(dir)?;
+            let _ = std::fs::remove_dir(&staging);
+            new.clone()
+                .map(|p| open_partition(dir, name, p, config).map(Arc::new))
+                .collect::<Result<Vec<_>>>()
+        })();
+        match opened {
+            Ok(parts) => Ok(parts),
+            Err(e) => {
+                // Undo the commit, so that the metadata matches what this process serves, then
+                // remove what this call created (through a marked directory, like a delete).
+                // Should the undo fail, the metadata names partitions whose directories are in
+                // place or staged, which the next open completes.
+                let undone = match self.topics.read().get(name) {
+                    Some(t) => self.write_metadata_with(name, &t.config),
+                    None => {
+                        let topics = self.topics.read().clone();
+                        self.write_metadata(&topics)
+                    }
+                };
+                if undone.is_ok() {
+                    let discard = dir.join(layout::marker_name(layout::DELETED_SUFFIX));
+                    if std::fs::create_dir(&discard).is_ok() {
+                        for p in new.clone() {
+                            let from = partition_dir(dir, name, p);
+                            let _ = std::fs::rename(&from, discard.join(format!("{name}-{p}")));
+                        }
+                        let _ = crate::fs::sync_dir(dir);
+                        let _ = std::fs::remove_dir_all(&discard);
+                    }
+                    unstage();
+                }
+                tracing::warn!(
+                    target: "riverbed::store",
+                    topic = name,
+                    error = %e,
+                    "creating partitions failed after the metadata named them; undone"
+                );
+                Err(e)
+            }
+        }
+    }
+
     pub fn group_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.group_changes)
     }
@@ -720,19 +924,8 @@ pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf 
     dir.join(format!("{topic}-{partition}"))
 }
 
-fn open_partition(
-    dir: &Path,
-    name: &str,
-    p: u32,
-    config: &TopicConfig,
-    fresh: bool,
-) -> Result<Partition> {
+fn open_partition(dir: &Path, name: &str, p: u32, config: &TopicConfig) -> Result<Partition> {
     let pdir = partition_dir(dir, name, p);
-    if fresh && pdir.exists() {
-        // Left by a create that crashed before the metadata named the topic: not a partition.
-        std::fs::remove_dir_all(&pdir)
-            .map_err(|e| Error::io("remove stale partition directory", &pdir, e))?;
-    }
     Ok(Partition {
         tp: TopicPartition::new(name, p),
         log: Log::open(&pdir, config.log.clone())?,
@@ -740,13 +933,10 @@ fn open_partition(
     })
 }
 
-fn open_topic(dir: &Path, name: &str, config: TopicConfig, fresh: bool) -> Result<Topic> {
+fn open_topic(dir: &Path, name: &str, config: TopicConfig) -> Result<Topic> {
     let mut parts = Vec::with_capacity(config.partitions as usize);
     for p in 0..config.partitions {
-        parts.push(Arc::new(open_partition(dir, name, p, &config, fresh)?));
-    }
-    if fresh {
-        crate::fs::sync_dir(dir)?;
+        parts.push(Arc::new(open_partition(dir, name, p, &config)?));
     }
     Ok(Topic {
         name: name.to_string(),
@@ -754,44 +944,4 @@ fn open_topic(dir: &Path, name: &str, config: TopicConfig, fresh: bool) -> Resul
         partitions: RwLock::new(Arc::new(parts)),
         sticky: Sticky::default(),
     })
-}
-
-/// Removes what no topic owns: partition directories (`<topic>-<n>`) of topics the metadata does
-/// not name (left by a create or delete that crashed part way) and a leftover `topics.tmp`.
-fn remove_orphans(dir: &Path, topics: &[(String, TopicConfig)]) -> Result<()> {
-    let _ = std::fs::remove_file(crate::fs::tmp_path(&dir.join(topic::METADATA_FILE)));
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list store directory", dir, e))?;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some((topic, p)) = name.rsplit_once('-') else {
-            continue;
-        };
-        let owned = topics
-            .iter()
-            .any(|(t, c)| t == topic && p.parse::<u32>().is_ok_and(|p| p < c.partitions));
-        let partition_dir = p.parse::<u32>().is_ok() && topic::validate_topic_name(topic).is_ok();
-        if partition_dir && !owned && e.path().is_dir() {
-            let path = e.path();
-            std::fs::remove_dir_all(&path)
-                .map_err(|e| Error::io("remove orphaned partition", &path, e))?;
-        }
-    }
-    Ok(())
-}
-
-/// Removes partition directories of deleted topics (renamed `*.deleted` before removal).
-fn remove_deleted_dirs(dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list store directory", dir, e))?;
-    for e in entries.flatten() {
-        if e.file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(".deleted"))
-        {
-            let p = e.path();
-            std::fs::remove_dir_all(&p)
-                .map_err(|e| Error::io("remove deleted partition", &p, e))?;
-        }
-    }
-    Ok(())
 }

@@ -39,8 +39,21 @@ impl fmt::Display for TopicPartition {
     }
 }
 
-/// Checks a topic name as Kafka does: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-/// Names starting with `__` are reserved for Riverbed's internal topics.
+/// Names of the store's internal logs, which no user topic may take: the committed offsets
+/// (directory `__consumer_offsets-0`) and the transaction log (`__transaction_state-0`). Kafka
+/// reserves the same two names for the same purposes (`Topic.isInternal`).
+pub(crate) const RESERVED_TOPIC_NAMES: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+/// Checks a topic name as Kafka does (`org.apache.kafka.common.internals.Topic.validate`): 1 to
+/// 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`. Names may begin with `__`, as in Kafka;
+/// only the exact names of the store's internal logs, `__consumer_offsets` and
+/// `__transaction_state`, are refused, so
+/// that no topic's partition directory can be one of the store's own (FORMAT.md, section 8).
+///
+/// Kafka also refuses a topic whose name equals an existing one's with `.` and `_` exchanged
+/// (`a.b` and `a_b`), because its metric names cannot tell them apart. Riverbed's metrics name
+/// topics as they are, so such topics coexist here; a store whose topics should move to Kafka
+/// should avoid them.
 ///
 /// # Errors
 /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) saying what is wrong.
@@ -64,9 +77,11 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
             "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
         )));
     }
-    if name.starts_with("__") {
+    if RESERVED_TOPIC_NAMES.contains(&name) {
         return Err(Error::invalid(format!(
-            "topic names starting with \"__\" are reserved: {name:?}"
+            "topic name {name:?} is reserved for the store's internal log of the same name \
+             (reserved: {})",
+            RESERVED_TOPIC_NAMES.join(", ")
         )));
     }
     Ok(())
@@ -455,7 +470,16 @@ mod tests {
 
     #[test]
     fn names_are_checked_as_kafka_does() {
-        for ok in ["payments", "a.b_c-D9", &"x".repeat(249)] {
+        for ok in [
+            "payments",
+            "a.b_c-D9",
+            &"x".repeat(249),
+            "__offsets",
+            "__consumer_offsets_",
+            "__transaction_state.v2",
+            "_",
+            "__",
+        ] {
             validate_topic_name(ok).unwrap();
         }
         for bad in [
@@ -467,7 +491,8 @@ mod tests {
             "ä",
             "../etc",
             &"x".repeat(250),
-            "__offsets",
+            "__consumer_offsets",
+            "__transaction_state",
         ] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?} was accepted");
         }

@@ -195,11 +195,13 @@ fn active_data_file_from_a_future_version_is_refused_not_deleted() {
     );
 }
 
-/// What the code deliberately does with an active data file whose magic or CRC is bad: it takes
-/// the file for one whose creation was interrupted, reports a cut at its base offset, and starts
-/// it afresh (or, in Strict mode, refuses). The sealed segments before it are untouched.
+/// An active data file whose magic or CRC is bad while batches follow the header: the header is
+/// made durable before any batch is written, so this is damage to acknowledged data, never an
+/// interrupted creation. Open fails with `Corruption` naming the file in either recovery mode,
+/// and nothing is removed. (Before issue 13 the file was "started afresh": every record in it
+/// was deleted.)
 #[test]
-fn active_data_file_with_a_bad_header_is_started_afresh() {
+fn active_data_file_with_a_bad_header_and_data_fails_open_and_is_kept() {
     let (dir, bases) = closed_log();
     let active = *bases.last().unwrap();
     type Edit = Box<dyn Fn(&mut [u8])>;
@@ -211,30 +213,64 @@ fn active_data_file_with_a_bad_header_is_started_afresh() {
         let copy = copy_dir(dir.path());
         let path = seg_path(copy.path(), active, "log");
         edit_header(&path, false, &*edit);
-
-        let strict = LogConfig {
-            recovery: RecoveryMode::Strict,
-            ..config()
-        };
-        let e = Log::open(copy.path(), strict).unwrap_err();
-        assert!(
-            matches!(e.kind(), ErrorKind::Corruption { path: Some(p), .. } if *p == path),
-            "{what}: {e:?}"
-        );
-
-        let log = Log::open(copy.path(), config()).unwrap();
-        let t = log.recovery_report().truncation.clone();
-        let t = t.unwrap_or_else(|| panic!("{what}: no cut reported"));
-        assert_eq!(t.path, path, "{what}");
-        assert_eq!(t.offset, active, "{what}");
-        assert_eq!(log.segment_base_offsets(), bases, "{what}");
-        check_records(&log, active);
-        log.append(&batch(active, 3)).unwrap();
-        check_records(&log, active + 3);
-        log.close().unwrap();
-        let log = Log::open(copy.path(), config()).unwrap();
-        check_records(&log, active + 3);
+        let damaged = std::fs::read(&path).unwrap();
+        for recovery in [RecoveryMode::Strict, RecoveryMode::TruncateTail] {
+            let e = Log::open(
+                copy.path(),
+                LogConfig {
+                    recovery,
+                    ..config()
+                },
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::Corruption { path: Some(p), .. } if *p == path),
+                "{what}, {recovery:?}: {e:?}"
+            );
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                damaged,
+                "{what}: file changed"
+            );
+        }
     }
+}
+
+/// An active data file whose header is bad and which holds nothing after it: its creation was
+/// interrupted before the header was durable. It is started afresh (a cut at its base offset is
+/// reported), or refused in Strict mode; the sealed segments before it are untouched.
+#[test]
+fn active_data_file_torn_at_creation_is_started_afresh() {
+    let (dir, bases) = closed_log();
+    let active = *bases.last().unwrap();
+    let copy = copy_dir(dir.path());
+    let path = seg_path(copy.path(), active, "log");
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    let mut torn = vec![0u8; len];
+    torn[0..2].copy_from_slice(b"RV");
+    std::fs::write(&path, &torn).unwrap();
+
+    let strict = LogConfig {
+        recovery: RecoveryMode::Strict,
+        ..config()
+    };
+    let e = Log::open(copy.path(), strict).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Corruption { path: Some(p), .. } if *p == path),
+        "{e:?}"
+    );
+
+    let log = Log::open(copy.path(), config()).unwrap();
+    let t = log.recovery_report().truncation.clone().expect("a cut");
+    assert_eq!(t.path, path);
+    assert_eq!(t.offset, active);
+    assert_eq!(log.segment_base_offsets(), bases);
+    check_records(&log, active);
+    log.append(&batch(active, 3)).unwrap();
+    check_records(&log, active + 3);
+    log.close().unwrap();
+    let log = Log::open(copy.path(), config()).unwrap();
+    check_records(&log, active + 3);
 }
 
 /// Index files with a bad magic (each other's), CRC, base offset or a future version are caches

@@ -67,19 +67,33 @@ pub struct StoreView {
 pub type CommittedOffsets = BTreeMap<(String, TopicPartition), OffsetAndMetadata>;
 
 impl StoreView {
-    /// Reads the store's topic metadata. A directory without a `topics` file is a store without
-    /// topics.
+    /// Reads the store's topic metadata. A directory without a `topics` file and without
+    /// partition directories is a store without topics.
     ///
     /// # Errors
     /// [`Io`](ErrorKind::Io) if `dir` is not a readable directory;
-    /// [`Corruption`](ErrorKind::Corruption) if the metadata file is damaged.
+    /// [`Corruption`](ErrorKind::Corruption) if the metadata file is damaged;
+    /// [`MetadataMismatch`](ErrorKind::MetadataMismatch) if it is missing while partition
+    /// directories exist (their data is not hidden behind an empty topic list).
     pub fn open(dir: impl AsRef<Path>) -> Result<StoreView> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::read_dir(&dir).map_err(|e| Error::io("open store directory", &dir, e))?;
         let meta = dir.join(topic::METADATA_FILE);
         let topics = match std::fs::read(&meta) {
             Ok(bytes) => topic::decode_metadata(&bytes, &meta)?.into_iter().collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let unaccounted = crate::store::layout::partition_dirs(&dir)?;
+                if !unaccounted.is_empty() {
+                    return Err(ErrorKind::MetadataMismatch {
+                        metadata: meta,
+                        metadata_missing: true,
+                        unaccounted,
+                        missing: Vec::new(),
+                    }
+                    .into());
+                }
+                BTreeMap::new()
+            }
             Err(e) => return Err(Error::io("read topic metadata", &meta, e)),
         };
         Ok(StoreView { dir, topics })

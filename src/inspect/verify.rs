@@ -154,13 +154,34 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(VerifyProgress)) -> Result<Ve
                         .push(problem_from(Severity::Corruption, &e, &meta)),
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let orphans = crate::store::layout::partition_dirs(dir)?;
+                if !orphans.is_empty() {
+                    report.problems.push(Problem {
+                        severity: Severity::Corruption,
+                        path: meta.clone(),
+                        position: 0,
+                        expected: "the topic metadata file naming the store's partition \
+                                   directories"
+                            .into(),
+                        found: format!(
+                            "no file, and {} partition directories (rebuild it with `riverbed \
+                             topics rebuild-metadata`)",
+                            orphans.len()
+                        ),
+                    });
+                }
+            }
             Err(e) => return Err(Error::io("read topic metadata", &meta, e)),
         }
         let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io("list directory", dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir() && p.extension().is_none_or(|e| e != "deleted"))
+            .filter(|p| {
+                p.is_dir()
+                    && p.extension()
+                        .is_none_or(|e| e != "deleted" && e != "creating")
+            })
             .collect();
         subdirs.sort();
         for sub in subdirs {

@@ -844,6 +844,14 @@ impl Log {
         self.inner.deleted.store(true, Ordering::Release);
     }
 
+    /// Undoes [`mark_deleted`](Self::mark_deleted) once the directory is back in place (a topic
+    /// deletion that failed before it was committed).
+    pub(crate) fn unmark_deleted(&self) {
+        let _w = self.inner.writer.lock();
+        let _maint = self.inner.maint.lock();
+        self.inner.deleted.store(false, Ordering::Release);
+    }
+
     /// Whether [`mark_deleted`](Self::mark_deleted) was called.
     pub(crate) fn is_deleted(&self) -> bool {
         self.inner.deleted.load(Ordering::Acquire)

@@ -462,6 +462,12 @@ fn scan_segment(
                 // A newer build wrote this: never treat its data as a torn file.
                 return Err(e);
             }
+            // The header is durable before any batch is written (`ActiveSegment::create`), so
+            // a file whose creation was interrupted holds nothing past it. Anything there is
+            // data under a damaged header: corruption, which recovery must not delete.
+            if bytes[FILE_HEADER_LEN..].iter().any(|&b| b != 0) {
+                return Err(e);
+            }
             return Ok(empty_outcome(Some(e), true));
         }
     };

@@ -41,7 +41,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List, create, describe, delete topics and add partitions.
+    /// List, create, describe, delete topics, add partitions, rebuild the metadata.
     #[command(subcommand)]
     Topics(topics::TopicsCmd),
     /// Append records, one per line, from stdin or a file.

@@ -81,6 +81,34 @@ pub enum TopicsCmd {
         #[arg(long)]
         total: u32,
     },
+    /// Rebuild the topic metadata file from the partition directories (for a store that does
+    /// not open because its `topics` file is missing, stale or damaged).
+    #[command(
+        name = "rebuild-metadata",
+        after_help = "Examples:\n  riverbed -d ./data topics rebuild-metadata --dry-run\n  \
+        riverbed -d ./data topics rebuild-metadata --config retention_ms=604800000 \
+        --config orders:cleanup_policy=compact\n\n\
+        Every topic with directories <topic>-0 .. <topic>-<n-1> is named with n partitions; a gap \
+        is refused. Topics the existing file describes keep their settings. The settings of the \
+        others are unknown: they get the defaults, except retention_ms=none (retention deletes \
+        nothing until you set it) and segment/index sizes at least those of their files; set \
+        them with --config. Nothing is moved or deleted. Takes the store's lock: stop the \
+        application first."
+    )]
+    RebuildMetadata {
+        /// A setting for the topics whose settings are unknown, KEY=VALUE, or for one topic,
+        /// TOPIC:KEY=VALUE (repeatable; keys as in `topics create`).
+        #[arg(short, long = "config", value_name = "[TOPIC:]KEY=VALUE")]
+        config: Vec<String>,
+        /// Replace a damaged `topics` file (its bytes are kept as topics.<stamp>.damaged).
+        #[arg(long)]
+        replace_damaged: bool,
+        /// Print what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
@@ -192,11 +220,126 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
             let n = store.apply_retention()?;
             writeln!(w, "deleted {n} segments past their retention")?;
         }
+        TopicsCmd::RebuildMetadata {
+            config,
+            replace_damaged,
+            dry_run,
+            out,
+        } => rebuild_metadata(&dir, config, *replace_damaged, *dry_run, *out, &mut w)?,
         TopicsCmd::AddPartitions { topic, total } => {
             let store = open_store(&dir, false)?;
             store.add_partitions(topic, *total)?;
             writeln!(w, "topic {topic} now has {total} partitions")?;
         }
+    }
+    Ok(())
+}
+
+fn rebuild_metadata(
+    dir: &std::path::Path,
+    config: &[String],
+    replace_damaged: bool,
+    dry_run: bool,
+    out: Output,
+    w: &mut dyn Write,
+) -> CmdResult {
+    let mut options = riverbed::RebuildOptions {
+        replace_damaged,
+        dry_run,
+        ..Default::default()
+    };
+    for kv in config {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Failure::Error(format!(
+                "--config {kv:?}: expected KEY=VALUE or TOPIC:KEY=VALUE"
+            ))
+        })?;
+        match k.split_once(':') {
+            Some((t, k)) => {
+                options
+                    .topic_settings
+                    .push((t.to_string(), k.to_string(), v.to_string()))
+            }
+            None => options.settings.push((k.to_string(), v.to_string())),
+        }
+    }
+    if !dir.is_dir() {
+        return Err(Failure::Error(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let report = riverbed::Store::rebuild_metadata(dir, &options).map_err(|e| match e.kind() {
+        riverbed::ErrorKind::Corruption { .. } => Failure::Error(format!(
+            "{e}\nRerun with --replace-damaged to rebuild it from the directories (its bytes \
+                 are kept next to it)"
+        )),
+        riverbed::ErrorKind::Locked { pid: Some(pid), .. } => Failure::Error(format!(
+            "{} is in use by process {pid}; stop it first (nothing was changed)",
+            dir.display()
+        )),
+        _ => Failure::from(e),
+    })?;
+    if out.json {
+        let topics: Vec<Value> = report
+            .topics
+            .iter()
+            .map(|t| {
+                let config: serde_json::Map<String, Value> = t
+                    .config
+                    .entries()
+                    .into_iter()
+                    .map(|(k, v)| (k, json!(v)))
+                    .collect();
+                json!({
+                    "topic": t.name,
+                    "partitions": t.config.partitions,
+                    "config_known": t.config_known,
+                    "config": config,
+                })
+            })
+            .collect();
+        print_json(
+            w,
+            &json!({
+                "metadata": report.path.display().to_string(),
+                "written": report.written,
+                "topics": topics,
+                "dropped": report.dropped,
+                "damaged_copy": report.damaged_copy.as_ref().map(|p| p.display().to_string()),
+            }),
+        )?;
+        return Ok(());
+    }
+    let mut t = Table::new(&["TOPIC", "PARTITIONS", "SETTINGS"]);
+    for topic in &report.topics {
+        t.row(vec![
+            topic.name.clone(),
+            topic.config.partitions.to_string(),
+            if topic.config_known {
+                "kept".to_string()
+            } else {
+                "defaults + --config (were unknown)".to_string()
+            },
+        ]);
+    }
+    t.print(w)?;
+    for d in &report.dropped {
+        writeln!(w, "dropped topic {d}: no partition directory of it is left")?;
+    }
+    if let Some(copy) = &report.damaged_copy {
+        writeln!(w, "the damaged file was kept as {}", copy.display())?;
+    }
+    if report.written {
+        writeln!(
+            w,
+            "wrote {} ({} topics); check the settings with `riverbed -d {} topics describe TOPIC`",
+            report.path.display(),
+            report.topics.len(),
+            dir.display()
+        )?;
+    } else {
+        writeln!(w, "dry run: {} was not changed", report.path.display())?;
     }
     Ok(())
 }
