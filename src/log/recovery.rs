@@ -39,6 +39,12 @@ pub struct RecoveryReport {
     /// Base offsets of compacted segments whose swap was committed but not finished when the
     /// log was last open, and which opening finished.
     pub finished_swaps: Vec<u64>,
+    /// Files that opening would have written but could not for lack of space, and opened
+    /// without: a new active segment (created by the first append), the recovery point (the
+    /// next open scans the log), rebuilt indexes (kept in memory, rebuilt again at the next
+    /// open) and `.txnindex` files (rebuilt at the next open). Nothing acknowledged depends on
+    /// them.
+    pub deferred_writes: Vec<PathBuf>,
 }
 
 /// Where and why recovery cut the log.
@@ -57,7 +63,11 @@ pub struct Truncation {
 /// The outcome of opening: sealed segments in order, the active one, and the report.
 pub(crate) struct Opened {
     pub sealed: Vec<Arc<Segment>>,
-    pub active: ActiveSegment,
+    /// `None` when a new active segment was needed and the disk had no room for it: the log
+    /// opens with only sealed segments, and the first append creates it.
+    pub active: Option<ActiveSegment>,
+    /// The offset the next batch gets.
+    pub next_offset: u64,
     pub report: RecoveryReport,
     /// Whether data was scanned, so it must be synced and a new checkpoint written.
     pub needs_checkpoint: bool,
@@ -78,6 +88,35 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         } else {
             crate::segment::PWRITE_FROM
         },
+    }
+}
+
+/// Creates the active segment at `base`, or — on a full disk — leaves it to the first append
+/// and says so in the report.
+fn create_active(
+    dir: &Path,
+    base: u64,
+    cap: Capacity,
+    report: &mut RecoveryReport,
+) -> Result<Option<ActiveSegment>> {
+    match ActiveSegment::create(dir, base, cap) {
+        Ok(a) => Ok(Some(a)),
+        Err(e) if e.is_no_space() => {
+            report
+                .deferred_writes
+                .push(SegmentPaths::new(dir, base).log);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A rebuilt index that the disk had no room for is kept in memory only: say so.
+fn note_unwritten_index(seg: &Segment, report: &mut RecoveryReport) {
+    for path in [&seg.paths.index, &seg.paths.time_index] {
+        if !path.exists() {
+            report.deferred_writes.push(path.clone());
+        }
     }
 }
 
@@ -234,10 +273,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
     let cp = Checkpoint::read(dir)?;
     let on_disk = cp;
     if bases.is_empty() {
-        let active = ActiveSegment::create(dir, 0, cap)?;
+        let active = create_active(dir, 0, cap, &mut report)?;
         return Ok(Opened {
             sealed: Vec::new(),
             active,
+            next_offset: 0,
             report,
             needs_checkpoint: true,
             disk_checkpoint: on_disk,
@@ -255,6 +295,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
         if rebuilt {
             report.rebuilt_indexes.push(seg.paths.index.clone());
+            note_unwritten_index(&seg, &mut report);
         }
         bind_end(&seg, bases[i + 1])?;
         seg.check_tail();
@@ -279,6 +320,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                 Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
             if rebuilt {
                 report.rebuilt_indexes.push(seg.paths.index.clone());
+                note_unwritten_index(&seg, &mut report);
             }
             if let Some(&next) = bases.get(j + 1) {
                 bind_end(&seg, next)?;
@@ -287,10 +329,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             expected_next = seg.next_offset();
             sealed.push(Arc::new(seg));
             if is_last {
-                let active = ActiveSegment::create(dir, expected_next, cap)?;
+                let active = create_active(dir, expected_next, cap, &mut report)?;
                 return Ok(Opened {
                     sealed,
                     active,
+                    next_offset: expected_next,
                     report,
                     needs_checkpoint: true,
                     disk_checkpoint: on_disk,
@@ -344,10 +387,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             // Nothing in this file can be trusted, not even its header: it was being created
             // when the process died. Start it afresh at the offset where the log ends.
             remove_segment(dir, base, &mut report)?;
-            let active = ActiveSegment::create(dir, expected_next, cap)?;
+            let active = create_active(dir, expected_next, cap, &mut report)?;
             return Ok(Opened {
                 sealed,
                 active,
+                next_offset: expected_next,
                 report,
                 needs_checkpoint: true,
                 disk_checkpoint: on_disk,
@@ -382,7 +426,8 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         }
         return Ok(Opened {
             sealed,
-            active,
+            next_offset: active.seg.next_offset(),
+            active: Some(active),
             report,
             needs_checkpoint: scanned_any || cut_something,
             disk_checkpoint: on_disk,
@@ -390,10 +435,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
     }
     // Unreachable in practice: the loop returns at the last segment at the latest. Fall back to
     // a fresh segment after everything sealed rather than panic.
-    let active = ActiveSegment::create(dir, expected_next, cap)?;
+    let active = create_active(dir, expected_next, cap, &mut report)?;
     Ok(Opened {
         sealed,
         active,
+        next_offset: expected_next,
         report,
         needs_checkpoint: true,
         disk_checkpoint: on_disk,
