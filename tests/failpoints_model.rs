@@ -1,0 +1,230 @@
+//! Fault injection at every named I/O site (feature `failpoints`; CI runs `--all-features`).
+//!
+//! For every site of `riverbed::failpoint::sites::ALL` and for its 1st, 2nd, ... hit, a workload
+//! (appends across segment rolls, flushes, compaction, a close) runs on a compacted log with that
+//! hit failing once, and the contract is checked:
+//! - a full disk (`ENOSPC`) at an allocation, creation or temp-file site is `NoSpace`: nothing
+//!   acknowledged is lost and the same handle keeps working once the fault has passed;
+//! - at a sync or data-write site (after bytes may have gone out) the log is poisoned instead, as
+//!   ever (ARCHITECTURE.md, "fsync is never retried");
+//! - either way a reopen finds every acknowledged record at its offset (compaction may remove a
+//!   record only for a later one of its key), and the log appends again.
+//!
+//! `EIO` at a sync site poisons the log and a reopen recovers.
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use riverbed::failpoint::{self, sites};
+use riverbed::{
+    BatchBuilder, CleanupPolicy, CompactionConfig, Compression, ErrorKind, FlushPolicy, Log,
+    LogConfig, RecordBatch,
+};
+
+fn config(flush: FlushPolicy) -> LogConfig {
+    LogConfig {
+        flush,
+        segment_bytes: 16 << 10,
+        segment_ms: None,
+        retention_ms: None,
+        max_record_bytes: 8 << 10,
+        cleanup_policy: CleanupPolicy::Compact,
+        min_compaction_lag_ms: 0,
+        ..LogConfig::default()
+    }
+}
+
+fn batch(n: u64) -> RecordBatch {
+    let mut b = BatchBuilder::new(Compression::None);
+    let key = (n % 5).to_le_bytes();
+    b.append(
+        1_700_000_000_000 + n as i64,
+        Some(&key),
+        Some(&vec![(n % 251) as u8; 1500]),
+        &[],
+    );
+    b.build().unwrap()
+}
+
+/// The sites where bytes may already have gone out: a failure there poisons.
+fn unclean(site: &str) -> bool {
+    [
+        sites::SEGMENT_FSYNC,
+        sites::SEGMENT_WRITE,
+        sites::FILE_FSYNC,
+    ]
+    .contains(&site)
+}
+
+/// Every record read back must be one acknowledged at that offset, and every key's last
+/// acknowledged record must be there.
+///
+/// After a reopen, a batch whose append failed (unacknowledged) may still be found past the
+/// acknowledged end: that is allowed, as in Kafka.
+fn check(log: &Log, acked: &BTreeMap<u64, u64>, what: &str) {
+    let acked_end = acked.keys().last().map_or(0, |o| o + 1);
+    let mut read = BTreeMap::new();
+    let mut at = log.log_start_offset();
+    while at < log.next_offset() {
+        let batches = log.read(at, 1 << 20).unwrap();
+        if batches.is_empty() {
+            break;
+        }
+        for b in &batches {
+            for r in b.records().unwrap().iter() {
+                let r = r.unwrap();
+                if r.offset() >= acked_end {
+                    continue;
+                }
+                if r.offset() >= at {
+                    let n = *acked
+                        .get(&r.offset())
+                        .unwrap_or_else(|| panic!("{what}: offset {} never acked", r.offset()));
+                    assert_eq!(
+                        r.value().unwrap(),
+                        &vec![(n % 251) as u8; 1500][..],
+                        "{what}"
+                    );
+                    read.insert(r.offset(), n);
+                }
+            }
+            at = b.last_offset() + 1;
+        }
+    }
+    let mut last_of_key = BTreeMap::new();
+    for (&offset, &n) in acked {
+        last_of_key.insert(n % 5, offset);
+    }
+    for (key, offset) in last_of_key {
+        assert!(
+            read.contains_key(&offset),
+            "{what}: key {key}'s last record at {offset} is gone"
+        );
+    }
+}
+
+/// Runs the workload with `site`'s `nth` hit failing with `errno`; returns whether it fired.
+fn run(root: &Path, site: &'static str, nth: u64, errno: i32, flush: FlushPolicy) -> bool {
+    let dir = root.join(format!(
+        "{}-{nth}-{errno}-{flush:?}",
+        site.replace('.', "_")
+    ));
+    let what = format!("{site} hit {nth} errno {errno} {flush:?}");
+    let log = Log::open(&dir, config(flush)).unwrap();
+    let mut acked = BTreeMap::new();
+    let mut n = 0u64;
+    let mut poisoned = false;
+    failpoint::arm(site, &dir, nth, errno);
+    for step in 0..60u64 {
+        let result = match step % 20 {
+            7 => log.flush().map(|_| ()),
+            13 => log.compact(&CompactionConfig::default()).map(|_| ()),
+            _ => log.append(&batch(n)).map(|info| {
+                let expected = acked.keys().last().map_or(0, |o| o + 1);
+                assert_eq!(info.base_offset, expected, "{what}: offsets are dense");
+                acked.insert(info.base_offset, n);
+                n += 1;
+            }),
+        };
+        if let Err(e) = result {
+            match e.kind() {
+                ErrorKind::NoSpace { .. } => {
+                    assert_eq!(errno, failpoint::ENOSPC, "{what}: {e}");
+                }
+                ErrorKind::Io { .. } | ErrorKind::Poisoned { .. } => {
+                    assert!(
+                        unclean(site) || errno != failpoint::ENOSPC,
+                        "{what}: a full disk at a clean site must be NoSpace, not {e}"
+                    );
+                    poisoned = true;
+                    break;
+                }
+                _ => panic!("{what}: unexpected {e}"),
+            }
+        }
+    }
+    let fired = failpoint::disarm(&dir);
+    check(&log, &acked, &what);
+    if !poisoned {
+        // Still usable without a reopen: unless a flush/compaction call poisoned it silently.
+        match log.append(&batch(n)) {
+            Ok(info) => {
+                acked.insert(info.base_offset, n);
+                n += 1;
+                log.flush().unwrap();
+            }
+            Err(e) => {
+                assert!(
+                    unclean(site) && matches!(e.kind(), ErrorKind::Poisoned { .. }),
+                    "{what}: after the fault: {e}"
+                );
+                poisoned = true;
+            }
+        }
+    }
+    if poisoned {
+        drop(log);
+    } else {
+        log.close().unwrap();
+    }
+    let log = common::retry_locked(|| Log::open(&dir, config(flush)));
+    // An EveryAppend log acknowledges only what is durable; a Manual one only what a clean
+    // close (or flush) made durable is promised, and a poisoned close is not clean.
+    let durable: BTreeMap<u64, u64> = if poisoned && flush == FlushPolicy::Manual {
+        acked
+            .iter()
+            .filter(|(o, _)| **o < log.next_offset())
+            .map(|(o, v)| (*o, *v))
+            .collect()
+    } else {
+        let acked_end = acked.keys().last().map_or(0, |o| o + 1);
+        if poisoned {
+            assert!(
+                log.next_offset() >= acked_end,
+                "{what}: offsets after reopen"
+            );
+        } else {
+            assert_eq!(log.next_offset(), acked_end, "{what}: offsets after reopen");
+        }
+        acked.clone()
+    };
+    check(&log, &durable, &format!("{what}, reopened"));
+    let before = log.next_offset();
+    let info = log.append(&batch(n)).unwrap();
+    assert_eq!(info.base_offset, before);
+    fired
+}
+
+#[test]
+fn enospc_at_every_site_is_clean_or_poisons_and_reopen_is_consistent() {
+    let root = tempfile::tempdir().unwrap();
+    for flush in [FlushPolicy::EveryAppend, FlushPolicy::Manual] {
+        for &site in sites::ALL {
+            let mut fired_any = false;
+            for nth in [1, 4] {
+                fired_any |= run(root.path(), site, nth, failpoint::ENOSPC, flush);
+            }
+            assert!(
+                fired_any || site == sites::SEGMENT_WRITE && flush == FlushPolicy::Manual,
+                "site {site} was never reached ({flush:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn eio_at_a_sync_site_poisons_and_reopen_recovers() {
+    let root = tempfile::tempdir().unwrap();
+    for nth in [1, 3, 10] {
+        assert!(run(
+            root.path(),
+            sites::SEGMENT_FSYNC,
+            nth,
+            failpoint::EIO,
+            FlushPolicy::EveryAppend
+        ));
+    }
+}
