@@ -1008,8 +1008,10 @@ impl Inner {
         crate::fs::write_replace(&self.dir.join(producer_state::SNAPSHOT_FILE), &bytes)
     }
 
-    /// Marks the log unusable after a failed write or fsync and returns the error.
+    /// Marks the log unusable after a failed write or fsync and returns the error (a full disk
+    /// met here is not clean: it comes back as `Io`, not the retryable `NoSpace`).
     fn poison(&self, e: Error) -> Error {
+        let e = e.into_unclean();
         tracing::error!(
             target: "riverbed::log",
             dir = %self.dir.display(),
