@@ -126,7 +126,7 @@ fn a_small_send_succeeds_while_the_disk_has_room_for_it() {
     store.create_topic("manual", TopicConfig::new(1)).unwrap();
     fs.fill_leaving("filler", 570 << 10);
     let free = fs.available();
-    assert!(free <= 580 << 10 && free >= 540 << 10, "free {free}");
+    assert!((540 << 10..=580 << 10).contains(&free), "free {free}");
     let p = store.producer();
     for topic in ["every", "manual"] {
         let meta = p
