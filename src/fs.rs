@@ -85,8 +85,15 @@ pub(crate) fn remove_durably(path: &Path) -> Result<()> {
 /// harmless (the published group membership, which is not durable anyway).
 pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("write temp file", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename temp file", path, e))
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(|e| Error::io("write temp file", &tmp, e))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|e| Error::io("rename temp file", path, e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The temp file name used by the atomic writes for `path`.

@@ -192,6 +192,9 @@ impl TransactionalProducer {
     /// if a transaction is open (or was aborted by its timeout and not yet acknowledged).
     pub fn begin(&self) -> Result<()> {
         let mut e = self.entry()?;
+        // The markers of the previous transaction, if a full disk held them back, come first.
+        let inner = &self.store.inner;
+        inner.txns.finish_markers(&mut e, &inner.offsets)?;
         if e.open.is_some() || e.aborted_by_timeout {
             return Err(invalid_state(
                 "begin while a transaction is open: commit or abort it first",
