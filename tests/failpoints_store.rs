@@ -199,3 +199,59 @@ fn enospc_at_every_site_through_the_store() {
         );
     }
 }
+
+/// A full disk after a transaction's commit decision (the commit marker's segment roll finds no
+/// room) does not lose the commit nor leave the partition's last stable offset stuck until a
+/// reopen: `commit` succeeds (Kafka answers EndTxn once PrepareCommit is written), and the
+/// marker is written once there is room, by the store's maintenance thread, without a reopen.
+#[test]
+fn a_full_disk_at_the_commit_marker_puts_it_off_until_there_is_room() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let store = Store::open(&dir).unwrap();
+    store
+        .create_topic(
+            "t",
+            TopicConfig::new(1)
+                .flush(FlushPolicy::EveryAppend)
+                .segment_bytes(4096)
+                .max_record_bytes(4072),
+        )
+        .unwrap();
+    let txn = store.transactional_producer("tx").unwrap();
+    txn.begin().unwrap();
+    // Fills the segment so that the commit marker does not fit: writing it rolls the segment.
+    let meta = txn
+        .send(Record::new("t").partition(0).value(vec![5u8; 3950]))
+        .unwrap();
+    failpoint::arm(
+        sites::SEGMENT_CREATE,
+        &dir.join("t-0"),
+        1,
+        failpoint::ENOSPC,
+    );
+    txn.commit()
+        .unwrap_or_else(|e| panic!("the decision is durable, the commit stands: {e}"));
+    assert!(failpoint::fired(sites::SEGMENT_CREATE, &dir.join("t-0")));
+    assert!(read_all(&store).is_empty(), "no marker yet");
+    failpoint::disarm(&dir.join("t-0"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read_all(&store);
+        if !got.is_empty() {
+            assert_eq!(got, vec![(meta.offset, vec![5u8; 3950])]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the marker was never written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And the producer goes on.
+    txn.begin().unwrap();
+    txn.send(Record::new("t").partition(0).value(vec![6u8; 10]))
+        .unwrap();
+    txn.commit().unwrap();
+    assert_eq!(read_all(&store).len(), 2);
+}
