@@ -228,3 +228,44 @@ fn eio_at_a_sync_site_poisons_and_reopen_recovers() {
         ));
     }
 }
+
+/// A roll that died after creating the new segment's data file and before its indexes, on a
+/// disk that is now full: the log opens (the empty segment is dropped and created by the first
+/// append once there is room), serves every record, and appends after the fault.
+#[test]
+fn a_half_created_segment_on_a_full_disk_does_not_stop_the_open() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    let config = config(FlushPolicy::EveryAppend);
+    let log = Log::open(&dir, config.clone()).unwrap();
+    let mut acked = BTreeMap::new();
+    for n in 0..30 {
+        acked.insert(log.append(&batch(n)).unwrap().base_offset, n);
+    }
+    log.roll().unwrap();
+    let next = log.next_offset();
+    log.close().unwrap();
+    // What a crash in the middle of creating segment `next` leaves: its data file, no indexes.
+    for ext in ["index", "timeindex"] {
+        std::fs::remove_file(dir.join(format!("{next:020}.{ext}"))).unwrap();
+    }
+    std::fs::remove_file(dir.join("recovery-point")).unwrap();
+    failpoint::arm(sites::SEGMENT_HEADER, &dir, 1, failpoint::ENOSPC);
+    failpoint::arm(sites::SEGMENT_CREATE, &dir, 1, failpoint::ENOSPC);
+    let log = common::retry_locked(|| Log::open(&dir, config.clone()));
+    assert!(failpoint::fired(sites::SEGMENT_HEADER, &dir));
+    assert!(
+        !log.recovery_report().deferred_writes.is_empty(),
+        "{:?}",
+        log.recovery_report()
+    );
+    assert_eq!(log.next_offset(), next);
+    check(&log, &acked, "opened on a full disk");
+    failpoint::disarm(&dir);
+    let info = log.append(&batch(30)).unwrap();
+    assert_eq!(info.base_offset, next);
+    acked.insert(next, 30);
+    log.close().unwrap();
+    let log = common::retry_locked(|| Log::open(&dir, config.clone()));
+    check(&log, &acked, "reopened");
+}

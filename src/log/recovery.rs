@@ -413,7 +413,28 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             index_entries: cap.index_entries.max(needed),
             ..cap
         };
-        let mut active = ActiveSegment::reopen(dir, base, cap, outcome.reopened)?;
+        let holds_nothing = outcome.reopened.data_len <= FILE_HEADER_LEN && base == expected_next;
+        let mut active = match ActiveSegment::reopen(dir, base, cap, outcome.reopened) {
+            Ok(active) => active,
+            // A segment that holds no batch (a roll that was creating it when the process died,
+            // its index files missing) and no room to finish it: drop it, and let the first
+            // append create it, so that the log still opens on a full disk.
+            Err(e) if e.is_no_space() && holds_nothing => {
+                remove_segment(dir, base, &mut report)?;
+                report
+                    .deferred_writes
+                    .push(SegmentPaths::new(dir, base).log);
+                return Ok(Opened {
+                    sealed,
+                    active: None,
+                    next_offset: expected_next,
+                    report,
+                    needs_checkpoint: false,
+                    disk_checkpoint: on_disk,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         for e in &outcome.new_offset_entries {
             active.push_offset_entry(e)?;
         }

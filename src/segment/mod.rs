@@ -806,7 +806,8 @@ fn open_index_rw(path: &Path, kind: FileKind, base: u64) -> Result<File> {
         file.set_len(0)
             .map_err(|e| Error::io("reset index file", path, e))?;
         std::io::Seek::rewind(&mut file).map_err(|e| Error::io("reset index file", path, e))?;
-        file.write_all(&file_header::encode(kind, base))
+        crate::failpoint::hit(sites::SEGMENT_HEADER, path)
+            .and_then(|()| file.write_all(&file_header::encode(kind, base)))
             .map_err(|e| Error::io("write index header", path, e))?;
     }
     Ok(file)
