@@ -1176,8 +1176,15 @@ impl Inner {
                 match a.record_max_timestamp() {
                     Ok(()) => {}
                     // No room for the entry that lets a checkpoint vouch for the time index:
-                    // sync without a checkpoint (the next one tries again).
-                    Err(e) if e.is_no_space() => checkpoint = false,
+                    // sync without a checkpoint (the next one tries again). One that was due
+                    // at once (open, close) replaces a recovery point that may mislead: remove
+                    // that instead.
+                    Err(e) if e.is_no_space() => {
+                        checkpoint = false;
+                        if force_checkpoint {
+                            self.drop_checkpoint(&e).map_err(|e| self.poison(e))?;
+                        }
+                    }
                     Err(e) => return Err(self.poison(e)),
                 }
             }
@@ -1243,25 +1250,36 @@ impl Inner {
                 *last = cp;
             }
             Err(e) if e.is_no_space() => {
-                tracing::warn!(
-                    target: "riverbed::log",
-                    file = %path.display(),
-                    error = %e,
-                    "no space for the recovery point; removed it (the next open scans the log)"
-                );
-                crate::fs::remove_durably(&path)?;
-                self.clean_on_disk.store(false, Ordering::Release);
-                *last = Checkpoint {
-                    next_offset: last.next_offset,
-                    segment_base: 0,
-                    position: 0,
-                    offset_entries: 0,
-                    time_entries: 0,
-                    clean: false,
-                };
+                drop(last);
+                self.drop_checkpoint(&e)?;
             }
             Err(e) => return Err(e),
         }
+        Ok(())
+    }
+
+    /// Removes the recovery point (durably) when a new one cannot be written for lack of space
+    /// (`cause`): the next open scans the whole log rather than trust a point that may no longer
+    /// be true; the next checkpoint writes it again.
+    fn drop_checkpoint(&self, cause: &Error) -> Result<()> {
+        let mut last = self.checkpoint.lock();
+        let path = self.dir.join(checkpoint::FILE_NAME);
+        tracing::warn!(
+            target: "riverbed::log",
+            file = %path.display(),
+            error = %cause,
+            "no space for the recovery point; removed it (the next open scans the log)"
+        );
+        crate::fs::remove_durably(&path)?;
+        self.clean_on_disk.store(false, Ordering::Release);
+        *last = Checkpoint {
+            next_offset: last.next_offset,
+            segment_base: 0,
+            position: 0,
+            offset_entries: 0,
+            time_entries: 0,
+            clean: false,
+        };
         Ok(())
     }
 
