@@ -285,12 +285,11 @@ impl Log {
             // recovery point is removed instead of written: see `write_checkpoint`.)
             inner.sync_and_checkpoint(false)?;
             if !recovery_point_exists(&inner.dir) {
-                let path = inner.dir.join(checkpoint::FILE_NAME);
-                // `report` is only read after open; record the deferral for the caller.
-                let mut report = inner.report.clone();
-                report.deferred_writes.push(path);
+                // Not written for lack of space: say so. No other handle exists yet (the
+                // flusher starts below), so the report can still be changed in place.
                 if let Some(inner_mut) = Arc::get_mut(&mut inner) {
-                    inner_mut.report = report;
+                    let path = inner_mut.dir.join(checkpoint::FILE_NAME);
+                    inner_mut.report.deferred_writes.push(path);
                 }
             }
         }
