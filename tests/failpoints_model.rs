@@ -269,3 +269,42 @@ fn a_half_created_segment_on_a_full_disk_does_not_stop_the_open() {
     let log = common::retry_locked(|| Log::open(&dir, config.clone()));
     check(&log, &acked, "reopened");
 }
+
+/// Recovery after a crash on a disk that is now full: the scan finds batches past the recovery
+/// point whose index entries need room that is not there. The log still opens (the segment is
+/// sealed where it stands, its indexes kept in memory), serves every record, and appends once
+/// there is room; a reopen is consistent.
+#[test]
+fn crash_recovery_on_a_full_disk_opens_without_room_for_index_entries() {
+    let root = tempfile::tempdir().unwrap();
+    let config = config(FlushPolicy::EveryAppend);
+    let log = Log::open(root.path().join("log"), config.clone()).unwrap();
+    let mut acked = BTreeMap::new();
+    for n in 0..14 {
+        acked.insert(log.append(&batch(n)).unwrap().base_offset, n);
+    }
+    // The files as a crash leaves them: copied while the log is open.
+    let crashed = common::copy_dir(&root.path().join("log"));
+    drop(log);
+    let dir = crashed.path().to_path_buf();
+    for site in [sites::SEGMENT_ALLOCATE, sites::FILE_CREATE] {
+        failpoint::arm(site, &dir, 1, failpoint::ENOSPC);
+    }
+    let log = common::retry_locked(|| Log::open(&dir, config.clone()));
+    assert!(failpoint::fired(sites::SEGMENT_ALLOCATE, &dir));
+    assert!(
+        !log.recovery_report().deferred_writes.is_empty(),
+        "{:?}",
+        log.recovery_report()
+    );
+    check(&log, &acked, "opened on a full disk after a crash");
+    failpoint::disarm(&dir);
+    let info = log.append(&batch(14)).unwrap();
+    assert_eq!(info.base_offset, 14);
+    acked.insert(14, 14);
+    check(&log, &acked, "after the fault");
+    log.close().unwrap();
+    let log = common::retry_locked(|| Log::open(&dir, config.clone()));
+    check(&log, &acked, "reopened");
+    assert_eq!(log.next_offset(), 15);
+}

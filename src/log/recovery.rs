@@ -111,6 +111,36 @@ fn create_active(
     }
 }
 
+/// Seals the last segment where it stands, for an open on a full disk: the data file is cut to
+/// `data_len` and synced, its index files (whose tail could not be written) removed and rebuilt
+/// from the data — in memory if there is no room for them either.
+fn seal_in_place(
+    dir: &Path,
+    base: u64,
+    data_len: usize,
+    next: u64,
+    cap: Capacity,
+    report: &mut RecoveryReport,
+) -> Result<Arc<Segment>> {
+    let paths = SegmentPaths::new(dir, base);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&paths.log)
+        .map_err(|e| Error::io("open segment file", &paths.log, e))?;
+    file.set_len(data_len as u64)
+        .map_err(|e| Error::io("cut segment file", &paths.log, e).into_unclean())?;
+    file.sync_all()
+        .map_err(|e| Error::io("fsync segment", &paths.log, e).into_unclean())?;
+    crate::fs::remove_durably(&paths.index)?;
+    crate::fs::remove_durably(&paths.time_index)?;
+    let (seg, _) = Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
+    seg.set_next_offset(next);
+    report.rebuilt_indexes.push(seg.paths.index.clone());
+    note_unwritten_index(&seg, report);
+    seg.check_tail();
+    Ok(Arc::new(seg))
+}
+
 /// A rebuilt index that the disk had no room for is kept in memory only: say so.
 fn note_unwritten_index(seg: &Segment, report: &mut RecoveryReport) {
     for path in [&seg.paths.index, &seg.paths.time_index] {
@@ -435,11 +465,39 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             }
             Err(e) => return Err(e),
         };
-        for e in &outcome.new_offset_entries {
-            active.push_offset_entry(e)?;
-        }
-        for e in &outcome.new_time_entries {
-            active.push_time_entry(e)?;
+        let pushed = (|| -> Result<()> {
+            for e in &outcome.new_offset_entries {
+                active.push_offset_entry(e)?;
+            }
+            for e in &outcome.new_time_entries {
+                active.push_time_entry(e)?;
+            }
+            Ok(())
+        })();
+        match pushed {
+            Ok(()) => {}
+            // No room for the index entries the scan found: the segment is sealed as it stands
+            // (cut to its data, synced; its indexes, derived, are rebuilt — in memory while the
+            // disk is full), and the first append creates the next one. The log opens.
+            Err(e) if e.is_no_space() => {
+                let next = active.seg.next_offset();
+                let data_len = active.position();
+                drop(active);
+                let seg = seal_in_place(dir, base, data_len, next, cap, &mut report)?;
+                sealed.push(seg);
+                report
+                    .deferred_writes
+                    .push(SegmentPaths::new(dir, next).log);
+                return Ok(Opened {
+                    sealed,
+                    active: None,
+                    next_offset: next,
+                    report,
+                    needs_checkpoint: false,
+                    disk_checkpoint: on_disk,
+                });
+            }
+            Err(e) => return Err(e),
         }
         if cut_something {
             // The cut must be durable before new batches land where the garbage was.
