@@ -89,7 +89,7 @@ pub(crate) fn hit(site: &'static str, path: &Path) -> io::Result<()> {
 }
 
 #[cfg(feature = "failpoints")]
-pub use registry::{arm, disarm, fired};
+pub use registry::{arm, arm_times, disarm, fired};
 
 #[cfg(feature = "failpoints")]
 mod registry {
@@ -103,6 +103,8 @@ mod registry {
         under: PathBuf,
         /// Hits still to pass before the failing one (0: the next hit fails).
         skip: u64,
+        /// Failing hits still to come once `skip` is spent.
+        times: u64,
         errno: i32,
         fired: bool,
     }
@@ -117,12 +119,19 @@ mod registry {
     /// Arms `site` for files under `under`: its `nth` hit there (1 = the next) fails with the OS
     /// error `errno`, once. Replaces an earlier arm of the same site and directory.
     pub fn arm(site: &'static str, under: &Path, nth: u64, errno: i32) {
+        arm_times(site, under, nth, 1, errno);
+    }
+
+    /// Like [`arm`], but the `nth` hit and the `times - 1` hits after it fail (`u64::MAX`: a
+    /// disk that stays full until [`disarm`]).
+    pub fn arm_times(site: &'static str, under: &Path, nth: u64, times: u64, errno: i32) {
         let mut a = arms();
         a.retain(|x| !(x.site == site && x.under == under));
         a.push(Arm {
             site,
             under: under.to_path_buf(),
             skip: nth.saturating_sub(1),
+            times,
             errno,
             fired: false,
         });
@@ -151,7 +160,7 @@ mod registry {
         }
         let mut a = arms();
         for x in a.iter_mut() {
-            if x.site != site || x.fired || !path.starts_with(&x.under) {
+            if x.site != site || x.times == 0 || !path.starts_with(&x.under) {
                 continue;
             }
             if x.skip > 0 {
@@ -159,6 +168,7 @@ mod registry {
                 continue;
             }
             x.fired = true;
+            x.times -= 1;
             return Err(io::Error::from_raw_os_error(x.errno));
         }
         Ok(())

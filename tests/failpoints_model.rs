@@ -277,7 +277,12 @@ fn a_half_created_segment_on_a_full_disk_does_not_stop_the_open() {
 #[test]
 fn crash_recovery_on_a_full_disk_opens_without_room_for_index_entries() {
     let root = tempfile::tempdir().unwrap();
-    let config = config(FlushPolicy::EveryAppend);
+    // No recovery point during the run: the scan at open covers the last segment's batches.
+    let config = LogConfig {
+        recovery_checkpoint_bytes: 1 << 30,
+        index_interval_bytes: 1024,
+        ..config(FlushPolicy::EveryAppend)
+    };
     let log = Log::open(root.path().join("log"), config.clone()).unwrap();
     let mut acked = BTreeMap::new();
     for n in 0..14 {
@@ -287,8 +292,9 @@ fn crash_recovery_on_a_full_disk_opens_without_room_for_index_entries() {
     let crashed = common::copy_dir(&root.path().join("log"));
     drop(log);
     let dir = crashed.path().to_path_buf();
+    // A disk that stays full: every allocation and every new file fails until disarmed.
     for site in [sites::SEGMENT_ALLOCATE, sites::FILE_CREATE] {
-        failpoint::arm(site, &dir, 1, failpoint::ENOSPC);
+        failpoint::arm_times(site, &dir, 1, u64::MAX, failpoint::ENOSPC);
     }
     let log = common::retry_locked(|| Log::open(&dir, config.clone()));
     assert!(failpoint::fired(sites::SEGMENT_ALLOCATE, &dir));
