@@ -25,6 +25,21 @@ pub enum ErrorKind {
         /// The error the operating system returned.
         source: io::Error,
     },
+    /// The file system had no room (`ENOSPC`, or `EDQUOT` for a quota) for a write that Riverbed
+    /// makes room for before anything is written: a block reservation, a new file that could
+    /// not be created or sized, a temp file of an atomic replace. Nothing of the operation was
+    /// written or acknowledged, the log (or file) is as it was, and the same call succeeds once
+    /// space is freed, without reopening anything. Retryable. (A failure of a write whose bytes
+    /// may have reached the file, or of an fsync, is [`Io`](ErrorKind::Io) instead and poisons
+    /// the log: see [`Poisoned`](ErrorKind::Poisoned).)
+    NoSpace {
+        /// What Riverbed was doing, e.g. "preallocate segment".
+        op: &'static str,
+        /// The file or directory that could not grow.
+        path: PathBuf,
+        /// The error the operating system returned.
+        source: io::Error,
+    },
     /// Bytes on disk (or bytes handed to a decoder) are not what the format says they must be.
     Corruption {
         /// The file holding the bad bytes, or `None` for bytes decoded in memory.
@@ -221,18 +236,45 @@ impl Error {
         matches!(*self.0, ErrorKind::Io { .. })
     }
 
+    /// True when the file system was full and nothing was written: the call can be retried as
+    /// is once space is freed (see [`ErrorKind::NoSpace`]).
+    pub fn is_no_space(&self) -> bool {
+        matches!(*self.0, ErrorKind::NoSpace { .. })
+    }
+
     /// True when bytes on disk failed a format or checksum check.
     pub fn is_corruption(&self) -> bool {
         matches!(*self.0, ErrorKind::Corruption { .. })
     }
 
+    /// An I/O error; a full file system ([`is_no_space_io`]) becomes
+    /// [`NoSpace`](ErrorKind::NoSpace). Every site that can report a full disk reports it before
+    /// anything is written, or goes through the log's poisoning, which turns it back into
+    /// [`Io`](ErrorKind::Io) (see [`Error::into_unclean`]).
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        if is_no_space_io(&source) {
+            return ErrorKind::NoSpace {
+                op,
+                path: path.into(),
+                source,
+            }
+            .into();
+        }
         ErrorKind::Io {
             op,
             path: path.into(),
             source,
         }
         .into()
+    }
+
+    /// The same failure as a plain [`Io`](ErrorKind::Io) error: for a full disk met after bytes
+    /// may have reached a file (or by an fsync), which is not clean and not retryable.
+    pub(crate) fn into_unclean(self) -> Error {
+        match *self.0 {
+            ErrorKind::NoSpace { op, path, source } => ErrorKind::Io { op, path, source }.into(),
+            kind => Error(Box::new(kind)),
+        }
     }
 
     /// A copy of this error for a second caller waiting on the same operation.
@@ -288,6 +330,20 @@ impl From<ErrorKind> for Error {
     }
 }
 
+/// Whether an OS error means the file system (or the user's quota) is full.
+pub(crate) fn is_no_space_io(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+fn clone_io(source: &io::Error) -> io::Error {
+    match source.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(source.kind(), source.to_string()),
+    }
+}
+
 /// An I/O error cannot be cloned; its copy keeps the kind, the raw OS code when there is one,
 /// and the message.
 impl Clone for ErrorKind {
@@ -297,10 +353,12 @@ impl Clone for ErrorKind {
             K::Io { op, path, source } => K::Io {
                 op,
                 path: path.clone(),
-                source: match source.raw_os_error() {
-                    Some(code) => io::Error::from_raw_os_error(code),
-                    None => io::Error::new(source.kind(), source.to_string()),
-                },
+                source: clone_io(source),
+            },
+            K::NoSpace { op, path, source } => K::NoSpace {
+                op,
+                path: path.clone(),
+                source: clone_io(source),
             },
             K::Corruption {
                 path,
@@ -445,6 +503,12 @@ impl fmt::Display for Error {
             ErrorKind::Io { op, path, source } => {
                 write!(f, "I/O error during {op} on {}: {source}", path.display())
             }
+            ErrorKind::NoSpace { op, path, source } => write!(
+                f,
+                "no space on the file system for {op} on {} ({source}); nothing was written: free \
+                 space and retry",
+                path.display()
+            ),
             ErrorKind::Corruption {
                 path,
                 position,
@@ -632,7 +696,7 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0 {
-            ErrorKind::Io { source, .. } => Some(source),
+            ErrorKind::Io { source, .. } | ErrorKind::NoSpace { source, .. } => Some(source),
             ErrorKind::StreamsProcessing {
                 cause: Some(cause), ..
             } => Some(cause),

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::failpoint::{self, sites};
 
 /// fsyncs a directory so that files created, renamed or removed in it survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
@@ -25,30 +26,74 @@ pub(crate) fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_inner(path, bytes, false)
 }
 
+/// The temp file is written, synced and renamed; until the rename `path` is untouched. A full
+/// disk on the way ([`NoSpace`](crate::ErrorKind::NoSpace): creating, writing or renaming the
+/// temp file) is clean: the temp file is removed and `path` holds its old bytes, so the caller
+/// may retry. A failed fsync (of the temp file or, after the rename, of the directory) is
+/// [`Io`](crate::ErrorKind::Io), never `NoSpace`: after the rename whether it is durable is
+/// unknown, and the callers that must know treat it as a failed fsync.
 fn write_atomic_inner(path: &Path, bytes: &[u8], sync_dir_after: bool) -> Result<()> {
     let tmp = tmp_path(path);
-    let mut f = File::create(&tmp).map_err(|e| Error::io("create temp file", &tmp, e))?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io("write temp file", &tmp, e))?;
-    // NOTE: the content must be durable before the rename is, or a crash could leave the new
-    // name pointing at an empty file.
-    f.sync_all()
-        .map_err(|e| Error::io("fsync temp file", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename temp file", path, e))?;
+    let written = write_tmp(&tmp, bytes).and_then(|()| {
+        failpoint::hit(sites::FILE_RENAME, path)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::io("rename temp file", path, e))
+    });
+    if written.is_err() {
+        // Nothing refers to the temp file; removing it gives back what it took.
+        let _ = std::fs::remove_file(&tmp);
+        return written;
+    }
     if sync_dir_after {
         if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
+            sync_dir(dir).map_err(Error::into_unclean)?;
         }
     }
     Ok(())
+}
+
+fn write_tmp(tmp: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = failpoint::hit(sites::FILE_CREATE, tmp)
+        .and_then(|()| File::create(tmp))
+        .map_err(|e| Error::io("create temp file", tmp, e))?;
+    failpoint::hit(sites::FILE_WRITE, tmp)
+        .and_then(|()| f.write_all(bytes))
+        .map_err(|e| Error::io("write temp file", tmp, e))?;
+    // NOTE: the content must be durable before the rename is, or a crash could leave the new
+    // name pointing at an empty file.
+    failpoint::hit(sites::FILE_FSYNC, tmp)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io("fsync temp file", tmp, e).into_unclean())
+}
+
+/// Removes `path` if it exists and makes the removal durable: for derived files that cannot be
+/// written for lack of space and would mislead if an old version stayed (removing needs no
+/// space and frees some).
+pub(crate) fn remove_durably(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("remove file", path, e).into_unclean()),
+    }
+    match path.parent() {
+        Some(dir) => sync_dir(dir).map_err(Error::into_unclean),
+        None => Ok(()),
+    }
 }
 
 /// Replaces `path` with `bytes` by rename, without any fsync: for files whose loss in a crash is
 /// harmless (the published group membership, which is not durable anyway).
 pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("write temp file", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename temp file", path, e))
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(|e| Error::io("write temp file", &tmp, e))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|e| Error::io("rename temp file", path, e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The temp file name used by the atomic writes for `path`.

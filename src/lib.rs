@@ -34,6 +34,10 @@
 mod config;
 mod consumer;
 mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
+#[cfg(not(feature = "failpoints"))]
+mod failpoint;
 mod fs;
 mod group;
 pub mod inspect;

@@ -300,7 +300,20 @@ impl OffsetStore {
             .map(|(tp, v)| ((group.to_string(), tp.clone()), v.clone()))
             .collect();
         apply(&mut state, entries);
-        self.maybe_snapshot(&state)
+        // The commit is durable now: a snapshot that finds no room is only put off (it is a
+        // shortcut for replay; what it appended so far repeats live values, and nothing was
+        // deleted), and must not make a durable commit look failed.
+        match self.maybe_snapshot(&state) {
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(
+                    target: "riverbed::log",
+                    error = %e,
+                    "no space to snapshot the committed offsets; put off"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Deletes every group's committed offsets for `topic`.

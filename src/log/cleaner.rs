@@ -470,10 +470,20 @@ pub(super) fn run(
             .counters
             .clean_offset
             .store(mapped_end, std::sync::atomic::Ordering::Relaxed);
-        crate::fs::write_replace(
+        match crate::fs::write_replace(
             &inner.dir.join(CHECKPOINT_FILE),
             &encode_checkpoint(mapped_end),
-        )?;
+        ) {
+            Ok(()) => {}
+            // Derived: an older clean offset only makes the next run look at more of the log.
+            Err(e) if e.is_no_space() => tracing::warn!(
+                target: "riverbed::log",
+                dir = %inner.dir.display(),
+                error = %e,
+                "no space for the cleaner checkpoint; skipped"
+            ),
+            Err(e) => return Err(e),
+        }
     }
     Ok(report)
 }
@@ -742,7 +752,22 @@ impl Inner {
             return Ok(());
         }
         let bytes = super::producer_state::encode_txn_index(written.base_offset, &entries);
-        crate::fs::write_atomic(path, &bytes)
+        match crate::fs::write_atomic(path, &bytes) {
+            Ok(()) => Ok(()),
+            // The swap is committed and the state in memory is whole: without the snapshot the
+            // next open replays the log and writes the `.txnindex` again.
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(
+                    target: "riverbed::log",
+                    file = %path.display(),
+                    error = %e,
+                    "no space for a transaction index; it is rebuilt at the next open"
+                );
+                crate::fs::remove_durably(path)?;
+                crate::fs::remove_durably(&self.dir.join(super::producer_state::SNAPSHOT_FILE))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Puts `written` (whose files are `.cleaned` and synced) in place of `group`, unless the

@@ -142,8 +142,11 @@ struct Inner {
 }
 
 struct Writer {
-    /// `None` only after close.
+    /// `None` after close, or after a roll sealed the old segment and could not create the new
+    /// one for lack of space: the next append (or roll) creates it (`start_segment`).
     active: Option<ActiveSegment>,
+    /// Set by close: no segment is created any more.
+    closed: bool,
     next_offset: u64,
     unflushed_messages: u64,
 }
@@ -179,52 +182,76 @@ impl Log {
         let opened = recovery::open(&dir, &config)?;
         log_recovery(&dir, &opened.report);
         let active = opened.active;
-        let next = active.seg.next_offset();
+        let next = opened.next_offset;
         let mut segments = opened.sealed;
-        segments.push(Arc::clone(&active.seg));
-        let log_start = segments.first().map_or(0, |s| s.base_offset);
-        let loaded = producer_state::load(&dir, &segments, next)?;
-        let clean_offset = cleaner::read_checkpoint(&dir);
+        if let Some(a) = &active {
+            segments.push(Arc::clone(&a.seg));
+        }
+        let log_start = segments.first().map_or(next, |s| s.base_offset);
         let mut report = opened.report;
+        let loaded = producer_state::load(&dir, &segments, next, active.is_some())?;
+        let clean_offset = cleaner::read_checkpoint(&dir);
         report.rebuilt_indexes.extend(loaded.rebuilt);
+        report.deferred_writes.extend(loaded.deferred);
         let producers = loaded.state;
-        let at_end = checkpoint_of(&active, next);
-        // Also when nothing was scanned, a checkpoint that does not name the recovered end (say
-        // it lies past a cut-off end of file) must not survive to mislead the next open.
         let on_disk = opened.disk_checkpoint;
-        let needs_checkpoint =
-            opened.needs_checkpoint || !on_disk.is_some_and(|c| c.same_point(&at_end));
-        let (cp, sync) = if needs_checkpoint {
-            // What recovery kept may be only in the page cache (the process died, the machine
-            // did not): nothing of the active segment counts as synced, and no checkpoint
-            // vouches for it yet.
-            let none = Checkpoint {
-                next_offset: 0,
-                segment_base: 0,
-                position: 0,
-                offset_entries: 0,
-                time_entries: 0,
-                clean: false,
-            };
-            let sync = SyncState {
-                durable_offset: active.seg.base_offset,
-                segment_base: active.seg.base_offset,
-                position: FILE_HEADER_LEN,
-            };
-            (none, sync)
-        } else {
-            let cp = on_disk.unwrap_or(at_end);
-            let sync = SyncState {
-                durable_offset: next,
-                segment_base: active.seg.base_offset,
-                position: active.position(),
-            };
-            (cp, sync)
+        let none = Checkpoint {
+            next_offset: 0,
+            segment_base: 0,
+            position: 0,
+            offset_entries: 0,
+            time_entries: 0,
+            clean: false,
         };
-        let inner = Arc::new(Inner {
+        let (needs_checkpoint, cp, sync) = match &active {
+            None => {
+                // No active segment (the disk had no room for one): every segment is sealed,
+                // so synced. No recovery point can name the end; an old one must not mislead.
+                let path = dir.join(checkpoint::FILE_NAME);
+                if on_disk.is_some() {
+                    crate::fs::remove_durably(&path)?;
+                    report.deferred_writes.push(path);
+                }
+                let sync = SyncState {
+                    durable_offset: next,
+                    segment_base: next,
+                    position: FILE_HEADER_LEN,
+                };
+                (false, none, sync)
+            }
+            Some(active) => {
+                let at_end = checkpoint_of(active, next);
+                // Also when nothing was scanned, a checkpoint that does not name the recovered
+                // end (say it lies past a cut-off end of file) must not survive to mislead the
+                // next open.
+                let needs_checkpoint =
+                    opened.needs_checkpoint || !on_disk.is_some_and(|c| c.same_point(&at_end));
+                if needs_checkpoint {
+                    // What recovery kept may be only in the page cache (the process died, the
+                    // machine did not): nothing of the active segment counts as synced, and no
+                    // checkpoint vouches for it yet.
+                    let sync = SyncState {
+                        durable_offset: active.seg.base_offset,
+                        segment_base: active.seg.base_offset,
+                        position: FILE_HEADER_LEN,
+                    };
+                    (true, none, sync)
+                } else {
+                    let cp = on_disk.unwrap_or(at_end);
+                    let sync = SyncState {
+                        durable_offset: next,
+                        segment_base: active.seg.base_offset,
+                        position: active.position(),
+                    };
+                    (false, cp, sync)
+                }
+            }
+        };
+        let mut inner = Arc::new(Inner {
             sync: Mutex::new(sync),
             writer: Mutex::new(Writer {
-                active: Some(active),
+                active,
+                closed: false,
                 next_offset: next,
                 unflushed_messages: 0,
             }),
@@ -254,8 +281,17 @@ impl Log {
         });
         if needs_checkpoint {
             // What recovery kept may still be only in the page cache (the process died, the
-            // machine did not): make it durable before vouching for it.
+            // machine did not): make it durable before vouching for it. (On a full disk the
+            // recovery point is removed instead of written: see `write_checkpoint`.)
             inner.sync_and_checkpoint(false)?;
+            if !recovery_point_exists(&inner.dir) {
+                // Not written for lack of space: say so. No other handle exists yet (the
+                // flusher starts below), so the report can still be changed in place.
+                if let Some(inner_mut) = Arc::get_mut(&mut inner) {
+                    let path = inner_mut.dir.join(checkpoint::FILE_NAME);
+                    inner_mut.report.deferred_writes.push(path);
+                }
+            }
         }
         let flusher = match inner.config.flush {
             FlushPolicy::Interval {
@@ -390,6 +426,10 @@ impl Log {
             return Ok(None);
         }
         header.base_offset = w.next_offset;
+        if w.active.is_none() {
+            // A roll that found no room for the new segment: create it now.
+            inner.start_segment(&mut w)?;
+        }
         let roll = match &w.active {
             Some(a) => {
                 !a.is_empty()
@@ -701,7 +741,7 @@ impl Log {
         match &w.active {
             Some(a) if !a.is_empty() => self.inner.roll_locked(&mut w),
             Some(_) => Ok(()),
-            None => Err(self.inner.closed()),
+            None => self.inner.start_segment(&mut w),
         }
     }
 
@@ -867,21 +907,34 @@ impl Log {
             let _ = t.join();
         }
         if self.inner.deleted.load(Ordering::Acquire) {
-            self.inner.writer.lock().active = None;
+            let mut w = self.inner.writer.lock();
+            w.active = None;
+            w.closed = true;
             return Ok(());
         }
         self.inner.check_poison()?;
-        {
-            let w = self.inner.writer.lock();
+        let snapshot = {
+            let mut w = self.inner.writer.lock();
             let Some(active) = &w.active else {
+                // Closed already, or the last segment is sealed (so synced) and no new one
+                // could be created: the next open makes the sealed one active again.
+                w.closed = true;
                 return Ok(());
             };
             // Before the clean checkpoint: a clean open trusts the snapshot to be at the end.
             self.inner
-                .write_producer_snapshot(w.next_offset, active.seg.base_offset)?;
+                .write_producer_snapshot(w.next_offset, active.seg.base_offset)
+        };
+        match snapshot {
+            Ok(()) => self.inner.sync_and_checkpoint(true)?,
+            // Without a snapshot at the end the close is not clean: everything is synced, and
+            // the next open replays the producer state from the older snapshot.
+            Err(e) if e.is_no_space() => self.inner.sync_and_checkpoint(false)?,
+            Err(e) => return Err(e),
         }
-        self.inner.sync_and_checkpoint(true)?;
-        self.inner.writer.lock().active = None;
+        let mut w = self.inner.writer.lock();
+        w.active = None;
+        w.closed = true;
         Ok(())
     }
 }
@@ -971,8 +1024,10 @@ impl Inner {
         crate::fs::write_replace(&self.dir.join(producer_state::SNAPSHOT_FILE), &bytes)
     }
 
-    /// Marks the log unusable after a failed write or fsync and returns the error.
+    /// Marks the log unusable after a failed write or fsync and returns the error (a full disk
+    /// met here is not clean: it comes back as `Io`, not the retryable `NoSpace`).
     fn poison(&self, e: Error) -> Error {
+        let e = e.into_unclean();
         tracing::error!(
             target: "riverbed::log",
             dir = %self.dir.display(),
@@ -999,7 +1054,18 @@ impl Inner {
     }
 
     /// Seals the active segment and starts the next. Holds the writer lock.
+    ///
+    /// A full disk never leaves the log half-rolled: before the seal only the final time entry
+    /// needs room (prefaulted by every append; failing, the old segment stays active and
+    /// appendable); after it the new segment's files are created, and if they cannot be, the
+    /// log is left with its last segment sealed and no active one, and the next append (or
+    /// roll) creates it. Either way the error is [`NoSpace`](ErrorKind::NoSpace) and nothing
+    /// acknowledged changed. A failed fsync while sealing poisons the log.
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
+        let Some(old) = w.active.as_mut() else {
+            return self.start_segment(w);
+        };
+        old.record_max_timestamp()?;
         let Some(old) = w.active.take() else {
             return Err(self.closed());
         };
@@ -1011,11 +1077,47 @@ impl Inner {
             .to_vec();
         if !aborted.is_empty() {
             let bytes = producer_state::encode_txn_index(sealed.base_offset, &aborted);
-            crate::fs::write_atomic(&sealed.paths.txn_index, &bytes).map_err(|e| self.poison(e))?;
+            match crate::fs::write_atomic(&sealed.paths.txn_index, &bytes) {
+                Ok(()) => {}
+                Err(e) if e.is_no_space() => {
+                    // The `.txnindex` is derived. Without the snapshot, the next open replays
+                    // the log and writes it again; the one in memory is complete.
+                    tracing::warn!(
+                        target: "riverbed::log",
+                        file = %sealed.paths.txn_index.display(),
+                        error = %e,
+                        "no space for a transaction index; it is rebuilt at the next open"
+                    );
+                    crate::fs::remove_durably(&self.dir.join(producer_state::SNAPSHOT_FILE))
+                        .map_err(|e| self.poison(e))?;
+                }
+                Err(e) => return Err(self.poison(e)),
+            }
+        }
+        self.start_segment(w)
+    }
+
+    /// Creates the active segment at the writer's next offset, after a seal: at a roll, or at
+    /// the next append or roll after a roll (or an open) found no room for it. Holds the writer
+    /// lock. A full disk is [`NoSpace`](ErrorKind::NoSpace) and leaves the log as it was.
+    fn start_segment(&self, w: &mut Writer) -> Result<()> {
+        if w.closed {
+            return Err(self.closed());
         }
         let cap = recovery::capacity(&self.config);
-        let new =
-            ActiveSegment::create(&self.dir, w.next_offset, cap).map_err(|e| self.poison(e))?;
+        let new = match ActiveSegment::create(&self.dir, w.next_offset, cap) {
+            Ok(new) => new,
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(
+                    target: "riverbed::log",
+                    dir = %self.dir.display(),
+                    error = %e,
+                    "no space for a new segment; the next append tries again"
+                );
+                return Err(e);
+            }
+            Err(e) => return Err(self.poison(e)),
+        };
         {
             let mut segs = self.segments.write();
             let mut v: Vec<Arc<Segment>> = segs.as_ref().clone();
@@ -1030,8 +1132,17 @@ impl Inner {
             "segment rolled"
         );
         w.active = Some(new);
-        self.write_producer_snapshot(w.next_offset, w.next_offset)
-            .map_err(|e| self.poison(e))?;
+        match self.write_producer_snapshot(w.next_offset, w.next_offset) {
+            Ok(()) => {}
+            // Derived: the previous snapshot stays, and the next open replays from it.
+            Err(e) if e.is_no_space() => tracing::warn!(
+                target: "riverbed::log",
+                dir = %self.dir.display(),
+                error = %e,
+                "no space for the producer state snapshot; skipped"
+            ),
+            Err(e) => return Err(self.poison(e)),
+        }
         self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
         self.retention_locked(now_ms())?;
         Ok(())
@@ -1060,6 +1171,12 @@ impl Inner {
         let (seg, position, next, checkpoint) = {
             let mut w = self.writer.lock();
             let next = w.next_offset;
+            if w.active.is_none() && !w.closed {
+                // The last segment is sealed (and so synced) and the next is not created yet.
+                s.durable_offset = next;
+                self.next_offset.fetch_max(next, Ordering::AcqRel);
+                return Ok(());
+            }
             let Some(a) = w.active.as_mut() else {
                 return Err(self.closed());
             };
@@ -1069,10 +1186,23 @@ impl Inner {
             } else {
                 pos - FILE_HEADER_LEN
             };
-            let checkpoint =
+            let mut checkpoint =
                 force_checkpoint || since_cp as u64 >= self.config.recovery_checkpoint_bytes;
             if checkpoint {
-                a.record_max_timestamp().map_err(|e| self.poison(e))?;
+                match a.record_max_timestamp() {
+                    Ok(()) => {}
+                    // No room for the entry that lets a checkpoint vouch for the time index:
+                    // sync without a checkpoint (the next one tries again). One that was due
+                    // at once (open, close) replaces a recovery point that may mislead: remove
+                    // that instead.
+                    Err(e) if e.is_no_space() => {
+                        checkpoint = false;
+                        if force_checkpoint {
+                            self.drop_checkpoint(&e).map_err(|e| self.poison(e))?;
+                        }
+                    }
+                    Err(e) => return Err(self.poison(e)),
+                }
             }
             let cp = Checkpoint {
                 clean,
@@ -1109,6 +1239,11 @@ impl Inner {
     }
 
     /// Replaces the checkpoint file, unless a newer one was written meanwhile.
+    ///
+    /// The recovery point is derived, so a full disk does not fail the caller: the file is
+    /// removed instead (durably; removing needs no space), which makes the next open scan the
+    /// whole log rather than trust a point that may no longer be true (a clean mark, or a point
+    /// past a cut), and the next checkpoint writes it again.
     fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
         let mut last = self.checkpoint.lock();
         if self.deleted.load(Ordering::Acquire) {
@@ -1117,15 +1252,50 @@ impl Inner {
         if cp.next_offset < last.next_offset || (cp == *last && recovery_point_exists(&self.dir)) {
             return Ok(());
         }
-        if last.clean && !cp.clean {
+        let path = self.dir.join(checkpoint::FILE_NAME);
+        let written = if last.clean && !cp.clean {
             // Losing this rename in a crash would bring back a clean mark over data written
             // after it: make it durable with the directory.
-            crate::fs::write_atomic(&self.dir.join(checkpoint::FILE_NAME), &cp.encode())?;
+            crate::fs::write_atomic(&path, &cp.encode())
         } else {
-            cp.write(&self.dir)?;
+            cp.write(&self.dir)
+        };
+        match written {
+            Ok(()) => {
+                self.clean_on_disk.store(cp.clean, Ordering::Release);
+                *last = cp;
+            }
+            Err(e) if e.is_no_space() => {
+                drop(last);
+                self.drop_checkpoint(&e)?;
+            }
+            Err(e) => return Err(e),
         }
-        self.clean_on_disk.store(cp.clean, Ordering::Release);
-        *last = cp;
+        Ok(())
+    }
+
+    /// Removes the recovery point (durably) when a new one cannot be written for lack of space
+    /// (`cause`): the next open scans the whole log rather than trust a point that may no longer
+    /// be true; the next checkpoint writes it again.
+    fn drop_checkpoint(&self, cause: &Error) -> Result<()> {
+        let mut last = self.checkpoint.lock();
+        let path = self.dir.join(checkpoint::FILE_NAME);
+        tracing::warn!(
+            target: "riverbed::log",
+            file = %path.display(),
+            error = %cause,
+            "no space for the recovery point; removed it (the next open scans the log)"
+        );
+        crate::fs::remove_durably(&path)?;
+        self.clean_on_disk.store(false, Ordering::Release);
+        *last = Checkpoint {
+            next_offset: last.next_offset,
+            segment_base: 0,
+            position: 0,
+            offset_entries: 0,
+            time_entries: 0,
+            clean: false,
+        };
         Ok(())
     }
 

@@ -536,6 +536,9 @@ pub(crate) struct Loaded {
     pub state: ProducerStates,
     /// `.txnindex` files that were missing or damaged and were written again.
     pub rebuilt: Vec<PathBuf>,
+    /// `.txnindex` files that were missing or damaged and could not be written for lack of
+    /// space (the state in memory has their entries; the next open rebuilds them).
+    pub deferred: Vec<PathBuf>,
 }
 
 /// Rebuilds the producer state of a log whose segments (sealed ones first, then the active one)
@@ -543,9 +546,21 @@ pub(crate) struct Loaded {
 /// batches after the snapshot. Without a usable snapshot (a log written before producer ids, or
 /// a damaged file) or with a damaged `.txnindex`, every batch is replayed and the `.txnindex`
 /// files are written again.
-pub(crate) fn load(dir: &Path, segments: &[Arc<Segment>], end: u64) -> Result<Loaded> {
+///
+/// `has_active` says whether the last segment is the active one (else all are sealed: a log
+/// that opened on a full disk without room for a new active segment).
+pub(crate) fn load(
+    dir: &Path,
+    segments: &[Arc<Segment>],
+    end: u64,
+    has_active: bool,
+) -> Result<Loaded> {
     let log_start = segments.first().map_or(end, |s| s.base_offset);
-    let sealed = &segments[..segments.len().saturating_sub(1)];
+    let sealed = if has_active {
+        &segments[..segments.len().saturating_sub(1)]
+    } else {
+        segments
+    };
     let snapshot_path = dir.join(SNAPSHOT_FILE);
     let snapshot = match std::fs::read(&snapshot_path) {
         Ok(bytes) => {
@@ -601,11 +616,13 @@ pub(crate) fn load(dir: &Path, segments: &[Arc<Segment>], end: u64) -> Result<Lo
         return Ok(Loaded {
             state,
             rebuilt: Vec::new(),
+            deferred: Vec::new(),
         });
     }
     let mut state = ProducerStates::default();
     state.replay(segments, log_start, end)?;
     let mut rebuilt = Vec::new();
+    let mut deferred = Vec::new();
     for seg in sealed {
         let entries = state.aborted_with_marker_in(seg.base_offset, seg.next_offset());
         let path = &seg.paths.txn_index;
@@ -617,11 +634,24 @@ pub(crate) fn load(dir: &Path, segments: &[Arc<Segment>], end: u64) -> Result<Lo
                 .map_err(|e| Error::io("remove transaction index", path, e))?;
             rebuilt.push(path.clone());
         } else if !entries.is_empty() && !intact {
-            crate::fs::write_atomic(path, &encode_txn_index(seg.base_offset, entries))?;
-            rebuilt.push(path.clone());
+            match crate::fs::write_atomic(path, &encode_txn_index(seg.base_offset, entries)) {
+                Ok(()) => rebuilt.push(path.clone()),
+                // A damaged file must not stay to be trusted next time; a missing one is
+                // noticed again (the snapshot is not rewritten before it exists).
+                Err(e) if e.is_no_space() => {
+                    crate::fs::remove_durably(path)?;
+                    crate::fs::remove_durably(&dir.join(SNAPSHOT_FILE))?;
+                    deferred.push(path.clone());
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
-    Ok(Loaded { state, rebuilt })
+    Ok(Loaded {
+        state,
+        rebuilt,
+        deferred,
+    })
 }
 
 // ---- .txnindex ------------------------------------------------------------------------------

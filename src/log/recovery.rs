@@ -39,6 +39,12 @@ pub struct RecoveryReport {
     /// Base offsets of compacted segments whose swap was committed but not finished when the
     /// log was last open, and which opening finished.
     pub finished_swaps: Vec<u64>,
+    /// Files that opening would have written but could not for lack of space, and opened
+    /// without: a new active segment (created by the first append), the recovery point (the
+    /// next open scans the log), rebuilt indexes (kept in memory, rebuilt again at the next
+    /// open) and `.txnindex` files (rebuilt at the next open). Nothing acknowledged depends on
+    /// them.
+    pub deferred_writes: Vec<PathBuf>,
 }
 
 /// Where and why recovery cut the log.
@@ -57,7 +63,11 @@ pub struct Truncation {
 /// The outcome of opening: sealed segments in order, the active one, and the report.
 pub(crate) struct Opened {
     pub sealed: Vec<Arc<Segment>>,
-    pub active: ActiveSegment,
+    /// `None` when a new active segment was needed and the disk had no room for it: the log
+    /// opens with only sealed segments, and the first append creates it.
+    pub active: Option<ActiveSegment>,
+    /// The offset the next batch gets.
+    pub next_offset: u64,
     pub report: RecoveryReport,
     /// Whether data was scanned, so it must be synced and a new checkpoint written.
     pub needs_checkpoint: bool,
@@ -78,6 +88,65 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         } else {
             crate::segment::PWRITE_FROM
         },
+    }
+}
+
+/// Creates the active segment at `base`, or — on a full disk — leaves it to the first append
+/// and says so in the report.
+fn create_active(
+    dir: &Path,
+    base: u64,
+    cap: Capacity,
+    report: &mut RecoveryReport,
+) -> Result<Option<ActiveSegment>> {
+    match ActiveSegment::create(dir, base, cap) {
+        Ok(a) => Ok(Some(a)),
+        Err(e) if e.is_no_space() => {
+            report
+                .deferred_writes
+                .push(SegmentPaths::new(dir, base).log);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Seals the last segment where it stands, for an open on a full disk: the data file is cut to
+/// `data_len` and synced, its index files (whose tail could not be written) removed and rebuilt
+/// from the data — in memory if there is no room for them either.
+fn seal_in_place(
+    dir: &Path,
+    base: u64,
+    data_len: usize,
+    next: u64,
+    cap: Capacity,
+    report: &mut RecoveryReport,
+) -> Result<Arc<Segment>> {
+    let paths = SegmentPaths::new(dir, base);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&paths.log)
+        .map_err(|e| Error::io("open segment file", &paths.log, e))?;
+    file.set_len(data_len as u64)
+        .map_err(|e| Error::io("cut segment file", &paths.log, e).into_unclean())?;
+    file.sync_all()
+        .map_err(|e| Error::io("fsync segment", &paths.log, e).into_unclean())?;
+    crate::fs::remove_durably(&paths.index)?;
+    crate::fs::remove_durably(&paths.time_index)?;
+    let (seg, _) = Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
+    seg.set_next_offset(next);
+    report.rebuilt_indexes.push(seg.paths.index.clone());
+    note_unwritten_index(&seg, report);
+    seg.check_tail();
+    Ok(Arc::new(seg))
+}
+
+/// A rebuilt index that the disk had no room for is kept in memory only: say so.
+fn note_unwritten_index(seg: &Segment, report: &mut RecoveryReport) {
+    for path in [&seg.paths.index, &seg.paths.time_index] {
+        if !path.exists() {
+            report.deferred_writes.push(path.clone());
+        }
     }
 }
 
@@ -234,10 +303,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
     let cp = Checkpoint::read(dir)?;
     let on_disk = cp;
     if bases.is_empty() {
-        let active = ActiveSegment::create(dir, 0, cap)?;
+        let active = create_active(dir, 0, cap, &mut report)?;
         return Ok(Opened {
             sealed: Vec::new(),
             active,
+            next_offset: 0,
             report,
             needs_checkpoint: true,
             disk_checkpoint: on_disk,
@@ -255,6 +325,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
         if rebuilt {
             report.rebuilt_indexes.push(seg.paths.index.clone());
+            note_unwritten_index(&seg, &mut report);
         }
         bind_end(&seg, bases[i + 1])?;
         seg.check_tail();
@@ -279,6 +350,7 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                 Segment::open_sealed(dir, base, cap.max_batch_bytes, cap.index_interval)?;
             if rebuilt {
                 report.rebuilt_indexes.push(seg.paths.index.clone());
+                note_unwritten_index(&seg, &mut report);
             }
             if let Some(&next) = bases.get(j + 1) {
                 bind_end(&seg, next)?;
@@ -287,10 +359,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             expected_next = seg.next_offset();
             sealed.push(Arc::new(seg));
             if is_last {
-                let active = ActiveSegment::create(dir, expected_next, cap)?;
+                let active = create_active(dir, expected_next, cap, &mut report)?;
                 return Ok(Opened {
                     sealed,
                     active,
+                    next_offset: expected_next,
                     report,
                     needs_checkpoint: true,
                     disk_checkpoint: on_disk,
@@ -344,10 +417,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             // Nothing in this file can be trusted, not even its header: it was being created
             // when the process died. Start it afresh at the offset where the log ends.
             remove_segment(dir, base, &mut report)?;
-            let active = ActiveSegment::create(dir, expected_next, cap)?;
+            let active = create_active(dir, expected_next, cap, &mut report)?;
             return Ok(Opened {
                 sealed,
                 active,
+                next_offset: expected_next,
                 report,
                 needs_checkpoint: true,
                 disk_checkpoint: on_disk,
@@ -369,12 +443,61 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             index_entries: cap.index_entries.max(needed),
             ..cap
         };
-        let mut active = ActiveSegment::reopen(dir, base, cap, outcome.reopened)?;
-        for e in &outcome.new_offset_entries {
-            active.push_offset_entry(e)?;
-        }
-        for e in &outcome.new_time_entries {
-            active.push_time_entry(e)?;
+        let holds_nothing = outcome.reopened.data_len <= FILE_HEADER_LEN && base == expected_next;
+        let mut active = match ActiveSegment::reopen(dir, base, cap, outcome.reopened) {
+            Ok(active) => active,
+            // A segment that holds no batch (a roll that was creating it when the process died,
+            // its index files missing) and no room to finish it: drop it, and let the first
+            // append create it, so that the log still opens on a full disk.
+            Err(e) if e.is_no_space() && holds_nothing => {
+                remove_segment(dir, base, &mut report)?;
+                report
+                    .deferred_writes
+                    .push(SegmentPaths::new(dir, base).log);
+                return Ok(Opened {
+                    sealed,
+                    active: None,
+                    next_offset: expected_next,
+                    report,
+                    needs_checkpoint: false,
+                    disk_checkpoint: on_disk,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let pushed = (|| -> Result<()> {
+            for e in &outcome.new_offset_entries {
+                active.push_offset_entry(e)?;
+            }
+            for e in &outcome.new_time_entries {
+                active.push_time_entry(e)?;
+            }
+            Ok(())
+        })();
+        match pushed {
+            Ok(()) => {}
+            // No room for the index entries the scan found: the segment is sealed as it stands
+            // (cut to its data, synced; its indexes, derived, are rebuilt — in memory while the
+            // disk is full), and the first append creates the next one. The log opens.
+            Err(e) if e.is_no_space() => {
+                let next = active.seg.next_offset();
+                let data_len = active.position();
+                drop(active);
+                let seg = seal_in_place(dir, base, data_len, next, cap, &mut report)?;
+                sealed.push(seg);
+                report
+                    .deferred_writes
+                    .push(SegmentPaths::new(dir, next).log);
+                return Ok(Opened {
+                    sealed,
+                    active: None,
+                    next_offset: next,
+                    report,
+                    needs_checkpoint: false,
+                    disk_checkpoint: on_disk,
+                });
+            }
+            Err(e) => return Err(e),
         }
         if cut_something {
             // The cut must be durable before new batches land where the garbage was.
@@ -382,7 +505,8 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         }
         return Ok(Opened {
             sealed,
-            active,
+            next_offset: active.seg.next_offset(),
+            active: Some(active),
             report,
             needs_checkpoint: scanned_any || cut_something,
             disk_checkpoint: on_disk,
@@ -390,10 +514,11 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
     }
     // Unreachable in practice: the loop returns at the last segment at the latest. Fall back to
     // a fresh segment after everything sealed rather than panic.
-    let active = ActiveSegment::create(dir, expected_next, cap)?;
+    let active = create_active(dir, expected_next, cap, &mut report)?;
     Ok(Opened {
         sealed,
         active,
+        next_offset: expected_next,
         report,
         needs_checkpoint: true,
         disk_checkpoint: on_disk,

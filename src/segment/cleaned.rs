@@ -96,11 +96,14 @@ impl CleanedWriter {
             })?;
         abandon(&paths)?;
         let path = with_suffix(&paths.log, CLEANED);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        let file = crate::failpoint::hit(crate::failpoint::sites::CLEANED_WRITE, &path)
+            .and_then(|()| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+            })
             .map_err(|e| Error::io("create cleaned segment", &path, e))?;
         let mut data = BufWriter::with_capacity(1 << 20, file);
         data.write_all(&file_header::encode_compacted(base, span))
@@ -122,8 +125,8 @@ impl CleanedWriter {
     pub fn push(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
         debug_assert!(header.base_offset >= self.base && header.next_offset() <= self.end);
         let path = &self.paths.log;
-        self.data
-            .write_all(batch)
+        crate::failpoint::hit(crate::failpoint::sites::CLEANED_WRITE, path)
+            .and_then(|()| self.data.write_all(batch))
             .map_err(|e| Error::io("write cleaned segment", with_suffix(path, CLEANED), e))?;
         let (o, t) = self.policy.note(self.position, header);
         if let Some(o) = o {

@@ -34,6 +34,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -71,6 +72,17 @@ impl Mapping {
         Ok(Arc::new(Mapping {
             raw,
             published: AtomicUsize::new(len),
+        }))
+    }
+
+    /// An anonymous (memory-only) mapping holding `bytes`: an index rebuilt at open that the
+    /// disk had no room to store. It is gone when the last reader drops it.
+    pub(crate) fn in_memory(bytes: &[u8]) -> io::Result<Arc<Mapping>> {
+        let mut map = MmapOptions::new().len(bytes.len().max(1)).map_anon()?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        Ok(Arc::new(Mapping {
+            raw: MmapRaw::from(map),
+            published: AtomicUsize::new(bytes.len()),
         }))
     }
 
@@ -135,9 +147,20 @@ fn fallocate_keep_size(file: &File, offset: usize, len: usize) -> io::Result<()>
     }
 }
 
-/// The single writer of a [`Mapping`]: appends bytes after the published prefix.
+/// Whether an error from prefaulting or reserving means the blocks could not be allocated: a
+/// full file system (or quota), or — from `MADV_POPULATE_WRITE` — `EFAULT`, which is how the
+/// kernel reports a page fault that would have raised SIGBUS (for a fresh page of a sparse file,
+/// an allocation that failed).
+fn allocation_failed(e: &io::Error) -> bool {
+    crate::error::is_no_space_io(e) || e.raw_os_error() == Some(libc::EFAULT)
+}
+
+/// The single writer of a [`Mapping`]: appends bytes after the published prefix. It owns the
+/// file it maps (for `fallocate`, `pwrite`, `fsync` and the cut at sealing).
 pub(crate) struct MapWriter {
     map: Arc<Mapping>,
+    file: File,
+    path: PathBuf,
     cursor: usize,
     /// End of the prefix whose pages are mapped writable (prefaulted).
     populated: usize,
@@ -148,22 +171,30 @@ pub(crate) struct MapWriter {
 }
 
 impl MapWriter {
-    /// Maps `capacity` bytes of `file` read-write. The file must already be at least `capacity`
-    /// bytes long (see `File::set_len`), and its first `published` bytes are taken as written.
-    pub(crate) fn new(file: &File, capacity: usize, published: usize) -> io::Result<MapWriter> {
+    /// Maps `capacity` bytes of `file` (at `path`) read-write. The file must already be at least
+    /// `capacity` bytes long (see `File::set_len`), and its first `published` bytes are taken as
+    /// written.
+    pub(crate) fn new(
+        file: File,
+        path: &Path,
+        capacity: usize,
+        published: usize,
+    ) -> io::Result<MapWriter> {
         if published > capacity || capacity == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("cannot map {capacity} bytes with {published} already written"),
             ));
         }
-        check_file_covers(file, capacity)?;
-        let raw = MmapOptions::new().len(capacity).map_raw(file)?;
+        check_file_covers(&file, capacity)?;
+        let raw = MmapOptions::new().len(capacity).map_raw(&file)?;
         Ok(MapWriter {
             map: Arc::new(Mapping {
                 raw,
                 published: AtomicUsize::new(published),
             }),
+            file,
+            path: path.to_path_buf(),
             cursor: published,
             populated: published,
             populate_supported: true,
@@ -177,6 +208,11 @@ impl MapWriter {
         &self.map
     }
 
+    /// The mapped file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Where the next byte goes.
     pub(crate) fn position(&self) -> usize {
         self.cursor
@@ -187,16 +223,22 @@ impl MapWriter {
         self.map.raw.len()
     }
 
-    /// A writable slice of `len` bytes at the cursor, which nobody else can see until
-    /// [`advance`](Self::advance) and [`publish`](Self::publish). Prefaults it first.
-    pub(crate) fn spare(&mut self, len: usize) -> io::Result<&mut [u8]> {
-        let end = self
-            .cursor
+    /// `cursor + len`, refused past the end of the map (a caller's bug: the log checks room
+    /// before it writes, so this is not a full disk).
+    fn end_of(&self, len: usize) -> io::Result<usize> {
+        self.cursor
             .checked_add(len)
             .filter(|end| *end <= self.capacity())
             .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::StorageFull, "write past the end of the map")
-            })?;
+                io::Error::new(io::ErrorKind::InvalidInput, "write past the end of the map")
+            })
+    }
+
+    /// A writable slice of `len` bytes at the cursor, which nobody else can see until
+    /// [`advance`](Self::advance) and [`publish`](Self::publish). Prefaults it first; a full
+    /// disk is an error here, before anything is written.
+    pub(crate) fn spare(&mut self, len: usize) -> io::Result<&mut [u8]> {
+        let end = self.end_of(len)?;
         if end > self.populated {
             self.populate(end)?;
         }
@@ -209,55 +251,88 @@ impl MapWriter {
         })
     }
 
+    /// Prefaults up to a chunk ahead of the cursor and at least to `end`. When the file system
+    /// has no room for the whole chunk, prefaults exactly to `end`: only a lack of space for the
+    /// bytes the caller is about to write is an error.
     fn populate(&mut self, end: usize) -> io::Result<()> {
         if !self.populate_supported {
             return Ok(());
         }
-        let target = end
+        let chunk = end
             .max(self.populated + POPULATE_CHUNK)
             .min(self.capacity());
-        match self.map.raw.advise_range(
-            Advice::PopulateWrite,
-            self.populated,
-            target - self.populated,
-        ) {
-            Ok(()) => {
-                self.populated = target;
-                self.reserved = self.reserved.max(target);
-                Ok(())
-            }
-            // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write without prefaulting.
-            Err(e) if e.raw_os_error() == Some(22) => {
-                self.populate_supported = false;
-                Ok(())
-            }
-            Err(e) => Err(e),
+        match self.populate_to(chunk) {
+            Err(e) if chunk > end && allocation_failed(&e) => self.populate_to(end),
+            other => other,
         }
     }
 
-    /// Allocates the disk blocks of `len` bytes at the cursor (and of up to a chunk beyond it)
-    /// in `file`, which must be the file this writer maps, so that the caller can then write
-    /// them with `pwrite` at [`position`](Self::position) without running out of space half-way.
-    /// Unlike [`spare`](Self::spare) it touches no page, so the kernel zero-fills nothing.
+    fn populate_to(&mut self, target: usize) -> io::Result<()> {
+        if target <= self.populated || !self.populate_supported {
+            return Ok(());
+        }
+        crate::failpoint::hit(crate::failpoint::sites::SEGMENT_ALLOCATE, &self.path)?;
+        let (from, len) = (self.populated, target - self.populated);
+        match self.map.raw.advise_range(Advice::PopulateWrite, from, len) {
+            Ok(()) => {}
+            // Kernels before 5.14 do not know MADV_POPULATE_WRITE: write without prefaulting.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.populate_supported = false;
+                return Ok(());
+            }
+            // A fault that would have been SIGBUS: for fresh pages of a sparse file, blocks that
+            // could not be allocated. `fallocate` tells why with a proper error (ENOSPC), or
+            // allocates them, after which the prefault is tried once more.
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                match fallocate_keep_size(&self.file, from, len) {
+                    Ok(()) => self
+                        .map
+                        .raw
+                        .advise_range(Advice::PopulateWrite, from, len)?,
+                    Err(f) if crate::error::is_no_space_io(&f) => return Err(f),
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::StorageFull,
+                            format!("prefaulting {len} bytes at {from} failed ({e}): no blocks"),
+                        ))
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.populated = target;
+        self.reserved = self.reserved.max(target);
+        Ok(())
+    }
+
+    /// Allocates the disk blocks of `len` bytes at the cursor (and of up to a chunk beyond it,
+    /// as far as the file system has room) so that the caller can then write them with `pwrite`
+    /// at [`position`](Self::position) without running out of space half-way. Unlike
+    /// [`spare`](Self::spare) it touches no page, so the kernel zero-fills nothing. Only a lack
+    /// of space for the `len` bytes themselves is an error (`ENOSPC`, nothing written).
     ///
     /// A file system that cannot preallocate is remembered: this returns `Ok(())` without
     /// reserving from then on, and [`can_reserve`](Self::can_reserve) says so.
-    pub(crate) fn reserve(&mut self, file: &File, len: usize) -> io::Result<()> {
-        let end = self
-            .cursor
-            .checked_add(len)
-            .filter(|end| *end <= self.capacity())
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::StorageFull, "write past the end of the map")
-            })?;
+    pub(crate) fn reserve(&mut self, len: usize) -> io::Result<()> {
+        let end = self.end_of(len)?;
         if end <= self.reserved || !self.reserve_supported {
             return Ok(());
         }
         let start = self.reserved.max(self.cursor);
-        let target = end.max(start + RESERVE_CHUNK).min(self.capacity());
-        match fallocate_keep_size(file, start, target - start) {
+        let chunk = end.max(start + RESERVE_CHUNK).min(self.capacity());
+        match self.reserve_range(start, chunk) {
+            Err(e) if chunk > end && crate::error::is_no_space_io(&e) => {
+                self.reserve_range(start, end)
+            }
+            other => other,
+        }
+    }
+
+    fn reserve_range(&mut self, start: usize, end: usize) -> io::Result<()> {
+        crate::failpoint::hit(crate::failpoint::sites::SEGMENT_ALLOCATE, &self.path)?;
+        match fallocate_keep_size(&self.file, start, end - start) {
             Ok(()) => {
-                self.reserved = target;
+                self.reserved = end;
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
@@ -285,13 +360,14 @@ impl MapWriter {
     }
 
     /// Syncs the published bytes, cuts the file to them, syncs its length, and leaves the
-    /// (now immutable) mapping to its readers. The file must be the one this writer maps.
-    pub(crate) fn seal(self, file: &File) -> io::Result<Arc<Mapping>> {
+    /// (now immutable) mapping to its readers.
+    pub(crate) fn seal(self) -> io::Result<Arc<Mapping>> {
         self.publish();
+        crate::failpoint::hit(crate::failpoint::sites::SEGMENT_FSYNC, &self.path)?;
         self.map.sync_range(0, self.cursor)?;
         // Invariant 2: the cut is at `published`, so no reader's slice loses a byte.
-        file.set_len(self.cursor as u64)?;
-        file.sync_all()?;
+        self.file.set_len(self.cursor as u64)?;
+        self.file.sync_all()?;
         Ok(self.map)
     }
 }
@@ -324,9 +400,15 @@ mod tests {
     fn reserve_allocates_blocks_ahead_without_changing_the_length() {
         let dir = tempfile::tempdir().unwrap();
         let file = sparse_file(&dir);
-        let mut w = MapWriter::new(&file, CAPACITY, 0).unwrap();
+        let mut w = MapWriter::new(
+            file.try_clone().unwrap(),
+            &dir.path().join("segment"),
+            CAPACITY,
+            0,
+        )
+        .unwrap();
         assert_eq!(allocated(&file), 0, "a fresh sparse file has no blocks");
-        w.reserve(&file, 10_000).unwrap();
+        w.reserve(10_000).unwrap();
         if !w.can_reserve() {
             return; // this file system cannot preallocate; `reserve` said so
         }
@@ -341,33 +423,45 @@ mod tests {
         w.publish();
         assert_eq!(w.mapping().bytes(), b"through the file");
         // Within the reserved chunk no further allocation happens; past the map it is refused.
-        w.reserve(&file, RESERVE_CHUNK - 16).unwrap();
+        w.reserve(RESERVE_CHUNK - 16).unwrap();
         assert_eq!(w.reserved, RESERVE_CHUNK);
-        let past = w.reserve(&file, CAPACITY).unwrap_err();
-        assert_eq!(past.kind(), io::ErrorKind::StorageFull);
+        let past = w.reserve(CAPACITY).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
     fn reserve_never_reaches_past_the_map() {
         let dir = tempfile::tempdir().unwrap();
         let file = sparse_file(&dir);
-        let mut w = MapWriter::new(&file, CAPACITY, CAPACITY - 100).unwrap();
-        w.reserve(&file, 100).unwrap();
+        let mut w = MapWriter::new(
+            file.try_clone().unwrap(),
+            &dir.path().join("segment"),
+            CAPACITY,
+            CAPACITY - 100,
+        )
+        .unwrap();
+        w.reserve(100).unwrap();
         assert!(w.reserved <= CAPACITY);
         assert_eq!(file.metadata().unwrap().len(), CAPACITY as u64);
-        assert!(w.reserve(&file, 101).is_err());
+        assert!(w.reserve(101).is_err());
     }
 
     #[test]
     fn prefaulting_counts_as_reserved() {
         let dir = tempfile::tempdir().unwrap();
         let file = sparse_file(&dir);
-        let mut w = MapWriter::new(&file, CAPACITY, 0).unwrap();
+        let mut w = MapWriter::new(
+            file.try_clone().unwrap(),
+            &dir.path().join("segment"),
+            CAPACITY,
+            0,
+        )
+        .unwrap();
         w.spare(100).unwrap();
         if w.populate_supported {
             assert_eq!(w.reserved, POPULATE_CHUNK);
             let before = allocated(&file);
-            w.reserve(&file, 100).unwrap();
+            w.reserve(100).unwrap();
             assert_eq!(
                 allocated(&file),
                 before,

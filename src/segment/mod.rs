@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::failpoint::sites;
 use crate::record::codec::{self, BatchHeader};
 use crate::record::{BatchRef, Records};
 use file_header::{FileKind, FILE_HEADER_LEN};
@@ -588,8 +589,23 @@ fn rebuild_indexes(
     Ok((index, time_index))
 }
 
+/// Writes a rebuilt index and maps it; on a full disk, keeps it in memory only (the next open
+/// rebuilds it again), so that a log opens on a full disk.
 fn write_sealed_file(path: &Path, bytes: &[u8], kind: FileKind, base: u64) -> Result<Arc<Mapping>> {
-    crate::fs::write_atomic(path, bytes)?;
+    match crate::fs::write_atomic(path, bytes) {
+        Ok(()) => {}
+        Err(e) if e.is_no_space() => {
+            tracing::warn!(
+                target: "riverbed::recovery",
+                file = %path.display(),
+                "no space to write a rebuilt index; kept in memory until the next open"
+            );
+            // A damaged file left in place would be rejected again by the next open.
+            let _ = std::fs::remove_file(path);
+            return Mapping::in_memory(bytes).map_err(|e| Error::io("map rebuilt index", path, e));
+        }
+        Err(e) => return Err(e),
+    }
     let file = File::open(path).map_err(|e| Error::io("open index", path, e))?;
     map_checked(&file, bytes.len(), kind, base, path).map(|(map, _)| map)
 }
@@ -706,9 +722,6 @@ impl IndexPolicy {
 /// The write side of the active segment.
 pub(crate) struct ActiveSegment {
     pub seg: Arc<Segment>,
-    data_file: File,
-    index_file: File,
-    time_file: File,
     data: MapWriter,
     index: MapWriter,
     time: MapWriter,
@@ -752,6 +765,10 @@ pub(crate) struct Reopened {
 }
 
 fn open_rw(path: &Path, create: bool) -> Result<File> {
+    if create {
+        crate::failpoint::hit(sites::SEGMENT_CREATE, path)
+            .map_err(|e| Error::io("create segment file", path, e))?;
+    }
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -789,21 +806,50 @@ fn open_index_rw(path: &Path, kind: FileKind, base: u64) -> Result<File> {
         file.set_len(0)
             .map_err(|e| Error::io("reset index file", path, e))?;
         std::io::Seek::rewind(&mut file).map_err(|e| Error::io("reset index file", path, e))?;
-        file.write_all(&file_header::encode(kind, base))
+        crate::failpoint::hit(sites::SEGMENT_HEADER, path)
+            .and_then(|()| file.write_all(&file_header::encode(kind, base)))
             .map_err(|e| Error::io("write index header", path, e))?;
     }
     Ok(file)
 }
 
 fn set_len(file: &File, len: usize, path: &Path) -> Result<()> {
-    file.set_len(len as u64)
+    crate::failpoint::hit(sites::SEGMENT_SET_LEN, path)
+        .and_then(|()| file.set_len(len as u64))
         .map_err(|e| Error::io("resize segment file", path, e))
+}
+
+/// An fsync failure: never clean, whatever the OS said (ARCHITECTURE.md, "fsync is never
+/// retried").
+fn fsync_err(op: &'static str, path: &Path, e: std::io::Error) -> Error {
+    Error::io(op, path, e).into_unclean()
 }
 
 impl ActiveSegment {
     /// Creates the three files of a new segment, each with its header, synced.
+    ///
+    /// A full disk ([`NoSpace`](crate::ErrorKind::NoSpace)) while creating, writing or sizing a
+    /// file is clean: the files created so far are removed again, so no half-created segment is
+    /// left for the next open to trip over, and the call can be retried. A failed fsync is not
+    /// clean ([`Io`](crate::ErrorKind::Io)); the files are removed all the same.
     pub fn create(dir: &Path, base_offset: u64, cap: Capacity) -> Result<ActiveSegment> {
         let paths = SegmentPaths::new(dir, base_offset);
+        let made = Self::create_files(dir, base_offset, cap, &paths);
+        if made.is_err() {
+            // Best effort: these files hold nothing but headers (no batch was ever written).
+            for path in [&paths.log, &paths.index, &paths.time_index] {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        made
+    }
+
+    fn create_files(
+        dir: &Path,
+        base_offset: u64,
+        cap: Capacity,
+        paths: &SegmentPaths,
+    ) -> Result<ActiveSegment> {
         for (path, kind) in [
             (&paths.log, FileKind::Log),
             (&paths.index, FileKind::OffsetIndex),
@@ -815,14 +861,16 @@ impl ActiveSegment {
                     .map_err(|e| Error::io("remove stale segment file", path, e))?;
             }
             let mut f = open_rw(path, true)?;
-            f.write_all(&file_header::encode(kind, base_offset))
+            crate::failpoint::hit(sites::SEGMENT_HEADER, path)
+                .and_then(|()| f.write_all(&file_header::encode(kind, base_offset)))
                 .map_err(|e| Error::io("write segment header", path, e))?;
             // NOTE: the header must be durable before any batch is, or recovery could find
             // batches in a file it cannot identify.
-            f.sync_all()
-                .map_err(|e| Error::io("fsync segment file", path, e))?;
+            crate::failpoint::hit(sites::SEGMENT_FSYNC, path)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| fsync_err("fsync segment file", path, e))?;
         }
-        crate::fs::sync_dir(dir)?;
+        crate::fs::sync_dir(dir).map_err(Error::into_unclean)?;
         let reopened = Reopened {
             cut: false,
             data_len: FILE_HEADER_LEN,
@@ -872,11 +920,11 @@ impl ActiveSegment {
             let path = path.to_path_buf();
             move |e| Error::io(what, path, e)
         };
-        let data = MapWriter::new(&data_file, data_cap, r.data_len)
+        let data = MapWriter::new(data_file, &paths.log, data_cap, r.data_len)
             .map_err(io("map segment", &paths.log))?;
-        let index = MapWriter::new(&index_file, index_cap, index_len)
+        let index = MapWriter::new(index_file, &paths.index, index_cap, index_len)
             .map_err(io("map index", &paths.index))?;
-        let time = MapWriter::new(&time_file, time_cap, time_len)
+        let time = MapWriter::new(time_file, &paths.time_index, time_cap, time_len)
             .map_err(io("map time index", &paths.time_index))?;
         file_header::check(
             data.mapping().bytes(),
@@ -910,9 +958,6 @@ impl ActiveSegment {
         });
         Ok(ActiveSegment {
             seg,
-            data_file,
-            index_file,
-            time_file,
             data,
             index,
             time,
@@ -953,28 +998,29 @@ impl ActiveSegment {
         len >= self.pwrite_from && (self.pwrite_from == 0 || self.data.can_reserve())
     }
 
-    /// Allocates room for a batch of `len` bytes and its index entries. An error here (a full
-    /// disk) leaves the segment untouched.
+    /// Allocates room for a batch of `len` bytes and its index entries (and the final time
+    /// entry sealing adds). An error here — [`NoSpace`](crate::ErrorKind::NoSpace) for a full
+    /// disk — leaves the segment untouched: nothing was written, and the append can be retried.
     pub fn prepare(&mut self, len: usize) -> Result<()> {
         let p = &self.seg.paths;
         let preallocate_err = |e| Error::io("preallocate segment", &p.log, e);
         if self.writes_through(len) {
-            self.data
-                .reserve(&self.data_file, len)
-                .map_err(preallocate_err)?;
+            self.data.reserve(len).map_err(preallocate_err)?;
         }
         // Checked again: `reserve` may just have found that blocks cannot be reserved here.
         if !self.writes_through(len) {
             self.data.spare(len).map_err(preallocate_err)?;
         }
+        // The time index also takes the final entry written at sealing: room for two entries.
+        let entries = if self.policy.due() { 2 } else { 1 };
         if self.policy.due() {
             self.index
                 .spare(OFFSET_ENTRY_LEN)
                 .map_err(|e| Error::io("preallocate index", &p.index, e))?;
-            self.time
-                .spare(TIME_ENTRY_LEN)
-                .map_err(|e| Error::io("preallocate time index", &p.time_index, e))?;
         }
+        self.time
+            .spare(entries * TIME_ENTRY_LEN)
+            .map_err(|e| Error::io("preallocate time index", &p.time_index, e))?;
         Ok(())
     }
 
@@ -985,26 +1031,25 @@ impl ActiveSegment {
         let pos = self.data.position();
         if self.writes_through(batch.len()) {
             use std::os::unix::fs::FileExt;
-            let write_err = |e| Error::io("write segment", &self.seg.paths.log, e);
+            // Bytes may have reached the file: never clean (the log is poisoned).
+            let write_err = |e| Error::io("write segment", &self.seg.paths.log, e).into_unclean();
             if pos + batch.len() > self.data.capacity() {
                 return Err(write_err(std::io::Error::from(
-                    std::io::ErrorKind::StorageFull,
+                    std::io::ErrorKind::InvalidInput,
                 )));
             }
             // Invariant 1 of mmap.rs: these bytes lie at or after the published length.
             let rest = batch.get(codec::BASE_OFFSET.end..).unwrap_or(&[]);
-            self.data_file
-                .write_all_at(&header.base_offset.to_le_bytes(), pos as u64)
-                .and_then(|()| {
-                    self.data_file
-                        .write_all_at(rest, (pos + codec::BASE_OFFSET.end) as u64)
-                })
+            let file = self.data.file();
+            crate::failpoint::hit(sites::SEGMENT_WRITE, &self.seg.paths.log)
+                .and_then(|()| file.write_all_at(&header.base_offset.to_le_bytes(), pos as u64))
+                .and_then(|()| file.write_all_at(rest, (pos + codec::BASE_OFFSET.end) as u64))
                 .map_err(write_err)?;
         } else {
             let dst = self
                 .data
                 .spare(batch.len())
-                .map_err(|e| Error::io("write segment", &self.seg.paths.log, e))?;
+                .map_err(|e| Error::io("write segment", &self.seg.paths.log, e).into_unclean())?;
             dst.copy_from_slice(batch);
             codec::set_base_offset(dst, header.base_offset);
         }
@@ -1037,15 +1082,16 @@ impl ActiveSegment {
     /// fsyncs all three files, contents and lengths.
     pub fn sync_files(&self) -> Result<()> {
         let p = &self.seg.paths;
-        self.data_file
-            .sync_all()
-            .map_err(|e| Error::io("fsync segment", &p.log, e))?;
-        self.index_file
-            .sync_all()
-            .map_err(|e| Error::io("fsync index", &p.index, e))?;
-        self.time_file
-            .sync_all()
-            .map_err(|e| Error::io("fsync time index", &p.time_index, e))
+        for (w, path, op) in [
+            (&self.data, &p.log, "fsync segment"),
+            (&self.index, &p.index, "fsync index"),
+            (&self.time, &p.time_index, "fsync time index"),
+        ] {
+            crate::failpoint::hit(sites::SEGMENT_FSYNC, path)
+                .and_then(|()| w.file().sync_all())
+                .map_err(|e| fsync_err(op, path, e))?;
+        }
+        Ok(())
     }
 
     fn push_entry(&mut self, offset_index: bool, entry: &[u8]) -> Result<()> {
@@ -1064,7 +1110,9 @@ impl ActiveSegment {
     }
 
     /// Appends a time entry for the current max timestamp if the index lacks one, so the time
-    /// index alone tells the segment's max timestamp after a restart.
+    /// index alone tells the segment's max timestamp after a restart. Its room is prefaulted
+    /// with each append ([`prepare`](Self::prepare)), and a failure to find room is clean
+    /// ([`NoSpace`](crate::ErrorKind::NoSpace), the index unchanged).
     pub fn record_max_timestamp(&mut self) -> Result<()> {
         if let Some(t) = self.policy.final_time_entry() {
             self.push_entry(false, &t.encode())?;
@@ -1074,35 +1122,37 @@ impl ActiveSegment {
 
     /// Syncs the data written between byte `from` and the cursor.
     pub fn sync_data_from(seg: &Segment, from: usize, to: usize) -> Result<()> {
-        seg.data
-            .sync_range(from, to.saturating_sub(from))
-            .map_err(|e| Error::io("fsync segment", &seg.paths.log, e))
+        crate::failpoint::hit(sites::SEGMENT_FSYNC, &seg.paths.log)
+            .and_then(|()| seg.data.sync_range(from, to.saturating_sub(from)))
+            .map_err(|e| fsync_err("fsync segment", &seg.paths.log, e))
     }
 
     /// Syncs both index files (all published entries).
     pub fn sync_indexes(seg: &Segment) -> Result<()> {
-        seg.index
-            .sync_range(0, seg.index.published())
-            .map_err(|e| Error::io("fsync index", &seg.paths.index, e))?;
+        crate::failpoint::hit(sites::SEGMENT_FSYNC, &seg.paths.index)
+            .and_then(|()| seg.index.sync_range(0, seg.index.published()))
+            .map_err(|e| fsync_err("fsync index", &seg.paths.index, e))?;
         seg.time_index
             .sync_range(0, seg.time_index.published())
-            .map_err(|e| Error::io("fsync time index", &seg.paths.time_index, e))
+            .map_err(|e| fsync_err("fsync time index", &seg.paths.time_index, e))
     }
 
     /// Makes the segment immutable: final time entry, everything synced, every file cut to its
-    /// content. Readers keep their mappings.
+    /// content. Readers keep their mappings. Call
+    /// [`record_max_timestamp`](Self::record_max_timestamp) first: its failure (a full disk)
+    /// is clean, while a failure here (of an fsync or of the cut) is not.
     pub fn seal(mut self) -> Result<Arc<Segment>> {
-        self.record_max_timestamp()?;
+        self.record_max_timestamp().map_err(Error::into_unclean)?;
         let p = self.seg.paths.clone();
         self.index
-            .seal(&self.index_file)
-            .map_err(|e| Error::io("seal index", &p.index, e))?;
+            .seal()
+            .map_err(|e| fsync_err("seal index", &p.index, e))?;
         self.time
-            .seal(&self.time_file)
-            .map_err(|e| Error::io("seal time index", &p.time_index, e))?;
+            .seal()
+            .map_err(|e| fsync_err("seal time index", &p.time_index, e))?;
         self.data
-            .seal(&self.data_file)
-            .map_err(|e| Error::io("seal segment", &p.log, e))?;
+            .seal()
+            .map_err(|e| fsync_err("seal segment", &p.log, e))?;
         self.seg.sealed.store(true, Ordering::Release);
         Ok(self.seg)
     }

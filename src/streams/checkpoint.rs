@@ -211,13 +211,34 @@ pub(crate) fn decode(bytes: &[u8], changelog: &str, partition: u32) -> Result<Sn
     })
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync directory).
-pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io("create checkpoint directory", dir, e))?;
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync directory); returns
+/// whether it did.
+///
+/// A snapshot only shortens a restore, so a full disk does not fail the caller (a task handing
+/// its partition over): the snapshot is skipped, and an older one at `path` is removed (durably)
+/// so that the next restore replays the whole changelog rather than trust a file whose offset
+/// may be long behind. `Ok(false)` says so.
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let written = match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("create checkpoint directory", dir, e))
+            .and_then(|()| crate::fs::write_atomic(path, bytes)),
+        None => crate::fs::write_atomic(path, bytes),
+    };
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_no_space() => {
+            tracing::warn!(
+                target: "riverbed::streams",
+                file = %path.display(),
+                error = %e,
+                "no space for a state store snapshot; skipped (the next restore replays the changelog)"
+            );
+            crate::fs::remove_durably(path)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
-    crate::fs::write_atomic(path, bytes)
 }
 
 /// The bytes of the snapshot at `path`, or `None` if there is none.

@@ -266,8 +266,9 @@ fn try_save(
             continue;
         };
         let bytes = checkpoint::encode(topic, p, *end, eos, now, data)?;
-        checkpoint::write(&checkpoint::path(store.dir(), topic, p), &bytes)?;
-        counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        if checkpoint::write(&checkpoint::path(store.dir(), topic, p), &bytes)? {
+            counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        }
     }
     Ok(())
 }

@@ -193,6 +193,20 @@ pub(crate) struct TxnEntry {
     /// Commit markers written without an fsync of their own, to make durable before the next
     /// durable record of this id.
     pub unsynced_markers: Vec<(Target, u64)>,
+    /// The markers (and the closing record) of an ended transaction that a full disk kept from
+    /// being written: written before anything else this id does, and by the store's
+    /// maintenance thread once there is room (see [`Coordinator::finish_markers`]).
+    pub unfinished: Option<Unfinished>,
+}
+
+/// What is left to write of a transaction's end (commit decided, or abort).
+pub(crate) struct Unfinished {
+    kind: ControlType,
+    fields: ProducerFields,
+    /// Where markers are still missing, in order.
+    targets: Vec<Target>,
+    /// The `CompleteCommit`/`CompleteAbort` record, appended after the last marker.
+    complete: TxnRecord,
 }
 
 pub(crate) struct OpenTxn {
@@ -285,6 +299,7 @@ impl Coordinator {
                     aborted_by_timeout: false,
                     sequences: HashMap::new(),
                     unsynced_markers: Vec::new(),
+                    unfinished: None,
                 })),
             );
         }
@@ -309,7 +324,17 @@ impl Coordinator {
             b.append(crate::log::now_ms(), Some(key), Some(value), &[]);
             self.log.append(&b.build()?)?;
             live.insert(key.to_vec(), value.to_vec());
-            self.maybe_snapshot(&live)?;
+            // The record is in the log: a snapshot that finds no room is put off (it only
+            // shortens replay; nothing is deleted before it is whole), and must not make the
+            // record look unwritten to the caller, nor skip its flush below.
+            match self.maybe_snapshot(&live) {
+                Err(e) if e.is_no_space() => tracing::warn!(
+                    target: "riverbed::txn",
+                    error = %e,
+                    "no space to rewrite the transaction log; put off"
+                ),
+                other => other?,
+            }
         }
         // NOTE: outside `live`, so that producers of different ids share fsyncs.
         if durable {
@@ -376,6 +401,7 @@ impl Coordinator {
                 aborted_by_timeout: false,
                 sequences: HashMap::new(),
                 unsynced_markers: Vec::new(),
+                unfinished: None,
             }))
         });
         Ok(Arc::clone(e))
@@ -384,6 +410,7 @@ impl Coordinator {
     /// Registers a new producer for `entry`'s id: aborts the open transaction of the previous
     /// one, bumps the epoch (fencing it) and records the new epoch durably.
     pub(crate) fn init(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        self.finish_markers(entry, offsets)?;
         if entry.open.is_some() {
             tracing::warn!(
                 target: "riverbed::txn",
@@ -427,6 +454,7 @@ impl Coordinator {
 
     /// Commits `entry`'s open transaction: data durable, decision durable, then markers.
     pub(crate) fn commit(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        self.finish_markers(entry, offsets)?;
         let Some(open) = entry.open.take() else {
             return Err(invalid_state("commit without begin"));
         };
@@ -464,60 +492,112 @@ impl Coordinator {
             });
             return Err(e);
         }
-        // Decided. Errors from here on leave markers to the next open, which completes the
-        // commit from the durable decision.
-        for (_, m) in &open.members {
-            match &m.target {
-                Target::Partition(p) => {
-                    if let Some(at) = p.log.append_marker(fields, ControlType::Commit)? {
-                        entry
-                            .unsynced_markers
-                            .push((Target::Partition(Arc::clone(p)), at));
-                    }
+        // Decided (Kafka answers EndTxn here too, and sends the markers afterwards). A full disk
+        // from here on leaves the markers to `finish_markers`: the commit stands, and
+        // `read_committed` readers see it once they are written. Other errors leave them to the
+        // next open, which completes the commit from the durable decision.
+        let unfinished = Unfinished {
+            kind: ControlType::Commit,
+            fields,
+            targets: open.members.iter().map(|(_, m)| m.target.clone()).collect(),
+            complete: TxnRecord {
+                producer_id: entry.producer_id,
+                epoch: entry.epoch,
+                phase: Phase::CompleteCommit,
+                partitions: open
+                    .members
+                    .iter()
+                    .map(|(tp, m)| (tp.clone(), m.first_sequence))
+                    .collect(),
+            },
+        };
+        self.write_markers(entry, offsets, unfinished)
+    }
+
+    /// Writes what is left of `u`, in order; on a failure keeps the rest in `entry.unfinished`.
+    /// A full disk is not the caller's error (the transaction's end is decided): it is logged
+    /// and `Ok` returned; the rest is written by the next call for this id or by the store's
+    /// maintenance thread.
+    fn write_markers(
+        &self,
+        entry: &mut TxnEntry,
+        offsets: &OffsetStore,
+        mut u: Unfinished,
+    ) -> Result<()> {
+        let result = (|| -> Result<()> {
+            while let Some(target) = u.targets.first().cloned() {
+                let at = match &target {
+                    Target::Partition(p) => p.log.append_marker(u.fields, u.kind)?,
+                    Target::Offsets => offsets.end_transaction(u.fields, u.kind)?,
+                };
+                if let (ControlType::Commit, Some(at)) = (u.kind, at) {
+                    entry.unsynced_markers.push((target, at));
                 }
-                Target::Offsets => {
-                    if let Some(at) = offsets.end_transaction(fields, ControlType::Commit)? {
-                        entry.unsynced_markers.push((Target::Offsets, at));
-                    }
+                u.targets.remove(0);
+            }
+            self.append(&txn_key(&entry.id), &u.complete.encode(), false)
+        })();
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                entry.unfinished = Some(u);
+                if !e.is_no_space() {
+                    return Err(e);
                 }
+                tracing::warn!(
+                    target: "riverbed::txn",
+                    transactional_id = %entry.id,
+                    error = %e,
+                    "no space for transaction markers; written once there is room"
+                );
+                Ok(())
             }
         }
-        let rec = TxnRecord {
-            producer_id: entry.producer_id,
-            epoch: entry.epoch,
-            phase: Phase::CompleteCommit,
-            partitions: open
-                .members
-                .iter()
-                .map(|(tp, m)| (tp.clone(), m.first_sequence))
-                .collect(),
+    }
+
+    /// Writes the markers a full disk held back (see [`TxnEntry::unfinished`]). Called before
+    /// anything else the id does (a new transaction's batches must follow the old one's
+    /// markers), and by the maintenance thread. A disk still full is
+    /// [`NoSpace`](ErrorKind::NoSpace).
+    pub(crate) fn finish_markers(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        let Some(u) = entry.unfinished.take() else {
+            return Ok(());
         };
-        self.append(&txn_key(&entry.id), &rec.encode(), false)
+        self.write_markers(entry, offsets, u)?;
+        match &entry.unfinished {
+            Some(u) => Err(ErrorKind::NoSpace {
+                op: "write transaction markers",
+                path: match u.targets.first() {
+                    Some(Target::Partition(p)) => p.log.dir().to_path_buf(),
+                    _ => offsets.log().dir().to_path_buf(),
+                },
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 
     /// Aborts `entry`'s open transaction (no-op without one).
     pub(crate) fn abort(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
+        self.finish_markers(entry, offsets)?;
         let Some(open) = entry.open.take() else {
             return Ok(());
         };
-        let fields = producer_fields(entry);
-        for (_, m) in &open.members {
-            match &m.target {
-                Target::Partition(p) => {
-                    p.log.append_marker(fields, ControlType::Abort)?;
-                }
-                Target::Offsets => {
-                    offsets.end_transaction(fields, ControlType::Abort)?;
-                }
-            }
-        }
-        let rec = TxnRecord {
-            producer_id: entry.producer_id,
-            epoch: entry.epoch,
-            phase: Phase::CompleteAbort,
-            partitions: Vec::new(),
+        // Without a commit decision the transaction is aborted (an open after a crash aborts
+        // it too): a full disk only puts off its markers (see `write_markers`).
+        let unfinished = Unfinished {
+            kind: ControlType::Abort,
+            fields: producer_fields(entry),
+            targets: open.members.iter().map(|(_, m)| m.target.clone()).collect(),
+            complete: TxnRecord {
+                producer_id: entry.producer_id,
+                epoch: entry.epoch,
+                phase: Phase::CompleteAbort,
+                partitions: Vec::new(),
+            },
         };
-        self.append(&txn_key(&entry.id), &rec.encode(), false)
+        self.write_markers(entry, offsets, unfinished)
     }
 
     /// Aborts the transactions open longer than their timeout. Returns how many.
@@ -529,6 +609,8 @@ impl Coordinator {
             // A producer holding its entry is busy, not idle: look again at the next tick
             // rather than wait for it (the store may be closing).
             let Some(mut e) = e.try_lock() else { continue };
+            // Markers a full disk held back: written once there is room (errors: still none).
+            let _ = self.finish_markers(&mut e, offsets);
             let expired = e
                 .open
                 .as_ref()

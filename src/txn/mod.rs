@@ -192,6 +192,9 @@ impl TransactionalProducer {
     /// if a transaction is open (or was aborted by its timeout and not yet acknowledged).
     pub fn begin(&self) -> Result<()> {
         let mut e = self.entry()?;
+        // The markers of the previous transaction, if a full disk held them back, come first.
+        let inner = &self.store.inner;
+        inner.txns.finish_markers(&mut e, &inner.offsets)?;
         if e.open.is_some() || e.aborted_by_timeout {
             return Err(invalid_state(
                 "begin while a transaction is open: commit or abort it first",
@@ -352,14 +355,18 @@ impl TransactionalProducer {
     }
 
     /// Commits the open transaction: when this returns, every record and offset of it is
-    /// durable and visible to `read_committed` consumers.
+    /// durable and visible to `read_committed` consumers — unless the disk was full when its
+    /// markers were written: the commit is decided and stands (Kafka answers `EndTxn` at the
+    /// same point), and the markers, which make it visible, are written as soon as there is room
+    /// (by the store's maintenance thread, or before this producer's next call).
     ///
     /// # Errors
     /// [`Fenced`](ErrorKind::Fenced); [`InvalidTransactionState`](ErrorKind::InvalidTransactionState)
     /// without an open transaction, after a failed send, or after the timeout aborted it;
-    /// [`Io`](ErrorKind::Io). An error before the decision is durable leaves the transaction
-    /// open (abort it); an error after it (writing markers) leaves the commit to be completed at
-    /// the next open.
+    /// [`NoSpace`](ErrorKind::NoSpace) before the decision (nothing decided: retry `commit`, or
+    /// abort); [`Io`](ErrorKind::Io). An error before the decision is durable leaves the
+    /// transaction open (abort it); an I/O error after it (writing markers) leaves the commit
+    /// to be completed at the next open.
     pub fn commit(&self) -> Result<()> {
         let mut e = self.entry()?;
         if e.aborted_by_timeout {
