@@ -611,13 +611,14 @@ mod tests {
     #[test]
     fn record_size_is_what_put_record_writes() {
         let big = vec![7u8; 300];
-        let cases: [(
+        type Case<'a> = (
             i64,
             u32,
-            Option<&[u8]>,
-            Option<&[u8]>,
-            Vec<(&str, Option<&[u8]>)>,
-        ); 5] = [
+            Option<&'a [u8]>,
+            Option<&'a [u8]>,
+            Vec<(&'a str, Option<&'a [u8]>)>,
+        );
+        let cases: [Case<'_>; 5] = [
             (0, 0, None, None, vec![]),
             (0, 0, Some(b"k"), Some(b"v"), vec![]),
             (
