@@ -597,3 +597,6 @@ fn compacted_and_transactional_data_is_sound_and_readable() {
 
 #[path = "cli/kafka_user.rs"]
 mod kafka_user;
+
+#[path = "cli/metadata_rebuild.rs"]
+mod metadata_rebuild;

@@ -3,36 +3,8 @@
 //! partition directories under the store's lock, and afterwards every record reads back.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_riverbed"))
-        .env_remove("RIVERBED_DIR")
-        .arg("-d")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn riverbed");
-    let mut input = child.stdin.take().expect("stdin");
-    let _ = input.write_all(stdin.as_bytes());
-    drop(input);
-    child.wait_with_output().expect("wait")
-}
-
-fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let out = run(dir, args, stdin);
-    assert!(
-        out.status.success(),
-        "riverbed {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
+use super::{ok, run_in as run};
 
 fn records(dir: &Path, topic: &str) -> Vec<String> {
     let out = ok(dir, &["consume", topic, "-e", "-f", "%p|%o|%s\\n"], "");
@@ -81,7 +53,7 @@ fn rebuild_metadata_after_the_topics_file_is_lost() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rebuild-metadata"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_riverbed"))
+    let out = super::bin()
         .arg("verify")
         .arg(&dir)
         .output()
