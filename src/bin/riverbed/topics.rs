@@ -250,7 +250,7 @@ fn rebuild_metadata(
     };
     for kv in config {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
-            Failure::Error(format!(
+            usage(format!(
                 "--config {kv:?}: expected KEY=VALUE or TOPIC:KEY=VALUE"
             ))
         })?;
