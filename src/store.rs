@@ -587,7 +587,7 @@ impl Store {
         }
         let mut config = old.clone();
         let pairs: Vec<(&str, &str)> = resolved.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        config.apply(&pairs)?;
+        config.apply_unvalidated(&pairs)?;
         config.validate()?;
         crate::log::check_alter(&old.log, &config.log)?;
         // The commit point.

@@ -1125,7 +1125,10 @@ impl Inner {
     }
 
     fn time_to_roll(&self, active: &ActiveSegment, batch_max_ts: i64) -> bool {
-        match (self.config().segment_ms, active.policy.first_batch_timestamp) {
+        match (
+            self.config().segment_ms,
+            active.policy.first_batch_timestamp,
+        ) {
             (Some(ms), Some(first)) => batch_max_ts.saturating_sub(first) >= ms as i64,
             _ => false,
         }
