@@ -237,7 +237,8 @@ fn refused_changes_change_nothing() {
     store.create_topic("t", small_topic()).unwrap();
     let meta = dir.path().join("topics");
     let before = (describe(&store, "t").0, std::fs::read(&meta).unwrap());
-    let cases: &[(&[(&str, Option<&str>)], &str)] = &[
+    type Settings<'a> = &'a [(&'a str, Option<&'a str>)];
+    let cases: &[(Settings, &str)] = &[
         // max_record_bytes must fit a segment: each alone would be valid.
         (
             &[
@@ -328,7 +329,7 @@ fn concurrent_sends_while_altering_lose_nothing() {
             let mut n = 0u64;
             let mut seg = 4096u64;
             while !stop.load(Ordering::Relaxed) {
-                let max = if n % 2 == 0 { "1024" } else { "2048" };
+                let max = if n.is_multiple_of(2) { "1024" } else { "2048" };
                 seg += 512;
                 let seg_s = seg.to_string();
                 let ret = (n * 1000 + WEEK_MS).to_string();
@@ -341,7 +342,11 @@ fn concurrent_sends_while_altering_lose_nothing() {
                             ("retention_ms", Some(&ret)),
                             (
                                 "timestamp_type",
-                                Some(if n % 3 == 0 { "append" } else { "create" }),
+                                Some(if n.is_multiple_of(3) {
+                                    "append"
+                                } else {
+                                    "create"
+                                }),
                             ),
                         ],
                     )
