@@ -519,6 +519,101 @@ impl Store {
         Ok(())
     }
 
+    /// Changes settings of a topic while the store is open, as Kafka's `incrementalAlterConfigs`
+    /// (`kafka-configs.sh --alter --add-config k=v --delete-config k`): each `(key, Some(value))`
+    /// sets a key, each `(key, None)` resets it to its default (Kafka's SET and DELETE). Keys and
+    /// values are spelled as in [`TopicConfig::entries`] and [`TopicConfig::apply`] (e.g.
+    /// `("retention_ms", Some("none"))`, `("cleanup_policy", Some("compact"))`); all are applied
+    /// together. Returns the new configuration.
+    ///
+    /// Key/value pairs rather than a closure over [`TopicConfig`]: the same spelling serves the
+    /// metadata file, the CLI and `describe`, a reset to the default can be said, and nothing
+    /// can touch `partitions` by accident.
+    ///
+    /// The whole new configuration is validated and checked against the open logs first (see
+    /// [`Log::alter_config`] for what each setting affects and when). Then the metadata file is
+    /// replaced atomically with the new settings: the commit point. If that write fails (a
+    /// full disk is [`NoSpace`](ErrorKind::NoSpace)), nothing changed, in memory or on disk.
+    /// After it every partition log and the producers use the new settings.
+    ///
+    /// A delete-policy topic may become compacted, as in Kafka. From then on producers must
+    /// give keys; records written without one before stay: Riverbed's cleaner keeps keyless
+    /// records (Kafka's drops them), so the change deletes nothing.
+    ///
+    /// # Errors
+    /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`InvalidConfig`](ErrorKind::InvalidConfig)
+    /// for `partitions` (use [`add_partitions`](Self::add_partitions)), an invalid
+    /// configuration or a change an open log cannot honour (see [`Log::alter_config`]);
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown key or a value that
+    /// does not parse; [`NoSpace`](ErrorKind::NoSpace) or [`Io`](ErrorKind::Io) writing the
+    /// metadata. Nothing is changed on error.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        settings: &[(&str, Option<&str>)],
+    ) -> Result<TopicConfig> {
+        let _admin = self.inner.admin.lock();
+        let t = self.inner.topic(name)?;
+        let old = t.config.clone();
+        if let Some((key, _)) = settings.iter().find(|(k, _)| *k == "partitions") {
+            return Err(Error::config(
+                "partitions",
+                format!(
+                    "{key} cannot be altered as a setting of topic {name:?}; add partitions with \
+                     add_partitions (riverbed topics alter --partitions)"
+                ),
+            ));
+        }
+        let defaults = TopicConfig::new(old.partitions).entries();
+        let mut resolved: Vec<(&str, String)> = Vec::with_capacity(settings.len());
+        for (key, value) in settings {
+            let value = match value {
+                Some(v) => (*v).to_string(),
+                None => match defaults.iter().find(|(k, _)| k == key) {
+                    Some((_, v)) => v.clone(),
+                    None => {
+                        return Err(Error::invalid(format!(
+                            "unknown topic setting {key:?}; known: {}",
+                            defaults
+                                .iter()
+                                .map(|(k, _)| k.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )))
+                    }
+                },
+            };
+            resolved.push((key, value));
+        }
+        let mut config = old.clone();
+        let pairs: Vec<(&str, &str)> = resolved.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        config.apply_unvalidated(&pairs)?;
+        config.validate()?;
+        crate::log::check_alter(&old.log, &config.log)?;
+        // The commit point.
+        self.inner.write_metadata_with(name, &config)?;
+        let parts = t.partitions.read().clone();
+        for p in parts.iter() {
+            p.log.set_config(config.log.clone());
+        }
+        let new_topic = Arc::new(Topic {
+            name: name.to_string(),
+            config: config.clone(),
+            partitions: RwLock::new(parts),
+            sticky: Sticky::default(),
+        });
+        let mut next = self.inner.topics.read().clone();
+        next.insert(name.to_string(), new_topic);
+        *self.inner.topics.write() = next;
+        tracing::info!(
+            target: "riverbed::store",
+            topic = name,
+            settings = ?settings,
+            "topic configuration altered"
+        );
+        Ok(config)
+    }
+
     /// Names of all topics, sorted.
     pub fn list_topics(&self) -> Vec<String> {
         let mut v: Vec<String> = self.inner.topics.read().keys().cloned().collect();

@@ -126,6 +126,16 @@ impl TopicConfig {
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown key, a value that
     /// does not parse or a configuration that is invalid; the configuration is unchanged then.
     pub fn apply(&mut self, settings: &[(&str, &str)]) -> Result<()> {
+        let mut c = self.clone();
+        c.apply_unvalidated(settings)?;
+        c.validate().map_err(|e| Error::invalid(e.to_string()))?;
+        *self = c;
+        Ok(())
+    }
+
+    /// [`apply`](Self::apply) without the final validation, for callers that report an invalid
+    /// combination as [`InvalidConfig`](crate::ErrorKind::InvalidConfig) themselves.
+    pub(crate) fn apply_unvalidated(&mut self, settings: &[(&str, &str)]) -> Result<()> {
         let mut entries = self.entries();
         for (key, value) in settings {
             let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) else {
@@ -144,7 +154,7 @@ impl TopicConfig {
         for (k, v) in entries {
             line.push_str(&format!(" {k}={v}"));
         }
-        let (_, config) = decode_topic(&line, false).map_err(Error::invalid)?;
+        let (_, config) = parse_topic(&line, false).map_err(Error::invalid)?;
         *self = config;
         Ok(())
     }
@@ -373,6 +383,13 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
 }
 
 fn decode_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
+    let (name, c) = parse_topic(line, v1)?;
+    c.validate().map_err(|e| e.to_string())?;
+    Ok((name, c))
+}
+
+/// A topic line's name and settings, not validated as a whole.
+fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
     let mut words = line.split(' ');
     if words.next() != Some("topic") {
         return Err("does not start with \"topic\"".into());
@@ -460,7 +477,6 @@ fn decode_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfi
             _ => return Err(format!("unknown setting {k:?}")),
         }
     }
-    c.validate().map_err(|e| e.to_string())?;
     Ok((name, c))
 }
 

@@ -377,7 +377,8 @@ pub(super) fn run(
     options: &CompactionConfig,
     stop: &dyn Fn() -> bool,
 ) -> Result<CompactionReport> {
-    let config = &inner.config;
+    let config = inner.config();
+    let config = &*config;
     if !config.cleanup_policy.compacts() {
         return Err(Error::invalid(format!(
             "the log in {} is not compacted (its cleanup policy is {:?})",
@@ -528,7 +529,7 @@ fn cleanable_segments(inner: &Inner, segments: &[Arc<Segment>], now: i64) -> Vec
     };
     let checkpoint_base = inner.checkpoint.lock().segment_base;
     let mut end = active.base_offset.min(checkpoint_base);
-    let lag = i64::try_from(inner.config.min_compaction_lag_ms).unwrap_or(i64::MAX);
+    let lag = i64::try_from(inner.config().min_compaction_lag_ms).unwrap_or(i64::MAX);
     if lag > 0 {
         let horizon = now.saturating_sub(lag);
         if let Some(young) = segments.iter().find(|s| s.max_timestamp() > horizon) {
@@ -629,7 +630,7 @@ fn clean_group(
     };
     let base = first.base_offset;
     let end = last.next_offset();
-    let cap = super::recovery::capacity(&inner.config);
+    let cap = super::recovery::capacity(&inner.config());
     let open = || {
         CleanedWriter::create(
             &inner.dir,

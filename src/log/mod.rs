@@ -107,7 +107,9 @@ pub struct Log {
 
 struct Inner {
     dir: PathBuf,
-    config: LogConfig,
+    /// The current configuration. Replaced whole by [`Log::alter_config`] (under the writer
+    /// lock); each append, roll, retention or cleaner pass reads one snapshot of it.
+    config: RwLock<Arc<LogConfig>>,
     writer: Mutex<Writer>,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     /// The high watermark: offsets below it are readable.
@@ -276,7 +278,7 @@ impl Log {
             cleaner: Mutex::new(cleaner::CleanerState { clean_offset }),
             maint: Mutex::new(()),
             dir,
-            config,
+            config: RwLock::new(Arc::new(config)),
             _lock: lock,
         });
         if needs_checkpoint {
@@ -293,7 +295,7 @@ impl Log {
                 }
             }
         }
-        let flusher = match inner.config.flush {
+        let flusher = match inner.config().flush {
             FlushPolicy::Interval {
                 interval: Some(every),
                 ..
@@ -363,21 +365,23 @@ impl Log {
     ) -> Result<Option<AppendInfo>> {
         let inner = &*self.inner;
         inner.check_poison()?;
+        // One snapshot per append (see `alter_config`).
+        let config = inner.config();
         if batch.len() < crate::record::codec::HEADER_LEN {
             return Err(Error::invalid("cannot append an empty (unbuilt) batch"));
         }
-        if batch.len() > inner.config.max_record_bytes {
+        if batch.len() > config.max_record_bytes {
             return Err(ErrorKind::RecordTooLarge {
                 size: batch.len(),
-                max: inner.config.max_record_bytes,
+                max: config.max_record_bytes,
             }
             .into());
         }
-        if inner.config.cleanup_policy.compacts() {
+        if config.cleanup_policy.compacts() {
             refuse_keyless(batch)?;
         }
         let stamped;
-        let batch = if inner.config.timestamp_type == TimestampType::LogAppendTime {
+        let batch = if config.timestamp_type == TimestampType::LogAppendTime {
             let mut b = batch.clone();
             b.stamp_log_append_time(now_ms());
             stamped = b;
@@ -407,7 +411,7 @@ impl Log {
                 } => {
                     drop(w);
                     // The original append may still wait for its fsync: so must the retry.
-                    if inner.config.flush == FlushPolicy::EveryAppend {
+                    if config.flush == FlushPolicy::EveryAppend {
                         inner.sync_to(last_offset + 1)?;
                     }
                     return Ok(Some(AppendInfo {
@@ -446,7 +450,7 @@ impl Log {
         if !active.has_room(batch.len()) {
             return Err(ErrorKind::RecordTooLarge {
                 size: batch.len(),
-                max: inner.config.segment_bytes as usize - FILE_HEADER_LEN,
+                max: config.segment_bytes as usize - FILE_HEADER_LEN,
             }
             .into());
         }
@@ -472,15 +476,15 @@ impl Log {
         // A marker right after durable data need not wait for an fsync of its own (see
         // `append_marker`); after unsynced data it must not make that data readable early.
         let deferred_marker = control.is_some()
-            && inner.config.flush == FlushPolicy::EveryAppend
+            && config.flush == FlushPolicy::EveryAppend
             && inner.next_offset.load(Ordering::Acquire) == header.base_offset;
-        if inner.config.flush != FlushPolicy::EveryAppend || deferred_marker {
+        if config.flush != FlushPolicy::EveryAppend || deferred_marker {
             inner.next_offset.store(next, Ordering::Release);
         }
         // NOTE: with EveryAppend the high watermark moves only once the batch is on disk (in
         // `sync_locked`), so no consumer can read, and commit past, what a machine crash could
         // still take away.
-        let flush = match inner.config.flush {
+        let flush = match config.flush {
             FlushPolicy::EveryAppend => !deferred_marker,
             FlushPolicy::Interval {
                 messages: Some(n), ..
@@ -680,9 +684,46 @@ impl Log {
         &self.inner.dir
     }
 
-    /// The configuration the log was opened with.
-    pub fn config(&self) -> &LogConfig {
-        &self.inner.config
+    /// The log's current configuration (the one it was opened with, as changed since by
+    /// [`alter_config`](Self::alter_config)).
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.inner.config()
+    }
+
+    /// Replaces the log's configuration while it is open (what
+    /// [`Store::alter_topic_config`](crate::Store::alter_topic_config) does to every partition
+    /// of a topic). The swap happens under the writer lock; each append reads one snapshot of
+    /// the configuration, so it runs wholly under the old or wholly under the new one. What
+    /// each setting affects:
+    /// - `max_record_bytes`, `timestamp_type`, `cleanup_policy` (keyless records refused on a
+    ///   compacting log), `flush` (when an append fsyncs): the next append;
+    /// - `segment_bytes`, `segment_ms`, `index_interval_bytes`, `index_max_bytes`: the next
+    ///   segment (the active one keeps the sizes it was created with);
+    /// - `retention_ms`, `retention_bytes`, the compaction settings: the next retention or
+    ///   cleaner pass;
+    /// - `recovery_checkpoint_bytes`: the next sync; `recovery`: the next open.
+    ///
+    /// Refused ([`InvalidConfig`](ErrorKind::InvalidConfig), nothing changed):
+    /// - an invalid configuration ([`LogConfig::validate`]);
+    /// - a smaller `segment_bytes`: opening a log bounds every batch by the segment size, so
+    ///   batches already written under the larger size could read as corrupt at the next open;
+    /// - a different flush interval timer (`FlushPolicy::Interval { interval: Some(..), .. }`
+    ///   added, removed or changed): its thread is started at open; close and reopen the log
+    ///   with the new policy instead. Every other flush change is allowed.
+    ///
+    /// # Errors
+    /// As above; [`Poisoned`](ErrorKind::Poisoned).
+    pub fn alter_config(&self, config: LogConfig) -> Result<()> {
+        check_alter(&self.inner.config(), &config)?;
+        self.inner.check_poison()?;
+        self.set_config(config);
+        Ok(())
+    }
+
+    /// Swaps in `config`, which [`check_alter`] accepted against the current one.
+    pub(crate) fn set_config(&self, config: LogConfig) {
+        let _w = self.inner.writer.lock();
+        *self.inner.config.write() = Arc::new(config);
     }
 
     /// A snapshot of the log's figures: offsets, size, and what was appended, read and synced
@@ -706,7 +747,7 @@ impl Log {
             appended_bytes: load(&c.appended_bytes),
             read_records: load(&c.read_records),
             read_bytes: load(&c.read_bytes),
-            compaction: inner.config.cleanup_policy.compacts().then(|| {
+            compaction: inner.config().cleanup_policy.compacts().then(|| {
                 crate::metrics::CompactionMetrics {
                     totals: c.compaction.lock().clone(),
                     clean_offset: load(&c.clean_offset),
@@ -956,6 +997,38 @@ impl std::fmt::Debug for Log {
     }
 }
 
+/// Whether `new` may replace `old` in an open log (see [`Log::alter_config`]).
+pub(crate) fn check_alter(old: &LogConfig, new: &LogConfig) -> Result<()> {
+    new.validate()?;
+    if new.segment_bytes < old.segment_bytes {
+        return Err(Error::config(
+            "segment_bytes",
+            format!(
+                "cannot be lowered while the log is open ({} to {}): segments already written may \
+                 hold batches up to the old size, which a log opened with the smaller size would \
+                 read as corrupt",
+                old.segment_bytes, new.segment_bytes
+            ),
+        ));
+    }
+    let timer = |f: &FlushPolicy| match f {
+        FlushPolicy::Interval { interval, .. } => *interval,
+        _ => None,
+    };
+    if timer(&old.flush) != timer(&new.flush) {
+        return Err(Error::config(
+            "flush",
+            format!(
+                "the flush interval timer cannot change while the log is open ({:?} to {:?}): its \
+                 thread is started at open; change it when the log is closed",
+                timer(&old.flush),
+                timer(&new.flush)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn spawn_flusher(inner: Arc<Inner>, every: Duration) -> Result<JoinHandle<()>> {
     let dir = inner.dir.clone();
     std::thread::Builder::new()
@@ -978,6 +1051,11 @@ fn spawn_flusher(inner: Arc<Inner>, every: Duration) -> Result<JoinHandle<()>> {
 }
 
 impl Inner {
+    /// A snapshot of the current configuration.
+    fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read())
+    }
+
     fn check_poison(&self) -> Result<()> {
         if self.deleted.load(Ordering::Acquire) {
             return Err(Error::invalid(format!(
@@ -1047,7 +1125,10 @@ impl Inner {
     }
 
     fn time_to_roll(&self, active: &ActiveSegment, batch_max_ts: i64) -> bool {
-        match (self.config.segment_ms, active.policy.first_batch_timestamp) {
+        match (
+            self.config().segment_ms,
+            active.policy.first_batch_timestamp,
+        ) {
             (Some(ms), Some(first)) => batch_max_ts.saturating_sub(first) >= ms as i64,
             _ => false,
         }
@@ -1104,7 +1185,7 @@ impl Inner {
         if w.closed {
             return Err(self.closed());
         }
-        let cap = recovery::capacity(&self.config);
+        let cap = recovery::capacity(&self.config());
         let new = match ActiveSegment::create(&self.dir, w.next_offset, cap) {
             Ok(new) => new,
             Err(e) if e.is_no_space() => {
@@ -1187,7 +1268,7 @@ impl Inner {
                 pos - FILE_HEADER_LEN
             };
             let mut checkpoint =
-                force_checkpoint || since_cp as u64 >= self.config.recovery_checkpoint_bytes;
+                force_checkpoint || since_cp as u64 >= self.config().recovery_checkpoint_bytes;
             if checkpoint {
                 match a.record_max_timestamp() {
                     Ok(()) => {}
@@ -1300,7 +1381,8 @@ impl Inner {
     }
 
     fn retention_locked(&self, now_ms: i64) -> Result<RetentionReport> {
-        if self.deleted.load(Ordering::Acquire) || !self.config.cleanup_policy.deletes() {
+        let config = self.config();
+        if self.deleted.load(Ordering::Acquire) || !config.cleanup_policy.deletes() {
             return Ok(RetentionReport {
                 log_start_offset: self.log_start.load(Ordering::Acquire),
                 ..RetentionReport::default()
@@ -1312,12 +1394,10 @@ impl Inner {
         let mut total: u64 = segments.iter().map(|s| s.size()).sum();
         let mut doomed = 0;
         for seg in sealed {
-            let expired = self
-                .config
+            let expired = config
                 .retention_ms
                 .is_some_and(|ms| seg.max_timestamp() < now_ms.saturating_sub(ms as i64));
-            let oversize = self
-                .config
+            let oversize = config
                 .retention_bytes
                 .is_some_and(|limit| total.saturating_sub(seg.size()) >= limit);
             if !(expired || oversize) {

@@ -81,6 +81,33 @@ pub enum TopicsCmd {
         #[arg(long)]
         total: u32,
     },
+    /// Change a topic's settings (Kafka's `kafka-configs.sh --alter --entity-type topics`):
+    /// set keys, reset others to their defaults, all at once. Takes the store's lock.
+    #[command(
+        after_help = "Examples:\n  riverbed -d ./data topics alter events --add-config \
+        retention.ms=3600000,max.message.bytes=2097152\n  \
+        riverbed -d ./data topics alter events --delete-config retention.ms\n\n\
+        Keys as in `topics create` (Kafka's names work too). Retention and compaction settings \
+        apply at the next retention or cleaner pass, segment and index sizes at the next roll, \
+        max_record_bytes, timestamp_type, compression and flush at the next send. Refused: \
+        partitions (use add-partitions), a smaller segment_bytes, adding, removing or changing \
+        a flush interval timer; nothing is changed then."
+    )]
+    Alter {
+        /// Topic name.
+        topic: String,
+        /// Settings to set, KEY=VALUE[,KEY=VALUE...] (repeatable).
+        #[arg(long = "add-config", value_name = "KEY=VALUE[,KEY=VALUE]")]
+        add_config: Vec<String>,
+        /// A setting to set, KEY=VALUE (repeatable; as in `topics create`).
+        #[arg(short, long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Settings to reset to their defaults, KEY[,KEY...] (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY[,KEY]")]
+        delete_config: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Rebuild the topic metadata file from the partition directories (for a store that does
     /// not open because its `topics` file is missing, stale or damaged).
     #[command(
@@ -226,6 +253,13 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
             dry_run,
             out,
         } => rebuild_metadata(&dir, config, *replace_damaged, *dry_run, *out, &mut w)?,
+        TopicsCmd::Alter {
+            topic,
+            add_config,
+            config,
+            delete_config,
+            out,
+        } => alter(&dir, topic, add_config, config, delete_config, *out, &mut w)?,
         TopicsCmd::AddPartitions { topic, total } => {
             let store = open_store(&dir, false)?;
             store.add_partitions(topic, *total)?;
@@ -345,6 +379,95 @@ fn rebuild_metadata(
 }
 
 use std::io::Write;
+
+/// `topics alter`: the settings to set and to reset, translated as `--config` is, then
+/// `Store::alter_topic_config`; prints the topic's settings afterwards.
+fn alter(
+    dir: &std::path::Path,
+    topic: &str,
+    add_config: &[String],
+    config: &[String],
+    delete_config: &[String],
+    out: Output,
+    w: &mut dyn Write,
+) -> CmdResult {
+    let mut set: Vec<String> = add_config
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::to_string)
+        .collect();
+    // A Kafka value may itself hold a comma (`cleanup.policy=compact,delete`): a piece without
+    // `=` continues the previous value.
+    let mut joined: Vec<String> = Vec::new();
+    for piece in set.drain(..) {
+        match joined.last_mut() {
+            Some(last) if !piece.contains('=') => {
+                last.push(',');
+                last.push_str(&piece);
+            }
+            _ => joined.push(piece),
+        }
+    }
+    joined.extend(config.iter().cloned());
+    let set = parse_settings(&joined)?;
+    let mut reset = Vec::new();
+    for key in delete_config.iter().flat_map(|s| s.split(',')) {
+        if key.is_empty() || key.contains('=') {
+            return Err(usage(format!(
+                "--delete-config {key:?}: expected a setting name, without a value"
+            )));
+        }
+        let (k, _) = kafka_setting(key, "");
+        if k == "partitions" {
+            return Err(usage(
+                "--delete-config partitions: the partition count is changed with \
+                 `topics add-partitions`",
+            ));
+        }
+        reset.push(k);
+    }
+    if set.is_empty() && reset.is_empty() {
+        return Err(usage(
+            "nothing to alter: give --add-config KEY=VALUE, --config KEY=VALUE or \
+             --delete-config KEY",
+        ));
+    }
+    if let Some(k) = reset.iter().find(|k| set.iter().any(|(s, _)| s == *k)) {
+        return Err(usage(format!("{k} is both set and reset")));
+    }
+    let settings: Vec<(&str, Option<&str>)> = set
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .chain(reset.iter().map(|k| (k.as_str(), None)))
+        .collect();
+    let store = open_store(dir, false)?;
+    let c = store
+        .alter_topic_config(topic, &settings)
+        .map_err(|e| match e.kind() {
+            riverbed::ErrorKind::InvalidArgument(_) => usage(format!("{e} (nothing was changed)")),
+            riverbed::ErrorKind::InvalidConfig { .. } => {
+                usage(format!("{e} (nothing was changed)"))
+            }
+            _ => Failure::from(e),
+        })?;
+    let entries = c.entries();
+    if out.json {
+        let config: serde_json::Map<String, Value> =
+            entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        print_json(w, &json!({"topic": topic, "config": config}))?;
+        return Ok(());
+    }
+    writeln!(w, "altered topic {topic}:")?;
+    for (k, v) in entries.iter().filter(|(k, _)| k != "partitions") {
+        let mark = if settings.iter().any(|(s, _)| s == k) {
+            "  (changed)"
+        } else {
+            ""
+        };
+        writeln!(w, "  {k}={v}{mark}")?;
+    }
+    Ok(())
+}
 
 /// `--config` settings as the library names them. Kafka's names and values are accepted too
 /// (`retention.ms=-1`, `cleanup.policy=compact`, `max.message.bytes`, ...), so that settings
