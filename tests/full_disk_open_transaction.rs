@@ -225,3 +225,34 @@ fn a_decided_commit_is_completed_once_there_is_room() {
 fn an_undecided_transaction_is_aborted_once_there_is_room() {
     scenario(false);
 }
+
+/// Only the old transaction's marker lacks room (here: only `t-0`'s directory is full; the
+/// transaction log has room for a new registration). The producer still waits: registering a
+/// new epoch before the marker would let the new epoch's batches precede it.
+#[test]
+fn a_producer_waits_for_the_marker_even_when_its_own_record_fits() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    crash_with_open_transaction(&dir, false);
+    fill_disk(&dir.join("t-0"));
+    let store = Store::open(&dir).unwrap();
+    let e = store
+        .transactional_producer("tx")
+        .err()
+        .expect("a producer registered before its previous transaction's marker");
+    assert!(e.is_no_space(), "not NoSpace: {e}");
+    assert_eq!(
+        read(&store, 0, IsolationLevel::ReadCommitted),
+        vec![b"before".to_vec()]
+    );
+    failpoint::disarm(&dir.join("t-0"));
+    let txn = store.transactional_producer("tx").unwrap();
+    txn.begin().unwrap();
+    txn.send(Record::new("t").partition(0).value("next"))
+        .unwrap();
+    txn.commit().unwrap();
+    assert_eq!(
+        read(&store, 0, IsolationLevel::ReadCommitted),
+        vec![b"before".to_vec(), b"next".to_vec()]
+    );
+}
