@@ -268,6 +268,13 @@ impl Store {
     /// writes a metadata file from the directories. A directory without a `topics` file and
     /// without partition directories is a new store.
     ///
+    /// Transactions a crash left open are ended from the coordinator's durable decisions (commit
+    /// markers where it decided to commit, abort markers elsewhere). A full disk does not fail
+    /// the open: markers without room are written by the maintenance thread once there is room;
+    /// meanwhile `read_committed` readers stop at those transactions and
+    /// [`transactional_producer`](Self::transactional_producer) fails with
+    /// [`NoSpace`](ErrorKind::NoSpace).
+    ///
     /// # Errors
     /// [`Locked`](ErrorKind::Locked) if another handle, in this process or another, has the
     /// directory open; [`Corruption`](ErrorKind::Corruption) naming the metadata file if it is

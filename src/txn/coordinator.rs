@@ -18,6 +18,12 @@
 //! their own, the coordinator makes a transaction's commit markers durable before it writes the
 //! next durable record of the same transactional id (usually free: the next transaction's data
 //! appends sync the same logs).
+//!
+//! A full disk never fails the end of a decided transaction nor the open: markers without room
+//! are kept (a running transaction's in [`TxnEntry::unfinished`], recovery's in the coordinator,
+//! see [`Coordinator::finish_recovery`]) and written in order by the store's maintenance thread
+//! once there is room, and before the same producer id writes again; the completion record
+//! follows its markers. Meanwhile the open transaction holds its partition's last stable offset.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -757,8 +763,14 @@ impl Coordinator {
     /// epoch's batches must not precede the marker that ends its previous transaction).
     ///
     /// # Errors
-    /// [`NoSpace`](ErrorKind::NoSpace) while some of it still does not fit; what it is left is
+    /// [`NoSpace`](ErrorKind::NoSpace) while some of it still does not fit; what is left is
     /// kept for the next call.
+    ///
+    /// Every transactional producer's init waits, not only those of the ids concerned: the log
+    /// holds producer ids, not transactional ids, and a registration needs room too. Nothing
+    /// else waits: other producers append, offsets are committed, readers read (an open
+    /// transaction holds its partition's last stable offset, so `read_committed` readers stop
+    /// before it, as Kafka's do while its markers are pending).
     pub(crate) fn finish_recovery(&self, offsets: &OffsetStore) -> Result<()> {
         let mut r = self.recovery.lock();
         let r = &mut *r;
