@@ -9,12 +9,14 @@
 //! thread writes the markers, then the completion record; a reopen finds the same.
 //!
 //! The disk is made full with the failpoint seam (feature `failpoints`): every block reservation
-//! and segment creation under the store fails with `ENOSPC` until disarmed. Kafka's reference is
-//! its coordinator's recovery: a transaction loaded in `PrepareCommit` is completed with commit
-//! markers, one still `Ongoing` is aborted (`TransactionStateManager.loadTransactionsForTxnTopicPartition`
-//! and `TransactionMarkerChannelManager`, which retries markers until they are written), and a
-//! producer's `InitProducerId` waits (`CONCURRENT_TRANSACTIONS`, retriable) while its previous
-//! transaction's markers are pending.
+//! and segment creation under the store fails with `ENOSPC` until disarmed.
+//!
+//! Kafka's reference: a producer's `InitProducerId` while its id's previous transaction is in
+//! `PrepareCommit`/`PrepareAbort` (markers pending) gets the retriable `CONCURRENT_TRANSACTIONS`
+//! (`TransactionCoordinator.prepareInitProducerIdTransit` in
+//! core/src/main/scala/kafka/coordinator/transaction/TransactionCoordinator.scala; tests
+//! `TransactionCoordinatorTest.shouldWaitForCommitToCompleteOnHandleInitPidAndExistingTransactionInPrepareCommitState`
+//! and `...InPrepareAbortState`); here that wait is the retriable `NoSpace`.
 #![cfg(feature = "failpoints")]
 
 use std::path::Path;
