@@ -762,15 +762,15 @@ impl Coordinator {
     /// the store's maintenance thread, and before a transactional producer registers (a new
     /// epoch's batches must not precede the marker that ends its previous transaction).
     ///
-    /// # Errors
-    /// [`NoSpace`](ErrorKind::NoSpace) while some of it still does not fit; what is left is
-    /// kept for the next call.
-    ///
     /// Every transactional producer's init waits, not only those of the ids concerned: the log
     /// holds producer ids, not transactional ids, and a registration needs room too. Nothing
     /// else waits: other producers append, offsets are committed, readers read (an open
     /// transaction holds its partition's last stable offset, so `read_committed` readers stop
     /// before it, as Kafka's do while its markers are pending).
+    ///
+    /// # Errors
+    /// [`NoSpace`](ErrorKind::NoSpace) while some of it still does not fit; what is left is
+    /// kept for the next call. Another error (a poisoned log) is returned likewise.
     pub(crate) fn finish_recovery(&self, offsets: &OffsetStore) -> Result<()> {
         let mut r = self.recovery.lock();
         let r = &mut *r;
