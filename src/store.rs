@@ -627,10 +627,11 @@ const TXN_TIMEOUT_TICK: std::time::Duration = std::time::Duration::from_millis(1
 /// The store's maintenance thread. Every `TXN_TIMEOUT_TICK` it writes the transaction markers a
 /// full disk held back (of recovery at open, and of transactions ended since) and aborts
 /// transactions open past their timeout; when the cleaner is enabled it also compacts the
-/// dirtiest partition whose dirty ratio reached its topic's `min_cleanable_dirty_ratio`, looking again after `backoff` when
-/// there is none. It holds the store only weakly between rounds (never while it sleeps), and a
-/// compaction round stops between segment groups once asked to; the last `Store` handle stops
-/// and joins it, so a dropped store has released its directory when the drop returns.
+/// dirtiest partition whose dirty ratio reached its topic's `min_cleanable_dirty_ratio`, looking
+/// again after `backoff` when there is none. It holds the store only weakly between rounds (never
+/// while it sleeps), and a compaction round stops between segment groups once asked to; the last
+/// `Store` handle stops and joins it, so a dropped store has released its directory when the drop
+/// returns.
 fn maintenance_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
     let should_stop = || *stop.0.lock();
     let mut next_clean = Instant::now();
