@@ -130,10 +130,9 @@ fn open_full(dir: &Path) -> Store {
             );
         }
         assert!(store.committed_offsets("g").is_empty());
-        let e = store
-            .transactional_producer("tx")
-            .err()
-            .expect("a producer registered before its previous transaction ended");
+        let Err(e) = store.transactional_producer("tx") else {
+            panic!("a producer registered before its previous transaction ended")
+        };
         assert!(e.is_no_space(), "not NoSpace: {e}");
         // Several maintenance ticks pass; nothing changes while the disk is full.
         std::thread::sleep(Duration::from_millis(150));
@@ -238,10 +237,9 @@ fn a_producer_waits_for_the_marker_even_when_its_own_record_fits() {
     crash_with_open_transaction(&dir, false);
     fill_disk(&dir.join("t-0"));
     let store = Store::open(&dir).unwrap();
-    let e = store
-        .transactional_producer("tx")
-        .err()
-        .expect("a producer registered before its previous transaction's marker");
+    let Err(e) = store.transactional_producer("tx") else {
+        panic!("a producer registered before its previous transaction's marker")
+    };
     assert!(e.is_no_space(), "not NoSpace: {e}");
     assert_eq!(
         read(&store, 0, IsolationLevel::ReadCommitted),

@@ -472,10 +472,9 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
         read(IsolationLevel::ReadCommitted),
         vec![b"before".to_vec()]
     );
-    let e = store
-        .transactional_producer("tx")
-        .err()
-        .expect("registered");
+    let Err(e) = store.transactional_producer("tx") else {
+        panic!("registered")
+    };
     assert!(is_no_space(&e), "{e:?}");
 
     std::fs::remove_file(&filler).unwrap();
