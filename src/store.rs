@@ -268,6 +268,13 @@ impl Store {
     /// writes a metadata file from the directories. A directory without a `topics` file and
     /// without partition directories is a new store.
     ///
+    /// Transactions a crash left open are ended from the coordinator's durable decisions (commit
+    /// markers where it decided to commit, abort markers elsewhere). A full disk does not fail
+    /// the open: markers without room are written by the maintenance thread once there is room;
+    /// meanwhile `read_committed` readers stop at those transactions and
+    /// [`transactional_producer`](Self::transactional_producer) fails with
+    /// [`NoSpace`](ErrorKind::NoSpace).
+    ///
     /// # Errors
     /// [`Locked`](ErrorKind::Locked) if another handle, in this process or another, has the
     /// directory open; [`Corruption`](ErrorKind::Corruption) naming the metadata file if it is
@@ -712,18 +719,25 @@ impl Store {
 /// How often the maintenance thread looks for transactions past their timeout.
 const TXN_TIMEOUT_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The store's maintenance thread. Every `TXN_TIMEOUT_TICK` it aborts transactions open past
-/// their timeout; when the cleaner is enabled it also compacts the dirtiest partition whose dirty
-/// ratio reached its topic's `min_cleanable_dirty_ratio`, looking again after `backoff` when
-/// there is none. It holds the store only weakly between rounds (never while it sleeps), and a
-/// compaction round stops between segment groups once asked to; the last `Store` handle stops
-/// and joins it, so a dropped store has released its directory when the drop returns.
+/// The store's maintenance thread. Every `TXN_TIMEOUT_TICK` it writes the transaction markers a
+/// full disk held back (of recovery at open, and of transactions ended since) and aborts
+/// transactions open past their timeout; when the cleaner is enabled it also compacts the
+/// dirtiest partition whose dirty ratio reached its topic's `min_cleanable_dirty_ratio`, looking
+/// again after `backoff` when there is none. It holds the store only weakly between rounds (never
+/// while it sleeps), and a compaction round stops between segment groups once asked to; the last
+/// `Store` handle stops and joins it, so a dropped store has released its directory when the drop
+/// returns.
 fn maintenance_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
     let should_stop = || *stop.0.lock();
     let mut next_clean = Instant::now();
     loop {
         {
             let Some(inner) = store.upgrade() else { return };
+            // Markers a full disk kept recovery at open from writing (an error: still no room;
+            // tried again at the next tick). Readers waiting on a last stable offset wake.
+            if inner.txns.recovery_pending() && inner.txns.finish_recovery(&inner.offsets).is_ok() {
+                inner.notify.notify();
+            }
             if inner.txns.expire(Instant::now(), &inner.offsets) > 0 {
                 inner.notify.notify();
             }
@@ -997,22 +1011,31 @@ impl StoreInner {
 }
 
 /// Ends every transaction a crash left open, in every partition log and the offsets log: commit
-/// where the coordinator durably decided to commit, abort everywhere else.
+/// where the coordinator durably decided to commit, abort everywhere else. A full disk does not
+/// fail the open: the markers that do not fit are written by the maintenance thread once there
+/// is room (see [`Coordinator::complete_recovered`]).
 fn recover_transactions(
     topics: &HashMap<String, Arc<Topic>>,
     offsets: &OffsetStore,
     txns: &Coordinator,
     decisions: &HashMap<String, crate::txn::coordinator::TxnRecord>,
 ) -> Result<()> {
+    use crate::txn::coordinator::Target;
     let by_pid: HashMap<i64, &crate::txn::coordinator::TxnRecord> =
         decisions.values().map(|r| (r.producer_id, r)).collect();
+    let mut markers = Vec::new();
     for t in topics.values() {
         for p in t.partitions.read().iter() {
-            Coordinator::recover_log(&p.log, Some(&p.tp), &by_pid, None)?;
+            let target = Target::Partition(Arc::clone(p));
+            markers.extend(Coordinator::recovery_markers(&target, &by_pid, offsets));
         }
     }
-    Coordinator::recover_log(offsets.log(), None, &by_pid, Some(offsets))?;
-    txns.complete_recovered(decisions)
+    markers.extend(Coordinator::recovery_markers(
+        &Target::Offsets,
+        &by_pid,
+        offsets,
+    ));
+    txns.complete_recovered(decisions, markers, offsets)
 }
 
 pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use riverbed::{
-    BatchBuilder, Compression, ConsumerConfig, ErrorKind, FlushPolicy, Log, LogConfig, Record,
-    RecordBatch, Store, TopicConfig, TopicPartition,
+    BatchBuilder, Compression, ConsumerConfig, ErrorKind, FlushPolicy, IsolationLevel, Log,
+    LogConfig, Record, RecordBatch, Store, TopicConfig, TopicPartition,
 };
 
 /// A tmpfs mounted under a temp directory, unmounted on drop.
@@ -370,4 +370,125 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
         .send(Record::new("t").partition(0).value(vec![9; 2000]))
         .unwrap();
     assert_eq!(m.offset, sent);
+}
+
+/// Issue 13 item 3 on a real full disk: a store whose last process left a transaction open (no
+/// commit, no abort: the crash of its producer) opens on a full disk, serves reads, and ends the
+/// transaction (an abort marker: nothing decided it) once space is freed, without a reopen.
+/// Before that, `read_committed` readers stop at the transaction and a transactional producer
+/// cannot register (`NoSpace`). Failpoint variants: `tests/full_disk_open_transaction.rs`.
+#[test]
+fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
+    let Some(fs) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let path = fs.path().join("store");
+    let mut in_txn: Vec<Vec<u8>> = Vec::new();
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .create_topic(
+                "t",
+                TopicConfig::new(1)
+                    .flush(FlushPolicy::EveryAppend)
+                    .segment_bytes(64 << 10)
+                    .max_record_bytes(16 << 10),
+            )
+            .unwrap();
+        store
+            .producer()
+            .send(Record::new("t").partition(0).value("before"))
+            .unwrap();
+        let txn = store.transactional_producer("tx").unwrap();
+        txn.begin().unwrap();
+        // The transaction's batches end a few bytes short of a page, so that its marker needs
+        // a block the full disk does not have (a page already allocated would hold it).
+        let log_end = || -> usize {
+            let mut end = 0;
+            for e in std::fs::read_dir(path.join("t-0")).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "log") {
+                    let bytes = std::fs::read(&p).unwrap();
+                    end = end.max(bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 2));
+                }
+            }
+            end
+        };
+        for _ in 0..20 {
+            let room = 4096 - log_end() % 4096;
+            if (4..40).contains(&room) {
+                break;
+            }
+            // A batch of one record with a v-byte value takes about v + 70 bytes.
+            let v = if room > 120 { room - 90 } else { 200 };
+            txn.send(Record::new("t").partition(0).value(vec![0xab; v]))
+                .unwrap();
+            in_txn.push(vec![0xab; v]);
+        }
+        let room = 4096 - log_end() % 4096;
+        assert!(
+            (4..40).contains(&room),
+            "could not end the data near a page end: {room}"
+        );
+        // Dropped without commit or abort: the transaction stays open in the log.
+    }
+    // Blocks reserved ahead of the write cursor would hold the marker: drop them (to the page).
+    for e in std::fs::read_dir(path.join("t-0")).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        let keep = end.div_ceil(4096) * 4096;
+        if keep < bytes.len() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(keep as u64)
+                .unwrap();
+        }
+    }
+    let filler = fs.fill_leaving("filler", 0);
+    let store = common::retry_locked(|| Store::open(&path));
+    let read = |level: IsolationLevel| -> Vec<Vec<u8>> {
+        let mut c = store
+            .consumer(ConsumerConfig::new("reader").isolation_level(level))
+            .unwrap();
+        let tp = TopicPartition::new("t", 0);
+        c.assign(std::slice::from_ref(&tp)).unwrap();
+        c.seek(&tp, 0).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let recs = c.poll(Duration::from_millis(50)).unwrap();
+            if recs.is_empty() {
+                return out;
+            }
+            out.extend(recs.iter().map(|r| r.value().unwrap_or_default().to_vec()));
+        }
+    };
+    let mut all = vec![b"before".to_vec()];
+    all.extend(in_txn.iter().cloned());
+    assert_eq!(read(IsolationLevel::ReadUncommitted), all);
+    assert_eq!(
+        read(IsolationLevel::ReadCommitted),
+        vec![b"before".to_vec()]
+    );
+    let Err(e) = store.transactional_producer("tx") else {
+        panic!("registered")
+    };
+    assert!(is_no_space(&e), "{e:?}");
+
+    std::fs::remove_file(&filler).unwrap();
+    store
+        .producer()
+        .send(Record::new("t").partition(0).value("after"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read(IsolationLevel::ReadCommitted) != vec![b"before".to_vec(), b"after".to_vec()] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abort marker never landed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store.transactional_producer("tx").unwrap();
 }

@@ -18,6 +18,12 @@
 //! their own, the coordinator makes a transaction's commit markers durable before it writes the
 //! next durable record of the same transactional id (usually free: the next transaction's data
 //! appends sync the same logs).
+//!
+//! A full disk never fails the end of a decided transaction nor the open: markers without room
+//! are kept (a running transaction's in [`TxnEntry::unfinished`], recovery's in the coordinator,
+//! see [`Coordinator::finish_recovery`]) and written in order by the store's maintenance thread
+//! once there is room, and before the same producer id writes again; the completion record
+//! follows its markers. Meanwhile the open transaction holds its partition's last stable offset.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -225,6 +231,26 @@ pub(crate) struct Coordinator {
     live: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     /// [`SNAPSHOT_MIN_BYTES`], lowered by tests.
     snapshot_min_bytes: u64,
+    /// What recovery at open could not write for lack of space (see
+    /// [`Coordinator::finish_recovery`]); empty once written.
+    recovery: Mutex<Recovery>,
+}
+
+/// A marker that recovery owes a log: it ends a transaction a crash left open.
+pub(crate) struct RecoveryMarker {
+    target: Target,
+    fields: ProducerFields,
+    kind: ControlType,
+}
+
+/// The rest of recovery, put off by a full disk: markers first (each durable once written),
+/// then the `CompleteCommit` records of the decided transactions.
+#[derive(Default)]
+struct Recovery {
+    markers: Vec<RecoveryMarker>,
+    /// Logs that received a marker not yet fsynced: synced before any completion record.
+    unflushed: Vec<Target>,
+    complete: Vec<(String, TxnRecord)>,
 }
 
 /// The transaction log is rewritten (its live records appended anew, older segments deleted)
@@ -313,6 +339,7 @@ impl Coordinator {
             }),
             live: Mutex::new(live),
             snapshot_min_bytes: SNAPSHOT_MIN_BYTES,
+            recovery: Mutex::new(Recovery::default()),
         };
         Ok((coordinator, records))
     }
@@ -630,16 +657,21 @@ impl Coordinator {
         aborted
     }
 
-    /// Ends the transactions a crash left open in `log` (the partition `tp`, or the offsets log
-    /// when `tp` is `None`), from the durable decisions in `records`.
-    pub(crate) fn recover_log(
-        log: &Log,
-        tp: Option<&TopicPartition>,
+    /// The markers that end the transactions a crash left open in `target` (a partition log or
+    /// the offsets log), from the durable decisions in `records`: commit where the coordinator
+    /// decided to commit with this partition and first sequence, abort everywhere else. Nothing
+    /// is written here: [`complete_recovered`](Self::complete_recovered) writes them.
+    pub(crate) fn recovery_markers(
+        target: &Target,
         records: &HashMap<i64, &TxnRecord>,
-        offsets: Option<&OffsetStore>,
-    ) -> Result<usize> {
-        let open = log.open_transactions();
-        for t in &open {
+        offsets: &OffsetStore,
+    ) -> Vec<RecoveryMarker> {
+        let (log, tp) = match target {
+            Target::Partition(p) => (&p.log, Some(&p.tp)),
+            Target::Offsets => (offsets.log(), None),
+        };
+        let mut markers = Vec::new();
+        for t in &log.open_transactions() {
             let committed = records.get(&t.producer_id).is_some_and(|r| {
                 r.epoch == t.producer_epoch
                     && matches!(r.phase, Phase::PrepareCommit | Phase::CompleteCommit)
@@ -663,40 +695,132 @@ impl Coordinator {
                 epoch = t.producer_epoch,
                 first_offset = t.first_offset,
                 outcome = ?kind,
-                "recovery ended a transaction left open"
+                "recovery ends a transaction left open"
             );
-            let fields = ProducerFields {
-                producer_id: t.producer_id,
-                producer_epoch: t.producer_epoch,
-                base_sequence: -1,
-            };
-            match offsets {
-                Some(o) => o.end_transaction(fields, kind)?,
-                None => log.append_marker(fields, kind)?,
-            };
+            markers.push(RecoveryMarker {
+                target: target.clone(),
+                fields: ProducerFields {
+                    producer_id: t.producer_id,
+                    producer_epoch: t.producer_epoch,
+                    base_sequence: -1,
+                },
+                kind,
+            });
         }
-        if !open.is_empty() {
-            log.flush()?;
-        }
-        Ok(open.len())
+        markers
     }
 
-    /// Records every decided transaction as complete after recovery wrote its markers.
-    pub(crate) fn complete_recovered(&self, records: &HashMap<String, TxnRecord>) -> Result<()> {
-        let mut any = false;
-        for (id, r) in records {
-            if r.phase == Phase::PrepareCommit {
-                let rec = TxnRecord {
-                    phase: Phase::CompleteCommit,
-                    ..r.clone()
-                };
-                self.append(&txn_key(id), &rec.encode(), false)?;
-                any = true;
+    /// Ends recovery at open: writes `markers` (from [`recovery_markers`](Self::recovery_markers)),
+    /// then records every decided transaction as complete. A full disk does not fail the open:
+    /// what did not fit is kept, in order, and written by [`finish_recovery`](Self::finish_recovery)
+    /// (the maintenance thread, and every transactional producer's init) once there is room.
+    /// Meanwhile each transaction still open holds its partition's last stable offset, so
+    /// `read_committed` readers stop before it; a new open redoes the same recovery from the
+    /// durable decisions.
+    pub(crate) fn complete_recovered(
+        &self,
+        records: &HashMap<String, TxnRecord>,
+        markers: Vec<RecoveryMarker>,
+        offsets: &OffsetStore,
+    ) -> Result<()> {
+        {
+            let mut r = self.recovery.lock();
+            r.markers = markers;
+            r.complete = records
+                .iter()
+                .filter(|(_, r)| r.phase == Phase::PrepareCommit)
+                .map(|(id, r)| {
+                    let rec = TxnRecord {
+                        phase: Phase::CompleteCommit,
+                        ..r.clone()
+                    };
+                    (id.clone(), rec)
+                })
+                .collect();
+        }
+        match self.finish_recovery(offsets) {
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(
+                    target: "riverbed::txn",
+                    error = %e,
+                    "no space to end the transactions a crash left open; ended once there is room"
+                );
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Whether recovery at open left markers or records for lack of space.
+    pub(crate) fn recovery_pending(&self) -> bool {
+        let r = self.recovery.lock();
+        !(r.markers.is_empty() && r.unflushed.is_empty() && r.complete.is_empty())
+    }
+
+    /// Writes what recovery at open left for lack of space: every marker that fits (each log
+    /// fsynced after its markers), then — once none is left — the completion records. Called by
+    /// the store's maintenance thread, and before a transactional producer registers (a new
+    /// epoch's batches must not precede the marker that ends its previous transaction).
+    ///
+    /// Every transactional producer's init waits, not only those of the ids concerned: the log
+    /// holds producer ids, not transactional ids, and a registration needs room too. Nothing
+    /// else waits: other producers append, offsets are committed, readers read (an open
+    /// transaction holds its partition's last stable offset, so `read_committed` readers stop
+    /// before it, as Kafka's do while its markers are pending).
+    ///
+    /// # Errors
+    /// [`NoSpace`](ErrorKind::NoSpace) while some of it still does not fit; what is left is
+    /// kept for the next call. Another error (a poisoned log) is returned likewise.
+    pub(crate) fn finish_recovery(&self, offsets: &OffsetStore) -> Result<()> {
+        let mut r = self.recovery.lock();
+        let r = &mut *r;
+        if r.markers.is_empty() && r.unflushed.is_empty() && r.complete.is_empty() {
+            return Ok(());
+        }
+        let mut first_err: Option<Error> = None;
+        let mut left = Vec::new();
+        for m in std::mem::take(&mut r.markers) {
+            if first_err.as_ref().is_some_and(|e| !e.is_no_space()) {
+                left.push(m);
+                continue;
+            }
+            let written = match &m.target {
+                // A partition deleted meanwhile needs no marker.
+                Target::Partition(p) if p.log.is_deleted() => Ok(()),
+                Target::Partition(p) => p.log.append_marker(m.fields, m.kind).map(drop),
+                Target::Offsets => offsets.end_transaction(m.fields, m.kind).map(drop),
+            };
+            match written {
+                Ok(()) => r.unflushed.push(m.target),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    left.push(m);
+                }
             }
         }
-        if any {
+        r.markers = left;
+        while let Some(target) = r.unflushed.last() {
+            match target {
+                Target::Partition(p) if p.log.is_deleted() => {}
+                Target::Partition(p) => p.log.flush()?,
+                Target::Offsets => offsets.log().flush()?,
+            }
+            r.unflushed.pop();
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if !r.complete.is_empty() {
+            while let Some((id, rec)) = r.complete.last() {
+                self.append(&txn_key(id), &rec.encode(), false)?;
+                r.complete.pop();
+            }
             self.log.flush()?;
         }
+        tracing::info!(
+            target: "riverbed::txn",
+            "recovery ended every transaction a crash left open"
+        );
         Ok(())
     }
 }

@@ -110,7 +110,10 @@ impl Store {
     ///
     /// # Errors
     /// [`InvalidConfig`](ErrorKind::InvalidConfig) for an empty id (or one over 32767 bytes) or
-    /// a zero timeout; [`Io`](ErrorKind::Io) if the registration cannot be made durable.
+    /// a zero timeout; [`Io`](ErrorKind::Io) if the registration cannot be made durable;
+    /// [`NoSpace`](ErrorKind::NoSpace) if the disk has no room for it, or for the markers that
+    /// end the transactions a crash left open (recovery at open puts those off on a full disk;
+    /// retry once there is room).
     pub fn transactional_producer_with(
         &self,
         transactional_id: &str,
@@ -126,6 +129,9 @@ impl Store {
             return Err(Error::config("timeout", "must be above zero"));
         }
         let inner = &self.inner;
+        // Transactions a crash left open and a full disk kept recovery from ending come first:
+        // this id's new epoch must not write before the marker of its previous transaction.
+        inner.txns.finish_recovery(&inner.offsets)?;
         let entry = inner.txns.entry(transactional_id)?;
         let (producer_id, epoch) = {
             let mut e = entry.lock();
