@@ -6,65 +6,13 @@
 //! Before this was fixed, `Store::open` on a store without `topics` succeeded with no topics and
 //! removed every partition directory as an "orphan" (issue 13, item 1).
 
+mod common;
+use common::{dir_snapshot as snapshot, values_by_partition as read_topic};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use riverbed::{
-    CleanupPolicy, ConsumerConfig, ErrorKind, FlushPolicy, OffsetReset, RebuildOptions, Record,
-    Store, TopicConfig, TopicPartition,
-};
-
-/// Every file and directory under `dir` (the lock files aside, whose pid changes) with its
-/// bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-            if p.is_dir() {
-                stack.push(p.clone());
-                out.insert(rel, b"<dir>".to_vec());
-            } else if p.file_name().unwrap() != ".lock" {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Reads every record of every partition of `topic`: partition -> values in offset order.
-fn read_topic(store: &Store, topic: &str) -> Vec<Vec<String>> {
-    let d = store.describe_topic(topic).unwrap();
-    let mut out = Vec::new();
-    for p in &d.partitions {
-        let mut c = store
-            .consumer(ConsumerConfig {
-                group_id: None,
-                auto_offset_reset: OffsetReset::Earliest,
-                ..ConsumerConfig::default()
-            })
-            .unwrap();
-        c.assign(&[TopicPartition::new(topic, p.partition)])
-            .unwrap();
-        let mut values = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while (values.len() as u64) < p.log_end_offset {
-            assert!(
-                Instant::now() < deadline,
-                "timed out reading {topic}-{}",
-                p.partition
-            );
-            for r in c.poll(Duration::from_millis(50)).unwrap().iter() {
-                values.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
-            }
-        }
-        out.push(values);
-    }
-    out
-}
+use riverbed::{CleanupPolicy, ErrorKind, FlushPolicy, RebuildOptions, Record, Store, TopicConfig};
 
 /// A store with two topics holding fsynced records; returns what each partition holds.
 fn populated(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {

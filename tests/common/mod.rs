@@ -349,3 +349,54 @@ pub fn timed_records(
             .collect()
     })
 }
+
+/// Every file and directory under `dir` (the lock files aside, whose pid changes) with its
+/// bytes.
+pub fn dir_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            if p.is_dir() {
+                stack.push(p.clone());
+                out.insert(rel, b"<dir>".to_vec());
+            } else if p.file_name().unwrap() != ".lock" {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Reads every record of every partition of `topic`: partition -> values in offset order.
+pub fn values_by_partition(store: &riverbed::Store, topic: &str) -> Vec<Vec<String>> {
+    let d = store.describe_topic(topic).unwrap();
+    let mut out = Vec::new();
+    for p in &d.partitions {
+        let mut c = store
+            .consumer(riverbed::ConsumerConfig {
+                group_id: None,
+                auto_offset_reset: riverbed::OffsetReset::Earliest,
+                ..riverbed::ConsumerConfig::default()
+            })
+            .unwrap();
+        c.assign(&[riverbed::TopicPartition::new(topic, p.partition)])
+            .unwrap();
+        let mut values = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while (values.len() as u64) < p.log_end_offset {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out reading {topic}-{}",
+                p.partition
+            );
+            for r in c.poll(std::time::Duration::from_millis(50)).unwrap().iter() {
+                values.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
+            }
+        }
+        out.push(values);
+    }
+    out
+}
