@@ -326,20 +326,7 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
     std::fs::remove_file(path.join("t-0").join("recovery-point")).unwrap();
     // Blocks reserved ahead of the write cursor would be given back by recovery's cut: drop
     // them (to the page), so that the disk stays full all through the open.
-    for e in std::fs::read_dir(path.join("t-0")).unwrap() {
-        let p = e.unwrap().path();
-        let bytes = std::fs::read(&p).unwrap();
-        let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        let keep = end.div_ceil(4096) * 4096;
-        if keep < bytes.len() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_len(keep as u64)
-                .unwrap();
-        }
-    }
+    release_reserved_blocks(&path.join("t-0"));
     let filler = fs.fill_leaving("filler", 0);
     let store = common::retry_locked(|| Store::open(&path));
     let got = values(&store, "t");
@@ -433,20 +420,7 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
         // Dropped without commit or abort: the transaction stays open in the log.
     }
     // Blocks reserved ahead of the write cursor would hold the marker: drop them (to the page).
-    for e in std::fs::read_dir(path.join("t-0")).unwrap() {
-        let p = e.unwrap().path();
-        let bytes = std::fs::read(&p).unwrap();
-        let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        let keep = end.div_ceil(4096) * 4096;
-        if keep < bytes.len() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_len(keep as u64)
-                .unwrap();
-        }
-    }
+    release_reserved_blocks(&path.join("t-0"));
     let filler = fs.fill_leaving("filler", 0);
     let store = common::retry_locked(|| Store::open(&path));
     let read = |level: IsolationLevel| -> Vec<Vec<u8>> {
@@ -491,4 +465,23 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
         std::thread::sleep(Duration::from_millis(20));
     }
     store.transactional_producer("tx").unwrap();
+}
+
+/// Cuts every file of `dir` after its last non-zero byte (rounded up to the page), giving back
+/// the blocks reserved ahead of the write cursor, so that a filled disk stays full.
+fn release_reserved_blocks(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        let keep = end.div_ceil(4096) * 4096;
+        if keep < bytes.len() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(keep as u64)
+                .unwrap();
+        }
+    }
 }
