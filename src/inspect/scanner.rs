@@ -165,3 +165,121 @@ pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], pos: u64) -> Res
     file.read_exact_at(buf, pos)
         .map_err(|e| Error::io("read file", path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The inspection tools and recovery must agree on where the valid part of a data file ends
+    //! and why, whatever the damage: both frame batches with `segment::scan`, one over a map,
+    //! one over `pread` (whose 1 MiB buffer the files here cross).
+
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::record::{BatchBuilder, Compression};
+    use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
+    use crate::segment::scan;
+
+    /// A data file of base offset 0: batches of one record with values of `sizes` bytes, then
+    /// `zeros` zero bytes. Returns the bytes and where each batch starts.
+    fn data_file(sizes: &[usize], zeros: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut out = file_header::encode(FileKind::Log, 0).to_vec();
+        let mut starts = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.append(
+                1_700_000_000_000 + i as i64,
+                None,
+                Some(&vec![b'v'; n]),
+                &[],
+            );
+            let batch = b.build().unwrap();
+            starts.push(out.len());
+            let at = out.len();
+            out.extend_from_slice(batch.as_bytes());
+            // The base offset is outside the CRC: set it as an append would.
+            out[at..at + 8].copy_from_slice(&(i as u64).to_le_bytes());
+        }
+        out.resize(out.len() + zeros, 0);
+        (out, starts)
+    }
+
+    fn reason(e: &Error) -> (u64, String, String) {
+        match e.kind() {
+            ErrorKind::Corruption {
+                position,
+                expected,
+                found,
+                ..
+            } => (*position, expected.clone(), found.clone()),
+            other => panic!("not a corruption error: {other:?}"),
+        }
+    }
+
+    /// Where a pread scan of `path` finds the first batch that recovery would not keep, and
+    /// why, when it is a framing error.
+    fn inspect_end(path: &Path) -> (u64, Option<(u64, String, String)>) {
+        let mut s = BatchScanner::open(path, FILE_HEADER_LEN as u64, None).unwrap();
+        let (mut end, mut next) = (FILE_HEADER_LEN as u64, 0);
+        loop {
+            match s.step().unwrap() {
+                Step::Batch {
+                    pos,
+                    header,
+                    crc_ok,
+                } => {
+                    if !crc_ok || header.base_offset != next {
+                        return (pos, None);
+                    }
+                    end = pos + header.total_len() as u64;
+                    next = header.next_offset();
+                }
+                Step::Zeros { pos } => return (pos, None),
+                Step::End => return (end, None),
+                Step::Bad { pos, error } => return (pos, Some(reason(&error))),
+            }
+        }
+    }
+
+    #[test]
+    fn recovery_and_inspection_agree_on_every_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        let (clean, starts) = data_file(&[100, 400_000, 30, 700_000, 10, 300_000], 5000);
+        let data_end = starts[5] + (clean.len() - 5000 - starts[5]);
+        let mut cases: Vec<(String, Vec<u8>)> = vec![
+            ("clean, zeros after".into(), clean.clone()),
+            ("clean, cut to its data".into(), clean[..data_end].to_vec()),
+        ];
+        for &s in &starts[1..] {
+            for cut in [1, 5, 11, 12, 13, 40, 60, 1000] {
+                cases.push((format!("cut {cut} bytes into the batch at {s}"), {
+                    clean[..s + cut].to_vec()
+                }));
+            }
+            let mut d = clean.clone();
+            d[s + 8..s + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+            cases.push((format!("huge length at {s}"), d));
+            let mut d = clean.clone();
+            d[s + 12] = 9;
+            cases.push((format!("unknown magic at {s}"), d));
+            let mut d = clean.clone();
+            d[s + 70] ^= 0x20;
+            cases.push((format!("flipped payload byte at {s}"), d));
+            let mut d = clean.clone();
+            d[s + 7] = 1;
+            cases.push((format!("wrong base offset at {s}"), d));
+        }
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let recovered = scan::scan(&bytes, FILE_HEADER_LEN, 0, bytes.len(), false, |_, _| {});
+            let (end, framing) = inspect_end(&path);
+            assert_eq!(
+                recovered.end as u64, end,
+                "{what}: where the valid data ends"
+            );
+            if let Some(framing) = framing {
+                let e = recovered.error.as_ref().expect("a framing error");
+                assert_eq!(reason(e), framing, "{what}: why");
+            }
+        }
+    }
+}
