@@ -47,6 +47,7 @@ mod partitioner;
 mod producer;
 mod record;
 mod segment;
+mod small_file;
 mod store;
 pub mod streams;
 mod topic;

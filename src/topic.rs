@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, RecoveryMode};
 use crate::error::{corrupt, Error, Result};
-use crate::record::{crc, Compression, TimestampType};
+use crate::record::{Compression, TimestampType};
+use crate::small_file;
 
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -318,9 +319,7 @@ pub(crate) fn encode_metadata<'a>(
         text.push_str(&encode_topic(name, c));
         text.push('\n');
     }
-    let sum = crc::checksum(text.as_bytes());
-    text.push_str(&format!("crc {sum:08x}\n"));
-    text.into_bytes()
+    small_file::seal_text(text)
 }
 
 /// Decodes the metadata file at `path` (its bytes are `bytes`).
@@ -328,32 +327,7 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     let bad = |pos: usize, expected: &str, found: String| {
         corrupt(pos as u64, expected, found).in_file(path, 0)
     };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| bad(e.valid_up_to(), "UTF-8 text", "invalid UTF-8".into()))?;
-    let body_end = text
-        .trim_end_matches('\n')
-        .rfind('\n')
-        .map(|i| i + 1)
-        .ok_or_else(|| {
-            bad(
-                0,
-                "a header line and a crc line",
-                format!("{} bytes", text.len()),
-            )
-        })?;
-    let (body, crc_line) = text.split_at(body_end);
-    let stored = crc_line
-        .trim()
-        .strip_prefix("crc ")
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .ok_or_else(|| {
-            bad(
-                body_end,
-                "a line \"crc <8 hex digits>\"",
-                format!("{:?}", crc_line.trim()),
-            )
-        })?;
-    crc::verify(body.as_bytes(), stored, body_end as u64).map_err(|e| e.in_file(path, 0))?;
+    let body = small_file::check_text(bytes).map_err(|e| e.in_file(path, 0))?;
     let mut lines = body.lines();
     let mut pos = 0usize;
     let mut v1 = false;
@@ -546,7 +520,7 @@ mod tests {
     }
 
     fn with_crc(body: &str) -> Vec<u8> {
-        let sum = crc::checksum(body.as_bytes());
+        let sum = crate::record::crc::checksum(body.as_bytes());
         format!("{body}crc {sum:08x}\n").into_bytes()
     }
 

@@ -13,7 +13,7 @@
 //! Group names and member ids are percent-encoded (every byte outside `[A-Za-z0-9._-]`).
 
 use crate::group::GroupDescription;
-use crate::record::crc;
+use crate::small_file;
 use crate::topic::TopicPartition;
 
 /// File name inside the store directory.
@@ -69,20 +69,12 @@ pub(crate) fn encode(pid: u32, groups: &[GroupDescription]) -> Vec<u8> {
             text.push_str(&format!("member {} {list}\n", escape(id)));
         }
     }
-    let sum = crc::checksum(text.as_bytes());
-    text.push_str(&format!("crc {sum:08x}\n"));
-    text.into_bytes()
+    small_file::seal_text(text)
 }
 
 /// Decodes the file: the writer's pid and its groups; `None` if it is not a valid file.
 pub(crate) fn decode(bytes: &[u8]) -> Option<(u32, Vec<GroupDescription>)> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let body_end = text.trim_end_matches('\n').rfind('\n')? + 1;
-    let (body, crc_line) = text.split_at(body_end);
-    let stored = u32::from_str_radix(crc_line.trim().strip_prefix("crc ")?, 16).ok()?;
-    if crc::checksum(body.as_bytes()) != stored {
-        return None;
-    }
+    let body = small_file::check_text(bytes).ok()?;
     let mut lines = body.lines();
     if lines.next()? != HEADER {
         return None;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{corrupt, Error, Result};
 use crate::inspect::scanner::{read_at, BatchScanner, Step};
-use crate::record::codec::BatchHeader;
+use crate::record::codec::{BatchHeader, BASE_OFFSET, BATCH_MAGIC, MAGIC};
 use crate::record::{BatchRef, ControlType, ProducerFields, TimestampType};
 use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN, SEGMENT_FORMAT_VERSION};
 use crate::segment::index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
@@ -229,7 +229,7 @@ fn dump_log(path: &Path, visit: &mut dyn FnMut(DumpItem<'_>) -> Result<()>) -> R
             }
             Step::End => {
                 return visit(DumpItem::End {
-                    position: s.pos,
+                    position: s.pos(),
                     zeros: false,
                 })
             }
@@ -284,11 +284,11 @@ fn dump_index(
         let offset = base + u64::from(rel);
         // The batch's offset and magic fields (the rest is checked by `verify`).
         let matches_data = data.as_ref().map(|f| {
-            let mut h = [0u8; 13];
-            u64::from(position) + 13 <= data_len
+            let mut h = [0u8; MAGIC + 1];
+            u64::from(position) + h.len() as u64 <= data_len
                 && read_at(f, path, &mut h, u64::from(position)).is_ok()
-                && u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) == offset
-                && (1..=2).contains(&h[12])
+                && h[BASE_OFFSET] == offset.to_le_bytes()
+                && (1..=BATCH_MAGIC).contains(&h[MAGIC])
         });
         let entry = IndexEntrySummary {
             number,

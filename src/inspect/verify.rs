@@ -536,7 +536,7 @@ impl SegmentCheck<'_> {
             tick.add(len);
             return Ok(self.base);
         }
-        s.pos = FILE_HEADER_LEN as u64;
+        s.seek(FILE_HEADER_LEN as u64);
         let mut offsets = self.load_index(FileKind::OffsetIndex, report);
         let mut times = self.load_index(FileKind::TimeIndex, report);
         let mut expected = self.base;
@@ -562,7 +562,7 @@ impl SegmentCheck<'_> {
                     report.batches += 1;
                     report.bytes += header.total_len() as u64;
                     tick.add(header.total_len() as u64);
-                    done_at = s.pos;
+                    done_at = s.pos();
                     let in_order = match compacted_end {
                         None => header.base_offset == expected,
                         Some(end) => header.base_offset >= expected && header.last_offset() < end,

@@ -17,7 +17,7 @@ use crate::log::checkpoint::Checkpoint;
 use crate::record::codec::BatchHeader;
 use crate::record::BatchRef;
 use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
-use crate::segment::index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
+use crate::segment::index::{self, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
 use crate::segment::{parse_file_name, SegmentPaths};
 
 /// One segment as a read-only view sees it.
@@ -194,12 +194,10 @@ impl PartitionView {
                     .and_then(|i| times.time_entry(i))
                     .map(|e| e.timestamp);
                 // The last entry whose timestamp is below the target: start there.
-                if let Some(e) = times
-                    .last_where(|i| times.time_entry(i).is_some_and(|e| e.timestamp < timestamp))
+                if let Some(e) =
+                    index::time_floor_by(times.len(), |i| times.time_entry(i), timestamp)
                 {
-                    if let Some(e) = times.time_entry(e) {
-                        from = seg.base_offset + u64::from(e.relative_offset);
-                    }
+                    from = seg.base_offset + u64::from(e.relative_offset);
                 }
             }
             if !seg.active && max_known.is_some_and(|m| m < timestamp) {
@@ -243,15 +241,6 @@ pub struct ViewReader {
     current: Option<BatchHeader>,
 }
 
-impl std::fmt::Debug for BatchScanner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchScanner")
-            .field("path", &self.path())
-            .field("pos", &self.pos)
-            .finish()
-    }
-}
-
 impl ViewReader {
     /// The next batch holding an offset at or after the start (the first one may begin before
     /// it: skip its smaller offsets), or `None` at the end of the view. CRC checked.
@@ -293,11 +282,7 @@ impl ViewReader {
                         .in_file(scanner.path(), 0));
                     }
                     if !crc_ok {
-                        let e = header.verify_crc(scanner.batch_bytes());
-                        return Err(e
-                            .err()
-                            .unwrap_or_else(|| corrupt(0, "a matching CRC", "a mismatch"))
-                            .in_file(scanner.path(), pos));
+                        return Err(scanner.crc_error(&header).in_file(scanner.path(), 0));
                     }
                     self.expected = header.next_offset();
                     if header.last_offset() >= self.from && header.base_offset < seg.next_offset {
@@ -309,7 +294,7 @@ impl ViewReader {
                 Step::Zeros { .. } | Step::End => {
                     if !seg.active && !self.gaps && self.expected != seg.next_offset {
                         return Err(corrupt(
-                            scanner.pos,
+                            scanner.pos(),
                             format!("more batches, up to offset {}", seg.next_offset),
                             format!("the end of the segment after offset {}", self.expected),
                         )
@@ -343,21 +328,16 @@ impl ViewReader {
         let Some(index) = IndexReader::open(&paths.index, FileKind::OffsetIndex, seg)? else {
             return Ok(start);
         };
-        let target = self.from - seg.base_offset;
-        let found = index.last_where(|i| {
-            index
-                .offset_entry(i)
-                .is_some_and(|e| u64::from(e.relative_offset) <= target)
-        });
-        Ok(found
-            .and_then(|i| index.offset_entry(i))
-            .map_or(start, |e| {
-                (
-                    u64::from(e.position),
-                    seg.base_offset + u64::from(e.relative_offset),
-                    gaps,
-                )
-            }))
+        // Every relative offset is at most `u32::MAX`: a larger target is past all of them.
+        let target = u32::try_from(self.from - seg.base_offset).unwrap_or(u32::MAX);
+        let found = index::offset_floor_by(index.len(), |i| index.offset_entry(i), target);
+        Ok(found.map_or(start, |e| {
+            (
+                u64::from(e.position),
+                seg.base_offset + u64::from(e.relative_offset),
+                gaps,
+            )
+        }))
     }
 }
 
@@ -404,7 +384,7 @@ impl IndexReader {
         // Entries must point inside the data the view vouches for: positions only grow, so the
         // valid entries are a prefix (zeros, and entries of batches past the end, follow).
         let in_file = (len as usize - FILE_HEADER_LEN) / entry_len;
-        r.n = last_true(in_file, |i| {
+        r.n = index::last_true(in_file, |i| {
             r.position(i).is_some_and(|p| p != 0 && p < r.data_len)
         })
         .map_or(0, |i| i + 1);
@@ -423,14 +403,12 @@ impl IndexReader {
     }
 
     fn position(&self, i: usize) -> Option<u64> {
-        let b = self.raw(i)?;
-        let at = self.entry_len - 4;
-        Some(u64::from(u32::from_le_bytes([
-            b[at],
-            b[at + 1],
-            b[at + 2],
-            b[at + 3],
-        ])))
+        let position = if self.entry_len == TIME_ENTRY_LEN {
+            self.time_entry(i)?.position
+        } else {
+            self.offset_entry(i)?.position
+        };
+        Some(u64::from(position))
     }
 
     pub fn offset_entry(&self, i: usize) -> Option<OffsetEntry> {
@@ -440,29 +418,6 @@ impl IndexReader {
     pub fn time_entry(&self, i: usize) -> Option<TimeEntry> {
         TimeEntry::at(&self.raw(i)?, 0)
     }
-
-    /// The last `i` below the entry count with `pred(i)`, given that `pred` holds on a prefix.
-    pub fn last_where(&self, pred: impl Fn(usize) -> bool) -> Option<usize> {
-        last_true(self.n, pred)
-    }
-}
-
-/// Binary search for the last `i` in `0..n` with `pred(i)`, given that `pred` holds on a prefix
-/// (on bad input: some index, never a panic).
-fn last_true(n: usize, pred: impl Fn(usize) -> bool) -> Option<usize> {
-    if n == 0 || !pred(0) {
-        return None;
-    }
-    let (mut lo, mut hi) = (1usize, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    Some(lo - 1)
 }
 
 fn is_not_found(e: &Error) -> bool {
@@ -549,7 +504,7 @@ fn find_end(dir: &Path, paths: &SegmentPaths, base: u64, len: u64) -> Result<(u6
                 next = header.next_offset();
             }
             Step::Zeros { pos } | Step::Bad { pos, .. } => return Ok((pos, next)),
-            Step::End => return Ok((s.pos, next)),
+            Step::End => return Ok((s.pos(), next)),
         }
     }
 }

@@ -18,12 +18,14 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::record::crc;
+use crate::small_file::{self, Binary, Durability, CRC_LEN};
 
 /// File name of the checkpoint inside a log directory.
 pub const FILE_NAME: &str = "recovery-point";
-const MAGIC: [u8; 4] = *b"RVBC";
-const VERSION: u16 = 1;
+const FORMAT: Binary = Binary {
+    magic: *b"RVBC",
+    version: 1,
+};
 /// Encoded size.
 pub const LEN: usize = 44;
 
@@ -59,33 +61,27 @@ impl Checkpoint {
     /// Encodes the checkpoint.
     pub fn encode(&self) -> [u8; LEN] {
         let mut b = [0u8; LEN];
-        b[0..4].copy_from_slice(&MAGIC);
-        b[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        b[0..6].copy_from_slice(&FORMAT.header());
         b[6..8].copy_from_slice(&u16::from(self.clean).to_le_bytes());
         b[8..16].copy_from_slice(&self.next_offset.to_le_bytes());
         b[16..24].copy_from_slice(&self.segment_base.to_le_bytes());
         b[24..32].copy_from_slice(&self.position.to_le_bytes());
         b[32..36].copy_from_slice(&self.offset_entries.to_le_bytes());
         b[36..40].copy_from_slice(&self.time_entries.to_le_bytes());
-        let c = crc::checksum(&b[0..40]);
-        b[40..44].copy_from_slice(&c.to_le_bytes());
+        small_file::seal_fixed(&mut b);
         b
     }
 
     /// Decodes a checkpoint; `None` if the bytes are not a valid one of a known version.
     pub fn decode(b: &[u8]) -> Option<Checkpoint> {
-        let b: &[u8; LEN] = b.try_into().ok()?;
+        let b: &[u8; LEN - CRC_LEN] = FORMAT.check(b).ok()?.try_into().ok()?;
         let u64_at = |i: usize| {
             let mut a = [0u8; 8];
             a.copy_from_slice(&b[i..i + 8]);
             u64::from_le_bytes(a)
         };
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        if b[0..4] != MAGIC
-            || u16::from_le_bytes([b[4], b[5]]) != VERSION
-            || crc::checksum(&b[0..40]) != u32_at(40)
-            || u16::from_le_bytes([b[6], b[7]]) > 1
-        {
+        if u16::from_le_bytes([b[6], b[7]]) > 1 {
             return None;
         }
         Some(Checkpoint {
@@ -100,20 +96,13 @@ impl Checkpoint {
 
     /// Reads the checkpoint of the log in `dir`: `Ok(None)` when there is none or it is damaged.
     pub fn read(dir: &Path) -> Result<Option<Checkpoint>> {
-        match std::fs::read(dir.join(FILE_NAME)) {
-            Ok(bytes) => Ok(Checkpoint::decode(&bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(crate::Error::io(
-                "read recovery checkpoint",
-                dir.join(FILE_NAME),
-                e,
-            )),
-        }
+        let bytes = small_file::read(&dir.join(FILE_NAME), "read recovery checkpoint")?;
+        Ok(bytes.and_then(|b| Checkpoint::decode(&b)))
     }
 
     /// Replaces the checkpoint of the log in `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        crate::fs::write_replace(&dir.join(FILE_NAME), &self.encode())
+        small_file::write(&dir.join(FILE_NAME), &self.encode(), Durability::Replace)
     }
 }
 

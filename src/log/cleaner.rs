@@ -63,6 +63,7 @@ use crate::record::{filter_batch, BatchRef, Filtered, RecordView};
 use crate::segment::cleaned::{self, CleanedWriter};
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::Segment;
+use crate::small_file::{self, Binary, Durability, CRC_LEN};
 
 /// Options of one compaction run: [`Log::compact`](crate::Log::compact),
 /// [`Store::compact_now_with`](crate::Store::compact_now_with).
@@ -139,35 +140,37 @@ pub(super) struct CleanerState {
 
 /// File name of the clean offset inside a log directory.
 pub(super) const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
-const CHECKPOINT_MAGIC: [u8; 4] = *b"RVBK";
+const CHECKPOINT_FORMAT: Binary = Binary {
+    magic: *b"RVBK",
+    version: 1,
+};
 const CHECKPOINT_LEN: usize = 20;
 
 // Format (file `cleaner-checkpoint`, 20 bytes):
 // { magic "RVBK" | version u16 (1) | reserved u16 (0) | clean_offset u64 | crc u32 (of 0..16) }
 fn encode_checkpoint(clean_offset: u64) -> [u8; CHECKPOINT_LEN] {
     let mut b = [0u8; CHECKPOINT_LEN];
-    b[0..4].copy_from_slice(&CHECKPOINT_MAGIC);
-    b[4..6].copy_from_slice(&1u16.to_le_bytes());
+    b[0..6].copy_from_slice(&CHECKPOINT_FORMAT.header());
     b[8..16].copy_from_slice(&clean_offset.to_le_bytes());
-    let c = crate::record::crc::checksum(&b[0..16]);
-    b[16..20].copy_from_slice(&c.to_le_bytes());
+    small_file::seal_fixed(&mut b);
     b
 }
 
 /// The clean offset on disk; 0 (clean everything again) if the file is missing or not valid,
 /// which is always safe.
 pub(super) fn read_checkpoint(dir: &Path) -> u64 {
-    let Ok(b) = std::fs::read(dir.join(CHECKPOINT_FILE)) else {
+    let Ok(Some(b)) = small_file::read(&dir.join(CHECKPOINT_FILE), "read cleaner checkpoint")
+    else {
         return 0;
     };
-    let Ok(b) = <[u8; CHECKPOINT_LEN]>::try_from(b.as_slice()) else {
+    let Some(b) = CHECKPOINT_FORMAT
+        .check(&b)
+        .ok()
+        .and_then(|b| <[u8; CHECKPOINT_LEN - CRC_LEN]>::try_from(b).ok())
+    else {
         return 0;
     };
-    let stored = u32::from_le_bytes([b[16], b[17], b[18], b[19]]);
-    if b[0..4] != CHECKPOINT_MAGIC
-        || b[4..8] != [1, 0, 0, 0]
-        || crate::record::crc::checksum(&b[0..16]) != stored
-    {
+    if b[6..8] != [0, 0] {
         return 0;
     }
     let mut o = [0u8; 8];
@@ -471,9 +474,10 @@ pub(super) fn run(
             .counters
             .clean_offset
             .store(mapped_end, std::sync::atomic::Ordering::Relaxed);
-        match crate::fs::write_replace(
+        match small_file::write(
             &inner.dir.join(CHECKPOINT_FILE),
             &encode_checkpoint(mapped_end),
+            Durability::Replace,
         ) {
             Ok(()) => {}
             // Derived: an older clean offset only makes the next run look at more of the log.
@@ -858,5 +862,26 @@ mod tests {
         }
         std::fs::write(&path, &encode_checkpoint(9)[..10]).unwrap();
         assert_eq!(read_checkpoint(dir.path()), 0);
+    }
+
+    #[test]
+    fn checkpoint_bytes_are_format_md_and_another_version_reads_as_zero() {
+        // FORMAT.md 5.1: { "RVBK" | version 1 | reserved 0 | clean_offset | CRC-32 of 0..16 }.
+        let mut want = b"RVBK\x01\x00\x00\x00".to_vec();
+        want.extend_from_slice(&12345u64.to_le_bytes());
+        let c = crate::record::crc::checksum(&want);
+        want.extend_from_slice(&c.to_le_bytes());
+        assert_eq!(encode_checkpoint(12345).to_vec(), want);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CHECKPOINT_FILE);
+        // Another version, or a reserved field set, each with a valid CRC: clean again from 0.
+        for (at, value) in [(4, 2u8), (6, 1)] {
+            let mut b = want.clone();
+            b[at] = value;
+            let c = crate::record::crc::checksum(&b[..16]);
+            b[16..].copy_from_slice(&c.to_le_bytes());
+            std::fs::write(&path, &b).unwrap();
+            assert_eq!(read_checkpoint(dir.path()), 0, "byte {at} = {value}");
+        }
     }
 }

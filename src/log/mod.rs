@@ -1099,7 +1099,11 @@ impl Inner {
             p.expire(now_ms().saturating_sub(PRODUCER_EXPIRATION_MS));
             p.encode_snapshot(offset, active_base, &sealed)
         };
-        crate::fs::write_replace(&self.dir.join(producer_state::SNAPSHOT_FILE), &bytes)
+        crate::small_file::write(
+            &self.dir.join(producer_state::SNAPSHOT_FILE),
+            &bytes,
+            crate::small_file::Durability::Replace,
+        )
     }
 
     /// Marks the log unusable after a failed write or fsync and returns the error (a full disk

@@ -20,6 +20,7 @@ use crate::record::crc;
 use crate::record::{BatchRef, ControlType};
 use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
 use crate::segment::Segment;
+use crate::small_file::{self, Binary};
 
 /// How many of a producer's most recent batches a log remembers for spotting retries (Kafka's
 /// `max.in.flight.requests.per.connection` bound for idempotence).
@@ -27,8 +28,10 @@ pub const RETAINED_BATCHES: usize = 5;
 
 /// File name of the producer state snapshot in a log directory.
 pub const SNAPSHOT_FILE: &str = "producer-state";
-const SNAPSHOT_MAGIC: [u8; 4] = *b"RVBP";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_FORMAT: Binary = Binary {
+    magic: *b"RVBP",
+    version: 1,
+};
 /// Size of one `.txnindex` entry.
 pub const TXN_ENTRY_LEN: usize = 32;
 
@@ -351,9 +354,7 @@ impl ProducerStates {
             .aborted
             .partition_point(|a| a.last_offset < active_base)..];
         let indexes = self.txn_index_figures(sealed);
-        let mut out = Vec::with_capacity(36 + self.producers.len() * 80 + aborted.len() * 24);
-        out.extend_from_slice(&SNAPSHOT_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        let mut out = SNAPSHOT_FORMAT.begin(36 + self.producers.len() * 80 + aborted.len() * 24);
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_le_bytes());
@@ -389,8 +390,7 @@ impl ProducerStates {
             out.extend_from_slice(&count.to_le_bytes());
             out.extend_from_slice(&entries_crc.to_le_bytes());
         }
-        let c = crc::checksum(&out);
-        out.extend_from_slice(&c.to_le_bytes());
+        small_file::seal(&mut out);
         out
     }
 
@@ -398,22 +398,11 @@ impl ProducerStates {
     /// transactions it holds) and the `.txnindex` figures. Positions in errors are byte
     /// positions in the file.
     pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot> {
-        let Some((body, stored)) = bytes.split_last_chunk::<4>() else {
-            return Err(corrupt(0, "a producer state snapshot", "an empty file"));
+        let body = SNAPSHOT_FORMAT.check(bytes)?;
+        let mut r = Reader {
+            b: body,
+            pos: small_file::HEADER_LEN,
         };
-        crc::verify(body, u32::from_le_bytes(*stored), body.len() as u64)?;
-        let mut r = Reader { b: body, pos: 0 };
-        if r.take(4)? != SNAPSHOT_MAGIC {
-            return Err(corrupt(0, "magic \"RVBP\"", "other bytes"));
-        }
-        let version = r.u16()?;
-        if version != SNAPSHOT_VERSION {
-            return Err(corrupt(
-                4,
-                format!("snapshot version {SNAPSHOT_VERSION}"),
-                format!("{version}"),
-            ));
-        }
         r.u16()?;
         let offset = r.u64()?;
         let producers = r.u32()?;
@@ -562,8 +551,8 @@ pub(crate) fn load(
         segments
     };
     let snapshot_path = dir.join(SNAPSHOT_FILE);
-    let snapshot = match std::fs::read(&snapshot_path) {
-        Ok(bytes) => {
+    let snapshot = match small_file::read(&snapshot_path, "read producer state") {
+        Ok(Some(bytes)) => {
             let usable = ProducerStates::decode_snapshot(&bytes)
                 .ok()
                 .filter(|s| s.offset <= end);
@@ -575,7 +564,7 @@ pub(crate) fn load(
             }
             usable
         }
-        Err(_) => None,
+        Ok(None) | Err(_) => None,
     };
     let mut indexed = Vec::new();
     let mut indexes_ok = true;

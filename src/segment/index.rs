@@ -93,7 +93,7 @@ impl TimeEntry {
 
 /// Binary search for the last index `i` in `0..n` with `pred(i)` true, given that `pred` is true
 /// for a prefix of `0..n` (on corrupt input the answer is some index, never a panic).
-fn last_true(n: usize, pred: impl Fn(usize) -> bool) -> Option<usize> {
+pub(crate) fn last_true(n: usize, pred: impl Fn(usize) -> bool) -> Option<usize> {
     let (mut lo, mut hi) = (0usize, n); // answer in [lo, hi)
     if n == 0 || !pred(0) {
         return None;
@@ -113,22 +113,45 @@ fn last_true(n: usize, pred: impl Fn(usize) -> bool) -> Option<usize> {
 /// The last offset entry whose relative offset is `<= target`: where to start scanning for
 /// `target`. `None` means "start at the first batch".
 pub fn offset_floor(entries: &[u8], target: u32) -> Option<OffsetEntry> {
-    let n = entries.len() / OFFSET_ENTRY_LEN;
-    let i = last_true(n, |i| {
-        OffsetEntry::at(entries, i).is_some_and(|e| e.relative_offset <= target)
-    })?;
-    OffsetEntry::at(entries, i)
+    offset_floor_by(
+        entries.len() / OFFSET_ENTRY_LEN,
+        |i| OffsetEntry::at(entries, i),
+        target,
+    )
+}
+
+/// [`offset_floor`] over `n` entries fetched one at a time by `entry(i)`: the inspection tools
+/// read them with `pread` (a preallocated index then costs a binary search, not a read of the
+/// whole file). An entry that cannot be fetched ends the search as if it were past the target.
+pub fn offset_floor_by(
+    n: usize,
+    entry: impl Fn(usize) -> Option<OffsetEntry>,
+    target: u32,
+) -> Option<OffsetEntry> {
+    let i = last_true(n, |i| entry(i).is_some_and(|e| e.relative_offset <= target))?;
+    entry(i)
 }
 
 /// The last time entry whose timestamp is `< target`: every record before its batch has a smaller
 /// timestamp than `target`, so the first record with a timestamp `>= target` is in that batch or
 /// after it. `None` means "start at the first batch".
 pub fn time_floor(entries: &[u8], target: i64) -> Option<TimeEntry> {
-    let n = entries.len() / TIME_ENTRY_LEN;
-    let i = last_true(n, |i| {
-        TimeEntry::at(entries, i).is_some_and(|e| e.timestamp < target)
-    })?;
-    TimeEntry::at(entries, i)
+    time_floor_by(
+        entries.len() / TIME_ENTRY_LEN,
+        |i| TimeEntry::at(entries, i),
+        target,
+    )
+}
+
+/// [`time_floor`] over `n` entries fetched one at a time by `entry(i)` (see
+/// [`offset_floor_by`]).
+pub fn time_floor_by(
+    n: usize,
+    entry: impl Fn(usize) -> Option<TimeEntry>,
+    target: i64,
+) -> Option<TimeEntry> {
+    let i = last_true(n, |i| entry(i).is_some_and(|e| e.timestamp < target))?;
+    entry(i)
 }
 
 /// Number of leading entries that look valid in a preallocated offset index: non-zero

@@ -14,16 +14,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{corrupt, Error, ErrorKind, Result};
+#[cfg(test)]
 use crate::record::crc::checksum as crc32;
+use crate::small_file::{self, Binary, Durability};
 
 /// The directory of the snapshots, inside the store directory.
 pub(crate) const DIR: &str = "streams";
-const MAGIC: &[u8; 4] = b"RVSS";
 /// Version 2: the rows of timestamped stores (tables, aggregations) hold their timestamp before
 /// the value (see [`state`](super::state)). Version 1 files came before that; their rows of
 /// such stores have no timestamp, and the file does not say which stores those were, so they
 /// are refused (the store is restored from its changelog, which is always correct).
 const VERSION: u16 = 2;
+const FORMAT: Binary = Binary {
+    magic: *b"RVSS",
+    version: VERSION,
+};
 /// Flag bit 0: the snapshot is a `read_committed` prefix (written under exactly-once).
 const FLAG_READ_COMMITTED: u16 = 1;
 
@@ -65,9 +70,7 @@ pub(crate) fn encode(
     data: &BTreeMap<Vec<u8>, Vec<u8>>,
 ) -> Result<Vec<u8>> {
     let payload: usize = data.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-    let mut b = Vec::with_capacity(44 + changelog.len() + payload);
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&VERSION.to_le_bytes());
+    let mut b = FORMAT.begin(44 + changelog.len() + payload);
     let flags = if read_committed {
         FLAG_READ_COMMITTED
     } else {
@@ -88,8 +91,7 @@ pub(crate) fn encode(
         b.extend_from_slice(&len32(v.len())?);
         b.extend_from_slice(v);
     }
-    let crc = crc32(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
+    small_file::seal(&mut b);
     Ok(b)
 }
 
@@ -133,27 +135,11 @@ impl<'a> Reader<'a> {
 /// magic or version or unknown flags, names another changelog partition, or whose keys are not
 /// strictly increasing.
 pub(crate) fn decode(bytes: &[u8], changelog: &str, partition: u32) -> Result<Snapshot> {
-    if bytes.len() < 4 {
-        return Err(corrupt(0, "a checkpoint file", "fewer than 4 bytes"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if crc32(body) != stored {
-        return Err(corrupt(
-            body.len() as u64,
-            format!("CRC {:08x}", crc32(body)),
-            format!("{stored:08x}"),
-        ));
-    }
+    let (version, body) = FORMAT.check_any_version(bytes)?;
     let mut r = Reader {
         bytes: body,
-        pos: 0,
+        pos: small_file::HEADER_LEN,
     };
-    let magic = r.take(4, "magic")?;
-    if magic != MAGIC {
-        return Err(corrupt(0, "magic RVSS", format!("{magic:?}")));
-    }
-    let version = u16::from_le_bytes(r.array("version")?);
     if version != VERSION {
         let expected = if version == 1 {
             format!(
@@ -222,8 +208,8 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<bool> {
     let written = match path.parent() {
         Some(dir) => std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create checkpoint directory", dir, e))
-            .and_then(|()| crate::fs::write_atomic(path, bytes)),
-        None => crate::fs::write_atomic(path, bytes),
+            .and_then(|()| small_file::write(path, bytes, Durability::Synced)),
+        None => small_file::write(path, bytes, Durability::Synced),
     };
     match written {
         Ok(()) => Ok(true),
@@ -243,11 +229,7 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<bool> {
 
 /// The bytes of the snapshot at `path`, or `None` if there is none.
 pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read checkpoint", path, e)),
-    }
+    small_file::read(path, "read checkpoint")
 }
 
 /// Removes the snapshot at `path` if there is one.
