@@ -31,6 +31,7 @@
 //!
 //! FORMAT.md specifies every byte on disk; ARCHITECTURE.md maps the modules.
 
+mod clock;
 mod config;
 mod consumer;
 mod error;

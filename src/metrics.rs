@@ -390,7 +390,7 @@ impl crate::Store {
             });
         }
         Metrics {
-            taken_at_ms: crate::log::now_ms(),
+            taken_at_ms: crate::clock::now_ms(),
             partitions,
             fsync,
             groups,

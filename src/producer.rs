@@ -300,7 +300,7 @@ fn send_records(
         Metadata::PerRecord => vec![None; records.len()],
         Metadata::Skip => Vec::new(),
     };
-    let now = crate::log::now_ms();
+    let now = crate::clock::now_ms();
     let routed = routed.into_iter().flat_map(|(t, parts)| {
         parts
             .into_iter()
@@ -497,7 +497,7 @@ impl Producer {
         }
         let p = self.route(&topic, &record, size)?;
         let part = topic.partition(p)?;
-        let timestamp = record.timestamp.unwrap_or_else(crate::log::now_ms);
+        let timestamp = record.timestamp.unwrap_or_else(crate::clock::now_ms);
         let (offset, stored_ts) = part
             .queue
             .send(

@@ -764,7 +764,7 @@ fn maintenance_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
 /// error is retried after the backoff; a poisoned log reports it to its own users).
 fn clean_dirtiest(inner: &StoreInner, should_stop: &dyn Fn() -> bool) -> bool {
     let config = &inner.config.cleaner;
-    let now = crate::log::now_ms();
+    let now = crate::clock::now_ms();
     let topics: Vec<Arc<Topic>> = inner.topics.read().values().cloned().collect();
     let dirtiest = topics
         .iter()

@@ -221,7 +221,7 @@ impl OffsetStore {
         producer: ProducerFields,
     ) -> Result<u32> {
         let _state = self.state.lock();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (tp, v) in offsets {
             b.append(
@@ -282,7 +282,7 @@ impl OffsetStore {
             return Ok(());
         }
         let mut state = self.state.lock();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (tp, v) in offsets {
             let value = v.as_ref().map(|v| encode_value(v, now));
@@ -382,7 +382,7 @@ impl OffsetStore {
         }
         self.log.roll()?;
         let start = self.log.next_offset();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for ((group, tp), v) in state {
             b.append(

@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::clock::now_ms;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
@@ -158,13 +159,6 @@ struct SyncState {
     durable_offset: u64,
     segment_base: u64,
     position: usize,
-}
-
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Log {
