@@ -43,7 +43,6 @@ mod fs;
 mod group;
 pub mod inspect;
 mod log;
-mod metrics;
 mod partitioner;
 mod producer;
 mod record;
@@ -62,12 +61,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
 pub use group::GroupDescription;
 pub use log::{
-    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionReport, Log, RecoveryReport,
-    RetentionReport, Truncation,
-};
-pub use metrics::{
-    CompactionMetrics, FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics,
-    Metrics, PartitionMetrics, Rate,
+    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionMetrics, CompactionReport,
+    FsyncMetrics, LatencyHistogram, Log, LogMetrics, Rate, RecoveryReport, RetentionReport,
+    Truncation,
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
@@ -77,8 +73,8 @@ pub use record::{
 };
 pub use segment::BatchView;
 pub use store::{
-    CleanerConfig, MetadataRebuild, PartitionDescription, RebuildOptions, RebuiltTopic, Store,
-    StoreConfig, TopicDescription,
+    CleanerConfig, GroupMetrics, GroupPartitionLag, MetadataRebuild, Metrics, PartitionDescription,
+    PartitionMetrics, RebuildOptions, RebuiltTopic, Store, StoreConfig, TopicDescription,
 };
 pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
 pub use txn::{TransactionConfig, TransactionalProducer};

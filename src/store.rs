@@ -34,8 +34,10 @@ use crate::topic::{self, TopicConfig, TopicPartition};
 use crate::txn::coordinator::{Coordinator, TXN_LOG_DIR};
 
 pub(crate) mod layout;
+mod metrics;
 
 pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
+pub use metrics::{GroupMetrics, GroupPartitionLag, Metrics, PartitionMetrics};
 
 /// Store-wide settings.
 #[derive(Clone, Debug, Default)]

@@ -357,7 +357,7 @@ impl OffsetStore {
     }
 
     /// The offsets log's figures.
-    pub(crate) fn log_metrics(&self) -> crate::metrics::LogMetrics {
+    pub(crate) fn log_metrics(&self) -> crate::log::LogMetrics {
         self.log.metrics()
     }
 

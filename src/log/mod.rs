@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub(crate) mod cleaner;
+pub(crate) mod metrics;
 pub(crate) mod producer_state;
 pub(crate) mod recovery;
 #[cfg(test)]
@@ -30,13 +31,14 @@ use crate::clock::now_ms;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
-use crate::metrics::{LogCounters, LogMetrics};
 use crate::record::codec::BatchHeader;
 use crate::record::{BatchBuilder, ControlType, ProducerFields, RecordBatch, TimestampType};
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::{ActiveSegment, BatchView, ReadBudget, ReadProgress, Segment};
 use checkpoint::Checkpoint;
 pub use cleaner::{CompactionConfig, CompactionReport};
+use metrics::LogCounters;
+pub use metrics::{CompactionMetrics, FsyncMetrics, LatencyHistogram, LogMetrics, Rate};
 pub use producer_state::AbortedTxn;
 use producer_state::{OpenTxn, ProducerStates, Verdict};
 pub use recovery::{RecoveryReport, Truncation};
@@ -727,7 +729,7 @@ impl Log {
         let c = &inner.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let latency = c.fsync_latency.snapshot();
-        let fsync = crate::metrics::FsyncMetrics {
+        let fsync = metrics::FsyncMetrics {
             count: latency.count(),
             failures: load(&c.fsync_failures),
             latency,
@@ -742,7 +744,7 @@ impl Log {
             read_records: load(&c.read_records),
             read_bytes: load(&c.read_bytes),
             compaction: inner.config().cleanup_policy.compacts().then(|| {
-                crate::metrics::CompactionMetrics {
+                metrics::CompactionMetrics {
                     totals: c.compaction.lock().clone(),
                     clean_offset: load(&c.clean_offset),
                     dirty_ratio: self.dirty_ratio(now_ms()),
