@@ -34,6 +34,7 @@
 mod clock;
 mod config;
 mod consumer;
+mod coordinator;
 mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;

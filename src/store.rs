@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::FlushPolicy;
-use crate::consumer::offsets::OffsetStore;
+use crate::coordinator::offsets::OffsetStore;
+use crate::coordinator::txn::{Coordinator, TXN_LOG_DIR};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
 use crate::group::Group;
@@ -31,7 +32,6 @@ use crate::log::{CompactionConfig, CompactionReport, Log};
 use crate::partitioner::Sticky;
 use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
-use crate::txn::coordinator::{Coordinator, TXN_LOG_DIR};
 
 pub(crate) mod layout;
 mod metrics;
@@ -243,9 +243,8 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
-pub(crate) const OFFSETS_DIR: &str = "__consumer_offsets-0";
-/// The name under which transactions list the committed offsets log among their partitions.
-pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Re-exported for the tools, which read the offsets log (`inspect`).
+pub(crate) use crate::coordinator::offsets::OFFSETS_DIR;
 
 impl Store {
     /// Opens (creating if need be) the store in `dir` with default settings.
@@ -1020,10 +1019,10 @@ fn recover_transactions(
     topics: &HashMap<String, Arc<Topic>>,
     offsets: &OffsetStore,
     txns: &Coordinator,
-    decisions: &HashMap<String, crate::txn::coordinator::TxnRecord>,
+    decisions: &HashMap<String, crate::coordinator::txn::TxnRecord>,
 ) -> Result<()> {
-    use crate::txn::coordinator::Target;
-    let by_pid: HashMap<i64, &crate::txn::coordinator::TxnRecord> =
+    use crate::coordinator::txn::Target;
+    let by_pid: HashMap<i64, &crate::coordinator::txn::TxnRecord> =
         decisions.values().map(|r| (r.producer_id, r)).collect();
     let mut markers = Vec::new();
     for t in topics.values() {

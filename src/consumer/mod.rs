@@ -25,7 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod offsets;
+pub(crate) use crate::coordinator::offsets;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

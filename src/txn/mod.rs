@@ -46,7 +46,7 @@
 //!   fsync (the decision), since its markers need none of their own (see `coordinator`). With
 //!   other policies a commit first flushes each partition the transaction wrote.
 
-pub(crate) mod coordinator;
+pub(crate) use crate::coordinator::txn as coordinator;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,9 +54,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata};
+use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::error::{Error, ErrorKind, Result};
 use crate::producer::{Metadata, Record, RecordMetadata, Sequencer};
-use crate::store::{Store, OFFSETS_TOPIC};
+use crate::store::Store;
 use crate::topic::TopicPartition;
 use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
 

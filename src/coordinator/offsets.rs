@@ -26,6 +26,11 @@ use crate::log::Log;
 use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
 use crate::topic::TopicPartition;
 
+/// The directory of the committed offsets log in a store.
+pub(crate) const OFFSETS_DIR: &str = "__consumer_offsets-0";
+/// The name under which transactions list the committed offsets log among their partitions.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 /// A committed position: the next offset to consume, and free-form metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetAndMetadata {

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::{FlushPolicy, LogConfig};
-use crate::consumer::offsets::OffsetStore;
+use crate::coordinator::offsets::OffsetStore;
 use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::log::Log;
 use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
@@ -679,7 +679,7 @@ impl Coordinator {
                         *seq == t.first_sequence
                             && match tp {
                                 Some(tp) => p == tp,
-                                None => p.topic == crate::store::OFFSETS_TOPIC,
+                                None => p.topic == crate::coordinator::offsets::OFFSETS_TOPIC,
                             }
                     })
             });
