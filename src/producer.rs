@@ -502,10 +502,13 @@ impl Producer {
             .queue
             .send(
                 &part.log,
-                &record,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.header_refs(),
                 timestamp,
                 topic.config.compression,
-                &self.config,
+                self.config.batch_size,
+                self.config.linger,
             )
             .map_err(|e| Self::deleted_topic_error(&topic.name, &part.log, e))?;
         self.inner().notify.notify();
@@ -639,22 +642,23 @@ impl Results {
 }
 
 impl ProduceQueue {
-    /// Queues `record` and returns its offset and the batch's stored max timestamp once appended.
+    /// Queues a record (`key`, `value`, `headers`, `timestamp`) and returns its offset and the
+    /// batch's stored max timestamp once appended. Batches hold up to `batch_size` bytes (and
+    /// the log's `max_record_bytes`); the sender that appends first waits `linger` for others.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
         log: &Log,
-        record: &Record,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
         timestamp: i64,
         compression: Compression,
-        config: &ProducerConfig,
+        batch_size: usize,
+        linger: Duration,
     ) -> Result<(u64, i64)> {
-        let headers = record.header_refs();
-        let size = BatchBuilder::record_size_upper_bound(
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &headers,
-        );
-        let max_batch = config.batch_size.min(log.config().max_record_bytes).max(1);
+        let size = BatchBuilder::record_size_upper_bound(key, value, headers);
+        let max_batch = batch_size.min(log.config().max_record_bytes).max(1);
         let seq = {
             let mut p = self.pending.lock();
             let seq = p.next_seq;
@@ -671,12 +675,7 @@ impl ProduceQueue {
                 p.open.push((seq, builder));
             }
             if let Some((_, b)) = p.open.last_mut() {
-                b.append(
-                    timestamp,
-                    record.key.as_deref(),
-                    record.value.as_deref(),
-                    &headers,
-                );
+                b.append(timestamp, key, value, headers);
             }
             seq
         };
@@ -684,8 +683,8 @@ impl ProduceQueue {
         if let Some(r) = results.take(seq) {
             return r;
         }
-        if !config.linger.is_zero() {
-            std::thread::sleep(config.linger);
+        if !linger.is_zero() {
+            std::thread::sleep(linger);
         }
         let batches = {
             let mut p = self.pending.lock();
