@@ -44,6 +44,7 @@ mod fs;
 mod group;
 pub mod inspect;
 mod log;
+mod partition;
 mod partitioner;
 mod producer;
 mod record;

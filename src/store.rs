@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,9 +28,11 @@ use crate::coordinator::txn::{Coordinator, TXN_LOG_DIR};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
 use crate::group::Group;
-use crate::log::{CompactionConfig, CompactionReport, Log};
+#[cfg(doc)]
+use crate::log::Log;
+use crate::log::{CompactionConfig, CompactionReport};
+use crate::partition::{open_partition, open_topic, Notify, Partition, Topic};
 use crate::partitioner::Sticky;
-use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
 
 pub(crate) mod layout;
@@ -123,100 +125,6 @@ pub(crate) struct StoreInner {
     _lock: DirLock,
 }
 
-/// A topic and its open partitions.
-pub(crate) struct Topic {
-    pub name: String,
-    pub config: TopicConfig,
-    pub partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
-    pub sticky: Sticky,
-}
-
-/// One open partition: its log and the queue that coalesces concurrent sends into batches.
-pub(crate) struct Partition {
-    pub tp: TopicPartition,
-    pub log: Log,
-    pub queue: ProduceQueue,
-}
-
-impl Topic {
-    pub fn partition_count(&self) -> u32 {
-        self.partitions.read().len() as u32
-    }
-
-    pub fn partition(&self, p: u32) -> Result<Arc<Partition>> {
-        let parts = self.partitions.read();
-        parts.get(p as usize).cloned().ok_or_else(|| {
-            ErrorKind::UnknownPartition {
-                topic: self.name.clone(),
-                partition: p,
-                partitions: parts.len() as u32,
-            }
-            .into()
-        })
-    }
-}
-
-/// Wakes consumers waiting in `poll` when anything is appended (or a group changes).
-pub(crate) struct Notify {
-    seq: AtomicU64,
-    waiters: AtomicUsize,
-    lock: Mutex<()>,
-    cv: Condvar,
-}
-
-impl Notify {
-    fn new() -> Notify {
-        Notify {
-            seq: AtomicU64::new(0),
-            waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// Registers the caller as a possible waiter, before it looks for work, and returns the
-    /// event count to pass to [`wait`](Self::wait). Dropping the guard unregisters.
-    pub fn register(&self) -> (WaiterGuard<'_>, u64) {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `notify`: the caller's later look for work (an acquire load
-        // of a high watermark) cannot move before the registration.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        (WaiterGuard(self), self.seq.load(Ordering::SeqCst))
-    }
-
-    /// Signals an event (after the change it announces is published). Costs one fence and a
-    /// shared load when nobody waits, so producers can call it on every send.
-    pub fn notify(&self) {
-        // NOTE: the fence orders the caller's publication (say a high watermark store) before
-        // the `waiters` load. A waiter registers (SeqCst) before it looks for work, so either it
-        // sees the publication, or we see it registered and wake it.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            let _g = self.lock.lock();
-            self.cv.notify_all();
-        }
-    }
-
-    /// Sleeps until an event after `seen` or `deadline`, whichever comes first. The caller must
-    /// hold the guard from [`register`](Self::register) that returned `seen`.
-    pub fn wait(&self, seen: u64, deadline: Instant) {
-        let mut g = self.lock.lock();
-        while self.seq.load(Ordering::SeqCst) == seen && Instant::now() < deadline {
-            self.cv.wait_until(&mut g, deadline);
-        }
-    }
-}
-
-/// Unregisters a waiter of [`Notify`] when dropped.
-pub(crate) struct WaiterGuard<'a>(&'a Notify);
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// What [`Store::describe_topic`] reports about one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionDescription {
@@ -245,6 +153,7 @@ pub struct TopicDescription {
 
 /// Re-exported for the tools, which read the offsets log (`inspect`).
 pub(crate) use crate::coordinator::offsets::OFFSETS_DIR;
+pub(crate) use crate::partition::partition_dir;
 
 impl Store {
     /// Opens (creating if need be) the store in `dir` with default settings.
@@ -1037,30 +946,4 @@ fn recover_transactions(
         offsets,
     ));
     txns.complete_recovered(decisions, markers, offsets)
-}
-
-pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
-    dir.join(format!("{topic}-{partition}"))
-}
-
-fn open_partition(dir: &Path, name: &str, p: u32, config: &TopicConfig) -> Result<Partition> {
-    let pdir = partition_dir(dir, name, p);
-    Ok(Partition {
-        tp: TopicPartition::new(name, p),
-        log: Log::open(&pdir, config.log.clone())?,
-        queue: ProduceQueue::default(),
-    })
-}
-
-fn open_topic(dir: &Path, name: &str, config: TopicConfig) -> Result<Topic> {
-    let mut parts = Vec::with_capacity(config.partitions as usize);
-    for p in 0..config.partitions {
-        parts.push(Arc::new(open_partition(dir, name, p, &config)?));
-    }
-    Ok(Topic {
-        name: name.to_string(),
-        config,
-        partitions: RwLock::new(Arc::new(parts)),
-        sticky: Sticky::default(),
-    })
 }

@@ -36,8 +36,8 @@ use crate::config::{FlushPolicy, LogConfig};
 use crate::coordinator::offsets::OffsetStore;
 use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::log::Log;
+use crate::partition::Partition;
 use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
-use crate::store::Partition;
 use crate::topic::TopicPartition;
 
 /// Directory of the transaction state log inside the store.
