@@ -52,6 +52,7 @@ mod segment;
 mod store;
 pub mod streams;
 mod topic;
+mod topic_partition;
 mod txn;
 
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, RecoveryMode};
@@ -78,7 +79,8 @@ pub use store::{
     CleanerConfig, GroupMetrics, GroupPartitionLag, MetadataRebuild, Metrics, PartitionDescription,
     PartitionMetrics, RebuildOptions, RebuiltTopic, Store, StoreConfig, TopicDescription,
 };
-pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
+pub use topic::{validate_topic_name, TopicConfig};
+pub use topic_partition::TopicPartition;
 pub use txn::{TransactionConfig, TransactionalProducer};
 
 /// Building blocks below the public API, for the benchmarks, fuzz targets and inspection tools.
