@@ -615,7 +615,7 @@ mod tests {
             "topics.tmp",
             crate::group::published::FILE_NAME,
             "group-members.tmp",
-            crate::streams::checkpoint::DIR,
+            crate::fs::STREAMS_DIR,
             crate::coordinator::offsets::OFFSETS_DIR,
             crate::coordinator::txn::TXN_LOG_DIR,
             "0000000000000001.creating",

@@ -17,7 +17,7 @@ use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::record::crc::checksum as crc32;
 
 /// The directory of the snapshots, inside the store directory.
-pub(crate) const DIR: &str = "streams";
+pub(crate) const DIR: &str = crate::fs::STREAMS_DIR;
 const MAGIC: &[u8; 4] = b"RVSS";
 /// Version 2: the rows of timestamped stores (tables, aggregations) hold their timestamp before
 /// the value (see [`state`](super::state)). Version 1 files came before that; their rows of
