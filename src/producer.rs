@@ -32,7 +32,7 @@ use crate::partition::{Partition, Topic};
 use crate::partitioner;
 use crate::record::codec::HEADER_LEN;
 use crate::record::{BatchBuilder, Compression, ProducerFields, TimestampType};
-use crate::store::{Store, StoreInner};
+use crate::store::Store;
 use crate::topic::TopicPartition;
 
 /// Refuses a record without a key for a compacted topic, before it is queued with others (the
@@ -269,7 +269,6 @@ fn send_records(
     metadata: Metadata,
     mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
 ) -> Result<Vec<RecordMetadata>> {
-    let inner = &store.inner;
     // By topic, then partition (the order batches are appended in). Two levels so that a
     // record of a topic already seen is routed by a name lookup alone.
     let mut routed: BTreeMap<Arc<str>, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
@@ -278,7 +277,7 @@ fn send_records(
         let topic = match topics.get(&*r.topic) {
             Some(t) => Arc::clone(t),
             None => {
-                let t = inner.topic_or_create(&r.topic, store)?;
+                let t = store.topic_or_create(&r.topic)?;
                 topics.insert(Arc::clone(&r.topic), Arc::clone(&t));
                 t
             }
@@ -372,7 +371,7 @@ fn send_records(
             start = end;
         }
     }
-    inner.notify.notify();
+    store.notify().notify();
     Ok(out.into_iter().flatten().collect())
 }
 
@@ -425,7 +424,7 @@ impl Store {
     /// [`Io`](ErrorKind::Io) if an idempotent producer's id cannot be reserved durably.
     pub fn producer_with(&self, config: ProducerConfig) -> Result<Producer> {
         let sequencer = if config.idempotent {
-            let producer_id = self.inner.txns.allocate_producer_id()?;
+            let producer_id = self.txns().allocate_producer_id()?;
             Some(Arc::new(Mutex::new(Sequencer {
                 producer_id,
                 epoch: 0,
@@ -444,10 +443,6 @@ impl Store {
 }
 
 impl Producer {
-    fn inner(&self) -> &StoreInner {
-        &self.store.inner
-    }
-
     fn route(&self, topic: &Topic, record: &Record, size: usize) -> Result<u32> {
         route(topic, record, size, self.config.batch_size)
     }
@@ -489,7 +484,7 @@ impl Producer {
                 .pop()
                 .ok_or_else(|| Error::invalid("a sent record has no metadata"));
         }
-        let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
+        let topic = self.store.topic_or_create(&record.topic)?;
         refuse_keyless(&topic, &record, 0)?;
         let max = topic.config.log.max_record_bytes;
         let size = record.alone_batch_size(topic.config.compression, max)?;
@@ -512,7 +507,7 @@ impl Producer {
                 self.config.linger,
             )
             .map_err(|e| Self::deleted_topic_error(&topic.name, &part.log, e))?;
-        self.inner().notify.notify();
+        self.store.notify().notify();
         Ok(RecordMetadata {
             topic: topic.name.clone(),
             partition: p,
@@ -589,6 +584,6 @@ impl Producer {
     /// # Errors
     /// [`Io`](ErrorKind::Io) or [`Poisoned`](ErrorKind::Poisoned) from a partition log.
     pub fn flush(&self) -> Result<()> {
-        self.inner().flush_all()
+        self.store.flush()
     }
 }

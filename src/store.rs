@@ -35,6 +35,7 @@ use crate::partition::{open_partition, open_topic, Notify, Partition, Topic};
 use crate::partitioner::Sticky;
 use crate::topic::{self, TopicConfig, TopicPartition};
 
+mod groups;
 pub(crate) mod layout;
 mod metrics;
 
@@ -84,7 +85,7 @@ pub struct Store {
     // NOTE: declared first so that it is dropped first: the cleaner thread stops before the
     // store's logs close.
     _maintenance: Arc<MaintenanceThread>,
-    pub(crate) inner: Arc<StoreInner>,
+    inner: Arc<StoreInner>,
 }
 
 /// The maintenance thread (transaction timeouts, the cleaner); stopped and joined when the last
@@ -105,19 +106,21 @@ impl Drop for MaintenanceThread {
     }
 }
 
-pub(crate) struct StoreInner {
-    pub dir: PathBuf,
-    pub config: StoreConfig,
-    pub topics: RwLock<HashMap<String, Arc<Topic>>>,
+/// The state behind every `Store` handle; private to this module, which is the only code that
+/// changes it. Clients reach what they need through the `pub(crate)` methods below.
+struct StoreInner {
+    dir: PathBuf,
+    config: StoreConfig,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serialises topic creation, deletion and partition changes.
     admin: Mutex<()>,
-    pub offsets: OffsetStore,
+    offsets: OffsetStore,
     /// The transaction coordinator (producer ids, transactional ids, commit decisions).
-    pub txns: Coordinator,
-    pub groups: Mutex<HashMap<String, Arc<Group>>>,
+    txns: Coordinator,
+    groups: Mutex<HashMap<String, Arc<Group>>>,
     /// Bumped on every topic change, so groups notice they must rebalance.
-    pub metadata_version: AtomicU64,
-    pub notify: Notify,
+    metadata_version: AtomicU64,
+    notify: Notify,
     /// Bumped by every group change; `groups_published` is the value last written to the
     /// membership file (see `group::published`).
     group_changes: Arc<AtomicU64>,
@@ -693,6 +696,56 @@ fn clean_dirtiest(inner: &StoreInner, should_stop: &dyn Fn() -> bool) -> bool {
         force: false,
     };
     matches!(p.log.compact_until(&options, &should_stop), Ok(report) if report.passes > 0)
+}
+
+/// What the clients built on the store (producer, consumer, transactional producer) reach
+/// through the handle they keep.
+impl Store {
+    /// The topic `name`, or [`UnknownTopic`](ErrorKind::UnknownTopic).
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner.topic(name)
+    }
+
+    /// The topic `name`, created with the default configuration if the store allows that.
+    pub(crate) fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner.topic_or_create(name, self)
+    }
+
+    /// An open partition, or [`UnknownTopic`](ErrorKind::UnknownTopic) /
+    /// [`UnknownPartition`](ErrorKind::UnknownPartition).
+    pub(crate) fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        self.inner.partition(tp)
+    }
+
+    /// Wakes pollers: signalled after every append and group change.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.inner.notify
+    }
+
+    /// The committed offsets log.
+    pub(crate) fn offsets(&self) -> &OffsetStore {
+        &self.inner.offsets
+    }
+
+    /// The transaction coordinator.
+    pub(crate) fn txns(&self) -> &Coordinator {
+        &self.inner.txns
+    }
+
+    /// Bumped on every topic change, so that groups notice they must rebalance.
+    pub(crate) fn metadata_version(&self) -> u64 {
+        self.inner.metadata_version.load(Ordering::SeqCst)
+    }
+
+    /// The group `name` if this process has seen it.
+    pub(crate) fn existing_group(&self, name: &str) -> Option<Arc<Group>> {
+        self.inner.groups.lock().get(name).cloned()
+    }
+
+    /// Writes the membership file if a group changed (see `StoreInner::publish_groups`).
+    pub(crate) fn publish_groups(&self) {
+        self.inner.publish_groups();
+    }
 }
 
 impl std::fmt::Debug for Store {
