@@ -154,7 +154,7 @@ fn strip(src: &str) -> String {
             };
             match end {
                 Some(e) => {
-                    out.extend(std::iter::repeat(b' ').take(e + 1 - i));
+                    out.extend(std::iter::repeat_n(b' ', e + 1 - i));
                     i = e + 1;
                 }
                 None => {
