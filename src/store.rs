@@ -31,7 +31,7 @@ use crate::group::Group;
 #[cfg(doc)]
 use crate::log::Log;
 use crate::log::{CompactionConfig, CompactionReport};
-use crate::partition::{open_partition, open_topic, Notify, Partition, Topic};
+use crate::partition::{open_partition, open_topic, Notify, Partition, Registry, Topic};
 use crate::partitioner::Sticky;
 use crate::topic::{self, TopicConfig, TopicPartition};
 
@@ -111,7 +111,7 @@ impl Drop for MaintenanceThread {
 struct StoreInner {
     dir: PathBuf,
     config: StoreConfig,
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    topics: Registry,
     /// Serialises topic creation, deletion and partition changes.
     admin: Mutex<()>,
     offsets: OffsetStore,
@@ -226,7 +226,7 @@ impl Store {
         let inner = Arc::new(StoreInner {
             dir,
             config,
-            topics: RwLock::new(map),
+            topics: Registry::new(map),
             admin: Mutex::new(()),
             offsets,
             txns,
@@ -298,7 +298,7 @@ impl Store {
         topic::validate_topic_name(name)?;
         config.validate()?;
         let _admin = self.inner.admin.lock();
-        if self.inner.topics.read().contains_key(name) {
+        if self.inner.topics.contains(name) {
             return Err(ErrorKind::TopicExists {
                 topic: name.to_string(),
             }
@@ -313,9 +313,9 @@ impl Store {
             partitions: RwLock::new(Arc::new(parts)),
             sticky: Sticky::default(),
         });
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         next.insert(name.to_string(), t);
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         self.inner.topics_changed();
         Ok(())
     }
@@ -327,7 +327,7 @@ impl Store {
     /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`Io`](ErrorKind::Io).
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let _admin = self.inner.admin.lock();
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         let Some(t) = next.remove(name) else {
             return Err(ErrorKind::UnknownTopic {
                 topic: name.to_string(),
@@ -383,7 +383,7 @@ impl Store {
             }
             return Err(e);
         }
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         drop(parts);
         drop(t);
         // Committed: what is left to remove is marked, and the next open removes it if this
@@ -432,9 +432,9 @@ impl Store {
             })),
             sticky: Sticky::default(),
         });
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         next.insert(name.to_string(), new_topic);
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         self.inner.topics_changed();
         Ok(())
     }
@@ -522,9 +522,9 @@ impl Store {
             partitions: RwLock::new(parts),
             sticky: Sticky::default(),
         });
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         next.insert(name.to_string(), new_topic);
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         tracing::info!(
             target: "riverbed::store",
             topic = name,
@@ -536,9 +536,7 @@ impl Store {
 
     /// Names of all topics, sorted.
     pub fn list_topics(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.topics.read().keys().cloned().collect();
-        v.sort();
-        v
+        self.inner.topics.names()
     }
 
     /// A topic's configuration and the state of its partitions.
@@ -580,7 +578,7 @@ impl Store {
     /// # Errors
     /// [`Io`](ErrorKind::Io).
     pub fn apply_retention(&self) -> Result<usize> {
-        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = self.inner.topics.all();
         let mut n = 0;
         for t in topics {
             for p in t.partitions.read().iter() {
@@ -678,7 +676,7 @@ fn maintenance_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
 fn clean_dirtiest(inner: &StoreInner, should_stop: &dyn Fn() -> bool) -> bool {
     let config = &inner.config.cleaner;
     let now = crate::clock::now_ms();
-    let topics: Vec<Arc<Topic>> = inner.topics.read().values().cloned().collect();
+    let topics: Vec<Arc<Topic>> = inner.topics.all();
     let dirtiest = topics
         .iter()
         .filter(|t| t.config.log.cleanup_policy.compacts())
@@ -758,12 +756,7 @@ impl std::fmt::Debug for Store {
 
 impl StoreInner {
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.topics.read().get(name).cloned().ok_or_else(|| {
-            ErrorKind::UnknownTopic {
-                topic: name.to_string(),
-            }
-            .into()
-        })
+        self.topics.get(name)
     }
 
     /// The topic, created with the default configuration if the store allows that.
@@ -786,7 +779,7 @@ impl StoreInner {
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
-        self.topic(&tp.topic)?.partition(tp.partition)
+        self.topics.partition(tp)
     }
 
     fn write_metadata(&self, topics: &HashMap<String, Arc<Topic>>) -> Result<()> {
@@ -799,7 +792,7 @@ impl StoreInner {
     /// Writes the metadata of the current topics with `name`'s configuration replaced by (or,
     /// for a new topic, added as) `config`.
     fn write_metadata_with(&self, name: &str, config: &TopicConfig) -> Result<()> {
-        let topics = self.topics.read().clone();
+        let topics = self.topics.snapshot();
         let mut configs: Vec<(&str, &TopicConfig)> = topics
             .iter()
             .filter(|(n, _)| n.as_str() != name)
@@ -814,9 +807,9 @@ impl StoreInner {
     /// Every topic and its partition count, as the metadata names them.
     fn partition_counts(&self) -> std::collections::BTreeMap<String, u32> {
         self.topics
-            .read()
+            .all()
             .iter()
-            .map(|(n, t)| (n.clone(), t.config.partitions))
+            .map(|t| (t.name.clone(), t.config.partitions))
             .collect()
     }
 
@@ -895,10 +888,10 @@ impl StoreInner {
                 // remove what this call created (through a marked directory, like a delete).
                 // Should the undo fail, the metadata names partitions whose directories are in
                 // place or staged, which the next open completes.
-                let undone = match self.topics.read().get(name) {
+                let undone = match self.topics.find(name) {
                     Some(t) => self.write_metadata_with(name, &t.config),
                     None => {
-                        let topics = self.topics.read().clone();
+                        let topics = self.topics.snapshot();
                         self.write_metadata(&topics)
                     }
                 };
@@ -959,7 +952,7 @@ impl StoreInner {
     }
 
     pub fn flush_all(&self) -> Result<()> {
-        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = self.topics.all();
         for t in topics {
             if t.config.log.flush == FlushPolicy::EveryAppend {
                 continue;

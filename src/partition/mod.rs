@@ -16,9 +16,11 @@ use crate::topic::{TopicConfig, TopicPartition};
 
 mod notify;
 mod queue;
+mod registry;
 
 pub(crate) use notify::Notify;
 pub(crate) use queue::ProduceQueue;
+pub(crate) use registry::Registry;
 
 /// A topic and its open partitions.
 pub(crate) struct Topic {

@@ -82,7 +82,7 @@ impl Store {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let inner = &self.inner;
-        let mut topics: Vec<_> = inner.topics.read().values().cloned().collect();
+        let mut topics: Vec<_> = inner.topics.all();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         let mut partitions = Vec::new();
         let mut fsync = FsyncMetrics::default();
