@@ -1,5 +1,5 @@
 //! The store-wide metrics report: [`Store::metrics`] gathers every partition's
-//! [`LogMetrics`](crate::LogMetrics) (kept by the log, `log::metrics`) and every group's
+//! [`LogMetrics`] (kept by the log, `log::metrics`) and every group's
 //! committed offsets and lag.
 
 use crate::log::{FsyncMetrics, LogMetrics};
