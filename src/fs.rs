@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, ErrorKind, Result};
 use crate::failpoint::{self, sites};
 
+/// The directory of Riverbed Streams' state snapshots inside a store directory (FORMAT.md
+/// 8.5). Named here, below both, because the store must know it too: it is never a partition
+/// directory.
+pub(crate) const STREAMS_DIR: &str = "streams";
+
 /// fsyncs a directory so that files created, renamed or removed in it survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

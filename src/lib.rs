@@ -31,8 +31,10 @@
 //!
 //! FORMAT.md specifies every byte on disk; ARCHITECTURE.md maps the modules.
 
+mod clock;
 mod config;
 mod consumer;
+mod coordinator;
 mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
@@ -42,7 +44,7 @@ mod fs;
 mod group;
 pub mod inspect;
 mod log;
-mod metrics;
+mod partition;
 mod partitioner;
 mod producer;
 mod record;
@@ -51,6 +53,7 @@ mod small_file;
 mod store;
 pub mod streams;
 mod topic;
+mod topic_partition;
 mod txn;
 
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, RecoveryMode};
@@ -62,12 +65,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use group::assignor::Assignor;
 pub use group::GroupDescription;
 pub use log::{
-    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionReport, Log, RecoveryReport,
-    RetentionReport, Truncation,
-};
-pub use metrics::{
-    CompactionMetrics, FsyncMetrics, GroupMetrics, GroupPartitionLag, LatencyHistogram, LogMetrics,
-    Metrics, PartitionMetrics, Rate,
+    AbortedTxn, AppendInfo, CommittedRead, CompactionConfig, CompactionMetrics, CompactionReport,
+    FsyncMetrics, LatencyHistogram, Log, LogMetrics, Rate, RecoveryReport, RetentionReport,
+    Truncation,
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
@@ -77,10 +77,11 @@ pub use record::{
 };
 pub use segment::BatchView;
 pub use store::{
-    CleanerConfig, MetadataRebuild, PartitionDescription, RebuildOptions, RebuiltTopic, Store,
-    StoreConfig, TopicDescription,
+    CleanerConfig, GroupMetrics, GroupPartitionLag, MetadataRebuild, Metrics, PartitionDescription,
+    PartitionMetrics, RebuildOptions, RebuiltTopic, Store, StoreConfig, TopicDescription,
 };
-pub use topic::{validate_topic_name, TopicConfig, TopicPartition};
+pub use topic::{validate_topic_name, TopicConfig};
+pub use topic_partition::TopicPartition;
 pub use txn::{TransactionConfig, TransactionalProducer};
 
 /// Building blocks below the public API, for the benchmarks, fuzz targets and inspection tools.

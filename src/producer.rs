@@ -20,7 +20,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +28,11 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::log::Log;
+use crate::partition::{Partition, Topic};
 use crate::partitioner;
 use crate::record::codec::HEADER_LEN;
-use crate::record::{BatchBuilder, Compression, ProducerFields, RecordBatch, TimestampType};
-use crate::store::{Partition, Store, StoreInner, Topic};
+use crate::record::{BatchBuilder, Compression, ProducerFields, TimestampType};
+use crate::store::Store;
 use crate::topic::TopicPartition;
 
 /// Refuses a record without a key for a compacted topic, before it is queued with others (the
@@ -268,7 +269,6 @@ fn send_records(
     metadata: Metadata,
     mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
 ) -> Result<Vec<RecordMetadata>> {
-    let inner = &store.inner;
     // By topic, then partition (the order batches are appended in). Two levels so that a
     // record of a topic already seen is routed by a name lookup alone.
     let mut routed: BTreeMap<Arc<str>, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
@@ -277,7 +277,7 @@ fn send_records(
         let topic = match topics.get(&*r.topic) {
             Some(t) => Arc::clone(t),
             None => {
-                let t = inner.topic_or_create(&r.topic, store)?;
+                let t = store.topic_or_create(&r.topic)?;
                 topics.insert(Arc::clone(&r.topic), Arc::clone(&t));
                 t
             }
@@ -300,7 +300,7 @@ fn send_records(
         Metadata::PerRecord => vec![None; records.len()],
         Metadata::Skip => Vec::new(),
     };
-    let now = crate::log::now_ms();
+    let now = crate::clock::now_ms();
     let routed = routed.into_iter().flat_map(|(t, parts)| {
         parts
             .into_iter()
@@ -371,7 +371,7 @@ fn send_records(
             start = end;
         }
     }
-    inner.notify.notify();
+    store.notify().notify();
     Ok(out.into_iter().flatten().collect())
 }
 
@@ -424,7 +424,7 @@ impl Store {
     /// [`Io`](ErrorKind::Io) if an idempotent producer's id cannot be reserved durably.
     pub fn producer_with(&self, config: ProducerConfig) -> Result<Producer> {
         let sequencer = if config.idempotent {
-            let producer_id = self.inner.txns.allocate_producer_id()?;
+            let producer_id = self.txns().allocate_producer_id()?;
             Some(Arc::new(Mutex::new(Sequencer {
                 producer_id,
                 epoch: 0,
@@ -443,10 +443,6 @@ impl Store {
 }
 
 impl Producer {
-    fn inner(&self) -> &StoreInner {
-        &self.store.inner
-    }
-
     fn route(&self, topic: &Topic, record: &Record, size: usize) -> Result<u32> {
         route(topic, record, size, self.config.batch_size)
     }
@@ -488,7 +484,7 @@ impl Producer {
                 .pop()
                 .ok_or_else(|| Error::invalid("a sent record has no metadata"));
         }
-        let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
+        let topic = self.store.topic_or_create(&record.topic)?;
         refuse_keyless(&topic, &record, 0)?;
         let max = topic.config.log.max_record_bytes;
         let size = record.alone_batch_size(topic.config.compression, max)?;
@@ -497,18 +493,21 @@ impl Producer {
         }
         let p = self.route(&topic, &record, size)?;
         let part = topic.partition(p)?;
-        let timestamp = record.timestamp.unwrap_or_else(crate::log::now_ms);
+        let timestamp = record.timestamp.unwrap_or_else(crate::clock::now_ms);
         let (offset, stored_ts) = part
             .queue
             .send(
                 &part.log,
-                &record,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.header_refs(),
                 timestamp,
                 topic.config.compression,
-                &self.config,
+                self.config.batch_size,
+                self.config.linger,
             )
             .map_err(|e| Self::deleted_topic_error(&topic.name, &part.log, e))?;
-        self.inner().notify.notify();
+        self.store.notify().notify();
         Ok(RecordMetadata {
             topic: topic.name.clone(),
             partition: p,
@@ -585,131 +584,6 @@ impl Producer {
     /// # Errors
     /// [`Io`](ErrorKind::Io) or [`Poisoned`](ErrorKind::Poisoned) from a partition log.
     pub fn flush(&self) -> Result<()> {
-        self.inner().flush_all()
-    }
-}
-
-/// Coalesces concurrent sends to one partition into batch appends.
-#[derive(Default)]
-pub(crate) struct ProduceQueue {
-    pending: Mutex<Pending>,
-    /// Held by the sender that appends; also guards the results others collect.
-    appender: Mutex<Results>,
-}
-
-#[derive(Default)]
-struct Pending {
-    next_seq: u64,
-    /// Open batches, oldest first, each with the sequence number of its first record.
-    open: Vec<(u64, BatchBuilder)>,
-    /// Emptied builders, kept so that a steady stream of sends allocates nothing.
-    free: Vec<BatchBuilder>,
-}
-
-/// The outcome of one coalesced append: (first seq, record count, (base offset, stored
-/// timestamp) or the error, receipts left to collect).
-type Appended = (u64, u64, Result<(u64, i64)>, u64);
-
-#[derive(Default)]
-struct Results {
-    done: VecDeque<Appended>,
-    /// The encoded batch, reused.
-    encoded: Option<RecordBatch>,
-    /// Emptied builders, handed back to `Pending::free` at the next append.
-    spare: Vec<BatchBuilder>,
-}
-
-impl Results {
-    fn take(&mut self, seq: u64) -> Option<Result<(u64, i64)>> {
-        let i = self
-            .done
-            .iter()
-            .position(|(first, n, _, _)| seq >= *first && seq < first + n)?;
-        let entry = &mut self.done[i];
-        let out = match &entry.2 {
-            Ok((base, ts)) => Ok((base + (seq - entry.0), *ts)),
-            Err(e) => Err(e.duplicate()),
-        };
-        entry.3 -= 1;
-        if entry.3 == 0 {
-            self.done.remove(i);
-        }
-        Some(out)
-    }
-}
-
-impl ProduceQueue {
-    /// Queues `record` and returns its offset and the batch's stored max timestamp once appended.
-    pub(crate) fn send(
-        &self,
-        log: &Log,
-        record: &Record,
-        timestamp: i64,
-        compression: Compression,
-        config: &ProducerConfig,
-    ) -> Result<(u64, i64)> {
-        let headers = record.header_refs();
-        let size = BatchBuilder::record_size_upper_bound(
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &headers,
-        );
-        let max_batch = config.batch_size.min(log.config().max_record_bytes).max(1);
-        let seq = {
-            let mut p = self.pending.lock();
-            let seq = p.next_seq;
-            p.next_seq += 1;
-            let need_new = match p.open.last() {
-                None => true,
-                Some((_, b)) => !b.is_empty() && b.size_in_bytes() + size > max_batch,
-            };
-            if need_new {
-                let builder = match p.free.pop() {
-                    Some(b) if b.compression() == compression => b,
-                    _ => BatchBuilder::new(compression),
-                };
-                p.open.push((seq, builder));
-            }
-            if let Some((_, b)) = p.open.last_mut() {
-                b.append(
-                    timestamp,
-                    record.key.as_deref(),
-                    record.value.as_deref(),
-                    &headers,
-                );
-            }
-            seq
-        };
-        let mut results = self.appender.lock();
-        if let Some(r) = results.take(seq) {
-            return r;
-        }
-        if !config.linger.is_zero() {
-            std::thread::sleep(config.linger);
-        }
-        let batches = {
-            let mut p = self.pending.lock();
-            // Builders emptied by the previous append go back for reuse in the same visit.
-            p.free.append(&mut results.spare);
-            p.free.truncate(4);
-            std::mem::take(&mut p.open)
-        };
-        let mut encoded = results.encoded.take().unwrap_or_else(RecordBatch::empty);
-        for (first, mut builder) in batches {
-            let n = builder.len() as u64;
-            let outcome = builder
-                .build_into(&mut encoded)
-                .and_then(|()| log.append(&encoded))
-                .map(|info| (info.base_offset, info.timestamp));
-            results.done.push_back((first, n, outcome, n));
-            builder.clear();
-            results.spare.push(builder);
-        }
-        results.encoded = Some(encoded);
-        results.take(seq).unwrap_or_else(|| {
-            Err(Error::invalid(
-                "internal error: a queued record was not appended (please report)",
-            ))
-        })
+        self.store.flush()
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,19 +23,24 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::FlushPolicy;
-use crate::consumer::offsets::OffsetStore;
+use crate::coordinator::offsets::OffsetStore;
+use crate::coordinator::txn::{Coordinator, TXN_LOG_DIR};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
 use crate::group::Group;
-use crate::log::{CompactionConfig, CompactionReport, Log};
+#[cfg(doc)]
+use crate::log::Log;
+use crate::log::{CompactionConfig, CompactionReport};
+use crate::partition::{open_partition, open_topic, Notify, Partition, Registry, Topic};
 use crate::partitioner::Sticky;
-use crate::producer::ProduceQueue;
 use crate::topic::{self, TopicConfig, TopicPartition};
-use crate::txn::coordinator::{Coordinator, TXN_LOG_DIR};
 
+mod groups;
 pub(crate) mod layout;
+mod metrics;
 
 pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
+pub use metrics::{GroupMetrics, GroupPartitionLag, Metrics, PartitionMetrics};
 
 /// Store-wide settings.
 #[derive(Clone, Debug, Default)]
@@ -80,7 +85,7 @@ pub struct Store {
     // NOTE: declared first so that it is dropped first: the cleaner thread stops before the
     // store's logs close.
     _maintenance: Arc<MaintenanceThread>,
-    pub(crate) inner: Arc<StoreInner>,
+    inner: Arc<StoreInner>,
 }
 
 /// The maintenance thread (transaction timeouts, the cleaner); stopped and joined when the last
@@ -101,118 +106,26 @@ impl Drop for MaintenanceThread {
     }
 }
 
-pub(crate) struct StoreInner {
-    pub dir: PathBuf,
-    pub config: StoreConfig,
-    pub topics: RwLock<HashMap<String, Arc<Topic>>>,
+/// The state behind every `Store` handle; private to this module, which is the only code that
+/// changes it. Clients reach what they need through the `pub(crate)` methods below.
+struct StoreInner {
+    dir: PathBuf,
+    config: StoreConfig,
+    topics: Registry,
     /// Serialises topic creation, deletion and partition changes.
     admin: Mutex<()>,
-    pub offsets: OffsetStore,
+    offsets: OffsetStore,
     /// The transaction coordinator (producer ids, transactional ids, commit decisions).
-    pub txns: Coordinator,
-    pub groups: Mutex<HashMap<String, Arc<Group>>>,
+    txns: Coordinator,
+    groups: Mutex<HashMap<String, Arc<Group>>>,
     /// Bumped on every topic change, so groups notice they must rebalance.
-    pub metadata_version: AtomicU64,
-    pub notify: Notify,
+    metadata_version: AtomicU64,
+    notify: Notify,
     /// Bumped by every group change; `groups_published` is the value last written to the
     /// membership file (see `group::published`).
     group_changes: Arc<AtomicU64>,
     groups_published: Mutex<u64>,
     _lock: DirLock,
-}
-
-/// A topic and its open partitions.
-pub(crate) struct Topic {
-    pub name: String,
-    pub config: TopicConfig,
-    pub partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
-    pub sticky: Sticky,
-}
-
-/// One open partition: its log and the queue that coalesces concurrent sends into batches.
-pub(crate) struct Partition {
-    pub tp: TopicPartition,
-    pub log: Log,
-    pub queue: ProduceQueue,
-}
-
-impl Topic {
-    pub fn partition_count(&self) -> u32 {
-        self.partitions.read().len() as u32
-    }
-
-    pub fn partition(&self, p: u32) -> Result<Arc<Partition>> {
-        let parts = self.partitions.read();
-        parts.get(p as usize).cloned().ok_or_else(|| {
-            ErrorKind::UnknownPartition {
-                topic: self.name.clone(),
-                partition: p,
-                partitions: parts.len() as u32,
-            }
-            .into()
-        })
-    }
-}
-
-/// Wakes consumers waiting in `poll` when anything is appended (or a group changes).
-pub(crate) struct Notify {
-    seq: AtomicU64,
-    waiters: AtomicUsize,
-    lock: Mutex<()>,
-    cv: Condvar,
-}
-
-impl Notify {
-    fn new() -> Notify {
-        Notify {
-            seq: AtomicU64::new(0),
-            waiters: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// Registers the caller as a possible waiter, before it looks for work, and returns the
-    /// event count to pass to [`wait`](Self::wait). Dropping the guard unregisters.
-    pub fn register(&self) -> (WaiterGuard<'_>, u64) {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `notify`: the caller's later look for work (an acquire load
-        // of a high watermark) cannot move before the registration.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        (WaiterGuard(self), self.seq.load(Ordering::SeqCst))
-    }
-
-    /// Signals an event (after the change it announces is published). Costs one fence and a
-    /// shared load when nobody waits, so producers can call it on every send.
-    pub fn notify(&self) {
-        // NOTE: the fence orders the caller's publication (say a high watermark store) before
-        // the `waiters` load. A waiter registers (SeqCst) before it looks for work, so either it
-        // sees the publication, or we see it registered and wake it.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            let _g = self.lock.lock();
-            self.cv.notify_all();
-        }
-    }
-
-    /// Sleeps until an event after `seen` or `deadline`, whichever comes first. The caller must
-    /// hold the guard from [`register`](Self::register) that returned `seen`.
-    pub fn wait(&self, seen: u64, deadline: Instant) {
-        let mut g = self.lock.lock();
-        while self.seq.load(Ordering::SeqCst) == seen && Instant::now() < deadline {
-            self.cv.wait_until(&mut g, deadline);
-        }
-    }
-}
-
-/// Unregisters a waiter of [`Notify`] when dropped.
-pub(crate) struct WaiterGuard<'a>(&'a Notify);
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// What [`Store::describe_topic`] reports about one partition.
@@ -241,9 +154,9 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
-pub(crate) const OFFSETS_DIR: &str = "__consumer_offsets-0";
-/// The name under which transactions list the committed offsets log among their partitions.
-pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Re-exported for the tools, which read the offsets log (`inspect`).
+pub(crate) use crate::coordinator::offsets::OFFSETS_DIR;
+pub(crate) use crate::partition::partition_dir;
 
 impl Store {
     /// Opens (creating if need be) the store in `dir` with default settings.
@@ -313,7 +226,7 @@ impl Store {
         let inner = Arc::new(StoreInner {
             dir,
             config,
-            topics: RwLock::new(map),
+            topics: Registry::new(map),
             admin: Mutex::new(()),
             offsets,
             txns,
@@ -385,7 +298,7 @@ impl Store {
         topic::validate_topic_name(name)?;
         config.validate()?;
         let _admin = self.inner.admin.lock();
-        if self.inner.topics.read().contains_key(name) {
+        if self.inner.topics.contains(name) {
             return Err(ErrorKind::TopicExists {
                 topic: name.to_string(),
             }
@@ -400,9 +313,9 @@ impl Store {
             partitions: RwLock::new(Arc::new(parts)),
             sticky: Sticky::default(),
         });
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         next.insert(name.to_string(), t);
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         self.inner.topics_changed();
         Ok(())
     }
@@ -414,7 +327,7 @@ impl Store {
     /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`Io`](ErrorKind::Io).
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let _admin = self.inner.admin.lock();
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         let Some(t) = next.remove(name) else {
             return Err(ErrorKind::UnknownTopic {
                 topic: name.to_string(),
@@ -470,7 +383,7 @@ impl Store {
             }
             return Err(e);
         }
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         drop(parts);
         drop(t);
         // Committed: what is left to remove is marked, and the next open removes it if this
@@ -519,9 +432,9 @@ impl Store {
             })),
             sticky: Sticky::default(),
         });
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         next.insert(name.to_string(), new_topic);
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         self.inner.topics_changed();
         Ok(())
     }
@@ -609,9 +522,9 @@ impl Store {
             partitions: RwLock::new(parts),
             sticky: Sticky::default(),
         });
-        let mut next = self.inner.topics.read().clone();
+        let mut next = self.inner.topics.snapshot();
         next.insert(name.to_string(), new_topic);
-        *self.inner.topics.write() = next;
+        self.inner.topics.replace(next);
         tracing::info!(
             target: "riverbed::store",
             topic = name,
@@ -623,9 +536,7 @@ impl Store {
 
     /// Names of all topics, sorted.
     pub fn list_topics(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.topics.read().keys().cloned().collect();
-        v.sort();
-        v
+        self.inner.topics.names()
     }
 
     /// A topic's configuration and the state of its partitions.
@@ -667,7 +578,7 @@ impl Store {
     /// # Errors
     /// [`Io`](ErrorKind::Io).
     pub fn apply_retention(&self) -> Result<usize> {
-        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = self.inner.topics.all();
         let mut n = 0;
         for t in topics {
             for p in t.partitions.read().iter() {
@@ -764,8 +675,8 @@ fn maintenance_loop(store: &Weak<StoreInner>, stop: &(Mutex<bool>, Condvar)) {
 /// error is retried after the backoff; a poisoned log reports it to its own users).
 fn clean_dirtiest(inner: &StoreInner, should_stop: &dyn Fn() -> bool) -> bool {
     let config = &inner.config.cleaner;
-    let now = crate::log::now_ms();
-    let topics: Vec<Arc<Topic>> = inner.topics.read().values().cloned().collect();
+    let now = crate::clock::now_ms();
+    let topics: Vec<Arc<Topic>> = inner.topics.all();
     let dirtiest = topics
         .iter()
         .filter(|t| t.config.log.cleanup_policy.compacts())
@@ -785,6 +696,56 @@ fn clean_dirtiest(inner: &StoreInner, should_stop: &dyn Fn() -> bool) -> bool {
     matches!(p.log.compact_until(&options, &should_stop), Ok(report) if report.passes > 0)
 }
 
+/// What the clients built on the store (producer, consumer, transactional producer) reach
+/// through the handle they keep.
+impl Store {
+    /// The topic `name`, or [`UnknownTopic`](ErrorKind::UnknownTopic).
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner.topic(name)
+    }
+
+    /// The topic `name`, created with the default configuration if the store allows that.
+    pub(crate) fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner.topic_or_create(name, self)
+    }
+
+    /// An open partition, or [`UnknownTopic`](ErrorKind::UnknownTopic) /
+    /// [`UnknownPartition`](ErrorKind::UnknownPartition).
+    pub(crate) fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        self.inner.partition(tp)
+    }
+
+    /// Wakes pollers: signalled after every append and group change.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.inner.notify
+    }
+
+    /// The committed offsets log.
+    pub(crate) fn offsets(&self) -> &OffsetStore {
+        &self.inner.offsets
+    }
+
+    /// The transaction coordinator.
+    pub(crate) fn txns(&self) -> &Coordinator {
+        &self.inner.txns
+    }
+
+    /// Bumped on every topic change, so that groups notice they must rebalance.
+    pub(crate) fn metadata_version(&self) -> u64 {
+        self.inner.metadata_version.load(Ordering::SeqCst)
+    }
+
+    /// The group `name` if this process has seen it.
+    pub(crate) fn existing_group(&self, name: &str) -> Option<Arc<Group>> {
+        self.inner.groups.lock().get(name).cloned()
+    }
+
+    /// Writes the membership file if a group changed (see `StoreInner::publish_groups`).
+    pub(crate) fn publish_groups(&self) {
+        self.inner.publish_groups();
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -795,12 +756,7 @@ impl std::fmt::Debug for Store {
 
 impl StoreInner {
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.topics.read().get(name).cloned().ok_or_else(|| {
-            ErrorKind::UnknownTopic {
-                topic: name.to_string(),
-            }
-            .into()
-        })
+        self.topics.get(name)
     }
 
     /// The topic, created with the default configuration if the store allows that.
@@ -823,7 +779,7 @@ impl StoreInner {
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
-        self.topic(&tp.topic)?.partition(tp.partition)
+        self.topics.partition(tp)
     }
 
     fn write_metadata(&self, topics: &HashMap<String, Arc<Topic>>) -> Result<()> {
@@ -836,7 +792,7 @@ impl StoreInner {
     /// Writes the metadata of the current topics with `name`'s configuration replaced by (or,
     /// for a new topic, added as) `config`.
     fn write_metadata_with(&self, name: &str, config: &TopicConfig) -> Result<()> {
-        let topics = self.topics.read().clone();
+        let topics = self.topics.snapshot();
         let mut configs: Vec<(&str, &TopicConfig)> = topics
             .iter()
             .filter(|(n, _)| n.as_str() != name)
@@ -851,9 +807,9 @@ impl StoreInner {
     /// Every topic and its partition count, as the metadata names them.
     fn partition_counts(&self) -> std::collections::BTreeMap<String, u32> {
         self.topics
-            .read()
+            .all()
             .iter()
-            .map(|(n, t)| (n.clone(), t.config.partitions))
+            .map(|t| (t.name.clone(), t.config.partitions))
             .collect()
     }
 
@@ -932,10 +888,10 @@ impl StoreInner {
                 // remove what this call created (through a marked directory, like a delete).
                 // Should the undo fail, the metadata names partitions whose directories are in
                 // place or staged, which the next open completes.
-                let undone = match self.topics.read().get(name) {
+                let undone = match self.topics.find(name) {
                     Some(t) => self.write_metadata_with(name, &t.config),
                     None => {
-                        let topics = self.topics.read().clone();
+                        let topics = self.topics.snapshot();
                         self.write_metadata(&topics)
                     }
                 };
@@ -996,7 +952,7 @@ impl StoreInner {
     }
 
     pub fn flush_all(&self) -> Result<()> {
-        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = self.topics.all();
         for t in topics {
             if t.config.log.flush == FlushPolicy::EveryAppend {
                 continue;
@@ -1018,10 +974,10 @@ fn recover_transactions(
     topics: &HashMap<String, Arc<Topic>>,
     offsets: &OffsetStore,
     txns: &Coordinator,
-    decisions: &HashMap<String, crate::txn::coordinator::TxnRecord>,
+    decisions: &HashMap<String, crate::coordinator::txn::TxnRecord>,
 ) -> Result<()> {
-    use crate::txn::coordinator::Target;
-    let by_pid: HashMap<i64, &crate::txn::coordinator::TxnRecord> =
+    use crate::coordinator::txn::Target;
+    let by_pid: HashMap<i64, &crate::coordinator::txn::TxnRecord> =
         decisions.values().map(|r| (r.producer_id, r)).collect();
     let mut markers = Vec::new();
     for t in topics.values() {
@@ -1036,30 +992,4 @@ fn recover_transactions(
         offsets,
     ));
     txns.complete_recovered(decisions, markers, offsets)
-}
-
-pub(crate) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
-    dir.join(format!("{topic}-{partition}"))
-}
-
-fn open_partition(dir: &Path, name: &str, p: u32, config: &TopicConfig) -> Result<Partition> {
-    let pdir = partition_dir(dir, name, p);
-    Ok(Partition {
-        tp: TopicPartition::new(name, p),
-        log: Log::open(&pdir, config.log.clone())?,
-        queue: ProduceQueue::default(),
-    })
-}
-
-fn open_topic(dir: &Path, name: &str, config: TopicConfig) -> Result<Topic> {
-    let mut parts = Vec::with_capacity(config.partitions as usize);
-    for p in 0..config.partitions {
-        parts.push(Arc::new(open_partition(dir, name, p, &config)?));
-    }
-    Ok(Topic {
-        name: name.to_string(),
-        config,
-        partitions: RwLock::new(Arc::new(parts)),
-        sticky: Sticky::default(),
-    })
 }

@@ -25,7 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod offsets;
+pub(crate) use crate::coordinator::offsets;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::assignor::Assignor;
-use crate::group::{Checkin, Group, GroupDescription};
+use crate::group::{Checkin, Group};
 use crate::log::AbortedTxn;
 use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter, RecordView};
 use crate::segment::BatchView;
@@ -271,101 +271,11 @@ impl Store {
             rotation: 0,
         })
     }
-
-    fn group(&self, name: &str) -> Arc<Group> {
-        Arc::clone(
-            self.inner
-                .groups
-                .lock()
-                .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Group::with_counter(name, self.inner.group_counter()))),
-        )
-    }
-
-    /// Names of the groups that have members or committed offsets, sorted.
-    pub fn list_groups(&self) -> Vec<String> {
-        let mut names: BTreeSet<String> = self.inner.offsets.groups().into_iter().collect();
-        names.extend(
-            self.inner
-                .groups
-                .lock()
-                .iter()
-                .filter(|(_, g)| !g.is_empty())
-                .map(|(n, _)| n.clone()),
-        );
-        names.into_iter().collect()
-    }
-
-    /// A group's members and their partitions.
-    pub fn describe_group(&self, group: &str) -> GroupDescription {
-        self.group(group).describe()
-    }
-
-    /// A group's committed offsets.
-    pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
-        self.inner.offsets.group_offsets(group)
-    }
-
-    /// Deletes a group's committed offsets (Kafka's `deleteConsumerGroups`), in one atomic
-    /// commit. Returns how many partitions it had offsets for.
-    ///
-    /// # Errors
-    /// [`InvalidArgument`](ErrorKind::InvalidArgument) while the group has members (a group in
-    /// use cannot be deleted, as in Kafka); [`Io`](ErrorKind::Io).
-    pub fn delete_group(&self, group: &str) -> Result<usize> {
-        let g = self.group(group);
-        if !g.is_empty() {
-            return Err(Error::invalid(format!(
-                "group {group:?} has active members; close them first"
-            )));
-        }
-        let doomed: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = self
-            .inner
-            .offsets
-            .group_offsets(group)
-            .into_iter()
-            .map(|(tp, _)| (tp, None))
-            .collect();
-        self.inner.offsets.commit(group, &doomed)?;
-        Ok(doomed.len())
-    }
-
-    /// Deletes a group's committed offsets of some partitions (Kafka's
-    /// `deleteConsumerGroupOffsets`), in one atomic commit; the group keeps its other offsets.
-    /// Returns how many of `partitions` had an offset.
-    ///
-    /// # Errors
-    /// [`InvalidArgument`](ErrorKind::InvalidArgument) while the group has members (Kafka
-    /// refuses to delete the offsets of partitions a live group consumes); [`Io`](ErrorKind::Io).
-    pub fn delete_committed_offsets(
-        &self,
-        group: &str,
-        partitions: &[TopicPartition],
-    ) -> Result<usize> {
-        if !self.group(group).is_empty() {
-            return Err(Error::invalid(format!(
-                "group {group:?} has active members; close them first"
-            )));
-        }
-        let doomed: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = partitions
-            .iter()
-            .filter(|tp| self.inner.offsets.committed(group, tp).is_some())
-            .map(|tp| (tp.clone(), None))
-            .collect();
-        if !doomed.is_empty() {
-            self.inner.offsets.commit(group, &doomed)?;
-        }
-        Ok(doomed.len())
-    }
 }
 
 impl Consumer {
     fn partition_count(&self, topic: &str) -> Option<u32> {
-        self.store
-            .inner
-            .topic(topic)
-            .ok()
-            .map(|t| t.partition_count())
+        self.store.topic(topic).ok().map(|t| t.partition_count())
     }
 
     /// Joins the group and asks for partitions of `topics` (replacing an earlier subscription).
@@ -401,7 +311,7 @@ impl Consumer {
                 ));
             }
         }
-        self.store.inner.notify.notify();
+        self.store.notify().notify();
         Ok(())
     }
 
@@ -427,8 +337,8 @@ impl Consumer {
         let r = self.revoke(true);
         if let (Some(g), Some(m)) = (&self.group, self.member.take()) {
             g.leave(&m);
-            self.store.inner.publish_groups();
-            self.store.inner.notify.notify();
+            self.store.publish_groups();
+            self.store.notify().notify();
         }
         self.subscription.clear();
         self.manual = false;
@@ -451,7 +361,7 @@ impl Consumer {
             ));
         }
         for tp in partitions {
-            self.store.inner.partition(tp)?;
+            self.store.partition(tp)?;
         }
         self.manual = true;
         self.assignment = partitions.to_vec();
@@ -547,12 +457,11 @@ impl Consumer {
         if let Some(p) = self.positions.get(tp) {
             return Ok(*p);
         }
-        let part = self.store.inner.partition(tp)?;
+        let part = self.store.partition(tp)?;
         let committed = match &self.group {
             Some(g) => self
                 .store
-                .inner
-                .offsets
+                .offsets()
                 .committed(&g.name, tp)
                 .map(|o| o.offset),
             None => None,
@@ -597,7 +506,7 @@ impl Consumer {
     pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         for tp in partitions {
             self.check_assigned(tp)?;
-            let start = self.store.inner.partition(tp)?.log.log_start_offset();
+            let start = self.store.partition(tp)?.log.log_start_offset();
             self.positions.insert(tp.clone(), start);
         }
         Ok(())
@@ -610,7 +519,7 @@ impl Consumer {
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         for tp in partitions {
             self.check_assigned(tp)?;
-            let end = self.end_of(&self.store.inner.partition(tp)?.log);
+            let end = self.end_of(&self.store.partition(tp)?.log);
             self.positions.insert(tp.clone(), end);
         }
         Ok(())
@@ -629,12 +538,7 @@ impl Consumer {
         query
             .iter()
             .map(|(tp, ts)| {
-                let found = self
-                    .store
-                    .inner
-                    .partition(tp)?
-                    .log
-                    .offset_for_timestamp(*ts)?;
+                let found = self.store.partition(tp)?.log.offset_for_timestamp(*ts)?;
                 let found =
                     found.map(|(offset, timestamp)| OffsetAndTimestamp { offset, timestamp });
                 Ok((tp.clone(), found))
@@ -652,12 +556,7 @@ impl Consumer {
     ) -> Result<Vec<(TopicPartition, u64)>> {
         partitions
             .iter()
-            .map(|tp| {
-                Ok((
-                    tp.clone(),
-                    self.store.inner.partition(tp)?.log.log_start_offset(),
-                ))
-            })
+            .map(|tp| Ok((tp.clone(), self.store.partition(tp)?.log.log_start_offset())))
             .collect()
     }
 
@@ -669,12 +568,7 @@ impl Consumer {
     pub fn end_offsets(&self, partitions: &[TopicPartition]) -> Result<Vec<(TopicPartition, u64)>> {
         partitions
             .iter()
-            .map(|tp| {
-                Ok((
-                    tp.clone(),
-                    self.end_of(&self.store.inner.partition(tp)?.log),
-                ))
-            })
+            .map(|tp| Ok((tp.clone(), self.end_of(&self.store.partition(tp)?.log))))
             .collect()
     }
 
@@ -755,7 +649,7 @@ impl Consumer {
             .iter()
             .map(|(tp, o)| (tp.clone(), Some(o.clone())))
             .collect();
-        self.store.inner.offsets.commit(&group.name, &entries)?;
+        self.store.offsets().commit(&group.name, &entries)?;
         self.last_auto_commit = Instant::now();
         Ok(())
     }
@@ -770,7 +664,7 @@ impl Consumer {
                 "committed offsets need a group_id in the ConsumerConfig",
             ));
         };
-        Ok(self.store.inner.offsets.committed(&group.name, tp))
+        Ok(self.store.offsets().committed(&group.name, tp))
     }
 
     /// How far the group's committed offset is behind the end of the partition (from the log
@@ -780,7 +674,7 @@ impl Consumer {
     /// [`UnknownTopic`](ErrorKind::UnknownTopic); [`UnknownPartition`](ErrorKind::UnknownPartition);
     /// [`InvalidArgument`](ErrorKind::InvalidArgument) without a group id.
     pub fn lag(&self, tp: &TopicPartition) -> Result<u64> {
-        let log = &self.store.inner.partition(tp)?.log;
+        let log = &self.store.partition(tp)?.log;
         let from = self
             .committed(tp)?
             .map_or(log.log_start_offset(), |o| o.offset);
@@ -807,7 +701,7 @@ impl Consumer {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
         loop {
             let store = self.store.clone();
-            let (_waiting, seen) = store.inner.notify.register();
+            let (_waiting, seen) = store.notify().register();
             let stable = self.maintain_group()?;
             if stable {
                 self.maybe_auto_commit()?;
@@ -834,7 +728,7 @@ impl Consumer {
             } else {
                 deadline
             };
-            store.inner.notify.wait(seen, wake);
+            store.notify().wait(seen, wake);
         }
     }
 
@@ -844,13 +738,9 @@ impl Consumer {
             return Ok(true);
         };
         let counts = |t: &str| self.partition_count(t);
-        let version = self
-            .store
-            .inner
-            .metadata_version
-            .load(std::sync::atomic::Ordering::SeqCst);
+        let version = self.store.metadata_version();
         let checkin = group.checkin(&member, Instant::now(), version, &counts);
-        self.store.inner.publish_groups();
+        self.store.publish_groups();
         match checkin {
             Checkin::NotMember => {
                 // Removed (it did not poll in time): its partitions may already be elsewhere, so
@@ -869,13 +759,13 @@ impl Consumer {
                     self.config.max_poll_interval,
                     Instant::now(),
                 ));
-                self.store.inner.notify.notify();
+                self.store.notify().notify();
                 Ok(false)
             }
             Checkin::Revoke => {
                 let r = self.revoke(true);
                 group.rejoin(&member);
-                self.store.inner.notify.notify();
+                self.store.notify().notify();
                 r.map(|()| false)
             }
             Checkin::Waiting => Ok(false),
@@ -977,7 +867,7 @@ impl Consumer {
         out: &mut ConsumerRecords,
         remaining: &mut u64,
     ) -> Result<()> {
-        let part = match self.store.inner.partition(tp) {
+        let part = match self.store.partition(tp) {
             Ok(p) => p,
             // A deleted topic's partitions yield nothing until the group rebalances.
             Err(e)
@@ -1136,8 +1026,8 @@ impl Drop for Consumer {
         // Leave without committing: a dropped consumer is like one that crashed.
         if let (Some(g), Some(m)) = (&self.group, self.member.take()) {
             g.leave(&m);
-            self.store.inner.publish_groups();
-            self.store.inner.notify.notify();
+            self.store.publish_groups();
+            self.store.notify().notify();
         }
     }
 }

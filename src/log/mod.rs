@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub(crate) mod cleaner;
+pub(crate) mod metrics;
 pub(crate) mod producer_state;
 pub(crate) mod recovery;
 #[cfg(test)]
@@ -22,20 +23,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::clock::now_ms;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::DirLock;
-use crate::metrics::{LogCounters, LogMetrics};
 use crate::record::codec::BatchHeader;
 use crate::record::{BatchBuilder, ControlType, ProducerFields, RecordBatch, TimestampType};
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::{ActiveSegment, BatchView, ReadBudget, ReadProgress, Segment};
 use checkpoint::Checkpoint;
 pub use cleaner::{CompactionConfig, CompactionReport};
+use metrics::LogCounters;
+pub use metrics::{CompactionMetrics, FsyncMetrics, LatencyHistogram, LogMetrics, Rate};
 pub use producer_state::AbortedTxn;
 use producer_state::{OpenTxn, ProducerStates, Verdict};
 pub use recovery::{RecoveryReport, Truncation};
@@ -158,13 +161,6 @@ struct SyncState {
     durable_offset: u64,
     segment_base: u64,
     position: usize,
-}
-
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Log {
@@ -733,7 +729,7 @@ impl Log {
         let c = &inner.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let latency = c.fsync_latency.snapshot();
-        let fsync = crate::metrics::FsyncMetrics {
+        let fsync = metrics::FsyncMetrics {
             count: latency.count(),
             failures: load(&c.fsync_failures),
             latency,
@@ -748,7 +744,7 @@ impl Log {
             read_records: load(&c.read_records),
             read_bytes: load(&c.read_bytes),
             compaction: inner.config().cleanup_policy.compacts().then(|| {
-                crate::metrics::CompactionMetrics {
+                metrics::CompactionMetrics {
                     totals: c.compaction.lock().clone(),
                     clean_offset: load(&c.clean_offset),
                     dirty_ratio: self.dirty_ratio(now_ms()),

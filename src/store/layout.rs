@@ -44,9 +44,7 @@ const DAMAGED_SUFFIX: &str = ".damaged";
 /// within the process (so two markers made in the same nanosecond still differ), then `suffix`.
 pub(crate) fn marker_name(suffix: &str) -> String {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let now = crate::clock::now_nanos();
     let mut prev = LAST.load(Ordering::Relaxed);
     loop {
         let next = now.max(prev + 1);
@@ -617,9 +615,9 @@ mod tests {
             "topics.tmp",
             crate::group::published::FILE_NAME,
             "group-members.tmp",
-            crate::streams::checkpoint::DIR,
-            crate::store::OFFSETS_DIR,
-            crate::txn::coordinator::TXN_LOG_DIR,
+            crate::fs::STREAMS_DIR,
+            crate::coordinator::offsets::OFFSETS_DIR,
+            crate::coordinator::txn::TXN_LOG_DIR,
             "0000000000000001.creating",
             "0000000000000001.deleted",
             "topics.0000000000000001.damaged",

@@ -46,7 +46,7 @@
 //!   fsync (the decision), since its markers need none of their own (see `coordinator`). With
 //!   other policies a commit first flushes each partition the transaction wrote.
 
-pub(crate) mod coordinator;
+pub(crate) use crate::coordinator::txn as coordinator;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,9 +54,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata};
+use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::error::{Error, ErrorKind, Result};
 use crate::producer::{Metadata, Record, RecordMetadata, Sequencer};
-use crate::store::{Store, OFFSETS_TOPIC};
+use crate::store::Store;
 use crate::topic::TopicPartition;
 use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
 
@@ -128,14 +129,14 @@ impl Store {
         if config.timeout.is_zero() {
             return Err(Error::config("timeout", "must be above zero"));
         }
-        let inner = &self.inner;
+        let store = self;
         // Transactions a crash left open and a full disk kept recovery from ending come first:
         // this id's new epoch must not write before the marker of its previous transaction.
-        inner.txns.finish_recovery(&inner.offsets)?;
-        let entry = inner.txns.entry(transactional_id)?;
+        store.txns().finish_recovery(store.offsets())?;
+        let entry = store.txns().entry(transactional_id)?;
         let (producer_id, epoch) = {
             let mut e = entry.lock();
-            inner.txns.init(&mut e, &inner.offsets)?;
+            store.txns().init(&mut e, store.offsets())?;
             (e.producer_id, e.epoch)
         };
         Ok(TransactionalProducer {
@@ -199,8 +200,8 @@ impl TransactionalProducer {
     pub fn begin(&self) -> Result<()> {
         let mut e = self.entry()?;
         // The markers of the previous transaction, if a full disk held them back, come first.
-        let inner = &self.store.inner;
-        inner.txns.finish_markers(&mut e, &inner.offsets)?;
+        let store = &self.store;
+        store.txns().finish_markers(&mut e, store.offsets())?;
         if e.open.is_some() || e.aborted_by_timeout {
             return Err(invalid_state(
                 "begin while a transaction is open: commit or abort it first",
@@ -309,9 +310,9 @@ impl TransactionalProducer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let inner = &self.store.inner;
+        let store = &self.store;
         let tps: Vec<&TopicPartition> = offsets.iter().map(|(tp, _)| tp).collect();
-        let g = inner.groups.lock().get(&group.group_id).cloned();
+        let g = store.existing_group(&group.group_id);
         match g {
             Some(g) => g.check_commit(group.member_id.as_deref(), group.generation, &tps)?,
             None if group.member_id.is_some() => {
@@ -333,8 +334,8 @@ impl TransactionalProducer {
         let Some(open) = e.open.as_mut() else {
             return Err(invalid_state("send_offsets outside a transaction"));
         };
-        match inner
-            .offsets
+        match store
+            .offsets()
             .commit_transactional(&group.group_id, offsets, fields)
         {
             Ok(n) => {
@@ -381,9 +382,9 @@ impl TransactionalProducer {
                 self.config.timeout
             )));
         }
-        let inner = &self.store.inner;
-        let result = inner.txns.commit(&mut e, &inner.offsets);
-        inner.notify.notify();
+        let store = &self.store;
+        let result = store.txns().commit(&mut e, store.offsets());
+        store.notify().notify();
         result
     }
 
@@ -403,9 +404,9 @@ impl TransactionalProducer {
         if e.open.is_none() {
             return Err(invalid_state("abort without begin"));
         }
-        let inner = &self.store.inner;
-        let result = inner.txns.abort(&mut e, &inner.offsets);
-        inner.notify.notify();
+        let store = &self.store;
+        let result = store.txns().abort(&mut e, store.offsets());
+        store.notify().notify();
         result
     }
 }

@@ -26,6 +26,11 @@ use crate::log::Log;
 use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
 use crate::topic::TopicPartition;
 
+/// The directory of the committed offsets log in a store.
+pub(crate) const OFFSETS_DIR: &str = "__consumer_offsets-0";
+/// The name under which transactions list the committed offsets log among their partitions.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 /// A committed position: the next offset to consume, and free-form metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetAndMetadata {
@@ -221,7 +226,7 @@ impl OffsetStore {
         producer: ProducerFields,
     ) -> Result<u32> {
         let _state = self.state.lock();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (tp, v) in offsets {
             b.append(
@@ -282,7 +287,7 @@ impl OffsetStore {
             return Ok(());
         }
         let mut state = self.state.lock();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (tp, v) in offsets {
             let value = v.as_ref().map(|v| encode_value(v, now));
@@ -357,7 +362,7 @@ impl OffsetStore {
     }
 
     /// The offsets log's figures.
-    pub(crate) fn log_metrics(&self) -> crate::metrics::LogMetrics {
+    pub(crate) fn log_metrics(&self) -> crate::log::LogMetrics {
         self.log.metrics()
     }
 
@@ -382,7 +387,7 @@ impl OffsetStore {
         }
         self.log.roll()?;
         let start = self.log.next_offset();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for ((group, tp), v) in state {
             b.append(

@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::{FlushPolicy, LogConfig};
-use crate::consumer::offsets::OffsetStore;
+use crate::coordinator::offsets::OffsetStore;
 use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::log::Log;
+use crate::partition::Partition;
 use crate::record::{BatchBuilder, Compression, ControlType, ProducerFields};
-use crate::store::Partition;
 use crate::topic::TopicPartition;
 
 /// Directory of the transaction state log inside the store.
@@ -348,7 +348,7 @@ impl Coordinator {
         {
             let mut live = self.live.lock();
             let mut b = BatchBuilder::new(Compression::None);
-            b.append(crate::log::now_ms(), Some(key), Some(value), &[]);
+            b.append(crate::clock::now_ms(), Some(key), Some(value), &[]);
             self.log.append(&b.build()?)?;
             live.insert(key.to_vec(), value.to_vec());
             // The record is in the log: a snapshot that finds no room is put off (it only
@@ -382,7 +382,7 @@ impl Coordinator {
         }
         self.log.roll()?;
         let start = self.log.next_offset();
-        let now = crate::log::now_ms();
+        let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (k, v) in live {
             b.append(now, Some(k), Some(v), &[]);
@@ -679,7 +679,7 @@ impl Coordinator {
                         *seq == t.first_sequence
                             && match tp {
                                 Some(tp) => p == tp,
-                                None => p.topic == crate::store::OFFSETS_TOPIC,
+                                None => p.topic == crate::coordinator::offsets::OFFSETS_TOPIC,
                             }
                     })
             });
