@@ -5,9 +5,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::{FnProcessor, KStream};
 use crate::error::Result;
-use crate::streams::processor::{
+use crate::streams::dsl::{FnProcessor, KStream};
+use crate::streams::runtime::processor::{
     Data, Msg, Node, OutRecord, ProcessorContext, PunctuationType, StreamRecord, TaskContext,
 };
 use crate::streams::serde::Serde;

@@ -12,8 +12,8 @@
 //!   forwarded.
 //! - **Stream-stream** ([`KStream::join_stream`], [`KStream::left_join_stream`],
 //!   [`KStream::outer_join_stream`]): records of the two streams whose timestamps are close
-//!   enough ([`JoinWindows`](super::JoinWindows)) are paired; see
-//!   [`stream_join`](super::stream_join) for the windowed semantics and state.
+//!   enough ([`JoinWindows`](crate::streams::dsl::JoinWindows)) are paired; see
+//!   [`stream_join`](crate::streams::operators::stream_join) for the windowed semantics and state.
 //! - **Foreign-key table-table** ([`KTable::join_foreign_key`],
 //!   [`KTable::left_join_foreign_key`], in `fk_join.rs`): each row of the left
 //!   table joins the right row whose key a function extracts from the left value; the two
@@ -31,13 +31,13 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::table::{read, read_value, Change, Getter};
-use super::{Builder, FnProcessor, KStream, KTable, Materialized};
 use crate::error::Error;
-use crate::streams::global::GlobalStore;
-use crate::streams::processor::{Data, StreamRecord};
+use crate::streams::dsl::table::{read, read_value, Change, Getter};
+use crate::streams::dsl::{Builder, FnProcessor, KStream, KTable, Materialized};
+use crate::streams::runtime::global::GlobalStore;
+use crate::streams::runtime::processor::{Data, StreamRecord};
 use crate::streams::serde::Serde;
-use crate::streams::state::UNKNOWN_TIMESTAMP;
+use crate::streams::state::store::UNKNOWN_TIMESTAMP;
 use crate::streams::topology::{NodeKind, Topology};
 
 /// A table read whole by every instance of the application ([`Builder::global_table`]), for
@@ -155,7 +155,7 @@ fn source_topics_of(t: &Topology, node: &str) -> Vec<String> {
 
 impl Builder {
     /// Records that the sources of `a` and `b` must be co-partitioned, for `what`.
-    pub(super) fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
+    pub(crate) fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
         self.add(|t| {
             let mut topics = source_topics_of(t, a);
             topics.extend(source_topics_of(t, b));

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use super::{Builder, KStream, KTable, Materialized};
 use crate::error::Result;
-use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
+use crate::streams::dsl::{Builder, KStream, KTable, Materialized};
+use crate::streams::runtime::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
 
 /// A change of a table row: the key's new value and its previous one (`None`: absent), as
@@ -168,7 +168,7 @@ impl Builder {
 
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
     /// The table's changes as a stream of `Change`s (its node).
-    pub(super) fn changes(&self) -> KStream<'b, K, Change<V>> {
+    pub(crate) fn changes(&self) -> KStream<'b, K, Change<V>> {
         KStream::new(self.builder, self.node.clone(), false)
     }
 

@@ -25,7 +25,7 @@
 //! [`ROW_TIMESTAMP_HEADER`] (FORMAT.md 8.6); a changelog record without that header (written
 //! before timestamps were kept) restores a row whose timestamp is unknown, `i64::MIN`, which
 //! the next update's timestamp replaces. Reads through [`KeyValueStore`] and
-//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](super::ReadOnlyWindowStore)) strip
+//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](crate::streams::ReadOnlyWindowStore)) strip
 //! the timestamp, so queries see plain values. The stores of sliding and session windows stay
 //! plain: their results' timestamps follow from the windows' bounds and records.
 
@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::serde::{deserialization_error, Serde};
 use crate::error::Result;
+use crate::streams::serde::{deserialization_error, Serde};
 
 /// The header that marks a changelog record of a timestamped store whose record timestamp is
 /// the row's timestamp (FORMAT.md 8.6).
@@ -369,7 +369,7 @@ fn decode_row<V: Serde>(stored: &[u8], timestamped: bool) -> Result<V> {
 }
 
 /// A read-only view of a store's committed state across all tasks, for interactive queries
-/// ([`App::store`](super::App::store), [`TopologyTestDriver::store`](super::TopologyTestDriver::store)).
+/// ([`App::store`](crate::streams::App::store), [`TopologyTestDriver::store`](crate::streams::TopologyTestDriver::store)).
 ///
 /// It sees what the application committed (in the test driver: everything processed so far),
 /// never a task's uncommitted work. Keys are ordered by their serialized bytes, as in Kafka
@@ -449,7 +449,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
     /// timestamps (a sliding or session window store, or one added with
-    /// [`add_state_store`](super::Topology::add_state_store)); otherwise as [`get`](Self::get).
+    /// [`add_state_store`](crate::streams::Topology::add_state_store)); otherwise as [`get`](Self::get).
     pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
         if !self.timestamped {
             return Err(crate::Error::invalid(format!(
@@ -495,7 +495,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     /// How many keys the committed state holds.
     pub fn approximate_num_entries(&self) -> usize {
         let meta = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {
-            usize::from(self.window && m.contains_key(super::window::STREAM_TIME_KEY))
+            usize::from(self.window && m.contains_key(crate::streams::dsl::window::STREAM_TIME_KEY))
         };
         self.committed
             .read()
@@ -512,7 +512,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
         let mut out = BTreeMap::new();
         for m in committed.values() {
             for (k, v) in pick(m) {
-                if self.window && super::window::is_meta(k) {
+                if self.window && crate::streams::dsl::window::is_meta(k) {
                     continue;
                 }
                 out.insert(k.clone(), v.clone());

@@ -1,20 +1,22 @@
 //! The windowed DSL: per-source timestamp extractors ([`Consumed`]),
 //! [`KGroupedStream::windowed_by`] and the windowed aggregations it leads to
 //! ([`TimeWindowedKStream`], [`SlidingWindowedKStream`], [`SessionWindowedKStream`]), each a
-//! processor over a window store. See [`window`](super::window) for the semantics.
+//! processor over a window store. See [`window`](crate::streams::dsl::window) for the semantics.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::dsl::{store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized};
-use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
-use super::serde::Serde;
-use super::state::KvState;
-use super::window::{
+use crate::error::Result;
+use crate::streams::dsl::window::{
     is_meta, split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows,
     TimeWindows, Window, Windowed, STREAM_TIME_KEY,
 };
-use crate::error::Result;
+use crate::streams::dsl::{
+    store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized,
+};
+use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use crate::streams::serde::Serde;
+use crate::streams::state::store::KvState;
 
 /// How a source reads its topic: the timestamp extractor (Kafka's `Consumed`).
 ///
@@ -36,7 +38,7 @@ use crate::error::Result;
 /// # Ok::<(), riverbed::Error>(())
 /// ```
 pub struct Consumed<K, V> {
-    extractor: Option<super::topology::Extractor<K, V>>,
+    extractor: Option<crate::streams::topology::Extractor<K, V>>,
 }
 
 impl<K, V> std::fmt::Debug for Consumed<K, V> {
@@ -92,9 +94,9 @@ impl Builder {
 
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::TimeWindows {}
-    impl Sealed for super::SlidingWindows {}
-    impl Sealed for super::SessionWindows {}
+    impl Sealed for crate::streams::TimeWindows {}
+    impl Sealed for crate::streams::SlidingWindows {}
+    impl Sealed for crate::streams::SessionWindows {}
 }
 
 /// A window specification [`KGroupedStream::windowed_by`] takes: [`TimeWindows`],
@@ -189,7 +191,7 @@ fn aggregate_step<K, V, VA: 'static>(
 type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
-/// A `timestamped` store keeps each window's row timestamp (see [`state`](super::state)).
+/// A `timestamped` store keeps each window's row timestamp (see [`state`](crate::streams::state::store)).
 fn add_windowed<'b, K: Data, V: Data, KT: Data + Serde, VT: Data + Serde, P>(
     stream: &KStream<'b, K, V>,
     store_name: Option<String>,
@@ -338,7 +340,7 @@ impl Expiry {
             let value = now.to_be_bytes();
             let row = if state.timestamped {
                 let mut row = Vec::with_capacity(16);
-                super::state::write_timestamped(&mut row, now, &value);
+                crate::streams::state::store::write_timestamped(&mut row, now, &value);
                 row
             } else {
                 value.to_vec()

@@ -11,7 +11,7 @@
 //!
 //! **Partition counts.** An input topic has the count it was created with. A repartition topic
 //! has the count given with
-//! [`Repartitioned::with_number_of_partitions`](super::Repartitioned::with_number_of_partitions),
+//! [`Repartitioned::with_number_of_partitions`](crate::streams::Repartitioned::with_number_of_partitions),
 //! else the count of the other source topics of the sub-topology that reads it (so that a
 //! repartition feeding a join is co-partitioned with the other side, as Kafka's
 //! `CopartitionedTopicsEnforcer` does), else the largest count of the source topics of the
@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::topology::{NodeKind, Topology};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
+use crate::streams::topology::{NodeKind, Topology};
 use crate::topic::TopicConfig;
 
 /// A task: sub-topology `subtopology`'s instance for partition `partition` of its source topics.

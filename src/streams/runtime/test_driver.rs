@@ -6,16 +6,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::global::{registry_of, GlobalStore};
-use super::headers::Headers;
-use super::processor::{OutRecord, StreamRecord};
-use super::serde::Serde;
-use super::state::{ReadOnlyKeyValueStore, Registry};
-use super::subtopology::{split, TaskId};
-use super::task::Task;
-use super::topology::Topology;
-use super::{Counters, StreamsConfig, StreamsMetrics};
 use crate::error::{Error, Result};
+use crate::streams::headers::Headers;
+use crate::streams::runtime::global::{registry_of, GlobalStore};
+use crate::streams::runtime::processor::{OutRecord, StreamRecord};
+use crate::streams::runtime::task::Task;
+use crate::streams::serde::Serde;
+use crate::streams::state::store::{ReadOnlyKeyValueStore, Registry};
+use crate::streams::topology::subtopology::{split, TaskId};
+use crate::streams::topology::Topology;
+use crate::streams::{Counters, StreamsConfig, StreamsMetrics};
 
 /// Runs a [`Topology`] as one task per sub-topology (partition 0 of every topic: tasks `0_0`,
 /// `1_0`, ...), committing after every input record: outputs become readable and store changes
@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 ///
 /// The wall clock starts at 0 and moves only with [`advance_wall_clock`](Self::advance_wall_clock).
 /// After an error (an error or panic in user code, a key, value or state that does not
-/// serialize, or a deserialization error with [`Fail`](super::DeserializationHandler::Fail))
+/// serialize, or a deserialization error with [`Fail`](crate::streams::DeserializationHandler::Fail))
 /// the driver's state is whatever the failed
 /// record left; make a new driver to go on.
 ///
@@ -152,7 +152,7 @@ impl TopologyTestDriver {
     }
 
     /// Processes a record like [`pipe_input`](Self::pipe_input) that carries `headers`: the
-    /// source's record gets them (see [`ProcessorContext::headers`](super::ProcessorContext::headers)).
+    /// source's record gets them (see [`ProcessorContext::headers`](crate::streams::ProcessorContext::headers)).
     ///
     /// # Errors
     /// As [`pipe_input`](Self::pipe_input).
@@ -180,7 +180,7 @@ impl TopologyTestDriver {
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a topic no source reads;
     /// [`Deserialization`](crate::ErrorKind::Deserialization) with the
-    /// [`Fail`](super::DeserializationHandler::Fail) handler;
+    /// [`Fail`](crate::streams::DeserializationHandler::Fail) handler;
     /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) for an error or panic in user
     /// code, or a key, value or state the processing made that does not serialize (the
     /// reason carries the [`Serialization`](crate::ErrorKind::Serialization) message).
@@ -348,8 +348,8 @@ impl TopologyTestDriver {
     pub fn window_store<K: Serde, V: Serde>(
         &self,
         name: &str,
-    ) -> Result<super::ReadOnlyWindowStore<K, V>> {
-        super::window::window_store(
+    ) -> Result<crate::streams::ReadOnlyWindowStore<K, V>> {
+        crate::streams::dsl::window::window_store(
             &self.registry,
             name,
             self.timestamped_stores.iter().any(|s| s == name),

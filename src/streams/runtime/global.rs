@@ -1,7 +1,7 @@
 //! Global tables at run time.
 //!
-//! A global table ([`Builder::global_table`](super::Builder::global_table)) is read whole by
-//! the application, not split into tasks: [`App::start`](super::App::start) first reads every
+//! A global table ([`Builder::global_table`](crate::streams::Builder::global_table)) is read whole by
+//! the application, not split into tasks: [`App::start`](crate::streams::App::start) first reads every
 //! partition of its topic to the end (bootstrapping), then a global thread keeps reading it while
 //! the application runs. The table's store is the topic itself (no changelog): it is read again
 //! from the beginning at every start. Tasks read it through the join processors; updates arrive
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::state::{Committed, Registry};
-use super::topology::Topology;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::streams::state::store::{Committed, Registry};
+use crate::streams::topology::Topology;
 use crate::topic::TopicPartition;
 
 /// A global table's store: the latest value of every key of its topic, shared by all tasks.

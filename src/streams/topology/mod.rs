@@ -6,7 +6,7 @@
 //! refused then, not found at run time. A topology holds suppliers, not processors: each task
 //! (input partition) gets its own instances.
 //!
-//! A topology splits into sub-topologies (see [`subtopology`](super::subtopology)): the parts
+//! A topology splits into sub-topologies (see [`subtopology`](crate::streams::topology::subtopology)): the parts
 //! connected by edges or by shared state stores, so a repartition (a sink to a topic and a
 //! source reading it) starts a new one. Each sub-topology's source topics must be
 //! co-partitioned; task `s_p` runs sub-topology `s` on partition `p` of them. A store belongs to
@@ -15,15 +15,17 @@
 //! in a topology of one sub-topology an unconnected store belongs to it. Global tables are
 //! read whole by every instance, beside the tasks.
 
+pub mod subtopology;
+
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
-use super::serde::Serde;
-use super::subtopology::{self, SubtopologyDescription};
 use crate::error::{Error, Result};
+use crate::streams::runtime::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
+use crate::streams::serde::Serde;
+use subtopology::SubtopologyDescription;
 
 /// Decodes a raw record into a message of the source's types.
 pub(crate) type Decoder =
@@ -83,7 +85,7 @@ pub(crate) struct NodeSpec {
 }
 
 /// A processing graph; see the module docs. Build one with the Processor API methods below or
-/// with the DSL ([`Builder`](super::Builder)).
+/// with the DSL ([`Builder`](crate::streams::Builder)).
 ///
 /// ```
 /// use riverbed::streams::{Processor, ProcessorContext, StreamRecord, Topology};
@@ -113,7 +115,7 @@ pub struct Topology {
     by_name: HashMap<Arc<str>, usize>,
     pub(crate) stores: Vec<String>,
     /// The stores whose rows keep their timestamp (the DSL's tables and aggregations; see
-    /// [`state`](super::state)).
+    /// [`state`](crate::streams::state::store)).
     pub(crate) timestamped_stores: Vec<String>,
     /// The stores of windowed aggregations: besides their windows they hold a bookkeeping row
     /// (`window::STREAM_TIME_KEY`) that key-value queries skip.
@@ -127,7 +129,7 @@ pub struct Topology {
     /// Topics that must be co-partitioned, with the operation that needs it (a join).
     pub(crate) copartition_groups: Vec<(String, Vec<String>)>,
     /// The global tables' stores.
-    pub(crate) globals: Vec<super::global::GlobalStore>,
+    pub(crate) globals: Vec<crate::streams::runtime::global::GlobalStore>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -313,7 +315,7 @@ impl Topology {
     }
 
     /// Adds an in-memory key-value store named `name`, which processors use through
-    /// [`ProcessorContext::store`](super::ProcessorContext::store). It is backed by the
+    /// [`ProcessorContext::store`](crate::streams::ProcessorContext::store). It is backed by the
     /// compacted changelog topic `<app-id>-<name>-changelog`, which the application creates.
     ///
     /// In a topology of one sub-topology every processor can use it as it is. In a topology
@@ -331,7 +333,10 @@ impl Topology {
                 "state store {name:?} exists already"
             )));
         }
-        crate::validate_topic_name(&super::state::changelog_topic(&self.app_id, name))?;
+        crate::validate_topic_name(&crate::streams::state::store::changelog_topic(
+            &self.app_id,
+            name,
+        ))?;
         self.stores.push(name.to_string());
         Ok(self)
     }
@@ -530,15 +535,15 @@ impl Topology {
 
     /// The repartition topics, `<app-id>-<name>-repartition`, which the application creates
     /// when it starts (with the count given by
-    /// [`Repartitioned::with_number_of_partitions`](super::Repartitioned::with_number_of_partitions),
-    /// else as the [`subtopology`](super::subtopology) module docs say).
+    /// [`Repartitioned::with_number_of_partitions`](crate::streams::Repartitioned::with_number_of_partitions),
+    /// else as the [`subtopology`](crate::streams::topology::subtopology) module docs say).
     pub fn repartition_topics(&self) -> &[String] {
         &self.repartition_topics
     }
 
     /// The sub-topologies, numbered in the order their first node was added. A store connected
     /// to no processor in a topology of several sub-topologies is in none of them (and
-    /// [`Builder::build`](super::Builder::build) or [`App::start`](super::App::start) refuse
+    /// [`Builder::build`](crate::streams::Builder::build) or [`App::start`](crate::streams::App::start) refuse
     /// the topology).
     pub fn subtopologies(&self) -> Vec<SubtopologyDescription> {
         subtopology::split(self).subs
@@ -588,7 +593,7 @@ impl Topology {
             for st in &sub.stores {
                 s.push_str(&format!(
                     "    store {st:?} (changelog {:?})\n",
-                    super::state::changelog_topic(&self.app_id, st)
+                    crate::streams::state::store::changelog_topic(&self.app_id, st)
                 ));
             }
         }

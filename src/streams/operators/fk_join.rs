@@ -68,10 +68,10 @@
 
 use std::sync::Arc;
 
-use super::table::{read, read_value, store_getter, Change};
-use super::{KTable, Materialized};
 use crate::error::Result;
-use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
+use crate::streams::dsl::table::{read, read_value, store_getter, Change};
+use crate::streams::dsl::{KTable, Materialized};
+use crate::streams::runtime::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
 
 /// The result of joining a left value with its right value (`None`: absent or null foreign

@@ -87,13 +87,15 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::KStream;
 use crate::error::{Error, Result};
-use crate::streams::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use crate::streams::dsl::window::{
+    is_meta, split_windowed, windowed_bytes, Window, STREAM_TIME_KEY,
+};
+use crate::streams::dsl::KStream;
+use crate::streams::operators::windowed::drop_record;
+use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
-use crate::streams::state::KvState;
-use crate::streams::window::{is_meta, split_windowed, windowed_bytes, Window, STREAM_TIME_KEY};
-use crate::streams::windowed::drop_record;
+use crate::streams::state::store::KvState;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

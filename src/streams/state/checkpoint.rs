@@ -20,7 +20,7 @@ use crate::record::crc::checksum as crc32;
 pub(crate) const DIR: &str = "streams";
 const MAGIC: &[u8; 4] = b"RVSS";
 /// Version 2: the rows of timestamped stores (tables, aggregations) hold their timestamp before
-/// the value (see [`state`](super::state)). Version 1 files came before that; their rows of
+/// the value (see [`state`](super::store)). Version 1 files came before that; their rows of
 /// such stores have no timestamp, and the file does not say which stores those were, so they
 /// are refused (the store is restored from its changelog, which is always correct).
 const VERSION: u16 = 2;

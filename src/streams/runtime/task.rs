@@ -1,5 +1,5 @@
 //! A task: one sub-topology's instance for one partition of its source topics (task `s_p`,
-//! see [`subtopology`](super::subtopology)), with the sub-topology's stores, stream time and
+//! see [`subtopology`](crate::streams::topology::subtopology)), with the sub-topology's stores, stream time and
 //! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
 //! about processors, and a task knows nothing about consumers, producers or threads.
 
@@ -7,13 +7,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::headers::Headers;
-use super::processor::{Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext};
-use super::state::{KvState, Registry};
-use super::subtopology::{split, TaskId};
-use super::topology::{Decoder, NodeKind, Topology};
-use super::{Counters, DeserializationHandler};
 use crate::error::{Error, ErrorKind, Result};
+use crate::streams::headers::Headers;
+use crate::streams::runtime::processor::{
+    Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext,
+};
+use crate::streams::state::store::{KvState, Registry};
+use crate::streams::topology::subtopology::{split, TaskId};
+use crate::streams::topology::{Decoder, NodeKind, Topology};
+use crate::streams::{Counters, DeserializationHandler};
 
 struct Schedule {
     node: usize,
@@ -184,7 +186,7 @@ impl Task {
 
     /// Publishes the restored stores as committed and runs every processor's `init`. The view
     /// shares each restored map with the working state (no copy; the first write copies it,
-    /// see [`state`](super::state)).
+    /// see [`state`](crate::streams::state::store)).
     pub fn init(&mut self) -> Result<()> {
         for (name, s) in &self.ctx.stores {
             if let Some(c) = self.registry.get(name) {

@@ -3,7 +3,7 @@
 //! ([`ReadOnlyWindowStore`]).
 //!
 //! **Event time.** Windows go by the records' timestamps (set by each source's timestamp
-//! extractor, see [`Consumed`](super::Consumed)), not by when records arrive. A task's *stream
+//! extractor, see [`Consumed`](crate::streams::Consumed)), not by when records arrive. A task's *stream
 //! time* is the largest timestamp it has seen.
 //!
 //! **Grace and lateness.** A window accepts records until stream time reaches its *close time*,
@@ -11,7 +11,7 @@
 //! a session also waits out its inactivity gap: `end + gap + 1 + grace`, see [`SessionWindows`]).
 //! A record whose windows have all closed is dropped: it is logged (a warning, target
 //! `riverbed::streams`) and counted in
-//! [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records), never silently
+//! [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never silently
 //! ignored. So is a record with a negative timestamp, which belongs to no window.
 //!
 //! **Drops are counted per window, as in Kafka.** A record that falls into closed windows as
@@ -33,9 +33,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::serde::{deserialization_error, Serde};
-use super::state::{split_timestamped, Committed};
 use crate::error::{Error, Result};
+use crate::streams::serde::{deserialization_error, Serde};
+use crate::streams::state::store::{split_timestamped, Committed};
 
 /// A window's bounds in milliseconds of event time.
 ///
@@ -292,7 +292,7 @@ impl TimeWindows {
 /// its right window (issue 13: difference 5, grace 15, records at 10, 24, 5: the record at 5
 /// counts in `[5, 10]`). Each window the record would have updated or created but that has
 /// closed counts one dropped record, as Kafka logs and meters each (see
-/// [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records)).
+/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records)).
 ///
 /// **Which windows exist.** A record updates the stored windows that hold it, then creates
 /// the windows Kafka creates: the previous record's right window (Kafka finds the previous
@@ -349,14 +349,14 @@ impl SlidingWindows {
 /// Session windows (Kafka's `SessionWindows`): a key's records closer than the inactivity gap
 /// form one session `[first, last]` (inclusive). A record that falls within the gap of several
 /// sessions merges them into one: the merged-away sessions are deleted from the aggregation's
-/// table (so [`KTable::to_stream_with_tombstones`](super::KTable::to_stream_with_tombstones)
+/// table (so [`KTable::to_stream_with_tombstones`](crate::streams::KTable::to_stream_with_tombstones)
 /// gives `None` for each, a tombstone when written to a topic), then the merged session is
 /// updated with its aggregate.
 ///
 /// A session closes when stream time passes its end + inactivity gap + grace, that is at
 /// stream time `end + gap + 1 + grace`: a record is dropped if the session it would make (after
 /// merging) has closed, and
-/// [`Suppressed::until_window_closes`](super::Suppressed::until_window_closes) emits the
+/// [`Suppressed::until_window_closes`](crate::streams::Suppressed::until_window_closes) emits the
 /// session then. This is Kafka's rule (`KStreamSessionWindowAggregate`: a record is skipped
 /// when its merged session's end < stream time − grace − gap): until the gap has passed, a new
 /// record could still extend the session, so grace only starts counting after it. Kafka's
@@ -430,9 +430,9 @@ impl SessionWindows {
 }
 
 /// A read-only view of a window store's committed state across all tasks, for interactive
-/// queries ([`App::window_store`](super::App::window_store),
-/// [`TopologyTestDriver::window_store`](super::TopologyTestDriver::window_store)). Like
-/// [`ReadOnlyKeyValueStore`](super::ReadOnlyKeyValueStore) it sees committed state only.
+/// queries ([`App::window_store`](crate::streams::App::window_store),
+/// [`TopologyTestDriver::window_store`](crate::streams::TopologyTestDriver::window_store)). Like
+/// [`ReadOnlyKeyValueStore`](crate::streams::ReadOnlyKeyValueStore) it sees committed state only.
 pub struct ReadOnlyWindowStore<K, V> {
     name: String,
     committed: Committed,
@@ -577,7 +577,7 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
 
 /// The committed-view handle for the store `name` of `registry`, or an error naming `what`.
 pub(crate) fn window_store<K: Serde, V: Serde>(
-    registry: &super::state::Registry,
+    registry: &crate::streams::state::store::Registry,
     name: &str,
     timestamped: bool,
     what: &str,

@@ -4,7 +4,7 @@
 //! source topics of every sub-topology (range assignor: partition `p` of topics with the same
 //! partition count goes to the same member, so each sub-topology's co-partitioned topics move
 //! together) and runs the tasks of the partitions it owns: task `s_p` for partition `p` of a
-//! topic of sub-topology `s` (see [`subtopology`](super::subtopology)). A rebalance commits the
+//! topic of sub-topology `s` (see [`subtopology`](crate::streams::topology::subtopology)). A rebalance commits the
 //! thread's work and drops its tasks (`on_revoked`); the new owner creates them again and
 //! restores their stores from the changelogs before processing (`on_assigned`). A thread that
 //! was removed from the group (`on_lost`) drops its uncommitted work without committing it.
@@ -26,19 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use super::checkpoint;
-use super::global::{registry_of, GlobalThread};
-use super::headers::Headers;
-use super::processor::OutRecord;
-use super::restore::{restore_task, save_task};
-use super::serde::Serde;
-use super::state::{
-    changelog_topic, ReadOnlyKeyValueStore, Registry, ROW_TIMESTAMP_HEADER, UNKNOWN_TIMESTAMP,
-};
-use super::subtopology::{self, TaskId};
-use super::task::Task;
-use super::topology::Topology;
-use super::{Counters, ProcessingGuarantee, StreamThreadAction, StreamsConfig, StreamsMetrics};
 use crate::config::CleanupPolicy;
 use crate::consumer::{
     Consumer, ConsumerConfig, IsolationLevel, OffsetAndMetadata, OffsetReset, RebalanceListener,
@@ -47,14 +34,29 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::group::assignor::Assignor;
 use crate::producer::{Producer, Record};
 use crate::store::Store;
+use crate::streams::headers::Headers;
+use crate::streams::runtime::global::{registry_of, GlobalThread};
+use crate::streams::runtime::processor::OutRecord;
+use crate::streams::runtime::restore::{restore_task, save_task};
+use crate::streams::runtime::task::Task;
+use crate::streams::serde::Serde;
+use crate::streams::state::checkpoint;
+use crate::streams::state::store::{
+    changelog_topic, ReadOnlyKeyValueStore, Registry, ROW_TIMESTAMP_HEADER, UNKNOWN_TIMESTAMP,
+};
+use crate::streams::topology::subtopology::{self, TaskId};
+use crate::streams::topology::Topology;
+use crate::streams::{
+    Counters, ProcessingGuarantee, StreamThreadAction, StreamsConfig, StreamsMetrics,
+};
 use crate::topic::{TopicConfig, TopicPartition};
 use crate::txn::TransactionalProducer;
 
 /// A running streams application; see the module docs.
 ///
 /// **Errors.** An error or panic in user code, a record that does not deserialize (with the
-/// default [`DeserializationHandler::Fail`](super::DeserializationHandler::Fail)), a key, value
-/// or state that does not serialize ([`Serde::encode`](super::Serde::encode) failed; it comes
+/// default [`DeserializationHandler::Fail`](crate::streams::DeserializationHandler::Fail)), a key, value
+/// or state that does not serialize ([`Serde::encode`](crate::streams::Serde::encode) failed; it comes
 /// as [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the node, with the
 /// [`Serialization`](crate::ErrorKind::Serialization) message) or a failed restore or commit
 /// fails its stream thread: the thread's uncommitted work is discarded
@@ -147,7 +149,7 @@ impl Shared {
 impl App {
     /// Starts the application: checks the topics, creates the repartition and changelog topics
     /// that do not exist (a repartition topic with the count the
-    /// [`subtopology`](super::subtopology) module docs give; a changelog, compacted, with its
+    /// [`subtopology`](crate::streams::topology::subtopology) module docs give; a changelog, compacted, with its
     /// sub-topology's count), reads the global tables' topics to their end, and starts
     /// [`StreamsConfig::threads`] stream threads (and a global thread if there are global
     /// tables).
@@ -297,8 +299,8 @@ impl App {
     pub fn window_store<K: Serde, V: Serde>(
         &self,
         name: &str,
-    ) -> Result<super::ReadOnlyWindowStore<K, V>> {
-        super::window::window_store(
+    ) -> Result<crate::streams::ReadOnlyWindowStore<K, V>> {
+        crate::streams::dsl::window::window_store(
             &self.registry,
             name,
             self.timestamped_stores.iter().any(|s| s == name),
@@ -793,7 +795,7 @@ impl MemberSpec {
 }
 
 /// A stream thread: runs its member until the application stops. When the member fails, the
-/// application's [`StreamThreadAction`](super::StreamThreadAction) decides: stop the
+/// application's [`StreamThreadAction`](crate::streams::StreamThreadAction) decides: stop the
 /// application, or put a fresh member in its place and go on.
 fn run_thread(mut member: Member, spec: &MemberSpec, shared: &Shared) {
     let last = loop {

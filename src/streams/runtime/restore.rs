@@ -2,10 +2,10 @@
 //! or from the whole changelog), and writing the snapshots after a commit.
 //!
 //! **When snapshots are written.** Right after a successful commit that ends a task's life on a
-//! thread: at a clean [`close`](super::App::close) (or drop) of the application and when a
+//! thread: at a clean [`close`](crate::streams::App::close) (or drop) of the application and when a
 //! rebalance takes the task away. Not at every commit: a snapshot is the whole store, and a
 //! snapshot can only be written from committed state. After a crash the last snapshot written
-//! is still valid (it is a prefix of the changelog, see [`checkpoint`](super::checkpoint)), so
+//! is still valid (it is a prefix of the changelog, see [`checkpoint`](crate::streams::state::checkpoint)), so
 //! the next restore replays the changelog from it: the records committed since.
 //!
 //! **Exactly-once.** Kafka Streams deletes its checkpoint while processing under exactly-once,
@@ -19,13 +19,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::checkpoint;
-use super::state::ROW_TIMESTAMP_HEADER;
-use super::task::Task;
-use super::Counters;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::Result;
 use crate::store::Store;
+use crate::streams::runtime::task::Task;
+use crate::streams::state::checkpoint;
+use crate::streams::state::store::ROW_TIMESTAMP_HEADER;
+use crate::streams::Counters;
 use crate::topic::TopicPartition;
 
 fn now_ms() -> i64 {
