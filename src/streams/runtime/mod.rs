@@ -7,5 +7,7 @@ pub(crate) mod app;
 pub(crate) mod global;
 pub(crate) mod processor;
 pub(crate) mod restore;
+mod stream_thread;
 pub(crate) mod task;
+mod task_manager;
 pub(crate) mod test_driver;
