@@ -120,7 +120,7 @@ impl Builder {
                     "topic {topic:?} is read by a source or a global table already"
                 )));
             }
-            if t.stores.contains(&store) || t.globals.iter().any(|g| g.store == store) {
+            if t.store(&store).is_some() || t.globals.iter().any(|g| g.store == store) {
                 return Err(Error::invalid(format!(
                     "state store {store:?} exists already"
                 )));

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::Serde;
-use crate::streams::topology::Topology;
+use crate::streams::topology::{StoreKind, Topology};
 
 mod branch;
 mod join;
@@ -454,7 +454,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
         let store = materialized
             .name
             .unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
-        b.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
+        b.add(|t| t.add_store(&store, StoreKind::KeyValue, true).map(|_| ()));
         let input = if self.stream.key_changed {
             self.stream.through_repartition(&store)
         } else {

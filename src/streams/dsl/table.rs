@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::streams::dsl::{Builder, KStream, KTable, Materialized};
 use crate::streams::runtime::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
+use crate::streams::topology::StoreKind;
 
 /// A change of a table row: the key's new value and its previous one (`None`: absent), as
 /// Kafka's `Change`. A deletion has `new: None`.
@@ -141,7 +142,7 @@ impl Builder {
         let store = materialized
             .name
             .unwrap_or_else(|| self.name("KTABLE-SOURCE-STATE-STORE"));
-        self.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
+        self.add(|t| t.add_store(&store, StoreKind::KeyValue, true).map(|_| ()));
         let records: KStream<'_, K, Option<V>> = KStream::new(self, source, false);
         let store_name = store.clone();
         let node = records.then::<K, Change<V>>("KTABLE-MATERIALIZE", false, move |ctx, r| {
@@ -368,7 +369,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
         let store = materialized
             .name
             .unwrap_or_else(|| b.name("KTABLE-AGGREGATE-STATE-STORE"));
-        b.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
+        b.add(|t| t.add_store(&store, StoreKind::KeyValue, true).map(|_| ()));
         let store_name = store.clone();
         let node = self
             .changes

@@ -30,7 +30,6 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -572,21 +571,6 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
         }
         out.sort_by_key(|(w, _)| *w);
         Ok(out)
-    }
-}
-
-/// The committed-view handle for the store `name` of `registry`, or an error naming `what`.
-pub(crate) fn window_store<K: Serde, V: Serde>(
-    registry: &crate::streams::state::store::Registry,
-    name: &str,
-    timestamped: bool,
-    what: &str,
-) -> Result<ReadOnlyWindowStore<K, V>> {
-    match registry.get(name) {
-        Some(c) => Ok(ReadOnlyWindowStore::new(name, Arc::clone(c), timestamped)),
-        None => Err(Error::invalid(format!(
-            "{what} has no state store {name:?}"
-        ))),
     }
 }
 

@@ -96,6 +96,7 @@ use crate::streams::operators::windowed::drop_record;
 use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
 use crate::streams::state::store::KvState;
+use crate::streams::topology::StoreKind;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -646,8 +647,8 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
         });
         let stores = [left_store.to_string(), right_store.to_string()];
         b.add(|t| {
-            t.add_state_store(&left_store)?;
-            t.add_state_store(&right_store)?;
+            t.add_store(&left_store, StoreKind::JoinBuffer, false)?;
+            t.add_store(&right_store, StoreKind::JoinBuffer, false)?;
             t.add_processor::<_, K, JoinInput<V, VO>, K, VR>(
                 &node,
                 move || StreamStreamJoin {

@@ -76,6 +76,7 @@ use crate::streams::runtime::processor::{
 };
 use crate::streams::serde::Serde;
 use crate::streams::state::store::UNKNOWN_TIMESTAMP;
+use crate::streams::topology::StoreKind;
 
 /// When a suppressed table forwards its updates; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,7 +335,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                 None => upstream(lookup, k),
             });
         b.add(|t| {
-            t.add_state_store(&buffer)?;
+            t.add_store(&buffer, StoreKind::SuppressBuffer, false)?;
             t.add_processor::<_, K, Change<V>, K, Change<V>>(
                 &node,
                 move || Suppress {

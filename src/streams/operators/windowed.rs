@@ -17,6 +17,7 @@ use crate::streams::dsl::{
 use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::Serde;
 use crate::streams::state::store::KvState;
+use crate::streams::topology::StoreKind;
 
 /// How a source reads its topic: the timestamp extractor (Kafka's `Consumed`).
 ///
@@ -195,7 +196,8 @@ type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 fn add_windowed<'b, K: Data, V: Data, KT: Data + Serde, VT: Data + Serde, P>(
     stream: &KStream<'b, K, V>,
     store_name: Option<String>,
-    extra_stores: &[&str],
+    kind: StoreKind,
+    extra_stores: &[(&str, StoreKind)],
     timestamped: bool,
     rule: CloseRule,
     supplier: impl Fn(Arc<str>) -> P + Send + Sync + 'static,
@@ -208,14 +210,9 @@ where
     let node = b.name("KSTREAM-WINDOWAGGREGATE");
     let store_arc: Arc<str> = Arc::from(store.as_str());
     b.add(|t| {
-        if timestamped {
-            t.add_timestamped_state_store(&store)?;
-        } else {
-            t.add_state_store(&store)?;
-        }
-        t.window_stores.push(store.clone());
-        for extra in extra_stores {
-            t.add_state_store(&format!("{store}{extra}"))?;
+        t.add_store(&store, kind, timestamped)?;
+        for (extra, extra_kind) in extra_stores {
+            t.add_store(&format!("{store}{extra}"), *extra_kind, false)?;
         }
         t.add_processor::<_, K, V, KT, Change<VT>>(
             &node,
@@ -226,7 +223,11 @@ where
     });
     b.windowed.borrow_mut().insert(node.clone(), rule);
     let mut stores = vec![store.clone()];
-    stores.extend(extra_stores.iter().map(|extra| format!("{store}{extra}")));
+    stores.extend(
+        extra_stores
+            .iter()
+            .map(|(extra, _)| format!("{store}{extra}")),
+    );
     b.connect(&node, &stores);
     KTable::new(b, node, Some(store.clone()), store_getter::<KT, VT>(store))
 }
@@ -285,6 +286,7 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
         add_windowed(
             &self.stream,
             materialized.name,
+            StoreKind::Window,
             &[],
             true,
             windows.close_rule(),
@@ -524,7 +526,8 @@ impl<'b, K: Data + Serde, V: Data + Serde> SlidingWindowedKStream<'b, K, V> {
         add_windowed(
             &self.stream,
             materialized.name,
-            &[RECORDS_SUFFIX],
+            StoreKind::Window,
+            &[(RECORDS_SUFFIX, StoreKind::SlidingRecords)],
             false,
             windows.close_rule(),
             move |store| SlidingWindowAggregate {
@@ -1004,6 +1007,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
         add_windowed(
             &self.stream,
             materialized.name,
+            StoreKind::Session,
             &[],
             false,
             windows.close_rule(),

@@ -32,7 +32,8 @@ use crate::store::Store;
 use crate::streams::runtime::global::{registry_of, GlobalThread};
 use crate::streams::serde::Serde;
 use crate::streams::state::checkpoint;
-use crate::streams::state::store::{changelog_topic, ReadOnlyKeyValueStore, Registry};
+use crate::streams::state::query::StoreQueries;
+use crate::streams::state::store::ReadOnlyKeyValueStore;
 use crate::streams::topology::subtopology::{self};
 use crate::streams::topology::Topology;
 use crate::streams::{Counters, ProcessingGuarantee, StreamsConfig, StreamsMetrics};
@@ -86,10 +87,8 @@ use crate::topic::TopicConfig;
 pub struct App {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    registry: Registry,
-    /// The stores whose rows carry a timestamp, which queries strip.
-    timestamped_stores: Vec<String>,
-    window_stores: Vec<String>,
+    /// Interactive queries of the stores.
+    queries: StoreQueries,
     counters: Arc<Counters>,
     /// Stopped after the stream threads (fields drop after `Drop::drop`).
     _global: Option<GlobalThread>,
@@ -170,11 +169,11 @@ impl App {
         let mut changelogs = Vec::new();
         let mut sub_changelogs: Vec<Vec<(String, String)>> = vec![Vec::new(); split.subs.len()];
         for s in &topology.stores {
-            let Some(sub) = split.sub_of_store(s) else {
+            let Some(sub) = split.sub_of_store(&s.name) else {
                 continue;
             };
             let partitions = plan.subs[sub as usize];
-            let topic = changelog_topic(&app_id, s);
+            let topic = s.changelog(&app_id);
             match store.describe_topic(&topic) {
                 Ok(d) if d.partitions.len() as u64 != u64::from(partitions) => {
                     return Err(Error::invalid(format!(
@@ -201,14 +200,13 @@ impl App {
                 }
                 Err(e) => return Err(e),
             }
-            sub_changelogs[sub as usize].push((s.clone(), topic.clone()));
-            changelogs.push((s.clone(), topic));
+            sub_changelogs[sub as usize].push((s.name.clone(), topic.clone()));
+            changelogs.push((s.name.clone(), topic));
         }
         let topic_subs = Arc::new(split.topic_map());
         let sub_changelogs = Arc::new(sub_changelogs);
         let registry = registry_of(&topology);
-        let timestamped_stores = topology.timestamped_stores.clone();
-        let window_stores = topology.window_stores.clone();
+        let queries = StoreQueries::new(&topology, Arc::clone(&registry), "the application");
         let counters = Arc::new(Counters::default());
         let started = Instant::now();
         let slot = InstanceSlot::take(store, &app_id);
@@ -249,9 +247,7 @@ impl App {
         Ok(App {
             shared,
             threads,
-            registry,
-            timestamped_stores,
-            window_stores,
+            queries,
             counters,
             _global: global,
             started,
@@ -264,17 +260,7 @@ impl App {
     /// # Errors
     /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
-        match self.registry.get(name) {
-            Some(c) => Ok(ReadOnlyKeyValueStore::new(
-                name,
-                Arc::clone(c),
-                self.timestamped_stores.iter().any(|s| s == name),
-                self.window_stores.iter().any(|s| s == name),
-            )),
-            None => Err(Error::invalid(format!(
-                "the application has no state store {name:?}"
-            ))),
-        }
+        self.queries.key_value(name)
     }
 
     /// A read-only view of the committed state of a window store (a windowed aggregation's),
@@ -286,12 +272,7 @@ impl App {
         &self,
         name: &str,
     ) -> Result<crate::streams::ReadOnlyWindowStore<K, V>> {
-        crate::streams::dsl::window::window_store(
-            &self.registry,
-            name,
-            self.timestamped_stores.iter().any(|s| s == name),
-            "the application",
-        )
+        self.queries.window(name)
     }
 
     /// Whether the application is running (not closed, not stopped by an error).

@@ -62,7 +62,7 @@ pub(crate) fn registry_of(topology: &Topology) -> Registry {
     let mut map: HashMap<String, Committed> = topology
         .stores
         .iter()
-        .map(|s| (s.clone(), Committed::default()))
+        .map(|s| (s.name.clone(), Committed::default()))
         .collect();
     for g in &topology.globals {
         map.insert(g.store.clone(), Arc::clone(&g.data));

@@ -12,7 +12,8 @@ use crate::streams::runtime::global::{registry_of, GlobalStore};
 use crate::streams::runtime::processor::{OutRecord, StreamRecord};
 use crate::streams::runtime::task::Task;
 use crate::streams::serde::Serde;
-use crate::streams::state::store::{ReadOnlyKeyValueStore, Registry};
+use crate::streams::state::query::StoreQueries;
+use crate::streams::state::store::ReadOnlyKeyValueStore;
 use crate::streams::topology::subtopology::{split, TaskId};
 use crate::streams::topology::Topology;
 use crate::streams::{Counters, StreamsConfig, StreamsMetrics};
@@ -51,10 +52,8 @@ pub struct TopologyTestDriver {
     globals: Vec<GlobalStore>,
     outputs: HashMap<String, VecDeque<OutRecord>>,
     offsets: HashMap<String, u64>,
-    registry: Registry,
-    /// The stores whose rows carry a timestamp, which queries strip.
-    timestamped_stores: Vec<String>,
-    window_stores: Vec<String>,
+    /// Interactive queries of the stores.
+    queries: StoreQueries,
     counters: Arc<Counters>,
     wall_clock_ms: i64,
 }
@@ -85,8 +84,7 @@ impl TopologyTestDriver {
     pub fn with_config(topology: Topology, config: &StreamsConfig) -> Result<Self> {
         topology.validate()?;
         let registry = registry_of(&topology);
-        let timestamped_stores = topology.timestamped_stores.clone();
-        let window_stores = topology.window_stores.clone();
+        let queries = StoreQueries::new(&topology, Arc::clone(&registry), "the topology");
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
         let globals = topology.globals.clone();
@@ -121,9 +119,7 @@ impl TopologyTestDriver {
             globals,
             outputs: HashMap::new(),
             offsets: HashMap::new(),
-            registry,
-            timestamped_stores,
-            window_stores,
+            queries,
             counters,
             wall_clock_ms: 0,
         })
@@ -327,17 +323,7 @@ impl TopologyTestDriver {
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
-        match self.registry.get(name) {
-            Some(c) => Ok(ReadOnlyKeyValueStore::new(
-                name,
-                Arc::clone(c),
-                self.timestamped_stores.iter().any(|s| s == name),
-                self.window_stores.iter().any(|s| s == name),
-            )),
-            None => Err(Error::invalid(format!(
-                "the topology has no state store {name:?}"
-            ))),
-        }
+        self.queries.key_value(name)
     }
 
     /// A read-only view of a window store (a windowed aggregation's), keyed by the record key
@@ -349,12 +335,7 @@ impl TopologyTestDriver {
         &self,
         name: &str,
     ) -> Result<crate::streams::ReadOnlyWindowStore<K, V>> {
-        crate::streams::dsl::window::window_store(
-            &self.registry,
-            name,
-            self.timestamped_stores.iter().any(|s| s == name),
-            "the topology",
-        )
+        self.queries.window(name)
     }
 
     /// The driver's counters (processed, skipped and dropped records).

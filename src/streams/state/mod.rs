@@ -2,4 +2,5 @@
 //! snapshot file (`checkpoint`, FORMAT.md 8.5).
 
 pub(crate) mod checkpoint;
+pub(crate) mod query;
 pub(crate) mod store;

@@ -15,6 +15,7 @@
 //! in a topology of one sub-topology an unconnected store belongs to it. Global tables are
 //! read whole by every instance, beside the tasks.
 
+mod stores;
 pub mod subtopology;
 
 use std::any::TypeId;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::streams::runtime::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
 use crate::streams::serde::Serde;
+pub(crate) use stores::{StoreKind, StoreSpec};
 use subtopology::SubtopologyDescription;
 
 /// Decodes a raw record into a message of the source's types.
@@ -113,15 +115,8 @@ pub struct Topology {
     app_id: String,
     pub(crate) nodes: Vec<NodeSpec>,
     by_name: HashMap<Arc<str>, usize>,
-    pub(crate) stores: Vec<String>,
-    /// The stores whose rows keep their timestamp (the DSL's tables and aggregations; see
-    /// [`state`](crate::streams::state::store)).
-    pub(crate) timestamped_stores: Vec<String>,
-    /// The stores of windowed aggregations: besides their windows they hold a bookkeeping row
-    /// (`window::STREAM_TIME_KEY`) that key-value queries skip.
-    pub(crate) window_stores: Vec<String>,
-    /// Store -> the nodes (processors) connected to it, in the order they were connected.
-    pub(crate) store_users: HashMap<String, Vec<usize>>,
+    /// The state stores, in the order they were added, each with its kind and users.
+    pub(crate) stores: Vec<StoreSpec>,
     /// The repartition topics (`<app-id>-<name>-repartition`) its sinks write and sources read.
     pub(crate) repartition_topics: Vec<String>,
     /// The repartition topics given an explicit partition count.
@@ -147,9 +142,6 @@ impl Topology {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             stores: Vec::new(),
-            timestamped_stores: Vec::new(),
-            window_stores: Vec::new(),
-            store_users: HashMap::new(),
             repartition_topics: Vec::new(),
             repartition_partitions: BTreeMap::new(),
             copartition_groups: Vec::new(),
@@ -328,30 +320,41 @@ impl Topology {
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate store name or a
     /// name that makes an invalid topic name.
     pub fn add_state_store(&mut self, name: &str) -> Result<&mut Topology> {
-        if self.stores.iter().any(|s| s == name) || self.globals.iter().any(|g| g.store == name) {
+        self.add_store(name, StoreKind::KeyValue, false)
+    }
+
+    /// Adds the store `name` like [`add_state_store`](Self::add_state_store), of kind `kind`,
+    /// its rows keeping their timestamp if `timestamped` (the DSL's stores).
+    pub(crate) fn add_store(
+        &mut self,
+        name: &str,
+        kind: StoreKind,
+        timestamped: bool,
+    ) -> Result<&mut Topology> {
+        if self.store(name).is_some() || self.globals.iter().any(|g| g.store == name) {
             return Err(Error::invalid(format!(
                 "state store {name:?} exists already"
             )));
         }
-        crate::validate_topic_name(&crate::streams::state::store::changelog_topic(
-            &self.app_id,
-            name,
-        ))?;
-        self.stores.push(name.to_string());
+        let spec = StoreSpec {
+            name: name.to_string(),
+            kind,
+            timestamped,
+            users: Vec::new(),
+        };
+        crate::validate_topic_name(&spec.changelog(&self.app_id))?;
+        self.stores.push(spec);
         Ok(self)
     }
 
-    /// Adds the store `name` like [`add_state_store`](Self::add_state_store), its rows keeping
-    /// their timestamp (the store of a DSL table or aggregation).
-    pub(crate) fn add_timestamped_state_store(&mut self, name: &str) -> Result<&mut Topology> {
-        self.add_state_store(name)?;
-        self.timestamped_stores.push(name.to_string());
-        Ok(self)
+    /// The state store `name` (not a global table's).
+    pub(crate) fn store(&self, name: &str) -> Option<&StoreSpec> {
+        self.stores.iter().find(|s| s.name == name)
     }
 
     /// Whether the rows of store `name` keep their timestamp.
     pub(crate) fn is_timestamped(&self, name: &str) -> bool {
-        self.timestamped_stores.iter().any(|s| s == name)
+        self.store(name).is_some_and(|s| s.timestamped)
     }
 
     /// Adds the store `name` like [`add_state_store`](Self::add_state_store) and connects it
@@ -417,7 +420,7 @@ impl Topology {
     ) -> Result<&mut Topology> {
         let id = self.processor_id(processor)?;
         for store in stores {
-            if !self.stores.iter().any(|s| s == store) {
+            if self.store(store).is_none() {
                 let why = if self.globals.iter().any(|g| g.store == *store) {
                     " (it is a global table's store, which every task reads without a connection)"
                 } else {
@@ -430,9 +433,10 @@ impl Topology {
             }
         }
         for store in stores {
-            let users = self.store_users.entry(store.to_string()).or_default();
-            if !users.contains(&id) {
-                users.push(id);
+            if let Some(spec) = self.stores.iter_mut().find(|s| s.name == *store) {
+                if !spec.users.contains(&id) {
+                    spec.users.push(id);
+                }
             }
         }
         Ok(self)
@@ -529,8 +533,8 @@ impl Topology {
     }
 
     /// The names of the state stores (not those of global tables).
-    pub fn store_names(&self) -> &[String] {
-        &self.stores
+    pub fn store_names(&self) -> Vec<String> {
+        self.stores.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The repartition topics, `<app-id>-<name>-repartition`, which the application creates
@@ -577,8 +581,8 @@ impl Topology {
                 let stores: Vec<&str> = self
                     .stores
                     .iter()
-                    .filter(|st| self.store_users.get(*st).is_some_and(|u| u.contains(&i)))
-                    .map(String::as_str)
+                    .filter(|st| st.users.contains(&i))
+                    .map(|st| st.name.as_str())
                     .collect();
                 let stores = if stores.is_empty() {
                     String::new()

@@ -1,0 +1,86 @@
+//! The interactive-query facade that [`App`](crate::streams::App) and
+//! [`TopologyTestDriver`](crate::streams::TopologyTestDriver) share (Kafka's
+//! `KafkaStreams#store(StoreQueryParameters)` with its `QueryableStoreTypes`): it finds a store's
+//! committed view by name and hands out the read-only view that fits the store's kind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::streams::dsl::window::ReadOnlyWindowStore;
+use crate::streams::serde::Serde;
+use crate::streams::state::store::{ReadOnlyKeyValueStore, Registry};
+use crate::streams::topology::{StoreKind, Topology};
+
+/// What a query needs to know about a store: its kind and whether its rows keep a timestamp.
+#[derive(Clone, Copy, Debug)]
+struct Queryable {
+    kind: StoreKind,
+    timestamped: bool,
+}
+
+/// The stores of one topology as queries see them.
+pub(crate) struct StoreQueries {
+    registry: Registry,
+    stores: HashMap<String, Queryable>,
+    /// Who has no such store, for messages: "the application", "the topology".
+    owner: &'static str,
+}
+
+impl StoreQueries {
+    /// The queries of `topology`'s stores (its state stores and its global tables' stores),
+    /// whose committed views are in `registry`.
+    pub fn new(topology: &Topology, registry: Registry, owner: &'static str) -> StoreQueries {
+        let mut stores: HashMap<String, Queryable> = topology
+            .stores
+            .iter()
+            .map(|s| {
+                let q = Queryable {
+                    kind: s.kind,
+                    timestamped: s.timestamped,
+                };
+                (s.name.clone(), q)
+            })
+            .collect();
+        for g in &topology.globals {
+            let q = Queryable {
+                kind: StoreKind::KeyValue,
+                timestamped: false,
+            };
+            stores.insert(g.store.clone(), q);
+        }
+        StoreQueries {
+            registry,
+            stores,
+            owner,
+        }
+    }
+
+    /// The committed view of the store `name` and what it is.
+    fn find(&self, name: &str) -> Result<(&crate::streams::state::store::Committed, Queryable)> {
+        match (self.registry.get(name), self.stores.get(name)) {
+            (Some(c), Some(q)) => Ok((c, *q)),
+            _ => Err(Error::invalid(format!(
+                "{} has no state store {name:?}",
+                self.owner
+            ))),
+        }
+    }
+
+    /// A key-value view of the store `name`.
+    pub fn key_value<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        let (c, q) = self.find(name)?;
+        Ok(ReadOnlyKeyValueStore::new(
+            name,
+            Arc::clone(c),
+            q.timestamped,
+            q.kind.is_windowed(),
+        ))
+    }
+
+    /// A window view of the store `name`.
+    pub fn window<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>> {
+        let (c, q) = self.find(name)?;
+        Ok(ReadOnlyWindowStore::new(name, Arc::clone(c), q.timestamped))
+    }
+}
