@@ -484,6 +484,38 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
             .collect())
     }
 
+    /// The aggregate of `key`'s window `window` and its row timestamp (Kafka's
+    /// `ReadOnlyWindowStore<K, ValueAndTimestamp<V>>::fetch(key, time)` of a timestamped window
+    /// store): the latest timestamp of the records aggregated into the window. A row restored
+    /// from a changelog written before rows kept timestamps, and not updated since, has the
+    /// timestamp `i64::MIN` (unknown).
+    ///
+    /// # Errors
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
+    /// timestamps (a sliding or session window aggregation's); otherwise as
+    /// [`fetch`](Self::fetch).
+    pub fn fetch_with_timestamp(
+        &self,
+        key: impl Into<K>,
+        window: Window,
+    ) -> Result<Option<(V, i64)>> {
+        if !self.timestamped {
+            return Err(Error::invalid(format!(
+                "window store {:?} keeps no row timestamps (only time-window aggregations do)",
+                self.name
+            )));
+        }
+        let wk = windowed_bytes(&key.into().encode()?, window);
+        let committed = self.committed.read();
+        match committed.values().find_map(|m| m.get(&wk)) {
+            Some(stored) => {
+                let (ts, value) = split_timestamped(stored)?;
+                Ok(Some((V::decode(value)?, ts)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The sessions of `key` that end at or after `earliest_end` and start at or before
     /// `latest_start` (Kafka's `SessionStore::findSessions`), ordered by start then end.
     ///

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::streams::dsl::window::ReadOnlyWindowStore;
 use crate::streams::serde::Serde;
 use crate::streams::state::store::{ReadOnlyKeyValueStore, Registry};
@@ -67,20 +67,39 @@ impl StoreQueries {
         }
     }
 
-    /// A key-value view of the store `name`.
+    /// A key-value view of the store `name`. Refused for a window or session store, whose
+    /// keys are windows (Kafka's `QueryableStoreTypes.keyValueStore()` accepts no window
+    /// store): query those with [`window`](Self::window).
     pub fn key_value<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         let (c, q) = self.find(name)?;
+        if q.kind.is_windowed() {
+            return Err(wrong_type(name, StoreKind::KeyValue, q.kind));
+        }
         Ok(ReadOnlyKeyValueStore::new(
             name,
             Arc::clone(c),
             q.timestamped,
-            q.kind.is_windowed(),
         ))
     }
 
-    /// A window view of the store `name`.
+    /// A window view of the store `name`: a windowed aggregation's (time, sliding or session
+    /// windows). Refused for any other store (Kafka's `QueryableStoreTypes.windowStore()` and
+    /// `sessionStore()` accept only those).
     pub fn window<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>> {
         let (c, q) = self.find(name)?;
+        if !q.kind.is_windowed() {
+            return Err(wrong_type(name, StoreKind::Window, q.kind));
+        }
         Ok(ReadOnlyWindowStore::new(name, Arc::clone(c), q.timestamped))
     }
+}
+
+/// The error for a query of store `name` as a `requested` store when it is an `actual` one.
+fn wrong_type(name: &str, requested: StoreKind, actual: StoreKind) -> Error {
+    ErrorKind::InvalidStateStore {
+        store: name.to_string(),
+        requested: requested.describe(),
+        actual: actual.describe(),
+    }
+    .into()
 }

@@ -379,8 +379,6 @@ pub struct ReadOnlyKeyValueStore<K, V> {
     committed: Committed,
     /// The rows carry their timestamp, which reads strip.
     timestamped: bool,
-    /// A windowed aggregation's store: its bookkeeping row is not an entry.
-    window: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -393,12 +391,11 @@ impl<K, V> std::fmt::Debug for ReadOnlyKeyValueStore<K, V> {
 }
 
 impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
-    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool, window: bool) -> Self {
+    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool) -> Self {
         ReadOnlyKeyValueStore {
             name: name.to_string(),
             committed,
             timestamped,
-            window,
             _types: PhantomData,
         }
     }
@@ -448,7 +445,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
-    /// timestamps (a sliding or session window store, or one added with
+    /// timestamps (one added with
     /// [`add_state_store`](crate::streams::Topology::add_state_store)); otherwise as [`get`](Self::get).
     pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
         if !self.timestamped {
@@ -494,14 +491,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
 
     /// How many keys the committed state holds.
     pub fn approximate_num_entries(&self) -> usize {
-        let meta = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {
-            usize::from(self.window && m.contains_key(crate::streams::dsl::window::STREAM_TIME_KEY))
-        };
-        self.committed
-            .read()
-            .values()
-            .map(|m| m.len() - meta(m))
-            .sum()
+        self.committed.read().values().map(|m| m.len()).sum()
     }
 
     fn merged(
@@ -512,9 +502,6 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
         let mut out = BTreeMap::new();
         for m in committed.values() {
             for (k, v) in pick(m) {
-                if self.window && crate::streams::dsl::window::is_meta(k) {
-                    continue;
-                }
                 out.insert(k.clone(), v.clone());
             }
         }
