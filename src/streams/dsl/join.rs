@@ -34,16 +34,16 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::streams::dsl::table::{read, read_value, Change, Getter};
 use crate::streams::dsl::{Builder, FnProcessor, KStream, KTable, Materialized};
-use crate::streams::runtime::global::GlobalStore;
 use crate::streams::runtime::processor::{Data, StreamRecord};
 use crate::streams::serde::Serde;
 use crate::streams::state::store::UNKNOWN_TIMESTAMP;
+use crate::streams::topology::GlobalStoreSpec;
 use crate::streams::topology::{NodeKind, Topology};
 
 /// A table read whole by every instance of the application ([`Builder::global_table`]), for
 /// joins with streams of any partitioning ([`KStream::join_global`]).
 pub struct GlobalKTable<K, V> {
-    global: GlobalStore,
+    global: GlobalStoreSpec,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -69,15 +69,6 @@ impl<K, V> GlobalKTable<K, V> {
     /// The name of the table's store, queryable like any store.
     pub fn store_name(&self) -> &str {
         &self.global.store
-    }
-}
-
-impl<K: Serde + Data, V: Serde + Data> GlobalKTable<K, V> {
-    fn get(&self, key: &K) -> crate::Result<Option<V>> {
-        self.global
-            .get(&key.encode()?)
-            .map(|b| V::decode(&b))
-            .transpose()
     }
 }
 
@@ -110,7 +101,10 @@ impl Builder {
         let store = materialized
             .name
             .unwrap_or_else(|| self.name("GLOBALKTABLE-STATE-STORE"));
-        let global = GlobalStore::new(topic, &store);
+        let global = GlobalStoreSpec {
+            topic: topic.to_string(),
+            store: store.clone(),
+        };
         self.add(|t| {
             crate::validate_topic_name(topic)?;
             if t.source_topics().iter().any(|s| s == topic)
@@ -284,9 +278,14 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         key_selector: impl Fn(&K, &V) -> KG + Send + Sync + 'static,
         joiner: impl Fn(&V, Option<&VG>) -> Option<VR> + Send + Sync + 'static,
     ) -> KStream<'b, K, VR> {
-        let global = global.clone();
+        // The store is found by name when a record is joined: the topology holds no table.
+        let store = global.store_name().to_string();
         self.then(what, false, move |ctx, r| {
-            let g = global.get(&key_selector(&r.key, &r.value))?;
+            let key = key_selector(&r.key, &r.value).encode()?;
+            let g = match ctx.global_value(&store, &key)? {
+                Some(bytes) => Some(VG::decode(&bytes)?),
+                None => None,
+            };
             if let Some(v) = joiner(&r.value, g.as_ref()) {
                 ctx.forward(StreamRecord::new(r.key, v, r.timestamp));
             }

@@ -219,7 +219,8 @@ impl App {
         });
         let eos = config.guarantee == ProcessingGuarantee::ExactlyOnce;
         let failing = Arc::clone(&shared);
-        let global = GlobalThread::start(store, &topology, eos, move |e| failing.fail(e))?;
+        let global =
+            GlobalThread::start(store, &topology, &registry, eos, move |e| failing.fail(e))?;
         let topology = Arc::new(topology);
         let mut threads = Vec::new();
         for i in 0..config.threads {

@@ -4,8 +4,10 @@
 //! the application, not split into tasks: [`App::start`](crate::streams::App::start) first reads every
 //! partition of its topic to the end (bootstrapping), then a global thread keeps reading it while
 //! the application runs. The table's store is the topic itself (no changelog): it is read again
-//! from the beginning at every start. Tasks read it through the join processors; updates arrive
-//! independently of the tasks' records, as in Kafka.
+//! from the beginning at every start. The topology only names the table's store; its contents
+//! are the application's (in its store registry), and the join processors find them by name
+//! through their processor context. Updates arrive independently of the tasks' records, as in
+//! Kafka.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,44 +22,39 @@ use crate::streams::state::store::{Committed, Registry};
 use crate::streams::topology::Topology;
 use crate::topic::TopicPartition;
 
-/// A global table's store: the latest value of every key of its topic, shared by all tasks.
-#[derive(Clone)]
-pub(crate) struct GlobalStore {
-    pub topic: String,
-    pub store: String,
-    /// One map (under partition 0), so that interactive queries read it like any store.
-    pub data: Committed,
+/// Applies a record of a global table's topic to the table's store `data` (one map, under
+/// partition 0, so that interactive queries read it like any store): a value replaces the
+/// key's, a tombstone deletes it.
+pub(crate) fn apply(data: &Committed, key: &[u8], value: Option<&[u8]>) {
+    let mut data = data.write();
+    // The global store's map is never shared with a task's working state, so this never
+    // copies it.
+    let map = Arc::make_mut(data.entry(0).or_default());
+    match value {
+        Some(v) => map.insert(key.to_vec(), v.to_vec()),
+        None => map.remove(key),
+    };
 }
 
-impl GlobalStore {
-    pub fn new(topic: &str, store: &str) -> GlobalStore {
-        GlobalStore {
-            topic: topic.to_string(),
-            store: store.to_string(),
-            data: Committed::default(),
-        }
-    }
-
-    /// Applies a record of the topic: a value replaces the key's, a tombstone deletes it.
-    pub fn apply(&self, key: &[u8], value: Option<&[u8]>) {
-        let mut data = self.data.write();
-        // The global store's map is never shared with a task's working state, so this never
-        // copies it.
-        let map = Arc::make_mut(data.entry(0).or_default());
-        match value {
-            Some(v) => map.insert(key.to_vec(), v.to_vec()),
-            None => map.remove(key),
-        };
-    }
-
-    /// The current value of `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.data.read().get(&0).and_then(|m| m.get(key).cloned())
-    }
+/// The current value of `key` in a global table's store `data`.
+pub(crate) fn get(data: &Committed, key: &[u8]) -> Option<Vec<u8>> {
+    data.read().get(&0).and_then(|m| m.get(key).cloned())
 }
 
-/// The query view of every store of `topology`: a fresh one per task store, the global
-/// tables' own.
+/// Each global table of `topology` as `(topic, its store's contents in registry)`.
+pub(crate) fn global_tables(topology: &Topology, registry: &Registry) -> Vec<(String, Committed)> {
+    topology
+        .globals
+        .iter()
+        .filter_map(|g| {
+            let data = registry.get(&g.store)?;
+            Some((g.topic.clone(), Arc::clone(data)))
+        })
+        .collect()
+}
+
+/// The committed view of every store of `topology`, all empty: one per task store (filled by
+/// the tasks), one per global table (filled by the global thread or the test driver).
 pub(crate) fn registry_of(topology: &Topology) -> Registry {
     let mut map: HashMap<String, Committed> = topology
         .stores
@@ -65,7 +62,7 @@ pub(crate) fn registry_of(topology: &Topology) -> Registry {
         .map(|s| (s.name.clone(), Committed::default()))
         .collect();
     for g in &topology.globals {
-        map.insert(g.store.clone(), Arc::clone(&g.data));
+        map.insert(g.store.clone(), Committed::default());
     }
     Arc::new(map)
 }
@@ -87,13 +84,14 @@ impl GlobalThread {
     pub fn start(
         store: &Store,
         topology: &Topology,
+        registry: &Registry,
         read_committed: bool,
         on_error: impl Fn(Error) + Send + 'static,
     ) -> Result<Option<GlobalThread>> {
         if topology.globals.is_empty() {
             return Ok(None);
         }
-        let globals: Vec<GlobalStore> = topology.globals.clone();
+        let globals = global_tables(topology, registry);
         let mut consumer = store.consumer(
             ConsumerConfig::default()
                 .auto_offset_reset(OffsetReset::Earliest)
@@ -105,10 +103,10 @@ impl GlobalThread {
                 }),
         )?;
         let mut tps = Vec::new();
-        for g in &globals {
-            let n = store.describe_topic(&g.topic)?.partitions.len();
+        for (topic, _) in &globals {
+            let n = store.describe_topic(topic)?.partitions.len();
             for p in 0..u32::try_from(n).unwrap_or(u32::MAX) {
-                tps.push(TopicPartition::new(g.topic.as_str(), p));
+                tps.push(TopicPartition::new(topic.as_str(), p));
             }
         }
         consumer.assign(&tps)?;
@@ -116,8 +114,8 @@ impl GlobalThread {
         let apply = move |records: &crate::consumer::ConsumerRecords| {
             for r in records.iter() {
                 let Some(key) = r.key() else { continue };
-                for g in globals.iter().filter(|g| g.topic == r.topic()) {
-                    g.apply(key, r.value());
+                for (_, data) in globals.iter().filter(|(t, _)| t == r.topic()) {
+                    apply(data, key, r.value());
                 }
             }
         };

@@ -212,6 +212,9 @@ pub(crate) struct TaskContext {
     pub outputs: Vec<OutRecord>,
     pub schedules: Vec<ScheduleRequest>,
     pub counters: Arc<crate::streams::Counters>,
+    /// The committed view of every store of the application, by name: where global joins
+    /// find their global table's store.
+    pub registry: crate::streams::state::store::Registry,
 }
 
 impl TaskContext {
@@ -339,6 +342,19 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
                  (add it with add_state_store; in a topology of several sub-topologies, connect \
                  it to the processors that use it with connect_processor_and_state_stores)",
                 node_name_at(names, node)
+            ))),
+        }
+    }
+
+    /// The value of `key` (bytes) in the global table store `store`, for global joins: the
+    /// topology names the store, the running application holds it.
+    pub(crate) fn global_value(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.task.registry.get(store) {
+            Some(data) => Ok(crate::streams::runtime::global::get(data, key)),
+            None => Err(Error::invalid(format!(
+                "processor {} asked for global table store {store:?}, which the application \
+                 does not have",
+                self.task.node_name()
             ))),
         }
     }

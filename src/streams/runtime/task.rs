@@ -126,6 +126,7 @@ impl Task {
             outputs: Vec::new(),
             schedules: Vec::new(),
             counters: Arc::clone(&counters),
+            registry: Arc::clone(&registry),
         };
         Task {
             id,

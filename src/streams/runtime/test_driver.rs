@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::streams::headers::Headers;
-use crate::streams::runtime::global::{registry_of, GlobalStore};
+use crate::streams::runtime::global::{self, global_tables, registry_of};
 use crate::streams::runtime::processor::{OutRecord, StreamRecord};
 use crate::streams::runtime::task::Task;
 use crate::streams::serde::Serde;
@@ -49,7 +49,8 @@ pub struct TopologyTestDriver {
     /// Source topic -> the sub-topology (task) reading it.
     topic_tasks: HashMap<String, usize>,
     sources: Vec<String>,
-    globals: Vec<GlobalStore>,
+    /// Each global table: its topic and its store's contents.
+    globals: Vec<(String, crate::streams::state::store::Committed)>,
     outputs: HashMap<String, VecDeque<OutRecord>>,
     offsets: HashMap<String, u64>,
     /// Interactive queries of the stores.
@@ -87,7 +88,7 @@ impl TopologyTestDriver {
         let queries = StoreQueries::new(&topology, Arc::clone(&registry), "the topology");
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
-        let globals = topology.globals.clone();
+        let globals = global_tables(&topology, &registry);
         let split = split(&topology);
         let topic_tasks = split
             .topic_map()
@@ -199,10 +200,10 @@ impl TopologyTestDriver {
     /// Processes `input`, then the records its processing wrote to topics that sources read.
     fn pipe_record(&mut self, input: OutRecord) -> Result<()> {
         let topic = &*input.topic;
-        if self.globals.iter().any(|g| g.topic == topic) {
+        if self.globals.iter().any(|(t, _)| t == topic) {
             if let Some(key) = input.key.as_deref() {
-                for g in self.globals.iter().filter(|g| g.topic == topic) {
-                    g.apply(key, input.value.as_deref());
+                for (_, data) in self.globals.iter().filter(|(t, _)| t == topic) {
+                    global::apply(data, key, input.value.as_deref());
                 }
             }
             return Ok(());

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::streams::runtime::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
 use crate::streams::serde::Serde;
-pub(crate) use stores::{StoreKind, StoreSpec};
+pub(crate) use stores::{GlobalStoreSpec, StoreKind, StoreSpec};
 use subtopology::SubtopologyDescription;
 
 /// Decodes a raw record into a message of the source's types.
@@ -124,7 +124,7 @@ pub struct Topology {
     /// Topics that must be co-partitioned, with the operation that needs it (a join).
     pub(crate) copartition_groups: Vec<(String, Vec<String>)>,
     /// The global tables' stores.
-    pub(crate) globals: Vec<crate::streams::runtime::global::GlobalStore>,
+    pub(crate) globals: Vec<GlobalStoreSpec>,
 }
 
 impl std::fmt::Debug for Topology {

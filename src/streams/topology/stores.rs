@@ -66,3 +66,12 @@ impl StoreSpec {
         changelog_topic(app_id, &self.name)
     }
 }
+
+/// A global table's store: the topic read whole into it, and its name. The topology holds only
+/// this description; the store's contents live in the running application (or test driver),
+/// where a global join finds them by name through its processor context.
+#[derive(Clone, Debug)]
+pub(crate) struct GlobalStoreSpec {
+    pub topic: String,
+    pub store: String,
+}
