@@ -111,15 +111,6 @@ pub(crate) fn windowed_bytes(key_bytes: &[u8], w: Window) -> Vec<u8> {
     out
 }
 
-/// The key under which a window store keeps its aggregation's stream time (shorter than any
-/// windowed key, so it never collides with one; queries skip it).
-pub(crate) const STREAM_TIME_KEY: &[u8] = b"stream-time";
-
-/// Whether a window-store key is bookkeeping ([`STREAM_TIME_KEY`]), not a window.
-pub(crate) fn is_meta(key: &[u8]) -> bool {
-    key.len() < 16
-}
-
 /// Splits an encoded windowed key into key bytes and window.
 pub(crate) fn split_windowed(bytes: &[u8]) -> Result<(&[u8], Window)> {
     let Some(n) = bytes.len().checked_sub(16) else {
@@ -555,7 +546,7 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
         let committed = self.committed.read();
         let mut raw: BTreeMap<(Vec<u8>, Window), &Vec<u8>> = BTreeMap::new();
         for m in committed.values() {
-            for (k, v) in m.iter().filter(|(k, _)| !is_meta(k)) {
+            for (k, v) in m.iter() {
                 let (kb, w) = split_windowed(k)?;
                 raw.insert((kb.to_vec(), w), v);
             }
@@ -591,10 +582,7 @@ impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
         for m in committed.values() {
             // All-zero to all-one suffixes bound every window of the key (the key's length
             // is fixed by the 16-byte suffix, so longer keys in the range are skipped).
-            for (k, v) in m
-                .range(lo.clone()..=hi.clone())
-                .filter(|(k, _)| !is_meta(k))
-            {
+            for (k, v) in m.range(lo.clone()..=hi.clone()) {
                 let (kb2, w) = split_windowed(k)?;
                 if kb2 == kb.as_slice() {
                     out.push((w, self.decode_value(v)?));

@@ -88,9 +88,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::streams::dsl::window::{
-    is_meta, split_windowed, windowed_bytes, Window, STREAM_TIME_KEY,
-};
+use crate::streams::dsl::window::{split_windowed, windowed_bytes, Window};
 use crate::streams::dsl::KStream;
 use crate::streams::operators::windowed::drop_record;
 use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
@@ -375,19 +373,17 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
             .max(self.stream_time.unwrap_or(i64::MIN));
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
-            ctx.raw_store(&self.left_store)?
-                .put(STREAM_TIME_KEY.to_vec(), now.encode()?);
+            ctx.raw_store(&self.left_store)?.set_stream_time(now);
         }
         Ok(now)
     }
 }
 
-/// The stored records of `state` (skipping bookkeeping keys): `(key, timestamp, sequence)`.
+/// The stored records of `state`: `(key, timestamp, sequence)`.
 fn stored_records(state: &KvState) -> Result<Vec<(Vec<u8>, i64, i64)>> {
     state
         .data
         .keys()
-        .filter(|k| !is_meta(k))
         .map(|k| split_windowed(k).map(|(_, w)| (k.clone(), w.start, w.end)))
         .collect()
 }
@@ -400,11 +396,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
         self.by_expiry.clear();
         self.next_seq = 0;
         let left = ctx.raw_store(&self.left_store)?;
-        self.stream_time = left
-            .data
-            .get(STREAM_TIME_KEY)
-            .map(|b| i64::decode(b))
-            .transpose()?;
+        self.stream_time = left.stream_time();
         for side in [Side::Left, Side::Right] {
             let store = self.store_of(side).to_string();
             for (key, ts, seq) in stored_records(ctx.raw_store(&store)?)? {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::streams::dsl::window::{
-    is_meta, split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows,
-    TimeWindows, Window, Windowed, STREAM_TIME_KEY,
+    split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows, TimeWindows, Window,
+    Windowed,
 };
 use crate::streams::dsl::{
     store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized,
@@ -301,8 +301,9 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
 }
 
 /// Stored windows by close time, to delete them once their retention is over; and the
-/// aggregation's stream time, kept in its store (under [`STREAM_TIME_KEY`]) so that a restarted
-/// task does not reopen windows that had closed.
+/// aggregation's stream time, kept as its store's stream time (`KvState::stream_time`, which
+/// the changelog and snapshots carry) so that a restarted task does not reopen windows that
+/// had closed.
 #[derive(Default)]
 struct Expiry {
     by_close: BTreeSet<(i64, Vec<u8>)>,
@@ -313,41 +314,23 @@ impl Expiry {
     /// Indexes every window of `state` and reads the stream time (after a restore).
     fn rebuild(&mut self, state: &KvState, rule: CloseRule) -> Result<()> {
         self.by_close.clear();
-        self.stream_time = state
-            .data
-            .get(STREAM_TIME_KEY)
-            .map(|b| i64::decode(state.row(b)?.0))
-            .transpose()?;
-        for k in state.data.keys().filter(|k| !is_meta(k)) {
+        self.stream_time = state.stream_time();
+        for k in state.data.keys() {
             let (_, w) = split_windowed(k)?;
             self.by_close.insert((rule.close(w), k.clone()));
         }
         Ok(())
     }
 
-    /// The stream time for a record at `ts`: the task's, or the one restored if larger; stored
-    /// when it moves (as `i64`'s serde writes it; a number always has its bytes). In a
-    /// timestamped store the row is laid out as every other (the stream time is its timestamp
-    /// too), so the changelog and snapshots treat it like any row.
-    #[allow(
-        clippy::big_endian_bytes,
-        reason = "the layout is i64's serde's, big-endian"
-    )]
+    /// The stream time for a record at `ts`: the task's, or the one restored if larger; set as
+    /// the store's stream time when it moves.
     fn observe(&mut self, state: &mut KvState, task_time: Option<i64>, ts: i64) -> i64 {
         let now = task_time
             .unwrap_or(ts)
             .max(self.stream_time.unwrap_or(i64::MIN));
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
-            let value = now.to_be_bytes();
-            let row = if state.timestamped {
-                let mut row = Vec::with_capacity(16);
-                crate::streams::state::store::write_timestamped(&mut row, now, &value);
-                row
-            } else {
-                value.to_vec()
-            };
-            state.put(STREAM_TIME_KEY.to_vec(), row);
+            state.set_stream_time(now);
         }
         now
     }
@@ -687,9 +670,6 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
         let hi = windowed_bytes(kb, Window::new(to, i64::MAX));
         let mut out = Vec::new();
         for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
-            if is_meta(k) {
-                continue;
-            }
             let (kb2, w) = split_windowed(k)?;
             // Longer keys with this key as a prefix sort in between; windows of an older
             // layout (negative starts) are never consulted.
@@ -1057,9 +1037,6 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
         let hi = windowed_bytes(&kb, Window::new(-1, -1));
         let mut overlapping: Vec<(Window, Vec<u8>)> = Vec::new();
         for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
-            if is_meta(k) {
-                continue;
-            }
             let (kb2, w) = split_windowed(k)?;
             if kb2 == kb.as_slice()
                 && w.start.saturating_sub(gap) <= t

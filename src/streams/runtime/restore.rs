@@ -83,7 +83,7 @@ pub(crate) fn restore_task(
                 .snapshot_entries
                 .fetch_add(snap.data.len() as u64, Ordering::Relaxed);
             counters.snapshots_used.fetch_add(1, Ordering::Relaxed);
-            task.load_snapshot(name, snap.data);
+            task.load_snapshot(name, snap.data)?;
         }
     }
     let mut positions = HashMap::new();
@@ -151,7 +151,7 @@ fn replay(
                 .headers()
                 .any(|h| matches!(h, Ok((k, _)) if k == ROW_TIMESTAMP_HEADER))
                 .then(|| r.timestamp());
-            task.restore(store, key, r.value(), row_timestamp);
+            task.restore(store, key, r.value(), row_timestamp)?;
             applied += 1;
         }
         counters.restored.fetch_add(applied, Ordering::Relaxed);
@@ -265,7 +265,7 @@ fn try_save(
         let Some(data) = task.store_data(name) else {
             continue;
         };
-        let bytes = checkpoint::encode(topic, p, *end, eos, now, data)?;
+        let bytes = checkpoint::encode(topic, p, *end, eos, now, &data)?;
         if checkpoint::write(&checkpoint::path(store.dir(), topic, p), &bytes)? {
             counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
         }

@@ -12,7 +12,7 @@ use crate::streams::headers::Headers;
 use crate::streams::runtime::processor::{
     Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext,
 };
-use crate::streams::state::store::{KvState, Registry};
+use crate::streams::state::store::{KvState, Registry, STREAM_TIME_KEY};
 use crate::streams::topology::subtopology::{split, TaskId};
 use crate::streams::topology::{Decoder, NodeKind, Topology};
 use crate::streams::{Counters, DeserializationHandler};
@@ -113,10 +113,11 @@ impl Task {
                     sub.stores
                         .iter()
                         .map(|s| {
-                            let state = KvState {
-                                timestamped: topology.is_timestamped(s),
-                                ..KvState::default()
-                            };
+                            let spec = topology.store(s);
+                            let state = KvState::new(
+                                spec.is_some_and(|s| s.timestamped),
+                                spec.is_some_and(|s| s.kind.keeps_stream_time()),
+                            );
                             (s.clone(), state)
                         })
                         .collect()
@@ -156,33 +157,45 @@ impl Task {
 
     /// Applies one changelog record to a store (before `init`); `timestamp` is the row's
     /// timestamp if the record carries one.
+    ///
+    /// # Errors
+    /// As [`KvState::restore`].
     pub fn restore(
         &mut self,
         store: &str,
         key: &[u8],
         value: Option<&[u8]>,
         timestamp: Option<i64>,
-    ) {
-        if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.restore(key, value, timestamp);
+    ) -> Result<()> {
+        match self.ctx.stores.get_mut(store) {
+            Some(s) => s.restore(key, value, timestamp),
+            None => Ok(()),
         }
     }
 
     /// Replaces a store's contents with a checkpoint snapshot (before `init` and before the
     /// changelog tail is restored).
+    ///
+    /// # Errors
+    /// As [`KvState::load_snapshot`].
     pub fn load_snapshot(
         &mut self,
         store: &str,
         data: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
-    ) {
-        if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.data = Arc::new(data);
+    ) -> Result<()> {
+        match self.ctx.stores.get_mut(store) {
+            Some(s) => s.load_snapshot(data),
+            None => Ok(()),
         }
     }
 
-    /// A store's working contents (the committed state right after a commit), for checkpoints.
-    pub fn store_data(&self, store: &str) -> Option<&std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.ctx.stores.get(store).map(|s| &*s.data)
+    /// A store's working contents (the committed state right after a commit) as a checkpoint
+    /// snapshot holds them (with its stream time, see [`KvState::snapshot_data`]).
+    pub fn store_data(
+        &self,
+        store: &str,
+    ) -> Option<std::borrow::Cow<'_, std::collections::BTreeMap<Vec<u8>, Vec<u8>>>> {
+        self.ctx.stores.get(store).map(KvState::snapshot_data)
     }
 
     /// Publishes the restored stores as committed and runs every processor's `init`. The view
@@ -415,6 +428,9 @@ impl Task {
                 };
                 out.push((name.as_str(), k.as_slice(), value, timestamp));
             }
+            if let Some((value, timestamp)) = s.stream_time_change() {
+                out.push((name.as_str(), STREAM_TIME_KEY, Some(value), timestamp));
+            }
         }
         out
     }
@@ -422,6 +438,7 @@ impl Task {
     /// Marks the stores' changes committed: the interactive-query view takes them.
     pub fn commit_stores(&mut self) {
         for (name, s) in &mut self.ctx.stores {
+            s.stream_time_committed();
             let dirty = std::mem::take(&mut s.dirty);
             if dirty.is_empty() {
                 continue;

@@ -352,11 +352,6 @@ impl Topology {
         self.stores.iter().find(|s| s.name == name)
     }
 
-    /// Whether the rows of store `name` keep their timestamp.
-    pub(crate) fn is_timestamped(&self, name: &str) -> bool {
-        self.store(name).is_some_and(|s| s.timestamped)
-    }
-
     /// Adds the store `name` like [`add_state_store`](Self::add_state_store) and connects it
     /// to `processors` (Kafka's `addStateStore(store, processorNames...)`).
     ///

@@ -34,6 +34,15 @@ impl StoreKind {
         matches!(self, StoreKind::Window | StoreKind::Session)
     }
 
+    /// Whether the store keeps its operator's stream time beside its rows (see
+    /// `KvState::stream_time`): a windowed aggregation's store, a stream-stream join's buffers.
+    pub fn keeps_stream_time(self) -> bool {
+        matches!(
+            self,
+            StoreKind::Window | StoreKind::Session | StoreKind::JoinBuffer
+        )
+    }
+
     /// How the kind is named in messages (Kafka's store type names where it has them).
     pub fn describe(self) -> &'static str {
         match self {
