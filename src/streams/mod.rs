@@ -97,10 +97,10 @@ pub use operators::windowed::{
     Consumed, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowedBy,
 };
 pub use runtime::app::App;
-pub use runtime::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use runtime::test_driver::TopologyTestDriver;
 pub use state::store::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use subtopology::SubtopologyDescription;
+pub use topology::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use topology::Topology;
 pub use window::{
     ReadOnlyWindowStore, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::streams::dsl::{FnProcessor, KStream};
-use crate::streams::runtime::processor::{
+use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{
     Data, Msg, Node, OutRecord, ProcessorContext, PunctuationType, StreamRecord, TaskContext,
 };
-use crate::streams::serde::Serde;
 
 type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 

@@ -34,9 +34,9 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::streams::dsl::table::{read, read_value, Change, Getter};
 use crate::streams::dsl::{Builder, FnProcessor, KStream, KTable, Materialized};
-use crate::streams::runtime::processor::{Data, StreamRecord};
 use crate::streams::serde::Serde;
 use crate::streams::state::store::UNKNOWN_TIMESTAMP;
+use crate::streams::topology::processor::{Data, StreamRecord};
 use crate::streams::topology::GlobalStoreSpec;
 use crate::streams::topology::{NodeKind, Topology};
 

@@ -23,8 +23,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::topology::{StoreKind, Topology};
 
 mod branch;

@@ -14,8 +14,8 @@
 
 use crate::error::Error;
 use crate::streams::dsl::{KGroupedStream, KStream};
-use crate::streams::runtime::processor::{Data, StreamRecord};
 use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{Data, StreamRecord};
 
 /// How [`KStream::repartition_with`] repartitions: the topic's name and partition count
 /// (Kafka's `Repartitioned`).

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::streams::dsl::{Builder, KStream, KTable, Materialized};
-use crate::streams::runtime::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
+use crate::streams::topology::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::topology::StoreKind;
 
 /// A change of a table row: the key's new value and its previous one (`None`: absent), as

@@ -71,8 +71,8 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::streams::dsl::table::{read, read_value, store_getter, Change};
 use crate::streams::dsl::{KTable, Materialized};
-use crate::streams::runtime::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
+use crate::streams::topology::processor::{Data, ProcessorContext, StreamRecord};
 use crate::streams::topology::StoreKind;
 
 /// The result of joining a left value with its right value (`None`: absent or null foreign

@@ -91,9 +91,9 @@ use crate::error::{Error, Result};
 use crate::streams::dsl::window::{split_windowed, windowed_bytes, Window};
 use crate::streams::dsl::KStream;
 use crate::streams::operators::windowed::drop_record;
-use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::{deserialization_error, Serde};
 use crate::streams::state::store::KvState;
+use crate::streams::topology::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::topology::StoreKind;
 
 fn millis(d: Duration) -> i64 {

@@ -71,11 +71,11 @@ use crate::record::HeaderIter;
 use crate::streams::dsl::window::{split_windowed, CloseRule};
 use crate::streams::dsl::{Change, Getter, KTable};
 use crate::streams::headers::Headers;
-use crate::streams::runtime::processor::{
-    Data, Processor, ProcessorContext, PunctuationType, StreamRecord,
-};
 use crate::streams::serde::Serde;
 use crate::streams::state::store::UNKNOWN_TIMESTAMP;
+use crate::streams::topology::processor::{
+    Data, Processor, ProcessorContext, PunctuationType, StreamRecord,
+};
 use crate::streams::topology::StoreKind;
 
 /// When a suppressed table forwards its updates; see the module docs.

@@ -14,9 +14,9 @@ use crate::streams::dsl::window::{
 use crate::streams::dsl::{
     store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized,
 };
-use crate::streams::runtime::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::serde::Serde;
 use crate::streams::state::store::KvState;
+use crate::streams::topology::processor::{Data, Processor, ProcessorContext, StreamRecord};
 use crate::streams::topology::StoreKind;
 
 /// How a source reads its topic: the timestamp extractor (Kafka's `Consumed`).

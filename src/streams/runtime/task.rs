@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::streams::headers::Headers;
-use crate::streams::runtime::processor::{
+use crate::streams::state::store::{KvState, Registry, STREAM_TIME_KEY};
+use crate::streams::topology::processor::{
     Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext,
 };
-use crate::streams::state::store::{KvState, Registry, STREAM_TIME_KEY};
 use crate::streams::topology::subtopology::{split, TaskId};
 use crate::streams::topology::{Decoder, NodeKind, Topology};
 use crate::streams::{Counters, DeserializationHandler};

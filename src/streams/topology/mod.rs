@@ -15,6 +15,7 @@
 //! in a topology of one sub-topology an unconnected store belongs to it. Global tables are
 //! read whole by every instance, beside the tasks.
 
+pub(crate) mod processor;
 mod stores;
 pub mod subtopology;
 
@@ -24,8 +25,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::streams::runtime::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
 use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
 pub(crate) use stores::{GlobalStoreSpec, StoreKind, StoreSpec};
 use subtopology::SubtopologyDescription;
 
