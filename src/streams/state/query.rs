@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::streams::dsl::window::ReadOnlyWindowStore;
 use crate::streams::serde::Serde;
 use crate::streams::state::store::{ReadOnlyKeyValueStore, Registry};
+use crate::streams::state::window_store::ReadOnlyWindowStore;
 use crate::streams::topology::{StoreKind, Topology};
 
 /// What a query needs to know about a store: its kind and whether its rows keep a timestamp.
