@@ -86,12 +86,13 @@ use std::time::Duration;
 
 pub use self::serde::{deserialization_error, serialization_error, Serde};
 pub use dsl::{
-    BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized, Repartitioned,
+    BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
+    Materialized, Repartitioned,
 };
 pub use headers::Headers;
 #[cfg(feature = "json")]
 pub use json::Json;
+pub use operators::stream_join::JoinWindows;
 pub use operators::suppress::{BufferConfig, Suppressed};
 pub use operators::windowed::{
     Consumed, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowedBy,

@@ -12,8 +12,8 @@
 //!   forwarded.
 //! - **Stream-stream** ([`KStream::join_stream`], [`KStream::left_join_stream`],
 //!   [`KStream::outer_join_stream`]): records of the two streams whose timestamps are close
-//!   enough ([`JoinWindows`](crate::streams::dsl::JoinWindows)) are paired; see
-//!   [`stream_join`](crate::streams::operators::stream_join) for the windowed semantics and state.
+//!   enough ([`JoinWindows`](crate::streams::JoinWindows)) are paired; see
+//!   `operators/stream_join.rs` for the windowed semantics and state.
 //! - **Foreign-key table-table** ([`KTable::join_foreign_key`],
 //!   [`KTable::left_join_foreign_key`], in `fk_join.rs`): each row of the left
 //!   table joins the right row whose key a function extracts from the left value; the two

@@ -15,8 +15,9 @@
 //! before a grouping or join after a key change), and [`KStream::split`], [`KStream::merge`],
 //! [`KStream::to_topic_chooser`].
 //!
-//! Windowed aggregations, `suppress` and per-source timestamp extractors are in
-//! [`windowed`](crate::streams::operators::windowed) and [`suppress`](crate::streams::operators::suppress).
+//! Windowed aggregations ([`KGroupedStream::windowed_by`]), [`KTable::suppress`], per-source
+//! timestamp extractors ([`Consumed`](crate::streams::Consumed)) and the stream-stream and
+//! foreign-key joins are operators, each with the DSL methods that add it (`operators/`).
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -33,7 +34,6 @@ mod repartition;
 pub(crate) mod table;
 pub mod window;
 
-pub use crate::streams::operators::stream_join::JoinWindows;
 pub use branch::BranchedKStream;
 pub use join::GlobalKTable;
 pub use repartition::Repartitioned;

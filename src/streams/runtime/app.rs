@@ -29,7 +29,7 @@ use super::stream_thread::{run_thread, MemberSpec};
 use crate::config::CleanupPolicy;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
-use crate::streams::runtime::global::{registry_of, GlobalThread};
+use crate::streams::runtime::global::{queries_of, registry_of, GlobalThread};
 use crate::streams::serde::Serde;
 use crate::streams::state::checkpoint;
 use crate::streams::state::query::StoreQueries;
@@ -206,7 +206,7 @@ impl App {
         let topic_subs = Arc::new(split.topic_map());
         let sub_changelogs = Arc::new(sub_changelogs);
         let registry = registry_of(&topology);
-        let queries = StoreQueries::new(&topology, Arc::clone(&registry), "the application");
+        let queries = queries_of(&topology, &registry, "the application");
         let counters = Arc::new(Counters::default());
         let started = Instant::now();
         let slot = InstanceSlot::take(store, &app_id);

@@ -18,28 +18,11 @@ use std::time::Duration;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::streams::state::store::{Committed, Registry};
+use crate::streams::state::query::StoreQueries;
+use crate::streams::state::store::{global_apply, Committed, Registry};
+use crate::streams::topology::StoreKind;
 use crate::streams::topology::Topology;
 use crate::topic::TopicPartition;
-
-/// Applies a record of a global table's topic to the table's store `data` (one map, under
-/// partition 0, so that interactive queries read it like any store): a value replaces the
-/// key's, a tombstone deletes it.
-pub(crate) fn apply(data: &Committed, key: &[u8], value: Option<&[u8]>) {
-    let mut data = data.write();
-    // The global store's map is never shared with a task's working state, so this never
-    // copies it.
-    let map = Arc::make_mut(data.entry(0).or_default());
-    match value {
-        Some(v) => map.insert(key.to_vec(), v.to_vec()),
-        None => map.remove(key),
-    };
-}
-
-/// The current value of `key` in a global table's store `data`.
-pub(crate) fn get(data: &Committed, key: &[u8]) -> Option<Vec<u8>> {
-    data.read().get(&0).and_then(|m| m.get(key).cloned())
-}
 
 /// Each global table of `topology` as `(topic, its store's contents in registry)`.
 pub(crate) fn global_tables(topology: &Topology, registry: &Registry) -> Vec<(String, Committed)> {
@@ -65,6 +48,24 @@ pub(crate) fn registry_of(topology: &Topology) -> Registry {
         map.insert(g.store.clone(), Committed::default());
     }
     Arc::new(map)
+}
+
+/// The interactive queries of `topology`'s stores (task stores and global tables') over their
+/// committed views in `registry`; `owner` names the application or driver in messages.
+pub(crate) fn queries_of(
+    topology: &Topology,
+    registry: &Registry,
+    owner: &'static str,
+) -> StoreQueries {
+    let tasks = topology
+        .stores
+        .iter()
+        .map(|s| (s.name.clone(), s.kind, s.timestamped));
+    let globals = topology
+        .globals
+        .iter()
+        .map(|g| (g.store.clone(), StoreKind::KeyValue, false));
+    StoreQueries::new(tasks.chain(globals), Arc::clone(registry), owner)
 }
 
 /// The thread that keeps an application's global tables up to date; stopped and joined when
@@ -115,7 +116,7 @@ impl GlobalThread {
             for r in records.iter() {
                 let Some(key) = r.key() else { continue };
                 for (_, data) in globals.iter().filter(|(t, _)| t == r.topic()) {
-                    apply(data, key, r.value());
+                    global_apply(data, key, r.value());
                 }
             }
         };

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::streams::headers::Headers;
-use crate::streams::runtime::global::{self, global_tables, registry_of};
+use crate::streams::runtime::global::{global_tables, queries_of, registry_of};
 use crate::streams::runtime::task::Task;
 use crate::streams::serde::Serde;
 use crate::streams::state::query::StoreQueries;
+use crate::streams::state::store::global_apply;
 use crate::streams::state::store::ReadOnlyKeyValueStore;
 use crate::streams::topology::processor::{OutRecord, StreamRecord};
 use crate::streams::topology::subtopology::{split, TaskId};
@@ -85,7 +86,7 @@ impl TopologyTestDriver {
     pub fn with_config(topology: Topology, config: &StreamsConfig) -> Result<Self> {
         topology.validate()?;
         let registry = registry_of(&topology);
-        let queries = StoreQueries::new(&topology, Arc::clone(&registry), "the topology");
+        let queries = queries_of(&topology, &registry, "the topology");
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
         let globals = global_tables(&topology, &registry);
@@ -203,7 +204,7 @@ impl TopologyTestDriver {
         if self.globals.iter().any(|(t, _)| t == topic) {
             if let Some(key) = input.key.as_deref() {
                 for (_, data) in self.globals.iter().filter(|(t, _)| t == topic) {
-                    global::apply(data, key, input.value.as_deref());
+                    global_apply(data, key, input.value.as_deref());
                 }
             }
             return Ok(());

@@ -3,6 +3,7 @@
 //! snapshot file (`checkpoint`, FORMAT.md 8.5).
 
 pub(crate) mod checkpoint;
+pub(crate) mod kind;
 pub(crate) mod query;
 pub(crate) mod store;
 pub(crate) mod window_store;

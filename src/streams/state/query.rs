@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::streams::serde::Serde;
+use crate::streams::state::kind::StoreKind;
 use crate::streams::state::store::{ReadOnlyKeyValueStore, Registry};
 use crate::streams::state::window_store::ReadOnlyWindowStore;
-use crate::streams::topology::{StoreKind, Topology};
 
 /// What a query needs to know about a store: its kind and whether its rows keep a timestamp.
 #[derive(Clone, Copy, Debug)]
@@ -28,27 +28,17 @@ pub(crate) struct StoreQueries {
 }
 
 impl StoreQueries {
-    /// The queries of `topology`'s stores (its state stores and its global tables' stores),
-    /// whose committed views are in `registry`.
-    pub fn new(topology: &Topology, registry: Registry, owner: &'static str) -> StoreQueries {
-        let mut stores: HashMap<String, Queryable> = topology
-            .stores
-            .iter()
-            .map(|s| {
-                let q = Queryable {
-                    kind: s.kind,
-                    timestamped: s.timestamped,
-                };
-                (s.name.clone(), q)
-            })
+    /// The queries of `stores` (`(name, kind, timestamped)`: a topology's state stores and
+    /// its global tables' stores), whose committed views are in `registry`.
+    pub fn new(
+        stores: impl IntoIterator<Item = (String, StoreKind, bool)>,
+        registry: Registry,
+        owner: &'static str,
+    ) -> StoreQueries {
+        let stores: HashMap<String, Queryable> = stores
+            .into_iter()
+            .map(|(name, kind, timestamped)| (name, Queryable { kind, timestamped }))
             .collect();
-        for g in &topology.globals {
-            let q = Queryable {
-                kind: StoreKind::KeyValue,
-                timestamped: false,
-            };
-            stores.insert(g.store.clone(), q);
-        }
         StoreQueries {
             registry,
             stores,

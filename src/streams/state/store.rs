@@ -326,6 +326,25 @@ impl KvState {
 /// go through `Arc::make_mut`.
 pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, Arc<BTreeMap<Vec<u8>, Vec<u8>>>>>>;
 
+/// Applies a record of a global table's topic to the table's store `data` (one map, under
+/// partition 0, so that interactive queries read it like any store): a value replaces the
+/// key's, a tombstone deletes it.
+pub(crate) fn global_apply(data: &Committed, key: &[u8], value: Option<&[u8]>) {
+    let mut data = data.write();
+    // The global store's map is never shared with a task's working state, so this never
+    // copies it.
+    let map = Arc::make_mut(data.entry(0).or_default());
+    match value {
+        Some(v) => map.insert(key.to_vec(), v.to_vec()),
+        None => map.remove(key),
+    };
+}
+
+/// The current value of `key` in a global table's store `data`.
+pub(crate) fn global_get(data: &Committed, key: &[u8]) -> Option<Vec<u8>> {
+    data.read().get(&0).and_then(|m| m.get(key).cloned())
+}
+
 /// The committed view of every store of an application, by store name.
 pub(crate) type Registry = Arc<HashMap<String, Committed>>;
 

@@ -1,7 +1,7 @@
 //! Window stores: windowed keys ([`Window`], [`Windowed`]) and their bytes, which a windowed
 //! aggregation's store is keyed by, and the read-only view interactive queries read such a
 //! store through ([`ReadOnlyWindowStore`]). The window specifications, which decide which
-//! windows a record falls into, are the DSL's ([`window`](crate::streams::window)).
+//! windows a record falls into, are the DSL's ([`TimeWindows`](crate::streams::TimeWindows) and the others).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;

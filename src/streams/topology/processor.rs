@@ -350,7 +350,7 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
     /// topology names the store, the running application holds it.
     pub(crate) fn global_value(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.task.registry.get(store) {
-            Some(data) => Ok(crate::streams::runtime::global::get(data, key)),
+            Some(data) => Ok(crate::streams::state::store::global_get(data, key)),
             None => Err(Error::invalid(format!(
                 "processor {} asked for global table store {store:?}, which the application \
                  does not have",
