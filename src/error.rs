@@ -493,8 +493,8 @@ impl Clone for ErrorKind {
                 actual,
             } => K::InvalidStateStore {
                 store: store.clone(),
-                requested: *requested,
-                actual: *actual,
+                requested,
+                actual,
             },
         }
     }

@@ -231,6 +231,10 @@ impl KvState {
     }
 
     /// Reads a stream time from its changelog value (i64's serde).
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
     fn restore_stream_time(&mut self, value: Option<&[u8]>) -> Result<()> {
         match value {
             Some(v) => {
@@ -718,6 +722,10 @@ mod tests {
     /// plain i64 in a plain store; timestamp then i64 in a timestamped one), so changelogs and
     /// snapshots written by earlier versions restore it.
     #[test]
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
     fn the_stream_time_is_no_row_and_restores_from_the_rows_earlier_versions_wrote() {
         for timestamped in [false, true] {
             let mut s = KvState::new(timestamped, true);
