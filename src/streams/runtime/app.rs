@@ -259,7 +259,9 @@ impl App {
     /// A read-only view of the committed state of a store, across all tasks.
     ///
     /// # Errors
-    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store.
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store;
+    /// [`InvalidStateStore`](ErrorKind::InvalidStateStore) for a window or session store (query
+    /// those with `window_store`), as Kafka's key-value query type refuses them.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.queries.key_value(name)
     }
@@ -268,7 +270,9 @@ impl App {
     /// keyed by the record key type `K`, across all tasks.
     ///
     /// # Errors
-    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store.
+    /// [`InvalidArgument`](ErrorKind::InvalidArgument) for an unknown store;
+    /// [`InvalidStateStore`](ErrorKind::InvalidStateStore) for a store that is not a windowed
+    /// aggregation's.
     pub fn window_store<K: Serde, V: Serde>(
         &self,
         name: &str,

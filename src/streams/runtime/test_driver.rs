@@ -323,7 +323,9 @@ impl TopologyTestDriver {
     /// A read-only view of a state store.
     ///
     /// # Errors
-    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store;
+    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a window or session store (query
+    /// those with `window_store`), as Kafka's key-value query type refuses them.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.queries.key_value(name)
     }
@@ -332,7 +334,9 @@ impl TopologyTestDriver {
     /// type `K`.
     ///
     /// # Errors
-    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store;
+    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a store that is not a windowed
+    /// aggregation's.
     pub fn window_store<K: Serde, V: Serde>(
         &self,
         name: &str,
