@@ -270,8 +270,8 @@ impl StreamsConfig {
     /// replace the thread ([`StreamThreadAction`]). Called on the failed thread, once per
     /// failure, after its uncommitted work was discarded. Default: every failure stops the
     /// application. A failure inside the topology is a
-    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error whose `cause` is the error the
-    /// code returned (`None` for a panic).
+    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error whose `cause` is the error
+    /// the code returned (`None` for a panic).
     ///
     /// Replacing the thread retries the work that failed; an error that happens every time
     /// comes back after every replacement, so a handler that replaces should count (or look at

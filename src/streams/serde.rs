@@ -10,11 +10,13 @@
 //! | `String` | UTF-8 |
 //! | `i32`, `i64`, `u64`, `f64` | 4 or 8 bytes, big-endian (IEEE 754 for `f64`) |
 //! | `()` | null (Kafka's `VoidSerde`): a null key or value |
-//! | `Option<T>` | in a record field: null for `None`, `T`'s bytes for `Some`; elsewhere a tag byte first |
+//! | `Option<T>` | in a record field: null for `None`, `T`'s bytes for `Some`; elsewhere a tag byte
+//! first |
 //!
 //! A record's key or value may be null. Only `()` and `Option<T>` decode a null; for every other
 //! type a null is a [`Deserialization`](crate::ErrorKind::Deserialization) error, which the
-//! application's [`DeserializationHandler`](crate::streams::DeserializationHandler) fails on or skips.
+//! application's [`DeserializationHandler`](crate::streams::DeserializationHandler) fails on or
+//! skips.
 //!
 //! Encoding can fail too, for a value that has no bytes in its serde's format (see
 //! [`Json`](crate::streams::Json)): [`Serde::encode`] returns a
@@ -43,11 +45,11 @@ use crate::error::{Error, ErrorKind, Result};
 /// the record being processed it becomes a
 /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error naming the task and node,
 /// whose reason is the `Serialization` message: the [`App`](crate::streams::App)'s
-/// [`thread_error_handler`](crate::streams::StreamsConfig::thread_error_handler) decides what happens
-/// next (by default the application stops; nothing the failed record would have written is
-/// committed) and [`TopologyTestDriver::pipe_input`](crate::streams::TopologyTestDriver::pipe_input)
-/// returns it. An interactive query whose key does not encode returns the `Serialization` error
-/// itself.
+/// [`thread_error_handler`](crate::streams::StreamsConfig::thread_error_handler) decides what
+/// happens next (by default the application stops; nothing the failed record would have written is
+/// committed) and
+/// [`TopologyTestDriver::pipe_input`](crate::streams::TopologyTestDriver::pipe_input) returns it.
+/// An interactive query whose key does not encode returns the `Serialization` error itself.
 pub trait Serde: Sized {
     /// The bytes of `self`.
     ///

@@ -49,8 +49,8 @@ impl Repartitioned {
 
     /// The repartition topic gets `n` partitions, so the sub-topology reading it runs `n`
     /// tasks. Without it, it gets the partition count of the topics it is read with, else of
-    /// the topics upstream (see [`subtopology`](crate::streams::topology::subtopology)). Zero is refused
-    /// by [`Builder::build`](crate::streams::dsl::Builder::build).
+    /// the topics upstream (see [`subtopology`](crate::streams::topology::subtopology)). Zero is
+    /// refused by [`Builder::build`](crate::streams::dsl::Builder::build).
     pub fn with_number_of_partitions(mut self, n: u32) -> Self {
         self.partitions = Some(n);
         self

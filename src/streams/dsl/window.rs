@@ -3,16 +3,16 @@
 //! ([`ReadOnlyWindowStore`]).
 //!
 //! **Event time.** Windows go by the records' timestamps (set by each source's timestamp
-//! extractor, see [`Consumed`](crate::streams::Consumed)), not by when records arrive. A task's *stream
-//! time* is the largest timestamp it has seen.
+//! extractor, see [`Consumed`](crate::streams::Consumed)), not by when records arrive. A task's
+//! *stream time* is the largest timestamp it has seen.
 //!
 //! **Grace and lateness.** A window accepts records until stream time reaches its *close time*,
 //! `end + grace` (for sliding and session windows, whose `end` is inclusive, `end + 1 + grace`;
 //! a session also waits out its inactivity gap: `end + gap + 1 + grace`, see [`SessionWindows`]).
 //! A record whose windows have all closed is dropped: it is logged (a warning, target
 //! `riverbed::streams`) and counted in
-//! [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never silently
-//! ignored. So is a record with a negative timestamp, which belongs to no window.
+//! [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never
+//! silently ignored. So is a record with a negative timestamp, which belongs to no window.
 //!
 //! **Drops are counted per window, as in Kafka.** A record that falls into closed windows as
 //! well as open ones (hopping windows, sliding windows) updates the open ones and counts one
@@ -190,7 +190,8 @@ impl TimeWindows {
 /// Kafka's, although one that holds it is open). Riverbed keeps the raw records (in a second
 /// store, `<store>-records`, with its own changelog, until no window that a record still
 /// accepted could consult holds them), so it computes a new window from the records within it
-/// and a neighbour's latest timestamp from its records; so `V` must have a [`Serde`].
+/// and a neighbour's latest timestamp from its records; so `V` must have a
+/// [`Serde`](crate::streams::Serde).
 ///
 /// **Retention.** A window stays in the store `retention` after it closes (default one day),
 /// and never less than `2 * difference` after, since an accepted record consults the windows
@@ -235,9 +236,10 @@ impl SlidingWindows {
 /// Session windows (Kafka's `SessionWindows`): a key's records closer than the inactivity gap
 /// form one session `[first, last]` (inclusive). A record that falls within the gap of several
 /// sessions merges them into one: the merged-away sessions are deleted from the aggregation's
-/// table (so [`KTable::to_stream_with_tombstones`](crate::streams::KTable::to_stream_with_tombstones)
-/// gives `None` for each, a tombstone when written to a topic), then the merged session is
-/// updated with its aggregate.
+/// table (so
+/// [`KTable::to_stream_with_tombstones`](crate::streams::KTable::to_stream_with_tombstones) gives
+/// `None` for each, a tombstone when written to a topic), then the merged session is updated with
+/// its aggregate.
 ///
 /// A session closes when stream time passes its end + inactivity gap + grace, that is at
 /// stream time `end + gap + 1 + grace`: a record is dropped if the session it would make (after

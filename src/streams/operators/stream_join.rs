@@ -125,9 +125,9 @@ fn millis(d: Duration) -> i64 {
 /// **Left and outer joins.** A left record that finds no partner is *not* emitted at once (it
 /// may still find one): it is emitted as `joiner(l, None)` once its window has closed without
 /// any pair, with its own timestamp, and then never pairs (Kafka may still pair it with a late
-/// right record; Riverbed deliberately keeps the result final). A left record that arrives after its window
-/// closed and finds no partner is emitted alone at once, as in Kafka. Once a record has a pair
-/// it only ever appears in joined results.
+/// right record; Riverbed deliberately keeps the result final). A left record that arrives after
+/// its window closed and finds no partner is emitted alone at once, as in Kafka. Once a record has
+/// a pair it only ever appears in joined results.
 /// The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
 /// results come out when a record reaching the join moves stream time past their window; those
 /// that come out together are ordered as Kafka orders them (its outer-join store's order): by

@@ -6,10 +6,10 @@
 //!
 //! - [`Suppressed::until_window_closes`]: when the key's window closes (stream time reaches
 //!   window end plus grace, for a session end plus inactivity gap plus grace, see
-//!   [`window`](crate::streams::dsl::window)). Since a windowed aggregation drops records for closed windows,
-//!   this emits exactly one final result per window. A window deleted before it closed (a
-//!   session merged into another) was never emitted, so its tombstone is dropped, as Kafka's
-//!   final results drop tombstones (`SuppressedInternal.safeToDropTombstones`;
+//!   [`window`](crate::streams::dsl::window)). Since a windowed aggregation drops records for
+//!   closed windows, this emits exactly one final result per window. A window deleted before it
+//!   closed (a session merged into another) was never emitted, so its tombstone is dropped, as
+//!   Kafka's final results drop tombstones (`SuppressedInternal.safeToDropTombstones`;
 //!   `KTableSuppressProcessorTest.finalResultsShouldDropTombstonesForSessionWindows`). Only for
 //!   the table of a windowed aggregation, directly.
 //! - [`Suppressed::until_time_limit`]: `limit` of stream time after the key's first buffered
@@ -258,8 +258,9 @@ enum Mode {
 impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// This table's updates held back as `suppressed` says (see [`Suppressed`]). Each update
     /// forwarded carries the key's latest value and the value it had when last forwarded (as
-    /// Kafka's), with the timestamp and headers of the key's latest update. The result has no store of its own ([`store_name`](KTable::store_name) is
-    /// `None`); reading it (in a join, say) gives a key's value as last forwarded.
+    /// Kafka's), with the timestamp and headers of the key's latest update. The result has no store
+    /// of its own ([`store_name`](KTable::store_name) is `None`); reading it (in a join, say) gives
+    /// a key's value as last forwarded.
     ///
     /// [`Builder::build`](crate::streams::Builder::build) fails with
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for

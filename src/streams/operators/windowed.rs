@@ -192,7 +192,8 @@ fn aggregate_step<K, V, VA: 'static>(
 type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
-/// A `timestamped` store keeps each window's row timestamp (see [`state`](crate::streams::state::store)).
+/// A `timestamped` store keeps each window's row timestamp (see
+/// [`state`](crate::streams::state::store)).
 fn add_windowed<'b, K: Data, V: Data, KT: Data + Serde, VT: Data + Serde, P>(
     stream: &KStream<'b, K, V>,
     store_name: Option<String>,

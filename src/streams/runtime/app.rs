@@ -4,11 +4,11 @@
 //! source topics of every sub-topology (range assignor: partition `p` of topics with the same
 //! partition count goes to the same member, so each sub-topology's co-partitioned topics move
 //! together) and runs the tasks of the partitions it owns: task `s_p` for partition `p` of a
-//! topic of sub-topology `s` (see [`subtopology`](crate::streams::topology::subtopology)). A rebalance commits the
-//! thread's work and drops its tasks (`on_revoked`); the new owner creates them again and
-//! restores their stores from the changelogs before processing (`on_assigned`). A thread that
-//! was removed from the group (`on_lost`) drops its uncommitted work without committing it.
-//! A thread that fails drops its uncommitted work the same way; it then either stops the
+//! topic of sub-topology `s` (see [`subtopology`](crate::streams::topology::subtopology)). A
+//! rebalance commits the thread's work and drops its tasks (`on_revoked`); the new owner creates
+//! them again and restores their stores from the changelogs before processing (`on_assigned`). A
+//! thread that was removed from the group (`on_lost`) drops its uncommitted work without committing
+//! it. A thread that fails drops its uncommitted work the same way; it then either stops the
 //! application or, if the application's handler says so, leaves the group and starts over as a
 //! new member (`run_thread`).
 //!
@@ -42,17 +42,19 @@ use crate::topic::TopicConfig;
 /// A running streams application; see the module docs.
 ///
 /// **Errors.** An error or panic in user code, a record that does not deserialize (with the
-/// default [`DeserializationHandler::Fail`](crate::streams::DeserializationHandler::Fail)), a key, value
-/// or state that does not serialize ([`Serde::encode`](crate::streams::Serde::encode) failed; it comes
-/// as [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the node, with the
+/// default [`DeserializationHandler::Fail`](crate::streams::DeserializationHandler::Fail)), a key,
+/// value or state that does not serialize ([`Serde::encode`](crate::streams::Serde::encode) failed;
+/// it comes as [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the node, with the
 /// [`Serialization`](crate::ErrorKind::Serialization) message) or a failed restore or commit
 /// fails its stream thread: the thread's uncommitted work is discarded
 /// (aborted, with exactly-once) and [`StreamsConfig::thread_error_handler`] decides what
-/// follows ([`StreamThreadAction`]). By default the whole application stops: every thread
-/// stops, the others commit their work, [`App::error`] and [`App::close`] return the error, and
-/// [`StreamsConfig::on_error`] is told; after a restart the discarded work is processed again.
-/// With [`StreamThreadAction::ReplaceThread`] a fresh group member takes the failed thread's
-/// place and the application goes on: the discarded work is processed again at once.
+/// follows ([`StreamThreadAction`](crate::streams::StreamThreadAction)). By default the whole
+/// application stops: every thread stops, the others commit their work, [`App::error`] and
+/// [`App::close`] return the error, and [`StreamsConfig::on_error`] is told; after a restart the
+/// discarded work is processed again. With
+/// [`StreamThreadAction::ReplaceThread`](crate::streams::StreamThreadAction::ReplaceThread) a fresh
+/// group member takes the failed thread's place and the application goes on: the discarded work is
+/// processed again at once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -134,9 +136,9 @@ impl Shared {
 impl App {
     /// Starts the application: checks the topics, creates the repartition and changelog topics
     /// that do not exist (a repartition topic with the count the
-    /// [`subtopology`](crate::streams::topology::subtopology) module docs give; a changelog, compacted, with its
-    /// sub-topology's count), reads the global tables' topics to their end, and starts
-    /// [`StreamsConfig::threads`] stream threads (and a global thread if there are global
+    /// [`subtopology`](crate::streams::topology::subtopology) module docs give; a changelog,
+    /// compacted, with its sub-topology's count), reads the global tables' topics to their end, and
+    /// starts [`StreamsConfig::threads`] stream threads (and a global thread if there are global
     /// tables).
     ///
     /// # Errors

@@ -1,10 +1,10 @@
 //! Global tables at run time.
 //!
-//! A global table ([`Builder::global_table`](crate::streams::Builder::global_table)) is read whole by
-//! the application, not split into tasks: [`App::start`](crate::streams::App::start) first reads every
-//! partition of its topic to the end (bootstrapping), then a global thread keeps reading it while
-//! the application runs. The table's store is the topic itself (no changelog): it is read again
-//! from the beginning at every start. The topology only names the table's store; its contents
+//! A global table ([`Builder::global_table`](crate::streams::Builder::global_table)) is read whole
+//! by the application, not split into tasks: [`App::start`](crate::streams::App::start) first reads
+//! every partition of its topic to the end (bootstrapping), then a global thread keeps reading it
+//! while the application runs. The table's store is the topic itself (no changelog): it is read
+//! again from the beginning at every start. The topology only names the table's store; its contents
 //! are the application's (in its store registry), and the join processors find them by name
 //! through their processor context. Updates arrive independently of the tasks' records, as in
 //! Kafka.

@@ -5,8 +5,9 @@
 //! thread: at a clean [`close`](crate::streams::App::close) (or drop) of the application and when a
 //! rebalance takes the task away. Not at every commit: a snapshot is the whole store, and a
 //! snapshot can only be written from committed state. After a crash the last snapshot written
-//! is still valid (it is a prefix of the changelog, see [`checkpoint`](crate::streams::state::checkpoint)), so
-//! the next restore replays the changelog from it: the records committed since.
+//! is still valid (it is a prefix of the changelog, see
+//! [`checkpoint`](crate::streams::state::checkpoint)), so the next restore replays the changelog
+//! from it: the records committed since.
 //!
 //! **Exactly-once.** Kafka Streams deletes its checkpoint while processing under exactly-once,
 //! because its local store then holds uncommitted writes. Riverbed's snapshot is written only

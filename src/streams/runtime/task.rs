@@ -1,7 +1,7 @@
 //! A task: one sub-topology's instance for one partition of its source topics (task `s_p`,
-//! see [`subtopology`](crate::streams::topology::subtopology)), with the sub-topology's stores, stream time and
-//! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
-//! about processors, and a task knows nothing about consumers, producers or threads.
+//! see [`subtopology`](crate::streams::topology::subtopology)), with the sub-topology's stores,
+//! stream time and punctuation schedules. The test driver and the stream threads both run tasks;
+//! neither knows about processors, and a task knows nothing about consumers, producers or threads.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;

@@ -27,9 +27,9 @@ use crate::streams::{Counters, StreamsConfig, StreamsMetrics};
 ///
 /// The wall clock starts at 0 and moves only with [`advance_wall_clock`](Self::advance_wall_clock).
 /// After an error (an error or panic in user code, a key, value or state that does not
-/// serialize, or a deserialization error with [`Fail`](crate::streams::DeserializationHandler::Fail))
-/// the driver's state is whatever the failed
-/// record left; make a new driver to go on.
+/// serialize, or a deserialization error with
+/// [`Fail`](crate::streams::DeserializationHandler::Fail)) the driver's state is whatever the
+/// failed record left; make a new driver to go on.
 ///
 /// ```
 /// use riverbed::streams::{Builder, TopologyTestDriver};
@@ -150,7 +150,8 @@ impl TopologyTestDriver {
     }
 
     /// Processes a record like [`pipe_input`](Self::pipe_input) that carries `headers`: the
-    /// source's record gets them (see [`ProcessorContext::headers`](crate::streams::ProcessorContext::headers)).
+    /// source's record gets them (see
+    /// [`ProcessorContext::headers`](crate::streams::ProcessorContext::headers)).
     ///
     /// # Errors
     /// As [`pipe_input`](Self::pipe_input).
@@ -324,8 +325,8 @@ impl TopologyTestDriver {
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store;
-    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a window or session store (query
-    /// those with `window_store`), as Kafka's key-value query type refuses them.
+    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a window or session store
+    /// (query those with `window_store`), as Kafka's key-value query type refuses them.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         self.queries.key_value(name)
     }
@@ -335,8 +336,8 @@ impl TopologyTestDriver {
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store;
-    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a store that is not a windowed
-    /// aggregation's.
+    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a store that is not a
+    /// windowed aggregation's.
     pub fn window_store<K: Serde, V: Serde>(
         &self,
         name: &str,

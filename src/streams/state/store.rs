@@ -25,8 +25,8 @@
 //! [`ROW_TIMESTAMP_HEADER`] (FORMAT.md 8.6); a changelog record without that header (written
 //! before timestamps were kept) restores a row whose timestamp is unknown, `i64::MIN`, which
 //! the next update's timestamp replaces. Reads through [`KeyValueStore`] and
-//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](crate::streams::ReadOnlyWindowStore)) strip
-//! the timestamp, so queries see plain values. The stores of sliding and session windows stay
+//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](crate::streams::ReadOnlyWindowStore))
+//! strip the timestamp, so queries see plain values. The stores of sliding and session windows stay
 //! plain: their results' timestamps follow from the windows' bounds and records.
 
 use std::borrow::Cow;
@@ -512,7 +512,8 @@ fn decode_row<V: Serde>(stored: &[u8], timestamped: bool) -> Result<V> {
 }
 
 /// A read-only view of a store's committed state across all tasks, for interactive queries
-/// ([`App::store`](crate::streams::App::store), [`TopologyTestDriver::store`](crate::streams::TopologyTestDriver::store)).
+/// ([`App::store`](crate::streams::App::store),
+/// [`TopologyTestDriver::store`](crate::streams::TopologyTestDriver::store)).
 ///
 /// It sees what the application committed (in the test driver: everything processed so far),
 /// never a task's uncommitted work. Keys are ordered by their serialized bytes, as in Kafka
@@ -589,7 +590,8 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
     /// timestamps (one added with
-    /// [`add_state_store`](crate::streams::Topology::add_state_store)); otherwise as [`get`](Self::get).
+    /// [`add_state_store`](crate::streams::Topology::add_state_store)); otherwise as
+    /// [`get`](Self::get).
     pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
         if !self.timestamped {
             return Err(crate::Error::invalid(format!(

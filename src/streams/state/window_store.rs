@@ -1,7 +1,8 @@
 //! Window stores: windowed keys ([`Window`], [`Windowed`]) and their bytes, which a windowed
 //! aggregation's store is keyed by, and the read-only view interactive queries read such a
 //! store through ([`ReadOnlyWindowStore`]). The window specifications, which decide which
-//! windows a record falls into, are the DSL's ([`TimeWindows`](crate::streams::TimeWindows) and the others).
+//! windows a record falls into, are the DSL's ([`TimeWindows`](crate::streams::TimeWindows) and the
+//! others).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -12,8 +13,10 @@ use crate::streams::state::store::{split_timestamped, Committed};
 
 /// A window's bounds in milliseconds of event time.
 ///
-/// For [`TimeWindows`] `end` is exclusive (`[start, end)`, `end = start + size`); for
-/// [`SlidingWindows`] and [`SessionWindows`] it is inclusive (`[start, end]`), as in Kafka.
+/// For [`TimeWindows`](crate::streams::TimeWindows) `end` is exclusive (`[start, end)`, `end =
+/// start + size`); for [`SlidingWindows`](crate::streams::SlidingWindows) and
+/// [`SessionWindows`](crate::streams::SessionWindows) it is inclusive (`[start, end]`), as in
+/// Kafka.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Window {
     /// The first millisecond of the window.

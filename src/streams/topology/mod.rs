@@ -6,11 +6,11 @@
 //! refused then, not found at run time. A topology holds suppliers, not processors: each task
 //! (input partition) gets its own instances.
 //!
-//! A topology splits into sub-topologies (see [`subtopology`](crate::streams::topology::subtopology)): the parts
-//! connected by edges or by shared state stores, so a repartition (a sink to a topic and a
-//! source reading it) starts a new one. Each sub-topology's source topics must be
-//! co-partitioned; task `s_p` runs sub-topology `s` on partition `p` of them. A store belongs to
-//! the sub-topology of the processors connected to it
+//! A topology splits into sub-topologies (see
+//! [`subtopology`](crate::streams::topology::subtopology)): the parts connected by edges or by
+//! shared state stores, so a repartition (a sink to a topic and a source reading it) starts a new
+//! one. Each sub-topology's source topics must be co-partitioned; task `s_p` runs sub-topology `s`
+//! on partition `p` of them. A store belongs to the sub-topology of the processors connected to it
 //! ([`connect_processor_and_state_stores`](Topology::connect_processor_and_state_stores));
 //! in a topology of one sub-topology an unconnected store belongs to it. Global tables are
 //! read whole by every instance, beside the tasks.
@@ -543,8 +543,8 @@ impl Topology {
 
     /// The sub-topologies, numbered in the order their first node was added. A store connected
     /// to no processor in a topology of several sub-topologies is in none of them (and
-    /// [`Builder::build`](crate::streams::Builder::build) or [`App::start`](crate::streams::App::start) refuse
-    /// the topology).
+    /// [`Builder::build`](crate::streams::Builder::build) or
+    /// [`App::start`](crate::streams::App::start) refuse the topology).
     pub fn subtopologies(&self) -> Vec<SubtopologyDescription> {
         subtopology::split(self).subs
     }

@@ -6,8 +6,8 @@
 //! record timestamp the task has seen) or by wall-clock time.
 //!
 //! Every task (a sub-topology on one partition of its source topics, see
-//! [`subtopology`](crate::streams::topology::subtopology)) has its own instance of each processor of its
-//! sub-topology (made by the supplier given to
+//! [`subtopology`](crate::streams::topology::subtopology)) has its own instance of each processor
+//! of its sub-topology (made by the supplier given to
 //! [`Topology::add_processor`](crate::streams::Topology::add_processor)), so a processor is
 //! single-threaded and needs no locking.
 //!
@@ -370,7 +370,8 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         })
     }
 
-    /// Counts an input record a windowed operator dropped ([`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records)).
+    /// Counts an input record a windowed operator dropped
+    /// ([`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records)).
     pub(crate) fn record_dropped(&mut self) {
         self.task
             .counters
