@@ -218,6 +218,18 @@ pub enum ErrorKind {
         /// Also the error's [`source`](std::error::Error::source).
         cause: Option<Error>,
     },
+    /// An interactive query asked for a streams state store as a type the store is not: a
+    /// key-value view of a window or session store, or a window view of a key-value store
+    /// (Kafka's `InvalidStateStoreException` for a `QueryableStoreType` that does not accept
+    /// the store). Nothing was read.
+    InvalidStateStore {
+        /// The store's name.
+        store: String,
+        /// The view asked for ("key-value store", "window store").
+        requested: &'static str,
+        /// What the store is ("window store", "session store", "key-value store", ...).
+        actual: &'static str,
+    },
 }
 
 impl Error {
@@ -475,6 +487,15 @@ impl Clone for ErrorKind {
                 reason: reason.clone(),
                 cause: cause.as_ref().map(|c| Error(Box::new(c.kind().clone()))),
             },
+            K::InvalidStateStore {
+                store,
+                requested,
+                actual,
+            } => K::InvalidStateStore {
+                store: store.clone(),
+                requested,
+                actual,
+            },
         }
     }
 }
@@ -682,6 +703,15 @@ impl fmt::Display for Error {
                 f,
                 "streams processing failed in {location}: {reason}; the application stopped \
                  and its uncommitted work will be processed again on restart"
+            ),
+            ErrorKind::InvalidStateStore {
+                store,
+                requested,
+                actual,
+            } => write!(
+                f,
+                "cannot get state store {store:?} because the queryable store type \
+                 [{requested}] does not accept the actual store type [{actual}]"
             ),
         }
     }

@@ -353,7 +353,6 @@ proptest! {
         }
         for ((name, _), model) in time_windows().iter().zip(models.iter()) {
             let windows = d.window_store::<String, i64>(name).unwrap();
-            let rows = d.store::<Windowed<String>, i64>(name).unwrap();
             for k in 0u8..3 {
                 let want: Vec<(Window, i64)> = model
                     .iter()
@@ -369,7 +368,7 @@ proptest! {
             prop_assert_eq!(windows.all().unwrap(), all, "{}", name);
             for ((k, w), (sum, latest)) in model {
                 prop_assert_eq!(
-                    rows.get_with_timestamp(Windowed::new(k.clone(), *w)).unwrap(),
+                    windows.fetch_with_timestamp(k.clone(), *w).unwrap(),
                     Some((*sum, *latest)),
                     "{}", name
                 );
@@ -667,11 +666,7 @@ fn run_windowed(
         windows.fetch("a", start, start).unwrap() == [(window, count)]
     });
     // The committed row's timestamp, as a timestamped-store query reads it.
-    let rows = app.store::<Windowed<String>, i64>("window-counts").unwrap();
-    let (value, row_ts) = rows
-        .get_with_timestamp(Windowed::new("a".to_string(), window))
-        .unwrap()
-        .unwrap();
+    let (value, row_ts) = windows.fetch_with_timestamp("a", window).unwrap().unwrap();
     assert_eq!(value, count);
     let m = app.metrics();
     app.close().unwrap();

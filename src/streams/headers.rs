@@ -1,11 +1,11 @@
 //! [`Headers`]: the headers a record carries through a topology.
 //!
 //! A source gives each record the headers of the input record it read; a processor sees them
-//! with [`ProcessorContext::headers`](super::ProcessorContext::headers) and changes what the
-//! records it forwards carry with
-//! [`headers_mut`](super::ProcessorContext::headers_mut) or
-//! [`set_headers`](super::ProcessorContext::set_headers); a sink writes them with the record
-//! (so they survive a repartition topic). This is the record-context behaviour of Kafka
+//! with [`ProcessorContext::headers`](crate::streams::ProcessorContext::headers) and changes what
+//! the records it forwards carry with
+//! [`headers_mut`](crate::streams::ProcessorContext::headers_mut) or
+//! [`set_headers`](crate::streams::ProcessorContext::set_headers); a sink writes them with the
+//! record (so they survive a repartition topic). This is the record-context behaviour of Kafka
 //! Streams' Processor API and DSL: every DSL operator forwards the headers of the record it is
 //! processing, and records forwarded from a punctuation carry none; but `suppress` forwards
 //! each record it held back with the headers it came with (it keeps them in its buffer).

@@ -6,8 +6,8 @@
 //! already implement, so wrapping a type in `Json` is all it takes to put it in a stream, a
 //! table or a store. Bytes that are not JSON of the type are a
 //! [`Deserialization`](crate::ErrorKind::Deserialization) error like any other serde's, so the
-//! application's [`DeserializationHandler`](super::DeserializationHandler) fails on them or
-//! skips them. A value whose `Serialize` fails is a
+//! application's [`DeserializationHandler`](crate::streams::DeserializationHandler) fails on them
+//! or skips them. A value whose `Serialize` fails is a
 //! [`Serialization`](crate::ErrorKind::Serialization) error from `encode`, never a panic.
 
 use std::ops::{Deref, DerefMut};
@@ -15,8 +15,8 @@ use std::ops::{Deref, DerefMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::serde::{deserialization_error, serialization_error, Serde};
 use crate::error::Result;
+use crate::streams::serde::{deserialization_error, serialization_error, Serde};
 
 /// A `T` whose bytes are its JSON text (UTF-8), through serde.
 ///
@@ -63,8 +63,9 @@ use crate::error::Result;
 /// `encode` returns a [`Serialization`](crate::ErrorKind::Serialization) error naming `T` and
 /// serde_json's message if `T`'s `Serialize` fails: its implementation returns an error, or it
 /// holds a map whose keys are not strings, numbers, booleans or chars (JSON object keys are
-/// strings). In an [`App`](super::App) or a [`TopologyTestDriver`](super::TopologyTestDriver)
-/// that fails the record being processed, as an error from user code would:
+/// strings). In an [`App`](crate::streams::App) or a
+/// [`TopologyTestDriver`](crate::streams::TopologyTestDriver) that fails the record being
+/// processed, as an error from user code would:
 ///
 /// ```
 /// use std::collections::HashMap;

@@ -61,49 +61,50 @@
 //! and in checkpoint snapshots (FORMAT.md 8.5 and 8.6). Interactive queries return plain
 //! values.
 
-mod app;
-pub(crate) mod checkpoint;
-mod dsl;
-mod global;
+// The layers, bottom up: `topology` (the node graph a program describes), `state` (stores,
+// snapshots, the query facade), `runtime` (tasks, stream threads, the application, the test
+// driver), `operators` (the processors the DSL creates) and `dsl` (the builder and its streams
+// and tables). `serde`, `headers` and `json` are shared by all.
+pub(crate) mod dsl;
 mod headers;
 #[cfg(feature = "json")]
 mod json;
-mod processor;
-mod restore;
+pub(crate) mod operators;
+pub(crate) mod runtime;
 mod serde;
-mod state;
-pub mod subtopology;
-mod suppress;
-mod task;
-mod test_driver;
-mod topology;
-pub mod window;
-mod windowed;
+pub(crate) mod state;
+pub(crate) mod topology;
+
+pub(crate) use state::checkpoint;
+
+pub use dsl::window;
+pub use topology::subtopology;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::serde::{deserialization_error, serialization_error, Serde};
-pub use app::App;
 pub use dsl::{
-    BranchedKStream, Builder, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized, Repartitioned,
+    BranchedKStream, Builder, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
+    Materialized, Repartitioned,
 };
 pub use headers::Headers;
 #[cfg(feature = "json")]
 pub use json::Json;
-pub use processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
-pub use state::{KeyValueStore, ReadOnlyKeyValueStore};
+pub use operators::stream_join::JoinWindows;
+pub use operators::suppress::{BufferConfig, Suppressed};
+pub use operators::windowed::{
+    Consumed, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowedBy,
+};
+pub use runtime::app::App;
+pub use runtime::test_driver::TopologyTestDriver;
+pub use state::store::{KeyValueStore, ReadOnlyKeyValueStore};
 pub use subtopology::SubtopologyDescription;
-pub use suppress::{BufferConfig, Suppressed};
-pub use test_driver::TopologyTestDriver;
+pub use topology::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
 pub use topology::Topology;
 pub use window::{
     ReadOnlyWindowStore, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed,
-};
-pub use windowed::{
-    Consumed, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream, WindowedBy,
 };
 
 use crate::error::Error;
@@ -269,8 +270,8 @@ impl StreamsConfig {
     /// replace the thread ([`StreamThreadAction`]). Called on the failed thread, once per
     /// failure, after its uncommitted work was discarded. Default: every failure stops the
     /// application. A failure inside the topology is a
-    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error whose `cause` is the error the
-    /// code returned (`None` for a panic).
+    /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error whose `cause` is the error
+    /// the code returned (`None` for a panic).
     ///
     /// Replacing the thread retries the work that failed; an error that happens every time
     /// comes back after every replacement, so a handler that replaces should count (or look at

@@ -10,14 +10,16 @@
 //! | `String` | UTF-8 |
 //! | `i32`, `i64`, `u64`, `f64` | 4 or 8 bytes, big-endian (IEEE 754 for `f64`) |
 //! | `()` | null (Kafka's `VoidSerde`): a null key or value |
-//! | `Option<T>` | in a record field: null for `None`, `T`'s bytes for `Some`; elsewhere a tag byte first |
+//! | `Option<T>` | in a record field: null for `None`, `T`'s bytes for `Some`; elsewhere a tag byte
+//! first |
 //!
 //! A record's key or value may be null. Only `()` and `Option<T>` decode a null; for every other
 //! type a null is a [`Deserialization`](crate::ErrorKind::Deserialization) error, which the
-//! application's [`DeserializationHandler`](super::DeserializationHandler) fails on or skips.
+//! application's [`DeserializationHandler`](crate::streams::DeserializationHandler) fails on or
+//! skips.
 //!
 //! Encoding can fail too, for a value that has no bytes in its serde's format (see
-//! [`Json`](super::Json)): [`Serde::encode`] returns a
+//! [`Json`](crate::streams::Json)): [`Serde::encode`] returns a
 //! [`Serialization`](crate::ErrorKind::Serialization) error, which fails the record being
 //! processed like an error in user code. The built-in serdes never fail to encode.
 
@@ -33,7 +35,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// Equal values must encode to equal bytes: state stores and partitioning compare bytes.
 ///
 /// `encode` may fail only when the value has no bytes in the serde's format (a
-/// [`Json`](super::Json) map whose keys are not strings, a `Serialize` implementation that
+/// [`Json`](crate::streams::Json) map whose keys are not strings, a `Serialize` implementation that
 /// returns an error, a value a custom format cannot represent); it returns
 /// [`Serialization`](crate::ErrorKind::Serialization) (see [`serialization_error`]) and must not
 /// panic. It fails the same way for the same value every time. The built-in serdes (`Vec<u8>`,
@@ -42,12 +44,12 @@ use crate::error::{Error, ErrorKind, Result};
 /// A failed encode fails whatever needed the bytes, like an error returned by user code. For
 /// the record being processed it becomes a
 /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) error naming the task and node,
-/// whose reason is the `Serialization` message: the [`App`](super::App)'s
-/// [`thread_error_handler`](super::StreamsConfig::thread_error_handler) decides what happens
-/// next (by default the application stops; nothing the failed record would have written is
-/// committed) and [`TopologyTestDriver::pipe_input`](super::TopologyTestDriver::pipe_input)
-/// returns it. An interactive query whose key does not encode returns the `Serialization` error
-/// itself.
+/// whose reason is the `Serialization` message: the [`App`](crate::streams::App)'s
+/// [`thread_error_handler`](crate::streams::StreamsConfig::thread_error_handler) decides what
+/// happens next (by default the application stops; nothing the failed record would have written is
+/// committed) and
+/// [`TopologyTestDriver::pipe_input`](crate::streams::TopologyTestDriver::pipe_input) returns it.
+/// An interactive query whose key does not encode returns the `Serialization` error itself.
 pub trait Serde: Sized {
     /// The bytes of `self`.
     ///

@@ -5,12 +5,12 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::{FnProcessor, KStream};
 use crate::error::Result;
-use crate::streams::processor::{
+use crate::streams::dsl::{FnProcessor, KStream};
+use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{
     Data, Msg, Node, OutRecord, ProcessorContext, PunctuationType, StreamRecord, TaskContext,
 };
-use crate::streams::serde::Serde;
 
 type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 

@@ -12,8 +12,8 @@
 //!   forwarded.
 //! - **Stream-stream** ([`KStream::join_stream`], [`KStream::left_join_stream`],
 //!   [`KStream::outer_join_stream`]): records of the two streams whose timestamps are close
-//!   enough ([`JoinWindows`](super::JoinWindows)) are paired; see
-//!   [`stream_join`](super::stream_join) for the windowed semantics and state.
+//!   enough ([`JoinWindows`](crate::streams::JoinWindows)) are paired; see
+//!   `operators/stream_join.rs` for the windowed semantics and state.
 //! - **Foreign-key table-table** ([`KTable::join_foreign_key`],
 //!   [`KTable::left_join_foreign_key`], in `fk_join.rs`): each row of the left
 //!   table joins the right row whose key a function extracts from the left value; the two
@@ -31,19 +31,19 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::table::{read, read_value, Change, Getter};
-use super::{Builder, FnProcessor, KStream, KTable, Materialized};
 use crate::error::Error;
-use crate::streams::global::GlobalStore;
-use crate::streams::processor::{Data, StreamRecord};
+use crate::streams::dsl::table::{read, read_value, Change, Getter};
+use crate::streams::dsl::{Builder, FnProcessor, KStream, KTable, Materialized};
 use crate::streams::serde::Serde;
-use crate::streams::state::UNKNOWN_TIMESTAMP;
+use crate::streams::state::store::UNKNOWN_TIMESTAMP;
+use crate::streams::topology::processor::{Data, StreamRecord};
+use crate::streams::topology::GlobalStoreSpec;
 use crate::streams::topology::{NodeKind, Topology};
 
 /// A table read whole by every instance of the application ([`Builder::global_table`]), for
 /// joins with streams of any partitioning ([`KStream::join_global`]).
 pub struct GlobalKTable<K, V> {
-    global: GlobalStore,
+    global: GlobalStoreSpec,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -69,15 +69,6 @@ impl<K, V> GlobalKTable<K, V> {
     /// The name of the table's store, queryable like any store.
     pub fn store_name(&self) -> &str {
         &self.global.store
-    }
-}
-
-impl<K: Serde + Data, V: Serde + Data> GlobalKTable<K, V> {
-    fn get(&self, key: &K) -> crate::Result<Option<V>> {
-        self.global
-            .get(&key.encode()?)
-            .map(|b| V::decode(&b))
-            .transpose()
     }
 }
 
@@ -110,7 +101,10 @@ impl Builder {
         let store = materialized
             .name
             .unwrap_or_else(|| self.name("GLOBALKTABLE-STATE-STORE"));
-        let global = GlobalStore::new(topic, &store);
+        let global = GlobalStoreSpec {
+            topic: topic.to_string(),
+            store: store.clone(),
+        };
         self.add(|t| {
             crate::validate_topic_name(topic)?;
             if t.source_topics().iter().any(|s| s == topic)
@@ -120,7 +114,7 @@ impl Builder {
                     "topic {topic:?} is read by a source or a global table already"
                 )));
             }
-            if t.stores.contains(&store) || t.globals.iter().any(|g| g.store == store) {
+            if t.store(&store).is_some() || t.globals.iter().any(|g| g.store == store) {
                 return Err(Error::invalid(format!(
                     "state store {store:?} exists already"
                 )));
@@ -155,7 +149,7 @@ fn source_topics_of(t: &Topology, node: &str) -> Vec<String> {
 
 impl Builder {
     /// Records that the sources of `a` and `b` must be co-partitioned, for `what`.
-    pub(super) fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
+    pub(crate) fn require_copartitioned(&self, what: &str, a: &str, b: &str) {
         self.add(|t| {
             let mut topics = source_topics_of(t, a);
             topics.extend(source_topics_of(t, b));
@@ -284,9 +278,14 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         key_selector: impl Fn(&K, &V) -> KG + Send + Sync + 'static,
         joiner: impl Fn(&V, Option<&VG>) -> Option<VR> + Send + Sync + 'static,
     ) -> KStream<'b, K, VR> {
-        let global = global.clone();
+        // The store is found by name when a record is joined: the topology holds no table.
+        let store = global.store_name().to_string();
         self.then(what, false, move |ctx, r| {
-            let g = global.get(&key_selector(&r.key, &r.value))?;
+            let key = key_selector(&r.key, &r.value).encode()?;
+            let g = match ctx.global_value(&store, &key)? {
+                Some(bytes) => Some(VG::decode(&bytes)?),
+                None => None,
+            };
             if let Some(v) = joiner(&r.value, g.as_ref()) {
                 ctx.forward(StreamRecord::new(r.key, v, r.timestamp));
             }

@@ -6,16 +6,16 @@
 //! (partitioned by the murmur2 hash of the key bytes, like every keyed record) and a source
 //! reading it, so that after it every record of a key is in the same partition, hence task.
 //! The two sides are in different sub-topologies (see
-//! [`subtopology`](crate::streams::subtopology)), so the topic may have its own partition
+//! [`subtopology`](crate::streams::topology::subtopology)), so the topic may have its own partition
 //! count: the one [`Repartitioned`] gives, else the count of the topics it is read with (the
 //! other side of a join), else that of the topics upstream. The application creates the topic
 //! when it starts. Records whose key is null (a `()` or `None` key) are dropped before a
 //! repartition, as in Kafka.
 
-use super::{KGroupedStream, KStream};
 use crate::error::Error;
-use crate::streams::processor::{Data, StreamRecord};
+use crate::streams::dsl::{KGroupedStream, KStream};
 use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{Data, StreamRecord};
 
 /// How [`KStream::repartition_with`] repartitions: the topic's name and partition count
 /// (Kafka's `Repartitioned`).
@@ -49,8 +49,8 @@ impl Repartitioned {
 
     /// The repartition topic gets `n` partitions, so the sub-topology reading it runs `n`
     /// tasks. Without it, it gets the partition count of the topics it is read with, else of
-    /// the topics upstream (see [`subtopology`](crate::streams::subtopology)). Zero is refused
-    /// by [`Builder::build`](super::Builder::build).
+    /// the topics upstream (see [`subtopology`](crate::streams::topology::subtopology)). Zero is
+    /// refused by [`Builder::build`](crate::streams::dsl::Builder::build).
     pub fn with_number_of_partitions(mut self, n: u32) -> Self {
         self.partitions = Some(n);
         self
@@ -165,7 +165,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
 
     /// The stream itself if its key was not changed, else repartitioned through
     /// `<app-id>-<generated name>-repartition`; for a join.
-    pub(super) fn keyed_for_join(&self, what: &str) -> KStream<'b, K, V> {
+    pub(crate) fn keyed_for_join(&self, what: &str) -> KStream<'b, K, V> {
         if self.key_changed {
             let name = self.builder.name(what);
             self.through_repartition(&name)

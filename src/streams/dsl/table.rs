@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use super::{Builder, KStream, KTable, Materialized};
 use crate::error::Result;
-use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
+use crate::streams::dsl::{Builder, KStream, KTable, Materialized};
 use crate::streams::serde::{deserialization_error, Serde};
+use crate::streams::topology::processor::{Data, ProcessorContext, StreamRecord};
+use crate::streams::topology::StoreKind;
 
 /// A change of a table row: the key's new value and its previous one (`None`: absent), as
 /// Kafka's `Change`. A deletion has `new: None`.
@@ -141,7 +142,7 @@ impl Builder {
         let store = materialized
             .name
             .unwrap_or_else(|| self.name("KTABLE-SOURCE-STATE-STORE"));
-        self.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
+        self.add(|t| t.add_store(&store, StoreKind::KeyValue, true).map(|_| ()));
         let records: KStream<'_, K, Option<V>> = KStream::new(self, source, false);
         let store_name = store.clone();
         let node = records.then::<K, Change<V>>("KTABLE-MATERIALIZE", false, move |ctx, r| {
@@ -168,7 +169,7 @@ impl Builder {
 
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
     /// The table's changes as a stream of `Change`s (its node).
-    pub(super) fn changes(&self) -> KStream<'b, K, Change<V>> {
+    pub(crate) fn changes(&self) -> KStream<'b, K, Change<V>> {
         KStream::new(self.builder, self.node.clone(), false)
     }
 
@@ -368,7 +369,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedTable<'b, K, V> {
         let store = materialized
             .name
             .unwrap_or_else(|| b.name("KTABLE-AGGREGATE-STATE-STORE"));
-        b.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
+        b.add(|t| t.add_store(&store, StoreKind::KeyValue, true).map(|_| ()));
         let store_name = store.clone();
         let node = self
             .changes

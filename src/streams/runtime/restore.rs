@@ -2,11 +2,12 @@
 //! or from the whole changelog), and writing the snapshots after a commit.
 //!
 //! **When snapshots are written.** Right after a successful commit that ends a task's life on a
-//! thread: at a clean [`close`](super::App::close) (or drop) of the application and when a
+//! thread: at a clean [`close`](crate::streams::App::close) (or drop) of the application and when a
 //! rebalance takes the task away. Not at every commit: a snapshot is the whole store, and a
 //! snapshot can only be written from committed state. After a crash the last snapshot written
-//! is still valid (it is a prefix of the changelog, see [`checkpoint`](super::checkpoint)), so
-//! the next restore replays the changelog from it: the records committed since.
+//! is still valid (it is a prefix of the changelog, see
+//! [`checkpoint`](crate::streams::state::checkpoint)), so the next restore replays the changelog
+//! from it: the records committed since.
 //!
 //! **Exactly-once.** Kafka Streams deletes its checkpoint while processing under exactly-once,
 //! because its local store then holds uncommitted writes. Riverbed's snapshot is written only
@@ -19,13 +20,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::checkpoint;
-use super::state::ROW_TIMESTAMP_HEADER;
-use super::task::Task;
-use super::Counters;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::Result;
 use crate::store::Store;
+use crate::streams::runtime::task::Task;
+use crate::streams::state::checkpoint;
+use crate::streams::state::store::ROW_TIMESTAMP_HEADER;
+use crate::streams::Counters;
 use crate::topic::TopicPartition;
 
 fn now_ms() -> i64 {
@@ -83,7 +84,7 @@ pub(crate) fn restore_task(
                 .snapshot_entries
                 .fetch_add(snap.data.len() as u64, Ordering::Relaxed);
             counters.snapshots_used.fetch_add(1, Ordering::Relaxed);
-            task.load_snapshot(name, snap.data);
+            task.load_snapshot(name, snap.data)?;
         }
     }
     let mut positions = HashMap::new();
@@ -151,7 +152,7 @@ fn replay(
                 .headers()
                 .any(|h| matches!(h, Ok((k, _)) if k == ROW_TIMESTAMP_HEADER))
                 .then(|| r.timestamp());
-            task.restore(store, key, r.value(), row_timestamp);
+            task.restore(store, key, r.value(), row_timestamp)?;
             applied += 1;
         }
         counters.restored.fetch_add(applied, Ordering::Relaxed);
@@ -265,7 +266,7 @@ fn try_save(
         let Some(data) = task.store_data(name) else {
             continue;
         };
-        let bytes = checkpoint::encode(topic, p, *end, eos, now, data)?;
+        let bytes = checkpoint::encode(topic, p, *end, eos, now, &data)?;
         if checkpoint::write(&checkpoint::path(store.dir(), topic, p), &bytes)? {
             counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
         }

@@ -6,16 +6,18 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::global::{registry_of, GlobalStore};
-use super::headers::Headers;
-use super::processor::{OutRecord, StreamRecord};
-use super::serde::Serde;
-use super::state::{ReadOnlyKeyValueStore, Registry};
-use super::subtopology::{split, TaskId};
-use super::task::Task;
-use super::topology::Topology;
-use super::{Counters, StreamsConfig, StreamsMetrics};
 use crate::error::{Error, Result};
+use crate::streams::headers::Headers;
+use crate::streams::runtime::global::{global_tables, queries_of, registry_of};
+use crate::streams::runtime::task::Task;
+use crate::streams::serde::Serde;
+use crate::streams::state::query::StoreQueries;
+use crate::streams::state::store::global_apply;
+use crate::streams::state::store::ReadOnlyKeyValueStore;
+use crate::streams::topology::processor::{OutRecord, StreamRecord};
+use crate::streams::topology::subtopology::{split, TaskId};
+use crate::streams::topology::Topology;
+use crate::streams::{Counters, StreamsConfig, StreamsMetrics};
 
 /// Runs a [`Topology`] as one task per sub-topology (partition 0 of every topic: tasks `0_0`,
 /// `1_0`, ...), committing after every input record: outputs become readable and store changes
@@ -25,9 +27,9 @@ use crate::error::{Error, Result};
 ///
 /// The wall clock starts at 0 and moves only with [`advance_wall_clock`](Self::advance_wall_clock).
 /// After an error (an error or panic in user code, a key, value or state that does not
-/// serialize, or a deserialization error with [`Fail`](super::DeserializationHandler::Fail))
-/// the driver's state is whatever the failed
-/// record left; make a new driver to go on.
+/// serialize, or a deserialization error with
+/// [`Fail`](crate::streams::DeserializationHandler::Fail)) the driver's state is whatever the
+/// failed record left; make a new driver to go on.
 ///
 /// ```
 /// use riverbed::streams::{Builder, TopologyTestDriver};
@@ -48,13 +50,12 @@ pub struct TopologyTestDriver {
     /// Source topic -> the sub-topology (task) reading it.
     topic_tasks: HashMap<String, usize>,
     sources: Vec<String>,
-    globals: Vec<GlobalStore>,
+    /// Each global table: its topic and its store's contents.
+    globals: Vec<(String, crate::streams::state::store::Committed)>,
     outputs: HashMap<String, VecDeque<OutRecord>>,
     offsets: HashMap<String, u64>,
-    registry: Registry,
-    /// The stores whose rows carry a timestamp, which queries strip.
-    timestamped_stores: Vec<String>,
-    window_stores: Vec<String>,
+    /// Interactive queries of the stores.
+    queries: StoreQueries,
     counters: Arc<Counters>,
     wall_clock_ms: i64,
 }
@@ -85,11 +86,10 @@ impl TopologyTestDriver {
     pub fn with_config(topology: Topology, config: &StreamsConfig) -> Result<Self> {
         topology.validate()?;
         let registry = registry_of(&topology);
-        let timestamped_stores = topology.timestamped_stores.clone();
-        let window_stores = topology.window_stores.clone();
+        let queries = queries_of(&topology, &registry, "the topology");
         let counters = Arc::new(Counters::default());
         let sources = topology.source_topics();
-        let globals = topology.globals.clone();
+        let globals = global_tables(&topology, &registry);
         let split = split(&topology);
         let topic_tasks = split
             .topic_map()
@@ -121,9 +121,7 @@ impl TopologyTestDriver {
             globals,
             outputs: HashMap::new(),
             offsets: HashMap::new(),
-            registry,
-            timestamped_stores,
-            window_stores,
+            queries,
             counters,
             wall_clock_ms: 0,
         })
@@ -152,7 +150,8 @@ impl TopologyTestDriver {
     }
 
     /// Processes a record like [`pipe_input`](Self::pipe_input) that carries `headers`: the
-    /// source's record gets them (see [`ProcessorContext::headers`](super::ProcessorContext::headers)).
+    /// source's record gets them (see
+    /// [`ProcessorContext::headers`](crate::streams::ProcessorContext::headers)).
     ///
     /// # Errors
     /// As [`pipe_input`](Self::pipe_input).
@@ -180,7 +179,7 @@ impl TopologyTestDriver {
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a topic no source reads;
     /// [`Deserialization`](crate::ErrorKind::Deserialization) with the
-    /// [`Fail`](super::DeserializationHandler::Fail) handler;
+    /// [`Fail`](crate::streams::DeserializationHandler::Fail) handler;
     /// [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) for an error or panic in user
     /// code, or a key, value or state the processing made that does not serialize (the
     /// reason carries the [`Serialization`](crate::ErrorKind::Serialization) message).
@@ -203,10 +202,10 @@ impl TopologyTestDriver {
     /// Processes `input`, then the records its processing wrote to topics that sources read.
     fn pipe_record(&mut self, input: OutRecord) -> Result<()> {
         let topic = &*input.topic;
-        if self.globals.iter().any(|g| g.topic == topic) {
+        if self.globals.iter().any(|(t, _)| t == topic) {
             if let Some(key) = input.key.as_deref() {
-                for g in self.globals.iter().filter(|g| g.topic == topic) {
-                    g.apply(key, input.value.as_deref());
+                for (_, data) in self.globals.iter().filter(|(t, _)| t == topic) {
+                    global_apply(data, key, input.value.as_deref());
                 }
             }
             return Ok(());
@@ -325,36 +324,25 @@ impl TopologyTestDriver {
     /// A read-only view of a state store.
     ///
     /// # Errors
-    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store;
+    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a window or session store
+    /// (query those with `window_store`), as Kafka's key-value query type refuses them.
     pub fn store<K: Serde, V: Serde>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
-        match self.registry.get(name) {
-            Some(c) => Ok(ReadOnlyKeyValueStore::new(
-                name,
-                Arc::clone(c),
-                self.timestamped_stores.iter().any(|s| s == name),
-                self.window_stores.iter().any(|s| s == name),
-            )),
-            None => Err(Error::invalid(format!(
-                "the topology has no state store {name:?}"
-            ))),
-        }
+        self.queries.key_value(name)
     }
 
     /// A read-only view of a window store (a windowed aggregation's), keyed by the record key
     /// type `K`.
     ///
     /// # Errors
-    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store.
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown store;
+    /// [`InvalidStateStore`](crate::ErrorKind::InvalidStateStore) for a store that is not a
+    /// windowed aggregation's.
     pub fn window_store<K: Serde, V: Serde>(
         &self,
         name: &str,
-    ) -> Result<super::ReadOnlyWindowStore<K, V>> {
-        super::window::window_store(
-            &self.registry,
-            name,
-            self.timestamped_stores.iter().any(|s| s == name),
-            "the topology",
-        )
+    ) -> Result<crate::streams::ReadOnlyWindowStore<K, V>> {
+        self.queries.window(name)
     }
 
     /// The driver's counters (processed, skipped and dropped records).

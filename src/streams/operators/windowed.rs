@@ -1,20 +1,23 @@
 //! The windowed DSL: per-source timestamp extractors ([`Consumed`]),
 //! [`KGroupedStream::windowed_by`] and the windowed aggregations it leads to
 //! ([`TimeWindowedKStream`], [`SlidingWindowedKStream`], [`SessionWindowedKStream`]), each a
-//! processor over a window store. See [`window`](super::window) for the semantics.
+//! processor over a window store. See [`window`](crate::streams::dsl::window) for the semantics.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::dsl::{store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized};
-use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
-use super::serde::Serde;
-use super::state::KvState;
-use super::window::{
-    is_meta, split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows,
-    TimeWindows, Window, Windowed, STREAM_TIME_KEY,
-};
 use crate::error::Result;
+use crate::streams::dsl::window::{
+    split_windowed, windowed_bytes, CloseRule, SessionWindows, SlidingWindows, TimeWindows, Window,
+    Windowed,
+};
+use crate::streams::dsl::{
+    store_getter, Builder, Change, KGroupedStream, KStream, KTable, Materialized,
+};
+use crate::streams::serde::Serde;
+use crate::streams::state::store::KvState;
+use crate::streams::topology::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use crate::streams::topology::StoreKind;
 
 /// How a source reads its topic: the timestamp extractor (Kafka's `Consumed`).
 ///
@@ -36,7 +39,7 @@ use crate::error::Result;
 /// # Ok::<(), riverbed::Error>(())
 /// ```
 pub struct Consumed<K, V> {
-    extractor: Option<super::topology::Extractor<K, V>>,
+    extractor: Option<crate::streams::topology::Extractor<K, V>>,
 }
 
 impl<K, V> std::fmt::Debug for Consumed<K, V> {
@@ -92,9 +95,9 @@ impl Builder {
 
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::TimeWindows {}
-    impl Sealed for super::SlidingWindows {}
-    impl Sealed for super::SessionWindows {}
+    impl Sealed for crate::streams::TimeWindows {}
+    impl Sealed for crate::streams::SlidingWindows {}
+    impl Sealed for crate::streams::SessionWindows {}
 }
 
 /// A window specification [`KGroupedStream::windowed_by`] takes: [`TimeWindows`],
@@ -189,11 +192,13 @@ fn aggregate_step<K, V, VA: 'static>(
 type Merger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// Adds a windowed aggregation processor (and its store) after `stream` and returns its table.
-/// A `timestamped` store keeps each window's row timestamp (see [`state`](super::state)).
+/// A `timestamped` store keeps each window's row timestamp (see
+/// [`state`](crate::streams::state::store)).
 fn add_windowed<'b, K: Data, V: Data, KT: Data + Serde, VT: Data + Serde, P>(
     stream: &KStream<'b, K, V>,
     store_name: Option<String>,
-    extra_stores: &[&str],
+    kind: StoreKind,
+    extra_stores: &[(&str, StoreKind)],
     timestamped: bool,
     rule: CloseRule,
     supplier: impl Fn(Arc<str>) -> P + Send + Sync + 'static,
@@ -206,14 +211,9 @@ where
     let node = b.name("KSTREAM-WINDOWAGGREGATE");
     let store_arc: Arc<str> = Arc::from(store.as_str());
     b.add(|t| {
-        if timestamped {
-            t.add_timestamped_state_store(&store)?;
-        } else {
-            t.add_state_store(&store)?;
-        }
-        t.window_stores.push(store.clone());
-        for extra in extra_stores {
-            t.add_state_store(&format!("{store}{extra}"))?;
+        t.add_store(&store, kind, timestamped)?;
+        for (extra, extra_kind) in extra_stores {
+            t.add_store(&format!("{store}{extra}"), *extra_kind, false)?;
         }
         t.add_processor::<_, K, V, KT, Change<VT>>(
             &node,
@@ -224,7 +224,11 @@ where
     });
     b.windowed.borrow_mut().insert(node.clone(), rule);
     let mut stores = vec![store.clone()];
-    stores.extend(extra_stores.iter().map(|extra| format!("{store}{extra}")));
+    stores.extend(
+        extra_stores
+            .iter()
+            .map(|(extra, _)| format!("{store}{extra}")),
+    );
     b.connect(&node, &stores);
     KTable::new(b, node, Some(store.clone()), store_getter::<KT, VT>(store))
 }
@@ -283,6 +287,7 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
         add_windowed(
             &self.stream,
             materialized.name,
+            StoreKind::Window,
             &[],
             true,
             windows.close_rule(),
@@ -297,8 +302,9 @@ impl<'b, K: Data + Serde, V: Data> TimeWindowedKStream<'b, K, V> {
 }
 
 /// Stored windows by close time, to delete them once their retention is over; and the
-/// aggregation's stream time, kept in its store (under [`STREAM_TIME_KEY`]) so that a restarted
-/// task does not reopen windows that had closed.
+/// aggregation's stream time, kept as its store's stream time (`KvState::stream_time`, which
+/// the changelog and snapshots carry) so that a restarted task does not reopen windows that
+/// had closed.
 #[derive(Default)]
 struct Expiry {
     by_close: BTreeSet<(i64, Vec<u8>)>,
@@ -309,41 +315,23 @@ impl Expiry {
     /// Indexes every window of `state` and reads the stream time (after a restore).
     fn rebuild(&mut self, state: &KvState, rule: CloseRule) -> Result<()> {
         self.by_close.clear();
-        self.stream_time = state
-            .data
-            .get(STREAM_TIME_KEY)
-            .map(|b| i64::decode(state.row(b)?.0))
-            .transpose()?;
-        for k in state.data.keys().filter(|k| !is_meta(k)) {
+        self.stream_time = state.stream_time();
+        for k in state.data.keys() {
             let (_, w) = split_windowed(k)?;
             self.by_close.insert((rule.close(w), k.clone()));
         }
         Ok(())
     }
 
-    /// The stream time for a record at `ts`: the task's, or the one restored if larger; stored
-    /// when it moves (as `i64`'s serde writes it; a number always has its bytes). In a
-    /// timestamped store the row is laid out as every other (the stream time is its timestamp
-    /// too), so the changelog and snapshots treat it like any row.
-    #[allow(
-        clippy::big_endian_bytes,
-        reason = "the layout is i64's serde's, big-endian"
-    )]
+    /// The stream time for a record at `ts`: the task's, or the one restored if larger; set as
+    /// the store's stream time when it moves.
     fn observe(&mut self, state: &mut KvState, task_time: Option<i64>, ts: i64) -> i64 {
         let now = task_time
             .unwrap_or(ts)
             .max(self.stream_time.unwrap_or(i64::MIN));
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
-            let value = now.to_be_bytes();
-            let row = if state.timestamped {
-                let mut row = Vec::with_capacity(16);
-                super::state::write_timestamped(&mut row, now, &value);
-                row
-            } else {
-                value.to_vec()
-            };
-            state.put(STREAM_TIME_KEY.to_vec(), row);
+            state.set_stream_time(now);
         }
         now
     }
@@ -522,7 +510,8 @@ impl<'b, K: Data + Serde, V: Data + Serde> SlidingWindowedKStream<'b, K, V> {
         add_windowed(
             &self.stream,
             materialized.name,
-            &[RECORDS_SUFFIX],
+            StoreKind::Window,
+            &[(RECORDS_SUFFIX, StoreKind::SlidingRecords)],
             false,
             windows.close_rule(),
             move |store| SlidingWindowAggregate {
@@ -682,9 +671,6 @@ impl<K: Data + Serde, V: Data + Serde, VA: Data + Serde> SlidingWindowAggregate<
         let hi = windowed_bytes(kb, Window::new(to, i64::MAX));
         let mut out = Vec::new();
         for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
-            if is_meta(k) {
-                continue;
-            }
             let (kb2, w) = split_windowed(k)?;
             // Longer keys with this key as a prefix sort in between; windows of an older
             // layout (negative starts) are never consulted.
@@ -1002,6 +988,7 @@ impl<'b, K: Data + Serde, V: Data> SessionWindowedKStream<'b, K, V> {
         add_windowed(
             &self.stream,
             materialized.name,
+            StoreKind::Session,
             &[],
             false,
             windows.close_rule(),
@@ -1051,9 +1038,6 @@ impl<K: Data + Serde, V: Data, VA: Data + Serde> Processor<K, V, Windowed<K>, Ch
         let hi = windowed_bytes(&kb, Window::new(-1, -1));
         let mut overlapping: Vec<(Window, Vec<u8>)> = Vec::new();
         for (k, v) in ctx.raw_store(&self.store)?.data.range(lo..=hi) {
-            if is_meta(k) {
-                continue;
-            }
             let (kb2, w) = split_windowed(k)?;
             if kb2 == kb.as_slice()
                 && w.start.saturating_sub(gap) <= t

@@ -6,24 +6,29 @@
 //! refused then, not found at run time. A topology holds suppliers, not processors: each task
 //! (input partition) gets its own instances.
 //!
-//! A topology splits into sub-topologies (see [`subtopology`](super::subtopology)): the parts
-//! connected by edges or by shared state stores, so a repartition (a sink to a topic and a
-//! source reading it) starts a new one. Each sub-topology's source topics must be
-//! co-partitioned; task `s_p` runs sub-topology `s` on partition `p` of them. A store belongs to
-//! the sub-topology of the processors connected to it
+//! A topology splits into sub-topologies (see
+//! [`subtopology`](crate::streams::topology::subtopology)): the parts connected by edges or by
+//! shared state stores, so a repartition (a sink to a topic and a source reading it) starts a new
+//! one. Each sub-topology's source topics must be co-partitioned; task `s_p` runs sub-topology `s`
+//! on partition `p` of them. A store belongs to the sub-topology of the processors connected to it
 //! ([`connect_processor_and_state_stores`](Topology::connect_processor_and_state_stores));
 //! in a topology of one sub-topology an unconnected store belongs to it. Global tables are
 //! read whole by every instance, beside the tasks.
+
+pub(crate) mod processor;
+mod stores;
+pub mod subtopology;
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
-use super::serde::Serde;
-use super::subtopology::{self, SubtopologyDescription};
 use crate::error::{Error, Result};
+use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{Data, Msg, Node, Processor, ProcessorNode, SinkNode};
+pub(crate) use stores::{GlobalStoreSpec, StoreKind, StoreSpec};
+use subtopology::SubtopologyDescription;
 
 /// Decodes a raw record into a message of the source's types.
 pub(crate) type Decoder =
@@ -83,7 +88,7 @@ pub(crate) struct NodeSpec {
 }
 
 /// A processing graph; see the module docs. Build one with the Processor API methods below or
-/// with the DSL ([`Builder`](super::Builder)).
+/// with the DSL ([`Builder`](crate::streams::Builder)).
 ///
 /// ```
 /// use riverbed::streams::{Processor, ProcessorContext, StreamRecord, Topology};
@@ -111,15 +116,8 @@ pub struct Topology {
     app_id: String,
     pub(crate) nodes: Vec<NodeSpec>,
     by_name: HashMap<Arc<str>, usize>,
-    pub(crate) stores: Vec<String>,
-    /// The stores whose rows keep their timestamp (the DSL's tables and aggregations; see
-    /// [`state`](super::state)).
-    pub(crate) timestamped_stores: Vec<String>,
-    /// The stores of windowed aggregations: besides their windows they hold a bookkeeping row
-    /// (`window::STREAM_TIME_KEY`) that key-value queries skip.
-    pub(crate) window_stores: Vec<String>,
-    /// Store -> the nodes (processors) connected to it, in the order they were connected.
-    pub(crate) store_users: HashMap<String, Vec<usize>>,
+    /// The state stores, in the order they were added, each with its kind and users.
+    pub(crate) stores: Vec<StoreSpec>,
     /// The repartition topics (`<app-id>-<name>-repartition`) its sinks write and sources read.
     pub(crate) repartition_topics: Vec<String>,
     /// The repartition topics given an explicit partition count.
@@ -127,7 +125,7 @@ pub struct Topology {
     /// Topics that must be co-partitioned, with the operation that needs it (a join).
     pub(crate) copartition_groups: Vec<(String, Vec<String>)>,
     /// The global tables' stores.
-    pub(crate) globals: Vec<super::global::GlobalStore>,
+    pub(crate) globals: Vec<GlobalStoreSpec>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -145,9 +143,6 @@ impl Topology {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             stores: Vec::new(),
-            timestamped_stores: Vec::new(),
-            window_stores: Vec::new(),
-            store_users: HashMap::new(),
             repartition_topics: Vec::new(),
             repartition_partitions: BTreeMap::new(),
             copartition_groups: Vec::new(),
@@ -313,7 +308,7 @@ impl Topology {
     }
 
     /// Adds an in-memory key-value store named `name`, which processors use through
-    /// [`ProcessorContext::store`](super::ProcessorContext::store). It is backed by the
+    /// [`ProcessorContext::store`](crate::streams::ProcessorContext::store). It is backed by the
     /// compacted changelog topic `<app-id>-<name>-changelog`, which the application creates.
     ///
     /// In a topology of one sub-topology every processor can use it as it is. In a topology
@@ -326,27 +321,36 @@ impl Topology {
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a duplicate store name or a
     /// name that makes an invalid topic name.
     pub fn add_state_store(&mut self, name: &str) -> Result<&mut Topology> {
-        if self.stores.iter().any(|s| s == name) || self.globals.iter().any(|g| g.store == name) {
+        self.add_store(name, StoreKind::KeyValue, false)
+    }
+
+    /// Adds the store `name` like [`add_state_store`](Self::add_state_store), of kind `kind`,
+    /// its rows keeping their timestamp if `timestamped` (the DSL's stores).
+    pub(crate) fn add_store(
+        &mut self,
+        name: &str,
+        kind: StoreKind,
+        timestamped: bool,
+    ) -> Result<&mut Topology> {
+        if self.store(name).is_some() || self.globals.iter().any(|g| g.store == name) {
             return Err(Error::invalid(format!(
                 "state store {name:?} exists already"
             )));
         }
-        crate::validate_topic_name(&super::state::changelog_topic(&self.app_id, name))?;
-        self.stores.push(name.to_string());
+        let spec = StoreSpec {
+            name: name.to_string(),
+            kind,
+            timestamped,
+            users: Vec::new(),
+        };
+        crate::validate_topic_name(&spec.changelog(&self.app_id))?;
+        self.stores.push(spec);
         Ok(self)
     }
 
-    /// Adds the store `name` like [`add_state_store`](Self::add_state_store), its rows keeping
-    /// their timestamp (the store of a DSL table or aggregation).
-    pub(crate) fn add_timestamped_state_store(&mut self, name: &str) -> Result<&mut Topology> {
-        self.add_state_store(name)?;
-        self.timestamped_stores.push(name.to_string());
-        Ok(self)
-    }
-
-    /// Whether the rows of store `name` keep their timestamp.
-    pub(crate) fn is_timestamped(&self, name: &str) -> bool {
-        self.timestamped_stores.iter().any(|s| s == name)
+    /// The state store `name` (not a global table's).
+    pub(crate) fn store(&self, name: &str) -> Option<&StoreSpec> {
+        self.stores.iter().find(|s| s.name == name)
     }
 
     /// Adds the store `name` like [`add_state_store`](Self::add_state_store) and connects it
@@ -412,7 +416,7 @@ impl Topology {
     ) -> Result<&mut Topology> {
         let id = self.processor_id(processor)?;
         for store in stores {
-            if !self.stores.iter().any(|s| s == store) {
+            if self.store(store).is_none() {
                 let why = if self.globals.iter().any(|g| g.store == *store) {
                     " (it is a global table's store, which every task reads without a connection)"
                 } else {
@@ -425,9 +429,10 @@ impl Topology {
             }
         }
         for store in stores {
-            let users = self.store_users.entry(store.to_string()).or_default();
-            if !users.contains(&id) {
-                users.push(id);
+            if let Some(spec) = self.stores.iter_mut().find(|s| s.name == *store) {
+                if !spec.users.contains(&id) {
+                    spec.users.push(id);
+                }
             }
         }
         Ok(self)
@@ -524,22 +529,22 @@ impl Topology {
     }
 
     /// The names of the state stores (not those of global tables).
-    pub fn store_names(&self) -> &[String] {
-        &self.stores
+    pub fn store_names(&self) -> Vec<String> {
+        self.stores.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The repartition topics, `<app-id>-<name>-repartition`, which the application creates
     /// when it starts (with the count given by
-    /// [`Repartitioned::with_number_of_partitions`](super::Repartitioned::with_number_of_partitions),
-    /// else as the [`subtopology`](super::subtopology) module docs say).
+    /// [`Repartitioned::with_number_of_partitions`](crate::streams::Repartitioned::with_number_of_partitions),
+    /// else as the [`subtopology`](crate::streams::topology::subtopology) module docs say).
     pub fn repartition_topics(&self) -> &[String] {
         &self.repartition_topics
     }
 
     /// The sub-topologies, numbered in the order their first node was added. A store connected
     /// to no processor in a topology of several sub-topologies is in none of them (and
-    /// [`Builder::build`](super::Builder::build) or [`App::start`](super::App::start) refuse
-    /// the topology).
+    /// [`Builder::build`](crate::streams::Builder::build) or
+    /// [`App::start`](crate::streams::App::start) refuse the topology).
     pub fn subtopologies(&self) -> Vec<SubtopologyDescription> {
         subtopology::split(self).subs
     }
@@ -572,8 +577,8 @@ impl Topology {
                 let stores: Vec<&str> = self
                     .stores
                     .iter()
-                    .filter(|st| self.store_users.get(*st).is_some_and(|u| u.contains(&i)))
-                    .map(String::as_str)
+                    .filter(|st| st.users.contains(&i))
+                    .map(|st| st.name.as_str())
                     .collect();
                 let stores = if stores.is_empty() {
                     String::new()
@@ -588,7 +593,7 @@ impl Topology {
             for st in &sub.stores {
                 s.push_str(&format!(
                     "    store {st:?} (changelog {:?})\n",
-                    super::state::changelog_topic(&self.app_id, st)
+                    crate::streams::state::store::changelog_topic(&self.app_id, st)
                 ));
             }
         }

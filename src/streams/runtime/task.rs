@@ -1,19 +1,21 @@
 //! A task: one sub-topology's instance for one partition of its source topics (task `s_p`,
-//! see [`subtopology`](super::subtopology)), with the sub-topology's stores, stream time and
-//! punctuation schedules. The test driver and the stream threads both run tasks; neither knows
-//! about processors, and a task knows nothing about consumers, producers or threads.
+//! see [`subtopology`](crate::streams::topology::subtopology)), with the sub-topology's stores,
+//! stream time and punctuation schedules. The test driver and the stream threads both run tasks;
+//! neither knows about processors, and a task knows nothing about consumers, producers or threads.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::headers::Headers;
-use super::processor::{Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext};
-use super::state::{KvState, Registry};
-use super::subtopology::{split, TaskId};
-use super::topology::{Decoder, NodeKind, Topology};
-use super::{Counters, DeserializationHandler};
 use crate::error::{Error, ErrorKind, Result};
+use crate::streams::headers::Headers;
+use crate::streams::state::store::{KvState, Registry, STREAM_TIME_KEY};
+use crate::streams::topology::processor::{
+    Msg, Node, OutRecord, PunctuationType, RecordMeta, TaskContext,
+};
+use crate::streams::topology::subtopology::{split, TaskId};
+use crate::streams::topology::{Decoder, NodeKind, Topology};
+use crate::streams::{Counters, DeserializationHandler};
 
 struct Schedule {
     node: usize,
@@ -111,10 +113,11 @@ impl Task {
                     sub.stores
                         .iter()
                         .map(|s| {
-                            let state = KvState {
-                                timestamped: topology.is_timestamped(s),
-                                ..KvState::default()
-                            };
+                            let spec = topology.store(s);
+                            let state = KvState::new(
+                                spec.is_some_and(|s| s.timestamped),
+                                spec.is_some_and(|s| s.kind.keeps_stream_time()),
+                            );
                             (s.clone(), state)
                         })
                         .collect()
@@ -124,6 +127,7 @@ impl Task {
             outputs: Vec::new(),
             schedules: Vec::new(),
             counters: Arc::clone(&counters),
+            registry: Arc::clone(&registry),
         };
         Task {
             id,
@@ -153,38 +157,50 @@ impl Task {
 
     /// Applies one changelog record to a store (before `init`); `timestamp` is the row's
     /// timestamp if the record carries one.
+    ///
+    /// # Errors
+    /// As [`KvState::restore`].
     pub fn restore(
         &mut self,
         store: &str,
         key: &[u8],
         value: Option<&[u8]>,
         timestamp: Option<i64>,
-    ) {
-        if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.restore(key, value, timestamp);
+    ) -> Result<()> {
+        match self.ctx.stores.get_mut(store) {
+            Some(s) => s.restore(key, value, timestamp),
+            None => Ok(()),
         }
     }
 
     /// Replaces a store's contents with a checkpoint snapshot (before `init` and before the
     /// changelog tail is restored).
+    ///
+    /// # Errors
+    /// As [`KvState::load_snapshot`].
     pub fn load_snapshot(
         &mut self,
         store: &str,
         data: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
-    ) {
-        if let Some(s) = self.ctx.stores.get_mut(store) {
-            s.data = Arc::new(data);
+    ) -> Result<()> {
+        match self.ctx.stores.get_mut(store) {
+            Some(s) => s.load_snapshot(data),
+            None => Ok(()),
         }
     }
 
-    /// A store's working contents (the committed state right after a commit), for checkpoints.
-    pub fn store_data(&self, store: &str) -> Option<&std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.ctx.stores.get(store).map(|s| &*s.data)
+    /// A store's working contents (the committed state right after a commit) as a checkpoint
+    /// snapshot holds them (with its stream time, see [`KvState::snapshot_data`]).
+    pub fn store_data(
+        &self,
+        store: &str,
+    ) -> Option<std::borrow::Cow<'_, std::collections::BTreeMap<Vec<u8>, Vec<u8>>>> {
+        self.ctx.stores.get(store).map(KvState::snapshot_data)
     }
 
     /// Publishes the restored stores as committed and runs every processor's `init`. The view
     /// shares each restored map with the working state (no copy; the first write copies it,
-    /// see [`state`](super::state)).
+    /// see [`state`](crate::streams::state::store)).
     pub fn init(&mut self) -> Result<()> {
         for (name, s) in &self.ctx.stores {
             if let Some(c) = self.registry.get(name) {
@@ -412,6 +428,9 @@ impl Task {
                 };
                 out.push((name.as_str(), k.as_slice(), value, timestamp));
             }
+            if let Some((value, timestamp)) = s.stream_time_change() {
+                out.push((name.as_str(), STREAM_TIME_KEY, Some(value), timestamp));
+            }
         }
         out
     }
@@ -419,6 +438,7 @@ impl Task {
     /// Marks the stores' changes committed: the interactive-query view takes them.
     pub fn commit_stores(&mut self) {
         for (name, s) in &mut self.ctx.stores {
+            s.stream_time_committed();
             let dirty = std::mem::take(&mut s.dirty);
             if dirty.is_empty() {
                 continue;

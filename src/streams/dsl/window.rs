@@ -3,16 +3,16 @@
 //! ([`ReadOnlyWindowStore`]).
 //!
 //! **Event time.** Windows go by the records' timestamps (set by each source's timestamp
-//! extractor, see [`Consumed`](super::Consumed)), not by when records arrive. A task's *stream
-//! time* is the largest timestamp it has seen.
+//! extractor, see [`Consumed`](crate::streams::Consumed)), not by when records arrive. A task's
+//! *stream time* is the largest timestamp it has seen.
 //!
 //! **Grace and lateness.** A window accepts records until stream time reaches its *close time*,
 //! `end + grace` (for sliding and session windows, whose `end` is inclusive, `end + 1 + grace`;
 //! a session also waits out its inactivity gap: `end + gap + 1 + grace`, see [`SessionWindows`]).
 //! A record whose windows have all closed is dropped: it is logged (a warning, target
 //! `riverbed::streams`) and counted in
-//! [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records), never silently
-//! ignored. So is a record with a negative timestamp, which belongs to no window.
+//! [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records), never
+//! silently ignored. So is a record with a negative timestamp, which belongs to no window.
 //!
 //! **Drops are counted per window, as in Kafka.** A record that falls into closed windows as
 //! well as open ones (hopping windows, sliding windows) updates the open ones and counts one
@@ -28,125 +28,11 @@
 //! closed, then is deleted (a tombstone in the changelog); downstream is not told. The store
 //! also keeps the aggregation's stream time, so a restarted task does not reopen closed windows.
 
-use std::collections::BTreeMap;
-use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::serde::{deserialization_error, Serde};
-use super::state::{split_timestamped, Committed};
 use crate::error::{Error, Result};
-
-/// A window's bounds in milliseconds of event time.
-///
-/// For [`TimeWindows`] `end` is exclusive (`[start, end)`, `end = start + size`); for
-/// [`SlidingWindows`] and [`SessionWindows`] it is inclusive (`[start, end]`), as in Kafka.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Window {
-    /// The first millisecond of the window.
-    pub start: i64,
-    /// The end (exclusive for time windows, inclusive for sliding and session windows).
-    pub end: i64,
-}
-
-impl Window {
-    /// A window `start..end`.
-    pub fn new(start: i64, end: i64) -> Window {
-        Window { start, end }
-    }
-}
-
-/// The key of a windowed aggregation's result: the record key and the window it is for.
-///
-/// # Byte layout
-/// `encode` gives the key's bytes, then the window start, then the window end, each an 8-byte
-/// big-endian two's-complement `i64`:
-///
-/// ```text
-/// | key bytes (n) | start (8, big-endian) | end (8, big-endian) |
-/// ```
-///
-/// The key's length is the total length minus 16, so any key bytes decode unambiguously.
-/// Kafka's `TimeWindowedSerde` writes only key and start (its deserializer is told the window
-/// size) and its `SessionWindowedSerde` writes the end before the start; Riverbed writes both
-/// bounds, start first, so one self-describing layout serves every window kind, and all windows
-/// of a key are adjacent and ordered by start (for non-negative starts) in a byte-ordered store.
-///
-/// ```
-/// use riverbed::streams::{Serde, Window, Windowed};
-///
-/// let w = Windowed::new("k".to_string(), Window::new(60_000, 120_000));
-/// let bytes = w.encode()?;
-/// assert_eq!(bytes.len(), 1 + 16);
-/// assert_eq!(&bytes[..1], b"k");
-/// assert_eq!(&bytes[1..9], &60_000i64.to_be_bytes());
-/// assert_eq!(Windowed::<String>::decode(&bytes)?, w);
-/// # Ok::<(), riverbed::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Windowed<K> {
-    /// The record key.
-    pub key: K,
-    /// The window.
-    pub window: Window,
-}
-
-impl<K> Windowed<K> {
-    /// A windowed key.
-    pub fn new(key: K, window: Window) -> Self {
-        Windowed { key, window }
-    }
-}
-
-/// The encoded windowed key for `key_bytes` and `w`. The bounds are written as `i64`'s serde
-/// writes them, directly: a number always has its bytes, so this cannot fail.
-#[allow(
-    clippy::big_endian_bytes,
-    reason = "the layout is i64's serde's, big-endian"
-)]
-pub(crate) fn windowed_bytes(key_bytes: &[u8], w: Window) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key_bytes.len() + 16);
-    out.extend_from_slice(key_bytes);
-    out.extend(w.start.to_be_bytes());
-    out.extend(w.end.to_be_bytes());
-    out
-}
-
-/// The key under which a window store keeps its aggregation's stream time (shorter than any
-/// windowed key, so it never collides with one; queries skip it).
-pub(crate) const STREAM_TIME_KEY: &[u8] = b"stream-time";
-
-/// Whether a window-store key is bookkeeping ([`STREAM_TIME_KEY`]), not a window.
-pub(crate) fn is_meta(key: &[u8]) -> bool {
-    key.len() < 16
-}
-
-/// Splits an encoded windowed key into key bytes and window.
-pub(crate) fn split_windowed(bytes: &[u8]) -> Result<(&[u8], Window)> {
-    let Some(n) = bytes.len().checked_sub(16) else {
-        return Err(deserialization_error(format!(
-            "Windowed: expected at least 16 bytes (key, start, end), found {}",
-            bytes.len()
-        )));
-    };
-    let start = i64::decode(&bytes[n..n + 8])?;
-    let end = i64::decode(&bytes[n + 8..])?;
-    Ok((&bytes[..n], Window { start, end }))
-}
-
-impl<K: Serde> Serde for Windowed<K> {
-    fn encode(&self) -> Result<Vec<u8>> {
-        Ok(windowed_bytes(&self.key.encode()?, self.window))
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        let (k, window) = split_windowed(bytes)?;
-        Ok(Windowed {
-            key: K::decode(k)?,
-            window,
-        })
-    }
-}
+pub(crate) use crate::streams::state::window_store::{split_windowed, windowed_bytes};
+pub use crate::streams::state::window_store::{ReadOnlyWindowStore, Window, Windowed};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -292,7 +178,7 @@ impl TimeWindows {
 /// its right window (issue 13: difference 5, grace 15, records at 10, 24, 5: the record at 5
 /// counts in `[5, 10]`). Each window the record would have updated or created but that has
 /// closed counts one dropped record, as Kafka logs and meters each (see
-/// [`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records)).
+/// [`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records)).
 ///
 /// **Which windows exist.** A record updates the stored windows that hold it, then creates
 /// the windows Kafka creates: the previous record's right window (Kafka finds the previous
@@ -304,7 +190,8 @@ impl TimeWindows {
 /// Kafka's, although one that holds it is open). Riverbed keeps the raw records (in a second
 /// store, `<store>-records`, with its own changelog, until no window that a record still
 /// accepted could consult holds them), so it computes a new window from the records within it
-/// and a neighbour's latest timestamp from its records; so `V` must have a [`Serde`].
+/// and a neighbour's latest timestamp from its records; so `V` must have a
+/// [`Serde`](crate::streams::Serde).
 ///
 /// **Retention.** A window stays in the store `retention` after it closes (default one day),
 /// and never less than `2 * difference` after, since an accepted record consults the windows
@@ -349,14 +236,15 @@ impl SlidingWindows {
 /// Session windows (Kafka's `SessionWindows`): a key's records closer than the inactivity gap
 /// form one session `[first, last]` (inclusive). A record that falls within the gap of several
 /// sessions merges them into one: the merged-away sessions are deleted from the aggregation's
-/// table (so [`KTable::to_stream_with_tombstones`](super::KTable::to_stream_with_tombstones)
-/// gives `None` for each, a tombstone when written to a topic), then the merged session is
-/// updated with its aggregate.
+/// table (so
+/// [`KTable::to_stream_with_tombstones`](crate::streams::KTable::to_stream_with_tombstones) gives
+/// `None` for each, a tombstone when written to a topic), then the merged session is updated with
+/// its aggregate.
 ///
 /// A session closes when stream time passes its end + inactivity gap + grace, that is at
 /// stream time `end + gap + 1 + grace`: a record is dropped if the session it would make (after
 /// merging) has closed, and
-/// [`Suppressed::until_window_closes`](super::Suppressed::until_window_closes) emits the
+/// [`Suppressed::until_window_closes`](crate::streams::Suppressed::until_window_closes) emits the
 /// session then. This is Kafka's rule (`KStreamSessionWindowAggregate`: a record is skipped
 /// when its merged session's end < stream time − grace − gap): until the gap has passed, a new
 /// record could still extend the session, so grace only starts counting after it. Kafka's
@@ -429,167 +317,6 @@ impl SessionWindows {
     }
 }
 
-/// A read-only view of a window store's committed state across all tasks, for interactive
-/// queries ([`App::window_store`](super::App::window_store),
-/// [`TopologyTestDriver::window_store`](super::TopologyTestDriver::window_store)). Like
-/// [`ReadOnlyKeyValueStore`](super::ReadOnlyKeyValueStore) it sees committed state only.
-pub struct ReadOnlyWindowStore<K, V> {
-    name: String,
-    committed: Committed,
-    /// The rows hold their timestamp before the value (a time-window aggregation's store); the
-    /// queries return the plain values.
-    timestamped: bool,
-    _types: PhantomData<fn(K, V)>,
-}
-
-impl<K, V> std::fmt::Debug for ReadOnlyWindowStore<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadOnlyWindowStore")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: Serde, V: Serde> ReadOnlyWindowStore<K, V> {
-    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool) -> Self {
-        ReadOnlyWindowStore {
-            name: name.to_string(),
-            committed,
-            timestamped,
-            _types: PhantomData,
-        }
-    }
-
-    /// The store's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The windows of `key` that start in `[time_from, time_to]` (both inclusive, Kafka's
-    /// `WindowStore::fetch`), with their aggregates, ordered by start then end.
-    ///
-    /// # Errors
-    /// [`Deserialization`](crate::ErrorKind::Deserialization) if the stored bytes are not a
-    /// windowed key and a `V` (the store is not a window store of these types);
-    /// [`Serialization`](crate::ErrorKind::Serialization) if `key` does not encode.
-    pub fn fetch(
-        &self,
-        key: impl Into<K>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<Vec<(Window, V)>> {
-        Ok(self
-            .of_key(key)?
-            .into_iter()
-            .filter(|(w, _)| w.start >= time_from && w.start <= time_to)
-            .collect())
-    }
-
-    /// The sessions of `key` that end at or after `earliest_end` and start at or before
-    /// `latest_start` (Kafka's `SessionStore::findSessions`), ordered by start then end.
-    ///
-    /// # Errors
-    /// As [`fetch`](Self::fetch).
-    pub fn find_sessions(
-        &self,
-        key: impl Into<K>,
-        earliest_end: i64,
-        latest_start: i64,
-    ) -> Result<Vec<(Window, V)>> {
-        Ok(self
-            .of_key(key)?
-            .into_iter()
-            .filter(|(w, _)| w.end >= earliest_end && w.start <= latest_start)
-            .collect())
-    }
-
-    /// Every window of every key starting in `[time_from, time_to]`, ordered by key bytes, then
-    /// start, then end.
-    ///
-    /// # Errors
-    /// As [`fetch`](Self::fetch).
-    pub fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<Vec<(Windowed<K>, V)>> {
-        Ok(self
-            .all()?
-            .into_iter()
-            .filter(|(w, _)| w.window.start >= time_from && w.window.start <= time_to)
-            .collect())
-    }
-
-    /// Every window in the store, ordered by key bytes, then start, then end.
-    ///
-    /// # Errors
-    /// As [`fetch`](Self::fetch).
-    pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
-        let committed = self.committed.read();
-        let mut raw: BTreeMap<(Vec<u8>, Window), &Vec<u8>> = BTreeMap::new();
-        for m in committed.values() {
-            for (k, v) in m.iter().filter(|(k, _)| !is_meta(k)) {
-                let (kb, w) = split_windowed(k)?;
-                raw.insert((kb.to_vec(), w), v);
-            }
-        }
-        raw.into_iter()
-            .map(|((kb, window), v)| {
-                Ok((
-                    Windowed {
-                        key: K::decode(&kb)?,
-                        window,
-                    },
-                    self.decode_value(v)?,
-                ))
-            })
-            .collect()
-    }
-
-    /// The value of a stored row (the bytes after its timestamp in a timestamped store).
-    fn decode_value(&self, stored: &[u8]) -> Result<V> {
-        if self.timestamped {
-            V::decode(split_timestamped(stored)?.1)
-        } else {
-            V::decode(stored)
-        }
-    }
-
-    fn of_key(&self, key: impl Into<K>) -> Result<Vec<(Window, V)>> {
-        let kb = key.into().encode()?;
-        let lo = windowed_bytes(&kb, Window::new(0, 0));
-        let hi = windowed_bytes(&kb, Window::new(-1, -1));
-        let committed = self.committed.read();
-        let mut out = Vec::new();
-        for m in committed.values() {
-            // All-zero to all-one suffixes bound every window of the key (the key's length
-            // is fixed by the 16-byte suffix, so longer keys in the range are skipped).
-            for (k, v) in m
-                .range(lo.clone()..=hi.clone())
-                .filter(|(k, _)| !is_meta(k))
-            {
-                let (kb2, w) = split_windowed(k)?;
-                if kb2 == kb.as_slice() {
-                    out.push((w, self.decode_value(v)?));
-                }
-            }
-        }
-        out.sort_by_key(|(w, _)| *w);
-        Ok(out)
-    }
-}
-
-/// The committed-view handle for the store `name` of `registry`, or an error naming `what`.
-pub(crate) fn window_store<K: Serde, V: Serde>(
-    registry: &super::state::Registry,
-    name: &str,
-    timestamped: bool,
-    what: &str,
-) -> Result<ReadOnlyWindowStore<K, V>> {
-    match registry.get(name) {
-        Some(c) => Ok(ReadOnlyWindowStore::new(name, Arc::clone(c), timestamped)),
-        None => Err(Error::invalid(format!(
-            "{what} has no state store {name:?}"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,16 +328,5 @@ mod tests {
         assert_eq!(w.windows_for(12), [Window::new(5, 15), Window::new(10, 20)]);
         assert_eq!(w.windows_for(3), [Window::new(0, 10)]);
         assert!(w.windows_for(-1).is_empty());
-    }
-
-    #[test]
-    fn windowed_layout_and_errors() {
-        let w = Windowed::new(7i32, Window::new(-5, 9));
-        let b = w.encode().unwrap();
-        assert_eq!(b.len(), 4 + 16);
-        // The same bytes as i64's serde, the layout the docs promise.
-        assert_eq!(b[4..12], (-5i64).encode().unwrap());
-        assert_eq!(Windowed::<i32>::decode(&b).unwrap(), w);
-        assert!(Windowed::<i32>::decode(&b[..10]).is_err());
     }
 }

@@ -25,18 +25,19 @@
 //! [`ROW_TIMESTAMP_HEADER`] (FORMAT.md 8.6); a changelog record without that header (written
 //! before timestamps were kept) restores a row whose timestamp is unknown, `i64::MIN`, which
 //! the next update's timestamp replaces. Reads through [`KeyValueStore`] and
-//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](super::ReadOnlyWindowStore)) strip
-//! the timestamp, so queries see plain values. The stores of sliding and session windows stay
+//! [`ReadOnlyKeyValueStore`] (and [`ReadOnlyWindowStore`](crate::streams::ReadOnlyWindowStore))
+//! strip the timestamp, so queries see plain values. The stores of sliding and session windows stay
 //! plain: their results' timestamps follow from the windows' bounds and records.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::serde::{deserialization_error, Serde};
 use crate::error::Result;
+use crate::streams::serde::{deserialization_error, Serde};
 
 /// The header that marks a changelog record of a timestamped store whose record timestamp is
 /// the row's timestamp (FORMAT.md 8.6).
@@ -76,6 +77,12 @@ fn timestamped_row(timestamp: i64, value: &[u8]) -> Vec<u8> {
     row
 }
 
+/// The key under which a store's stream time travels in its changelog and its checkpoint
+/// snapshots (FORMAT.md 8.5): 11 bytes, shorter than any windowed key (16 bytes or more), so it
+/// never collides with a window or a join record. In memory the stream time is no row (see
+/// [`KvState::stream_time`]).
+pub(crate) const STREAM_TIME_KEY: &[u8] = b"stream-time";
+
 /// The name of a store's changelog topic.
 pub(crate) fn changelog_topic(app_id: &str, store: &str) -> String {
     format!("{app_id}-{store}-changelog")
@@ -95,9 +102,26 @@ pub(crate) struct KvState {
     /// The rows carry their timestamp (see the module docs): the store of a DSL table or
     /// aggregation.
     pub timestamped: bool,
+    /// The store keeps its operator's stream time (a windowed aggregation's store, a
+    /// stream-stream join's buffers; see [`stream_time`](Self::stream_time)).
+    pub keeps_stream_time: bool,
+    stream_time: Option<i64>,
+    /// The stream time changed since the last commit: the changelog gets it.
+    stream_time_dirty: bool,
+    /// The stream time as the changelog carries it (i64's serde: 8 bytes, big-endian).
+    stream_time_bytes: [u8; 8],
 }
 
 impl KvState {
+    /// An empty store: `timestamped` rows, keeping a stream time if `keeps_stream_time`.
+    pub fn new(timestamped: bool, keeps_stream_time: bool) -> KvState {
+        KvState {
+            timestamped,
+            keeps_stream_time,
+            ..KvState::default()
+        }
+    }
+
     /// The working map, for a write: copied first if the committed view shares it.
     pub fn data_mut(&mut self) -> &mut BTreeMap<Vec<u8>, Vec<u8>> {
         Arc::make_mut(&mut self.data)
@@ -172,10 +196,109 @@ impl KvState {
         Ok(out)
     }
 
+    /// The stream time of the operator that owns the store (the largest record timestamp it
+    /// has seen), which decides which windows have closed; `None` before its first record.
+    /// It is metadata of the store, not a row: reads, queries and the operators' scans of the
+    /// rows never meet it. It survives restarts and moves: the changelog and checkpoint
+    /// snapshots carry it as the row [`STREAM_TIME_KEY`] (FORMAT.md 8.5), the layout earlier
+    /// versions kept in memory too, so their changelogs and snapshots restore it unchanged.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.stream_time
+    }
+
+    /// Sets the stream time (see [`stream_time`](Self::stream_time)); the next commit writes
+    /// it to the changelog.
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
+    pub fn set_stream_time(&mut self, t: i64) {
+        self.stream_time = Some(t);
+        self.stream_time_bytes = t.to_be_bytes();
+        self.stream_time_dirty = true;
+    }
+
+    /// The stream time's changelog record if it changed since the last commit: its value
+    /// bytes and, in a timestamped store, its row timestamp (the stream time itself).
+    pub fn stream_time_change(&self) -> Option<(&[u8], Option<i64>)> {
+        let t = self.stream_time.filter(|_| self.stream_time_dirty)?;
+        Some((&self.stream_time_bytes, self.timestamped.then_some(t)))
+    }
+
+    /// Marks the stream time committed (it went to the changelog).
+    pub fn stream_time_committed(&mut self) {
+        self.stream_time_dirty = false;
+    }
+
+    /// Reads a stream time from its changelog value (i64's serde).
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
+    fn restore_stream_time(&mut self, value: Option<&[u8]>) -> Result<()> {
+        match value {
+            Some(v) => {
+                let t = i64::decode(v)?;
+                self.stream_time = Some(t);
+                self.stream_time_bytes = t.to_be_bytes();
+            }
+            None => self.stream_time = None,
+        }
+        Ok(())
+    }
+
+    /// Replaces the contents with a checkpoint snapshot's; the snapshot's stream-time row, if
+    /// any, becomes the stream time.
+    ///
+    /// # Errors
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) for a stream-time row that is no
+    /// stream time (the store is not restored then).
+    pub fn load_snapshot(&mut self, mut data: BTreeMap<Vec<u8>, Vec<u8>>) -> Result<()> {
+        if self.keeps_stream_time {
+            if let Some(row) = data.remove(STREAM_TIME_KEY) {
+                let (value, _) = self.row(&row)?;
+                self.restore_stream_time(Some(value))?;
+            }
+        }
+        self.data = Arc::new(data);
+        Ok(())
+    }
+
+    /// The contents as a checkpoint snapshot holds them: the rows, plus the stream time as the
+    /// row [`STREAM_TIME_KEY`] (timestamped like the other rows in a timestamped store).
+    pub fn snapshot_data(&self) -> Cow<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        match self.stream_time.filter(|_| self.keeps_stream_time) {
+            None => Cow::Borrowed(&*self.data),
+            Some(t) => {
+                let mut data = (*self.data).clone();
+                let row = if self.timestamped {
+                    timestamped_row(t, &self.stream_time_bytes)
+                } else {
+                    self.stream_time_bytes.to_vec()
+                };
+                data.insert(STREAM_TIME_KEY.to_vec(), row);
+                Cow::Owned(data)
+            }
+        }
+    }
+
     /// Applies a changelog record (no dirty tracking: it is committed already). `timestamp`
     /// is the row's timestamp the record carries (`None`: it carries none); a plain store
-    /// ignores it.
-    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: Option<i64>) {
+    /// ignores it. A store that keeps a stream time takes the record of [`STREAM_TIME_KEY`]
+    /// as its stream time.
+    ///
+    /// # Errors
+    /// [`Deserialization`](crate::ErrorKind::Deserialization) for a stream-time record whose
+    /// value is no i64.
+    pub fn restore(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        timestamp: Option<i64>,
+    ) -> Result<()> {
+        if self.keeps_stream_time && key == STREAM_TIME_KEY {
+            return self.restore_stream_time(value);
+        }
         let timestamped = self.timestamped;
         let data = self.data_mut();
         match value {
@@ -186,6 +309,7 @@ impl KvState {
             Some(v) => data.insert(key.to_vec(), v.to_vec()),
             None => data.remove(key),
         };
+        Ok(())
     }
 
     /// The value bytes of a stored row (without its timestamp in a timestamped store) and the
@@ -205,6 +329,25 @@ impl KvState {
 /// with its task's working state until the task's first write (see the module docs); writers
 /// go through `Arc::make_mut`.
 pub(crate) type Committed = Arc<RwLock<BTreeMap<u32, Arc<BTreeMap<Vec<u8>, Vec<u8>>>>>>;
+
+/// Applies a record of a global table's topic to the table's store `data` (one map, under
+/// partition 0, so that interactive queries read it like any store): a value replaces the
+/// key's, a tombstone deletes it.
+pub(crate) fn global_apply(data: &Committed, key: &[u8], value: Option<&[u8]>) {
+    let mut data = data.write();
+    // The global store's map is never shared with a task's working state, so this never
+    // copies it.
+    let map = Arc::make_mut(data.entry(0).or_default());
+    match value {
+        Some(v) => map.insert(key.to_vec(), v.to_vec()),
+        None => map.remove(key),
+    };
+}
+
+/// The current value of `key` in a global table's store `data`.
+pub(crate) fn global_get(data: &Committed, key: &[u8]) -> Option<Vec<u8>> {
+    data.read().get(&0).and_then(|m| m.get(key).cloned())
+}
 
 /// The committed view of every store of an application, by store name.
 pub(crate) type Registry = Arc<HashMap<String, Committed>>;
@@ -369,7 +512,8 @@ fn decode_row<V: Serde>(stored: &[u8], timestamped: bool) -> Result<V> {
 }
 
 /// A read-only view of a store's committed state across all tasks, for interactive queries
-/// ([`App::store`](super::App::store), [`TopologyTestDriver::store`](super::TopologyTestDriver::store)).
+/// ([`App::store`](crate::streams::App::store),
+/// [`TopologyTestDriver::store`](crate::streams::TopologyTestDriver::store)).
 ///
 /// It sees what the application committed (in the test driver: everything processed so far),
 /// never a task's uncommitted work. Keys are ordered by their serialized bytes, as in Kafka
@@ -379,8 +523,6 @@ pub struct ReadOnlyKeyValueStore<K, V> {
     committed: Committed,
     /// The rows carry their timestamp, which reads strip.
     timestamped: bool,
-    /// A windowed aggregation's store: its bookkeeping row is not an entry.
-    window: bool,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -393,12 +535,11 @@ impl<K, V> std::fmt::Debug for ReadOnlyKeyValueStore<K, V> {
 }
 
 impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
-    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool, window: bool) -> Self {
+    pub(crate) fn new(name: &str, committed: Committed, timestamped: bool) -> Self {
         ReadOnlyKeyValueStore {
             name: name.to_string(),
             committed,
             timestamped,
-            window,
             _types: PhantomData,
         }
     }
@@ -448,8 +589,9 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for a store that keeps no row
-    /// timestamps (a sliding or session window store, or one added with
-    /// [`add_state_store`](super::Topology::add_state_store)); otherwise as [`get`](Self::get).
+    /// timestamps (one added with
+    /// [`add_state_store`](crate::streams::Topology::add_state_store)); otherwise as
+    /// [`get`](Self::get).
     pub fn get_with_timestamp(&self, key: impl Into<K>) -> Result<Option<(V, i64)>> {
         if !self.timestamped {
             return Err(crate::Error::invalid(format!(
@@ -494,14 +636,7 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
 
     /// How many keys the committed state holds.
     pub fn approximate_num_entries(&self) -> usize {
-        let meta = |m: &BTreeMap<Vec<u8>, Vec<u8>>| {
-            usize::from(self.window && m.contains_key(super::window::STREAM_TIME_KEY))
-        };
-        self.committed
-            .read()
-            .values()
-            .map(|m| m.len() - meta(m))
-            .sum()
+        self.committed.read().values().map(|m| m.len()).sum()
     }
 
     fn merged(
@@ -512,9 +647,6 @@ impl<K: Serde, V: Serde> ReadOnlyKeyValueStore<K, V> {
         let mut out = BTreeMap::new();
         for m in committed.values() {
             for (k, v) in pick(m) {
-                if self.window && super::window::is_meta(k) {
-                    continue;
-                }
                 out.insert(k.clone(), v.clone());
             }
         }
@@ -535,8 +667,8 @@ mod tests {
     #[test]
     fn writes_after_the_view_shares_the_restored_map_do_not_reach_the_view() {
         let mut s = KvState::default();
-        s.restore(b"a", Some(b"1"), None);
-        s.restore(b"b", Some(b"2"), None);
+        s.restore(b"a", Some(b"1"), None).unwrap();
+        s.restore(b"b", Some(b"2"), None).unwrap();
         // What `Task::init` publishes: the restored map itself.
         let view = Arc::clone(&s.data);
         assert!(Arc::ptr_eq(&view, &s.data), "publishing copies nothing");
@@ -555,8 +687,8 @@ mod tests {
             timestamped: true,
             ..KvState::default()
         };
-        s.restore(b"old", Some(b"v0"), None);
-        s.restore(b"new", Some(b"v1"), Some(42));
+        s.restore(b"old", Some(b"v0"), None).unwrap();
+        s.restore(b"new", Some(b"v1"), Some(42)).unwrap();
         let row = |s: &KvState, k: &[u8]| {
             let (v, ts) = s.row(&s.data[k]).unwrap();
             (v.to_vec(), ts)
@@ -585,6 +717,65 @@ mod tests {
         let typed = KeyValueStore::<Vec<u8>, Vec<u8>>::new(&mut s, None);
         assert!(typed.get(&b"short".to_vec()).is_err());
         assert!(typed.all().is_err());
+    }
+
+    /// The stream time is store metadata, not a row; it still travels as the `stream-time`
+    /// row in the changelog and in snapshots, byte for byte as before it became metadata (a
+    /// plain i64 in a plain store; timestamp then i64 in a timestamped one), so changelogs and
+    /// snapshots written by earlier versions restore it.
+    #[test]
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "the layout is i64's serde's, big-endian"
+    )]
+    fn the_stream_time_is_no_row_and_restores_from_the_rows_earlier_versions_wrote() {
+        for timestamped in [false, true] {
+            let mut s = KvState::new(timestamped, true);
+            assert_eq!(s.stream_time_change(), None);
+            s.set_stream_time(300);
+            assert!(
+                s.data.is_empty() && s.dirty.is_empty(),
+                "no row, nothing dirty"
+            );
+            let (value, ts) = s.stream_time_change().unwrap();
+            assert_eq!(value, 300i64.to_be_bytes());
+            assert_eq!(ts, timestamped.then_some(300));
+            s.stream_time_committed();
+            assert_eq!(s.stream_time_change(), None);
+
+            // The snapshot row, as earlier versions kept it in memory and in snapshots.
+            let old_row = if timestamped {
+                [300i64.to_be_bytes(), 300i64.to_be_bytes()].concat()
+            } else {
+                300i64.to_be_bytes().to_vec()
+            };
+            let snap = s.snapshot_data().into_owned();
+            assert_eq!(snap.get(STREAM_TIME_KEY), Some(&old_row));
+            let mut loaded = KvState::new(timestamped, true);
+            loaded.load_snapshot(snap).unwrap();
+            assert_eq!(loaded.stream_time(), Some(300));
+            assert!(loaded.data.is_empty());
+
+            // A changelog record of the key, as earlier versions wrote it (the plain i64).
+            let mut restored = KvState::new(timestamped, true);
+            restored
+                .restore(STREAM_TIME_KEY, Some(&300i64.to_be_bytes()), Some(300))
+                .unwrap();
+            assert_eq!(restored.stream_time(), Some(300));
+            assert!(restored.data.is_empty());
+            // One that is no i64 is a typed error, not a panic or a made-up time.
+            assert!(restored
+                .restore(STREAM_TIME_KEY, Some(b"xyz"), None)
+                .is_err());
+            let mut bad = BTreeMap::new();
+            bad.insert(STREAM_TIME_KEY.to_vec(), vec![1, 2]);
+            assert!(KvState::new(timestamped, true).load_snapshot(bad).is_err());
+        }
+        // A store that keeps no stream time (a Processor API store) keeps the key as a row.
+        let mut plain = KvState::new(false, false);
+        plain.restore(STREAM_TIME_KEY, Some(b"v"), None).unwrap();
+        assert_eq!(plain.data.get(STREAM_TIME_KEY), Some(&b"v".to_vec()));
+        assert_eq!(plain.stream_time(), None);
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //!
 //! - [`Suppressed::until_window_closes`]: when the key's window closes (stream time reaches
 //!   window end plus grace, for a session end plus inactivity gap plus grace, see
-//!   [`window`](super::window)). Since a windowed aggregation drops records for closed windows,
-//!   this emits exactly one final result per window. A window deleted before it closed (a
-//!   session merged into another) was never emitted, so its tombstone is dropped, as Kafka's
-//!   final results drop tombstones (`SuppressedInternal.safeToDropTombstones`;
+//!   [`window`](crate::streams::dsl::window)). Since a windowed aggregation drops records for
+//!   closed windows, this emits exactly one final result per window. A window deleted before it
+//!   closed (a session merged into another) was never emitted, so its tombstone is dropped, as
+//!   Kafka's final results drop tombstones (`SuppressedInternal.safeToDropTombstones`;
 //!   `KTableSuppressProcessorTest.finalResultsShouldDropTombstonesForSessionWindows`). Only for
 //!   the table of a windowed aggregation, directly.
 //! - [`Suppressed::until_time_limit`]: `limit` of stream time after the key's first buffered
@@ -17,7 +17,7 @@
 //!   timer. At most one update per key per `limit`.
 //!
 //! Due keys are forwarded in due-time order (then key bytes), with the timestamp and the
-//! [`Headers`](super::Headers) of their last update (as Kafka's buffer keeps each record's
+//! [`Headers`](crate::streams::Headers) of their last update (as Kafka's buffer keeps each record's
 //! context; not the headers of the record being processed when they are emitted), after each
 //! record that reaches the node and whenever stream time advances.
 //!
@@ -30,11 +30,11 @@
 //!   until the buffer fits again, so the limit is on memory, not on correctness of the values
 //!   (a key emitted early may be emitted again later). Only for `until_time_limit`: emitting a
 //!   window early would break `until_window_closes`' promise of one final result, so
-//!   [`Builder::build`](super::Builder::build) refuses that combination (as Kafka's
+//!   [`Builder::build`](crate::streams::Builder::build) refuses that combination (as Kafka's
 //!   `StrictBufferConfig` does).
 //! - [`BufferConfig::shut_down_when_full`] (the default for a bounded buffer): the update fails
 //!   with [`StreamsProcessing`](crate::ErrorKind::StreamsProcessing) naming the buffer and its
-//!   limit, which stops the application (see [`App`](super::App)) without committing the
+//!   limit, which stops the application (see [`App`](crate::streams::App)) without committing the
 //!   update; nothing is emitted early.
 //!
 //! **Where Riverbed differs from Kafka, on purpose** (checked against Kafka's
@@ -55,7 +55,7 @@
 //!   (which downstream may never have seen): a table aggregation downstream subtracts the
 //!   value it had added.
 //! - A session's final result comes out when the session has closed, 1 ms of stream time after
-//!   Kafka's suppression emits it (see [`SessionWindows`](super::SessionWindows)).
+//!   Kafka's suppression emits it (see [`SessionWindows`](crate::streams::SessionWindows)).
 //! - Kafka's final results drop every tombstone; Riverbed's drop those of windows never
 //!   emitted. The one other kind: a late record may join a closed session, already emitted,
 //!   to one still open (the aggregation looks at the merged session only, as Kafka's does);
@@ -66,14 +66,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::dsl::{Change, Getter, KTable};
-use super::headers::Headers;
-use super::processor::{Data, Processor, ProcessorContext, PunctuationType, StreamRecord};
-use super::serde::Serde;
-use super::state::UNKNOWN_TIMESTAMP;
-use super::window::{split_windowed, CloseRule};
 use crate::error::{corrupt, Error, ErrorKind, Result};
 use crate::record::HeaderIter;
+use crate::streams::dsl::window::{split_windowed, CloseRule};
+use crate::streams::dsl::{Change, Getter, KTable};
+use crate::streams::headers::Headers;
+use crate::streams::serde::Serde;
+use crate::streams::state::store::UNKNOWN_TIMESTAMP;
+use crate::streams::topology::processor::{
+    Data, Processor, ProcessorContext, PunctuationType, StreamRecord,
+};
+use crate::streams::topology::StoreKind;
 
 /// When a suppressed table forwards its updates; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +99,7 @@ pub struct Suppressed {
 ///   ahead of time until the buffer fits (a key emitted early may be emitted again later).
 ///   Only with [`Suppressed::until_time_limit`]: emitting a window early would break
 ///   [`Suppressed::until_window_closes`]' one final result per window, so
-///   [`Builder::build`](super::Builder::build) refuses that combination (as Kafka's
+///   [`Builder::build`](crate::streams::Builder::build) refuses that combination (as Kafka's
 ///   `StrictBufferConfig` does).
 ///
 /// ```
@@ -255,10 +258,11 @@ enum Mode {
 impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
     /// This table's updates held back as `suppressed` says (see [`Suppressed`]). Each update
     /// forwarded carries the key's latest value and the value it had when last forwarded (as
-    /// Kafka's), with the timestamp and headers of the key's latest update. The result has no store of its own ([`store_name`](KTable::store_name) is
-    /// `None`); reading it (in a join, say) gives a key's value as last forwarded.
+    /// Kafka's), with the timestamp and headers of the key's latest update. The result has no store
+    /// of its own ([`store_name`](KTable::store_name) is `None`); reading it (in a join, say) gives
+    /// a key's value as last forwarded.
     ///
-    /// [`Builder::build`](super::Builder::build) fails with
+    /// [`Builder::build`](crate::streams::Builder::build) fails with
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for
     /// [`until_window_closes`](Suppressed::until_window_closes) on a table that is not a
     /// windowed aggregation's.
@@ -332,7 +336,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
                 None => upstream(lookup, k),
             });
         b.add(|t| {
-            t.add_state_store(&buffer)?;
+            t.add_store(&buffer, StoreKind::SuppressBuffer, false)?;
             t.add_processor::<_, K, Change<V>, K, Change<V>>(
                 &node,
                 move || Suppress {

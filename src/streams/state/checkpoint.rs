@@ -21,7 +21,7 @@ use crate::small_file::{self, Binary, Durability};
 /// The directory of the snapshots, inside the store directory.
 pub(crate) const DIR: &str = crate::fs::STREAMS_DIR;
 /// Version 2: the rows of timestamped stores (tables, aggregations) hold their timestamp before
-/// the value (see [`state`](super::state)). Version 1 files came before that; their rows of
+/// the value (see [`state`](super::store)). Version 1 files came before that; their rows of
 /// such stores have no timestamp, and the file does not say which stores those were, so they
 /// are refused (the store is restored from its changelog, which is always correct).
 const VERSION: u16 = 2;

@@ -87,13 +87,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::KStream;
 use crate::error::{Error, Result};
-use crate::streams::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use crate::streams::dsl::window::{split_windowed, windowed_bytes, Window};
+use crate::streams::dsl::KStream;
+use crate::streams::operators::windowed::drop_record;
 use crate::streams::serde::{deserialization_error, Serde};
-use crate::streams::state::KvState;
-use crate::streams::window::{is_meta, split_windowed, windowed_bytes, Window, STREAM_TIME_KEY};
-use crate::streams::windowed::drop_record;
+use crate::streams::state::store::KvState;
+use crate::streams::topology::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use crate::streams::topology::StoreKind;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -124,9 +125,9 @@ fn millis(d: Duration) -> i64 {
 /// **Left and outer joins.** A left record that finds no partner is *not* emitted at once (it
 /// may still find one): it is emitted as `joiner(l, None)` once its window has closed without
 /// any pair, with its own timestamp, and then never pairs (Kafka may still pair it with a late
-/// right record; Riverbed deliberately keeps the result final). A left record that arrives after its window
-/// closed and finds no partner is emitted alone at once, as in Kafka. Once a record has a pair
-/// it only ever appears in joined results.
+/// right record; Riverbed deliberately keeps the result final). A left record that arrives after
+/// its window closed and finds no partner is emitted alone at once, as in Kafka. Once a record has
+/// a pair it only ever appears in joined results.
 /// The outer join does the same for right records as well (`joiner(None, Some(r))`). Unmatched
 /// results come out when a record reaching the join moves stream time past their window; those
 /// that come out together are ordered as Kafka orders them (its outer-join store's order): by
@@ -372,19 +373,17 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data> StreamStreamJ
             .max(self.stream_time.unwrap_or(i64::MIN));
         if self.stream_time != Some(now) {
             self.stream_time = Some(now);
-            ctx.raw_store(&self.left_store)?
-                .put(STREAM_TIME_KEY.to_vec(), now.encode()?);
+            ctx.raw_store(&self.left_store)?.set_stream_time(now);
         }
         Ok(now)
     }
 }
 
-/// The stored records of `state` (skipping bookkeeping keys): `(key, timestamp, sequence)`.
+/// The stored records of `state`: `(key, timestamp, sequence)`.
 fn stored_records(state: &KvState) -> Result<Vec<(Vec<u8>, i64, i64)>> {
     state
         .data
         .keys()
-        .filter(|k| !is_meta(k))
         .map(|k| split_windowed(k).map(|(_, w)| (k.clone(), w.start, w.end)))
         .collect()
 }
@@ -397,11 +396,7 @@ impl<K: Data + Serde, V: Data + Serde, VO: Data + Serde, VR: Data>
         self.by_expiry.clear();
         self.next_seq = 0;
         let left = ctx.raw_store(&self.left_store)?;
-        self.stream_time = left
-            .data
-            .get(STREAM_TIME_KEY)
-            .map(|b| i64::decode(b))
-            .transpose()?;
+        self.stream_time = left.stream_time();
         for side in [Side::Left, Side::Right] {
             let store = self.store_of(side).to_string();
             for (key, ts, seq) in stored_records(ctx.raw_store(&store)?)? {
@@ -644,8 +639,8 @@ impl<'b, K: Data + Serde, V: Data + Serde> KStream<'b, K, V> {
         });
         let stores = [left_store.to_string(), right_store.to_string()];
         b.add(|t| {
-            t.add_state_store(&left_store)?;
-            t.add_state_store(&right_store)?;
+            t.add_store(&left_store, StoreKind::JoinBuffer, false)?;
+            t.add_store(&right_store, StoreKind::JoinBuffer, false)?;
             t.add_processor::<_, K, JoinInput<V, VO>, K, VR>(
                 &node,
                 move || StreamStreamJoin {

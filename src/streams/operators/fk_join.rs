@@ -68,11 +68,12 @@
 
 use std::sync::Arc;
 
-use super::table::{read, read_value, store_getter, Change};
-use super::{KTable, Materialized};
 use crate::error::Result;
-use crate::streams::processor::{Data, ProcessorContext, StreamRecord};
+use crate::streams::dsl::table::{read, read_value, store_getter, Change};
+use crate::streams::dsl::{KTable, Materialized};
 use crate::streams::serde::{deserialization_error, Serde};
+use crate::streams::topology::processor::{Data, ProcessorContext, StreamRecord};
+use crate::streams::topology::StoreKind;
 
 /// The result of joining a left value with its right value (`None`: absent or null foreign
 /// key), or `None` if the left row has no result row.
@@ -233,7 +234,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KTable<'b, K, V> {
         let subscription_store = format!("{result_store}-subscription-store");
         b.add(|t| {
             t.add_state_store(&result_store)?;
-            t.add_state_store(&subscription_store)?;
+            t.add_store(&subscription_store, StoreKind::Subscriptions, false)?;
             Ok(())
         });
 

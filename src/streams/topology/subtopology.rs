@@ -11,7 +11,7 @@
 //!
 //! **Partition counts.** An input topic has the count it was created with. A repartition topic
 //! has the count given with
-//! [`Repartitioned::with_number_of_partitions`](super::Repartitioned::with_number_of_partitions),
+//! [`Repartitioned::with_number_of_partitions`](crate::streams::Repartitioned::with_number_of_partitions),
 //! else the count of the other source topics of the sub-topology that reads it (so that a
 //! repartition feeding a join is co-partitioned with the other side, as Kafka's
 //! `CopartitionedTopicsEnforcer` does), else the largest count of the source topics of the
@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::topology::{NodeKind, Topology};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
+use crate::streams::topology::{NodeKind, Topology};
 use crate::topic::TopicConfig;
 
 /// A task: sub-topology `subtopology`'s instance for partition `partition` of its source topics.
@@ -107,8 +107,8 @@ pub(crate) fn split(t: &Topology) -> Split {
             unite(&mut parent, i, c);
         }
     }
-    for users in t.store_users.values() {
-        for w in users.windows(2) {
+    for store in &t.stores {
+        for w in store.users.windows(2) {
             unite(&mut parent, w[0], w[1]);
         }
     }
@@ -141,14 +141,14 @@ pub(crate) fn split(t: &Topology) -> Split {
     }
     let mut unconnected_stores = Vec::new();
     for store in &t.stores {
-        let owner = match t.store_users.get(store).and_then(|u| u.first()) {
+        let owner = match store.users.first() {
             Some(&node) => Some(node_sub[node]),
             None if subs.len() == 1 => Some(0),
             None => None,
         };
         match owner {
-            Some(s) => subs[s as usize].stores.push(store.clone()),
-            None => unconnected_stores.push(store.clone()),
+            Some(s) => subs[s as usize].stores.push(store.name.clone()),
+            None => unconnected_stores.push(store.name.clone()),
         }
     }
     Split {

@@ -15,32 +15,31 @@
 //! before a grouping or join after a key change), and [`KStream::split`], [`KStream::merge`],
 //! [`KStream::to_topic_chooser`].
 //!
-//! Windowed aggregations, `suppress` and per-source timestamp extractors are in
-//! [`windowed`](super::windowed) and [`suppress`](super::suppress).
+//! Windowed aggregations ([`KGroupedStream::windowed_by`]), [`KTable::suppress`], per-source
+//! timestamp extractors ([`Consumed`](crate::streams::Consumed)) and the stream-stream and
+//! foreign-key joins are operators, each with the DSL methods that add it (`operators/`).
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::processor::{Data, Processor, ProcessorContext, StreamRecord};
-use super::serde::Serde;
-use super::topology::Topology;
 use crate::error::{Error, Result};
+use crate::streams::serde::Serde;
+use crate::streams::topology::processor::{Data, Processor, ProcessorContext, StreamRecord};
+use crate::streams::topology::{StoreKind, Topology};
 
 mod branch;
-mod fk_join;
 mod join;
 mod repartition;
-mod stream_join;
-mod table;
+pub(crate) mod table;
+pub mod window;
 
 pub use branch::BranchedKStream;
 pub use join::GlobalKTable;
 pub use repartition::Repartitioned;
-pub use stream_join::JoinWindows;
 pub(crate) use table::Change;
 pub use table::KGroupedTable;
-pub(super) use table::{store_getter, Getter};
+pub(crate) use table::{store_getter, Getter};
 
 /// Builds a [`Topology`] with the DSL.
 ///
@@ -62,7 +61,8 @@ pub(super) use table::{store_getter, Getter};
 /// ```
 pub struct Builder {
     /// Windowed aggregation nodes and how their windows close (for `suppress`).
-    pub(super) windowed: RefCell<std::collections::HashMap<String, super::window::CloseRule>>,
+    pub(super) windowed:
+        RefCell<std::collections::HashMap<String, crate::streams::dsl::window::CloseRule>>,
     topology: RefCell<Topology>,
     error: RefCell<Option<Error>>,
     counter: Cell<u32>,
@@ -202,7 +202,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     }
 
     /// Adds a processor node running `f` after this stream's node.
-    fn then<K2: Data, V2: Data>(
+    pub(crate) fn then<K2: Data, V2: Data>(
         &self,
         prefix: &str,
         key_changed: bool,
@@ -376,7 +376,7 @@ impl<K, V> std::fmt::Debug for Materialized<K, V> {
 }
 
 impl<K, V> Materialized<K, V> {
-    /// A store named `name`, queryable with [`App::store`](super::App::store).
+    /// A store named `name`, queryable with [`App::store`](crate::streams::App::store).
     pub fn named(name: impl Into<String>) -> Self {
         Materialized {
             name: Some(name.into()),
@@ -454,7 +454,7 @@ impl<'b, K: Data + Serde, V: Data + Serde> KGroupedStream<'b, K, V> {
         let store = materialized
             .name
             .unwrap_or_else(|| b.name("KSTREAM-AGGREGATE-STATE-STORE"));
-        b.add(|t| t.add_timestamped_state_store(&store).map(|_| ()));
+        b.add(|t| t.add_store(&store, StoreKind::KeyValue, true).map(|_| ()));
         let input = if self.stream.key_changed {
             self.stream.through_repartition(&store)
         } else {

@@ -1,11 +1,13 @@
 //! Global tables at run time.
 //!
-//! A global table ([`Builder::global_table`](super::Builder::global_table)) is read whole by
-//! the application, not split into tasks: [`App::start`](super::App::start) first reads every
-//! partition of its topic to the end (bootstrapping), then a global thread keeps reading it while
-//! the application runs. The table's store is the topic itself (no changelog): it is read again
-//! from the beginning at every start. Tasks read it through the join processors; updates arrive
-//! independently of the tasks' records, as in Kafka.
+//! A global table ([`Builder::global_table`](crate::streams::Builder::global_table)) is read whole
+//! by the application, not split into tasks: [`App::start`](crate::streams::App::start) first reads
+//! every partition of its topic to the end (bootstrapping), then a global thread keeps reading it
+//! while the application runs. The table's store is the topic itself (no changelog): it is read
+//! again from the beginning at every start. The topology only names the table's store; its contents
+//! are the application's (in its store registry), and the join processors find them by name
+//! through their processor context. Updates arrive independently of the tasks' records, as in
+//! Kafka.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,61 +15,57 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::state::{Committed, Registry};
-use super::topology::Topology;
 use crate::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::streams::state::query::StoreQueries;
+use crate::streams::state::store::{global_apply, Committed, Registry};
+use crate::streams::topology::StoreKind;
+use crate::streams::topology::Topology;
 use crate::topic::TopicPartition;
 
-/// A global table's store: the latest value of every key of its topic, shared by all tasks.
-#[derive(Clone)]
-pub(crate) struct GlobalStore {
-    pub topic: String,
-    pub store: String,
-    /// One map (under partition 0), so that interactive queries read it like any store.
-    pub data: Committed,
+/// Each global table of `topology` as `(topic, its store's contents in registry)`.
+pub(crate) fn global_tables(topology: &Topology, registry: &Registry) -> Vec<(String, Committed)> {
+    topology
+        .globals
+        .iter()
+        .filter_map(|g| {
+            let data = registry.get(&g.store)?;
+            Some((g.topic.clone(), Arc::clone(data)))
+        })
+        .collect()
 }
 
-impl GlobalStore {
-    pub fn new(topic: &str, store: &str) -> GlobalStore {
-        GlobalStore {
-            topic: topic.to_string(),
-            store: store.to_string(),
-            data: Committed::default(),
-        }
-    }
-
-    /// Applies a record of the topic: a value replaces the key's, a tombstone deletes it.
-    pub fn apply(&self, key: &[u8], value: Option<&[u8]>) {
-        let mut data = self.data.write();
-        // The global store's map is never shared with a task's working state, so this never
-        // copies it.
-        let map = Arc::make_mut(data.entry(0).or_default());
-        match value {
-            Some(v) => map.insert(key.to_vec(), v.to_vec()),
-            None => map.remove(key),
-        };
-    }
-
-    /// The current value of `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.data.read().get(&0).and_then(|m| m.get(key).cloned())
-    }
-}
-
-/// The query view of every store of `topology`: a fresh one per task store, the global
-/// tables' own.
+/// The committed view of every store of `topology`, all empty: one per task store (filled by
+/// the tasks), one per global table (filled by the global thread or the test driver).
 pub(crate) fn registry_of(topology: &Topology) -> Registry {
     let mut map: HashMap<String, Committed> = topology
         .stores
         .iter()
-        .map(|s| (s.clone(), Committed::default()))
+        .map(|s| (s.name.clone(), Committed::default()))
         .collect();
     for g in &topology.globals {
-        map.insert(g.store.clone(), Arc::clone(&g.data));
+        map.insert(g.store.clone(), Committed::default());
     }
     Arc::new(map)
+}
+
+/// The interactive queries of `topology`'s stores (task stores and global tables') over their
+/// committed views in `registry`; `owner` names the application or driver in messages.
+pub(crate) fn queries_of(
+    topology: &Topology,
+    registry: &Registry,
+    owner: &'static str,
+) -> StoreQueries {
+    let tasks = topology
+        .stores
+        .iter()
+        .map(|s| (s.name.clone(), s.kind, s.timestamped));
+    let globals = topology
+        .globals
+        .iter()
+        .map(|g| (g.store.clone(), StoreKind::KeyValue, false));
+    StoreQueries::new(tasks.chain(globals), Arc::clone(registry), owner)
 }
 
 /// The thread that keeps an application's global tables up to date; stopped and joined when
@@ -87,13 +85,14 @@ impl GlobalThread {
     pub fn start(
         store: &Store,
         topology: &Topology,
+        registry: &Registry,
         read_committed: bool,
         on_error: impl Fn(Error) + Send + 'static,
     ) -> Result<Option<GlobalThread>> {
         if topology.globals.is_empty() {
             return Ok(None);
         }
-        let globals: Vec<GlobalStore> = topology.globals.clone();
+        let globals = global_tables(topology, registry);
         let mut consumer = store.consumer(
             ConsumerConfig::default()
                 .auto_offset_reset(OffsetReset::Earliest)
@@ -105,10 +104,10 @@ impl GlobalThread {
                 }),
         )?;
         let mut tps = Vec::new();
-        for g in &globals {
-            let n = store.describe_topic(&g.topic)?.partitions.len();
+        for (topic, _) in &globals {
+            let n = store.describe_topic(topic)?.partitions.len();
             for p in 0..u32::try_from(n).unwrap_or(u32::MAX) {
-                tps.push(TopicPartition::new(g.topic.as_str(), p));
+                tps.push(TopicPartition::new(topic.as_str(), p));
             }
         }
         consumer.assign(&tps)?;
@@ -116,8 +115,8 @@ impl GlobalThread {
         let apply = move |records: &crate::consumer::ConsumerRecords| {
             for r in records.iter() {
                 let Some(key) = r.key() else { continue };
-                for g in globals.iter().filter(|g| g.topic == r.topic()) {
-                    g.apply(key, r.value());
+                for (_, data) in globals.iter().filter(|(t, _)| t == r.topic()) {
+                    global_apply(data, key, r.value());
                 }
             }
         };

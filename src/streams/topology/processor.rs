@@ -6,9 +6,9 @@
 //! record timestamp the task has seen) or by wall-clock time.
 //!
 //! Every task (a sub-topology on one partition of its source topics, see
-//! [`subtopology`](super::subtopology)) has its own instance of each processor of its
-//! sub-topology (made by the supplier given to
-//! [`Topology::add_processor`](super::Topology::add_processor)), so a processor is
+//! [`subtopology`](crate::streams::topology::subtopology)) has its own instance of each processor
+//! of its sub-topology (made by the supplier given to
+//! [`Topology::add_processor`](crate::streams::Topology::add_processor)), so a processor is
 //! single-threaded and needs no locking.
 //!
 //! **Headers.** Each record carries the [`Headers`] of the input record it came from: a
@@ -24,9 +24,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::headers::Headers;
-use super::state::{KeyValueStore, KvState};
 use crate::error::{Error, Result};
+use crate::streams::headers::Headers;
+use crate::streams::state::store::{KeyValueStore, KvState};
 
 /// Bounds every key and value type of a topology meets: records move between processors by
 /// value and are cloned when a node has several children.
@@ -69,7 +69,7 @@ pub enum PunctuationType {
 ///
 /// # Implementer notes
 /// Returning an error (or panicking) stops the application (see
-/// [`App`](super::App)): the failed work is not committed and is processed again when the
+/// [`App`](crate::streams::App)): the failed work is not committed and is processed again when the
 /// application restarts. `KOut`/`VOut` are the types forwarded to children.
 pub trait Processor<KIn, VIn, KOut = KIn, VOut = VIn>: Send + 'static {
     /// Called once per task before any record, after its stores were restored. Schedule
@@ -211,7 +211,10 @@ pub(crate) struct TaskContext {
     /// What the sinks wrote since the outputs were last taken.
     pub outputs: Vec<OutRecord>,
     pub schedules: Vec<ScheduleRequest>,
-    pub counters: Arc<super::Counters>,
+    pub counters: Arc<crate::streams::Counters>,
+    /// The committed view of every store of the application, by name: where global joins
+    /// find their global table's store.
+    pub registry: crate::streams::state::store::Registry,
 }
 
 impl TaskContext {
@@ -326,7 +329,7 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the task's sub-topology has no
     /// store with this name.
-    pub fn store<K: super::Serde, V: super::Serde>(
+    pub fn store<K: crate::streams::Serde, V: crate::streams::Serde>(
         &mut self,
         name: &str,
     ) -> Result<KeyValueStore<'_, K, V>> {
@@ -343,6 +346,19 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         }
     }
 
+    /// The value of `key` (bytes) in the global table store `store`, for global joins: the
+    /// topology names the store, the running application holds it.
+    pub(crate) fn global_value(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.task.registry.get(store) {
+            Some(data) => Ok(crate::streams::state::store::global_get(data, key)),
+            None => Err(Error::invalid(format!(
+                "processor {} asked for global table store {store:?}, which the application \
+                 does not have",
+                self.task.node_name()
+            ))),
+        }
+    }
+
     /// A store's working state as bytes, for the windowed operators.
     pub(crate) fn raw_store(&mut self, name: &str) -> Result<&mut KvState> {
         let (names, node) = (&self.task.node_names, self.task.node);
@@ -354,7 +370,8 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
         })
     }
 
-    /// Counts an input record a windowed operator dropped ([`StreamsMetrics::dropped_records`](super::StreamsMetrics::dropped_records)).
+    /// Counts an input record a windowed operator dropped
+    /// ([`StreamsMetrics::dropped_records`](crate::streams::StreamsMetrics::dropped_records)).
     pub(crate) fn record_dropped(&mut self) {
         self.task
             .counters
@@ -465,7 +482,7 @@ pub(crate) struct SinkNode<K, V> {
     pub _types: PhantomData<fn(K, V)>,
 }
 
-impl<K: Data + super::Serde, V: Data + super::Serde> Node for SinkNode<K, V> {
+impl<K: Data + crate::streams::Serde, V: Data + crate::streams::Serde> Node for SinkNode<K, V> {
     fn init(&mut self, _ctx: &mut TaskContext) -> Result<()> {
         Ok(())
     }
