@@ -278,88 +278,20 @@ mod tests {
     }
 }
 
-/// Each small file, encoded by its owner, against the bytes the code before this module wrote
-/// (captured from it: the helper must not change a byte on disk), and mangled (bad CRC,
-/// truncated, another version with a valid CRC) with the outcome each file has always had.
+/// Damage to try on each small file (used by the owners' tests of their files).
 #[cfg(test)]
-mod files {
+pub(crate) mod damage {
     use std::path::Path;
 
     use crate::error::{Error, ErrorKind};
     use crate::record::crc::checksum;
 
-    // ---- the inputs of the golden files (shared with the capture from the code before the helper)
-    fn g_recovery_point() -> Vec<u8> {
-        crate::log::checkpoint::Checkpoint {
-            next_offset: 7,
-            segment_base: 3,
-            position: 1000,
-            offset_entries: 5,
-            time_entries: 2,
-            clean: true,
-        }
-        .encode()
-        .to_vec()
-    }
-
-    fn g_producer_state() -> Vec<u8> {
-        let mut s = crate::log::producer_state::ProducerStates::default();
-        let h = crate::record::codec::BatchHeader {
-            base_offset: 10,
-            batch_length: 0,
-            magic: 2,
-            crc: 0,
-            attributes: crate::record::codec::ATTR_TRANSACTIONAL,
-            last_offset_delta: 2,
-            first_timestamp: 1_700_000_000_000,
-            max_timestamp: 1_700_000_000_005,
-            record_count: 3,
-            producer_id: 42,
-            producer_epoch: 1,
-            base_sequence: 0,
-        };
-        s.apply(&h, None);
-        s.encode_snapshot(13, 0, &[])
-    }
-
-    fn g_streams() -> Vec<u8> {
-        let data: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = [
-            (b"k1".to_vec(), b"v1".to_vec()),
-            (b"k2".to_vec(), Vec::new()),
-        ]
-        .into_iter()
-        .collect();
-        crate::streams::checkpoint::encode("app-s-changelog", 3, 77, true, 1234, &data).unwrap()
-    }
-
-    fn g_group_members() -> Vec<u8> {
-        crate::group::published::encode(
-            4242,
-            &[crate::group::GroupDescription {
-                group: "g 1".into(),
-                generation: 3,
-                rebalancing: false,
-                members: vec![(
-                    "m-1".into(),
-                    vec![crate::topic::TopicPartition::new("t", 0)],
-                )],
-            }],
-        )
-    }
-
-    // Captured from the code before `small_file` existed (commit 8471fcb), same inputs.
-    const RECOVERY_POINT: &str =
-        "525642430100010007000000000000000300000000000000e8030000000000000500000002000000902f3dba";
-    const PRODUCER_STATE: &str = "52564250010000000d000000000000000100000000000000000000002a00000000000000010001010568e5cf8b0100000a000000000000000000000000000000020000000a000000000000000c000000000000000568e5cf8b01000091b1ec20";
-    const STREAMS: &str = "52565353020001004d00000000000000d204000000000000030000000f006170702d732d6368616e67656c6f670200000000000000020000006b31020000007631020000006b3200000000f76bb89d";
-    const GROUP_MEMBERS: &str = "72697665726265642d67726f75702d6d656d626572732076310a70696420343234320a67726f7570206725323031203320300a6d656d626572206d2d3120743a300a6372632035643164343561350a";
-
-    fn hex(b: &[u8]) -> String {
+    pub(crate) fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
     /// The damage every binary file is tried with: (what, bytes).
-    fn mangled_binary(good: &[u8], other_version: u16) -> Vec<(&'static str, Vec<u8>)> {
+    pub(crate) fn mangled_binary(good: &[u8], other_version: u16) -> Vec<(&'static str, Vec<u8>)> {
         let mut bad_crc = good.to_vec();
         let n = bad_crc.len();
         bad_crc[n - 1] ^= 0x01;
@@ -377,7 +309,7 @@ mod files {
     }
 
     /// The text file with its first line replaced by `header`, sealed.
-    fn text_with_header(good: &[u8], header: &str) -> Vec<u8> {
+    pub(crate) fn text_with_header(good: &[u8], header: &str) -> Vec<u8> {
         let text = std::str::from_utf8(good).unwrap();
         let body = &text[..text.trim_end_matches('\n').rfind('\n').unwrap() + 1];
         let rest = &body[body.find('\n').unwrap()..];
@@ -385,7 +317,7 @@ mod files {
         format!("{body}crc {:08x}\n", checksum(body.as_bytes())).into_bytes()
     }
 
-    fn mangled_text(good: &[u8], other_header: &str) -> Vec<(&'static str, Vec<u8>)> {
+    pub(crate) fn mangled_text(good: &[u8], other_header: &str) -> Vec<(&'static str, Vec<u8>)> {
         let mut bad_crc = good.to_vec();
         bad_crc[0] ^= 0x20;
         let crc_at = good.len() - "crc 00000000\n".len();
@@ -398,96 +330,10 @@ mod files {
         ]
     }
 
-    fn corruption_at(e: &Error) -> (Option<&Path>, u64) {
+    pub(crate) fn corruption_at(e: &Error) -> (Option<&Path>, u64) {
         match e.kind() {
             ErrorKind::Corruption { path, position, .. } => (path.as_deref(), *position),
             other => panic!("not a corruption error: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn recovery_point_bytes_and_damage_read_as_no_checkpoint() {
-        use crate::log::checkpoint::{Checkpoint, FILE_NAME};
-        let good = g_recovery_point();
-        assert_eq!(hex(&good), RECOVERY_POINT);
-        assert!(Checkpoint::decode(&good).is_some());
-        let dir = tempfile::tempdir().unwrap();
-        for (what, bytes) in mangled_binary(&good, 2) {
-            assert_eq!(Checkpoint::decode(&bytes), None, "{what}");
-            // On disk: no checkpoint, recovery scans everything.
-            std::fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
-            assert_eq!(Checkpoint::read(dir.path()).unwrap(), None, "{what}");
-        }
-    }
-
-    #[test]
-    fn producer_state_bytes_and_damage_are_corruption_errors() {
-        use crate::log::producer_state::ProducerStates;
-        let good = g_producer_state();
-        assert_eq!(hex(&good), PRODUCER_STATE);
-        assert_eq!(ProducerStates::decode_snapshot(&good).unwrap().offset, 13);
-        for (what, bytes) in mangled_binary(&good, 2) {
-            let Err(e) = ProducerStates::decode_snapshot(&bytes) else {
-                panic!("{what}: decoded");
-            };
-            let (_, position) = corruption_at(&e);
-            let want = match what {
-                "wrong version" => 4,
-                "empty" => 0,
-                _ => bytes.len() as u64 - 4,
-            };
-            assert_eq!(position, want, "{what}: {e}");
-        }
-    }
-
-    #[test]
-    fn streams_checkpoint_bytes_and_damage_are_damage() {
-        use crate::streams::checkpoint::{decode, is_damage};
-        let good = g_streams();
-        assert_eq!(hex(&good), STREAMS);
-        assert_eq!(decode(&good, "app-s-changelog", 3).unwrap().offset, 77);
-        for (what, bytes) in mangled_binary(&good, 3) {
-            let e = decode(&bytes, "app-s-changelog", 3).expect_err(what);
-            assert!(is_damage(&e), "{what}: {e}");
-            if what == "wrong version" {
-                assert_eq!(corruption_at(&e).1, 4, "{e}");
-                assert!(e.to_string().contains("version 2"), "{e}");
-            }
-        }
-    }
-
-    #[test]
-    fn topics_framing_and_damage_are_corruption_naming_the_file() {
-        use crate::topic::{decode_metadata, encode_metadata, TopicConfig};
-        let config = TopicConfig::new(2);
-        let good = encode_metadata([("events", &config)].into_iter());
-        // The last line is the CRC of every byte before it (FORMAT.md 8.1).
-        let text = std::str::from_utf8(&good).unwrap();
-        let crc_at = text.trim_end_matches('\n').rfind('\n').unwrap() + 1;
-        assert_eq!(
-            &text[crc_at..],
-            format!("crc {:08x}\n", checksum(&good[..crc_at]))
-        );
-        let path = Path::new("/store/topics");
-        assert_eq!(decode_metadata(&good, path).unwrap().len(), 1);
-        for (what, bytes) in mangled_text(&good, "riverbed-topics v9") {
-            let e = decode_metadata(&bytes, path).expect_err(what);
-            assert_eq!(corruption_at(&e).0, Some(path), "{what}: {e}");
-            if what == "wrong version" {
-                assert!(e.to_string().contains("newer riverbed"), "{e}");
-            }
-        }
-    }
-
-    #[test]
-    fn group_members_bytes_and_damage_read_as_no_groups() {
-        use crate::group::published::decode;
-        let good = g_group_members();
-        assert_eq!(hex(&good), GROUP_MEMBERS);
-        let (pid, groups) = decode(&good).unwrap();
-        assert_eq!((pid, groups.len()), (4242, 1));
-        for (what, bytes) in mangled_text(&good, "riverbed-group-members v2") {
-            assert!(decode(&bytes).is_none(), "{what}");
         }
     }
 }

@@ -524,3 +524,40 @@ mod tests {
         assert!(decode_metadata(&with_crc(&format!("riverbed-topics v3\n{line}\n")), p).is_err());
     }
 }
+
+/// This file's bytes against those the code before `small_file` wrote (captured from it, same
+/// inputs: the shared helper must not change a byte on disk), and mangled (bad CRC, truncated,
+/// another version with a valid CRC) with the outcome this file has always had.
+#[cfg(test)]
+mod small_file_bytes {
+    #[allow(unused_imports)]
+    use std::path::Path;
+
+    #[allow(unused_imports)]
+    use crate::record::crc::checksum;
+    #[allow(unused_imports)]
+    use crate::small_file::damage::{corruption_at, hex, mangled_binary, mangled_text};
+
+    #[test]
+    fn topics_framing_and_damage_are_corruption_naming_the_file() {
+        use crate::topic::{decode_metadata, encode_metadata, TopicConfig};
+        let config = TopicConfig::new(2);
+        let good = encode_metadata([("events", &config)].into_iter());
+        // The last line is the CRC of every byte before it (FORMAT.md 8.1).
+        let text = std::str::from_utf8(&good).unwrap();
+        let crc_at = text.trim_end_matches('\n').rfind('\n').unwrap() + 1;
+        assert_eq!(
+            &text[crc_at..],
+            format!("crc {:08x}\n", checksum(&good[..crc_at]))
+        );
+        let path = Path::new("/store/topics");
+        assert_eq!(decode_metadata(&good, path).unwrap().len(), 1);
+        for (what, bytes) in mangled_text(&good, "riverbed-topics v9") {
+            let e = decode_metadata(&bytes, path).expect_err(what);
+            assert_eq!(corruption_at(&e).0, Some(path), "{what}: {e}");
+            if what == "wrong version" {
+                assert!(e.to_string().contains("newer riverbed"), "{e}");
+            }
+        }
+    }
+}

@@ -132,3 +132,47 @@ mod tests {
         assert_eq!(decode(b"garbage"), None);
     }
 }
+
+/// This file's bytes against those the code before `small_file` wrote (captured from it, same
+/// inputs: the shared helper must not change a byte on disk), and mangled (bad CRC, truncated,
+/// another version with a valid CRC) with the outcome this file has always had.
+#[cfg(test)]
+mod small_file_bytes {
+    #[allow(unused_imports)]
+    use std::path::Path;
+
+    #[allow(unused_imports)]
+    use crate::record::crc::checksum;
+    #[allow(unused_imports)]
+    use crate::small_file::damage::{corruption_at, hex, mangled_binary, mangled_text};
+
+    fn g_group_members() -> Vec<u8> {
+        crate::group::published::encode(
+            4242,
+            &[crate::group::GroupDescription {
+                group: "g 1".into(),
+                generation: 3,
+                rebalancing: false,
+                members: vec![(
+                    "m-1".into(),
+                    vec![crate::topic::TopicPartition::new("t", 0)],
+                )],
+            }],
+        )
+    }
+
+    // Captured from the code before `small_file` existed (commit 8471fcb), same inputs.
+    const GROUP_MEMBERS: &str = "72697665726265642d67726f75702d6d656d626572732076310a70696420343234320a67726f7570206725323031203320300a6d656d626572206d2d3120743a300a6372632035643164343561350a";
+
+    #[test]
+    fn group_members_bytes_and_damage_read_as_no_groups() {
+        use crate::group::published::decode;
+        let good = g_group_members();
+        assert_eq!(hex(&good), GROUP_MEMBERS);
+        let (pid, groups) = decode(&good).unwrap();
+        assert_eq!((pid, groups.len()), (4242, 1));
+        for (what, bytes) in mangled_text(&good, "riverbed-group-members v2") {
+            assert!(decode(&bytes).is_none(), "{what}");
+        }
+    }
+}

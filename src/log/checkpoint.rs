@@ -134,3 +134,50 @@ mod tests {
         assert_eq!(Checkpoint::decode(&b[..LEN - 1]), None);
     }
 }
+
+/// This file's bytes against those the code before `small_file` wrote (captured from it, same
+/// inputs: the shared helper must not change a byte on disk), and mangled (bad CRC, truncated,
+/// another version with a valid CRC) with the outcome this file has always had.
+#[cfg(test)]
+mod small_file_bytes {
+    #[allow(unused_imports)]
+    use std::path::Path;
+
+    #[allow(unused_imports)]
+    use crate::record::crc::checksum;
+    #[allow(unused_imports)]
+    use crate::small_file::damage::{corruption_at, hex, mangled_binary, mangled_text};
+
+    // ---- the inputs of the golden files (shared with the capture from the code before the helper)
+    fn g_recovery_point() -> Vec<u8> {
+        crate::log::checkpoint::Checkpoint {
+            next_offset: 7,
+            segment_base: 3,
+            position: 1000,
+            offset_entries: 5,
+            time_entries: 2,
+            clean: true,
+        }
+        .encode()
+        .to_vec()
+    }
+
+    // Captured from the code before `small_file` existed (commit 8471fcb), same inputs.
+    const RECOVERY_POINT: &str =
+        "525642430100010007000000000000000300000000000000e8030000000000000500000002000000902f3dba";
+
+    #[test]
+    fn recovery_point_bytes_and_damage_read_as_no_checkpoint() {
+        use crate::log::checkpoint::{Checkpoint, FILE_NAME};
+        let good = g_recovery_point();
+        assert_eq!(hex(&good), RECOVERY_POINT);
+        assert!(Checkpoint::decode(&good).is_some());
+        let dir = tempfile::tempdir().unwrap();
+        for (what, bytes) in mangled_binary(&good, 2) {
+            assert_eq!(Checkpoint::decode(&bytes), None, "{what}");
+            // On disk: no checkpoint, recovery scans everything.
+            std::fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
+            assert_eq!(Checkpoint::read(dir.path()).unwrap(), None, "{what}");
+        }
+    }
+}

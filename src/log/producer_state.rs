@@ -836,3 +836,60 @@ mod tests {
         assert!(read_txn_index(&path, 0, 10).is_err());
     }
 }
+
+/// This file's bytes against those the code before `small_file` wrote (captured from it, same
+/// inputs: the shared helper must not change a byte on disk), and mangled (bad CRC, truncated,
+/// another version with a valid CRC) with the outcome this file has always had.
+#[cfg(test)]
+mod small_file_bytes {
+    #[allow(unused_imports)]
+    use std::path::Path;
+
+    #[allow(unused_imports)]
+    use crate::record::crc::checksum;
+    #[allow(unused_imports)]
+    use crate::small_file::damage::{corruption_at, hex, mangled_binary, mangled_text};
+
+    fn g_producer_state() -> Vec<u8> {
+        let mut s = crate::log::producer_state::ProducerStates::default();
+        let h = crate::record::codec::BatchHeader {
+            base_offset: 10,
+            batch_length: 0,
+            magic: 2,
+            crc: 0,
+            attributes: crate::record::codec::ATTR_TRANSACTIONAL,
+            last_offset_delta: 2,
+            first_timestamp: 1_700_000_000_000,
+            max_timestamp: 1_700_000_000_005,
+            record_count: 3,
+            producer_id: 42,
+            producer_epoch: 1,
+            base_sequence: 0,
+        };
+        s.apply(&h, None);
+        s.encode_snapshot(13, 0, &[])
+    }
+
+    // Captured from the code before `small_file` existed (commit 8471fcb), same inputs.
+    const PRODUCER_STATE: &str = "52564250010000000d000000000000000100000000000000000000002a00000000000000010001010568e5cf8b0100000a000000000000000000000000000000020000000a000000000000000c000000000000000568e5cf8b01000091b1ec20";
+
+    #[test]
+    fn producer_state_bytes_and_damage_are_corruption_errors() {
+        use crate::log::producer_state::ProducerStates;
+        let good = g_producer_state();
+        assert_eq!(hex(&good), PRODUCER_STATE);
+        assert_eq!(ProducerStates::decode_snapshot(&good).unwrap().offset, 13);
+        for (what, bytes) in mangled_binary(&good, 2) {
+            let Err(e) = ProducerStates::decode_snapshot(&bytes) else {
+                panic!("{what}: decoded");
+            };
+            let (_, position) = corruption_at(&e);
+            let want = match what {
+                "wrong version" => 4,
+                "empty" => 0,
+                _ => bytes.len() as u64 - 4,
+            };
+            assert_eq!(position, want, "{what}: {e}");
+        }
+    }
+}

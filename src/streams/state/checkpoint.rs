@@ -355,3 +355,46 @@ mod tests {
         assert!(unusable(&s, false, 0, 10, 500, 900).is_some());
     }
 }
+
+/// This file's bytes against those the code before `small_file` wrote (captured from it, same
+/// inputs: the shared helper must not change a byte on disk), and mangled (bad CRC, truncated,
+/// another version with a valid CRC) with the outcome this file has always had.
+#[cfg(test)]
+mod small_file_bytes {
+    #[allow(unused_imports)]
+    use std::path::Path;
+
+    #[allow(unused_imports)]
+    use crate::record::crc::checksum;
+    #[allow(unused_imports)]
+    use crate::small_file::damage::{corruption_at, hex, mangled_binary, mangled_text};
+
+    fn g_streams() -> Vec<u8> {
+        let data: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = [
+            (b"k1".to_vec(), b"v1".to_vec()),
+            (b"k2".to_vec(), Vec::new()),
+        ]
+        .into_iter()
+        .collect();
+        crate::streams::checkpoint::encode("app-s-changelog", 3, 77, true, 1234, &data).unwrap()
+    }
+
+    // Captured from the code before `small_file` existed (commit 8471fcb), same inputs.
+    const STREAMS: &str = "52565353020001004d00000000000000d204000000000000030000000f006170702d732d6368616e67656c6f670200000000000000020000006b31020000007631020000006b3200000000f76bb89d";
+
+    #[test]
+    fn streams_checkpoint_bytes_and_damage_are_damage() {
+        use crate::streams::checkpoint::{decode, is_damage};
+        let good = g_streams();
+        assert_eq!(hex(&good), STREAMS);
+        assert_eq!(decode(&good, "app-s-changelog", 3).unwrap().offset, 77);
+        for (what, bytes) in mangled_binary(&good, 3) {
+            let e = decode(&bytes, "app-s-changelog", 3).expect_err(what);
+            assert!(is_damage(&e), "{what}: {e}");
+            if what == "wrong version" {
+                assert_eq!(corruption_at(&e).1, 4, "{e}");
+                assert!(e.to_string().contains("version 2"), "{e}");
+            }
+        }
+    }
+}
