@@ -87,12 +87,14 @@ impl Record {
     }
 
     /// Sets the key; records with equal keys go to the same partition.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Record {
         self.key = Some(key.into());
         self
     }
 
     /// Sets the value. A record without a value is a tombstone.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn value(mut self, value: impl Into<Vec<u8>>) -> Record {
         self.value = Some(value.into());
         self
@@ -112,6 +114,7 @@ impl Record {
     }
 
     /// Sends to this partition instead of choosing one.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn partition(mut self, partition: u32) -> Record {
         self.partition = Some(partition);
         self
@@ -181,22 +184,60 @@ pub struct RecordMetadata {
 }
 
 /// Producer settings.
+///
+/// Built from `ProducerConfig::default()` with one setter per setting (`ProducerConfig::default().idempotent(..)`), read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct ProducerConfig {
+    pub(crate) batch_size: usize,
+    pub(crate) linger: Duration,
+    pub(crate) idempotent: bool,
+}
+
+impl ProducerConfig {
     /// Concurrent sends to one partition are coalesced into batches of about this many bytes;
     /// keyless records also stick to one partition for this many bytes. Default: 16 KiB
     /// (`batch.size`).
-    pub batch_size: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn batch_size(mut self, batch_size: usize) -> ProducerConfig {
+        self.batch_size = batch_size;
+        self
+    }
+
     /// How long the sender that appends a batch waits for more records to join it. Default: 0
     /// (`linger.ms`): coalescing then comes only from senders that arrive while an append runs.
-    pub linger: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn linger(mut self, linger: Duration) -> ProducerConfig {
+        self.linger = linger;
+        self
+    }
+
     /// Stamp batches with a producer id and per-partition sequence numbers
     /// (`enable.idempotence`), so that a log acknowledges a batch it already holds with its
     /// original offsets instead of writing it twice. Sends of an idempotent producer to one
     /// partition are appended one at a time, in order, and are not coalesced with other
     /// producers' sends. Default: false: in-process sends have no network retries, the duplicate
     /// source idempotence guards against in Kafka.
-    pub idempotent: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn idempotent(mut self, idempotent: bool) -> ProducerConfig {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// The [`batch_size`](Self::batch_size) setting.
+    pub fn get_batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The [`linger`](Self::linger) setting.
+    pub fn get_linger(&self) -> Duration {
+        self.linger
+    }
+
+    /// The [`idempotent`](Self::idempotent) setting.
+    pub fn get_idempotent(&self) -> bool {
+        self.idempotent
+    }
 }
 
 impl Default for ProducerConfig {

@@ -38,30 +38,106 @@ pub(crate) mod layout;
 pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
 
 /// Store-wide settings.
+///
+/// Built from `StoreConfig::default()` with one setter per setting (`StoreConfig::default().auto_create_topics(..)`), read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
+    pub(crate) auto_create_topics: bool,
+    pub(crate) default_topic: TopicConfig,
+    pub(crate) cleaner: CleanerConfig,
+}
+
+impl StoreConfig {
     /// Create a topic (with `default_topic`) when a producer sends to one that does not exist.
     /// Default: false (an [`UnknownTopic`](ErrorKind::UnknownTopic) error), unlike Kafka's broker
     /// default, because a typo should not create a topic.
-    pub auto_create_topics: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn auto_create_topics(mut self, auto_create_topics: bool) -> StoreConfig {
+        self.auto_create_topics = auto_create_topics;
+        self
+    }
+
     /// Configuration of automatically created topics. Default: `TopicConfig::new(1)`.
-    pub default_topic: TopicConfig,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn default_topic(mut self, default_topic: TopicConfig) -> StoreConfig {
+        self.default_topic = default_topic;
+        self
+    }
+
     /// The background log cleaner. Default: [`CleanerConfig::default`].
-    pub cleaner: CleanerConfig,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn cleaner(mut self, cleaner: CleanerConfig) -> StoreConfig {
+        self.cleaner = cleaner;
+        self
+    }
+
+    /// The [`auto_create_topics`](Self::auto_create_topics) setting.
+    pub fn get_auto_create_topics(&self) -> bool {
+        self.auto_create_topics
+    }
+
+    /// The [`default_topic`](Self::default_topic) setting.
+    pub fn get_default_topic(&self) -> &TopicConfig {
+        &self.default_topic
+    }
+
+    /// The [`cleaner`](Self::cleaner) setting.
+    pub fn get_cleaner(&self) -> &CleanerConfig {
+        &self.cleaner
+    }
 }
 
 /// Settings of the store's background log cleaner: one thread that compacts the partitions of
 /// compacted topics (see [`Log::compact`]).
+///
+/// Built from `CleanerConfig::default()` with one setter per setting (`CleanerConfig::default().enabled(..)`), read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CleanerConfig {
+    pub(crate) enabled: bool,
+    pub(crate) buffer_bytes: usize,
+    pub(crate) backoff: Duration,
+}
+
+impl CleanerConfig {
     /// Whether the thread runs. Without it, compaction happens only through
     /// [`Store::compact_now`]. Default: true (`log.cleaner.enable`).
-    pub enabled: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn enabled(mut self, enabled: bool) -> CleanerConfig {
+        self.enabled = enabled;
+        self
+    }
+
     /// Memory for the key map of one compaction pass. Default: 32 MiB.
-    pub buffer_bytes: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn buffer_bytes(mut self, buffer_bytes: usize) -> CleanerConfig {
+        self.buffer_bytes = buffer_bytes;
+        self
+    }
+
     /// How long the cleaner sleeps when no partition needed cleaning (it checks again at once
     /// after cleaning one). Default: 15 s (`log.cleaner.backoff.ms`).
-    pub backoff: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn backoff(mut self, backoff: Duration) -> CleanerConfig {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The [`enabled`](Self::enabled) setting.
+    pub fn get_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The [`buffer_bytes`](Self::buffer_bytes) setting.
+    pub fn get_buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    /// The [`backoff`](Self::backoff) setting.
+    pub fn get_backoff(&self) -> Duration {
+        self.backoff
+    }
 }
 
 impl Default for CleanerConfig {

@@ -89,15 +89,17 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 
 /// Configuration of a topic: its partition count, how producers compress, and the configuration
 /// of each partition's log.
+///
+/// Built like every configuration of the crate: start from [`TopicConfig::new`] (or `default()`)
+/// and chain setters, e.g. `TopicConfig::new(3).retention_ms(None)`; read it back with the
+/// `get_` getters. The setters of single log settings (`segment_bytes`, `flush`, ...) change
+/// [`log`](Self::log) in place, so they may come before or after other setters, but a later
+/// [`log`](Self::log) replaces the whole log configuration.
 #[derive(Clone, Debug)]
 pub struct TopicConfig {
-    /// Number of partitions. Default: 1.
-    pub partitions: u32,
-    /// Compression producers apply to batches of this topic. Default: none (Kafka's
-    /// `compression.type=producer` with an uncompressed producer).
-    pub compression: Compression,
-    /// Segment, retention, flush, timestamp and size settings of each partition log.
-    pub log: LogConfig,
+    pub(crate) partitions: u32,
+    pub(crate) compression: Compression,
+    pub(crate) log: LogConfig,
 }
 
 impl Default for TopicConfig {
@@ -172,43 +174,81 @@ impl TopicConfig {
         }
     }
 
+    /// Number of partitions. Default: 1.
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn partitions(mut self, partitions: u32) -> TopicConfig {
+        self.partitions = partitions;
+        self
+    }
+
+    /// Segment, retention, flush, timestamp and size settings of each partition log, all at
+    /// once. Default: [`LogConfig::default`].
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn log(mut self, log: LogConfig) -> TopicConfig {
+        self.log = log;
+        self
+    }
+
+    /// The [`partitions`](Self::partitions) setting.
+    pub fn get_partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The [`compression`](Self::compression) setting.
+    pub fn get_compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The [`log`](Self::log) settings.
+    pub fn get_log(&self) -> &LogConfig {
+        &self.log
+    }
+
     /// Sets the flush policy of every partition.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn flush(mut self, policy: FlushPolicy) -> TopicConfig {
         self.log.flush = policy;
         self
     }
 
     /// Sets the segment size.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn segment_bytes(mut self, bytes: u64) -> TopicConfig {
         self.log.segment_bytes = bytes;
         self
     }
 
     /// Sets time-based retention (`None`: keep forever).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn retention_ms(mut self, ms: Option<u64>) -> TopicConfig {
         self.log.retention_ms = ms;
         self
     }
 
     /// Sets size-based retention per partition (`None`: no limit).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn retention_bytes(mut self, bytes: Option<u64>) -> TopicConfig {
         self.log.retention_bytes = bytes;
         self
     }
 
-    /// Sets the compression producers use.
+    /// Compression producers apply to batches of this topic. Default: none (Kafka's
+    /// `compression.type=producer` with an uncompressed producer).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn compression(mut self, compression: Compression) -> TopicConfig {
         self.compression = compression;
         self
     }
 
     /// Sets the timestamp type.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn timestamp_type(mut self, t: TimestampType) -> TopicConfig {
         self.log.timestamp_type = t;
         self
     }
 
     /// Sets the largest accepted batch.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn max_record_bytes(mut self, bytes: usize) -> TopicConfig {
         self.log.max_record_bytes = bytes;
         self
@@ -216,6 +256,7 @@ impl TopicConfig {
 
     /// Sets the cleanup policy: [`CleanupPolicy::Compact`] makes a compacted topic, whose
     /// records must all have keys.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> TopicConfig {
         self.log.cleanup_policy = policy;
         self

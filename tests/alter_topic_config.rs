@@ -26,11 +26,11 @@ const WEEK_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// Every record of `tp` from the beginning: (offset, key, value).
 fn read_all(store: &Store, tp: &TopicPartition) -> Vec<(u64, Option<Vec<u8>>, Vec<u8>)> {
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(std::slice::from_ref(tp)).unwrap();
     let end =
@@ -94,7 +94,7 @@ fn retention_altered_is_honoured_by_the_next_pass() {
     let c = store
         .alter_topic_config("t", &[("retention_ms", Some("60000"))])
         .unwrap();
-    assert_eq!(c.log.retention_ms, Some(60_000));
+    assert_eq!(c.get_log().get_retention_ms(), Some(60_000));
     let deleted = store.apply_retention().unwrap();
     assert_eq!(deleted, segments - 1, "every sealed segment is an hour old");
     let (_, start, end, segments) = describe(&store, "t");
@@ -136,7 +136,12 @@ fn segment_bytes_altered_applies_from_the_next_roll() {
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
-        store.describe_topic("t").unwrap().config.log.segment_bytes,
+        store
+            .describe_topic("t")
+            .unwrap()
+            .config
+            .get_log()
+            .get_segment_bytes(),
         65536
     );
     assert_eq!(describe(&store, "t").2, sent);
@@ -183,7 +188,7 @@ fn delete_to_compact_then_compaction_keeps_last_of_each_key_and_keyless_records(
     let c = store
         .alter_topic_config("t", &[("cleanup_policy", Some("compact"))])
         .unwrap();
-    assert_eq!(c.log.cleanup_policy, CleanupPolicy::Compact);
+    assert_eq!(c.get_log().get_cleanup_policy(), CleanupPolicy::Compact);
     let e = p.send(Record::new("t").value("no key")).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::KeyRequired { .. }), "{e}");
     let report = store.compact_now("t").unwrap();
@@ -216,19 +221,22 @@ fn none_resets_a_key_to_its_default() {
             ],
         )
         .unwrap();
-    assert_eq!(c.log.retention_ms, Some(1000));
+    assert_eq!(c.get_log().get_retention_ms(), Some(1000));
     let c = store
         .alter_topic_config("t", &[("retention_ms", None)])
         .unwrap();
-    assert_eq!(c.log.retention_ms, Some(WEEK_MS));
-    assert_eq!(c.compression, riverbed::Compression::Zstd { level: 3 });
-    assert_eq!(c.partitions, 2, "a reset keeps the partition count");
+    assert_eq!(c.get_log().get_retention_ms(), Some(WEEK_MS));
+    assert_eq!(
+        c.get_compression(),
+        riverbed::Compression::Zstd { level: 3 }
+    );
+    assert_eq!(c.get_partitions(), 2, "a reset keeps the partition count");
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     let d = store.describe_topic("t").unwrap();
-    assert_eq!(d.config.log.retention_ms, Some(WEEK_MS));
+    assert_eq!(d.config.get_log().get_retention_ms(), Some(WEEK_MS));
     assert_eq!(
-        d.config.compression,
+        d.config.get_compression(),
         riverbed::Compression::Zstd { level: 3 }
     );
 }
@@ -448,6 +456,6 @@ fn failed_metadata_write_changes_nothing() {
         let c = store
             .alter_topic_config("t", &[("max_record_bytes", Some("4000"))])
             .unwrap();
-        assert_eq!(c.log.max_record_bytes, 4000);
+        assert_eq!(c.get_log().get_max_record_bytes(), 4000);
     }
 }

@@ -50,7 +50,7 @@ fn config(group: &str, reset: OffsetReset) -> ConsumerConfig {
 #[test]
 fn latest_is_the_default() {
     assert_eq!(
-        ConsumerConfig::new("g").auto_offset_reset,
+        ConsumerConfig::new("g").get_auto_offset_reset(),
         OffsetReset::Latest
     );
 }
@@ -123,11 +123,11 @@ fn none_without_a_committed_offset_is_an_error() {
     assert!(matches!(e.kind(), ErrorKind::NoOffset { .. }), "{e:?}");
     // A consumer without a group has nothing committed either.
     let mut n = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::None,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::None),
+        )
         .unwrap();
     n.assign(&[tp()]).unwrap();
     let e = n.poll(Duration::from_millis(10)).unwrap_err();

@@ -29,16 +29,14 @@ const KEYS: u64 = 300;
 const ROUND: u64 = 1_200;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 8 << 10,
-        segment_ms: None,
-        index_interval_bytes: 512,
-        max_record_bytes: 4 << 10,
-        retention_ms: None,
-        cleanup_policy: CleanupPolicy::Compact,
-        delete_retention_ms: 0,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(8 << 10)
+        .segment_ms(None)
+        .index_interval_bytes(512)
+        .max_record_bytes(4 << 10)
+        .retention_ms(None)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .delete_retention_ms(0)
 }
 
 /// splitmix64.
@@ -103,11 +101,10 @@ fn compaction_child_entry() {
         return;
     };
     let log = open(&PathBuf::from(dir));
-    let options = CompactionConfig {
-        buffer_bytes: 4 << 10, // about 130 keys: several passes
-        now_ms: Some(T0 + 1_000_000_000),
-        force: true,
-    };
+    let options = CompactionConfig::default()
+        .buffer_bytes(4 << 10) // about 130 keys: several passes
+        .now_ms(Some(T0 + 1_000_000_000))
+        .force(true);
     let mut out = std::io::stdout();
     let _ = writeln!(out, "\nREADY");
     let _ = out.flush();
@@ -222,11 +219,8 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
     }
     // A last, uninterrupted compaction leaves one record per live key.
     let log = open(dir.path());
-    log.compact(&CompactionConfig {
-        now_ms: Some(T0 + 1_000_000_000),
-        ..CompactionConfig::default()
-    })
-    .unwrap();
+    log.compact(&CompactionConfig::default().now_ms(Some(T0 + 1_000_000_000)))
+        .unwrap();
     verify(&log, appended, "final");
     eprintln!("{killed_mid_swap} kills left swap files behind; {finished} runs finished");
     assert!(

@@ -175,31 +175,27 @@ impl Mode {
 
     fn config(self) -> LogConfig {
         match self {
-            Mode::EveryAppend => LogConfig {
-                flush: FlushPolicy::EveryAppend,
-                segment_bytes: 64 << 10,
-                segment_ms: None,
-                index_interval_bytes: 1024,
-                max_record_bytes: 60 << 10,
-                retention_ms: None,
-                retention_bytes: None,
+            Mode::EveryAppend => LogConfig::default()
+                .flush(FlushPolicy::EveryAppend)
+                .segment_bytes(64 << 10)
+                .segment_ms(None)
+                .index_interval_bytes(1024)
+                .max_record_bytes(60 << 10)
+                .retention_ms(None)
+                .retention_bytes(None)
                 // Small, so the recovery point also moves within a segment and recovery
                 // resumes scanning from the middle of a file.
-                recovery_checkpoint_bytes: 16 << 10,
-                recovery: RecoveryMode::TruncateTail,
-                ..LogConfig::default()
-            },
-            Mode::Manual => LogConfig {
-                flush: FlushPolicy::Manual,
-                segment_bytes: 256 << 10,
-                segment_ms: None,
-                index_interval_bytes: 1024,
-                max_record_bytes: 60 << 10,
-                retention_ms: None,
-                retention_bytes: None,
-                recovery: RecoveryMode::TruncateTail,
-                ..LogConfig::default()
-            },
+                .recovery_checkpoint_bytes(16 << 10)
+                .recovery(RecoveryMode::TruncateTail),
+            Mode::Manual => LogConfig::default()
+                .flush(FlushPolicy::Manual)
+                .segment_bytes(256 << 10)
+                .segment_ms(None)
+                .index_interval_bytes(1024)
+                .max_record_bytes(60 << 10)
+                .retention_ms(None)
+                .retention_bytes(None)
+                .recovery(RecoveryMode::TruncateTail),
         }
     }
 }
@@ -581,7 +577,7 @@ fn check_report(log: &Log, mode: Mode, max_acked_next: u64, what: &str) {
     if mode == Mode::EveryAppend {
         // Every acknowledged byte was synced, and the recovery point follows synced data within
         // recovery_checkpoint_bytes (and moves at every roll): recovery scans a bounded tail.
-        let bound = 2 * config.segment_bytes;
+        let bound = 2 * config.get_segment_bytes();
         assert!(
             r.scanned_bytes <= bound,
             "{what}: recovery scanned {} bytes, more than {bound}: the checkpoint is not \

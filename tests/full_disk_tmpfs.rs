@@ -142,14 +142,12 @@ fn a_small_send_succeeds_while_the_disk_has_room_for_it() {
 }
 
 fn small_segments(flush: FlushPolicy) -> LogConfig {
-    LogConfig {
-        flush,
-        segment_bytes: 64 << 10,
-        segment_ms: None,
-        retention_ms: None,
-        max_record_bytes: 16 << 10,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .flush(flush)
+        .segment_bytes(64 << 10)
+        .segment_ms(None)
+        .retention_ms(None)
+        .max_record_bytes(16 << 10)
 }
 
 fn batch(n: u64) -> RecordBatch {

@@ -41,11 +41,11 @@ fn config(partitions: u32) -> TopicConfig {
 fn values(store: &Store, topic: &str) -> BTreeSet<String> {
     let d = store.describe_topic(topic).unwrap();
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     let tps: Vec<TopicPartition> = (0..d.partitions.len() as u32)
         .map(|p| TopicPartition::new(topic, p))

@@ -132,16 +132,16 @@ fn rebuilt_metadata_opens_with_every_record() {
     let topics: Vec<(&str, u32, bool)> = report
         .topics
         .iter()
-        .map(|t| (t.name.as_str(), t.config.partitions, t.config_known))
+        .map(|t| (t.name.as_str(), t.config.get_partitions(), t.config_known))
         .collect();
     assert_eq!(topics, [("orders", 3, false), ("users", 1, false)]);
     // Unknown settings: nothing is deleted by retention until the user says so, and the
     // segments found still fit.
     let orders = &report.topics[0].config;
-    assert_eq!(orders.log.retention_ms, None);
-    assert!(orders.log.segment_bytes >= 4096);
+    assert_eq!(orders.get_log().get_retention_ms(), None);
+    assert!(orders.get_log().get_segment_bytes() >= 4096);
     assert_eq!(
-        report.topics[1].config.log.cleanup_policy,
+        report.topics[1].config.get_log().get_cleanup_policy(),
         CleanupPolicy::Compact
     );
     // Only the metadata file was added.
@@ -159,8 +159,8 @@ fn rebuilt_metadata_opens_with_every_record() {
             .describe_topic("users")
             .unwrap()
             .config
-            .log
-            .cleanup_policy,
+            .get_log()
+            .get_cleanup_policy(),
         CleanupPolicy::Compact
     );
 }
@@ -210,10 +210,10 @@ fn stale_metadata_keeps_known_settings_and_adds_the_unknown_topics() {
     .unwrap();
     let orders = &report.topics[0];
     assert!(orders.config_known);
-    assert_eq!(orders.config.log.retention_ms, Some(60_000));
+    assert_eq!(orders.config.get_log().get_retention_ms(), Some(60_000));
     let users = &report.topics[1];
     assert!(!users.config_known);
-    assert_eq!(users.config.log.retention_ms, Some(86_400_000));
+    assert_eq!(users.config.get_log().get_retention_ms(), Some(86_400_000));
     let store = Store::open(dir).unwrap();
     for (t, values) in &want {
         assert_eq!(&read_topic(&store, t), values, "{t}");

@@ -50,12 +50,12 @@ struct Cfg {
 
 impl Cfg {
     fn log_config(&self) -> LogConfig {
-        LogConfig {
-            segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
-            index_interval_bytes: self.index_interval_bytes,
-            max_record_bytes: self.max_record_bytes,
-            flush: match self.flush {
+        LogConfig::default()
+            .segment_bytes(self.segment_bytes)
+            .segment_ms(self.segment_ms)
+            .index_interval_bytes(self.index_interval_bytes)
+            .max_record_bytes(self.max_record_bytes)
+            .flush(match self.flush {
                 0 | 1 => FlushPolicy::Manual,
                 2 => FlushPolicy::EveryAppend,
                 _ => FlushPolicy::Interval {
@@ -64,22 +64,20 @@ impl Cfg {
                     // directory would make the copy inconsistent in ways a real crash cannot.
                     interval: None,
                 },
-            },
-            retention_ms: self.retention_ms,
-            retention_bytes: self.retention_bytes,
-            recovery_checkpoint_bytes: if self.small_checkpoints {
+            })
+            .retention_ms(self.retention_ms)
+            .retention_bytes(self.retention_bytes)
+            .recovery_checkpoint_bytes(if self.small_checkpoints {
                 300
             } else {
                 64 << 20
-            },
-            recovery: RecoveryMode::TruncateTail,
-            timestamp_type: if self.log_append_time {
+            })
+            .recovery(RecoveryMode::TruncateTail)
+            .timestamp_type(if self.log_append_time {
                 TimestampType::LogAppendTime
             } else {
                 TimestampType::CreateTime
-            },
-            ..LogConfig::default()
-        }
+            })
     }
 
     fn base_ms(&self) -> i64 {
@@ -651,7 +649,7 @@ impl Harness {
             records: mrecs,
         });
         self.model.next += n;
-        if matches!(cfg.log_config().flush, FlushPolicy::EveryAppend) {
+        if matches!(cfg.log_config().get_flush(), FlushPolicy::EveryAppend) {
             assert_eq!(self.log().durable_offset(), self.model.next);
         }
     }

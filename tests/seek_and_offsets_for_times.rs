@@ -55,12 +55,12 @@ fn setup(n: u64) -> (tempfile::TempDir, Store) {
 
 fn consumer(store: &Store, reset: OffsetReset) -> Consumer {
     store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: reset,
-            max_poll_records: 1000,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(reset)
+                .max_poll_records(1000),
+        )
         .unwrap()
 }
 

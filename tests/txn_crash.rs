@@ -75,17 +75,15 @@ fn group() -> ConsumerGroupMetadata {
 }
 
 fn topic_config(flush: FlushPolicy) -> TopicConfig {
-    let mut c = TopicConfig::new(2);
-    c.log = LogConfig {
-        // Small segments, so that crashes also hit rolls (snapshots, `.txnindex` files).
-        segment_bytes: 16 << 10,
-        max_record_bytes: 8 << 10,
-        segment_ms: None,
-        retention_ms: None,
-        flush,
-        ..LogConfig::default()
-    };
-    c
+    TopicConfig::new(2).log(
+        LogConfig::default()
+            // Small segments, so that crashes also hit rolls (snapshots, `.txnindex` files).
+            .segment_bytes(16 << 10)
+            .max_record_bytes(8 << 10)
+            .segment_ms(None)
+            .retention_ms(None)
+            .flush(flush),
+    )
 }
 
 // ---- the child --------------------------------------------------------------------------------
@@ -275,10 +273,9 @@ fn verify(dir: &Path, reported: &BTreeSet<u64>, what: &str) -> BTreeSet<u64> {
     let committed = read_all_consumed(&store, &parts(), IsolationLevel::ReadCommitted, 4096);
     let lso: Vec<u64> = {
         let c = store
-            .consumer(riverbed::ConsumerConfig {
-                isolation_level: IsolationLevel::ReadCommitted,
-                ..riverbed::ConsumerConfig::default()
-            })
+            .consumer(
+                riverbed::ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted),
+            )
             .unwrap();
         c.end_offsets(&parts())
             .unwrap()

@@ -85,7 +85,7 @@ pub struct RetentionReport {
 /// use riverbed::{BatchBuilder, Compression, FlushPolicy, Log, LogConfig};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let config = LogConfig { flush: FlushPolicy::EveryAppend, ..LogConfig::default() };
+/// let config = LogConfig::default().flush(FlushPolicy::EveryAppend);
 /// let log = Log::open(dir.path(), config.clone())?;
 /// let mut batch = BatchBuilder::new(Compression::None);
 /// batch.append(1_700_000_000_000, Some(b"k"), Some(b"v"), &[]);
@@ -838,7 +838,7 @@ impl Log {
     /// use riverbed::{BatchBuilder, CleanupPolicy, CompactionConfig, Compression, Log, LogConfig};
     ///
     /// let dir = tempfile::tempdir()?;
-    /// let config = LogConfig { cleanup_policy: CleanupPolicy::Compact, ..LogConfig::default() };
+    /// let config = LogConfig::default().cleanup_policy(CleanupPolicy::Compact);
     /// let log = Log::open(dir.path(), config)?;
     /// for value in [&b"1"[..], b"2", b"3"] {
     ///     let mut b = BatchBuilder::new(Compression::None);

@@ -17,10 +17,8 @@
 //! producer.send(Record::new("out").key("k").value("dropped"))?;
 //! producer.abort()?;
 //!
-//! let mut consumer = store.consumer(ConsumerConfig {
-//!     isolation_level: IsolationLevel::ReadCommitted,
-//!     ..ConsumerConfig::default()
-//! })?;
+//! let mut consumer =
+//!     store.consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted))?;
 //! consumer.assign(&[riverbed::TopicPartition::new("out", 0)])?;
 //! consumer.seek_to_beginning(&[riverbed::TopicPartition::new("out", 0)])?;
 //! let values: Vec<Vec<u8>> = consumer
@@ -61,11 +59,27 @@ use crate::topic::TopicPartition;
 use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
 
 /// Settings of a transactional producer.
+///
+/// Built from `TransactionConfig::default()` with one setter per setting (`TransactionConfig::default().timeout(..)`), read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct TransactionConfig {
+    pub(crate) timeout: Duration,
+}
+
+impl TransactionConfig {
     /// A transaction open longer than this is aborted by the store (Kafka's
     /// `transaction.timeout.ms`). Default: 60 s.
-    pub timeout: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn timeout(mut self, timeout: Duration) -> TransactionConfig {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The [`timeout`](Self::timeout) setting.
+    pub fn get_timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 impl Default for TransactionConfig {

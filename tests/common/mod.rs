@@ -155,12 +155,12 @@ pub fn read_all_consumed(
     max_fetch_bytes: usize,
 ) -> Vec<Vec<Seen>> {
     let mut c = store
-        .consumer(riverbed::ConsumerConfig {
-            isolation_level: isolation,
-            max_partition_fetch_bytes: max_fetch_bytes,
-            max_poll_records: 7,
-            ..riverbed::ConsumerConfig::default()
-        })
+        .consumer(
+            riverbed::ConsumerConfig::default()
+                .isolation_level(isolation)
+                .max_partition_fetch_bytes(max_fetch_bytes)
+                .max_poll_records(7),
+        )
         .unwrap();
     c.assign(partitions).unwrap();
     c.seek_to_beginning(partitions).unwrap();
@@ -376,11 +376,11 @@ pub fn values_by_partition(store: &riverbed::Store, topic: &str) -> Vec<Vec<Stri
     let mut out = Vec::new();
     for p in &d.partitions {
         let mut c = store
-            .consumer(riverbed::ConsumerConfig {
-                group_id: None,
-                auto_offset_reset: riverbed::OffsetReset::Earliest,
-                ..riverbed::ConsumerConfig::default()
-            })
+            .consumer(
+                riverbed::ConsumerConfig::default()
+                    .group_id(None)
+                    .auto_offset_reset(riverbed::OffsetReset::Earliest),
+            )
             .unwrap();
         c.assign(&[riverbed::TopicPartition::new(topic, p.partition)])
             .unwrap();

@@ -150,14 +150,14 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
                     .topics()
                     .iter()
                     .map(|t| {
-                        json!({"topic": t, "partitions": view.topic_config(t).map_or(0, |c| c.partitions)})
+                        json!({"topic": t, "partitions": view.topic_config(t).map_or(0, |c| c.get_partitions())})
                     })
                     .collect();
                 print_json(&mut w, &json!(topics))?;
             } else {
                 let mut t = Table::new(&["TOPIC", "PARTITIONS"]);
                 for name in view.topics() {
-                    let n = view.topic_config(&name).map_or(0, |c| c.partitions);
+                    let n = view.topic_config(&name).map_or(0, |c| c.get_partitions());
                     t.row(vec![name, n.to_string()]);
                 }
                 t.print(&mut w)?;
@@ -179,7 +179,7 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             c.apply(&refs).map_err(|e| usage(e.to_string()))?;
-            c.partitions = *partitions;
+            let c = c.partitions(*partitions);
             let store = open_store(&dir, true)?;
             match store.create_topic(topic, c) {
                 Err(e)
@@ -327,7 +327,7 @@ fn rebuild_metadata(
                     .collect();
                 json!({
                     "topic": t.name,
-                    "partitions": t.config.partitions,
+                    "partitions": t.config.get_partitions(),
                     "config_known": t.config_known,
                     "config": config,
                 })
@@ -349,7 +349,7 @@ fn rebuild_metadata(
     for topic in &report.topics {
         t.row(vec![
             topic.name.clone(),
-            topic.config.partitions.to_string(),
+            topic.config.get_partitions().to_string(),
             if topic.config_known {
                 "kept".to_string()
             } else {
