@@ -39,8 +39,8 @@ pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
 
 /// Store-wide settings.
 ///
-/// Built from `StoreConfig::default()` with one setter per setting (`StoreConfig::default().auto_create_topics(..)`),
-/// read with the `get_` getters (see ARCHITECTURE.md, "Configuration style").
+/// Built from `StoreConfig::default()` with one setter per setting, e.g.
+/// `StoreConfig::default().auto_create_topics(..)`, and read with the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
     pub(crate) auto_create_topics: bool,
@@ -91,8 +91,8 @@ impl StoreConfig {
 /// Settings of the store's background log cleaner: one thread that compacts the partitions of
 /// compacted topics (see [`Log::compact`]).
 ///
-/// Built from `CleanerConfig::default()` with one setter per setting (`CleanerConfig::default().enabled(..)`),
-/// read with the `get_` getters (see ARCHITECTURE.md, "Configuration style").
+/// Built from `CleanerConfig::default()` with one setter per setting, e.g.
+/// `CleanerConfig::default().enabled(..)`, and read with the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CleanerConfig {
     pub(crate) enabled: bool,

@@ -67,8 +67,8 @@ use crate::segment::Segment;
 /// Options of one compaction run: [`Log::compact`](crate::Log::compact),
 /// [`Store::compact_now_with`](crate::Store::compact_now_with).
 ///
-/// Built from `CompactionConfig::default()` with one setter per setting (`CompactionConfig::default().buffer_bytes(..)`),
-/// read with the `get_` getters (see ARCHITECTURE.md, "Configuration style").
+/// Built from `CompactionConfig::default()` with one setter per setting, e.g.
+/// `CompactionConfig::default().buffer_bytes(..)`, and read with the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CompactionConfig {
     pub(crate) buffer_bytes: usize,
