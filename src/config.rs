@@ -71,8 +71,8 @@ impl CleanupPolicy {
 /// Configuration of one partition log.
 ///
 /// Built from `LogConfig::default()` with one setter per setting, e.g.
-/// `LogConfig::default().segment_bytes(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `LogConfig::default().segment_bytes(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     pub(crate) segment_bytes: u64,

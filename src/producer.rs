@@ -186,8 +186,8 @@ pub struct RecordMetadata {
 /// Producer settings.
 ///
 /// Built from `ProducerConfig::default()` with one setter per setting, e.g.
-/// `ProducerConfig::default().idempotent(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `ProducerConfig::default().idempotent(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct ProducerConfig {
     pub(crate) batch_size: usize,

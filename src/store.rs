@@ -40,8 +40,8 @@ pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
 /// Store-wide settings.
 ///
 /// Built from `StoreConfig::default()` with one setter per setting, e.g.
-/// `StoreConfig::default().auto_create_topics(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `StoreConfig::default().auto_create_topics(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
     pub(crate) auto_create_topics: bool,
@@ -93,8 +93,8 @@ impl StoreConfig {
 /// compacted topics (see [`Log::compact`]).
 ///
 /// Built from `CleanerConfig::default()` with one setter per setting, e.g.
-/// `CleanerConfig::default().enabled(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `CleanerConfig::default().enabled(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CleanerConfig {
     pub(crate) enabled: bool,

@@ -71,8 +71,8 @@ pub struct OffsetAndTimestamp {
 /// Consumer settings. Defaults follow Kafka's consumer.
 ///
 /// Built from `ConsumerConfig::default()` with one setter per setting, e.g.
-/// `ConsumerConfig::default().max_poll_records(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `ConsumerConfig::default().max_poll_records(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
     pub(crate) group_id: Option<String>,

@@ -68,8 +68,8 @@ use crate::segment::Segment;
 /// [`Store::compact_now_with`](crate::Store::compact_now_with).
 ///
 /// Built from `CompactionConfig::default()` with one setter per setting, e.g.
-/// `CompactionConfig::default().buffer_bytes(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `CompactionConfig::default().buffer_bytes(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CompactionConfig {
     pub(crate) buffer_bytes: usize,

@@ -61,8 +61,8 @@ use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
 /// Settings of a transactional producer.
 ///
 /// Built from `TransactionConfig::default()` with one setter per setting, e.g.
-/// `TransactionConfig::default().timeout(..)`, and read with the `get_` getters (see ARCHITECTURE.md,
-/// "Configuration style").
+/// `TransactionConfig::default().timeout(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct TransactionConfig {
     pub(crate) timeout: Duration,
