@@ -12,6 +12,7 @@ use crate::segment::file_header::FILE_HEADER_LEN;
 /// Data that was appended but not yet flushed survives a crash of the process (it is in the
 /// operating system's page cache) but not a crash of the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FlushPolicy {
     /// `append` returns only after the batch is on disk. Concurrent appenders share one fsync
     /// (group commit).
@@ -32,6 +33,7 @@ pub enum FlushPolicy {
 /// What a log does when its flush thread or an fsync fails is fixed (it poisons itself); what it
 /// tolerates at open after a crash is this.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecoveryMode {
     /// Cut the log at the first invalid batch after the recovery point (a torn write) and open.
     /// What was cut is described in the [`RecoveryReport`](crate::RecoveryReport). Default.

@@ -172,6 +172,7 @@ impl Record {
 
 /// Where a sent record was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordMetadata {
     /// Topic.
     pub topic: String,

@@ -295,6 +295,7 @@ impl Drop for WaiterGuard<'_> {
 
 /// What [`Store::describe_topic`] reports about one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionDescription {
     /// Partition number.
     pub partition: u32,
@@ -310,6 +311,7 @@ pub struct PartitionDescription {
 
 /// What [`Store::describe_topic`] reports.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TopicDescription {
     /// Topic name.
     pub name: String,

@@ -341,6 +341,7 @@ fn retention_passing_a_consumer_mid_consumption_follows_the_policy() {
                 assert!(c.poll(Duration::from_millis(20)).unwrap().is_empty());
                 assert_eq!(c.position(&tp()).unwrap(), end);
             }
+            other => unreachable!("{other:?} is not in the list"),
         }
     }
 }

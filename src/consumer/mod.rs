@@ -44,6 +44,7 @@ pub use offsets::OffsetAndMetadata;
 /// Where a consumer starts in a partition for which its group has no committed offset
 /// (Kafka's `auto.offset.reset`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OffsetReset {
     /// The first offset still in the log.
     Earliest,
@@ -61,11 +62,19 @@ pub enum OffsetReset {
 
 /// An offset found by [`Consumer::offsets_for_times`], with its record's timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OffsetAndTimestamp {
     /// The offset.
     pub offset: u64,
     /// The record's timestamp.
     pub timestamp: i64,
+}
+
+impl OffsetAndTimestamp {
+    /// An offset and its record's timestamp (Kafka's `new OffsetAndTimestamp(offset, timestamp)`).
+    pub fn new(offset: u64, timestamp: i64) -> OffsetAndTimestamp {
+        OffsetAndTimestamp { offset, timestamp }
+    }
 }
 
 /// Consumer settings. Defaults follow Kafka's consumer.

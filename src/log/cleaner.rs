@@ -134,6 +134,7 @@ impl Default for CompactionConfig {
 
 /// What a compaction run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactionReport {
     /// Passes made (each maps as much of the dirty part as fits in the key map).
     pub passes: u32,

@@ -47,6 +47,7 @@ const PRODUCER_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Batches of the log up to its last stable offset, with what a `read_committed` reader needs to
 /// drop the records of aborted transactions.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct CommittedRead {
     /// Batches from the requested offset, all below `last_stable_offset`. Control batches and
     /// records of aborted transactions are included: skip them (see `aborted`).
@@ -59,6 +60,7 @@ pub struct CommittedRead {
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppendInfo {
     /// Offset of the batch's first record.
     pub base_offset: u64,
@@ -70,6 +72,7 @@ pub struct AppendInfo {
 
 /// What a retention pass deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetentionReport {
     /// Base offsets of the deleted segments.
     pub deleted_segments: Vec<u64>,

@@ -22,6 +22,7 @@ use crate::segment::{
 
 /// What opening a log found and did. See [`Log::recovery_report`](crate::Log::recovery_report).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Whether a valid recovery checkpoint was found and used.
     pub checkpoint_used: bool,
@@ -49,6 +50,7 @@ pub struct RecoveryReport {
 
 /// Where and why recovery cut the log.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Truncation {
     /// The data file that was cut.
     pub path: PathBuf,

@@ -393,6 +393,7 @@ pub struct RebuildOptions {
 
 /// One topic as [`Store::rebuild_metadata`](crate::Store::rebuild_metadata) wrote it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RebuiltTopic {
     /// Topic name.
     pub name: String,
@@ -405,6 +406,7 @@ pub struct RebuiltTopic {
 
 /// What [`Store::rebuild_metadata`](crate::Store::rebuild_metadata) did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MetadataRebuild {
     /// The metadata file.
     pub path: PathBuf,
