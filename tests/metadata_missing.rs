@@ -112,21 +112,15 @@ fn rebuilt_metadata_opens_with_every_record() {
     let before = snapshot(dir);
 
     // A dry run writes nothing.
-    let dry = Store::rebuild_metadata(
-        dir,
-        &RebuildOptions {
-            dry_run: true,
-            ..RebuildOptions::default()
-        },
-    )
-    .unwrap();
+    let dry = Store::rebuild_metadata(dir, &RebuildOptions::default().dry_run(true)).unwrap();
     assert!(!dry.written);
     assert_eq!(snapshot(dir), before);
 
-    let options = RebuildOptions {
-        topic_settings: vec![("users".into(), "cleanup_policy".into(), "compact".into())],
-        ..RebuildOptions::default()
-    };
+    let options = RebuildOptions::default().topic_settings(vec![(
+        "users".into(),
+        "cleanup_policy".into(),
+        "compact".into(),
+    )]);
     let report = Store::rebuild_metadata(dir, &options).unwrap();
     assert!(report.written);
     let topics: Vec<(&str, u32, bool)> = report
@@ -202,10 +196,7 @@ fn stale_metadata_keeps_known_settings_and_adds_the_unknown_topics() {
 
     let report = Store::rebuild_metadata(
         dir,
-        &RebuildOptions {
-            settings: vec![("retention_ms".into(), "86400000".into())],
-            ..RebuildOptions::default()
-        },
+        &RebuildOptions::default().settings(vec![("retention_ms".into(), "86400000".into())]),
     )
     .unwrap();
     let orders = &report.topics[0];
@@ -272,14 +263,8 @@ fn damaged_metadata_is_a_corruption_error_naming_the_file() {
     let e = Store::rebuild_metadata(dir, &RebuildOptions::default()).unwrap_err();
     assert!(e.is_corruption(), "{e:?}");
     assert_eq!(snapshot(dir), before);
-    let report = Store::rebuild_metadata(
-        dir,
-        &RebuildOptions {
-            replace_damaged: true,
-            ..RebuildOptions::default()
-        },
-    )
-    .unwrap();
+    let report =
+        Store::rebuild_metadata(dir, &RebuildOptions::default().replace_damaged(true)).unwrap();
     let copy = report.damaged_copy.expect("a copy of the damaged file");
     assert_eq!(std::fs::read(&copy).unwrap(), bytes);
     let store = Store::open(dir).unwrap();

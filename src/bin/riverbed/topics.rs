@@ -277,11 +277,7 @@ fn rebuild_metadata(
     out: Output,
     w: &mut dyn Write,
 ) -> CmdResult {
-    let mut options = riverbed::RebuildOptions {
-        replace_damaged,
-        dry_run,
-        ..Default::default()
-    };
+    let (mut settings, mut topic_settings) = (Vec::new(), Vec::new());
     for kv in config {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
             usage(format!(
@@ -289,14 +285,15 @@ fn rebuild_metadata(
             ))
         })?;
         match k.split_once(':') {
-            Some((t, k)) => {
-                options
-                    .topic_settings
-                    .push((t.to_string(), k.to_string(), v.to_string()))
-            }
-            None => options.settings.push((k.to_string(), v.to_string())),
+            Some((t, k)) => topic_settings.push((t.to_string(), k.to_string(), v.to_string())),
+            None => settings.push((k.to_string(), v.to_string())),
         }
     }
+    let options = riverbed::RebuildOptions::default()
+        .replace_damaged(replace_damaged)
+        .dry_run(dry_run)
+        .settings(settings)
+        .topic_settings(topic_settings);
     if !dir.is_dir() {
         return Err(Failure::Error(format!(
             "{} is not a directory",
