@@ -165,17 +165,26 @@ pub struct Store {
 /// `Store` handle goes.
 struct MaintenanceThread {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
+    /// Taken (and joined) by the first [`stop`](Self::stop).
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl MaintenanceThread {
+    /// Stops the thread and waits for it (a compaction under way finishes first).
+    fn stop(&self) {
+        let (flag, cv) = &*self.stop;
+        *flag.lock() = true;
+        cv.notify_all();
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for MaintenanceThread {
     fn drop(&mut self) {
-        let (flag, cv) = &*self.stop;
-        *flag.lock() = true;
-        cv.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -415,7 +424,10 @@ impl Store {
             )
         };
         Ok(Store {
-            _maintenance: Arc::new(MaintenanceThread { stop, thread }),
+            _maintenance: Arc::new(MaintenanceThread {
+                stop,
+                thread: Mutex::new(thread),
+            }),
             inner,
         })
     }
@@ -446,6 +458,46 @@ impl Store {
         options: &RebuildOptions,
     ) -> Result<MetadataRebuild> {
         layout::rebuild_metadata(dir.as_ref(), options)
+    }
+
+    /// Closes the store and reports what dropping it would only log: stops the maintenance
+    /// thread (the cleaner and transaction timeouts; a compaction under way finishes first),
+    /// then flushes and closes every partition log and the store's own logs (committed offsets,
+    /// transactions), each with a recovery point at its end so that the next open scans
+    /// nothing. A log that fails to close does not stop the others from closing; the first
+    /// error is returned. Transactions still open stay open, to be aborted by their timeout
+    /// after the next open, as after a crash.
+    ///
+    /// Other handles of the store (clones, producers, consumers, streams applications) stay
+    /// valid objects, but their sends, commits and appends fail with
+    /// [`Closed`](ErrorKind::Closed) from now on; the directory lock is released when the last
+    /// of them is dropped. Dropping the last handle without `close` does the same work and
+    /// ignores its errors; the next open then recovers whatever did not reach the disk.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) or [`NoSpace`](ErrorKind::NoSpace) when a flush, fsync or
+    /// recovery-point write fails; [`Poisoned`](ErrorKind::Poisoned) for a log an earlier
+    /// failure poisoned (its unflushed data is left to recovery at the next open).
+    pub fn close(self) -> Result<()> {
+        self._maintenance.stop();
+        let _admin = self.inner.admin.lock();
+        let mut first_error = None;
+        let topics = self.inner.topics.read().clone();
+        let mut names: Vec<&String> = topics.keys().collect();
+        names.sort();
+        for name in names {
+            for p in topics[name].partitions.read().iter() {
+                if let Err(e) = p.log.close_shared() {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for r in [self.inner.offsets.close(), self.inner.txns.close()] {
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The data directory.
@@ -485,6 +537,28 @@ impl Store {
         *self.inner.topics.write() = next;
         self.inner.topics_changed();
         Ok(())
+    }
+
+    /// Creates a topic unless one of that name exists, and says which happened: `true` when it
+    /// was created, `false` when it existed. An existing topic is left exactly as it is, with
+    /// its own partition count and settings, which are not compared with `config` (read them
+    /// with [`describe_topic`](Self::describe_topic), change them with
+    /// [`alter_topic_config`](Self::alter_topic_config)). This is Kafka's
+    /// `kafka-topics.sh --create --if-not-exists`, which treats the `TopicExistsException` of
+    /// `CreateTopics` as success without looking at the configuration, so that every
+    /// application need not write that guard itself. The check and the creation are one step:
+    /// of two callers racing, one creates and the other sees `false`.
+    ///
+    /// # Errors
+    /// As [`create_topic`](Self::create_topic), except
+    /// [`TopicExists`](ErrorKind::TopicExists). A bad name or configuration is an error even
+    /// when the topic exists.
+    pub fn create_topic_if_absent(&self, name: &str, config: TopicConfig) -> Result<bool> {
+        match self.create_topic(name, config) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::TopicExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a topic and all its data. Consumers holding records of it keep them; later reads

@@ -151,6 +151,11 @@ pub(crate) fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata> {
 }
 
 impl OffsetStore {
+    /// Closes the offsets log ([`Store::close`](crate::Store::close)).
+    pub(crate) fn close(&self) -> Result<()> {
+        self.log.close_shared()
+    }
+
     /// Opens the offsets log in `dir` and replays it.
     pub(crate) fn open(dir: &Path) -> Result<OffsetStore> {
         let config = LogConfig {

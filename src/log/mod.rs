@@ -105,7 +105,8 @@ pub struct RetentionReport {
 /// ```
 pub struct Log {
     inner: Arc<Inner>,
-    flusher: Option<JoinHandle<()>>,
+    /// The flush thread; taken (and joined) by the first close.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Inner {
@@ -131,7 +132,8 @@ struct Inner {
     first_unstable: AtomicU64,
     /// Whether any aborted transaction is known (lets `read_committed` skip the lock).
     has_aborts: AtomicBool,
-    poison_cause: Mutex<String>,
+    /// What poisoned the log (empty while it is not), and the I/O error kind of that failure.
+    poison_cause: Mutex<(String, Option<std::io::ErrorKind>)>,
     sync: Mutex<SyncState>,
     checkpoint: Mutex<Checkpoint>,
     /// Whether the checkpoint on disk carries the clean flag (cleared before the next append).
@@ -268,7 +270,7 @@ impl Log {
             first_unstable: AtomicU64::new(producers.first_unstable_offset().unwrap_or(u64::MAX)),
             has_aborts: AtomicBool::new(!producers.aborted_overlapping(0, u64::MAX).is_empty()),
             producers: Mutex::new(producers),
-            poison_cause: Mutex::new(String::new()),
+            poison_cause: Mutex::new((String::new(), None)),
             clean_on_disk: AtomicBool::new(cp.clean),
             checkpoint: Mutex::new(cp),
             report,
@@ -305,7 +307,10 @@ impl Log {
             } => Some(spawn_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
-        Ok(Log { inner, flusher })
+        Ok(Log {
+            inner,
+            flusher: Mutex::new(flusher),
+        })
     }
 
     /// Appends a batch, stamping offsets (and, for a log-append-time log, timestamps) into it.
@@ -394,6 +399,9 @@ impl Log {
         };
         let mut w = inner.writer.lock();
         inner.check_poison()?;
+        if w.closed {
+            return Err(inner.closed());
+        }
         let mut header = batch.header();
         if u64::from(header.record_count) != u64::from(header.last_offset_delta) + 1 {
             // Offsets inside a batch are contiguous in this format version (FORMAT.md 3.1).
@@ -782,6 +790,9 @@ impl Log {
     pub fn roll(&self) -> Result<()> {
         let mut w = self.inner.writer.lock();
         self.inner.check_poison()?;
+        if w.closed {
+            return Err(self.inner.closed());
+        }
         match &w.active {
             Some(a) if !a.is_empty() => self.inner.roll_locked(&mut w),
             Some(_) => Ok(()),
@@ -913,7 +924,14 @@ impl Log {
     ///
     /// # Errors
     /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io).
-    pub fn close(mut self) -> Result<()> {
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// [`close`](Self::close) for a log others may still hold (a store's partitions, behind
+    /// `Arc`s): later calls on it fail with [`Closed`](ErrorKind::Closed). Closing twice is a
+    /// no-op.
+    pub(crate) fn close_shared(&self) -> Result<()> {
         self.shutdown()
     }
 
@@ -941,15 +959,20 @@ impl Log {
         self.inner.deleted.load(Ordering::Acquire)
     }
 
-    fn shutdown(&mut self) -> Result<()> {
+    fn shutdown(&self) -> Result<()> {
         {
             let (flag, cv) = &self.inner.shutdown;
             *flag.lock() = true;
             cv.notify_all();
         }
-        if let Some(t) = self.flusher.take() {
+        let flusher = self.flusher.lock().take();
+        if let Some(t) = flusher {
             let _ = t.join();
         }
+        // NOTE: refuse appends and rolls from here on (a store closed while producers still
+        // hold its partitions): an append after the clean checkpoint below samples the end of
+        // the log would land past a recovery point that says nothing follows it.
+        self.inner.writer.lock().closed = true;
         if self.inner.deleted.load(Ordering::Acquire) {
             let mut w = self.inner.writer.lock();
             w.active = None;
@@ -1067,10 +1090,8 @@ impl Inner {
             )));
         }
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(ErrorKind::Poisoned {
-                cause: self.poison_cause.lock().clone(),
-            }
-            .into());
+            let (cause, io_kind) = self.poison_cause.lock().clone();
+            return Err(ErrorKind::Poisoned { cause, io_kind }.into());
         }
         Ok(())
     }
@@ -1116,15 +1137,18 @@ impl Inner {
             "write or fsync failed; the log is poisoned until it is reopened"
         );
         let mut cause = self.poison_cause.lock();
-        if cause.is_empty() {
-            *cause = e.to_string();
+        if cause.0.is_empty() {
+            *cause = (e.to_string(), e.io_kind());
         }
         self.poisoned.store(true, Ordering::Release);
         e
     }
 
     fn closed(&self) -> Error {
-        Error::invalid(format!("the log in {} is closed", self.dir.display()))
+        ErrorKind::Closed {
+            path: self.dir.clone(),
+        }
+        .into()
     }
 
     fn time_to_roll(&self, active: &ActiveSegment, batch_max_ts: i64) -> bool {

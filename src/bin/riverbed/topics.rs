@@ -181,15 +181,16 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
             c.apply(&refs).map_err(|e| usage(e.to_string()))?;
             let c = c.partitions(*partitions);
             let store = open_store(&dir, true)?;
-            match store.create_topic(topic, c) {
-                Err(e)
-                    if *if_not_exists
-                        && matches!(e.kind(), riverbed::ErrorKind::TopicExists { .. }) =>
-                {
-                    writeln!(w, "topic {topic} exists; nothing was changed")?;
-                }
-                Err(e) => return Err(e.into()),
-                Ok(()) => writeln!(w, "created topic {topic} with {partitions} partitions")?,
+            let created = if *if_not_exists {
+                store.create_topic_if_absent(topic, c)?
+            } else {
+                store.create_topic(topic, c)?;
+                true
+            };
+            if created {
+                writeln!(w, "created topic {topic} with {partitions} partitions")?;
+            } else {
+                writeln!(w, "topic {topic} exists; nothing was changed")?;
             }
         }
         TopicsCmd::Describe { topic, out } => {
