@@ -1,24 +1,7 @@
 //! The producer: sends records to topics.
 //!
-//! [`Producer::send`] is synchronous: it returns once the record is in its partition's log (and
-//! on disk, if the topic's flush policy says so). Concurrent sends to one partition coalesce:
-//! each sender queues its record, and whichever sender gets to the partition first appends
-//! everything queued as one batch, so many threads share one append (and one fsync).
-//!
-//! ```
-//! use riverbed::{Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("payments", TopicConfig::new(3))?;
-//! let producer = store.producer();
-//! let a = producer.send(Record::new("payments").key("alice").value("+50"))?;
-//! let b = producer.send(Record::new("payments").key("alice").value("+25"))?;
-//! assert_eq!(a.partition, b.partition); // same key, same partition
-//! assert_eq!(b.offset, a.offset + 1);
-//! producer.flush()?; // everything sent so far is durable
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`Producer`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -435,6 +418,26 @@ fn route(topic: &Topic, record: &Record, size: usize, batch_size: usize) -> Resu
 }
 
 /// Sends records to the store's topics. Cheap to clone, `Send + Sync`.
+///
+/// [`Producer::send`] is synchronous: it returns once the record is in its partition's log (and
+/// on disk, if the topic's flush policy says so). Concurrent sends to one partition coalesce:
+/// each sender queues its record, and whichever sender gets to the partition first appends
+/// everything queued as one batch, so many threads share one append (and one fsync).
+///
+/// ```
+/// use riverbed::{Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(3))?;
+/// let producer = store.producer();
+/// let a = producer.send(Record::new("payments").key("alice").value("+50"))?;
+/// let b = producer.send(Record::new("payments").key("alice").value("+25"))?;
+/// assert_eq!(a.partition, b.partition); // same key, same partition
+/// assert_eq!(b.offset, a.offset + 1);
+/// producer.flush()?; // everything sent so far is durable
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Producer {
     store: Store,

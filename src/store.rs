@@ -1,17 +1,8 @@
 //! The store: the one handle users open. It owns a data directory — its lock, the topic
 //! registry and metadata, every partition log, the committed offsets and the consumer groups.
 //!
-//! ```
-//! use riverbed::{Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("payments", TopicConfig::new(4))?;
-//! let meta = store.producer().send(Record::new("payments").key("alice").value("+50"))?;
-//! assert_eq!(meta.offset, 0);
-//! assert_eq!(store.list_topics(), ["payments"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`Store`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -152,7 +143,21 @@ impl Default for CleanerConfig {
     }
 }
 
-/// A Riverbed data directory. Cheap to clone; `Send + Sync`.
+/// A Riverbed data directory: the one handle users open. It owns the directory's lock, the
+/// topic registry and metadata, every partition log, the committed offsets and the consumer
+/// groups. Cheap to clone; `Send + Sync`.
+///
+/// ```
+/// use riverbed::{Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(4))?;
+/// let meta = store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+/// assert_eq!(meta.offset, 0);
+/// assert_eq!(store.list_topics(), ["payments"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Store {
     // NOTE: declared first so that it is dropped first: the cleaner thread stops before the

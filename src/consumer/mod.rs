@@ -1,29 +1,7 @@
 //! The consumer: reads records from its own positions and commits them.
 //!
-//! A consumer either gets partitions [`assign`](Consumer::assign)ed by hand, or
-//! [`subscribe`](Consumer::subscribe)s to topics and lets its group divide their partitions among
-//! the group's members (see the `group` module for the protocol). Its *position* in a partition
-//! is the next offset it will read; [`poll`](Consumer::poll) returns records from the positions
-//! and moves them past what it returned; [`commit`](Consumer::commit) stores the positions
-//! durably for the group, so that whoever owns the partition next resumes from there.
-//!
-//! ```
-//! use std::time::Duration;
-//! use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("payments", TopicConfig::new(2))?;
-//! store.producer().send(Record::new("payments").key("alice").value("+50"))?;
-//!
-//! let mut consumer = store.consumer(ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest))?;
-//! consumer.subscribe(&["payments"])?;
-//! let records = consumer.poll(Duration::from_secs(1))?;
-//! let r = records.iter().next().unwrap();
-//! assert_eq!((r.topic(), r.key(), r.value()), ("payments", Some(&b"alice"[..]), Some(&b"+50"[..])));
-//! consumer.commit()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`Consumer`].
 
 pub mod offsets;
 
@@ -286,7 +264,33 @@ pub trait RebalanceListener: Send {
     }
 }
 
-/// Reads records; see the module docs. `Send`, not `Sync`: one thread polls a consumer.
+/// Reads records from its own positions and commits them. `Send`, not `Sync`: one thread
+/// polls a consumer.
+///
+/// A consumer either gets partitions [`assign`](Consumer::assign)ed by hand, or
+/// [`subscribe`](Consumer::subscribe)s to topics and lets its group divide their partitions among
+/// the group's members (see the `group` module for the protocol). Its *position* in a partition
+/// is the next offset it will read; [`poll`](Consumer::poll) returns records from the positions
+/// and moves them past what it returned; [`commit`](Consumer::commit) stores the positions
+/// durably for the group, so that whoever owns the partition next resumes from there.
+///
+/// ```
+/// use std::time::Duration;
+/// use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(2))?;
+/// store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+///
+/// let mut consumer = store.consumer(ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest))?;
+/// consumer.subscribe(&["payments"])?;
+/// let records = consumer.poll(Duration::from_secs(1))?;
+/// let r = records.iter().next().unwrap();
+/// assert_eq!((r.topic(), r.key(), r.value()), ("payments", Some(&b"alice"[..]), Some(&b"+50"[..])));
+/// consumer.commit()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Consumer {
     store: Store,
     config: ConsumerConfig,
