@@ -36,7 +36,7 @@ fn config(segment_bytes: u64) -> LogConfig {
     LogConfig::default()
         .segment_bytes(segment_bytes)
         .segment_ms(None)
-        .max_record_bytes(1 << 20)
+        .max_message_bytes(1 << 20)
         .flush(FlushPolicy::Manual)
         .retention_ms(None)
         .cleanup_policy(CleanupPolicy::Compact)

@@ -53,7 +53,7 @@ impl LogTarget {
         let config = LogConfig::default()
             .segment_bytes(segment_bytes)
             .segment_ms(None)
-            .max_record_bytes(4 << 20)
+            .max_message_bytes(4 << 20)
             .flush(flush)
             .retention_ms(None)
             // Sealed segments beyond about two are deleted at each roll.

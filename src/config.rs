@@ -81,7 +81,7 @@ pub struct LogConfig {
     pub(crate) segment_ms: Option<u64>,
     pub(crate) index_interval_bytes: u32,
     pub(crate) index_max_bytes: u32,
-    pub(crate) max_record_bytes: usize,
+    pub(crate) max_message_bytes: usize,
     pub(crate) flush: FlushPolicy,
     pub(crate) retention_ms: Option<u64>,
     pub(crate) retention_bytes: Option<u64>,
@@ -132,8 +132,8 @@ impl LogConfig {
     /// Largest accepted record batch, in bytes as encoded (after compression).
     /// Default: 1 MiB (`max.message.bytes`).
     #[must_use = "a setter returns the changed configuration"]
-    pub fn max_record_bytes(mut self, max_record_bytes: usize) -> LogConfig {
-        self.max_record_bytes = max_record_bytes;
+    pub fn max_message_bytes(mut self, max_message_bytes: usize) -> LogConfig {
+        self.max_message_bytes = max_message_bytes;
         self
     }
 
@@ -242,9 +242,9 @@ impl LogConfig {
         self.index_max_bytes
     }
 
-    /// The [`max_record_bytes`](Self::max_record_bytes) setting.
-    pub fn get_max_record_bytes(&self) -> usize {
-        self.max_record_bytes
+    /// The [`max_message_bytes`](Self::max_message_bytes) setting.
+    pub fn get_max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// The [`flush`](Self::flush) setting.
@@ -306,7 +306,7 @@ impl Default for LogConfig {
             segment_ms: Some(WEEK_MS),
             index_interval_bytes: 4096,
             index_max_bytes: 10 << 20,
-            max_record_bytes: 1 << 20,
+            max_message_bytes: 1 << 20,
             flush: FlushPolicy::Manual,
             retention_ms: Some(WEEK_MS),
             retention_bytes: None,
@@ -343,23 +343,23 @@ impl LogConfig {
                 "must leave room for at least 4 entries",
             ));
         }
-        if self.max_record_bytes < 64 {
-            return Err(Error::config("max_record_bytes", "must be at least 64"));
+        if self.max_message_bytes < 64 {
+            return Err(Error::config("max_message_bytes", "must be at least 64"));
         }
         let room = self.segment_bytes - FILE_HEADER_LEN as u64;
-        if self.max_record_bytes as u64 > room {
+        if self.max_message_bytes as u64 > room {
             // The two settings conflict: name both, and what would fit either way (a user who
-            // set only segment_bytes meets max_record_bytes' default here).
+            // set only segment_bytes meets max_message_bytes' default here).
             return Err(Error::config(
                 "segment_bytes",
                 format!(
                     "segment_bytes={} leaves room for batches of at most {room} bytes (after the \
-                     {FILE_HEADER_LEN}-byte file header), but max_record_bytes is {} (default {}): \
-                     set max_record_bytes to at most {room}, or segment_bytes to at least {}",
+                     {FILE_HEADER_LEN}-byte file header), but max_message_bytes is {} (default {}): \
+                     set max_message_bytes to at most {room}, or segment_bytes to at least {}",
                     self.segment_bytes,
-                    self.max_record_bytes,
-                    LogConfig::default().max_record_bytes,
-                    self.max_record_bytes as u64 + FILE_HEADER_LEN as u64,
+                    self.max_message_bytes,
+                    LogConfig::default().max_message_bytes,
+                    self.max_message_bytes as u64 + FILE_HEADER_LEN as u64,
                 ),
             ));
         }
@@ -416,14 +416,14 @@ mod tests {
         assert!(e.to_string().contains("segment_bytes"), "{e}");
         let bad = LogConfig {
             segment_bytes: 4096,
-            max_record_bytes: 1 << 20,
+            max_message_bytes: 1 << 20,
             ..LogConfig::default()
         };
         let e = bad.validate().unwrap_err().to_string();
         // Both settings named, and what would fit.
         assert!(
             e.contains("segment_bytes=4096")
-                && e.contains("max_record_bytes is 1048576")
+                && e.contains("max_message_bytes is 1048576")
                 && e.contains("at most 4072"),
             "{e}"
         );

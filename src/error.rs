@@ -581,7 +581,7 @@ impl fmt::Display for Error {
             ErrorKind::RecordTooLarge { size, max } => write!(
                 f,
                 "record batch of {size} bytes exceeds the maximum of {max} bytes; nothing was \
-                 written (raise max_record_bytes or send smaller records)"
+                 written (raise max_message_bytes or send smaller records)"
             ),
             ErrorKind::KeyRequired { record } => write!(
                 f,

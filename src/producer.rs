@@ -122,7 +122,7 @@ impl Record {
     }
 
     /// The exact size of a batch holding this record alone, as stored (after compression), or its
-    /// uncompressed size where that is at most `max`: what `max_record_bytes` limits (Kafka's
+    /// uncompressed size where that is at most `max`: what `max_message_bytes` limits (Kafka's
     /// `max.message.bytes`: the largest batch after compression). Only a record too large
     /// before compression is compressed to find out.
     fn alone_batch_size(&self, compression: Compression, max: usize) -> Result<usize> {
@@ -247,7 +247,7 @@ pub(crate) struct Sequencer {
 }
 
 impl Sequencer {
-    /// Sends `records` as one batch per partition (split at `max_record_bytes`), each stamped
+    /// Sends `records` as one batch per partition (split at `max_message_bytes`), each stamped
     /// with the producer, the partition's next sequence and the transactional bit, and returns
     /// their metadata in the order given. `on_partition` is told of each partition before its
     /// first batch is appended, with the batch's sequence.
@@ -280,7 +280,7 @@ pub(crate) enum Metadata {
     Skip,
 }
 
-/// Sends `records` as one batch per partition (split at `max_record_bytes`) and returns their
+/// Sends `records` as one batch per partition (split at `max_message_bytes`) and returns their
 /// metadata in the order given. Every record is validated (topic, partition, size, key for a
 /// compacted topic) before anything is written. With `stamp`, each batch carries the producer's
 /// id, epoch and the partition's next sequence (and the transactional bit), and `on_partition`
@@ -309,7 +309,7 @@ fn send_records(
             }
         };
         refuse_keyless(&topic, r, i)?;
-        let max = topic.config.log.max_record_bytes;
+        let max = topic.config.log.max_message_bytes;
         let size = r.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
@@ -336,7 +336,7 @@ fn send_records(
         let topic = &topics[&topic_name];
         let part = topic.partition(p)?;
         let tp = TopicPartition::new(&*topic_name, p);
-        let max = topic.config.log.max_record_bytes;
+        let max = topic.config.log.max_message_bytes;
         let mut start = 0;
         while start < idxs.len() {
             let mut b = BatchBuilder::new(topic.config.compression);
@@ -536,7 +536,7 @@ impl Producer {
         }
         let topic = self.inner().topic_or_create(&record.topic, &self.store)?;
         refuse_keyless(&topic, &record, 0)?;
-        let max = topic.config.log.max_record_bytes;
+        let max = topic.config.log.max_message_bytes;
         let size = record.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
@@ -567,7 +567,7 @@ impl Producer {
         })
     }
 
-    /// Sends many records, one batch per partition (split at `max_record_bytes`), and returns
+    /// Sends many records, one batch per partition (split at `max_message_bytes`), and returns
     /// their metadata in the order given. Records of one call to one partition are contiguous.
     ///
     /// # Errors
@@ -700,7 +700,7 @@ impl ProduceQueue {
             record.value.as_deref(),
             &headers,
         );
-        let max_batch = config.batch_size.min(log.config().max_record_bytes).max(1);
+        let max_batch = config.batch_size.min(log.config().max_message_bytes).max(1);
         let seq = {
             let mut p = self.pending.lock();
             let seq = p.next_seq;

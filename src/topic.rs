@@ -122,7 +122,7 @@ impl TopicConfig {
 
     /// Changes settings given by the key and value spelling of [`entries`](Self::entries), e.g.
     /// `("retention_ms", "none")`, `("flush", "every")`, `("compression", "zstd:3")`, all at
-    /// once (so that, say, a smaller `segment_bytes` and `max_record_bytes` can be set together).
+    /// once (so that, say, a smaller `segment_bytes` and `max_message_bytes` can be set together).
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown key, a value that
@@ -140,6 +140,11 @@ impl TopicConfig {
     pub(crate) fn apply_unvalidated(&mut self, settings: &[(&str, &str)]) -> Result<()> {
         let mut entries = self.entries();
         for (key, value) in settings {
+            let key = if *key == LEGACY_MAX_MESSAGE_BYTES {
+                "max_message_bytes"
+            } else {
+                key
+            };
             let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) else {
                 let known = self.entries_keys();
                 return Err(Error::invalid(format!(
@@ -156,7 +161,7 @@ impl TopicConfig {
         for (k, v) in entries {
             line.push_str(&format!(" {k}={v}"));
         }
-        let (_, config) = parse_topic(&line, false).map_err(Error::invalid)?;
+        let (_, config) = parse_topic(&line, METADATA_VERSION).map_err(Error::invalid)?;
         *self = config;
         Ok(())
     }
@@ -249,8 +254,8 @@ impl TopicConfig {
 
     /// Sets the largest accepted batch.
     #[must_use = "a setter returns the changed configuration"]
-    pub fn max_record_bytes(mut self, bytes: usize) -> TopicConfig {
-        self.log.max_record_bytes = bytes;
+    pub fn max_message_bytes(mut self, bytes: usize) -> TopicConfig {
+        self.log.max_message_bytes = bytes;
         self
     }
 
@@ -283,9 +288,17 @@ impl TopicConfig {
 
 /// Name of the topic metadata file in the store directory.
 pub(crate) const METADATA_FILE: &str = "topics";
-const METADATA_HEADER: &str = "riverbed-topics v2";
-/// The previous version: the same without the compaction settings, which read as their defaults.
+const METADATA_HEADER: &str = "riverbed-topics v3";
+/// Version 2: as version 3, with `max_message_bytes` spelled [`LEGACY_MAX_MESSAGE_BYTES`].
+const METADATA_HEADER_V2: &str = "riverbed-topics v2";
+/// Version 1: as version 2, without the compaction settings, which read as their defaults.
 const METADATA_HEADER_V1: &str = "riverbed-topics v1";
+/// The name of `max_message_bytes` before it took Kafka's (`max.message.bytes`: the largest
+/// batch, not record): the key in version 1 and 2 files, and an alias
+/// [`TopicConfig::apply`] accepts.
+const LEGACY_MAX_MESSAGE_BYTES: &str = "max_record_bytes";
+/// The version this build writes.
+const METADATA_VERSION: u8 = 3;
 /// Settings version 1 files do not have.
 const V2_KEYS: [&str; 4] = [
     "cleanup_policy",
@@ -318,7 +331,7 @@ fn encode_topic(name: &str, c: &TopicConfig) -> String {
     };
     format!(
         "topic {name} partitions={} segment_bytes={} segment_ms={} index_interval_bytes={} \
-         index_max_bytes={} max_record_bytes={} flush={flush} retention_ms={} retention_bytes={} \
+         index_max_bytes={} max_message_bytes={} flush={flush} retention_ms={} retention_bytes={} \
          recovery_checkpoint_bytes={} recovery={} compression={compression} timestamp_type={} \
          cleanup_policy={} min_cleanable_dirty_ratio={} min_compaction_lag_ms={} \
          delete_retention_ms={}",
@@ -327,7 +340,7 @@ fn encode_topic(name: &str, c: &TopicConfig) -> String {
         opt(l.segment_ms),
         l.index_interval_bytes,
         l.index_max_bytes,
-        l.max_record_bytes,
+        l.max_message_bytes,
         opt(l.retention_ms),
         opt(l.retention_bytes),
         l.recovery_checkpoint_bytes,
@@ -397,13 +410,10 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     crc::verify(body.as_bytes(), stored, body_end as u64).map_err(|e| e.in_file(path, 0))?;
     let mut lines = body.lines();
     let mut pos = 0usize;
-    let mut v1 = false;
-    match lines.next() {
-        Some(h) if h == METADATA_HEADER => pos += h.len() + 1,
-        Some(h) if h == METADATA_HEADER_V1 => {
-            v1 = true;
-            pos += h.len() + 1;
-        }
+    let version = match lines.next() {
+        Some(h) if h == METADATA_HEADER => METADATA_VERSION,
+        Some(h) if h == METADATA_HEADER_V2 => 2,
+        Some(h) if h == METADATA_HEADER_V1 => 1,
         Some(h) if h.starts_with("riverbed-topics ") => {
             return Err(bad(
                 0,
@@ -412,10 +422,11 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
             ))
         }
         other => return Err(bad(0, METADATA_HEADER, format!("{other:?}"))),
-    }
+    };
+    pos += body.lines().next().map_or(0, |h| h.len() + 1);
     let mut out = Vec::new();
     for line in lines {
-        let topic = decode_topic(line, v1)
+        let topic = decode_topic(line, version)
             .map_err(|what| bad(pos, "a topic line", format!("{line:?}: {what}")))?;
         out.push(topic);
         pos += line.len() + 1;
@@ -423,14 +434,14 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     Ok(out)
 }
 
-fn decode_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
-    let (name, c) = parse_topic(line, v1)?;
+fn decode_topic(line: &str, version: u8) -> std::result::Result<(String, TopicConfig), String> {
+    let (name, c) = parse_topic(line, version)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok((name, c))
 }
 
-/// A topic line's name and settings, not validated as a whole.
-fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
+/// A topic line of a version `version` file: its name and settings, not validated as a whole.
+fn parse_topic(line: &str, version: u8) -> std::result::Result<(String, TopicConfig), String> {
     let mut words = line.split(' ');
     if words.next() != Some("topic") {
         return Err("does not start with \"topic\"".into());
@@ -452,9 +463,14 @@ fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig
         let (k, v) = w
             .split_once('=')
             .ok_or_else(|| format!("{w:?} is not key=value"))?;
-        if v1 && V2_KEYS.contains(&k) {
-            return Err(format!("unknown setting {k:?} in a version 1 file"));
+        if (version == 1 && V2_KEYS.contains(&k)) || (version <= 2 && k == "max_message_bytes") {
+            return Err(format!("unknown setting {k:?} in a version {version} file"));
         }
+        let k = if version <= 2 && k == LEGACY_MAX_MESSAGE_BYTES {
+            "max_message_bytes"
+        } else {
+            k
+        };
         match k {
             "cleanup_policy" => {
                 c.log.cleanup_policy = match v {
@@ -472,7 +488,7 @@ fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig
             "segment_ms" => c.log.segment_ms = opt_num(k, v)?,
             "index_interval_bytes" => c.log.index_interval_bytes = num(k, v)?,
             "index_max_bytes" => c.log.index_max_bytes = num(k, v)?,
-            "max_record_bytes" => c.log.max_record_bytes = num(k, v)?,
+            "max_message_bytes" => c.log.max_message_bytes = num(k, v)?,
             "retention_ms" => c.log.retention_ms = opt_num(k, v)?,
             "retention_bytes" => c.log.retention_bytes = opt_num(k, v)?,
             "recovery_checkpoint_bytes" => c.log.recovery_checkpoint_bytes = num(k, v)?,
@@ -611,6 +627,59 @@ mod tests {
         assert!(decode_metadata(&with_crc(&bad), p)
             .unwrap_err()
             .is_corruption());
-        assert!(decode_metadata(&with_crc(&format!("riverbed-topics v3\n{line}\n")), p).is_err());
+        assert!(decode_metadata(&with_crc(&format!("riverbed-topics v4\n{line}\n")), p).is_err());
+        assert_eq!(back[0].1.log.max_message_bytes, 65536);
+    }
+
+    /// issue 15: the largest batch is `max_message_bytes` (Kafka's `max.message.bytes`). Files
+    /// are written as version 3 with the new key, so that a build that knows only version 2
+    /// refuses them as "written by a newer riverbed?" instead of calling an unknown key
+    /// corruption; version 2 files, which spell it `max_record_bytes`, still read.
+    #[test]
+    fn max_message_bytes_is_written_as_version_3_and_read_from_version_2() {
+        let p = Path::new("topics");
+        let c = TopicConfig::new(2).max_message_bytes(4096);
+        let bytes = encode_metadata([("t", &c)].into_iter());
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("riverbed-topics v3\n"), "{text}");
+        assert!(text.contains(" max_message_bytes=4096 "), "{text}");
+        assert!(!text.contains("max_record_bytes"), "{text}");
+        assert_eq!(
+            decode_metadata(&bytes, p).unwrap()[0]
+                .1
+                .log
+                .max_message_bytes,
+            4096
+        );
+
+        // The same topic as version 2 wrote it.
+        let v2 = text
+            .replace("riverbed-topics v3", "riverbed-topics v2")
+            .replace("max_message_bytes=", "max_record_bytes=");
+        let v2_body = &v2[..v2.rfind("crc ").unwrap()];
+        let back = decode_metadata(&with_crc(v2_body), p).unwrap();
+        assert_eq!(back[0].1.log.max_message_bytes, 4096);
+        assert_eq!(back[0].1.entries(), c.entries());
+        // Each version has one spelling.
+        let mixed = v2_body.replace("max_record_bytes=", "max_message_bytes=");
+        let e = decode_metadata(&with_crc(&mixed), p).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("version 2"),
+            "{e}"
+        );
+        let v3_body = &text[..text.rfind("crc ").unwrap()];
+        let old_key = v3_body.replace("max_message_bytes=", "max_record_bytes=");
+        assert!(decode_metadata(&with_crc(&old_key), p)
+            .unwrap_err()
+            .is_corruption());
+
+        // `apply` (and so the CLI's `--config` and `rebuild-metadata`) takes the old key too.
+        let mut c = TopicConfig::new(1);
+        c.apply(&[("max_record_bytes", "2048")]).unwrap();
+        assert_eq!(c.get_log().get_max_message_bytes(), 2048);
+        assert!(c
+            .entries()
+            .iter()
+            .any(|(k, v)| k == "max_message_bytes" && v == "2048"));
     }
 }

@@ -60,7 +60,7 @@ fn read_all(store: &Store, tp: &TopicPartition) -> Vec<(u64, Option<Vec<u8>>, Ve
 fn small_topic() -> TopicConfig {
     TopicConfig::new(1)
         .segment_bytes(4096)
-        .max_record_bytes(2048)
+        .max_message_bytes(2048)
         .retention_ms(None)
 }
 
@@ -152,18 +152,18 @@ fn max_record_bytes_altered_applies_to_the_next_send() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .create_topic("t", TopicConfig::new(1).max_record_bytes(1024))
+        .create_topic("t", TopicConfig::new(1).max_message_bytes(1024))
         .unwrap();
     let p = store.producer();
     let big = || Record::new("t").value(vec![b'x'; 2000]);
     let e = p.send(big()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
     store
-        .alter_topic_config("t", &[("max_record_bytes", Some("4096"))])
+        .alter_topic_config("t", &[("max_message_bytes", Some("4096"))])
         .unwrap();
     assert_eq!(p.send(big()).unwrap().offset, 0);
     store
-        .alter_topic_config("t", &[("max_record_bytes", Some("512"))])
+        .alter_topic_config("t", &[("max_message_bytes", Some("512"))])
         .unwrap();
     let e = p
         .send(Record::new("t").value(vec![b'x'; 1000]))
@@ -250,10 +250,10 @@ fn refused_changes_change_nothing() {
     let before = (describe(&store, "t").0, std::fs::read(&meta).unwrap());
     type Settings<'a> = &'a [(&'a str, Option<&'a str>)];
     let cases: &[(Settings, &str)] = &[
-        // max_record_bytes must fit a segment: each alone would be valid.
+        // max_message_bytes must fit a segment: each alone would be valid.
         (
             &[
-                ("max_record_bytes", Some("8192")),
+                ("max_message_bytes", Some("8192")),
                 ("retention_ms", Some("5")),
             ],
             "config",
@@ -348,7 +348,7 @@ fn concurrent_sends_while_altering_lose_nothing() {
                     .alter_topic_config(
                         "t",
                         &[
-                            ("max_record_bytes", Some(max)),
+                            ("max_message_bytes", Some(max)),
                             ("segment_bytes", Some(&seg_s)),
                             ("retention_ms", Some(&ret)),
                             (
@@ -424,7 +424,7 @@ fn failed_metadata_write_changes_nothing() {
             .alter_topic_config(
                 "t",
                 &[
-                    ("max_record_bytes", Some("4000")),
+                    ("max_message_bytes", Some("4000")),
                     ("retention_ms", Some("1")),
                 ],
             )
@@ -454,8 +454,8 @@ fn failed_metadata_write_changes_nothing() {
         assert_eq!(describe(&store, "t").1, 0, "{site}");
         // And the same change goes through once there is room.
         let c = store
-            .alter_topic_config("t", &[("max_record_bytes", Some("4000"))])
+            .alter_topic_config("t", &[("max_message_bytes", Some("4000"))])
             .unwrap();
-        assert_eq!(c.get_log().get_max_record_bytes(), 4000);
+        assert_eq!(c.get_log().get_max_message_bytes(), 4000);
     }
 }

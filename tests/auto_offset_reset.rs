@@ -196,7 +196,7 @@ fn retained(partitions: u32) -> (tempfile::TempDir, Store) {
             "t",
             TopicConfig::new(partitions)
                 .segment_bytes(4096)
-                .max_record_bytes(2048)
+                .max_message_bytes(2048)
                 .retention_bytes(Some(8192)),
         )
         .unwrap();

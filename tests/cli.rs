@@ -298,7 +298,7 @@ fn verify_sound_then_a_flipped_bit_in_a_sealed_segment() {
             "--config",
             "segment_bytes=4096",
             "--config",
-            "max_record_bytes=1024",
+            "max_message_bytes=1024",
         ],
     );
     let lines: String = (0..200).map(|i| format!("value number {i:05}\n")).collect();
@@ -539,7 +539,7 @@ fn compacted_and_transactional_data_is_sound_and_readable() {
         let t = TopicConfig::new(1)
             .cleanup_policy(CleanupPolicy::Compact)
             .segment_bytes(4096)
-            .max_record_bytes(2048);
+            .max_message_bytes(2048);
         store.create_topic("table", t).unwrap();
         let p = store.producer();
         let txn = store.transactional_producer("writer").unwrap();

@@ -17,7 +17,7 @@ fn table(partitions: u32) -> TopicConfig {
     let c = TopicConfig::new(partitions)
         .cleanup_policy(CleanupPolicy::Compact)
         .segment_bytes(4096)
-        .max_record_bytes(2048);
+        .max_message_bytes(2048);
     let log = c
         .get_log()
         .clone()
@@ -141,7 +141,7 @@ fn log_config() -> LogConfig {
     LogConfig::default()
         .segment_bytes(1024)
         .segment_ms(None)
-        .max_record_bytes(512)
+        .max_message_bytes(512)
         .retention_ms(Some(1))
         .cleanup_policy(CleanupPolicy::Compact)
         .min_compaction_lag_ms(3_600_000)

@@ -33,7 +33,7 @@ fn config() -> LogConfig {
         .segment_bytes(8 << 10)
         .segment_ms(None)
         .index_interval_bytes(512)
-        .max_record_bytes(4 << 10)
+        .max_message_bytes(4 << 10)
         .retention_ms(None)
         .cleanup_policy(CleanupPolicy::Compact)
         .delete_retention_ms(0)

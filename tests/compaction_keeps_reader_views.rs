@@ -17,7 +17,7 @@ fn config() -> LogConfig {
     LogConfig::default()
         .segment_bytes(4096)
         .segment_ms(None)
-        .max_record_bytes(2048)
+        .max_message_bytes(2048)
         .retention_ms(None)
         .cleanup_policy(CleanupPolicy::Compact)
 }

@@ -11,7 +11,7 @@ fn metrics_show_what_compaction_did() {
     let table = TopicConfig::new(1)
         .cleanup_policy(CleanupPolicy::Compact)
         .segment_bytes(2048)
-        .max_record_bytes(1024);
+        .max_message_bytes(1024);
     store.create_topic("table", table).unwrap();
     store.create_topic("plain", TopicConfig::new(1)).unwrap();
     let p = store.producer();

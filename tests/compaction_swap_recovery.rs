@@ -19,7 +19,7 @@ fn config() -> LogConfig {
         .segment_bytes(2048)
         .segment_ms(None)
         .index_interval_bytes(128)
-        .max_record_bytes(1024)
+        .max_message_bytes(1024)
         .retention_ms(None)
         .cleanup_policy(CleanupPolicy::Compact)
 }

@@ -19,7 +19,7 @@ fn compacted(store: &Store) {
     let config = TopicConfig::new(1)
         .cleanup_policy(CleanupPolicy::Compact)
         .segment_bytes(1024)
-        .max_record_bytes(512);
+        .max_message_bytes(512);
     store.create_topic("table", config).unwrap();
 }
 

@@ -132,7 +132,7 @@ fn config() -> LogConfig {
         .segment_bytes(32 << 10)
         .segment_ms(None)
         .index_interval_bytes(512)
-        .max_record_bytes(24 << 10)
+        .max_message_bytes(24 << 10)
         .flush(FlushPolicy::Manual)
         .retention_ms(None)
         .retention_bytes(Some(192 << 10))

@@ -17,7 +17,7 @@ fn config() -> LogConfig {
     LogConfig::default()
         .segment_bytes(2048)
         .index_interval_bytes(256)
-        .max_record_bytes(1024)
+        .max_message_bytes(1024)
         .retention_ms(None)
         .segment_ms(None)
 }

@@ -180,7 +180,7 @@ impl Mode {
                 .segment_bytes(64 << 10)
                 .segment_ms(None)
                 .index_interval_bytes(1024)
-                .max_record_bytes(60 << 10)
+                .max_message_bytes(60 << 10)
                 .retention_ms(None)
                 .retention_bytes(None)
                 // Small, so the recovery point also moves within a segment and recovery
@@ -192,7 +192,7 @@ impl Mode {
                 .segment_bytes(256 << 10)
                 .segment_ms(None)
                 .index_interval_bytes(1024)
-                .max_record_bytes(60 << 10)
+                .max_message_bytes(60 << 10)
                 .retention_ms(None)
                 .retention_bytes(None)
                 .recovery(RecoveryMode::TruncateTail),

@@ -30,7 +30,7 @@ fn config(flush: FlushPolicy) -> LogConfig {
         .segment_bytes(16 << 10)
         .segment_ms(None)
         .retention_ms(None)
-        .max_record_bytes(8 << 10)
+        .max_message_bytes(8 << 10)
         .cleanup_policy(CleanupPolicy::Compact)
         .min_compaction_lag_ms(0)
 }

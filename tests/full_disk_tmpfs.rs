@@ -147,7 +147,7 @@ fn small_segments(flush: FlushPolicy) -> LogConfig {
         .segment_bytes(64 << 10)
         .segment_ms(None)
         .retention_ms(None)
-        .max_record_bytes(16 << 10)
+        .max_message_bytes(16 << 10)
 }
 
 fn batch(n: u64) -> RecordBatch {
@@ -312,7 +312,7 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
                 TopicConfig::new(1)
                     .flush(FlushPolicy::EveryAppend)
                     .segment_bytes(64 << 10)
-                    .max_record_bytes(16 << 10),
+                    .max_message_bytes(16 << 10),
             )
             .unwrap();
         let p = store.producer();
@@ -377,7 +377,7 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
                 TopicConfig::new(1)
                     .flush(FlushPolicy::EveryAppend)
                     .segment_bytes(64 << 10)
-                    .max_record_bytes(16 << 10),
+                    .max_message_bytes(16 << 10),
             )
             .unwrap();
         store

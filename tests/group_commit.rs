@@ -49,7 +49,7 @@ fn config(timestamp_type: TimestampType) -> LogConfig {
         // Small segments: rolls happen between one thread's append and its shared fsync.
         .segment_bytes(64 << 10)
         .segment_ms(None)
-        .max_record_bytes(32 << 10)
+        .max_message_bytes(32 << 10)
         .index_interval_bytes(1024)
         .recovery_checkpoint_bytes(16 << 10)
         .retention_ms(None)

@@ -29,7 +29,7 @@ fn config(segment_bytes: u64) -> LogConfig {
         .segment_bytes(segment_bytes)
         .segment_ms(None)
         .retention_ms(None)
-        .max_record_bytes(1024.min(segment_bytes as usize - 24))
+        .max_message_bytes(1024.min(segment_bytes as usize - 24))
         .flush(FlushPolicy::Manual)
 }
 

@@ -26,7 +26,7 @@ fn views_see_a_growing_prefix_while_a_writer_appends_and_rolls() {
     let config = LogConfig::default()
         .segment_bytes(16 << 10)
         .index_interval_bytes(256)
-        .max_record_bytes(8 << 10)
+        .max_message_bytes(8 << 10)
         .retention_ms(None);
     let log = Arc::new(Log::open(dir.path(), config).expect("open"));
     let done = Arc::new(AtomicBool::new(false));

@@ -23,7 +23,7 @@ fn populated(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
             TopicConfig::new(3)
                 .flush(FlushPolicy::Manual)
                 .segment_bytes(4096)
-                .max_record_bytes(1024)
+                .max_message_bytes(1024)
                 .retention_ms(Some(60_000)),
         )
         .unwrap();
@@ -172,8 +172,8 @@ fn stale_metadata_keeps_known_settings_and_adds_the_unknown_topics() {
                 TopicConfig::new(3)
                     .flush(FlushPolicy::Manual)
                     .segment_bytes(4096)
-                    .max_record_bytes(1024)
-                    .max_record_bytes(1024)
+                    .max_message_bytes(1024)
+                    .max_message_bytes(1024)
                     .retention_ms(Some(60_000)),
             )
             .unwrap();

@@ -37,7 +37,7 @@ const WILD_TIMESTAMPS: [i64; 6] = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX];
 struct Cfg {
     segment_bytes: u64,
     index_interval_bytes: u32,
-    max_record_bytes: usize,
+    max_message_bytes: usize,
     /// 0 and 1: `Manual` (twice as likely); 2: `EveryAppend`; 3: `Interval` (every 7 records).
     flush: u8,
     retention_bytes: Option<u64>,
@@ -54,7 +54,7 @@ impl Cfg {
             .segment_bytes(self.segment_bytes)
             .segment_ms(self.segment_ms)
             .index_interval_bytes(self.index_interval_bytes)
-            .max_record_bytes(self.max_record_bytes)
+            .max_message_bytes(self.max_message_bytes)
             .flush(match self.flush {
                 0 | 1 => FlushPolicy::Manual,
                 2 => FlushPolicy::EveryAppend,
@@ -190,7 +190,7 @@ fn cfg_strategy() -> impl Strategy<Value = Cfg> {
                 let mut c = Cfg {
                     segment_bytes: seg,
                     index_interval_bytes: interval,
-                    max_record_bytes: max_rec.min(seg as usize - FILE_HEADER_LEN),
+                    max_message_bytes: max_rec.min(seg as usize - FILE_HEADER_LEN),
                     flush,
                     retention_bytes: ret_bytes,
                     retention_ms: ret_ms,
@@ -573,11 +573,11 @@ impl Harness {
         let batch = builder.build().unwrap();
         assert_eq!(batch.record_count() as usize, records.len());
         let result = self.log().append(&batch);
-        if batch.len() > self.cfg.max_record_bytes {
+        if batch.len() > self.cfg.max_message_bytes {
             let e = result.expect_err("an oversized batch was accepted");
             assert!(
                 matches!(e.kind(), ErrorKind::RecordTooLarge { size, max }
-                    if *size == batch.len() && *max == self.cfg.max_record_bytes),
+                    if *size == batch.len() && *max == self.cfg.max_message_bytes),
                 "{e:?}"
             );
             return;

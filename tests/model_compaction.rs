@@ -92,7 +92,7 @@ fn config(log_append_time: bool) -> LogConfig {
         .segment_bytes(1200)
         .segment_ms(None)
         .index_interval_bytes(128)
-        .max_record_bytes(1100)
+        .max_message_bytes(1100)
         .retention_ms(None)
         .cleanup_policy(CleanupPolicy::Compact)
         .delete_retention_ms(RETENTION_MS)

@@ -30,7 +30,7 @@ fn config() -> LogConfig {
         .flush(FlushPolicy::EveryAppend)
         .segment_bytes(SEGMENT_BYTES)
         .segment_ms(None)
-        .max_record_bytes(64 << 10)
+        .max_message_bytes(64 << 10)
         .retention_ms(None)
 }
 

@@ -19,7 +19,7 @@ fn config() -> LogConfig {
     LogConfig::default()
         .segment_bytes(4096)
         .index_interval_bytes(128)
-        .max_record_bytes(1024)
+        .max_message_bytes(1024)
         .retention_ms(None)
         .segment_ms(None)
 }

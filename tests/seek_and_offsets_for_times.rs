@@ -27,7 +27,7 @@ fn setup(n: u64) -> (tempfile::TempDir, Store) {
             "t",
             TopicConfig::new(2)
                 .segment_bytes(1024)
-                .max_record_bytes(512)
+                .max_message_bytes(512)
                 .retention_ms(None),
         )
         .unwrap();
@@ -264,7 +264,7 @@ fn offsets_for_times_with_out_of_order_timestamps() {
             "t",
             TopicConfig::new(1)
                 .segment_bytes(1024)
-                .max_record_bytes(512)
+                .max_message_bytes(512)
                 .retention_ms(None),
         )
         .unwrap();

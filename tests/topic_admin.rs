@@ -55,7 +55,7 @@ fn create_list_describe() {
             TopicConfig::new(1)
                 .timestamp_type(TimestampType::LogAppendTime)
                 .compression(Compression::Zstd { level: 3 })
-                .max_record_bytes(4096),
+                .max_message_bytes(4096),
         )
         .unwrap();
     store
@@ -77,7 +77,7 @@ fn create_list_describe() {
         TimestampType::LogAppendTime
     );
     assert_eq!(d.config.get_compression(), Compression::Zstd { level: 3 });
-    assert_eq!(d.config.get_log().get_max_record_bytes(), 4096);
+    assert_eq!(d.config.get_log().get_max_message_bytes(), 4096);
 
     let e = store
         .create_topic("orders", TopicConfig::new(5))

@@ -57,7 +57,7 @@ fn tracing_events_for_open_roll_retention_and_rebalance() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = LogConfig::default()
             .segment_bytes(4096)
-            .max_record_bytes(2048)
+            .max_message_bytes(2048)
             .retention_bytes(Some(4096));
         let log = Log::open(dir.path(), config).expect("open");
         for i in 0..100 {

@@ -79,7 +79,7 @@ fn topic_config(flush: FlushPolicy) -> TopicConfig {
         LogConfig::default()
             // Small segments, so that crashes also hit rolls (snapshots, `.txnindex` files).
             .segment_bytes(16 << 10)
-            .max_record_bytes(8 << 10)
+            .max_message_bytes(8 << 10)
             .segment_ms(None)
             .retention_ms(None)
             .flush(flush),

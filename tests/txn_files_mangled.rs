@@ -24,7 +24,7 @@ fn log_config() -> LogConfig {
     LogConfig::default()
         // A few batches per segment, so that aborted transactions land in sealed segments.
         .segment_bytes(700)
-        .max_record_bytes(600)
+        .max_message_bytes(600)
         .segment_ms(None)
         .retention_ms(None)
         .flush(FlushPolicy::Manual)
@@ -449,7 +449,7 @@ fn a_stray_txn_index_for_a_segment_without_aborts_is_removed_or_ignored() {
 fn small_segments() -> LogConfig {
     LogConfig::default()
         .segment_bytes(1 << 20)
-        .max_record_bytes(64 << 10)
+        .max_message_bytes(64 << 10)
         .segment_ms(None)
         .retention_ms(None)
 }

@@ -249,7 +249,7 @@ fn template(flush: FlushPolicy) -> &'static std::path::Path {
                 LogConfig::default()
                     // Small segments: rolls (producer snapshots, `.txnindex` files) happen often.
                     .segment_bytes(600)
-                    .max_record_bytes(500)
+                    .max_message_bytes(500)
                     .segment_ms(None)
                     .retention_ms(None)
                     .flush(flush),
@@ -693,7 +693,7 @@ fn a_store_with_transactions_can_be_reopened_right_after_the_drop() {
     let store = Store::open(dir.path()).unwrap();
     let config = TopicConfig::new(8)
         .segment_bytes(1 << 20)
-        .max_record_bytes(1 << 16);
+        .max_message_bytes(1 << 16);
     store.create_topic("a", config).unwrap();
     drop(store);
     for i in 0..3 {

@@ -378,10 +378,10 @@ impl Log {
         if batch.len() < crate::record::codec::HEADER_LEN {
             return Err(Error::invalid("cannot append an empty (unbuilt) batch"));
         }
-        if batch.len() > config.max_record_bytes {
+        if batch.len() > config.max_message_bytes {
             return Err(ErrorKind::RecordTooLarge {
                 size: batch.len(),
-                max: config.max_record_bytes,
+                max: config.max_message_bytes,
             }
             .into());
         }
@@ -706,7 +706,7 @@ impl Log {
     /// of a topic). The swap happens under the writer lock; each append reads one snapshot of
     /// the configuration, so it runs wholly under the old or wholly under the new one. What
     /// each setting affects:
-    /// - `max_record_bytes`, `timestamp_type`, `cleanup_policy` (keyless records refused on a
+    /// - `max_message_bytes`, `timestamp_type`, `cleanup_policy` (keyless records refused on a
     ///   compacting log), `flush` (when an append fsyncs): the next append;
     /// - `segment_bytes`, `segment_ms`, `index_interval_bytes`, `index_max_bytes`: the next
     ///   segment (the active one keeps the sizes it was created with);

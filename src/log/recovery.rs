@@ -82,7 +82,7 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         data: config.segment_bytes as usize,
         index_entries: config.index_entries(),
         // Reading and recovery bound a batch by what a segment can hold, not by today's
-        // `max_record_bytes`: lowering that must not make older, larger batches unreadable.
+        // `max_message_bytes`: lowering that must not make older, larger batches unreadable.
         max_batch_bytes: config.segment_bytes as usize,
         index_interval: config.index_interval_bytes as usize,
         pwrite_from: if config.flush == crate::config::FlushPolicy::EveryAppend {

@@ -21,7 +21,7 @@ pub enum TopicsCmd {
         after_help = "Example:\n  riverbed -d ./data topics create events -p 4 \
         --config retention_ms=86400000 --config flush=every\n\n\
         Settings (see `topics describe`): segment_bytes, segment_ms, index_interval_bytes, \
-        index_max_bytes, max_record_bytes, flush (every|manual|interval:<msgs|none>:<ms|none>), \
+        index_max_bytes, max_message_bytes, flush (every|manual|interval:<msgs|none>:<ms|none>), \
         retention_ms, retention_bytes, recovery_checkpoint_bytes, recovery (truncate|strict), \
         compression (none|zstd:<level>), timestamp_type (create|append); `none` for no limit."
     )]
@@ -89,7 +89,7 @@ pub enum TopicsCmd {
         riverbed -d ./data topics alter events --delete-config retention.ms\n\n\
         Keys as in `topics create` (Kafka's names work too). Retention and compaction settings \
         apply at the next retention or cleaner pass, segment and index sizes at the next roll, \
-        max_record_bytes, timestamp_type, compression and flush at the next send. Refused: \
+        max_message_bytes, timestamp_type, compression and flush at the next send. Refused: \
         partitions (use add-partitions), a smaller segment_bytes, adding, removing or changing \
         a flush interval timer; nothing is changed then."
     )]
@@ -499,7 +499,7 @@ fn kafka_setting(k: &str, v: &str) -> (String, String) {
         }
     };
     match k {
-        "max.message.bytes" => ("max_record_bytes".into(), v.into()),
+        "max.message.bytes" => ("max_message_bytes".into(), v.into()),
         "segment.index.bytes" => ("index_max_bytes".into(), v.into()),
         "retention.ms" | "retention.bytes" => (k.replace('.', "_"), unlimited(v)),
         "message.timestamp.type" => (
