@@ -13,12 +13,7 @@ mod common;
 use common::{copy_dir, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
-    LogConfig::default()
-        .segment_bytes(2048)
-        .index_interval_bytes(256)
-        .max_message_bytes(1024)
-        .retention_ms(None)
-        .segment_ms(None)
+    common::small_log(2048, 256, 1024)
 }
 
 fn value(offset: u64) -> Vec<u8> {

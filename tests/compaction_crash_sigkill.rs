@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use riverbed::{
@@ -20,6 +20,8 @@ use riverbed::{
 };
 
 mod common;
+
+use common::mix;
 use common::read_all;
 
 const CHILD_DIR_ENV: &str = "RIVERBED_COMPACT_CHILD_DIR";
@@ -37,14 +39,6 @@ fn config() -> LogConfig {
         .retention_ms(None)
         .cleanup_policy(CleanupPolicy::Compact)
         .delete_retention_ms(0)
-}
-
-/// splitmix64.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The record at `offset`: its key and value (every 13th is a tombstone) are a function of it.
@@ -165,15 +159,8 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
     let mut appended = ROUND;
     let mut killed_mid_swap = 0;
     let mut finished = 0;
-    let exe = std::env::current_exe().unwrap();
     for run in 0..14u64 {
-        let mut child = Command::new(&exe)
-            .args([
-                CHILD_TEST_NAME,
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = common::child_command(CHILD_TEST_NAME)
             .env(CHILD_DIR_ENV, dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -14,12 +14,7 @@ use common::{copy_dir, FILE_HEADER_LEN};
 const RECORDS: u64 = 260;
 
 fn config() -> LogConfig {
-    LogConfig::default()
-        .segment_bytes(2048)
-        .index_interval_bytes(128)
-        .max_message_bytes(1024)
-        .retention_ms(None)
-        .segment_ms(None)
+    common::small_log(2048, 128, 1024)
 }
 
 /// Timestamp of record `offset`: mostly increasing, with some records out of order.

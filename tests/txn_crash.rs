@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -164,20 +164,6 @@ fn child_main(dir: &Path, run: u64) -> ! {
 
 // ---- the parent -------------------------------------------------------------------------------
 
-/// xorshift64*, seeded: the only randomness here.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 struct RunResult {
     committed: Vec<u64>,
     errors: Vec<String>,
@@ -185,9 +171,7 @@ struct RunResult {
 }
 
 fn run_child(dir: &Path, run: u64, delay: Duration) -> RunResult {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
+    let mut child = common::child_command(CHILD_TEST)
         .env(DIR_ENV, dir)
         .env(RUN_ENV, run.to_string())
         .stdin(Stdio::null())
@@ -352,7 +336,7 @@ fn crash_loop(flush: FlushPolicy, runs: u64, seed: u64) {
         let store = common::retry_locked(|| Store::open(dir.path()));
         store.create_topic(TOPIC, topic_config(flush)).unwrap();
     }
-    let mut rng = Rng(seed | 1);
+    let mut rng = common::XorShift::from_state(seed | 1);
     let mut reported = BTreeSet::new();
     let mut visible = BTreeSet::new();
     for run in 0..runs {
