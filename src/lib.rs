@@ -50,6 +50,48 @@ mod config;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The shape of the public API (ARCHITECTURE.md, "Configuration style"), as doc tests that
+/// must not compile: a configuration cannot be built as a struct literal (its fields are
+/// private, so adding a setting breaks nobody), and a report cannot be built or matched
+/// without `..` (it is `#[non_exhaustive]`, so adding a field breaks nobody).
+///
+/// ```compile_fail
+/// let c = riverbed::LogConfig { segment_bytes: 1 << 20, ..Default::default() };
+/// ```
+///
+/// ```compile_fail
+/// let c = riverbed::ConsumerConfig { max_poll_records: 10, ..Default::default() };
+/// ```
+///
+/// ```compile_fail
+/// let m = riverbed::RecordMetadata { topic: "t".into(), partition: 0, offset: 0, timestamp: 0 };
+/// ```
+///
+/// ```compile_fail
+/// fn f(m: riverbed::RecordMetadata) -> u64 {
+///     let riverbed::RecordMetadata { topic: _, partition: _, offset, timestamp: _ } = m;
+///     offset
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn f(c: riverbed::Compression) -> &'static str {
+///     match c {
+///         riverbed::Compression::None => "none",
+///         riverbed::Compression::Zstd { .. } => "zstd",
+///     }
+/// }
+/// ```
+///
+/// And the setters and getters that replace the literals:
+///
+/// ```
+/// let c = riverbed::LogConfig::default().segment_bytes(1 << 20).retention_ms(None);
+/// assert_eq!((c.get_segment_bytes(), c.get_retention_ms()), (1 << 20, None));
+/// ```
+#[cfg(doctest)]
+pub struct ApiShapeDoctests;
 mod consumer;
 mod error;
 #[cfg(feature = "failpoints")]

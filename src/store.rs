@@ -733,6 +733,7 @@ impl Store {
         let defaults = TopicConfig::new(old.partitions).entries();
         let mut resolved: Vec<(&str, String)> = Vec::with_capacity(settings.len());
         for (key, value) in settings {
+            let key = topic::canonical_key(key);
             let value = match value {
                 Some(v) => (*v).to_string(),
                 None => match defaults.iter().find(|(k, _)| k == key) {

@@ -140,11 +140,7 @@ impl TopicConfig {
     pub(crate) fn apply_unvalidated(&mut self, settings: &[(&str, &str)]) -> Result<()> {
         let mut entries = self.entries();
         for (key, value) in settings {
-            let key = if *key == LEGACY_MAX_MESSAGE_BYTES {
-                "max_message_bytes"
-            } else {
-                key
-            };
+            let key = canonical_key(key);
             let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) else {
                 let known = self.entries_keys();
                 return Err(Error::invalid(format!(
@@ -297,6 +293,16 @@ const METADATA_HEADER_V1: &str = "riverbed-topics v1";
 /// batch, not record): the key in version 1 and 2 files, and an alias
 /// [`TopicConfig::apply`] accepts.
 const LEGACY_MAX_MESSAGE_BYTES: &str = "max_record_bytes";
+/// A setting's key as [`TopicConfig::entries`] spells it: the same, or the current name of an
+/// old one ([`LEGACY_MAX_MESSAGE_BYTES`]).
+pub(crate) fn canonical_key(key: &str) -> &str {
+    if key == LEGACY_MAX_MESSAGE_BYTES {
+        "max_message_bytes"
+    } else {
+        key
+    }
+}
+
 /// The version this build writes.
 const METADATA_VERSION: u8 = 3;
 /// Settings version 1 files do not have.

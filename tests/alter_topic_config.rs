@@ -172,6 +172,34 @@ fn max_record_bytes_altered_applies_to_the_next_send() {
     assert_eq!(describe(&store, "t").2, 1);
 }
 
+/// issue 15: the setting's old name, `max_record_bytes`, still works as a key, to set it and to
+/// reset it; the configuration reads back under the new name.
+#[test]
+fn the_old_name_of_max_message_bytes_is_an_alias() {
+    // Spelled in two parts so that a later rename sweep does not rewrite the old name.
+    const OLD: &str = concat!("max_record", "_bytes");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_topic("t", TopicConfig::new(1)).unwrap();
+    let max = |store: &Store| {
+        store
+            .describe_topic("t")
+            .unwrap()
+            .config
+            .get_log()
+            .get_max_message_bytes()
+    };
+    store
+        .alter_topic_config("t", &[(OLD, Some("4096"))])
+        .unwrap();
+    assert_eq!(max(&store), 4096);
+    store.alter_topic_config("t", &[(OLD, None)]).unwrap();
+    assert_eq!(max(&store), 1 << 20);
+    let entries = store.describe_topic("t").unwrap().config.entries();
+    assert!(entries.iter().any(|(k, _)| k == "max_message_bytes"));
+    assert!(!entries.iter().any(|(k, _)| k == OLD));
+}
+
 #[test]
 fn delete_to_compact_then_compaction_keeps_last_of_each_key_and_keyless_records() {
     let dir = tempfile::tempdir().unwrap();

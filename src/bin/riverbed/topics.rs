@@ -21,7 +21,8 @@ pub enum TopicsCmd {
         after_help = "Example:\n  riverbed -d ./data topics create events -p 4 \
         --config retention_ms=86400000 --config flush=every\n\n\
         Settings (see `topics describe`): segment_bytes, segment_ms, index_interval_bytes, \
-        index_max_bytes, max_message_bytes, flush (every|manual|interval:<msgs|none>:<ms|none>), \
+        index_max_bytes, max_message_bytes (or its old name max_record_bytes), flush \
+        (every|manual|interval:<msgs|none>:<ms|none>), \
         retention_ms, retention_bytes, recovery_checkpoint_bytes, recovery (truncate|strict), \
         compression (none|zstd:<level>), timestamp_type (create|append); `none` for no limit."
     )]
