@@ -43,10 +43,7 @@ fn fixture() -> Fixture {
     // Write through the partition log directly: faster to build than record by record.
     let log = Log::open(
         store_dir.join("t-0"),
-        LogConfig {
-            segment_bytes: 256 << 20,
-            ..LogConfig::default()
-        },
+        LogConfig::default().segment_bytes(256 << 20),
     )
     .expect("open log");
     let batch = common::batch(BATCH_RECORDS, VALUE_LEN, Compression::None);

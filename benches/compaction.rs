@@ -33,15 +33,13 @@ use riverbed::{
 mod common;
 
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig {
-        segment_bytes,
-        segment_ms: None,
-        max_record_bytes: 1 << 20,
-        flush: FlushPolicy::Manual,
-        retention_ms: None,
-        cleanup_policy: CleanupPolicy::Compact,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(segment_bytes)
+        .segment_ms(None)
+        .max_message_bytes(1 << 20)
+        .flush(FlushPolicy::Manual)
+        .retention_ms(None)
+        .cleanup_policy(CleanupPolicy::Compact)
 }
 
 /// A batch of 100 records with keys drawn from `keys`, 100-byte values.

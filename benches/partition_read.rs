@@ -43,11 +43,7 @@ fn touch(v: &[u8]) -> u64 {
 
 /// A log of `records` records of `VALUE_LEN` bytes in batches of `per_batch`, left open.
 fn build_log(dir: &Path, records: usize, per_batch: usize) -> Log {
-    let config = LogConfig {
-        segment_ms: None,
-        retention_ms: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::default().segment_ms(None).retention_ms(None);
     let log = Log::open(dir, config).expect("open log");
     let batch = common::batch(per_batch, VALUE_LEN, Compression::None);
     for _ in 0..(records / per_batch).max(1) {

@@ -42,11 +42,7 @@ const MB: u64 = 1_000_000;
 const MIB: u64 = 1 << 20;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_ms: None,
-        retention_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::default().segment_ms(None).retention_ms(None)
 }
 
 /// Appends batches of 100 records of 100 bytes until the log holds at least `bytes` of data.

@@ -50,16 +50,14 @@ impl LogTarget {
     fn open(flush: FlushPolicy) -> LogTarget {
         let dir = common::temp_dir();
         let segment_bytes = segment_bytes();
-        let config = LogConfig {
-            segment_bytes,
-            segment_ms: None,
-            max_record_bytes: 4 << 20,
-            flush,
-            retention_ms: None,
+        let config = LogConfig::default()
+            .segment_bytes(segment_bytes)
+            .segment_ms(None)
+            .max_message_bytes(4 << 20)
+            .flush(flush)
+            .retention_ms(None)
             // Sealed segments beyond about two are deleted at each roll.
-            retention_bytes: Some(2 * segment_bytes),
-            ..LogConfig::default()
-        };
+            .retention_bytes(Some(2 * segment_bytes));
         let log = Log::open(dir.path(), config).expect("open log");
         LogTarget {
             log: Some(log),

@@ -32,13 +32,7 @@ fn txn_send(c: &mut Criterion) {
     ] {
         let dir = common::temp_dir();
         let store = Store::open(dir.path()).expect("open");
-        let config = TopicConfig {
-            log: LogConfig {
-                flush,
-                ..LogConfig::default()
-            },
-            ..TopicConfig::new(1)
-        };
+        let config = TopicConfig::new(1).log(LogConfig::default().flush(flush));
         store.create_topic("t", config).expect("topic");
         let txn = store.transactional_producer("bench").expect("producer");
         let plain = store.producer();

@@ -168,6 +168,19 @@ pub enum ErrorKind {
     Poisoned {
         /// The failure that poisoned the handle.
         cause: String,
+        /// The operating system's error kind of that failure, when it was an I/O error
+        /// ([`StorageFull`](io::ErrorKind::StorageFull) for a disk that filled up under a
+        /// write or fsync, say), so that an application can tell a full disk from a failing
+        /// one without parsing `cause`. Also returned by [`Error::io_kind`].
+        io_kind: Option<io::ErrorKind>,
+    },
+    /// The log (or the store it belongs to) was closed: by [`Store::close`](crate::Store::close)
+    /// while this handle (a producer, consumer or clone of the store) was still in use, or
+    /// because the log was closed after a failure to start a new segment. Nothing was done.
+    /// Open the store again to go on.
+    Closed {
+        /// The directory of the closed log.
+        path: PathBuf,
     },
     /// A newer producer with the same transactional id (or a newer epoch of the same producer
     /// id) exists: this one may not write any more. Its open transaction was aborted.
@@ -252,6 +265,17 @@ impl Error {
     /// is once space is freed (see [`ErrorKind::NoSpace`]).
     pub fn is_no_space(&self) -> bool {
         matches!(*self.0, ErrorKind::NoSpace { .. })
+    }
+
+    /// The operating system's error kind behind this error: that of an [`Io`](ErrorKind::Io)
+    /// or [`NoSpace`](ErrorKind::NoSpace) error, or of the I/O failure that
+    /// [`Poisoned`](ErrorKind::Poisoned) the handle. `None` for errors that are not about I/O.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match &*self.0 {
+            ErrorKind::Io { source, .. } | ErrorKind::NoSpace { source, .. } => Some(source.kind()),
+            ErrorKind::Poisoned { io_kind, .. } => *io_kind,
+            _ => None,
+        }
     }
 
     /// True when bytes on disk failed a format or checksum check.
@@ -454,9 +478,11 @@ impl Clone for ErrorKind {
             K::CommitFailed { reason } => K::CommitFailed {
                 reason: reason.clone(),
             },
-            K::Poisoned { cause } => K::Poisoned {
+            K::Poisoned { cause, io_kind } => K::Poisoned {
                 cause: cause.clone(),
+                io_kind: *io_kind,
             },
+            K::Closed { path } => K::Closed { path: path.clone() },
             K::Fenced { reason } => K::Fenced {
                 reason: reason.clone(),
             },
@@ -576,7 +602,7 @@ impl fmt::Display for Error {
             ErrorKind::RecordTooLarge { size, max } => write!(
                 f,
                 "record batch of {size} bytes exceeds the maximum of {max} bytes; nothing was \
-                 written (raise max_record_bytes or send smaller records)"
+                 written (raise max_message_bytes or send smaller records)"
             ),
             ErrorKind::KeyRequired { record } => write!(
                 f,
@@ -670,7 +696,12 @@ impl fmt::Display for Error {
                  first, or choose Earliest or Latest"
             ),
             ErrorKind::CommitFailed { reason } => write!(f, "commit failed: {reason}"),
-            ErrorKind::Poisoned { cause } => write!(
+            ErrorKind::Closed { path } => write!(
+                f,
+                "the log in {} is closed (its store was closed); open the store again",
+                path.display()
+            ),
+            ErrorKind::Poisoned { cause, .. } => write!(
                 f,
                 "the log is poisoned by an earlier failure ({cause}); reopen it to recover"
             ),

@@ -1,38 +1,98 @@
 //! Riverbed: Kafka's partitioned, append-only log as an embedded Rust library.
 //!
-//! The storage core is the [`Log`]: one partition, kept as a sequence of memory-mapped segment
-//! files named by their base offset, each with a sparse offset index and a time index beside it.
-//! A producer builds a [`RecordBatch`] with a [`BatchBuilder`] and appends it; the log assigns
-//! offsets, rolls segments at [`LogConfig::segment_bytes`], fsyncs per its [`FlushPolicy`]
-//! (concurrent appenders share one fsync), deletes old segments per its retention settings, and
-//! after a crash cuts a torn tail at the first batch whose CRC fails. Readers get [`BatchView`]s,
-//! zero-copy views into the mapped files that stay valid while segments roll or are deleted.
+//! Open a [`Store`] on a directory, create topics, send records with a [`Producer`] and read them
+//! with a [`Consumer`], which commits its position for its group so that whoever owns the
+//! partition next resumes there. A [`TransactionalProducer`] makes sends and offset commits
+//! visible atomically, and [`streams`] is a Kafka-Streams-like layer on top.
 //!
 //! ```
-//! use riverbed::{BatchBuilder, Compression, Log, LogConfig};
+//! use std::time::Duration;
+//! use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let log = Log::open(dir.path(), LogConfig::default())?;
-//! for i in 0..3u8 {
-//!     let mut b = BatchBuilder::new(Compression::None);
-//!     b.append(1_700_000_000_000 + i64::from(i), Some(&[i]), Some(b"payload"), &[]);
-//!     log.append(&b.build()?)?;
+//! let store = Store::open(dir.path())?;
+//! store.create_topic_if_absent("payments", TopicConfig::new(3))?;
+//!
+//! let producer = store.producer();
+//! for (account, amount) in [("alice", "+50"), ("bob", "-20"), ("alice", "+25")] {
+//!     producer.send(Record::new("payments").key(account).value(amount))?;
 //! }
-//! log.flush()?;
-//! let mut offsets = Vec::new();
-//! for batch in log.read(1, 1 << 20)? {
-//!     for record in batch.records()?.iter() {
-//!         offsets.push(record?.offset());
+//!
+//! let mut consumer = store.consumer(
+//!     ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest),
+//! )?;
+//! consumer.subscribe(&["payments"])?;
+//! let mut alice = Vec::new();
+//! for r in consumer.poll(Duration::from_secs(1))?.iter() {
+//!     if r.key() == Some(b"alice") {
+//!         alice.push(String::from_utf8_lossy(r.value().unwrap()).into_owned());
 //!     }
 //! }
-//! assert_eq!(offsets, [1, 2]);
+//! assert_eq!(alice, ["+50", "+25"]); // one key, one partition, in order
+//! consumer.commit()?;
+//! drop(consumer);
+//! store.close()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Underneath, each partition is a [`Log`]: a sequence of memory-mapped segment files named by
+//! their base offset, each with a sparse offset index and a time index beside it. The log
+//! assigns offsets, rolls segments at [`LogConfig::segment_bytes`], fsyncs per its
+//! [`FlushPolicy`] (concurrent appenders share one fsync), deletes old segments per its
+//! retention settings, and after a crash cuts a torn tail at the first batch whose CRC fails.
+//! Readers get [`BatchView`]s, zero-copy views into the mapped files that stay valid while
+//! segments roll or are deleted. A `Log` can be used on its own (see its docs).
 //!
 //! FORMAT.md specifies every byte on disk; ARCHITECTURE.md maps the modules.
 
 mod clock;
 mod config;
+/// The Rust snippets of README.md, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The shape of the public API (ARCHITECTURE.md, "Configuration style"), as doc tests that
+/// must not compile: a configuration cannot be built as a struct literal (its fields are
+/// private, so adding a setting breaks nobody), and a report cannot be built or matched
+/// without `..` (it is `#[non_exhaustive]`, so adding a field breaks nobody).
+///
+/// ```compile_fail
+/// let c = riverbed::LogConfig { segment_bytes: 1 << 20, ..Default::default() };
+/// ```
+///
+/// ```compile_fail
+/// let c = riverbed::ConsumerConfig { max_poll_records: 10, ..Default::default() };
+/// ```
+///
+/// ```compile_fail
+/// let m = riverbed::RecordMetadata { topic: "t".into(), partition: 0, offset: 0, timestamp: 0 };
+/// ```
+///
+/// ```compile_fail
+/// fn f(m: riverbed::RecordMetadata) -> u64 {
+///     let riverbed::RecordMetadata { topic: _, partition: _, offset, timestamp: _ } = m;
+///     offset
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn f(c: riverbed::Compression) -> &'static str {
+///     match c {
+///         riverbed::Compression::None => "none",
+///         riverbed::Compression::Zstd { .. } => "zstd",
+///     }
+/// }
+/// ```
+///
+/// And the setters and getters that replace the literals:
+///
+/// ```
+/// let c = riverbed::LogConfig::default().segment_bytes(1 << 20).retention_ms(None);
+/// assert_eq!((c.get_segment_bytes(), c.get_retention_ms()), (1 << 20, None));
+/// ```
+#[cfg(doctest)]
+pub struct ApiShapeDoctests;
 mod consumer;
 mod coordinator;
 mod error;

@@ -1,24 +1,7 @@
 //! The producer: sends records to topics.
 //!
-//! [`Producer::send`] is synchronous: it returns once the record is in its partition's log (and
-//! on disk, if the topic's flush policy says so). Concurrent sends to one partition coalesce:
-//! each sender queues its record, and whichever sender gets to the partition first appends
-//! everything queued as one batch, so many threads share one append (and one fsync).
-//!
-//! ```
-//! use riverbed::{Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("payments", TopicConfig::new(3))?;
-//! let producer = store.producer();
-//! let a = producer.send(Record::new("payments").key("alice").value("+50"))?;
-//! let b = producer.send(Record::new("payments").key("alice").value("+25"))?;
-//! assert_eq!(a.partition, b.partition); // same key, same partition
-//! assert_eq!(b.offset, a.offset + 1);
-//! producer.flush()?; // everything sent so far is durable
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`Producer`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -88,12 +71,14 @@ impl Record {
     }
 
     /// Sets the key; records with equal keys go to the same partition.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Record {
         self.key = Some(key.into());
         self
     }
 
     /// Sets the value. A record without a value is a tombstone.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn value(mut self, value: impl Into<Vec<u8>>) -> Record {
         self.value = Some(value.into());
         self
@@ -113,6 +98,7 @@ impl Record {
     }
 
     /// Sends to this partition instead of choosing one.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn partition(mut self, partition: u32) -> Record {
         self.partition = Some(partition);
         self
@@ -137,7 +123,7 @@ impl Record {
     }
 
     /// The exact size of a batch holding this record alone, as stored (after compression), or its
-    /// uncompressed size where that is at most `max`: what `max_record_bytes` limits (Kafka's
+    /// uncompressed size where that is at most `max`: what `max_message_bytes` limits (Kafka's
     /// `max.message.bytes`: the largest batch after compression). Only a record too large
     /// before compression is compressed to find out.
     fn alone_batch_size(&self, compression: Compression, max: usize) -> Result<usize> {
@@ -170,6 +156,7 @@ impl Record {
 
 /// Where a sent record was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordMetadata {
     /// Topic.
     pub topic: String,
@@ -182,22 +169,61 @@ pub struct RecordMetadata {
 }
 
 /// Producer settings.
+///
+/// Built from `ProducerConfig::default()` with one setter per setting, e.g.
+/// `ProducerConfig::default().idempotent(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct ProducerConfig {
+    pub(crate) batch_size: usize,
+    pub(crate) linger: Duration,
+    pub(crate) idempotent: bool,
+}
+
+impl ProducerConfig {
     /// Concurrent sends to one partition are coalesced into batches of about this many bytes;
     /// keyless records also stick to one partition for this many bytes. Default: 16 KiB
     /// (`batch.size`).
-    pub batch_size: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn batch_size(mut self, batch_size: usize) -> ProducerConfig {
+        self.batch_size = batch_size;
+        self
+    }
+
     /// How long the sender that appends a batch waits for more records to join it. Default: 0
     /// (`linger.ms`): coalescing then comes only from senders that arrive while an append runs.
-    pub linger: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn linger(mut self, linger: Duration) -> ProducerConfig {
+        self.linger = linger;
+        self
+    }
+
     /// Stamp batches with a producer id and per-partition sequence numbers
     /// (`enable.idempotence`), so that a log acknowledges a batch it already holds with its
     /// original offsets instead of writing it twice. Sends of an idempotent producer to one
     /// partition are appended one at a time, in order, and are not coalesced with other
     /// producers' sends. Default: false: in-process sends have no network retries, the duplicate
     /// source idempotence guards against in Kafka.
-    pub idempotent: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn idempotent(mut self, idempotent: bool) -> ProducerConfig {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// The [`batch_size`](Self::batch_size) setting.
+    pub fn get_batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The [`linger`](Self::linger) setting.
+    pub fn get_linger(&self) -> Duration {
+        self.linger
+    }
+
+    /// The [`idempotent`](Self::idempotent) setting.
+    pub fn get_idempotent(&self) -> bool {
+        self.idempotent
+    }
 }
 
 impl Default for ProducerConfig {
@@ -222,7 +248,7 @@ pub(crate) struct Sequencer {
 }
 
 impl Sequencer {
-    /// Sends `records` as one batch per partition (split at `max_record_bytes`), each stamped
+    /// Sends `records` as one batch per partition (split at `max_message_bytes`), each stamped
     /// with the producer, the partition's next sequence and the transactional bit, and returns
     /// their metadata in the order given. `on_partition` is told of each partition before its
     /// first batch is appended, with the batch's sequence.
@@ -255,7 +281,7 @@ pub(crate) enum Metadata {
     Skip,
 }
 
-/// Sends `records` as one batch per partition (split at `max_record_bytes`) and returns their
+/// Sends `records` as one batch per partition (split at `max_message_bytes`) and returns their
 /// metadata in the order given. Every record is validated (topic, partition, size, key for a
 /// compacted topic) before anything is written. With `stamp`, each batch carries the producer's
 /// id, epoch and the partition's next sequence (and the transactional bit), and `on_partition`
@@ -283,7 +309,7 @@ fn send_records(
             }
         };
         refuse_keyless(&topic, r, i)?;
-        let max = topic.config.log.max_record_bytes;
+        let max = topic.config.log.max_message_bytes;
         let size = r.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
@@ -310,7 +336,7 @@ fn send_records(
         let topic = &topics[&topic_name];
         let part = topic.partition(p)?;
         let tp = TopicPartition::new(&*topic_name, p);
-        let max = topic.config.log.max_record_bytes;
+        let max = topic.config.log.max_message_bytes;
         let mut start = 0;
         while start < idxs.len() {
             let mut b = BatchBuilder::new(topic.config.compression);
@@ -392,6 +418,26 @@ fn route(topic: &Topic, record: &Record, size: usize, batch_size: usize) -> Resu
 }
 
 /// Sends records to the store's topics. Cheap to clone, `Send + Sync`.
+///
+/// [`Producer::send`] is synchronous: it returns once the record is in its partition's log (and
+/// on disk, if the topic's flush policy says so). Concurrent sends to one partition coalesce:
+/// each sender queues its record, and whichever sender gets to the partition first appends
+/// everything queued as one batch, so many threads share one append (and one fsync).
+///
+/// ```
+/// use riverbed::{Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(3))?;
+/// let producer = store.producer();
+/// let a = producer.send(Record::new("payments").key("alice").value("+50"))?;
+/// let b = producer.send(Record::new("payments").key("alice").value("+25"))?;
+/// assert_eq!(a.partition, b.partition); // same key, same partition
+/// assert_eq!(b.offset, a.offset + 1);
+/// producer.flush()?; // everything sent so far is durable
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Producer {
     store: Store,
@@ -486,7 +532,7 @@ impl Producer {
         }
         let topic = self.store.topic_or_create(&record.topic)?;
         refuse_keyless(&topic, &record, 0)?;
-        let max = topic.config.log.max_record_bytes;
+        let max = topic.config.log.max_message_bytes;
         let size = record.alone_batch_size(topic.config.compression, max)?;
         if size > max {
             return Err(ErrorKind::RecordTooLarge { size, max }.into());
@@ -520,7 +566,7 @@ impl Producer {
         })
     }
 
-    /// Sends many records, one batch per partition (split at `max_record_bytes`), and returns
+    /// Sends many records, one batch per partition (split at `max_message_bytes`), and returns
     /// their metadata in the order given. Records of one call to one partition are contiguous.
     ///
     /// # Errors

@@ -1,17 +1,8 @@
 //! The store: the one handle users open. It owns a data directory — its lock, the topic
 //! registry and metadata, every partition log, the committed offsets and the consumer groups.
 //!
-//! ```
-//! use riverbed::{Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("payments", TopicConfig::new(4))?;
-//! let meta = store.producer().send(Record::new("payments").key("alice").value("+50"))?;
-//! assert_eq!(meta.offset, 0);
-//! assert_eq!(store.list_topics(), ["payments"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`Store`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,30 +34,108 @@ pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
 pub use metrics::{GroupMetrics, GroupPartitionLag, Metrics, PartitionMetrics};
 
 /// Store-wide settings.
+///
+/// Built from `StoreConfig::default()` with one setter per setting, e.g.
+/// `StoreConfig::default().auto_create_topics(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug, Default)]
 pub struct StoreConfig {
+    pub(crate) auto_create_topics: bool,
+    pub(crate) default_topic: TopicConfig,
+    pub(crate) cleaner: CleanerConfig,
+}
+
+impl StoreConfig {
     /// Create a topic (with `default_topic`) when a producer sends to one that does not exist.
     /// Default: false (an [`UnknownTopic`](ErrorKind::UnknownTopic) error), unlike Kafka's broker
     /// default, because a typo should not create a topic.
-    pub auto_create_topics: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn auto_create_topics(mut self, auto_create_topics: bool) -> StoreConfig {
+        self.auto_create_topics = auto_create_topics;
+        self
+    }
+
     /// Configuration of automatically created topics. Default: `TopicConfig::new(1)`.
-    pub default_topic: TopicConfig,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn default_topic(mut self, default_topic: TopicConfig) -> StoreConfig {
+        self.default_topic = default_topic;
+        self
+    }
+
     /// The background log cleaner. Default: [`CleanerConfig::default`].
-    pub cleaner: CleanerConfig,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn cleaner(mut self, cleaner: CleanerConfig) -> StoreConfig {
+        self.cleaner = cleaner;
+        self
+    }
+
+    /// The [`auto_create_topics`](Self::auto_create_topics) setting.
+    pub fn get_auto_create_topics(&self) -> bool {
+        self.auto_create_topics
+    }
+
+    /// The [`default_topic`](Self::default_topic) setting.
+    pub fn get_default_topic(&self) -> &TopicConfig {
+        &self.default_topic
+    }
+
+    /// The [`cleaner`](Self::cleaner) setting.
+    pub fn get_cleaner(&self) -> &CleanerConfig {
+        &self.cleaner
+    }
 }
 
 /// Settings of the store's background log cleaner: one thread that compacts the partitions of
 /// compacted topics (see [`Log::compact`]).
+///
+/// Built from `CleanerConfig::default()` with one setter per setting, e.g.
+/// `CleanerConfig::default().enabled(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CleanerConfig {
+    pub(crate) enabled: bool,
+    pub(crate) buffer_bytes: usize,
+    pub(crate) backoff: Duration,
+}
+
+impl CleanerConfig {
     /// Whether the thread runs. Without it, compaction happens only through
     /// [`Store::compact_now`]. Default: true (`log.cleaner.enable`).
-    pub enabled: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn enabled(mut self, enabled: bool) -> CleanerConfig {
+        self.enabled = enabled;
+        self
+    }
+
     /// Memory for the key map of one compaction pass. Default: 32 MiB.
-    pub buffer_bytes: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn buffer_bytes(mut self, buffer_bytes: usize) -> CleanerConfig {
+        self.buffer_bytes = buffer_bytes;
+        self
+    }
+
     /// How long the cleaner sleeps when no partition needed cleaning (it checks again at once
     /// after cleaning one). Default: 15 s (`log.cleaner.backoff.ms`).
-    pub backoff: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn backoff(mut self, backoff: Duration) -> CleanerConfig {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The [`enabled`](Self::enabled) setting.
+    pub fn get_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The [`buffer_bytes`](Self::buffer_bytes) setting.
+    pub fn get_buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    /// The [`backoff`](Self::backoff) setting.
+    pub fn get_backoff(&self) -> Duration {
+        self.backoff
+    }
 }
 
 impl Default for CleanerConfig {
@@ -79,7 +148,21 @@ impl Default for CleanerConfig {
     }
 }
 
-/// A Riverbed data directory. Cheap to clone; `Send + Sync`.
+/// A Riverbed data directory: the one handle users open. It owns the directory's lock, the
+/// topic registry and metadata, every partition log, the committed offsets and the consumer
+/// groups. Cheap to clone; `Send + Sync`.
+///
+/// ```
+/// use riverbed::{Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(4))?;
+/// let meta = store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+/// assert_eq!(meta.offset, 0);
+/// assert_eq!(store.list_topics(), ["payments"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Store {
     // NOTE: declared first so that it is dropped first: the cleaner thread stops before the
@@ -92,17 +175,26 @@ pub struct Store {
 /// `Store` handle goes.
 struct MaintenanceThread {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
+    /// Taken (and joined) by the first [`stop`](Self::stop).
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl MaintenanceThread {
+    /// Stops the thread and waits for it (a compaction under way finishes first).
+    fn stop(&self) {
+        let (flag, cv) = &*self.stop;
+        *flag.lock() = true;
+        cv.notify_all();
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for MaintenanceThread {
     fn drop(&mut self) {
-        let (flag, cv) = &*self.stop;
-        *flag.lock() = true;
-        cv.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -130,6 +222,7 @@ struct StoreInner {
 
 /// What [`Store::describe_topic`] reports about one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionDescription {
     /// Partition number.
     pub partition: u32,
@@ -145,6 +238,7 @@ pub struct PartitionDescription {
 
 /// What [`Store::describe_topic`] reports.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TopicDescription {
     /// Topic name.
     pub name: String,
@@ -248,7 +342,10 @@ impl Store {
             )
         };
         Ok(Store {
-            _maintenance: Arc::new(MaintenanceThread { stop, thread }),
+            _maintenance: Arc::new(MaintenanceThread {
+                stop,
+                thread: Mutex::new(thread),
+            }),
             inner,
         })
     }
@@ -279,6 +376,46 @@ impl Store {
         options: &RebuildOptions,
     ) -> Result<MetadataRebuild> {
         layout::rebuild_metadata(dir.as_ref(), options)
+    }
+
+    /// Closes the store and reports what dropping it would only log: stops the maintenance
+    /// thread (the cleaner and transaction timeouts; a compaction under way finishes first),
+    /// then flushes and closes every partition log and the store's own logs (committed offsets,
+    /// transactions), each with a recovery point at its end so that the next open scans
+    /// nothing. A log that fails to close does not stop the others from closing; the first
+    /// error is returned. Transactions still open stay open, to be aborted by their timeout
+    /// after the next open, as after a crash.
+    ///
+    /// Other handles of the store (clones, producers, consumers, streams applications) stay
+    /// valid objects, but their sends, commits and appends fail with
+    /// [`Closed`](ErrorKind::Closed) from now on; the directory lock is released when the last
+    /// of them is dropped. Dropping the last handle without `close` does the same work and
+    /// ignores its errors; the next open then recovers whatever did not reach the disk.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) or [`NoSpace`](ErrorKind::NoSpace) when a flush, fsync or
+    /// recovery-point write fails; [`Poisoned`](ErrorKind::Poisoned) for a log an earlier
+    /// failure poisoned (its unflushed data is left to recovery at the next open).
+    pub fn close(self) -> Result<()> {
+        self._maintenance.stop();
+        let _admin = self.inner.admin.lock();
+        let mut first_error = None;
+        let topics = self.inner.topics.snapshot();
+        let mut names: Vec<&String> = topics.keys().collect();
+        names.sort();
+        for name in names {
+            for p in topics[name].partitions.read().iter() {
+                if let Err(e) = p.log.close_shared() {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for r in [self.inner.offsets.close(), self.inner.txns.close()] {
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The data directory.
@@ -318,6 +455,28 @@ impl Store {
         self.inner.topics.replace(next);
         self.inner.topics_changed();
         Ok(())
+    }
+
+    /// Creates a topic unless one of that name exists, and says which happened: `true` when it
+    /// was created, `false` when it existed. An existing topic is left exactly as it is, with
+    /// its own partition count and settings, which are not compared with `config` (read them
+    /// with [`describe_topic`](Self::describe_topic), change them with
+    /// [`alter_topic_config`](Self::alter_topic_config)). This is Kafka's
+    /// `kafka-topics.sh --create --if-not-exists`, which treats the `TopicExistsException` of
+    /// `CreateTopics` as success without looking at the configuration, so that every
+    /// application need not write that guard itself. The check and the creation are one step:
+    /// of two callers racing, one creates and the other sees `false`.
+    ///
+    /// # Errors
+    /// As [`create_topic`](Self::create_topic), except
+    /// [`TopicExists`](ErrorKind::TopicExists). A bad name or configuration is an error even
+    /// when the topic exists.
+    pub fn create_topic_if_absent(&self, name: &str, config: TopicConfig) -> Result<bool> {
+        match self.create_topic(name, config) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::TopicExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a topic and all its data. Consumers holding records of it keep them; later reads
@@ -487,6 +646,7 @@ impl Store {
         let defaults = TopicConfig::new(old.partitions).entries();
         let mut resolved: Vec<(&str, String)> = Vec::with_capacity(settings.len());
         for (key, value) in settings {
+            let key = topic::canonical_key(key);
             let value = match value {
                 Some(v) => (*v).to_string(),
                 None => match defaults.iter().find(|(k, _)| k == key) {

@@ -67,15 +67,17 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 
 /// Configuration of a topic: its partition count, how producers compress, and the configuration
 /// of each partition's log.
+///
+/// Built like every configuration of the crate: start from [`TopicConfig::new`] (or `default()`)
+/// and chain setters, e.g. `TopicConfig::new(3).retention_ms(None)`; read it back with the
+/// `get_` getters. The setters of single log settings (`segment_bytes`, `flush`, ...) change
+/// [`log`](Self::log) in place, so they may come before or after other setters, but a later
+/// [`log`](Self::log) replaces the whole log configuration.
 #[derive(Clone, Debug)]
 pub struct TopicConfig {
-    /// Number of partitions. Default: 1.
-    pub partitions: u32,
-    /// Compression producers apply to batches of this topic. Default: none (Kafka's
-    /// `compression.type=producer` with an uncompressed producer).
-    pub compression: Compression,
-    /// Segment, retention, flush, timestamp and size settings of each partition log.
-    pub log: LogConfig,
+    pub(crate) partitions: u32,
+    pub(crate) compression: Compression,
+    pub(crate) log: LogConfig,
 }
 
 impl Default for TopicConfig {
@@ -98,7 +100,7 @@ impl TopicConfig {
 
     /// Changes settings given by the key and value spelling of [`entries`](Self::entries), e.g.
     /// `("retention_ms", "none")`, `("flush", "every")`, `("compression", "zstd:3")`, all at
-    /// once (so that, say, a smaller `segment_bytes` and `max_record_bytes` can be set together).
+    /// once (so that, say, a smaller `segment_bytes` and `max_message_bytes` can be set together).
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) for an unknown key, a value that
@@ -116,6 +118,7 @@ impl TopicConfig {
     pub(crate) fn apply_unvalidated(&mut self, settings: &[(&str, &str)]) -> Result<()> {
         let mut entries = self.entries();
         for (key, value) in settings {
+            let key = canonical_key(key);
             let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) else {
                 let known = self.entries_keys();
                 return Err(Error::invalid(format!(
@@ -132,7 +135,7 @@ impl TopicConfig {
         for (k, v) in entries {
             line.push_str(&format!(" {k}={v}"));
         }
-        let (_, config) = parse_topic(&line, false).map_err(Error::invalid)?;
+        let (_, config) = parse_topic(&line, METADATA_VERSION).map_err(Error::invalid)?;
         *self = config;
         Ok(())
     }
@@ -150,50 +153,89 @@ impl TopicConfig {
         }
     }
 
+    /// Number of partitions. Default: 1.
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn partitions(mut self, partitions: u32) -> TopicConfig {
+        self.partitions = partitions;
+        self
+    }
+
+    /// Segment, retention, flush, timestamp and size settings of each partition log, all at
+    /// once. Default: [`LogConfig::default`].
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn log(mut self, log: LogConfig) -> TopicConfig {
+        self.log = log;
+        self
+    }
+
+    /// The [`partitions`](Self::partitions) setting.
+    pub fn get_partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The [`compression`](Self::compression) setting.
+    pub fn get_compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The [`log`](Self::log) settings.
+    pub fn get_log(&self) -> &LogConfig {
+        &self.log
+    }
+
     /// Sets the flush policy of every partition.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn flush(mut self, policy: FlushPolicy) -> TopicConfig {
         self.log.flush = policy;
         self
     }
 
     /// Sets the segment size.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn segment_bytes(mut self, bytes: u64) -> TopicConfig {
         self.log.segment_bytes = bytes;
         self
     }
 
     /// Sets time-based retention (`None`: keep forever).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn retention_ms(mut self, ms: Option<u64>) -> TopicConfig {
         self.log.retention_ms = ms;
         self
     }
 
     /// Sets size-based retention per partition (`None`: no limit).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn retention_bytes(mut self, bytes: Option<u64>) -> TopicConfig {
         self.log.retention_bytes = bytes;
         self
     }
 
-    /// Sets the compression producers use.
+    /// Compression producers apply to batches of this topic. Default: none (Kafka's
+    /// `compression.type=producer` with an uncompressed producer).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn compression(mut self, compression: Compression) -> TopicConfig {
         self.compression = compression;
         self
     }
 
     /// Sets the timestamp type.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn timestamp_type(mut self, t: TimestampType) -> TopicConfig {
         self.log.timestamp_type = t;
         self
     }
 
     /// Sets the largest accepted batch.
-    pub fn max_record_bytes(mut self, bytes: usize) -> TopicConfig {
-        self.log.max_record_bytes = bytes;
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn max_message_bytes(mut self, bytes: usize) -> TopicConfig {
+        self.log.max_message_bytes = bytes;
         self
     }
 
     /// Sets the cleanup policy: [`CleanupPolicy::Compact`] makes a compacted topic, whose
     /// records must all have keys.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> TopicConfig {
         self.log.cleanup_policy = policy;
         self
@@ -220,9 +262,27 @@ impl TopicConfig {
 
 /// Name of the topic metadata file in the store directory.
 pub(crate) const METADATA_FILE: &str = "topics";
-const METADATA_HEADER: &str = "riverbed-topics v2";
-/// The previous version: the same without the compaction settings, which read as their defaults.
+const METADATA_HEADER: &str = "riverbed-topics v3";
+/// Version 2: as version 3, with `max_message_bytes` spelled [`LEGACY_MAX_MESSAGE_BYTES`].
+const METADATA_HEADER_V2: &str = "riverbed-topics v2";
+/// Version 1: as version 2, without the compaction settings, which read as their defaults.
 const METADATA_HEADER_V1: &str = "riverbed-topics v1";
+/// The name of `max_message_bytes` before it took Kafka's (`max.message.bytes`: the largest
+/// batch, not record): the key in version 1 and 2 files, and an alias
+/// [`TopicConfig::apply`] accepts.
+const LEGACY_MAX_MESSAGE_BYTES: &str = "max_record_bytes";
+/// A setting's key as [`TopicConfig::entries`] spells it: the same, or the current name of an
+/// old one ([`LEGACY_MAX_MESSAGE_BYTES`]).
+pub(crate) fn canonical_key(key: &str) -> &str {
+    if key == LEGACY_MAX_MESSAGE_BYTES {
+        "max_message_bytes"
+    } else {
+        key
+    }
+}
+
+/// The version this build writes.
+const METADATA_VERSION: u8 = 3;
 /// Settings version 1 files do not have.
 const V2_KEYS: [&str; 4] = [
     "cleanup_policy",
@@ -255,7 +315,7 @@ fn encode_topic(name: &str, c: &TopicConfig) -> String {
     };
     format!(
         "topic {name} partitions={} segment_bytes={} segment_ms={} index_interval_bytes={} \
-         index_max_bytes={} max_record_bytes={} flush={flush} retention_ms={} retention_bytes={} \
+         index_max_bytes={} max_message_bytes={} flush={flush} retention_ms={} retention_bytes={} \
          recovery_checkpoint_bytes={} recovery={} compression={compression} timestamp_type={} \
          cleanup_policy={} min_cleanable_dirty_ratio={} min_compaction_lag_ms={} \
          delete_retention_ms={}",
@@ -264,7 +324,7 @@ fn encode_topic(name: &str, c: &TopicConfig) -> String {
         opt(l.segment_ms),
         l.index_interval_bytes,
         l.index_max_bytes,
-        l.max_record_bytes,
+        l.max_message_bytes,
         opt(l.retention_ms),
         opt(l.retention_bytes),
         l.recovery_checkpoint_bytes,
@@ -307,13 +367,10 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     let body = small_file::check_text(bytes).map_err(|e| e.in_file(path, 0))?;
     let mut lines = body.lines();
     let mut pos = 0usize;
-    let mut v1 = false;
-    match lines.next() {
-        Some(h) if h == METADATA_HEADER => pos += h.len() + 1,
-        Some(h) if h == METADATA_HEADER_V1 => {
-            v1 = true;
-            pos += h.len() + 1;
-        }
+    let version = match lines.next() {
+        Some(h) if h == METADATA_HEADER => METADATA_VERSION,
+        Some(h) if h == METADATA_HEADER_V2 => 2,
+        Some(h) if h == METADATA_HEADER_V1 => 1,
         Some(h) if h.starts_with("riverbed-topics ") => {
             return Err(bad(
                 0,
@@ -322,10 +379,11 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
             ))
         }
         other => return Err(bad(0, METADATA_HEADER, format!("{other:?}"))),
-    }
+    };
+    pos += body.lines().next().map_or(0, |h| h.len() + 1);
     let mut out = Vec::new();
     for line in lines {
-        let topic = decode_topic(line, v1)
+        let topic = decode_topic(line, version)
             .map_err(|what| bad(pos, "a topic line", format!("{line:?}: {what}")))?;
         out.push(topic);
         pos += line.len() + 1;
@@ -333,14 +391,14 @@ pub(crate) fn decode_metadata(bytes: &[u8], path: &Path) -> Result<Vec<(String, 
     Ok(out)
 }
 
-fn decode_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
-    let (name, c) = parse_topic(line, v1)?;
+fn decode_topic(line: &str, version: u8) -> std::result::Result<(String, TopicConfig), String> {
+    let (name, c) = parse_topic(line, version)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok((name, c))
 }
 
-/// A topic line's name and settings, not validated as a whole.
-fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig), String> {
+/// A topic line of a version `version` file: its name and settings, not validated as a whole.
+fn parse_topic(line: &str, version: u8) -> std::result::Result<(String, TopicConfig), String> {
     let mut words = line.split(' ');
     if words.next() != Some("topic") {
         return Err("does not start with \"topic\"".into());
@@ -362,9 +420,14 @@ fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig
         let (k, v) = w
             .split_once('=')
             .ok_or_else(|| format!("{w:?} is not key=value"))?;
-        if v1 && V2_KEYS.contains(&k) {
-            return Err(format!("unknown setting {k:?} in a version 1 file"));
+        if (version == 1 && V2_KEYS.contains(&k)) || (version <= 2 && k == "max_message_bytes") {
+            return Err(format!("unknown setting {k:?} in a version {version} file"));
         }
+        let k = if version <= 2 && k == LEGACY_MAX_MESSAGE_BYTES {
+            "max_message_bytes"
+        } else {
+            k
+        };
         match k {
             "cleanup_policy" => {
                 c.log.cleanup_policy = match v {
@@ -382,7 +445,7 @@ fn parse_topic(line: &str, v1: bool) -> std::result::Result<(String, TopicConfig
             "segment_ms" => c.log.segment_ms = opt_num(k, v)?,
             "index_interval_bytes" => c.log.index_interval_bytes = num(k, v)?,
             "index_max_bytes" => c.log.index_max_bytes = num(k, v)?,
-            "max_record_bytes" => c.log.max_record_bytes = num(k, v)?,
+            "max_message_bytes" => c.log.max_message_bytes = num(k, v)?,
             "retention_ms" => c.log.retention_ms = opt_num(k, v)?,
             "retention_bytes" => c.log.retention_bytes = opt_num(k, v)?,
             "recovery_checkpoint_bytes" => c.log.recovery_checkpoint_bytes = num(k, v)?,
@@ -521,7 +584,60 @@ mod tests {
         assert!(decode_metadata(&with_crc(&bad), p)
             .unwrap_err()
             .is_corruption());
-        assert!(decode_metadata(&with_crc(&format!("riverbed-topics v3\n{line}\n")), p).is_err());
+        assert!(decode_metadata(&with_crc(&format!("riverbed-topics v4\n{line}\n")), p).is_err());
+        assert_eq!(back[0].1.log.max_message_bytes, 65536);
+    }
+
+    /// issue 15: the largest batch is `max_message_bytes` (Kafka's `max.message.bytes`). Files
+    /// are written as version 3 with the new key, so that a build that knows only version 2
+    /// refuses them as "written by a newer riverbed?" instead of calling an unknown key
+    /// corruption; version 2 files, which spell it `max_record_bytes`, still read.
+    #[test]
+    fn max_message_bytes_is_written_as_version_3_and_read_from_version_2() {
+        let p = Path::new("topics");
+        let c = TopicConfig::new(2).max_message_bytes(4096);
+        let bytes = encode_metadata([("t", &c)].into_iter());
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("riverbed-topics v3\n"), "{text}");
+        assert!(text.contains(" max_message_bytes=4096 "), "{text}");
+        assert!(!text.contains("max_record_bytes"), "{text}");
+        assert_eq!(
+            decode_metadata(&bytes, p).unwrap()[0]
+                .1
+                .log
+                .max_message_bytes,
+            4096
+        );
+
+        // The same topic as version 2 wrote it.
+        let v2 = text
+            .replace("riverbed-topics v3", "riverbed-topics v2")
+            .replace("max_message_bytes=", "max_record_bytes=");
+        let v2_body = &v2[..v2.rfind("crc ").unwrap()];
+        let back = decode_metadata(&with_crc(v2_body), p).unwrap();
+        assert_eq!(back[0].1.log.max_message_bytes, 4096);
+        assert_eq!(back[0].1.entries(), c.entries());
+        // Each version has one spelling.
+        let mixed = v2_body.replace("max_record_bytes=", "max_message_bytes=");
+        let e = decode_metadata(&with_crc(&mixed), p).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("version 2"),
+            "{e}"
+        );
+        let v3_body = &text[..text.rfind("crc ").unwrap()];
+        let old_key = v3_body.replace("max_message_bytes=", "max_record_bytes=");
+        assert!(decode_metadata(&with_crc(&old_key), p)
+            .unwrap_err()
+            .is_corruption());
+
+        // `apply` (and so the CLI's `--config` and `rebuild-metadata`) takes the old key too.
+        let mut c = TopicConfig::new(1);
+        c.apply(&[("max_record_bytes", "2048")]).unwrap();
+        assert_eq!(c.get_log().get_max_message_bytes(), 2048);
+        assert!(c
+            .entries()
+            .iter()
+            .any(|(k, v)| k == "max_message_bytes" && v == "2048"));
     }
 }
 

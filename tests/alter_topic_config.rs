@@ -26,11 +26,11 @@ const WEEK_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// Every record of `tp` from the beginning: (offset, key, value).
 fn read_all(store: &Store, tp: &TopicPartition) -> Vec<(u64, Option<Vec<u8>>, Vec<u8>)> {
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(std::slice::from_ref(tp)).unwrap();
     let end =
@@ -60,7 +60,7 @@ fn read_all(store: &Store, tp: &TopicPartition) -> Vec<(u64, Option<Vec<u8>>, Ve
 fn small_topic() -> TopicConfig {
     TopicConfig::new(1)
         .segment_bytes(4096)
-        .max_record_bytes(2048)
+        .max_message_bytes(2048)
         .retention_ms(None)
 }
 
@@ -94,7 +94,7 @@ fn retention_altered_is_honoured_by_the_next_pass() {
     let c = store
         .alter_topic_config("t", &[("retention_ms", Some("60000"))])
         .unwrap();
-    assert_eq!(c.log.retention_ms, Some(60_000));
+    assert_eq!(c.get_log().get_retention_ms(), Some(60_000));
     let deleted = store.apply_retention().unwrap();
     assert_eq!(deleted, segments - 1, "every sealed segment is an hour old");
     let (_, start, end, segments) = describe(&store, "t");
@@ -136,7 +136,12 @@ fn segment_bytes_altered_applies_from_the_next_roll() {
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
-        store.describe_topic("t").unwrap().config.log.segment_bytes,
+        store
+            .describe_topic("t")
+            .unwrap()
+            .config
+            .get_log()
+            .get_segment_bytes(),
         65536
     );
     assert_eq!(describe(&store, "t").2, sent);
@@ -147,24 +152,52 @@ fn max_record_bytes_altered_applies_to_the_next_send() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .create_topic("t", TopicConfig::new(1).max_record_bytes(1024))
+        .create_topic("t", TopicConfig::new(1).max_message_bytes(1024))
         .unwrap();
     let p = store.producer();
     let big = || Record::new("t").value(vec![b'x'; 2000]);
     let e = p.send(big()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
     store
-        .alter_topic_config("t", &[("max_record_bytes", Some("4096"))])
+        .alter_topic_config("t", &[("max_message_bytes", Some("4096"))])
         .unwrap();
     assert_eq!(p.send(big()).unwrap().offset, 0);
     store
-        .alter_topic_config("t", &[("max_record_bytes", Some("512"))])
+        .alter_topic_config("t", &[("max_message_bytes", Some("512"))])
         .unwrap();
     let e = p
         .send(Record::new("t").value(vec![b'x'; 1000]))
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
     assert_eq!(describe(&store, "t").2, 1);
+}
+
+/// issue 15: the setting's old name, `max_record_bytes`, still works as a key, to set it and to
+/// reset it; the configuration reads back under the new name.
+#[test]
+fn the_old_name_of_max_message_bytes_is_an_alias() {
+    // Spelled in two parts so that a later rename sweep does not rewrite the old name.
+    const OLD: &str = concat!("max_record", "_bytes");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_topic("t", TopicConfig::new(1)).unwrap();
+    let max = |store: &Store| {
+        store
+            .describe_topic("t")
+            .unwrap()
+            .config
+            .get_log()
+            .get_max_message_bytes()
+    };
+    store
+        .alter_topic_config("t", &[(OLD, Some("4096"))])
+        .unwrap();
+    assert_eq!(max(&store), 4096);
+    store.alter_topic_config("t", &[(OLD, None)]).unwrap();
+    assert_eq!(max(&store), 1 << 20);
+    let entries = store.describe_topic("t").unwrap().config.entries();
+    assert!(entries.iter().any(|(k, _)| k == "max_message_bytes"));
+    assert!(!entries.iter().any(|(k, _)| k == OLD));
 }
 
 #[test]
@@ -183,7 +216,7 @@ fn delete_to_compact_then_compaction_keeps_last_of_each_key_and_keyless_records(
     let c = store
         .alter_topic_config("t", &[("cleanup_policy", Some("compact"))])
         .unwrap();
-    assert_eq!(c.log.cleanup_policy, CleanupPolicy::Compact);
+    assert_eq!(c.get_log().get_cleanup_policy(), CleanupPolicy::Compact);
     let e = p.send(Record::new("t").value("no key")).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::KeyRequired { .. }), "{e}");
     let report = store.compact_now("t").unwrap();
@@ -216,19 +249,22 @@ fn none_resets_a_key_to_its_default() {
             ],
         )
         .unwrap();
-    assert_eq!(c.log.retention_ms, Some(1000));
+    assert_eq!(c.get_log().get_retention_ms(), Some(1000));
     let c = store
         .alter_topic_config("t", &[("retention_ms", None)])
         .unwrap();
-    assert_eq!(c.log.retention_ms, Some(WEEK_MS));
-    assert_eq!(c.compression, riverbed::Compression::Zstd { level: 3 });
-    assert_eq!(c.partitions, 2, "a reset keeps the partition count");
+    assert_eq!(c.get_log().get_retention_ms(), Some(WEEK_MS));
+    assert_eq!(
+        c.get_compression(),
+        riverbed::Compression::Zstd { level: 3 }
+    );
+    assert_eq!(c.get_partitions(), 2, "a reset keeps the partition count");
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     let d = store.describe_topic("t").unwrap();
-    assert_eq!(d.config.log.retention_ms, Some(WEEK_MS));
+    assert_eq!(d.config.get_log().get_retention_ms(), Some(WEEK_MS));
     assert_eq!(
-        d.config.compression,
+        d.config.get_compression(),
         riverbed::Compression::Zstd { level: 3 }
     );
 }
@@ -242,10 +278,10 @@ fn refused_changes_change_nothing() {
     let before = (describe(&store, "t").0, std::fs::read(&meta).unwrap());
     type Settings<'a> = &'a [(&'a str, Option<&'a str>)];
     let cases: &[(Settings, &str)] = &[
-        // max_record_bytes must fit a segment: each alone would be valid.
+        // max_message_bytes must fit a segment: each alone would be valid.
         (
             &[
-                ("max_record_bytes", Some("8192")),
+                ("max_message_bytes", Some("8192")),
                 ("retention_ms", Some("5")),
             ],
             "config",
@@ -340,7 +376,7 @@ fn concurrent_sends_while_altering_lose_nothing() {
                     .alter_topic_config(
                         "t",
                         &[
-                            ("max_record_bytes", Some(max)),
+                            ("max_message_bytes", Some(max)),
                             ("segment_bytes", Some(&seg_s)),
                             ("retention_ms", Some(&ret)),
                             (
@@ -416,7 +452,7 @@ fn failed_metadata_write_changes_nothing() {
             .alter_topic_config(
                 "t",
                 &[
-                    ("max_record_bytes", Some("4000")),
+                    ("max_message_bytes", Some("4000")),
                     ("retention_ms", Some("1")),
                 ],
             )
@@ -446,8 +482,8 @@ fn failed_metadata_write_changes_nothing() {
         assert_eq!(describe(&store, "t").1, 0, "{site}");
         // And the same change goes through once there is room.
         let c = store
-            .alter_topic_config("t", &[("max_record_bytes", Some("4000"))])
+            .alter_topic_config("t", &[("max_message_bytes", Some("4000"))])
             .unwrap();
-        assert_eq!(c.log.max_record_bytes, 4000);
+        assert_eq!(c.get_log().get_max_message_bytes(), 4000);
     }
 }

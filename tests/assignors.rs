@@ -62,7 +62,7 @@ fn names(c: &Consumer) -> Vec<String> {
 
 #[test]
 fn range_is_the_default() {
-    assert_eq!(ConsumerConfig::new("g").assignor, Assignor::Range);
+    assert_eq!(ConsumerConfig::new("g").get_assignor(), Assignor::Range);
 }
 
 #[test]

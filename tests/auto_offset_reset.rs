@@ -50,7 +50,7 @@ fn config(group: &str, reset: OffsetReset) -> ConsumerConfig {
 #[test]
 fn latest_is_the_default() {
     assert_eq!(
-        ConsumerConfig::new("g").auto_offset_reset,
+        ConsumerConfig::new("g").get_auto_offset_reset(),
         OffsetReset::Latest
     );
 }
@@ -123,11 +123,11 @@ fn none_without_a_committed_offset_is_an_error() {
     assert!(matches!(e.kind(), ErrorKind::NoOffset { .. }), "{e:?}");
     // A consumer without a group has nothing committed either.
     let mut n = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::None,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::None),
+        )
         .unwrap();
     n.assign(&[tp()]).unwrap();
     let e = n.poll(Duration::from_millis(10)).unwrap_err();
@@ -196,7 +196,7 @@ fn retained(partitions: u32) -> (tempfile::TempDir, Store) {
             "t",
             TopicConfig::new(partitions)
                 .segment_bytes(4096)
-                .max_record_bytes(2048)
+                .max_message_bytes(2048)
                 .retention_bytes(Some(8192)),
         )
         .unwrap();
@@ -341,6 +341,7 @@ fn retention_passing_a_consumer_mid_consumption_follows_the_policy() {
                 assert!(c.poll(Duration::from_millis(20)).unwrap().is_empty());
                 assert_eq!(c.position(&tp()).unwrap(), end);
             }
+            other => unreachable!("{other:?} is not in the list"),
         }
     }
 }

@@ -13,14 +13,7 @@ mod common;
 use common::{copy_dir, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 256,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    common::small_log(2048, 256, 1024)
 }
 
 fn value(offset: u64) -> Vec<u8> {
@@ -215,14 +208,7 @@ fn active_data_file_with_a_bad_header_and_data_fails_open_and_is_kept() {
         edit_header(&path, false, &*edit);
         let damaged = std::fs::read(&path).unwrap();
         for recovery in [RecoveryMode::Strict, RecoveryMode::TruncateTail] {
-            let e = Log::open(
-                copy.path(),
-                LogConfig {
-                    recovery,
-                    ..config()
-                },
-            )
-            .unwrap_err();
+            let e = Log::open(copy.path(), config().recovery(recovery)).unwrap_err();
             assert!(
                 matches!(e.kind(), ErrorKind::Corruption { path: Some(p), .. } if *p == path),
                 "{what}, {recovery:?}: {e:?}"
@@ -250,10 +236,7 @@ fn active_data_file_torn_at_creation_is_started_afresh() {
     torn[0..2].copy_from_slice(b"RV");
     std::fs::write(&path, &torn).unwrap();
 
-    let strict = LogConfig {
-        recovery: RecoveryMode::Strict,
-        ..config()
-    };
+    let strict = config().recovery(RecoveryMode::Strict);
     let e = Log::open(copy.path(), strict).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::Corruption { path: Some(p), .. } if *p == path),

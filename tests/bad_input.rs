@@ -14,7 +14,7 @@ fn setup() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .create_topic("t", TopicConfig::new(3).max_record_bytes(1024))
+        .create_topic("t", TopicConfig::new(3).max_message_bytes(1024))
         .unwrap();
     (dir, store)
 }
@@ -47,7 +47,10 @@ fn invalid_topic_names_and_configs() {
         (TopicConfig::new(0), "partitions"),
         (TopicConfig::new(100_001), "partitions"),
         (TopicConfig::new(1).segment_bytes(10), "segment_bytes"),
-        (TopicConfig::new(1).max_record_bytes(10), "max_record_bytes"),
+        (
+            TopicConfig::new(1).max_message_bytes(10),
+            "max_message_bytes",
+        ),
         (
             TopicConfig::new(1).compression(riverbed::Compression::Zstd { level: 99 }),
             "compression",

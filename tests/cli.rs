@@ -298,7 +298,7 @@ fn verify_sound_then_a_flipped_bit_in_a_sealed_segment() {
             "--config",
             "segment_bytes=4096",
             "--config",
-            "max_record_bytes=1024",
+            "max_message_bytes=1024",
         ],
     );
     let lines: String = (0..200).map(|i| format!("value number {i:05}\n")).collect();
@@ -530,17 +530,16 @@ fn bad_arguments_are_usage_errors() {
 /// `consume` skips them and never prints transaction markers, and `dump` shows the markers.
 #[test]
 fn compacted_and_transactional_data_is_sound_and_readable() {
-    use riverbed::{CleanupPolicy, Record, Store, StoreConfig, TopicConfig};
+    use riverbed::{CleanerConfig, CleanupPolicy, Record, Store, StoreConfig, TopicConfig};
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
     {
-        let mut config = StoreConfig::default();
-        config.cleaner.enabled = false;
+        let config = StoreConfig::default().cleaner(CleanerConfig::default().enabled(false));
         let store = Store::open_with(&dir, config).unwrap();
-        let mut t = TopicConfig::new(1)
+        let t = TopicConfig::new(1)
             .cleanup_policy(CleanupPolicy::Compact)
-            .segment_bytes(4096);
-        t.log.max_record_bytes = 2048;
+            .segment_bytes(4096)
+            .max_message_bytes(2048);
         store.create_topic("table", t).unwrap();
         let p = store.producer();
         let txn = store.transactional_producer("writer").unwrap();

@@ -10,10 +10,7 @@ use riverbed::{
 #[test]
 fn log_refuses_a_batch_with_a_keyless_record() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        cleanup_policy: CleanupPolicy::CompactDelete,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::default().cleanup_policy(CleanupPolicy::CompactDelete);
     let log = Log::open(dir.path(), config).unwrap();
     for compression in [Compression::None, Compression::Zstd { level: 3 }] {
         for keyless_at in 0..3u32 {

@@ -14,13 +14,16 @@ mod common;
 use common::read_all;
 
 fn table(partitions: u32) -> TopicConfig {
-    let mut c = TopicConfig::new(partitions)
+    let c = TopicConfig::new(partitions)
         .cleanup_policy(CleanupPolicy::Compact)
         .segment_bytes(4096)
-        .max_record_bytes(2048);
-    c.log.min_cleanable_dirty_ratio = 0.25;
-    c.log.delete_retention_ms = 5;
-    c
+        .max_message_bytes(2048);
+    let log = c
+        .get_log()
+        .clone()
+        .min_cleanable_dirty_ratio(0.25)
+        .delete_retention_ms(5);
+    c.log(log)
 }
 
 fn latest(store: &Store, topic: &str, partitions: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -46,13 +49,7 @@ fn latest(store: &Store, topic: &str, partitions: u32) -> Vec<(Vec<u8>, Vec<u8>)
 #[test]
 fn compact_now_compacts_every_partition_and_settings_persist() {
     let dir = tempfile::tempdir().unwrap();
-    let no_cleaner = StoreConfig {
-        cleaner: CleanerConfig {
-            enabled: false,
-            ..CleanerConfig::default()
-        },
-        ..StoreConfig::default()
-    };
+    let no_cleaner = StoreConfig::default().cleaner(CleanerConfig::default().enabled(false));
     let expected = {
         let store = Store::open_with(dir.path(), no_cleaner.clone()).unwrap();
         store.create_topic("table", table(2)).unwrap();
@@ -74,9 +71,12 @@ fn compact_now_compacts_every_partition_and_settings_persist() {
     };
     let store = Store::open_with(dir.path(), no_cleaner).unwrap();
     let d = store.describe_topic("table").unwrap();
-    assert_eq!(d.config.log.cleanup_policy, CleanupPolicy::Compact);
-    assert_eq!(d.config.log.min_cleanable_dirty_ratio, 0.25);
-    assert_eq!(d.config.log.delete_retention_ms, 5);
+    assert_eq!(
+        d.config.get_log().get_cleanup_policy(),
+        CleanupPolicy::Compact
+    );
+    assert_eq!(d.config.get_log().get_min_cleanable_dirty_ratio(), 0.25);
+    assert_eq!(d.config.get_log().get_delete_retention_ms(), 5);
     let before: u64 = d.partitions.iter().map(|p| p.size_bytes).sum();
     let report = store.compact_now("table").unwrap();
     assert!(report.records_removed > 400, "{report:?}");
@@ -104,13 +104,8 @@ fn compact_now_compacts_every_partition_and_settings_persist() {
 #[test]
 fn background_cleaner_compacts_and_stops_with_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        cleaner: CleanerConfig {
-            backoff: Duration::from_millis(20),
-            ..CleanerConfig::default()
-        },
-        ..StoreConfig::default()
-    };
+    let config =
+        StoreConfig::default().cleaner(CleanerConfig::default().backoff(Duration::from_millis(20)));
     let store = Store::open_with(dir.path(), config.clone()).unwrap();
     store.create_topic("table", table(1)).unwrap();
     let p = store.producer();
@@ -143,15 +138,13 @@ fn background_cleaner_compacts_and_stops_with_the_store() {
 }
 
 fn log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1024,
-        segment_ms: None,
-        max_record_bytes: 512,
-        retention_ms: Some(1),
-        cleanup_policy: CleanupPolicy::Compact,
-        min_compaction_lag_ms: 3_600_000,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(1024)
+        .segment_ms(None)
+        .max_message_bytes(512)
+        .retention_ms(Some(1))
+        .cleanup_policy(CleanupPolicy::Compact)
+        .min_compaction_lag_ms(3_600_000)
 }
 
 fn fill(log: &Log, now: i64) {
@@ -174,10 +167,7 @@ fn min_compaction_lag_protects_young_segments() {
     let log = Log::open(dir.path(), log_config()).unwrap();
     let now = 1_700_000_000_000;
     fill(&log, now);
-    let at = |t| CompactionConfig {
-        now_ms: Some(t),
-        ..CompactionConfig::default()
-    };
+    let at = |t| CompactionConfig::default().now_ms(Some(t));
     let r = log.compact(&at(now + 3_599_999)).unwrap();
     assert_eq!(r.records_removed, 0, "{r:?}");
     assert_eq!(read_all(&log, 1 << 20).len(), 100);
@@ -193,14 +183,7 @@ fn compact_only_log_ignores_retention_and_compact_delete_applies_it() {
         (CleanupPolicy::CompactDelete, false),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(
-            dir.path(),
-            LogConfig {
-                cleanup_policy: policy,
-                ..log_config()
-            },
-        )
-        .unwrap();
+        let log = Log::open(dir.path(), log_config().cleanup_policy(policy)).unwrap();
         fill(&log, 1_000);
         // Rolls run retention too.
         let r = log.apply_retention().unwrap();

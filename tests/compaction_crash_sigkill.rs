@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use riverbed::{
@@ -20,6 +20,8 @@ use riverbed::{
 };
 
 mod common;
+
+use common::mix;
 use common::read_all;
 
 const CHILD_DIR_ENV: &str = "RIVERBED_COMPACT_CHILD_DIR";
@@ -29,24 +31,14 @@ const KEYS: u64 = 300;
 const ROUND: u64 = 1_200;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 8 << 10,
-        segment_ms: None,
-        index_interval_bytes: 512,
-        max_record_bytes: 4 << 10,
-        retention_ms: None,
-        cleanup_policy: CleanupPolicy::Compact,
-        delete_retention_ms: 0,
-        ..LogConfig::default()
-    }
-}
-
-/// splitmix64.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    LogConfig::default()
+        .segment_bytes(8 << 10)
+        .segment_ms(None)
+        .index_interval_bytes(512)
+        .max_message_bytes(4 << 10)
+        .retention_ms(None)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .delete_retention_ms(0)
 }
 
 /// The record at `offset`: its key and value (every 13th is a tombstone) are a function of it.
@@ -103,11 +95,10 @@ fn compaction_child_entry() {
         return;
     };
     let log = open(&PathBuf::from(dir));
-    let options = CompactionConfig {
-        buffer_bytes: 4 << 10, // about 130 keys: several passes
-        now_ms: Some(T0 + 1_000_000_000),
-        force: true,
-    };
+    let options = CompactionConfig::default()
+        .buffer_bytes(4 << 10) // about 130 keys: several passes
+        .now_ms(Some(T0 + 1_000_000_000))
+        .force(true);
     let mut out = std::io::stdout();
     let _ = writeln!(out, "\nREADY");
     let _ = out.flush();
@@ -168,15 +159,8 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
     let mut appended = ROUND;
     let mut killed_mid_swap = 0;
     let mut finished = 0;
-    let exe = std::env::current_exe().unwrap();
     for run in 0..14u64 {
-        let mut child = Command::new(&exe)
-            .args([
-                CHILD_TEST_NAME,
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = common::child_command(CHILD_TEST_NAME)
             .env(CHILD_DIR_ENV, dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -222,11 +206,8 @@ fn sigkill_during_compaction_loses_nothing_and_leaves_nothing() {
     }
     // A last, uninterrupted compaction leaves one record per live key.
     let log = open(dir.path());
-    log.compact(&CompactionConfig {
-        now_ms: Some(T0 + 1_000_000_000),
-        ..CompactionConfig::default()
-    })
-    .unwrap();
+    log.compact(&CompactionConfig::default().now_ms(Some(T0 + 1_000_000_000)))
+        .unwrap();
     verify(&log, appended, "final");
     eprintln!("{killed_mid_swap} kills left swap files behind; {finished} runs finished");
     assert!(

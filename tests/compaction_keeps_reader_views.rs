@@ -14,14 +14,12 @@ use common::read_all;
 const T0: i64 = 1_700_000_000_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4096,
-        segment_ms: None,
-        max_record_bytes: 2048,
-        retention_ms: None,
-        cleanup_policy: CleanupPolicy::Compact,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(4096)
+        .segment_ms(None)
+        .max_message_bytes(2048)
+        .retention_ms(None)
+        .cleanup_policy(CleanupPolicy::Compact)
 }
 
 fn append(log: &Log, key: u64, tag: &str) -> u64 {

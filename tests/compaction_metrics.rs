@@ -1,18 +1,17 @@
 //! The cleaner's progress in `Store::metrics`: totals of what compaction removed, the clean
 //! offset, and no compaction figures for a topic that is not compacted.
 
-use riverbed::{CleanupPolicy, Record, Store, StoreConfig, TopicConfig};
+use riverbed::{CleanerConfig, CleanupPolicy, Record, Store, StoreConfig, TopicConfig};
 
 #[test]
 fn metrics_show_what_compaction_did() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::default();
-    config.cleaner.enabled = false;
+    let config = StoreConfig::default().cleaner(CleanerConfig::default().enabled(false));
     let store = Store::open_with(dir.path(), config).unwrap();
-    let mut table = TopicConfig::new(1)
+    let table = TopicConfig::new(1)
         .cleanup_policy(CleanupPolicy::Compact)
-        .segment_bytes(2048);
-    table.log.max_record_bytes = 1024;
+        .segment_bytes(2048)
+        .max_message_bytes(1024);
     store.create_topic("table", table).unwrap();
     store.create_topic("plain", TopicConfig::new(1)).unwrap();
     let p = store.producer();

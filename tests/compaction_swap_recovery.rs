@@ -15,15 +15,7 @@ use common::{copy_dir, read_all, ReadRecord};
 const T0: i64 = 1_700_000_000_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        segment_ms: None,
-        index_interval_bytes: 128,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        cleanup_policy: CleanupPolicy::Compact,
-        ..LogConfig::default()
-    }
+    common::small_log(2048, 128, 1024).cleanup_policy(CleanupPolicy::Compact)
 }
 
 fn seg(dir: &Path, base: u64, ext: &str) -> PathBuf {

@@ -5,20 +5,21 @@
 mod common;
 
 use riverbed::{
-    CleanupPolicy, IsolationLevel, Record, Store, StoreConfig, TopicConfig, TopicPartition,
+    CleanerConfig, CleanupPolicy, IsolationLevel, Record, Store, StoreConfig, TopicConfig,
+    TopicPartition,
 };
 
 fn store(dir: &std::path::Path) -> Store {
-    let mut config = StoreConfig::default();
-    config.cleaner.enabled = false; // compaction only when the test asks
+    // Compaction only when the test asks.
+    let config = StoreConfig::default().cleaner(CleanerConfig::default().enabled(false));
     Store::open_with(dir, config).unwrap()
 }
 
 fn compacted(store: &Store) {
-    let mut config = TopicConfig::new(1)
+    let config = TopicConfig::new(1)
         .cleanup_policy(CleanupPolicy::Compact)
-        .segment_bytes(1024);
-    config.log.max_record_bytes = 512;
+        .segment_bytes(1024)
+        .max_message_bytes(512);
     store.create_topic("table", config).unwrap();
 }
 

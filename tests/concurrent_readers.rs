@@ -128,16 +128,14 @@ fn assert_really_deleted(log: &Log, from: u64, who: &str, err: &dyn std::fmt::Di
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 32 << 10,
-        segment_ms: None,
-        index_interval_bytes: 512,
-        max_record_bytes: 24 << 10,
-        flush: FlushPolicy::Manual,
-        retention_ms: None,
-        retention_bytes: Some(192 << 10),
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(32 << 10)
+        .segment_ms(None)
+        .index_interval_bytes(512)
+        .max_message_bytes(24 << 10)
+        .flush(FlushPolicy::Manual)
+        .retention_ms(None)
+        .retention_bytes(Some(192 << 10))
 }
 
 #[derive(Default)]

@@ -14,14 +14,7 @@ mod common;
 use common::{copy_dir, log_path, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 256,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    common::small_log(2048, 256, 1024)
 }
 
 /// Record `offset`: (timestamp, key, value). Timestamps grow by 10 per offset.

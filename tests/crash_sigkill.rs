@@ -14,10 +14,12 @@
 
 mod common;
 
+use common::{mix, XorShift};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
@@ -36,36 +38,6 @@ const CHILD_TEST_NAME: &str = "crash_child_entry";
 const T0: i64 = 1_700_000_000_000;
 
 // ---- deterministic content --------------------------------------------------------------------
-
-/// splitmix64: turns any seed into a well-mixed 64-bit value.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// xorshift64*: the only randomness in this file, always seeded deterministically.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(mix(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Identifies a batch: appended by thread `thread` of child run `run` as its `seq`-th batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,31 +147,27 @@ impl Mode {
 
     fn config(self) -> LogConfig {
         match self {
-            Mode::EveryAppend => LogConfig {
-                flush: FlushPolicy::EveryAppend,
-                segment_bytes: 64 << 10,
-                segment_ms: None,
-                index_interval_bytes: 1024,
-                max_record_bytes: 60 << 10,
-                retention_ms: None,
-                retention_bytes: None,
+            Mode::EveryAppend => LogConfig::default()
+                .flush(FlushPolicy::EveryAppend)
+                .segment_bytes(64 << 10)
+                .segment_ms(None)
+                .index_interval_bytes(1024)
+                .max_message_bytes(60 << 10)
+                .retention_ms(None)
+                .retention_bytes(None)
                 // Small, so the recovery point also moves within a segment and recovery
                 // resumes scanning from the middle of a file.
-                recovery_checkpoint_bytes: 16 << 10,
-                recovery: RecoveryMode::TruncateTail,
-                ..LogConfig::default()
-            },
-            Mode::Manual => LogConfig {
-                flush: FlushPolicy::Manual,
-                segment_bytes: 256 << 10,
-                segment_ms: None,
-                index_interval_bytes: 1024,
-                max_record_bytes: 60 << 10,
-                retention_ms: None,
-                retention_bytes: None,
-                recovery: RecoveryMode::TruncateTail,
-                ..LogConfig::default()
-            },
+                .recovery_checkpoint_bytes(16 << 10)
+                .recovery(RecoveryMode::TruncateTail),
+            Mode::Manual => LogConfig::default()
+                .flush(FlushPolicy::Manual)
+                .segment_bytes(256 << 10)
+                .segment_ms(None)
+                .index_interval_bytes(1024)
+                .max_message_bytes(60 << 10)
+                .retention_ms(None)
+                .retention_bytes(None)
+                .recovery(RecoveryMode::TruncateTail),
         }
     }
 }
@@ -367,14 +335,7 @@ struct Spawned {
 }
 
 fn spawn_child(dir: &Path, mode: Mode, run: u32, threads: u32) -> Spawned {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args([
-            CHILD_TEST_NAME,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = common::child_command(CHILD_TEST_NAME)
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_MODE_ENV, mode.name())
         .env(CHILD_RUN_ENV, run.to_string())
@@ -581,7 +542,7 @@ fn check_report(log: &Log, mode: Mode, max_acked_next: u64, what: &str) {
     if mode == Mode::EveryAppend {
         // Every acknowledged byte was synced, and the recovery point follows synced data within
         // recovery_checkpoint_bytes (and moves at every roll): recovery scans a bounded tail.
-        let bound = 2 * config.segment_bytes;
+        let bound = 2 * config.get_segment_bytes();
         assert!(
             r.scanned_bytes <= bound,
             "{what}: recovery scanned {} bytes, more than {bound}: the checkpoint is not \

@@ -25,16 +25,14 @@ use riverbed::{
 };
 
 fn config(flush: FlushPolicy) -> LogConfig {
-    LogConfig {
-        flush,
-        segment_bytes: 16 << 10,
-        segment_ms: None,
-        retention_ms: None,
-        max_record_bytes: 8 << 10,
-        cleanup_policy: CleanupPolicy::Compact,
-        min_compaction_lag_ms: 0,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .flush(flush)
+        .segment_bytes(16 << 10)
+        .segment_ms(None)
+        .retention_ms(None)
+        .max_message_bytes(8 << 10)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .min_compaction_lag_ms(0)
 }
 
 fn batch(n: u64) -> RecordBatch {
@@ -278,11 +276,9 @@ fn a_half_created_segment_on_a_full_disk_does_not_stop_the_open() {
 fn crash_recovery_on_a_full_disk_opens_without_room_for_index_entries() {
     let root = tempfile::tempdir().unwrap();
     // No recovery point during the run: the scan at open covers the last segment's batches.
-    let config = LogConfig {
-        recovery_checkpoint_bytes: 1 << 30,
-        index_interval_bytes: 1024,
-        ..config(FlushPolicy::EveryAppend)
-    };
+    let config = config(FlushPolicy::EveryAppend)
+        .recovery_checkpoint_bytes(1 << 30)
+        .index_interval_bytes(1024);
     let log = Log::open(root.path().join("log"), config.clone()).unwrap();
     let mut acked = BTreeMap::new();
     for n in 0..14 {

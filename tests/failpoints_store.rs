@@ -98,7 +98,7 @@ fn run(root: &Path, site: &'static str, nth: u64) -> bool {
             TopicConfig::new(1)
                 .flush(FlushPolicy::EveryAppend)
                 .segment_bytes(16 << 10)
-                .max_record_bytes(8 << 10),
+                .max_message_bytes(8 << 10),
         )
         .unwrap();
     let producer = store.producer();
@@ -215,7 +215,7 @@ fn a_full_disk_at_the_commit_marker_puts_it_off_until_there_is_room() {
             TopicConfig::new(1)
                 .flush(FlushPolicy::EveryAppend)
                 .segment_bytes(4096)
-                .max_record_bytes(4072),
+                .max_message_bytes(4072),
         )
         .unwrap();
     let txn = store.transactional_producer("tx").unwrap();

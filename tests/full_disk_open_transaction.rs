@@ -63,7 +63,7 @@ fn crash_with_open_transaction(dir: &Path, decided: bool) {
             TopicConfig::new(2)
                 .flush(FlushPolicy::EveryAppend)
                 .segment_bytes(4096)
-                .max_record_bytes(4072),
+                .max_message_bytes(4072),
         )
         .unwrap();
     let p = store.producer();

@@ -142,14 +142,12 @@ fn a_small_send_succeeds_while_the_disk_has_room_for_it() {
 }
 
 fn small_segments(flush: FlushPolicy) -> LogConfig {
-    LogConfig {
-        flush,
-        segment_bytes: 64 << 10,
-        segment_ms: None,
-        retention_ms: None,
-        max_record_bytes: 16 << 10,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .flush(flush)
+        .segment_bytes(64 << 10)
+        .segment_ms(None)
+        .retention_ms(None)
+        .max_message_bytes(16 << 10)
 }
 
 fn batch(n: u64) -> RecordBatch {
@@ -314,7 +312,7 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
                 TopicConfig::new(1)
                     .flush(FlushPolicy::EveryAppend)
                     .segment_bytes(64 << 10)
-                    .max_record_bytes(16 << 10),
+                    .max_message_bytes(16 << 10),
             )
             .unwrap();
         let p = store.producer();
@@ -379,7 +377,7 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
                 TopicConfig::new(1)
                     .flush(FlushPolicy::EveryAppend)
                     .segment_bytes(64 << 10)
-                    .max_record_bytes(16 << 10),
+                    .max_message_bytes(16 << 10),
             )
             .unwrap();
         store

@@ -44,18 +44,16 @@ fn batch_for(thread: u64, seq: u64) -> RecordBatch {
 }
 
 fn config(timestamp_type: TimestampType) -> LogConfig {
-    LogConfig {
-        flush: FlushPolicy::EveryAppend,
+    LogConfig::default()
+        .flush(FlushPolicy::EveryAppend)
         // Small segments: rolls happen between one thread's append and its shared fsync.
-        segment_bytes: 64 << 10,
-        segment_ms: None,
-        max_record_bytes: 32 << 10,
-        index_interval_bytes: 1024,
-        recovery_checkpoint_bytes: 16 << 10,
-        retention_ms: None,
-        timestamp_type,
-        ..LogConfig::default()
-    }
+        .segment_bytes(64 << 10)
+        .segment_ms(None)
+        .max_message_bytes(32 << 10)
+        .index_interval_bytes(1024)
+        .recovery_checkpoint_bytes(16 << 10)
+        .retention_ms(None)
+        .timestamp_type(timestamp_type)
 }
 
 /// Reads the batch at `info.base_offset` and checks it is `batch` with the offsets of `info`.

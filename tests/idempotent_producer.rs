@@ -2,7 +2,7 @@
 //! last five batches with the original offsets and writes nothing, refuses sequence gaps and old
 //! epochs, and remembers all of this across a clean reopen (snapshot), a crash (snapshot of the
 //! last roll plus a replay of the tail, or no snapshot at all) and the loss of the snapshot file.
-//! Also: `ProducerConfig { idempotent: true }` producers stamp their batches with distinct ids
+//! Also: `ProducerConfig::default().idempotent(true)` producers stamp their batches with distinct ids
 //! and consecutive sequences.
 
 use std::path::Path;
@@ -25,14 +25,12 @@ fn now_ms() -> i64 {
 }
 
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig {
-        segment_bytes,
-        segment_ms: None,
-        retention_ms: None,
-        max_record_bytes: 1024.min(segment_bytes as usize - 24),
-        flush: FlushPolicy::Manual,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(segment_bytes)
+        .segment_ms(None)
+        .retention_ms(None)
+        .max_message_bytes(1024.min(segment_bytes as usize - 24))
+        .flush(FlushPolicy::Manual)
 }
 
 /// A batch of `n` records of producer `pid`/`epoch` starting at sequence `seq`; the values name
@@ -373,10 +371,7 @@ fn idempotent_producers_stamp_distinct_ids_and_consecutive_sequences() {
     store.create_topic("t", TopicConfig::new(2)).unwrap();
     let idempotent = || {
         store
-            .producer_with(ProducerConfig {
-                idempotent: true,
-                ..ProducerConfig::default()
-            })
+            .producer_with(ProducerConfig::default().idempotent(true))
             .unwrap()
     };
     let a = idempotent();
@@ -400,10 +395,7 @@ fn idempotent_producers_stamp_distinct_ids_and_consecutive_sequences() {
     // Ids survive a reopen too: a producer made after it must not reuse one.
     let store = Store::open(dir.path()).unwrap();
     let c = store
-        .producer_with(ProducerConfig {
-            idempotent: true,
-            ..ProducerConfig::default()
-        })
+        .producer_with(ProducerConfig::default().idempotent(true))
         .unwrap();
     let pc = c.producer_id().unwrap();
     assert!(

@@ -132,20 +132,20 @@ fn groupless_consumers_read_alongside_groups() {
     let mut g = store.consumer(config("g")).unwrap();
     g.subscribe(&["t"]).unwrap();
     let mut solo = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     solo.assign(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])
         .unwrap();
     let mut solo2 = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     solo2.assign(&[TopicPartition::new("t", 1)]).unwrap();
     let got = read_n(&mut [&mut g, &mut solo, &mut solo2], 25);

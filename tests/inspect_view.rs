@@ -23,13 +23,11 @@ fn batch(first: u64, n: u64) -> riverbed::RecordBatch {
 #[test]
 fn views_see_a_growing_prefix_while_a_writer_appends_and_rolls() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        segment_bytes: 16 << 10,
-        index_interval_bytes: 256,
-        max_record_bytes: 8 << 10,
-        retention_ms: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::default()
+        .segment_bytes(16 << 10)
+        .index_interval_bytes(256)
+        .max_message_bytes(8 << 10)
+        .retention_ms(None);
     let log = Arc::new(Log::open(dir.path(), config).expect("open"));
     let done = Arc::new(AtomicBool::new(false));
     let writer = {

@@ -21,11 +21,11 @@ fn timestamps(store: &Store, tp: &TopicPartition) -> Vec<(u64, i64)> {
     let end =
         store.describe_topic(&tp.topic).unwrap().partitions[tp.partition as usize].log_end_offset;
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(std::slice::from_ref(tp)).unwrap();
     let mut out = Vec::new();
@@ -50,7 +50,12 @@ fn create_time_keeps_the_producer_timestamp() {
         .create_topic("c", TopicConfig::new(1).retention_ms(None))
         .unwrap();
     assert_eq!(
-        store.describe_topic("c").unwrap().config.log.timestamp_type,
+        store
+            .describe_topic("c")
+            .unwrap()
+            .config
+            .get_log()
+            .get_timestamp_type(),
         TimestampType::CreateTime,
         "create time is the default"
     );
@@ -124,7 +129,12 @@ fn log_append_time_replaces_the_producer_timestamp() {
     // are stamped too.
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
-        store.describe_topic("l").unwrap().config.log.timestamp_type,
+        store
+            .describe_topic("l")
+            .unwrap()
+            .config
+            .get_log()
+            .get_timestamp_type(),
         TimestampType::LogAppendTime
     );
     let want: Vec<(u64, i64)> = metas.iter().map(|m| (m.offset, m.timestamp)).collect();

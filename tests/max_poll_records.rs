@@ -18,12 +18,12 @@ fn poll_is_bounded_and_fair() {
             .unwrap();
     }
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            max_poll_records: 7,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest)
+                .max_poll_records(7),
+        )
         .unwrap();
     c.assign(
         &(0..3)
@@ -83,13 +83,13 @@ fn a_poll_reads_past_skipped_records_to_fill_itself() {
     }
     p.flush().unwrap();
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            isolation_level: riverbed::IsolationLevel::ReadCommitted,
-            max_poll_records: 10,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest)
+                .isolation_level(riverbed::IsolationLevel::ReadCommitted)
+                .max_poll_records(10),
+        )
         .unwrap();
     c.assign(&[TopicPartition::new("t", 0)]).unwrap();
     // A zero timeout: a poll that came back empty would not be retried inside `poll`.

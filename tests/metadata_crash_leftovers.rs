@@ -256,7 +256,7 @@ fn without_metadata_a_deletes_marked_partitions_are_kept() {
     }
     assert_eq!(snapshot(dir), before);
     let report = Store::rebuild_metadata(dir, &RebuildOptions::default()).unwrap();
-    assert_eq!(report.topics[0].config.partitions, 2);
+    assert_eq!(report.topics[0].config.get_partitions(), 2);
     let store = Store::open(dir).unwrap();
     assert_eq!(read_topic(&store, "keep"), keep);
     assert!(markers(dir).is_empty(), "{:?}", names(dir));

@@ -8,10 +8,12 @@
 //! When `RIVERBED_META_CHILD_DIR` is set, `meta_child_entry` is the child and never returns;
 //! otherwise it returns at once.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use riverbed::{
@@ -41,11 +43,11 @@ fn config(partitions: u32) -> TopicConfig {
 fn values(store: &Store, topic: &str) -> BTreeSet<String> {
     let d = store.describe_topic(topic).unwrap();
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     let tps: Vec<TopicPartition> = (0..d.partitions.len() as u32)
         .map(|p| TopicPartition::new(topic, p))
@@ -132,21 +134,11 @@ fn topic_changes_survive_sigkill_at_any_moment() {
                 .unwrap();
         }
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut lcg = common::Lcg(0x9E37_79B9_7F4A_7C15);
     let mut created_total = 0;
     for run in 0..12u32 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis(30 + (seed >> 33) % 400);
-        let mut child = Command::new(&exe)
-            .args([
-                "meta_child_entry",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let delay = Duration::from_millis(30 + lcg.below(400));
+        let mut child = common::child_command("meta_child_entry")
             .env(DIR_ENV, dir)
             .env(RUN_ENV, run.to_string())
             .stdout(Stdio::piped())

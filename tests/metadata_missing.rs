@@ -23,7 +23,7 @@ fn populated(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
             TopicConfig::new(3)
                 .flush(FlushPolicy::Manual)
                 .segment_bytes(4096)
-                .max_record_bytes(1024)
+                .max_message_bytes(1024)
                 .retention_ms(Some(60_000)),
         )
         .unwrap();
@@ -112,36 +112,30 @@ fn rebuilt_metadata_opens_with_every_record() {
     let before = snapshot(dir);
 
     // A dry run writes nothing.
-    let dry = Store::rebuild_metadata(
-        dir,
-        &RebuildOptions {
-            dry_run: true,
-            ..RebuildOptions::default()
-        },
-    )
-    .unwrap();
+    let dry = Store::rebuild_metadata(dir, &RebuildOptions::default().dry_run(true)).unwrap();
     assert!(!dry.written);
     assert_eq!(snapshot(dir), before);
 
-    let options = RebuildOptions {
-        topic_settings: vec![("users".into(), "cleanup_policy".into(), "compact".into())],
-        ..RebuildOptions::default()
-    };
+    let options = RebuildOptions::default().topic_settings(vec![(
+        "users".into(),
+        "cleanup_policy".into(),
+        "compact".into(),
+    )]);
     let report = Store::rebuild_metadata(dir, &options).unwrap();
     assert!(report.written);
     let topics: Vec<(&str, u32, bool)> = report
         .topics
         .iter()
-        .map(|t| (t.name.as_str(), t.config.partitions, t.config_known))
+        .map(|t| (t.name.as_str(), t.config.get_partitions(), t.config_known))
         .collect();
     assert_eq!(topics, [("orders", 3, false), ("users", 1, false)]);
     // Unknown settings: nothing is deleted by retention until the user says so, and the
     // segments found still fit.
     let orders = &report.topics[0].config;
-    assert_eq!(orders.log.retention_ms, None);
-    assert!(orders.log.segment_bytes >= 4096);
+    assert_eq!(orders.get_log().get_retention_ms(), None);
+    assert!(orders.get_log().get_segment_bytes() >= 4096);
     assert_eq!(
-        report.topics[1].config.log.cleanup_policy,
+        report.topics[1].config.get_log().get_cleanup_policy(),
         CleanupPolicy::Compact
     );
     // Only the metadata file was added.
@@ -159,8 +153,8 @@ fn rebuilt_metadata_opens_with_every_record() {
             .describe_topic("users")
             .unwrap()
             .config
-            .log
-            .cleanup_policy,
+            .get_log()
+            .get_cleanup_policy(),
         CleanupPolicy::Compact
     );
 }
@@ -178,8 +172,8 @@ fn stale_metadata_keeps_known_settings_and_adds_the_unknown_topics() {
                 TopicConfig::new(3)
                     .flush(FlushPolicy::Manual)
                     .segment_bytes(4096)
-                    .max_record_bytes(1024)
-                    .max_record_bytes(1024)
+                    .max_message_bytes(1024)
+                    .max_message_bytes(1024)
                     .retention_ms(Some(60_000)),
             )
             .unwrap();
@@ -202,18 +196,15 @@ fn stale_metadata_keeps_known_settings_and_adds_the_unknown_topics() {
 
     let report = Store::rebuild_metadata(
         dir,
-        &RebuildOptions {
-            settings: vec![("retention_ms".into(), "86400000".into())],
-            ..RebuildOptions::default()
-        },
+        &RebuildOptions::default().settings(vec![("retention_ms".into(), "86400000".into())]),
     )
     .unwrap();
     let orders = &report.topics[0];
     assert!(orders.config_known);
-    assert_eq!(orders.config.log.retention_ms, Some(60_000));
+    assert_eq!(orders.config.get_log().get_retention_ms(), Some(60_000));
     let users = &report.topics[1];
     assert!(!users.config_known);
-    assert_eq!(users.config.log.retention_ms, Some(86_400_000));
+    assert_eq!(users.config.get_log().get_retention_ms(), Some(86_400_000));
     let store = Store::open(dir).unwrap();
     for (t, values) in &want {
         assert_eq!(&read_topic(&store, t), values, "{t}");
@@ -272,14 +263,8 @@ fn damaged_metadata_is_a_corruption_error_naming_the_file() {
     let e = Store::rebuild_metadata(dir, &RebuildOptions::default()).unwrap_err();
     assert!(e.is_corruption(), "{e:?}");
     assert_eq!(snapshot(dir), before);
-    let report = Store::rebuild_metadata(
-        dir,
-        &RebuildOptions {
-            replace_damaged: true,
-            ..RebuildOptions::default()
-        },
-    )
-    .unwrap();
+    let report =
+        Store::rebuild_metadata(dir, &RebuildOptions::default().replace_damaged(true)).unwrap();
     let copy = report.damaged_copy.expect("a copy of the damaged file");
     assert_eq!(std::fs::read(&copy).unwrap(), bytes);
     let store = Store::open(dir).unwrap();

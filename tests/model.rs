@@ -37,7 +37,7 @@ const WILD_TIMESTAMPS: [i64; 6] = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX];
 struct Cfg {
     segment_bytes: u64,
     index_interval_bytes: u32,
-    max_record_bytes: usize,
+    max_message_bytes: usize,
     /// 0 and 1: `Manual` (twice as likely); 2: `EveryAppend`; 3: `Interval` (every 7 records).
     flush: u8,
     retention_bytes: Option<u64>,
@@ -50,12 +50,12 @@ struct Cfg {
 
 impl Cfg {
     fn log_config(&self) -> LogConfig {
-        LogConfig {
-            segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
-            index_interval_bytes: self.index_interval_bytes,
-            max_record_bytes: self.max_record_bytes,
-            flush: match self.flush {
+        LogConfig::default()
+            .segment_bytes(self.segment_bytes)
+            .segment_ms(self.segment_ms)
+            .index_interval_bytes(self.index_interval_bytes)
+            .max_message_bytes(self.max_message_bytes)
+            .flush(match self.flush {
                 0 | 1 => FlushPolicy::Manual,
                 2 => FlushPolicy::EveryAppend,
                 _ => FlushPolicy::Interval {
@@ -64,22 +64,20 @@ impl Cfg {
                     // directory would make the copy inconsistent in ways a real crash cannot.
                     interval: None,
                 },
-            },
-            retention_ms: self.retention_ms,
-            retention_bytes: self.retention_bytes,
-            recovery_checkpoint_bytes: if self.small_checkpoints {
+            })
+            .retention_ms(self.retention_ms)
+            .retention_bytes(self.retention_bytes)
+            .recovery_checkpoint_bytes(if self.small_checkpoints {
                 300
             } else {
                 64 << 20
-            },
-            recovery: RecoveryMode::TruncateTail,
-            timestamp_type: if self.log_append_time {
+            })
+            .recovery(RecoveryMode::TruncateTail)
+            .timestamp_type(if self.log_append_time {
                 TimestampType::LogAppendTime
             } else {
                 TimestampType::CreateTime
-            },
-            ..LogConfig::default()
-        }
+            })
     }
 
     fn base_ms(&self) -> i64 {
@@ -192,7 +190,7 @@ fn cfg_strategy() -> impl Strategy<Value = Cfg> {
                 let mut c = Cfg {
                     segment_bytes: seg,
                     index_interval_bytes: interval,
-                    max_record_bytes: max_rec.min(seg as usize - FILE_HEADER_LEN),
+                    max_message_bytes: max_rec.min(seg as usize - FILE_HEADER_LEN),
                     flush,
                     retention_bytes: ret_bytes,
                     retention_ms: ret_ms,
@@ -575,11 +573,11 @@ impl Harness {
         let batch = builder.build().unwrap();
         assert_eq!(batch.record_count() as usize, records.len());
         let result = self.log().append(&batch);
-        if batch.len() > self.cfg.max_record_bytes {
+        if batch.len() > self.cfg.max_message_bytes {
             let e = result.expect_err("an oversized batch was accepted");
             assert!(
                 matches!(e.kind(), ErrorKind::RecordTooLarge { size, max }
-                    if *size == batch.len() && *max == self.cfg.max_record_bytes),
+                    if *size == batch.len() && *max == self.cfg.max_message_bytes),
                 "{e:?}"
             );
             return;
@@ -651,7 +649,7 @@ impl Harness {
             records: mrecs,
         });
         self.model.next += n;
-        if matches!(cfg.log_config().flush, FlushPolicy::EveryAppend) {
+        if matches!(cfg.log_config().get_flush(), FlushPolicy::EveryAppend) {
             assert_eq!(self.log().durable_offset(), self.model.next);
         }
     }

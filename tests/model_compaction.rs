@@ -88,21 +88,19 @@ fn value_bytes(key: u8, v: u8, offset: u64) -> Vec<u8> {
 }
 
 fn config(log_append_time: bool) -> LogConfig {
-    LogConfig {
-        segment_bytes: 1200,
-        segment_ms: None,
-        index_interval_bytes: 128,
-        max_record_bytes: 1100,
-        retention_ms: None,
-        cleanup_policy: CleanupPolicy::Compact,
-        delete_retention_ms: RETENTION_MS,
-        timestamp_type: if log_append_time {
+    LogConfig::default()
+        .segment_bytes(1200)
+        .segment_ms(None)
+        .index_interval_bytes(128)
+        .max_message_bytes(1100)
+        .retention_ms(None)
+        .cleanup_policy(CleanupPolicy::Compact)
+        .delete_retention_ms(RETENTION_MS)
+        .timestamp_type(if log_append_time {
             TimestampType::LogAppendTime
         } else {
             TimestampType::CreateTime
-        },
-        ..LogConfig::default()
-    }
+        })
 }
 
 struct Harness {
@@ -139,7 +137,7 @@ impl Harness {
             let m = by_offset[&r.0];
             assert_eq!(Self::key_of(r), m.key, "key at {}", r.0);
             assert_eq!(r.2, m.value, "value at {}", r.0);
-            if self.cfg.timestamp_type == TimestampType::CreateTime {
+            if self.cfg.get_timestamp_type() == TimestampType::CreateTime {
                 assert_eq!(r.3, m.ts, "timestamp at {}", r.0);
             }
         }
@@ -246,11 +244,10 @@ impl Harness {
                 let now = (newest + i64::from(*ahead)).max(self.compacted_at);
                 self.compacted_at = now;
                 self.note_sealed_tombstones(now);
-                let options = CompactionConfig {
-                    buffer_bytes: if *small_map { 1024 } else { 1 << 20 },
-                    now_ms: Some(now),
-                    force: true,
-                };
+                let options = CompactionConfig::default()
+                    .buffer_bytes(if *small_map { 1024 } else { 1 << 20 })
+                    .now_ms(Some(now))
+                    .force(true);
                 self.log().compact(&options).unwrap();
                 self.check(Some(now));
             }
@@ -302,10 +299,7 @@ impl Harness {
         self.compacted_at = now;
         self.note_sealed_tombstones(now);
         self.log()
-            .compact(&CompactionConfig {
-                now_ms: Some(now),
-                ..CompactionConfig::default()
-            })
+            .compact(&CompactionConfig::default().now_ms(Some(now)))
             .unwrap();
         self.check(Some(now));
     }

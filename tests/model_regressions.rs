@@ -15,17 +15,10 @@ mod common;
 use common::copy_dir;
 
 /// The configuration of the shrunk cases: `Cfg { segment_bytes: 2048, index_interval_bytes: 64,
-/// max_record_bytes: 700, flush: Manual, no retention, no segment_ms, default checkpoint bytes,
+/// max_message_bytes: 700, flush: Manual, no retention, no segment_ms, default checkpoint bytes,
 /// create time }` (the shrunk cases differ only in sizes, which do not matter here).
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 64,
-        max_record_bytes: 700,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    common::small_log(2048, 64, 700)
 }
 
 /// `Append { records: [one record] }` (its content does not matter).

@@ -46,12 +46,12 @@ fn poll_for(c: &mut Consumer, wait: Duration) -> BTreeMap<u32, Vec<u64>> {
 fn paused_partitions_return_nothing_until_resumed() {
     let (_dir, store) = setup();
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            max_poll_records: 4,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest)
+                .max_poll_records(4),
+        )
         .unwrap();
     c.assign(&[tp(0), tp(1), tp(2)]).unwrap();
     // Read a little of partition 0 first, so that its position is in the middle.

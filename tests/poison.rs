@@ -26,14 +26,12 @@ const SEGMENT_BYTES: u64 = 1 << 20;
 const ULIMIT_BLOCKS: u32 = 512;
 
 fn config() -> LogConfig {
-    LogConfig {
-        flush: FlushPolicy::EveryAppend,
-        segment_bytes: SEGMENT_BYTES,
-        segment_ms: None,
-        max_record_bytes: 64 << 10,
-        retention_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .flush(FlushPolicy::EveryAppend)
+        .segment_bytes(SEGMENT_BYTES)
+        .segment_ms(None)
+        .max_message_bytes(64 << 10)
+        .retention_ms(None)
 }
 
 /// Batch `n`: 8 records of 1000 bytes, content from `n`.

@@ -68,11 +68,11 @@ fn check(took: Duration, slept: Duration, cpu: Option<Duration>) {
 fn assigned_consumer_wakes_on_send() {
     let (_dir, store) = store();
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Latest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Latest),
+        )
         .unwrap();
     c.assign(&[TopicPartition::new("t", 0), TopicPartition::new("t", 1)])
         .unwrap();
@@ -124,11 +124,11 @@ fn a_later_append_wakes_a_later_poll() {
     // Repeated wake-ups: the consumer must not miss an append that lands between two polls.
     let (_dir, store) = store();
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(&[TopicPartition::new("t", 0)]).unwrap();
     let producer = store.producer();

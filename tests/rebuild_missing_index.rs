@@ -14,14 +14,7 @@ use common::{copy_dir, FILE_HEADER_LEN};
 const RECORDS: u64 = 260;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 128,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    common::small_log(2048, 128, 1024)
 }
 
 /// Timestamp of record `offset`: mostly increasing, with some records out of order.
@@ -315,10 +308,7 @@ fn sealed_time_index_cut_to_its_header_is_rebuilt() {
     std::fs::write(&path, header).unwrap();
 
     // A week of retention, and a clock a day after the newest record.
-    let config = LogConfig {
-        retention_ms: Some(7 * 86_400_000),
-        ..config()
-    };
+    let config = config().retention_ms(Some(7 * 86_400_000));
     let log = Log::open(copy.path(), config).unwrap();
     check_answers(&log, RECORDS, "timeindex cut to its header");
     let report = log.apply_retention_at(ts(RECORDS) + 86_400_000).unwrap();

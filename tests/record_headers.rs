@@ -16,11 +16,11 @@ type Seen = (
 
 fn read(store: &Store, topic: &str, n: usize) -> Vec<Seen> {
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(&[TopicPartition::new(topic, 0)]).unwrap();
     let mut out = Vec::new();

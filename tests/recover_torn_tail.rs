@@ -16,14 +16,7 @@ mod common;
 use common::{batches_in, copy_dir, log_path, FILE_HEADER_LEN};
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 128,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    common::small_log(4096, 128, 1024)
 }
 
 /// The record with offset `offset`: (timestamp, key, value).

@@ -27,7 +27,7 @@ fn setup(n: u64) -> (tempfile::TempDir, Store) {
             "t",
             TopicConfig::new(2)
                 .segment_bytes(1024)
-                .max_record_bytes(512)
+                .max_message_bytes(512)
                 .retention_ms(None),
         )
         .unwrap();
@@ -55,12 +55,12 @@ fn setup(n: u64) -> (tempfile::TempDir, Store) {
 
 fn consumer(store: &Store, reset: OffsetReset) -> Consumer {
     store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: reset,
-            max_poll_records: 1000,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(reset)
+                .max_poll_records(1000),
+        )
         .unwrap()
 }
 
@@ -207,12 +207,7 @@ fn offsets_for_times_finds_the_first_offset_at_or_after() {
         assert_eq!(r[0].0, tp(0));
         r[0].1
     };
-    let at = |offset: u64| {
-        Some(OffsetAndTimestamp {
-            offset,
-            timestamp: T0 + 100 * offset as i64,
-        })
-    };
+    let at = |offset: u64| Some(OffsetAndTimestamp::new(offset, T0 + 100 * offset as i64));
     assert_eq!(q(i64::MIN), at(0));
     assert_eq!(q(0), at(0));
     assert_eq!(q(T0), at(0));
@@ -235,13 +230,7 @@ fn offsets_for_times_finds_the_first_offset_at_or_after() {
     assert_eq!(
         r,
         [
-            (
-                tp(1),
-                Some(OffsetAndTimestamp {
-                    offset: 0,
-                    timestamp: T0 + 1000
-                })
-            ),
+            (tp(1), Some(OffsetAndTimestamp::new(0, T0 + 1000))),
             (tp(0), at(2)),
             (tp(1), None),
         ]
@@ -275,7 +264,7 @@ fn offsets_for_times_with_out_of_order_timestamps() {
             "t",
             TopicConfig::new(1)
                 .segment_bytes(1024)
-                .max_record_bytes(512)
+                .max_message_bytes(512)
                 .retention_ms(None),
         )
         .unwrap();
@@ -312,10 +301,7 @@ fn offsets_for_times_with_out_of_order_timestamps() {
         let want = stamps
             .iter()
             .position(|&ts| ts >= q)
-            .map(|i| OffsetAndTimestamp {
-                offset: i as u64,
-                timestamp: stamps[i],
-            });
+            .map(|i| OffsetAndTimestamp::new(i as u64, stamps[i]));
         let got = c.offsets_for_times(&[(tp(0), q)]).unwrap()[0].1;
         assert_eq!(got, want, "query {}", q - T0);
     }

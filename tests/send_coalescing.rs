@@ -22,12 +22,12 @@ struct Read {
 
 fn read_partition(store: &Store, tp: &TopicPartition, n: u64) -> HashMap<u64, Read> {
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            max_poll_records: 10_000,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest)
+                .max_poll_records(10_000),
+        )
         .unwrap();
     c.assign(std::slice::from_ref(tp)).unwrap();
     let mut out = HashMap::new();
@@ -196,11 +196,9 @@ fn lingering_sends_share_batches() {
     }
     let single_bytes = store.describe_topic("single").unwrap().partitions[0].size_bytes;
 
-    let config = ProducerConfig {
-        batch_size: 64 * 1024,
-        linger: Duration::from_millis(3),
-        ..ProducerConfig::default()
-    };
+    let config = ProducerConfig::default()
+        .batch_size(64 * 1024)
+        .linger(Duration::from_millis(3));
     let sent = hammer(&store, config, "shared", 0, 8, 30);
     check(&store, "shared", 0, &sent);
     let shared_bytes = store.describe_topic("shared").unwrap().partitions[0].size_bytes;

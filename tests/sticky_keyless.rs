@@ -23,11 +23,11 @@ fn runs(parts: &[u32]) -> Vec<(u32, usize)> {
 
 fn producer(store: &Store, batch_size: usize) -> riverbed::Producer {
     store
-        .producer_with(ProducerConfig {
-            batch_size,
-            linger: Duration::ZERO,
-            ..ProducerConfig::default()
-        })
+        .producer_with(
+            ProducerConfig::default()
+                .batch_size(batch_size)
+                .linger(Duration::ZERO),
+        )
         .unwrap()
 }
 
@@ -69,11 +69,11 @@ fn keyless_records_stick_then_move() {
 
     // What a consumer reads matches where the producer said each record went.
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(
         &(0..4)

@@ -95,7 +95,7 @@ fn balances_duality_exactly_once_with_two_threads() {
         .describe_topic("balances-app-balances-changelog")
         .unwrap();
     assert_eq!(d.partitions.len(), PARTITIONS as usize);
-    assert!(d.config.log.cleanup_policy.compacts());
+    assert!(d.config.get_log().get_cleanup_policy().compacts());
 }
 
 #[test]

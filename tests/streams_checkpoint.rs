@@ -283,8 +283,8 @@ fn unusable_snapshots_are_not_used() {
 fn snapshots_older_than_the_delete_retention_are_not_used() {
     let (_dir, store) = setup();
     // A changelog whose tombstones may go at once: no snapshot is young enough.
-    let mut c = TopicConfig::new(PARTITIONS).cleanup_policy(CleanupPolicy::Compact);
-    c.log.delete_retention_ms = 0;
+    let c = TopicConfig::new(PARTITIONS).cleanup_policy(CleanupPolicy::Compact);
+    let c = c.clone().log(c.get_log().clone().delete_retention_ms(0));
     store.create_topic(CHANGELOG, c).unwrap();
     let mut truth = BTreeMap::new();
     produce(&store, 0, 500, &mut truth);

@@ -13,15 +13,13 @@ mod common;
 use common::{batches_in, copy_dir, log_path};
 
 fn config(recovery: RecoveryMode) -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 256,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        segment_ms: None,
-        recovery,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(2048)
+        .index_interval_bytes(256)
+        .max_message_bytes(1024)
+        .retention_ms(None)
+        .segment_ms(None)
+        .recovery(recovery)
 }
 
 fn value(offset: u64) -> Vec<u8> {

@@ -20,12 +20,10 @@ const DAY: i64 = 24 * 60 * 60 * 1000;
 const NOW: i64 = 1_800_000_000_000;
 
 fn config(retention_ms: u64) -> LogConfig {
-    LogConfig {
-        cleanup_policy: CleanupPolicy::Compact,
-        delete_retention_ms: retention_ms,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .delete_retention_ms(retention_ms)
+        .segment_ms(None)
 }
 
 fn append(log: &Log, zstd: bool, ts: i64, key: &str, value: Option<&str>) {
@@ -39,11 +37,8 @@ fn append(log: &Log, zstd: bool, ts: i64, key: &str, value: Option<&str>) {
 }
 
 fn compact(log: &Log, now: i64) {
-    log.compact(&CompactionConfig {
-        now_ms: Some(now),
-        ..CompactionConfig::default()
-    })
-    .unwrap();
+    log.compact(&CompactionConfig::default().now_ms(Some(now)))
+        .unwrap();
 }
 
 /// `(offset, key, value, timestamp)` of every record, as text.
@@ -164,14 +159,11 @@ proptest! {
         ),
     ) {
         const RETENTION: i64 = 1000;
-        let cfg = LogConfig {
-            timestamp_type: if log_append_time {
+        let cfg = (config(RETENTION as u64)).timestamp_type(if log_append_time {
                 TimestampType::LogAppendTime
             } else {
                 TimestampType::CreateTime
-            },
-            ..config(RETENTION as u64)
-        };
+            });
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), cfg.clone()).unwrap();
         append(&log, zstd, NOW - tombstone_age - 1, "k", Some("old"));

@@ -12,11 +12,11 @@ use riverbed::{
 /// Reads every record of `tp` from the beginning, without a group: (offset, value).
 fn read_all(store: &Store, tp: &TopicPartition) -> Vec<(u64, Vec<u8>)> {
     let mut c = store
-        .consumer(ConsumerConfig {
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            ..ConsumerConfig::default()
-        })
+        .consumer(
+            ConsumerConfig::default()
+                .group_id(None)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
         .unwrap();
     c.assign(std::slice::from_ref(tp)).unwrap();
     let end =
@@ -55,7 +55,7 @@ fn create_list_describe() {
             TopicConfig::new(1)
                 .timestamp_type(TimestampType::LogAppendTime)
                 .compression(Compression::Zstd { level: 3 })
-                .max_record_bytes(4096),
+                .max_message_bytes(4096),
         )
         .unwrap();
     store
@@ -65,16 +65,19 @@ fn create_list_describe() {
 
     let d = store.describe_topic("orders").unwrap();
     assert_eq!(d.name, "orders");
-    assert_eq!(d.config.partitions, 3);
+    assert_eq!(d.config.get_partitions(), 3);
     assert_eq!(d.partitions.len(), 3);
     for (i, p) in d.partitions.iter().enumerate() {
         assert_eq!(p.partition, i as u32);
         assert_eq!((p.log_start_offset, p.log_end_offset), (0, 0));
     }
     let d = store.describe_topic("audit.log").unwrap();
-    assert_eq!(d.config.log.timestamp_type, TimestampType::LogAppendTime);
-    assert_eq!(d.config.compression, Compression::Zstd { level: 3 });
-    assert_eq!(d.config.log.max_record_bytes, 4096);
+    assert_eq!(
+        d.config.get_log().get_timestamp_type(),
+        TimestampType::LogAppendTime
+    );
+    assert_eq!(d.config.get_compression(), Compression::Zstd { level: 3 });
+    assert_eq!(d.config.get_log().get_max_message_bytes(), 4096);
 
     let e = store
         .create_topic("orders", TopicConfig::new(5))
@@ -135,8 +138,8 @@ fn data_and_metadata_survive_reopen() {
             .describe_topic("stamped")
             .unwrap()
             .config
-            .log
-            .timestamp_type,
+            .get_log()
+            .get_timestamp_type(),
         TimestampType::LogAppendTime
     );
     let got = read_all(&store, &TopicPartition::new("keep", 1));
@@ -289,7 +292,7 @@ fn add_partitions() {
 
         store.add_partitions("t", 5).unwrap();
         let d = store.describe_topic("t").unwrap();
-        assert_eq!(d.config.partitions, 5);
+        assert_eq!(d.config.get_partitions(), 5);
         assert_eq!(d.partitions.len(), 5);
         assert_eq!(ends(&store, "t"), [0, 1, 0, 0, 0], "old data is kept");
         let m = p.send(Record::new("t").partition(3).value("new")).unwrap();
@@ -312,7 +315,7 @@ fn add_partitions() {
     }
     let store = Store::open(dir.path()).unwrap();
     let d = store.describe_topic("t").unwrap();
-    assert_eq!(d.config.partitions, 5);
+    assert_eq!(d.config.get_partitions(), 5);
     let mut want = vec![0, 1, 0, 1, 0];
     want[riverbed::partition_for_key(b"k", 5) as usize] += 1;
     assert_eq!(ends(&store, "t"), want);

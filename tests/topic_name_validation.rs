@@ -97,11 +97,9 @@ fn auto_create_and_subscribe_refuse_bad_names() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(
         dir.path(),
-        StoreConfig {
-            auto_create_topics: true,
-            default_topic: TopicConfig::new(1),
-            ..StoreConfig::default()
-        },
+        StoreConfig::default()
+            .auto_create_topics(true)
+            .default_topic(TopicConfig::new(1)),
     )
     .unwrap();
     let e = store

@@ -55,12 +55,10 @@ fn tracing_events_for_open_roll_retention_and_rebalance() {
     let sub = Capture(Arc::clone(&events));
     tracing::subscriber::with_default(sub, || {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = LogConfig {
-            segment_bytes: 4096,
-            max_record_bytes: 2048,
-            retention_bytes: Some(4096),
-            ..LogConfig::default()
-        };
+        let config = LogConfig::default()
+            .segment_bytes(4096)
+            .max_message_bytes(2048)
+            .retention_bytes(Some(4096));
         let log = Log::open(dir.path(), config).expect("open");
         for i in 0..100 {
             log.append(&batch(i * 5, 5)).expect("append");

@@ -24,14 +24,7 @@ use common::{batches_in, copy_dir, log_path, FILE_HEADER_LEN};
 const RECORDS: u64 = 100;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 256,
-        max_record_bytes: 1024,
-        retention_ms: None,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    common::small_log(2048, 256, 1024)
 }
 
 fn ts(offset: u64) -> i64 {

@@ -56,10 +56,7 @@ struct Observed {
 fn observe(store: &Store) -> Observed {
     let c = |level| {
         store
-            .consumer(ConsumerConfig {
-                isolation_level: level,
-                ..ConsumerConfig::default()
-            })
+            .consumer(ConsumerConfig::default().isolation_level(level))
             .unwrap()
     };
     let hw = c(IsolationLevel::ReadUncommitted)
@@ -218,12 +215,7 @@ fn bad_configurations_are_refused() {
     let e = store.transactional_producer("").unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::InvalidConfig { .. }), "{e:?}");
     let e = store
-        .transactional_producer_with(
-            "t",
-            TransactionConfig {
-                timeout: Duration::ZERO,
-            },
-        )
+        .transactional_producer_with("t", TransactionConfig::default().timeout(Duration::ZERO))
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::InvalidConfig { .. }), "{e:?}");
     let long = "x".repeat(40_000);
@@ -265,10 +257,7 @@ fn settle(consumers: &mut [&mut Consumer]) {
 fn send_offsets_for_partitions_the_member_does_not_own_fail_with_commit_failed() {
     let (_dir, store) = setup();
     let p = with_history(&store);
-    let config = || ConsumerConfig {
-        enable_auto_commit: false,
-        ..ConsumerConfig::new("g")
-    };
+    let config = || (ConsumerConfig::new("g")).enable_auto_commit(false);
     let mut c1 = store.consumer(config()).unwrap();
     let mut c2 = store.consumer(config()).unwrap();
     c1.subscribe(&["in"]).unwrap();
@@ -415,9 +404,7 @@ fn a_transaction_past_its_timeout_is_aborted_by_the_store() {
     let p = store
         .transactional_producer_with(
             "slow",
-            TransactionConfig {
-                timeout: Duration::from_millis(200),
-            },
+            TransactionConfig::default().timeout(Duration::from_millis(200)),
         )
         .unwrap();
     p.begin().unwrap();

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -75,17 +75,15 @@ fn group() -> ConsumerGroupMetadata {
 }
 
 fn topic_config(flush: FlushPolicy) -> TopicConfig {
-    let mut c = TopicConfig::new(2);
-    c.log = LogConfig {
-        // Small segments, so that crashes also hit rolls (snapshots, `.txnindex` files).
-        segment_bytes: 16 << 10,
-        max_record_bytes: 8 << 10,
-        segment_ms: None,
-        retention_ms: None,
-        flush,
-        ..LogConfig::default()
-    };
-    c
+    TopicConfig::new(2).log(
+        LogConfig::default()
+            // Small segments, so that crashes also hit rolls (snapshots, `.txnindex` files).
+            .segment_bytes(16 << 10)
+            .max_message_bytes(8 << 10)
+            .segment_ms(None)
+            .retention_ms(None)
+            .flush(flush),
+    )
 }
 
 // ---- the child --------------------------------------------------------------------------------
@@ -166,20 +164,6 @@ fn child_main(dir: &Path, run: u64) -> ! {
 
 // ---- the parent -------------------------------------------------------------------------------
 
-/// xorshift64*, seeded: the only randomness here.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 struct RunResult {
     committed: Vec<u64>,
     errors: Vec<String>,
@@ -187,9 +171,7 @@ struct RunResult {
 }
 
 fn run_child(dir: &Path, run: u64, delay: Duration) -> RunResult {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
+    let mut child = common::child_command(CHILD_TEST)
         .env(DIR_ENV, dir)
         .env(RUN_ENV, run.to_string())
         .stdin(Stdio::null())
@@ -275,10 +257,9 @@ fn verify(dir: &Path, reported: &BTreeSet<u64>, what: &str) -> BTreeSet<u64> {
     let committed = read_all_consumed(&store, &parts(), IsolationLevel::ReadCommitted, 4096);
     let lso: Vec<u64> = {
         let c = store
-            .consumer(riverbed::ConsumerConfig {
-                isolation_level: IsolationLevel::ReadCommitted,
-                ..riverbed::ConsumerConfig::default()
-            })
+            .consumer(
+                riverbed::ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted),
+            )
             .unwrap();
         c.end_offsets(&parts())
             .unwrap()
@@ -355,7 +336,7 @@ fn crash_loop(flush: FlushPolicy, runs: u64, seed: u64) {
         let store = common::retry_locked(|| Store::open(dir.path()));
         store.create_topic(TOPIC, topic_config(flush)).unwrap();
     }
-    let mut rng = Rng(seed | 1);
+    let mut rng = common::XorShift::from_state(seed | 1);
     let mut reported = BTreeSet::new();
     let mut visible = BTreeSet::new();
     for run in 0..runs {

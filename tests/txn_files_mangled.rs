@@ -21,15 +21,13 @@ use common::{batches_in, copy_dir, copy_tree, log_path, read_all_consumed, Seen,
 const PARTITIONS: u32 = 2;
 
 fn log_config() -> LogConfig {
-    LogConfig {
+    LogConfig::default()
         // A few batches per segment, so that aborted transactions land in sealed segments.
-        segment_bytes: 700,
-        max_record_bytes: 600,
-        segment_ms: None,
-        retention_ms: None,
-        flush: FlushPolicy::Manual,
-        ..LogConfig::default()
-    }
+        .segment_bytes(700)
+        .max_message_bytes(600)
+        .segment_ms(None)
+        .retention_ms(None)
+        .flush(FlushPolicy::Manual)
 }
 
 fn parts() -> Vec<TopicPartition> {
@@ -48,8 +46,7 @@ fn partition_dir(store_dir: &Path, p: u32) -> PathBuf {
 fn pristine() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut config = TopicConfig::new(PARTITIONS);
-    config.log = log_config();
+    let config = TopicConfig::new(PARTITIONS).log(log_config());
     store.create_topic("t", config).unwrap();
     let a = store.transactional_producer("a").unwrap();
     let b = store.transactional_producer("b").unwrap();
@@ -450,13 +447,11 @@ fn a_stray_txn_index_for_a_segment_without_aborts_is_removed_or_ignored() {
 
 /// Segments of 1 MiB: the active one is preallocated, and the tests copy it.
 fn small_segments() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        max_record_bytes: 64 << 10,
-        segment_ms: None,
-        retention_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(1 << 20)
+        .max_message_bytes(64 << 10)
+        .segment_ms(None)
+        .retention_ms(None)
 }
 
 fn now_ms() -> i64 {

@@ -245,16 +245,15 @@ fn template(flush: FlushPolicy) -> &'static std::path::Path {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         for t in TOPICS {
-            let mut c = TopicConfig::new(2);
-            c.log = LogConfig {
-                // Small segments: rolls (producer snapshots, `.txnindex` files) happen often.
-                segment_bytes: 600,
-                max_record_bytes: 500,
-                segment_ms: None,
-                retention_ms: None,
-                flush,
-                ..LogConfig::default()
-            };
+            let c = TopicConfig::new(2).log(
+                LogConfig::default()
+                    // Small segments: rolls (producer snapshots, `.txnindex` files) happen often.
+                    .segment_bytes(600)
+                    .max_message_bytes(500)
+                    .segment_ms(None)
+                    .retention_ms(None)
+                    .flush(flush),
+            );
             store.create_topic(t, c).unwrap();
         }
         dir
@@ -304,19 +303,16 @@ impl Harness {
         self.plain = Some(store.producer());
         self.idempotent = Some(
             store
-                .producer_with(ProducerConfig {
-                    idempotent: true,
-                    ..ProducerConfig::default()
-                })
+                .producer_with(ProducerConfig::default().idempotent(true))
                 .unwrap(),
         );
         let mut follower = store
-            .consumer(ConsumerConfig {
-                isolation_level: IsolationLevel::ReadCommitted,
-                max_partition_fetch_bytes: 100,
-                max_poll_records: 3,
-                ..ConsumerConfig::default()
-            })
+            .consumer(
+                ConsumerConfig::default()
+                    .isolation_level(IsolationLevel::ReadCommitted)
+                    .max_partition_fetch_bytes(100)
+                    .max_poll_records(3),
+            )
             .unwrap();
         follower.assign(&tps()).unwrap();
         for (tp, pos) in tps().iter().zip(&self.follower_positions) {
@@ -460,10 +456,7 @@ impl Harness {
         let store = self.store.as_ref().unwrap();
         let lsos: Vec<u64> = (0..4).map(|tp| self.model.lso(tp)).collect();
         let c = store
-            .consumer(ConsumerConfig {
-                isolation_level: IsolationLevel::ReadCommitted,
-                ..ConsumerConfig::default()
-            })
+            .consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted))
             .unwrap();
         let ends: Vec<u64> = c
             .end_offsets(&tps())
@@ -698,9 +691,9 @@ fn a_store_with_transactions_can_be_reopened_right_after_the_drop() {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut config = TopicConfig::new(8);
-    config.log.segment_bytes = 1 << 20;
-    config.log.max_record_bytes = 1 << 16;
+    let config = TopicConfig::new(8)
+        .segment_bytes(1 << 20)
+        .max_message_bytes(1 << 16);
     store.create_topic("a", config).unwrap();
     drop(store);
     for i in 0..3 {

@@ -103,20 +103,21 @@ fn subscribing_to_a_topic_before_it_exists() {
 #[test]
 fn auto_create_uses_the_default_topic_config() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        auto_create_topics: true,
-        default_topic: TopicConfig::new(3).timestamp_type(TimestampType::LogAppendTime),
-        ..StoreConfig::default()
-    };
+    let config = StoreConfig::default()
+        .auto_create_topics(true)
+        .default_topic(TopicConfig::new(3).timestamp_type(TimestampType::LogAppendTime));
     {
         let store = Store::open_with(dir.path(), config.clone()).unwrap();
         let p = store.producer();
         let m = p.send(Record::new("auto").partition(2).value("v")).unwrap();
         assert_eq!((m.topic.as_str(), m.partition, m.offset), ("auto", 2, 0));
         let d = store.describe_topic("auto").unwrap();
-        assert_eq!(d.config.partitions, 3);
+        assert_eq!(d.config.get_partitions(), 3);
         assert_eq!(d.partitions.len(), 3);
-        assert_eq!(d.config.log.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(
+            d.config.get_log().get_timestamp_type(),
+            TimestampType::LogAppendTime
+        );
 
         // send_batch creates too.
         let ms = p
@@ -152,7 +153,7 @@ fn auto_create_uses_the_default_topic_config() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.list_topics(), ["auto", "auto2", "auto3"]);
     let d = store.describe_topic("auto").unwrap();
-    assert_eq!(d.config.partitions, 3);
+    assert_eq!(d.config.get_partitions(), 3);
     assert_eq!(d.partitions[2].log_end_offset, 1);
     // Reopened without auto-create, unknown topics are errors again.
     let e = store
@@ -167,11 +168,9 @@ fn concurrent_first_sends_create_the_topic_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(
         dir.path(),
-        StoreConfig {
-            auto_create_topics: true,
-            default_topic: TopicConfig::new(1),
-            ..StoreConfig::default()
-        },
+        StoreConfig::default()
+            .auto_create_topics(true)
+            .default_topic(TopicConfig::new(1)),
     )
     .unwrap();
     let threads = 8;

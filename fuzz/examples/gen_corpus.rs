@@ -72,13 +72,7 @@ fn log_append_time(batch: &RecordBatch, now: i64) -> Vec<u8> {
 /// A closed log holding `batches`; returns its directory (kept alive by the TempDir).
 fn real_log(batches: &[RecordBatch], index_interval: u32) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        flush: FlushPolicy::Manual,
-        index_interval_bytes: index_interval,
-        segment_bytes: 1 << 20,
-        max_record_bytes: 64 << 10,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::default().flush(FlushPolicy::Manual).index_interval_bytes(index_interval).segment_bytes(1 << 20).max_message_bytes(64 << 10);
     let log = Log::open(dir.path(), config).expect("open");
     for b in batches {
         log.append(b).expect("append");

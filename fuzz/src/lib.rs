@@ -15,7 +15,7 @@ use riverbed::{
 };
 
 /// Batches larger than this are refused by the decoders under test (riverbed's default
-/// `max_record_bytes`).
+/// `max_message_bytes`).
 pub const MAX_BATCH: usize = 1 << 20;
 
 // ---- decode_batch ---------------------------------------------------------------------------
@@ -340,13 +340,11 @@ fn scratch_dir() -> tempfile::TempDir {
 }
 
 fn config(recovery: RecoveryMode) -> LogConfig {
-    LogConfig {
-        segment_bytes: 2 << 20,
-        max_record_bytes: MAX_BATCH,
-        flush: FlushPolicy::Manual,
-        recovery,
-        ..LogConfig::default()
-    }
+    LogConfig::default()
+        .segment_bytes(2 << 20)
+        .max_message_bytes(MAX_BATCH)
+        .flush(FlushPolicy::Manual)
+        .recovery(recovery)
 }
 
 /// Writes `data` after a valid file header as `00000000000000000000.log`, the only file of a log

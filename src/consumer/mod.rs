@@ -1,29 +1,7 @@
 //! The consumer: reads records from its own positions and commits them.
 //!
-//! A consumer either gets partitions [`assign`](Consumer::assign)ed by hand, or
-//! [`subscribe`](Consumer::subscribe)s to topics and lets its group divide their partitions among
-//! the group's members (see the `group` module for the protocol). Its *position* in a partition
-//! is the next offset it will read; [`poll`](Consumer::poll) returns records from the positions
-//! and moves them past what it returned; [`commit`](Consumer::commit) stores the positions
-//! durably for the group, so that whoever owns the partition next resumes from there.
-//!
-//! ```
-//! use std::time::Duration;
-//! use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("payments", TopicConfig::new(2))?;
-//! store.producer().send(Record::new("payments").key("alice").value("+50"))?;
-//!
-//! let mut consumer = store.consumer(ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest))?;
-//! consumer.subscribe(&["payments"])?;
-//! let records = consumer.poll(Duration::from_secs(1))?;
-//! let r = records.iter().next().unwrap();
-//! assert_eq!((r.topic(), r.key(), r.value()), ("payments", Some(&b"alice"[..]), Some(&b"+50"[..])));
-//! consumer.commit()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`Consumer`].
 
 pub(crate) use crate::coordinator::offsets;
 
@@ -44,6 +22,7 @@ pub use offsets::OffsetAndMetadata;
 /// Where a consumer starts in a partition for which its group has no committed offset
 /// (Kafka's `auto.offset.reset`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OffsetReset {
     /// The first offset still in the log.
     Earliest,
@@ -61,6 +40,7 @@ pub enum OffsetReset {
 
 /// An offset found by [`Consumer::offsets_for_times`], with its record's timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OffsetAndTimestamp {
     /// The offset.
     pub offset: u64,
@@ -68,32 +48,144 @@ pub struct OffsetAndTimestamp {
     pub timestamp: i64,
 }
 
+impl OffsetAndTimestamp {
+    /// An offset and its record's timestamp (Kafka's `new OffsetAndTimestamp(offset, timestamp)`).
+    pub fn new(offset: u64, timestamp: i64) -> OffsetAndTimestamp {
+        OffsetAndTimestamp { offset, timestamp }
+    }
+}
+
 /// Consumer settings. Defaults follow Kafka's consumer.
+///
+/// Built from `ConsumerConfig::default()` with one setter per setting, e.g.
+/// `ConsumerConfig::default().max_poll_records(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
+    pub(crate) group_id: Option<String>,
+    pub(crate) auto_offset_reset: OffsetReset,
+    pub(crate) max_poll_records: usize,
+    pub(crate) max_partition_fetch_bytes: usize,
+    pub(crate) max_poll_interval: Duration,
+    pub(crate) assignor: Assignor,
+    pub(crate) enable_auto_commit: bool,
+    pub(crate) auto_commit_interval: Duration,
+    pub(crate) isolation_level: IsolationLevel,
+}
+
+impl ConsumerConfig {
     /// The group the consumer commits for (and, with `subscribe`, shares partitions with).
     /// Default: none (`assign` only, no commits).
-    pub group_id: Option<String>,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn group_id(mut self, group_id: Option<String>) -> ConsumerConfig {
+        self.group_id = group_id;
+        self
+    }
+
     /// Where to start without a committed offset. Default: [`OffsetReset::Latest`].
-    pub auto_offset_reset: OffsetReset,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn auto_offset_reset(mut self, auto_offset_reset: OffsetReset) -> ConsumerConfig {
+        self.auto_offset_reset = auto_offset_reset;
+        self
+    }
+
     /// Most records one `poll` returns. Default: 500.
-    pub max_poll_records: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn max_poll_records(mut self, max_poll_records: usize) -> ConsumerConfig {
+        self.max_poll_records = max_poll_records;
+        self
+    }
+
     /// Most bytes read from one partition per `poll` (at least one batch is read). Default: 1 MiB
     /// (`max.partition.fetch.bytes`).
-    pub max_partition_fetch_bytes: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn max_partition_fetch_bytes(mut self, max_partition_fetch_bytes: usize) -> ConsumerConfig {
+        self.max_partition_fetch_bytes = max_partition_fetch_bytes;
+        self
+    }
+
     /// A group member that does not poll for this long is removed from its group and its
     /// partitions go to others. Default: 5 minutes.
-    pub max_poll_interval: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn max_poll_interval(mut self, max_poll_interval: Duration) -> ConsumerConfig {
+        self.max_poll_interval = max_poll_interval;
+        self
+    }
+
     /// How the group divides partitions (the first member's choice wins). Default: range.
-    pub assignor: Assignor,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn assignor(mut self, assignor: Assignor) -> ConsumerConfig {
+        self.assignor = assignor;
+        self
+    }
+
     /// Commit positions automatically from `poll` every `auto_commit_interval`, before a
     /// rebalance takes partitions away, and at `close`. Default: true.
-    pub enable_auto_commit: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn enable_auto_commit(mut self, enable_auto_commit: bool) -> ConsumerConfig {
+        self.enable_auto_commit = enable_auto_commit;
+        self
+    }
+
     /// Default: 5 s.
-    pub auto_commit_interval: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn auto_commit_interval(mut self, auto_commit_interval: Duration) -> ConsumerConfig {
+        self.auto_commit_interval = auto_commit_interval;
+        self
+    }
+
     /// Which records of transactions `poll` returns. Default: [`IsolationLevel::ReadUncommitted`]
     /// (Kafka's default).
-    pub isolation_level: IsolationLevel,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn isolation_level(mut self, isolation_level: IsolationLevel) -> ConsumerConfig {
+        self.isolation_level = isolation_level;
+        self
+    }
+
+    /// The [`group_id`](Self::group_id) setting.
+    pub fn get_group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+
+    /// The [`auto_offset_reset`](Self::auto_offset_reset) setting.
+    pub fn get_auto_offset_reset(&self) -> OffsetReset {
+        self.auto_offset_reset
+    }
+
+    /// The [`max_poll_records`](Self::max_poll_records) setting.
+    pub fn get_max_poll_records(&self) -> usize {
+        self.max_poll_records
+    }
+
+    /// The [`max_partition_fetch_bytes`](Self::max_partition_fetch_bytes) setting.
+    pub fn get_max_partition_fetch_bytes(&self) -> usize {
+        self.max_partition_fetch_bytes
+    }
+
+    /// The [`max_poll_interval`](Self::max_poll_interval) setting.
+    pub fn get_max_poll_interval(&self) -> Duration {
+        self.max_poll_interval
+    }
+
+    /// The [`assignor`](Self::assignor) setting.
+    pub fn get_assignor(&self) -> Assignor {
+        self.assignor
+    }
+
+    /// The [`enable_auto_commit`](Self::enable_auto_commit) setting.
+    pub fn get_enable_auto_commit(&self) -> bool {
+        self.enable_auto_commit
+    }
+
+    /// The [`auto_commit_interval`](Self::auto_commit_interval) setting.
+    pub fn get_auto_commit_interval(&self) -> Duration {
+        self.auto_commit_interval
+    }
+
+    /// The [`isolation_level`](Self::isolation_level) setting.
+    pub fn get_isolation_level(&self) -> IsolationLevel {
+        self.isolation_level
+    }
 }
 
 /// Which transactional records a consumer sees (Kafka's `isolation.level`). Control batches
@@ -147,42 +239,6 @@ impl ConsumerConfig {
             ..ConsumerConfig::default()
         }
     }
-
-    /// Sets `auto_offset_reset`.
-    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> ConsumerConfig {
-        self.auto_offset_reset = reset;
-        self
-    }
-
-    /// Sets `max_poll_records`.
-    pub fn max_poll_records(mut self, n: usize) -> ConsumerConfig {
-        self.max_poll_records = n;
-        self
-    }
-
-    /// Sets `max_poll_interval`.
-    pub fn max_poll_interval(mut self, d: Duration) -> ConsumerConfig {
-        self.max_poll_interval = d;
-        self
-    }
-
-    /// Sets `isolation_level`.
-    pub fn isolation_level(mut self, level: IsolationLevel) -> ConsumerConfig {
-        self.isolation_level = level;
-        self
-    }
-
-    /// Sets the assignor.
-    pub fn assignor(mut self, a: Assignor) -> ConsumerConfig {
-        self.assignor = a;
-        self
-    }
-
-    /// Turns automatic commits on or off.
-    pub fn enable_auto_commit(mut self, on: bool) -> ConsumerConfig {
-        self.enable_auto_commit = on;
-        self
-    }
 }
 
 /// Called when a group rebalance takes partitions from, or gives partitions to, this consumer
@@ -208,7 +264,33 @@ pub trait RebalanceListener: Send {
     }
 }
 
-/// Reads records; see the module docs. `Send`, not `Sync`: one thread polls a consumer.
+/// Reads records from its own positions and commits them. `Send`, not `Sync`: one thread
+/// polls a consumer.
+///
+/// A consumer either gets partitions [`assign`](Consumer::assign)ed by hand, or
+/// [`subscribe`](Consumer::subscribe)s to topics and lets its group divide their partitions among
+/// the group's members (see the `group` module for the protocol). Its *position* in a partition
+/// is the next offset it will read; [`poll`](Consumer::poll) returns records from the positions
+/// and moves them past what it returned; [`commit`](Consumer::commit) stores the positions
+/// durably for the group, so that whoever owns the partition next resumes from there.
+///
+/// ```
+/// use std::time::Duration;
+/// use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("payments", TopicConfig::new(2))?;
+/// store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+///
+/// let mut consumer = store.consumer(ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest))?;
+/// consumer.subscribe(&["payments"])?;
+/// let records = consumer.poll(Duration::from_secs(1))?;
+/// let r = records.iter().next().unwrap();
+/// assert_eq!((r.topic(), r.key(), r.value()), ("payments", Some(&b"alice"[..]), Some(&b"+50"[..])));
+/// consumer.commit()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Consumer {
     store: Store,
     config: ConsumerConfig,

@@ -156,6 +156,11 @@ pub(crate) fn decode_value(b: &[u8]) -> Result<OffsetAndMetadata> {
 }
 
 impl OffsetStore {
+    /// Closes the offsets log ([`Store::close`](crate::Store::close)).
+    pub(crate) fn close(&self) -> Result<()> {
+        self.log.close_shared()
+    }
+
     /// Opens the offsets log in `dir` and replays it.
     pub(crate) fn open(dir: &Path) -> Result<OffsetStore> {
         let config = LogConfig {
@@ -237,7 +242,7 @@ impl OffsetStore {
             );
         }
         b.producer(producer).transactional(true);
-        if b.size_in_bytes() > self.log.config().max_record_bytes {
+        if b.size_in_bytes() > self.log.config().max_message_bytes {
             return Err(Error::invalid(format!(
                 "offsets for {} partitions are too large for one atomic batch",
                 offsets.len()
@@ -293,7 +298,7 @@ impl OffsetStore {
             let value = v.as_ref().map(|v| encode_value(v, now));
             b.append(now, Some(&encode_key(group, tp)), value.as_deref(), &[]);
         }
-        if b.size_in_bytes() > self.log.config().max_record_bytes {
+        if b.size_in_bytes() > self.log.config().max_message_bytes {
             return Err(Error::invalid(format!(
                 "a commit of {} partitions is too large for one atomic batch",
                 offsets.len()

@@ -264,6 +264,11 @@ struct State {
 }
 
 impl Coordinator {
+    /// Closes the transaction log ([`Store::close`](crate::Store::close)).
+    pub(crate) fn close(&self) -> Result<()> {
+        self.log.close_shared()
+    }
+
     /// Opens the transaction log in `dir` and replays it.
     pub(crate) fn open(dir: &Path) -> Result<(Coordinator, HashMap<String, TxnRecord>)> {
         let config = LogConfig {

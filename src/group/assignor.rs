@@ -10,6 +10,7 @@ use crate::topic::TopicPartition;
 
 /// How a group divides partitions among its members (Kafka's `partition.assignment.strategy`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Assignor {
     /// Per topic, consecutive ranges of partitions to members in member-id order; the first
     /// `partitions % members` members get one more. Kafka's default (`RangeAssignor`).

@@ -78,6 +78,7 @@ pub(crate) struct Group {
 
 /// A snapshot of a group for inspection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupDescription {
     /// Group id.
     pub group: String,

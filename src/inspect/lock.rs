@@ -10,6 +10,7 @@ use std::path::Path;
 
 /// The state of a directory's `.lock`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockState {
     /// Nobody holds it (or there is no lock file).
     Free,

@@ -33,6 +33,7 @@ pub enum Severity {
 
 /// One finding of [`verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// How bad it is.
     pub severity: Severity,
@@ -66,6 +67,7 @@ impl fmt::Display for Problem {
 
 /// What [`verify`] checked and found.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Everything found, in the order found.
     pub problems: Vec<Problem>,
@@ -104,6 +106,7 @@ impl VerifyReport {
 
 /// Progress of a [`verify`] run, for a progress bar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyProgress {
     /// Bytes of data files read so far.
     pub done: u64,

@@ -67,21 +67,60 @@ use crate::small_file::{self, Binary, Durability, CRC_LEN};
 
 /// Options of one compaction run: [`Log::compact`](crate::Log::compact),
 /// [`Store::compact_now_with`](crate::Store::compact_now_with).
+///
+/// Built from `CompactionConfig::default()` with one setter per setting, e.g.
+/// `CompactionConfig::default().buffer_bytes(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct CompactionConfig {
+    pub(crate) buffer_bytes: usize,
+    pub(crate) now_ms: Option<i64>,
+    pub(crate) force: bool,
+}
+
+impl CompactionConfig {
     /// Memory for the key map of one pass, in bytes (24 bytes a key, at most 80% full); a dirty
     /// part with more keys is cleaned in several passes. At least 1 KiB.
     /// Default: 32 MiB (Kafka's `log.cleaner.dedupe.buffer.size` is 128 MiB shared by all cleaner
     /// threads).
-    pub buffer_bytes: usize,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn buffer_bytes(mut self, buffer_bytes: usize) -> CompactionConfig {
+        self.buffer_bytes = buffer_bytes;
+        self
+    }
+
     /// The time the run takes as now, in ms since the Unix epoch: it sets the delete horizon of
     /// the tombstones first kept in this run, decides which tombstones' horizons have passed, and
     /// which segments `min_compaction_lag_ms` protects.
     /// Default: `None`, the wall clock.
-    pub now_ms: Option<i64>,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn now_ms(mut self, now_ms: Option<i64>) -> CompactionConfig {
+        self.now_ms = now_ms;
+        self
+    }
+
     /// Clean whatever is dirty even when the log's dirty ratio is below its
     /// `min_cleanable_dirty_ratio`. Default: true (the background cleaner uses false).
-    pub force: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn force(mut self, force: bool) -> CompactionConfig {
+        self.force = force;
+        self
+    }
+
+    /// The [`buffer_bytes`](Self::buffer_bytes) setting.
+    pub fn get_buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    /// The [`now_ms`](Self::now_ms) setting.
+    pub fn get_now_ms(&self) -> Option<i64> {
+        self.now_ms
+    }
+
+    /// The [`force`](Self::force) setting.
+    pub fn get_force(&self) -> bool {
+        self.force
+    }
 }
 
 impl Default for CompactionConfig {
@@ -96,6 +135,7 @@ impl Default for CompactionConfig {
 
 /// What a compaction run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactionReport {
     /// Passes made (each maps as much of the dirty part as fits in the key map).
     pub passes: u32,

@@ -175,6 +175,7 @@ impl FsyncMetrics {
 
 /// A rate over an interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Rate {
     /// Records per second.
     pub records_per_sec: f64,

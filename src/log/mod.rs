@@ -50,6 +50,7 @@ const PRODUCER_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Batches of the log up to its last stable offset, with what a `read_committed` reader needs to
 /// drop the records of aborted transactions.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct CommittedRead {
     /// Batches from the requested offset, all below `last_stable_offset`. Control batches and
     /// records of aborted transactions are included: skip them (see `aborted`).
@@ -62,6 +63,7 @@ pub struct CommittedRead {
 
 /// Where an appended batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppendInfo {
     /// Offset of the batch's first record.
     pub base_offset: u64,
@@ -73,6 +75,7 @@ pub struct AppendInfo {
 
 /// What a retention pass deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetentionReport {
     /// Base offsets of the deleted segments.
     pub deleted_segments: Vec<u64>,
@@ -88,7 +91,7 @@ pub struct RetentionReport {
 /// use riverbed::{BatchBuilder, Compression, FlushPolicy, Log, LogConfig};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let config = LogConfig { flush: FlushPolicy::EveryAppend, ..LogConfig::default() };
+/// let config = LogConfig::default().flush(FlushPolicy::EveryAppend);
 /// let log = Log::open(dir.path(), config.clone())?;
 /// let mut batch = BatchBuilder::new(Compression::None);
 /// batch.append(1_700_000_000_000, Some(b"k"), Some(b"v"), &[]);
@@ -105,7 +108,8 @@ pub struct RetentionReport {
 /// ```
 pub struct Log {
     inner: Arc<Inner>,
-    flusher: Option<JoinHandle<()>>,
+    /// The flush thread; taken (and joined) by the first close.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Inner {
@@ -131,7 +135,8 @@ struct Inner {
     first_unstable: AtomicU64,
     /// Whether any aborted transaction is known (lets `read_committed` skip the lock).
     has_aborts: AtomicBool,
-    poison_cause: Mutex<String>,
+    /// What poisoned the log (empty while it is not), and the I/O error kind of that failure.
+    poison_cause: Mutex<(String, Option<std::io::ErrorKind>)>,
     sync: Mutex<SyncState>,
     checkpoint: Mutex<Checkpoint>,
     /// Whether the checkpoint on disk carries the clean flag (cleared before the next append).
@@ -261,7 +266,7 @@ impl Log {
             first_unstable: AtomicU64::new(producers.first_unstable_offset().unwrap_or(u64::MAX)),
             has_aborts: AtomicBool::new(!producers.aborted_overlapping(0, u64::MAX).is_empty()),
             producers: Mutex::new(producers),
-            poison_cause: Mutex::new(String::new()),
+            poison_cause: Mutex::new((String::new(), None)),
             clean_on_disk: AtomicBool::new(cp.clean),
             checkpoint: Mutex::new(cp),
             report,
@@ -298,7 +303,10 @@ impl Log {
             } => Some(spawn_flusher(Arc::clone(&inner), every)?),
             _ => None,
         };
-        Ok(Log { inner, flusher })
+        Ok(Log {
+            inner,
+            flusher: Mutex::new(flusher),
+        })
     }
 
     /// Appends a batch, stamping offsets (and, for a log-append-time log, timestamps) into it.
@@ -366,10 +374,10 @@ impl Log {
         if batch.len() < crate::record::codec::HEADER_LEN {
             return Err(Error::invalid("cannot append an empty (unbuilt) batch"));
         }
-        if batch.len() > config.max_record_bytes {
+        if batch.len() > config.max_message_bytes {
             return Err(ErrorKind::RecordTooLarge {
                 size: batch.len(),
-                max: config.max_record_bytes,
+                max: config.max_message_bytes,
             }
             .into());
         }
@@ -387,6 +395,9 @@ impl Log {
         };
         let mut w = inner.writer.lock();
         inner.check_poison()?;
+        if w.closed {
+            return Err(inner.closed());
+        }
         let mut header = batch.header();
         if u64::from(header.record_count) != u64::from(header.last_offset_delta) + 1 {
             // Offsets inside a batch are contiguous in this format version (FORMAT.md 3.1).
@@ -691,7 +702,7 @@ impl Log {
     /// of a topic). The swap happens under the writer lock; each append reads one snapshot of
     /// the configuration, so it runs wholly under the old or wholly under the new one. What
     /// each setting affects:
-    /// - `max_record_bytes`, `timestamp_type`, `cleanup_policy` (keyless records refused on a
+    /// - `max_message_bytes`, `timestamp_type`, `cleanup_policy` (keyless records refused on a
     ///   compacting log), `flush` (when an append fsyncs): the next append;
     /// - `segment_bytes`, `segment_ms`, `index_interval_bytes`, `index_max_bytes`: the next
     ///   segment (the active one keeps the sizes it was created with);
@@ -775,6 +786,9 @@ impl Log {
     pub fn roll(&self) -> Result<()> {
         let mut w = self.inner.writer.lock();
         self.inner.check_poison()?;
+        if w.closed {
+            return Err(self.inner.closed());
+        }
         match &w.active {
             Some(a) if !a.is_empty() => self.inner.roll_locked(&mut w),
             Some(_) => Ok(()),
@@ -834,7 +848,7 @@ impl Log {
     /// use riverbed::{BatchBuilder, CleanupPolicy, CompactionConfig, Compression, Log, LogConfig};
     ///
     /// let dir = tempfile::tempdir()?;
-    /// let config = LogConfig { cleanup_policy: CleanupPolicy::Compact, ..LogConfig::default() };
+    /// let config = LogConfig::default().cleanup_policy(CleanupPolicy::Compact);
     /// let log = Log::open(dir.path(), config)?;
     /// for value in [&b"1"[..], b"2", b"3"] {
     ///     let mut b = BatchBuilder::new(Compression::None);
@@ -906,7 +920,14 @@ impl Log {
     ///
     /// # Errors
     /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io).
-    pub fn close(mut self) -> Result<()> {
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// [`close`](Self::close) for a log others may still hold (a store's partitions, behind
+    /// `Arc`s): later calls on it fail with [`Closed`](ErrorKind::Closed). Closing twice is a
+    /// no-op.
+    pub(crate) fn close_shared(&self) -> Result<()> {
         self.shutdown()
     }
 
@@ -934,15 +955,20 @@ impl Log {
         self.inner.deleted.load(Ordering::Acquire)
     }
 
-    fn shutdown(&mut self) -> Result<()> {
+    fn shutdown(&self) -> Result<()> {
         {
             let (flag, cv) = &self.inner.shutdown;
             *flag.lock() = true;
             cv.notify_all();
         }
-        if let Some(t) = self.flusher.take() {
+        let flusher = self.flusher.lock().take();
+        if let Some(t) = flusher {
             let _ = t.join();
         }
+        // NOTE: refuse appends and rolls from here on (a store closed while producers still
+        // hold its partitions): an append after the clean checkpoint below samples the end of
+        // the log would land past a recovery point that says nothing follows it.
+        self.inner.writer.lock().closed = true;
         if self.inner.deleted.load(Ordering::Acquire) {
             let mut w = self.inner.writer.lock();
             w.active = None;
@@ -1060,10 +1086,8 @@ impl Inner {
             )));
         }
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(ErrorKind::Poisoned {
-                cause: self.poison_cause.lock().clone(),
-            }
-            .into());
+            let (cause, io_kind) = self.poison_cause.lock().clone();
+            return Err(ErrorKind::Poisoned { cause, io_kind }.into());
         }
         Ok(())
     }
@@ -1113,15 +1137,18 @@ impl Inner {
             "write or fsync failed; the log is poisoned until it is reopened"
         );
         let mut cause = self.poison_cause.lock();
-        if cause.is_empty() {
-            *cause = e.to_string();
+        if cause.0.is_empty() {
+            *cause = (e.to_string(), e.io_kind());
         }
         self.poisoned.store(true, Ordering::Release);
         e
     }
 
     fn closed(&self) -> Error {
-        Error::invalid(format!("the log in {} is closed", self.dir.display()))
+        ErrorKind::Closed {
+            path: self.dir.clone(),
+        }
+        .into()
     }
 
     fn time_to_roll(&self, active: &ActiveSegment, batch_max_ts: i64) -> bool {

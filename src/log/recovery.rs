@@ -22,6 +22,7 @@ use crate::segment::{
 
 /// What opening a log found and did. See [`Log::recovery_report`](crate::Log::recovery_report).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Whether a valid recovery checkpoint was found and used.
     pub checkpoint_used: bool,
@@ -49,6 +50,7 @@ pub struct RecoveryReport {
 
 /// Where and why recovery cut the log.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Truncation {
     /// The data file that was cut.
     pub path: PathBuf,
@@ -80,7 +82,7 @@ pub(crate) fn capacity(config: &LogConfig) -> Capacity {
         data: config.segment_bytes as usize,
         index_entries: config.index_entries(),
         // Reading and recovery bound a batch by what a segment can hold, not by today's
-        // `max_record_bytes`: lowering that must not make older, larger batches unreadable.
+        // `max_message_bytes`: lowering that must not make older, larger batches unreadable.
         max_batch_bytes: config.segment_bytes as usize,
         index_interval: config.index_interval_bytes as usize,
         pwrite_from: if config.flush == crate::config::FlushPolicy::EveryAppend {

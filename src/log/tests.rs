@@ -42,7 +42,7 @@ fn small() -> LogConfig {
     LogConfig {
         segment_bytes: 4096,
         index_interval_bytes: 256,
-        max_record_bytes: 2048,
+        max_message_bytes: 2048,
         retention_ms: None,
         ..LogConfig::default()
     }

@@ -61,7 +61,7 @@ impl Results {
 impl ProduceQueue {
     /// Queues a record (`key`, `value`, `headers`, `timestamp`) and returns its offset and the
     /// batch's stored max timestamp once appended. Batches hold up to `batch_size` bytes (and
-    /// the log's `max_record_bytes`); the sender that appends first waits `linger` for others.
+    /// the log's `max_message_bytes`); the sender that appends first waits `linger` for others.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
@@ -75,7 +75,7 @@ impl ProduceQueue {
         linger: Duration,
     ) -> Result<(u64, i64)> {
         let size = BatchBuilder::record_size_upper_bound(key, value, headers);
-        let max_batch = batch_size.min(log.config().max_record_bytes).max(1);
+        let max_batch = batch_size.min(log.config().max_message_bytes).max(1);
         let seq = {
             let mut p = self.pending.lock();
             let seq = p.next_seq;

@@ -29,6 +29,7 @@ use codec::{BatchHeader, Cursor};
 
 /// How a batch's records section is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
     /// Stored as is. Default.
     #[default]
@@ -87,6 +88,7 @@ impl ProducerFields {
 
 /// What a control batch marks: the end of a producer's transaction in a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ControlType {
     /// The transaction was aborted: its records are not to be read by `read_committed` readers.
     Abort,

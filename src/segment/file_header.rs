@@ -48,6 +48,7 @@ impl HeaderInfo {
 
 /// The three kinds of segment file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FileKind {
     /// `.log`: record batches.
     Log,

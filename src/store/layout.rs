@@ -376,21 +376,71 @@ pub(crate) fn remove_committed_leftovers(dir: &Path, named: &BTreeMap<String, u3
 /// What [`Store::rebuild_metadata`](crate::Store::rebuild_metadata) is to do.
 #[derive(Clone, Debug, Default)]
 pub struct RebuildOptions {
+    pub(crate) settings: Vec<(String, String)>,
+    pub(crate) topic_settings: Vec<(String, String, String)>,
+    pub(crate) replace_damaged: bool,
+    pub(crate) dry_run: bool,
+}
+
+impl RebuildOptions {
     /// Settings, as `(key, value)` in the spelling of [`TopicConfig::apply`], for every topic
     /// whose configuration the metadata file does not hold.
-    pub settings: Vec<(String, String)>,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn settings(mut self, settings: Vec<(String, String)>) -> RebuildOptions {
+        self.settings = settings;
+        self
+    }
+
     /// Settings for one topic, `(topic, key, value)`, applied after `settings` (also to topics
     /// whose configuration the metadata file holds).
-    pub topic_settings: Vec<(String, String, String)>,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn topic_settings(
+        mut self,
+        topic_settings: Vec<(String, String, String)>,
+    ) -> RebuildOptions {
+        self.topic_settings = topic_settings;
+        self
+    }
+
     /// Replace a metadata file that does not decode. Its bytes are kept, renamed to
     /// `topics.<16 hex digits>.damaged`. Without it a damaged file is an error.
-    pub replace_damaged: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn replace_damaged(mut self, replace_damaged: bool) -> RebuildOptions {
+        self.replace_damaged = replace_damaged;
+        self
+    }
+
     /// Only report what would be written.
-    pub dry_run: bool,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn dry_run(mut self, dry_run: bool) -> RebuildOptions {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// The [`settings`](Self::settings) setting.
+    pub fn get_settings(&self) -> &Vec<(String, String)> {
+        &self.settings
+    }
+
+    /// The [`topic_settings`](Self::topic_settings) setting.
+    pub fn get_topic_settings(&self) -> &Vec<(String, String, String)> {
+        &self.topic_settings
+    }
+
+    /// The [`replace_damaged`](Self::replace_damaged) setting.
+    pub fn get_replace_damaged(&self) -> bool {
+        self.replace_damaged
+    }
+
+    /// The [`dry_run`](Self::dry_run) setting.
+    pub fn get_dry_run(&self) -> bool {
+        self.dry_run
+    }
 }
 
 /// One topic as [`Store::rebuild_metadata`](crate::Store::rebuild_metadata) wrote it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RebuiltTopic {
     /// Topic name.
     pub name: String,
@@ -403,6 +453,7 @@ pub struct RebuiltTopic {
 
 /// What [`Store::rebuild_metadata`](crate::Store::rebuild_metadata) did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MetadataRebuild {
     /// The metadata file.
     pub path: PathBuf,

@@ -217,18 +217,21 @@ impl StreamsConfig {
 
     /// The number of stream threads. Default: 1. Tasks (a sub-topology on one partition) are
     /// spread over them by the consumer group; more threads than partitions leaves some idle.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n;
         self
     }
 
     /// Exactly-once processing ([`ProcessingGuarantee::ExactlyOnce`]).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn exactly_once(mut self) -> Self {
         self.guarantee = ProcessingGuarantee::ExactlyOnce;
         self
     }
 
     /// At-least-once processing ([`ProcessingGuarantee::AtLeastOnce`]), the default.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn at_least_once(mut self) -> Self {
         self.guarantee = ProcessingGuarantee::AtLeastOnce;
         self
@@ -236,6 +239,7 @@ impl StreamsConfig {
 
     /// How often the threads commit. Default: 30 s at-least-once, 100 ms exactly-once (as in
     /// Kafka Streams).
+    #[must_use = "a setter returns the changed configuration"]
     pub fn commit_interval(mut self, interval: Duration) -> Self {
         self.commit_interval = Some(interval);
         self
@@ -243,12 +247,14 @@ impl StreamsConfig {
 
     /// What to do with records that do not deserialize. Default:
     /// [`DeserializationHandler::Fail`].
+    #[must_use = "a setter returns the changed configuration"]
     pub fn deserialization_handler(mut self, handler: DeserializationHandler) -> Self {
         self.deserialization = handler;
         self
     }
 
     /// The most records a thread takes per poll. Default: 1000.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n;
         self
@@ -259,6 +265,7 @@ impl StreamsConfig {
     /// answered with [`StreamThreadAction::ShutdownApplication`] (every one, by default), or
     /// a failure of the global thread. Errors after which a thread is replaced do not stop
     /// the application and are not passed here.
+    #[must_use = "a setter returns the changed configuration"]
     pub fn on_error(mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(f));
         self
@@ -301,6 +308,7 @@ impl StreamsConfig {
     /// });
     /// # let _ = config;
     /// ```
+    #[must_use = "a setter returns the changed configuration"]
     pub fn thread_error_handler(
         mut self,
         f: impl Fn(&Error) -> StreamThreadAction + Send + Sync + 'static,
@@ -327,6 +335,27 @@ impl StreamsConfig {
             ProcessingGuarantee::AtLeastOnce => Duration::from_secs(30),
             ProcessingGuarantee::ExactlyOnce => Duration::from_millis(100),
         })
+    }
+
+    /// The [`threads`](Self::threads) setting.
+    pub fn get_threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The processing guarantee ([`exactly_once`](Self::exactly_once) or
+    /// [`at_least_once`](Self::at_least_once)).
+    pub fn get_guarantee(&self) -> ProcessingGuarantee {
+        self.guarantee
+    }
+
+    /// The [`deserialization_handler`](Self::deserialization_handler) setting.
+    pub fn get_deserialization_handler(&self) -> DeserializationHandler {
+        self.deserialization
+    }
+
+    /// The [`max_poll_records`](Self::max_poll_records) setting.
+    pub fn get_max_poll_records(&self) -> usize {
+        self.max_poll_records
     }
 }
 

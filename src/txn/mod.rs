@@ -1,50 +1,8 @@
 //! Transactions: atomic writes to any partitions of any topics, together with a consumer group's
 //! offsets, as Kafka's transactional producer does.
 //!
-//! ```
-//! use riverbed::{ConsumerConfig, IsolationLevel, Record, Store, TopicConfig};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let store = Store::open(dir.path())?;
-//! store.create_topic("out", TopicConfig::new(1))?;
-//! let producer = store.transactional_producer("copier")?;
-//!
-//! producer.begin()?;
-//! producer.send(Record::new("out").key("k").value("kept"))?;
-//! producer.commit()?;
-//!
-//! producer.begin()?;
-//! producer.send(Record::new("out").key("k").value("dropped"))?;
-//! producer.abort()?;
-//!
-//! let mut consumer = store.consumer(ConsumerConfig {
-//!     isolation_level: IsolationLevel::ReadCommitted,
-//!     ..ConsumerConfig::default()
-//! })?;
-//! consumer.assign(&[riverbed::TopicPartition::new("out", 0)])?;
-//! consumer.seek_to_beginning(&[riverbed::TopicPartition::new("out", 0)])?;
-//! let values: Vec<Vec<u8>> = consumer
-//!     .poll(std::time::Duration::from_millis(100))?
-//!     .iter()
-//!     .map(|r| r.value().unwrap().to_vec())
-//!     .collect();
-//! assert_eq!(values, [b"kept".to_vec()]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! Guarantees (FORMAT.md section 8.3 has the durable records):
-//! - **Atomic**: a `read_committed` consumer sees every record and every offset of a committed
-//!   transaction and none of an aborted one, also after a crash at any point. `commit` returns
-//!   once the decision is durable; a crash after that completes the commit at the next open, a
-//!   crash before it aborts the transaction.
-//! - **Fencing**: a second `transactional_producer` with the same id aborts the first one's
-//!   open transaction; every later call of the first returns [`Fenced`](ErrorKind::Fenced).
-//! - **Timeout**: a transaction open longer than [`TransactionConfig::timeout`] is aborted by the
-//!   store; the producer's next `send`, `send_offsets` or `commit` fails with
-//!   [`InvalidTransactionState`](ErrorKind::InvalidTransactionState), and `abort` acknowledges it.
-//! - **Cost** with an `EveryAppend` flush policy: each send is fsynced as usual; a commit adds one
-//!   fsync (the decision), since its markers need none of their own (see `coordinator`). With
-//!   other policies a commit first flushes each partition the transaction wrote.
+//! This module is private: the user-facing documentation (with an example) is on
+//! [`TransactionalProducer`].
 
 pub(crate) use crate::coordinator::txn as coordinator;
 
@@ -62,11 +20,28 @@ use crate::topic::TopicPartition;
 use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
 
 /// Settings of a transactional producer.
+///
+/// Built from `TransactionConfig::default()` with one setter per setting, e.g.
+/// `TransactionConfig::default().timeout(..)`, and read with
+/// the `get_` getters (see ARCHITECTURE.md, "Configuration style").
 #[derive(Clone, Debug)]
 pub struct TransactionConfig {
+    pub(crate) timeout: Duration,
+}
+
+impl TransactionConfig {
     /// A transaction open longer than this is aborted by the store (Kafka's
     /// `transaction.timeout.ms`). Default: 60 s.
-    pub timeout: Duration,
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn timeout(mut self, timeout: Duration) -> TransactionConfig {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The [`timeout`](Self::timeout) setting.
+    pub fn get_timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 impl Default for TransactionConfig {
@@ -77,8 +52,52 @@ impl Default for TransactionConfig {
     }
 }
 
-/// A producer whose sends and offset commits become visible atomically; see the module docs.
-/// `Send + Sync`; its calls are serialised.
+/// A producer whose sends and offset commits become visible atomically: atomic writes to any
+/// partitions of any topics, together with a consumer group's offsets, as Kafka's
+/// transactional producer does. `Send + Sync`; its calls are serialised.
+///
+/// ```
+/// use riverbed::{ConsumerConfig, IsolationLevel, Record, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("out", TopicConfig::new(1))?;
+/// let producer = store.transactional_producer("copier")?;
+///
+/// producer.begin()?;
+/// producer.send(Record::new("out").key("k").value("kept"))?;
+/// producer.commit()?;
+///
+/// producer.begin()?;
+/// producer.send(Record::new("out").key("k").value("dropped"))?;
+/// producer.abort()?;
+///
+/// let mut consumer =
+///     store.consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted))?;
+/// consumer.assign(&[riverbed::TopicPartition::new("out", 0)])?;
+/// consumer.seek_to_beginning(&[riverbed::TopicPartition::new("out", 0)])?;
+/// let values: Vec<Vec<u8>> = consumer
+///     .poll(std::time::Duration::from_millis(100))?
+///     .iter()
+///     .map(|r| r.value().unwrap().to_vec())
+///     .collect();
+/// assert_eq!(values, [b"kept".to_vec()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Guarantees (FORMAT.md section 8.3 has the durable records):
+/// - **Atomic**: a `read_committed` consumer sees every record and every offset of a committed
+///   transaction and none of an aborted one, also after a crash at any point. `commit` returns
+///   once the decision is durable; a crash after that completes the commit at the next open, a
+///   crash before it aborts the transaction.
+/// - **Fencing**: a second `transactional_producer` with the same id aborts the first one's
+///   open transaction; every later call of the first returns [`Fenced`](ErrorKind::Fenced).
+/// - **Timeout**: a transaction open longer than [`TransactionConfig::timeout`] is aborted by the
+///   store; the producer's next `send`, `send_offsets` or `commit` fails with
+///   [`InvalidTransactionState`](ErrorKind::InvalidTransactionState), and `abort` acknowledges it.
+/// - **Cost** with an `EveryAppend` flush policy: each send is fsynced as usual; a commit adds one
+///   fsync (the decision), since its markers need none of their own (see `coordinator`). With
+///   other policies a commit first flushes each partition the transaction wrote.
 pub struct TransactionalProducer {
     store: Store,
     entry: Arc<Mutex<TxnEntry>>,

@@ -109,12 +109,12 @@ fn an_absolute_offset_applies_per_partition() {
     );
 }
 
-/// `max_record_bytes` limits the batch as stored: a one-record batch of exactly the limit is
+/// `max_message_bytes` limits the batch as stored: a one-record batch of exactly the limit is
 /// accepted, one byte more is refused.
 #[test]
 fn max_record_bytes_is_checked_against_the_real_batch_size() {
     // A one-byte value with no key makes a 65-byte batch (57-byte header + 8-byte record).
-    let (_t, dir) = store_with("t", "1", &["--config", "max_record_bytes=65"]);
+    let (_t, dir) = store_with("t", "1", &["--config", "max_message_bytes=65"]);
     ok(&dir, &["produce", "t"], "x\n");
     let out = run_in(&dir, &["produce", "t"], "xy\n");
     assert_eq!(out.status.code(), Some(1));
@@ -126,7 +126,7 @@ fn max_record_bytes_is_checked_against_the_real_batch_size() {
     assert_eq!(all(&dir, "t", "%s\\n"), "x\n");
 }
 
-/// A segment size that leaves no room for max_record_bytes' default names both settings and
+/// A segment size that leaves no room for max_message_bytes' default names both settings and
 /// what would fit; it is a usage error.
 #[test]
 fn conflicting_settings_are_named() {
@@ -140,7 +140,7 @@ fn conflicting_settings_are_named() {
     let err = stderr_of(&out);
     assert!(
         err.contains("segment_bytes=1048576")
-            && err.contains("max_record_bytes is 1048576")
+            && err.contains("max_message_bytes is 1048576")
             && err.contains("at most 1048552"),
         "{err}"
     );
@@ -582,7 +582,7 @@ fn kafka_setting_names_and_clear_messages() {
     );
     let d = json(&dir, &["topics", "describe", "t", "--json"]);
     assert_eq!(d["config"]["retention_ms"], "none");
-    assert_eq!(d["config"]["max_record_bytes"], "4096");
+    assert_eq!(d["config"]["max_message_bytes"], "4096");
     // Describe without a name describes every topic.
     ok(&dir, &["topics", "create", "u"], "");
     let d = json(&dir, &["topics", "describe", "--json"]);
@@ -861,7 +861,7 @@ fn bad_inputs_never_panic_and_leave_data_intact() {
 /// usage error that changes nothing.
 #[test]
 fn topics_alter_sets_and_resets_settings() {
-    let (_t, dir) = store_with("t", "1", &["--config", "max_record_bytes=65"]);
+    let (_t, dir) = store_with("t", "1", &["--config", "max_message_bytes=65"]);
     let out = run_in(&dir, &["produce", "t"], "xy\n");
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let altered = json(
@@ -878,10 +878,10 @@ fn topics_alter_sets_and_resets_settings() {
         ],
     );
     assert_eq!(altered["config"]["retention_ms"], "3600000");
-    assert_eq!(altered["config"]["max_record_bytes"], "66");
+    assert_eq!(altered["config"]["max_message_bytes"], "66");
     let d = json(&dir, &["topics", "describe", "t", "--json"]);
     assert_eq!(d["config"]["retention_ms"], "3600000");
-    assert_eq!(d["config"]["max_record_bytes"], "66");
+    assert_eq!(d["config"]["max_message_bytes"], "66");
     assert_eq!(d["config"]["cleanup_policy"], "compact,delete");
     // The 66-byte batch the old limit refused now goes through (compacted: it needs a key, so
     // reset the policy first, with Kafka's name).

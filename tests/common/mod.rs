@@ -155,12 +155,12 @@ pub fn read_all_consumed(
     max_fetch_bytes: usize,
 ) -> Vec<Vec<Seen>> {
     let mut c = store
-        .consumer(riverbed::ConsumerConfig {
-            isolation_level: isolation,
-            max_partition_fetch_bytes: max_fetch_bytes,
-            max_poll_records: 7,
-            ..riverbed::ConsumerConfig::default()
-        })
+        .consumer(
+            riverbed::ConsumerConfig::default()
+                .isolation_level(isolation)
+                .max_partition_fetch_bytes(max_fetch_bytes)
+                .max_poll_records(7),
+        )
         .unwrap();
     c.assign(partitions).unwrap();
     c.seek_to_beginning(partitions).unwrap();
@@ -376,11 +376,11 @@ pub fn values_by_partition(store: &riverbed::Store, topic: &str) -> Vec<Vec<Stri
     let mut out = Vec::new();
     for p in &d.partitions {
         let mut c = store
-            .consumer(riverbed::ConsumerConfig {
-                group_id: None,
-                auto_offset_reset: riverbed::OffsetReset::Earliest,
-                ..riverbed::ConsumerConfig::default()
-            })
+            .consumer(
+                riverbed::ConsumerConfig::default()
+                    .group_id(None)
+                    .auto_offset_reset(riverbed::OffsetReset::Earliest),
+            )
             .unwrap();
         c.assign(&[riverbed::TopicPartition::new(topic, p.partition)])
             .unwrap();
@@ -399,4 +399,77 @@ pub fn values_by_partition(store: &riverbed::Store, topic: &str) -> Vec<Vec<Stri
         out.push(values);
     }
     out
+}
+
+// ---- deterministic randomness --------------------------------------------------------------
+
+/// splitmix64: turns any seed into a well-mixed 64-bit value (also a pure function for content
+/// that must be recomputed from an offset or an id).
+pub fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// xorshift64*: a small seeded generator, the only randomness of the crash tests (they print
+/// their seeds, so a failure reruns exactly).
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from any seed (mixed first, so that nearby seeds give unrelated streams).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(mix(seed) | 1)
+    }
+
+    /// A generator whose state is `state` as given (must not be 0).
+    pub fn from_state(state: u64) -> XorShift {
+        XorShift(state)
+    }
+
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+// ---- the kill-the-child harness ------------------------------------------------------------
+
+/// A command that runs this test binary again with only the test `child_test`, output not
+/// captured: the child side of a crash test, which the parent configures (environment, pipes),
+/// spawns and kills. The child test returns at once unless its environment variable is set, so
+/// it passes in a normal run.
+pub fn child_command(child_test: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut c = std::process::Command::new(exe);
+    c.args([child_test, "--exact", "--nocapture", "--test-threads=1"]);
+    c
+}
+
+// ---- log configuration fixtures ------------------------------------------------------------
+
+/// A log configuration for tests that look at files: small segments (so that a few batches
+/// roll them), an index entry every `index_interval_bytes`, batches up to `max_message_bytes`,
+/// and nothing deleted or rolled by time (so that the files depend on the test's data only).
+pub fn small_log(
+    segment_bytes: u64,
+    index_interval_bytes: u32,
+    max_message_bytes: usize,
+) -> riverbed::LogConfig {
+    riverbed::LogConfig::default()
+        .segment_bytes(segment_bytes)
+        .index_interval_bytes(index_interval_bytes)
+        .max_message_bytes(max_message_bytes)
+        .retention_ms(None)
+        .segment_ms(None)
 }

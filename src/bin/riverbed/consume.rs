@@ -535,7 +535,7 @@ fn consume_view<W: Write>(
             },
         })
     };
-    let n = view.topic_config(&a.topic)?.partitions;
+    let n = view.topic_config(&a.topic)?.get_partitions();
     let mut parts = Vec::new();
     if a.partitions.is_empty() {
         for p in 0..n {
@@ -601,7 +601,9 @@ fn consume_view<W: Write>(
         if a.partitions.is_empty() {
             // Partitions added since we started are read from their beginning: everything in
             // them is new.
-            let now = crate::open_view(&dir)?.topic_config(&a.topic)?.partitions;
+            let now = crate::open_view(&dir)?
+                .topic_config(&a.topic)?
+                .get_partitions();
             for p in parts.len() as u32..now {
                 parts.push(open_part(p, Start::Beginning)?);
             }

@@ -499,7 +499,7 @@ fn topic_partitions(view: &StoreView, specs: &[String]) -> Result<Vec<TopicParti
             }
             None => (spec.as_str(), None),
         };
-        let n = view.topic_config(topic)?.partitions;
+        let n = view.topic_config(topic)?.get_partitions();
         for p in parts.unwrap_or_else(|| (0..n).collect()) {
             if p >= n {
                 return Err(Failure::Error(format!(

@@ -60,6 +60,7 @@ fn control_name(c: Option<ControlType>, is_control: bool) -> &'static str {
         (true, Some(ControlType::Commit)) => "commit",
         (true, Some(ControlType::Abort)) => "abort",
         (true, None) => "malformed",
+        (true, Some(_)) => "control",
     }
 }
 

@@ -21,7 +21,8 @@ pub enum TopicsCmd {
         after_help = "Example:\n  riverbed -d ./data topics create events -p 4 \
         --config retention_ms=86400000 --config flush=every\n\n\
         Settings (see `topics describe`): segment_bytes, segment_ms, index_interval_bytes, \
-        index_max_bytes, max_record_bytes, flush (every|manual|interval:<msgs|none>:<ms|none>), \
+        index_max_bytes, max_message_bytes (or its old name max_record_bytes), flush \
+        (every|manual|interval:<msgs|none>:<ms|none>), \
         retention_ms, retention_bytes, recovery_checkpoint_bytes, recovery (truncate|strict), \
         compression (none|zstd:<level>), timestamp_type (create|append); `none` for no limit."
     )]
@@ -89,7 +90,7 @@ pub enum TopicsCmd {
         riverbed -d ./data topics alter events --delete-config retention.ms\n\n\
         Keys as in `topics create` (Kafka's names work too). Retention and compaction settings \
         apply at the next retention or cleaner pass, segment and index sizes at the next roll, \
-        max_record_bytes, timestamp_type, compression and flush at the next send. Refused: \
+        max_message_bytes, timestamp_type, compression and flush at the next send. Refused: \
         partitions (use add-partitions), a smaller segment_bytes, adding, removing or changing \
         a flush interval timer; nothing is changed then."
     )]
@@ -150,14 +151,14 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
                     .topics()
                     .iter()
                     .map(|t| {
-                        json!({"topic": t, "partitions": view.topic_config(t).map_or(0, |c| c.partitions)})
+                        json!({"topic": t, "partitions": view.topic_config(t).map_or(0, |c| c.get_partitions())})
                     })
                     .collect();
                 print_json(&mut w, &json!(topics))?;
             } else {
                 let mut t = Table::new(&["TOPIC", "PARTITIONS"]);
                 for name in view.topics() {
-                    let n = view.topic_config(&name).map_or(0, |c| c.partitions);
+                    let n = view.topic_config(&name).map_or(0, |c| c.get_partitions());
                     t.row(vec![name, n.to_string()]);
                 }
                 t.print(&mut w)?;
@@ -179,17 +180,18 @@ pub fn run(cli: &Cli, cmd: &TopicsCmd) -> CmdResult {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             c.apply(&refs).map_err(|e| usage(e.to_string()))?;
-            c.partitions = *partitions;
+            let c = c.partitions(*partitions);
             let store = open_store(&dir, true)?;
-            match store.create_topic(topic, c) {
-                Err(e)
-                    if *if_not_exists
-                        && matches!(e.kind(), riverbed::ErrorKind::TopicExists { .. }) =>
-                {
-                    writeln!(w, "topic {topic} exists; nothing was changed")?;
-                }
-                Err(e) => return Err(e.into()),
-                Ok(()) => writeln!(w, "created topic {topic} with {partitions} partitions")?,
+            let created = if *if_not_exists {
+                store.create_topic_if_absent(topic, c)?
+            } else {
+                store.create_topic(topic, c)?;
+                true
+            };
+            if created {
+                writeln!(w, "created topic {topic} with {partitions} partitions")?;
+            } else {
+                writeln!(w, "topic {topic} exists; nothing was changed")?;
             }
         }
         TopicsCmd::Describe { topic, out } => {
@@ -277,11 +279,7 @@ fn rebuild_metadata(
     out: Output,
     w: &mut dyn Write,
 ) -> CmdResult {
-    let mut options = riverbed::RebuildOptions {
-        replace_damaged,
-        dry_run,
-        ..Default::default()
-    };
+    let (mut settings, mut topic_settings) = (Vec::new(), Vec::new());
     for kv in config {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
             usage(format!(
@@ -289,14 +287,15 @@ fn rebuild_metadata(
             ))
         })?;
         match k.split_once(':') {
-            Some((t, k)) => {
-                options
-                    .topic_settings
-                    .push((t.to_string(), k.to_string(), v.to_string()))
-            }
-            None => options.settings.push((k.to_string(), v.to_string())),
+            Some((t, k)) => topic_settings.push((t.to_string(), k.to_string(), v.to_string())),
+            None => settings.push((k.to_string(), v.to_string())),
         }
     }
+    let options = riverbed::RebuildOptions::default()
+        .replace_damaged(replace_damaged)
+        .dry_run(dry_run)
+        .settings(settings)
+        .topic_settings(topic_settings);
     if !dir.is_dir() {
         return Err(Failure::Error(format!(
             "{} is not a directory",
@@ -327,7 +326,7 @@ fn rebuild_metadata(
                     .collect();
                 json!({
                     "topic": t.name,
-                    "partitions": t.config.partitions,
+                    "partitions": t.config.get_partitions(),
                     "config_known": t.config_known,
                     "config": config,
                 })
@@ -349,7 +348,7 @@ fn rebuild_metadata(
     for topic in &report.topics {
         t.row(vec![
             topic.name.clone(),
-            topic.config.partitions.to_string(),
+            topic.config.get_partitions().to_string(),
             if topic.config_known {
                 "kept".to_string()
             } else {
@@ -501,7 +500,7 @@ fn kafka_setting(k: &str, v: &str) -> (String, String) {
         }
     };
     match k {
-        "max.message.bytes" => ("max_record_bytes".into(), v.into()),
+        "max.message.bytes" => ("max_message_bytes".into(), v.into()),
         "segment.index.bytes" => ("index_max_bytes".into(), v.into()),
         "retention.ms" | "retention.bytes" => (k.replace('.', "_"), unlimited(v)),
         "message.timestamp.type" => (
