@@ -50,7 +50,7 @@ fn fixture() -> Fixture {
     while log.size_in_bytes() < mb << 20 {
         log.append(&batch).expect("append");
     }
-    let records = log.next_offset();
+    let records = log.high_watermark();
     let bytes = log.size_in_bytes();
     log.close().expect("close");
     Fixture {
@@ -112,7 +112,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut out = std::io::sink();
             let mut next = 0;
-            while next < log.next_offset() {
+            while next < log.high_watermark() {
                 let batches = log.read(next, 1 << 20).expect("read");
                 for batch in &batches {
                     for r in batch.records().expect("records").iter() {

@@ -120,7 +120,7 @@ fn sequential(c: &mut Criterion) {
     let records = common::env_usize("RIVERBED_BENCH_SCAN_RECORDS", 1_000_000);
     let dir = common::temp_dir();
     let log = build_log(&dir.path().join("log"), records, 100);
-    let end = log.next_offset();
+    let end = log.high_watermark();
     let file = dir.path().join("baseline.data");
     write_scan_baseline(&file, end as usize, 100);
     assert_eq!(scan_log(&log, end).0, end);
@@ -167,7 +167,7 @@ fn random(c: &mut Criterion) {
     for per_batch in [1usize, 10, 100] {
         let path: PathBuf = dir.path().join(format!("log-{per_batch}"));
         let log = build_log(&path, records, per_batch);
-        let end = log.next_offset();
+        let end = log.high_watermark();
         let offsets = random_offsets(end);
         let mut next = 0usize;
         group.bench_function(BenchmarkId::new("riverbed_batch", per_batch), |b| {

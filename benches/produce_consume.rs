@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parking_lot::Mutex;
-use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 fn value_100b(i: u64) -> Vec<u8> {
     let mut v = vec![b'x'; 100];
@@ -72,7 +72,11 @@ fn latency(c: &mut Criterion) {
                 let seen = received.load(Ordering::Acquire);
                 let sent_at = base.elapsed().as_nanos() as u64;
                 producer
-                    .send(Record::new("lat").partition(0).value(value_100b(sent_at)))
+                    .send(
+                        ProducerRecord::new("lat")
+                            .partition(0)
+                            .value(value_100b(sent_at)),
+                    )
                     .expect("send");
                 while received.load(Ordering::Acquire) == seen {
                     std::hint::spin_loop();
@@ -127,7 +131,7 @@ fn produce_throughput(c: &mut Criterion) {
                             s.spawn(move || {
                                 let v = value_100b(t);
                                 for i in 0..per {
-                                    let r = Record::new("t")
+                                    let r = ProducerRecord::new("t")
                                         .partition(((i + t) % u64::from(partitions)) as u32);
                                     p.send(r.value(v.clone())).expect("send");
                                 }
@@ -157,7 +161,7 @@ fn group_scan(c: &mut Criterion) {
     let mut batch = Vec::with_capacity(1000);
     for i in 0..records {
         batch.push(
-            Record::new("scan")
+            ProducerRecord::new("scan")
                 .partition((i % 8) as u32)
                 .value(value_100b(i)),
         );

@@ -49,7 +49,7 @@ use riverbed::streams::{
     App, Builder, Materialized, Serde, StreamsConfig, TimeWindows, Topology, Windowed,
 };
 use riverbed::{
-    CleanupPolicy, Consumer, ConsumerConfig, OffsetAndMetadata, OffsetReset, Record, Store,
+    CleanupPolicy, Consumer, ConsumerConfig, OffsetAndMetadata, OffsetReset, ProducerRecord, Store,
     TopicConfig, TopicPartition,
 };
 
@@ -72,9 +72,11 @@ fn fill(store: &Store, topic: &str, records: u64) {
     let mut i = 0;
     while i < records {
         let n = 1000.min(records - i);
-        p.send_batch(
-            (i..i + n).map(|i| Record::new(topic).key(key(i)).value(common::value(i, 100))),
-        )
+        p.send_batch((i..i + n).map(|i| {
+            ProducerRecord::new(topic)
+                .key(key(i))
+                .value(common::value(i, 100))
+        }))
         .expect("send");
         i += n;
     }
@@ -173,7 +175,7 @@ fn hand_loop(
     group: &str,
     topics: &[&str],
     records: u64,
-    mut work: impl FnMut(&riverbed::ConsumerRecords) -> Vec<Record>,
+    mut work: impl FnMut(&riverbed::ConsumerRecords) -> Vec<ProducerRecord>,
 ) -> Duration {
     let producer = store.producer();
     let mut consumer = hand_consumer(store, group, topics);
@@ -257,7 +259,7 @@ fn stateless(c: &mut Criterion) {
                 .map(|r| {
                     let mut v = r.value().unwrap_or_default().to_vec();
                     v.reverse();
-                    let mut out = Record::new("out").value(v).timestamp(r.timestamp());
+                    let mut out = ProducerRecord::new("out").value(v).timestamp(r.timestamp());
                     if let Some(k) = r.key() {
                         out = out.key(k.to_vec());
                     }
@@ -314,7 +316,7 @@ fn count_by_key(c: &mut Criterion) {
             changed
                 .into_iter()
                 .map(|(k, c)| {
-                    Record::new("out")
+                    ProducerRecord::new("out")
                         .key(k)
                         .value(c.encode().expect("an i64 encodes"))
                 })
@@ -360,7 +362,7 @@ fn windowed_count(c: &mut Criterion) {
                     riverbed::streams::Window::new(start, start + WINDOW_MS),
                 );
                 out.push(
-                    Record::new("out")
+                    ProducerRecord::new("out")
                         .key(windowed.encode().expect("a windowed key encodes"))
                         .value(c.encode().expect("an i64 encodes"))
                         .timestamp(r.timestamp()),
@@ -376,8 +378,12 @@ fn stream_table_join(c: &mut Criterion) {
     let input = Lazy::new(|| {
         let (dir, store) = input_store(&["table"]);
         let p = store.producer();
-        p.send_batch((0..KEYS).map(|i| Record::new("table").key(key(i)).value(format!("t{i}"))))
-            .expect("send");
+        p.send_batch((0..KEYS).map(|i| {
+            ProducerRecord::new("table")
+                .key(key(i))
+                .value(format!("t{i}"))
+        }))
+        .expect("send");
         p.flush().expect("flush");
         (dir, store)
     });
@@ -423,7 +429,7 @@ fn stream_table_join(c: &mut Criterion) {
                 joined.extend_from_slice(t);
                 joined.extend_from_slice(v);
                 out.push(
-                    Record::new("out")
+                    ProducerRecord::new("out")
                         .key(k.to_vec())
                         .value(joined)
                         .timestamp(r.timestamp()),
@@ -459,7 +465,7 @@ fn round_trips(store: &Store, input: &str, reader: &mut Consumer, iters: u64) ->
     for i in 0..iters {
         let start = Instant::now();
         p.send(
-            Record::new(input)
+            ProducerRecord::new(input)
                 .partition(0)
                 .key(key(i))
                 .value(common::value(i, 100)),
@@ -555,7 +561,7 @@ fn restore_input(keys: u64) -> (tempfile::TempDir, Store) {
     while i < keys {
         let n = 10_000.min(keys - i);
         p.send_batch((i..i + n).map(|i| {
-            Record::new(RESTORE_CHANGELOG)
+            ProducerRecord::new(RESTORE_CHANGELOG)
                 .partition(0)
                 .key(format!("k{i:09}"))
                 .value((i as i64).encode().expect("an i64 encodes"))

@@ -15,14 +15,16 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use riverbed::{
-    ConsumerConfig, FlushPolicy, IsolationLevel, LogConfig, OffsetReset, Record, Store,
+    ConsumerConfig, FlushPolicy, IsolationLevel, LogConfig, OffsetReset, ProducerRecord, Store,
     TopicConfig, TopicPartition,
 };
 
 mod common;
 
-fn record(i: u64) -> Record {
-    Record::new("t").partition(0).value(common::value(i, 100))
+fn record(i: u64) -> ProducerRecord {
+    ProducerRecord::new("t")
+        .partition(0)
+        .value(common::value(i, 100))
 }
 
 fn txn_send(c: &mut Criterion) {

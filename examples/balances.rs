@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
-use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -31,7 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = store.producer();
     let payments = [("alice", 50i64), ("bob", 18), ("alice", 25), ("alice", -60)];
     for (n, (who, amount)) in payments.iter().enumerate() {
-        producer.send(Record::new("payments").key(*who).value(amount.encode()?))?;
+        producer.send(
+            ProducerRecord::new("payments")
+                .key(*who)
+                .value(amount.encode()?),
+        )?;
         // Wait until the application committed this payment (a commit every 100 ms).
         let deadline = Instant::now() + Duration::from_secs(30);
         while balances.get(*who)? != Some(expected(&payments[..=n], who)) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Record, Store, TopicConfig,
+    Consumer, ConsumerConfig, OffsetReset, ProducerRecord, RebalanceListener, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 p.send(
-                    Record::new("clicks")
+                    ProducerRecord::new("clicks")
                         .key(format!("user-{}", i % 100))
                         .value(i.to_string()),
                 )?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig};
 use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 const PARTITIONS: u32 = 2;
@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (n, (customers, orders)) in rounds.into_iter().enumerate() {
         println!("round {n}: customers {customers:?}");
         for (id, name) in customers {
-            let r = Record::new("customers").key(*id);
+            let r = ProducerRecord::new("customers").key(*id);
             producer.send(match name {
                 Some(n) => r.value(*n),
                 None => r,
@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .all(|(id, name)| customers_store.get(*id).ok().flatten().as_deref() == *name))
         })?;
         for (order_id, order) in orders {
-            producer.send(Record::new("orders").key(*order_id).value(*order))?;
+            producer.send(ProducerRecord::new("orders").key(*order_id).value(*order))?;
         }
         let mut seen = 0;
         wait_until(|| {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 const OUTPUT: &str = "group-by-counts";
 
@@ -40,7 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for topic in ["A", "B"] {
         let records = (0..per_topic).map(|i| {
             let key = keys[(i * 7 + topic.len() as u64 * i / 3) as usize % keys.len()];
-            Record::new(topic).key(key).value(format!("{topic}-{i}"))
+            ProducerRecord::new(topic)
+                .key(key)
+                .value(format!("{topic}-{i}"))
         });
         producer.send_batch(records)?;
     }
@@ -73,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         producer.send_batch(
             changed
                 .into_iter()
-                .map(|(k, c)| Record::new(OUTPUT).key(k).value(c.to_string())),
+                .map(|(k, c)| ProducerRecord::new(OUTPUT).key(k).value(c.to_string())),
         )?;
         producer.flush()?; // the outputs are durable before the inputs are marked done
         consumer.commit()?;

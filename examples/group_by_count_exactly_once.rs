@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetAndMetadata, OffsetReset, Record, Store, TopicConfig,
-    TopicPartition,
+    ConsumerConfig, IsolationLevel, OffsetAndMetadata, OffsetReset, ProducerRecord, Store,
+    TopicConfig, TopicPartition,
 };
 
 const INPUTS: [&str; 2] = ["A", "B"];
@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         producer.send_batch(
             changed
                 .into_iter()
-                .map(|(k, c)| Record::new(OUTPUT).key(k).value(c.to_string())),
+                .map(|(k, c)| ProducerRecord::new(OUTPUT).key(k).value(c.to_string())),
         )?;
         std::thread::sleep(work);
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = positions
@@ -136,7 +136,7 @@ fn produce_inputs(store: &Store, per_topic: u64) -> riverbed::Result<()> {
             let from = sent[t];
             let to = (from + 200).min(per_topic);
             producer.send_batch((from..to).map(|i| {
-                Record::new(*topic)
+                ProducerRecord::new(*topic)
                     .key(KEYS[(i % KEYS.len() as u64) as usize])
                     .value(format!("{topic}-{i}"))
             }))?;

@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig};
-use riverbed::{Record, Store, TopicConfig};
+use riverbed::{ProducerRecord, Store, TopicConfig};
 
 const APP_ID: &str = "group-by-count-streams";
 const PARTITIONS: u32 = 4;
@@ -127,7 +127,7 @@ fn produce_inputs(store: &Store, per_topic: u64) -> riverbed::Result<()> {
         for (t, topic) in ["A", "B"].iter().enumerate() {
             let to = (sent[t] + 200).min(per_topic);
             producer.send_batch((sent[t]..to).map(|i| {
-                Record::new(*topic)
+                ProducerRecord::new(*topic)
                     .key(KEYS[(i % KEYS.len() as u64) as usize])
                     .value(format!("{topic}-{i}"))
             }))?;

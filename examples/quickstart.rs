@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use riverbed::{ConsumerConfig, FlushPolicy, OffsetReset, Record, Store, TopicConfig};
+use riverbed::{ConsumerConfig, FlushPolicy, OffsetReset, ProducerRecord, Store, TopicConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temp;
@@ -29,9 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let producer = store.producer();
         let started = Instant::now();
-        let batch: Vec<Record> = (0..records)
+        let batch: Vec<ProducerRecord> = (0..records)
             .map(|i| {
-                Record::new("payments")
+                ProducerRecord::new("payments")
                     .key(format!("account-{}", i % 17))
                     .value(format!("{:+}", (i as i64 * 31) % 200 - 100))
                     .header("source", "quickstart")
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for chunk in batch.chunks(1000) {
             producer.send_batch(chunk.iter().cloned())?;
         }
-        let one = producer.send(Record::new("payments").key("alice").value("+50"))?;
+        let one = producer.send(ProducerRecord::new("payments").key("alice").value("+50"))?;
         let elapsed = started.elapsed();
         println!(
             "produced {} records durably in {:.1} ms ({:.0} records/s); alice's went to partition {} offset {}",

@@ -11,7 +11,7 @@ use riverbed::streams::{
     App, Builder, Materialized, Serde, StreamsConfig, Suppressed, TimeWindows, Windowed,
 };
 use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 const MINUTE: i64 = 60_000;
@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = store.producer();
     for (page, second) in events {
         producer.send(
-            Record::new("views")
+            ProducerRecord::new("views")
                 .key(page)
                 .value("GET".to_string().encode()?)
                 .timestamp(t0 + second * 1000),

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
+//! use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
@@ -15,7 +15,7 @@
 //!
 //! let producer = store.producer();
 //! for (account, amount) in [("alice", "+50"), ("bob", "-20"), ("alice", "+25")] {
-//!     producer.send(Record::new("payments").key(account).value(amount))?;
+//!     producer.send(ProducerRecord::new("payments").key(account).value(amount))?;
 //! }
 //!
 //! let mut consumer = store.consumer(
@@ -130,7 +130,7 @@ pub use log::{
     Truncation,
 };
 pub use partitioner::{murmur2, partition_for_key};
-pub use producer::{Producer, ProducerConfig, Record, RecordMetadata};
+pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use record::{
     BatchBuilder, BatchRef, Compression, ControlType, HeaderIter, ProducerFields, RecordBatch,
     RecordIter, RecordView, Records, TimestampType,

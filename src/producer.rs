@@ -20,7 +20,7 @@ use crate::topic::TopicPartition;
 
 /// Refuses a record without a key for a compacted topic, before it is queued with others (the
 /// log would refuse the whole coalesced batch).
-fn refuse_keyless(topic: &Topic, record: &Record, index: usize) -> Result<()> {
+fn refuse_keyless(topic: &Topic, record: &ProducerRecord, index: usize) -> Result<()> {
     if record.key.is_none() && topic.config.log.cleanup_policy.compacts() {
         return Err(ErrorKind::KeyRequired {
             record: u32::try_from(index).unwrap_or(u32::MAX),
@@ -32,9 +32,9 @@ fn refuse_keyless(topic: &Topic, record: &Record, index: usize) -> Result<()> {
 
 /// A record to send: topic, optional partition, key, value, headers and timestamp.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Record {
+pub struct ProducerRecord {
     /// Shared, so that many records of one topic can carry its name without a copy each
-    /// ([`Record::with_shared_topic`]).
+    /// ([`ProducerRecord::with_shared_topic`]).
     topic: Arc<str>,
     partition: Option<u32>,
     key: Option<Vec<u8>>,
@@ -43,10 +43,10 @@ pub struct Record {
     timestamp: Option<i64>,
 }
 
-impl Record {
+impl ProducerRecord {
     /// A record for `topic` with no key and a null value (set them with the methods below).
-    pub fn new(topic: impl Into<String>) -> Record {
-        Record::with_shared_topic(Arc::from(topic.into()))
+    pub fn new(topic: impl Into<String>) -> ProducerRecord {
+        ProducerRecord::with_shared_topic(Arc::from(topic.into()))
     }
 
     /// A record for `topic` like [`new`](Self::new), sharing the name: a program that sends
@@ -55,57 +55,60 @@ impl Record {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use riverbed::Record;
+    /// use riverbed::ProducerRecord;
     ///
     /// let orders: Arc<str> = Arc::from("orders");
-    /// let records: Vec<Record> = (0..3)
-    ///     .map(|i| Record::with_shared_topic(Arc::clone(&orders)).value(vec![i]))
+    /// let records: Vec<ProducerRecord> = (0..3)
+    ///     .map(|i| ProducerRecord::with_shared_topic(Arc::clone(&orders)).value(vec![i]))
     ///     .collect();
     /// assert!(records.iter().all(|r| r.topic_name() == "orders"));
     /// ```
-    pub fn with_shared_topic(topic: Arc<str>) -> Record {
-        Record {
+    pub fn with_shared_topic(topic: Arc<str>) -> ProducerRecord {
+        ProducerRecord {
             topic,
-            ..Record::default()
+            ..ProducerRecord::default()
         }
     }
 
     /// Sets the key; records with equal keys go to the same partition.
     #[must_use = "a setter returns the changed configuration"]
-    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Record {
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> ProducerRecord {
         self.key = Some(key.into());
         self
     }
 
     /// Sets the value. A record without a value is a tombstone.
     #[must_use = "a setter returns the changed configuration"]
-    pub fn value(mut self, value: impl Into<Vec<u8>>) -> Record {
+    pub fn value(mut self, value: impl Into<Vec<u8>>) -> ProducerRecord {
         self.value = Some(value.into());
         self
     }
 
     /// Adds a header (keys may repeat).
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Record {
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> ProducerRecord {
         self.headers.push((key.into(), Some(value.into())));
         self
     }
 
     /// Replaces the headers with `headers` (values nullable, as the log stores them): how
     /// `riverbed::streams` sinks pass a record's headers on as they were read.
-    pub(crate) fn with_headers(mut self, headers: Vec<(String, Option<Vec<u8>>)>) -> Record {
+    pub(crate) fn with_headers(
+        mut self,
+        headers: Vec<(String, Option<Vec<u8>>)>,
+    ) -> ProducerRecord {
         self.headers = headers;
         self
     }
 
     /// Sends to this partition instead of choosing one.
     #[must_use = "a setter returns the changed configuration"]
-    pub fn partition(mut self, partition: u32) -> Record {
+    pub fn partition(mut self, partition: u32) -> ProducerRecord {
         self.partition = Some(partition);
         self
     }
 
     /// Sets the create-time timestamp (ms since the Unix epoch). Default: now.
-    pub fn timestamp(mut self, ms: i64) -> Record {
+    pub fn timestamp(mut self, ms: i64) -> ProducerRecord {
         self.timestamp = Some(ms);
         self
     }
@@ -255,7 +258,7 @@ impl Sequencer {
     pub(crate) fn send(
         &mut self,
         store: &Store,
-        records: Vec<Record>,
+        records: Vec<ProducerRecord>,
         transactional: bool,
         metadata: Metadata,
         on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
@@ -289,7 +292,7 @@ pub(crate) enum Metadata {
 /// [`Metadata::Skip`] the result is empty.
 fn send_records(
     store: &Store,
-    records: Vec<Record>,
+    records: Vec<ProducerRecord>,
     batch_size: usize,
     mut stamp: Option<(&mut Sequencer, bool)>,
     metadata: Metadata,
@@ -402,7 +405,7 @@ fn send_records(
 }
 
 /// Chooses the partition of `record` in `topic`.
-fn route(topic: &Topic, record: &Record, size: usize, batch_size: usize) -> Result<u32> {
+fn route(topic: &Topic, record: &ProducerRecord, size: usize, batch_size: usize) -> Result<u32> {
     let n = topic.partition_count();
     match (record.partition, &record.key) {
         (Some(p), _) if p < n => Ok(p),
@@ -425,14 +428,14 @@ fn route(topic: &Topic, record: &Record, size: usize, batch_size: usize) -> Resu
 /// everything queued as one batch, so many threads share one append (and one fsync).
 ///
 /// ```
-/// use riverbed::{Record, Store, TopicConfig};
+/// use riverbed::{ProducerRecord, Store, TopicConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
 /// store.create_topic("payments", TopicConfig::new(3))?;
 /// let producer = store.producer();
-/// let a = producer.send(Record::new("payments").key("alice").value("+50"))?;
-/// let b = producer.send(Record::new("payments").key("alice").value("+25"))?;
+/// let a = producer.send(ProducerRecord::new("payments").key("alice").value("+50"))?;
+/// let b = producer.send(ProducerRecord::new("payments").key("alice").value("+25"))?;
 /// assert_eq!(a.partition, b.partition); // same key, same partition
 /// assert_eq!(b.offset, a.offset + 1);
 /// producer.flush()?; // everything sent so far is durable
@@ -489,7 +492,7 @@ impl Store {
 }
 
 impl Producer {
-    fn route(&self, topic: &Topic, record: &Record, size: usize) -> Result<u32> {
+    fn route(&self, topic: &Topic, record: &ProducerRecord, size: usize) -> Result<u32> {
         route(topic, record, size, self.config.batch_size)
     }
 
@@ -517,7 +520,7 @@ impl Producer {
     /// [`RecordTooLarge`](ErrorKind::RecordTooLarge); [`KeyRequired`](ErrorKind::KeyRequired)
     /// for a record without a key sent to a compacted topic; errors of [`Log::append`]. Nothing is
     /// written on error.
-    pub fn send(&self, record: Record) -> Result<RecordMetadata> {
+    pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         if let Some(seq) = &self.sequencer {
             let mut out = seq.lock().send(
                 &self.store,
@@ -575,7 +578,7 @@ impl Producer {
     /// partitions' batches written.
     pub fn send_batch(
         &self,
-        records: impl IntoIterator<Item = Record>,
+        records: impl IntoIterator<Item = ProducerRecord>,
     ) -> Result<Vec<RecordMetadata>> {
         self.send_records(records, Metadata::PerRecord)
     }
@@ -585,13 +588,13 @@ impl Producer {
     /// written, it saves building a [`RecordMetadata`] (and copying its topic name) per record.
     ///
     /// ```
-    /// use riverbed::{Record, Store, TopicConfig};
+    /// use riverbed::{ProducerRecord, Store, TopicConfig};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path())?;
     /// store.create_topic("clicks", TopicConfig::new(2))?;
     /// let producer = store.producer();
-    /// producer.send_all((0..100u32).map(|i| Record::new("clicks").key(i.to_le_bytes())))?;
+    /// producer.send_all((0..100u32).map(|i| ProducerRecord::new("clicks").key(i.to_le_bytes())))?;
     /// let d = store.describe_topic("clicks")?;
     /// let written: u64 = d.partitions.iter().map(|p| p.log_end_offset).sum();
     /// assert_eq!(written, 100);
@@ -600,16 +603,16 @@ impl Producer {
     ///
     /// # Errors
     /// As [`send_batch`](Self::send_batch).
-    pub fn send_all(&self, records: impl IntoIterator<Item = Record>) -> Result<()> {
+    pub fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Result<()> {
         self.send_records(records, Metadata::Skip).map(|_| ())
     }
 
     fn send_records(
         &self,
-        records: impl IntoIterator<Item = Record>,
+        records: impl IntoIterator<Item = ProducerRecord>,
         metadata: Metadata,
     ) -> Result<Vec<RecordMetadata>> {
-        let records: Vec<Record> = records.into_iter().collect();
+        let records: Vec<ProducerRecord> = records.into_iter().collect();
         match &self.sequencer {
             Some(seq) => seq
                 .lock()

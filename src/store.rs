@@ -153,12 +153,12 @@ impl Default for CleanerConfig {
 /// groups. Cheap to clone; `Send + Sync`.
 ///
 /// ```
-/// use riverbed::{Record, Store, TopicConfig};
+/// use riverbed::{ProducerRecord, Store, TopicConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
 /// store.create_topic("payments", TopicConfig::new(4))?;
-/// let meta = store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+/// let meta = store.producer().send(ProducerRecord::new("payments").key("alice").value("+50"))?;
 /// assert_eq!(meta.offset, 0);
 /// assert_eq!(store.list_topics(), ["payments"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -712,7 +712,7 @@ impl Store {
             .map(|p| PartitionDescription {
                 partition: p.tp.partition,
                 log_start_offset: p.log.log_start_offset(),
-                log_end_offset: p.log.next_offset(),
+                log_end_offset: p.log.high_watermark(),
                 size_bytes: p.log.size_in_bytes(),
                 segments: p.log.segment_count(),
             })

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    CleanupPolicy, ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig,
+    CleanupPolicy, ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -83,8 +83,12 @@ fn retention_altered_is_honoured_by_the_next_pass() {
     let p = store.producer();
     let old = riverbed_now() - 3_600_000;
     for i in 0..40 {
-        p.send(Record::new("t").value(vec![b'x'; 500]).timestamp(old + i))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .value(vec![b'x'; 500])
+                .timestamp(old + i),
+        )
+        .unwrap();
     }
     let (_, start, _, segments) = describe(&store, "t");
     assert!(segments > 3, "{segments}");
@@ -117,7 +121,8 @@ fn segment_bytes_altered_applies_from_the_next_roll() {
     let p = store.producer();
     let mut sent = 0;
     while describe(&store, "t").3 < 2 {
-        p.send(Record::new("t").value(vec![b'x'; 1000])).unwrap();
+        p.send(ProducerRecord::new("t").value(vec![b'x'; 1000]))
+            .unwrap();
         sent += 1;
     }
     store
@@ -126,7 +131,8 @@ fn segment_bytes_altered_applies_from_the_next_roll() {
     // ~30 KB more: at 4 KiB a segment that is 8 or more rolls; at 64 KiB, the active segment
     // (created at 4 KiB) rolls once and the next one takes the rest.
     for _ in 0..30 {
-        p.send(Record::new("t").value(vec![b'x'; 1000])).unwrap();
+        p.send(ProducerRecord::new("t").value(vec![b'x'; 1000]))
+            .unwrap();
         sent += 1;
     }
     let (_, _, end, segments) = describe(&store, "t");
@@ -155,7 +161,7 @@ fn max_record_bytes_altered_applies_to_the_next_send() {
         .create_topic("t", TopicConfig::new(1).max_message_bytes(1024))
         .unwrap();
     let p = store.producer();
-    let big = || Record::new("t").value(vec![b'x'; 2000]);
+    let big = || ProducerRecord::new("t").value(vec![b'x'; 2000]);
     let e = p.send(big()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
     store
@@ -166,13 +172,13 @@ fn max_record_bytes_altered_applies_to_the_next_send() {
         .alter_topic_config("t", &[("max_message_bytes", Some("512"))])
         .unwrap();
     let e = p
-        .send(Record::new("t").value(vec![b'x'; 1000]))
+        .send(ProducerRecord::new("t").value(vec![b'x'; 1000]))
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
     assert_eq!(describe(&store, "t").2, 1);
 }
 
-/// issue 15: the setting's old name, `max_record_bytes`, still works as a key, to set it and to
+/// issue 15: the setting's old name, `max_message_bytes`, still works as a key, to set it and to
 /// reset it; the configuration reads back under the new name.
 #[test]
 fn the_old_name_of_max_message_bytes_is_an_alias() {
@@ -206,18 +212,20 @@ fn delete_to_compact_then_compaction_keeps_last_of_each_key_and_keyless_records(
     let store = Store::open(dir.path()).unwrap();
     store.create_topic("t", small_topic()).unwrap();
     let p = store.producer();
-    p.send(Record::new("t").value("keyless")).unwrap();
+    p.send(ProducerRecord::new("t").value("keyless")).unwrap();
     for i in 0..60u32 {
         let key = format!("k{}", i % 3);
         let mut v = format!("{key}-{i}-").into_bytes();
         v.resize(400, b'.');
-        p.send(Record::new("t").key(key).value(v)).unwrap();
+        p.send(ProducerRecord::new("t").key(key).value(v)).unwrap();
     }
     let c = store
         .alter_topic_config("t", &[("cleanup_policy", Some("compact"))])
         .unwrap();
     assert_eq!(c.get_log().get_cleanup_policy(), CleanupPolicy::Compact);
-    let e = p.send(Record::new("t").value("no key")).unwrap_err();
+    let e = p
+        .send(ProducerRecord::new("t").value("no key"))
+        .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::KeyRequired { .. }), "{e}");
     let report = store.compact_now("t").unwrap();
     assert!(report.records_removed > 0, "{report:?}");
@@ -311,7 +319,7 @@ fn refused_changes_change_nothing() {
     // The log still refuses what the old max refused.
     let e = store
         .producer()
-        .send(Record::new("t").value(vec![b'x'; 3000]))
+        .send(ProducerRecord::new("t").value(vec![b'x'; 3000]))
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
 }
@@ -334,7 +342,7 @@ fn flush_changes_without_a_timer_are_allowed() {
             *flush
         );
         assert_eq!(
-            p.send(Record::new("t").value("v")).unwrap().offset,
+            p.send(ProducerRecord::new("t").value("v")).unwrap().offset,
             i as u64
         );
     }
@@ -353,7 +361,7 @@ fn concurrent_sends_while_altering_lose_nothing() {
             std::thread::spawn(move || {
                 for i in 0..400u32 {
                     p.send(
-                        Record::new("t")
+                        ProducerRecord::new("t")
                             .key(format!("{s}"))
                             .value(format!("{s}-{i}")),
                     )
@@ -436,8 +444,12 @@ fn failed_metadata_write_changes_nothing() {
         let p = store.producer();
         let old = riverbed_now() - 3_600_000;
         for i in 0..20 {
-            p.send(Record::new("t").value(vec![b'x'; 500]).timestamp(old + i))
-                .unwrap();
+            p.send(
+                ProducerRecord::new("t")
+                    .value(vec![b'x'; 500])
+                    .timestamp(old + i),
+            )
+            .unwrap();
         }
         let meta = dir.path().join("topics");
         let before = (describe(&store, "t").0, std::fs::read(&meta).unwrap());
@@ -472,7 +484,7 @@ fn failed_metadata_write_changes_nothing() {
         assert_eq!(store.apply_retention().unwrap(), 0, "{site}");
         let e = store
             .producer()
-            .send(Record::new("t").value(vec![b'x'; 3000]))
+            .send(ProducerRecord::new("t").value(vec![b'x'; 3000]))
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }), "{e}");
         drop(p);

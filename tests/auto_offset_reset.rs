@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, Record, Store,
+    Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, ProducerRecord, Store,
     TopicConfig, TopicPartition,
 };
 
@@ -17,7 +17,8 @@ fn setup(records: usize) -> (tempfile::TempDir, Store) {
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = store.producer();
     for i in 0..records {
-        p.send(Record::new("t").value(format!("r{i}"))).unwrap();
+        p.send(ProducerRecord::new("t").value(format!("r{i}")))
+            .unwrap();
     }
     (dir, store)
 }
@@ -78,8 +79,8 @@ fn latest_reads_only_new_records() {
     assert_eq!(c.assignment(), [tp()]);
     assert_eq!(c.position(&tp()).unwrap(), 5);
     let p = store.producer();
-    p.send(Record::new("t").value("new1")).unwrap();
-    p.send(Record::new("t").value("new2")).unwrap();
+    p.send(ProducerRecord::new("t").value("new1")).unwrap();
+    p.send(ProducerRecord::new("t").value("new2")).unwrap();
     assert_eq!(offsets(&mut c, 2), [5, 6]);
 
     let mut m = store.consumer(config("m", OffsetReset::Latest)).unwrap();
@@ -172,7 +173,7 @@ fn empty_partition_earliest_and_latest_agree() {
     assert!(c.poll(Duration::from_millis(50)).unwrap().is_empty());
     store
         .producer()
-        .send(Record::new("t").value("first"))
+        .send(ProducerRecord::new("t").value("first"))
         .unwrap();
     assert_eq!(offsets(&mut c, 1), [0]);
 }
@@ -202,8 +203,12 @@ fn retained(partitions: u32) -> (tempfile::TempDir, Store) {
         .unwrap();
     let p = store.producer();
     for i in 0..5 {
-        p.send(Record::new("t").partition(0).value(format!("first {i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .partition(0)
+                .value(format!("first {i}")),
+        )
+        .unwrap();
     }
     (dir, store)
 }
@@ -219,7 +224,7 @@ fn log_range(store: &Store) -> (u64, u64) {
 fn expire(store: &Store) -> (u64, u64) {
     let p = store.producer();
     for i in 0..200 {
-        p.send(Record::new("t").partition(0).value(format!(
+        p.send(ProducerRecord::new("t").partition(0).value(format!(
             "record {i:04} with some padding to fill the segments"
         )))
         .unwrap();
@@ -306,7 +311,10 @@ fn none_with_a_seek_past_the_end_is_out_of_range_and_the_end_itself_is_valid() {
     // Position == log end: nothing to read yet, and no error.
     c.seek(&tp(), 5).unwrap();
     assert!(c.poll(Duration::from_millis(20)).unwrap().is_empty());
-    store.producer().send(Record::new("t").value("r5")).unwrap();
+    store
+        .producer()
+        .send(ProducerRecord::new("t").value("r5"))
+        .unwrap();
     assert_eq!(offsets(&mut c, 1), [5]);
     // One past the end is out of range.
     c.seek(&tp(), 7).unwrap();
@@ -353,8 +361,12 @@ fn an_error_of_one_partition_does_not_lose_the_records_of_another() {
     let (_dir, store) = retained(2);
     let p = store.producer();
     for i in 0..20 {
-        p.send(Record::new("t").partition(1).value(format!("p1 {i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .partition(1)
+                .value(format!("p1 {i}")),
+        )
+        .unwrap();
     }
     let (start, end) = expire(&store);
     let mut c = store

@@ -34,7 +34,7 @@ fn batch(first: u64, n: u64) -> RecordBatch {
 }
 
 fn check_records(log: &Log, end: u64) {
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
     let mut next = log.log_start_offset();
     for b in log.read(next, 1 << 30).unwrap() {
         for r in b.records().unwrap().iter() {
@@ -55,8 +55,8 @@ fn seg_path(dir: &Path, base: u64, ext: &str) -> PathBuf {
 fn closed_log() -> (TempDir, Vec<u64>) {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), config()).unwrap();
-    while log.next_offset() < 100 {
-        let next = log.next_offset();
+    while log.high_watermark() < 100 {
+        let next = log.high_watermark();
         log.append(&batch(next, (1 + next % 2).min(100 - next)))
             .unwrap();
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use riverbed::{
-    ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, Record, Store, TopicConfig,
+    ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, ProducerRecord, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -69,9 +69,10 @@ fn invalid_topic_names_and_configs() {
 fn partition_out_of_range_on_send() {
     let (_dir, store) = setup();
     let p = store.producer();
-    p.send(Record::new("t").partition(0).value("ok")).unwrap();
+    p.send(ProducerRecord::new("t").partition(0).value("ok"))
+        .unwrap();
     let e = p
-        .send(Record::new("t").partition(3).value("v"))
+        .send(ProducerRecord::new("t").partition(3).value("v"))
         .unwrap_err();
     assert!(
         matches!(
@@ -81,7 +82,12 @@ fn partition_out_of_range_on_send() {
         "{e:?}"
     );
     let e = p
-        .send(Record::new("t").partition(u32::MAX).key("k").value("v"))
+        .send(
+            ProducerRecord::new("t")
+                .partition(u32::MAX)
+                .key("k")
+                .value("v"),
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -96,9 +102,9 @@ fn partition_out_of_range_on_send() {
     // A batch with one bad record writes none of them.
     let e = p
         .send_batch([
-            Record::new("t").partition(0).value("a"),
-            Record::new("t").partition(1).value("b"),
-            Record::new("t").partition(9).value("c"),
+            ProducerRecord::new("t").partition(0).value("a"),
+            ProducerRecord::new("t").partition(1).value("b"),
+            ProducerRecord::new("t").partition(9).value("c"),
         ])
         .unwrap_err();
     assert!(
@@ -195,15 +201,17 @@ fn operations_on_unassigned_partitions() {
 fn oversized_records_are_refused_and_nothing_is_written() {
     let (_dir, store) = setup();
     let p = store.producer();
-    p.send(Record::new("t").partition(0).value("before"))
+    p.send(ProducerRecord::new("t").partition(0).value("before"))
         .unwrap();
     let max = 1024;
     for r in [
-        Record::new("t").partition(0).value(vec![7u8; 2000]),
-        Record::new("t").partition(0).key(vec![7u8; 2000]),
-        Record::new("t").partition(0).header("h", vec![7u8; 2000]),
-        Record::new("t").key("k").value(vec![7u8; max]),
-        Record::new("t").value(vec![7u8; 5000]),
+        ProducerRecord::new("t").partition(0).value(vec![7u8; 2000]),
+        ProducerRecord::new("t").partition(0).key(vec![7u8; 2000]),
+        ProducerRecord::new("t")
+            .partition(0)
+            .header("h", vec![7u8; 2000]),
+        ProducerRecord::new("t").key("k").value(vec![7u8; max]),
+        ProducerRecord::new("t").value(vec![7u8; 5000]),
     ] {
         let e = p.send(r).unwrap_err();
         assert!(
@@ -215,8 +223,8 @@ fn oversized_records_are_refused_and_nothing_is_written() {
     // In a batch, one oversized record refuses the whole call.
     let e = p
         .send_batch([
-            Record::new("t").partition(1).value("small"),
-            Record::new("t").partition(2).value(vec![0u8; 1500]),
+            ProducerRecord::new("t").partition(1).value("small"),
+            ProducerRecord::new("t").partition(2).value(vec![0u8; 1500]),
         ])
         .unwrap_err();
     assert!(
@@ -226,12 +234,12 @@ fn oversized_records_are_refused_and_nothing_is_written() {
     assert_eq!(ends(&store), [1, 0, 0]);
     // Records that fit still go through, at the next offsets.
     let m = p
-        .send(Record::new("t").partition(0).value(vec![1u8; 900]))
+        .send(ProducerRecord::new("t").partition(0).value(vec![1u8; 900]))
         .unwrap();
     assert_eq!((m.partition, m.offset), (0, 1));
     // A batch of many small records is split to fit rather than refused.
     let ms = p
-        .send_batch((0..10).map(|_| Record::new("t").partition(1).value(vec![2u8; 300])))
+        .send_batch((0..10).map(|_| ProducerRecord::new("t").partition(1).value(vec![2u8; 300])))
         .unwrap();
     assert_eq!(
         ms.iter().map(|m| m.offset).collect::<Vec<_>>(),

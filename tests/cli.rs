@@ -530,7 +530,7 @@ fn bad_arguments_are_usage_errors() {
 /// `consume` skips them and never prints transaction markers, and `dump` shows the markers.
 #[test]
 fn compacted_and_transactional_data_is_sound_and_readable() {
-    use riverbed::{CleanerConfig, CleanupPolicy, Record, Store, StoreConfig, TopicConfig};
+    use riverbed::{CleanerConfig, CleanupPolicy, ProducerRecord, Store, StoreConfig, TopicConfig};
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
     {
@@ -544,16 +544,16 @@ fn compacted_and_transactional_data_is_sound_and_readable() {
         let p = store.producer();
         let txn = store.transactional_producer("writer").unwrap();
         txn.begin().unwrap();
-        txn.send(Record::new("table").key("gone").value("aborted"))
+        txn.send(ProducerRecord::new("table").key("gone").value("aborted"))
             .unwrap();
         txn.abort().unwrap();
         txn.begin().unwrap();
-        txn.send(Record::new("table").key("kept").value("committed"))
+        txn.send(ProducerRecord::new("table").key("kept").value("committed"))
             .unwrap();
         txn.commit().unwrap();
         for i in 0..300 {
             p.send(
-                Record::new("table")
+                ProducerRecord::new("table")
                     .key(format!("k{}", i % 3))
                     .value(format!("v{i}")),
             )

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, Record, Store,
+    Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, ProducerRecord, Store,
     TopicConfig, TopicPartition,
 };
 
@@ -44,7 +44,8 @@ fn commit_reopen_and_resume() {
         store.create_topic("t", TopicConfig::new(1)).unwrap();
         let p = store.producer();
         for i in 0..10 {
-            p.send(Record::new("t").value(format!("v{i}"))).unwrap();
+            p.send(ProducerRecord::new("t").value(format!("v{i}")))
+                .unwrap();
         }
         let mut c = store.consumer(config("g").max_poll_records(4)).unwrap();
         c.subscribe(&["t"]).unwrap();
@@ -76,7 +77,7 @@ fn commit_reopen_and_resume() {
         assert_eq!(store.committed_offsets("g"), [(tp(0), meta.clone())]);
         assert_eq!(store.list_groups(), ["g"]);
         // More records after the commit raise the lag.
-        p.send(Record::new("t").value("v10")).unwrap();
+        p.send(ProducerRecord::new("t").value("v10")).unwrap();
         assert_eq!(c.lag(&tp(0)).unwrap(), 5);
         // Auto-commit is off: closing does not commit the position (4).
         c.close().unwrap();
@@ -115,8 +116,12 @@ fn multi_partition_commits_are_atomic_and_survive_reopen() {
         store.create_topic("t", TopicConfig::new(3)).unwrap();
         let p = store.producer();
         for i in 0..30u32 {
-            p.send(Record::new("t").partition(i % 3).value(format!("v{i}")))
-                .unwrap();
+            p.send(
+                ProducerRecord::new("t")
+                    .partition(i % 3)
+                    .value(format!("v{i}")),
+            )
+            .unwrap();
         }
         let mut c = store.consumer(config("g")).unwrap();
         c.assign(&[tp(0), tp(1), tp(2)]).unwrap();
@@ -177,7 +182,8 @@ fn close_auto_commits_and_drop_does_not() {
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = store.producer();
     for i in 0..10 {
-        p.send(Record::new("t").value(format!("v{i}"))).unwrap();
+        p.send(ProducerRecord::new("t").value(format!("v{i}")))
+            .unwrap();
     }
     // Auto-commit on (the default): close commits the position.
     let mut c = store
@@ -227,7 +233,8 @@ fn lag_is_measured_from_the_log_start_and_never_negative() {
     store.create_topic("t", TopicConfig::new(2)).unwrap();
     let p = store.producer();
     for _ in 0..4 {
-        p.send(Record::new("t").partition(0).value("x")).unwrap();
+        p.send(ProducerRecord::new("t").partition(0).value("x"))
+            .unwrap();
     }
     let mut c = store.consumer(config("g")).unwrap();
     c.assign(&[tp(0), tp(1)]).unwrap();

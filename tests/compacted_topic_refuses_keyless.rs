@@ -4,7 +4,8 @@
 //! or `send_batch`. Logs that are not compacted take keyless records as before.
 
 use riverbed::{
-    BatchBuilder, CleanupPolicy, Compression, ErrorKind, Log, LogConfig, Record, Store, TopicConfig,
+    BatchBuilder, CleanupPolicy, Compression, ErrorKind, Log, LogConfig, ProducerRecord, Store,
+    TopicConfig,
 };
 
 #[test]
@@ -27,12 +28,12 @@ fn log_refuses_a_batch_with_a_keyless_record() {
             assert!(e.to_string().contains("without a key"), "{e}");
         }
     }
-    assert_eq!(log.next_offset(), 0);
+    assert_eq!(log.high_watermark(), 0);
     assert_eq!(log.size_in_bytes(), 24);
     let mut b = BatchBuilder::new(Compression::None);
     b.append(1, Some(b"k"), None, &[]);
     log.append(&b.build().unwrap()).unwrap();
-    assert_eq!(log.next_offset(), 1);
+    assert_eq!(log.high_watermark(), 1);
 
     let plain = tempfile::tempdir().unwrap();
     let log = Log::open(plain.path(), LogConfig::default()).unwrap();
@@ -53,16 +54,16 @@ fn producer_refuses_keyless_records_for_a_compacted_topic() {
         .unwrap();
     store.create_topic("stream", TopicConfig::new(1)).unwrap();
     let p = store.producer();
-    let e = p.send(Record::new("table").value("v")).unwrap_err();
+    let e = p.send(ProducerRecord::new("table").value("v")).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::KeyRequired { record: 0 }),
         "{e:?}"
     );
     let e = p
         .send_batch([
-            Record::new("table").key("a").value("1"),
-            Record::new("stream").value("keyless is fine here"),
-            Record::new("table").value("2"),
+            ProducerRecord::new("table").key("a").value("1"),
+            ProducerRecord::new("stream").value("keyless is fine here"),
+            ProducerRecord::new("table").value("2"),
         ])
         .unwrap_err();
     assert!(
@@ -76,6 +77,7 @@ fn producer_refuses_keyless_records_for_a_compacted_topic() {
         store.describe_topic("stream").unwrap().partitions[0].log_end_offset,
         0
     );
-    p.send(Record::new("table").key("a").value("1")).unwrap();
-    p.send(Record::new("stream").value("x")).unwrap();
+    p.send(ProducerRecord::new("table").key("a").value("1"))
+        .unwrap();
+    p.send(ProducerRecord::new("stream").value("x")).unwrap();
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use riverbed::{
     BatchBuilder, CleanerConfig, CleanupPolicy, CompactionConfig, Compression, ErrorKind, Log,
-    LogConfig, Record, Store, StoreConfig, TopicConfig,
+    LogConfig, ProducerRecord, Store, StoreConfig, TopicConfig,
 };
 
 mod common;
@@ -57,7 +57,7 @@ fn compact_now_compacts_every_partition_and_settings_persist() {
         let p = store.producer();
         for i in 0..600u32 {
             let key = format!("user-{}", i % 20);
-            let rec = Record::new("table").key(key.clone());
+            let rec = ProducerRecord::new("table").key(key.clone());
             let rec = if i % 50 == 49 {
                 rec
             } else {
@@ -111,7 +111,7 @@ fn background_cleaner_compacts_and_stops_with_the_store() {
     let p = store.producer();
     for i in 0..2000u32 {
         p.send(
-            Record::new("table")
+            ProducerRecord::new("table")
                 .key(format!("k{}", i % 10))
                 .value(format!("{i:0>60}")),
         )

@@ -56,9 +56,9 @@ fn record(offset: u64) -> (Vec<u8>, Option<Vec<u8>>) {
 
 /// Appends the records `from..from + ROUND` (batches of 1 to 7, some zstd) and rolls.
 fn append_round(log: &Log) {
-    let end = log.next_offset() + ROUND;
-    while log.next_offset() < end {
-        let next = log.next_offset();
+    let end = log.high_watermark() + ROUND;
+    while log.high_watermark() < end {
+        let next = log.high_watermark();
         let n = (1 + mix(next) % 7).min(end - next);
         let compression = if mix(next).is_multiple_of(3) {
             Compression::Zstd { level: 1 }
@@ -116,7 +116,7 @@ fn compaction_child_entry() {
 /// Checks the reopened log against the records appended: same offsets, same contents, every
 /// key's latest value present (a key whose last record is a tombstone may be gone entirely).
 fn verify(log: &Log, appended: u64, what: &str) {
-    assert_eq!(log.next_offset(), appended, "{what}");
+    assert_eq!(log.high_watermark(), appended, "{what}");
     assert_eq!(log.log_start_offset(), 0, "{what}");
     let read = read_all(log, 64 << 10);
     let mut latest_read: HashMap<Vec<u8>, u64> = HashMap::new();

@@ -110,7 +110,7 @@ fn appends_and_reads_go_on_during_compaction() {
     log.compact(&CompactionConfig::default()).unwrap();
     let all = read_all(&log, 1 << 20);
     assert_eq!(all.len(), 10, "one record per key");
-    assert_eq!(log.next_offset(), 2000 + appended);
+    assert_eq!(log.high_watermark(), 2000 + appended);
     for r in &all {
         assert!(String::from_utf8_lossy(r.2.as_ref().unwrap()).starts_with("new-"));
     }

@@ -1,7 +1,7 @@
 //! The cleaner's progress in `Store::metrics`: totals of what compaction removed, the clean
 //! offset, and no compaction figures for a topic that is not compacted.
 
-use riverbed::{CleanerConfig, CleanupPolicy, Record, Store, StoreConfig, TopicConfig};
+use riverbed::{CleanerConfig, CleanupPolicy, ProducerRecord, Store, StoreConfig, TopicConfig};
 
 #[test]
 fn metrics_show_what_compaction_did() {
@@ -17,13 +17,13 @@ fn metrics_show_what_compaction_did() {
     let p = store.producer();
     for i in 0..200 {
         p.send(
-            Record::new("table")
+            ProducerRecord::new("table")
                 .key(format!("k{}", i % 5))
                 .value(format!("v{i}")),
         )
         .unwrap();
     }
-    p.send(Record::new("plain").value("x")).unwrap();
+    p.send(ProducerRecord::new("plain").value("x")).unwrap();
 
     let before = store.metrics();
     let table_metrics = |m: &riverbed::Metrics| {

@@ -5,7 +5,7 @@
 mod common;
 
 use riverbed::{
-    CleanerConfig, CleanupPolicy, IsolationLevel, Record, Store, StoreConfig, TopicConfig,
+    CleanerConfig, CleanupPolicy, IsolationLevel, ProducerRecord, Store, StoreConfig, TopicConfig,
     TopicPartition,
 };
 
@@ -39,7 +39,7 @@ fn fill_segment(store: &Store, from: usize) {
     let p = store.producer();
     for i in from..from + 30 {
         p.send(
-            Record::new("table")
+            ProducerRecord::new("table")
                 .key(format!("filler-{i}"))
                 .value(vec![b'f'; 40]),
         )
@@ -54,11 +54,11 @@ fn aborted_records_neither_supersede_nor_survive() {
     compacted(&store);
     let txn = store.transactional_producer("writer").unwrap();
     txn.begin().unwrap();
-    txn.send(Record::new("table").key("k").value("committed"))
+    txn.send(ProducerRecord::new("table").key("k").value("committed"))
         .unwrap();
     txn.commit().unwrap();
     txn.begin().unwrap();
-    txn.send(Record::new("table").key("k").value("aborted"))
+    txn.send(ProducerRecord::new("table").key("k").value("aborted"))
         .unwrap();
     txn.abort().unwrap();
     fill_segment(&store, 0);
@@ -92,10 +92,11 @@ fn an_open_transaction_is_not_compacted() {
     let store = store(dir.path());
     compacted(&store);
     let p = store.producer();
-    p.send(Record::new("table").key("k").value("old")).unwrap();
+    p.send(ProducerRecord::new("table").key("k").value("old"))
+        .unwrap();
     let txn = store.transactional_producer("writer").unwrap();
     txn.begin().unwrap();
-    txn.send(Record::new("table").key("k").value("pending"))
+    txn.send(ProducerRecord::new("table").key("k").value("pending"))
         .unwrap();
     fill_segment(&store, 0);
     store.compact_now("table").unwrap();

@@ -157,7 +157,7 @@ fn random_reader(log: &Log, stop: &AtomicBool, seed: u64) -> ReaderStats {
     let mut last_end = 0;
     while !stop.load(Ordering::Relaxed) {
         let start = log.log_start_offset();
-        let end = log.next_offset();
+        let end = log.high_watermark();
         assert!(start >= last_start, "{who}: log start went back");
         assert!(end >= last_end, "{who}: next offset went back");
         assert!(start <= end, "{who}: start {start} > end {end}");
@@ -245,7 +245,7 @@ fn random_reader(log: &Log, stop: &AtomicBool, seed: u64) -> ReaderStats {
                     stats.records += l - b + 1;
                 }
                 assert!(
-                    next <= log.next_offset(),
+                    next <= log.high_watermark(),
                     "{who}: read returned offsets up to {next} beyond the high watermark"
                 );
                 if rng.below(4) == 0 {
@@ -284,7 +284,7 @@ fn tailing_reader(log: &Log, stop: &AtomicBool) -> u64 {
     loop {
         // Read once more after the writer stopped, to reach the final end.
         let stopping = stop.load(Ordering::Relaxed);
-        let end_before = log.next_offset();
+        let end_before = log.high_watermark();
         match log.read(position, 16 << 10) {
             Ok(views) => {
                 if views.is_empty() {
@@ -332,14 +332,14 @@ fn readers_see_only_whole_correct_batches_during_appends_rolls_and_retention() {
             let mut rng = XorShift::new(1);
             let mut batches = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let base = log.next_offset();
+                let base = log.high_watermark();
                 let count = 1 + rng.below(30);
                 let info = log.append(&batch_for(base, count)).unwrap();
                 assert_eq!(
                     (info.base_offset, info.last_offset),
                     (base, base + count - 1)
                 );
-                assert_eq!(log.next_offset(), base + count);
+                assert_eq!(log.high_watermark(), base + count);
                 batches += 1;
                 match rng.below(200) {
                     0 => log.roll().unwrap(),
@@ -398,7 +398,7 @@ fn readers_see_only_whole_correct_batches_during_appends_rolls_and_retention() {
         "{batches} batches appended ({} records), {reads} reads verifying {records} records, \
          {by_time} time lookups, {out_of_range} out-of-range, {deleted} segments deleted by \
          apply_retention, {held_deleted} held views outliving their segment, tail saw {tail_seen}",
-        log.next_offset()
+        log.high_watermark()
     );
     // The run must have exercised what it claims to.
     assert!(batches > 100, "writer appended only {batches} batches");
@@ -411,12 +411,12 @@ fn readers_see_only_whole_correct_batches_during_appends_rolls_and_retention() {
         held_deleted > 0,
         "no held view outlived its segment: retention vs readers not exercised"
     );
-    assert!(tail_seen > 0 && tail_seen <= log.next_offset());
+    assert!(tail_seen > 0 && tail_seen <= log.high_watermark());
 
     // Afterwards: the log from its start is whole and correct, and reopens the same.
     let check_all = |log: &Log| {
         let mut next = log.log_start_offset();
-        while next < log.next_offset() {
+        while next < log.high_watermark() {
             let views = log.read(next, 1 << 20).unwrap();
             for v in &views {
                 let (b, l) = verify_batch(v, "final check");
@@ -424,10 +424,10 @@ fn readers_see_only_whole_correct_batches_during_appends_rolls_and_retention() {
                 next = l + 1;
             }
         }
-        assert_eq!(next, log.next_offset());
+        assert_eq!(next, log.high_watermark());
     };
     check_all(&log);
-    let (start, end) = (log.log_start_offset(), log.next_offset());
+    let (start, end) = (log.log_start_offset(), log.high_watermark());
     let size = log.size_in_bytes();
     assert!(
         size <= (192 << 10) + 2 * (32 << 10),
@@ -435,7 +435,7 @@ fn readers_see_only_whole_correct_batches_during_appends_rolls_and_retention() {
     );
     Arc::try_unwrap(log).unwrap().close().unwrap();
     let log = Log::open(dir.path(), config()).unwrap();
-    assert_eq!((log.log_start_offset(), log.next_offset()), (start, end));
+    assert_eq!((log.log_start_offset(), log.high_watermark()), (start, end));
     assert_eq!(log.recovery_report().scanned_bytes, 0);
     check_all(&log);
     log.close().unwrap();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{batches_in, log_path};
 use riverbed::{
-    ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 /// A store whose topic `t` (one partition) holds the keyless records "a", "b", "c" at offsets
@@ -27,7 +27,7 @@ fn damaged() -> tempfile::TempDir {
         store.create_topic("t", TopicConfig::new(1)).unwrap();
         let p = store.producer();
         for v in ["a", "b", "c"] {
-            p.send(Record::new("t").value(v)).unwrap();
+            p.send(ProducerRecord::new("t").value(v)).unwrap();
         }
         store.flush().unwrap();
     }

@@ -67,8 +67,8 @@ fn batches_in(file: &[u8]) -> Vec<Placed> {
 fn closed_log() -> (TempDir, Vec<Placed>) {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), config()).unwrap();
-    while log.next_offset() < 200 {
-        let next = log.next_offset();
+    while log.high_watermark() < 200 {
+        let next = log.high_watermark();
         let n = (1 + next % 4).min(200 - next);
         log.append(&batch(next, n)).unwrap();
     }
@@ -183,7 +183,7 @@ fn flip_and_check(original: &Path, bad: &Placed, at: usize, mask: u8, strict: bo
     let report = log.recovery_report();
     assert_eq!(report.scanned_bytes, 0, "{what}: {report:?}");
     assert!(report.truncation.is_none(), "{what}: {report:?}");
-    assert_eq!(log.next_offset(), 200, "{what}");
+    assert_eq!(log.high_watermark(), 200, "{what}");
 
     let bases = log.segment_base_offsets();
     let all = all_batches(original, &bases);
@@ -302,7 +302,7 @@ fn flipped_bit_in_records_is_reported_on_read() {
     }
     // Appends are unaffected.
     log.append(&batch(200, 2)).unwrap();
-    assert_eq!(log.next_offset(), 202);
+    assert_eq!(log.high_watermark(), 202);
     drop(log);
     // The original, untouched, is fine.
     let log = Log::open(dir.path(), config()).unwrap();

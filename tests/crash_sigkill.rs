@@ -222,7 +222,7 @@ fn child_main(dir: PathBuf) -> ! {
         let _ = writeln!(
             out,
             "\nSTART {} {} {} {}",
-            log.next_offset(),
+            log.high_watermark(),
             r.scanned_bytes,
             r.scanned_batches,
             trunc
@@ -394,7 +394,7 @@ fn verify_log(log: &Log, expected_cache: &mut HashMap<BatchId, RecordBatch>) -> 
         0,
         "no retention: the log must start at 0"
     );
-    let end = log.next_offset();
+    let end = log.high_watermark();
     let mut next = 0u64;
     let mut batches = Vec::new();
     while next < end {
@@ -553,7 +553,7 @@ fn check_report(log: &Log, mode: Mode, max_acked_next: u64, what: &str) {
     if let Some(t) = &r.truncation {
         assert_eq!(
             t.offset,
-            log.next_offset(),
+            log.high_watermark(),
             "{what}: the cut is where the log ends: {t:?}"
         );
         assert!(
@@ -583,10 +583,10 @@ fn check_report(log: &Log, mode: Mode, max_acked_next: u64, what: &str) {
         );
     }
     assert!(
-        log.durable_offset() >= log.next_offset(),
+        log.durable_offset() >= log.high_watermark(),
         "{what}: recovery syncs what it keeps: durable {} < next {}",
         log.durable_offset(),
-        log.next_offset()
+        log.high_watermark()
     );
 }
 
@@ -730,7 +730,7 @@ fn run_crash_iterations(mode: Mode, iterations: u32, seed: u64) -> Totals {
             let contents = verify_log(&log, &mut cache);
             check_contents(&contents, &acks, &what);
             // The recovered log takes appends again at its end.
-            let next = log.next_offset();
+            let next = log.high_watermark();
             last_report = format!(
                 "{:?}, segments {:?}",
                 log.recovery_report(),
@@ -862,13 +862,13 @@ fn clean_close_after_crash_recovery_scans_nothing() {
         first.scanned_batches >= acks.len() as u64,
         "the unflushed batches lie past the recovery point: {first:?}"
     );
-    assert!(log.next_offset() >= acked_next);
-    let next = log.next_offset();
+    assert!(log.high_watermark() >= acked_next);
+    let next = log.high_watermark();
     log.close().unwrap();
 
     let log = common::retry_locked(|| Log::open(&path, config.clone()));
     let second = log.recovery_report().clone();
-    assert_eq!(log.next_offset(), next);
+    assert_eq!(log.high_watermark(), next);
     assert_eq!(
         (second.scanned_bytes, second.scanned_batches),
         (0, 0),
@@ -935,14 +935,14 @@ fn recovery_in_active_segment_moves_the_recovery_point() {
     let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     append_batches(&log, 2, 3);
     assert_eq!(log.segment_count(), 1);
-    let next = log.next_offset();
+    let next = log.high_watermark();
     log.close().unwrap();
     std::fs::write(&cp_path, &old_point).unwrap();
 
     let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     let first = log.recovery_report().clone();
     assert_eq!(first.scanned_batches, 3, "{first:?}");
-    assert_eq!(log.next_offset(), next);
+    assert_eq!(log.high_watermark(), next);
     log.close().unwrap();
 
     let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
@@ -970,14 +970,14 @@ fn recovery_in_sealed_segment_moves_the_recovery_point() {
     append_batches(&log, 2, 3);
     log.roll().unwrap();
     assert_eq!(log.segment_count(), 2);
-    let next = log.next_offset();
+    let next = log.high_watermark();
     log.close().unwrap();
     std::fs::write(&cp_path, &old_point).unwrap();
 
     let log = common::retry_locked(|| Log::open(dir.path(), config.clone()));
     let first = log.recovery_report().clone();
     assert_eq!(first.scanned_batches, 3, "{first:?}");
-    assert_eq!(log.next_offset(), next);
+    assert_eq!(log.high_watermark(), next);
     assert_eq!(log.segment_count(), 2);
     log.close().unwrap();
 

@@ -66,7 +66,7 @@ fn check(log: &Log, acked: &BTreeMap<u64, u64>, what: &str) {
     let acked_end = acked.keys().last().map_or(0, |o| o + 1);
     let mut read = BTreeMap::new();
     let mut at = log.log_start_offset();
-    while at < log.next_offset() {
+    while at < log.high_watermark() {
         let batches = log.read(at, 1 << 20).unwrap();
         if batches.is_empty() {
             break;
@@ -174,23 +174,27 @@ fn run(root: &Path, site: &'static str, nth: u64, errno: i32, flush: FlushPolicy
     let durable: BTreeMap<u64, u64> = if poisoned && flush == FlushPolicy::Manual {
         acked
             .iter()
-            .filter(|(o, _)| **o < log.next_offset())
+            .filter(|(o, _)| **o < log.high_watermark())
             .map(|(o, v)| (*o, *v))
             .collect()
     } else {
         let acked_end = acked.keys().last().map_or(0, |o| o + 1);
         if poisoned {
             assert!(
-                log.next_offset() >= acked_end,
+                log.high_watermark() >= acked_end,
                 "{what}: offsets after reopen"
             );
         } else {
-            assert_eq!(log.next_offset(), acked_end, "{what}: offsets after reopen");
+            assert_eq!(
+                log.high_watermark(),
+                acked_end,
+                "{what}: offsets after reopen"
+            );
         }
         acked.clone()
     };
     check(&log, &durable, &format!("{what}, reopened"));
-    let before = log.next_offset();
+    let before = log.high_watermark();
     let info = log.append(&batch(n)).unwrap();
     assert_eq!(info.base_offset, before);
     fired
@@ -241,7 +245,7 @@ fn a_half_created_segment_on_a_full_disk_does_not_stop_the_open() {
         acked.insert(log.append(&batch(n)).unwrap().base_offset, n);
     }
     log.roll().unwrap();
-    let next = log.next_offset();
+    let next = log.high_watermark();
     log.close().unwrap();
     // What a crash in the middle of creating segment `next` leaves: its data file, no indexes.
     for ext in ["index", "timeindex"] {
@@ -257,7 +261,7 @@ fn a_half_created_segment_on_a_full_disk_does_not_stop_the_open() {
         "{:?}",
         log.recovery_report()
     );
-    assert_eq!(log.next_offset(), next);
+    assert_eq!(log.high_watermark(), next);
     check(&log, &acked, "opened on a full disk");
     failpoint::disarm(&dir);
     let info = log.append(&batch(30)).unwrap();
@@ -308,5 +312,5 @@ fn crash_recovery_on_a_full_disk_opens_without_room_for_index_entries() {
     log.close().unwrap();
     let log = common::retry_locked(|| Log::open(&dir, config.clone()));
     check(&log, &acked, "reopened");
-    assert_eq!(log.next_offset(), 15);
+    assert_eq!(log.high_watermark(), 15);
 }

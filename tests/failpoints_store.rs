@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use riverbed::failpoint::{self, sites};
 use riverbed::{
-    ConsumerConfig, ErrorKind, FlushPolicy, IsolationLevel, OffsetAndMetadata, Record, Store,
-    TopicConfig, TopicPartition,
+    ConsumerConfig, ErrorKind, FlushPolicy, IsolationLevel, OffsetAndMetadata, ProducerRecord,
+    Store, TopicConfig, TopicPartition,
 };
 
 fn unclean(site: &str) -> bool {
@@ -124,7 +124,7 @@ fn run(root: &Path, site: &'static str, nth: u64) -> bool {
             }
             7 => {
                 let r = txn.begin().and_then(|()| {
-                    let a = txn.send(Record::new("t").partition(0).value(value.clone()))?;
+                    let a = txn.send(ProducerRecord::new("t").partition(0).value(value.clone()))?;
                     txn.commit()?;
                     Ok(a)
                 });
@@ -141,7 +141,7 @@ fn run(root: &Path, site: &'static str, nth: u64) -> bool {
                     allowed(site, &e, &what, &mut m);
                 }
             }
-            _ => match producer.send(Record::new("t").partition(0).value(value.clone())) {
+            _ => match producer.send(ProducerRecord::new("t").partition(0).value(value.clone())) {
                 Ok(meta) => m.acked.push((meta.offset, value)),
                 Err(e) => allowed(site, &e, &what, &mut m),
             },
@@ -155,13 +155,13 @@ fn run(root: &Path, site: &'static str, nth: u64) -> bool {
         // Without a reopen: a send, a transaction and a commit of offsets all work again.
         let value = vec![200u8; 100];
         let meta = producer
-            .send(Record::new("t").partition(0).value(value.clone()))
+            .send(ProducerRecord::new("t").partition(0).value(value.clone()))
             .unwrap_or_else(|e| panic!("{what}: send after the fault: {e}"));
         m.acked.push((meta.offset, value.clone()));
         txn.begin()
             .unwrap_or_else(|e| panic!("{what}: begin after the fault: {e}"));
         let meta = txn
-            .send(Record::new("t").partition(0).value(value.clone()))
+            .send(ProducerRecord::new("t").partition(0).value(value.clone()))
             .unwrap();
         txn.commit().unwrap();
         m.acked.push((meta.offset, value));
@@ -179,7 +179,7 @@ fn run(root: &Path, site: &'static str, nth: u64) -> bool {
     let store = common::retry_locked(|| Store::open(&dir));
     check(&store, &m, &format!("{what}, reopened"));
     let p = store.producer();
-    p.send(Record::new("t").partition(0).value(vec![1u8; 10]))
+    p.send(ProducerRecord::new("t").partition(0).value(vec![1u8; 10]))
         .unwrap_or_else(|e| panic!("{what}: send after reopen: {e}"));
     fired
 }
@@ -222,7 +222,7 @@ fn a_full_disk_at_the_commit_marker_puts_it_off_until_there_is_room() {
     txn.begin().unwrap();
     // Fills the segment so that the commit marker does not fit: writing it rolls the segment.
     let meta = txn
-        .send(Record::new("t").partition(0).value(vec![5u8; 3950]))
+        .send(ProducerRecord::new("t").partition(0).value(vec![5u8; 3950]))
         .unwrap();
     failpoint::arm(
         sites::SEGMENT_CREATE,
@@ -250,7 +250,7 @@ fn a_full_disk_at_the_commit_marker_puts_it_off_until_there_is_room() {
     }
     // And the producer goes on.
     txn.begin().unwrap();
-    txn.send(Record::new("t").partition(0).value(vec![6u8; 10]))
+    txn.send(ProducerRecord::new("t").partition(0).value(vec![6u8; 10]))
         .unwrap();
     txn.commit().unwrap();
     assert_eq!(read_all(&store).len(), 2);

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use riverbed::failpoint::{self, sites};
 use riverbed::{
-    ConsumerConfig, ConsumerGroupMetadata, FlushPolicy, IsolationLevel, OffsetAndMetadata, Record,
-    Store, TopicConfig, TopicPartition,
+    ConsumerConfig, ConsumerGroupMetadata, FlushPolicy, IsolationLevel, OffsetAndMetadata,
+    ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 fn tp(p: u32) -> TopicPartition {
@@ -68,15 +68,15 @@ fn crash_with_open_transaction(dir: &Path, decided: bool) {
         .unwrap();
     let p = store.producer();
     for part in 0..2 {
-        p.send(Record::new("t").partition(part).value("before"))
+        p.send(ProducerRecord::new("t").partition(part).value("before"))
             .unwrap();
     }
     let txn = store.transactional_producer("tx").unwrap();
     txn.begin().unwrap();
     // Fills t-0's segment: its marker cannot be written without a new segment.
-    txn.send(Record::new("t").partition(0).value(vec![5u8; BIG]))
+    txn.send(ProducerRecord::new("t").partition(0).value(vec![5u8; BIG]))
         .unwrap();
-    txn.send(Record::new("t").partition(1).value("in-txn"))
+    txn.send(ProducerRecord::new("t").partition(1).value("in-txn"))
         .unwrap();
     let group = ConsumerGroupMetadata {
         group_id: "g".into(),
@@ -146,7 +146,7 @@ fn room_again(store: &Store, dir: &Path, decided: bool) {
     failpoint::disarm(dir);
     store
         .producer()
-        .send(Record::new("t").partition(1).value("after"))
+        .send(ProducerRecord::new("t").partition(1).value("after"))
         .unwrap();
     let want1: Vec<Vec<u8>> = if decided {
         vec![b"before".to_vec(), b"in-txn".to_vec(), b"after".to_vec()]
@@ -202,7 +202,7 @@ fn scenario(decided: bool) {
         .transactional_producer("tx")
         .unwrap_or_else(|e| panic!("the markers are written, init must succeed: {e}"));
     txn.begin().unwrap();
-    txn.send(Record::new("t").partition(1).value("next"))
+    txn.send(ProducerRecord::new("t").partition(1).value("next"))
         .unwrap();
     txn.commit().unwrap();
     check_ended(&store, decided, true);
@@ -248,7 +248,7 @@ fn a_producer_waits_for_the_marker_even_when_its_own_record_fits() {
     failpoint::disarm(&dir.join("t-0"));
     let txn = store.transactional_producer("tx").unwrap();
     txn.begin().unwrap();
-    txn.send(Record::new("t").partition(0).value("next"))
+    txn.send(ProducerRecord::new("t").partition(0).value("next"))
         .unwrap();
     txn.commit().unwrap();
     assert_eq!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use riverbed::{
     BatchBuilder, Compression, ConsumerConfig, ErrorKind, FlushPolicy, IsolationLevel, Log,
-    LogConfig, Record, RecordBatch, Store, TopicConfig, TopicPartition,
+    LogConfig, ProducerRecord, RecordBatch, Store, TopicConfig, TopicPartition,
 };
 
 /// A tmpfs mounted under a temp directory, unmounted on drop.
@@ -130,7 +130,11 @@ fn a_small_send_succeeds_while_the_disk_has_room_for_it() {
     let p = store.producer();
     for topic in ["every", "manual"] {
         let meta = p
-            .send(Record::new(topic).partition(0).value(vec![7u8; 1000]))
+            .send(
+                ProducerRecord::new(topic)
+                    .partition(0)
+                    .value(vec![7u8; 1000]),
+            )
             .unwrap_or_else(|e| panic!("send to {topic} with {free} bytes free: {e}"));
         assert_eq!(meta.offset, 0);
     }
@@ -164,7 +168,7 @@ fn batch(n: u64) -> RecordBatch {
 /// Every acknowledged batch `n` is at offset `n`, with its value.
 fn check_log(log: &Log, acked: u64) {
     let mut at = 0;
-    while at < log.next_offset() {
+    while at < log.high_watermark() {
         let batches = log.read(at, 1 << 20).unwrap();
         assert!(!batches.is_empty(), "nothing at {at}");
         for b in &batches {
@@ -204,7 +208,7 @@ fn full_disk_during_rolls(flush: FlushPolicy) {
             Err(e) => {
                 assert!(is_no_space(&e), "a full disk must be NoSpace, not {e:?}");
                 assert!(e.is_no_space());
-                assert_eq!(log.next_offset(), acked, "a failed append wrote nothing");
+                assert_eq!(log.high_watermark(), acked, "a failed append wrote nothing");
                 failures += 1;
             }
         }
@@ -228,7 +232,7 @@ fn full_disk_during_rolls(flush: FlushPolicy) {
     check_log(&log, acked);
     log.close().unwrap();
     let log = common::retry_locked(|| Log::open(&dir, small_segments(flush)));
-    assert_eq!(log.next_offset(), acked);
+    assert_eq!(log.high_watermark(), acked);
     check_log(&log, acked);
 }
 
@@ -317,7 +321,7 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
             .unwrap();
         let p = store.producer();
         for i in 0..50u8 {
-            p.send(Record::new("t").partition(0).value(vec![i; 2000]))
+            p.send(ProducerRecord::new("t").partition(0).value(vec![i; 2000]))
                 .unwrap();
         }
     }
@@ -338,7 +342,7 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
     let p = store.producer();
     let mut sent = 50u64;
     loop {
-        match p.send(Record::new("t").partition(0).value(vec![9; 2000])) {
+        match p.send(ProducerRecord::new("t").partition(0).value(vec![9; 2000])) {
             Ok(m) => {
                 assert_eq!(m.offset, sent);
                 sent += 1;
@@ -352,7 +356,7 @@ fn a_store_opens_on_a_full_disk_and_serves_reads() {
     }
     std::fs::remove_file(&filler).unwrap();
     let m = p
-        .send(Record::new("t").partition(0).value(vec![9; 2000]))
+        .send(ProducerRecord::new("t").partition(0).value(vec![9; 2000]))
         .unwrap();
     assert_eq!(m.offset, sent);
 }
@@ -382,7 +386,7 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
             .unwrap();
         store
             .producer()
-            .send(Record::new("t").partition(0).value("before"))
+            .send(ProducerRecord::new("t").partition(0).value("before"))
             .unwrap();
         let txn = store.transactional_producer("tx").unwrap();
         txn.begin().unwrap();
@@ -406,7 +410,7 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
             }
             // A batch of one record with a v-byte value takes about v + 70 bytes.
             let v = if room > 120 { room - 90 } else { 200 };
-            txn.send(Record::new("t").partition(0).value(vec![0xab; v]))
+            txn.send(ProducerRecord::new("t").partition(0).value(vec![0xab; v]))
                 .unwrap();
             in_txn.push(vec![0xab; v]);
         }
@@ -452,7 +456,7 @@ fn a_store_with_an_open_transaction_opens_on_a_full_disk() {
     std::fs::remove_file(&filler).unwrap();
     store
         .producer()
-        .send(Record::new("t").partition(0).value("after"))
+        .send(ProducerRecord::new("t").partition(0).value("after"))
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while read(IsolationLevel::ReadCommitted) != vec![b"before".to_vec(), b"after".to_vec()] {

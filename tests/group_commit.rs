@@ -133,7 +133,7 @@ fn run(timestamp_type: TimestampType) {
                         durable > info.last_offset,
                         "{what}: durable_offset {durable} after append returned"
                     );
-                    assert!(log.next_offset() > info.last_offset, "{what}");
+                    assert!(log.high_watermark() > info.last_offset, "{what}");
                     if let Some(p) = prev {
                         assert!(
                             info.base_offset > p.last_offset,
@@ -166,7 +166,7 @@ fn run(timestamp_type: TimestampType) {
         next = info.last_offset + 1;
     }
     assert_eq!(all.len() as u64, THREADS * APPENDS_PER_THREAD);
-    assert_eq!(log.next_offset(), next);
+    assert_eq!(log.high_watermark(), next);
     assert_eq!(log.durable_offset(), next);
     assert!(
         log.segment_count() > 3,
@@ -182,7 +182,7 @@ fn run(timestamp_type: TimestampType) {
     let check_all = |log: &Log, what: &str| {
         let mut at = 0;
         let mut seen = 0;
-        while at < log.next_offset() {
+        while at < log.high_watermark() {
             for v in log.read(at, 256 << 10).unwrap() {
                 let (t, seq, info) = by_base[&v.base_offset()];
                 check_read_back(log, &info, &batch_for(t, seq), what);
@@ -198,7 +198,7 @@ fn run(timestamp_type: TimestampType) {
     Arc::try_unwrap(log).unwrap().close().unwrap();
     let log = Log::open(dir.path(), config(timestamp_type)).unwrap();
     assert_eq!(log.recovery_report().scanned_bytes, 0);
-    assert_eq!(log.next_offset(), next);
+    assert_eq!(log.high_watermark(), next);
     check_all(&log, "after reopening");
     log.close().unwrap();
 }

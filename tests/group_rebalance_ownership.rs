@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Record, Store, TopicConfig,
+    Consumer, ConsumerConfig, OffsetReset, ProducerRecord, RebalanceListener, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -299,7 +299,7 @@ fn a_partition_never_has_two_owners_and_nothing_is_lost() {
             std::thread::spawn(move || {
                 for i in 0..PER_PRODUCER {
                     p.send(
-                        Record::new(TOPIC)
+                        ProducerRecord::new(TOPIC)
                             .key(format!("p{t}-k{}", i % 97))
                             .value(format!("{t}:{i}")),
                     )

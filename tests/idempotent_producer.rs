@@ -9,7 +9,7 @@ use std::path::Path;
 
 use riverbed::{
     AppendInfo, BatchBuilder, Compression, ErrorKind, FlushPolicy, Log, LogConfig, ProducerConfig,
-    ProducerFields, Record, RecordBatch, Store, TopicConfig,
+    ProducerFields, ProducerRecord, RecordBatch, Store, TopicConfig,
 };
 
 mod common;
@@ -63,7 +63,7 @@ fn plain(n: u32) -> RecordBatch {
 fn contents(log: &Log) -> Vec<(u64, Vec<u8>, ProducerFields)> {
     let mut out = Vec::new();
     let mut next = log.log_start_offset();
-    while next < log.next_offset() {
+    while next < log.high_watermark() {
         let views = log.read(next, 1 << 20).unwrap();
         assert!(!views.is_empty());
         for v in &views {
@@ -96,17 +96,17 @@ fn a_retried_batch_gets_its_original_offsets_and_is_not_written_again() {
     let b = batch(7, 0, 0, 3, false);
     let first = log.append(&b).unwrap();
     assert_eq!((first.base_offset, first.last_offset), (2, 4));
-    let end = log.next_offset();
+    let end = log.high_watermark();
     let before = contents(&log);
     let again = log.append(&b).unwrap();
     assert_eq!(again, first);
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
     assert_eq!(contents(&log), before);
     // Other producers' appends in between do not hide the retry.
     log.append(&plain(1)).unwrap();
     log.append(&batch(8, 0, 0, 1, false)).unwrap();
     assert_eq!(log.append(&b).unwrap(), first);
-    assert_eq!(log.next_offset(), end + 2);
+    assert_eq!(log.high_watermark(), end + 2);
 }
 
 /// Appends ten batches of varying sizes for producer 7 and returns where each landed, with the
@@ -128,7 +128,7 @@ fn ten_batches(log: &Log) -> Vec<(RecordBatch, AppendInfo)> {
 
 /// What a log that has seen `ten_batches` must do with retries, gaps and the next batch.
 fn check_dedupe_state(log: &Log, sent: &[(RecordBatch, AppendInfo)], what: &str) {
-    let end = log.next_offset();
+    let end = log.high_watermark();
     let before = contents(log);
     for (i, (b, info)) in sent.iter().enumerate().rev().take(5) {
         assert_eq!(
@@ -158,7 +158,7 @@ fn check_dedupe_state(log: &Log, sent: &[(RecordBatch, AppendInfo)], what: &str)
         matches!(k, ErrorKind::OutOfOrderSequence { .. })
     });
     assert_eq!(
-        log.next_offset(),
+        log.high_watermark(),
         end,
         "{what}: refused batches wrote nothing"
     );
@@ -187,7 +187,7 @@ fn gaps_old_epochs_and_late_epoch_starts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), config(1 << 20)).unwrap();
     log.append(&batch(3, 0, 0, 2, false)).unwrap();
-    let end = log.next_offset();
+    let end = log.high_watermark();
     assert_kind(log.append(&batch(3, 0, 5, 1, false)), "gap", |k| {
         matches!(
             k,
@@ -204,7 +204,7 @@ fn gaps_old_epochs_and_late_epoch_starts_are_refused() {
         "new epoch at 2",
         |k| matches!(k, ErrorKind::OutOfOrderSequence { expected: 0, .. }),
     );
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
     log.append(&batch(3, 1, 0, 1, false)).unwrap();
     // The old epoch is fenced now, whatever its sequence, retries of its batches included.
     assert_kind(log.append(&batch(3, 0, 2, 1, false)), "old epoch", |k| {
@@ -217,10 +217,10 @@ fn gaps_old_epochs_and_late_epoch_starts_are_refused() {
     );
     // A negative sequence is not a producer batch the log can place.
     assert!(log.append(&batch(3, 1, -5, 1, false)).is_err());
-    assert_eq!(log.next_offset(), end + 1);
+    assert_eq!(log.high_watermark(), end + 1);
     // The new epoch goes on from where it is.
     log.append(&batch(3, 1, 1, 1, false)).unwrap();
-    assert_eq!(log.next_offset(), end + 2);
+    assert_eq!(log.high_watermark(), end + 2);
 }
 
 #[test]
@@ -244,9 +244,9 @@ fn a_non_transactional_batch_inside_the_producers_open_transaction_is_refused() 
     let log = Log::open(dir.path(), config(1 << 20)).unwrap();
     log.append(&batch(5, 0, 0, 1, true)).unwrap();
     assert_eq!(log.last_stable_offset(), 0);
-    let end = log.next_offset();
+    let end = log.high_watermark();
     assert!(log.append(&batch(5, 0, 1, 1, false)).is_err());
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
     // Transactional batches go on, and the transaction keeps the last stable offset at its
     // start.
     log.append(&batch(5, 0, 1, 1, true)).unwrap();
@@ -275,10 +275,10 @@ fn survives(what: &str, reopen: impl FnOnce(Log, &Path) -> tempfile::TempDir) {
     // And once more after a clean close of the recovered log.
     log.close().unwrap();
     let log = Log::open(to.path(), config(400)).unwrap();
-    let end = log.next_offset();
+    let end = log.high_watermark();
     let (b, info) = &sent[9];
     assert_eq!(log.append(b).unwrap(), *info, "{what}, reopened again");
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
 }
 
 #[test]
@@ -346,11 +346,11 @@ fn fencing_survives_a_reopen() {
     }
     for crash in [false, true] {
         let log = Log::open(dir.path(), config(1 << 20)).unwrap();
-        let end = log.next_offset();
+        let end = log.high_watermark();
         assert_kind(log.append(&batch(9, 1, 0, 1, false)), "old epoch", |k| {
             matches!(k, ErrorKind::Fenced { .. })
         });
-        assert_eq!(log.next_offset(), end);
+        assert_eq!(log.high_watermark(), end);
         if crash {
             let copy = copy_dir(dir.path());
             drop(log);
@@ -382,12 +382,16 @@ fn idempotent_producers_stamp_distinct_ids_and_consecutive_sequences() {
     assert_ne!(pa, pb);
     assert!(pa >= 0 && pb >= 0);
     for i in 0..6u32 {
-        a.send(Record::new("t").partition(i % 2).value(format!("a{i}")))
-            .unwrap();
-        b.send(Record::new("t").partition(0).value(format!("b{i}")))
+        a.send(
+            ProducerRecord::new("t")
+                .partition(i % 2)
+                .value(format!("a{i}")),
+        )
+        .unwrap();
+        b.send(ProducerRecord::new("t").partition(0).value(format!("b{i}")))
             .unwrap();
         plain
-            .send(Record::new("t").partition(0).value(format!("x{i}")))
+            .send(ProducerRecord::new("t").partition(0).value(format!("x{i}")))
             .unwrap();
     }
     drop((a, b, plain));
@@ -402,7 +406,8 @@ fn idempotent_producers_stamp_distinct_ids_and_consecutive_sequences() {
         pc != pa && pc != pb,
         "producer id {pc} reused after a reopen"
     );
-    c.send(Record::new("t").partition(1).value("c0")).unwrap();
+    c.send(ProducerRecord::new("t").partition(1).value("c0"))
+        .unwrap();
     drop(c);
     drop(store);
 

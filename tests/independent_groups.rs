@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, OffsetAndMetadata, OffsetReset, Record, Store, TopicConfig,
+    Consumer, ConsumerConfig, OffsetAndMetadata, OffsetReset, ProducerRecord, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -41,8 +41,12 @@ fn groups_do_not_share_partitions_or_offsets() {
     store.create_topic("t", TopicConfig::new(4)).unwrap();
     let p = store.producer();
     for i in 0..40u32 {
-        p.send(Record::new("t").partition(i % 4).value(format!("{i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .partition(i % 4)
+                .value(format!("{i}")),
+        )
+        .unwrap();
     }
 
     // Group "two" has two members; group "one" has one; both read the whole topic.
@@ -126,8 +130,12 @@ fn groupless_consumers_read_alongside_groups() {
     store.create_topic("t", TopicConfig::new(2)).unwrap();
     let p = store.producer();
     for i in 0..10u32 {
-        p.send(Record::new("t").partition(i % 2).value(format!("{i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .partition(i % 2)
+                .value(format!("{i}")),
+        )
+        .unwrap();
     }
     let mut g = store.consumer(config("g")).unwrap();
     g.subscribe(&["t"]).unwrap();

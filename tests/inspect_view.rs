@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use riverbed::inspect::{self, PartitionView, StoreView};
-use riverbed::{BatchBuilder, Compression, Log, LogConfig, Record, Store, TopicConfig};
+use riverbed::{BatchBuilder, Compression, Log, LogConfig, ProducerRecord, Store, TopicConfig};
 
 fn batch(first: u64, n: u64) -> riverbed::RecordBatch {
     let mut b = BatchBuilder::new(Compression::None);
@@ -125,7 +125,7 @@ fn store_view_matches_the_store_and_metrics() {
         .expect("create");
     let p = store.producer();
     for i in 0..30u32 {
-        p.send(Record::new("a").partition(i % 3).value("x"))
+        p.send(ProducerRecord::new("a").partition(i % 3).value("x"))
             .expect("send");
     }
     p.flush().expect("flush");

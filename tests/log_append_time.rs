@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use riverbed::{
-    ConsumerConfig, OffsetReset, Record, Store, TimestampType, TopicConfig, TopicPartition,
+    ConsumerConfig, OffsetReset, ProducerRecord, Store, TimestampType, TopicConfig, TopicPartition,
 };
 
 fn now_ms() -> i64 {
@@ -60,10 +60,12 @@ fn create_time_keeps_the_producer_timestamp() {
         "create time is the default"
     );
     let p = store.producer();
-    let a = p.send(Record::new("c").value("a").timestamp(OLD)).unwrap();
+    let a = p
+        .send(ProducerRecord::new("c").value("a").timestamp(OLD))
+        .unwrap();
     assert_eq!(a.timestamp, OLD);
     let before = now_ms();
-    let b = p.send(Record::new("c").value("b")).unwrap();
+    let b = p.send(ProducerRecord::new("c").value("b")).unwrap();
     let after = now_ms();
     assert!(
         (before..=after).contains(&b.timestamp),
@@ -72,8 +74,8 @@ fn create_time_keeps_the_producer_timestamp() {
     );
     let batch = p
         .send_batch([
-            Record::new("c").value("c").timestamp(OLD + 5),
-            Record::new("c").value("d").timestamp(OLD - 5),
+            ProducerRecord::new("c").value("c").timestamp(OLD + 5),
+            ProducerRecord::new("c").value("d").timestamp(OLD - 5),
         ])
         .unwrap();
     assert_eq!(batch[0].timestamp, OLD + 5);
@@ -101,12 +103,14 @@ fn log_append_time_replaces_the_producer_timestamp() {
             .unwrap();
         let p = store.producer();
         let before = now_ms();
-        let a = p.send(Record::new("l").value("a").timestamp(OLD)).unwrap();
-        let b = p.send(Record::new("l").value("b")).unwrap();
+        let a = p
+            .send(ProducerRecord::new("l").value("a").timestamp(OLD))
+            .unwrap();
+        let b = p.send(ProducerRecord::new("l").value("b")).unwrap();
         let batch = p
             .send_batch([
-                Record::new("l").value("c").timestamp(OLD),
-                Record::new("l").value("d").timestamp(i64::MAX / 2),
+                ProducerRecord::new("l").value("c").timestamp(OLD),
+                ProducerRecord::new("l").value("d").timestamp(i64::MAX / 2),
             ])
             .unwrap();
         let after = now_ms();
@@ -142,7 +146,7 @@ fn log_append_time_replaces_the_producer_timestamp() {
     let before = now_ms();
     let e = store
         .producer()
-        .send(Record::new("l").value("e").timestamp(OLD))
+        .send(ProducerRecord::new("l").value("e").timestamp(OLD))
         .unwrap();
     assert!(e.timestamp >= before);
 
@@ -187,7 +191,7 @@ fn concurrent_sends_report_the_timestamp_consumers_see() {
                     .map(|i| {
                         let m = p
                             .send(
-                                Record::new("l")
+                                ProducerRecord::new("l")
                                     .value(format!("{t}-{i}"))
                                     .timestamp(OLD + i),
                             )

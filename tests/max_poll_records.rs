@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 #[test]
 fn poll_is_bounded_and_fair() {
@@ -14,8 +14,12 @@ fn poll_is_bounded_and_fair() {
     let p = store.producer();
     for part in 0..3 {
         // Large batches, so that one partition alone could fill every poll.
-        p.send_batch((0..100).map(|i| Record::new("t").partition(part).value(format!("{i}"))))
-            .unwrap();
+        p.send_batch((0..100).map(|i| {
+            ProducerRecord::new("t")
+                .partition(part)
+                .value(format!("{i}"))
+        }))
+        .unwrap();
     }
     let mut c = store
         .consumer(
@@ -73,13 +77,14 @@ fn a_poll_reads_past_skipped_records_to_fill_itself() {
     txn.begin().unwrap();
     for i in 0..60 {
         // One batch each: the aborted run spans far more offsets than a poll returns.
-        txn.send_batch([Record::new("t").value(format!("aborted {i}"))])
+        txn.send_batch([ProducerRecord::new("t").value(format!("aborted {i}"))])
             .unwrap();
     }
     txn.abort().unwrap();
     let p = store.producer();
     for i in 0..5 {
-        p.send(Record::new("t").value(format!("kept {i}"))).unwrap();
+        p.send(ProducerRecord::new("t").value(format!("kept {i}")))
+            .unwrap();
     }
     p.flush().unwrap();
     let mut c = store

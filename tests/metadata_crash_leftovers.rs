@@ -8,14 +8,14 @@ use common::{dir_snapshot as snapshot, values_by_partition as read_topic};
 
 use std::path::Path;
 
-use riverbed::{ErrorKind, FlushPolicy, RebuildOptions, Record, Store, TopicConfig};
+use riverbed::{ErrorKind, FlushPolicy, ProducerRecord, RebuildOptions, Store, TopicConfig};
 
 fn fill(store: &Store, topic: &str, n: usize) {
     for i in 0..n {
         store
             .producer()
             .send(
-                Record::new(topic)
+                ProducerRecord::new(topic)
                     .key(format!("k{i}"))
                     .value(format!("{topic}-{i}")),
             )

@@ -17,7 +17,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    ConsumerConfig, ErrorKind, FlushPolicy, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, ErrorKind, FlushPolicy, OffsetReset, ProducerRecord, Store, TopicConfig,
+    TopicPartition,
 };
 
 const DIR_ENV: &str = "RIVERBED_META_CHILD_DIR";
@@ -86,7 +87,7 @@ fn meta_child_entry() {
         for k in 0..3 {
             producer
                 .send(
-                    Record::new(name.as_str())
+                    ProducerRecord::new(name.as_str())
                         .key(format!("k{k}"))
                         .value(format!("{name}/{k}")),
                 )
@@ -100,7 +101,7 @@ fn meta_child_entry() {
             store.add_partitions(&name, 3).unwrap();
             producer
                 .send(
-                    Record::new(name.as_str())
+                    ProducerRecord::new(name.as_str())
                         .partition(2)
                         .value(format!("{name}/p2")),
                 )
@@ -130,7 +131,11 @@ fn topic_changes_survive_sigkill_at_any_moment() {
         for v in &keep {
             store
                 .producer()
-                .send(Record::new("keep").key(v.as_str()).value(v.as_str()))
+                .send(
+                    ProducerRecord::new("keep")
+                        .key(v.as_str())
+                        .value(v.as_str()),
+                )
                 .unwrap();
         }
     }

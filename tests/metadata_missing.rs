@@ -12,7 +12,9 @@ use common::{dir_snapshot as snapshot, values_by_partition as read_topic};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use riverbed::{CleanupPolicy, ErrorKind, FlushPolicy, RebuildOptions, Record, Store, TopicConfig};
+use riverbed::{
+    CleanupPolicy, ErrorKind, FlushPolicy, ProducerRecord, RebuildOptions, Store, TopicConfig,
+};
 
 /// A store with two topics holding fsynced records; returns what each partition holds.
 fn populated(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
@@ -37,7 +39,7 @@ fn populated(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
     for i in 0..200 {
         producer
             .send(
-                Record::new("orders")
+                ProducerRecord::new("orders")
                     .key(format!("k{i}"))
                     .value(format!("order-{i}")),
             )
@@ -46,7 +48,7 @@ fn populated(dir: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
     for i in 0..5 {
         producer
             .send(
-                Record::new("users")
+                ProducerRecord::new("users")
                     .key(format!("u{i}"))
                     .value(format!("user-{i}")),
             )

@@ -821,7 +821,7 @@ impl Harness {
         let log = self.log();
         let m = &self.model;
         let (start, next) = (m.log_start(), m.next);
-        assert_eq!(log.next_offset(), next, "next offset");
+        assert_eq!(log.high_watermark(), next, "next offset");
         assert_eq!(log.log_start_offset(), start, "log start offset");
         assert_eq!(log.segment_base_offsets(), m.bases(), "segments");
         assert_eq!(log.segment_count(), m.segs.len());

@@ -129,7 +129,7 @@ impl Harness {
 
     fn check(&self, after_compaction_at: Option<i64>) {
         let log = self.log();
-        assert_eq!(log.next_offset(), self.model.len() as u64);
+        assert_eq!(log.high_watermark(), self.model.len() as u64);
         assert_eq!(log.log_start_offset(), 0, "compaction moved the log start");
         let read = read_all(log, 700);
         let by_offset: HashMap<u64, &Rec> = self.model.iter().map(|r| (r.offset, r)).collect();
@@ -267,7 +267,7 @@ impl Harness {
                 // its offset span), so go on after it.
                 let mut pos = from;
                 let mut got = None;
-                while got.is_none() && pos < self.log().next_offset() {
+                while got.is_none() && pos < self.log().high_watermark() {
                     let batches = self.log().read(pos, 1).unwrap();
                     let Some(b) = batches.first() else { break };
                     got = b

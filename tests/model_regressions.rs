@@ -68,7 +68,7 @@ fn clean_close_after_crash_recovery_leaves_nothing_to_scan() {
     let log2 = Log::open(copy.path(), config()).unwrap();
     drop(log);
     assert!(log2.recovery_report().scanned_bytes > 0);
-    assert_eq!(log2.next_offset(), 1);
+    assert_eq!(log2.high_watermark(), 1);
 
     // Reopen.
     log2.close().unwrap();
@@ -76,7 +76,7 @@ fn clean_close_after_crash_recovery_leaves_nothing_to_scan() {
     let r = log3.recovery_report();
     assert!(r.checkpoint_used, "clean reopen without checkpoint: {r:?}");
     assert_eq!(r.scanned_bytes, 0, "a clean reopen scanned: {r:?}");
-    assert_eq!(log3.next_offset(), 1);
+    assert_eq!(log3.high_watermark(), 1);
 }
 
 /// Found by model testing.
@@ -108,12 +108,12 @@ fn cut_log_stays_cut_after_a_clean_reopen() {
     let t = log.recovery_report().truncation.clone().unwrap();
     assert_eq!(t.path, path);
     assert_eq!(t.offset, 0);
-    assert_eq!(log.next_offset(), 0);
+    assert_eq!(log.high_watermark(), 0);
 
     // Reopen.
     log.close().unwrap();
     let log = Log::open(dir.path(), config()).unwrap();
-    assert_eq!(log.next_offset(), 0, "the cut offset came back");
+    assert_eq!(log.high_watermark(), 0, "the cut offset came back");
     assert!(log.read(0, 1 << 20).unwrap().is_empty());
 }
 
@@ -158,13 +158,13 @@ fn data_file_cut_before_its_first_batch_stays_cut_after_a_clean_reopen() {
         .set_len(32)
         .unwrap();
     let log = Log::open(dir.path(), config()).unwrap();
-    assert_eq!(log.next_offset(), 0);
+    assert_eq!(log.high_watermark(), 0);
     assert!(log.read(0, 1 << 20).unwrap().is_empty());
 
     // Reopen.
     log.close().unwrap();
     let log = Log::open(dir.path(), config()).unwrap();
-    assert_eq!(log.next_offset(), 0, "the cut offsets came back");
+    assert_eq!(log.high_watermark(), 0, "the cut offsets came back");
     assert!(log.read(0, 1 << 20).unwrap().is_empty());
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use riverbed::{murmur2, partition_for_key, Record, Store, TopicConfig};
+use riverbed::{murmur2, partition_for_key, ProducerRecord, Store, TopicConfig};
 
 /// Kafka's `UtilsTest.testMurmur2`.
 const VECTORS: [(&str, i32); 6] = [
@@ -58,7 +58,9 @@ fn keyed_sends_land_on_the_kafka_partition() {
     let p = store.producer();
 
     for (key, hash) in VECTORS {
-        let m = p.send(Record::new("t").key(key).value("v")).unwrap();
+        let m = p
+            .send(ProducerRecord::new("t").key(key).value("v"))
+            .unwrap();
         assert_eq!(m.partition, kafka_partition(hash, n), "key {key:?}");
     }
 
@@ -72,7 +74,11 @@ fn keyed_sends_land_on_the_kafka_partition() {
         for i in 0..200 {
             let key = format!("user-{i}");
             let m = p
-                .send(Record::new("t").key(key.as_str()).value(format!("{round}")))
+                .send(
+                    ProducerRecord::new("t")
+                        .key(key.as_str())
+                        .value(format!("{round}")),
+                )
                 .unwrap();
             let want = partition_for_key(key.as_bytes(), n);
             assert_eq!(m.partition, want, "key {key:?}");
@@ -84,7 +90,7 @@ fn keyed_sends_land_on_the_kafka_partition() {
     assert!(expected_end.iter().all(|&e| e > 0), "{expected_end:?}");
 
     // An empty key is a key, hashed like any other.
-    let m = p.send(Record::new("t").key("").value("v")).unwrap();
+    let m = p.send(ProducerRecord::new("t").key("").value("v")).unwrap();
     assert_eq!(m.partition, partition_for_key(b"", n));
 
     // An explicit partition wins over the key.
@@ -94,7 +100,7 @@ fn keyed_sends_land_on_the_kafka_partition() {
         "\"abc\" hashes to partition 4"
     );
     let m = p
-        .send(Record::new("t").key("abc").partition(0).value("v"))
+        .send(ProducerRecord::new("t").key("abc").partition(0).value("v"))
         .unwrap();
     assert_eq!(m.partition, 0);
 
@@ -103,7 +109,7 @@ fn keyed_sends_land_on_the_kafka_partition() {
         .send_batch(
             VECTORS
                 .iter()
-                .map(|(k, _)| Record::new("t").key(*k).value("b")),
+                .map(|(k, _)| ProducerRecord::new("t").key(*k).value("b")),
         )
         .unwrap();
     for ((key, hash), m) in VECTORS.iter().zip(&ms) {

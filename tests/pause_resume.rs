@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    Consumer, ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig,
+    TopicPartition,
 };
 
 fn tp(p: u32) -> TopicPartition {
@@ -20,7 +21,7 @@ fn setup() -> (tempfile::TempDir, Store) {
     for i in 0..10 {
         for part in 0..3 {
             p.send(
-                Record::new("t")
+                ProducerRecord::new("t")
                     .partition(part)
                     .value(format!("{part}-{i}")),
             )
@@ -72,7 +73,7 @@ fn paused_partitions_return_nothing_until_resumed() {
     // New records for the paused partition arrive meanwhile.
     store
         .producer()
-        .send(Record::new("t").partition(0).value("late"))
+        .send(ProducerRecord::new("t").partition(0).value("late"))
         .unwrap();
     let got = poll_for(&mut c, Duration::from_millis(300));
     assert!(!got.contains_key(&0), "paused partition returned {got:?}");

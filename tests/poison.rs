@@ -94,7 +94,7 @@ fn poison_child_entry() {
             std::process::exit(0);
         }
     };
-    say(format!("START {}", log.next_offset()));
+    say(format!("START {}", log.high_watermark()));
     let mut n = 1000;
     let first_error = loop {
         match log.append(&batch(n)) {
@@ -110,7 +110,7 @@ fn poison_child_entry() {
     say(format!(
         "FAIL1 {} {} {first_error}",
         kind_name(&first_error),
-        log.next_offset()
+        log.high_watermark()
     ));
     match log.append(&batch(n + 1)) {
         Ok(info) => say(format!("FAIL2 ok {}", info.base_offset)),
@@ -123,7 +123,7 @@ fn poison_child_entry() {
     // Reads do not depend on the writer: everything acknowledged is still readable.
     let mut at = log.log_start_offset();
     let mut read_error = None;
-    while at < log.next_offset() {
+    while at < log.high_watermark() {
         match log.read(at, 1 << 20) {
             Ok(v) if !v.is_empty() => at = v.last().unwrap().last_offset() + 1,
             Ok(_) => break,
@@ -272,12 +272,12 @@ fn failed_write_poisons_the_log_and_reopening_recovers() {
     if let Some(t) = &report.truncation {
         assert_eq!(t.offset, acked_next, "{report:?}");
     }
-    assert_eq!(log.next_offset(), acked_next, "{report:?}");
+    assert_eq!(log.high_watermark(), acked_next, "{report:?}");
     let mut expected: Vec<(u64, u64)> = (0..3).map(|n| (n, n * 8)).collect();
     expected.extend(acks.iter().map(|&(n, base, _)| (n, base)));
     let mut at = 0;
     let mut i = 0;
-    while at < log.next_offset() {
+    while at < log.high_watermark() {
         for v in log.read(at, 1 << 20).unwrap() {
             let (n, base) = expected[i];
             assert_eq!(v.base_offset(), base);

@@ -5,7 +5,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use riverbed::{Consumer, ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{
+    Consumer, ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
+};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -83,7 +85,7 @@ fn assigned_consumer_wakes_on_send() {
     std::thread::sleep(pause);
     store
         .producer()
-        .send(Record::new("t").partition(1).value("wake up"))
+        .send(ProducerRecord::new("t").partition(1).value("wake up"))
         .unwrap();
     let (took, got, cpu) = h.join().unwrap();
     assert_eq!(got, [(1, 0)]);
@@ -110,8 +112,8 @@ fn subscribed_consumer_wakes_on_send_batch() {
     store
         .producer()
         .send_batch([
-            Record::new("t").partition(0).value("a"),
-            Record::new("t").partition(0).value("b"),
+            ProducerRecord::new("t").partition(0).value("a"),
+            ProducerRecord::new("t").partition(0).value("b"),
         ])
         .unwrap();
     let (took, got, cpu) = h.join().unwrap();
@@ -136,7 +138,7 @@ fn a_later_append_wakes_a_later_poll() {
         for i in 0..20 {
             std::thread::sleep(Duration::from_millis(10));
             producer
-                .send(Record::new("t").partition(0).value(format!("{i}")))
+                .send(ProducerRecord::new("t").partition(0).value(format!("{i}")))
                 .unwrap();
         }
     });

@@ -40,8 +40,8 @@ fn batch(first: u64, n: u64) -> RecordBatch {
 }
 
 fn fill(log: &Log, until: u64) {
-    while log.next_offset() < until {
-        let next = log.next_offset();
+    while log.high_watermark() < until {
+        let next = log.high_watermark();
         log.append(&batch(next, (1 + next % 3).min(until - next)))
             .unwrap();
     }
@@ -69,7 +69,7 @@ fn first_at_or_after(t: i64, start: u64, end: u64) -> Option<(u64, i64)> {
 
 /// Every read and time lookup gives the right answer.
 fn check_answers(log: &Log, end: u64, what: &str) {
-    assert_eq!(log.next_offset(), end, "{what}");
+    assert_eq!(log.high_watermark(), end, "{what}");
     let start = log.log_start_offset();
     for from in start..end {
         let views = log

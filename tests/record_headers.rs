@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Compression, ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    Compression, ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 type Seen = (
@@ -45,11 +45,11 @@ fn read(store: &Store, topic: &str, n: usize) -> Vec<Seen> {
     out
 }
 
-fn records(topic: &str) -> (Vec<Record>, Vec<Seen>) {
+fn records(topic: &str) -> (Vec<ProducerRecord>, Vec<Seen>) {
     let binary: Vec<u8> = (0..=255).collect();
     let rs = vec![
-        Record::new(topic).key("k1").value("v1"),
-        Record::new(topic)
+        ProducerRecord::new(topic).key("k1").value("v1"),
+        ProducerRecord::new(topic)
             .key("k2")
             .value("v2")
             .header("trace", "abc")
@@ -57,9 +57,11 @@ fn records(topic: &str) -> (Vec<Record>, Vec<Seen>) {
             .header("empty", "")
             .header("bin", binary.clone())
             .header("ключ-🔑", "значение"),
-        Record::new(topic).key("tombstone"),
-        Record::new(topic).value("no key").header("only", "one"),
-        Record::new(topic).key("").value(""),
+        ProducerRecord::new(topic).key("tombstone"),
+        ProducerRecord::new(topic)
+            .value("no key")
+            .header("only", "one"),
+        ProducerRecord::new(topic).key("").value(""),
     ];
     let s = |v: &str| Some(v.as_bytes().to_vec());
     let want = vec![

@@ -41,8 +41,8 @@ fn batch(first: u64, n: u64) -> RecordBatch {
 
 /// Appends batches of 1..=3 records until the log holds `until` records.
 fn fill(log: &Log, until: u64) {
-    while log.next_offset() < until {
-        let next = log.next_offset();
+    while log.high_watermark() < until {
+        let next = log.high_watermark();
         let n = (1 + next % 3).min(until - next);
         let info = log.append(&batch(next, n)).unwrap();
         assert_eq!(info.base_offset, next);
@@ -51,7 +51,7 @@ fn fill(log: &Log, until: u64) {
 
 /// Reads every record from the log start on and checks each against `record`.
 fn check_records(log: &Log, expected_next: u64) {
-    assert_eq!(log.next_offset(), expected_next);
+    assert_eq!(log.high_watermark(), expected_next);
     let mut next = log.log_start_offset();
     while next < expected_next {
         let batches = log.read(next, 1000).unwrap();

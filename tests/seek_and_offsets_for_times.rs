@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, ErrorKind, OffsetAndTimestamp, OffsetReset, Record, Store,
+    Consumer, ConsumerConfig, ErrorKind, OffsetAndTimestamp, OffsetReset, ProducerRecord, Store,
     TopicConfig, TopicPartition,
 };
 
@@ -34,7 +34,7 @@ fn setup(n: u64) -> (tempfile::TempDir, Store) {
     let p = store.producer();
     for i in 0..n {
         p.send(
-            Record::new("t")
+            ProducerRecord::new("t")
                 .partition(0)
                 .value(format!("value-{i:04}-{}", "x".repeat(40)))
                 .timestamp(T0 + 100 * i as i64),
@@ -43,7 +43,7 @@ fn setup(n: u64) -> (tempfile::TempDir, Store) {
     }
     for _ in 0..3 {
         p.send(
-            Record::new("t")
+            ProducerRecord::new("t")
                 .partition(1)
                 .value("p1")
                 .timestamp(T0 + 1000),
@@ -110,7 +110,7 @@ fn seek_moves_the_position() {
     assert!(c.poll(Duration::from_millis(50)).unwrap().is_empty());
     store
         .producer()
-        .send(Record::new("t").partition(0).value("late"))
+        .send(ProducerRecord::new("t").partition(0).value("late"))
         .unwrap();
     assert_eq!(next_offsets(&mut c, 0, 1), [60]);
 
@@ -172,7 +172,7 @@ fn seek_past_the_end_is_reset_at_the_next_poll() {
     c.poll(Duration::from_millis(50)).unwrap();
     store
         .producer()
-        .send(Record::new("t").partition(0).value("new"))
+        .send(ProducerRecord::new("t").partition(0).value("new"))
         .unwrap();
     assert_eq!(
         next_offsets(&mut c, 0, 1),
@@ -280,7 +280,7 @@ fn offsets_for_times_with_out_of_order_timestamps() {
     let p = store.producer();
     for (i, ts) in stamps.iter().enumerate() {
         p.send(
-            Record::new("t")
+            ProducerRecord::new("t")
                 .value(format!("{i:03}{}", "y".repeat(60)))
                 .timestamp(*ts),
         )

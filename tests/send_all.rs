@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use riverbed::{ErrorKind, IsolationLevel, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 mod common;
 
@@ -21,7 +21,7 @@ fn tps(topic: &str) -> Vec<TopicPartition> {
 type Input = (Option<u32>, Option<Vec<u8>>, Option<Vec<u8>>, i64);
 
 /// `input` as a record, starting from `r` (which names the topic).
-fn build(r: Record, (partition, key, value, ts): &Input) -> Record {
+fn build(r: ProducerRecord, (partition, key, value, ts): &Input) -> ProducerRecord {
     let mut r = r.timestamp(*ts);
     if let Some(p) = partition {
         r = r.partition(*p);
@@ -71,12 +71,12 @@ proptest! {
         let quiet: Arc<str> = Arc::from("quiet");
         for part in inputs.chunks(chunk) {
             producer
-                .send_batch(part.iter().map(|i| build(Record::new("model"), i)))
+                .send_batch(part.iter().map(|i| build(ProducerRecord::new("model"), i)))
                 .unwrap();
             producer
                 .send_all(
                     part.iter()
-                        .map(|i| build(Record::with_shared_topic(Arc::clone(&quiet)), i)),
+                        .map(|i| build(ProducerRecord::with_shared_topic(Arc::clone(&quiet)), i)),
                 )
                 .unwrap();
         }
@@ -97,8 +97,8 @@ fn send_all_validates_everything_before_writing() {
     let producer = store.producer();
     let err = producer
         .send_all([
-            Record::new("t").partition(0).value("ok"),
-            Record::new("t")
+            ProducerRecord::new("t").partition(0).value("ok"),
+            ProducerRecord::new("t")
                 .partition(PARTITIONS)
                 .value("no such partition"),
         ])
@@ -126,7 +126,7 @@ fn transactional_send_all_is_visible_only_when_committed() {
     let batch = |tag: &str| {
         (0..10u32)
             .map(|i| {
-                Record::new("t")
+                ProducerRecord::new("t")
                     .key(i.to_le_bytes())
                     .value(format!("{tag}{i}"))
             })

@@ -8,8 +8,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    ConsumerConfig, FlushPolicy, OffsetReset, ProducerConfig, Record, RecordMetadata, Store,
-    TopicConfig, TopicPartition,
+    ConsumerConfig, FlushPolicy, OffsetReset, ProducerConfig, ProducerRecord, RecordMetadata,
+    Store, TopicConfig, TopicPartition,
 };
 
 #[derive(Debug, PartialEq, Eq)]
@@ -58,8 +58,8 @@ fn read_partition(store: &Store, tp: &TopicPartition, n: u64) -> HashMap<u64, Re
 }
 
 /// Record `i` of thread `t`.
-fn record(topic: &str, partition: u32, t: usize, i: usize) -> Record {
-    Record::new(topic)
+fn record(topic: &str, partition: u32, t: usize, i: usize) -> ProducerRecord {
+    ProducerRecord::new(topic)
         .partition(partition)
         .key(format!("t{t}-{i}"))
         .value(format!("value of thread {t} record {i}").repeat(1 + i % 3))
@@ -77,7 +77,7 @@ fn hammer(
     partition: u32,
     threads: usize,
     per_thread: usize,
-) -> Vec<Vec<(Record, RecordMetadata)>> {
+) -> Vec<Vec<(ProducerRecord, RecordMetadata)>> {
     let barrier = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -99,7 +99,12 @@ fn hammer(
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-fn check(store: &Store, topic: &str, partition: u32, sent: &[Vec<(Record, RecordMetadata)>]) {
+fn check(
+    store: &Store,
+    topic: &str,
+    partition: u32,
+    sent: &[Vec<(ProducerRecord, RecordMetadata)>],
+) {
     let total: usize = sent.iter().map(Vec::len).sum();
     let mut offsets: Vec<u64> = Vec::with_capacity(total);
     for (t, sends) in sent.iter().enumerate() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use riverbed::{
-    Consumer, ConsumerRecords, Error, Producer, Record, Store, TopicConfig, TopicPartition,
+    Consumer, ConsumerRecords, Error, Producer, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -34,7 +34,7 @@ fn one_store_and_one_producer_shared_by_reference() {
                 let (store, producer) = &**shared;
                 for i in 0..50 {
                     producer
-                        .send(Record::new("t").partition(t).value(format!("{i}")))
+                        .send(ProducerRecord::new("t").partition(t).value(format!("{i}")))
                         .unwrap();
                 }
                 assert!(store.list_topics().contains(&"t".to_string()));

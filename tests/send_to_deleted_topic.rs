@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use riverbed::{ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig};
+use riverbed::{ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig};
 
 #[test]
 fn racing_sends_get_unknown_topic() {
@@ -25,7 +25,7 @@ fn racing_sends_get_unknown_topic() {
                 std::thread::spawn(move || {
                     let mut errors = Vec::new();
                     while !stop.load(Ordering::SeqCst) {
-                        if let Err(e) = p.send(Record::new("t").value("x")) {
+                        if let Err(e) = p.send(ProducerRecord::new("t").value("x")) {
                             errors.push(e);
                         }
                     }
@@ -67,7 +67,7 @@ fn racing_sends_get_unknown_topic() {
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let m = store
         .producer()
-        .send(Record::new("t").value("fresh"))
+        .send(ProducerRecord::new("t").value("fresh"))
         .unwrap();
     assert_eq!((m.partition, m.offset), (0, 0));
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, RebalanceListener, Record,
-    Store, TopicConfig, TopicPartition,
+    Consumer, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, ProducerRecord,
+    RebalanceListener, Store, TopicConfig, TopicPartition,
 };
 
 fn tp(p: u32) -> TopicPartition {
@@ -23,8 +23,12 @@ fn setup() -> (tempfile::TempDir, Store) {
     store.create_topic("t", TopicConfig::new(2)).unwrap();
     let p = store.producer();
     for i in 0..20u32 {
-        p.send(Record::new("t").partition(i % 2).value(format!("v{i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .partition(i % 2)
+                .value(format!("v{i}")),
+        )
+        .unwrap();
     }
     (dir, store)
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    BatchBuilder, ConsumerConfig, OffsetReset, ProducerConfig, Record, Store, TopicConfig,
+    BatchBuilder, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -45,7 +45,7 @@ fn keyless_records_stick_then_move() {
     for i in 0..300 {
         let mut v = value.clone();
         v[..4].copy_from_slice(&(i as u32).to_le_bytes());
-        let m = p.send(Record::new("t").value(v)).unwrap();
+        let m = p.send(ProducerRecord::new("t").value(v)).unwrap();
         assert_eq!(m.offset, next[m.partition as usize], "record {i}");
         next[m.partition as usize] += 1;
         parts.push(m.partition);
@@ -106,24 +106,32 @@ fn keyed_and_explicit_records_do_not_break_a_run_and_topics_stick_separately() {
     store.create_topic("b", TopicConfig::new(5)).unwrap();
     let p = producer(&store, 1 << 20);
     // With a huge batch size, keyless records never move.
-    let first = p.send(Record::new("a").value("x")).unwrap().partition;
+    let first = p
+        .send(ProducerRecord::new("a").value("x"))
+        .unwrap()
+        .partition;
     for i in 0..50 {
         let key = format!("k{i}");
         let m = p
-            .send(Record::new("a").key(key.as_str()).value("x"))
+            .send(ProducerRecord::new("a").key(key.as_str()).value("x"))
             .unwrap();
         assert_eq!(m.partition, riverbed::partition_for_key(key.as_bytes(), 5));
         let m = p
-            .send(Record::new("a").partition((first + 1) % 5).value("x"))
+            .send(
+                ProducerRecord::new("a")
+                    .partition((first + 1) % 5)
+                    .value("x"),
+            )
             .unwrap();
         assert_eq!(m.partition, (first + 1) % 5);
-        p.send(Record::new("b").value(vec![0u8; 500])).unwrap();
-        let m = p.send(Record::new("a").value("x")).unwrap();
+        p.send(ProducerRecord::new("b").value(vec![0u8; 500]))
+            .unwrap();
+        let m = p.send(ProducerRecord::new("a").value("x")).unwrap();
         assert_eq!(m.partition, first, "keyless record {i} moved");
     }
     // send_batch follows the same sticky partition.
     let ms = p
-        .send_batch((0..20).map(|_| Record::new("a").value("y")))
+        .send_batch((0..20).map(|_| ProducerRecord::new("a").value("y")))
         .unwrap();
     assert!(ms.iter().all(|m| m.partition == first), "{ms:?}");
 }
@@ -137,7 +145,7 @@ fn large_records_move_every_time_and_single_partition_topics_stay() {
     let p = producer(&store, 100);
     let parts: Vec<u32> = (0..30)
         .map(|_| {
-            p.send(Record::new("big").value(vec![1u8; 400]))
+            p.send(ProducerRecord::new("big").value(vec![1u8; 400]))
                 .unwrap()
                 .partition
         })
@@ -147,7 +155,7 @@ fn large_records_move_every_time_and_single_partition_topics_stay() {
     assert!(parts[1..].windows(2).all(|w| w[0] != w[1]), "{parts:?}");
     for _ in 0..30 {
         assert_eq!(
-            p.send(Record::new("one").value(vec![1u8; 400]))
+            p.send(ProducerRecord::new("one").value(vec![1u8; 400]))
                 .unwrap()
                 .partition,
             0

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use riverbed::{
-    ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 fn values(store: &Store, topic: &str) -> Vec<String> {
@@ -34,7 +34,8 @@ fn close_then_reopen_keeps_everything() {
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = store.producer();
     for i in 0..10 {
-        p.send(Record::new("t").value(format!("v{i}"))).unwrap();
+        p.send(ProducerRecord::new("t").value(format!("v{i}")))
+            .unwrap();
     }
     drop(p);
     store.close().unwrap();
@@ -51,9 +52,9 @@ fn handles_of_a_closed_store_fail_with_closed() {
     let store = Store::open(dir.path()).unwrap();
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = store.producer();
-    p.send(Record::new("t").value("before")).unwrap();
+    p.send(ProducerRecord::new("t").value("before")).unwrap();
     store.clone().close().unwrap();
-    let e = p.send(Record::new("t").value("after")).unwrap_err();
+    let e = p.send(ProducerRecord::new("t").value("after")).unwrap_err();
     let ErrorKind::Closed { path } = e.kind() else {
         panic!("expected Closed, got {e:?}");
     };
@@ -107,7 +108,7 @@ fn create_topic_if_absent_creates_once_and_leaves_an_existing_topic_alone() {
 mod failpoints {
     use riverbed::failpoint::{self, sites};
     use riverbed::{
-        BatchBuilder, Compression, ErrorKind, FlushPolicy, Log, LogConfig, Record, Store,
+        BatchBuilder, Compression, ErrorKind, FlushPolicy, Log, LogConfig, ProducerRecord, Store,
         TopicConfig,
     };
 
@@ -120,7 +121,8 @@ mod failpoints {
         store.create_topic("t", TopicConfig::new(1)).unwrap();
         let p = store.producer();
         for i in 0..10 {
-            p.send(Record::new("t").value(format!("v{i}"))).unwrap();
+            p.send(ProducerRecord::new("t").value(format!("v{i}")))
+                .unwrap();
         }
         drop(p);
         failpoint::arm(sites::SEGMENT_FSYNC, dir.path(), 1, failpoint::EIO);

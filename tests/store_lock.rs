@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use riverbed::{ErrorKind, Record, Store, TopicConfig};
+use riverbed::{ErrorKind, ProducerRecord, Store, TopicConfig};
 
 /// Set in the child process to the directory it must try to open.
 const CHILD_DIR_VAR: &str = "RIVERBED_STORE_LOCK_CHILD_DIR";
@@ -71,7 +71,7 @@ fn second_open_in_same_process_is_locked() {
     // The refused open changed nothing: the first handle still works.
     let m = store
         .producer()
-        .send(Record::new("t").value("v"))
+        .send(ProducerRecord::new("t").value("v"))
         .expect("first handle still usable");
     assert_eq!(m.offset, 0);
 

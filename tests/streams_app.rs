@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
 use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 mod common;
@@ -42,7 +42,7 @@ fn pay(store: &Store, payments: &[(&str, i64)]) {
     let p = store.producer();
     for (who, amount) in payments {
         p.send(
-            Record::new("payments")
+            ProducerRecord::new("payments")
                 .key(*who)
                 .value(amount.encode().unwrap()),
         )
@@ -155,7 +155,8 @@ fn at_least_once_counts_are_never_below_the_truth() {
     for i in 0..3000u32 {
         let k = format!("w{}", i % 17);
         *truth.entry(k.clone()).or_default() += 1;
-        p.send(Record::new("words").key(k).value("x")).unwrap();
+        p.send(ProducerRecord::new("words").key(k).value("x"))
+            .unwrap();
     }
     let counts = app.store::<String, i64>("counts").unwrap();
     common::wait_for("all counted", || {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, StreamsMetrics, Topology};
 use riverbed::{
-    CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig,
+    CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig,
     TopicPartition,
 };
 
@@ -62,7 +62,7 @@ fn produce(store: &Store, from: u64, to: u64, truth: &mut BTreeMap<String, i64>)
     for i in from..to {
         let k = format!("k{}", i % 37);
         *truth.entry(k.clone()).or_insert(0) += 1;
-        p.send(Record::new("in").key(k).value(format!("v{i}")))
+        p.send(ProducerRecord::new("in").key(k).value(format!("v{i}")))
             .unwrap();
     }
 }
@@ -156,7 +156,7 @@ fn clean_close_then_crash(eos: bool) {
     common::wait_for_apps("the second batch", &[&app], || counts(&app) == truth);
     store
         .producer()
-        .send(Record::new("in").key("poison").value("x"))
+        .send(ProducerRecord::new("in").key("poison").value("x"))
         .unwrap();
     *truth.entry("poison".into()).or_insert(0) += 1;
     let start = Instant::now();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamThreadAction, StreamsConfig};
-use riverbed::{ErrorKind, IsolationLevel, Record, Store, TopicConfig};
+use riverbed::{ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -54,7 +54,7 @@ fn send_words(store: &Store, words: &[String]) {
     let p = store.producer();
     for (i, w) in words.iter().enumerate() {
         p.send(
-            Record::new("words")
+            ProducerRecord::new("words")
                 .key(format!("line-{i}"))
                 .value(w.as_bytes().to_vec()),
         )

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, Topology, TopologyTestDriver};
-use riverbed::{Record, Store, TopicConfig};
+use riverbed::{ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -364,24 +364,34 @@ impl Shop {
             match kind {
                 0..=4 => {
                     let (k, v) = (format!("o{a}"), format!("c{b}:{}", x >> 40));
-                    p.send(Record::new("orders").key(k.clone()).value(v.clone()))
-                        .unwrap();
+                    p.send(
+                        ProducerRecord::new("orders")
+                            .key(k.clone())
+                            .value(v.clone()),
+                    )
+                    .unwrap();
                     self.orders.insert(k, v);
                 }
                 5 => {
                     let k = format!("o{a}");
-                    p.send(Record::new("orders").key(k.clone())).unwrap();
+                    p.send(ProducerRecord::new("orders").key(k.clone()))
+                        .unwrap();
                     self.orders.remove(&k);
                 }
                 6..=8 => {
                     let (k, v) = (format!("c{b}"), format!("name{}", x >> 40));
-                    p.send(Record::new("customers").key(k.clone()).value(v.clone()))
-                        .unwrap();
+                    p.send(
+                        ProducerRecord::new("customers")
+                            .key(k.clone())
+                            .value(v.clone()),
+                    )
+                    .unwrap();
                     self.customers.insert(k, v);
                 }
                 _ => {
                     let k = format!("c{b}");
-                    p.send(Record::new("customers").key(k.clone())).unwrap();
+                    p.send(ProducerRecord::new("customers").key(k.clone()))
+                        .unwrap();
                     self.customers.remove(&k);
                 }
             }
@@ -479,8 +489,12 @@ fn run_shop(config: StreamsConfig) {
     let p = store.producer();
     for c in 0..7 {
         let (k, v) = (format!("c{c}"), format!("renamed{c}"));
-        p.send(Record::new("customers").key(k.clone()).value(v.clone()))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("customers")
+                .key(k.clone())
+                .value(v.clone()),
+        )
+        .unwrap();
         shop.customers.insert(k, v);
     }
     p.flush().unwrap();

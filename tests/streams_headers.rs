@@ -11,7 +11,7 @@ use riverbed::streams::{
     App, Builder, Headers, Materialized, Processor, ProcessorContext, PunctuationType, Serde,
     StreamRecord, StreamsConfig, Topology, TopologyTestDriver,
 };
-use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 mod common;
 
@@ -147,7 +147,7 @@ fn setup(topics: &[&str]) -> (tempfile::TempDir, Store) {
 }
 
 fn send_with_headers(store: &Store, topic: &str, key: &str, value: Vec<u8>, headers: &Headers) {
-    let mut r = Record::new(topic).key(key).value(value);
+    let mut r = ProducerRecord::new(topic).key(key).value(value);
     for (k, v) in headers.iter() {
         r = r.header(k, v.unwrap_or_default());
     }

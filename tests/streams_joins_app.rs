@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
 use riverbed::{
-    ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 mod common;
@@ -81,7 +81,7 @@ fn a_four_partition_topic_regrouped_by_a_new_key_matches_the_reference() {
         *counts.entry(amount.rem_euclid(7)).or_default() += 1;
         *sums.entry(amount.rem_euclid(7)).or_default() += amount;
         p.send(
-            Record::new("events")
+            ProducerRecord::new("events")
                 .key(user)
                 .value(amount.encode().unwrap()),
         )
@@ -114,7 +114,7 @@ fn a_rekeyed_stream_joins_a_table_and_a_global_table_through_the_app() {
     // The global table's topic (2 partitions: global tables need no co-partitioning) is
     // written before the start: the application reads it to the end before processing.
     for (code, name) in [("N", "north"), ("S", "south")] {
-        p.send(Record::new("regions").key(code).value(name))
+        p.send(ProducerRecord::new("regions").key(code).value(name))
             .unwrap();
     }
     let b = Builder::new("enrich-app");
@@ -149,7 +149,7 @@ fn a_rekeyed_stream_joins_a_table_and_a_global_table_through_the_app() {
         .collect();
     for (id, name) in &names {
         p.send(
-            Record::new("customers")
+            ProducerRecord::new("customers")
                 .key(id.as_str())
                 .value(name.as_str()),
         )
@@ -172,8 +172,12 @@ fn a_rekeyed_stream_joins_a_table_and_a_global_table_through_the_app() {
             .map_or("?", |(_, n)| n.as_str());
         let region = if c % 2 == 0 { "north" } else { "south" };
         want.push((customer.clone(), format!("{order}@{name}/{region}")));
-        p.send(Record::new("orders").key(format!("o{i}")).value(order))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("orders")
+                .key(format!("o{i}"))
+                .value(order),
+        )
+        .unwrap();
     }
     want.sort();
     assert_eq!(read_all::<String, String>(&store, "out", want.len()), want);

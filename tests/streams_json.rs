@@ -8,7 +8,7 @@ use riverbed::streams::{
     App, Builder, DeserializationHandler, Json, Materialized, Serde, StreamsConfig,
     TopologyTestDriver,
 };
-use riverbed::{ErrorKind, Record, Store, TopicConfig};
+use riverbed::{ErrorKind, ProducerRecord, Store, TopicConfig};
 use serde::{Deserialize, Serialize};
 
 mod common;
@@ -59,16 +59,32 @@ fn json_values_flow_through_an_app_and_malformed_ones_are_skipped_and_counted() 
         .deserialization_handler(DeserializationHandler::LogAndContinue);
     let app = App::start(&store, spend_app(), config).unwrap();
     let p = store.producer();
-    p.send(Record::new("orders").key("ada").value(order("ada", 250)))
+    p.send(
+        ProducerRecord::new("orders")
+            .key("ada")
+            .value(order("ada", 250)),
+    )
+    .unwrap();
+    p.send(ProducerRecord::new("orders").key("bob").value(MALFORMED))
         .unwrap();
-    p.send(Record::new("orders").key("bob").value(MALFORMED))
-        .unwrap();
-    p.send(Record::new("orders").key("bob").value(b"not json".to_vec()))
-        .unwrap();
-    p.send(Record::new("orders").key("bob").value(order("bob", 7)))
-        .unwrap();
-    p.send(Record::new("orders").key("ada").value(order("ada", 100)))
-        .unwrap();
+    p.send(
+        ProducerRecord::new("orders")
+            .key("bob")
+            .value(b"not json".to_vec()),
+    )
+    .unwrap();
+    p.send(
+        ProducerRecord::new("orders")
+            .key("bob")
+            .value(order("bob", 7)),
+    )
+    .unwrap();
+    p.send(
+        ProducerRecord::new("orders")
+            .key("ada")
+            .value(order("ada", 100)),
+    )
+    .unwrap();
     let spend = app.store::<String, i64>("spend").unwrap();
     common::wait_for("both customers' spend", || {
         spend.get("ada").unwrap() == Some(350) && spend.get("bob").unwrap() == Some(7)
@@ -86,9 +102,13 @@ fn a_malformed_json_record_stops_an_app_with_the_fail_handler() {
     let config = StreamsConfig::new().commit_interval(Duration::from_millis(20));
     let app = App::start(&store, spend_app(), config).unwrap();
     let p = store.producer();
-    p.send(Record::new("orders").key("ada").value(order("ada", 250)))
-        .unwrap();
-    p.send(Record::new("orders").key("bob").value(MALFORMED))
+    p.send(
+        ProducerRecord::new("orders")
+            .key("ada")
+            .value(order("ada", 250)),
+    )
+    .unwrap();
+    p.send(ProducerRecord::new("orders").key("bob").value(MALFORMED))
         .unwrap();
     common::wait_for("the app to stop", || !app.is_running());
     let e = app.close().unwrap_err();

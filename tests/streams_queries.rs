@@ -22,7 +22,7 @@ use riverbed::streams::{
     App, Builder, Materialized, Serde, SessionWindows, StreamsConfig, TimeWindows, Topology,
     TopologyTestDriver, Window, Windowed,
 };
-use riverbed::{ErrorKind, Record, Store, TopicConfig};
+use riverbed::{ErrorKind, ProducerRecord, Store, TopicConfig};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -168,7 +168,7 @@ fn an_application_answers_queries_like_the_test_driver() {
     }
     let p = store.producer();
     p.send(
-        Record::new("global-in")
+        ProducerRecord::new("global-in")
             .key("g")
             .value("w".to_string().encode().unwrap()),
     )
@@ -176,7 +176,7 @@ fn an_application_answers_queries_like_the_test_driver() {
     let config = StreamsConfig::new().commit_interval(ms(10));
     let app = App::start(&store, topology(), config).unwrap();
     p.send(
-        Record::new("table-in")
+        ProducerRecord::new("table-in")
             .key("k")
             .value("v".to_string().encode().unwrap())
             .timestamp(1),
@@ -184,7 +184,7 @@ fn an_application_answers_queries_like_the_test_driver() {
     .unwrap();
     for ts in [1, 3, 12] {
         p.send(
-            Record::new("clicks")
+            ProducerRecord::new("clicks")
                 .key("a")
                 .value("/".to_string().encode().unwrap())
                 .timestamp(ts),

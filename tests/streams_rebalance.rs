@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig, Topology};
 use riverbed::{
-    ConsumerConfig, IsolationLevel, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 mod common;
@@ -71,8 +71,10 @@ fn scale_up_and_down(eos: bool) {
         move || {
             let p = store.producer();
             for from in (0..RECORDS).step_by(100) {
-                p.send_batch((from..from + 100).map(|i| Record::new("in").key(key(i)).value("x")))
-                    .unwrap();
+                p.send_batch(
+                    (from..from + 100).map(|i| ProducerRecord::new("in").key(key(i)).value("x")),
+                )
+                .unwrap();
                 produced.store(from + 100, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, Topology};
-use riverbed::{Record, Store, TopicConfig};
+use riverbed::{ProducerRecord, Store, TopicConfig};
 
 const KEYS: u64 = 1_000_000;
 const PARTITIONS: u32 = 2;
@@ -42,7 +42,7 @@ fn config() -> StreamsConfig {
     StreamsConfig::new().exactly_once()
 }
 
-fn send(store: &Store, records: impl Iterator<Item = Record>) {
+fn send(store: &Store, records: impl Iterator<Item = ProducerRecord>) {
     let p = store.producer();
     let mut batch = Vec::with_capacity(10_000);
     for r in records {
@@ -117,7 +117,7 @@ fn one_million_keys_restore_from_checkpoint_and_after_sigkill() {
         .unwrap();
     send(
         &store,
-        (0..KEYS).map(|i| Record::new("in").key(key(i)).value("x")),
+        (0..KEYS).map(|i| ProducerRecord::new("in").key(key(i)).value("x")),
     );
 
     // Count the first round (every key once) and close cleanly: the close writes snapshots.
@@ -150,7 +150,7 @@ fn one_million_keys_restore_from_checkpoint_and_after_sigkill() {
     // part of it.
     send(
         &store,
-        (0..SECOND_ROUND).map(|i| Record::new("in").key(key(i * 5 % KEYS)).value("y")),
+        (0..SECOND_ROUND).map(|i| ProducerRecord::new("in").key(key(i * 5 % KEYS)).value("y")),
     );
     drop(store);
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -197,10 +197,12 @@ fn one_million_keys_restore_from_checkpoint_and_after_sigkill() {
     let markers: Vec<String> = (0..PARTITIONS).map(|p| format!("end-{p}")).collect();
     send(
         &store,
-        markers
-            .iter()
-            .zip(0..)
-            .map(|(k, p)| Record::new("in").partition(p).key(k.clone()).value("z")),
+        markers.iter().zip(0..).map(|(k, p)| {
+            ProducerRecord::new("in")
+                .partition(p)
+                .key(k.clone())
+                .value("z")
+        }),
     );
     let app = App::start(&store, topology(), config()).unwrap();
     let view = app.store::<String, i64>("counts").unwrap();

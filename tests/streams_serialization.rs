@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Json, Serde, StreamsConfig, TopologyTestDriver};
-use riverbed::{Error, ErrorKind, IsolationLevel, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{
+    Error, ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig, TopicPartition,
+};
 use serde::{Deserialize, Serialize};
 
 mod common;
@@ -201,8 +203,10 @@ fn setup() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn input(key: &str, n: i64) -> Record {
-    Record::new("in").key(key).value(n.encode().unwrap())
+fn input(key: &str, n: i64) -> ProducerRecord {
+    ProducerRecord::new("in")
+        .key(key)
+        .value(n.encode().unwrap())
 }
 
 /// The offset the application committed for its input partition.
@@ -297,7 +301,7 @@ fn an_unencodable_output_aborts_the_exactly_once_transaction() {
     let after_abort = store.producer();
     after_abort
         .send(
-            Record::new("out")
+            ProducerRecord::new("out")
                 .key("z")
                 .value(reading(9).encode().unwrap()),
         )

@@ -12,7 +12,9 @@ use riverbed::streams::{
     SessionWindows, SlidingWindows, StreamRecord, StreamsConfig, TimeWindows, Topology,
     TopologyTestDriver, Window,
 };
-use riverbed::{Error, ErrorKind, IsolationLevel, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{
+    Error, ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig, TopicPartition,
+};
 
 mod common;
 
@@ -288,7 +290,7 @@ fn an_exactly_once_app_stops_on_an_aggregate_that_does_not_encode_and_commits_no
         .exactly_once()
         .commit_interval(Duration::from_millis(20));
     let app = App::start(&store, totals_topology(APP), config).unwrap();
-    let input = |k: &str, n: i64| Record::new("in").key(k).value(n.encode().unwrap());
+    let input = |k: &str, n: i64| ProducerRecord::new("in").key(k).value(n.encode().unwrap());
     let p = store.producer();
     p.send_batch([input("a", 50), input("a", 40)]).unwrap();
     common::wait_for_apps("the first two records committed", &[&app], || {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, JoinWindows, StreamsConfig, Topology};
-use riverbed::{ErrorKind, IsolationLevel, Record, Store, TopicConfig};
+use riverbed::{ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -40,7 +40,7 @@ fn send(store: &Store, topic: &str, records: &[(String, String, i64)]) {
     let p = store.producer();
     for (k, v, ts) in records {
         p.send(
-            Record::new(topic)
+            ProducerRecord::new(topic)
                 .key(k.as_str())
                 .value(v.as_str())
                 .timestamp(base() + ts),

@@ -12,7 +12,7 @@ use riverbed::streams::{
     App, Builder, Materialized, Processor, ProcessorContext, Repartitioned, Serde, StreamRecord,
     StreamsConfig, Topology, TopologyTestDriver,
 };
-use riverbed::{IsolationLevel, Record, Store, TopicConfig};
+use riverbed::{IsolationLevel, ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -80,8 +80,12 @@ fn join_store() -> (tempfile::TempDir, Store) {
 fn run_join(store: &Store, topology: Topology) {
     let p = store.producer();
     for (i, c) in CUSTOMERS.iter().enumerate() {
-        p.send(Record::new("customers").key(*c).value(format!("city{i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("customers")
+                .key(*c)
+                .value(format!("city{i}")),
+        )
+        .unwrap();
     }
     let app = App::start(store, topology, fast().threads(2)).unwrap();
     let table = app.store::<String, String>("customers").unwrap();
@@ -92,7 +96,7 @@ fn run_join(store: &Store, topology: Topology) {
     for i in 0..60 {
         let c = CUSTOMERS[i % CUSTOMERS.len()];
         p.send(
-            Record::new("orders")
+            ProducerRecord::new("orders")
                 .key(format!("o{i}"))
                 .value(c.to_string()),
         )
@@ -229,8 +233,12 @@ fn produce(store: &Store, from: u64, to: u64, truth: &mut BTreeMap<String, i64>)
     for i in from..to {
         let user = format!("u{}", (i * 7) % 23);
         *truth.entry(user.clone()).or_insert(0) += 1;
-        p.send(Record::new("clicks").key(format!("c{i}")).value(user))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("clicks")
+                .key(format!("c{i}"))
+                .value(user),
+        )
+        .unwrap();
     }
 }
 
@@ -286,7 +294,7 @@ fn group_by_count_through_a_wider_repartition(eos: bool) {
     produce(&store, 700, 900, &mut truth);
     let p = store.producer();
     p.send(
-        Record::new("clicks")
+        ProducerRecord::new("clicks")
             .key("boom")
             .value("poison".to_string()),
     )
@@ -343,7 +351,7 @@ fn a_repartition_without_a_count_takes_the_upstream_count_through_a_chain() {
     let p = store.producer();
     for (i, user) in ["ann", "bob", "carla", "di"].iter().enumerate() {
         p.send(
-            Record::new("clicks")
+            ProducerRecord::new("clicks")
                 .key(format!("c{i}"))
                 .value(user.to_string()),
         )
@@ -517,13 +525,13 @@ fn independent_subtopologies_need_not_be_copartitioned() {
     let p = store.producer();
     for i in 0..30 {
         p.send(
-            Record::new("a")
+            ProducerRecord::new("a")
                 .key(format!("k{}", i % 4))
                 .value("x".to_string()),
         )
         .unwrap();
         p.send(
-            Record::new("b")
+            ProducerRecord::new("b")
                 .key(format!("k{}", i % 5))
                 .value("x".to_string()),
         )

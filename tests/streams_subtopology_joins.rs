@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, TimeWindows, Windowed};
-use riverbed::{Record, Store, TopicConfig};
+use riverbed::{ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -48,7 +48,7 @@ fn a_foreign_key_join_of_tables_with_different_partition_counts() {
     let mut truth = BTreeMap::new();
     for c in 0..20 {
         p.send(
-            Record::new("customers")
+            ProducerRecord::new("customers")
                 .key(format!("c{c}"))
                 .value(format!("name{c}")),
         )
@@ -57,7 +57,7 @@ fn a_foreign_key_join_of_tables_with_different_partition_counts() {
     for o in 0..200u32 {
         let customer = (o * 7) % 20;
         p.send(
-            Record::new("orders")
+            ProducerRecord::new("orders")
                 .key(format!("o{o}"))
                 .value(format!("c{customer}:{o}")),
         )
@@ -65,7 +65,7 @@ fn a_foreign_key_join_of_tables_with_different_partition_counts() {
         truth.insert(format!("o{o}"), format!("c{customer}:{o}@name{customer}"));
     }
     // Renaming a customer reaches every order that refers to it, whichever partitions hold them.
-    p.send(Record::new("customers").key("c7").value("renamed"))
+    p.send(ProducerRecord::new("customers").key("c7").value("renamed"))
         .unwrap();
     for v in truth.values_mut() {
         if v.starts_with("c7:") {
@@ -132,7 +132,7 @@ fn a_windowed_count_after_a_key_change_is_repartitioned() {
         let page = format!("page{}", i % 5);
         let ts = (i % 3) * 60_000 + i;
         p.send(
-            Record::new("clicks")
+            ProducerRecord::new("clicks")
                 .key(format!("session{}", i % 17))
                 .value(page.clone())
                 .timestamp(ts),

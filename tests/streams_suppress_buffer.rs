@@ -11,7 +11,7 @@ use riverbed::streams::{
     App, BufferConfig, Builder, Materialized, Serde, StreamsConfig, Suppressed, TimeWindows,
     TopologyTestDriver,
 };
-use riverbed::{ConsumerConfig, ErrorKind, Record, Store, TopicConfig, TopicPartition};
+use riverbed::{ConsumerConfig, ErrorKind, ProducerRecord, Store, TopicConfig, TopicPartition};
 
 mod common;
 
@@ -153,7 +153,7 @@ fn a_full_buffer_stops_a_running_app_without_committing_the_update() {
     let p = store.producer();
     for (k, ts) in [("a", 0), ("b", 1), ("c", 2)] {
         p.send(
-            Record::new("scores")
+            ProducerRecord::new("scores")
                 .key(k)
                 .value(5i64.encode().unwrap())
                 .timestamp(ts),

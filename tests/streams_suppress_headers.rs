@@ -16,7 +16,7 @@ use riverbed::streams::{
     TimeWindows, Topology, TopologyTestDriver, Window, Windowed,
 };
 use riverbed::{
-    CleanupPolicy, ConsumerConfig, OffsetReset, Record, Store, TopicConfig, TopicPartition,
+    CleanupPolicy, ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 mod common;
@@ -367,7 +367,7 @@ fn base() -> i64 {
 }
 
 fn send(store: &Store, base: i64, k: &str, ts: i64, h: &Headers) {
-    let mut r = Record::new("in")
+    let mut r = ProducerRecord::new("in")
         .key(k)
         .value(1i64.encode().unwrap())
         .timestamp(base + ts);
@@ -470,7 +470,7 @@ fn an_entry_of_the_unversioned_layout_stops_the_app_with_an_error_naming_the_buf
     let key = Windowed::new("a".to_string(), Window::new(base, base + 1000));
     let p = store.producer();
     p.send(
-        Record::new(BUFFER_CHANGELOG)
+        ProducerRecord::new(BUFFER_CHANGELOG)
             .key(key.encode().unwrap())
             .value(old_entry),
     )

@@ -198,7 +198,7 @@ fn a_table_and_a_stream_cannot_read_the_same_topic() {
 #[test]
 fn a_table_is_restored_from_its_changelog_after_a_restart() {
     use riverbed::streams::{App, Serde, StreamsConfig};
-    use riverbed::{Record, Store, TopicConfig};
+    use riverbed::{ProducerRecord, Store, TopicConfig};
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
@@ -215,7 +215,7 @@ fn a_table_is_restored_from_its_changelog_after_a_restart() {
     };
     let p = store.producer();
     let send = |k: &str, v: Option<i64>| {
-        let mut r = Record::new("prices").key(k);
+        let mut r = ProducerRecord::new("prices").key(k);
         if let Some(v) = v {
             r = r.value(v.encode().unwrap());
         }

@@ -15,7 +15,7 @@ use riverbed::streams::{
     App, Builder, Materialized, Serde, SessionWindows, SlidingWindows, StreamsConfig, TimeWindows,
     TopologyTestDriver, Window, Windowed,
 };
-use riverbed::{CleanupPolicy, IsolationLevel, Record, Store, TopicConfig};
+use riverbed::{CleanupPolicy, IsolationLevel, ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -513,8 +513,13 @@ fn run(
 fn send_a(store: &Store, base: i64, timestamps: &[i64]) {
     let p = store.producer();
     for ts in timestamps {
-        p.send(Record::new("in").key("a").value("v").timestamp(base + ts))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("in")
+                .key("a")
+                .value("v")
+                .timestamp(base + ts),
+        )
+        .unwrap();
     }
 }
 
@@ -615,7 +620,7 @@ fn a_changelog_without_row_timestamps_restores_values_with_an_unknown_timestamp(
     store
         .producer()
         .send(
-            Record::new(CHANGELOG)
+            ProducerRecord::new(CHANGELOG)
                 .partition(0)
                 .key("a")
                 .value(7i64.encode().unwrap())

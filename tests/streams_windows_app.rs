@@ -9,7 +9,7 @@ use std::time::Duration;
 use riverbed::streams::{
     App, Builder, Materialized, Serde, StreamsConfig, Suppressed, TimeWindows, Topology, Windowed,
 };
-use riverbed::{IsolationLevel, Record, Store, TopicConfig};
+use riverbed::{IsolationLevel, ProducerRecord, Store, TopicConfig};
 
 mod common;
 
@@ -46,7 +46,7 @@ fn send(store: &Store, events: &[(&str, i64)]) {
     let p = store.producer();
     for (k, ts) in events {
         p.send(
-            Record::new("events")
+            ProducerRecord::new("events")
                 .key(*k)
                 .value(1i64.encode().unwrap())
                 .timestamp(base() + ts),

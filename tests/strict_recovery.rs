@@ -35,15 +35,15 @@ fn batch(first: u64, n: u64) -> RecordBatch {
 }
 
 fn fill(log: &Log, until: u64) {
-    while log.next_offset() < until {
-        let next = log.next_offset();
+    while log.high_watermark() < until {
+        let next = log.high_watermark();
         log.append(&batch(next, (1 + next % 3).min(until - next)))
             .unwrap();
     }
 }
 
 fn check_records(log: &Log, end: u64) {
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
     let mut next = log.log_start_offset();
     for b in log.read(next, 1 << 30).unwrap() {
         for r in b.records().unwrap().iter() {

@@ -226,5 +226,5 @@ fn a_batch_with_a_delete_horizon_is_refused_on_append() {
     assert_eq!(batch.as_batch().delete_horizon(), Some(NOW));
     let e = log.append(&batch).unwrap_err();
     assert!(e.to_string().contains("delete horizon"), "{e}");
-    assert_eq!(log.next_offset(), 0);
+    assert_eq!(log.high_watermark(), 0);
 }

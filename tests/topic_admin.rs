@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    Compression, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, Record, Store,
+    Compression, ConsumerConfig, ErrorKind, OffsetAndMetadata, OffsetReset, ProducerRecord, Store,
     TimestampType, TopicConfig, TopicPartition,
 };
 
@@ -92,7 +92,7 @@ fn create_list_describe() {
     let p = store.producer();
     for i in 0..5u32 {
         p.send(
-            Record::new("orders")
+            ProducerRecord::new("orders")
                 .partition(i % 3)
                 .value(format!("v{i}")),
         )
@@ -119,9 +119,13 @@ fn data_and_metadata_survive_reopen() {
         store.create_topic("doomed", TopicConfig::new(2)).unwrap();
         let p = store.producer();
         for i in 0..4 {
-            p.send(Record::new("keep").partition(1).value(format!("k{i}")))
-                .unwrap();
-            p.send(Record::new("doomed").partition(0).value("x"))
+            p.send(
+                ProducerRecord::new("keep")
+                    .partition(1)
+                    .value(format!("k{i}")),
+            )
+            .unwrap();
+            p.send(ProducerRecord::new("doomed").partition(0).value("x"))
                 .unwrap();
         }
         store.delete_topic("doomed").unwrap();
@@ -163,8 +167,9 @@ fn delete_topic() {
     store.create_topic("gone", TopicConfig::new(2)).unwrap();
     store.create_topic("stays", TopicConfig::new(1)).unwrap();
     let p = store.producer();
-    p.send(Record::new("gone").partition(0).value("a")).unwrap();
-    p.send(Record::new("stays").value("b")).unwrap();
+    p.send(ProducerRecord::new("gone").partition(0).value("a"))
+        .unwrap();
+    p.send(ProducerRecord::new("stays").value("b")).unwrap();
 
     store.delete_topic("gone").unwrap();
     assert_eq!(store.list_topics(), ["stays"]);
@@ -172,7 +177,7 @@ fn delete_topic() {
         store.describe_topic("gone").unwrap_err(),
         store.delete_topic("gone").unwrap_err(),
         store.add_partitions("gone", 4).unwrap_err(),
-        p.send(Record::new("gone").value("c")).unwrap_err(),
+        p.send(ProducerRecord::new("gone").value("c")).unwrap_err(),
     ] {
         assert!(
             matches!(e.kind(), ErrorKind::UnknownTopic { topic } if topic == "gone"),
@@ -190,15 +195,19 @@ fn recreate_after_delete_starts_empty() {
     store.create_topic("t", TopicConfig::new(2)).unwrap();
     let p = store.producer();
     for i in 0..5 {
-        p.send(Record::new("t").partition(0).value(format!("old{i}")))
-            .unwrap();
+        p.send(
+            ProducerRecord::new("t")
+                .partition(0)
+                .value(format!("old{i}")),
+        )
+        .unwrap();
     }
     store.delete_topic("t").unwrap();
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let d = store.describe_topic("t").unwrap();
     assert_eq!(d.partitions.len(), 1, "the new config applies");
     assert_eq!(ends(&store, "t"), [0]);
-    let m = p.send(Record::new("t").value("new0")).unwrap();
+    let m = p.send(ProducerRecord::new("t").value("new0")).unwrap();
     assert_eq!((m.partition, m.offset), (0, 0));
     assert_eq!(read_all(&store, &tp), [(0, b"new0".to_vec())]);
     drop(p);
@@ -220,7 +229,8 @@ fn recreated_topic_does_not_inherit_committed_offsets() {
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     let p = store.producer();
     for i in 0..5 {
-        p.send(Record::new("t").value(format!("old{i}"))).unwrap();
+        p.send(ProducerRecord::new("t").value(format!("old{i}")))
+            .unwrap();
     }
     {
         let mut c = store
@@ -233,7 +243,8 @@ fn recreated_topic_does_not_inherit_committed_offsets() {
     store.delete_topic("t").unwrap();
     store.create_topic("t", TopicConfig::new(1)).unwrap();
     for i in 0..3 {
-        p.send(Record::new("t").value(format!("new{i}"))).unwrap();
+        p.send(ProducerRecord::new("t").value(format!("new{i}")))
+            .unwrap();
     }
     let mut c = store
         .consumer(
@@ -273,10 +284,10 @@ fn add_partitions() {
         let store = Store::open(dir.path()).unwrap();
         store.create_topic("t", TopicConfig::new(2)).unwrap();
         let p = store.producer();
-        p.send(Record::new("t").partition(1).value("before"))
+        p.send(ProducerRecord::new("t").partition(1).value("before"))
             .unwrap();
         let e = p
-            .send(Record::new("t").partition(3).value("x"))
+            .send(ProducerRecord::new("t").partition(3).value("x"))
             .unwrap_err();
         assert!(
             matches!(
@@ -295,10 +306,14 @@ fn add_partitions() {
         assert_eq!(d.config.get_partitions(), 5);
         assert_eq!(d.partitions.len(), 5);
         assert_eq!(ends(&store, "t"), [0, 1, 0, 0, 0], "old data is kept");
-        let m = p.send(Record::new("t").partition(3).value("new")).unwrap();
+        let m = p
+            .send(ProducerRecord::new("t").partition(3).value("new"))
+            .unwrap();
         assert_eq!((m.partition, m.offset), (3, 0));
         // Keys now spread over five partitions.
-        let m = p.send(Record::new("t").key("k").value("v")).unwrap();
+        let m = p
+            .send(ProducerRecord::new("t").key("k").value("v"))
+            .unwrap();
         assert_eq!(m.partition, riverbed::partition_for_key(b"k", 5));
 
         for bad in [5, 4, 1] {
@@ -339,7 +354,7 @@ fn subscribed_group_picks_up_added_partitions() {
     store.add_partitions("t", 3).unwrap();
     store
         .producer()
-        .send(Record::new("t").partition(2).value("p2"))
+        .send(ProducerRecord::new("t").partition(2).value("p2"))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut got = Vec::new();

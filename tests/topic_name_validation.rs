@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use riverbed::{
-    validate_topic_name, ConsumerConfig, ErrorKind, OffsetReset, Record, Store, StoreConfig,
-    TopicConfig, TopicPartition,
+    validate_topic_name, ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store,
+    StoreConfig, TopicConfig, TopicPartition,
 };
 
 fn bad_names() -> Vec<String> {
@@ -104,7 +104,7 @@ fn auto_create_and_subscribe_refuse_bad_names() {
     .unwrap();
     let e = store
         .producer()
-        .send(Record::new("a/b").value("v"))
+        .send(ProducerRecord::new("a/b").value("v"))
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::InvalidArgument(_)), "{e:?}");
     assert!(store.list_topics().is_empty());
@@ -125,7 +125,7 @@ fn all_valid_names_work_end_to_end() {
                 .unwrap_or_else(|e| panic!("create {name:?}: {e}"));
             store
                 .producer()
-                .send(Record::new(name.as_str()).partition(1).value("v"))
+                .send(ProducerRecord::new(name.as_str()).partition(1).value("v"))
                 .unwrap();
         }
         store.flush().unwrap();
@@ -151,7 +151,7 @@ fn longest_name_can_be_used_deleted_and_recreated() {
     store.add_partitions(&name, 12).unwrap();
     let m = store
         .producer()
-        .send(Record::new(name.as_str()).partition(11).value("v"))
+        .send(ProducerRecord::new(name.as_str()).partition(11).value("v"))
         .unwrap();
     assert_eq!((m.partition, m.offset), (11, 0));
 

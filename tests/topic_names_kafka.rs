@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use riverbed::{
-    validate_topic_name, ConsumerConfig, ErrorKind, OffsetReset, Record, Store, TopicConfig,
-    TopicPartition,
+    validate_topic_name, ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store,
+    TopicConfig, TopicPartition,
 };
 
 fn consume_all(store: &Store, topic: &str, group: &str, want: usize) -> Vec<String> {
@@ -51,7 +51,7 @@ fn double_underscore_topics_work_end_to_end_and_survive_reopen() {
             for v in &want {
                 store
                     .producer()
-                    .send(Record::new(name).key(v.as_str()).value(v.as_str()))
+                    .send(ProducerRecord::new(name).key(v.as_str()).value(v.as_str()))
                     .unwrap();
             }
             assert_eq!(consume_all(&store, name, "g", want.len()), want, "{name}");
@@ -90,7 +90,10 @@ fn the_internal_log_names_are_reserved_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.create_topic("t", TopicConfig::new(1)).unwrap();
-    store.producer().send(Record::new("t").value("v")).unwrap();
+    store
+        .producer()
+        .send(ProducerRecord::new("t").value("v"))
+        .unwrap();
     let mut c = store.consumer(ConsumerConfig::new("g")).unwrap();
     c.assign(&[TopicPartition::new("t", 0)]).unwrap();
     c.seek(&TopicPartition::new("t", 0), 1).unwrap();
@@ -107,7 +110,7 @@ fn the_internal_log_names_are_reserved_with_a_clear_message() {
         assert!(matches!(e.kind(), ErrorKind::InvalidArgument(_)), "{e:?}");
         let e = store
             .producer()
-            .send(Record::new(name).value("v"))
+            .send(ProducerRecord::new(name).value("v"))
             .unwrap_err();
         assert!(
             matches!(

@@ -44,8 +44,8 @@ fn batch(first: u64, n: u64) -> RecordBatch {
 }
 
 fn fill(log: &Log, until: u64) {
-    while log.next_offset() < until {
-        let next = log.next_offset();
+    while log.high_watermark() < until {
+        let next = log.high_watermark();
         log.append(&batch(next, (1 + next % 2).min(until - next)))
             .unwrap();
     }
@@ -93,7 +93,7 @@ fn read_one(log: &Log, offset: u64) -> Result<(), Error> {
 }
 
 fn check_prefix(log: &Log, end: u64) {
-    assert_eq!(log.next_offset(), end);
+    assert_eq!(log.high_watermark(), end);
     for o in log.log_start_offset()..end {
         read_one(log, o).unwrap_or_else(|e| panic!("read({o}): {e}"));
     }
@@ -226,11 +226,11 @@ fn stays_cut(
         let copy = copy_dir(dir);
         cut(&log_path(copy.path(), active), at);
         let log = Log::open(copy.path(), config()).unwrap();
-        assert_eq!(log.next_offset(), lost, "{what}");
+        assert_eq!(log.high_watermark(), lost, "{what}");
         log.close().unwrap();
 
         let log = Log::open(copy.path(), config()).unwrap();
-        assert_eq!(log.next_offset(), lost, "{what}: cut offsets came back");
+        assert_eq!(log.high_watermark(), lost, "{what}: cut offsets came back");
         check_prefix(&log, lost);
         fill(&log, lost + 10);
         check_prefix(&log, lost + 10);
@@ -253,7 +253,7 @@ fn sealed_log_cut_after_its_index_entries_is_reported_on_read() {
         cut(&path, at);
 
         let log = Log::open(copy.path(), config()).unwrap();
-        assert_eq!(log.next_offset(), RECORDS);
+        assert_eq!(log.high_watermark(), RECORDS);
         assert_eq!(log.segment_base_offsets(), bases);
         let lost = last_base..bases[k + 1];
         for o in 0..RECORDS {

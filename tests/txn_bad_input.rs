@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use riverbed::{
     Consumer, ConsumerConfig, ConsumerGroupMetadata, ErrorKind, IsolationLevel, OffsetAndMetadata,
-    Record, Result, Store, TopicConfig, TopicPartition, TransactionConfig, TransactionalProducer,
+    ProducerRecord, Result, Store, TopicConfig, TopicPartition, TransactionConfig,
+    TransactionalProducer,
 };
 use tempfile::TempDir;
 
@@ -30,8 +31,11 @@ fn setup() -> (TempDir, Store) {
     (dir, store)
 }
 
-fn rec(p: u32, v: &str) -> Record {
-    Record::new("out").partition(p).key("k").value(v.as_bytes())
+fn rec(p: u32, v: &str) -> ProducerRecord {
+    ProducerRecord::new("out")
+        .partition(p)
+        .key("k")
+        .value(v.as_bytes())
 }
 
 /// A manual group without members: its offsets may be committed by anyone.
@@ -187,11 +191,13 @@ fn validation_errors_inside_a_transaction_write_nothing_and_it_can_still_commit(
     p.send(rec(0, "a")).unwrap();
     let before = observe(&store);
 
-    let e = p.send(Record::new("nope").key("k").value("x")).unwrap_err();
+    let e = p
+        .send(ProducerRecord::new("nope").key("k").value("x"))
+        .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::UnknownTopic { .. }), "{e:?}");
     // A batch with one bad record is refused as a whole, before anything is appended.
     let e = p
-        .send_batch([rec(1, "half"), Record::new("nope").value("x")])
+        .send_batch([rec(1, "half"), ProducerRecord::new("nope").value("x")])
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::UnknownTopic { .. }), "{e:?}");
     let e = p.send(rec(7, "bad partition")).unwrap_err();

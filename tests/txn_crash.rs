@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use riverbed::{
     ConsumerGroupMetadata, ErrorKind, FlushPolicy, IsolationLevel, LogConfig, OffsetAndMetadata,
-    Record, Store, TopicConfig, TopicPartition,
+    ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
 mod common;
@@ -133,9 +133,13 @@ fn child_main(dir: &Path, run: u64) -> ! {
         let result = (|| -> riverbed::Result<()> {
             producer.begin()?;
             let n = records_per_partition(g);
-            let records: Vec<Record> = (0..n)
+            let records: Vec<ProducerRecord> = (0..n)
                 .flat_map(|i| {
-                    (0..2).map(move |p| Record::new(TOPIC).partition(p).value(value(g, p, i)))
+                    (0..2).map(move |p| {
+                        ProducerRecord::new(TOPIC)
+                            .partition(p)
+                            .value(value(g, p, i))
+                    })
                 })
                 .collect();
             if k.is_multiple_of(2) {
@@ -401,8 +405,12 @@ fn commit_transaction(p: &riverbed::TransactionalProducer, g: u64) {
     p.begin().unwrap();
     for i in 0..records_per_partition(g) {
         for part in 0..2 {
-            p.send(Record::new(TOPIC).partition(part).value(value(g, part, i)))
-                .unwrap();
+            p.send(
+                ProducerRecord::new(TOPIC)
+                    .partition(part)
+                    .value(value(g, part, i)),
+            )
+            .unwrap();
         }
     }
     p.send_offsets(&group(), &[(input(), OffsetAndMetadata::new(g + 1))])

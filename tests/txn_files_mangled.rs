@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use riverbed::{
     AbortedTxn, BatchBuilder, Compression, ConsumerGroupMetadata, FlushPolicy, IsolationLevel, Log,
-    LogConfig, OffsetAndMetadata, ProducerFields, Record, RecordBatch, Store, TopicConfig,
+    LogConfig, OffsetAndMetadata, ProducerFields, ProducerRecord, RecordBatch, Store, TopicConfig,
     TopicPartition,
 };
 use tempfile::TempDir;
@@ -62,21 +62,21 @@ fn pristine() -> TempDir {
         other.begin().unwrap();
         for j in 0..(2 + i % 3) {
             p.send(
-                Record::new("t")
+                ProducerRecord::new("t")
                     .partition((i + j) % PARTITIONS)
                     .value(format!("txn{i}-{j}")),
             )
             .unwrap();
             other
                 .send(
-                    Record::new("t")
+                    ProducerRecord::new("t")
                         .partition(j % PARTITIONS)
                         .value(format!("side{i}-{j}")),
                 )
                 .unwrap();
             plain
                 .send(
-                    Record::new("t")
+                    ProducerRecord::new("t")
                         .partition(j % PARTITIONS)
                         .value(format!("plain{i}-{j}")),
                 )
@@ -103,7 +103,7 @@ fn pristine() -> TempDir {
         }
     }
     a.begin().unwrap();
-    a.send(Record::new("t").partition(0).value("left-open"))
+    a.send(ProducerRecord::new("t").partition(0).value("left-open"))
         .unwrap();
     drop((a, b, plain));
     drop(store);
@@ -174,7 +174,7 @@ fn log_facts(dir: &Path) -> (LogFacts, Vec<PathBuf>) {
     let facts = LogFacts {
         aborted: read.aborted,
         lso: log.last_stable_offset(),
-        end: log.next_offset(),
+        end: log.high_watermark(),
         txn_indexes: Vec::new(),
     };
     log.close().unwrap();
@@ -509,17 +509,17 @@ fn a_snapshot_from_before_a_cut_tail_is_not_trusted_later() {
         .unwrap();
 
     let log = Log::open(dir.path(), config.clone()).unwrap();
-    assert_eq!(log.next_offset(), 5, "the cut tail is gone");
+    assert_eq!(log.high_watermark(), 5, "the cut tail is gone");
     for seq in 0..8 {
         log.append(&producer_batch(2, seq)).unwrap();
     }
-    assert_eq!(log.next_offset(), 13);
+    assert_eq!(log.high_watermark(), 13);
     // Producer 1 really is at sequence 4 here.
     let crashed = copy_dir(dir.path());
     drop(log);
 
     let log = Log::open(crashed.path(), config).unwrap();
-    assert_eq!(log.next_offset(), 13);
+    assert_eq!(log.high_watermark(), 13);
     let info = log.append(&producer_batch(1, 5)).unwrap();
     assert_eq!(
         info.base_offset, 13,
@@ -581,7 +581,7 @@ fn v2_batch(values: &[&str], compression: Compression) -> RecordBatch {
 fn all_records(log: &Log) -> Vec<(u64, Vec<u8>, ProducerFields, bool)> {
     let mut out = Vec::new();
     let mut next = 0;
-    while next < log.next_offset() {
+    while next < log.high_watermark() {
         for v in log.read(next, 1 << 20).unwrap() {
             let b = v.as_batch();
             for r in v.records().unwrap().iter() {
@@ -621,7 +621,7 @@ fn hand_written_version_1_batches_read_back_without_a_producer() {
     {
         let log = Log::open(dir.path(), config.clone()).unwrap();
         assert!(log.recovery_report().truncation.is_none());
-        assert_eq!(log.next_offset(), 6);
+        assert_eq!(log.high_watermark(), 6);
         assert_eq!(all_records(&log), expected_v1);
         assert_eq!(
             ProducerFields::NONE,
@@ -680,7 +680,7 @@ fn a_version_1_batch_with_transaction_bits_is_refused() {
         file.extend(to_v1(&v2_batch(&["b"], Compression::None), 1, 1 << bit));
         std::fs::write(log_path(dir.path(), 0), &file).unwrap();
         let log = Log::open(dir.path(), small_segments()).unwrap();
-        assert_eq!(log.next_offset(), 1, "bit {bit}");
+        assert_eq!(log.high_watermark(), 1, "bit {bit}");
         assert!(log.recovery_report().truncation.is_some());
         assert_eq!(log.last_stable_offset(), 1);
     }

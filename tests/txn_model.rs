@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use riverbed::{
     Consumer, ConsumerConfig, ConsumerGroupMetadata, ErrorKind, FlushPolicy, IsolationLevel,
-    LogConfig, OffsetAndMetadata, Producer, ProducerConfig, Record, Store, TopicConfig,
+    LogConfig, OffsetAndMetadata, Producer, ProducerConfig, ProducerRecord, Store, TopicConfig,
     TopicPartition, TransactionalProducer,
 };
 use tempfile::TempDir;
@@ -349,7 +349,7 @@ impl Harness {
                 let t = &tps()[tp];
                 let value = self.model.value("txn");
                 let r = self.producers[producer].send(
-                    Record::new(t.topic.clone())
+                    ProducerRecord::new(t.topic.clone())
                         .partition(t.partition)
                         .key(vec![b'k', key])
                         .value(value.clone()),
@@ -412,7 +412,7 @@ impl Harness {
                 let meta = producer
                     .unwrap()
                     .send(
-                        Record::new(t.topic.clone())
+                        ProducerRecord::new(t.topic.clone())
                             .partition(t.partition)
                             .key(vec![b'k', key])
                             .value(value.clone()),
@@ -707,7 +707,7 @@ fn a_store_with_transactions_can_be_reopened_right_after_the_drop() {
             if part == 0 {
                 std::thread::sleep(std::time::Duration::from_millis(150));
             }
-            Record::new("a").partition(part).value("v")
+            ProducerRecord::new("a").partition(part).value("v")
         });
         p.send_batch(slow).unwrap();
         drop(p);

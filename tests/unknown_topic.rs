@@ -6,8 +6,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use riverbed::{
-    ConsumerConfig, ErrorKind, OffsetReset, Record, Store, StoreConfig, TimestampType, TopicConfig,
-    TopicPartition,
+    ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, StoreConfig, TimestampType,
+    TopicConfig, TopicPartition,
 };
 
 fn is_unknown(e: &riverbed::Error, name: &str) -> bool {
@@ -21,22 +21,24 @@ fn unknown_topic_without_auto_create() {
     store.create_topic("known", TopicConfig::new(1)).unwrap();
     let p = store.producer();
 
-    let e = p.send(Record::new("missing").value("v")).unwrap_err();
-    assert!(is_unknown(&e, "missing"), "{e:?}");
     let e = p
-        .send(Record::new("missing").key("k").value("v"))
+        .send(ProducerRecord::new("missing").value("v"))
         .unwrap_err();
     assert!(is_unknown(&e, "missing"), "{e:?}");
     let e = p
-        .send(Record::new("missing").partition(0).value("v"))
+        .send(ProducerRecord::new("missing").key("k").value("v"))
+        .unwrap_err();
+    assert!(is_unknown(&e, "missing"), "{e:?}");
+    let e = p
+        .send(ProducerRecord::new("missing").partition(0).value("v"))
         .unwrap_err();
     assert!(is_unknown(&e, "missing"), "{e:?}");
 
     // A batch naming an unknown topic writes nothing, not even its records for known topics.
     let e = p
         .send_batch([
-            Record::new("known").value("a"),
-            Record::new("missing").value("b"),
+            ProducerRecord::new("known").value("a"),
+            ProducerRecord::new("missing").value("b"),
         ])
         .unwrap_err();
     assert!(is_unknown(&e, "missing"), "{e:?}");
@@ -87,7 +89,7 @@ fn subscribing_to_a_topic_before_it_exists() {
     store.create_topic("later", TopicConfig::new(2)).unwrap();
     store
         .producer()
-        .send(Record::new("later").partition(1).value("hello"))
+        .send(ProducerRecord::new("later").partition(1).value("hello"))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut got = Vec::new();
@@ -109,7 +111,9 @@ fn auto_create_uses_the_default_topic_config() {
     {
         let store = Store::open_with(dir.path(), config.clone()).unwrap();
         let p = store.producer();
-        let m = p.send(Record::new("auto").partition(2).value("v")).unwrap();
+        let m = p
+            .send(ProducerRecord::new("auto").partition(2).value("v"))
+            .unwrap();
         assert_eq!((m.topic.as_str(), m.partition, m.offset), ("auto", 2, 0));
         let d = store.describe_topic("auto").unwrap();
         assert_eq!(d.config.get_partitions(), 3);
@@ -122,8 +126,8 @@ fn auto_create_uses_the_default_topic_config() {
         // send_batch creates too.
         let ms = p
             .send_batch([
-                Record::new("auto2").key("k").value("a"),
-                Record::new("auto2").key("k").value("b"),
+                ProducerRecord::new("auto2").key("k").value("a"),
+                ProducerRecord::new("auto2").key("k").value("b"),
             ])
             .unwrap();
         assert_eq!(ms.len(), 2);
@@ -132,7 +136,7 @@ fn auto_create_uses_the_default_topic_config() {
 
         // A partition beyond the default count is still an error, and the topic exists.
         let e = p
-            .send(Record::new("auto3").partition(7).value("v"))
+            .send(ProducerRecord::new("auto3").partition(7).value("v"))
             .unwrap_err();
         assert!(
             matches!(e.kind(), ErrorKind::UnknownPartition { partition: 7, .. }),
@@ -158,7 +162,7 @@ fn auto_create_uses_the_default_topic_config() {
     // Reopened without auto-create, unknown topics are errors again.
     let e = store
         .producer()
-        .send(Record::new("auto4").value("v"))
+        .send(ProducerRecord::new("auto4").value("v"))
         .unwrap_err();
     assert!(is_unknown(&e, "auto4"), "{e:?}");
 }
@@ -181,7 +185,7 @@ fn concurrent_first_sends_create_the_topic_once() {
             let b = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 b.wait();
-                p.send(Record::new("race").value(format!("{i}")))
+                p.send(ProducerRecord::new("race").value(format!("{i}")))
                     .map(|m| m.offset)
             })
         })

@@ -405,7 +405,7 @@ pub fn recover_segment(data: &[u8]) {
         Ok(log) => log,
         Err(e) => panic!("TruncateTail open failed on a damaged tail: {e}"),
     };
-    let next = log.next_offset();
+    let next = log.high_watermark();
     assert_eq!(log.log_start_offset(), 0);
     #[cfg(feature = "internals")]
     {
@@ -470,7 +470,7 @@ pub fn recover_segment(data: &[u8]) {
         Err(e) => panic!("reopen after a clean close failed (stale bytes past the end?): {e}"),
     };
     assert_eq!(
-        log.next_offset(),
+        log.high_watermark(),
         next + 1,
         "reopen after a clean close found other offsets than were kept and appended (stale bytes \
          past the recovered end read back as data?): {:?}",

@@ -276,12 +276,12 @@ pub trait RebalanceListener: Send {
 ///
 /// ```
 /// use std::time::Duration;
-/// use riverbed::{ConsumerConfig, OffsetReset, Record, Store, TopicConfig};
+/// use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
 /// store.create_topic("payments", TopicConfig::new(2))?;
-/// store.producer().send(Record::new("payments").key("alice").value("+50"))?;
+/// store.producer().send(ProducerRecord::new("payments").key("alice").value("+50"))?;
 ///
 /// let mut consumer = store.consumer(ConsumerConfig::new("balances").auto_offset_reset(OffsetReset::Earliest))?;
 /// consumer.subscribe(&["payments"])?;
@@ -488,7 +488,7 @@ impl Consumer {
     /// reading committed records only.
     fn end_of(&self, log: &crate::Log) -> u64 {
         match self.config.isolation_level {
-            IsolationLevel::ReadUncommitted => log.next_offset(),
+            IsolationLevel::ReadUncommitted => log.high_watermark(),
             IsolationLevel::ReadCommitted => log.last_stable_offset(),
         }
     }
@@ -966,7 +966,7 @@ impl Consumer {
         // At the end: nothing yet. Past the end or below the start: `read` says
         // OffsetOutOfRange and the position is reset below (or, without a reset policy, the
         // error is the caller's).
-        if pos == part.log.next_offset() {
+        if pos == part.log.high_watermark() {
             return Ok(());
         }
         let read = match self.read(&part.log, pos, *remaining) {

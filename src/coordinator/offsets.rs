@@ -174,7 +174,7 @@ impl OffsetStore {
         let mut state = HashMap::new();
         let mut pending: HashMap<i64, Vec<Entry>> = HashMap::new();
         let mut next = log.log_start_offset();
-        while next < log.next_offset() {
+        while next < log.high_watermark() {
             let batches = log.read(next, 1 << 20)?;
             let Some(last) = batches.last() else { break };
             let after = last.last_offset() + 1;
@@ -391,7 +391,7 @@ impl OffsetStore {
             return Ok(());
         }
         self.log.roll()?;
-        let start = self.log.next_offset();
+        let start = self.log.high_watermark();
         let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for ((group, tp), v) in state {

@@ -283,7 +283,7 @@ impl Coordinator {
         let mut live: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         let mut pid_block_end = 0i64;
         let mut next = log.log_start_offset();
-        while next < log.next_offset() {
+        while next < log.high_watermark() {
             let batches = log.read(next, 1 << 20)?;
             let Some(last) = batches.last() else { break };
             next = last.last_offset() + 1;
@@ -386,7 +386,7 @@ impl Coordinator {
             return Ok(());
         }
         self.log.roll()?;
-        let start = self.log.next_offset();
+        let start = self.log.high_watermark();
         let now = crate::clock::now_ms();
         let mut b = BatchBuilder::new(Compression::None);
         for (k, v) in live {

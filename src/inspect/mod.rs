@@ -8,12 +8,12 @@
 //! consistent up to what the writer had written when the view was opened: see [`PartitionView`].
 //!
 //! ```
-//! use riverbed::{inspect::StoreView, Record, Store, TopicConfig};
+//! use riverbed::{inspect::StoreView, ProducerRecord, Store, TopicConfig};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
 //! store.create_topic("events", TopicConfig::new(2))?;
-//! store.producer().send(Record::new("events").partition(1).value("x"))?;
+//! store.producer().send(ProducerRecord::new("events").partition(1).value("x"))?;
 //!
 //! let view = StoreView::open(dir.path())?;                  // while `store` is open
 //! let d = view.describe_topic("events")?;

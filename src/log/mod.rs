@@ -657,7 +657,7 @@ impl Log {
 
     /// The offset the next record will get: the high watermark. Every offset below it is
     /// readable.
-    pub fn next_offset(&self) -> u64 {
+    pub fn high_watermark(&self) -> u64 {
         self.inner.next_offset.load(Ordering::Acquire)
     }
 
@@ -747,7 +747,7 @@ impl Log {
         };
         LogMetrics {
             log_start_offset: self.log_start_offset(),
-            log_end_offset: self.next_offset(),
+            log_end_offset: self.high_watermark(),
             size_bytes: self.size_in_bytes(),
             segments: self.segment_count(),
             appended_records: load(&c.appended_records),
@@ -776,7 +776,7 @@ impl Log {
     /// # Errors
     /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io) (which poisons the log).
     pub fn flush(&self) -> Result<()> {
-        self.inner.sync_to(self.next_offset())
+        self.inner.sync_to(self.high_watermark())
     }
 
     /// Seals the active segment and starts a new one (if the active one holds anything).
@@ -1014,7 +1014,7 @@ impl std::fmt::Debug for Log {
         f.debug_struct("Log")
             .field("dir", &self.inner.dir)
             .field("log_start_offset", &self.log_start_offset())
-            .field("next_offset", &self.next_offset())
+            .field("next_offset", &self.high_watermark())
             .finish()
     }
 }

@@ -71,7 +71,7 @@ fn append_read_roll_reopen() {
         "{:?}",
         log.recovery_report()
     );
-    assert_eq!(log.next_offset(), 600);
+    assert_eq!(log.high_watermark(), 600);
     assert_eq!(values(&log, 0), expected);
     let info = log.append(&batch(5000, 1, "after")).unwrap();
     assert_eq!(info.base_offset, 600);
@@ -102,7 +102,7 @@ fn reopen_without_clean_close_scans_and_keeps_data() {
         let e = e.unwrap();
         eprintln!("{:?} {}", e.file_name(), e.metadata().unwrap().len());
     }
-    assert_eq!(log2.next_offset(), 100);
+    assert_eq!(log2.high_watermark(), 100);
     assert!(log2.recovery_report().scanned_bytes > 0);
     assert_eq!(values(&log2, 0).len(), 100);
     drop(log);
@@ -189,7 +189,7 @@ fn second_open_is_locked_and_oversized_is_refused() {
     b.append(0, None, Some(&[7u8; 3000]), &[]);
     let e = log.append(&b.build().unwrap()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::RecordTooLarge { .. }));
-    assert_eq!(log.next_offset(), 0);
+    assert_eq!(log.high_watermark(), 0);
 }
 
 #[test]

@@ -69,12 +69,12 @@ impl Store {
     /// Cheap: it reads counters and offsets, never the log files.
     ///
     /// ```
-    /// use riverbed::{Record, Store, TopicConfig};
+    /// use riverbed::{ProducerRecord, Store, TopicConfig};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path())?;
     /// store.create_topic("t", TopicConfig::new(1))?;
-    /// store.producer().send(Record::new("t").value("v"))?;
+    /// store.producer().send(ProducerRecord::new("t").value("v"))?;
     /// let m = store.metrics();
     /// assert_eq!(m.partitions[0].log.log_end_offset, 1);
     /// assert_eq!(m.partitions[0].log.appended_records, 1);
@@ -115,7 +115,7 @@ impl Store {
                 let Ok(p) = inner.partition(&tp) else {
                     continue;
                 };
-                let (start, end) = (p.log.log_start_offset(), p.log.next_offset());
+                let (start, end) = (p.log.log_start_offset(), p.log.high_watermark());
                 lags.push(GroupPartitionLag {
                     lag: end.saturating_sub(committed.unwrap_or(start).max(start)),
                     partition: tp,

@@ -125,7 +125,7 @@ impl Headers {
         put_headers(out, self.len(), self.iter());
     }
 
-    /// The headers as a producer [`Record`](crate::Record) holds them; no copy unless another
+    /// The headers as a producer [`ProducerRecord`](crate::ProducerRecord) holds them; no copy unless another
     /// record still shares them.
     pub(crate) fn into_entries(self) -> Vec<Header> {
         match self.entries {

@@ -14,7 +14,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::consumer::{ConsumerGroupMetadata, OffsetAndMetadata};
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::error::{Error, ErrorKind, Result};
-use crate::producer::{Metadata, Record, RecordMetadata, Sequencer};
+use crate::producer::{Metadata, ProducerRecord, RecordMetadata, Sequencer};
 use crate::store::Store;
 use crate::topic::TopicPartition;
 use coordinator::{invalid_state, Member, OpenTxn, Target, TxnEntry};
@@ -57,7 +57,7 @@ impl Default for TransactionConfig {
 /// transactional producer does. `Send + Sync`; its calls are serialised.
 ///
 /// ```
-/// use riverbed::{ConsumerConfig, IsolationLevel, Record, Store, TopicConfig};
+/// use riverbed::{ConsumerConfig, IsolationLevel, ProducerRecord, Store, TopicConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
@@ -65,11 +65,11 @@ impl Default for TransactionConfig {
 /// let producer = store.transactional_producer("copier")?;
 ///
 /// producer.begin()?;
-/// producer.send(Record::new("out").key("k").value("kept"))?;
+/// producer.send(ProducerRecord::new("out").key("k").value("kept"))?;
 /// producer.commit()?;
 ///
 /// producer.begin()?;
-/// producer.send(Record::new("out").key("k").value("dropped"))?;
+/// producer.send(ProducerRecord::new("out").key("k").value("dropped"))?;
 /// producer.abort()?;
 ///
 /// let mut consumer =
@@ -239,7 +239,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// As [`send_batch`](Self::send_batch).
-    pub fn send(&self, record: Record) -> Result<RecordMetadata> {
+    pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         self.send_batch([record])?
             .pop()
             .ok_or_else(|| Error::invalid("a sent record has no metadata"))
@@ -254,7 +254,7 @@ impl TransactionalProducer {
     /// errors change nothing; an append error leaves the transaction able only to abort.
     pub fn send_batch(
         &self,
-        records: impl IntoIterator<Item = Record>,
+        records: impl IntoIterator<Item = ProducerRecord>,
     ) -> Result<Vec<RecordMetadata>> {
         self.send_records(records, Metadata::PerRecord)
     }
@@ -265,13 +265,13 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// As [`send_batch`](Self::send_batch).
-    pub fn send_all(&self, records: impl IntoIterator<Item = Record>) -> Result<()> {
+    pub fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Result<()> {
         self.send_records(records, Metadata::Skip).map(|_| ())
     }
 
     fn send_records(
         &self,
-        records: impl IntoIterator<Item = Record>,
+        records: impl IntoIterator<Item = ProducerRecord>,
         metadata: Metadata,
     ) -> Result<Vec<RecordMetadata>> {
         let mut guard = self.open_entry("send")?;

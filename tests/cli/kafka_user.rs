@@ -458,7 +458,7 @@ fn kafka_time_formats() {
 /// s@ and e@ bound what is printed by record time.
 #[test]
 fn start_and_stop_times() {
-    use riverbed::{Record, Store};
+    use riverbed::{ProducerRecord, Store};
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
     {
@@ -468,7 +468,7 @@ fn start_and_stop_times() {
             .expect("create");
         let p = store.producer();
         for (ts, v) in [(1000, "a"), (2000, "b"), (3000, "c"), (4000, "d")] {
-            p.send(Record::new("t").value(v).timestamp(ts))
+            p.send(ProducerRecord::new("t").value(v).timestamp(ts))
                 .expect("send");
         }
         store.flush().expect("flush");
@@ -489,7 +489,7 @@ fn start_and_stop_times() {
 /// modes.
 #[test]
 fn read_committed_hides_aborted_transactions() {
-    use riverbed::{Record, Store};
+    use riverbed::{ProducerRecord, Store};
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
     {
@@ -499,18 +499,20 @@ fn read_committed_hides_aborted_transactions() {
             .expect("create");
         store
             .producer()
-            .send(Record::new("t").value("plain"))
+            .send(ProducerRecord::new("t").value("plain"))
             .expect("send");
         let tx = store.transactional_producer("tx").expect("txn producer");
         tx.begin().expect("begin");
-        tx.send(Record::new("t").value("aborted")).expect("send");
+        tx.send(ProducerRecord::new("t").value("aborted"))
+            .expect("send");
         tx.abort().expect("abort");
         tx.begin().expect("begin");
-        tx.send(Record::new("t").value("committed")).expect("send");
+        tx.send(ProducerRecord::new("t").value("committed"))
+            .expect("send");
         tx.commit().expect("commit");
         store
             .producer()
-            .send(Record::new("t").value("after"))
+            .send(ProducerRecord::new("t").value("after"))
             .expect("send");
         store.flush().expect("flush");
     }

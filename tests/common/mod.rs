@@ -49,7 +49,7 @@ pub type ReadRecord = (u64, Option<Vec<u8>>, Option<Vec<u8>>, i64);
 pub fn read_all(log: &riverbed::Log, max_bytes: usize) -> Vec<ReadRecord> {
     let mut out: Vec<ReadRecord> = Vec::new();
     let mut pos = log.log_start_offset();
-    while pos < log.next_offset() {
+    while pos < log.high_watermark() {
         let batches = log.read(pos, max_bytes).unwrap();
         if batches.is_empty() {
             // A gap reaching to the end of the sealed part: nothing until the next append.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use riverbed::{ErrorKind, Producer, Record};
+use riverbed::{ErrorKind, Producer, ProducerRecord};
 
 use crate::out::unescape;
 use crate::{open_store, usage, Cli, CmdResult, Failure};
@@ -86,7 +86,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn record(&self, m: &[u8]) -> Record {
+    fn record(&self, m: &[u8]) -> ProducerRecord {
         let split = self.key_delimiter.as_deref().and_then(|d| {
             m.windows(d.len())
                 .position(|w| w == d)
@@ -96,7 +96,7 @@ impl Shape {
             Some((k, v)) => (Some(k), v),
             None => (None, m),
         };
-        let mut r = Record::new(self.topic.as_str());
+        let mut r = ProducerRecord::new(self.topic.as_str());
         match key {
             Some(k) if !(self.null && k.is_empty()) => r = r.key(k),
             _ => {}
@@ -360,7 +360,8 @@ impl Sender<'_> {
         if batch.is_empty() {
             return Ok(());
         }
-        let records: Vec<Record> = batch.iter().map(|m| self.shape.record(&m.bytes)).collect();
+        let records: Vec<ProducerRecord> =
+            batch.iter().map(|m| self.shape.record(&m.bytes)).collect();
         match self.producer.send_batch(records) {
             Ok(_) => {
                 self.sent += batch.len() as u64;

@@ -59,7 +59,7 @@ use crate::topic::TopicConfig;
 /// ```
 /// use std::time::Duration;
 /// use riverbed::streams::{App, Builder, Materialized, Serde, StreamsConfig};
-/// use riverbed::{Record, Store, TopicConfig};
+/// use riverbed::{ProducerRecord, Store, TopicConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
@@ -77,7 +77,7 @@ use crate::topic::TopicConfig;
 ///
 /// let p = store.producer();
 /// for (who, amount) in [("alice", 50i64), ("bob", 18), ("alice", 25), ("alice", -60)] {
-///     p.send(Record::new("payments").key(who).value(amount.encode()?))?;
+///     p.send(ProducerRecord::new("payments").key(who).value(amount.encode()?))?;
 /// }
 /// let balances = app.store::<String, i64>("balances")?;          // interactive query
 /// while balances.get("alice")? != Some(15) || balances.get("bob")? != Some(18) {

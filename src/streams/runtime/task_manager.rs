@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::consumer::{Consumer, OffsetAndMetadata};
 use crate::error::{Error, Result};
-use crate::producer::{Producer, Record};
+use crate::producer::{Producer, ProducerRecord};
 use crate::store::Store;
 use crate::streams::headers::Headers;
 use crate::streams::runtime::restore::{restore_task, save_task};
@@ -60,8 +60,8 @@ pub(super) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn to_record(o: OutRecord) -> Record {
-    let mut r = Record::with_shared_topic(o.topic)
+fn to_record(o: OutRecord) -> ProducerRecord {
+    let mut r = ProducerRecord::with_shared_topic(o.topic)
         .timestamp(o.timestamp)
         .with_headers(o.headers.into_entries());
     if let Some(k) = o.key {
@@ -76,7 +76,7 @@ fn to_record(o: OutRecord) -> Record {
 impl ThreadState {
     /// Sends what the sinks wrote (into the open transaction, with exactly-once).
     pub(super) fn send_outputs(&mut self) -> Result<()> {
-        let records: Vec<Record> = self
+        let records: Vec<ProducerRecord> = self
             .tasks
             .values_mut()
             .flat_map(Task::take_outputs)
@@ -128,7 +128,7 @@ impl ThreadState {
                         t
                     }
                 };
-                let mut r = Record::with_shared_topic(topic)
+                let mut r = ProducerRecord::with_shared_topic(topic)
                     .partition(task.partition())
                     .key(key.to_vec());
                 if let Some(v) = value {
