@@ -14,7 +14,7 @@
 //!
 //! Killed and restarted, it goes on where the last commit left it: state is restored from the
 //! checkpoint snapshot its last clean close wrote plus the changelog after it, inputs resume at
-//! committed offsets. `tests/streams_exactly_once_sigkill.rs` kills it at random points many
+//! committed offsets. `tests/streams/exactly_once_sigkill.rs` kills it at random points many
 //! times and checks the counts it leaves behind.
 
 use std::time::Duration;

@@ -184,7 +184,7 @@ impl TimeWindows {
 /// the windows Kafka creates: the previous record's right window (Kafka finds the previous
 /// record through the stored window ending at or just before the record), its own left window
 /// and its own right window. The results and their order are Kafka's (its unit tests, in
-/// `tests/streams_sliding_kafka.rs`). One deliberate difference: Kafka builds a new window by
+/// `tests/streams/sliding_kafka.rs`). One deliberate difference: Kafka builds a new window by
 /// copying the aggregate and latest timestamp of a neighbouring stored window, which misses a
 /// record that arrived after that neighbour had closed (such a record is then in no window of
 /// Kafka's, although one that holds it is open). Riverbed keeps the raw records (in a second

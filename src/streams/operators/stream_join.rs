@@ -32,7 +32,7 @@
 //! records of a side whose unmatched records are not emitted stay held for the retention, as
 //! in Kafka. (No Kafka unit test exercises this case; every case of
 //! `KStreamKStreamJoinTest`, `KStreamKStreamLeftJoinTest` and `KStreamKStreamOuterJoinTest`
-//! translated in `tests/streams_stream_join_kafka.rs` gives Kafka's results.)
+//! translated in `tests/streams/stream_join_kafka.rs` gives Kafka's results.)
 //!
 //! **State.** Each side's records wait in a state store (`<name>-this-join-store` for the left
 //! side, `<name>-other-join-store` for the right; the name is generated, e.g.

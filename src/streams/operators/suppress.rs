@@ -39,7 +39,7 @@
 //!
 //! **Where Riverbed differs from Kafka, on purpose** (checked against Kafka's
 //! `SuppressScenarioTest` and `KTableSuppressProcessorTest`, translated in
-//! `tests/streams_suppress_kafka.rs`):
+//! `tests/streams/suppress_kafka.rs`):
 //!
 //! - Kafka's `BufferConfig.maxRecords(n)`/`maxBytes(n)` emit early unless told
 //!   `shutDownWhenFull()`; Riverbed's [`BufferConfig::max_records`]/[`BufferConfig::max_bytes`]

@@ -19,7 +19,7 @@ use riverbed::{
     CleanupPolicy, ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
-mod common;
+use crate::common;
 
 fn headers_of(pairs: &[(&str, &str)]) -> Headers {
     pairs.iter().copied().collect()

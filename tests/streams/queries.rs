@@ -14,7 +14,7 @@
 //!   are found as such, a store of another type is refused naming both types, an unknown name
 //!   finds nothing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use riverbed::{
     TopicPartition,
 };
 
-mod common;
+use crate::common;
 
 const PARTITIONS: u32 = 2;
 const APP: &str = "ckpt-app";

@@ -17,7 +17,7 @@ use riverbed::streams::{
 };
 use riverbed::{CleanupPolicy, IsolationLevel, ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 fn key(k: u8) -> String {
     format!("k{k}")

@@ -13,7 +13,7 @@ use riverbed::{
 };
 use serde::{Deserialize, Serialize};
 
-mod common;
+use crate::common;
 
 /// A map keyed by grid cells: JSON object keys must be strings, so a non-empty one has no JSON.
 type Grid = HashMap<(i32, i32), i32>;

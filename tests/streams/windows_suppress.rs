@@ -14,7 +14,7 @@ use riverbed::streams::{
     Window, Windowed,
 };
 
-mod common;
+use crate::common;
 
 fn key(k: u8) -> String {
     format!("k{k}")

@@ -8,7 +8,7 @@ use riverbed::{
     ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
-mod common;
+use crate::common;
 
 const PARTITIONS: u32 = 4;
 

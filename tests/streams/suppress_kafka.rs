@@ -30,7 +30,7 @@ use riverbed::streams::{
 };
 use riverbed::ErrorKind;
 
-mod common;
+use crate::common;
 
 fn ms(n: i64) -> Duration {
     Duration::from_millis(n as u64)

@@ -13,7 +13,7 @@ use riverbed::streams::{
 };
 use riverbed::{ConsumerConfig, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition};
 
-mod common;
+use crate::common;
 
 const PARTITIONS: u32 = 2;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use riverbed::streams::{App, Builder, JoinWindows, StreamsConfig, Topology};
 use riverbed::{ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 const PARTITIONS: u32 = 2;
 

@@ -7,7 +7,7 @@
 //!     records the child committed, reprocesses what the child did not commit, and every key's
 //!     count must equal the number of input records with that key.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -24,7 +24,7 @@ const PARTITIONS: u32 = 2;
 /// multiple of 5 gets two more.
 const SECOND_ROUND: u64 = 400_000;
 const CHILD_ENV: &str = "RESTORE_1M_CHILD";
-const TEST_NAME: &str = "one_million_keys_restore_from_checkpoint_and_after_sigkill";
+const TEST_NAME: &str = "restore_1m::one_million_keys_restore_from_checkpoint_and_after_sigkill";
 
 fn key(i: u64) -> String {
     format!("k{i:07}")

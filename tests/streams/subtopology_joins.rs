@@ -10,7 +10,7 @@ use std::time::Duration;
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, TimeWindows, Windowed};
 use riverbed::{ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 #[test]
 fn a_foreign_key_join_of_tables_with_different_partition_counts() {

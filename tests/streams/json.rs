@@ -11,7 +11,7 @@ use riverbed::streams::{
 use riverbed::{ErrorKind, ProducerRecord, Store, TopicConfig};
 use serde::{Deserialize, Serialize};
 
-mod common;
+use crate::common;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Order {

@@ -10,7 +10,7 @@
 //!
 //! In both, the application's committed offsets cover every input.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

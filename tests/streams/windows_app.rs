@@ -11,7 +11,7 @@ use riverbed::streams::{
 };
 use riverbed::{IsolationLevel, ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 const PARTITIONS: u32 = 2;
 

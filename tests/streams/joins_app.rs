@@ -9,7 +9,7 @@ use riverbed::{
     ConsumerConfig, ErrorKind, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
-mod common;
+use crate::common;
 
 /// A deterministic pseudo-random sequence (xorshift).
 fn random(seed: u64, n: usize) -> Vec<u64> {

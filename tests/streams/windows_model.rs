@@ -11,7 +11,7 @@ use riverbed::streams::{
     Windowed,
 };
 
-mod common;
+use crate::common;
 
 fn key(k: u8) -> String {
     format!("k{k}")
@@ -101,7 +101,7 @@ proptest! {
         prop_assert_eq!(&got, &model);
         prop_assert_eq!(d.metrics().dropped_records, dropped);
         // A key-value view of a window store is refused, as Kafka's keyValueStore() query type
-        // refuses a window store (tests/streams_queries.rs has the cases).
+        // refuses a window store (tests/streams/queries.rs has the cases).
         let kv = d.store::<Windowed<String>, String>("w");
         prop_assert!(
             matches!(

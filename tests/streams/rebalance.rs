@@ -16,7 +16,7 @@ use riverbed::{
     ConsumerConfig, IsolationLevel, OffsetReset, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
-mod common;
+use crate::common;
 
 const APP: &str = "rebalance-app";
 const PARTITIONS: u32 = 6;

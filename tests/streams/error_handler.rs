@@ -11,7 +11,7 @@ use std::time::Duration;
 use riverbed::streams::{App, Builder, Materialized, Serde, StreamThreadAction, StreamsConfig};
 use riverbed::{ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 const PARTITIONS: u32 = 4;
 const POISON: &str = "poison";

@@ -161,7 +161,7 @@ fn late_record_updates_the_later_windows_that_are_still_open() {
 /// k@46 creates [23, 46]. Kafka copies the aggregate of the closed [0, 23] (which never got
 /// k@23) and finds no previous record in it, so its [23, 46] holds k@46 alone and it never
 /// creates [24, 47]; Riverbed's [23, 46] holds k@23 and k@46, and k@23's right window
-/// [24, 47] holds k@46. Found by the model test in tests/streams_windows_model.rs.
+/// [24, 47] holds k@46. Found by the model test in tests/streams/windows_model.rs.
 #[test]
 fn a_window_created_later_holds_every_accepted_record_within_it() {
     let mut d = driver(

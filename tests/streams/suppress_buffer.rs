@@ -13,7 +13,7 @@ use riverbed::streams::{
 };
 use riverbed::{ConsumerConfig, ErrorKind, ProducerRecord, Store, TopicConfig, TopicPartition};
 
-mod common;
+use crate::common;
 
 const LIMIT_MS: i64 = 100;
 

@@ -7,7 +7,7 @@
 //! Not translated: the null-key cases (a Riverbed key is never null), the null-argument cases
 //! (Rust's types rule them out), negative gaps and graces (a `Duration` is never negative), the
 //! `EmitStrategy.onWindowClose()` variants (Riverbed has no emit strategy; its
-//! `suppress(until_window_closes)` gives final results, tested in `streams_suppress_kafka.rs`)
+//! `suppress(until_window_closes)` gives final results, tested in `tests/streams/suppress_kafka.rs`)
 //! and the caching-enabled variants (Riverbed has no record cache).
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use riverbed::streams::{
     Builder, KTable, Materialized, SessionWindows, TopologyTestDriver, Window, Windowed,
 };
 
-mod common;
+use crate::common;
 
 const GAP_MS: i64 = 5 * 60 * 1000;
 

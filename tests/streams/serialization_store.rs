@@ -16,7 +16,7 @@ use riverbed::{
     Error, ErrorKind, IsolationLevel, ProducerRecord, Store, TopicConfig, TopicPartition,
 };
 
-mod common;
+use crate::common;
 
 /// The largest total a [`Capped`] encodes.
 const CAP: i64 = 100;

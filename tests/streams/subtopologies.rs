@@ -14,7 +14,7 @@ use riverbed::streams::{
 };
 use riverbed::{IsolationLevel, ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 fn store_with(topics: &[(&str, u32)]) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

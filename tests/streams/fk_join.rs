@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use riverbed::streams::{App, Builder, Materialized, StreamsConfig, Topology, TopologyTestDriver};
 use riverbed::{ProducerRecord, Store, TopicConfig};
 
-mod common;
+use crate::common;
 
 /// The model's left values: `c<fk>:<payload>`, or `-:<payload>` for a null foreign key.
 fn left_value(fk: Option<u8>, payload: u8) -> String {
