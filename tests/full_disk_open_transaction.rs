@@ -78,11 +78,7 @@ fn crash_with_open_transaction(dir: &Path, decided: bool) {
         .unwrap();
     txn.send(ProducerRecord::new("t").partition(1).value("in-txn"))
         .unwrap();
-    let group = ConsumerGroupMetadata {
-        group_id: "g".into(),
-        generation: 0,
-        member_id: None,
-    };
+    let group = ConsumerGroupMetadata::new("g");
     txn.send_offsets(&group, &[(tp(0), OffsetAndMetadata::new(1))])
         .unwrap();
     if decided {

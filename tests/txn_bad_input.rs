@@ -40,11 +40,7 @@ fn rec(p: u32, v: &str) -> ProducerRecord {
 
 /// A manual group without members: its offsets may be committed by anyone.
 fn group(name: &str) -> ConsumerGroupMetadata {
-    ConsumerGroupMetadata {
-        group_id: name.to_string(),
-        generation: 0,
-        member_id: None,
-    }
+    ConsumerGroupMetadata::new(name)
 }
 
 /// Everything a reader can observe.
@@ -288,15 +284,11 @@ fn send_offsets_for_partitions_the_member_does_not_own_fail_with_commit_failed()
     assert_commit_failed(p.send_offsets(&meta, &[(tp("in", 9), om(53))]));
     assert_commit_failed(p.send_offsets(&meta, &[(tp("nope", 0), om(54))]));
     // A member id the group does not know, and a stale generation.
-    let stranger = ConsumerGroupMetadata {
-        member_id: Some("not-a-member".into()),
-        ..meta.clone()
-    };
+    let mut stranger = meta.clone();
+    stranger.member_id = Some("not-a-member".into());
     assert_commit_failed(p.send_offsets(&stranger, &[(mine.clone(), om(55))]));
-    let stale = ConsumerGroupMetadata {
-        generation: meta.generation.wrapping_sub(1),
-        ..meta.clone()
-    };
+    let mut stale = meta.clone();
+    stale.generation = meta.generation.wrapping_sub(1);
     assert_commit_failed(p.send_offsets(&stale, &[(mine.clone(), om(56))]));
     // A manual-assignment identity may not commit for a group that has members.
     assert_commit_failed(p.send_offsets(&group("g"), &[(mine.clone(), om(57))]));

@@ -67,11 +67,7 @@ fn parse_value(v: &[u8]) -> (u64, u32, u32) {
 }
 
 fn group() -> ConsumerGroupMetadata {
-    ConsumerGroupMetadata {
-        group_id: GROUP.into(),
-        generation: 0,
-        member_id: None,
-    }
+    ConsumerGroupMetadata::new(GROUP)
 }
 
 fn topic_config(flush: FlushPolicy) -> TopicConfig {

@@ -51,11 +51,7 @@ fn pristine() -> TempDir {
     let a = store.transactional_producer("a").unwrap();
     let b = store.transactional_producer("b").unwrap();
     let plain = store.producer();
-    let group = ConsumerGroupMetadata {
-        group_id: "g".into(),
-        generation: 0,
-        member_id: None,
-    };
+    let group = ConsumerGroupMetadata::new("g");
     for i in 0..24u32 {
         let (p, other) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
         p.begin().unwrap();

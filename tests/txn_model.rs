@@ -262,11 +262,7 @@ fn template(flush: FlushPolicy) -> &'static std::path::Path {
 }
 
 fn group() -> ConsumerGroupMetadata {
-    ConsumerGroupMetadata {
-        group_id: GROUP.into(),
-        generation: 0,
-        member_id: None,
-    }
+    ConsumerGroupMetadata::new(GROUP)
 }
 
 impl Harness {

@@ -206,6 +206,7 @@ pub enum IsolationLevel {
 /// ([`TransactionalProducer::send_offsets`](crate::TransactionalProducer::send_offsets)): the
 /// group, and the member and generation whose ownership of the partitions is checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerGroupMetadata {
     /// The group id.
     pub group_id: String,
@@ -213,6 +214,19 @@ pub struct ConsumerGroupMetadata {
     pub generation: u32,
     /// The member id (`None` for a consumer with manually assigned partitions).
     pub member_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// The metadata of a group without a member: generation 0, no member id (Kafka's
+    /// `new ConsumerGroupMetadata(groupId)`). A transactional producer committing offsets for
+    /// it checks no ownership, as for a consumer with manually assigned partitions.
+    pub fn new(group_id: impl Into<String>) -> ConsumerGroupMetadata {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation: 0,
+            member_id: None,
+        }
+    }
 }
 
 impl Default for ConsumerConfig {

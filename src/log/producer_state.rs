@@ -38,6 +38,7 @@ pub const TXN_ENTRY_LEN: usize = 32;
 /// A transaction that ended with an abort marker: `read_committed` readers skip the producer's
 /// transactional records from `first_offset` up to the marker at `last_offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AbortedTxn {
     /// The producer whose records are aborted.
     pub producer_id: i64,

@@ -111,6 +111,7 @@ use crate::error::Error;
 
 /// What to do with an input record whose key or value does not deserialize.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeserializationHandler {
     /// Stop the application with the [`Deserialization`](crate::ErrorKind::Deserialization)
     /// error (Kafka's `LogAndFailExceptionHandler`). The default.
@@ -149,6 +150,7 @@ type ThreadErrorHandler = Arc<dyn Fn(&Error) -> StreamThreadAction + Send + Sync
 /// The application's [`StreamsConfig::thread_error_handler`] returns it (Kafka's
 /// `StreamsUncaughtExceptionHandler` responses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamThreadAction {
     /// Stop the whole application with the error: every thread stops, the failed thread's
     /// uncommitted work is discarded, the others commit theirs; [`App::error`] and
@@ -403,6 +405,7 @@ impl Counters {
 /// `restored_from_snapshots`) and then replays the changelog from the snapshot's offset, or
 /// from the start without one (`restored_records`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StreamsMetrics {
     /// Input records processed (including ones whose work was later redone after a failure).
     pub processed_records: u64,

@@ -40,6 +40,7 @@ impl std::fmt::Display for TaskId {
 
 /// One sub-topology of a [`Topology`], as [`Topology::subtopologies`] describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubtopologyDescription {
     /// Its number: sub-topologies are numbered in the order their first node was added.
     pub id: u32,
