@@ -592,7 +592,8 @@ fn cleanable_segments(inner: &Inner, segments: &[Arc<Segment>], now: i64) -> Vec
     );
     segments
         .iter()
-        .take_while(|s| s.base_offset < end && s.next_offset() <= end)
+        // Only sealed ones: a segment whose background seal is pending is not touched.
+        .take_while(|s| s.is_sealed() && s.base_offset < end && s.next_offset() <= end)
         .cloned()
         .collect()
 }

@@ -9,7 +9,22 @@
 //! `writer` → `maint`; `segments` is only ever held for the moment it takes to clone or replace
 //! the snapshot. `cleaner` serialises compaction runs (see `cleaner`); `maint` is held while
 //! segments are deleted (retention) or replaced (a compaction swap), so that neither happens to
-//! a segment the other is working on.
+//! a segment the other is working on. `seals` (the background seals under way) is a leaf: held
+//! only to push, remove or copy its entries.
+//!
+//! **Rolls seal in the background.** A roll takes the old segment out of the writer, creates
+//! and publishes the next one under the writer lock, and leaves the expensive part of sealing
+//! (msync of the data, cutting the preallocated rest, fsync of the files) to a `riverbed-seal`
+//! thread, so no append waits for it. The rules that keep this safe:
+//! - the recovery point never moves past a segment whose seal is pending
+//!   ([`Inner::write_checkpoint`] refuses to; the seal itself writes the point at the start of
+//!   the next segment once it is done);
+//! - a sync (`flush`, the flush policy, close) waits for the seals of every segment before the
+//!   end it makes durable, so "durable" still covers the rolled segment's tail;
+//! - retention and compaction only touch segments that are sealed;
+//! - a failed seal poisons the log, and the next append or flush reports it;
+//! - a crash before the seal ends leaves an older segment with preallocated zeros after its
+//!   last batch, which recovery cuts and seals (`recovery::open`).
 
 pub mod checkpoint;
 pub(crate) mod cleaner;
@@ -148,7 +163,26 @@ struct Inner {
     cleaner: Mutex<cleaner::CleanerState>,
     /// Held while segments are deleted or swapped (see the module documentation).
     maint: Mutex<()>,
+    /// Seals under way in the background, oldest first (see the module documentation).
+    seals: Mutex<Vec<Arc<SealJob>>>,
+    /// The base of the segment after the newest one whose background seal ended.
+    sealed_upto: AtomicU64,
+    /// This log, for the seal threads (set once the log is built).
+    me: std::sync::OnceLock<std::sync::Weak<Inner>>,
     _lock: DirLock,
+}
+
+/// A segment rolled away from, whose seal runs (or is about to run) in the background.
+struct SealJob {
+    /// The segment's base offset.
+    base: u64,
+    /// The offset after its last batch: the next segment's base.
+    next: u64,
+    /// The write side to seal; taken by whoever runs the seal.
+    segment: Mutex<Option<ActiveSegment>>,
+    /// `Some(true)` once sealed, `Some(false)` if the seal failed (the log is then poisoned).
+    done: Mutex<Option<bool>>,
+    ended: Condvar,
 }
 
 struct Writer {
@@ -278,6 +312,9 @@ impl Log {
             shutdown: (Mutex::new(false), Condvar::new()),
             cleaner: Mutex::new(cleaner::CleanerState { clean_offset }),
             maint: Mutex::new(()),
+            seals: Mutex::new(Vec::new()),
+            sealed_upto: AtomicU64::new(0),
+            me: std::sync::OnceLock::new(),
             dir,
             config: RwLock::new(Arc::new(config)),
             _lock: lock,
@@ -296,6 +333,7 @@ impl Log {
                 }
             }
         }
+        let _ = inner.me.set(Arc::downgrade(&inner));
         let flusher = match inner.config().flush {
             FlushPolicy::Interval {
                 interval: Some(every),
@@ -779,7 +817,9 @@ impl Log {
         self.inner.sync_to(self.high_watermark())
     }
 
-    /// Seals the active segment and starts a new one (if the active one holds anything).
+    /// Seals the active segment and starts a new one (if the active one holds anything). The
+    /// seal (msync, cut, fsync of the old segment) runs in the background; a failure of it
+    /// poisons the log and is reported by the next append, flush or close.
     ///
     /// # Errors
     /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io) (which poisons the log).
@@ -813,6 +853,7 @@ impl Log {
     /// # Errors
     /// [`Io`](ErrorKind::Io) if a file cannot be removed.
     pub fn apply_retention_at(&self, now_ms: i64) -> Result<RetentionReport> {
+        self.inner.settle_seals();
         let _w = self.inner.writer.lock();
         self.inner.retention_locked(now_ms)
     }
@@ -824,6 +865,7 @@ impl Log {
     /// # Errors
     /// [`Io`](ErrorKind::Io) if a file cannot be removed.
     pub fn delete_segments_below(&self, offset: u64) -> Result<RetentionReport> {
+        self.inner.settle_seals();
         let _w = self.inner.writer.lock();
         let _maint = self.inner.maint.lock();
         let segments = self.inner.segments.read().clone();
@@ -880,6 +922,10 @@ impl Log {
         options: &CompactionConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<CompactionReport> {
+        // Segments rolled away from are cleanable once sealed: wait for the seals under way (a
+        // few fsyncs, never the writer), so a roll followed by a compaction cleans them.
+        let pending = self.inner.seals.lock().clone();
+        self.inner.wait_seals(&pending)?;
         let report = match cleaner::run(&self.inner, options, stop) {
             Ok(r) => r,
             Err(e) => {
@@ -969,6 +1015,10 @@ impl Log {
         // hold its partitions): an append after the clean checkpoint below samples the end of
         // the log would land past a recovery point that says nothing follows it.
         self.inner.writer.lock().closed = true;
+        // No roll happens any more: wait for the seals under way (a failed one poisoned the log,
+        // which `check_poison` below reports).
+        let pending = self.inner.seals.lock().clone();
+        let _ = self.inner.wait_seals(&pending);
         if self.inner.deleted.load(Ordering::Acquire) {
             let mut w = self.inner.writer.lock();
             w.active = None;
@@ -1161,14 +1211,16 @@ impl Inner {
         }
     }
 
-    /// Seals the active segment and starts the next. Holds the writer lock.
+    /// Rolls: takes the active segment out of the writer, hands its seal to the background
+    /// ([`seal_in_background`](Self::seal_in_background)) and starts the next. Holds the writer
+    /// lock, for the O(1) part only: no fsync of the old segment happens here.
     ///
-    /// A full disk never leaves the log half-rolled: before the seal only the final time entry
+    /// A full disk never leaves the log half-rolled: before the roll only the final time entry
     /// needs room (prefaulted by every append; failing, the old segment stays active and
     /// appendable); after it the new segment's files are created, and if they cannot be, the
-    /// log is left with its last segment sealed and no active one, and the next append (or
-    /// roll) creates it. Either way the error is [`NoSpace`](ErrorKind::NoSpace) and nothing
-    /// acknowledged changed. A failed fsync while sealing poisons the log.
+    /// log is left with no active segment, and the next append (or roll) creates it. Either way
+    /// the error is [`NoSpace`](ErrorKind::NoSpace) and nothing acknowledged changed. A failed
+    /// seal poisons the log.
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let Some(old) = w.active.as_mut() else {
             return self.start_segment(w);
@@ -1177,7 +1229,8 @@ impl Inner {
         let Some(old) = w.active.take() else {
             return Err(self.closed());
         };
-        let sealed = old.seal().map_err(|e| self.poison(e))?;
+        let sealed = Arc::clone(&old.seg);
+        self.seal_in_background(old, w.next_offset);
         let aborted = self
             .producers
             .lock()
@@ -1203,6 +1256,102 @@ impl Inner {
             }
         }
         self.start_segment(w)
+    }
+
+    /// Seals `old` (rolled away from at `next`) on a `riverbed-seal` thread; in the caller's
+    /// thread if no thread can be started. Holds the writer lock: the job is listed before the
+    /// next segment exists, so a sync that sees the next segment also sees the job.
+    fn seal_in_background(&self, old: ActiveSegment, next: u64) {
+        let job = Arc::new(SealJob {
+            base: old.seg.base_offset,
+            next,
+            segment: Mutex::new(Some(old)),
+            done: Mutex::new(None),
+            ended: Condvar::new(),
+        });
+        self.seals.lock().push(Arc::clone(&job));
+        if let Some(me) = self.me.get().and_then(std::sync::Weak::upgrade) {
+            let j = Arc::clone(&job);
+            let spawned = std::thread::Builder::new()
+                .name("riverbed-seal".into())
+                .spawn(move || me.run_seal(&j));
+            match spawned {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(
+                    target: "riverbed::log",
+                    dir = %self.dir.display(),
+                    error = %e,
+                    "cannot start a seal thread; sealing in the appending thread"
+                ),
+            }
+        }
+        self.run_seal(&job);
+    }
+
+    /// Runs a seal job: seals the segment, then (no longer pending) moves the recovery point to
+    /// the next segment's start. A failure poisons the log and leaves the job listed.
+    fn run_seal(&self, job: &SealJob) {
+        let Some(segment) = job.segment.lock().take() else {
+            return;
+        };
+        let sealed = segment.seal();
+        let ok = match sealed {
+            Ok(_) => {
+                // Sealed: no longer pending. (A failed job stays listed, so the recovery point
+                // never passes its segment.) The point moves to the start of the first segment
+                // not known sealed: the oldest still pending, else the one after the newest
+                // sealed (seals may end out of order).
+                let to = {
+                    let mut seals = self.seals.lock();
+                    seals.retain(|j| !std::ptr::eq(j.as_ref(), job));
+                    let upto = self.sealed_upto.fetch_max(job.next, Ordering::AcqRel);
+                    seals
+                        .iter()
+                        .map(|j| j.base)
+                        .fold(upto.max(job.next), u64::min)
+                };
+                let cp = Checkpoint {
+                    next_offset: to,
+                    segment_base: to,
+                    position: FILE_HEADER_LEN as u64,
+                    offset_entries: 0,
+                    time_entries: 0,
+                    clean: false,
+                };
+                match self.write_checkpoint(cp) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.poison(e);
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                self.poison(e);
+                false
+            }
+        };
+        *job.done.lock() = Some(ok);
+        job.ended.notify_all();
+    }
+
+    /// Waits for the seals under way, so that a retention pass after a roll can delete the
+    /// rolled segment. A failed seal leaves its segment unsealed, which retention keeps; the
+    /// poisoned log reports the failure elsewhere.
+    fn settle_seals(&self) {
+        let pending = self.seals.lock().clone();
+        let _ = self.wait_seals(&pending);
+    }
+
+    /// Waits for the seal jobs `jobs`; fails (the log is poisoned) if one of them failed.
+    fn wait_seals(&self, jobs: &[Arc<SealJob>]) -> Result<()> {
+        for job in jobs {
+            let mut done = job.done.lock();
+            while done.is_none() {
+                job.ended.wait(&mut done);
+            }
+        }
+        self.check_poison()
     }
 
     /// Creates the active segment at the writer's next offset, after a seal: at a roll, or at
@@ -1276,11 +1425,17 @@ impl Inner {
 
     fn sync_locked(&self, s: &mut SyncState, force_checkpoint: bool, clean: bool) -> Result<()> {
         let last_cp = *self.checkpoint.lock();
-        let (seg, position, next, checkpoint) = {
+        let (seg, position, next, checkpoint, pending) = {
             let mut w = self.writer.lock();
             let next = w.next_offset;
+            // Taken with `next`: every segment before the active one is sealed or in this list,
+            // and what it holds below `next` is durable once its seal ends.
+            let pending = self.seals.lock().clone();
             if w.active.is_none() && !w.closed {
-                // The last segment is sealed (and so synced) and the next is not created yet.
+                // The last segment is sealed (and so synced, once its seal ends) and the next is
+                // not created yet.
+                drop(w);
+                self.wait_seals(&pending)?;
                 s.durable_offset = next;
                 self.next_offset.fetch_max(next, Ordering::AcqRel);
                 return Ok(());
@@ -1318,8 +1473,10 @@ impl Inner {
             };
             let seg = Arc::clone(&a.seg);
             w.unflushed_messages = 0;
-            (seg, pos, next, checkpoint.then_some(cp))
+            (seg, pos, next, checkpoint.then_some(cp), pending)
         };
+        // The rolled segments' tails are made durable by their seals: wait for them.
+        self.wait_seals(&pending)?;
         if checkpoint.is_some_and(|cp| cp == last_cp) && s.durable_offset >= next {
             // Nothing appended since the last checkpoint (a close right after an open).
             return Ok(());
@@ -1352,11 +1509,27 @@ impl Inner {
     /// removed instead (durably; removing needs no space), which makes the next open scan the
     /// whole log rather than trust a point that may no longer be true (a clean mark, or a point
     /// past a cut), and the next checkpoint writes it again.
+    ///
+    /// Nor does the point move past a segment whose seal is pending (its tail may not be on
+    /// disk): such a checkpoint is skipped, or, if the one on disk carries the clean flag,
+    /// replaced by the same point without it. The seal writes the point at the next segment's
+    /// start once it is done, and later syncs move it on.
     fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
         let mut last = self.checkpoint.lock();
         if self.deleted.load(Ordering::Acquire) {
             return Ok(());
         }
+        let cp = if self.seals.lock().iter().any(|j| j.base < cp.segment_base) {
+            if !last.clean {
+                return Ok(());
+            }
+            Checkpoint {
+                clean: false,
+                ..*last
+            }
+        } else {
+            cp
+        };
         if cp.next_offset < last.next_offset || (cp == *last && recovery_point_exists(&self.dir)) {
             return Ok(());
         }
@@ -1439,7 +1612,11 @@ impl Inner {
     /// Deletes the first `doomed` segments (all sealed). Holds the writer and `maint` locks.
     fn delete_front_locked(&self, doomed: usize) -> Result<RetentionReport> {
         let segments = self.segments.read().clone();
-        let doomed = doomed.min(segments.len().saturating_sub(1));
+        // Never a segment whose seal is pending (nor any after it).
+        let sealed_prefix = segments.iter().take_while(|s| s.is_sealed()).count();
+        let doomed = doomed
+            .min(segments.len().saturating_sub(1))
+            .min(sealed_prefix);
         let mut report = RetentionReport {
             log_start_offset: self.log_start.load(Ordering::Acquire),
             ..RetentionReport::default()

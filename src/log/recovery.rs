@@ -373,6 +373,28 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             }
             continue;
         }
+        if !is_last
+            && !outcome.compacted
+            && outcome.error.is_none()
+            && !outcome.reached_file_end
+            && Some(&outcome.next_offset) == bases.get(j + 1)
+        {
+            // A segment rolled away from whose background seal the crash interrupted: whole,
+            // continuing into the next one, followed by its preallocated zeros (the scan stops at
+            // them without an error). Finish the seal: cut it to its batches, sync, rebuild its
+            // indexes.
+            let seg = seal_in_place(
+                dir,
+                base,
+                outcome.end,
+                outcome.next_offset,
+                cap,
+                &mut report,
+            )?;
+            expected_next = seg.next_offset();
+            sealed.push(seg);
+            continue;
+        }
         if !is_last {
             // A roll seals and syncs a segment before the next one exists, so a sealed segment
             // never holds a torn write: damage here is corruption of acknowledged data, which

@@ -1,0 +1,210 @@
+//! A roll seals the old segment in the background (issue 16): the append that rolls does not
+//! wait for the old segment's msync/cut/fsync, and the rules that kept a roll safe still hold:
+//! a failed seal is not lost (it poisons the log and the next flush reports it), retention
+//! never deletes a segment whose seal did not end, the recovery point never names a segment
+//! after an unsealed one, and a crash between the roll and the end of the seal recovers every
+//! record.
+
+mod common;
+
+use riverbed::{BatchBuilder, Compression, ErrorKind, FlushPolicy, Log, LogConfig, RecordBatch};
+
+fn config() -> LogConfig {
+    LogConfig::default()
+        .flush(FlushPolicy::Manual)
+        .segment_bytes(16 << 10)
+        .segment_ms(None)
+        .retention_ms(None)
+        .max_message_bytes(8 << 10)
+}
+
+fn batch(n: u64) -> RecordBatch {
+    let mut b = BatchBuilder::new(Compression::None);
+    b.append(
+        1_700_000_000_000 + n as i64,
+        Some(&n.to_le_bytes()),
+        Some(&vec![(n % 251) as u8; 1500]),
+        &[],
+    );
+    b.build().unwrap()
+}
+
+/// Appends until the log holds two segments; returns how many records were appended.
+fn append_until_rolled(log: &Log) -> u64 {
+    let mut n = 0;
+    while log.segment_count() < 2 {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn values(log: &Log) -> Vec<u64> {
+    common::read_all(log, 1 << 20)
+        .into_iter()
+        .map(|(offset, _, value, _)| {
+            assert_eq!(
+                value.unwrap(),
+                vec![(offset % 251) as u8; 1500],
+                "record {offset}"
+            );
+            offset
+        })
+        .collect()
+}
+
+/// The segment that was active when the process "crashed" (a copy of an open log's directory),
+/// with its preallocated zeros, next to the segment a roll created after it: what a crash
+/// leaves between a roll and the end of its background seal. Recovery finishes the seal.
+#[test]
+fn crash_between_roll_and_seal_recovers_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    // Fill the first segment almost to the roll, and take the files a crash would leave now.
+    let mut n = 0;
+    while log.size_in_bytes() + 2 * 1600 < 16 << 10 {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+    }
+    let before_roll = common::copy_dir(dir.path());
+    let first = n;
+    let rolled_at = loop {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+        if log.segment_count() == 2 {
+            break n - 1;
+        }
+    };
+    log.append(&batch(n)).unwrap();
+    n += 1;
+    log.flush().unwrap();
+    let after_roll = common::copy_dir(dir.path());
+    drop(log);
+    // The old segment as it was before the roll's seal (unsealed, zeros at its end) holds
+    // `first` records; the batches appended to it since are in the copy after the roll.
+    let old = common::log_path(before_roll.path(), 0);
+    assert!(
+        std::fs::metadata(&old).unwrap().len()
+            > std::fs::metadata(common::log_path(after_roll.path(), 0))
+                .unwrap()
+                .len(),
+        "the copy before the roll has the preallocated rest"
+    );
+    // Build the crash image: the old segment's files written up to the roll but not cut, the
+    // recovery point from before the roll (it never passes an unsealed segment), the rest as
+    // after the roll.
+    let crash = common::copy_dir(after_roll.path());
+    let mut unsealed = std::fs::read(common::log_path(after_roll.path(), 0)).unwrap();
+    let full_len = std::fs::metadata(&old).unwrap().len() as usize;
+    unsealed.resize(full_len, 0);
+    std::fs::write(common::log_path(crash.path(), 0), &unsealed).unwrap();
+    for name in [
+        "00000000000000000000.index",
+        "00000000000000000000.timeindex",
+        "recovery-point",
+    ] {
+        let from = before_roll.path().join(name);
+        if from.exists() {
+            std::fs::copy(&from, crash.path().join(name)).unwrap();
+        }
+    }
+    assert!(first < rolled_at);
+    let log = Log::open(crash.path(), config()).unwrap();
+    assert_eq!(log.high_watermark(), n);
+    assert_eq!(values(&log), (0..n).collect::<Vec<_>>());
+    // The old segment is sealed now: cut to its batches.
+    assert_eq!(
+        std::fs::metadata(common::log_path(crash.path(), 0))
+            .unwrap()
+            .len(),
+        std::fs::metadata(common::log_path(after_roll.path(), 0))
+            .unwrap()
+            .len()
+    );
+    log.append(&batch(n)).unwrap();
+    log.close().unwrap();
+    let log = Log::open(crash.path(), config()).unwrap();
+    assert_eq!(values(&log), (0..=n).collect::<Vec<_>>());
+}
+
+/// `close` waits for the seals under way: after it every data file but the last is cut to its
+/// batches, and the log reopens clean, without a scan.
+#[test]
+fn close_waits_for_pending_seals() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let mut n = 0;
+    while log.segment_count() < 4 {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+    }
+    log.close().unwrap();
+    for base in [0u64] {
+        let file = std::fs::read(common::log_path(dir.path(), base)).unwrap();
+        let batches = common::batches_in(&file);
+        let (pos, _, len) = *batches.last().unwrap();
+        assert_eq!(
+            file.len(),
+            pos + len,
+            "segment {base} is cut to its batches"
+        );
+    }
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.recovery_report().scanned_bytes, 0);
+    assert_eq!(values(&log), (0..n).collect::<Vec<_>>());
+}
+
+#[cfg(feature = "failpoints")]
+mod failpoints {
+    use super::*;
+    use riverbed::failpoint::{self, sites};
+
+    /// The fsync of the rolled segment fails: the append that rolls does not see it (the seal
+    /// runs after the append returned, off the writer lock), the next flush reports it as a
+    /// poisoned log, the unsealed segment is not deleted by retention, and the recovery point
+    /// never names the segment after it. A reopen finds every acknowledged record.
+    #[test]
+    fn the_roll_does_not_fsync_and_a_failed_seal_poisons_the_next_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), config()).unwrap();
+        // Only the old segment's data file: the new segment's creation (which fsyncs its
+        // headers) and the appends are not armed.
+        failpoint::arm_times(
+            sites::SEGMENT_FSYNC,
+            &common::log_path(dir.path(), 0),
+            1,
+            u64::MAX,
+            failpoint::EIO,
+        );
+        let n = append_until_rolled(&log);
+        // The rolling append succeeded; the failure shows up at the next flush.
+        let err = log.flush().unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::Poisoned { .. } | ErrorKind::Io { .. }
+            ),
+            "{err}"
+        );
+        assert!(failpoint::fired(
+            sites::SEGMENT_FSYNC,
+            &common::log_path(dir.path(), 0)
+        ));
+        let next = log.append(&batch(n)).unwrap_err();
+        assert!(matches!(next.kind(), ErrorKind::Poisoned { .. }), "{next}");
+        // Retention may not delete the segment whose seal did not end.
+        let report = log.delete_segments_below(u64::MAX).unwrap();
+        assert!(report.deleted_segments.is_empty(), "{report:?}");
+        assert!(common::log_path(dir.path(), 0).exists());
+        // The recovery point stays in (or before) the unsealed segment.
+        if let Some(cp) = riverbed::internals::Checkpoint::read(dir.path()).unwrap() {
+            assert_eq!(cp.segment_base, 0, "{cp:?}");
+        }
+        failpoint::disarm(&common::log_path(dir.path(), 0));
+        let written = log.high_watermark();
+        drop(log);
+        let log = Log::open(dir.path(), config()).unwrap();
+        assert_eq!(log.high_watermark(), written);
+        assert_eq!(values(&log), (0..written).collect::<Vec<_>>());
+    }
+}
