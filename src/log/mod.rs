@@ -185,6 +185,14 @@ struct SealJob {
     ended: Condvar,
 }
 
+impl SealJob {
+    /// Records the end of the seal (`ok`: it succeeded) and wakes the waiters.
+    fn finish(&self, ok: bool) {
+        *self.done.lock() = Some(ok);
+        self.ended.notify_all();
+    }
+}
+
 struct Writer {
     /// `None` after close, or after a roll sealed the old segment and could not create the new
     /// one for lack of space: the next append (or roll) creates it (`start_segment`).
@@ -1274,7 +1282,13 @@ impl Inner {
             let j = Arc::clone(&job);
             let spawned = std::thread::Builder::new()
                 .name("riverbed-seal".into())
-                .spawn(move || me.run_seal(&j));
+                .spawn(move || {
+                    let ok = me.run_seal(&j);
+                    // Before saying it is done: a close that waited for this seal must find
+                    // the log (and its directory lock) free of this thread when it returns.
+                    drop(me);
+                    j.finish(ok);
+                });
             match spawned {
                 Ok(_) => return,
                 Err(e) => tracing::warn!(
@@ -1285,14 +1299,16 @@ impl Inner {
                 ),
             }
         }
-        self.run_seal(&job);
+        let ok = self.run_seal(&job);
+        job.finish(ok);
     }
 
     /// Runs a seal job: seals the segment, then (no longer pending) moves the recovery point to
-    /// the next segment's start. A failure poisons the log and leaves the job listed.
-    fn run_seal(&self, job: &SealJob) {
+    /// the next segment's start. A failure poisons the log and leaves the job listed. Returns
+    /// whether it succeeded; the caller then calls [`SealJob::finish`].
+    fn run_seal(&self, job: &SealJob) -> bool {
         let Some(segment) = job.segment.lock().take() else {
-            return;
+            return false;
         };
         let sealed = segment.seal();
         let ok = match sealed {
@@ -1331,8 +1347,7 @@ impl Inner {
                 false
             }
         };
-        *job.done.lock() = Some(ok);
-        job.ended.notify_all();
+        ok
     }
 
     /// Waits for the seals under way, so that a retention pass after a roll can delete the
