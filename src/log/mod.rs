@@ -17,8 +17,9 @@
 //! (msync of the data, cutting the preallocated rest, fsync of the files) to a `riverbed-seal`
 //! thread, so no append waits for it. The rules that keep this safe:
 //! - the recovery point never moves past a segment whose seal is pending
-//!   ([`Inner::write_checkpoint`] refuses to; the seal itself writes the point at the start of
-//!   the next segment once it is done);
+//!   ([`Inner::write_checkpoint`] refuses to; once the seal ended, the next append or
+//!   compaction moves the point to the next segment's start, in its own thread: the seal
+//!   thread writes only the sealed segment's files);
 //! - a sync (`flush`, the flush policy, close) waits for the seals of every segment before the
 //!   end it makes durable, so "durable" still covers the rolled segment's tail;
 //! - retention and compaction only touch segments that are sealed;
@@ -167,6 +168,8 @@ struct Inner {
     seals: Mutex<Vec<Arc<SealJob>>>,
     /// The base of the segment after the newest one whose background seal ended.
     sealed_upto: AtomicU64,
+    /// `sealed_upto` as far as `checkpoint_sealed` last took it into the recovery point.
+    sealed_checkpointed: AtomicU64,
     /// This log, for the seal threads (set once the log is built).
     me: std::sync::OnceLock<std::sync::Weak<Inner>>,
     _lock: DirLock,
@@ -322,6 +325,7 @@ impl Log {
             maint: Mutex::new(()),
             seals: Mutex::new(Vec::new()),
             sealed_upto: AtomicU64::new(0),
+            sealed_checkpointed: AtomicU64::new(0),
             me: std::sync::OnceLock::new(),
             dir,
             config: RwLock::new(Arc::new(config)),
@@ -483,6 +487,8 @@ impl Log {
             return Ok(None);
         }
         header.base_offset = w.next_offset;
+        // Seals that ended since the last append move the recovery point on.
+        inner.checkpoint_sealed().map_err(|e| inner.poison(e))?;
         if w.active.is_none() {
             // A roll that found no room for the new segment: create it now.
             inner.start_segment(&mut w)?;
@@ -934,6 +940,9 @@ impl Log {
         // few fsyncs, never the writer), so a roll followed by a compaction cleans them.
         let pending = self.inner.seals.lock().clone();
         self.inner.wait_seals(&pending)?;
+        self.inner
+            .checkpoint_sealed()
+            .map_err(|e| self.inner.poison(e))?;
         let report = match cleaner::run(&self.inner, options, stop) {
             Ok(r) => r,
             Err(e) => {
@@ -1303,9 +1312,9 @@ impl Inner {
         job.finish(ok);
     }
 
-    /// Runs a seal job: seals the segment, then (no longer pending) moves the recovery point to
-    /// the next segment's start. A failure poisons the log and leaves the job listed. Returns
-    /// whether it succeeded; the caller then calls [`SealJob::finish`].
+    /// Runs a seal job: seals the segment and unlists it. A failure poisons the log and leaves
+    /// the job listed. Returns whether it succeeded; the caller then calls
+    /// [`SealJob::finish`].
     fn run_seal(&self, job: &SealJob) -> bool {
         let Some(segment) = job.segment.lock().take() else {
             return false;
@@ -1314,33 +1323,11 @@ impl Inner {
         let ok = match sealed {
             Ok(_) => {
                 // Sealed: no longer pending. (A failed job stays listed, so the recovery point
-                // never passes its segment.) The point moves to the start of the first segment
-                // not known sealed: the oldest still pending, else the one after the newest
-                // sealed (seals may end out of order).
-                let to = {
-                    let mut seals = self.seals.lock();
-                    seals.retain(|j| !std::ptr::eq(j.as_ref(), job));
-                    let upto = self.sealed_upto.fetch_max(job.next, Ordering::AcqRel);
-                    seals
-                        .iter()
-                        .map(|j| j.base)
-                        .fold(upto.max(job.next), u64::min)
-                };
-                let cp = Checkpoint {
-                    next_offset: to,
-                    segment_base: to,
-                    position: FILE_HEADER_LEN as u64,
-                    offset_entries: 0,
-                    time_entries: 0,
-                    clean: false,
-                };
-                match self.write_checkpoint(cp) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        self.poison(e);
-                        false
-                    }
-                }
+                // never passes its segment.) The recovery point moves on in a caller's thread
+                // (`checkpoint_sealed`): this thread writes nothing but the segment's own files.
+                self.seals.lock().retain(|j| !std::ptr::eq(j.as_ref(), job));
+                self.sealed_upto.fetch_max(job.next, Ordering::AcqRel);
+                true
             }
             Err(e) => {
                 self.poison(e);
@@ -1348,6 +1335,34 @@ impl Inner {
             }
         };
         ok
+    }
+
+    /// Moves the recovery point to the start of the first segment not known sealed (the oldest
+    /// whose seal is pending, else the one after the newest sealed), if seals ended since it was
+    /// last moved: what the roll itself did before seals ran in the background. Called by the
+    /// next append (holding the writer lock) and by compaction, whose cleanable range ends at
+    /// the recovery point.
+    fn checkpoint_sealed(&self) -> Result<()> {
+        let upto = self.sealed_upto.load(Ordering::Acquire);
+        if upto <= self.sealed_checkpointed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let to = self
+            .seals
+            .lock()
+            .iter()
+            .map(|j| j.base)
+            .fold(upto, u64::min);
+        self.write_checkpoint(Checkpoint {
+            next_offset: to,
+            segment_base: to,
+            position: FILE_HEADER_LEN as u64,
+            offset_entries: 0,
+            time_entries: 0,
+            clean: false,
+        })?;
+        self.sealed_checkpointed.fetch_max(to, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Waits for the seals under way, so that a retention pass after a roll can delete the
@@ -1527,8 +1542,8 @@ impl Inner {
     ///
     /// Nor does the point move past a segment whose seal is pending (its tail may not be on
     /// disk): such a checkpoint is skipped, or, if the one on disk carries the clean flag,
-    /// replaced by the same point without it. The seal writes the point at the next segment's
-    /// start once it is done, and later syncs move it on.
+    /// replaced by the same point without it. Once the seal ended, `checkpoint_sealed` moves
+    /// the point to the next segment's start, and later syncs move it on.
     fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
         let mut last = self.checkpoint.lock();
         if self.deleted.load(Ordering::Acquire) {
