@@ -103,6 +103,9 @@ const SEED: u64 = 0x5eed_1e55;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Called with (offset, key, value) for every record read.
+type Visit<'a> = &'a mut dyn FnMut(u64, &[u8], &[u8]);
+
 /// One record as handed to `append`.
 #[derive(Clone, Copy)]
 struct Rec<'a> {
@@ -125,9 +128,9 @@ trait System: Sized {
     /// Makes everything appended so far durable.
     fn sync(&mut self) -> Res<()>;
     /// Visits every record from offset 0 to the end in offset order.
-    fn scan(&mut self, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()>;
+    fn scan(&mut self, visit: Visit<'_>) -> Res<()>;
     /// Visits the record at `offset`; an error if there is none.
-    fn read(&mut self, offset: u64, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()>;
+    fn read(&mut self, offset: u64, visit: Visit<'_>) -> Res<()>;
     /// The next offset to be written.
     fn end(&mut self) -> Res<u64>;
     /// Clean close.
@@ -220,7 +223,7 @@ impl System for FileLog {
         Ok(self.w.get_ref().sync_data()?)
     }
 
-    fn scan(&mut self, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn scan(&mut self, visit: Visit<'_>) -> Res<()> {
         self.w.flush()?;
         let mut f = self.r.try_clone()?;
         f.seek(SeekFrom::Start(0))?;
@@ -238,7 +241,7 @@ impl System for FileLog {
         Ok(())
     }
 
-    fn read(&mut self, offset: u64, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn read(&mut self, offset: u64, visit: Visit<'_>) -> Res<()> {
         self.w.flush()?;
         let p = *self
             .pos
@@ -317,7 +320,7 @@ impl System for CommitLogSys {
         Ok(self.segment.sync_data()?)
     }
 
-    fn scan(&mut self, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn scan(&mut self, visit: Visit<'_>) -> Res<()> {
         use commitlog::message::MessageSet;
         let mut from = 0;
         loop {
@@ -335,7 +338,7 @@ impl System for CommitLogSys {
         }
     }
 
-    fn read(&mut self, offset: u64, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn read(&mut self, offset: u64, visit: Visit<'_>) -> Res<()> {
         use commitlog::message::MessageSet;
         loop {
             match self
@@ -402,11 +405,7 @@ struct RiverbedLog {
 }
 
 /// Visits the records of `batches` from offset `from` on; returns the offset after the last.
-fn visit_batches(
-    batches: &[riverbed::BatchView],
-    from: u64,
-    visit: &mut dyn FnMut(u64, &[u8], &[u8]),
-) -> Res<()> {
+fn visit_batches(batches: &[riverbed::BatchView], from: u64, visit: Visit<'_>) -> Res<()> {
     for b in batches {
         let records = b.records()?;
         let mut it = records.iter();
@@ -458,7 +457,7 @@ impl System for RiverbedLog {
         Ok(self.log.flush()?)
     }
 
-    fn scan(&mut self, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn scan(&mut self, visit: Visit<'_>) -> Res<()> {
         let mut from = 0;
         loop {
             // every batch returned has had its framing and CRC checked
@@ -472,7 +471,7 @@ impl System for RiverbedLog {
         }
     }
 
-    fn read(&mut self, offset: u64, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn read(&mut self, offset: u64, visit: Visit<'_>) -> Res<()> {
         // max_bytes 1: exactly the one batch holding `offset`, CRC-checked
         let batches = self.log.read(offset, 1)?;
         let b = batches
@@ -558,7 +557,7 @@ impl System for RiverbedStore {
         Ok(self.producer.flush()?)
     }
 
-    fn scan(&mut self, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn scan(&mut self, visit: Visit<'_>) -> Res<()> {
         self.scanner.seek(&self.tp, 0)?;
         loop {
             let polled = self.scanner.poll(Duration::ZERO)?;
@@ -576,7 +575,7 @@ impl System for RiverbedStore {
         }
     }
 
-    fn read(&mut self, offset: u64, visit: &mut dyn FnMut(u64, &[u8], &[u8])) -> Res<()> {
+    fn read(&mut self, offset: u64, visit: Visit<'_>) -> Res<()> {
         self.pointer.seek(&self.tp, offset)?;
         let polled = match self.pointer.poll(Duration::ZERO) {
             Ok(p) => p,
