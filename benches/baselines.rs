@@ -59,7 +59,10 @@
 //!
 //! Compare rows within one group of one run: the machine is shared and its speed moves between
 //! runs (by 5–15 %, sometimes more, on the team's 2-core VM), but the systems of one group run
-//! minutes apart on the same data sizes. A ratio is the median throughput of a row divided by
+//! seconds apart on the same data. The data sets are small (about 22 MB for the 100 B
+//! workloads, 52 MB for 1 KiB) so that the whole bench takes minutes: they sit in the page
+//! cache, as in the peer harness's runs (`../shared/peers`, 5 M records, 540 MB), whose figures
+//! are the long-run check of these. A ratio is the median throughput of a row divided by
 //! the median of `file` (or `commitlog`) in the same group; issue 16's targets are written that
 //! way (e.g. `riverbed_log` append 100 B ≥ 1.2x `file`). Each sample writes into a fresh
 //! temporary directory (under `RIVERBED_BENCH_DIR` if set, else the system temp directory), so
