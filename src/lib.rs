@@ -217,7 +217,7 @@ pub mod internals {
             changelog: &str,
             partition: u32,
         ) -> Result<(u64, bool, i64, BTreeMap<Vec<u8>, Vec<u8>>)> {
-            let s = crate::streams::checkpoint::decode(bytes, changelog, partition)?;
+            let s = crate::streams::state::checkpoint::decode(bytes, changelog, partition)?;
             Ok((s.offset, s.read_committed, s.written_ms, s.data))
         }
 
@@ -230,7 +230,7 @@ pub mod internals {
             written_ms: i64,
             entries: &BTreeMap<Vec<u8>, Vec<u8>>,
         ) -> Result<Vec<u8>> {
-            crate::streams::checkpoint::encode(
+            crate::streams::state::checkpoint::encode(
                 changelog,
                 partition,
                 offset,

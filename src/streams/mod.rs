@@ -75,8 +75,6 @@ mod serde;
 pub(crate) mod state;
 pub(crate) mod topology;
 
-pub(crate) use state::checkpoint;
-
 pub use dsl::window;
 pub use topology::subtopology;
 

@@ -376,7 +376,7 @@ mod small_file_bytes {
         ]
         .into_iter()
         .collect();
-        crate::streams::checkpoint::encode("app-s-changelog", 3, 77, true, 1234, &data).unwrap()
+        super::encode("app-s-changelog", 3, 77, true, 1234, &data).unwrap()
     }
 
     // Captured from the code before `small_file` existed (commit 8471fcb), same inputs.
@@ -384,7 +384,7 @@ mod small_file_bytes {
 
     #[test]
     fn streams_checkpoint_bytes_and_damage_are_damage() {
-        use crate::streams::checkpoint::{decode, is_damage};
+        use super::{decode, is_damage};
         let good = g_streams();
         assert_eq!(hex(&good), STREAMS);
         assert_eq!(decode(&good, "app-s-changelog", 3).unwrap().offset, 77);
