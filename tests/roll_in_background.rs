@@ -209,3 +209,196 @@ mod failpoints {
         assert_eq!(values(&log), (0..written).collect::<Vec<_>>());
     }
 }
+
+// ---- power loss while a seal is pending (FORMAT.md 6, rule 4b) --------------------------------
+
+/// Builds what a power loss leaves when the machine dies between a roll and the end of the old
+/// segment's background seal, with `FlushPolicy::Manual`: the old segment keeps its preallocated
+/// length, but its page cache is gone from byte `lost_from` on (zeros where it never reached the
+/// disk; `survivor` names a page that did reach it all the same), the next segment holds what it
+/// holds, and the recovery point is the one from before the roll (it never passes a segment
+/// whose seal is pending). Returns the crash image, the number of records appended, and the
+/// base of the second segment.
+struct PowerLoss {
+    image: tempfile::TempDir,
+    appended: u64,
+    second: u64,
+    /// The batches of the old segment: (position, base offset, length).
+    old_batches: Vec<(usize, u64, usize)>,
+    /// Records flushed (acknowledged as durable) before the roll.
+    flushed: u64,
+}
+
+/// The data files and the recovery point, by name (what a refused open must leave alone).
+fn data_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".log") || name == "recovery-point")
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+fn power_loss_image(lost_batch: usize, mid_batch: bool, survivor: bool) -> PowerLoss {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let mut n = 0;
+    // A flushed prefix: acknowledged as durable, which no power loss may take.
+    for _ in 0..3 {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+    }
+    log.flush().unwrap();
+    let flushed = n;
+    let before_roll = common::copy_dir(dir.path());
+    while log.segment_count() < 2 {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+    }
+    // More in the second segment, never flushed: the page cache may or may not have written it.
+    for _ in 0..3 {
+        log.append(&batch(n)).unwrap();
+        n += 1;
+    }
+    let second = log.segment_base_offsets()[1];
+    let after_roll = common::copy_dir(dir.path());
+    drop(log);
+
+    let image = common::copy_dir(after_roll.path());
+    let full_len = std::fs::metadata(common::log_path(before_roll.path(), 0))
+        .unwrap()
+        .len() as usize;
+    let mut old = std::fs::read(common::log_path(after_roll.path(), 0)).unwrap();
+    let old_batches = common::batches_in(&old);
+    assert_eq!(
+        old_batches.last().map(|b| b.1 + 1),
+        Some(second),
+        "one record per batch"
+    );
+    let (pos, _, len) = old_batches[lost_batch];
+    let lost_from = if mid_batch { pos + len / 2 } else { pos };
+    let written = old.clone();
+    old.resize(full_len, 0);
+    old[lost_from..].fill(0);
+    if survivor {
+        // A later page the writeback happened to reach (pages are written back in any order).
+        let at = (lost_from / 4096 + 2) * 4096;
+        let end = (at + 4096).min(written.len());
+        assert!(at < end, "the lost tail spans more than two pages");
+        old[at..end].copy_from_slice(&written[at..end]);
+    }
+    std::fs::write(common::log_path(image.path(), 0), &old).unwrap();
+    for name in [
+        "00000000000000000000.index",
+        "00000000000000000000.timeindex",
+        "recovery-point",
+    ] {
+        let from = before_roll.path().join(name);
+        if from.exists() {
+            std::fs::copy(&from, image.path().join(name)).unwrap();
+        }
+    }
+    PowerLoss {
+        image,
+        appended: n,
+        second,
+        old_batches,
+        flushed,
+    }
+}
+
+/// The old segment lost its unsynced tail, the next segment exists (with data): open cuts the
+/// log at the gap, exactly as a torn tail is cut, and removes the segments after it, keeping
+/// everything flushed before. Without rule 4b the open fails on the offset gap.
+#[test]
+fn power_loss_during_a_pending_seal_cuts_at_the_gap() {
+    for (lost_batch, mid_batch, survivor) in [(4, false, false), (3, true, false), (3, false, true)]
+    {
+        let what = format!(
+            "lost from batch {lost_batch} (mid batch {mid_batch}, survivor page {survivor})"
+        );
+        let p = power_loss_image(lost_batch, mid_batch, survivor);
+        let first_lost = p.old_batches[lost_batch].1;
+        assert!(
+            first_lost >= p.flushed,
+            "{what}: the image must not lose flushed data"
+        );
+        let old_path = common::log_path(p.image.path(), 0);
+        let second_path = common::log_path(p.image.path(), p.second);
+        assert!(second_path.exists());
+
+        // Strict refuses the cut, and changes nothing.
+        let before = data_files(p.image.path());
+        let strict = config().recovery(riverbed::RecoveryMode::Strict);
+        let e = Log::open(p.image.path(), strict).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::Corruption { path: Some(path), .. } if *path == old_path),
+            "{what}: {e:?}"
+        );
+        assert!(
+            before == data_files(p.image.path()),
+            "{what}: Strict changed files"
+        );
+
+        let log = Log::open(p.image.path(), config()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(log.high_watermark(), first_lost, "{what}");
+        assert_eq!(values(&log), (0..first_lost).collect::<Vec<_>>(), "{what}");
+        assert_eq!(log.segment_base_offsets(), vec![0], "{what}");
+        let report = log.recovery_report().clone();
+        let cut = report.truncation.clone().expect("the cut is reported");
+        assert_eq!(cut.path, old_path, "{what}");
+        assert_eq!(cut.offset, first_lost, "{what}");
+        assert_eq!(cut.position as usize, p.old_batches[lost_batch].0, "{what}");
+        assert!(cut.reason.contains("rule 4b"), "{what}: {}", cut.reason);
+        assert!(
+            report.removed_files.contains(&second_path),
+            "{what}: {report:?}"
+        );
+        assert!(!second_path.exists(), "{what}");
+        // Appends continue at the gap, and the next open finds exactly them.
+        for k in first_lost..first_lost + 20 {
+            assert_eq!(log.append(&batch(k)).unwrap().base_offset, k, "{what}");
+        }
+        log.close().unwrap();
+        let log = Log::open(p.image.path(), config()).unwrap();
+        assert_eq!(log.recovery_report().scanned_bytes, 0, "{what}");
+        assert_eq!(
+            values(&log),
+            (0..first_lost + 20).collect::<Vec<_>>(),
+            "{what}"
+        );
+        assert!(p.appended > first_lost);
+    }
+}
+
+/// The same missing offsets in a segment that was sealed (cut after its last batch) are not a
+/// pending seal's lost tail: a sealed segment is synced before its seal ends, so this is damage
+/// to data that may have been acknowledged, and open refuses it (both modes), removing nothing.
+#[test]
+fn a_sealed_segment_missing_its_last_batches_is_refused() {
+    let p = power_loss_image(4, false, false);
+    let old_path = common::log_path(p.image.path(), 0);
+    let old = std::fs::read(&old_path).unwrap();
+    // Sealed: cut right after batch 3, no preallocated rest.
+    let (pos, _, _) = p.old_batches[4];
+    std::fs::write(&old_path, &old[..pos]).unwrap();
+    let before = data_files(p.image.path());
+    for mode in [
+        riverbed::RecoveryMode::TruncateTail,
+        riverbed::RecoveryMode::Strict,
+    ] {
+        let e = Log::open(p.image.path(), config().recovery(mode)).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::Corruption { path: Some(path), .. } if *path == old_path),
+            "{mode:?}: {e:?}"
+        );
+        assert!(
+            before == data_files(p.image.path()),
+            "{mode:?}: files changed"
+        );
+    }
+}

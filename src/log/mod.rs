@@ -1459,8 +1459,19 @@ impl Inner {
             let mut w = self.writer.lock();
             let next = w.next_offset;
             // Taken with `next`: every segment before the active one is sealed or in this list,
-            // and what it holds below `next` is durable once its seal ends.
-            let pending = self.seals.lock().clone();
+            // and what it holds below `next` is durable once its seal ends. A segment whose
+            // batches all lie below the durable offset (synced by earlier syncs, as under
+            // `EveryAppend`) holds nothing its seal still has to make durable: its seal only
+            // cuts the preallocated rest and syncs the indexes, which recovery redoes (FORMAT.md
+            // 6, rule 4a), so this sync does not wait for it. (The recovery point still waits:
+            // it never passes a segment whose seal is pending.)
+            let pending: Vec<Arc<SealJob>> = self
+                .seals
+                .lock()
+                .iter()
+                .filter(|j| j.next > s.durable_offset)
+                .cloned()
+                .collect();
             if w.active.is_none() && !w.closed {
                 // The last segment is sealed (and so synced, once its seal ends) and the next is
                 // not created yet.
