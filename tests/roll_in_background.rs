@@ -402,3 +402,158 @@ fn a_sealed_segment_missing_its_last_batches_is_refused() {
         );
     }
 }
+
+// ---- real crashes: SIGKILL a child rolling under load, then take its page cache away -----------
+//
+// A SIGKILL keeps the page cache (the kernel still writes it back), so after it every rolled
+// segment is whole (rule 4a). A power loss does not: the parent builds the state a power loss
+// at the same moment could leave from the killed child's files, discarding every byte no
+// completed sync covered, and opens that. Pattern of tests/crash_sigkill.rs.
+
+const ROLL_CHILD_DIR_ENV: &str = "RIVERBED_ROLL_CHILD_DIR";
+
+fn child_config() -> LogConfig {
+    config().segment_bytes(64 << 10)
+}
+
+/// The child: appends `batch(n)` at offset `n` without end, under `FlushPolicy::Manual`, and
+/// flushes every 64 appends, printing `FLUSHED n` once a flush made offsets below `n` durable.
+/// Returns at once unless the parent set its environment.
+#[test]
+fn roll_child_entry() {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os(ROLL_CHILD_DIR_ENV) else {
+        return;
+    };
+    let log = Log::open(&dir, child_config()).unwrap();
+    let out = std::io::stdout();
+    let mut n = log.high_watermark();
+    loop {
+        assert_eq!(log.append(&batch(n)).unwrap().base_offset, n);
+        n += 1;
+        if n % 64 == 0 {
+            log.flush().unwrap();
+            let mut out = out.lock();
+            writeln!(out, "FLUSHED {n}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+}
+
+/// Rewrites the killed child's directory into what a power loss could leave: a segment that is
+/// cut after its last batch was sealed (its msync came before the cut) and stays; in one that
+/// still has its preallocated rest (not sealed: the active one, or one whose seal was pending)
+/// only what a completed sync covered survives: batches below `flushed`, and bytes before the
+/// recovery point's position. Everything else is zeroed. Returns how many segments before the
+/// last lost batches that way.
+#[cfg(feature = "internals")]
+fn lose_page_cache(dir: &std::path::Path, flushed: u64) -> usize {
+    let cp = riverbed::internals::Checkpoint::read(dir).unwrap();
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    let mut lost_before_last = 0;
+    for (i, &base) in bases.iter().enumerate() {
+        let path = common::log_path(dir, base);
+        let mut file = std::fs::read(&path).unwrap();
+        let batches = common::batches_in(&file);
+        let end = batches
+            .last()
+            .map_or(common::FILE_HEADER_LEN, |&(pos, _, len)| pos + len);
+        if end == file.len() {
+            continue; // sealed
+        }
+        let vouched = cp
+            .filter(|c| c.segment_base == base)
+            .map_or(common::FILE_HEADER_LEN, |c| c.position as usize);
+        let synced = batches
+            .iter()
+            .filter(|&&(_, offset, _)| offset < flushed)
+            .map(|&(pos, _, len)| pos + len)
+            .max()
+            .unwrap_or(common::FILE_HEADER_LEN)
+            .max(vouched)
+            .max(common::FILE_HEADER_LEN);
+        if synced < end {
+            file[synced..].fill(0);
+            std::fs::write(&path, &file).unwrap();
+            if i + 1 < bases.len() {
+                lost_before_last += 1;
+            }
+        }
+    }
+    lost_before_last
+}
+
+/// SIGKILLs a child that rolls 64 KiB segments under load at pseudo-random moments, turns its
+/// files into a power loss's, and opens them: every flushed record is there, the log is a
+/// prefix of what the child appended, and at least one run lost the tail of a segment whose
+/// seal was pending (rule 4b cut the log at that gap; without the rule that open fails).
+#[cfg(feature = "internals")]
+#[test]
+fn sigkill_and_power_loss_while_rolling_under_load() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut cuts_at_a_gap = 0;
+    let mut rng = common::XorShift::new(0x5ea1_u64);
+    for run in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = common::child_command("roll_child_entry")
+            .env(ROLL_CHILD_DIR_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line.strip_prefix("FLUSHED ") {
+                    let _ = tx.send(n.trim().parse::<u64>().unwrap());
+                }
+            }
+        });
+        // Once it is under way, kill it at a pseudo-random moment.
+        let first = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the child flushed");
+        std::thread::sleep(std::time::Duration::from_millis(5 + rng.below(60)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let flushed = rx.try_iter().fold(first, u64::max);
+
+        let lost = lose_page_cache(dir.path(), flushed);
+        let log = Log::open(dir.path(), config())
+            .unwrap_or_else(|e| panic!("run {run}: open after a power loss: {e}"));
+        let end = log.high_watermark();
+        assert!(
+            end >= flushed,
+            "run {run}: flushed {flushed}, recovered {end}"
+        );
+        assert_eq!(values(&log), (0..end).collect::<Vec<_>>(), "run {run}");
+        let report = log.recovery_report().clone();
+        if lost > 0 {
+            let cut = report.truncation.as_ref().expect("a lost tail is cut");
+            assert!(cut.reason.contains("rule 4b"), "run {run}: {}", cut.reason);
+            cuts_at_a_gap += 1;
+        }
+        // Appends go on from the cut, and a clean reopen finds them.
+        for k in end..end + 5 {
+            assert_eq!(log.append(&batch(k)).unwrap().base_offset, k);
+        }
+        log.close().unwrap();
+        let log = Log::open(dir.path(), config()).unwrap();
+        assert_eq!(values(&log), (0..end + 5).collect::<Vec<_>>(), "run {run}");
+    }
+    assert!(
+        cuts_at_a_gap > 0,
+        "no run was killed while a seal was pending: the test checked nothing about rule 4b"
+    );
+}
