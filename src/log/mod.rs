@@ -936,6 +936,16 @@ impl Log {
         options: &CompactionConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<CompactionReport> {
+        self.compact_until_on(options, stop, &cleaner::SystemClock::new())
+    }
+
+    /// [`compact_until`](Self::compact_until) with the I/O throttle on `clock`.
+    fn compact_until_on(
+        &self,
+        options: &CompactionConfig,
+        stop: &dyn Fn() -> bool,
+        clock: &dyn cleaner::Clock,
+    ) -> Result<CompactionReport> {
         // Segments rolled away from are cleanable once sealed: wait for the seals under way (a
         // few fsyncs, never the writer), so a roll followed by a compaction cleans them.
         let pending = self.inner.seals.lock().clone();
@@ -943,7 +953,7 @@ impl Log {
         self.inner
             .checkpoint_sealed()
             .map_err(|e| self.inner.poison(e))?;
-        let report = match cleaner::run(&self.inner, options, stop) {
+        let report = match cleaner::run_on(&self.inner, options, stop, clock) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(
@@ -1431,7 +1441,8 @@ impl Inner {
             Err(e) => return Err(self.poison(e)),
         }
         self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
-        self.retention_locked(now_ms())?;
+        // Not waiting for a compaction swap under way (it holds `maint` through its fsyncs).
+        self.retention_locked_if(now_ms(), false)?;
         Ok(())
     }
 
@@ -1622,14 +1633,29 @@ impl Inner {
     }
 
     fn retention_locked(&self, now_ms: i64) -> Result<RetentionReport> {
+        self.retention_locked_if(now_ms, true)
+    }
+
+    /// [`retention_locked`](Self::retention_locked); with `wait` false, nothing is done (and an
+    /// empty report returned) if `maint` is taken: a roll does not wait for a compaction swap's
+    /// fsyncs, and the next roll (or `apply_retention`) deletes what is due.
+    fn retention_locked_if(&self, now_ms: i64, wait: bool) -> Result<RetentionReport> {
         let config = self.config();
+        let nothing = || RetentionReport {
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            ..RetentionReport::default()
+        };
         if self.deleted.load(Ordering::Acquire) || !config.cleanup_policy.deletes() {
-            return Ok(RetentionReport {
-                log_start_offset: self.log_start.load(Ordering::Acquire),
-                ..RetentionReport::default()
-            });
+            return Ok(nothing());
         }
-        let _maint = self.maint.lock();
+        let _maint = if wait {
+            self.maint.lock()
+        } else {
+            match self.maint.try_lock() {
+                Some(m) => m,
+                None => return Ok(nothing()),
+            }
+        };
         let segments = self.segments.read().clone();
         let sealed = &segments[..segments.len().saturating_sub(1)];
         let mut total: u64 = segments.iter().map(|s| s.size()).sum();
