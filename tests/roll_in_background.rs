@@ -316,12 +316,23 @@ fn power_loss_image(lost_batch: usize, mid_batch: bool, survivor: bool) -> Power
 /// everything flushed before. Without rule 4b the open fails on the offset gap.
 #[test]
 fn power_loss_during_a_pending_seal_cuts_at_the_gap() {
-    for (lost_batch, mid_batch, survivor) in [(4, false, false), (3, true, false), (3, false, true)]
-    {
+    for (lost_batch, mid_batch, survivor, next_uncreated) in [
+        (4, false, false, false),
+        (3, true, false, false),
+        (3, false, true, false),
+        (4, false, false, true),
+    ] {
         let what = format!(
-            "lost from batch {lost_batch} (mid batch {mid_batch}, survivor page {survivor})"
+            "lost from batch {lost_batch} (mid batch {mid_batch}, survivor page {survivor}, \
+             next segment's creation lost {next_uncreated})"
         );
         let p = power_loss_image(lost_batch, mid_batch, survivor);
+        if next_uncreated {
+            // The next segment's file exists, but not even its header reached the disk.
+            let path = common::log_path(p.image.path(), p.second);
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            std::fs::write(&path, vec![0u8; len]).unwrap();
+        }
         let first_lost = p.old_batches[lost_batch].1;
         assert!(
             first_lost >= p.flushed,

@@ -608,12 +608,15 @@ fn lost_unsealed_tail(dir: &Path, outcome: &ScanOutcome, later: &[u64]) -> Resul
     {
         return Ok(None);
     }
-    for &base in later {
+    for (i, &base) in later.iter().enumerate() {
         let path = SegmentPaths::new(dir, base).log;
         let head = read_head(&path)?;
         match file_header::check(&head, FileKind::Log, base, &path) {
             Ok(info) if !info.compacted() => {}
-            _ => return Ok(None),
+            Ok(_) => return Ok(None),
+            // The last one's creation the crash interrupted (rule 3: nothing after its header).
+            Err(_) if i + 1 == later.len() && holds_only_zeros(&path)? => {}
+            Err(_) => return Ok(None),
         }
     }
     let what = match &outcome.error {
@@ -630,6 +633,20 @@ fn lost_unsealed_tail(dir: &Path, outcome: &ScanOutcome, later: &[u64]) -> Resul
         outcome.end,
         later.len()
     )))
+}
+
+/// Whether every byte of the file after its header's place is zero.
+fn holds_only_zeros(path: &Path) -> Result<bool> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open segment", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len() as usize;
+    if len <= FILE_HEADER_LEN {
+        return Ok(true);
+    }
+    let map = Mapping::read_only(&file, len).map_err(|e| Error::io("map segment", path, e))?;
+    Ok(map.bytes()[FILE_HEADER_LEN..].iter().all(|&b| b == 0))
 }
 
 struct ScanOutcome {
