@@ -1152,16 +1152,6 @@ mod tests {
                 .get_io_max_bytes_per_second(),
             Some(5)
         );
-        let s = crate::CleanerConfig::default();
-        assert_eq!(
-            s.get_io_max_bytes_per_second(),
-            Some(DEFAULT_CLEANER_IO_MAX_BYTES_PER_SECOND)
-        );
-        assert_eq!(
-            s.io_max_bytes_per_second(Some(7 << 20))
-                .get_io_max_bytes_per_second(),
-            Some(7 << 20)
-        );
     }
 
     /// A pass throttled to 256 KiB/s (on a fake clock: nothing really sleeps) completes, keeps
