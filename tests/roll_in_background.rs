@@ -442,7 +442,7 @@ fn roll_child_entry() {
     loop {
         assert_eq!(log.append(&batch(n)).unwrap().base_offset, n);
         n += 1;
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             log.flush().unwrap();
             let mut out = out.lock();
             writeln!(out, "FLUSHED {n}").unwrap();

@@ -814,6 +814,7 @@ struct Scratch {
 
 /// Cleans one group of segments into one new segment and swaps it in; leaves a single segment
 /// alone when nothing in it goes.
+#[allow(clippy::too_many_arguments)] // the run's state, each passed where it is used
 fn clean_group(
     inner: &Inner,
     group: &[Arc<Segment>],
@@ -1092,7 +1093,7 @@ mod tests {
             for i in 1..=2_000u64 {
                 t.observe(chunk);
                 total += chunk as u64;
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     let ideal = total as f64 / rate as f64;
                     let took = clock.now.get().as_secs_f64();
                     let periods = took / THROTTLE_PERIOD.as_secs_f64() + 2.0;
