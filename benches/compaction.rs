@@ -9,8 +9,9 @@
 //!   files read and written with plain `File` calls and fsynced, as the cleaner fsyncs what it
 //!   writes: the cost of moving the bytes at all.
 //! - `append_during_cleaning` (`Throughput::Bytes` appended): 100-record batches appended to a
-//!   compacted log, `idle` vs `cleaning` (another thread compacts the same log in a loop, and the
-//!   log rolls every 4 MiB, so the cleaner always has work).
+//!   compacted log, `idle` vs `cleaning` (another thread compacts the same log in a loop, with
+//!   the default I/O throttle, and the log rolls every 4 MiB, so the cleaner always has work).
+//!   `benches/compaction_interference.rs` compares throttled and unthrottled passes.
 //!
 //! ```sh
 //! cargo bench --bench compaction -- --warm-up-time 2 --measurement-time 10
@@ -133,7 +134,10 @@ fn cleaner_groups(c: &mut Criterion) {
                     copy_into(template.path(), to.path(), false);
                     let log = Log::open(to.path(), config(16 << 20)).expect("open");
                     let start = Instant::now();
-                    let report = log.compact(&CompactionConfig::default()).expect("compact");
+                    // The cleaner's own speed: no I/O throttle.
+                    let report = log
+                        .compact(&CompactionConfig::default().io_max_bytes_per_second(None))
+                        .expect("compact");
                     spent += start.elapsed();
                     assert!(report.dirty_bytes > 0, "{report:?}");
                     log.close().expect("close");
@@ -181,7 +185,8 @@ fn append_groups(c: &mut Criterion) {
                     if !cleaning {
                         // Untimed: keeps the idle log (and the disk it uses) as small as the
                         // other one.
-                        log.compact(&CompactionConfig::default()).expect("compact");
+                        log.compact(&CompactionConfig::default().io_max_bytes_per_second(None))
+                            .expect("compact");
                     }
                 }
                 spent

@@ -8,6 +8,14 @@
 //!   Baseline: `write` + `File::sync_data` per batch.
 //! - `group_commit_every_append`: 1 vs 4 threads appending 1-record batches to one
 //!   `EveryAppend` log; records/s of all threads together.
+//! - `roll_worst_append`: the worst single append among the appends that fill one segment and
+//!   cross into the next (the one that rolls is where a stall would be), batches of 100 × 100 B
+//!   on a `Manual` log with `RIVERBED_BENCH_ROLL_MB` (default 64) MiB segments, so the rolled
+//!   segment's data is dirty in the page cache when it is sealed. Each iteration reports that
+//!   worst latency, so the mean is the typical worst append per segment. Issue 16's target is
+//!   that it stays under 10 ms: the roll hands the seal (msync, cut, fsync) to a background
+//!   thread. Baseline `file_baseline`: the same appends to a `BufWriter<File>` that rolls to a
+//!   new file at the same size (and syncs nothing).
 //!
 //! Both sides keep one target open across warm-up and measurement (memory that has been idle for
 //! a while is slow to touch again on some virtual machines, so fresh files per sample would
@@ -48,8 +56,11 @@ struct LogTarget {
 
 impl LogTarget {
     fn open(flush: FlushPolicy) -> LogTarget {
+        Self::open_with(flush, segment_bytes())
+    }
+
+    fn open_with(flush: FlushPolicy, segment_bytes: u64) -> LogTarget {
         let dir = common::temp_dir();
-        let segment_bytes = segment_bytes();
         let config = LogConfig::default()
             .segment_bytes(segment_bytes)
             .segment_ms(None)
@@ -91,6 +102,10 @@ struct FileTarget {
 
 impl FileTarget {
     fn open(sync: bool) -> FileTarget {
+        Self::open_with(sync, segment_bytes())
+    }
+
+    fn open_with(sync: bool, roll_at: u64) -> FileTarget {
         let dir = common::temp_dir();
         let out = BufWriter::new(File::create(Self::path_in(&dir, 0)).expect("create file"));
         FileTarget {
@@ -98,7 +113,7 @@ impl FileTarget {
             out,
             generation: 0,
             written: 0,
-            roll_at: segment_bytes(),
+            roll_at,
             sync,
         }
     }
@@ -188,11 +203,55 @@ fn group_commit(c: &mut Criterion) {
     group.finish();
 }
 
+/// The worst latency of one append among `count` appends done by `append`.
+fn worst_of(count: u64, mut append: impl FnMut()) -> Duration {
+    let mut worst = Duration::ZERO;
+    for _ in 0..count {
+        let start = Instant::now();
+        append();
+        worst = worst.max(start.elapsed());
+    }
+    worst
+}
+
+fn roll_worst_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("roll_worst_append");
+    group.sample_size(10);
+    let roll_bytes = common::env_usize("RIVERBED_BENCH_ROLL_MB", 64) as u64 * (1 << 20);
+    let batch = common::batch(100, 100, Compression::None);
+    // Enough appends to fill a segment and cross into the next: every iteration rolls once.
+    let per_segment = roll_bytes / batch.len() as u64 + 1;
+
+    let target = LogTarget::open_with(FlushPolicy::Manual, roll_bytes);
+    group.bench_function("riverbed", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    worst_of(per_segment, || {
+                        target.log().append(&batch).expect("append");
+                    })
+                })
+                .sum()
+        })
+    });
+    drop(target);
+
+    let mut file = FileTarget::open_with(false, roll_bytes);
+    group.bench_function("file_baseline", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| worst_of(per_segment, || file.append(batch.as_bytes())))
+                .sum()
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(3));
-    targets = append_groups, group_commit
+    targets = append_groups, group_commit, roll_worst_append
 }
 criterion_main!(benches);

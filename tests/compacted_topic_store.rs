@@ -191,3 +191,25 @@ fn compact_only_log_ignores_retention_and_compact_delete_applies_it() {
         assert_eq!(log.log_start_offset() == 0, kept, "{policy:?}");
     }
 }
+
+/// The cleaner's I/O limit (Kafka's `log.cleaner.io.max.bytes.per.second`): 32 MiB/s unless set,
+/// `None` for unlimited, the same default as a `CompactionConfig`'s, and kept by the store's
+/// configuration.
+#[test]
+fn cleaner_io_limit_round_trips() {
+    use riverbed::{CleanerConfig, CompactionConfig, StoreConfig};
+    let default = CleanerConfig::default();
+    assert_eq!(default.get_io_max_bytes_per_second(), Some(32 << 20));
+    assert_eq!(
+        default.get_io_max_bytes_per_second(),
+        CompactionConfig::default().get_io_max_bytes_per_second()
+    );
+    let none = CleanerConfig::default().io_max_bytes_per_second(None);
+    assert_eq!(none.get_io_max_bytes_per_second(), None);
+    let set = StoreConfig::default()
+        .cleaner(CleanerConfig::default().io_max_bytes_per_second(Some(7 << 20)));
+    assert_eq!(
+        set.get_cleaner().get_io_max_bytes_per_second(),
+        Some(7 << 20)
+    );
+}

@@ -9,7 +9,23 @@
 //! `writer` → `maint`; `segments` is only ever held for the moment it takes to clone or replace
 //! the snapshot. `cleaner` serialises compaction runs (see `cleaner`); `maint` is held while
 //! segments are deleted (retention) or replaced (a compaction swap), so that neither happens to
-//! a segment the other is working on.
+//! a segment the other is working on. `seals` (the background seals under way) is a leaf: held
+//! only to push, remove or copy its entries.
+//!
+//! **Rolls seal in the background.** A roll takes the old segment out of the writer, creates
+//! and publishes the next one under the writer lock, and leaves the expensive part of sealing
+//! (msync of the data, cutting the preallocated rest, fsync of the files) to a `riverbed-seal`
+//! thread, so no append waits for it. The rules that keep this safe:
+//! - the recovery point never moves past a segment whose seal is pending
+//!   ([`Inner::write_checkpoint`] refuses to; once the seal ended, the next append or
+//!   compaction moves the point to the next segment's start, in its own thread: the seal
+//!   thread writes only the sealed segment's files);
+//! - a sync (`flush`, the flush policy, close) waits for the seals of every segment before the
+//!   end it makes durable, so "durable" still covers the rolled segment's tail;
+//! - retention and compaction only touch segments that are sealed;
+//! - a failed seal poisons the log, and the next append or flush reports it;
+//! - a crash before the seal ends leaves an older segment with preallocated zeros after its
+//!   last batch, which recovery cuts and seals (`recovery::open`).
 
 pub mod checkpoint;
 pub(crate) mod cleaner;
@@ -148,7 +164,36 @@ struct Inner {
     cleaner: Mutex<cleaner::CleanerState>,
     /// Held while segments are deleted or swapped (see the module documentation).
     maint: Mutex<()>,
+    /// Seals under way in the background, oldest first (see the module documentation).
+    seals: Mutex<Vec<Arc<SealJob>>>,
+    /// The base of the segment after the newest one whose background seal ended.
+    sealed_upto: AtomicU64,
+    /// `sealed_upto` as far as `checkpoint_sealed` last took it into the recovery point.
+    sealed_checkpointed: AtomicU64,
+    /// This log, for the seal threads (set once the log is built).
+    me: std::sync::OnceLock<std::sync::Weak<Inner>>,
     _lock: DirLock,
+}
+
+/// A segment rolled away from, whose seal runs (or is about to run) in the background.
+struct SealJob {
+    /// The segment's base offset.
+    base: u64,
+    /// The offset after its last batch: the next segment's base.
+    next: u64,
+    /// The write side to seal; taken by whoever runs the seal.
+    segment: Mutex<Option<ActiveSegment>>,
+    /// `Some(true)` once sealed, `Some(false)` if the seal failed (the log is then poisoned).
+    done: Mutex<Option<bool>>,
+    ended: Condvar,
+}
+
+impl SealJob {
+    /// Records the end of the seal (`ok`: it succeeded) and wakes the waiters.
+    fn finish(&self, ok: bool) {
+        *self.done.lock() = Some(ok);
+        self.ended.notify_all();
+    }
 }
 
 struct Writer {
@@ -278,6 +323,10 @@ impl Log {
             shutdown: (Mutex::new(false), Condvar::new()),
             cleaner: Mutex::new(cleaner::CleanerState { clean_offset }),
             maint: Mutex::new(()),
+            seals: Mutex::new(Vec::new()),
+            sealed_upto: AtomicU64::new(0),
+            sealed_checkpointed: AtomicU64::new(0),
+            me: std::sync::OnceLock::new(),
             dir,
             config: RwLock::new(Arc::new(config)),
             _lock: lock,
@@ -296,6 +345,7 @@ impl Log {
                 }
             }
         }
+        let _ = inner.me.set(Arc::downgrade(&inner));
         let flusher = match inner.config().flush {
             FlushPolicy::Interval {
                 interval: Some(every),
@@ -437,6 +487,8 @@ impl Log {
             return Ok(None);
         }
         header.base_offset = w.next_offset;
+        // Seals that ended since the last append move the recovery point on.
+        inner.checkpoint_sealed().map_err(|e| inner.poison(e))?;
         if w.active.is_none() {
             // A roll that found no room for the new segment: create it now.
             inner.start_segment(&mut w)?;
@@ -779,7 +831,9 @@ impl Log {
         self.inner.sync_to(self.high_watermark())
     }
 
-    /// Seals the active segment and starts a new one (if the active one holds anything).
+    /// Seals the active segment and starts a new one (if the active one holds anything). The
+    /// seal (msync, cut, fsync of the old segment) runs in the background; a failure of it
+    /// poisons the log and is reported by the next append, flush or close.
     ///
     /// # Errors
     /// [`Poisoned`](ErrorKind::Poisoned); [`Io`](ErrorKind::Io) (which poisons the log).
@@ -813,6 +867,7 @@ impl Log {
     /// # Errors
     /// [`Io`](ErrorKind::Io) if a file cannot be removed.
     pub fn apply_retention_at(&self, now_ms: i64) -> Result<RetentionReport> {
+        self.inner.settle_seals();
         let _w = self.inner.writer.lock();
         self.inner.retention_locked(now_ms)
     }
@@ -824,6 +879,7 @@ impl Log {
     /// # Errors
     /// [`Io`](ErrorKind::Io) if a file cannot be removed.
     pub fn delete_segments_below(&self, offset: u64) -> Result<RetentionReport> {
+        self.inner.settle_seals();
         let _w = self.inner.writer.lock();
         let _maint = self.inner.maint.lock();
         let segments = self.inner.segments.read().clone();
@@ -880,7 +936,24 @@ impl Log {
         options: &CompactionConfig,
         stop: &dyn Fn() -> bool,
     ) -> Result<CompactionReport> {
-        let report = match cleaner::run(&self.inner, options, stop) {
+        self.compact_until_on(options, stop, &cleaner::SystemClock::new())
+    }
+
+    /// [`compact_until`](Self::compact_until) with the I/O throttle on `clock`.
+    fn compact_until_on(
+        &self,
+        options: &CompactionConfig,
+        stop: &dyn Fn() -> bool,
+        clock: &dyn cleaner::Clock,
+    ) -> Result<CompactionReport> {
+        // Segments rolled away from are cleanable once sealed: wait for the seals under way (a
+        // few fsyncs, never the writer), so a roll followed by a compaction cleans them.
+        let pending = self.inner.seals.lock().clone();
+        self.inner.wait_seals(&pending)?;
+        self.inner
+            .checkpoint_sealed()
+            .map_err(|e| self.inner.poison(e))?;
+        let report = match cleaner::run_on(&self.inner, options, stop, clock) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(
@@ -969,6 +1042,10 @@ impl Log {
         // hold its partitions): an append after the clean checkpoint below samples the end of
         // the log would land past a recovery point that says nothing follows it.
         self.inner.writer.lock().closed = true;
+        // No roll happens any more: wait for the seals under way (a failed one poisoned the log,
+        // which `check_poison` below reports).
+        let pending = self.inner.seals.lock().clone();
+        let _ = self.inner.wait_seals(&pending);
         if self.inner.deleted.load(Ordering::Acquire) {
             let mut w = self.inner.writer.lock();
             w.active = None;
@@ -1161,14 +1238,16 @@ impl Inner {
         }
     }
 
-    /// Seals the active segment and starts the next. Holds the writer lock.
+    /// Rolls: takes the active segment out of the writer, hands its seal to the background
+    /// ([`seal_in_background`](Self::seal_in_background)) and starts the next. Holds the writer
+    /// lock, for the O(1) part only: no fsync of the old segment happens here.
     ///
-    /// A full disk never leaves the log half-rolled: before the seal only the final time entry
+    /// A full disk never leaves the log half-rolled: before the roll only the final time entry
     /// needs room (prefaulted by every append; failing, the old segment stays active and
     /// appendable); after it the new segment's files are created, and if they cannot be, the
-    /// log is left with its last segment sealed and no active one, and the next append (or
-    /// roll) creates it. Either way the error is [`NoSpace`](ErrorKind::NoSpace) and nothing
-    /// acknowledged changed. A failed fsync while sealing poisons the log.
+    /// log is left with no active segment, and the next append (or roll) creates it. Either way
+    /// the error is [`NoSpace`](ErrorKind::NoSpace) and nothing acknowledged changed. A failed
+    /// seal poisons the log.
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let Some(old) = w.active.as_mut() else {
             return self.start_segment(w);
@@ -1177,7 +1256,8 @@ impl Inner {
         let Some(old) = w.active.take() else {
             return Err(self.closed());
         };
-        let sealed = old.seal().map_err(|e| self.poison(e))?;
+        let sealed = Arc::clone(&old.seg);
+        self.seal_in_background(old, w.next_offset);
         let aborted = self
             .producers
             .lock()
@@ -1203,6 +1283,115 @@ impl Inner {
             }
         }
         self.start_segment(w)
+    }
+
+    /// Seals `old` (rolled away from at `next`) on a `riverbed-seal` thread; in the caller's
+    /// thread if no thread can be started. Holds the writer lock: the job is listed before the
+    /// next segment exists, so a sync that sees the next segment also sees the job.
+    fn seal_in_background(&self, old: ActiveSegment, next: u64) {
+        let job = Arc::new(SealJob {
+            base: old.seg.base_offset,
+            next,
+            segment: Mutex::new(Some(old)),
+            done: Mutex::new(None),
+            ended: Condvar::new(),
+        });
+        self.seals.lock().push(Arc::clone(&job));
+        if let Some(me) = self.me.get().and_then(std::sync::Weak::upgrade) {
+            let j = Arc::clone(&job);
+            let spawned = std::thread::Builder::new()
+                .name("riverbed-seal".into())
+                .spawn(move || {
+                    let ok = me.run_seal(&j);
+                    // Before saying it is done: a close that waited for this seal must find
+                    // the log (and its directory lock) free of this thread when it returns.
+                    drop(me);
+                    j.finish(ok);
+                });
+            match spawned {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(
+                    target: "riverbed::log",
+                    dir = %self.dir.display(),
+                    error = %e,
+                    "cannot start a seal thread; sealing in the appending thread"
+                ),
+            }
+        }
+        let ok = self.run_seal(&job);
+        job.finish(ok);
+    }
+
+    /// Runs a seal job: seals the segment and unlists it. A failure poisons the log and leaves
+    /// the job listed. Returns whether it succeeded; the caller then calls
+    /// [`SealJob::finish`].
+    fn run_seal(&self, job: &SealJob) -> bool {
+        let Some(segment) = job.segment.lock().take() else {
+            return false;
+        };
+        let sealed = segment.seal();
+        let ok = match sealed {
+            Ok(_) => {
+                // Sealed: no longer pending. (A failed job stays listed, so the recovery point
+                // never passes its segment.) The recovery point moves on in a caller's thread
+                // (`checkpoint_sealed`): this thread writes nothing but the segment's own files.
+                self.seals.lock().retain(|j| !std::ptr::eq(j.as_ref(), job));
+                self.sealed_upto.fetch_max(job.next, Ordering::AcqRel);
+                true
+            }
+            Err(e) => {
+                self.poison(e);
+                false
+            }
+        };
+        ok
+    }
+
+    /// Moves the recovery point to the start of the first segment not known sealed (the oldest
+    /// whose seal is pending, else the one after the newest sealed), if seals ended since it was
+    /// last moved: what the roll itself did before seals ran in the background. Called by the
+    /// next append (holding the writer lock) and by compaction, whose cleanable range ends at
+    /// the recovery point.
+    fn checkpoint_sealed(&self) -> Result<()> {
+        let upto = self.sealed_upto.load(Ordering::Acquire);
+        if upto <= self.sealed_checkpointed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let to = self
+            .seals
+            .lock()
+            .iter()
+            .map(|j| j.base)
+            .fold(upto, u64::min);
+        self.write_checkpoint(Checkpoint {
+            next_offset: to,
+            segment_base: to,
+            position: FILE_HEADER_LEN as u64,
+            offset_entries: 0,
+            time_entries: 0,
+            clean: false,
+        })?;
+        self.sealed_checkpointed.fetch_max(to, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Waits for the seals under way, so that a retention pass after a roll can delete the
+    /// rolled segment. A failed seal leaves its segment unsealed, which retention keeps; the
+    /// poisoned log reports the failure elsewhere.
+    fn settle_seals(&self) {
+        let pending = self.seals.lock().clone();
+        let _ = self.wait_seals(&pending);
+    }
+
+    /// Waits for the seal jobs `jobs`; fails (the log is poisoned) if one of them failed.
+    fn wait_seals(&self, jobs: &[Arc<SealJob>]) -> Result<()> {
+        for job in jobs {
+            let mut done = job.done.lock();
+            while done.is_none() {
+                job.ended.wait(&mut done);
+            }
+        }
+        self.check_poison()
     }
 
     /// Creates the active segment at the writer's next offset, after a seal: at a roll, or at
@@ -1252,7 +1441,8 @@ impl Inner {
             Err(e) => return Err(self.poison(e)),
         }
         self.write_checkpoint(cp).map_err(|e| self.poison(e))?;
-        self.retention_locked(now_ms())?;
+        // Not waiting for a compaction swap under way (it holds `maint` through its fsyncs).
+        self.retention_locked_if(now_ms(), false)?;
         Ok(())
     }
 
@@ -1276,11 +1466,28 @@ impl Inner {
 
     fn sync_locked(&self, s: &mut SyncState, force_checkpoint: bool, clean: bool) -> Result<()> {
         let last_cp = *self.checkpoint.lock();
-        let (seg, position, next, checkpoint) = {
+        let (seg, position, next, checkpoint, pending) = {
             let mut w = self.writer.lock();
             let next = w.next_offset;
+            // Taken with `next`: every segment before the active one is sealed or in this list,
+            // and what it holds below `next` is durable once its seal ends. A segment whose
+            // batches all lie below the durable offset (synced by earlier syncs, as under
+            // `EveryAppend`) holds nothing its seal still has to make durable: its seal only
+            // cuts the preallocated rest and syncs the indexes, which recovery redoes (FORMAT.md
+            // 6, rule 4a), so this sync does not wait for it. (The recovery point still waits:
+            // it never passes a segment whose seal is pending.)
+            let pending: Vec<Arc<SealJob>> = self
+                .seals
+                .lock()
+                .iter()
+                .filter(|j| j.next > s.durable_offset)
+                .cloned()
+                .collect();
             if w.active.is_none() && !w.closed {
-                // The last segment is sealed (and so synced) and the next is not created yet.
+                // The last segment is sealed (and so synced, once its seal ends) and the next is
+                // not created yet.
+                drop(w);
+                self.wait_seals(&pending)?;
                 s.durable_offset = next;
                 self.next_offset.fetch_max(next, Ordering::AcqRel);
                 return Ok(());
@@ -1318,8 +1525,10 @@ impl Inner {
             };
             let seg = Arc::clone(&a.seg);
             w.unflushed_messages = 0;
-            (seg, pos, next, checkpoint.then_some(cp))
+            (seg, pos, next, checkpoint.then_some(cp), pending)
         };
+        // The rolled segments' tails are made durable by their seals: wait for them.
+        self.wait_seals(&pending)?;
         if checkpoint.is_some_and(|cp| cp == last_cp) && s.durable_offset >= next {
             // Nothing appended since the last checkpoint (a close right after an open).
             return Ok(());
@@ -1352,11 +1561,27 @@ impl Inner {
     /// removed instead (durably; removing needs no space), which makes the next open scan the
     /// whole log rather than trust a point that may no longer be true (a clean mark, or a point
     /// past a cut), and the next checkpoint writes it again.
+    ///
+    /// Nor does the point move past a segment whose seal is pending (its tail may not be on
+    /// disk): such a checkpoint is skipped, or, if the one on disk carries the clean flag,
+    /// replaced by the same point without it. Once the seal ended, `checkpoint_sealed` moves
+    /// the point to the next segment's start, and later syncs move it on.
     fn write_checkpoint(&self, cp: Checkpoint) -> Result<()> {
         let mut last = self.checkpoint.lock();
         if self.deleted.load(Ordering::Acquire) {
             return Ok(());
         }
+        let cp = if self.seals.lock().iter().any(|j| j.base < cp.segment_base) {
+            if !last.clean {
+                return Ok(());
+            }
+            Checkpoint {
+                clean: false,
+                ..*last
+            }
+        } else {
+            cp
+        };
         if cp.next_offset < last.next_offset || (cp == *last && recovery_point_exists(&self.dir)) {
             return Ok(());
         }
@@ -1408,14 +1633,29 @@ impl Inner {
     }
 
     fn retention_locked(&self, now_ms: i64) -> Result<RetentionReport> {
+        self.retention_locked_if(now_ms, true)
+    }
+
+    /// [`retention_locked`](Self::retention_locked); with `wait` false, nothing is done (and an
+    /// empty report returned) if `maint` is taken: a roll does not wait for a compaction swap's
+    /// fsyncs, and the next roll (or `apply_retention`) deletes what is due.
+    fn retention_locked_if(&self, now_ms: i64, wait: bool) -> Result<RetentionReport> {
         let config = self.config();
+        let nothing = || RetentionReport {
+            log_start_offset: self.log_start.load(Ordering::Acquire),
+            ..RetentionReport::default()
+        };
         if self.deleted.load(Ordering::Acquire) || !config.cleanup_policy.deletes() {
-            return Ok(RetentionReport {
-                log_start_offset: self.log_start.load(Ordering::Acquire),
-                ..RetentionReport::default()
-            });
+            return Ok(nothing());
         }
-        let _maint = self.maint.lock();
+        let _maint = if wait {
+            self.maint.lock()
+        } else {
+            match self.maint.try_lock() {
+                Some(m) => m,
+                None => return Ok(nothing()),
+            }
+        };
         let segments = self.segments.read().clone();
         let sealed = &segments[..segments.len().saturating_sub(1)];
         let mut total: u64 = segments.iter().map(|s| s.size()).sum();
@@ -1439,7 +1679,11 @@ impl Inner {
     /// Deletes the first `doomed` segments (all sealed). Holds the writer and `maint` locks.
     fn delete_front_locked(&self, doomed: usize) -> Result<RetentionReport> {
         let segments = self.segments.read().clone();
-        let doomed = doomed.min(segments.len().saturating_sub(1));
+        // Never a segment whose seal is pending (nor any after it).
+        let sealed_prefix = segments.iter().take_while(|s| s.is_sealed()).count();
+        let doomed = doomed
+            .min(segments.len().saturating_sub(1))
+            .min(sealed_prefix);
         let mut report = RetentionReport {
             log_start_offset: self.log_start.load(Ordering::Acquire),
             ..RetentionReport::default()

@@ -373,7 +373,34 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             }
             continue;
         }
-        if !is_last {
+        if !is_last
+            && !outcome.compacted
+            && outcome.error.is_none()
+            && !outcome.reached_file_end
+            && Some(&outcome.next_offset) == bases.get(j + 1)
+        {
+            // A segment rolled away from whose background seal the crash interrupted: whole,
+            // continuing into the next one, followed by its preallocated zeros (the scan stops at
+            // them without an error). Finish the seal: cut it to its batches, sync, rebuild its
+            // indexes.
+            let seg = seal_in_place(
+                dir,
+                base,
+                outcome.end,
+                outcome.next_offset,
+                cap,
+                &mut report,
+            )?;
+            expected_next = seg.next_offset();
+            sealed.push(seg);
+            continue;
+        }
+        let lost_tail = if is_last || base != expected_next {
+            None
+        } else {
+            lost_unsealed_tail(dir, &outcome, &bases[j + 1..])?
+        };
+        if !is_last && lost_tail.is_none() {
             // A roll seals and syncs a segment before the next one exists, so a sealed segment
             // never holds a torn write: damage here is corruption of acknowledged data, which
             // recovery must not cut away (with every segment after it).
@@ -393,12 +420,14 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             )
             .in_file(&SegmentPaths::new(dir, base).log, 0));
         }
-        // The last segment: a torn tail after a crash is cut.
-        let cut_something = outcome.error.is_some();
+        // The last segment: a torn tail after a crash is cut. (Or, rule 4b, a segment before
+        // the last whose unsealed tail a power loss took: it becomes the last.)
+        let cut_something = outcome.error.is_some() || lost_tail.is_some();
         if cut_something {
-            let reason = match &outcome.error {
-                Some(e) => e.to_string(),
-                None => "unreachable: only an error cuts the last segment".to_string(),
+            let reason = match (&lost_tail, &outcome.error) {
+                (Some(lost), _) => lost.clone(),
+                (None, Some(e)) => e.to_string(),
+                (None, None) => "unreachable: only an error cuts the last segment".to_string(),
             };
             if config.recovery == RecoveryMode::Strict {
                 return Err(crate::error::corrupt(
@@ -407,6 +436,17 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
                     reason,
                 )
                 .in_file(&SegmentPaths::new(dir, base).log, 0));
+            }
+            if lost_tail.is_some() {
+                // Rule 4b: the segments after the gap go, newest first (a crash in between
+                // leaves the same gap for the next open to find), then the transaction index
+                // the roll wrote for this segment (derived; written again at its next seal),
+                // and the removals are made durable before anything is written at the gap.
+                for &later in bases[j + 1..].iter().rev() {
+                    remove_segment(dir, later, &mut report)?;
+                }
+                remove(&SegmentPaths::new(dir, base).txn_index, &mut report)?;
+                crate::fs::sync_dir(dir)?;
             }
             report.truncation = Some(Truncation {
                 path: SegmentPaths::new(dir, base).log,
@@ -446,7 +486,10 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
             ..cap
         };
         let holds_nothing = outcome.reopened.data_len <= FILE_HEADER_LEN && base == expected_next;
-        let mut active = match ActiveSegment::reopen(dir, base, cap, outcome.reopened) {
+        let mut reopened = outcome.reopened;
+        // What follows a lost tail may hold pages that did reach the disk: never read them back.
+        reopened.cut |= lost_tail.is_some();
+        let mut active = match ActiveSegment::reopen(dir, base, cap, reopened) {
             Ok(active) => active,
             // A segment that holds no batch (a roll that was creating it when the process died,
             // its index files missing) and no room to finish it: drop it, and let the first
@@ -525,6 +568,85 @@ pub(crate) fn open(dir: &Path, config: &LogConfig) -> Result<Opened> {
         needs_checkpoint: true,
         disk_checkpoint: on_disk,
     })
+}
+
+/// Recovery rule 4b (FORMAT.md 6): whether the scanned segment before `later` (the bases of the
+/// segments after it) ends in a tail that a power loss took while its background seal was
+/// pending, and if so why, for the [`Truncation`] report. `None`: it is corruption (refused).
+///
+/// The segment qualifies when all of this holds:
+/// - it is scanned, so it lies at or after the recovery point (which never passes a segment
+///   whose seal is pending);
+/// - it is not compacted, and its scan stopped before the end of its file: bytes follow its
+///   valid batches, as the preallocated rest follows them in a segment not yet sealed. A
+///   sealed segment is cut after its last batch and synced before its seal ends, so after a
+///   crash it is whole to its last byte (a missing sealed segment, say, is refused);
+/// - offsets are missing: its batches end before the next segment's base offset;
+/// - every later segment has a valid header and is not compacted (the cleaner only writes
+///   below segments whose seal is pending, so a compacted one after the gap proves the segment
+///   before it was sealed).
+///
+/// Why cutting there loses nothing acknowledged as durable. Without damage from outside, such a
+/// segment is one whose seal had not ended at the crash (above), and it was rolled away from
+/// at its next segment's base offset. What it holds was made durable only by an fsync that
+/// covered it: one that ended before the roll (its bytes are on disk, so they lie before the
+/// gap), or one after the roll, which a sync performs only once the seal of every rolled segment
+/// holding data it has not synced itself has ended (`Inner::sync_locked`); that seal had not
+/// ended. So no byte after the gap, in this segment or a later one, was acknowledged as
+/// durable: every later byte was acknowledged only after a sync that waited for this seal.
+/// (With `EveryAppend` every batch was synced before its ack, so the seal does not hold the ack
+/// back, and a gap cannot arise without outside damage.) The cut is the torn tail of rule 5,
+/// taken one segment earlier; `Strict` refuses it as it refuses that.
+fn lost_unsealed_tail(dir: &Path, outcome: &ScanOutcome, later: &[u64]) -> Result<Option<String>> {
+    let Some(&next_base) = later.first() else {
+        return Ok(None);
+    };
+    if outcome.compacted
+        || outcome.header_invalid
+        || outcome.reached_file_end
+        || outcome.next_offset >= next_base
+    {
+        return Ok(None);
+    }
+    for (i, &base) in later.iter().enumerate() {
+        let path = SegmentPaths::new(dir, base).log;
+        let head = read_head(&path)?;
+        match file_header::check(&head, FileKind::Log, base, &path) {
+            Ok(info) if !info.compacted() => {}
+            Ok(_) => return Ok(None),
+            // The last one's creation the crash interrupted (rule 3: nothing after its header).
+            Err(_) if i + 1 == later.len() && holds_only_zeros(&path)? => {}
+            Err(_) => return Ok(None),
+        }
+    }
+    let what = match &outcome.error {
+        Some(e) => format!("an invalid batch ({e})"),
+        None => "zeros".to_string(),
+    };
+    Ok(Some(format!(
+        "offsets {} to {} are missing: at byte {} the segment holds {what} where its batches \
+         should continue up to the next segment's base offset {next_base}; a background seal \
+         that a crash interrupted lost this unsynced tail (recovery rule 4b), so the {} \
+         segment(s) after it, never acknowledged as durable, are removed",
+        outcome.next_offset,
+        next_base - 1,
+        outcome.end,
+        later.len()
+    )))
+}
+
+/// Whether every byte of the file after its header's place is zero.
+fn holds_only_zeros(path: &Path) -> Result<bool> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open segment", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len() as usize;
+    if len <= FILE_HEADER_LEN {
+        return Ok(true);
+    }
+    let map = Mapping::read_only(&file, len).map_err(|e| Error::io("map segment", path, e))?;
+    Ok(map.bytes()[FILE_HEADER_LEN..].iter().all(|&b| b == 0))
 }
 
 struct ScanOutcome {

@@ -211,3 +211,120 @@ fn zstd_batches_roundtrip() {
     let got = log.read(0, 10).unwrap();
     assert_eq!(got[0].records().unwrap().iter().count(), 20);
 }
+
+/// A roll does not wait for `maint`, which a compaction swap holds through its fsyncs (issue
+/// 16: appends during a compaction pass): the append that rolls a `compact,delete` log skips
+/// the retention pass a roll makes when `maint` is taken, and the next roll (or
+/// `apply_retention`) makes it.
+#[test]
+fn a_roll_does_not_wait_for_a_compaction_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cleanup_policy: crate::CleanupPolicy::CompactDelete,
+        ..small()
+    };
+    let log = Arc::new(Log::open(dir.path(), config).unwrap());
+    let swap = log.inner.maint.lock();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let appender = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while log.segment_count() < 3 {
+                log.append(&batch(1000 + i, 3, &format!("b{i}"))).unwrap();
+                i += 1;
+            }
+            tx.send(()).unwrap();
+        })
+    };
+    let rolled = rx.recv_timeout(Duration::from_secs(30));
+    drop(swap);
+    appender.join().unwrap();
+    assert!(rolled.is_ok(), "the append that rolls waited for the swap");
+}
+
+/// A sync does not wait for the seal of a segment whose batches it already made durable (under
+/// `EveryAppend`, the segment an append rolls away from), and does wait for one that holds
+/// batches not yet synced (FORMAT.md 6, rule 4b relies on it). A seal that never ends stands in
+/// for a slow one.
+#[test]
+fn a_sync_waits_only_for_seals_of_segments_holding_unsynced_batches() {
+    let stuck = |inner: &Inner, next: u64| {
+        let job = Arc::new(SealJob {
+            base: 0,
+            next,
+            segment: Mutex::new(None),
+            done: Mutex::new(None),
+            ended: Condvar::new(),
+        });
+        inner.seals.lock().push(Arc::clone(&job));
+        job
+    };
+    let release = |inner: &Inner, job: &Arc<SealJob>| {
+        inner.seals.lock().retain(|j| !Arc::ptr_eq(j, job));
+        job.finish(true);
+    };
+
+    // EveryAppend: offset 0 is durable once its append returned; a pending seal of a segment
+    // ending there does not hold the next append's fsync.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        Log::open(
+            dir.path(),
+            LogConfig {
+                flush: FlushPolicy::EveryAppend,
+                ..small()
+            },
+        )
+        .unwrap(),
+    );
+    log.append(&batch(1000, 1, "a")).unwrap();
+    let job = stuck(&log.inner, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let appender = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let r = log.append(&batch(1001, 1, "b"));
+            tx.send(r.is_ok()).unwrap();
+        })
+    };
+    let acked = rx.recv_timeout(Duration::from_secs(30));
+    release(&log.inner, &job);
+    appender.join().unwrap();
+    assert_eq!(
+        acked,
+        Ok(true),
+        "the append waited for the seal of a synced segment"
+    );
+    assert_eq!(log.durable_offset(), 2);
+
+    // Manual: offset 0 is not synced; a flush must wait for the seal that makes it durable.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        Log::open(
+            dir.path(),
+            LogConfig {
+                flush: FlushPolicy::Manual,
+                ..small()
+            },
+        )
+        .unwrap(),
+    );
+    log.append(&batch(1000, 1, "a")).unwrap();
+    let job = stuck(&log.inner, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flusher = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let r = log.flush();
+            tx.send(r.is_ok()).unwrap();
+        })
+    };
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the flush did not wait for the seal of a segment holding unsynced batches"
+    );
+    release(&log.inner, &job);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
+    flusher.join().unwrap();
+}

@@ -121,6 +121,12 @@ impl ReadBudget {
 }
 
 impl Segment {
+    /// Whether the segment is sealed: synced and cut to its content, no batch will be added. A
+    /// segment the log rolled away from stays unsealed while its seal runs in the background.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
     /// Bytes in the data file, header included.
     pub fn size(&self) -> u64 {
         self.data.published() as u64
