@@ -139,6 +139,9 @@ impl GroupCommit {
         let mut g = self.state.lock();
         g.leading = false;
         g.ended += 1;
+        // Callers that joined after the leader started count too: they are as many appenders,
+        // only late for this round; the next leader waits for them all.
+        g.expect = g.expect.max(g.waiting + 1);
         g.waiting = 0;
         if let Some(took) = fsync {
             let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
