@@ -14,31 +14,40 @@ use crate::log::Log;
 use crate::partition::{Partition, Topic};
 use crate::partitioner;
 use crate::record::codec::HEADER_LEN;
-use crate::record::{BatchBuilder, Compression, ProducerFields, TimestampType};
+use crate::record::{BatchBuilder, Compression, ProducerFields, RecordBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::TopicPartition;
 
-/// Refuses a record without a key for a compacted topic, before it is queued with others (the
-/// log would refuse the whole coalesced batch).
-fn refuse_keyless(topic: &Topic, record: &ProducerRecord, index: usize) -> Result<()> {
-    if record.key.is_none() && topic.config.log.cleanup_policy.compacts() {
-        return Err(ErrorKind::KeyRequired {
-            record: u32::try_from(index).unwrap_or(u32::MAX),
-        }
-        .into());
-    }
-    Ok(())
-}
-
 /// A record to send: topic, optional partition, key, value, headers and timestamp.
+///
+/// The key and value are of type `B`: owned `Vec<u8>` by default ([`ProducerRecord::new`]), or
+/// slices borrowed from the caller ([`ProducerRecord::borrowed`]), which a send copies only
+/// once, into the batch it builds — no allocation per record. Both kinds go through the same
+/// sends ([`Producer::send_all`] and friends are generic over `B`), with the same batching,
+/// validation and errors.
+///
+/// ```
+/// use std::sync::Arc;
+/// use riverbed::{ProducerRecord, Store, TopicConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("events", TopicConfig::new(1))?;
+/// let payloads: Vec<[u8; 100]> = vec![[7; 100]; 10];
+/// let topic: Arc<str> = Arc::from("events");
+/// store.producer().send_all(payloads.iter().enumerate().map(|(i, v)| {
+///     ProducerRecord::borrowed(Arc::clone(&topic)).partition(0).value(v).timestamp(i as i64)
+/// }))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProducerRecord {
+pub struct ProducerRecord<B = Vec<u8>> {
     /// Shared, so that many records of one topic can carry its name without a copy each
     /// ([`ProducerRecord::with_shared_topic`]).
     topic: Arc<str>,
     partition: Option<u32>,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
+    key: Option<B>,
+    value: Option<B>,
     headers: Vec<(String, Option<Vec<u8>>)>,
     timestamp: Option<i64>,
 }
@@ -83,9 +92,47 @@ impl ProducerRecord {
         self.value = Some(value.into());
         self
     }
+}
 
+impl<'a> ProducerRecord<&'a [u8]> {
+    /// A record for `topic` whose key and value borrow the caller's bytes (set them with
+    /// [`key`](Self::key) and [`value`](Self::value) below) instead of owning a copy: the
+    /// zero-copy way to send bytes the program already holds. The record lives no longer than
+    /// the bytes; a send copies them into the batch it appends and keeps nothing.
+    pub fn borrowed(topic: impl Into<Arc<str>>) -> ProducerRecord<&'a [u8]> {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key to borrowed bytes (a slice, array, `Vec` or `str`); records with equal
+    /// keys go to the same partition.
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn key<K: AsRef<[u8]> + ?Sized>(mut self, key: &'a K) -> ProducerRecord<&'a [u8]> {
+        self.key = Some(key.as_ref());
+        self
+    }
+
+    /// Sets the value to borrowed bytes. A record without a value is a tombstone.
+    #[must_use = "a setter returns the changed configuration"]
+    pub fn value<V: AsRef<[u8]> + ?Sized>(mut self, value: &'a V) -> ProducerRecord<&'a [u8]> {
+        self.value = Some(value.as_ref());
+        self
+    }
+}
+
+impl<B: AsRef<[u8]>> ProducerRecord<B> {
     /// Adds a header (keys may repeat).
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> ProducerRecord {
+    pub fn header(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+    ) -> ProducerRecord<B> {
         self.headers.push((key.into(), Some(value.into())));
         self
     }
@@ -95,20 +142,20 @@ impl ProducerRecord {
     pub(crate) fn with_headers(
         mut self,
         headers: Vec<(String, Option<Vec<u8>>)>,
-    ) -> ProducerRecord {
+    ) -> ProducerRecord<B> {
         self.headers = headers;
         self
     }
 
     /// Sends to this partition instead of choosing one.
     #[must_use = "a setter returns the changed configuration"]
-    pub fn partition(mut self, partition: u32) -> ProducerRecord {
+    pub fn partition(mut self, partition: u32) -> ProducerRecord<B> {
         self.partition = Some(partition);
         self
     }
 
     /// Sets the create-time timestamp (ms since the Unix epoch). Default: now.
-    pub fn timestamp(mut self, ms: i64) -> ProducerRecord {
+    pub fn timestamp(mut self, ms: i64) -> ProducerRecord<B> {
         self.timestamp = Some(ms);
         self
     }
@@ -118,11 +165,26 @@ impl ProducerRecord {
         &self.topic
     }
 
-    fn header_refs(&self) -> Vec<(&str, Option<&[u8]>)> {
-        self.headers
+    fn key_bytes(&self) -> Option<&[u8]> {
+        self.key.as_ref().map(AsRef::as_ref)
+    }
+
+    fn value_bytes(&self) -> Option<&[u8]> {
+        self.value.as_ref().map(AsRef::as_ref)
+    }
+
+    /// Calls `f` with the headers as the batch builder takes them (no allocation without
+    /// headers, the common case).
+    fn with_header_refs<T>(&self, f: impl FnOnce(&[(&str, Option<&[u8]>)]) -> T) -> T {
+        if self.headers.is_empty() {
+            return f(&[]);
+        }
+        let refs: Vec<(&str, Option<&[u8]>)> = self
+            .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect()
+            .collect();
+        f(&refs)
     }
 
     /// The exact size of a batch holding this record alone, as stored (after compression), or its
@@ -130,30 +192,95 @@ impl ProducerRecord {
     /// `max.message.bytes`: the largest batch after compression). Only a record too large
     /// before compression is compressed to find out.
     fn alone_batch_size(&self, compression: Compression, max: usize) -> Result<usize> {
-        let headers = self.header_refs();
-        let plain = HEADER_LEN
-            + crate::record::codec::record_size(
-                0,
-                0,
-                self.key.as_deref(),
-                self.value.as_deref(),
-                &headers,
-            );
-        if compression == Compression::None || plain <= max {
-            return Ok(plain);
-        }
-        let mut b = BatchBuilder::new(compression);
-        b.append(0, self.key.as_deref(), self.value.as_deref(), &headers);
-        Ok(b.build()?.len().min(plain))
+        let (key, value) = (self.key_bytes(), self.value_bytes());
+        self.with_header_refs(|headers| {
+            let plain = HEADER_LEN + crate::record::codec::record_size(0, 0, key, value, headers);
+            if compression == Compression::None || plain <= max {
+                return Ok(plain);
+            }
+            let mut b = BatchBuilder::new(compression);
+            b.append(0, key, value, headers);
+            Ok(b.build()?.len().min(plain))
+        })
     }
 
+    /// An upper bound on what this record adds to a batch, plus a batch header: the bound that
+    /// splits batches at `max_message_bytes`.
     fn encoded_size_bound(&self) -> usize {
+        let (key, value) = (self.key_bytes(), self.value_bytes());
         HEADER_LEN
-            + BatchBuilder::record_size_upper_bound(
-                self.key.as_deref(),
-                self.value.as_deref(),
-                &self.header_refs(),
-            )
+            + self.with_header_refs(|headers| {
+                BatchBuilder::record_size_upper_bound(key, value, headers)
+            })
+    }
+
+    /// Checks the record against its topic (key for a compacted topic, `max_message_bytes`)
+    /// and chooses its partition; returns the partition and [`encoded_size_bound`]
+    /// (Self::encoded_size_bound). The exact size is computed only where it matters: for a
+    /// record whose bound passes the limit, and for the sticky partitioner, which counts bytes.
+    fn check_and_route(
+        &self,
+        slot: &Slot,
+        index: usize,
+        batch_size: usize,
+    ) -> Result<(u32, usize)> {
+        if self.key.is_none() && slot.compacts {
+            // Refused before the record is queued with others (the log would refuse the whole
+            // coalesced batch).
+            return Err(ErrorKind::KeyRequired {
+                record: u32::try_from(index).unwrap_or(u32::MAX),
+            }
+            .into());
+        }
+        let max = slot.max_message_bytes;
+        let bound = self.encoded_size_bound();
+        let sticky = self.partition.is_none() && self.key.is_none();
+        // The bound is never below the exact size, so a bound within the limit needs no more.
+        let size = if bound > max || sticky {
+            let size = self.alone_batch_size(slot.topic.config.compression, max)?;
+            if size > max {
+                return Err(ErrorKind::RecordTooLarge { size, max }.into());
+            }
+            size
+        } else {
+            bound
+        };
+        let n = slot.partitions;
+        let p = match (self.partition, self.key_bytes()) {
+            (Some(p), _) if p < n => p,
+            (Some(p), _) => {
+                return Err(ErrorKind::UnknownPartition {
+                    topic: slot.topic.name.clone(),
+                    partition: p,
+                    partitions: n,
+                }
+                .into())
+            }
+            (None, Some(key)) => partitioner::partition_for_key(key, n),
+            (None, None) => slot.topic.sticky.choose(n, size, batch_size),
+        };
+        Ok((p, bound))
+    }
+}
+
+/// A topic as one send sees it: looked up once, with what each record is checked against.
+struct Slot {
+    name: Arc<str>,
+    topic: Arc<Topic>,
+    partitions: u32,
+    max_message_bytes: usize,
+    compacts: bool,
+}
+
+impl Slot {
+    fn new(name: Arc<str>, topic: Arc<Topic>) -> Slot {
+        Slot {
+            name,
+            partitions: topic.partition_count(),
+            max_message_bytes: topic.config.log.max_message_bytes,
+            compacts: topic.config.log.cleanup_policy.compacts(),
+            topic,
+        }
     }
 }
 
@@ -255,10 +382,10 @@ impl Sequencer {
     /// with the producer, the partition's next sequence and the transactional bit, and returns
     /// their metadata in the order given. `on_partition` is told of each partition before its
     /// first batch is appended, with the batch's sequence.
-    pub(crate) fn send(
+    pub(crate) fn send<B: AsRef<[u8]>>(
         &mut self,
         store: &Store,
-        records: Vec<ProducerRecord>,
+        records: &[ProducerRecord<B>],
         transactional: bool,
         metadata: Metadata,
         on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
@@ -284,140 +411,231 @@ pub(crate) enum Metadata {
     Skip,
 }
 
+/// Where one record of a batch send goes: its topic (an index into the call's topics), its
+/// partition, and its [`ProducerRecord::encoded_size_bound`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Route {
+    topic: u32,
+    partition: u32,
+    bound: usize,
+}
+
+thread_local! {
+    /// A builder and an encoded batch per thread, reused by every batch send of the thread, so
+    /// that a steady stream of sends allocates no batch buffers (taken out while in use).
+    static SCRATCH: std::cell::Cell<Option<(BatchBuilder, RecordBatch)>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// Sends `records` as one batch per partition (split at `max_message_bytes`) and returns their
 /// metadata in the order given. Every record is validated (topic, partition, size, key for a
 /// compacted topic) before anything is written. With `stamp`, each batch carries the producer's
 /// id, epoch and the partition's next sequence (and the transactional bit), and `on_partition`
 /// hears of each partition, with the batch's sequence, before its batch is appended. With
 /// [`Metadata::Skip`] the result is empty.
-fn send_records(
+///
+/// Batches are appended by topic name, then partition. The usual call — every record to one
+/// partition, within one batch — takes one pass: each record is checked, routed and added to
+/// the batch (only in memory, so an invalid record later on still stops the call before
+/// anything is written), comparing its topic with the previous record's by pointer first, so
+/// records sharing one `Arc<str>` cost no string compare. Any other call is routed first and
+/// then built partition by partition.
+fn send_records<B: AsRef<[u8]>>(
     store: &Store,
-    records: Vec<ProducerRecord>,
+    records: &[ProducerRecord<B>],
     batch_size: usize,
     mut stamp: Option<(&mut Sequencer, bool)>,
     metadata: Metadata,
     mut on_partition: impl FnMut(&TopicPartition, &Arc<Partition>, i32),
 ) -> Result<Vec<RecordMetadata>> {
-    // By topic, then partition (the order batches are appended in). Two levels so that a
-    // record of a topic already seen is routed by a name lookup alone.
-    let mut routed: BTreeMap<Arc<str>, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
-    let mut topics: BTreeMap<Arc<str>, Arc<Topic>> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        let topic = match topics.get(&*r.topic) {
-            Some(t) => Arc::clone(t),
-            None => {
-                let t = store.topic_or_create(&r.topic)?;
-                topics.insert(Arc::clone(&r.topic), Arc::clone(&t));
-                t
-            }
-        };
-        refuse_keyless(&topic, r, i)?;
-        let max = topic.config.log.max_message_bytes;
-        let size = r.alone_batch_size(topic.config.compression, max)?;
-        if size > max {
-            return Err(ErrorKind::RecordTooLarge { size, max }.into());
-        }
-        let p = route(&topic, r, size, batch_size)?;
-        match routed.get_mut(&*r.topic) {
-            Some(partitions) => partitions.entry(p).or_default().push(i),
-            None => {
-                routed.insert(Arc::clone(&r.topic), BTreeMap::from([(p, vec![i])]));
-            }
-        }
+    if records.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut out: Vec<Option<RecordMetadata>> = match metadata {
-        Metadata::PerRecord => vec![None; records.len()],
-        Metadata::Skip => Vec::new(),
-    };
     let now = crate::clock::now_ms();
-    let routed = routed.into_iter().flat_map(|(t, parts)| {
-        parts
-            .into_iter()
-            .map(move |(p, idxs)| ((Arc::clone(&t), p), idxs))
-    });
-    for ((topic_name, p), idxs) in routed {
-        let topic = &topics[&topic_name];
-        let part = topic.partition(p)?;
-        let tp = TopicPartition::new(&*topic_name, p);
-        let max = topic.config.log.max_message_bytes;
-        let mut start = 0;
-        while start < idxs.len() {
-            let mut b = BatchBuilder::new(topic.config.compression);
-            let mut end = start;
-            while end < idxs.len() {
-                let r = &records[idxs[end]];
-                if end > start && b.size_in_bytes() + r.encoded_size_bound() > max {
+    let (mut b, mut encoded) = SCRATCH
+        .take()
+        .unwrap_or_else(|| (BatchBuilder::new(Compression::None), RecordBatch::empty()));
+    b.clear();
+    // The topics of this call, in first-seen order (few: a linear search suffices up to a
+    // handful, a map beyond).
+    let mut topics: Vec<Slot> = Vec::new();
+    let mut by_name: BTreeMap<Arc<str>, u32> = BTreeMap::new();
+    let mut routes: Vec<Route> = Vec::with_capacity(records.len());
+    // Whether every record so far went to the first record's partition, and fitted in `b`.
+    let mut one_batch = true;
+    let result = (|| -> Result<Vec<RecordMetadata>> {
+        for (i, r) in records.iter().enumerate() {
+            let slot = match topics.last() {
+                Some(t) if Arc::ptr_eq(&t.name, &r.topic) || *t.name == *r.topic => {
+                    topics.len() - 1
+                }
+                _ => {
+                    let found = if topics.len() <= 8 {
+                        topics.iter().position(|t| *t.name == *r.topic)
+                    } else {
+                        by_name.get(&*r.topic).map(|&s| s as usize)
+                    };
+                    match found {
+                        Some(slot) => slot,
+                        None => {
+                            let t = store.topic_or_create(&r.topic)?;
+                            topics.push(Slot::new(Arc::clone(&r.topic), t));
+                            if topics.len() > 8 {
+                                if by_name.is_empty() {
+                                    for (s, t) in topics.iter().enumerate() {
+                                        by_name.insert(Arc::clone(&t.name), s as u32);
+                                    }
+                                } else {
+                                    by_name.insert(Arc::clone(&r.topic), topics.len() as u32 - 1);
+                                }
+                            }
+                            topics.len() - 1
+                        }
+                    }
+                }
+            };
+            let t = &topics[slot];
+            let (partition, bound) = r.check_and_route(t, i, batch_size)?;
+            let route = Route {
+                topic: slot as u32,
+                partition,
+                bound,
+            };
+            if one_batch {
+                let same = match routes.first() {
+                    Some(first) => (first.topic, first.partition) == (route.topic, partition),
+                    None => {
+                        if b.compression() != t.topic.config.compression {
+                            b = BatchBuilder::new(t.topic.config.compression);
+                        }
+                        true
+                    }
+                };
+                if same && (i == 0 || b.size_in_bytes() + bound <= t.max_message_bytes) {
+                    let (key, value) = (r.key_bytes(), r.value_bytes());
+                    r.with_header_refs(|headers| {
+                        b.append(r.timestamp.unwrap_or(now), key, value, headers);
+                    });
+                } else {
+                    one_batch = false;
+                }
+            }
+            routes.push(route);
+        }
+        let mut out: Vec<Option<RecordMetadata>> = match metadata {
+            Metadata::PerRecord => vec![None; records.len()],
+            Metadata::Skip => Vec::new(),
+        };
+        // Record indexes in append order: by topic name, then partition, then as given.
+        let order: Vec<usize> = if one_batch {
+            Vec::new()
+        } else {
+            let mut order: Vec<usize> = (0..records.len()).collect();
+            order.sort_by(|&a, &b| {
+                let (ra, rb) = (routes[a], routes[b]);
+                topics[ra.topic as usize]
+                    .name
+                    .cmp(&topics[rb.topic as usize].name)
+                    .then(ra.partition.cmp(&rb.partition))
+            });
+            order
+        };
+        let index = |k: usize| if one_batch { k } else { order[k] };
+        let mut group_start = 0;
+        while group_start < records.len() {
+            let first = routes[index(group_start)];
+            let mut group_end = group_start + 1;
+            while group_end < records.len() {
+                let r = routes[index(group_end)];
+                if (r.topic, r.partition) != (first.topic, first.partition) {
                     break;
                 }
-                b.append(
-                    r.timestamp.unwrap_or(now),
-                    r.key.as_deref(),
-                    r.value.as_deref(),
-                    &r.header_refs(),
-                );
-                end += 1;
+                group_end += 1;
             }
-            let seq = match stamp.as_mut() {
-                Some((seq, transactional)) => {
-                    let first = seq.next.get(&tp).copied().unwrap_or(0);
-                    b.producer(ProducerFields {
-                        producer_id: seq.producer_id,
-                        producer_epoch: seq.epoch,
-                        base_sequence: first,
-                    })
-                    .transactional(*transactional);
-                    on_partition(&tp, &part, first);
-                    Some(first)
+            let slot = &topics[first.topic as usize];
+            let p = first.partition;
+            let part = slot.topic.partition(p)?;
+            let tp = TopicPartition::new(&*slot.name, p);
+            if !one_batch && b.compression() != slot.topic.config.compression {
+                b = BatchBuilder::new(slot.topic.config.compression);
+            }
+            let mut start = group_start;
+            while start < group_end {
+                let mut end = start;
+                if one_batch {
+                    // Built while routing.
+                    end = group_end;
+                } else {
+                    b.clear();
+                    while end < group_end {
+                        let i = index(end);
+                        let r = &records[i];
+                        if end > start
+                            && b.size_in_bytes() + routes[i].bound > slot.max_message_bytes
+                        {
+                            break;
+                        }
+                        let (key, value) = (r.key_bytes(), r.value_bytes());
+                        r.with_header_refs(|headers| {
+                            b.append(r.timestamp.unwrap_or(now), key, value, headers);
+                        });
+                        end += 1;
+                    }
                 }
-                None => None,
-            };
-            let info = part
-                .log
-                .append(&b.build()?)
-                .map_err(|e| Producer::deleted_topic_error(&topic_name, &part.log, e))?;
-            if let (Some((sequencer, _)), Some(first)) = (stamp.as_mut(), seq) {
-                let count = (end - start) as i64;
-                let next = (i64::from(first) + count) % (i64::from(i32::MAX) + 1);
-                sequencer.next.insert(tp.clone(), next as i32);
-            }
-            if metadata == Metadata::Skip {
+                let seq = match stamp.as_mut() {
+                    Some((seq, transactional)) => {
+                        let first = seq.next.get(&tp).copied().unwrap_or(0);
+                        b.producer(ProducerFields {
+                            producer_id: seq.producer_id,
+                            producer_epoch: seq.epoch,
+                            base_sequence: first,
+                        })
+                        .transactional(*transactional);
+                        on_partition(&tp, &part, first);
+                        Some(first)
+                    }
+                    None => {
+                        b.producer(ProducerFields::NONE).transactional(false);
+                        None
+                    }
+                };
+                b.build_into(&mut encoded)?;
+                let info = part
+                    .log
+                    .append(&encoded)
+                    .map_err(|e| Producer::deleted_topic_error(&slot.name, &part.log, e))?;
+                if let (Some((sequencer, _)), Some(first)) = (stamp.as_mut(), seq) {
+                    let count = (end - start) as i64;
+                    let next = (i64::from(first) + count) % (i64::from(i32::MAX) + 1);
+                    sequencer.next.insert(tp.clone(), next as i32);
+                }
+                if metadata == Metadata::PerRecord {
+                    let append_time =
+                        slot.topic.config.log.timestamp_type == TimestampType::LogAppendTime;
+                    for k in start..end {
+                        let i = index(k);
+                        out[i] = Some(RecordMetadata {
+                            topic: slot.name.to_string(),
+                            partition: p,
+                            offset: info.base_offset + (k - start) as u64,
+                            timestamp: if append_time {
+                                info.timestamp
+                            } else {
+                                records[i].timestamp.unwrap_or(now)
+                            },
+                        });
+                    }
+                }
                 start = end;
-                continue;
             }
-            for (k, &i) in idxs[start..end].iter().enumerate() {
-                let r = &records[i];
-                out[i] = Some(RecordMetadata {
-                    topic: topic_name.to_string(),
-                    partition: p,
-                    offset: info.base_offset + k as u64,
-                    timestamp: if topic.config.log.timestamp_type == TimestampType::LogAppendTime {
-                        info.timestamp
-                    } else {
-                        r.timestamp.unwrap_or(now)
-                    },
-                });
-            }
-            start = end;
+            group_start = group_end;
         }
-    }
+        Ok(out.into_iter().flatten().collect())
+    })();
+    b.clear();
+    SCRATCH.set(Some((b, encoded)));
     store.notify().notify();
-    Ok(out.into_iter().flatten().collect())
-}
-
-/// Chooses the partition of `record` in `topic`.
-fn route(topic: &Topic, record: &ProducerRecord, size: usize, batch_size: usize) -> Result<u32> {
-    let n = topic.partition_count();
-    match (record.partition, &record.key) {
-        (Some(p), _) if p < n => Ok(p),
-        (Some(p), _) => Err(ErrorKind::UnknownPartition {
-            topic: topic.name.clone(),
-            partition: p,
-            partitions: n,
-        }
-        .into()),
-        (None, Some(key)) => Ok(partitioner::partition_for_key(key, n)),
-        (None, None) => Ok(topic.sticky.choose(n, size, batch_size)),
-    }
+    result
 }
 
 /// Sends records to the store's topics. Cheap to clone, `Send + Sync`.
@@ -492,10 +710,6 @@ impl Store {
 }
 
 impl Producer {
-    fn route(&self, topic: &Topic, record: &ProducerRecord, size: usize) -> Result<u32> {
-        route(topic, record, size, self.config.batch_size)
-    }
-
     /// The producer id of an idempotent producer.
     pub fn producer_id(&self) -> Option<i64> {
         self.sequencer.as_ref().map(|s| s.lock().producer_id)
@@ -520,11 +734,11 @@ impl Producer {
     /// [`RecordTooLarge`](ErrorKind::RecordTooLarge); [`KeyRequired`](ErrorKind::KeyRequired)
     /// for a record without a key sent to a compacted topic; errors of [`Log::append`]. Nothing is
     /// written on error.
-    pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+    pub fn send<B: AsRef<[u8]>>(&self, record: ProducerRecord<B>) -> Result<RecordMetadata> {
         if let Some(seq) = &self.sequencer {
             let mut out = seq.lock().send(
                 &self.store,
-                vec![record],
+                std::slice::from_ref(&record),
                 false,
                 Metadata::PerRecord,
                 |_, _, _| {},
@@ -534,27 +748,24 @@ impl Producer {
                 .ok_or_else(|| Error::invalid("a sent record has no metadata"));
         }
         let topic = self.store.topic_or_create(&record.topic)?;
-        refuse_keyless(&topic, &record, 0)?;
-        let max = topic.config.log.max_message_bytes;
-        let size = record.alone_batch_size(topic.config.compression, max)?;
-        if size > max {
-            return Err(ErrorKind::RecordTooLarge { size, max }.into());
-        }
-        let p = self.route(&topic, &record, size)?;
+        let slot = Slot::new(Arc::clone(&record.topic), topic);
+        let (p, _) = record.check_and_route(&slot, 0, self.config.batch_size)?;
+        let topic = slot.topic;
         let part = topic.partition(p)?;
         let timestamp = record.timestamp.unwrap_or_else(crate::clock::now_ms);
-        let (offset, stored_ts) = part
-            .queue
-            .send(
-                &part.log,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.header_refs(),
-                timestamp,
-                topic.config.compression,
-                self.config.batch_size,
-                self.config.linger,
-            )
+        let (offset, stored_ts) = record
+            .with_header_refs(|headers| {
+                part.queue.send(
+                    &part.log,
+                    record.key_bytes(),
+                    record.value_bytes(),
+                    headers,
+                    timestamp,
+                    topic.config.compression,
+                    self.config.batch_size,
+                    self.config.linger,
+                )
+            })
             .map_err(|e| Self::deleted_topic_error(&topic.name, &part.log, e))?;
         self.store.notify().notify();
         Ok(RecordMetadata {
@@ -576,9 +787,9 @@ impl Producer {
     /// As [`send`](Self::send). Validation errors (unknown topic or partition, a record too
     /// large, a missing key for a compacted topic) are found before anything is written; an append error may leave earlier
     /// partitions' batches written.
-    pub fn send_batch(
+    pub fn send_batch<B: AsRef<[u8]>>(
         &self,
-        records: impl IntoIterator<Item = ProducerRecord>,
+        records: impl IntoIterator<Item = ProducerRecord<B>>,
     ) -> Result<Vec<RecordMetadata>> {
         self.send_records(records, Metadata::PerRecord)
     }
@@ -586,6 +797,8 @@ impl Producer {
     /// Sends many records like [`send_batch`](Self::send_batch) (same batching, validation and
     /// errors) without reporting where each went: for callers that only need every record
     /// written, it saves building a [`RecordMetadata`] (and copying its topic name) per record.
+    /// With [borrowed](ProducerRecord::borrowed) records this is the producer's fastest path:
+    /// no allocation per record, each value copied once, into the batch.
     ///
     /// ```
     /// use riverbed::{ProducerRecord, Store, TopicConfig};
@@ -603,23 +816,26 @@ impl Producer {
     ///
     /// # Errors
     /// As [`send_batch`](Self::send_batch).
-    pub fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Result<()> {
+    pub fn send_all<B: AsRef<[u8]>>(
+        &self,
+        records: impl IntoIterator<Item = ProducerRecord<B>>,
+    ) -> Result<()> {
         self.send_records(records, Metadata::Skip).map(|_| ())
     }
 
-    fn send_records(
+    fn send_records<B: AsRef<[u8]>>(
         &self,
-        records: impl IntoIterator<Item = ProducerRecord>,
+        records: impl IntoIterator<Item = ProducerRecord<B>>,
         metadata: Metadata,
     ) -> Result<Vec<RecordMetadata>> {
-        let records: Vec<ProducerRecord> = records.into_iter().collect();
+        let records: Vec<ProducerRecord<B>> = records.into_iter().collect();
         match &self.sequencer {
             Some(seq) => seq
                 .lock()
-                .send(&self.store, records, false, metadata, |_, _, _| {}),
+                .send(&self.store, &records, false, metadata, |_, _, _| {}),
             None => send_records(
                 &self.store,
-                records,
+                &records,
                 self.config.batch_size,
                 None,
                 metadata,

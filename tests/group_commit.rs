@@ -214,3 +214,104 @@ fn concurrent_every_append_offsets_are_unique_contiguous_and_durable() {
 fn concurrent_every_append_with_log_append_time() {
     run(TimestampType::LogAppendTime);
 }
+
+/// A failed fsync under group commit: every append whose round failed gets an error (the
+/// leader's `Io`, or `Poisoned` for the followers that waited on it), every later append fails,
+/// and no append is acknowledged before its data is synced — each acked batch ends below the
+/// durable offset, which the failed round did not move, and is there after reopening. The
+/// injected failure is the `n`th fsync of the log's files (`segment.fsync`), so it falls on a
+/// round with followers in one run and on a lone leader in another; every `n` must hold.
+#[cfg(feature = "failpoints")]
+#[test]
+fn failed_group_fsync_fails_every_waiter_and_acks_only_synced_data() {
+    use riverbed::failpoint::{self, sites};
+    use riverbed::ErrorKind;
+
+    for nth in [2u64, 5, 11, 23, 40] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Log::open(dir.path(), config(TimestampType::CreateTime)).unwrap());
+        failpoint::arm(sites::SEGMENT_FSYNC, dir.path(), nth, failpoint::EIO);
+        let barrier = Arc::new(Barrier::new(THREADS as usize));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (log, barrier) = (Arc::clone(&log), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    let mut acked = Vec::new();
+                    for seq in 0..APPENDS_PER_THREAD {
+                        let batch = batch_for(t, seq);
+                        match log.append(&batch) {
+                            Ok(info) => {
+                                // Acked only once synced, whoever ran the fsync.
+                                let durable = log.durable_offset();
+                                assert!(
+                                    durable > info.last_offset,
+                                    "nth {nth}, thread {t} batch {seq}: acked {info:?} with \
+                                     durable_offset {durable}"
+                                );
+                                acked.push((seq, info));
+                            }
+                            Err(e) => {
+                                assert!(
+                                    matches!(
+                                        e.kind(),
+                                        ErrorKind::Io { .. } | ErrorKind::Poisoned { .. }
+                                    ),
+                                    "nth {nth}, thread {t} batch {seq}: {e}"
+                                );
+                                // Poisoned: every later append fails too.
+                                let again = log.append(&batch_for(t, seq + 1)).unwrap_err();
+                                assert!(
+                                    matches!(again.kind(), ErrorKind::Poisoned { .. }),
+                                    "nth {nth}, thread {t}: after a failed fsync: {again}"
+                                );
+                                return (acked, Some(log.durable_offset()));
+                            }
+                        }
+                    }
+                    (acked, None)
+                })
+            })
+            .collect();
+        let mut acked: Vec<(u64, u64, AppendInfo)> = Vec::new();
+        // The durable offset each thread saw when its append failed.
+        let mut failed = Vec::new();
+        for (t, h) in handles.into_iter().enumerate() {
+            let (a, f) = h.join().expect("appending thread");
+            failed.extend(f);
+            acked.extend(a.into_iter().map(|(seq, info)| (t as u64, seq, info)));
+        }
+        assert!(
+            failpoint::fired(sites::SEGMENT_FSYNC, dir.path()),
+            "nth {nth}"
+        );
+        failpoint::disarm(dir.path());
+        // The log is poisoned: a thread that was not done appending stopped with an error.
+        assert!(!failed.is_empty(), "nth {nth}: nobody saw the failed fsync");
+        let durable = log.durable_offset();
+        // fsync is never retried: nothing became durable after the failure.
+        assert!(
+            failed.iter().all(|&d| d == durable),
+            "nth {nth}: durable offset {durable} at the end, {failed:?} when appends failed"
+        );
+        for (t, seq, info) in &acked {
+            assert!(
+                info.last_offset < durable,
+                "nth {nth}, thread {t} batch {seq}: acked {info:?} past the durable offset \
+                 {durable} the failed round left"
+            );
+        }
+        // Reopen (recovery decides what reached the disk): every acked batch is there.
+        drop(Arc::try_unwrap(log).ok().expect("the only handle"));
+        let log = Log::open(dir.path(), config(TimestampType::CreateTime)).unwrap();
+        for (t, seq, info) in &acked {
+            check_read_back(
+                &log,
+                info,
+                &batch_for(*t, *seq),
+                &format!("nth {nth}, thread {t} batch {seq} after reopening"),
+            );
+        }
+        log.close().unwrap();
+    }
+}

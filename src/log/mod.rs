@@ -29,6 +29,7 @@
 
 pub mod checkpoint;
 pub(crate) mod cleaner;
+mod group_commit;
 pub(crate) mod metrics;
 pub(crate) mod producer_state;
 pub(crate) mod recovery;
@@ -154,6 +155,9 @@ struct Inner {
     /// What poisoned the log (empty while it is not), and the I/O error kind of that failure.
     poison_cause: Mutex<(String, Option<std::io::ErrorKind>)>,
     sync: Mutex<SyncState>,
+    /// Shares fsyncs between concurrent callers of `sync_to` (see `group_commit`); its lock is
+    /// taken with no other held, and is held only to take `poison_cause`.
+    group: group_commit::GroupCommit,
     checkpoint: Mutex<Checkpoint>,
     /// Whether the checkpoint on disk carries the clean flag (cleared before the next append).
     clean_on_disk: AtomicBool,
@@ -296,6 +300,7 @@ impl Log {
             }
         };
         let mut inner = Arc::new(Inner {
+            group: group_commit::GroupCommit::new(sync.durable_offset),
             sync: Mutex::new(sync),
             writer: Mutex::new(Writer {
                 active,
@@ -715,7 +720,7 @@ impl Log {
 
     /// Offsets below this are known to be on disk.
     pub fn durable_offset(&self) -> u64 {
-        self.inner.sync.lock().durable_offset
+        self.inner.group.durable()
     }
 
     /// Bytes in all segment data files.
@@ -1446,15 +1451,31 @@ impl Inner {
         Ok(())
     }
 
-    /// Makes offsets below `target` durable. Concurrent callers share one fsync: whoever holds
-    /// `sync` syncs everything appended so far, and the others find their data covered.
+    /// Makes offsets below `target` durable. Concurrent callers share one fsync (group commit,
+    /// see `group_commit`): a round's leader syncs everything appended so far, and the others
+    /// wait for it and find their data covered, or fail with the poisoned log if it failed.
     fn sync_to(&self, target: u64) -> Result<()> {
         self.check_poison()?;
+        match self.group.join(target, || self.check_poison())? {
+            group_commit::Role::Done => return Ok(()),
+            group_commit::Role::Lead => {}
+        }
+        /// Ends the round however the leader leaves (an error, a panic).
+        struct EndRound<'a>(&'a group_commit::GroupCommit, Option<std::time::Duration>);
+        impl Drop for EndRound<'_> {
+            fn drop(&mut self) {
+                self.0.finish(self.1);
+            }
+        }
+        let mut round = EndRound(&self.group, None);
         let mut s = self.sync.lock();
         if s.durable_offset >= target {
             return Ok(());
         }
-        self.sync_locked(&mut s, false, false)
+        let started = std::time::Instant::now();
+        self.sync_locked(&mut s, false, false)?;
+        round.1 = Some(started.elapsed());
+        Ok(())
     }
 
     /// Syncs everything and writes a checkpoint at the end (marked clean when closing).
@@ -1489,6 +1510,7 @@ impl Inner {
                 drop(w);
                 self.wait_seals(&pending)?;
                 s.durable_offset = next;
+                self.group.set_durable(next);
                 self.next_offset.fetch_max(next, Ordering::AcqRel);
                 return Ok(());
             }
@@ -1545,6 +1567,7 @@ impl Inner {
         }
         self.counters.fsync_latency.record(started.elapsed());
         s.durable_offset = next;
+        self.group.set_durable(next);
         self.next_offset.fetch_max(next, Ordering::AcqRel);
         s.segment_base = seg.base_offset;
         s.position = position;

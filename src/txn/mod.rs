@@ -239,7 +239,7 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// As [`send_batch`](Self::send_batch).
-    pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+    pub fn send<B: AsRef<[u8]>>(&self, record: ProducerRecord<B>) -> Result<RecordMetadata> {
         self.send_batch([record])?
             .pop()
             .ok_or_else(|| Error::invalid("a sent record has no metadata"))
@@ -252,9 +252,9 @@ impl TransactionalProducer {
     /// [`Fenced`](ErrorKind::Fenced); [`InvalidTransactionState`](ErrorKind::InvalidTransactionState)
     /// outside a transaction; the errors of [`Producer::send`](crate::Producer::send). Validation
     /// errors change nothing; an append error leaves the transaction able only to abort.
-    pub fn send_batch(
+    pub fn send_batch<B: AsRef<[u8]>>(
         &self,
-        records: impl IntoIterator<Item = ProducerRecord>,
+        records: impl IntoIterator<Item = ProducerRecord<B>>,
     ) -> Result<Vec<RecordMetadata>> {
         self.send_records(records, Metadata::PerRecord)
     }
@@ -265,13 +265,16 @@ impl TransactionalProducer {
     ///
     /// # Errors
     /// As [`send_batch`](Self::send_batch).
-    pub fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Result<()> {
+    pub fn send_all<B: AsRef<[u8]>>(
+        &self,
+        records: impl IntoIterator<Item = ProducerRecord<B>>,
+    ) -> Result<()> {
         self.send_records(records, Metadata::Skip).map(|_| ())
     }
 
-    fn send_records(
+    fn send_records<B: AsRef<[u8]>>(
         &self,
-        records: impl IntoIterator<Item = ProducerRecord>,
+        records: impl IntoIterator<Item = ProducerRecord<B>>,
         metadata: Metadata,
     ) -> Result<Vec<RecordMetadata>> {
         let mut guard = self.open_entry("send")?;
@@ -287,7 +290,7 @@ impl TransactionalProducer {
         };
         let result = seq.send(
             &self.store,
-            records.into_iter().collect(),
+            &records.into_iter().collect::<Vec<_>>(),
             true,
             metadata,
             |tp, part, first| {
