@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::group::assignor::Assignor;
 use crate::group::{Checkin, Group};
 use crate::log::AbortedTxn;
-use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter, RecordView};
+use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter};
 use crate::segment::BatchView;
 use crate::store::Store;
 use crate::topic::{validate_topic_name, TopicPartition};
@@ -319,6 +319,11 @@ pub struct Consumer {
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
     rotation: usize,
+    /// The batches of the current fetch, kept between polls so that a poll allocates no vector
+    /// for them.
+    batches: Vec<BatchView>,
+    /// Topic names handed to `ConsumerRecords`, kept so that a poll allocates no name.
+    topic_names: Vec<Arc<str>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -365,6 +370,8 @@ impl Store {
             listener: None,
             last_auto_commit: Instant::now(),
             rotation: 0,
+            batches: Vec::new(),
+            topic_names: Vec::new(),
         })
     }
 }
@@ -507,26 +514,26 @@ impl Consumer {
         }
     }
 
-    /// Batches from `pos` on, with the aborted transactions among them (none when reading
-    /// uncommitted records).
-    /// Reads the batches holding `pos` and after: up to `max_partition_fetch_bytes`, and no more
-    /// batches than it takes to hold `records` offsets (each batch read is CRC-checked, so
-    /// reading a whole megabyte for a poll that returns a few hundred records would check most
-    /// of it again at the next poll).
+    /// Reads the batches holding `pos` and after into `out` (cleared first), and returns the
+    /// aborted transactions among them (none when reading uncommitted records): up to
+    /// `max_partition_fetch_bytes`, and no more batches than it takes to hold `records` offsets
+    /// (a poll that returns one record reads the one batch holding it, not a megabyte).
     fn read(
         &self,
         log: &crate::Log,
         pos: u64,
         records: u64,
-    ) -> Result<(Vec<BatchView>, Vec<AbortedTxn>)> {
+        out: &mut Vec<BatchView>,
+    ) -> Result<Vec<AbortedTxn>> {
+        out.clear();
         let max = self.config.max_partition_fetch_bytes;
         match self.config.isolation_level {
             IsolationLevel::ReadUncommitted => {
-                Ok((log.read_bounded(pos, max, records)?, Vec::new()))
+                log.read_bounded(pos, max, records, out)?;
+                Ok(Vec::new())
             }
             IsolationLevel::ReadCommitted => {
-                let r = log.read_committed_bounded(pos, max, records)?;
-                Ok((r.batches, r.aborted))
+                Ok(log.read_committed_bounded(pos, max, records, out)?.0)
             }
         }
     }
@@ -554,6 +561,12 @@ impl Consumer {
             return Ok(*p);
         }
         let part = self.store.partition(tp)?;
+        self.initial_position(tp, &part.log)
+    }
+
+    /// The position of an assigned partition that has none yet: the committed offset, or
+    /// where `auto_offset_reset` says.
+    fn initial_position(&mut self, tp: &TopicPartition, log: &crate::Log) -> Result<u64> {
         let committed = match &self.group {
             Some(g) => self
                 .store
@@ -564,10 +577,20 @@ impl Consumer {
         };
         let pos = match committed {
             Some(o) => o,
-            None => self.reset_position(tp, &part.log)?,
+            None => self.reset_position(tp, log)?,
         };
         self.positions.insert(tp.clone(), pos);
         Ok(pos)
+    }
+
+    /// Sets the position of a partition that has one (or gets one now), without allocating.
+    fn set_position(&mut self, tp: &TopicPartition, pos: u64) {
+        match self.positions.get_mut(tp) {
+            Some(p) => *p = pos,
+            None => {
+                self.positions.insert(tp.clone(), pos);
+            }
+        }
     }
 
     fn reset_position(&self, tp: &TopicPartition, log: &crate::Log) -> Result<u64> {
@@ -795,6 +818,17 @@ impl Consumer {
         let deadline = Instant::now()
             .checked_add(timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+        // First look without registering as a waiter: while a poller is registered every append
+        // takes the notifier's lock to wake it, so a poll that finds records waiting (the busy
+        // case) should not make producers pay for a wake-up nobody needs.
+        if self.maintain_group()? {
+            self.maybe_auto_commit()?;
+            let records = self.fetch()?;
+            if !records.is_empty() || Instant::now() >= deadline {
+                return Ok(records);
+            }
+        }
+        // Then register before each look, so that an append after the look wakes the wait.
         loop {
             let store = self.store.clone();
             let (_waiting, seen) = store.notify().register();
@@ -923,14 +957,29 @@ impl Consumer {
 
     fn fetch(&mut self) -> Result<ConsumerRecords> {
         let mut out = ConsumerRecords::default();
-        let active: Vec<TopicPartition> = self
-            .assignment
-            .iter()
-            .filter(|tp| !self.paused.contains(tp))
-            .cloned()
-            .collect();
+        // The assignment is taken out for the fetch (nothing below reads or changes it), so that
+        // its partitions are borrowed rather than cloned.
+        let assignment = std::mem::take(&mut self.assignment);
+        let result = self.fetch_from(&assignment, &mut out);
+        self.assignment = assignment;
+        result.map(|()| out)
+    }
+
+    fn fetch_from(
+        &mut self,
+        assignment: &[TopicPartition],
+        out: &mut ConsumerRecords,
+    ) -> Result<()> {
+        let active: Vec<&TopicPartition> = if self.paused.is_empty() {
+            assignment.iter().collect()
+        } else {
+            assignment
+                .iter()
+                .filter(|tp| !self.paused.contains(*tp))
+                .collect()
+        };
         if active.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
         let mut remaining = self.config.max_poll_records as u64;
         self.rotation = self.rotation.wrapping_add(1);
@@ -938,8 +987,8 @@ impl Consumer {
             if remaining == 0 {
                 break;
             }
-            let tp = &active[(self.rotation + i) % active.len()];
-            if let Err(e) = self.fetch_partition(tp, &mut out, &mut remaining) {
+            let tp = active[(self.rotation + i) % active.len()];
+            if let Err(e) = self.fetch_partition(tp, out, &mut remaining) {
                 // As Kafka's FetchCollector: an error is raised only when no records were
                 // gathered yet. The records already gathered have moved their partitions'
                 // positions on, so dropping them would hide them from this consumer for good;
@@ -951,7 +1000,7 @@ impl Consumer {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Adds what `tp` has from its position on to `out`, at most `remaining` records, and moves
@@ -976,15 +1025,36 @@ impl Consumer {
             }
             Err(e) => return Err(e),
         };
-        let mut pos = self.position(tp)?;
+        let mut pos = match self.positions.get(tp) {
+            Some(p) => *p,
+            None => self.initial_position(tp, &part.log)?,
+        };
         // At the end: nothing yet. Past the end or below the start: `read` says
         // OffsetOutOfRange and the position is reset below (or, without a reset policy, the
         // error is the caller's).
         if pos == part.log.high_watermark() {
             return Ok(());
         }
-        let read = match self.read(&part.log, pos, *remaining) {
-            Ok(b) => b,
+        let mut batches = std::mem::take(&mut self.batches);
+        let result = self.fetch_batches(tp, &part.log, &mut pos, &mut batches, out, remaining);
+        batches.clear();
+        self.batches = batches;
+        self.set_position(tp, pos);
+        result
+    }
+
+    /// The reads of [`fetch_partition`](Self::fetch_partition), into `batches`.
+    fn fetch_batches(
+        &mut self,
+        tp: &TopicPartition,
+        log: &crate::Log,
+        pos: &mut u64,
+        batches: &mut Vec<BatchView>,
+        out: &mut ConsumerRecords,
+        remaining: &mut u64,
+    ) -> Result<()> {
+        let aborted = match self.read(log, *pos, *remaining, batches) {
+            Ok(a) => a,
             Err(e) => {
                 let ErrorKind::OffsetOutOfRange {
                     log_start, log_end, ..
@@ -992,10 +1062,9 @@ impl Consumer {
                 else {
                     return Err(e);
                 };
-                pos = self.reset_out_of_range(tp, &part.log, pos, log_start, log_end)?;
-                self.positions.insert(tp.clone(), pos);
-                match self.read(&part.log, pos, *remaining) {
-                    Ok(b) => b,
+                *pos = self.reset_out_of_range(tp, log, *pos, log_start, log_end)?;
+                match self.read(log, *pos, *remaining, batches) {
+                    Ok(a) => a,
                     Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
                         return Ok(())
                     }
@@ -1003,9 +1072,18 @@ impl Consumer {
                 }
             }
         };
-        let result = self.gather(tp, &part.log, read, &mut pos, out, remaining);
-        self.positions.insert(tp.clone(), pos);
-        result
+        let topic = self.topic_name(&tp.topic);
+        self.gather(tp, topic, log, batches, aborted, pos, out, remaining)
+    }
+
+    /// The shared name of `topic` for `ConsumerRecords` (allocated once per topic).
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topic_names.iter().find(|t| &***t == topic) {
+            return Arc::clone(t);
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topic_names.push(Arc::clone(&t));
+        t
     }
 
     /// Where a position found outside the log goes (Kafka's fetcher on `OFFSET_OUT_OF_RANGE`):
@@ -1032,30 +1110,33 @@ impl Consumer {
         }
     }
 
-    /// Checks and adds the batches of `read` (and of further reads, while markers or aborted
-    /// records leave the poll short) to `out`, moving `pos` past each batch added.
+    /// Decodes and adds the records of `batches` from `pos` on (and of further reads, while
+    /// markers or aborted records leave the poll short) to `out`, moving `pos` past each batch
+    /// added. Each record returned is decoded once, here: `out` keeps where its key and value
+    /// lie, and iterating it decodes nothing again (see [`ConsumerRecords::iter`]).
+    #[allow(clippy::too_many_arguments)]
     fn gather(
         &self,
         tp: &TopicPartition,
+        topic: Arc<str>,
         log: &crate::Log,
-        mut read: (Vec<BatchView>, Vec<AbortedTxn>),
+        batches: &mut Vec<BatchView>,
+        mut aborted: Vec<AbortedTxn>,
         pos: &mut u64,
         out: &mut ConsumerRecords,
         remaining: &mut u64,
     ) -> Result<()> {
-        let topic: Arc<str> = out.intern(&tp.topic);
         let mut bytes_read = 0;
         loop {
-            let (batches, aborted) = read;
             if batches.is_empty() {
                 break;
             }
-            let mut filter = AbortFilter::new(aborted);
-            for view in batches {
+            let mut filter = AbortFilter::new(std::mem::take(&mut aborted));
+            for view in batches.drain(..) {
                 if *remaining == 0 {
                     break;
                 }
-                bytes_read += view.as_bytes().len();
+                bytes_read += view.len();
                 if filter.skip(&view)? {
                     // A marker, or a batch of an aborted transaction: step over it.
                     *pos = (*pos).max(view.last_offset() + 1);
@@ -1067,30 +1148,20 @@ impl Consumer {
                     .as_batch()
                     .decompressed_section()
                     .map_err(|e| undecodable(tp, &view, None, &e))?;
-                let source = Source {
+                let mut source = Source {
                     topic: Arc::clone(&topic),
                     partition: tp.partition,
                     view,
                     decompressed,
-                    from: start,
-                    until: end,
+                    slots: out.slots.len()..out.slots.len(),
                 };
-                // Check every record now, so that iterating cannot fail (see
-                // `ConsumerRecords::iter`): a record that does not decode in a batch whose CRC
-                // passed is an error of the poll, naming where it is.
-                let mut count = 0;
-                let mut last = None;
-                for r in source.records() {
-                    let offset = r
-                        .map_err(|e| undecodable(tp, &source.view, last, &e))?
-                        .offset();
-                    last = Some(offset);
-                    count += usize::from(offset >= start && offset < end);
-                }
-                out.count += count;
+                source.decode(tp, start, end, &mut out.slots)?;
+                source.slots.end = out.slots.len();
                 *remaining = remaining.saturating_sub(end - start);
                 *pos = end;
-                out.sources.push(source);
+                if !source.slots.is_empty() {
+                    out.sources.push(source);
+                }
             }
             // The read held only as many offsets as the poll could still return; when some
             // were markers or aborted records, read on (up to the partition's byte limit)
@@ -1098,8 +1169,8 @@ impl Consumer {
             if *remaining == 0 || bytes_read >= self.config.max_partition_fetch_bytes {
                 break;
             }
-            read = match self.read(log, *pos, *remaining) {
-                Ok(b) => b,
+            aborted = match self.read(log, *pos, *remaining, batches) {
+                Ok(a) => a,
                 // Retention moved the log start past `pos` meanwhile: the next poll resets.
                 Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => break,
                 Err(e) => return Err(e),
@@ -1129,12 +1200,13 @@ impl Drop for Consumer {
 }
 
 /// Records returned by one [`Consumer::poll`]. They borrow the memory-mapped segments (compressed
-/// batches are decompressed once), so iterating copies nothing.
+/// batches are decompressed once), so iterating copies nothing; `poll` decoded each record once,
+/// and iterating decodes nothing again.
 #[derive(Default)]
 pub struct ConsumerRecords {
     sources: Vec<Source>,
-    topics: Vec<Arc<str>>,
-    count: usize,
+    /// The records, in order: each source's are `slots[source.slots]`.
+    slots: Vec<Slot>,
 }
 
 /// Drops control batches, and the batches of aborted transactions when given the aborted
@@ -1214,78 +1286,164 @@ fn undecodable(tp: &TopicPartition, view: &BatchView, last: Option<u64>, e: &Err
     .into()
 }
 
+/// One batch of a poll's records.
 struct Source {
     topic: Arc<str>,
     partition: u32,
     view: BatchView,
     decompressed: Option<Vec<u8>>,
-    from: u64,
-    until: u64,
+    /// Its records in `ConsumerRecords::slots`.
+    slots: std::ops::Range<usize>,
+}
+
+/// Where a byte string of a record lies in its batch's records section (`None`: null).
+#[derive(Clone, Copy, Debug)]
+struct Span(Option<(u32, u32)>);
+
+impl Span {
+    /// The span of `bytes`, a slice of `section` (the decoder's output borrows the section).
+    fn of(bytes: Option<&[u8]>, section: &[u8]) -> Span {
+        Span(bytes.map(|b| {
+            let start = (b.as_ptr() as usize).wrapping_sub(section.as_ptr() as usize);
+            // A records section is at most a batch (or `MAX_UNCOMPRESSED_RECORDS`): u32.
+            (start as u32, b.len() as u32)
+        }))
+    }
+
+    fn get(self, section: &[u8]) -> Option<&[u8]> {
+        let (start, len) = self.0?;
+        let bytes = section.get(start as usize..start as usize + len as usize);
+        debug_assert!(bytes.is_some(), "a span inside its records section");
+        bytes
+    }
+}
+
+/// One record as `poll` decoded it.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    offset: u64,
+    timestamp: i64,
+    key: Span,
+    value: Span,
+    /// Whether it has headers (they are walked again only if asked for).
+    headers: bool,
 }
 
 impl Source {
-    fn records(&self) -> RecordIter<'_> {
-        let batch = self.view.as_batch();
-        let section = match &self.decompressed {
+    /// The (decompressed) records section.
+    fn section(&self) -> &[u8] {
+        match &self.decompressed {
             Some(d) => d.as_slice(),
-            None => batch
-                .as_bytes()
-                .get(batch.header().records_start()..)
-                .unwrap_or(&[]),
-        };
-        BatchRef::iter_section(section, batch.header())
+            None => {
+                let batch = self.view.as_batch();
+                batch
+                    .as_bytes()
+                    .get(batch.header().records_start()..)
+                    .unwrap_or(&[])
+            }
+        }
+    }
+
+    fn records(&self) -> RecordIter<'_> {
+        BatchRef::iter_section(self.section(), self.view.as_batch().header())
+    }
+
+    /// Decodes the records at offsets `start..end` into `slots`. The records before `start`
+    /// are skipped by their lengths (they were covered by the batch CRC, and a length that
+    /// does not fit is an error); every record returned is decoded and checked here, with its
+    /// headers, so that iterating cannot fail. When the poll takes the batch to its end, the
+    /// batch must end with its last record.
+    fn decode(
+        &self,
+        tp: &TopicPartition,
+        start: u64,
+        end: u64,
+        slots: &mut Vec<Slot>,
+    ) -> Result<()> {
+        let section = self.section();
+        let mut it = self.records();
+        let mut last = None;
+        it.skip_to(start)
+            .map_err(|e| undecodable(tp, &self.view, last, &e))?;
+        for r in it {
+            let r = r.map_err(|e| undecodable(tp, &self.view, last, &e))?;
+            let offset = r.offset();
+            last = Some(offset);
+            if offset >= end {
+                break;
+            }
+            if offset < start {
+                continue; // a batch with gaps: skip_to could not count
+            }
+            slots.push(Slot {
+                offset,
+                timestamp: r.timestamp(),
+                key: Span::of(r.key(), section),
+                value: Span::of(r.value(), section),
+                headers: r.headers().next().is_some(),
+            });
+        }
+        Ok(())
     }
 }
 
 impl std::fmt::Debug for ConsumerRecords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerRecords")
-            .field("count", &self.count)
+            .field("count", &self.count())
             .finish()
     }
 }
 
-impl ConsumerRecords {
-    fn intern(&mut self, topic: &str) -> Arc<str> {
-        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
-            return Arc::clone(t);
-        }
-        let t: Arc<str> = Arc::from(topic);
-        self.topics.push(Arc::clone(&t));
-        t
-    }
+/// The bytes of an empty header list.
+const NO_HEADERS: &[u8] = &[0];
 
+/// An iterator over no headers.
+fn no_headers() -> HeaderIter<'static> {
+    match HeaderIter::split(NO_HEADERS) {
+        Ok((h, _)) => h,
+        Err(_) => unreachable!("a header count of zero decodes"),
+    }
+}
+
+impl ConsumerRecords {
     /// Number of records.
     pub fn count(&self) -> usize {
-        self.count
+        self.slots.len()
     }
 
     /// True when the poll returned nothing.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.slots.is_empty()
     }
 
     /// The records, partition by partition, each partition's in offset order.
     ///
-    /// Iterating cannot fail: `poll` decoded every one of these records (and their headers)
-    /// before returning them, and returned an error instead if one did not decode. The bytes
-    /// iterated are the same immutable bytes (the segment's read-only mapping, or the batch
-    /// decompressed once at poll), and decoding is a pure function of them, so the decode here
-    /// cannot fail; were it to, the iteration stops at that record (it never skips one and goes
-    /// on), and debug builds panic.
+    /// Iterating cannot fail and decodes nothing: `poll` decoded every one of these records
+    /// (and checked their headers) before returning them, and returned an error instead if one
+    /// did not decode; each item is built from where `poll` found its key and value. The
+    /// headers of a record that has any are walked again when it is reached (from the same
+    /// immutable bytes that `poll` checked: the segment's read-only mapping, or the batch
+    /// decompressed once at poll).
     pub fn iter(&self) -> impl Iterator<Item = ConsumerRecord<'_>> + '_ {
-        self.sources.iter().flat_map(|s| {
-            s.records()
-                .map_while(|r| {
-                    debug_assert!(r.is_ok(), "poll checked this record: {r:?}");
-                    r.ok()
-                })
-                .filter(move |r| r.offset() >= s.from && r.offset() < s.until)
-                .map(move |record| ConsumerRecord {
-                    topic: &s.topic,
-                    partition: s.partition,
-                    record,
-                })
+        self.sources.iter().flat_map(move |s| {
+            let section = s.section();
+            let slots = self.slots.get(s.slots.clone()).unwrap_or(&[]);
+            // Positioned lazily, and only moving forward, for records with headers.
+            let mut decoder: Option<RecordIter<'_>> = None;
+            slots.iter().map(move |slot| ConsumerRecord {
+                topic: &s.topic,
+                partition: s.partition,
+                offset: slot.offset,
+                timestamp: slot.timestamp,
+                key: slot.key.get(section),
+                value: slot.value.get(section),
+                headers: if slot.headers {
+                    headers_at(s, &mut decoder, slot.offset)
+                } else {
+                    no_headers()
+                },
+            })
         })
     }
 
@@ -1301,12 +1459,41 @@ impl ConsumerRecords {
     }
 }
 
+/// The headers of the record at `offset` of `source`, found with `decoder` (created on first
+/// use, then moved forward: it skips records by their lengths up to `offset` and decodes that
+/// one). `poll` checked the record, so this cannot fail; were it to, the record shows no
+/// headers (and debug builds panic).
+fn headers_at<'a>(
+    source: &'a Source,
+    decoder: &mut Option<RecordIter<'a>>,
+    offset: u64,
+) -> HeaderIter<'a> {
+    let it = decoder.get_or_insert_with(|| source.records());
+    let skipped = it.skip_to(offset);
+    debug_assert!(skipped.is_ok(), "poll checked this batch: {skipped:?}");
+    for r in it.by_ref() {
+        match r {
+            Ok(r) if r.offset() == offset => return r.headers(),
+            Ok(r) if r.offset() < offset => continue,
+            other => {
+                debug_assert!(false, "poll decoded the record at {offset}: {other:?}");
+                break;
+            }
+        }
+    }
+    no_headers()
+}
+
 /// One consumed record, borrowed from its [`ConsumerRecords`].
 #[derive(Clone, Debug)]
 pub struct ConsumerRecord<'a> {
     topic: &'a str,
     partition: u32,
-    record: RecordView<'a>,
+    offset: u64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: HeaderIter<'a>,
 }
 
 impl<'a> ConsumerRecord<'a> {
@@ -1320,22 +1507,22 @@ impl<'a> ConsumerRecord<'a> {
     }
     /// The offset.
     pub fn offset(&self) -> u64 {
-        self.record.offset()
+        self.offset
     }
     /// Milliseconds since the Unix epoch.
     pub fn timestamp(&self) -> i64 {
-        self.record.timestamp()
+        self.timestamp
     }
     /// The key.
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.record.key()
+        self.key
     }
     /// The value (`None` for a tombstone).
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.record.value()
+        self.value
     }
     /// The headers.
     pub fn headers(&self) -> HeaderIter<'a> {
-        self.record.headers()
+        self.headers.clone()
     }
 }
