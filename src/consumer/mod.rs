@@ -5,7 +5,7 @@
 
 pub(crate) use crate::coordinator::offsets;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::group::assignor::Assignor;
 use crate::group::{Checkin, Group};
 use crate::log::AbortedTxn;
+use crate::partition::Partition;
 use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter};
 use crate::segment::BatchView;
 use crate::store::Store;
@@ -314,7 +315,9 @@ pub struct Consumer {
     manual: bool,
     generation: u32,
     assignment: Vec<TopicPartition>,
-    positions: HashMap<TopicPartition, u64>,
+    /// Positions by partition (a `BTreeMap`: a lookup compares a few names, where hashing a
+    /// `TopicPartition` costs more than the rest of a one-record poll's bookkeeping).
+    positions: BTreeMap<TopicPartition, u64>,
     paused: HashSet<TopicPartition>,
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
@@ -324,6 +327,13 @@ pub struct Consumer {
     batches: Vec<BatchView>,
     /// Topic names handed to `ConsumerRecords`, kept so that a poll allocates no name.
     topic_names: Vec<Arc<str>>,
+    /// The open partitions of the assignment found by earlier polls (`parts[i]` for
+    /// `assignment[i]`, checked to name it), valid while the store's metadata version is
+    /// `parts_version`: every topic create, delete or partition change bumps it after the
+    /// change, so a poll that loads the version and then looks a partition up never keeps a
+    /// partition that was replaced.
+    parts: Vec<Option<Arc<Partition>>>,
+    parts_version: u64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -365,13 +375,15 @@ impl Store {
             manual: false,
             generation: 0,
             assignment: Vec::new(),
-            positions: HashMap::new(),
+            positions: BTreeMap::new(),
             paused: HashSet::new(),
             listener: None,
             last_auto_commit: Instant::now(),
             rotation: 0,
             batches: Vec::new(),
             topic_names: Vec::new(),
+            parts: Vec::new(),
+            parts_version: 0,
         })
     }
 }
@@ -614,7 +626,7 @@ impl Consumer {
     /// [`NotAssigned`](ErrorKind::NotAssigned).
     pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
         self.check_assigned(tp)?;
-        self.positions.insert(tp.clone(), offset);
+        self.set_position(tp, offset);
         Ok(())
     }
 
@@ -815,19 +827,25 @@ impl Consumer {
     /// returns them, and a later poll raises it. A failed auto-commit ([`CommitFailed`](ErrorKind::CommitFailed) or [`Io`](ErrorKind::Io)).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         // A timeout too large to add counts as a century.
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+        // The clock is read only for a poll that may wait.
+        let started = (!timeout.is_zero()).then(Instant::now);
         // First look without registering as a waiter: while a poller is registered every append
         // takes the notifier's lock to wake it, so a poll that finds records waiting (the busy
         // case) should not make producers pay for a wake-up nobody needs.
         if self.maintain_group()? {
             self.maybe_auto_commit()?;
             let records = self.fetch()?;
-            if !records.is_empty() || Instant::now() >= deadline {
+            if !records.is_empty() {
                 return Ok(records);
             }
         }
+        let Some(started) = started else {
+            return Ok(ConsumerRecords::default());
+        };
+        // A timeout too large to add counts as a century.
+        let deadline = started
+            .checked_add(timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
         // Then register before each look, so that an append after the look wakes the wait.
         loop {
             let store = self.store.clone();
@@ -970,25 +988,45 @@ impl Consumer {
         assignment: &[TopicPartition],
         out: &mut ConsumerRecords,
     ) -> Result<()> {
-        let active: Vec<&TopicPartition> = if self.paused.is_empty() {
-            assignment.iter().collect()
-        } else {
-            assignment
-                .iter()
-                .filter(|tp| !self.paused.contains(*tp))
-                .collect()
-        };
-        if active.is_empty() {
+        let n = assignment.len();
+        if n == 0 {
             return Ok(());
+        }
+        // NOTE: the version before any lookup (see `parts`).
+        let version = self.store.metadata_version();
+        if version != self.parts_version || self.parts.len() != n {
+            self.parts.clear();
+            self.parts.resize(n, None);
+            self.parts_version = version;
         }
         let mut remaining = self.config.max_poll_records as u64;
         self.rotation = self.rotation.wrapping_add(1);
-        for i in 0..active.len() {
+        // The unpaused partitions by index (none listed, and nothing allocated, when none is
+        // paused); the rotation picks the first of them.
+        let unpaused: Vec<usize> = if self.paused.is_empty() {
+            Vec::new()
+        } else {
+            (0..n)
+                .filter(|i| !self.paused.contains(&assignment[*i]))
+                .collect()
+        };
+        let active = if self.paused.is_empty() {
+            n
+        } else {
+            unpaused.len()
+        };
+        for i in 0..active {
             if remaining == 0 {
                 break;
             }
-            let tp = active[(self.rotation + i) % active.len()];
-            if let Err(e) = self.fetch_partition(tp, out, &mut remaining) {
+            let k = (self.rotation + i) % active;
+            let index = if self.paused.is_empty() {
+                k
+            } else {
+                unpaused[k]
+            };
+            let tp = &assignment[index];
+            if let Err(e) = self.fetch_partition(index, tp, out, &mut remaining) {
                 // As Kafka's FetchCollector: an error is raised only when no records were
                 // gathered yet. The records already gathered have moved their partitions'
                 // positions on, so dropping them would hide them from this consumer for good;
@@ -1003,16 +1041,32 @@ impl Consumer {
         Ok(())
     }
 
+    /// The open partition `tp`, `assignment[index]`: from `parts` if an earlier poll found it
+    /// under the same metadata version, else from the store.
+    fn partition_at(&mut self, index: usize, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        if let Some(Some(p)) = self.parts.get(index) {
+            if p.tp == *tp {
+                return Ok(Arc::clone(p));
+            }
+        }
+        let p = self.store.partition(tp)?;
+        if let Some(slot) = self.parts.get_mut(index) {
+            *slot = Some(Arc::clone(&p));
+        }
+        Ok(p)
+    }
+
     /// Adds what `tp` has from its position on to `out`, at most `remaining` records, and moves
     /// the position past what was added (also when it fails part way: the records added stay
     /// in `out`, and the position is where the failure is).
     fn fetch_partition(
         &mut self,
+        index: usize,
         tp: &TopicPartition,
         out: &mut ConsumerRecords,
         remaining: &mut u64,
     ) -> Result<()> {
-        let part = match self.store.partition(tp) {
+        let part = match self.partition_at(index, tp) {
             Ok(p) => p,
             // A deleted topic's partitions yield nothing until the group rebalances.
             Err(e)
@@ -1132,6 +1186,11 @@ impl Consumer {
                 break;
             }
             let mut filter = AbortFilter::new(std::mem::take(&mut aborted));
+            // Room for what this read can add, in one allocation each.
+            let offsets: u64 = batches.iter().map(|b| u64::from(b.record_count())).sum();
+            out.sources.reserve(batches.len());
+            out.slots
+                .reserve(usize::try_from(offsets.min(*remaining)).unwrap_or(0));
             for view in batches.drain(..) {
                 if *remaining == 0 {
                     break;
@@ -1382,6 +1441,10 @@ impl Source {
                 value: Span::of(r.value(), section),
                 headers: r.headers().next().is_some(),
             });
+            if offset + 1 >= end && end <= self.view.last_offset() {
+                // The last record wanted, before the batch's end: the next poll decodes on.
+                break;
+            }
         }
         Ok(())
     }
@@ -1431,6 +1494,7 @@ impl ConsumerRecords {
             let slots = self.slots.get(s.slots.clone()).unwrap_or(&[]);
             // Positioned lazily, and only moving forward, for records with headers.
             let mut decoder: Option<RecordIter<'_>> = None;
+            let none = no_headers();
             slots.iter().map(move |slot| ConsumerRecord {
                 topic: &s.topic,
                 partition: s.partition,
@@ -1441,7 +1505,7 @@ impl ConsumerRecords {
                 headers: if slot.headers {
                     headers_at(s, &mut decoder, slot.offset)
                 } else {
-                    no_headers()
+                    none.clone()
                 },
             })
         })
