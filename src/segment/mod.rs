@@ -231,6 +231,12 @@ impl Segment {
         })
     }
 
+    /// Whether a read has checked the CRC of the batch at byte `pos` through this mapping.
+    #[cfg(test)]
+    pub(crate) fn is_verified(&self, pos: usize) -> bool {
+        self.verified.contains(pos)
+    }
+
     /// Checks the CRC of the batch at `pos` (framing-checked header `h`) unless a read already
     /// checked it through this mapping (see `verified.rs`), and remembers that it passed.
     #[inline]
@@ -1176,8 +1182,9 @@ impl ActiveSegment {
 }
 
 /// A batch returned by a read: a view into the memory-mapped segment that stays valid as long as
-/// it is held, even after its segment is rolled, sealed or deleted by retention. Its framing and
-/// CRC were checked when it was read.
+/// it is held, even after its segment is rolled, sealed or deleted by retention. Its framing was
+/// checked when it was read, and its CRC on the first read of it since its segment was mapped
+/// (see [`Log::read`](crate::Log::read), "Verification").
 #[derive(Clone, Debug)]
 pub struct BatchView {
     map: Arc<Mapping>,
