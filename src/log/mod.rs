@@ -625,8 +625,8 @@ impl Log {
             .iter()
             .map(|b| u64::from(b.record_count()))
             .sum();
-        LogCounters::add(&inner.counters.read_records, records);
-        LogCounters::add(&inner.counters.read_bytes, used as u64);
+        LogCounters::add(&inner.counters.reads.records, records);
+        LogCounters::add(&inner.counters.reads.bytes, used as u64);
         Ok(())
     }
 
@@ -813,8 +813,8 @@ impl Log {
             segments: self.segment_count(),
             appended_records: load(&c.appended_records),
             appended_bytes: load(&c.appended_bytes),
-            read_records: load(&c.read_records),
-            read_bytes: load(&c.read_bytes),
+            read_records: load(&c.reads.records),
+            read_bytes: load(&c.reads.bytes),
             compaction: inner.config().cleanup_policy.compacts().then(|| {
                 metrics::CompactionMetrics {
                     totals: c.compaction.lock().clone(),
