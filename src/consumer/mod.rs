@@ -1214,13 +1214,24 @@ impl Consumer {
                     decompressed,
                     slots: out.slots.len()..out.slots.len(),
                 };
-                source.decode(tp, start, end, &mut out.slots)?;
+                let decoded = source.decode(tp, start, end, &mut out.slots);
                 source.slots.end = out.slots.len();
-                *remaining = remaining.saturating_sub(end - start);
-                *pos = end;
+                // On an undecodable record, the records before it are returned (as Kafka's
+                // fetcher does) and the position stops at it, where the next poll raises it.
+                let next = match &decoded {
+                    Ok(()) => end,
+                    Err(_) => out
+                        .slots
+                        .get(source.slots.clone())
+                        .and_then(<[Slot]>::last)
+                        .map_or(start, |s| s.offset + 1),
+                };
+                *remaining = remaining.saturating_sub(next - start);
+                *pos = next;
                 if !source.slots.is_empty() {
                     out.sources.push(source);
                 }
+                decoded?;
             }
             // The read held only as many offsets as the poll could still return; when some
             // were markers or aborted records, read on (up to the partition's byte limit)
