@@ -24,9 +24,11 @@
 //! - `riverbed_log`: one [`riverbed::Log`] with `LogConfig::default()` (1 GiB segments,
 //!   `FlushPolicy::Manual`, no compression), through its fastest honest public path: one record
 //!   batch per batch of 100 from a reused `BatchBuilder` (`build_into` a reused `RecordBatch`),
-//!   `Log::append`; sync = `Log::flush`; scans by `Log::read(from, 1 MiB)` (every batch returned
-//!   is CRC-checked) and decoding in place; a point read is `Log::read(offset, 1)` (the one batch
-//!   holding it, CRC-checked) and `skip_to`.
+//!   `Log::append`; sync = `Log::flush`; scans by `Log::read_into(from, 1 MiB, ..)` into one
+//!   reused vector (every batch returned passed its CRC check, on its first read since the log
+//!   was opened: each scan reopens the log, so a scan checks every batch) and decoding in place;
+//!   a point read is `Log::read_into(offset, 1, ..)` (the one batch holding it; its CRC is checked
+//!   on the first read of that batch since the log was opened, see `Log::read`) and `skip_to`.
 //! - `riverbed_store`: the user-facing path: a `Store` with one topic of one partition
 //!   (`TopicConfig::new(1)`, the same log defaults), `Producer::send_all` of 100
 //!   `ProducerRecord`s per batch naming partition 0, sync = `Producer::flush`; scans by `seek` +
@@ -405,6 +407,8 @@ struct RiverbedLog {
     log: Log,
     builder: BatchBuilder,
     encoded: Option<RecordBatch>,
+    /// The batches of the last read (`Log::read_into` reuses it).
+    batches: Vec<riverbed::BatchView>,
 }
 
 /// Visits the records of `batches` from offset `from` on; returns the offset after the last.
@@ -434,6 +438,7 @@ impl System for RiverbedLog {
             log: Log::open(dir, LogConfig::default())?,
             builder: BatchBuilder::new(Compression::None),
             encoded: None,
+            batches: Vec::new(),
         })
     }
 
@@ -464,20 +469,21 @@ impl System for RiverbedLog {
         let mut from = 0;
         loop {
             // every batch returned has had its framing and CRC checked
-            let batches = self.log.read(from, FETCH_BYTES)?;
-            let Some(last) = batches.last() else {
+            self.log.read_into(from, FETCH_BYTES, &mut self.batches)?;
+            let Some(last) = self.batches.last() else {
                 return Ok(());
             };
             let next = last.last_offset() + 1;
-            visit_batches(&batches, from, visit)?;
+            visit_batches(&self.batches, from, visit)?;
             from = next;
         }
     }
 
     fn read(&mut self, offset: u64, visit: Visit<'_>) -> Res<()> {
-        // max_bytes 1: exactly the one batch holding `offset`, CRC-checked
-        let batches = self.log.read(offset, 1)?;
-        let b = batches
+        // max_bytes 1: exactly the one batch holding `offset`, CRC-checked on its first read
+        self.log.read_into(offset, 1, &mut self.batches)?;
+        let b = self
+            .batches
             .first()
             .ok_or_else(|| format!("riverbed_log: no offset {offset}"))?;
         let records = b.records()?;

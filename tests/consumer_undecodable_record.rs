@@ -110,3 +110,69 @@ fn an_undecodable_record_is_a_poll_error_naming_its_offset() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(seen, [(2, b"c".to_vec())]);
 }
+
+/// The same damage in the middle of one batch of three records ("a", "b", "c" at offsets 0, 1,
+/// 2, one `send_all`): the poll returns the record before the damage, and only the polls that
+/// reach the damaged record fail, with the position left on it. Kafka's
+/// `FetcherTest.testParseCorruptedRecord` asserts the same: the records before a corrupt one
+/// are consumed, then every fetch raises at the corrupt one and the position stays there.
+#[test]
+fn records_before_an_undecodable_one_in_its_batch_are_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic("t", TopicConfig::new(1)).unwrap();
+        let p = store.producer();
+        p.send_all(["a", "b", "c"].map(|v| ProducerRecord::new("t").partition(0).value(v)))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let path = log_path(&dir.path().join("t-0"), 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let batches = batches_in(&bytes);
+    assert_eq!(batches.len(), 1, "one batch: {batches:?}");
+    let (pos, _, len) = batches[0];
+    // Record 0 is 7 bytes (length, attributes, timestamp delta, offset delta, null key, value
+    // length, "a", header count minus the length byte: 6); record 1's key length follows its
+    // first four bytes.
+    assert_eq!(bytes[pos + 57], 7, "record 0 has a body of 7 bytes");
+    let key_length = pos + 57 + 8 + 4;
+    assert_eq!(bytes[key_length], 0x01, "a null key (-1)");
+    bytes[key_length] = 0x7e; // 63
+    let crc = crc32fast::hash(&bytes[pos + 17..pos + len]);
+    bytes[pos + 13..pos + 17].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut c = store
+        .consumer(
+            ConsumerConfig::default()
+                .auto_offset_reset(OffsetReset::Earliest)
+                .enable_auto_commit(false),
+        )
+        .unwrap();
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    let first = c.poll(Duration::ZERO).unwrap();
+    assert_eq!(first.count(), 1);
+    let seen: Vec<(u64, Vec<u8>)> = first
+        .iter()
+        .map(|r| (r.offset(), r.value().unwrap().to_vec()))
+        .collect();
+    assert_eq!(seen, [(0, b"a".to_vec())]);
+    assert_eq!(c.position(&tp).unwrap(), 1);
+    for _ in 0..3 {
+        let e = c.poll(Duration::ZERO).unwrap_err();
+        assert!(e.is_corruption(), "{e:?}");
+        assert!(e.to_string().contains("offsets 0..=2"), "{e}");
+        assert_eq!(
+            c.position(&tp).unwrap(),
+            1,
+            "the position stays on the damage"
+        );
+    }
+    // A point read of the record before it still works.
+    c.seek(&tp, 0).unwrap();
+    let again = c.poll(Duration::ZERO).unwrap();
+    assert_eq!(again.iter().map(|r| r.offset()).collect::<Vec<_>>(), [0]);
+}

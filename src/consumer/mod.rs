@@ -5,7 +5,7 @@
 
 pub(crate) use crate::coordinator::offsets;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::group::assignor::Assignor;
 use crate::group::{Checkin, Group};
 use crate::log::AbortedTxn;
-use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter, RecordView};
+use crate::partition::Partition;
+use crate::record::{BatchRef, ControlType, HeaderIter, RecordIter};
 use crate::segment::BatchView;
 use crate::store::Store;
 use crate::topic::{validate_topic_name, TopicPartition};
@@ -314,11 +315,25 @@ pub struct Consumer {
     manual: bool,
     generation: u32,
     assignment: Vec<TopicPartition>,
-    positions: HashMap<TopicPartition, u64>,
+    /// Positions by partition (a `BTreeMap`: a lookup compares a few names, where hashing a
+    /// `TopicPartition` costs more than the rest of a one-record poll's bookkeeping).
+    positions: BTreeMap<TopicPartition, u64>,
     paused: HashSet<TopicPartition>,
     listener: Option<Box<dyn RebalanceListener>>,
     last_auto_commit: Instant,
     rotation: usize,
+    /// The batches of the current fetch, kept between polls so that a poll allocates no vector
+    /// for them.
+    batches: Vec<BatchView>,
+    /// Topic names handed to `ConsumerRecords`, kept so that a poll allocates no name.
+    topic_names: Vec<Arc<str>>,
+    /// The open partitions of the assignment found by earlier polls (`parts[i]` for
+    /// `assignment[i]`, checked to name it), valid while the store's metadata version is
+    /// `parts_version`: every topic create, delete or partition change bumps it after the
+    /// change, so a poll that loads the version and then looks a partition up never keeps a
+    /// partition that was replaced.
+    parts: Vec<Option<Arc<Partition>>>,
+    parts_version: u64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -360,11 +375,15 @@ impl Store {
             manual: false,
             generation: 0,
             assignment: Vec::new(),
-            positions: HashMap::new(),
+            positions: BTreeMap::new(),
             paused: HashSet::new(),
             listener: None,
             last_auto_commit: Instant::now(),
             rotation: 0,
+            batches: Vec::new(),
+            topic_names: Vec::new(),
+            parts: Vec::new(),
+            parts_version: 0,
         })
     }
 }
@@ -507,26 +526,26 @@ impl Consumer {
         }
     }
 
-    /// Batches from `pos` on, with the aborted transactions among them (none when reading
-    /// uncommitted records).
-    /// Reads the batches holding `pos` and after: up to `max_partition_fetch_bytes`, and no more
-    /// batches than it takes to hold `records` offsets (each batch read is CRC-checked, so
-    /// reading a whole megabyte for a poll that returns a few hundred records would check most
-    /// of it again at the next poll).
+    /// Reads the batches holding `pos` and after into `out` (cleared first), and returns the
+    /// aborted transactions among them (none when reading uncommitted records): up to
+    /// `max_partition_fetch_bytes`, and no more batches than it takes to hold `records` offsets
+    /// (a poll that returns one record reads the one batch holding it, not a megabyte).
     fn read(
         &self,
         log: &crate::Log,
         pos: u64,
         records: u64,
-    ) -> Result<(Vec<BatchView>, Vec<AbortedTxn>)> {
+        out: &mut Vec<BatchView>,
+    ) -> Result<Vec<AbortedTxn>> {
+        out.clear();
         let max = self.config.max_partition_fetch_bytes;
         match self.config.isolation_level {
             IsolationLevel::ReadUncommitted => {
-                Ok((log.read_bounded(pos, max, records)?, Vec::new()))
+                log.read_bounded(pos, max, records, out)?;
+                Ok(Vec::new())
             }
             IsolationLevel::ReadCommitted => {
-                let r = log.read_committed_bounded(pos, max, records)?;
-                Ok((r.batches, r.aborted))
+                Ok(log.read_committed_bounded(pos, max, records, out)?.0)
             }
         }
     }
@@ -554,6 +573,12 @@ impl Consumer {
             return Ok(*p);
         }
         let part = self.store.partition(tp)?;
+        self.initial_position(tp, &part.log)
+    }
+
+    /// The position of an assigned partition that has none yet: the committed offset, or
+    /// where `auto_offset_reset` says.
+    fn initial_position(&mut self, tp: &TopicPartition, log: &crate::Log) -> Result<u64> {
         let committed = match &self.group {
             Some(g) => self
                 .store
@@ -564,10 +589,20 @@ impl Consumer {
         };
         let pos = match committed {
             Some(o) => o,
-            None => self.reset_position(tp, &part.log)?,
+            None => self.reset_position(tp, log)?,
         };
         self.positions.insert(tp.clone(), pos);
         Ok(pos)
+    }
+
+    /// Sets the position of a partition that has one (or gets one now), without allocating.
+    fn set_position(&mut self, tp: &TopicPartition, pos: u64) {
+        match self.positions.get_mut(tp) {
+            Some(p) => *p = pos,
+            None => {
+                self.positions.insert(tp.clone(), pos);
+            }
+        }
     }
 
     fn reset_position(&self, tp: &TopicPartition, log: &crate::Log) -> Result<u64> {
@@ -591,7 +626,7 @@ impl Consumer {
     /// [`NotAssigned`](ErrorKind::NotAssigned).
     pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
         self.check_assigned(tp)?;
-        self.positions.insert(tp.clone(), offset);
+        self.set_position(tp, offset);
         Ok(())
     }
 
@@ -792,9 +827,26 @@ impl Consumer {
     /// returns them, and a later poll raises it. A failed auto-commit ([`CommitFailed`](ErrorKind::CommitFailed) or [`Io`](ErrorKind::Io)).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         // A timeout too large to add counts as a century.
-        let deadline = Instant::now()
+        // The clock is read only for a poll that may wait.
+        let started = (!timeout.is_zero()).then(Instant::now);
+        // First look without registering as a waiter: while a poller is registered every append
+        // takes the notifier's lock to wake it, so a poll that finds records waiting (the busy
+        // case) should not make producers pay for a wake-up nobody needs.
+        if self.maintain_group()? {
+            self.maybe_auto_commit()?;
+            let records = self.fetch()?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+        }
+        let Some(started) = started else {
+            return Ok(ConsumerRecords::default());
+        };
+        // A timeout too large to add counts as a century.
+        let deadline = started
             .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
+        // Then register before each look, so that an append after the look wakes the wait.
         loop {
             let store = self.store.clone();
             let (_waiting, seen) = store.notify().register();
@@ -923,23 +975,58 @@ impl Consumer {
 
     fn fetch(&mut self) -> Result<ConsumerRecords> {
         let mut out = ConsumerRecords::default();
-        let active: Vec<TopicPartition> = self
-            .assignment
-            .iter()
-            .filter(|tp| !self.paused.contains(tp))
-            .cloned()
-            .collect();
-        if active.is_empty() {
-            return Ok(out);
+        // The assignment is taken out for the fetch (nothing below reads or changes it), so that
+        // its partitions are borrowed rather than cloned.
+        let assignment = std::mem::take(&mut self.assignment);
+        let result = self.fetch_from(&assignment, &mut out);
+        self.assignment = assignment;
+        result.map(|()| out)
+    }
+
+    fn fetch_from(
+        &mut self,
+        assignment: &[TopicPartition],
+        out: &mut ConsumerRecords,
+    ) -> Result<()> {
+        let n = assignment.len();
+        if n == 0 {
+            return Ok(());
+        }
+        // NOTE: the version before any lookup (see `parts`).
+        let version = self.store.metadata_version();
+        if version != self.parts_version || self.parts.len() != n {
+            self.parts.clear();
+            self.parts.resize(n, None);
+            self.parts_version = version;
         }
         let mut remaining = self.config.max_poll_records as u64;
         self.rotation = self.rotation.wrapping_add(1);
-        for i in 0..active.len() {
+        // The unpaused partitions by index (none listed, and nothing allocated, when none is
+        // paused); the rotation picks the first of them.
+        let unpaused: Vec<usize> = if self.paused.is_empty() {
+            Vec::new()
+        } else {
+            (0..n)
+                .filter(|i| !self.paused.contains(&assignment[*i]))
+                .collect()
+        };
+        let active = if self.paused.is_empty() {
+            n
+        } else {
+            unpaused.len()
+        };
+        for i in 0..active {
             if remaining == 0 {
                 break;
             }
-            let tp = &active[(self.rotation + i) % active.len()];
-            if let Err(e) = self.fetch_partition(tp, &mut out, &mut remaining) {
+            let k = (self.rotation + i) % active;
+            let index = if self.paused.is_empty() {
+                k
+            } else {
+                unpaused[k]
+            };
+            let tp = &assignment[index];
+            if let Err(e) = self.fetch_partition(index, tp, out, &mut remaining) {
                 // As Kafka's FetchCollector: an error is raised only when no records were
                 // gathered yet. The records already gathered have moved their partitions'
                 // positions on, so dropping them would hide them from this consumer for good;
@@ -951,7 +1038,22 @@ impl Consumer {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The open partition `tp`, `assignment[index]`: from `parts` if an earlier poll found it
+    /// under the same metadata version, else from the store.
+    fn partition_at(&mut self, index: usize, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        if let Some(Some(p)) = self.parts.get(index) {
+            if p.tp == *tp {
+                return Ok(Arc::clone(p));
+            }
+        }
+        let p = self.store.partition(tp)?;
+        if let Some(slot) = self.parts.get_mut(index) {
+            *slot = Some(Arc::clone(&p));
+        }
+        Ok(p)
     }
 
     /// Adds what `tp` has from its position on to `out`, at most `remaining` records, and moves
@@ -959,11 +1061,12 @@ impl Consumer {
     /// in `out`, and the position is where the failure is).
     fn fetch_partition(
         &mut self,
+        index: usize,
         tp: &TopicPartition,
         out: &mut ConsumerRecords,
         remaining: &mut u64,
     ) -> Result<()> {
-        let part = match self.store.partition(tp) {
+        let part = match self.partition_at(index, tp) {
             Ok(p) => p,
             // A deleted topic's partitions yield nothing until the group rebalances.
             Err(e)
@@ -976,15 +1079,36 @@ impl Consumer {
             }
             Err(e) => return Err(e),
         };
-        let mut pos = self.position(tp)?;
+        let mut pos = match self.positions.get(tp) {
+            Some(p) => *p,
+            None => self.initial_position(tp, &part.log)?,
+        };
         // At the end: nothing yet. Past the end or below the start: `read` says
         // OffsetOutOfRange and the position is reset below (or, without a reset policy, the
         // error is the caller's).
         if pos == part.log.high_watermark() {
             return Ok(());
         }
-        let read = match self.read(&part.log, pos, *remaining) {
-            Ok(b) => b,
+        let mut batches = std::mem::take(&mut self.batches);
+        let result = self.fetch_batches(tp, &part.log, &mut pos, &mut batches, out, remaining);
+        batches.clear();
+        self.batches = batches;
+        self.set_position(tp, pos);
+        result
+    }
+
+    /// The reads of [`fetch_partition`](Self::fetch_partition), into `batches`.
+    fn fetch_batches(
+        &mut self,
+        tp: &TopicPartition,
+        log: &crate::Log,
+        pos: &mut u64,
+        batches: &mut Vec<BatchView>,
+        out: &mut ConsumerRecords,
+        remaining: &mut u64,
+    ) -> Result<()> {
+        let aborted = match self.read(log, *pos, *remaining, batches) {
+            Ok(a) => a,
             Err(e) => {
                 let ErrorKind::OffsetOutOfRange {
                     log_start, log_end, ..
@@ -992,10 +1116,9 @@ impl Consumer {
                 else {
                     return Err(e);
                 };
-                pos = self.reset_out_of_range(tp, &part.log, pos, log_start, log_end)?;
-                self.positions.insert(tp.clone(), pos);
-                match self.read(&part.log, pos, *remaining) {
-                    Ok(b) => b,
+                *pos = self.reset_out_of_range(tp, log, *pos, log_start, log_end)?;
+                match self.read(log, *pos, *remaining, batches) {
+                    Ok(a) => a,
                     Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => {
                         return Ok(())
                     }
@@ -1003,9 +1126,18 @@ impl Consumer {
                 }
             }
         };
-        let result = self.gather(tp, &part.log, read, &mut pos, out, remaining);
-        self.positions.insert(tp.clone(), pos);
-        result
+        let topic = self.topic_name(&tp.topic);
+        self.gather(tp, topic, log, batches, aborted, pos, out, remaining)
+    }
+
+    /// The shared name of `topic` for `ConsumerRecords` (allocated once per topic).
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topic_names.iter().find(|t| &***t == topic) {
+            return Arc::clone(t);
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topic_names.push(Arc::clone(&t));
+        t
     }
 
     /// Where a position found outside the log goes (Kafka's fetcher on `OFFSET_OUT_OF_RANGE`):
@@ -1032,30 +1164,38 @@ impl Consumer {
         }
     }
 
-    /// Checks and adds the batches of `read` (and of further reads, while markers or aborted
-    /// records leave the poll short) to `out`, moving `pos` past each batch added.
+    /// Decodes and adds the records of `batches` from `pos` on (and of further reads, while
+    /// markers or aborted records leave the poll short) to `out`, moving `pos` past each batch
+    /// added. Each record returned is decoded once, here: `out` keeps where its key and value
+    /// lie, and iterating it decodes nothing again (see [`ConsumerRecords::iter`]).
+    #[allow(clippy::too_many_arguments)]
     fn gather(
         &self,
         tp: &TopicPartition,
+        topic: Arc<str>,
         log: &crate::Log,
-        mut read: (Vec<BatchView>, Vec<AbortedTxn>),
+        batches: &mut Vec<BatchView>,
+        mut aborted: Vec<AbortedTxn>,
         pos: &mut u64,
         out: &mut ConsumerRecords,
         remaining: &mut u64,
     ) -> Result<()> {
-        let topic: Arc<str> = out.intern(&tp.topic);
         let mut bytes_read = 0;
         loop {
-            let (batches, aborted) = read;
             if batches.is_empty() {
                 break;
             }
-            let mut filter = AbortFilter::new(aborted);
-            for view in batches {
+            let mut filter = AbortFilter::new(std::mem::take(&mut aborted));
+            // Room for what this read can add, in one allocation each.
+            let offsets: u64 = batches.iter().map(|b| u64::from(b.record_count())).sum();
+            out.sources.reserve(batches.len());
+            out.slots
+                .reserve(usize::try_from(offsets.min(*remaining)).unwrap_or(0));
+            for view in batches.drain(..) {
                 if *remaining == 0 {
                     break;
                 }
-                bytes_read += view.as_bytes().len();
+                bytes_read += view.len();
                 if filter.skip(&view)? {
                     // A marker, or a batch of an aborted transaction: step over it.
                     *pos = (*pos).max(view.last_offset() + 1);
@@ -1067,30 +1207,31 @@ impl Consumer {
                     .as_batch()
                     .decompressed_section()
                     .map_err(|e| undecodable(tp, &view, None, &e))?;
-                let source = Source {
+                let mut source = Source {
                     topic: Arc::clone(&topic),
                     partition: tp.partition,
                     view,
                     decompressed,
-                    from: start,
-                    until: end,
+                    slots: out.slots.len()..out.slots.len(),
                 };
-                // Check every record now, so that iterating cannot fail (see
-                // `ConsumerRecords::iter`): a record that does not decode in a batch whose CRC
-                // passed is an error of the poll, naming where it is.
-                let mut count = 0;
-                let mut last = None;
-                for r in source.records() {
-                    let offset = r
-                        .map_err(|e| undecodable(tp, &source.view, last, &e))?
-                        .offset();
-                    last = Some(offset);
-                    count += usize::from(offset >= start && offset < end);
+                let decoded = source.decode(tp, start, end, &mut out.slots);
+                source.slots.end = out.slots.len();
+                // On an undecodable record, the records before it are returned (as Kafka's
+                // fetcher does) and the position stops at it, where the next poll raises it.
+                let next = match &decoded {
+                    Ok(()) => end,
+                    Err(_) => out
+                        .slots
+                        .get(source.slots.clone())
+                        .and_then(<[Slot]>::last)
+                        .map_or(start, |s| s.offset + 1),
+                };
+                *remaining = remaining.saturating_sub(next - start);
+                *pos = next;
+                if !source.slots.is_empty() {
+                    out.sources.push(source);
                 }
-                out.count += count;
-                *remaining = remaining.saturating_sub(end - start);
-                *pos = end;
-                out.sources.push(source);
+                decoded?;
             }
             // The read held only as many offsets as the poll could still return; when some
             // were markers or aborted records, read on (up to the partition's byte limit)
@@ -1098,8 +1239,8 @@ impl Consumer {
             if *remaining == 0 || bytes_read >= self.config.max_partition_fetch_bytes {
                 break;
             }
-            read = match self.read(log, *pos, *remaining) {
-                Ok(b) => b,
+            aborted = match self.read(log, *pos, *remaining, batches) {
+                Ok(a) => a,
                 // Retention moved the log start past `pos` meanwhile: the next poll resets.
                 Err(e) if matches!(e.kind(), ErrorKind::OffsetOutOfRange { .. }) => break,
                 Err(e) => return Err(e),
@@ -1129,12 +1270,13 @@ impl Drop for Consumer {
 }
 
 /// Records returned by one [`Consumer::poll`]. They borrow the memory-mapped segments (compressed
-/// batches are decompressed once), so iterating copies nothing.
+/// batches are decompressed once), so iterating copies nothing; `poll` decoded each record once,
+/// and iterating decodes nothing again.
 #[derive(Default)]
 pub struct ConsumerRecords {
     sources: Vec<Source>,
-    topics: Vec<Arc<str>>,
-    count: usize,
+    /// The records, in order: each source's are `slots[source.slots]`.
+    slots: Vec<Slot>,
 }
 
 /// Drops control batches, and the batches of aborted transactions when given the aborted
@@ -1214,78 +1356,169 @@ fn undecodable(tp: &TopicPartition, view: &BatchView, last: Option<u64>, e: &Err
     .into()
 }
 
+/// One batch of a poll's records.
 struct Source {
     topic: Arc<str>,
     partition: u32,
     view: BatchView,
     decompressed: Option<Vec<u8>>,
-    from: u64,
-    until: u64,
+    /// Its records in `ConsumerRecords::slots`.
+    slots: std::ops::Range<usize>,
+}
+
+/// Where a byte string of a record lies in its batch's records section (`None`: null).
+#[derive(Clone, Copy, Debug)]
+struct Span(Option<(u32, u32)>);
+
+impl Span {
+    /// The span of `bytes`, a slice of `section` (the decoder's output borrows the section).
+    fn of(bytes: Option<&[u8]>, section: &[u8]) -> Span {
+        Span(bytes.map(|b| {
+            let start = (b.as_ptr() as usize).wrapping_sub(section.as_ptr() as usize);
+            // A records section is at most a batch (or `MAX_UNCOMPRESSED_RECORDS`): u32.
+            (start as u32, b.len() as u32)
+        }))
+    }
+
+    fn get(self, section: &[u8]) -> Option<&[u8]> {
+        let (start, len) = self.0?;
+        let bytes = section.get(start as usize..start as usize + len as usize);
+        debug_assert!(bytes.is_some(), "a span inside its records section");
+        bytes
+    }
+}
+
+/// One record as `poll` decoded it.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    offset: u64,
+    timestamp: i64,
+    key: Span,
+    value: Span,
+    /// Whether it has headers (they are walked again only if asked for).
+    headers: bool,
 }
 
 impl Source {
-    fn records(&self) -> RecordIter<'_> {
-        let batch = self.view.as_batch();
-        let section = match &self.decompressed {
+    /// The (decompressed) records section.
+    fn section(&self) -> &[u8] {
+        match &self.decompressed {
             Some(d) => d.as_slice(),
-            None => batch
-                .as_bytes()
-                .get(batch.header().records_start()..)
-                .unwrap_or(&[]),
-        };
-        BatchRef::iter_section(section, batch.header())
+            None => {
+                let batch = self.view.as_batch();
+                batch
+                    .as_bytes()
+                    .get(batch.header().records_start()..)
+                    .unwrap_or(&[])
+            }
+        }
+    }
+
+    fn records(&self) -> RecordIter<'_> {
+        BatchRef::iter_section(self.section(), self.view.as_batch().header())
+    }
+
+    /// Decodes the records at offsets `start..end` into `slots`. The records before `start`
+    /// are skipped by their lengths (they were covered by the batch CRC, and a length that
+    /// does not fit is an error); every record returned is decoded and checked here, with its
+    /// headers, so that iterating cannot fail. When the poll takes the batch to its end, the
+    /// batch must end with its last record.
+    fn decode(
+        &self,
+        tp: &TopicPartition,
+        start: u64,
+        end: u64,
+        slots: &mut Vec<Slot>,
+    ) -> Result<()> {
+        let section = self.section();
+        let mut it = self.records();
+        let mut last = None;
+        it.skip_to(start)
+            .map_err(|e| undecodable(tp, &self.view, last, &e))?;
+        for r in it {
+            let r = r.map_err(|e| undecodable(tp, &self.view, last, &e))?;
+            let offset = r.offset();
+            last = Some(offset);
+            if offset >= end {
+                break;
+            }
+            if offset < start {
+                continue; // a batch with gaps: skip_to could not count
+            }
+            slots.push(Slot {
+                offset,
+                timestamp: r.timestamp(),
+                key: Span::of(r.key(), section),
+                value: Span::of(r.value(), section),
+                headers: r.headers().next().is_some(),
+            });
+            if offset + 1 >= end && end <= self.view.last_offset() {
+                // The last record wanted, before the batch's end: the next poll decodes on.
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
 impl std::fmt::Debug for ConsumerRecords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerRecords")
-            .field("count", &self.count)
+            .field("count", &self.count())
             .finish()
     }
 }
 
-impl ConsumerRecords {
-    fn intern(&mut self, topic: &str) -> Arc<str> {
-        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
-            return Arc::clone(t);
-        }
-        let t: Arc<str> = Arc::from(topic);
-        self.topics.push(Arc::clone(&t));
-        t
-    }
+/// The bytes of an empty header list.
+const NO_HEADERS: &[u8] = &[0];
 
+/// An iterator over no headers.
+fn no_headers() -> HeaderIter<'static> {
+    match HeaderIter::split(NO_HEADERS) {
+        Ok((h, _)) => h,
+        Err(_) => unreachable!("a header count of zero decodes"),
+    }
+}
+
+impl ConsumerRecords {
     /// Number of records.
     pub fn count(&self) -> usize {
-        self.count
+        self.slots.len()
     }
 
     /// True when the poll returned nothing.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.slots.is_empty()
     }
 
     /// The records, partition by partition, each partition's in offset order.
     ///
-    /// Iterating cannot fail: `poll` decoded every one of these records (and their headers)
-    /// before returning them, and returned an error instead if one did not decode. The bytes
-    /// iterated are the same immutable bytes (the segment's read-only mapping, or the batch
-    /// decompressed once at poll), and decoding is a pure function of them, so the decode here
-    /// cannot fail; were it to, the iteration stops at that record (it never skips one and goes
-    /// on), and debug builds panic.
+    /// Iterating cannot fail and decodes nothing: `poll` decoded every one of these records
+    /// (and checked their headers) before returning them, and returned an error instead if one
+    /// did not decode; each item is built from where `poll` found its key and value. The
+    /// headers of a record that has any are walked again when it is reached (from the same
+    /// immutable bytes that `poll` checked: the segment's read-only mapping, or the batch
+    /// decompressed once at poll).
     pub fn iter(&self) -> impl Iterator<Item = ConsumerRecord<'_>> + '_ {
-        self.sources.iter().flat_map(|s| {
-            s.records()
-                .map_while(|r| {
-                    debug_assert!(r.is_ok(), "poll checked this record: {r:?}");
-                    r.ok()
-                })
-                .filter(move |r| r.offset() >= s.from && r.offset() < s.until)
-                .map(move |record| ConsumerRecord {
-                    topic: &s.topic,
-                    partition: s.partition,
-                    record,
-                })
+        self.sources.iter().flat_map(move |s| {
+            let section = s.section();
+            let slots = self.slots.get(s.slots.clone()).unwrap_or(&[]);
+            // Positioned lazily, and only moving forward, for records with headers.
+            let mut decoder: Option<RecordIter<'_>> = None;
+            let none = no_headers();
+            slots.iter().map(move |slot| ConsumerRecord {
+                topic: &s.topic,
+                partition: s.partition,
+                offset: slot.offset,
+                timestamp: slot.timestamp,
+                key: slot.key.get(section),
+                value: slot.value.get(section),
+                headers: if slot.headers {
+                    headers_at(s, &mut decoder, slot.offset)
+                } else {
+                    none.clone()
+                },
+            })
         })
     }
 
@@ -1301,12 +1534,41 @@ impl ConsumerRecords {
     }
 }
 
+/// The headers of the record at `offset` of `source`, found with `decoder` (created on first
+/// use, then moved forward: it skips records by their lengths up to `offset` and decodes that
+/// one). `poll` checked the record, so this cannot fail; were it to, the record shows no
+/// headers (and debug builds panic).
+fn headers_at<'a>(
+    source: &'a Source,
+    decoder: &mut Option<RecordIter<'a>>,
+    offset: u64,
+) -> HeaderIter<'a> {
+    let it = decoder.get_or_insert_with(|| source.records());
+    let skipped = it.skip_to(offset);
+    debug_assert!(skipped.is_ok(), "poll checked this batch: {skipped:?}");
+    for r in it.by_ref() {
+        match r {
+            Ok(r) if r.offset() == offset => return r.headers(),
+            Ok(r) if r.offset() < offset => continue,
+            other => {
+                debug_assert!(false, "poll decoded the record at {offset}: {other:?}");
+                break;
+            }
+        }
+    }
+    no_headers()
+}
+
 /// One consumed record, borrowed from its [`ConsumerRecords`].
 #[derive(Clone, Debug)]
 pub struct ConsumerRecord<'a> {
     topic: &'a str,
     partition: u32,
-    record: RecordView<'a>,
+    offset: u64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: HeaderIter<'a>,
 }
 
 impl<'a> ConsumerRecord<'a> {
@@ -1320,22 +1582,22 @@ impl<'a> ConsumerRecord<'a> {
     }
     /// The offset.
     pub fn offset(&self) -> u64 {
-        self.record.offset()
+        self.offset
     }
     /// Milliseconds since the Unix epoch.
     pub fn timestamp(&self) -> i64 {
-        self.record.timestamp()
+        self.timestamp
     }
     /// The key.
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.record.key()
+        self.key
     }
     /// The value (`None` for a tombstone).
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.record.value()
+        self.value
     }
     /// The headers.
     pub fn headers(&self) -> HeaderIter<'a> {
-        self.record.headers()
+        self.headers.clone()
     }
 }

@@ -573,31 +573,81 @@ impl Log {
 
     /// Reads batches holding offsets from `from` on, up to about `max_bytes` (at least one batch
     /// is returned whatever its size, as in Kafka). The first batch may start before `from`:
-    /// skip records with smaller offsets. Returns an empty vector at the end of the log.
+    /// skip records with smaller offsets (`RecordIter::skip_to` does it without decoding them).
+    /// Returns an empty vector at the end of the log. The convenient form: a reader that reads
+    /// in a loop should use [`read_into`](Self::read_into), which reuses one vector.
+    ///
+    /// # Verification
+    /// Every batch returned has had its framing checked on this read (lengths, version,
+    /// attributes, offsets continuing from batch to batch) and its CRC checked **once since its
+    /// segment file was mapped**: the first read of a batch computes its CRC, and later reads of
+    /// the same batch through the same open log trust that check instead of hashing the whole
+    /// batch again (Kafka likewise checks a batch once, when it is produced, and its consumers
+    /// check CRCs on what they receive, `check.crcs`; here the first read is that consumer
+    /// check). The bytes of a mapped segment below its published end never change while the log
+    /// is open (nothing writes them, and the directory lock keeps other processes out), so a
+    /// batch that passed still holds what passed. A bit flipped in memory or on the device
+    /// *after* that first check is not seen by later reads of that batch until the log is
+    /// reopened (which checks every batch again on its first read); records still decode
+    /// through bounds-checked decoders, so such damage can give wrong bytes, never a panic.
+    /// Damage to a batch no read has reached yet is always found: its first read returns
+    /// [`Corruption`](ErrorKind::Corruption). FORMAT.md section 7 states this among the
+    /// assumptions about the storage.
     ///
     /// # Errors
     /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) if `from` is below the log start or
     /// above the next offset; [`Corruption`](ErrorKind::Corruption) if a batch fails its checks.
     pub fn read(&self, from: u64, max_bytes: usize) -> Result<Vec<BatchView>> {
-        self.read_bounded(from, max_bytes, u64::MAX)
+        let mut out = Vec::new();
+        self.read_bounded(from, max_bytes, u64::MAX, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`read`](Self::read) into a vector the caller keeps: `out` is cleared, then filled with
+    /// the batches `read` would return. A reader that reads in a loop (a scan, point reads)
+    /// reuses one vector and allocates nothing per call. The batches are checked as `read`
+    /// says. On an error `out` holds the batches read before the failing one.
+    ///
+    /// ```
+    /// # use riverbed::{BatchBuilder, Compression, Log, LogConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let log = Log::open(dir.path(), LogConfig::default())?;
+    /// # let mut b = BatchBuilder::new(Compression::None);
+    /// # for i in 0..10u8 { b.append(1, Some(&[i]), Some(b"v"), &[]); }
+    /// # log.append(&b.build()?)?;
+    /// let mut batches = Vec::new();
+    /// let offset = 7;
+    /// log.read_into(offset, 1, &mut batches)?; // the one batch holding offset 7
+    /// let records = batches[0].records()?;
+    /// let mut it = records.iter();
+    /// it.skip_to(offset)?; // skips records 0..7 by their lengths
+    /// assert_eq!(it.next().unwrap()?.key(), Some(&[7u8][..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_into(&self, from: u64, max_bytes: usize, out: &mut Vec<BatchView>) -> Result<()> {
+        out.clear();
+        self.read_bounded(from, max_bytes, u64::MAX, out)
     }
 
     /// [`read`](Self::read) that also stops once the batches read hold `max_records` offsets
-    /// from `from` on (at least one batch is still returned). Every batch read is CRC-checked,
-    /// so a consumer that returns a few hundred records per poll reads just those batches, not
-    /// `max_bytes` of them each time.
+    /// from `from` on (at least one batch is still returned), appending to `out`. A consumer
+    /// that returns a few hundred records per poll reads just those batches, not `max_bytes`
+    /// of them each time.
     pub(crate) fn read_bounded(
         &self,
         from: u64,
         max_bytes: usize,
         max_records: u64,
-    ) -> Result<Vec<BatchView>> {
+        out: &mut Vec<BatchView>,
+    ) -> Result<()> {
         let inner = &*self.inner;
         // NOTE: load the high watermark before the segment snapshot: a roll publishes the new
         // segment before the watermark moves into it.
         let hw = inner.next_offset.load(Ordering::Acquire);
         let start = inner.log_start.load(Ordering::Acquire);
-        let segments = inner.segments.read().clone();
         let out_of_range = || -> Error {
             ErrorKind::OffsetOutOfRange {
                 partition: None,
@@ -610,10 +660,10 @@ impl Log {
         if from < start || from > hw {
             return Err(out_of_range());
         }
-        let mut out = Vec::new();
         if from == hw {
-            return Ok(out);
+            return Ok(());
         }
+        let segments = inner.segments.read().clone();
         let Some(first) = segments
             .partition_point(|s| s.base_offset <= from)
             .checked_sub(1)
@@ -621,16 +671,20 @@ impl Log {
             return Err(out_of_range());
         };
         let mut budget = ReadBudget::new(max_bytes, max_records);
+        let before = out.len();
         for seg in &segments[first..] {
-            if let ReadProgress::Full = seg.read(from, hw, &mut budget, &mut out)? {
+            if let ReadProgress::Full = seg.read(from, hw, &mut budget, out)? {
                 break;
             }
         }
         let used = budget.used_bytes();
-        let records: u64 = out.iter().map(|b| u64::from(b.record_count())).sum();
-        LogCounters::add(&inner.counters.read_records, records);
-        LogCounters::add(&inner.counters.read_bytes, used as u64);
-        Ok(out)
+        let records: u64 = out[before..]
+            .iter()
+            .map(|b| u64::from(b.record_count()))
+            .sum();
+        LogCounters::add(&inner.counters.reads.records, records);
+        LogCounters::add(&inner.counters.reads.bytes, used as u64);
+        Ok(())
     }
 
     /// Like [`read`](Self::read) for a `read_committed` reader: batches from `from` below the
@@ -640,41 +694,48 @@ impl Log {
     /// # Errors
     /// As [`read`](Self::read).
     pub fn read_committed(&self, from: u64, max_bytes: usize) -> Result<CommittedRead> {
-        self.read_committed_bounded(from, max_bytes, u64::MAX)
+        let mut batches = Vec::new();
+        let (aborted, last_stable_offset) =
+            self.read_committed_bounded(from, max_bytes, u64::MAX, &mut batches)?;
+        Ok(CommittedRead {
+            batches,
+            aborted,
+            last_stable_offset,
+        })
     }
 
     /// [`read_committed`](Self::read_committed) bounded like
-    /// [`read_bounded`](Self::read_bounded).
+    /// [`read_bounded`](Self::read_bounded): appends the batches below the last stable offset to
+    /// `out` and returns the aborted transactions among them, and the last stable offset the
+    /// read stopped at.
     pub(crate) fn read_committed_bounded(
         &self,
         from: u64,
         max_bytes: usize,
         max_records: u64,
-    ) -> Result<CommittedRead> {
+        out: &mut Vec<BatchView>,
+    ) -> Result<(Vec<AbortedTxn>, u64)> {
         let inner = &*self.inner;
         let lso = self.last_stable_offset();
-        let mut out = CommittedRead {
-            batches: Vec::new(),
-            aborted: Vec::new(),
-            last_stable_offset: lso,
-        };
         if from >= lso && from <= inner.next_offset.load(Ordering::Acquire) {
-            return Ok(out);
+            return Ok((Vec::new(), lso));
         }
-        let batches = self.read_bounded(from, max_bytes, max_records)?;
-        let Some(first) = batches.first() else {
-            return Ok(out);
+        let before = out.len();
+        self.read_bounded(from, max_bytes, max_records, out)?;
+        let Some(first) = out.get(before) else {
+            return Ok((Vec::new(), lso));
         };
         let start = first.base_offset();
-        out.batches = batches
-            .into_iter()
+        let stable = out[before..]
+            .iter()
             .take_while(|b| b.base_offset() < lso)
-            .collect();
+            .count();
+        out.truncate(before + stable);
         if inner.has_aborts.load(Ordering::Acquire) {
-            let end = out.batches.last().map_or(start, |b| b.last_offset() + 1);
-            out.aborted = inner.producers.lock().aborted_overlapping(start, end);
+            let end = out[before..].last().map_or(start, |b| b.last_offset() + 1);
+            return Ok((inner.producers.lock().aborted_overlapping(start, end), lso));
         }
-        Ok(out)
+        Ok((Vec::new(), lso))
     }
 
     /// The last stable offset (LSO): the first offset of the oldest transaction still open, or
@@ -809,8 +870,8 @@ impl Log {
             segments: self.segment_count(),
             appended_records: load(&c.appended_records),
             appended_bytes: load(&c.appended_bytes),
-            read_records: load(&c.read_records),
-            read_bytes: load(&c.read_bytes),
+            read_records: load(&c.reads.records),
+            read_bytes: load(&c.reads.bytes),
             compaction: inner.config().cleanup_policy.compacts().then(|| {
                 metrics::CompactionMetrics {
                     totals: c.compaction.lock().clone(),

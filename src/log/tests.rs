@@ -328,3 +328,53 @@ fn a_sync_waits_only_for_seals_of_segments_holding_unsynced_batches() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
     flusher.join().unwrap();
 }
+
+/// Only the batches a read returns are remembered as checked: not the batch the index walk
+/// passes on its way to `from`, nor the one after the budget ran out, nor any batch of a
+/// reopened log (`segment/verified.rs`).
+#[test]
+fn reads_remember_exactly_the_batches_they_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // One index entry per 1 KiB: a walk from an entry passes batches before the target.
+    let config = LogConfig {
+        index_interval_bytes: 1024,
+        ..small()
+    };
+    let log = Log::open(dir.path(), config.clone()).unwrap();
+    let mut placed = Vec::new(); // (base offset, position)
+    let mut pos = FILE_HEADER_LEN;
+    for i in 0..12 {
+        let b = batch(1000 + i, 2, "k");
+        let info = log.append(&b).unwrap();
+        placed.push((info.base_offset, pos));
+        pos += b.len();
+    }
+    assert_eq!(log.segment_count(), 1);
+    let seg = Arc::clone(&log.inner.segments.read()[0]);
+    assert!(placed.iter().all(|&(_, p)| !seg.is_verified(p)));
+    // Batches 5 and 6 (offsets 10..14), about 2 batches of budget: the walk starts at an earlier
+    // index entry, and batch 7 does not fit.
+    let len = batch(0, 2, "k").len();
+    let got = log.read(placed[5].0 + 1, 2 * len).unwrap();
+    let got: Vec<u64> = got.iter().map(BatchView::base_offset).collect();
+    assert_eq!(got, vec![placed[5].0, placed[6].0]);
+    let verified: Vec<usize> = (0..placed.len())
+        .filter(|&i| seg.is_verified(placed[i].1))
+        .collect();
+    assert_eq!(verified, vec![5, 6]);
+    // A second read of them, and one more batch.
+    let got = log.read(placed[6].0, 2 * len).unwrap();
+    assert_eq!(got.len(), 2);
+    let verified: Vec<usize> = (0..placed.len())
+        .filter(|&i| seg.is_verified(placed[i].1))
+        .collect();
+    assert_eq!(verified, vec![5, 6, 7]);
+    drop(seg);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config).unwrap();
+    let seg = Arc::clone(&log.inner.segments.read()[0]);
+    assert!(
+        placed.iter().all(|&(_, p)| !seg.is_verified(p)),
+        "a reopened log checks every batch again"
+    );
+}

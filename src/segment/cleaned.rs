@@ -173,6 +173,7 @@ impl CleanedWriter {
             max_batch_bytes: self.max_batch_bytes,
             sealed: AtomicBool::new(true),
             compacted: true,
+            verified: super::verified::Verified::new(self.position),
         }))
     }
 }

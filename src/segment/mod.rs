@@ -14,6 +14,7 @@ pub(crate) mod cleaned;
 pub mod file_header;
 pub mod index;
 pub mod scan;
+pub(crate) mod verified;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -28,6 +29,7 @@ use crate::record::{BatchRef, Records};
 use file_header::{FileKind, FILE_HEADER_LEN};
 use index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
 use mmap::{MapWriter, Mapping};
+use verified::Verified;
 
 /// The file paths of a segment (the `.txnindex` exists only for sealed segments with aborts).
 #[derive(Clone, Debug)]
@@ -77,6 +79,8 @@ pub(crate) struct Segment {
     /// Written by the log cleaner (file header flag): offsets may leave gaps between batches, and
     /// the segment covers exactly `base_offset .. next_offset` whatever its batches hold.
     compacted: bool,
+    /// The batches of `data` whose CRC a read has checked since it was mapped (`verified.rs`).
+    verified: Verified,
 }
 
 /// Whether a read filled its budget or ran off the end of the segment.
@@ -233,8 +237,27 @@ impl Segment {
         })
     }
 
+    /// Whether a read has checked the CRC of the batch at byte `pos` through this mapping.
+    #[cfg(test)]
+    pub(crate) fn is_verified(&self, pos: usize) -> bool {
+        self.verified.contains(pos)
+    }
+
+    /// Checks the CRC of the batch at `pos` (framing-checked header `h`) unless a read already
+    /// checked it through this mapping (see `verified.rs`), and remembers that it passed.
+    #[inline]
+    fn verify_once(&self, bytes: &[u8], pos: usize, h: &BatchHeader) -> Result<()> {
+        if !self.verified.contains(pos) {
+            h.verify_crc(bytes.get(pos..).unwrap_or(&[]))
+                .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+            self.verified.insert(pos);
+        }
+        Ok(())
+    }
+
     /// Appends to `out` the batches holding offsets `from..hw` until `budget` is spent (at least
-    /// one batch overall is always returned). CRCs are verified.
+    /// one batch overall is always returned). Every batch returned passed its CRC check, on this
+    /// read or on an earlier read through the same mapping (`verified.rs`).
     pub fn read(
         &self,
         from: u64,
@@ -254,8 +277,7 @@ impl Segment {
                 if !budget.admits(total) {
                     return Ok(ReadProgress::Full);
                 }
-                h.verify_crc(&bytes[pos..])
-                    .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+                self.verify_once(bytes, pos, &h)?;
                 out.push(BatchView {
                     map: Arc::clone(&self.data),
                     start: pos,
@@ -313,8 +335,7 @@ impl Segment {
                 break;
             }
             // Checked before its max timestamp is trusted to skip it.
-            h.verify_crc(&bytes[pos..])
-                .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
+            self.verify_once(bytes, pos, &h)?;
             if h.max_timestamp >= ts {
                 let batch = BatchRef::from_checked(&bytes[pos..pos + h.total_len()], h);
                 let records = batch
@@ -386,6 +407,7 @@ impl Segment {
                 max_batch_bytes,
                 sealed: AtomicBool::new(true),
                 compacted: info.compacted(),
+                verified: Verified::new(len),
             },
             rebuilt,
         ))
@@ -961,6 +983,7 @@ impl ActiveSegment {
             max_batch_bytes: cap.max_batch_bytes,
             sealed: AtomicBool::new(false),
             compacted: false,
+            verified: Verified::new(data_cap),
         });
         Ok(ActiveSegment {
             seg,
@@ -1165,8 +1188,9 @@ impl ActiveSegment {
 }
 
 /// A batch returned by a read: a view into the memory-mapped segment that stays valid as long as
-/// it is held, even after its segment is rolled, sealed or deleted by retention. Its framing and
-/// CRC were checked when it was read.
+/// it is held, even after its segment is rolled, sealed or deleted by retention. Its framing was
+/// checked when it was read, and its CRC on the first read of it since its segment was mapped
+/// (see [`Log::read`](crate::Log::read), "Verification").
 #[derive(Clone, Debug)]
 pub struct BatchView {
     map: Arc<Mapping>,
