@@ -31,7 +31,8 @@
 //!   on the first read of that batch since the log was opened, see `Log::read`) and `skip_to`.
 //! - `riverbed_store`: the user-facing path: a `Store` with one topic of one partition
 //!   (`TopicConfig::new(1)`, the same log defaults), `Producer::send_all` of 100
-//!   `ProducerRecord`s per batch naming partition 0, sync = `Producer::flush`; scans by `seek` +
+//!   `ProducerRecord::borrowed` records (key and value borrowed, as `riverbed_log`'s builder
+//!   borrows them) per batch naming partition 0, sync = `Producer::flush`; scans by `seek` +
 //!   `poll` on a consumer without a group (`max_poll_records` 10,000, fetches of 1 MiB); point
 //!   reads by `seek` + `poll` on a second consumer with `max_poll_records` 1.
 //!
@@ -553,8 +554,9 @@ impl System for RiverbedStore {
     }
 
     fn append(&mut self, batch: &[Rec<'_>]) -> Res<()> {
+        // Borrowed records: the producer's zero-copy path, as `riverbed_log`'s builder borrows.
         let records = batch.iter().map(|r| {
-            ProducerRecord::with_shared_topic(Arc::clone(&self.topic))
+            ProducerRecord::borrowed(Arc::clone(&self.topic))
                 .partition(0)
                 .key(r.key)
                 .value(r.value)

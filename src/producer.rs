@@ -632,11 +632,18 @@ fn send_records<B: AsRef<[u8]>>(
         }
         Ok(out.into_iter().flatten().collect())
     })();
-    b.clear();
-    SCRATCH.set(Some((b, encoded)));
+    // Kept for the next send unless this one made them large (a thread that once sent a huge
+    // batch should not hold its buffers for ever).
+    if encoded.len() <= SCRATCH_KEEP_BYTES {
+        b.clear();
+        SCRATCH.set(Some((b, encoded)));
+    }
     store.notify().notify();
     result
 }
+
+/// The largest encoded batch whose buffers a thread keeps for its next batch send.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 /// Sends records to the store's topics. Cheap to clone, `Send + Sync`.
 ///

@@ -302,7 +302,7 @@ fn failed_group_fsync_fails_every_waiter_and_acks_only_synced_data() {
             );
         }
         // Reopen (recovery decides what reached the disk): every acked batch is there.
-        drop(Arc::try_unwrap(log).ok().expect("the only handle"));
+        drop(Arc::try_unwrap(log).expect("the only handle"));
         let log = Log::open(dir.path(), config(TimestampType::CreateTime)).unwrap();
         for (t, seq, info) in &acked {
             check_read_back(
