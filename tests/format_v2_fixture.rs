@@ -10,7 +10,7 @@ mod fixture_dump;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use riverbed::{CleanerConfig, Compression, ProducerRecord, Store, StoreConfig, TopicPartition};
+use riverbed::{CleanerConfig, ProducerRecord, Store, StoreConfig};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/format_v2");
 
@@ -184,7 +184,19 @@ fn old_directory_takes_appends_compaction_and_reopens() {
     // Group offsets committed by the old build are still there.
     assert!(after.contains("committed fixture-group events 0 17 \"\"\n"));
     assert!(after.contains("committed fixture-group zipped 0 20 \"all of it\"\n"));
-    // The old segments and the new one sit side by side in each partition.
-    let versions = segment_versions(&dir.path().join("events-0"));
-    assert!(versions.iter().any(|v| *v <= 2), "{versions:?}");
+    // The old segments and the new ones (format 3: Kafka v2 batches) sit side by side; the
+    // first append after the upgrade started a format 3 segment.
+    for topic in ["events-0", "txn-0", "zipped-0"] {
+        let versions = segment_versions(&dir.path().join(topic));
+        assert!(versions.iter().any(|v| *v <= 2), "{topic}: {versions:?}");
+        assert_eq!(versions.last(), Some(&3), "{topic}: {versions:?}");
+        let first_new = versions.iter().position(|v| *v == 3).unwrap();
+        assert!(
+            versions[first_new..].iter().all(|v| *v == 3),
+            "{topic}: {versions:?}"
+        );
+    }
+    // The cleaner wrote what it rewrote as format 3.
+    let versions = segment_versions(&dir.path().join("table-0"));
+    assert!(versions.contains(&3), "table-0: {versions:?}");
 }

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use super::{now_ms, AbortedTxn, Inner};
 use crate::error::{Error, Result};
 use crate::record::codec::BatchHeader;
-use crate::record::{filter_batch, BatchRef, Filtered, RecordView};
+use crate::record::{filter_batch, to_kafka, BatchRef, Filtered, RecordView};
 use crate::segment::cleaned::{self, CleanedWriter};
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::Segment;
@@ -717,7 +717,7 @@ fn clean_group(
                 };
                 if verdict == Filtered::All {
                     match writer.as_mut() {
-                        Some(w) => w.push(batch.as_bytes(), &batch.header())?,
+                        Some(w) => push_whole(w, &batch, scratch)?,
                         None => pending.push(batch),
                     }
                     continue;
@@ -725,7 +725,7 @@ fn clean_group(
                 if writer.is_none() {
                     let mut w = open()?;
                     for b in pending.drain(..) {
-                        w.push(b.as_bytes(), &b.header())?;
+                        push_whole(&mut w, &b, scratch)?;
                     }
                     writer = Some(w);
                 }
@@ -768,6 +768,17 @@ fn clean_group(
         report.tombstones_removed += tombstones;
     }
     Ok(())
+}
+
+/// Writes a batch that keeps all its records to a cleaned segment (format 3): a Kafka batch as
+/// it is, a format 1/2 batch re-encoded as a Kafka one (same offsets, records and timestamps).
+fn push_whole(w: &mut CleanedWriter, batch: &BatchRef<'_>, scratch: &mut Scratch) -> Result<()> {
+    if batch.layout() == crate::record::codec::Layout::Kafka {
+        return w.push(batch.as_bytes(), &batch.header());
+    }
+    to_kafka(batch, &mut scratch.batch, &mut scratch.records)?;
+    let h = BatchHeader::parse(&scratch.batch, usize::MAX)?;
+    w.push(&scratch.batch, &h)
 }
 
 impl Inner {
