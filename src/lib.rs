@@ -132,8 +132,8 @@ pub use log::{
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use record::{
-    BatchBuilder, BatchRef, Compression, ControlType, HeaderIter, ProducerFields, RecordBatch,
-    RecordIter, RecordView, Records, TimestampType,
+    codec::Layout as BatchLayout, BatchBuilder, BatchRef, Compression, ControlType, HeaderIter,
+    ProducerFields, RecordBatch, RecordIter, RecordView, Records, TimestampType,
 };
 pub use segment::BatchView;
 pub use store::{
@@ -150,6 +150,7 @@ pub use txn::{TransactionConfig, TransactionalProducer};
 pub mod internals {
     pub use crate::log::checkpoint::Checkpoint;
     pub use crate::record::codec::{self, BatchHeader};
+    pub use crate::record::kafka;
     pub use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN};
     pub use crate::segment::index;
     pub use crate::segment::scan::{scan, ScanEnd};

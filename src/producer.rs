@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::log::Log;
 use crate::partition::{Partition, Topic};
 use crate::partitioner;
-use crate::record::codec::HEADER_LEN;
+use crate::record::kafka::HEADER_LEN;
 use crate::record::{BatchBuilder, Compression, ProducerFields, RecordBatch, TimestampType};
 use crate::store::Store;
 use crate::topic::TopicPartition;

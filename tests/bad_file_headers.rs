@@ -71,7 +71,16 @@ fn edit_header(path: &Path, fix_crc: bool, edit: impl FnOnce(&mut [u8])) {
     let mut bytes = std::fs::read(path).unwrap();
     edit(&mut bytes[..FILE_HEADER_LEN]);
     if fix_crc {
-        let crc = crc32fast::hash(&bytes[0..16]);
+        // Versions 2 and 3 (what this build writes) cover bytes 0..16 and 20..24; version 1 and
+        // unknown versions are checked over bytes 0..16 (FORMAT.md section 2).
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        let crc = if version == 2 || version == 3 {
+            let mut covered = bytes[0..16].to_vec();
+            covered.extend_from_slice(&bytes[20..24]);
+            crc32fast::hash(&covered)
+        } else {
+            crc32fast::hash(&bytes[0..16])
+        };
         bytes[16..20].copy_from_slice(&crc.to_le_bytes());
     }
     std::fs::write(path, bytes).unwrap();
@@ -128,7 +137,7 @@ fn sealed_data_file_with_a_bad_header_fails_open_with_corruption() {
 #[test]
 fn sealed_data_file_from_a_future_version_fails_open_with_unsupported_version() {
     let (dir, bases) = closed_log();
-    for version in [3u16, 9, u16::MAX] {
+    for version in [4u16, 9, u16::MAX] {
         let copy = copy_dir(dir.path());
         let path = seg_path(copy.path(), bases[1], "log");
         let before = std::fs::read(&path).unwrap();
@@ -137,7 +146,7 @@ fn sealed_data_file_from_a_future_version_fails_open_with_unsupported_version() 
         assert_ne!(before, edited);
         let e = Log::open(copy.path(), config()).unwrap_err();
         assert!(
-            matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found, supported: 2 }
+            matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found, supported: 3 }
                 if *p == path && *found == version),
             "version {version}: {e:?}"
         );
@@ -172,7 +181,7 @@ fn active_data_file_from_a_future_version_is_refused_not_deleted() {
     let active = *bases.last().unwrap();
     let copy = copy_dir(dir.path());
     let path = seg_path(copy.path(), active, "log");
-    edit_header(&path, true, set_version(3));
+    edit_header(&path, true, set_version(4));
     let edited = std::fs::read(&path).unwrap();
     let result = Log::open(copy.path(), config());
     let now = std::fs::read(&path).ok();
@@ -183,7 +192,7 @@ fn active_data_file_from_a_future_version_is_refused_not_deleted() {
     );
     let e = result.expect_err("a log with a segment of a newer version was opened");
     assert!(
-        matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found: 3, .. } if *p == path),
+        matches!(e.kind(), ErrorKind::UnsupportedVersion { path: p, found: 4, .. } if *p == path),
         "{e:?}"
     );
 }
@@ -271,7 +280,7 @@ fn index_files_with_bad_headers_are_rebuilt() {
         ),
         ("bad CRC", false, Box::new(|h| h[16] ^= 4)),
         ("other base", true, Box::new(|h| h[9] ^= 1)),
-        ("future version", true, Box::new(|h| h[4] = 3)),
+        ("future version", true, Box::new(|h| h[4] = 4)),
     ];
     for (what, fix_crc, edit) in cases {
         for base in [bases[0], active] {

@@ -335,7 +335,8 @@ fn verify_sound_then_a_flipped_bit_in_a_sealed_segment() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("00000000000000000000.log") && err.contains("byte 37"),
+        // The CRC field: file header (24) + its place in a Kafka v2 batch (17).
+        err.contains("00000000000000000000.log") && err.contains("byte 41"),
         "{err}"
     );
 

@@ -68,7 +68,8 @@ fn compacted(dir: &Path) -> Vec<(u64, u64)> {
         };
         let base: u64 = stem.parse().unwrap();
         let head = std::fs::read(seg(dir, base, "log")).unwrap();
-        if head[4] == 2 && head[6] & 1 == 1 {
+        // Compacted data files: version 2 (older builds) or 3, flag bit 0.
+        if (head[4] == 2 || head[4] == 3) && head[6] & 1 == 1 {
             let span = u32::from_le_bytes(head[20..24].try_into().unwrap());
             out.push((base, base + u64::from(span)));
         }

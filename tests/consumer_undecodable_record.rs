@@ -38,11 +38,10 @@ fn damaged() -> tempfile::TempDir {
     let (pos, base, len) = batches[1];
     assert_eq!(base, 1);
     // Record: length, attributes, timestamp delta, offset delta, key length (zigzag varint).
-    let key_length = pos + 57 + 4;
+    let key_length = pos + common::records_start(&bytes) + 4;
     assert_eq!(bytes[key_length], 0x01, "a null key (-1)");
     bytes[key_length] = 0x7e; // 63
-    let crc = crc32fast::hash(&bytes[pos + 17..pos + len]);
-    bytes[pos + 13..pos + 17].copy_from_slice(&crc.to_le_bytes());
+    common::fix_batch_crc(&mut bytes, pos, len);
     std::fs::write(&path, bytes).unwrap();
     dir
 }

@@ -44,13 +44,15 @@ struct Placed {
     last: u64,
 }
 
+/// The batches of a format 3 data file (Kafka v2 batches, big-endian; FORMAT.md 3.1).
+#[allow(clippy::big_endian_bytes)]
 fn batches_in(file: &[u8]) -> Vec<Placed> {
     let mut out = Vec::new();
     let mut pos = FILE_HEADER_LEN;
-    while pos + 57 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
-        let base = u64::from_le_bytes(file[pos..pos + 8].try_into().unwrap());
-        let len = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
-        let delta = u32::from_le_bytes(file[pos + 19..pos + 23].try_into().unwrap());
+    while pos + 61 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
+        let base = u64::from_be_bytes(file[pos..pos + 8].try_into().unwrap());
+        let len = u32::from_be_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
+        let delta = u32::from_be_bytes(file[pos + 23..pos + 27].try_into().unwrap());
         out.push(Placed {
             pos,
             len,
@@ -264,7 +266,7 @@ fn flipped_bit_in_records_is_reported_on_read() {
     let copy = copy_dir(dir.path());
     let copy_path = log_path(copy.path(), 0);
     // A byte in the middle of the batch's records.
-    flip(&copy_path, bad.pos + 57 + (bad.len - 57) / 2, 0x04);
+    flip(&copy_path, bad.pos + 61 + (bad.len - 61) / 2, 0x04);
 
     let log = Log::open(copy.path(), config()).unwrap();
     assert_eq!(log.recovery_report().scanned_bytes, 0);
@@ -314,19 +316,22 @@ fn flipped_bit_in_records_is_reported_on_read() {
 }
 
 /// Every bit flip in the CRC-covered part of a batch (attributes to the end), and in the CRC,
-/// length and magic fields, is caught.
+/// length, partition leader epoch (outside the CRC; the log stamps 0 and readers check it) and
+/// magic fields, is caught.
 #[test]
 fn every_flip_in_checked_bytes_is_reported_not_returned() {
     let (dir, placed) = closed_log();
     let bad = placed[placed.len() / 2];
-    // Bytes 8.. of the batch: length, magic, CRC, and everything the CRC covers.
+    // Bytes 8.. of the batch: length, leader epoch, magic, CRC, and everything the CRC covers.
     for offset_in_batch in 8..bad.len {
         let mask = 1u8 << (offset_in_batch % 8);
         let failures = flip_and_check(dir.path(), &bad, bad.pos + offset_in_batch, mask, false);
         assert!(failures > 0, "byte {offset_in_batch}: nothing noticed");
     }
-    // And the most significant bit of some bytes, where a length or timestamp jumps far.
-    for offset_in_batch in [8, 9, 11, 20, 22, 30, 38, 42] {
+    // And the most significant bit of some bytes, where a length or timestamp jumps far
+    // (Kafka's layout: length 8..12, last offset delta 23..27, base timestamp 27..35, max
+    // timestamp 35..43, record count 57..61, all big-endian).
+    for offset_in_batch in [8, 9, 11, 24, 26, 34, 42, 60] {
         let failures = flip_and_check(dir.path(), &bad, bad.pos + offset_in_batch, 0x80, false);
         assert!(failures > 0, "byte {offset_in_batch}: nothing noticed");
     }
@@ -381,14 +386,13 @@ fn every_flip_in_the_base_offset_is_reported_not_returned() {
 fn flips_behind_a_valid_crc_are_decoding_errors() {
     let (dir, placed) = closed_log();
     let bad = placed[placed.len() / 2];
-    for offset_in_batch in 57..bad.len {
+    for offset_in_batch in 61..bad.len {
         for mask in [0x01u8, 0x40, 0x80] {
             let copy = copy_dir(dir.path());
             let path = log_path(copy.path(), 0);
             let mut bytes = std::fs::read(&path).unwrap();
             bytes[bad.pos + offset_in_batch] ^= mask;
-            let crc = crc32fast::hash(&bytes[bad.pos + 17..bad.pos + bad.len]);
-            bytes[bad.pos + 13..bad.pos + 17].copy_from_slice(&crc.to_le_bytes());
+            common::fix_batch_crc(&mut bytes, bad.pos, bad.len);
             std::fs::write(&path, bytes).unwrap();
 
             let log = Log::open(copy.path(), config()).unwrap();
@@ -444,7 +448,8 @@ fn flip_in_max_timestamp_is_reported_not_skipped() {
     let mut wrong = Vec::new();
     for bit in 0..6 {
         let result = std::panic::catch_unwind(|| {
-            flip_and_check(dir.path(), &bad, bad.pos + 31, 1 << bit, false)
+            // The least significant byte of Kafka's big-endian maxTimestamp (35..43).
+            flip_and_check(dir.path(), &bad, bad.pos + 42, 1 << bit, false)
         });
         if let Err(panic) = result {
             wrong.push(panic_message(&panic));

@@ -440,11 +440,10 @@ fn verify_log(log: &Log, expected_cache: &mut HashMap<BatchId, RecordBatch>) -> 
                 expected.len(),
                 "length of batch {id:?} at offset {next}"
             );
-            assert_eq!(
-                &stored[0..8],
-                &next.to_le_bytes(),
-                "stamped base offset of {id:?}"
-            );
+            // Kafka's big-endian baseOffset (FORMAT.md 3.1).
+            #[allow(clippy::big_endian_bytes)]
+            let stamped = (next as i64).to_be_bytes();
+            assert_eq!(&stored[0..8], &stamped, "stamped base offset of {id:?}");
             assert!(
                 stored[8..] == expected.as_bytes()[8..],
                 "batch {id:?} at offset {next} differs from what was appended"

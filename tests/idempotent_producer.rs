@@ -253,9 +253,11 @@ fn a_non_transactional_batch_inside_the_producers_open_transaction_is_refused() 
     assert_eq!(log.last_stable_offset(), 0);
     // Control batches are the coordinator's, never a user's.
     let mut marker = batch(5, 0, -1, 1, true).as_bytes().to_vec();
-    marker[17] |= 1 << 5;
-    let crc = crc32fast::hash(&marker[17..]);
-    marker[13..17].copy_from_slice(&crc.to_le_bytes());
+    // Kafka's layout: attributes 21..23 (big-endian, bit 5 in the low byte), CRC-32C at 17..21.
+    marker[22] |= 1 << 5;
+    let crc = crc32c::crc32c(&marker[21..]);
+    #[allow(clippy::big_endian_bytes)]
+    marker[17..21].copy_from_slice(&crc.to_be_bytes());
     if let Ok(b) = RecordBatch::from_bytes(marker) {
         assert!(log.append(&b).is_err());
     }

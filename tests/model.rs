@@ -21,7 +21,8 @@ use tempfile::TempDir;
 mod common;
 use common::{copy_dir, FILE_HEADER_LEN};
 
-const BATCH_HEADER_LEN: usize = 57;
+/// Kafka's v2 batch header (segment format 3, FORMAT.md 3.1).
+const BATCH_HEADER_LEN: usize = 61;
 /// Timestamps of "ordinary" records are around here (2023-11-14).
 const PRESENT_MS: i64 = 1_700_000_000_000;
 /// Timestamps of configurations with age retention are around here (2096), so that the retention
@@ -640,7 +641,10 @@ impl Harness {
         }
 
         let mut stored = batch.as_bytes().to_vec();
-        stored[0..8].copy_from_slice(&info.base_offset.to_le_bytes());
+        // The log stamps the base offset (big-endian, Kafka's) and a leader epoch of 0.
+        #[allow(clippy::big_endian_bytes)]
+        stored[0..8].copy_from_slice(&(info.base_offset as i64).to_be_bytes());
+        stored[12..16].fill(0);
         self.model.active().batches.push(MBatch {
             base: info.base_offset,
             last: info.last_offset,
@@ -773,11 +777,13 @@ impl Harness {
         assert_eq!(v.len(), b.bytes.len());
         let got = v.as_bytes();
         if self.cfg.log_append_time {
-            assert_eq!(got[0..13], b.bytes[0..13], "batch {} framing", b.base);
-            assert_eq!(got[19..23], b.bytes[19..23], "batch {} delta", b.base);
+            // Kafka v2 layout: offset, length, leader epoch, magic; last offset delta; producer
+            // fields, count and records. Only the CRC, attributes and timestamps change.
+            assert_eq!(got[0..17], b.bytes[0..17], "batch {} framing", b.base);
+            assert_eq!(got[23..27], b.bytes[23..27], "batch {} delta", b.base);
             assert_eq!(
-                got[39..],
-                b.bytes[39..],
+                got[43..],
+                b.bytes[43..],
                 "batch {} records differ from what was appended",
                 b.base
             );

@@ -122,7 +122,8 @@ fn cut_log_stays_cut_after_a_clean_reopen() {
 /// ops = [Append { 1 record }, Append { 1 record }, Reopen,
 ///        TruncateTail { crash: false, cut: Data(Index(16802974799814641076)) }],
 /// then the final clean `Reopen`. (Each record: key None, value None, no headers; each batch is
-/// 64 bytes (50 in the version 1 format the case was found with), so the data ends at 152 and the
+/// 68 bytes in segment format 3 (64 in format 2, 50 in the version 1 format the case was found
+/// with), so the data ends at 160 (152 in format 2) and the
 /// cut keeps 32 bytes: the header and the first 8
 /// bytes, all zero, of the batch at offset 0.)
 ///
@@ -141,7 +142,7 @@ fn data_file_cut_before_its_first_batch_stays_cut_after_a_clean_reopen() {
         let mut b = BatchBuilder::new(Compression::None);
         b.append(1_700_000_000_000, None, None, &[]);
         let batch = b.build().unwrap();
-        assert_eq!(batch.len(), 64);
+        assert_eq!(batch.len(), 68);
         assert_eq!(log.append(&batch).unwrap().base_offset, expected);
     }
     // Reopen.

@@ -179,17 +179,18 @@ fn plausible_batches_after_the_last_batch_are_cut() {
     // 4: a batch header claiming more bytes than a batch may have.
     let mut repeated = last.clone();
     let mut torn = batch(120, 3).as_bytes().to_vec();
-    torn[0..8].copy_from_slice(&120u64.to_le_bytes());
+    torn[0..8].copy_from_slice(&common::stamped_base_offset(120));
     let torn_len = torn.len();
     torn[torn_len - 10..].fill(0);
     let mut flipped = batch(120, 2).as_bytes().to_vec();
-    flipped[0..8].copy_from_slice(&120u64.to_le_bytes());
+    flipped[0..8].copy_from_slice(&common::stamped_base_offset(120));
     let flipped_len = flipped.len();
     flipped[flipped_len - 5] ^= 0x10;
     let mut huge = batch(120, 1).as_bytes().to_vec();
-    huge[0..8].copy_from_slice(&120u64.to_le_bytes());
-    huge[8..12].copy_from_slice(&100_000u32.to_le_bytes());
-    repeated[0..8].copy_from_slice(&last_base.to_le_bytes());
+    huge[0..8].copy_from_slice(&common::stamped_base_offset(120));
+    #[allow(clippy::big_endian_bytes)]
+    huge[8..12].copy_from_slice(&100_000u32.to_be_bytes());
+    repeated[0..8].copy_from_slice(&common::stamped_base_offset(last_base));
 
     for (i, tail) in [repeated, torn, flipped, huge].iter().enumerate() {
         let copy = copy_dir(dir.path());

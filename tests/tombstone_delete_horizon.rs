@@ -219,9 +219,10 @@ fn a_batch_with_a_delete_horizon_is_refused_on_append() {
     let mut b = BatchBuilder::new(Compression::None);
     b.append(NOW, Some(b"k"), None, &[]);
     let mut bytes = b.build().unwrap().as_bytes().to_vec();
-    bytes[17] |= 0x40; // attributes, bit 6
-    let crc = crc32fast::hash(&bytes[17..]);
-    bytes[13..17].copy_from_slice(&crc.to_le_bytes());
+    bytes[22] |= 0x40; // attributes (Kafka's 21..23, big-endian), bit 6
+    let crc = crc32c::crc32c(&bytes[21..]);
+    #[allow(clippy::big_endian_bytes)]
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     let batch = riverbed::RecordBatch::from_bytes(bytes).unwrap();
     assert_eq!(batch.as_batch().delete_horizon(), Some(NOW));
     let e = log.append(&batch).unwrap_err();

@@ -20,31 +20,80 @@ pub const MAX_BATCH: usize = 1 << 20;
 
 // ---- decode_batch ---------------------------------------------------------------------------
 
-/// Batch header fields the checks use (FORMAT.md section 3.1).
-const HEADER_LEN: usize = 43; // the smallest header (version 1); version 2 adds 14 bytes
-const CRC_AT: usize = 13;
-const CRC_FROM: usize = 17;
+/// Kafka v2 batch header fields the checks use (FORMAT.md section 3.1): the layout of segment
+/// format 3.
+const HEADER_LEN: usize = 61;
+const CRC_AT: usize = 17;
+const CRC_FROM: usize = 21;
+/// The same for the batches of segment formats 1/2 (FORMAT.md section 3.5.1): the smallest
+/// header (version 1; version 2 adds 14 bytes), CRC-32 at 13..17 over 17..end, little-endian.
+const LEGACY_HEADER_LEN: usize = 43;
+const LEGACY_CRC_AT: usize = 13;
+const LEGACY_CRC_FROM: usize = 17;
 
-/// `BatchRef::parse` on arbitrary bytes, then every record and header. Also runs the same checks
-/// on a copy whose CRC is recomputed, so the fuzzer gets past the CRC to the record decoder.
+/// Which batch layout a check decodes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Kafka,
+    Legacy,
+}
+
+/// `BatchRef::parse` on arbitrary bytes, then every record and header; and the same bytes read
+/// as a batch of segment format 1/2. Also runs the same checks on copies whose CRC is recomputed
+/// (for either layout), so the fuzzer gets past the CRC to the record decoders.
 pub fn decode_batch(data: &[u8]) {
-    check_batch(data);
+    check_batch(data, Layout::Kafka);
     if let Some(fixed) = with_fixed_crc(data) {
-        check_batch(&fixed);
+        check_batch(&fixed, Layout::Kafka);
+    }
+    check_batch(data, Layout::Legacy);
+    if let Some(fixed) = with_fixed_legacy_crc(data) {
+        check_batch(&fixed, Layout::Legacy);
     }
 }
 
-/// `data` cut to the batch length its header states, with a correct CRC; `None` if the stated
-/// length does not fit.
+/// CRC-32C (Castagnoli), bit by bit: the checksum of a Kafka v2 batch, computed here without the
+/// crate under test.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// `data` cut to the batch length its (Kafka v2) header states, with a correct CRC-32C; `None`
+/// if the stated length does not fit.
+#[allow(clippy::big_endian_bytes)] // Kafka's wire format is big-endian
 pub fn with_fixed_crc(data: &[u8]) -> Option<Vec<u8>> {
-    let len = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?) as usize;
-    let total = len.checked_add(12)?;
+    let len = i32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
+    let total = usize::try_from(len).ok()?.checked_add(12)?;
     if total < HEADER_LEN || total > data.len() {
         return None;
     }
     let mut fixed = data[..total].to_vec();
-    let crc = crc32fast::hash(&fixed[CRC_FROM..]);
-    fixed[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c(&fixed[CRC_FROM..]);
+    fixed[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_be_bytes());
+    Some(fixed)
+}
+
+/// As [`with_fixed_crc`], for a batch of segment format 1/2 (CRC-32, little-endian).
+pub fn with_fixed_legacy_crc(data: &[u8]) -> Option<Vec<u8>> {
+    let len = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?) as usize;
+    let total = len.checked_add(12)?;
+    if total < LEGACY_HEADER_LEN || total > data.len() {
+        return None;
+    }
+    let mut fixed = data[..total].to_vec();
+    let crc = crc32fast::hash(&fixed[LEGACY_CRC_FROM..]);
+    fixed[LEGACY_CRC_AT..LEGACY_CRC_FROM].copy_from_slice(&crc.to_le_bytes());
     Some(fixed)
 }
 
@@ -114,26 +163,37 @@ fn decode_records(batch: &BatchRef<'_>) -> Option<Vec<Owned>> {
     all_ok.then_some(out)
 }
 
-fn check_batch(data: &[u8]) {
-    let Ok(batch) = BatchRef::parse(data, MAX_BATCH) else {
+fn check_batch(data: &[u8], layout: Layout) {
+    let parsed = match layout {
+        Layout::Kafka => BatchRef::parse(data, MAX_BATCH),
+        Layout::Legacy => BatchRef::parse_as(data, MAX_BATCH, riverbed::BatchLayout::Legacy),
+    };
+    let Ok(batch) = parsed else {
         return;
     };
     let len = batch.len();
-    assert!(len >= HEADER_LEN && len <= data.len());
+    let min = match layout {
+        Layout::Kafka => HEADER_LEN,
+        Layout::Legacy => LEGACY_HEADER_LEN,
+    };
+    assert!(len >= min && len <= data.len());
     assert_eq!(batch.as_bytes(), &data[..len]);
     assert!(batch.record_count() >= 1);
     assert!(batch.last_offset() >= batch.base_offset());
     assert!(batch.first_timestamp() <= batch.max_timestamp() || batch.delete_horizon().is_some());
     assert!(
-        BatchRef::parse(data, len - 1).is_err(),
+        BatchRef::parse_as(data, len - 1, batch.layout()).is_err(),
         "a batch larger than max_batch_bytes was accepted"
     );
-    let owned =
-        RecordBatch::from_bytes(data[..len].to_vec()).expect("from_bytes of a parsed batch");
-    assert_eq!(owned.as_bytes(), batch.as_bytes());
-    assert_eq!(owned.record_count(), batch.record_count());
+    if layout == Layout::Kafka {
+        let owned =
+            RecordBatch::from_bytes(data[..len].to_vec()).expect("from_bytes of a parsed batch");
+        assert_eq!(owned.as_bytes(), batch.as_bytes());
+        assert_eq!(owned.record_count(), batch.record_count());
+    }
 
-    // Every batch that decodes completely re-encodes to the same records.
+    // Every batch that decodes completely re-encodes (as a Kafka batch, whatever its layout) to
+    // the same records.
     let Some(records) = decode_records(&batch) else {
         return;
     };
@@ -317,11 +377,19 @@ pub fn index_lookup(data: &[u8]) {
 /// The 24-byte header of the data file of segment 0 (FORMAT.md section 2), built by hand so that
 /// this check also runs without `internals`; compared with `internals::file_header::encode`
 /// where that is available.
-pub fn log_file_header() -> [u8; 24] {
+pub fn log_file_header(version: u16) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..4].copy_from_slice(b"RVBL");
-    h[4..6].copy_from_slice(&1u16.to_le_bytes());
-    let crc = crc32fast::hash(&h[0..16]);
+    h[4..6].copy_from_slice(&version.to_le_bytes());
+    let crc = if version == 1 {
+        crc32fast::hash(&h[0..16])
+    } else {
+        // Versions 2 and 3: bytes 0..16 and 20..24.
+        let mut covered = [0u8; 20];
+        covered[..16].copy_from_slice(&h[0..16]);
+        covered[16..].copy_from_slice(&h[20..24]);
+        crc32fast::hash(&covered)
+    };
     h[16..20].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -350,16 +418,24 @@ fn config(recovery: RecoveryMode) -> LogConfig {
 /// Writes `data` after a valid file header as `00000000000000000000.log`, the only file of a log
 /// directory, and opens it (crash recovery), reads everything, appends, closes and reopens. Also
 /// runs `internals::scan` on the same bytes and checks that recovery kept exactly what the scan
-/// found valid.
+/// found valid. Done twice: under a segment format 3 header (Kafka v2 batches) and under a
+/// format 1 header (the batches of older builds, which the first append rolls past).
 pub fn recover_segment(data: &[u8]) {
-    let header = log_file_header();
+    recover_segment_as(data, 3);
+    recover_segment_as(data, 1);
+}
+
+fn recover_segment_as(data: &[u8], version: u16) {
+    let header = log_file_header(version);
     let mut file = header.to_vec();
     file.extend_from_slice(data);
 
     #[cfg(feature = "internals")]
     let scanned = {
         use riverbed::internals::{file_header, scan, FileKind, FILE_HEADER_LEN};
-        assert_eq!(header, file_header::encode(FileKind::Log, 0));
+        if version == 3 {
+            assert_eq!(header, file_header::encode(FileKind::Log, 0));
+        }
         assert_eq!(FILE_HEADER_LEN, header.len());
         let mut batches = Vec::new();
         let end = scan(&file, FILE_HEADER_LEN, 0, MAX_BATCH, false, |pos, h| {

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use crate::error::{corrupt, Error, Result};
 use crate::inspect::scanner::{read_at, BatchScanner, Step};
-use crate::record::codec::{BatchHeader, BASE_OFFSET, BATCH_MAGIC, MAGIC};
+use crate::record::codec::{BatchHeader, Layout, BASE_OFFSET, BATCH_MAGIC, MAGIC};
+use crate::record::kafka;
 use crate::record::{BatchRef, ControlType, ProducerFields, TimestampType};
 use crate::segment::file_header::{self, FileKind, FILE_HEADER_LEN, SEGMENT_FORMAT_VERSION};
 use crate::segment::index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
@@ -34,7 +35,8 @@ pub struct BatchSummary {
     pub max_timestamp: i64,
     /// Whose clock the timestamps are.
     pub timestamp_type: TimestampType,
-    /// Codec name: `none` or `zstd`.
+    /// Codec name: `none` or `zstd` (a Kafka batch may also say `gzip`, `snappy` or `lz4`, which
+    /// this build does not read).
     pub codec: &'static str,
     /// Producer id, epoch and base sequence (all -1 for a batch without a producer).
     pub producer: ProducerFields,
@@ -189,10 +191,10 @@ pub(crate) fn summarize(pos: u64, h: &BatchHeader, crc_ok: bool, bytes: &[u8]) -
         first_timestamp: h.first_timestamp,
         max_timestamp: h.max_timestamp,
         timestamp_type: batch.timestamp_type(),
-        codec: if batch.is_compressed() {
-            "zstd"
-        } else {
-            "none"
+        codec: match h.layout {
+            crate::record::codec::Layout::Kafka => crate::record::kafka::codec_name(h.codec()),
+            crate::record::codec::Layout::Legacy if batch.is_compressed() => "zstd",
+            crate::record::codec::Layout::Legacy => "none",
         },
         producer: batch.producer(),
         transactional: batch.is_transactional(),
@@ -282,13 +284,26 @@ fn dump_index(
             (e.relative_offset, e.position, None)
         };
         let offset = base + u64::from(rel);
-        // The batch's offset and magic fields (the rest is checked by `verify`).
+        // The batch's offset and magic fields (the rest is checked by `verify`), in the layout
+        // the data file's header version gives.
         let matches_data = data.as_ref().map(|f| {
-            let mut h = [0u8; MAGIC + 1];
-            u64::from(position) + h.len() as u64 <= data_len
-                && read_at(f, path, &mut h, u64::from(position)).is_ok()
-                && h[BASE_OFFSET] == offset.to_le_bytes()
-                && (1..=BATCH_MAGIC).contains(&h[MAGIC])
+            let mut head = [0u8; FILE_HEADER_LEN];
+            let mut h = [0u8; kafka::MAGIC + 1];
+            if u64::from(position) + h.len() as u64 > data_len
+                || read_at(f, path, &mut head, 0).is_err()
+                || read_at(f, path, &mut h, u64::from(position)).is_err()
+            {
+                return false;
+            }
+            match crate::segment::scan::layout_of_file(&head) {
+                Layout::Kafka => {
+                    h[kafka::BASE_OFFSET] == kafka::base_offset_bytes(offset)
+                        && h[kafka::MAGIC] == kafka::MAGIC_V2
+                }
+                Layout::Legacy => {
+                    h[BASE_OFFSET] == offset.to_le_bytes() && (1..=BATCH_MAGIC).contains(&h[MAGIC])
+                }
+            }
         });
         let entry = IndexEntrySummary {
             number,

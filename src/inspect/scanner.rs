@@ -85,6 +85,13 @@ impl BatchScanner {
             .map_err(|e| Error::io("stat segment", path, e))?
             .len();
         let end = end.map_or(len, |e| e.min(len));
+        // The batch layout, from the file header's version (a short or unreadable header:
+        // Kafka's; the callers report bad headers themselves).
+        let mut head = [0u8; 6];
+        let layout = match std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0) {
+            Ok(()) => crate::segment::scan::layout_of_file(&head),
+            Err(_) => crate::record::codec::Layout::Kafka,
+        };
         let src = PreadFile {
             file,
             path: path.to_path_buf(),
@@ -95,7 +102,7 @@ impl BatchScanner {
         // A batch cannot be larger than the file that holds it.
         let max_batch_bytes = usize::try_from(len).unwrap_or(usize::MAX);
         Ok(BatchScanner {
-            inner: Scanner::new(src, start, max_batch_bytes),
+            inner: Scanner::new(src, start, max_batch_bytes, layout),
         })
     }
 

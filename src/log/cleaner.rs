@@ -66,7 +66,7 @@ use std::sync::Arc;
 use super::{now_ms, AbortedTxn, Inner};
 use crate::error::{Error, Result};
 use crate::record::codec::BatchHeader;
-use crate::record::{filter_batch, BatchRef, Filtered, RecordView};
+use crate::record::{filter_batch, to_kafka, BatchRef, Filtered, RecordView};
 use crate::segment::cleaned::{self, CleanedWriter};
 use crate::segment::file_header::FILE_HEADER_LEN;
 use crate::segment::Segment;
@@ -876,7 +876,7 @@ fn clean_group(
                 if verdict == Filtered::All {
                     match writer.as_mut() {
                         Some(w) => {
-                            w.push(batch.as_bytes(), &batch.header())?;
+                            push_whole(w, &batch, scratch)?;
                             throttle.observe(batch.as_bytes().len());
                         }
                         None => pending.push(batch),
@@ -886,7 +886,7 @@ fn clean_group(
                 if writer.is_none() {
                     let mut w = open()?;
                     for b in pending.drain(..) {
-                        w.push(b.as_bytes(), &b.header())?;
+                        push_whole(&mut w, &b, scratch)?;
                         throttle.observe(b.as_bytes().len());
                     }
                     writer = Some(w);
@@ -931,6 +931,17 @@ fn clean_group(
         report.tombstones_removed += tombstones;
     }
     Ok(())
+}
+
+/// Writes a batch that keeps all its records to a cleaned segment (format 3): a Kafka batch as
+/// it is, a format 1/2 batch re-encoded as a Kafka one (same offsets, records and timestamps).
+fn push_whole(w: &mut CleanedWriter, batch: &BatchRef<'_>, scratch: &mut Scratch) -> Result<()> {
+    if batch.layout() == crate::record::codec::Layout::Kafka {
+        return w.push(batch.as_bytes(), &batch.header());
+    }
+    to_kafka(batch, &mut scratch.batch, &mut scratch.records)?;
+    let h = BatchHeader::parse(&scratch.batch, usize::MAX)?;
+    w.push(&scratch.batch, &h)
 }
 
 impl Inner {

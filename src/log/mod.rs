@@ -426,8 +426,17 @@ impl Log {
         inner.check_poison()?;
         // One snapshot per append (see `alter_config`).
         let config = inner.config();
-        if batch.len() < crate::record::codec::HEADER_LEN {
+        if batch.len() < crate::record::kafka::HEADER_LEN {
             return Err(Error::invalid("cannot append an empty (unbuilt) batch"));
+        }
+        let codec = batch.header().codec();
+        if codec != crate::record::kafka::CODEC_NONE && codec != crate::record::kafka::CODEC_ZSTD {
+            // Kafka's gzip, snappy and lz4 batches parse, but this build cannot read them back.
+            return Err(Error::invalid(format!(
+                "compression codec {} (Kafka codec id {codec}) is not supported: \
+                 only none and zstd batches can be appended",
+                crate::record::kafka::codec_name(codec)
+            )));
         }
         if batch.len() > config.max_message_bytes {
             return Err(ErrorKind::RecordTooLarge {
@@ -501,7 +510,11 @@ impl Log {
         let roll = match &w.active {
             Some(a) => {
                 !a.is_empty()
-                    && (!a.has_room(batch.len()) || inner.time_to_roll(a, header.max_timestamp))
+                    && (!a.has_room(batch.len())
+                        || inner.time_to_roll(a, header.max_timestamp)
+                        // An active segment of format 1/2 (left by an older build) takes no
+                        // Kafka batch: the first append after the upgrade starts format 3.
+                        || a.seg.layout() != header.layout)
             }
             None => return Err(inner.closed()),
         };

@@ -300,7 +300,7 @@ impl ProducerStates {
                     return Ok(());
                 }
                 let control = if h.is_control() {
-                    BatchRef::parse(bytes, bytes.len())?.control_type()?
+                    BatchRef::parse_as(bytes, bytes.len(), h.layout)?.control_type()?
                 } else {
                     None
                 };
@@ -742,6 +742,8 @@ mod tests {
             producer_id: pid,
             producer_epoch: epoch,
             base_sequence: seq,
+            layout: crate::record::codec::Layout::Kafka,
+            leader_epoch: 0,
         }
     }
 
@@ -866,6 +868,8 @@ mod small_file_bytes {
             producer_id: 42,
             producer_epoch: 1,
             base_sequence: 0,
+            layout: crate::record::codec::Layout::Kafka,
+            leader_epoch: 0,
         };
         s.apply(&h, None);
         s.encode_snapshot(13, 0, &[])

@@ -923,7 +923,11 @@ fn first_batch_timestamp(bytes: &[u8], start: usize) -> Option<i64> {
     if start <= FILE_HEADER_LEN {
         return None;
     }
-    crate::record::codec::BatchHeader::parse(bytes.get(FILE_HEADER_LEN..)?, usize::MAX)
-        .ok()
-        .map(|h| h.max_timestamp)
+    crate::record::codec::BatchHeader::parse_stored(
+        bytes.get(FILE_HEADER_LEN..)?,
+        usize::MAX,
+        crate::segment::scan::layout_of_file(bytes),
+    )
+    .ok()
+    .map(|h| h.max_timestamp)
 }

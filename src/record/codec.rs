@@ -1,8 +1,12 @@
-//! Byte layout of a record batch: the fixed header, the record encoding and varints.
+//! Byte layout of a record batch: the decoded header both layouts share ([`BatchHeader`], with
+//! its [`Layout`]), the record encoding, varints, and the constants of the layout of segment
+//! formats 1 and 2 (Riverbed's own, read but no longer written; the Kafka v2 layout that segment
+//! format 3 stores is in [`kafka`](super::kafka)).
 //!
 //! FORMAT.md is the specification; the constants below mirror its tables, and the test
 //! `constants_match_format_md` reads FORMAT.md so that the two cannot drift apart.
 //!
+//! Format 1/2 batches:
 //! ```text
 //! // Format: { base_offset u64 | batch_length u32 | magic u8 | crc u32 | attributes u16 |
 //! //           last_offset_delta u32 | first_timestamp i64 | max_timestamp i64 |
@@ -17,7 +21,39 @@
 use std::ops::Range;
 
 use crate::error::{corrupt, Result};
-use crate::record::crc;
+use crate::record::{crc, kafka};
+
+/// Which byte layout a batch has. A segment's file header version decides it (FORMAT.md
+/// section 2): versions 1 and 2 hold Riverbed's own batches, version 3 Kafka v2 batches. Every
+/// batch this build writes is [`Kafka`](Layout::Kafka).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Kafka's v2 record batch (`DefaultRecordBatch`, magic 2): big-endian, CRC-32C, zigzag
+    /// varints, zstd as one frame (segment format 3).
+    #[default]
+    Kafka,
+    /// Riverbed's batch of segment formats 1 and 2 (batch magic 1 or 2): little-endian, CRC-32,
+    /// unsigned varints for lengths and counts, zstd behind a 4-byte length.
+    Legacy,
+}
+
+impl Layout {
+    /// The layout of the batches of a data file with file header `version`.
+    pub fn of_segment_version(version: u16) -> Layout {
+        if version >= 3 {
+            Layout::Kafka
+        } else {
+            Layout::Legacy
+        }
+    }
+
+    /// Whether lengths, counts and offset deltas are zigzag varints (Kafka) rather than
+    /// unsigned ones.
+    #[inline]
+    pub(crate) fn zigzag(self) -> bool {
+        self == Layout::Kafka
+    }
+}
 
 /// Version of the batch format written by this build (the batch's `magic` byte).
 ///
@@ -84,9 +120,9 @@ pub const ATTR_KNOWN_BITS_V1: u16 = ATTR_COMPRESSION_MASK | ATTR_LOG_APPEND_TIME
 pub const ATTR_KNOWN_BITS: u16 =
     ATTR_KNOWN_BITS_V1 | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_DELETE_HORIZON;
 
-/// Compression codec ids stored in the attribute bits.
+/// Compression codec ids stored in the attribute bits (format 1/2 batches).
 pub const CODEC_NONE: u16 = 0;
-/// zstd: the records section is `{ uncompressed_len u32 | zstd frame }`.
+/// zstd in a format 1/2 batch: the records section is `{ uncompressed_len u32 | zstd frame }`.
 pub const CODEC_ZSTD: u16 = 1;
 
 /// Upper bound on a batch's decompressed records section, so a forged length cannot make a
@@ -136,6 +172,11 @@ pub struct BatchHeader {
     pub producer_epoch: i16,
     /// Sequence number of the first record, -1 when none.
     pub base_sequence: i32,
+    /// The byte layout of the batch.
+    pub layout: Layout,
+    /// Kafka's `partitionLeaderEpoch` (0 as the log stamps it; -1 from a client; always 0 in a
+    /// format 1/2 batch, which has no such field).
+    pub leader_epoch: i32,
 }
 
 impl BatchHeader {
@@ -154,9 +195,22 @@ impl BatchHeader {
         self.last_offset() + 1
     }
 
-    /// Compression codec id.
+    /// Compression codec id as stored (its meaning depends on the layout).
     pub fn codec(&self) -> u16 {
         self.attributes & ATTR_COMPRESSION_MASK
+    }
+
+    /// Whether the records section is compressed (by any codec).
+    pub fn is_compressed(&self) -> bool {
+        self.codec() != CODEC_NONE
+    }
+
+    /// Whether the records section is zstd-compressed.
+    pub fn is_zstd(&self) -> bool {
+        match self.layout {
+            Layout::Kafka => self.codec() == kafka::CODEC_ZSTD,
+            Layout::Legacy => self.codec() == CODEC_ZSTD,
+        }
     }
 
     /// Whether record timestamps are the time the log appended the batch.
@@ -185,9 +239,12 @@ impl BatchHeader {
         self.producer_id >= 0
     }
 
-    /// Where the records section starts (the header length of the batch's version).
+    /// Where the records section starts (the header length of the batch's layout and version).
     pub fn records_start(&self) -> usize {
-        header_len(self.magic)
+        match self.layout {
+            Layout::Kafka => kafka::HEADER_LEN,
+            Layout::Legacy => header_len(self.magic),
+        }
     }
 
     /// Sequence number of the last record: the base sequence plus the offset span, wrapping
@@ -200,10 +257,44 @@ impl BatchHeader {
         (last % (i64::from(i32::MAX) + 1)) as i32
     }
 
-    /// Reads and checks the framing of the batch at the start of `bytes` without verifying the
-    /// CRC: every field must be in range and the whole batch, of at most `max_batch_bytes`, must
-    /// fit in `bytes`. Positions in errors are relative to `bytes`.
+    /// Reads and checks the framing of the Kafka v2 batch at the start of `bytes` without
+    /// verifying the CRC: every field must be in range and the whole batch, of at most
+    /// `max_batch_bytes`, must fit in `bytes`. Positions in errors are relative to `bytes`.
     pub fn parse(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader> {
+        kafka::parse_header(bytes, max_batch_bytes)
+    }
+
+    /// As [`parse`](Self::parse), for a batch of the given layout (a segment's file header
+    /// version says which).
+    #[inline]
+    pub fn parse_as(bytes: &[u8], max_batch_bytes: usize, layout: Layout) -> Result<BatchHeader> {
+        match layout {
+            Layout::Kafka => kafka::parse_header(bytes, max_batch_bytes),
+            Layout::Legacy => BatchHeader::parse_legacy(bytes, max_batch_bytes),
+        }
+    }
+
+    /// As [`parse_as`](Self::parse_as), for a batch read from a segment: a Kafka batch's
+    /// `partitionLeaderEpoch` must also be 0, as the log stamps it. The field lies outside the
+    /// CRC (Kafka's layout), so this check is what catches damage to it.
+    pub fn parse_stored(
+        bytes: &[u8],
+        max_batch_bytes: usize,
+        layout: Layout,
+    ) -> Result<BatchHeader> {
+        let h = BatchHeader::parse_as(bytes, max_batch_bytes, layout)?;
+        if h.layout == Layout::Kafka && h.leader_epoch != 0 {
+            return Err(corrupt(
+                kafka::PARTITION_LEADER_EPOCH.start as u64,
+                "partition leader epoch 0 (as the log stamps it)",
+                format!("{}", h.leader_epoch),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// As [`parse`](Self::parse), for a batch of segment format 1/2 (batch magic 1 or 2).
+    pub fn parse_legacy(bytes: &[u8], max_batch_bytes: usize) -> Result<BatchHeader> {
         if bytes.len() < V1_HEADER_LEN {
             return Err(corrupt(
                 0,
@@ -259,6 +350,8 @@ impl BatchHeader {
             producer_id,
             producer_epoch,
             base_sequence,
+            layout: Layout::Legacy,
+            leader_epoch: 0,
         };
         let known = if magic >= 2 {
             ATTR_KNOWN_BITS
@@ -272,58 +365,108 @@ impl BatchHeader {
                 format!("attributes 0x{:04x}", h.attributes),
             ));
         }
-        if h.record_count == 0 || u64::from(h.record_count) > u64::from(h.last_offset_delta) + 1 {
-            return Err(corrupt(
-                RECORD_COUNT.start as u64,
-                format!("1..={} records", u64::from(h.last_offset_delta) + 1),
-                format!("{}", h.record_count),
-            ));
-        }
-        if h.base_offset
-            .checked_add(u64::from(h.last_offset_delta) + 1)
-            .is_none()
-        {
-            return Err(corrupt(
-                0,
-                "a base offset that leaves room for the batch",
-                format!("{}", h.base_offset),
-            ));
-        }
-        // With a delete horizon, `first_timestamp` is the horizon (normally after every record).
-        if h.delete_horizon().is_none() && h.first_timestamp > h.max_timestamp {
-            return Err(corrupt(
-                FIRST_TIMESTAMP.start as u64,
-                format!("first timestamp <= max timestamp {}", h.max_timestamp),
-                format!("{}", h.first_timestamp),
-            ));
-        }
-        if (h.is_transactional() || h.is_control()) && h.producer_id < 0 {
-            return Err(corrupt(
-                PRODUCER_ID.start as u64,
-                "a producer id for a transactional or control batch",
-                format!("{}", h.producer_id),
-            ));
-        }
-        if h.is_control() && (h.record_count != 1 || h.codec() != CODEC_NONE) {
-            return Err(corrupt(
-                RECORD_COUNT.start as u64,
-                "one uncompressed record in a control batch",
-                format!("{} records, codec {}", h.record_count, h.codec()),
-            ));
-        }
+        check_fields(
+            &h,
+            RECORD_COUNT.start,
+            FIRST_TIMESTAMP.start,
+            PRODUCER_ID.start,
+        )?;
         Ok(h)
     }
 
-    /// Checks the CRC of the batch whose header this is; `bytes` starts at the batch.
+    /// Checks the CRC of the batch whose header this is (CRC-32C for a Kafka batch, CRC-32 for
+    /// a format 1/2 one); `bytes` starts at the batch.
     pub fn verify_crc(&self, bytes: &[u8]) -> Result<()> {
-        let covered = bytes.get(ATTRIBUTES.start..self.total_len()).unwrap_or(&[]);
-        crc::verify(covered, self.crc, CRC.start as u64)
+        match self.layout {
+            Layout::Kafka => {
+                let covered = bytes
+                    .get(kafka::ATTRIBUTES.start..self.total_len())
+                    .unwrap_or(&[]);
+                let got = kafka::crc32c(covered);
+                if got == self.crc {
+                    Ok(())
+                } else {
+                    Err(corrupt(
+                        kafka::CRC.start as u64,
+                        format!("CRC-32C 0x{:08x} (stored)", self.crc),
+                        format!(
+                            "CRC-32C 0x{got:08x} over the {} covered bytes",
+                            covered.len()
+                        ),
+                    ))
+                }
+            }
+            Layout::Legacy => {
+                let covered = bytes.get(ATTRIBUTES.start..self.total_len()).unwrap_or(&[]);
+                crc::verify(covered, self.crc, CRC.start as u64)
+            }
+        }
     }
 }
 
-/// Writes the fixed header (of the current version) into `out[..HEADER_LEN]` and the CRC over
-/// `out[ATTRIBUTES.start..]`. `out` must hold exactly the whole batch.
+/// The checks both layouts make on a parsed header's fields; `count_at`, `ts_at` and `pid_at`
+/// are where the layout keeps `record_count`, the first timestamp and `producer_id`, for errors.
+pub(crate) fn check_fields(
+    h: &BatchHeader,
+    count_at: usize,
+    ts_at: usize,
+    pid_at: usize,
+) -> Result<()> {
+    if h.record_count == 0 || u64::from(h.record_count) > u64::from(h.last_offset_delta) + 1 {
+        return Err(corrupt(
+            count_at as u64,
+            format!("1..={} records", u64::from(h.last_offset_delta) + 1),
+            format!("{}", h.record_count),
+        ));
+    }
+    if h.base_offset
+        .checked_add(u64::from(h.last_offset_delta) + 1)
+        .is_none()
+    {
+        return Err(corrupt(
+            0,
+            "a base offset that leaves room for the batch",
+            format!("{}", h.base_offset),
+        ));
+    }
+    // With a delete horizon, `first_timestamp` is the horizon (normally after every record).
+    if h.delete_horizon().is_none() && h.first_timestamp > h.max_timestamp {
+        return Err(corrupt(
+            ts_at as u64,
+            format!("first timestamp <= max timestamp {}", h.max_timestamp),
+            format!("{}", h.first_timestamp),
+        ));
+    }
+    if (h.is_transactional() || h.is_control()) && h.producer_id < 0 {
+        return Err(corrupt(
+            pid_at as u64,
+            "a producer id for a transactional or control batch",
+            format!("{}", h.producer_id),
+        ));
+    }
+    if h.is_control() && (h.record_count != 1 || h.codec() != CODEC_NONE) {
+        return Err(corrupt(
+            count_at as u64,
+            "one uncompressed record in a control batch",
+            format!("{} records, codec {}", h.record_count, h.codec()),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the fixed header of `h`'s layout into the start of `out` and its CRC. `out` must hold
+/// exactly the whole batch.
 pub(crate) fn write_header(out: &mut [u8], h: &BatchHeader) {
+    match h.layout {
+        Layout::Kafka => kafka::write_header(out, h),
+        Layout::Legacy => write_legacy_header(out, h),
+    }
+}
+
+/// Writes a format 1/2 header (magic 2) into `out[..HEADER_LEN]` and the CRC over
+/// `out[ATTRIBUTES.start..]`. `out` must hold exactly the whole batch. Only tests write these
+/// now (to check that format 1/2 batches still read).
+fn write_legacy_header(out: &mut [u8], h: &BatchHeader) {
     let batch_length = (out.len() - BATCH_LENGTH.end) as u32;
     out[BASE_OFFSET].copy_from_slice(&h.base_offset.to_le_bytes());
     out[BATCH_LENGTH].copy_from_slice(&batch_length.to_le_bytes());
@@ -340,9 +483,13 @@ pub(crate) fn write_header(out: &mut [u8], h: &BatchHeader) {
     out[CRC].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Stamps the base offset into an encoded batch (outside the CRC).
-pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: u64) {
-    batch[BASE_OFFSET].copy_from_slice(&base_offset.to_le_bytes());
+/// Stamps the base offset (and, in a Kafka batch, a leader epoch of 0) into an encoded batch of
+/// `layout`, outside the CRC.
+pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: u64, layout: Layout) {
+    match layout {
+        Layout::Kafka => kafka::stamp(batch, base_offset),
+        Layout::Legacy => batch[BASE_OFFSET].copy_from_slice(&base_offset.to_le_bytes()),
+    }
 }
 
 // ---- varints -------------------------------------------------------------------------------
@@ -446,6 +593,18 @@ impl<'a> Cursor<'a> {
         ))
     }
 
+    /// Reads a length or count: a zigzag varint that must not be negative when `zigzag`
+    /// (Kafka's layout), an unsigned varint otherwise.
+    #[inline]
+    pub fn count(&mut self, zigzag: bool) -> Result<u64> {
+        if !zigzag {
+            return self.uvarint();
+        }
+        let at = self.at();
+        let v = self.varint()?;
+        u64::try_from(v).map_err(|_| corrupt(at, "a length or count of at least 0", format!("{v}")))
+    }
+
     /// Reads a zigzag varint.
     #[inline]
     pub fn varint(&mut self) -> Result<i64> {
@@ -502,32 +661,61 @@ impl std::fmt::Debug for Cursor<'_> {
 
 // ---- records -------------------------------------------------------------------------------
 
-/// Appends one record to a records section.
+/// Appends one record to a records section, in the record encoding of `layout`.
 ///
 /// ```text
-/// // Format: { length uvarint | attributes u8 | timestamp_delta varint | offset_delta uvarint |
-/// //           key nullable | value nullable | header_count uvarint |
-/// //           [ header_key_len uvarint | header_key | header_value nullable ] }
+/// // Format: { length | attributes u8 | timestamp_delta varint | offset_delta |
+/// //           key nullable | value nullable | header_count |
+/// //           [ header_key_len | header_key | header_value nullable ] }
 /// // nullable: { length varint (-1 = null) | bytes }
 /// ```
+/// `length`, `offset_delta`, `header_count` and `header_key_len` are zigzag varints in a Kafka
+/// batch and unsigned varints in a format 1/2 batch. The record's size is computed first, so
+/// its fields are written once, straight into `out` (no scratch copy).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn put_record(
     out: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
+    layout: Layout,
     timestamp_delta: i64,
     offset_delta: u32,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     headers: &[(&str, Option<&[u8]>)],
 ) {
-    scratch.clear();
-    scratch.push(0); // record attributes: none defined yet
-    put_varint(scratch, timestamp_delta);
-    put_uvarint(scratch, u64::from(offset_delta));
-    put_nullable(scratch, key);
-    put_nullable(scratch, value);
-    put_headers(scratch, headers.len(), headers.iter().copied());
-    put_uvarint(out, scratch.len() as u64);
-    out.extend_from_slice(scratch);
+    let zz = layout.zigzag();
+    let body = record_body_size(zz, timestamp_delta, offset_delta, key, value, headers);
+    out.reserve(body + 5);
+    put_count(out, zz, body as u64);
+    out.push(0); // record attributes: none defined
+    put_varint(out, timestamp_delta);
+    put_count(out, zz, u64::from(offset_delta));
+    put_nullable(out, key);
+    put_nullable(out, value);
+    put_count(out, zz, headers.len() as u64);
+    for (k, v) in headers {
+        put_count(out, zz, k.len() as u64);
+        out.extend_from_slice(k.as_bytes());
+        put_nullable(out, *v);
+    }
+}
+
+/// A length or count: a zigzag varint in a Kafka batch, an unsigned one in a format 1/2 batch.
+#[inline]
+fn put_count(out: &mut Vec<u8>, zz: bool, v: u64) {
+    if zz {
+        put_varint(out, v as i64);
+    } else {
+        put_uvarint(out, v);
+    }
+}
+
+#[inline]
+fn count_len(zz: bool, v: u64) -> usize {
+    if zz {
+        varint_len(v as i64)
+    } else {
+        uvarint_len(v)
+    }
 }
 
 /// Appends `count` headers as a record holds them: `header_count uvarint`, then each header
@@ -578,9 +766,9 @@ fn varint_len(v: i64) -> usize {
     uvarint_len(((v << 1) ^ (v >> 63)) as u64)
 }
 
-/// Exactly the bytes `put_record` writes for these arguments (its length prefix included), so
-/// that a size limit can be checked without encoding.
-pub(crate) fn record_size(
+/// The bytes of a record's body (after its length) as `put_record` writes it.
+fn record_body_size(
+    zz: bool,
     timestamp_delta: i64,
     offset_delta: u32,
     key: Option<&[u8]>,
@@ -591,17 +779,28 @@ pub(crate) fn record_size(
         None => varint_len(-1),
         Some(b) => varint_len(b.len() as i64) + b.len(),
     };
-    let body = 1
-        + varint_len(timestamp_delta)
-        + uvarint_len(u64::from(offset_delta))
+    1 + varint_len(timestamp_delta)
+        + count_len(zz, u64::from(offset_delta))
         + nullable(key)
         + nullable(value)
-        + uvarint_len(headers.len() as u64)
+        + count_len(zz, headers.len() as u64)
         + headers
             .iter()
-            .map(|(k, v)| uvarint_len(k.len() as u64) + k.len() + nullable(*v))
-            .sum::<usize>();
-    uvarint_len(body as u64) + body
+            .map(|(k, v)| count_len(zz, k.len() as u64) + k.len() + nullable(*v))
+            .sum::<usize>()
+}
+
+/// Exactly the bytes `put_record` writes for these arguments in a Kafka batch (its length
+/// prefix included), so that a size limit can be checked without encoding.
+pub(crate) fn record_size(
+    timestamp_delta: i64,
+    offset_delta: u32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, Option<&[u8]>)],
+) -> usize {
+    let body = record_body_size(true, timestamp_delta, offset_delta, key, value, headers);
+    varint_len(body as i64) + body
 }
 
 #[cfg(test)]
@@ -632,8 +831,8 @@ mod tests {
             (1 << 40, 128, Some(b""), Some(b""), vec![]),
         ];
         for (ts, off, k, v, h) in cases {
-            let (mut out, mut scratch) = (Vec::new(), Vec::new());
-            put_record(&mut out, &mut scratch, ts, off, k, v, &h);
+            let mut out = Vec::new();
+            put_record(&mut out, Layout::Kafka, ts, off, k, v, &h);
             assert_eq!(record_size(ts, off, k, v, &h), out.len());
         }
     }

@@ -1,5 +1,6 @@
-//! The one place checksums are computed: CRC-32 (the IEEE/ISO-HDLC polynomial, as `crc32fast`
-//! computes it) over a byte range. Every on-disk structure that a reader trusts goes through here.
+//! CRC-32 (the IEEE/ISO-HDLC polynomial, as `crc32fast` computes it) over a byte range: the
+//! checksum of file headers, small files and format 1/2 batches. Kafka v2 batches (segment
+//! format 3) use CRC-32C instead, computed in [`kafka::crc32c`](super::kafka::crc32c).
 
 use crate::error::{corrupt, Result};
 

@@ -1,7 +1,10 @@
 //! Records and record batches: what a log stores, independent of files.
 //!
 //! A producer builds a [`RecordBatch`] with a [`BatchBuilder`]; the log stamps offsets into it and
-//! copies its bytes into a segment unchanged. Readers get batches back as byte slices and decode
+//! copies its bytes into a segment unchanged. A batch is a Kafka v2 record batch, byte for byte
+//! (segment format 3, FORMAT.md section 3): what a Kafka client sends is accepted as is by
+//! [`RecordBatch::from_bytes`], and what the log stores is what a Kafka client reads. Segments
+//! of formats 1 and 2 hold Riverbed's earlier layout, which still reads ([`codec::Layout`]). Readers get batches back as byte slices and decode
 //! them lazily with [`BatchRef`]: a record's key, value and headers borrow from the batch (from the
 //! memory-mapped segment, for an uncompressed batch), nothing is copied.
 //!
@@ -21,11 +24,12 @@
 
 pub mod codec;
 pub mod crc;
+pub mod kafka;
 
 use std::borrow::Cow;
 
 use crate::error::{corrupt, Error, Result};
-use codec::{BatchHeader, Cursor};
+use codec::{BatchHeader, Cursor, Layout};
 
 /// How a batch's records section is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,12 +57,17 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-/// Builds one record batch: 1..N records that are appended together and share one CRC.
+/// Builds one record batch (a Kafka v2 batch): 1..N records that are appended together and
+/// share one CRC.
+///
+/// Records are encoded once, straight into the batch's buffer behind room reserved for the
+/// 61-byte header; building writes the header and CRC in place. [`finish_into`]
+/// (Self::finish_into) hands that buffer over without copying the records at all.
 #[derive(Debug)]
 pub struct BatchBuilder {
     compression: Compression,
-    records: Vec<u8>,
-    scratch: Vec<u8>,
+    /// `kafka::HEADER_LEN` reserved bytes, then the encoded records (empty before the first).
+    buf: Vec<u8>,
     count: u32,
     first_timestamp: i64,
     max_timestamp: i64,
@@ -97,21 +106,22 @@ pub enum ControlType {
 }
 
 impl ControlType {
-    /// The control record's key: `version u16 (0) | type u16 (0 abort, 1 commit)`.
+    /// The control record's key as Kafka writes it: `version i16 (0) | type i16 (0 abort,
+    /// 1 commit)`, big-endian.
     fn key(self) -> [u8; 4] {
-        let kind: u16 = match self {
-            ControlType::Abort => 0,
-            ControlType::Commit => 1,
-        };
-        let mut key = [0u8; 4];
-        key[2..].copy_from_slice(&kind.to_le_bytes());
-        key
+        kafka::control_key(self == ControlType::Commit)
     }
 
-    fn from_key(key: Option<&[u8]>) -> Result<ControlType> {
+    /// Reads a control record key: big-endian in a Kafka batch, little-endian in a format 1/2
+    /// one.
+    fn from_key(key: Option<&[u8]>, layout: Layout) -> Result<ControlType> {
+        let commit: &[u8] = match layout {
+            Layout::Kafka => &[0, 0, 0, 1],
+            Layout::Legacy => &[0, 0, 1, 0],
+        };
         match key {
             Some([0, 0, 0, 0]) => Ok(ControlType::Abort),
-            Some([0, 0, 1, 0]) => Ok(ControlType::Commit),
+            Some(k) if k == commit => Ok(ControlType::Commit),
             other => Err(corrupt(
                 0,
                 "a control record key of version 0 and type 0 (abort) or 1 (commit)",
@@ -126,8 +136,7 @@ impl BatchBuilder {
     pub fn new(compression: Compression) -> BatchBuilder {
         BatchBuilder {
             compression,
-            records: Vec::new(),
-            scratch: Vec::new(),
+            buf: Vec::new(),
             count: 0,
             first_timestamp: 0,
             max_timestamp: i64::MIN,
@@ -156,7 +165,12 @@ impl BatchBuilder {
         timestamp: i64,
     ) -> Result<RecordBatch> {
         let mut b = BatchBuilder::new(Compression::None);
-        b.append(timestamp, Some(&kind.key()), None, &[]);
+        b.append(
+            timestamp,
+            Some(&kind.key()),
+            Some(&kafka::END_TXN_MARKER_VALUE),
+            &[],
+        );
         b.producer = producer;
         b.transactional = true;
         b.encode(codec::ATTR_CONTROL)
@@ -174,14 +188,16 @@ impl BatchBuilder {
     ) -> &mut BatchBuilder {
         if self.count == 0 {
             self.first_timestamp = timestamp;
+            self.buf.clear();
+            self.buf.resize(kafka::HEADER_LEN, 0);
         }
         self.max_timestamp = self.max_timestamp.max(timestamp);
         // Deltas are computed with wrapping arithmetic and decoded the same way, so any pair of
         // i64 timestamps round-trips.
         let delta = timestamp.wrapping_sub(self.first_timestamp);
         codec::put_record(
-            &mut self.records,
-            &mut self.scratch,
+            &mut self.buf,
+            Layout::Kafka,
             delta,
             self.count,
             key,
@@ -209,7 +225,7 @@ impl BatchBuilder {
 
     /// Encoded size so far, before compression, header included.
     pub fn size_in_bytes(&self) -> usize {
-        codec::HEADER_LEN + self.records.len()
+        self.buf.len().max(kafka::HEADER_LEN)
     }
 
     /// An upper bound on how much `append` with these arguments would add to
@@ -241,6 +257,23 @@ impl BatchBuilder {
         self.encode_into(out, 0)
     }
 
+    /// Like [`build_into`](Self::build_into), but hands the builder's buffer to `out` instead
+    /// of copying it: an uncompressed batch's records are not copied at all (its header and CRC
+    /// are written in place). The builder is left empty, holding `out`'s old buffer for reuse.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build); the builder is unchanged then.
+    pub fn finish_into(&mut self, out: &mut RecordBatch) -> Result<()> {
+        if self.count == 0 || self.compression != Compression::None {
+            self.encode_into(out, 0)?;
+        } else {
+            std::mem::swap(&mut out.bytes, &mut self.buf);
+            out.header = self.fill_header(&mut out.bytes, kafka::CODEC_NONE, 0)?;
+        }
+        self.clear();
+        Ok(())
+    }
+
     fn encode(&self, extra_attributes: u16) -> Result<RecordBatch> {
         let mut out = RecordBatch::empty();
         self.encode_into(&mut out, extra_attributes)?;
@@ -251,23 +284,31 @@ impl BatchBuilder {
         if self.count == 0 {
             return Err(Error::invalid("a record batch needs at least one record"));
         }
-        let mut codec_id = codec::CODEC_NONE;
-        let mut body: Cow<'_, [u8]> = Cow::Borrowed(&self.records);
-        if let Compression::Zstd { level } = self.compression {
-            let compressed = zstd::bulk::compress(&self.records, level)
-                .map_err(|e| Error::io("zstd compression", "<memory>", e))?;
-            if compressed.len() + 4 < self.records.len() {
-                let mut framed = Vec::with_capacity(compressed.len() + 4);
-                framed.extend_from_slice(&(self.records.len() as u32).to_le_bytes());
-                framed.extend_from_slice(&compressed);
-                body = Cow::Owned(framed);
-                codec_id = codec::CODEC_ZSTD;
-            }
-        }
+        let records = &self.buf[kafka::HEADER_LEN..];
         let bytes = &mut out.bytes;
         bytes.clear();
-        bytes.resize(codec::HEADER_LEN, 0);
-        bytes.extend_from_slice(&body);
+        bytes.resize(kafka::HEADER_LEN, 0);
+        let mut codec_id = kafka::CODEC_NONE;
+        if let Compression::Zstd { level } = self.compression {
+            kafka::compress_zstd(records, level, bytes)?;
+            if bytes.len() - kafka::HEADER_LEN < records.len() {
+                codec_id = kafka::CODEC_ZSTD;
+            } else {
+                bytes.truncate(kafka::HEADER_LEN);
+            }
+        }
+        if codec_id == kafka::CODEC_NONE {
+            bytes.extend_from_slice(records);
+        }
+        out.header = self.fill_header(&mut out.bytes, codec_id, extra_attributes)?;
+        Ok(())
+    }
+
+    /// Writes the header and CRC of the batch `bytes` (header room and records) holds.
+    fn fill_header(&self, bytes: &mut [u8], codec_id: u16, extra: u16) -> Result<BatchHeader> {
+        if self.count == 0 {
+            return Err(Error::invalid("a record batch needs at least one record"));
+        }
         let transactional = if self.transactional {
             codec::ATTR_TRANSACTIONAL
         } else {
@@ -276,9 +317,9 @@ impl BatchBuilder {
         let header = BatchHeader {
             base_offset: 0,
             batch_length: 0,
-            magic: codec::BATCH_MAGIC,
+            magic: kafka::MAGIC_V2,
             crc: 0,
-            attributes: codec_id | transactional | extra_attributes,
+            attributes: codec_id | transactional | extra,
             last_offset_delta: self.count - 1,
             first_timestamp: self.first_timestamp,
             max_timestamp: self.max_timestamp,
@@ -286,15 +327,16 @@ impl BatchBuilder {
             producer_id: self.producer.producer_id,
             producer_epoch: self.producer.producer_epoch,
             base_sequence: self.producer.base_sequence,
+            layout: Layout::Kafka,
+            leader_epoch: 0,
         };
         codec::write_header(bytes, &header);
-        out.header = BatchHeader::parse(&out.bytes, usize::MAX)?;
-        Ok(())
+        BatchHeader::parse(bytes, usize::MAX)
     }
 
     /// Empties the builder so it can be reused (keeps its buffers).
     pub fn clear(&mut self) {
-        self.records.clear();
+        self.buf.clear();
         self.count = 0;
         self.max_timestamp = i64::MIN;
     }
@@ -327,6 +369,8 @@ impl RecordBatch {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                layout: Layout::Kafka,
+                leader_epoch: 0,
             },
         }
     }
@@ -346,8 +390,10 @@ impl RecordBatch {
         false
     }
 
-    /// Decodes and checks (framing and CRC) bytes produced by [`BatchBuilder::build`] or read from
-    /// a log.
+    /// Decodes and checks (framing and CRC-32C) a Kafka v2 record batch: bytes produced by
+    /// [`BatchBuilder::build`], read from a format 3 segment, or sent by a Kafka client. The
+    /// check is per batch (header fields, lengths, counts, attributes, CRC), not per record: the
+    /// CRC covers the records, which are decoded when read.
     ///
     /// # Errors
     /// [`Corruption`](crate::ErrorKind::Corruption) naming the byte that is wrong.
@@ -402,13 +448,25 @@ pub struct BatchRef<'a> {
 }
 
 impl<'a> BatchRef<'a> {
-    /// Parses and checks the batch at the start of `bytes` (framing and CRC). Batches larger than
-    /// `max_batch_bytes` are refused.
+    /// Parses and checks the Kafka v2 batch at the start of `bytes` (framing and CRC-32C).
+    /// Batches larger than `max_batch_bytes` are refused.
     ///
     /// # Errors
     /// [`Corruption`](crate::ErrorKind::Corruption) with the position relative to `bytes`.
     pub fn parse(bytes: &'a [u8], max_batch_bytes: usize) -> Result<BatchRef<'a>> {
-        let header = BatchHeader::parse(bytes, max_batch_bytes)?;
+        BatchRef::parse_as(bytes, max_batch_bytes, Layout::Kafka)
+    }
+
+    /// As [`parse`](Self::parse), for a batch of `layout` (a segment's format says which).
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub fn parse_as(
+        bytes: &'a [u8],
+        max_batch_bytes: usize,
+        layout: Layout,
+    ) -> Result<BatchRef<'a>> {
+        let header = BatchHeader::parse_as(bytes, max_batch_bytes, layout)?;
         header.verify_crc(bytes)?;
         Ok(BatchRef {
             bytes: &bytes[..header.total_len()],
@@ -420,6 +478,7 @@ impl<'a> BatchRef<'a> {
     pub(crate) fn iter_section(section: &'a [u8], header: BatchHeader) -> RecordIter<'a> {
         RecordIter {
             cursor: Cursor::new(section, header.records_start() as u64),
+            zigzag: header.layout.zigzag(),
             header,
             seen: 0,
             last_delta: None,
@@ -429,7 +488,7 @@ impl<'a> BatchRef<'a> {
 
     /// The decompressed records section of a compressed batch (`None` if not compressed).
     pub(crate) fn decompressed_section(&self) -> Result<Option<Vec<u8>>> {
-        if self.header.codec() == codec::CODEC_ZSTD {
+        if self.header.is_compressed() {
             decompress(&self.bytes[self.header.records_start()..], self.header).map(Some)
         } else {
             Ok(None)
@@ -502,9 +561,14 @@ impl<'a> BatchRef<'a> {
         }
     }
 
-    /// Whether the records section is zstd-compressed.
+    /// Whether the records section is compressed.
     pub fn is_compressed(&self) -> bool {
-        self.header.codec() == codec::CODEC_ZSTD
+        self.header.is_compressed()
+    }
+
+    /// The batch's byte layout (Kafka's, or that of segment formats 1/2).
+    pub fn layout(&self) -> Layout {
+        self.header.layout
     }
 
     /// The producer fields (all -1 for a batch without a producer).
@@ -538,7 +602,11 @@ impl<'a> BatchRef<'a> {
         let Some(record) = records.iter().next() else {
             return Err(corrupt(0, "one control record", "none"));
         };
-        ControlType::from_key(record?.key()).map(Some)
+        let record = record?;
+        if self.header.layout == Layout::Kafka {
+            kafka::check_end_txn_marker(record.value())?;
+        }
+        ControlType::from_key(record.key(), self.header.layout).map(Some)
     }
 
     /// The records of the batch. For a compressed batch this decompresses the records section
@@ -549,7 +617,7 @@ impl<'a> BatchRef<'a> {
     /// decompress to its stated size.
     pub fn records(&self) -> Result<Records<'a>> {
         let section = &self.bytes[self.header.records_start()..];
-        let data = if self.header.codec() == codec::CODEC_ZSTD {
+        let data = if self.header.is_compressed() {
             Cow::Owned(decompress(section, self.header)?)
         } else {
             Cow::Borrowed(section)
@@ -561,7 +629,20 @@ impl<'a> BatchRef<'a> {
     }
 }
 
+/// The decompressed records section of a compressed batch. A Kafka batch's codec must be zstd
+/// (gzip, snappy and lz4 are refused when appended, so finding one is corruption) and its frame
+/// may not decompress past [`MAX_UNCOMPRESSED_RECORDS`](codec::MAX_UNCOMPRESSED_RECORDS).
 fn decompress(section: &[u8], header: BatchHeader) -> Result<Vec<u8>> {
+    if header.layout == Layout::Kafka {
+        if !header.is_zstd() {
+            return Err(corrupt(
+                kafka::ATTRIBUTES.start as u64,
+                "codec none or zstd (the only ones this build writes)",
+                format!("codec {}", kafka::codec_name(header.codec())),
+            ));
+        }
+        return kafka::decompress_zstd(section, codec::MAX_UNCOMPRESSED_RECORDS);
+    }
     let at = header.records_start() as u64;
     let Some((len, frame)) = section.split_first_chunk::<4>() else {
         return Err(corrupt(
@@ -612,6 +693,8 @@ impl Records<'_> {
 #[derive(Debug)]
 pub struct RecordIter<'a> {
     cursor: Cursor<'a>,
+    /// Kafka's record encoding (zigzag lengths and counts) rather than format 1/2's.
+    zigzag: bool,
     header: BatchHeader,
     seen: u32,
     last_delta: Option<u32>,
@@ -636,7 +719,7 @@ impl<'a> RecordIter<'a> {
             .saturating_sub(self.header.base_offset)
             .min(u64::from(self.header.record_count));
         while u64::from(self.seen) < target {
-            let len = self.cursor.uvarint()?;
+            let len = self.cursor.count(self.zigzag)?;
             if len > self.cursor.remaining() as u64 {
                 self.failed = true;
                 return Err(corrupt(
@@ -654,7 +737,8 @@ impl<'a> RecordIter<'a> {
 
     #[inline]
     fn decode(&mut self) -> Result<RecordView<'a>> {
-        let len = self.cursor.uvarint()?;
+        let zz = self.zigzag;
+        let len = self.cursor.count(zz)?;
         if len > self.cursor.remaining() as u64 {
             return Err(corrupt(
                 0,
@@ -666,7 +750,7 @@ impl<'a> RecordIter<'a> {
         let mut c = Cursor::new(body, 0);
         let _attributes = c.u8()?;
         let ts_delta = c.varint()?;
-        let delta = c.uvarint()?;
+        let delta = c.count(zz)?;
         let delta_ok = u32::try_from(delta).ok().filter(|d| {
             *d <= self.header.last_offset_delta && self.last_delta.is_none_or(|l| *d > l)
         });
@@ -682,10 +766,11 @@ impl<'a> RecordIter<'a> {
         };
         let key = c.nullable_bytes()?;
         let value = c.nullable_bytes()?;
-        let header_count = c.uvarint()?;
+        let header_count = c.count(zz)?;
         let headers = HeaderIter {
             cursor: Cursor::new(c.rest(), 0),
             left: header_count,
+            zigzag: zz,
         };
         // Walk the headers once so that a malformed header is reported here, with the record.
         let mut walk = headers.clone();
@@ -701,15 +786,17 @@ impl<'a> RecordIter<'a> {
                 format!("{} bytes after the headers", walk.cursor.remaining()),
             ));
         }
+        let stored_timestamp = self.header.first_timestamp.wrapping_add(ts_delta);
         let timestamp = if self.header.log_append_time() {
             self.header.max_timestamp
         } else {
-            self.header.first_timestamp.wrapping_add(ts_delta)
+            stored_timestamp
         };
         self.last_delta = Some(delta);
         Ok(RecordView {
             offset: self.header.base_offset + u64::from(delta),
             timestamp,
+            stored_timestamp,
             key,
             value,
             headers,
@@ -756,13 +843,16 @@ pub(crate) enum Filtered {
     Some,
 }
 
-/// Rewrites a batch keeping only the records `keep` accepts (the log cleaner's step). The new
-/// batch keeps everything but its record count, length and CRC: base offset, last offset delta
-/// (so the offsets of the records kept do not change and gaps appear where others were),
-/// first and max timestamps (record timestamps are deltas from the first, so the records' bytes
-/// are copied unchanged), attributes (codec, timestamp type, transactional), producer id, epoch
-/// and base sequence. A zstd batch is compressed again (at zstd's default level). A version 1
-/// batch becomes a version 2 batch without a producer.
+/// Rewrites a batch keeping only the records `keep` accepts (the log cleaner's step), as a
+/// Kafka v2 batch. The new batch keeps everything but its record count, length and CRC: base
+/// offset, last offset delta (so the offsets of the records kept do not change and gaps appear
+/// where others were), first and max timestamps, attributes (codec, timestamp type,
+/// transactional), producer id, epoch and base sequence. A Kafka batch's kept records are
+/// copied unchanged; a zstd batch is compressed again (at zstd's default level).
+///
+/// A batch of segment format 1/2 (`Layout::Legacy`) that changes is re-encoded record by record
+/// in Kafka's layout (its zstd codec id becomes Kafka's; a version 1 batch gets no producer);
+/// [`to_kafka`] converts one that stays whole.
 ///
 /// With `horizon`, a batch that keeps a tombstone and has no delete horizon yet gets this one
 /// (even when every record stays): the horizon goes into `first_timestamp` with attribute bit
@@ -791,13 +881,16 @@ pub(crate) fn filter_batch(
     let mut kept = 0u32;
     let mut dropped = false;
     let mut kept_tombstone = false;
+    let mut decisions = Vec::new();
     kept_records.clear();
     loop {
         let start = it.cursor.position();
         let Some(r) = it.next() else { break };
         let r = r?;
         let end = it.cursor.position();
-        if keep(&r) {
+        let k = keep(&r);
+        decisions.push(k);
+        if k {
             if dropped {
                 kept_records.extend_from_slice(&section[start..end]);
             }
@@ -824,52 +917,112 @@ pub(crate) fn filter_batch(
         ..h
     };
     if let Some(horizon) = stamp {
-        let restamped = restamp(kept_records, &h, horizon)?;
-        *kept_records = restamped;
         header.first_timestamp = horizon;
         header.attributes |= codec::ATTR_DELETE_HORIZON;
     }
-    out.clear();
-    out.resize(codec::HEADER_LEN, 0);
-    if h.codec() == codec::CODEC_ZSTD {
-        let compressed = zstd::bulk::compress(kept_records, 0)
-            .map_err(|e| Error::io("zstd compression", "<memory>", e))?;
-        out.extend_from_slice(&(kept_records.len() as u32).to_le_bytes());
-        out.extend_from_slice(&compressed);
-    } else {
-        out.extend_from_slice(kept_records);
+    if h.layout == Layout::Legacy || stamp.is_some() {
+        reencode(
+            section,
+            &h,
+            header.first_timestamp,
+            &decisions,
+            kept_records,
+        )?;
     }
-    codec::write_header(out, &header);
+    write_kafka_batch(&h, header, kept_records, out)?;
     Ok(Filtered::Some)
 }
 
-/// `records` (whole records of a batch with header `h`) with each timestamp delta counted from
-/// `base` instead of `h.first_timestamp`: the same timestamps, from a new base. Only the length
-/// and the delta of each record change; the rest of its body is copied.
-fn restamp(records: &[u8], h: &BatchHeader, base: i64) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(records.len() + records.len() / 4);
-    let mut c = Cursor::new(records, h.records_start() as u64);
-    let mut body = Vec::new();
-    while c.remaining() > 0 {
-        let len = c.uvarint()?;
-        if len > c.remaining() as u64 {
-            return Err(corrupt(
-                c.position() as u64,
-                format!("a record of at most {} bytes", c.remaining()),
-                format!("a record length of {len}"),
-            ));
-        }
-        let mut r = Cursor::new(c.bytes(len as usize)?, 0);
-        let attributes = r.u8()?;
-        let timestamp = h.first_timestamp.wrapping_add(r.varint()?);
-        body.clear();
-        body.push(attributes);
-        codec::put_varint(&mut body, timestamp.wrapping_sub(base));
-        body.extend_from_slice(r.rest());
-        codec::put_uvarint(&mut out, body.len() as u64);
-        out.extend_from_slice(&body);
+/// `batch` (of either layout) as a Kafka v2 batch in `out`, every record kept: a Kafka batch is
+/// copied; a format 1/2 batch is re-encoded (the cleaner writes format 3 segments only).
+///
+/// # Errors
+/// As [`filter_batch`].
+pub(crate) fn to_kafka(
+    batch: &BatchRef<'_>,
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
+    let h = batch.header;
+    if h.layout == Layout::Kafka {
+        out.clear();
+        out.extend_from_slice(batch.bytes);
+        return Ok(());
     }
-    Ok(out)
+    let decompressed = batch.decompressed_section()?;
+    let section: &[u8] = match &decompressed {
+        Some(v) => v,
+        None => batch.bytes.get(h.records_start()..).unwrap_or(&[]),
+    };
+    let all = vec![true; h.record_count as usize];
+    reencode(section, &h, h.first_timestamp, &all, scratch)?;
+    write_kafka_batch(&h, h, scratch, out)
+}
+
+/// Re-encodes the records of `section` (of a batch with header `h`) that `keep` marks, in
+/// Kafka's record encoding into `out`, each timestamp delta counted from `base` (the records'
+/// timestamps do not change). A control record's key and value become Kafka's.
+fn reencode(
+    section: &[u8],
+    h: &BatchHeader,
+    base: i64,
+    keep: &[bool],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.clear();
+    let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
+    for (r, k) in BatchRef::iter_section(section, *h).zip(keep) {
+        let r = r?;
+        if !k {
+            continue;
+        }
+        headers.clear();
+        for x in r.headers() {
+            headers.push(x?);
+        }
+        let (mut key, mut value) = (r.key(), r.value());
+        let control_key;
+        if h.is_control() {
+            control_key = ControlType::from_key(key, h.layout)?.key();
+            key = Some(&control_key);
+            value = Some(&kafka::END_TXN_MARKER_VALUE);
+        }
+        codec::put_record(
+            out,
+            Layout::Kafka,
+            r.stored_timestamp.wrapping_sub(base),
+            (r.offset - h.base_offset) as u32,
+            key,
+            value,
+            &headers,
+        );
+    }
+    Ok(())
+}
+
+/// Writes into `out` the Kafka batch of `header` (from a batch whose header was `h`) holding
+/// the Kafka-encoded `records`, compressed again if `h` was.
+fn write_kafka_batch(
+    h: &BatchHeader,
+    mut header: BatchHeader,
+    records: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.clear();
+    out.resize(kafka::HEADER_LEN, 0);
+    let codec_id = if h.is_zstd() {
+        kafka::compress_zstd(records, 0, out)?;
+        kafka::CODEC_ZSTD
+    } else {
+        out.extend_from_slice(records);
+        kafka::CODEC_NONE
+    };
+    header.attributes = (header.attributes & !codec::ATTR_COMPRESSION_MASK) | codec_id;
+    header.layout = Layout::Kafka;
+    header.magic = kafka::MAGIC_V2;
+    header.leader_epoch = 0;
+    codec::write_header(out, &header);
+    Ok(())
 }
 
 /// One record, borrowed from its batch.
@@ -877,6 +1030,9 @@ fn restamp(records: &[u8], h: &BatchHeader, base: i64) -> Result<Vec<u8>> {
 pub struct RecordView<'a> {
     offset: u64,
     timestamp: i64,
+    /// The timestamp the record's delta gives (its create time even in a log-append-time
+    /// batch), for re-encoding it.
+    stored_timestamp: i64,
     key: Option<&'a [u8]>,
     value: Option<&'a [u8]>,
     headers: HeaderIter<'a>,
@@ -910,6 +1066,7 @@ impl<'a> RecordView<'a> {
 pub struct HeaderIter<'a> {
     cursor: Cursor<'a>,
     left: u64,
+    zigzag: bool,
 }
 
 impl<'a> HeaderIter<'a> {
@@ -922,7 +1079,11 @@ impl<'a> HeaderIter<'a> {
     pub(crate) fn split(bytes: &'a [u8]) -> Result<(HeaderIter<'a>, &'a [u8])> {
         let mut cursor = Cursor::new(bytes, 0);
         let left = cursor.uvarint()?;
-        let headers = HeaderIter { cursor, left };
+        let headers = HeaderIter {
+            cursor,
+            left,
+            zigzag: false,
+        };
         let mut walk = headers.clone();
         for h in walk.by_ref() {
             h?;
@@ -940,7 +1101,7 @@ impl<'a> Iterator for HeaderIter<'a> {
         }
         self.left -= 1;
         let r = (|| {
-            let klen = self.cursor.uvarint()?;
+            let klen = self.cursor.count(self.zigzag)?;
             if klen > self.cursor.remaining() as u64 {
                 return Err(corrupt(
                     0,
@@ -999,9 +1160,9 @@ mod tests {
         let mut b = BatchBuilder::new(Compression::None);
         b.append(5, Some(b"k"), Some(b"v"), &[]);
         let mut bytes = b.build().unwrap().as_bytes().to_vec();
-        let start = codec::HEADER_LEN;
-        assert!(bytes[start] < 0x7f, "a one-byte record length");
-        bytes[start] += 1;
+        let start = kafka::HEADER_LEN;
+        assert!(bytes[start] < 0x7e, "a one-byte record length");
+        bytes[start] += 2; // zigzag: one more byte
         bytes.push(0);
         let h = BatchHeader::parse(&bytes, usize::MAX).unwrap();
         codec::write_header(&mut bytes, &h);
@@ -1010,5 +1171,128 @@ mod tests {
         let e = records.iter().next().unwrap().unwrap_err();
         assert!(e.is_corruption(), "{e:?}");
         assert!(e.to_string().contains("after the headers"), "{e}");
+    }
+
+    /// (timestamp, key, value) of a test record.
+    type Rec<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+    /// A batch of segment format 1/2 (`Layout::Legacy`), as builds before format 3 wrote it.
+    fn legacy_batch(base: u64, records: &[Rec<'_>], attrs: u16) -> Vec<u8> {
+        let mut out = vec![0u8; codec::HEADER_LEN];
+        let first = records[0].0;
+        for (i, (ts, k, v)) in records.iter().enumerate() {
+            let h: &[(&str, Option<&[u8]>)] = &[("h", Some(b"x")), ("n", None)];
+            codec::put_record(&mut out, Layout::Legacy, ts - first, i as u32, *k, *v, h);
+        }
+        let header = BatchHeader {
+            base_offset: base,
+            batch_length: 0,
+            magic: 2,
+            crc: 0,
+            attributes: attrs,
+            last_offset_delta: records.len() as u32 - 1,
+            first_timestamp: first,
+            max_timestamp: records.iter().map(|r| r.0).max().unwrap(),
+            record_count: records.len() as u32,
+            producer_id: if attrs & codec::ATTR_CONTROL != 0 {
+                7
+            } else {
+                -1
+            },
+            producer_epoch: if attrs & codec::ATTR_CONTROL != 0 {
+                1
+            } else {
+                -1
+            },
+            base_sequence: -1,
+            layout: Layout::Legacy,
+            leader_epoch: 0,
+        };
+        codec::write_header(&mut out, &header);
+        out
+    }
+
+    type Seen = Vec<(u64, i64, Option<Vec<u8>>, Option<Vec<u8>>, usize)>;
+
+    fn seen(batch: &BatchRef<'_>) -> Seen {
+        let records = batch.records().unwrap();
+        records
+            .iter()
+            .map(|r| {
+                let r = r.unwrap();
+                let headers = r.headers().map(Result::unwrap).count();
+                (
+                    r.offset(),
+                    r.timestamp(),
+                    r.key().map(<[u8]>::to_vec),
+                    r.value().map(<[u8]>::to_vec),
+                    headers,
+                )
+            })
+            .collect()
+    }
+
+    /// Format 1/2 batches read with their own decoder, and the cleaner's conversion gives a
+    /// Kafka batch with the same offsets, timestamps, keys, values and headers; a format 1/2
+    /// commit marker becomes a Kafka one.
+    #[test]
+    fn legacy_batches_read_and_convert_to_kafka() {
+        let records: [Rec<'_>; 3] = [
+            (1_000, Some(b"a"), Some(b"1")),
+            (990, None, Some(b"2")),
+            (1_010, Some(b"c"), None),
+        ];
+        let bytes = legacy_batch(100, &records, 0);
+        assert!(
+            BatchRef::parse(&bytes, usize::MAX).is_err(),
+            "not a Kafka batch"
+        );
+        let legacy = BatchRef::parse_as(&bytes, usize::MAX, Layout::Legacy).unwrap();
+        let want = seen(&legacy);
+        assert_eq!(want.len(), 3);
+        assert_eq!(want[1], (101, 990, None, Some(b"2".to_vec()), 2));
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        to_kafka(&legacy, &mut out, &mut scratch).unwrap();
+        let kafka = BatchRef::parse(&out, usize::MAX).unwrap();
+        assert_eq!(kafka.layout(), Layout::Kafka);
+        assert_eq!(seen(&kafka), want);
+
+        let mut marker = vec![0u8; 0];
+        marker.extend_from_slice(&legacy_batch(
+            200,
+            &[(5, Some(&[0, 0, 1, 0]), None)],
+            codec::ATTR_CONTROL | codec::ATTR_TRANSACTIONAL,
+        ));
+        let legacy = BatchRef::parse_as(&marker, usize::MAX, Layout::Legacy).unwrap();
+        assert_eq!(legacy.control_type().unwrap(), Some(ControlType::Commit));
+        to_kafka(&legacy, &mut out, &mut scratch).unwrap();
+        let kafka = BatchRef::parse(&out, usize::MAX).unwrap();
+        assert_eq!(kafka.control_type().unwrap(), Some(ControlType::Commit));
+        let r = kafka.records().unwrap();
+        let r = r.iter().next().unwrap().unwrap();
+        assert_eq!(r.key(), Some(&[0, 0, 0, 1][..]));
+        assert_eq!(r.value(), Some(&kafka::END_TXN_MARKER_VALUE[..]));
+    }
+
+    /// Compaction of a format 1/2 batch drops records and writes the rest as a Kafka batch.
+    #[test]
+    fn filtering_a_legacy_batch_writes_a_kafka_batch() {
+        let records: [Rec<'_>; 3] = [
+            (1_000, Some(b"a"), Some(b"1")),
+            (1_001, Some(b"b"), Some(b"2")),
+            (1_002, Some(b"c"), Some(b"3")),
+        ];
+        let bytes = legacy_batch(10, &records, 0);
+        let legacy = BatchRef::parse_as(&bytes, usize::MAX, Layout::Legacy).unwrap();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        let verdict =
+            filter_batch(&legacy, |r| r.offset() != 11, None, &mut out, &mut scratch).unwrap();
+        assert_eq!(verdict, Filtered::Some);
+        let kafka = BatchRef::parse(&out, usize::MAX).unwrap();
+        let got = seen(&kafka);
+        let offsets: Vec<u64> = got.iter().map(|r| r.0).collect();
+        assert_eq!(offsets, [10, 12]);
+        assert_eq!(kafka.last_offset(), 12);
+        assert_eq!(got[1].1, 1_002);
     }
 }

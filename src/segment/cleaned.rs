@@ -124,6 +124,12 @@ impl CleanedWriter {
     /// Appends a whole, checked batch whose offsets lie in the segment, after the previous one.
     pub fn push(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
         debug_assert!(header.base_offset >= self.base && header.next_offset() <= self.end);
+        if header.layout != crate::record::codec::Layout::Kafka {
+            // The cleaner converts format 1/2 batches before pushing them.
+            return Err(Error::invalid(
+                "a cleaned segment (format 3) holds Kafka v2 batches only",
+            ));
+        }
         let path = &self.paths.log;
         crate::failpoint::hit(crate::failpoint::sites::CLEANED_WRITE, path)
             .and_then(|()| self.data.write_all(batch))
@@ -174,6 +180,7 @@ impl CleanedWriter {
             sealed: AtomicBool::new(true),
             compacted: true,
             verified: super::verified::Verified::new(self.position),
+            layout: crate::record::codec::Layout::Kafka,
         }))
     }
 }

@@ -9,9 +9,12 @@
 //! Version 1 has `flags` and `span` zero and its CRC covers bytes 0..16. Version 2 adds flag bit
 //! 0, [`FLAG_COMPACTED`]: the data file was written by the log cleaner, so offsets may leave gaps
 //! between its batches, and it covers exactly the offsets `base_offset .. base_offset + span`
-//! (the next segment starts there). Its CRC covers bytes 0..16 and 20..24. A file without flags
-//! is still written as version 1, byte for byte what older builds wrote, so that a log that was
-//! never compacted stays readable by them; a compacted one is refused by them as too new.
+//! (the next segment starts there). Its CRC covers bytes 0..16 and 20..24.
+//!
+//! Version 3 has version 2's fields and CRC; its data files hold Kafka v2 record batches
+//! (FORMAT.md section 3) where versions 1 and 2 hold Riverbed's own layout
+//! ([`Layout`](crate::record::codec::Layout)). Every file this build creates is version 3;
+//! files of versions 1 and 2 still open, and a log may hold both (older segments first).
 
 use std::path::Path;
 
@@ -24,7 +27,7 @@ pub const FILE_HEADER_LEN: usize = 24;
 
 /// Newest version of the segment file formats this build reads and writes. A reader opens every
 /// version up to its own and refuses newer ones with [`ErrorKind::UnsupportedVersion`].
-pub const SEGMENT_FORMAT_VERSION: u16 = 2;
+pub const SEGMENT_FORMAT_VERSION: u16 = 3;
 
 /// Flag bit 0 (version 2): a data file written by the log cleaner. Its batches may leave offset
 /// gaps, and the header's `span` says which offsets it covers.
@@ -33,6 +36,8 @@ pub const FLAG_COMPACTED: u16 = 1;
 /// What a checked header says beyond its kind and base offset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeaderInfo {
+    /// The file's format version (1..=3).
+    pub version: u16,
     /// Flag bits (0 for version 1).
     pub flags: u16,
     /// For a compacted data file, the number of offsets it covers (0 otherwise).
@@ -40,6 +45,11 @@ pub struct HeaderInfo {
 }
 
 impl HeaderInfo {
+    /// The layout of the batches a data file with this header holds.
+    pub fn layout(&self) -> crate::record::codec::Layout {
+        crate::record::codec::Layout::of_segment_version(self.version)
+    }
+
     /// Whether the file was written by the log cleaner.
     pub fn compacted(&self) -> bool {
         self.flags & FLAG_COMPACTED != 0
@@ -72,23 +82,23 @@ impl FileKind {
     }
 }
 
-/// Encodes the (version 1) header of a `kind` file whose first offset is `base_offset`.
+/// Encodes the (version 3) header of a `kind` file whose first offset is `base_offset`.
 pub fn encode(kind: FileKind, base_offset: u64) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[0..4].copy_from_slice(&kind.magic());
-    h[4..6].copy_from_slice(&1u16.to_le_bytes());
+    h[4..6].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
     h[8..16].copy_from_slice(&base_offset.to_le_bytes());
-    let c = crc::checksum(&h[0..16]);
+    let c = crc_v2(&h);
     h[16..20].copy_from_slice(&c.to_le_bytes());
     h
 }
 
-/// Encodes the (version 2) header of a compacted data file covering the offsets
+/// Encodes the (version 3) header of a compacted data file covering the offsets
 /// `base_offset .. base_offset + span`.
 pub fn encode_compacted(base_offset: u64, span: u32) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[0..4].copy_from_slice(&FileKind::Log.magic());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
+    h[4..6].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
     h[6..8].copy_from_slice(&FLAG_COMPACTED.to_le_bytes());
     h[8..16].copy_from_slice(&base_offset.to_le_bytes());
     h[20..24].copy_from_slice(&span.to_le_bytes());
@@ -125,9 +135,9 @@ pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Res
     }
     let stored = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
     let version = u16::from_le_bytes([h[4], h[5]]);
-    // Versions other than 2 (1, and unknown ones, which are refused below once their first 16
-    // bytes are known to be intact) are checked with the version 1 CRC.
-    if version == 2 {
+    // Versions other than 2 and 3 (1, and unknown ones, which are refused below once their
+    // first 16 bytes are known to be intact) are checked with the version 1 CRC.
+    if version == 2 || version == 3 {
         let computed = crc_v2(h);
         if computed != stored {
             return Err(corrupt(
@@ -151,9 +161,16 @@ pub fn check(bytes: &[u8], kind: FileKind, base_offset: u64, path: &Path) -> Res
     let flags = u16::from_le_bytes([h[6], h[7]]);
     let span = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
     let info = if version == 1 {
-        HeaderInfo::default()
+        HeaderInfo {
+            version,
+            ..HeaderInfo::default()
+        }
     } else {
-        HeaderInfo { flags, span }
+        HeaderInfo {
+            version,
+            flags,
+            span,
+        }
     };
     let valid_flags = if kind == FileKind::Log {
         FLAG_COMPACTED

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::failpoint::sites;
-use crate::record::codec::{self, BatchHeader};
+use crate::record::codec::{self, BatchHeader, Layout};
 use crate::record::{BatchRef, Records};
 use file_header::{FileKind, FILE_HEADER_LEN};
 use index::{OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
@@ -81,6 +81,8 @@ pub(crate) struct Segment {
     compacted: bool,
     /// The batches of `data` whose CRC a read has checked since it was mapped (`verified.rs`).
     verified: Verified,
+    /// The layout of its batches, from the data file's header version (Kafka's in format 3).
+    layout: Layout,
 }
 
 /// Whether a read filled its budget or ran off the end of the segment.
@@ -175,8 +177,12 @@ impl Segment {
 
     /// The framing-checked header of the batch at `pos` (CRC not verified).
     fn header_at(&self, bytes: &[u8], pos: usize) -> Result<BatchHeader> {
-        BatchHeader::parse(bytes.get(pos..).unwrap_or(&[]), self.max_batch_bytes)
-            .map_err(|e| e.in_file(&self.paths.log, pos as u64))
+        BatchHeader::parse_stored(
+            bytes.get(pos..).unwrap_or(&[]),
+            self.max_batch_bytes,
+            self.layout,
+        )
+        .map_err(|e| e.in_file(&self.paths.log, pos as u64))
     }
 
     /// Where to start scanning for `offset`, and the base offset the batch there must have.
@@ -212,6 +218,11 @@ impl Segment {
     /// Whether the log cleaner wrote this segment (its offsets may have gaps).
     pub fn is_compacted(&self) -> bool {
         self.compacted
+    }
+
+    /// The layout of the segment's batches (from its data file's format version).
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The batches of a sealed segment from its start, each framing- and CRC-checked, as
@@ -408,6 +419,7 @@ impl Segment {
                 sealed: AtomicBool::new(true),
                 compacted: info.compacted(),
                 verified: Verified::new(len),
+                layout: info.layout(),
             },
             rebuilt,
         ))
@@ -611,6 +623,19 @@ fn rebuild_indexes(
     // acknowledged data: report it rather than cut it away.
     if let Some(err) = scanned.error {
         return Err(err.in_file(&paths.log, 0));
+    }
+    // Fewer than 12 bytes after the last whole batch (the scan takes them for the zeros of an
+    // unwritten tail) can only be the start of a batch cut short: a sealed file is cut to its
+    // last batch, and a preallocated tail is far longer. Kafka's big-endian `baseOffset` starts
+    // with zero bytes, so such a cut looks like zeros.
+    let rest = data.bytes().len().saturating_sub(scanned.end);
+    if rest > 0 && rest < codec::BATCH_LENGTH.end {
+        return Err(crate::error::corrupt(
+            scanned.end as u64,
+            "a whole batch or the end of the sealed data file",
+            format!("{rest} bytes, too few for a batch header"),
+        )
+        .in_file(&paths.log, 0));
     }
     let index = write_sealed_file(&paths.index, &offsets, FileKind::OffsetIndex, base)?;
     let time_index = write_sealed_file(&paths.time_index, &times, FileKind::TimeIndex, base)?;
@@ -841,6 +866,27 @@ fn open_index_rw(path: &Path, kind: FileKind, base: u64) -> Result<File> {
     Ok(file)
 }
 
+/// Rewrites the header of an active data file that holds no batch and was created by an older
+/// build (format 1/2) as format 3, so that the Kafka batches about to be appended to it match
+/// its version. Synced before any batch can follow it.
+fn upgrade_empty_header(file: &File, path: &Path, base_offset: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; FILE_HEADER_LEN];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return Ok(()); // too short: the header check that follows reports it
+    }
+    let Ok(info) = file_header::check(&head, FileKind::Log, base_offset, path) else {
+        return Ok(());
+    };
+    if info.layout() == Layout::Kafka {
+        return Ok(());
+    }
+    file.write_all_at(&file_header::encode(FileKind::Log, base_offset), 0)
+        .map_err(|e| Error::io("write segment header", path, e))?;
+    file.sync_all()
+        .map_err(|e| fsync_err("fsync segment file", path, e))
+}
+
 fn set_len(file: &File, len: usize, path: &Path) -> Result<()> {
     crate::failpoint::hit(sites::SEGMENT_SET_LEN, path)
         .and_then(|()| file.set_len(len as u64))
@@ -921,6 +967,9 @@ impl ActiveSegment {
     ) -> Result<ActiveSegment> {
         let paths = SegmentPaths::new(dir, base_offset);
         let data_file = open_rw(&paths.log, false)?;
+        if r.data_len <= FILE_HEADER_LEN {
+            upgrade_empty_header(&data_file, &paths.log, base_offset)?;
+        }
         let index_file = open_index_rw(&paths.index, FileKind::OffsetIndex, base_offset)?;
         let time_file = open_index_rw(&paths.time_index, FileKind::TimeIndex, base_offset)?;
         let data_cap = cap.data.max(r.data_len);
@@ -954,7 +1003,7 @@ impl ActiveSegment {
             .map_err(io("map index", &paths.index))?;
         let time = MapWriter::new(time_file, &paths.time_index, time_cap, time_len)
             .map_err(io("map time index", &paths.time_index))?;
-        file_header::check(
+        let info = file_header::check(
             data.mapping().bytes(),
             FileKind::Log,
             base_offset,
@@ -984,6 +1033,7 @@ impl ActiveSegment {
             sealed: AtomicBool::new(false),
             compacted: false,
             verified: Verified::new(data_cap),
+            layout: info.layout(),
         });
         Ok(ActiveSegment {
             seg,
@@ -1057,6 +1107,16 @@ impl ActiveSegment {
     /// publishes it to readers. Call [`prepare`](Self::prepare) first; an error here means the
     /// segment may hold unpublished bytes and the log must be poisoned.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<usize> {
+        if header.layout != self.seg.layout || batch.len() < 16 {
+            // The log rolls past a segment of an older format before appending (format 3
+            // batches never go into a format 1/2 file); reaching here would be a bug.
+            return Err(Error::invalid(format!(
+                "a {:?} batch cannot be appended to {} (a segment of {:?} batches)",
+                header.layout,
+                self.seg.paths.log.display(),
+                self.seg.layout
+            )));
+        }
         let pos = self.data.position();
         if self.writes_through(batch.len()) {
             use std::os::unix::fs::FileExt;
@@ -1068,11 +1128,15 @@ impl ActiveSegment {
                 )));
             }
             // Invariant 1 of mmap.rs: these bytes lie at or after the published length.
-            let rest = batch.get(codec::BASE_OFFSET.end..).unwrap_or(&[]);
+            // The first 16 bytes (outside the CRC in both layouts) are stamped in a copy.
+            let mut head = [0u8; 16];
+            head.copy_from_slice(&batch[..16]);
+            codec::set_base_offset(&mut head, header.base_offset, header.layout);
+            let rest = batch.get(16..).unwrap_or(&[]);
             let file = self.data.file();
             crate::failpoint::hit(sites::SEGMENT_WRITE, &self.seg.paths.log)
-                .and_then(|()| file.write_all_at(&header.base_offset.to_le_bytes(), pos as u64))
-                .and_then(|()| file.write_all_at(rest, (pos + codec::BASE_OFFSET.end) as u64))
+                .and_then(|()| file.write_all_at(&head, pos as u64))
+                .and_then(|()| file.write_all_at(rest, (pos + 16) as u64))
                 .map_err(write_err)?;
         } else {
             let dst = self
@@ -1080,7 +1144,7 @@ impl ActiveSegment {
                 .spare(batch.len())
                 .map_err(|e| Error::io("write segment", &self.seg.paths.log, e).into_unclean())?;
             dst.copy_from_slice(batch);
-            codec::set_base_offset(dst, header.base_offset);
+            codec::set_base_offset(dst, header.base_offset, header.layout);
         }
         self.data.advance(batch.len());
         let (o, t) = self.policy.note(pos, header);

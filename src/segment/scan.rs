@@ -15,7 +15,18 @@
 //! format or to what makes a batch valid is made here once.
 
 use crate::error::{corrupt, Error, Result};
-use crate::record::codec::{BatchHeader, BATCH_LENGTH};
+use crate::record::codec::{BatchHeader, Layout, BATCH_LENGTH};
+use crate::record::kafka;
+
+/// The batch layout of a data file whose first bytes are `head` (its file header, FORMAT.md
+/// section 2: the version at bytes 4..6), Kafka's when the header is too short to say. Callers
+/// have checked the header; this only reads the version.
+pub fn layout_of_file(head: &[u8]) -> Layout {
+    match head.get(4..6) {
+        Some(v) => Layout::of_segment_version(u16::from_le_bytes([v[0], v[1]])),
+        None => Layout::Kafka,
+    }
+}
 
 /// Where a [`Scanner`] gets a data file's bytes: a slice (a mapped file) or a file read on
 /// demand. Positions are file positions.
@@ -89,17 +100,21 @@ pub struct Scanner<S> {
     src: S,
     pos: u64,
     max_batch_bytes: usize,
+    /// The layout of the file's batches (from its header's version).
+    layout: Layout,
     /// The last batch returned: its position and length.
     last: (u64, usize),
 }
 
 impl<S: ReadAt> Scanner<S> {
-    /// A scan of `src` from `start`; batches longer than `max_batch_bytes` are bad.
-    pub fn new(src: S, start: u64, max_batch_bytes: usize) -> Scanner<S> {
+    /// A scan of `src`, whose batches have `layout`, from `start`; batches longer than
+    /// `max_batch_bytes` are bad.
+    pub fn new(src: S, start: u64, max_batch_bytes: usize, layout: Layout) -> Scanner<S> {
         Scanner {
             src,
             pos: start,
             max_batch_bytes,
+            layout,
             last: (0, 0),
         }
     }
@@ -150,7 +165,12 @@ impl<S: ReadAt> Scanner<S> {
                 ),
             });
         }
-        let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        // The length field is at bytes 8..12 in both layouts: little-endian in format 1/2,
+        // big-endian (and signed: a negative one is bad) in Kafka's.
+        let len = match self.layout {
+            Layout::Legacy => u32::from_le_bytes([head[8], head[9], head[10], head[11]]),
+            Layout::Kafka => kafka::batch_length(head).unwrap_or(u32::MAX),
+        };
         let total = u64::from(len) + BATCH_LENGTH.end as u64;
         if total > left {
             return Ok(Step::Bad {
@@ -169,7 +189,7 @@ impl<S: ReadAt> Scanner<S> {
         let Some(bytes) = self.src.bytes(pos, total) else {
             return Ok(Step::End);
         };
-        match BatchHeader::parse(bytes, self.max_batch_bytes) {
+        match BatchHeader::parse_stored(bytes, self.max_batch_bytes, self.layout) {
             Ok(header) => {
                 let crc_ok = header.verify_crc(bytes).is_ok();
                 self.last = (pos, total);
@@ -217,7 +237,7 @@ pub struct ScanEnd {
     pub error: Option<Error>,
 }
 
-/// Scans `bytes` (a whole data file) from `start`, expecting the first batch to have base offset
+/// Scans `bytes` (a whole data file, whose header says the batches' layout) from `start`, expecting the first batch to have base offset
 /// `next_offset` (or, with `gaps`, at least that), and calls `on_batch(position, header)` for each
 /// valid batch.
 pub fn scan(
@@ -237,7 +257,7 @@ pub fn scan(
             "a position past its end",
         ))
     } else {
-        let mut s = Scanner::new(bytes, start as u64, max_batch_bytes);
+        let mut s = Scanner::new(bytes, start as u64, max_batch_bytes, layout_of_file(bytes));
         loop {
             // A slice source cannot fail to read.
             let step = match s.step() {

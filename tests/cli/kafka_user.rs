@@ -113,13 +113,14 @@ fn an_absolute_offset_applies_per_partition() {
 /// accepted, one byte more is refused.
 #[test]
 fn max_record_bytes_is_checked_against_the_real_batch_size() {
-    // A one-byte value with no key makes a 65-byte batch (57-byte header + 8-byte record).
-    let (_t, dir) = store_with("t", "1", &["--config", "max_message_bytes=65"]);
+    // A one-byte value with no key makes a 69-byte batch (Kafka's 61-byte header + 8-byte
+    // record).
+    let (_t, dir) = store_with("t", "1", &["--config", "max_message_bytes=69"]);
     ok(&dir, &["produce", "t"], "x\n");
     let out = run_in(&dir, &["produce", "t"], "xy\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr_of(&out).contains("line 1") && stderr_of(&out).contains("66 bytes"),
+        stderr_of(&out).contains("line 1") && stderr_of(&out).contains("70 bytes"),
         "{}",
         stderr_of(&out)
     );
@@ -863,7 +864,7 @@ fn bad_inputs_never_panic_and_leave_data_intact() {
 /// usage error that changes nothing.
 #[test]
 fn topics_alter_sets_and_resets_settings() {
-    let (_t, dir) = store_with("t", "1", &["--config", "max_message_bytes=65"]);
+    let (_t, dir) = store_with("t", "1", &["--config", "max_message_bytes=69"]);
     let out = run_in(&dir, &["produce", "t"], "xy\n");
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let altered = json(
@@ -873,19 +874,19 @@ fn topics_alter_sets_and_resets_settings() {
             "alter",
             "t",
             "--add-config",
-            "retention.ms=3600000,max.message.bytes=66",
+            "retention.ms=3600000,max.message.bytes=70",
             "--config",
             "cleanup.policy=compact,delete",
             "--json",
         ],
     );
     assert_eq!(altered["config"]["retention_ms"], "3600000");
-    assert_eq!(altered["config"]["max_message_bytes"], "66");
+    assert_eq!(altered["config"]["max_message_bytes"], "70");
     let d = json(&dir, &["topics", "describe", "t", "--json"]);
     assert_eq!(d["config"]["retention_ms"], "3600000");
-    assert_eq!(d["config"]["max_message_bytes"], "66");
+    assert_eq!(d["config"]["max_message_bytes"], "70");
     assert_eq!(d["config"]["cleanup_policy"], "compact,delete");
-    // The 66-byte batch the old limit refused now goes through (compacted: it needs a key, so
+    // The 70-byte batch the old limit refused now goes through (compacted: it needs a key, so
     // reset the policy first, with Kafka's name).
     let text = ok(
         &dir,

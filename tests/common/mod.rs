@@ -26,13 +26,32 @@ pub fn log_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
 }
 
-/// (position, base offset, length) of each batch of a data file, found from the length fields.
+/// (position, base offset, length) of each batch of a data file, found from the length fields:
+/// big-endian in a format 3 file (Kafka v2 batches), little-endian in a format 1/2 one.
+#[allow(clippy::big_endian_bytes)] // Kafka's wire format is big-endian
 pub fn batches_in(file: &[u8]) -> Vec<(usize, u64, usize)> {
+    let kafka = file.len() >= 6 && u16::from_le_bytes([file[4], file[5]]) >= 3;
+    let u64_at = |b: &[u8]| {
+        let a: [u8; 8] = b.try_into().unwrap();
+        if kafka {
+            u64::from_be_bytes(a)
+        } else {
+            u64::from_le_bytes(a)
+        }
+    };
+    let u32_at = |b: &[u8]| {
+        let a: [u8; 4] = b.try_into().unwrap();
+        if kafka {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    };
     let mut out = Vec::new();
     let mut pos = FILE_HEADER_LEN;
     while pos + 12 <= file.len() && file[pos..pos + 12].iter().any(|b| *b != 0) {
-        let base = u64::from_le_bytes(file[pos..pos + 8].try_into().unwrap());
-        let len = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
+        let base = u64_at(&file[pos..pos + 8]);
+        let len = u32_at(&file[pos + 8..pos + 12]) as usize + 12;
         out.push((pos, base, len));
         pos += len;
     }
@@ -472,4 +491,119 @@ pub fn small_log(
         .max_message_bytes(max_message_bytes)
         .retention_ms(None)
         .segment_ms(None)
+}
+
+/// Recomputes the CRC of the batch at `pos` (`len` bytes) of a whole data file `file`, so that a
+/// test can damage what only the record decoder checks: CRC-32C, big-endian at batch bytes
+/// 17..21 over 21.. in a format 3 file (Kafka v2 batches); CRC-32, little-endian at 13..17 over
+/// 17.. in a format 1/2 file.
+#[allow(clippy::big_endian_bytes)] // Kafka's wire format is big-endian
+pub fn fix_batch_crc(file: &mut [u8], pos: usize, len: usize) {
+    if u16::from_le_bytes([file[4], file[5]]) >= 3 {
+        let crc = crc32c::crc32c(&file[pos + 21..pos + len]);
+        file[pos + 17..pos + 21].copy_from_slice(&crc.to_be_bytes());
+    } else {
+        let crc = crc32fast::hash(&file[pos + 17..pos + len]);
+        file[pos + 13..pos + 17].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Where the records of a batch start in a data file `file`: after Kafka's 61-byte header in a
+/// format 3 file, after the 57-byte format 2 header otherwise.
+pub fn records_start(file: &[u8]) -> usize {
+    if u16::from_le_bytes([file[4], file[5]]) >= 3 {
+        61
+    } else {
+        57
+    }
+}
+
+/// The `baseOffset` field of a batch the log stamped at `offset`, as a format 3 data file holds
+/// it (Kafka's big-endian i64).
+#[allow(clippy::big_endian_bytes)] // Kafka's wire format is big-endian
+pub fn stamped_base_offset(offset: u64) -> [u8; 8] {
+    (offset as i64).to_be_bytes()
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_nullable(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// `batch` (built by this build: a Kafka v2 batch) as a batch of segment format 2 holds it
+/// (FORMAT.md 3.5: little-endian 57-byte header, CRC-32, unsigned varints for lengths and
+/// counts, zstd as codec 1 behind a 4-byte length), so that tests can write the files older
+/// builds wrote. Encoded here, independently of the crate's own (read-only) format 2 code.
+pub fn legacy_v2_bytes(batch: &riverbed::RecordBatch) -> Vec<u8> {
+    let b = batch.as_batch();
+    let mut records = Vec::new();
+    for (i, r) in b.records().unwrap().iter().enumerate() {
+        let r = r.unwrap();
+        let mut body = vec![0u8];
+        put_varint(&mut body, r.timestamp().wrapping_sub(b.first_timestamp()));
+        put_uvarint(&mut body, r.offset() - b.base_offset());
+        put_nullable(&mut body, r.key());
+        put_nullable(&mut body, r.value());
+        let headers: Vec<_> = r.headers().map(Result::unwrap).collect();
+        put_uvarint(&mut body, headers.len() as u64);
+        for (k, v) in headers {
+            put_uvarint(&mut body, k.len() as u64);
+            body.extend_from_slice(k.as_bytes());
+            put_nullable(&mut body, v);
+        }
+        put_uvarint(&mut records, body.len() as u64);
+        records.extend_from_slice(&body);
+        let _ = i;
+    }
+    let mut attributes: u16 = 0;
+    if b.timestamp_type() == riverbed::TimestampType::LogAppendTime {
+        attributes |= 1 << 3;
+    }
+    if b.is_transactional() {
+        attributes |= 1 << 4;
+    }
+    if b.is_control() {
+        attributes |= 1 << 5;
+    }
+    let mut out = vec![0u8; 57];
+    if b.is_compressed() {
+        attributes |= 1;
+        out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+        out.extend_from_slice(&zstd::bulk::compress(&records, 1).unwrap());
+    } else {
+        out.extend_from_slice(&records);
+    }
+    let len = (out.len() - 12) as u32;
+    out[0..8].copy_from_slice(&b.base_offset().to_le_bytes());
+    out[8..12].copy_from_slice(&len.to_le_bytes());
+    out[12] = 2;
+    out[17..19].copy_from_slice(&attributes.to_le_bytes());
+    out[19..23].copy_from_slice(&((b.last_offset() - b.base_offset()) as u32).to_le_bytes());
+    out[23..31].copy_from_slice(&b.first_timestamp().to_le_bytes());
+    out[31..39].copy_from_slice(&b.max_timestamp().to_le_bytes());
+    out[39..43].copy_from_slice(&b.record_count().to_le_bytes());
+    let p = b.producer();
+    out[43..51].copy_from_slice(&p.producer_id.to_le_bytes());
+    out[51..53].copy_from_slice(&p.producer_epoch.to_le_bytes());
+    out[53..57].copy_from_slice(&p.base_sequence.to_le_bytes());
+    let crc = crc32fast::hash(&out[17..]);
+    out[13..17].copy_from_slice(&crc.to_le_bytes());
+    out
 }
