@@ -23,8 +23,10 @@
 //! checks and CRC could alias a bit; then the later read of the other batch would trust the
 //! first one's check. Both batches would have to sit inside bytes that were written as batches,
 //! so this needs deliberately crafted data, not a bit flip.) The bitmap is allocated lazily in
-//! 4 KiB chunks, each covering 1 MiB of the file, so its memory (at most 1/256 of the file)
-//! follows what is read, and a segment that is never read costs one pointer.
+//! 4 KiB chunks, each covering 1 MiB of the file, so its memory follows what is read: a segment
+//! never read costs one pointer; the first read allocates the chunk table (a few dozen bytes per
+//! MiB of the file's mapped capacity: about 24 KiB for a 1 GiB segment), and each MiB read adds
+//! 4 KiB (at most 1/256 of the file).
 //!
 //! Bits are set only after a check passed, and only ever set: a concurrent reader that misses
 //! a bit just checks the batch again.
