@@ -134,12 +134,12 @@ fn records_before_an_undecodable_one_in_its_batch_are_returned() {
     // Record 0 is 7 bytes (length, attributes, timestamp delta, offset delta, null key, value
     // length, "a", header count minus the length byte: 6); record 1's key length follows its
     // first four bytes.
-    assert_eq!(bytes[pos + 57], 7, "record 0 has a body of 7 bytes");
-    let key_length = pos + 57 + 8 + 4;
+    let records = pos + common::records_start(&bytes);
+    assert_eq!(bytes[records], 14, "record 0 has a body of 7 bytes (zigzag varint)");
+    let key_length = records + 8 + 4;
     assert_eq!(bytes[key_length], 0x01, "a null key (-1)");
     bytes[key_length] = 0x7e; // 63
-    let crc = crc32fast::hash(&bytes[pos + 17..pos + len]);
-    bytes[pos + 13..pos + 17].copy_from_slice(&crc.to_le_bytes());
+    common::fix_batch_crc(&mut bytes, pos, len);
     std::fs::write(&path, bytes).unwrap();
 
     let store = Store::open(dir.path()).unwrap();

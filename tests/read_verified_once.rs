@@ -74,7 +74,7 @@ fn write_closed(dir: &Path, records: u64) -> Vec<Placed> {
     for seg in segments {
         let file = std::fs::read(log_path(dir, seg)).unwrap();
         for (pos, base, len) in batches_in(&file) {
-            let delta = u32::from_le_bytes(file[pos + 19..pos + 23].try_into().unwrap());
+            let delta = common::last_offset_delta(&file, pos);
             all.push(Placed {
                 segment: seg,
                 pos,
@@ -254,7 +254,7 @@ fn consumer_point_reads_never_return_a_damaged_batch() {
     let mut bytes = first.clone();
     bytes[pos + len - 2] ^= 0x01; // the last value's last digit: the records still decode
     std::fs::write(log_path(&topic_dir, 0), bytes).unwrap();
-    let delta = u32::from_le_bytes(first[pos + 19..pos + 23].try_into().unwrap());
+    let delta = common::last_offset_delta(&first, pos);
     let bad = base..=base + u64::from(delta);
     assert_eq!(bad.clone().count(), 3, "one batch per send_all");
 

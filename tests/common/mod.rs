@@ -508,6 +508,17 @@ pub fn fix_batch_crc(file: &mut [u8], pos: usize, len: usize) {
     }
 }
 
+/// The `last_offset_delta` of the batch at `pos` in a data file `file`: big-endian at batch
+/// bytes 23..27 in a format 3 file (Kafka v2 batches), little-endian at 19..23 otherwise.
+#[allow(clippy::big_endian_bytes)] // Kafka's wire format is big-endian
+pub fn last_offset_delta(file: &[u8], pos: usize) -> u32 {
+    if u16::from_le_bytes([file[4], file[5]]) >= 3 {
+        u32::from_be_bytes(file[pos + 23..pos + 27].try_into().unwrap())
+    } else {
+        u32::from_le_bytes(file[pos + 19..pos + 23].try_into().unwrap())
+    }
+}
+
 /// Where the records of a batch start in a data file `file`: after Kafka's 61-byte header in a
 /// format 3 file, after the 57-byte format 2 header otherwise.
 pub fn records_start(file: &[u8]) -> usize {
