@@ -445,6 +445,9 @@ impl Clock for SystemClock {
 pub(crate) struct Throttler<'c> {
     rate: Option<u64>,
     clock: &'c dyn Clock,
+    /// The run's stop request: once it is set, the throttle sleeps no more, so that a run asked
+    /// to stop (a closing store) reaches its next stop check at full speed.
+    stop: &'c dyn Fn() -> bool,
     period_start: std::time::Duration,
     observed: u64,
     /// Time spent sleeping, for the tests.
@@ -458,13 +461,22 @@ pub(crate) const THROTTLE_PERIOD: std::time::Duration = std::time::Duration::fro
 /// cost of its own).
 pub(crate) const MIN_NAP: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The longest single sleep: a stop request is noticed within this.
+const NAP_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl<'c> Throttler<'c> {
-    /// A throttle to `rate` bytes a second (`None`, or 0: unlimited) on `clock`.
-    pub(crate) fn new(rate: Option<u64>, clock: &'c dyn Clock) -> Throttler<'c> {
+    /// A throttle to `rate` bytes a second (`None`, or 0: unlimited) on `clock`, lifted once
+    /// `stop` says so.
+    pub(crate) fn new(
+        rate: Option<u64>,
+        clock: &'c dyn Clock,
+        stop: &'c dyn Fn() -> bool,
+    ) -> Throttler<'c> {
         Throttler {
             rate: rate.filter(|&r| r > 0),
             period_start: clock.now(),
             clock,
+            stop,
             observed: 0,
             slept: std::time::Duration::ZERO,
         }
@@ -480,9 +492,18 @@ impl<'c> Throttler<'c> {
         let mut elapsed = self.clock.now().saturating_sub(self.period_start);
         // The time these bytes take at the rate; whatever of it has not passed yet is slept.
         let due = std::time::Duration::from_secs_f64(self.observed as f64 / rate as f64);
-        if let Some(nap) = due.checked_sub(elapsed).filter(|d| *d >= MIN_NAP) {
-            self.clock.sleep(nap);
-            self.slept += nap;
+        if let Some(mut nap) = due.checked_sub(elapsed).filter(|d| *d >= MIN_NAP) {
+            // In slices, so that a stop request cuts a long nap short.
+            while !nap.is_zero() {
+                if (self.stop)() {
+                    self.rate = None;
+                    return;
+                }
+                let slice = nap.min(NAP_SLICE);
+                self.clock.sleep(slice);
+                self.slept += slice;
+                nap -= slice;
+            }
             elapsed = self.clock.now().saturating_sub(self.period_start);
         }
         if elapsed >= THROTTLE_PERIOD {
@@ -569,7 +590,7 @@ pub(super) fn run_on(
     stop: &dyn Fn() -> bool,
     clock: &dyn Clock,
 ) -> Result<CompactionReport> {
-    let mut throttle = Throttler::new(options.io_max_bytes_per_second, clock);
+    let mut throttle = Throttler::new(options.io_max_bytes_per_second, clock, stop);
     let config = inner.config();
     let config = &*config;
     if !config.cleanup_policy.compacts() {
@@ -1098,7 +1119,7 @@ mod tests {
         for rate in [10_000_000u64, 32 << 20, 1 << 20] {
             let tick = std::time::Duration::from_nanos(65_536);
             let clock = FakeClock::new(tick);
-            let mut t = Throttler::new(Some(rate), &clock);
+            let mut t = Throttler::new(Some(rate), &clock, &|| false);
             let chunk = 64 << 10;
             let mut total = 0u64;
             for i in 1..=2_000u64 {
@@ -1131,7 +1152,7 @@ mod tests {
     fn throttle_sleeps_only_past_its_rate() {
         for rate in [None, Some(0)] {
             let clock = FakeClock::new(std::time::Duration::from_micros(1));
-            let mut t = Throttler::new(rate, &clock);
+            let mut t = Throttler::new(rate, &clock, &|| false);
             for _ in 0..100_000 {
                 t.observe(1 << 20);
             }
@@ -1139,11 +1160,36 @@ mod tests {
         }
         // 64 KiB every 10 ms is 6.5 MB/s, under a 10 MB/s limit.
         let clock = FakeClock::new(std::time::Duration::from_millis(10));
-        let mut t = Throttler::new(Some(10_000_000), &clock);
+        let mut t = Throttler::new(Some(10_000_000), &clock, &|| false);
         for _ in 0..1_000 {
             t.observe(64 << 10);
         }
         assert!(clock.slept.get().is_zero());
+    }
+
+    /// A stop request lifts the throttle: the nap under way ends within a slice, and no later
+    /// call sleeps (a closing store's cleaner reaches its next stop check at full speed).
+    #[test]
+    fn a_stop_request_lifts_the_throttle() {
+        let clock = FakeClock::new(std::time::Duration::from_micros(1));
+        // Asked to stop while the first nap (a second's worth of bytes) is three slices in.
+        let checks = std::cell::Cell::new(0);
+        let stop = || {
+            checks.set(checks.get() + 1);
+            checks.get() > 3
+        };
+        let mut t = Throttler::new(Some(1 << 20), &clock, &stop);
+        t.observe(1 << 20);
+        assert_eq!(clock.slept.get(), 3 * NAP_SLICE);
+        for _ in 0..100 {
+            t.observe(1 << 20);
+        }
+        assert_eq!(clock.slept.get(), 3 * NAP_SLICE);
+        // Not asked to stop, the same nap is slept whole.
+        let clock = FakeClock::new(std::time::Duration::from_micros(1));
+        let mut t = Throttler::new(Some(1 << 20), &clock, &|| false);
+        t.observe(1 << 20);
+        assert!(clock.slept.get() >= std::time::Duration::from_millis(990));
     }
 
     #[test]
