@@ -114,7 +114,7 @@ impl ProduceQueue {
         for (first, mut builder) in batches {
             let n = builder.len() as u64;
             let outcome = builder
-                .build_into(&mut encoded)
+                .finish_into(&mut encoded)
                 .and_then(|()| log.append(&encoded))
                 .map(|info| (info.base_offset, info.timestamp));
             results.done.push_back((first, n, outcome, n));
