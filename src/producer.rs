@@ -599,7 +599,7 @@ fn send_records<B: AsRef<[u8]>>(
                         None
                     }
                 };
-                b.build_into(&mut encoded)?;
+                b.finish_into(&mut encoded)?;
                 let info = part
                     .log
                     .append(&encoded)

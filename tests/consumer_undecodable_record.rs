@@ -135,7 +135,10 @@ fn records_before_an_undecodable_one_in_its_batch_are_returned() {
     // length, "a", header count minus the length byte: 6); record 1's key length follows its
     // first four bytes.
     let records = pos + common::records_start(&bytes);
-    assert_eq!(bytes[records], 14, "record 0 has a body of 7 bytes (zigzag varint)");
+    assert_eq!(
+        bytes[records], 14,
+        "record 0 has a body of 7 bytes (zigzag varint)"
+    );
     let key_length = records + 8 + 4;
     assert_eq!(bytes[key_length], 0x01, "a null key (-1)");
     bytes[key_length] = 0x7e; // 63
