@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use crate::error::{corrupt, Result};
+use crate::error::{corrupt, Error, Result};
 use crate::record::{crc, kafka};
 
 /// Which byte layout a batch has. A segment's file header version decides it (FORMAT.md
@@ -551,13 +551,20 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an unsigned LEB128 varint of at most 10 bytes.
-    #[inline]
+    #[inline(always)]
     pub fn uvarint(&mut self) -> Result<u64> {
-        // Fast path: most lengths and deltas fit in one byte.
+        // Fast paths: most deltas fit in one byte, and the lengths of records and values up to
+        // 8 KiB (zigzag: 64..8191 bytes) in two.
         if let Some(&b) = self.bytes.get(self.pos) {
             if b < 0x80 {
                 self.pos += 1;
                 return Ok(u64::from(b));
+            }
+            if let Some(&b1) = self.bytes.get(self.pos + 1) {
+                if b1 < 0x80 {
+                    self.pos += 2;
+                    return Ok(u64::from(b & 0x7f) | (u64::from(b1) << 7));
+                }
             }
         }
         self.uvarint_slow()
@@ -595,46 +602,46 @@ impl<'a> Cursor<'a> {
 
     /// Reads a length or count: a zigzag varint that must not be negative when `zigzag`
     /// (Kafka's layout), an unsigned varint otherwise.
-    #[inline]
+    #[inline(always)]
     pub fn count(&mut self, zigzag: bool) -> Result<u64> {
         if !zigzag {
             return self.uvarint();
         }
         let at = self.at();
         let v = self.varint()?;
-        u64::try_from(v).map_err(|_| corrupt(at, "a length or count of at least 0", format!("{v}")))
+        match u64::try_from(v) {
+            Ok(n) => Ok(n),
+            Err(_) => Err(negative_count(at, v)),
+        }
     }
 
     /// Reads a zigzag varint.
-    #[inline]
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<i64> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
     /// Reads `n` bytes.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(corrupt(
-                self.at(),
-                format!("{n} more bytes"),
-                format!("{} bytes before the end", self.remaining()),
-            ));
+        match self.bytes.get(self.pos..self.pos.wrapping_add(n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            _ => Err(short_of_bytes(self.at(), n, self.remaining())),
         }
-        let s = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
     /// Reads one byte.
-    #[inline]
+    #[inline(always)]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.bytes(1)?[0])
     }
 
     /// Reads a nullable byte string: zigzag length (-1 = null) then the bytes.
-    #[inline]
+    #[inline(always)]
     pub fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>> {
         let at = self.at();
         match self.varint()? {
@@ -642,13 +649,38 @@ impl<'a> Cursor<'a> {
             n if n >= 0 && (n as u64) <= self.remaining() as u64 => {
                 Ok(Some(self.bytes(n as usize)?))
             }
-            n => Err(corrupt(
-                at,
-                format!("a length of -1..={} bytes", self.remaining()),
-                format!("{n}"),
-            )),
+            n => Err(bad_length(at, n, self.remaining())),
         }
     }
+}
+
+// The error paths of `Cursor`'s readers, kept out of line so that the readers (called for every
+// field of every record) stay small enough to inline into the record decoder.
+
+#[cold]
+#[inline(never)]
+fn negative_count(at: u64, v: i64) -> Error {
+    corrupt(at, "a length or count of at least 0", format!("{v}"))
+}
+
+#[cold]
+#[inline(never)]
+fn short_of_bytes(at: u64, n: usize, remaining: usize) -> Error {
+    corrupt(
+        at,
+        format!("{n} more bytes"),
+        format!("{remaining} bytes before the end"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn bad_length(at: u64, n: i64, remaining: usize) -> Error {
+    corrupt(
+        at,
+        format!("a length of -1..={remaining} bytes"),
+        format!("{n}"),
+    )
 }
 
 impl std::fmt::Debug for Cursor<'_> {

@@ -740,11 +740,7 @@ impl<'a> RecordIter<'a> {
         let zz = self.zigzag;
         let len = self.cursor.count(zz)?;
         if len > self.cursor.remaining() as u64 {
-            return Err(corrupt(
-                0,
-                format!("a record of at most {} bytes", self.cursor.remaining()),
-                format!("a record length of {len}"),
-            ));
+            return Err(record_too_long(len, self.cursor.remaining()));
         }
         let body = self.cursor.bytes(len as usize)?;
         let mut c = Cursor::new(body, 0);
@@ -755,14 +751,7 @@ impl<'a> RecordIter<'a> {
             *d <= self.header.last_offset_delta && self.last_delta.is_none_or(|l| *d > l)
         });
         let Some(delta) = delta_ok else {
-            return Err(corrupt(
-                0,
-                format!(
-                    "an offset delta above the previous one and at most {}",
-                    self.header.last_offset_delta
-                ),
-                format!("{delta}"),
-            ));
+            return Err(bad_offset_delta(delta, self.header.last_offset_delta));
         };
         let key = c.nullable_bytes()?;
         let value = c.nullable_bytes()?;
@@ -773,18 +762,19 @@ impl<'a> RecordIter<'a> {
             zigzag: zz,
         };
         // Walk the headers once so that a malformed header is reported here, with the record.
-        let mut walk = headers.clone();
-        for h in walk.by_ref() {
-            h?;
-        }
+        let left = if header_count == 0 {
+            c.remaining()
+        } else {
+            let mut walk = headers.clone();
+            for h in walk.by_ref() {
+                h?;
+            }
+            walk.cursor.remaining()
+        };
         // The body must be consumed exactly (FORMAT.md 3.3; Kafka's "Invalid record size"):
         // bytes left after the headers mean the length or a field inside is wrong.
-        if walk.cursor.remaining() != 0 {
-            return Err(corrupt(
-                0,
-                format!("a record body of {len} bytes that ends with its headers"),
-                format!("{} bytes after the headers", walk.cursor.remaining()),
-            ));
+        if left != 0 {
+            return Err(bytes_after_headers(len, left));
         }
         let stored_timestamp = self.header.first_timestamp.wrapping_add(ts_delta);
         let timestamp = if self.header.log_append_time() {
@@ -802,6 +792,39 @@ impl<'a> RecordIter<'a> {
             headers,
         })
     }
+}
+
+// The error paths of the record decoder, out of line: `decode` runs for every record read, and
+// kept small it inlines into the iteration.
+
+#[cold]
+#[inline(never)]
+fn record_too_long(len: u64, remaining: usize) -> Error {
+    corrupt(
+        0,
+        format!("a record of at most {remaining} bytes"),
+        format!("a record length of {len}"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn bad_offset_delta(delta: u64, last_offset_delta: u32) -> Error {
+    corrupt(
+        0,
+        format!("an offset delta above the previous one and at most {last_offset_delta}"),
+        format!("{delta}"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn bytes_after_headers(len: u64, left: usize) -> Error {
+    corrupt(
+        0,
+        format!("a record body of {len} bytes that ends with its headers"),
+        format!("{left} bytes after the headers"),
+    )
 }
 
 impl<'a> Iterator for RecordIter<'a> {
