@@ -181,3 +181,47 @@ fn idle_poll_waits_out_its_timeout() {
     assert!(c.poll(Duration::ZERO).unwrap().is_empty());
     assert!(t.elapsed() < Duration::from_millis(200));
 }
+
+/// A consumer that polls in a loop with a short timeout sees each record one producer sends,
+/// one at a time, each sent only after the previous one was seen (the shape of
+/// `benches/produce_consume.rs`'s latency group, which once waited forever for a record).
+#[test]
+fn a_polling_loop_sees_every_record_sent_one_at_a_time() {
+    let (_dir, store) = store();
+    let tp = TopicPartition::new("t", 0);
+    let (tx, rx) = mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (store, tp, stop) = (store.clone(), tp.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut c = store
+                .consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Latest))
+                .unwrap();
+            c.assign(std::slice::from_ref(&tp)).unwrap();
+            c.position(&tp).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for r in c.poll(Duration::from_millis(100)).unwrap().iter() {
+                    tx.send(r.offset()).unwrap();
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let producer = store.producer();
+    for i in 0..200u64 {
+        producer
+            .send(
+                ProducerRecord::new("t")
+                    .partition(0)
+                    .value(i.to_le_bytes().to_vec()),
+            )
+            .unwrap();
+        let got = rx.recv_timeout(LONG);
+        assert_eq!(got, Ok(i), "record {i} was not seen");
+        if i % 20 == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.join().unwrap();
+}
