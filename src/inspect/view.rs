@@ -254,6 +254,12 @@ impl ViewReader {
                 return Ok(None);
             };
             if self.scanner.is_none() {
+                // An active segment that held nothing when the view was taken may be one a roll
+                // is still creating (its file may not have its header yet): nothing to read.
+                if seg.active && seg.next_offset <= seg.base_offset {
+                    self.segments.remove(0);
+                    continue;
+                }
                 let (pos, expected, gaps) = self.start_in(seg)?;
                 self.scanner = Some(BatchScanner::open(&seg.path, pos, Some(seg.size_bytes))?);
                 self.expected = expected;
