@@ -111,6 +111,11 @@ fn views_see_a_growing_prefix_while_a_writer_appends_and_rolls() {
         Some((1234, 1_700_000_000_000 + 1234))
     );
     assert_eq!(view.offset_for_timestamp(i64::MAX).expect("time"), None);
+    // The last rolled segment may still be sealing in the background (cut and synced), and
+    // `verify` reports a segment before the last that still ends in its preallocated zeros as
+    // damage (a known false alarm on a live directory: see the issue 16 note). A flush waits for
+    // the seals, so the check below sees the writer's finished files.
+    log.flush().expect("flush");
     let report = inspect::verify(dir.path(), &mut |_| {}).expect("verify");
     assert!(report.is_sound(), "{:?}", report.problems);
     assert_eq!(report.batches, 400);
