@@ -7,6 +7,24 @@
 
 mod common;
 
+/// `Log::open`, retried while the directory looks locked: the SIGKILL test of this binary
+/// forks children, and a child forked at the moment a handle is dropped shares the lock's open
+/// file until it execs (see `common::retry_locked`), so a reopen can see `Locked` for an instant.
+fn open_log(dir: impl AsRef<std::path::Path>, config: LogConfig) -> riverbed::Result<Log> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Log::open(dir.as_ref(), config.clone()) {
+            Err(e)
+                if matches!(e.kind(), riverbed::ErrorKind::Locked { .. })
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 use riverbed::{BatchBuilder, Compression, ErrorKind, FlushPolicy, Log, LogConfig, RecordBatch};
 
 fn config() -> LogConfig {
@@ -59,7 +77,7 @@ fn values(log: &Log) -> Vec<u64> {
 #[test]
 fn crash_between_roll_and_seal_recovers_every_record() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = open_log(dir.path(), config()).unwrap();
     // Fill the first segment almost to the roll, and take the files a crash would leave now.
     let mut n = 0;
     while log.size_in_bytes() + 2 * 1600 < 16 << 10 {
@@ -109,7 +127,7 @@ fn crash_between_roll_and_seal_recovers_every_record() {
         }
     }
     assert!(first < rolled_at);
-    let log = Log::open(crash.path(), config()).unwrap();
+    let log = open_log(crash.path(), config()).unwrap();
     assert_eq!(log.high_watermark(), n);
     assert_eq!(values(&log), (0..n).collect::<Vec<_>>());
     // The old segment is sealed now: cut to its batches.
@@ -123,7 +141,7 @@ fn crash_between_roll_and_seal_recovers_every_record() {
     );
     log.append(&batch(n)).unwrap();
     log.close().unwrap();
-    let log = Log::open(crash.path(), config()).unwrap();
+    let log = open_log(crash.path(), config()).unwrap();
     assert_eq!(values(&log), (0..=n).collect::<Vec<_>>());
 }
 
@@ -132,7 +150,7 @@ fn crash_between_roll_and_seal_recovers_every_record() {
 #[test]
 fn close_waits_for_pending_seals() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = open_log(dir.path(), config()).unwrap();
     let mut n = 0;
     while log.segment_count() < 4 {
         log.append(&batch(n)).unwrap();
@@ -150,7 +168,7 @@ fn close_waits_for_pending_seals() {
             "segment {base} is cut to its batches"
         );
     }
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = open_log(dir.path(), config()).unwrap();
     assert_eq!(log.recovery_report().scanned_bytes, 0);
     assert_eq!(values(&log), (0..n).collect::<Vec<_>>());
 }
@@ -167,7 +185,7 @@ mod failpoints {
     #[test]
     fn the_roll_does_not_fsync_and_a_failed_seal_poisons_the_next_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path(), config()).unwrap();
+        let log = open_log(dir.path(), config()).unwrap();
         // Only the old segment's data file: the new segment's creation (which fsyncs its
         // headers) and the appends are not armed.
         failpoint::arm_times(
@@ -204,7 +222,7 @@ mod failpoints {
         failpoint::disarm(&common::log_path(dir.path(), 0));
         let written = log.high_watermark();
         drop(log);
-        let log = Log::open(dir.path(), config()).unwrap();
+        let log = open_log(dir.path(), config()).unwrap();
         assert_eq!(log.high_watermark(), written);
         assert_eq!(values(&log), (0..written).collect::<Vec<_>>());
     }
@@ -245,7 +263,7 @@ fn data_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u
 
 fn power_loss_image(lost_batch: usize, mid_batch: bool, survivor: bool) -> PowerLoss {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = open_log(dir.path(), config()).unwrap();
     let mut n = 0;
     // A flushed prefix: acknowledged as durable, which no power loss may take.
     for _ in 0..3 {
@@ -345,7 +363,7 @@ fn power_loss_during_a_pending_seal_cuts_at_the_gap() {
         // Strict refuses the cut, and changes nothing.
         let before = data_files(p.image.path());
         let strict = config().recovery(riverbed::RecoveryMode::Strict);
-        let e = Log::open(p.image.path(), strict).unwrap_err();
+        let e = open_log(p.image.path(), strict).unwrap_err();
         assert!(
             matches!(e.kind(), ErrorKind::Corruption { path: Some(path), .. } if *path == old_path),
             "{what}: {e:?}"
@@ -355,7 +373,7 @@ fn power_loss_during_a_pending_seal_cuts_at_the_gap() {
             "{what}: Strict changed files"
         );
 
-        let log = Log::open(p.image.path(), config()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let log = open_log(p.image.path(), config()).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(log.high_watermark(), first_lost, "{what}");
         assert_eq!(values(&log), (0..first_lost).collect::<Vec<_>>(), "{what}");
         assert_eq!(log.segment_base_offsets(), vec![0], "{what}");
@@ -375,7 +393,7 @@ fn power_loss_during_a_pending_seal_cuts_at_the_gap() {
             assert_eq!(log.append(&batch(k)).unwrap().base_offset, k, "{what}");
         }
         log.close().unwrap();
-        let log = Log::open(p.image.path(), config()).unwrap();
+        let log = open_log(p.image.path(), config()).unwrap();
         assert_eq!(log.recovery_report().scanned_bytes, 0, "{what}");
         assert_eq!(
             values(&log),
@@ -402,7 +420,7 @@ fn a_sealed_segment_missing_its_last_batches_is_refused() {
         riverbed::RecoveryMode::TruncateTail,
         riverbed::RecoveryMode::Strict,
     ] {
-        let e = Log::open(p.image.path(), config().recovery(mode)).unwrap_err();
+        let e = open_log(p.image.path(), config().recovery(mode)).unwrap_err();
         assert!(
             matches!(e.kind(), ErrorKind::Corruption { path: Some(path), .. } if *path == old_path),
             "{mode:?}: {e:?}"
@@ -436,7 +454,7 @@ fn roll_child_entry() {
     let Some(dir) = std::env::var_os(ROLL_CHILD_DIR_ENV) else {
         return;
     };
-    let log = Log::open(&dir, child_config()).unwrap();
+    let log = open_log(&dir, child_config()).unwrap();
     let out = std::io::stdout();
     let mut n = log.high_watermark();
     loop {
@@ -541,7 +559,7 @@ fn sigkill_and_power_loss_while_rolling_under_load() {
         let flushed = rx.try_iter().fold(first, u64::max);
 
         let lost = lose_page_cache(dir.path(), flushed);
-        let log = Log::open(dir.path(), config())
+        let log = open_log(dir.path(), config())
             .unwrap_or_else(|e| panic!("run {run}: open after a power loss: {e}"));
         let end = log.high_watermark();
         assert!(
@@ -560,7 +578,7 @@ fn sigkill_and_power_loss_while_rolling_under_load() {
             assert_eq!(log.append(&batch(k)).unwrap().base_offset, k);
         }
         log.close().unwrap();
-        let log = Log::open(dir.path(), config()).unwrap();
+        let log = open_log(dir.path(), config()).unwrap();
         assert_eq!(values(&log), (0..end + 5).collect::<Vec<_>>(), "run {run}");
     }
     assert!(
