@@ -1120,3 +1120,31 @@ fn a_format_2_store_is_served_as_valid_kafka_batches() {
         assert_eq!(got, want(isolation, topic), "{isolation} {topic}");
     }
 }
+
+#[test]
+fn shutdown_ends_a_waiting_long_poll_early() {
+    let (_d, store, server) = start();
+    store.create_topic("t", topic(1)).unwrap();
+    let addr = server.local_addr();
+    let poller = std::thread::spawn(move || {
+        let mut c = WireClient::connect(addr);
+        let f = Fetch {
+            max_wait_ms: 20_000,
+            ..Fetch::default()
+        };
+        let t = Instant::now();
+        // The answer (empty) comes when the server stops, or the connection closes.
+        let _ = c.try_call::<_, FetchResponse>(
+            ApiKey::Fetch,
+            12,
+            &fetch_req(&f, &[("t", 0, 0, 1 << 20)]),
+        );
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    server.shutdown().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let waited = poller.join().unwrap();
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+}
