@@ -781,6 +781,31 @@ impl Log {
         Ok(None)
     }
 
+    /// The offset and timestamp of the first record holding the log's largest timestamp
+    /// (Kafka's ListOffsets `MAX_TIMESTAMP`, KIP-734), or `None` for an empty log. Walks the
+    /// batch headers of every segment (their max timestamps), then finds the record through the
+    /// time index: cost grows with the number of batches, which suits an admin call.
+    ///
+    /// # Errors
+    /// [`Corruption`](ErrorKind::Corruption) if a batch on the way fails its checks.
+    pub(crate) fn offset_of_max_timestamp(&self) -> Result<Option<(u64, i64)>> {
+        let hw = self.inner.next_offset.load(Ordering::Acquire);
+        let segments = self.inner.segments.read().clone();
+        let mut max: Option<i64> = None;
+        for seg in segments.iter() {
+            seg.for_each_batch(seg.base_offset, hw, |h, _| {
+                if !h.is_control() {
+                    max = Some(max.map_or(h.max_timestamp, |m| m.max(h.max_timestamp)));
+                }
+                Ok(())
+            })?;
+        }
+        match max {
+            Some(ts) => self.offset_for_timestamp(ts),
+            None => Ok(None),
+        }
+    }
+
     /// The first offset still in the log.
     pub fn log_start_offset(&self) -> u64 {
         self.inner.log_start.load(Ordering::Acquire)

@@ -26,8 +26,14 @@ pub(super) fn handle(
     header: &RequestHeader,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
-    let _ = (shared, conn, header, body);
-    Err(Close::Malformed(format!(
-        "{api:?} v{version} has no handler"
-    )))
+    let _ = (conn, header);
+    match api {
+        ApiKey::Metadata => super::metadata::handle(shared, version, body),
+        ApiKey::Produce => super::produce::handle(shared, version, body),
+        ApiKey::Fetch => super::fetch::handle(shared, version, body),
+        ApiKey::ListOffsets => super::list_offsets::handle(shared, version, body),
+        _ => Err(Close::Malformed(format!(
+            "{api:?} v{version} has no handler"
+        ))),
+    }
 }

@@ -41,6 +41,10 @@
 mod conn;
 mod dispatch;
 mod errors;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
 mod versions;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

@@ -12,7 +12,17 @@
 use kafka_protocol::messages::ApiKey;
 
 /// (API, lowest version, highest version) for every API the front serves.
-pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
+pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 4),
+    // v13 adds a top-level error code nothing needs.
+    (ApiKey::Metadata, 0, 12),
+    // v13+ names topics by id; librdkafka's maximum is 10.
+    (ApiKey::Produce, 3, 10),
+    // v13+ names topics by id only.
+    (ApiKey::Fetch, 4, 12),
+    // v8+ are tiered-storage offsets.
+    (ApiKey::ListOffsets, 1, 7),
+];
 
 /// The advertised range of `api`, if it is served.
 pub(crate) fn advertised(api: ApiKey) -> Option<(i16, i16)> {
