@@ -41,6 +41,7 @@
 mod conn;
 mod dispatch;
 mod errors;
+mod groups;
 mod versions;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
