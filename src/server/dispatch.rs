@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::conn::{Close, Connection};
-use super::Shared;
+use super::{groups, Shared};
 
 /// A handler's answer.
 pub(crate) enum Reply {
@@ -26,12 +26,21 @@ pub(super) fn handle(
     header: &RequestHeader,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
-    let _ = (conn, header);
     match api {
         ApiKey::Metadata => super::metadata::handle(shared, version, body),
         ApiKey::Produce => super::produce::handle(shared, version, body),
         ApiKey::Fetch => super::fetch::handle(shared, version, body),
         ApiKey::ListOffsets => super::list_offsets::handle(shared, version, body),
+        ApiKey::FindCoordinator => groups::find_coordinator(shared, version, body),
+        ApiKey::JoinGroup => groups::join_group(shared, conn, version, header, body),
+        ApiKey::SyncGroup => groups::sync_group(shared, version, body),
+        ApiKey::Heartbeat => groups::heartbeat(shared, version, body),
+        ApiKey::LeaveGroup => groups::leave_group(shared, version, body),
+        ApiKey::OffsetCommit => groups::offset_commit(shared, version, body),
+        ApiKey::OffsetFetch => groups::offset_fetch(shared, version, body),
+        ApiKey::ListGroups => groups::list_groups(shared, version, body),
+        ApiKey::DescribeGroups => groups::describe_groups(shared, version, body),
+        ApiKey::DeleteGroups => groups::delete_groups(shared, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

@@ -42,6 +42,7 @@ mod conn;
 mod dispatch;
 mod errors;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
