@@ -38,9 +38,11 @@
 //! its records, and a fetch answers with the stored bytes, which the client verifies with its
 //! own CRC check.
 
+mod admin;
 mod conn;
 mod dispatch;
 mod errors;
+mod txn;
 mod versions;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
