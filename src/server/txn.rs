@@ -559,3 +559,177 @@ pub(crate) fn with_transaction<R>(
         _ => Err(ResponseError::InvalidTxnState),
     }
 }
+
+/// The wire client of the integration tests (kafka-protocol's client side), for the test below.
+#[cfg(test)]
+#[path = "../../tests/common/wire.rs"]
+mod test_wire;
+
+#[cfg(test)]
+mod tests {
+    //! A whole transaction of a remote producer whose batches are appended as the Produce
+    //! handler appends them (through [`with_transaction`]), read back by an in-process
+    //! `read_committed` consumer: only committed records are seen.
+
+    use std::time::Duration;
+
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
+        InitProducerIdRequest, InitProducerIdResponse, TopicName, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::test_wire::WireClient;
+    use super::*;
+    use crate::record::BatchBuilder;
+    use crate::server::{Server, ServerConfig};
+    use crate::{Compression, ConsumerConfig, IsolationLevel, TopicConfig};
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    fn add(c: &mut WireClient, pid: i64, epoch: i16) -> i16 {
+        let r: AddPartitionsToTxnResponse = c.call(
+            ApiKey::AddPartitionsToTxn,
+            1,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![0])]),
+        );
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    }
+
+    fn end(c: &mut WireClient, pid: i64, epoch: i16, commit: bool) -> i16 {
+        let r: EndTxnResponse = c.call(
+            ApiKey::EndTxn,
+            1,
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(commit),
+        );
+        r.error_code
+    }
+
+    /// A transactional batch of `values` as a client builds it.
+    fn batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> crate::RecordBatch {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.producer(ProducerFields {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+        })
+        .transactional(true);
+        for v in values {
+            // A current timestamp: records of 1970 are past any time retention, and a log may
+            // drop them at once (as Kafka's does).
+            b.append(crate::clock::now_ms(), Some(b"k"), Some(v.as_bytes()), &[]);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn a_remote_producers_committed_records_are_read_committed_and_aborted_ones_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic("t", TopicConfig::new(1)).unwrap();
+        let server = Server::start(&store, ServerConfig::new("127.0.0.1:0")).unwrap();
+        let mut c = WireClient::connect(server.local_addr());
+        let r: InitProducerIdResponse = c.call(
+            ApiKey::InitProducerId,
+            1,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("tx"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        assert_eq!(r.error_code, 0);
+        let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+        let tp = TopicPartition::new("t", 0);
+        let part = store.partition(&tp).unwrap();
+        let produce = |seq: i32, values: &[&str]| {
+            with_transaction(&store, "tx", pid, epoch, &tp, || {
+                part.log.append(&batch(pid, epoch, seq, values)).map(drop)
+            })
+        };
+
+        // Outside a transaction (nothing added): refused, nothing appended.
+        assert_eq!(
+            produce(0, &["stray"]).err(),
+            Some(ResponseError::InvalidTxnState)
+        );
+        assert_eq!(part.log.high_watermark(), 0);
+
+        assert_eq!(add(&mut c, pid, epoch), 0);
+        produce(0, &["c1", "c2"]).unwrap().unwrap();
+        assert_eq!(
+            part.log.last_stable_offset(),
+            0,
+            "an open transaction holds the LSO"
+        );
+        assert_eq!(end(&mut c, pid, epoch, true), 0);
+
+        assert_eq!(add(&mut c, pid, epoch), 0);
+        produce(2, &["a1"]).unwrap().unwrap();
+        assert_eq!(end(&mut c, pid, epoch, false), 0);
+
+        assert_eq!(add(&mut c, pid, epoch), 0);
+        produce(3, &["c3"]).unwrap().unwrap();
+        assert_eq!(end(&mut c, pid, epoch, true), 0);
+        // After EndTxn the partition is no longer in a transaction.
+        assert_eq!(
+            produce(4, &["late"]).err(),
+            Some(ResponseError::InvalidTxnState)
+        );
+        // A fenced producer is refused too.
+        let old = (pid, epoch);
+        let r: InitProducerIdResponse = c.call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("tx"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        assert_eq!(r.producer_epoch, old.1 + 1);
+        assert_eq!(
+            with_transaction(&store, "tx", old.0, old.1, &tp, || ()),
+            Err(ResponseError::InvalidProducerEpoch)
+        );
+
+        let read = |store: &Store| -> Vec<String> {
+            let mut consumer = store
+                .consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted))
+                .unwrap();
+            consumer.assign(std::slice::from_ref(&tp)).unwrap();
+            consumer
+                .seek_to_beginning(std::slice::from_ref(&tp))
+                .unwrap();
+            let mut values = Vec::new();
+            for _ in 0..5 {
+                for r in consumer.poll(Duration::from_millis(50)).unwrap().iter() {
+                    values.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
+                }
+            }
+            values
+        };
+        assert_eq!(read(&store), ["c1", "c2", "c3"]);
+        assert_eq!(part.log.last_stable_offset(), part.log.high_watermark());
+        // The same after a reopen.
+        drop(part);
+        drop(c);
+        server.shutdown().unwrap();
+        store.close().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(read(&store), ["c1", "c2", "c3"]);
+    }
+}
