@@ -732,4 +732,45 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(read(&store), ["c1", "c2", "c3"]);
     }
+
+    #[test]
+    fn the_commit_decision_names_the_first_sequence_the_log_saw_from_the_remote_producer() {
+        // Recovery after a crash between the decision and the markers commits a partition's
+        // open transaction only if the decision names its first sequence: a partition added by
+        // AddPartitionsToTxn has none until the client's batches arrive.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic("t", TopicConfig::new(1)).unwrap();
+        let server = Server::start(&store, ServerConfig::new("127.0.0.1:0")).unwrap();
+        let mut c = WireClient::connect(server.local_addr());
+        let r: InitProducerIdResponse = c.call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("tx"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+        let tp = TopicPartition::new("t", 0);
+        let part = store.partition(&tp).unwrap();
+        for (seq, values) in [(0, &["x", "y"][..]), (2, &["z"][..])] {
+            assert_eq!(add(&mut c, pid, epoch), 0);
+            with_transaction(&store, "tx", pid, epoch, &tp, || {
+                part.log.append(&batch(pid, epoch, seq, values)).unwrap()
+            })
+            .unwrap();
+            assert_eq!(end(&mut c, pid, epoch, true), 0);
+        }
+        drop(part);
+        drop(c);
+        server.shutdown().unwrap();
+        store.close().unwrap();
+        let (_, records) = crate::coordinator::txn::Coordinator::open(
+            &dir.path().join(crate::coordinator::txn::TXN_LOG_DIR),
+        )
+        .unwrap();
+        assert_eq!(records["tx"].partitions, [(tp, 2)]);
+    }
 }
