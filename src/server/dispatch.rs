@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::conn::{Close, Connection};
-use super::{groups, Shared};
+use super::{admin, groups, txn, Shared};
 
 /// A handler's answer.
 pub(crate) enum Reply {
@@ -41,6 +41,17 @@ pub(super) fn handle(
         ApiKey::ListGroups => groups::list_groups(shared, version, body),
         ApiKey::DescribeGroups => groups::describe_groups(shared, version, body),
         ApiKey::DeleteGroups => groups::delete_groups(shared, version, body),
+        ApiKey::InitProducerId => txn::init_producer_id(shared, version, body),
+        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(shared, version, body),
+        ApiKey::AddOffsetsToTxn => txn::add_offsets_to_txn(shared, version, body),
+        ApiKey::TxnOffsetCommit => txn::txn_offset_commit(shared, version, body),
+        ApiKey::EndTxn => txn::end_txn(shared, version, body),
+        ApiKey::CreateTopics => admin::create_topics(shared, version, body),
+        ApiKey::DeleteTopics => admin::delete_topics(shared, version, body),
+        ApiKey::CreatePartitions => admin::create_partitions(shared, version, body),
+        ApiKey::DescribeConfigs => admin::describe_configs(shared, version, body),
+        ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(shared, version, body),
+        ApiKey::AlterConfigs => admin::alter_configs(shared, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

@@ -38,6 +38,7 @@
 //! its records, and a fetch answers with the stored bytes, which the client verifies with its
 //! own CRC check.
 
+mod admin;
 mod conn;
 mod dispatch;
 mod errors;
@@ -46,6 +47,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod txn;
 mod versions;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
