@@ -32,6 +32,7 @@ pub(super) fn handle(
         ApiKey::Produce => super::produce::handle(shared, version, body),
         ApiKey::Fetch => super::fetch::handle(shared, version, body),
         ApiKey::ListOffsets => super::list_offsets::handle(shared, version, body),
+        ApiKey::DeleteRecords => super::delete_records::handle(shared, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

@@ -39,6 +39,7 @@
 //! own CRC check.
 
 mod conn;
+mod delete_records;
 mod dispatch;
 mod errors;
 mod fetch;

@@ -22,6 +22,7 @@ pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 12),
     // v8+ are tiered-storage offsets.
     (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The advertised range of `api`, if it is served.
