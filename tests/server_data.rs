@@ -395,6 +395,14 @@ fn a_damaged_batch_is_refused_with_corrupt_message_and_nothing_is_appended() {
     );
     // The connection is still fine.
     assert_eq!(produce(&mut c, 9, "t", 0, whole).error_code, 0);
+    // The server's metrics count the refused requests as errors.
+    let m = store.metrics();
+    let api = m.servers[0]
+        .apis
+        .iter()
+        .find(|a| a.api == "Produce")
+        .unwrap();
+    assert_eq!((api.requests, api.errors), (6, 5));
 }
 
 #[test]

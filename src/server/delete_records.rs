@@ -19,7 +19,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::conn::{self, Close};
+use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared};
 
@@ -27,9 +27,14 @@ use super::{errors, Shared};
 const HIGH_WATERMARK: i64 = -1;
 
 /// Answers a DeleteRecords request.
-pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn handle(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: DeleteRecordsRequest = conn::decode_body(body, ApiKey::DeleteRecords, version)?;
-    let topics = req
+    let topics: Vec<DeleteRecordsTopicResult> = req
         .topics
         .iter()
         .map(|t| {
@@ -44,6 +49,13 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
                 )
         })
         .collect();
+    if topics
+        .iter()
+        .flat_map(|t: &DeleteRecordsTopicResult| &t.partitions)
+        .any(|p| p.error_code != 0)
+    {
+        conn.error_answered();
+    }
     let resp = DeleteRecordsResponse::default().with_topics(topics);
     Ok(Reply::Body(conn::encode_body(&resp, version)?))
 }

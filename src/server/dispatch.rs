@@ -26,13 +26,13 @@ pub(super) fn handle(
     header: &RequestHeader,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
-    let _ = (conn, header);
+    let _ = header;
     match api {
-        ApiKey::Metadata => super::metadata::handle(shared, version, body),
-        ApiKey::Produce => super::produce::handle(shared, version, body),
-        ApiKey::Fetch => super::fetch::handle(shared, version, body),
-        ApiKey::ListOffsets => super::list_offsets::handle(shared, version, body),
-        ApiKey::DeleteRecords => super::delete_records::handle(shared, version, body),
+        ApiKey::Metadata => super::metadata::handle(shared, conn, version, body),
+        ApiKey::Produce => super::produce::handle(shared, conn, version, body),
+        ApiKey::Fetch => super::fetch::handle(shared, conn, version, body),
+        ApiKey::ListOffsets => super::list_offsets::handle(shared, conn, version, body),
+        ApiKey::DeleteRecords => super::delete_records::handle(shared, conn, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),
