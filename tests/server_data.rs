@@ -807,11 +807,37 @@ fn read_committed_serves_below_the_lso_and_lists_aborted_transactions() {
     assert_eq!(vals, [&b"open"[..]]);
 }
 
+/// Cases from Kafka's UnifiedLogTest (core/src/test/scala/unit/kafka/log/UnifiedLogTest.scala):
+/// `testFetchOffsetByTimestampIncludesLeaderEpoch` (empty log: no offset for a timestamp;
+/// earliest and latest carry timestamp -1) and
+/// `testFetchOffsetByTimestampWithMaxTimestampIncludesTimestamp` (timestamps out of order: -3
+/// answers the record holding the largest one), through the wire.
 #[test]
 fn list_offsets_earliest_latest_by_time_and_max_timestamp() {
     let (_d, store, server) = start();
     store.create_topic("t", topic(1)).unwrap();
     let mut c = WireClient::connect(server.local_addr());
+    let empty = |c: &mut WireClient, ts: i64| -> (i64, i64) {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(tn("t"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default().with_timestamp(ts)
+                ])]);
+        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        (p.offset, p.timestamp)
+    };
+    assert_eq!(
+        empty(&mut c, 0),
+        (-1, -1),
+        "empty log: no offset for a time"
+    );
+    assert_eq!(empty(&mut c, -2), (0, -1));
+    assert_eq!(empty(&mut c, -1), (0, -1));
+    assert_eq!(empty(&mut c, -3), (-1, -1));
     // Timestamps 1000, 1001 | 5000 | 3000 (out of order: the max is in the middle).
     produce(&mut c, 9, "t", 0, kbatch(&[b"a", b"b"], 1000, None, false));
     produce(&mut c, 9, "t", 0, kbatch(&[b"c"], 5000, None, false));
