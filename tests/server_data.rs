@@ -395,6 +395,14 @@ fn a_damaged_batch_is_refused_with_corrupt_message_and_nothing_is_appended() {
     );
     // The connection is still fine.
     assert_eq!(produce(&mut c, 9, "t", 0, whole).error_code, 0);
+    // The server's metrics count the refused requests as errors.
+    let m = store.metrics();
+    let api = m.servers[0]
+        .apis
+        .iter()
+        .find(|a| a.api == "Produce")
+        .unwrap();
+    assert_eq!((api.requests, api.errors), (6, 5));
 }
 
 #[test]
@@ -799,11 +807,37 @@ fn read_committed_serves_below_the_lso_and_lists_aborted_transactions() {
     assert_eq!(vals, [&b"open"[..]]);
 }
 
+/// Cases from Kafka's UnifiedLogTest (core/src/test/scala/unit/kafka/log/UnifiedLogTest.scala):
+/// `testFetchOffsetByTimestampIncludesLeaderEpoch` (empty log: no offset for a timestamp;
+/// earliest and latest carry timestamp -1) and
+/// `testFetchOffsetByTimestampWithMaxTimestampIncludesTimestamp` (timestamps out of order: -3
+/// answers the record holding the largest one), through the wire.
 #[test]
 fn list_offsets_earliest_latest_by_time_and_max_timestamp() {
     let (_d, store, server) = start();
     store.create_topic("t", topic(1)).unwrap();
     let mut c = WireClient::connect(server.local_addr());
+    let empty = |c: &mut WireClient, ts: i64| -> (i64, i64) {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(tn("t"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default().with_timestamp(ts)
+                ])]);
+        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        (p.offset, p.timestamp)
+    };
+    assert_eq!(
+        empty(&mut c, 0),
+        (-1, -1),
+        "empty log: no offset for a time"
+    );
+    assert_eq!(empty(&mut c, -2), (0, -1));
+    assert_eq!(empty(&mut c, -1), (0, -1));
+    assert_eq!(empty(&mut c, -3), (-1, -1));
     // Timestamps 1000, 1001 | 5000 | 3000 (out of order: the max is in the middle).
     produce(&mut c, 9, "t", 0, kbatch(&[b"a", b"b"], 1000, None, false));
     produce(&mut c, 9, "t", 0, kbatch(&[b"c"], 5000, None, false));
@@ -1147,4 +1181,137 @@ fn shutdown_ends_a_waiting_long_poll_early() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let waited = poller.join().unwrap();
     assert!(waited < Duration::from_secs(6), "{waited:?}");
+}
+
+fn delete_records(
+    c: &mut WireClient,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> (i16, i64) {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(partition)
+                .with_offset(offset)])]);
+    let r: DeleteRecordsResponse = c.call(ApiKey::DeleteRecords, version, &req);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+fn earliest(c: &mut WireClient, topic: &str, ts: i64) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![
+                ListOffsetsPartition::default().with_timestamp(ts)
+            ])]);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    r.topics[0].partitions[0].offset
+}
+
+#[test]
+fn delete_records_moves_the_log_start_into_a_segment_and_it_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Small segments: each 3-record batch of ~1 KiB rolls one.
+    store
+        .create_topic("t", topic(1).segment_bytes(1500).max_message_bytes(1400))
+        .unwrap();
+    store
+        .create_topic(
+            "compacted",
+            topic(1).cleanup_policy(riverbed::CleanupPolicy::Compact),
+        )
+        .unwrap();
+    let server = Server::start(&store, ServerConfig::new("127.0.0.1:0")).unwrap();
+    let mut c = WireClient::connect(server.local_addr());
+    let v = [0u8; 300];
+    for i in 0..3 {
+        let r = produce(
+            &mut c,
+            9,
+            "t",
+            0,
+            kbatch(&[&v, &v, &v], T0 + 10 * i, None, false),
+        );
+        assert_eq!(r.base_offset, 3 * i);
+    }
+    let files = |dir: &Path| -> usize {
+        std::fs::read_dir(dir.join("t-0"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    };
+    assert_eq!(files(dir.path()), 3);
+    // Kafka's DeleteRecords: the start moves to 4, inside the second segment; the first
+    // segment (offsets 0..3) is deleted whole.
+    assert_eq!(delete_records(&mut c, 2, "t", 0, 4), (0, 4));
+    assert_eq!(files(dir.path()), 2);
+    let data = fetch1(&mut c, &Fetch::default(), "t", 0, 0);
+    assert_eq!(
+        (data.error_code, data.log_start_offset),
+        (OFFSET_OUT_OF_RANGE, 4)
+    );
+    let data = fetch1(&mut c, &Fetch::default(), "t", 0, 4);
+    assert_eq!(data.log_start_offset, 4);
+    assert_eq!(
+        spans(data.records.as_ref().unwrap())[0].0,
+        3,
+        "the batch holding 4"
+    );
+    assert_eq!(earliest(&mut c, "t", -2), 4);
+    // By time: record 3 (the timestamp asked for) is below the start: the first one kept.
+    assert_eq!(earliest(&mut c, "t", T0 + 10), 4);
+    // Not backwards; not past the high watermark; -1 is the high watermark.
+    assert_eq!(delete_records(&mut c, 0, "t", 0, 2), (0, 4));
+    assert_eq!(delete_records(&mut c, 1, "t", 0, 10).0, OFFSET_OUT_OF_RANGE);
+    assert_eq!(delete_records(&mut c, 1, "t", 0, 5), (0, 5));
+    assert_eq!(
+        delete_records(&mut c, 2, "nope", 0, 1).0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    // Kafka refuses to delete records of a compacted-only topic.
+    assert_eq!(delete_records(&mut c, 2, "compacted", 0, 0).0, 44);
+    drop(c);
+    server.shutdown().unwrap();
+    store.close().unwrap();
+
+    // Reopened, the start is where it was moved, inside a segment.
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server::start(&store, ServerConfig::new("127.0.0.1:0")).unwrap();
+    let mut c = WireClient::connect(server.local_addr());
+    assert_eq!(earliest(&mut c, "t", -2), 5);
+    assert_eq!(
+        fetch1(&mut c, &Fetch::default(), "t", 0, 4).error_code,
+        OFFSET_OUT_OF_RANGE
+    );
+    let recs = decode(
+        fetch1(&mut c, &Fetch::default(), "t", 0, 5)
+            .records
+            .as_ref()
+            .unwrap(),
+    );
+    assert_eq!(recs.iter().filter(|r| r.offset >= 5).count(), 4);
+    assert_eq!(delete_records(&mut c, 2, "t", 0, -1), (0, 9));
+    assert_eq!(
+        fetch1(&mut c, &Fetch::default(), "t", 0, 9).records,
+        Some(Bytes::new())
+    );
+    assert_eq!(earliest(&mut c, "t", -1), 9);
 }

@@ -27,10 +27,6 @@ pub(super) fn handle(
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     match api {
-        ApiKey::Metadata => super::metadata::handle(shared, version, body),
-        ApiKey::Produce => super::produce::handle(shared, version, body),
-        ApiKey::Fetch => super::fetch::handle(shared, version, body),
-        ApiKey::ListOffsets => super::list_offsets::handle(shared, version, body),
         ApiKey::FindCoordinator => groups::find_coordinator(shared, version, body),
         ApiKey::JoinGroup => groups::join_group(shared, conn, version, header, body),
         ApiKey::SyncGroup => groups::sync_group(shared, version, body),
@@ -52,6 +48,11 @@ pub(super) fn handle(
         ApiKey::DescribeConfigs => admin::describe_configs(shared, version, body),
         ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(shared, version, body),
         ApiKey::AlterConfigs => admin::alter_configs(shared, version, body),
+        ApiKey::Metadata => super::metadata::handle(shared, conn, version, body),
+        ApiKey::Produce => super::produce::handle(shared, conn, version, body),
+        ApiKey::Fetch => super::fetch::handle(shared, conn, version, body),
+        ApiKey::ListOffsets => super::list_offsets::handle(shared, conn, version, body),
+        ApiKey::DeleteRecords => super::delete_records::handle(shared, conn, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

@@ -44,7 +44,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
 
-use super::conn::{self, Close, POLL};
+use super::conn::{self, Close, Connection, POLL};
 use super::dispatch::Reply;
 use super::{errors, Shared};
 use crate::error::Result;
@@ -61,7 +61,12 @@ pub(crate) const MAX_WAIT: Duration = Duration::from_secs(25);
 pub(crate) const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
 /// Answers a Fetch request, waiting for data as its `min_bytes` and `max_wait_ms` ask.
-pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn handle(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: FetchRequest = conn::decode_body(body, ApiKey::Fetch, version)?;
     let committed = match req.isolation_level {
         0 => false,
@@ -73,6 +78,7 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
         }
     };
     if version >= 7 && (req.session_id != 0 || req.session_epoch > 0) {
+        conn.error_answered();
         let resp = FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
@@ -95,6 +101,9 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
             || now >= deadline
             || shared.stopping.load(Ordering::SeqCst)
         {
+            if read.error {
+                conn.error_answered();
+            }
             break read.topics;
         }
         drop(read);
@@ -289,7 +298,7 @@ fn serve(
             &scratch.batch
         };
         let fits = served.records.len() + bytes.len() <= limit;
-        if !fits && !(i == 0 && min_one) {
+        if !fits && (i != 0 || !min_one) {
             break;
         }
         served.records.extend_from_slice(bytes);

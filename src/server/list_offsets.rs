@@ -21,7 +21,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
-use super::conn::{self, Close};
+use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared};
 use crate::error::Result;
@@ -33,10 +33,15 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 /// Answers a ListOffsets request.
-pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn handle(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: ListOffsetsRequest = conn::decode_body(body, ApiKey::ListOffsets, version)?;
     let committed = req.isolation_level == 1;
-    let topics = req
+    let topics: Vec<ListOffsetsTopicResponse> = req
         .topics
         .iter()
         .map(|t| {
@@ -51,6 +56,13 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
                 .with_partitions(partitions)
         })
         .collect();
+    if topics
+        .iter()
+        .flat_map(|t: &ListOffsetsTopicResponse| &t.partitions)
+        .any(|p| p.error_code != 0)
+    {
+        conn.error_answered();
+    }
     let resp = ListOffsetsResponse::default().with_topics(topics);
     Ok(Reply::Body(conn::encode_body(&resp, version)?))
 }

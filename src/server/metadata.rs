@@ -29,7 +29,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::conn::{self, Close};
+use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared, NODE_ID};
 use crate::error::ErrorKind;
@@ -39,7 +39,12 @@ use crate::topic::{validate_topic_name, RESERVED_TOPIC_NAMES};
 pub(crate) const CLUSTER_ID: &str = "riverbed";
 
 /// Answers a Metadata request.
-pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn handle(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: MetadataRequest = conn::decode_body(body, ApiKey::Metadata, version)?;
     // Kafka: below v4 a Metadata request always allows auto-creation.
     let allow_create = version < 4 || req.allow_auto_topic_creation;
@@ -53,7 +58,7 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
                 .collect(),
         ),
     };
-    let topics = match requested {
+    let topics: Vec<MetadataResponseTopic> = match requested {
         None => {
             let mut names = shared.store.list_topics();
             names.sort();
@@ -71,6 +76,12 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
             })
             .collect(),
     };
+    if topics
+        .iter()
+        .any(|t: &MetadataResponseTopic| t.error_code != 0)
+    {
+        conn.error_answered();
+    }
     let resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(NODE_ID))

@@ -40,6 +40,7 @@
 
 mod admin;
 mod conn;
+mod delete_records;
 mod dispatch;
 mod errors;
 mod fetch;

@@ -35,7 +35,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::conn::{self, Close};
+use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared};
 use crate::error::{Error, ErrorKind};
@@ -65,7 +65,12 @@ struct Appended {
 }
 
 /// Answers a Produce request (no answer with acks=0).
-pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn handle(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: ProduceRequest = conn::decode_body(body, ApiKey::Produce, version)?;
     let acks_valid = matches!(req.acks, -1..=1);
     let mut appended_any = false;
@@ -119,6 +124,13 @@ pub(super) fn handle(shared: &Shared, version: i16, body: &mut Bytes) -> Result<
                 .with_name(topic.name.clone())
                 .with_partition_responses(partitions),
         );
+    }
+    if responses
+        .iter()
+        .flat_map(|t: &TopicProduceResponse| &t.partition_responses)
+        .any(|p| p.error_code != 0)
+    {
+        conn.error_answered();
     }
     if appended_any {
         // In-process pollers and remote long polls wait on the store's notifier.
@@ -207,6 +219,10 @@ fn single_batch(version: i16, bytes: &[u8]) -> Result<RecordBatch, Failure> {
             bytes.len() - len
         )));
     }
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "Kafka's batch header is big-endian"
+    )]
     let base_offset = bytes
         .get(kafka::BASE_OFFSET)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
