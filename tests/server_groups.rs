@@ -775,3 +775,78 @@ fn a_group_offering_only_cooperative_protocols_is_refused() {
     let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 3, &join_request("h", "", &["range"], 10));
     assert_eq!(r.error_code, 26);
 }
+
+#[test]
+fn require_stable_offset_fetch_sees_a_transactions_pending_offsets_as_unstable() {
+    // KIP-447: OffsetFetch v7+ with require_stable answers UNSTABLE_OFFSET_COMMIT (88) for a
+    // partition whose offset an open transaction has pending; without it, the last committed
+    // offset. (Kafka: OffsetMetadataManagerTest.testFetchOffsetsWithPendingTransactionalOffsets.)
+    let (_d, store, server) = start(2);
+    let mut c = WireClient::connect(server.local_addr());
+    let p = store.transactional_producer("tx").unwrap();
+    p.begin().unwrap();
+    p.send_offsets(
+        &riverbed::ConsumerGroupMetadata::new("g"),
+        &[(TopicPartition::new(TOPIC, 1), OffsetAndMetadata::new(5))],
+    )
+    .unwrap();
+    let fetch = |c: &mut WireClient, stable: bool| -> (i64, i16) {
+        let r: OffsetFetchResponse = c.call(
+            ApiKey::OffsetFetch,
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(gid("g"))
+                .with_require_stable(stable)
+                .with_topics(Some(vec![
+                    kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s(TOPIC)))
+                        .with_partition_indexes(vec![1]),
+                ])),
+        );
+        let p = &r.topics[0].partitions[0];
+        (p.committed_offset, p.error_code)
+    };
+    assert_eq!(fetch(&mut c, true), (-1, 88));
+    assert_eq!(fetch(&mut c, false), (-1, 0));
+    p.commit().unwrap();
+    assert_eq!(fetch(&mut c, true), (5, 0));
+}
+
+#[test]
+fn a_join_blocked_on_a_rebalance_ends_when_the_server_shuts_down() {
+    let (_d, store, server) = start(2);
+    let addr = server.local_addr();
+    // An in-process member that never polls again holds the rebalance open.
+    let mut local = store
+        .consumer(
+            ConsumerConfig::new("g")
+                .enable_auto_commit(false)
+                .max_poll_interval(Duration::from_secs(60)),
+        )
+        .unwrap();
+    local.subscribe(&[TOPIC]).unwrap();
+    local.poll(Duration::from_millis(10)).unwrap();
+    let joiner = std::thread::spawn(move || {
+        let mut c = WireClient::connect(addr);
+        let started = Instant::now();
+        let r: Option<JoinGroupResponse> = c.try_call(
+            ApiKey::JoinGroup,
+            3,
+            &join_request("g", "", &["range"], 10_000).with_rebalance_timeout_ms(60_000),
+        );
+        (r.map(|r| r.error_code), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    server.shutdown().unwrap();
+    let (code, waited) = joiner.join().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "shutdown waited {:?}",
+        t.elapsed()
+    );
+    assert!(waited < Duration::from_secs(5));
+    // COORDINATOR_NOT_AVAILABLE: the client looks for the coordinator again.
+    assert_eq!(code, Some(15));
+    drop(local);
+}

@@ -284,9 +284,14 @@ impl Group {
 
     /// Removes a member (its consumer closed or unsubscribed) and rebalances the rest.
     pub fn leave(&self, member: &str) {
+        self.leave_at(member, Instant::now());
+    }
+
+    /// [`leave`](Self::leave) at `now`.
+    pub fn leave_at(&self, member: &str, now: Instant) {
         let mut s = self.state.lock();
         if s.members.remove(member).is_some() {
-            start_rebalance(&mut s, Instant::now());
+            start_rebalance(&mut s, now);
             self.changed(&mut s);
         }
     }
@@ -312,15 +317,12 @@ impl Group {
         partitions: &dyn Fn(&str) -> Option<u32>,
     ) -> Checkin {
         let mut s = self.state.lock();
+        self.maintain(&mut s, now, metadata_version, partitions);
         let Some(m) = s.members.get_mut(member) else {
-            self.maintain(&mut s, now, metadata_version, partitions);
             return Checkin::NotMember;
         };
         m.last_seen = now;
-        self.maintain(&mut s, now, metadata_version, partitions);
-        let Some(m) = s.members.get(member) else {
-            return Checkin::NotMember;
-        };
+        let m = &s.members[member];
         if s.preparing {
             return if m.rejoined {
                 Checkin::Waiting
@@ -345,17 +347,41 @@ impl Group {
         partitions: &dyn Fn(&str) -> Option<u32>,
     ) {
         let before = s.epoch;
+        self.expire(s, now);
+        // Partition counts only change with the store's metadata version.
+        if !s.preparing && s.metadata_version != metadata_version {
+            s.metadata_version = metadata_version;
+            if subscribed_counts(s, partitions) != s.partitions {
+                start_rebalance(s, now);
+            }
+        }
+        if s.preparing && s.members.values().all(|m| m.rejoined) {
+            complete_rebalance(s, now, partitions);
+        }
+        if s.epoch != before {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Removes the members whose time is up, before anything a request does counts as their
+    /// sign of life (a late request finds its member gone, as with Kafka's expiry timers).
+    /// An in-process member is silent past `max_poll_interval`; a remote one past its session
+    /// timeout — except while it awaits the end of a rebalance it has rejoined (Kafka keeps
+    /// such a member alive) — or, when it has not rejoined, past its rebalance timeout from the
+    /// rebalance's start (Kafka ends the join phase then and drops who did not rejoin).
+    fn expire(&self, s: &mut State, now: Instant) {
+        let before = s.epoch;
         s.pending.retain(|_, expiry| *expiry >= now);
         let since = s.preparing_since;
+        let preparing = s.preparing;
         let expired: Vec<String> = s
             .members
             .iter()
             .filter(|(_, m)| {
-                let silent = now.saturating_duration_since(m.last_seen) > m.liveness;
-                // Kafka ends a rebalance's join phase after the rebalance timeout and removes
-                // the members that did not rejoin by then.
+                let awaiting = preparing && m.rejoined && m.remote.is_some();
+                let silent = !awaiting && now.saturating_duration_since(m.last_seen) > m.liveness;
                 let late = match (&m.remote, since) {
-                    (Some(r), Some(since)) if s.preparing && !m.rejoined => {
+                    (Some(r), Some(since)) if preparing && !m.rejoined => {
                         now.saturating_duration_since(since) > r.rebalance_timeout
                     }
                     _ => false,
@@ -368,16 +394,6 @@ impl Group {
             tracing::info!(target: "riverbed::group", group = %self.name, member = %id, "member removed: silent past its timeout");
             s.members.remove(&id);
             start_rebalance(s, now);
-        }
-        // Partition counts only change with the store's metadata version.
-        if !s.preparing && s.metadata_version != metadata_version {
-            s.metadata_version = metadata_version;
-            if subscribed_counts(s, partitions) != s.partitions {
-                start_rebalance(s, now);
-            }
-        }
-        if s.preparing && s.members.values().all(|m| m.rejoined) {
-            complete_rebalance(s, partitions);
         }
         if s.epoch != before {
             self.changed.notify_all();
@@ -628,14 +644,13 @@ impl Group {
         partitions: &dyn Fn(&str) -> Option<u32>,
     ) -> Option<std::result::Result<Joined, Refusal>> {
         let mut s = self.state.lock();
-        if let Some(m) = s.members.get_mut(&ticket.member_id) {
-            m.last_seen = now;
-        }
         self.maintain(&mut s, now, metadata_version, partitions);
-        let Some(m) = s.members.get(&ticket.member_id) else {
+        let generation = s.generation;
+        let Some(m) = s.members.get_mut(&ticket.member_id) else {
             return Some(Err(Refusal::UnknownMember));
         };
-        if ticket.immediate || s.generation > ticket.generation {
+        m.last_seen = now;
+        if ticket.immediate || generation > ticket.generation {
             let protocol = m
                 .remote
                 .as_ref()
@@ -643,7 +658,7 @@ impl Group {
                 .unwrap_or_default();
             return Some(Ok(Joined {
                 member_id: ticket.member_id.clone(),
-                generation: s.generation,
+                generation,
                 protocol,
             }));
         }
@@ -672,6 +687,7 @@ impl Group {
         now: Instant,
     ) -> std::result::Result<(String, Vec<TopicPartition>), Refusal> {
         let mut s = self.state.lock();
+        self.expire(&mut s, now);
         let group_generation = s.generation;
         let preparing = s.preparing;
         let m = remote_member(&mut s, member)?;
@@ -703,13 +719,10 @@ impl Group {
         partitions: &dyn Fn(&str) -> Option<u32>,
     ) -> std::result::Result<(), Refusal> {
         let mut s = self.state.lock();
-        if let Ok(m) = remote_member(&mut s, member) {
-            m.last_seen = now;
-        }
         self.maintain(&mut s, now, metadata_version, partitions);
         let group_generation = s.generation;
         let preparing = s.preparing;
-        remote_member(&mut s, member)?;
+        remote_member(&mut s, member)?.last_seen = now;
         if i64::from(generation) != i64::from(group_generation) {
             return Err(Refusal::IllegalGeneration);
         }
@@ -728,6 +741,7 @@ impl Group {
         now: Instant,
     ) -> std::result::Result<String, Refusal> {
         let mut s = self.state.lock();
+        self.expire(&mut s, now);
         let id = if member.is_empty() {
             let Some(instance) = instance_id else {
                 return Err(Refusal::UnknownMember);
@@ -766,6 +780,7 @@ impl Group {
         now: Instant,
     ) -> std::result::Result<(), Refusal> {
         let mut s = self.state.lock();
+        self.expire(&mut s, now);
         if generation < 0 && member.is_empty() {
             return if s.members.is_empty() {
                 Ok(())
@@ -871,6 +886,20 @@ fn subscribed_counts(s: &State, partitions: &dyn Fn(&str) -> Option<u32>) -> BTr
 }
 
 fn start_rebalance(s: &mut State, now: Instant) {
+    if s.members.is_empty() {
+        // The last member has gone: the group is Empty at once, in a new generation (Kafka
+        // completes the join phase of a group without members the same way), so that nothing
+        // waits on a barrier no member will pass.
+        if s.preparing || !s.partitions.is_empty() {
+            s.generation += 1;
+        }
+        s.preparing = false;
+        s.preparing_since = None;
+        s.partitions.clear();
+        s.epoch += 1;
+        s.changes.fetch_add(1, Ordering::Release);
+        return;
+    }
     if !s.preparing {
         s.preparing_since = Some(now);
     }
@@ -883,7 +912,7 @@ fn start_rebalance(s: &mut State, now: Instant) {
     }
 }
 
-fn complete_rebalance(s: &mut State, partitions: &dyn Fn(&str) -> Option<u32>) {
+fn complete_rebalance(s: &mut State, now: Instant, partitions: &dyn Fn(&str) -> Option<u32>) {
     s.partitions = subscribed_counts(s, partitions);
     let specs: BTreeMap<String, MemberSpec> = s
         .members
@@ -907,6 +936,11 @@ fn complete_rebalance(s: &mut State, partitions: &dyn Fn(&str) -> Option<u32>) {
         m.assignment = result.remove(id).unwrap_or_default();
         m.previous.clear();
         m.rejoined = false;
+        if m.remote.is_some() {
+            // Kafka restarts every member's session timer as a rebalance completes: a remote
+            // member's session runs from here until its SyncGroup and heartbeats.
+            m.last_seen = now;
+        }
     }
     s.generation += 1;
     s.preparing = false;
@@ -994,5 +1028,347 @@ mod tests {
         };
         assert_eq!(assignment.len(), 2);
         assert_eq!(g.checkin(&a, later, 1, &parts), Checkin::NotMember);
+    }
+
+    /// A model of the clients around one coordinator: in-process consumers (check in at poll,
+    /// revoke, rejoin) and remote Kafka clients (JoinGroup with the MEMBER_ID_REQUIRED round
+    /// trip, SyncGroup, Heartbeat, rejoin on REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION), driven
+    /// by random joins, leaves, steps, clock advances and partition-count changes.
+    mod mixed_model {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TOPICS: [&str; 2] = ["t", "u"];
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            JoinLocal {
+                slot: usize,
+                topics: u8,
+                liveness_ms: u64,
+            },
+            JoinRemote {
+                slot: usize,
+                topics: u8,
+                session_ms: u64,
+                extra_ms: u64,
+                v4: bool,
+            },
+            Step(usize),
+            Leave(usize),
+            Advance(u64),
+            Grow(u32),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                1 => (0..5usize, 1..4u8, 50..1000u64).prop_map(|(slot, topics, liveness_ms)| Op::JoinLocal { slot, topics, liveness_ms }),
+                1 => (0..5usize, 1..4u8, 50..1000u64, 0..1000u64, any::<bool>()).prop_map(|(slot, topics, session_ms, extra_ms, v4)| Op::JoinRemote { slot, topics, session_ms, extra_ms, v4 }),
+                4 => (0..5usize).prop_map(Op::Step),
+                1 => (0..5usize).prop_map(Op::Leave),
+                2 => (1..400u64).prop_map(Op::Advance),
+                1 => (0..3u32).prop_map(Op::Grow),
+            ]
+        }
+
+        #[derive(Debug)]
+        enum Phase {
+            Joining(JoinTicket),
+            Member { generation: u32 },
+        }
+
+        #[derive(Debug)]
+        enum Client {
+            Local {
+                id: String,
+                liveness: Duration,
+            },
+            Remote {
+                id: String,
+                phase: Phase,
+                session: Duration,
+                rebalance: Duration,
+                topics: BTreeSet<String>,
+            },
+        }
+
+        #[derive(Debug)]
+        struct Slot {
+            client: Client,
+            /// What the client believes it owns (and would consume).
+            owned: Vec<TopicPartition>,
+            /// Its last request the coordinator answered.
+            last_contact: Instant,
+        }
+
+        struct World {
+            g: Group,
+            t0: Instant,
+            clock: u64,
+            version: u64,
+            counts: BTreeMap<String, u32>,
+            slots: Vec<Option<Slot>>,
+        }
+
+        fn topics_of(mask: u8) -> BTreeSet<String> {
+            TOPICS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, t)| t.to_string())
+                .collect()
+        }
+
+        impl World {
+            fn now(&self) -> Instant {
+                self.t0 + Duration::from_millis(self.clock)
+            }
+
+            fn step(&mut self, slot: usize) {
+                let now = self.now();
+                let version = self.version;
+                let counts = self.counts.clone();
+                let parts = move |t: &str| counts.get(t).copied();
+                let Some(sl) = self.slots[slot].as_mut() else {
+                    return;
+                };
+                match &mut sl.client {
+                    Client::Local { id, .. } => match self.g.checkin(id, now, version, &parts) {
+                        Checkin::NotMember => {
+                            self.slots[slot] = None;
+                        }
+                        Checkin::Revoke => {
+                            sl.owned.clear();
+                            self.g.rejoin(id);
+                            sl.last_contact = now;
+                        }
+                        Checkin::Waiting => {
+                            assert!(sl.owned.is_empty(), "a waiting member owns nothing");
+                            sl.last_contact = now;
+                        }
+                        Checkin::Stable { assignment, .. } => {
+                            sl.owned = assignment;
+                            sl.last_contact = now;
+                        }
+                    },
+                    Client::Remote {
+                        id,
+                        phase,
+                        session,
+                        topics,
+                        rebalance,
+                    } => {
+                        let session = *session;
+                        let rebalance = *rebalance;
+                        let topics = topics.clone();
+                        let rejoin = |g: &Group, id: &str| {
+                            let mut j = remote_join(id, &topics, session, false);
+                            j.rebalance_timeout = rebalance;
+                            g.remote_join(j, now, version, &parts)
+                        };
+                        match phase {
+                            Phase::Joining(ticket) => {
+                                match self.g.poll_join(ticket, now, version, &parts) {
+                                    None => sl.last_contact = now,
+                                    Some(Err(_)) => self.slots[slot] = None,
+                                    Some(Ok(j)) => {
+                                        sl.last_contact = now;
+                                        match self.g.sync(&j.member_id, j.generation as i32, now) {
+                                            Ok((_, assignment)) => {
+                                                sl.owned = assignment;
+                                                *phase = Phase::Member {
+                                                    generation: j.generation,
+                                                };
+                                            }
+                                            Err(Refusal::UnknownMember) => self.slots[slot] = None,
+                                            Err(_) => match rejoin(&self.g, id) {
+                                                Ok(t) => *phase = Phase::Joining(t),
+                                                Err(_) => self.slots[slot] = None,
+                                            },
+                                        }
+                                    }
+                                }
+                            }
+                            Phase::Member { generation } => {
+                                match self
+                                    .g
+                                    .heartbeat(id, *generation as i32, now, version, &parts)
+                                {
+                                    Ok(()) => sl.last_contact = now,
+                                    Err(Refusal::UnknownMember) => self.slots[slot] = None,
+                                    Err(_) => {
+                                        // Eager: revoke, then rejoin.
+                                        sl.owned.clear();
+                                        sl.last_contact = now;
+                                        match rejoin(&self.g, id) {
+                                            Ok(t) => *phase = Phase::Joining(t),
+                                            Err(_) => self.slots[slot] = None,
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// Clients notice their own silence: a consumer past its session timeout (remote)
+            /// or max_poll_interval (in-process) stops consuming what it owned.
+            fn self_expire(&mut self) {
+                let now = self.now();
+                for sl in self.slots.iter_mut().flatten() {
+                    let limit = match &sl.client {
+                        Client::Local { liveness, .. } => *liveness,
+                        // The Java client's max.poll.interval (its rebalance timeout): a member
+                        // that has not polled within it leaves on its own.
+                        Client::Remote {
+                            session, rebalance, ..
+                        } => (*session).min(*rebalance),
+                    };
+                    if now.saturating_duration_since(sl.last_contact) > limit {
+                        sl.owned.clear();
+                    }
+                }
+            }
+
+            fn check(&self) {
+                let mut seen = BTreeSet::new();
+                for sl in self.slots.iter().flatten() {
+                    for tp in &sl.owned {
+                        assert!(
+                            seen.insert(tp.clone()),
+                            "{tp} owned by two members: {:?}",
+                            self.slots
+                        );
+                    }
+                }
+                // What a client owns is what the coordinator assigned it.
+                let d = self.g.describe();
+                for sl in self.slots.iter().flatten() {
+                    if sl.owned.is_empty() {
+                        continue;
+                    }
+                    let id = match &sl.client {
+                        Client::Local { id, .. } | Client::Remote { id, .. } => id,
+                    };
+                    let assigned = d.members.iter().find(|(m, _)| m == id).map(|(_, a)| a);
+                    assert_eq!(assigned, Some(&sl.owned), "{id}: {d:?}");
+                }
+            }
+        }
+
+        fn remote_join(
+            id: &str,
+            topics: &BTreeSet<String>,
+            session: Duration,
+            v4: bool,
+        ) -> RemoteJoin {
+            RemoteJoin {
+                member_id: id.to_string(),
+                instance_id: None,
+                client_id: "model".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout: session,
+                rebalance_timeout: session * 2,
+                protocols: vec![("range".into(), protocol::encode_subscription(topics))],
+                require_known_member_id: v4,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+            #[test]
+            fn no_partition_has_two_owners_and_a_settled_group_owns_every_partition(
+                ops in proptest::collection::vec(op(), 1..80)
+            ) {
+                let mut w = World {
+                    g: Group::new("g"),
+                    t0: Instant::now(),
+                    clock: 0,
+                    version: 1,
+                    counts: [("t".to_string(), 4), ("u".to_string(), 3)].into_iter().collect(),
+                    slots: (0..5).map(|_| None).collect(),
+                };
+                let mut subscriptions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+                for op in ops {
+                    let now = w.now();
+                    let counts = w.counts.clone();
+                    let parts = move |t: &str| counts.get(t).copied();
+                    match op {
+                        Op::JoinLocal { slot, topics, liveness_ms } => {
+                            if w.slots[slot].is_none() {
+                                let liveness = Duration::from_millis(liveness_ms);
+                                let id = w.g.join(topics_of(topics), Assignor::Range, liveness, now);
+                                subscriptions.insert(id.clone(), topics_of(topics));
+                                w.slots[slot] = Some(Slot { client: Client::Local { id, liveness }, owned: vec![], last_contact: now });
+                            }
+                        }
+                        Op::JoinRemote { slot, topics, session_ms, extra_ms, v4 } => {
+                            if w.slots[slot].is_none() {
+                                let session = Duration::from_millis(session_ms);
+                                let mut j = remote_join("", &topics_of(topics), session, v4);
+                                j.rebalance_timeout = session + Duration::from_millis(extra_ms);
+                                let mut r = w.g.remote_join(j.clone(), now, w.version, &parts);
+                                if let Err(Refusal::MemberIdRequired(id)) = &r {
+                                    j.member_id = id.clone();
+                                    r = w.g.remote_join(j.clone(), now, w.version, &parts);
+                                }
+                                let ticket = r.expect("a new member with the group's protocol joins");
+                                subscriptions.insert(ticket.member_id.clone(), topics_of(topics));
+                                w.slots[slot] = Some(Slot {
+                                    client: Client::Remote { id: ticket.member_id.clone(), phase: Phase::Joining(ticket), session, rebalance: j.rebalance_timeout, topics: topics_of(topics) },
+                                    owned: vec![],
+                                    last_contact: now,
+                                });
+                            }
+                        }
+                        Op::Step(slot) => w.step(slot),
+                        Op::Leave(slot) => {
+                            if let Some(sl) = w.slots[slot].take() {
+                                match sl.client {
+                                    Client::Local { id, .. } => w.g.leave_at(&id, now),
+                                    Client::Remote { id, .. } => { let _ = w.g.remote_leave(&id, None, now); }
+                                }
+                            }
+                        }
+                        Op::Advance(ms) => {
+                            w.clock += ms;
+                            w.self_expire();
+                        }
+                        Op::Grow(by) => {
+                            if by > 0 {
+                                *w.counts.get_mut("t").unwrap() += by;
+                                w.version += 1;
+                            }
+                        }
+                    }
+                    w.check();
+                }
+                // Settle: no time passes; every client keeps stepping.
+                for _ in 0..20 {
+                    for slot in 0..5 {
+                        w.step(slot);
+                        w.check();
+                    }
+                }
+                let d = w.g.describe();
+                prop_assert!(!d.rebalancing, "{d:?}");
+                // Every partition of a subscribed topic is owned by exactly one live client.
+                let live: Vec<&Slot> = w.slots.iter().flatten().collect();
+                let mut expected = BTreeSet::new();
+                for sl in &live {
+                    let id = match &sl.client { Client::Local { id, .. } | Client::Remote { id, .. } => id };
+                    for t in &subscriptions[id] {
+                        for p in 0..w.counts[t] {
+                            expected.insert(TopicPartition::new(t.clone(), p));
+                        }
+                    }
+                }
+                let owned: BTreeSet<TopicPartition> = live.iter().flat_map(|sl| sl.owned.iter().cloned()).collect();
+                prop_assert_eq!(owned, expected);
+                prop_assert_eq!(d.members.len(), live.len());
+            }
+        }
     }
 }

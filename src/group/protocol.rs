@@ -12,6 +12,11 @@
 //! Nothing here panics on bytes a client sends: a short or inconsistent buffer is a
 //! [`Malformed`] error naming what was expected.
 
+#![allow(
+    clippy::big_endian_bytes,
+    reason = "Kafka's consumer protocol is big-endian"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::topic::TopicPartition;

@@ -459,6 +459,9 @@ pub(super) fn offset_commit(
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
 
+/// One partition's OffsetFetch answer: partition, committed offset (-1: none), metadata, error.
+type OffsetRow = (i32, i64, String, i16);
+
 /// One group's committed offsets as OffsetFetch answers them: the partitions asked for (or
 /// every partition with an offset), -1 and no metadata where nothing is committed.
 /// `require_stable` (v7+, KIP-447): a partition an open transaction has an offset pending for
@@ -468,7 +471,7 @@ fn fetch_offsets(
     group: &str,
     topics: Option<Vec<(TopicName, Vec<i32>)>>,
     require_stable: bool,
-) -> Vec<(TopicName, Vec<(i32, i64, String, i16)>)> {
+) -> Vec<(TopicName, Vec<OffsetRow>)> {
     let offsets = shared.store.offsets();
     let wanted: Vec<(TopicName, Vec<i32>)> = match topics {
         Some(t) => t,
