@@ -39,6 +39,7 @@ pub(super) fn handle(
         ApiKey::DescribeConfigs => admin::describe_configs(shared, version, body),
         ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(shared, version, body),
         ApiKey::AlterConfigs => admin::alter_configs(shared, version, body),
+        ApiKey::DescribeCluster => admin::describe_cluster(shared, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

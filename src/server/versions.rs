@@ -27,6 +27,7 @@ pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The advertised range of `api`, if it is served.
