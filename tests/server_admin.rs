@@ -574,3 +574,29 @@ fn alter_configs_replaces_the_whole_set() {
         );
     }
 }
+
+#[test]
+fn describe_cluster_names_this_one_node() {
+    use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+    let (_d, _store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    for v in 0..=1 {
+        let r: DescribeClusterResponse = c.call(
+            ApiKey::DescribeCluster,
+            v,
+            &DescribeClusterRequest::default().with_endpoint_type(1),
+        );
+        assert_eq!(r.error_code, NONE);
+        assert_eq!(r.controller_id.0, 0);
+        assert_eq!(r.brokers.len(), 1);
+        assert_eq!(r.brokers[0].broker_id.0, 0);
+        assert_eq!(r.brokers[0].port, i32::from(server.local_addr().port()));
+        assert_eq!(r.brokers[0].host.as_str(), "127.0.0.1");
+    }
+    let r: DescribeClusterResponse = c.call(
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest::default().with_endpoint_type(2),
+    );
+    assert_eq!(r.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
+}

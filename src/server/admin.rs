@@ -1,5 +1,5 @@
 //! Topic administration over the wire: CreateTopics, DeleteTopics, CreatePartitions,
-//! DescribeConfigs, IncrementalAlterConfigs and AlterConfigs, on the store's own calls
+//! DescribeConfigs, IncrementalAlterConfigs and AlterConfigs (and DescribeCluster), on the store's own calls
 //! ([`Store::create_topic`], [`Store::delete_topic`], [`Store::add_partitions`],
 //! [`Store::alter_topic_config`]), so that a topic created by `kafka-topics`, an admin client or
 //! the application itself is the same topic.
@@ -22,13 +22,15 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{
     incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, ApiKey,
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -824,6 +826,52 @@ pub(super) fn alter_configs(
         })
         .collect();
     let resp = AlterConfigsResponse::default().with_responses(responses);
+    Ok(Reply::Body(encode_body(&resp, version)?))
+}
+
+// ---- DescribeCluster ------------------------------------------------------------------------
+
+/// The cluster id DescribeCluster reports; the same string Metadata reports (a single node has
+/// no cluster to name, and clients only compare it between answers).
+const CLUSTER_ID: &str = "riverbed";
+
+/// DescribeCluster v0–1 (the Java admin's `describeCluster`): this one node, as broker and
+/// controller. Endpoint type 2 (controllers, KIP-919) is refused with UNSUPPORTED_ENDPOINT_TYPE,
+/// as a broker answers it.
+pub(super) fn describe_cluster(
+    shared: &Shared,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
+    let req: DescribeClusterRequest = decode_body(body, ApiKey::DescribeCluster, version)?;
+    let mut resp = DescribeClusterResponse::default()
+        .with_endpoint_type(1)
+        .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(NODE_ID))
+            .with_host(StrBytes::from_string(shared.advertised_host.clone()))
+            .with_port(shared.advertised_port)])
+        // Kafka's "not requested" value (i32::MIN) unless asked; everything when asked: there
+        // are no ACLs on this front (yet).
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            // Kafka's AclOperation codes as bits: CREATE 5, ALTER 7, DESCRIBE 8,
+            // CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+            (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)
+        } else {
+            i32::MIN
+        });
+    if version >= 1 && req.endpoint_type != 1 {
+        resp = DescribeClusterResponse::default()
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(msg(format!(
+                "endpoint type {} is not served: this node is a broker (1)",
+                req.endpoint_type
+            )))
+            .with_endpoint_type(req.endpoint_type)
+            .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+            .with_controller_id(BrokerId(-1));
+    }
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
 

@@ -53,6 +53,7 @@ pub(super) fn handle(
         ApiKey::Fetch => super::fetch::handle(shared, conn, version, body),
         ApiKey::ListOffsets => super::list_offsets::handle(shared, conn, version, body),
         ApiKey::DeleteRecords => super::delete_records::handle(shared, conn, version, body),
+        ApiKey::DescribeCluster => admin::describe_cluster(shared, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

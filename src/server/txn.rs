@@ -537,19 +537,26 @@ pub(super) fn end_txn(shared: &Shared, version: i16, body: &mut Bytes) -> Result
 /// check and the append. Otherwise the batch would open a transaction in the log that no
 /// coordinator decision ever ends (holding the partition's last stable offset forever).
 ///
-/// Errors: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH (the code Produce has for a
-/// fenced producer; a transaction its timeout aborted fenced it), and INVALID_TXN_STATE for a
-/// partition not in the open transaction, as Kafka's partition verification (KIP-890) answers.
-#[allow(dead_code)] // called by the Produce handler
+/// `transactional_id` is the Produce request's. Errors, as Kafka answers a Produce v3–10:
+/// - no transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), which Kafka's `KafkaApis`
+///   answers for the whole request when it holds transactional records without one;
+/// - INVALID_PRODUCER_ID_MAPPING, or INVALID_PRODUCER_EPOCH for a fenced producer (Produce has
+///   no PRODUCER_FENCED; a transaction its timeout aborted fenced it);
+/// - INVALID_TXN_STATE for a partition not in the open transaction: Kafka's `ReplicaManager`
+///   answers "Partition was not added to the transaction" (KIP-890 verification).
+#[allow(dead_code)] // the Produce handler's, once both are merged
 pub(crate) fn with_transaction<R>(
     store: &Store,
-    transactional_id: &str,
+    transactional_id: Option<&str>,
     producer_id: i64,
     epoch: i16,
     tp: &TopicPartition,
     append: impl FnOnce() -> R,
 ) -> Result<R, ResponseError> {
-    let entry = owned_entry(store, transactional_id, producer_id, epoch, 0, i16::MAX)?;
+    let Some(id) = transactional_id else {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    };
+    let entry = owned_entry(store, id, producer_id, epoch, 0, i16::MAX)?;
     let e = entry.lock();
     check_owner(&e, producer_id, epoch, 0, i16::MAX)?;
     match &e.open {
@@ -563,6 +570,7 @@ pub(crate) fn with_transaction<R>(
 /// The wire client of the integration tests (kafka-protocol's client side), for the test below.
 #[cfg(test)]
 #[path = "../../tests/common/wire.rs"]
+#[allow(clippy::big_endian_bytes)] // Kafka's framing is big-endian
 mod test_wire;
 
 #[cfg(test)]
@@ -656,7 +664,7 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let part = store.partition(&tp).unwrap();
         let produce = |seq: i32, values: &[&str]| {
-            with_transaction(&store, "tx", pid, epoch, &tp, || {
+            with_transaction(&store, Some("tx"), pid, epoch, &tp, || {
                 part.log.append(&batch(pid, epoch, seq, values)).map(drop)
             })
         };
@@ -667,6 +675,10 @@ mod tests {
             Some(ResponseError::InvalidTxnState)
         );
         assert_eq!(part.log.high_watermark(), 0);
+        assert_eq!(
+            with_transaction(&store, None, pid, epoch, &tp, || ()),
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
+        );
 
         assert_eq!(add(&mut c, pid, epoch), 0);
         produce(0, &["c1", "c2"]).unwrap().unwrap();
@@ -702,7 +714,7 @@ mod tests {
         );
         assert_eq!(r.producer_epoch, old.1 + 1);
         assert_eq!(
-            with_transaction(&store, "tx", old.0, old.1, &tp, || ()),
+            with_transaction(&store, Some("tx"), old.0, old.1, &tp, || ()),
             Err(ResponseError::InvalidProducerEpoch)
         );
 
@@ -757,7 +769,7 @@ mod tests {
         let part = store.partition(&tp).unwrap();
         for (seq, values) in [(0, &["x", "y"][..]), (2, &["z"][..])] {
             assert_eq!(add(&mut c, pid, epoch), 0);
-            with_transaction(&store, "tx", pid, epoch, &tp, || {
+            with_transaction(&store, Some("tx"), pid, epoch, &tp, || {
                 part.log.append(&batch(pid, epoch, seq, values)).unwrap()
             })
             .unwrap();
