@@ -26,8 +26,12 @@ pub(super) fn handle(
     header: &RequestHeader,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
-    let _ = (shared, conn, header, body);
-    Err(Close::Malformed(format!(
-        "{api:?} v{version} has no handler"
-    )))
+    let _ = header;
+    match api {
+        ApiKey::SaslHandshake => super::auth::handshake(shared, conn, version, body),
+        ApiKey::SaslAuthenticate => super::auth::authenticate(shared, conn, version, body),
+        _ => Err(Close::Malformed(format!(
+            "{api:?} v{version} has no handler"
+        ))),
+    }
 }

@@ -12,7 +12,12 @@
 use kafka_protocol::messages::ApiKey;
 
 /// (API, lowest version, highest version) for every API the front serves.
-pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 4)];
+pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 4),
+    // KIP-152: v0 sends the tokens as bare frames, v1 in SaslAuthenticate (auth/mod.rs).
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+];
 
 /// The advertised range of `api`, if it is served.
 pub(crate) fn advertised(api: ApiKey) -> Option<(i16, i16)> {
