@@ -330,3 +330,88 @@ pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::ServerConfig;
+    use crate::store::server_metrics::ServerCounters;
+
+    fn shared(config: ServerConfig) -> (tempfile::TempDir, Shared) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let shared = Shared {
+            store,
+            config,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            stopping: Default::default(),
+            connections: Default::default(),
+            metrics: Arc::new(ServerCounters::new("127.0.0.1:9092".into(), Vec::new())),
+            next_connection: Default::default(),
+            threads: Default::default(),
+        };
+        (dir, shared)
+    }
+
+    fn conn(user: Option<&str>) -> Connection {
+        Connection {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            client_id: None,
+            answered_error: false,
+            session: Session {
+                user: user.map(str::to_string),
+                state: SaslState::Done,
+            },
+            close_after_reply: None,
+        }
+    }
+
+    /// `authorize` asks the ACLs as the connection's principal (`User:ANONYMOUS` before or
+    /// without SASL), and allows everything without ACLs; a refusal maps to the code of the
+    /// resource's type (a denied topic: TOPIC_AUTHORIZATION_FAILED, 29).
+    #[test]
+    fn authorize_uses_the_sessions_principal() {
+        let acls = Acls::parse("allow User:alice topic:events write\n").unwrap();
+        let (_d, s) = shared(ServerConfig::new("127.0.0.1:0").acls(acls));
+        let events = Resource::topic("events");
+        assert!(authorize(
+            &s,
+            &conn(Some("alice")),
+            Operation::Write,
+            events
+        ));
+        assert!(!authorize(&s, &conn(Some("bob")), Operation::Write, events));
+        assert!(!authorize(&s, &conn(None), Operation::Write, events));
+        assert_eq!(events.kind.denied_code(), 29);
+        let (_d2, open) = shared(ServerConfig::new("127.0.0.1:0"));
+        assert!(authorize(&open, &conn(None), Operation::Delete, events));
+    }
+
+    /// Before a SASL login only ApiVersions and the SASL APIs pass; after it, anything does;
+    /// without SASL nothing is gated.
+    #[test]
+    fn admit_gates_requests_before_authentication() {
+        let creds =
+            Credentials::parse(&Credentials::line("SCRAM-SHA-256", "alice", "pw", 4096).unwrap())
+                .unwrap();
+        let (_d, s) = shared(ServerConfig::new("127.0.0.1:0").sasl(creds));
+        let anonymous = conn(None);
+        for api in [
+            ApiKey::ApiVersions,
+            ApiKey::SaslHandshake,
+            ApiKey::SaslAuthenticate,
+        ] {
+            assert!(admit(&s, &anonymous, api).is_ok(), "{api:?}");
+        }
+        for api in [ApiKey::Metadata, ApiKey::Produce, ApiKey::Fetch] {
+            assert!(
+                matches!(admit(&s, &anonymous, api), Err(Close::Malformed(_))),
+                "{api:?}"
+            );
+            assert!(admit(&s, &conn(Some("alice")), api).is_ok());
+        }
+        let (_d2, open) = shared(ServerConfig::new("127.0.0.1:0"));
+        assert!(admit(&open, &anonymous, ApiKey::Produce).is_ok());
+    }
+}
