@@ -281,6 +281,7 @@ fn every_codec_is_appended_and_read_back() {
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
         for name in names {
             let batch = RecordBatch::from_bytes(bin(name)).unwrap();
+            batch.check_records().unwrap();
             log.append(&batch).unwrap();
         }
         log.flush().unwrap();
@@ -339,6 +340,8 @@ fn mangled_compressed_sections_are_corruption() {
             let crc = crc32c_of(&bytes[21..]);
             bytes[17..21].copy_from_slice(&crc.to_be_bytes());
             let batch = RecordBatch::from_bytes(bytes).unwrap();
+            let e = batch.check_records().unwrap_err();
+            assert!(e.is_corruption(), "{name} at {at}, cut {cut}: {e:?}");
             let all = batch
                 .as_batch()
                 .records()

@@ -424,6 +424,25 @@ impl RecordBatch {
         Ok(RecordBatch { bytes, header })
     }
 
+    /// Decodes every record of the batch and its headers (decompressing it first), as Kafka's
+    /// broker validates a client's batch before appending it (`LogValidator`). `from_bytes`
+    /// checks the framing and the CRC only; a client's batch whose CRC is right but whose
+    /// records (or compressed section) do not decode would otherwise be stored, and found by
+    /// every reader. A front that appends clients' batches calls this first.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) naming what does not decode.
+    pub fn check_records(&self) -> Result<()> {
+        let batch = self.as_batch();
+        let records = batch.records()?;
+        for r in records.iter() {
+            for h in r?.headers() {
+                h?;
+            }
+        }
+        Ok(())
+    }
+
     /// A decoding view of this batch.
     pub fn as_batch(&self) -> BatchRef<'_> {
         BatchRef {
