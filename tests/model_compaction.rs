@@ -1,6 +1,6 @@
 //! Model-based test of compaction: random appends over a small key space (values and tombstones,
-//! plain and zstd batches), rolls, reopens and compactions at random clock times run against a
-//! real compacted `Log` and an in-memory list of every record appended. After every step:
+//! plain batches and batches of each of Kafka's codecs: gzip, snappy, lz4, zstd), rolls, reopens
+//! and compactions at random clock times run against a real compacted `Log` and an in-memory list of every record appended. After every step:
 //!
 //! - every record the log returns is the one appended at that offset (offsets never change),
 //!   offsets strictly increase, and reads from any offset (also inside a gap) return the first
@@ -33,7 +33,8 @@ enum Op {
     /// Records `(key, value)` (`None` value: a tombstone); the clock moves by `tick` first.
     Append {
         records: Vec<(u8, Option<u8>)>,
-        zstd: bool,
+        /// Index into [`CODECS`].
+        codec: usize,
         tick: u16,
     },
     Roll,
@@ -54,14 +55,23 @@ fn key() -> impl Strategy<Value = u8> {
     prop_oneof![4 => 0u8..6, 1 => 0u8..60]
 }
 
+/// The compressions appends draw from: a compacted batch is rewritten with its own codec.
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip { level: 1 },
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd { level: 1 },
+];
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (
             prop::collection::vec((key(), prop::option::weighted(0.85, 0u8..=255)), 1..6),
-            any::<bool>(),
+            0..CODECS.len(),
             0u16..400
         )
-            .prop_map(|(records, zstd, tick)| Op::Append { records, zstd, tick }),
+            .prop_map(|(records, codec, tick)| Op::Append { records, codec, tick }),
         2 => Just(Op::Roll),
         3 => (0u16..2_500, any::<bool>()).prop_map(|(ahead, small_map)| Op::Compact { ahead, small_map }),
         1 => Just(Op::Reopen),
@@ -207,15 +217,11 @@ impl Harness {
         match op {
             Op::Append {
                 records,
-                zstd,
+                codec,
                 tick,
             } => {
                 self.clock += i64::from(*tick);
-                let mut b = BatchBuilder::new(if *zstd {
-                    Compression::Zstd { level: 1 }
-                } else {
-                    Compression::None
-                });
+                let mut b = BatchBuilder::new(CODECS[*codec]);
                 let first = self.model.len() as u64;
                 let mut recs = Vec::new();
                 for (i, (k, v)) in records.iter().enumerate() {

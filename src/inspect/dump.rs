@@ -35,8 +35,8 @@ pub struct BatchSummary {
     pub max_timestamp: i64,
     /// Whose clock the timestamps are.
     pub timestamp_type: TimestampType,
-    /// Codec name: `none` or `zstd` (a Kafka batch may also say `gzip`, `snappy` or `lz4`, which
-    /// this build does not read).
+    /// Codec name: `none`, `gzip`, `snappy`, `lz4` or `zstd` (a format 1/2 batch: `none` or
+    /// `zstd`).
     pub codec: &'static str,
     /// Producer id, epoch and base sequence (all -1 for a batch without a producer).
     pub producer: ProducerFields,

@@ -434,15 +434,6 @@ impl Log {
         if batch.len() < crate::record::kafka::HEADER_LEN {
             return Err(Error::invalid("cannot append an empty (unbuilt) batch"));
         }
-        let codec = batch.header().codec();
-        if codec != crate::record::kafka::CODEC_NONE && codec != crate::record::kafka::CODEC_ZSTD {
-            // Kafka's gzip, snappy and lz4 batches parse, but this build cannot read them back.
-            return Err(Error::invalid(format!(
-                "compression codec {} (Kafka codec id {codec}) is not supported: \
-                 only none and zstd batches can be appended",
-                crate::record::kafka::codec_name(codec)
-            )));
-        }
         if batch.len() > config.max_message_bytes {
             return Err(ErrorKind::RecordTooLarge {
                 size: batch.len(),

@@ -13,8 +13,9 @@
 //! ```
 //! Integers are big-endian; every varint is zigzag-encoded (-1 = null for keys and values).
 //! The CRC is CRC-32C (Castagnoli) over `attributes .. end of batch`, so the log stamps
-//! `baseOffset` and `partitionLeaderEpoch` without recomputing it. A zstd batch's records section
-//! is one zstd frame, without a length prefix.
+//! `baseOffset` and `partitionLeaderEpoch` without recomputing it. A compressed batch's records
+//! section is in one of Kafka's codecs (gzip, snappy, lz4, zstd: [`compression`](super::compression));
+//! a zstd one is one zstd frame, without a length prefix.
 //!
 //! The constants below mirror FORMAT.md's table; `constants_match_format_md` checks that the two
 //! agree.
@@ -62,11 +63,12 @@ pub const MAGIC_V2: u8 = 2;
 
 /// Codec ids of attribute bits 0..=2 (Kafka's `CompressionType`).
 pub const CODEC_NONE: u16 = 0;
-/// gzip: recognised, not read or written by this build.
+/// gzip: the records section is one gzip stream ([`compression`](super::compression)).
 pub const CODEC_GZIP: u16 = 1;
-/// snappy: recognised, not read or written by this build.
+/// snappy: snappy-java's framing, or one raw snappy block
+/// ([`compression`](super::compression)).
 pub const CODEC_SNAPPY: u16 = 2;
-/// lz4: recognised, not read or written by this build.
+/// lz4: one LZ4 frame ([`compression`](super::compression)).
 pub const CODEC_LZ4: u16 = 3;
 /// zstd: the records section is one zstd frame.
 pub const CODEC_ZSTD: u16 = 4;

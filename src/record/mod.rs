@@ -23,6 +23,7 @@
 //! ```
 
 pub mod codec;
+pub mod compression;
 pub mod crc;
 pub mod kafka;
 
@@ -31,15 +32,28 @@ use std::borrow::Cow;
 use crate::error::{corrupt, Error, Result};
 use codec::{BatchHeader, Cursor, Layout};
 
-/// How a batch's records section is compressed.
+/// How a batch's records section is compressed: Kafka's codecs (`compression.type`), each in
+/// the framing Kafka's Java client writes ([`compression`] says which). Whatever the codec, a
+/// batch is stored uncompressed when compressing does not make it smaller. Every reader decodes
+/// every codec, so a batch a Kafka client compressed reads back in-process too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compression {
     /// Stored as is. Default.
     #[default]
     None,
-    /// zstd at the given level (1..=22; 3 is zstd's default). The batch is stored uncompressed
-    /// when compressing does not make it smaller.
+    /// gzip at the given level (1..=9; Kafka's default, `compression.gzip.level` unset, is 6).
+    Gzip {
+        /// Deflate level, 1 (fastest) ..= 9 (smallest).
+        level: u32,
+    },
+    /// snappy, in snappy-java's framing (Kafka's Java client).
+    Snappy,
+    /// lz4, as an LZ4 frame of 64 KiB independent blocks (Kafka's `Lz4BlockOutputStream`).
+    /// One speed only: `lz4_flex`'s fast compressor (Kafka's `compression.lz4.level` selects
+    /// LZ4 HC levels, which this build does not write; it reads any level).
+    Lz4,
+    /// zstd at the given level (1..=22; 3 is zstd's default).
     Zstd {
         /// zstd compression level.
         level: i32,
@@ -242,7 +256,7 @@ impl BatchBuilder {
     ///
     /// # Errors
     /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) if the batch is empty;
-    /// [`Io`](crate::ErrorKind::Io) if zstd fails.
+    /// [`Io`](crate::ErrorKind::Io) if the compressor fails.
     pub fn build(&self) -> Result<RecordBatch> {
         let mut batch = RecordBatch::empty();
         self.build_into(&mut batch)?;
@@ -289,10 +303,10 @@ impl BatchBuilder {
         bytes.clear();
         bytes.resize(kafka::HEADER_LEN, 0);
         let mut codec_id = kafka::CODEC_NONE;
-        if let Compression::Zstd { level } = self.compression {
-            kafka::compress_zstd(records, level, bytes)?;
+        if self.compression != Compression::None {
+            compression::compress(self.compression, records, bytes)?;
             if bytes.len() - kafka::HEADER_LEN < records.len() {
-                codec_id = kafka::CODEC_ZSTD;
+                codec_id = compression::codec_id(self.compression);
             } else {
                 bytes.truncate(kafka::HEADER_LEN);
             }
@@ -408,6 +422,25 @@ impl RecordBatch {
         }
         let header = batch.header;
         Ok(RecordBatch { bytes, header })
+    }
+
+    /// Decodes every record of the batch and its headers (decompressing it first), as Kafka's
+    /// broker validates a client's batch before appending it (`LogValidator`). `from_bytes`
+    /// checks the framing and the CRC only; a client's batch whose CRC is right but whose
+    /// records (or compressed section) do not decode would otherwise be stored, and found by
+    /// every reader. A front that appends clients' batches calls this first.
+    ///
+    /// # Errors
+    /// [`Corruption`](crate::ErrorKind::Corruption) naming what does not decode.
+    pub fn check_records(&self) -> Result<()> {
+        let batch = self.as_batch();
+        let records = batch.records()?;
+        for r in records.iter() {
+            for h in r?.headers() {
+                h?;
+            }
+        }
+        Ok(())
     }
 
     /// A decoding view of this batch.
@@ -629,19 +662,12 @@ impl<'a> BatchRef<'a> {
     }
 }
 
-/// The decompressed records section of a compressed batch. A Kafka batch's codec must be zstd
-/// (gzip, snappy and lz4 are refused when appended, so finding one is corruption) and its frame
-/// may not decompress past [`MAX_UNCOMPRESSED_RECORDS`](codec::MAX_UNCOMPRESSED_RECORDS).
+/// The decompressed records section of a compressed batch. A Kafka batch may use any of
+/// Kafka's codecs (gzip, snappy, lz4, zstd: [`compression`]); a format 1/2 batch only zstd.
+/// Neither may decompress past [`MAX_UNCOMPRESSED_RECORDS`](codec::MAX_UNCOMPRESSED_RECORDS).
 fn decompress(section: &[u8], header: BatchHeader) -> Result<Vec<u8>> {
     if header.layout == Layout::Kafka {
-        if !header.is_zstd() {
-            return Err(corrupt(
-                kafka::ATTRIBUTES.start as u64,
-                "codec none or zstd (the only ones this build writes)",
-                format!("codec {}", kafka::codec_name(header.codec())),
-            ));
-        }
-        return kafka::decompress_zstd(section, codec::MAX_UNCOMPRESSED_RECORDS);
+        return compression::decompress(header.codec(), section, codec::MAX_UNCOMPRESSED_RECORDS);
     }
     let at = header.records_start() as u64;
     let Some((len, frame)) = section.split_first_chunk::<4>() else {
@@ -871,7 +897,8 @@ pub(crate) enum Filtered {
 /// offset, last offset delta (so the offsets of the records kept do not change and gaps appear
 /// where others were), first and max timestamps, attributes (codec, timestamp type,
 /// transactional), producer id, epoch and base sequence. A Kafka batch's kept records are
-/// copied unchanged; a zstd batch is compressed again (at zstd's default level).
+/// copied unchanged; a compressed batch is compressed again with its codec, at that codec's
+/// default level (Kafka's cleaner, `MemoryRecords.filterTo`, also keeps a batch's codec).
 ///
 /// A batch of segment format 1/2 (`Layout::Legacy`) that changes is re-encoded record by record
 /// in Kafka's layout (its zstd codec id becomes Kafka's; a version 1 batch gets no producer);
@@ -885,7 +912,7 @@ pub(crate) enum Filtered {
 ///
 /// # Errors
 /// [`Corruption`](crate::ErrorKind::Corruption) if a record does not decode;
-/// [`Io`](crate::ErrorKind::Io) if zstd fails.
+/// [`Io`](crate::ErrorKind::Io) if the compressor fails.
 pub(crate) fn filter_batch(
     batch: &BatchRef<'_>,
     mut keep: impl FnMut(&RecordView<'_>) -> bool,
@@ -1033,13 +1060,21 @@ fn write_kafka_batch(
 ) -> Result<()> {
     out.clear();
     out.resize(kafka::HEADER_LEN, 0);
-    let codec_id = if h.is_zstd() {
-        kafka::compress_zstd(records, 0, out)?;
-        kafka::CODEC_ZSTD
-    } else {
+    // A format 1/2 batch's only codec is zstd; a Kafka batch keeps its own.
+    let again = match h.layout {
+        Layout::Legacy if h.is_zstd() => Some(Compression::Zstd {
+            level: compression::ZSTD_DEFAULT_LEVEL,
+        }),
+        Layout::Legacy => None,
+        Layout::Kafka => compression::for_codec(h.codec()),
+    }
+    .unwrap_or(Compression::None);
+    let codec_id = compression::codec_id(again);
+    if again == Compression::None {
         out.extend_from_slice(records);
-        kafka::CODEC_NONE
-    };
+    } else {
+        compression::compress(again, records, out)?;
+    }
     header.attributes = (header.attributes & !codec::ATTR_COMPRESSION_MASK) | codec_id;
     header.layout = Layout::Kafka;
     header.magic = kafka::MAGIC_V2;
@@ -1317,5 +1352,40 @@ mod tests {
         assert_eq!(offsets, [10, 12]);
         assert_eq!(kafka.last_offset(), 12);
         assert_eq!(got[1].1, 1_002);
+    }
+
+    /// The cleaner's rewrite of a compressed Kafka batch keeps its codec (as Kafka's
+    /// `MemoryRecords.filterTo` does), for each of Kafka's codecs, and the kept records read back.
+    #[test]
+    fn filtering_keeps_each_codec() {
+        let value = b"a value long enough to be worth compressing, ".repeat(4);
+        for compression in [
+            Compression::Gzip { level: 6 },
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd { level: 3 },
+        ] {
+            let mut b = BatchBuilder::new(compression);
+            for i in 0..6u8 {
+                b.append(1_000 + i64::from(i), Some(&[i]), Some(&value), &[]);
+            }
+            let batch = b.build().unwrap();
+            let id = compression::codec_id(compression);
+            assert_eq!(batch.header().codec(), id, "{compression:?}");
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            let verdict = filter_batch(
+                &batch.as_batch(),
+                |r| r.offset() % 2 == 0,
+                None,
+                &mut out,
+                &mut scratch,
+            )
+            .unwrap();
+            assert_eq!(verdict, Filtered::Some);
+            let kept = BatchRef::parse(&out, usize::MAX).unwrap();
+            assert_eq!(kept.header().codec(), id, "{compression:?}");
+            let offsets: Vec<u64> = seen(&kept).iter().map(|r| r.0).collect();
+            assert_eq!(offsets, [0, 2, 4], "{compression:?}");
+        }
     }
 }

@@ -20,6 +20,8 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::auth::tls::Transport;
+use super::auth::{self, Session};
 use super::dispatch::{self, Reply};
 use super::{versions, Shared};
 
@@ -36,6 +38,11 @@ pub(crate) struct Connection {
     /// Set by a handler whose answer carries an error code, so the request counts as an
     /// error in the server's metrics; cleared before each request.
     pub answered_error: bool,
+    /// Who the client is (SASL), for `auth::authorize`.
+    pub session: Session,
+    /// Set by a handler whose answer must be the connection's last (a failed SASL login):
+    /// the response is written, then the connection is closed for this reason.
+    pub close_after_reply: Option<String>,
 }
 
 impl Connection {
@@ -55,6 +62,8 @@ pub(crate) enum Close {
     /// The client sent something that is not a request we can answer: Kafka closes the
     /// connection (there is no way to send an error for a request that cannot be parsed).
     Malformed(String),
+    /// SASL authentication failed (after its answer, if the API has one).
+    AuthFailed(String),
 }
 
 impl From<io::Error> for Close {
@@ -73,6 +82,15 @@ pub(super) fn serve(shared: &Shared, stream: TcpStream) {
         peer,
         client_id: None,
         answered_error: false,
+        session: Session::default(),
+        close_after_reply: None,
+    };
+    let stream = match Transport::new(stream, shared.config.security.tls.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "could not start TLS");
+            return;
+        }
     };
     let result = serve_inner(shared, &mut conn, stream);
     match result {
@@ -81,14 +99,18 @@ pub(super) fn serve(shared: &Shared, stream: TcpStream) {
         Close::Malformed(reason) => {
             tracing::warn!(%peer, client_id = ?conn.client_id, %reason, "malformed request: connection closed")
         }
+        Close::AuthFailed(reason) => {
+            tracing::warn!(%peer, client_id = ?conn.client_id, %reason, "authentication failed: connection closed")
+        }
     }
 }
 
-fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: TcpStream) -> Close {
-    if let Err(e) = stream
+fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: Transport) -> Close {
+    let tcp = stream.tcp();
+    if let Err(e) = tcp
         .set_read_timeout(Some(POLL))
-        .and_then(|_| stream.set_write_timeout(Some(shared.config.socket_timeout)))
-        .and_then(|_| stream.set_nodelay(true))
+        .and_then(|_| tcp.set_write_timeout(Some(shared.config.socket_timeout)))
+        .and_then(|_| tcp.set_nodelay(true))
     {
         return Close::Io(e);
     }
@@ -98,6 +120,20 @@ fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: TcpStream) ->
             Ok(None) => return Close::Done,
             Err(close) => return close,
         };
+        if conn.session.expects_raw_token() {
+            // After a SaslHandshake v0 the client's tokens come as bare frames.
+            let answer = match auth::raw_token(shared, conn, &frame) {
+                Ok(answer) => answer,
+                Err(close) => {
+                    let _ = stream.tcp().shutdown(Shutdown::Both);
+                    return close;
+                }
+            };
+            if let Err(e) = stream.write_all(&answer).and_then(|()| stream.flush()) {
+                return Close::Io(e);
+            }
+            continue;
+        }
         let started = Instant::now();
         let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
         shared
@@ -112,7 +148,7 @@ fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: TcpStream) ->
         }
         match handled {
             Ok(Some(response)) => {
-                if let Err(e) = stream.write_all(&response) {
+                if let Err(e) = stream.write_all(&response).and_then(|()| stream.flush()) {
                     return Close::Io(e);
                 }
                 shared
@@ -122,9 +158,13 @@ fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: TcpStream) ->
             }
             Ok(None) => {}
             Err(close) => {
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.tcp().shutdown(Shutdown::Both);
                 return close;
             }
+        }
+        if let Some(reason) = conn.close_after_reply.take() {
+            let _ = stream.tcp().shutdown(Shutdown::Both);
+            return Close::AuthFailed(reason);
         }
         if shared.stopping.load(Ordering::SeqCst) {
             return Close::Done;
@@ -134,7 +174,7 @@ fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: TcpStream) ->
 
 /// Reads one size-prefixed frame. `None` when the client closed between requests or the server
 /// is stopping while the connection is idle.
-fn read_frame(shared: &Shared, stream: &mut TcpStream) -> Result<Option<Bytes>, Close> {
+fn read_frame(shared: &Shared, stream: &mut Transport) -> Result<Option<Bytes>, Close> {
     let mut size = [0u8; 4];
     if !read_full(shared, stream, &mut size, true)? {
         return Ok(None);
@@ -160,7 +200,7 @@ fn read_frame(shared: &Shared, stream: &mut TcpStream) -> Result<Option<Bytes>, 
 /// client idle or stalled mid-request for longer than the socket timeout.
 fn read_full(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut Transport,
     buf: &mut [u8],
     idle: bool,
 ) -> Result<bool, Close> {
@@ -243,6 +283,7 @@ pub(crate) fn handle_frame(
             versions::advertised(api)
         )));
     }
+    auth::admit(shared, conn, api)?;
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| Close::Malformed(format!("{api:?} v{version} header: {e}")))?;
     if let Some(id) = &header.client_id {

@@ -54,6 +54,8 @@ pub(super) fn handle(
         ApiKey::ListOffsets => super::list_offsets::handle(shared, conn, version, body),
         ApiKey::DeleteRecords => super::delete_records::handle(shared, conn, version, body),
         ApiKey::DescribeCluster => admin::describe_cluster(shared, version, body),
+        ApiKey::SaslHandshake => super::auth::handshake(shared, conn, version, body),
+        ApiKey::SaslAuthenticate => super::auth::authenticate(shared, conn, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),

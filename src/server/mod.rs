@@ -39,6 +39,7 @@
 //! own CRC check.
 
 mod admin;
+pub mod auth;
 mod conn;
 mod delete_records;
 mod dispatch;
@@ -64,6 +65,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::server_metrics::ServerCounters;
 use crate::store::Store;
 
+pub use auth::tls::TlsConfig;
+pub use auth::{Acls, Credentials};
+
 /// How a [`Server`] listens and what it allows. Built with setters from [`ServerConfig::new`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -74,6 +78,8 @@ pub struct ServerConfig {
     max_connections: usize,
     socket_timeout: Duration,
     allow_unauthenticated_public: bool,
+    /// SASL credentials, ACLs, TLS (`auth`).
+    pub(crate) security: auth::Security,
 }
 
 impl ServerConfig {
@@ -88,7 +94,34 @@ impl ServerConfig {
             max_connections: 1024,
             socket_timeout: Duration::from_secs(60),
             allow_unauthenticated_public: false,
+            security: auth::Security::default(),
         }
+    }
+
+    /// Requires every client to authenticate with SASL (PLAIN, SCRAM-SHA-256 or
+    /// SCRAM-SHA-512) as one of `credentials`' users before any request but ApiVersions
+    /// (Kafka's SASL_PLAINTEXT listener, or SASL_SSL with [`tls`](Self::tls)). With it the
+    /// server may listen on a non-loopback address. See [`auth`].
+    pub fn sasl(mut self, credentials: Credentials) -> ServerConfig {
+        self.security.credentials = Some(std::sync::Arc::new(credentials));
+        self
+    }
+
+    /// Checks every request against `acls` (principal × resource × operation); without it every
+    /// request is allowed. See [`auth`].
+    pub fn acls(mut self, acls: Acls) -> ServerConfig {
+        self.security.acls = Some(std::sync::Arc::new(acls));
+        self
+    }
+
+    /// Serves TLS only (Kafka's SSL listener; SASL_SSL with [`sasl`](Self::sasl)), with the
+    /// certificate and key of `tls`. TLS alone does not authenticate a client: a public
+    /// address still needs [`sasl`](Self::sasl) or
+    /// [`allow_unauthenticated_public`](Self::allow_unauthenticated_public).
+    #[cfg(feature = "server-tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> ServerConfig {
+        self.security.tls = Some(tls);
+        self
     }
 
     /// The `host:port` clients are told to connect to in Metadata and FindCoordinator answers
@@ -121,8 +154,9 @@ impl ServerConfig {
         self
     }
 
-    /// Allows listening on a non-loopback address without authentication. Off by default:
-    /// [`Server::start`] refuses, so that a store is not opened to a network by mistake.
+    /// Allows listening on a non-loopback address without authentication ([`sasl`](Self::sasl)).
+    /// Off by default: [`Server::start`] refuses, so that a store is not opened to a network by
+    /// mistake.
     pub fn allow_unauthenticated_public(mut self, allow: bool) -> ServerConfig {
         self.allow_unauthenticated_public = allow;
         self
@@ -225,11 +259,12 @@ impl Server {
                 config.listen
             )));
         }
-        if !config.allow_unauthenticated_public {
+        if !config.allow_unauthenticated_public && !config.security.authenticates() {
             if let Some(public) = addrs.iter().find(|a| !a.ip().is_loopback()) {
                 return Err(invalid(format!(
                     "{public} is not a loopback address and the server has no authentication; \
-                     listen on 127.0.0.1, or allow it explicitly (allow_unauthenticated_public)"
+                     listen on 127.0.0.1, require SASL (ServerConfig::sasl), or allow it \
+                     explicitly (allow_unauthenticated_public)"
                 )));
             }
         }

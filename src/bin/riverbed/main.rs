@@ -68,6 +68,14 @@ enum Command {
     /// Serve the store to Kafka clients over Kafka's wire protocol (feature `server`).
     #[cfg(feature = "server")]
     Serve(serve::ServeArgs),
+    /// Print a credentials-file line (salted SCRAM keys) for a user whose password is read
+    /// from stdin, for `serve --sasl-credentials` (feature `server`).
+    #[cfg(feature = "server")]
+    #[command(
+        after_help = "Example:\n  echo 's3cret' | riverbed credential alice >> credentials\n  \
+        riverbed -d ./data serve --listen 0.0.0.0:9092 --sasl-credentials credentials"
+    )]
+    Credential(serve::CredentialArgs),
 }
 
 /// Options shared by commands that print.
@@ -148,6 +156,8 @@ fn main() -> ExitCode {
         Command::Stats(a) => inspect::stats(&cli, a),
         #[cfg(feature = "server")]
         Command::Serve(a) => serve::run(&cli, a),
+        #[cfg(feature = "server")]
+        Command::Credential(a) => serve::credential(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,6 +42,21 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address without authentication.
     #[arg(long)]
     allow_unauthenticated_public: bool,
+    /// Require SASL (PLAIN, SCRAM-SHA-256/512) as a user of this credentials file (format:
+    /// README, "Security"); allows a non-loopback --listen.
+    #[arg(long, value_name = "FILE")]
+    sasl_credentials: Option<std::path::PathBuf>,
+    /// Check every request against the ACLs of this file (format: README, "Security").
+    #[arg(long, value_name = "FILE")]
+    acl_file: Option<std::path::PathBuf>,
+    /// Serve TLS with this PEM certificate chain (with --tls-key; feature `server-tls`).
+    #[cfg(feature = "server-tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[cfg(feature = "server-tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// Runs `serve`.
@@ -72,6 +87,16 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     if let Some(a) = &args.advertised_listener {
         config = config.advertised_listener(a);
     }
+    if let Some(path) = &args.sasl_credentials {
+        config = config.sasl(riverbed::server::Credentials::load(path)?);
+    }
+    if let Some(path) = &args.acl_file {
+        config = config.acls(riverbed::server::Acls::load(path)?);
+    }
+    #[cfg(feature = "server-tls")]
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config = config.tls(riverbed::server::TlsConfig::from_pem_files(cert, key)?);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -90,5 +115,35 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     server.shutdown()?;
     store.close()?;
     eprintln!("riverbed: stopped");
+    Ok(())
+}
+
+/// Arguments of `credential`.
+#[derive(Args)]
+pub struct CredentialArgs {
+    /// The user name.
+    user: String,
+    /// The SCRAM mechanism the line is for (PLAIN logins accept either).
+    #[arg(long, default_value = "SCRAM-SHA-512", value_parser = ["SCRAM-SHA-256", "SCRAM-SHA-512"])]
+    mechanism: String,
+    /// PBKDF2 iterations (4096..=16384; Kafka's default is 4096).
+    #[arg(long, default_value_t = 8192, value_name = "N")]
+    iterations: u32,
+}
+
+/// Runs `credential`: reads the password (the first line of stdin) and prints the line.
+pub fn credential(args: &CredentialArgs) -> CmdResult {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| Failure::Error(format!("cannot read the password from stdin: {e}")))?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(crate::usage("no password on stdin"));
+    }
+    let line =
+        riverbed::server::Credentials::line(&args.mechanism, &args.user, password, args.iterations)
+            .map_err(|e| crate::usage(e.to_string()))?;
+    println!("{line}");
     Ok(())
 }

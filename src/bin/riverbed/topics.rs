@@ -24,7 +24,7 @@ pub enum TopicsCmd {
         index_max_bytes, max_message_bytes (or its old name max_record_bytes), flush \
         (every|manual|interval:<msgs|none>:<ms|none>), \
         retention_ms, retention_bytes, recovery_checkpoint_bytes, recovery (truncate|strict), \
-        compression (none|zstd:<level>), timestamp_type (create|append); `none` for no limit."
+        compression (none|gzip:<level>|snappy|lz4|zstd:<level>), timestamp_type (create|append); `none` for no limit."
     )]
     Create {
         /// Topic name.
@@ -515,8 +515,9 @@ fn kafka_setting(k: &str, v: &str) -> (String, String) {
             "compression".into(),
             match v {
                 "uncompressed" => "none".into(),
-                // Kafka's default zstd level.
+                // Kafka's default zstd and gzip levels.
                 "zstd" => "zstd:3".into(),
+                "gzip" => "gzip:6".into(),
                 _ => v.into(),
             },
         ),
