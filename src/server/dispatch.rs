@@ -27,16 +27,16 @@ pub(super) fn handle(
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     match api {
-        ApiKey::FindCoordinator => groups::find_coordinator(shared, version, body),
+        ApiKey::FindCoordinator => groups::find_coordinator(shared, conn, version, body),
         ApiKey::JoinGroup => groups::join_group(shared, conn, version, header, body),
-        ApiKey::SyncGroup => groups::sync_group(shared, version, body),
-        ApiKey::Heartbeat => groups::heartbeat(shared, version, body),
-        ApiKey::LeaveGroup => groups::leave_group(shared, version, body),
-        ApiKey::OffsetCommit => groups::offset_commit(shared, version, body),
-        ApiKey::OffsetFetch => groups::offset_fetch(shared, version, body),
-        ApiKey::ListGroups => groups::list_groups(shared, version, body),
-        ApiKey::DescribeGroups => groups::describe_groups(shared, version, body),
-        ApiKey::DeleteGroups => groups::delete_groups(shared, version, body),
+        ApiKey::SyncGroup => groups::sync_group(shared, conn, version, body),
+        ApiKey::Heartbeat => groups::heartbeat(shared, conn, version, body),
+        ApiKey::LeaveGroup => groups::leave_group(shared, conn, version, body),
+        ApiKey::OffsetCommit => groups::offset_commit(shared, conn, version, body),
+        ApiKey::OffsetFetch => groups::offset_fetch(shared, conn, version, body),
+        ApiKey::ListGroups => groups::list_groups(shared, conn, version, body),
+        ApiKey::DescribeGroups => groups::describe_groups(shared, conn, version, body),
+        ApiKey::DeleteGroups => groups::delete_groups(shared, conn, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"
         ))),
