@@ -850,3 +850,155 @@ fn a_join_blocked_on_a_rebalance_ends_when_the_server_shuts_down() {
     assert_eq!(code, Some(15));
     drop(local);
 }
+
+#[test]
+fn every_advertised_version_of_every_group_api_is_answered() {
+    // Each version encodes its own field set (flexible versions from JoinGroup v6, SyncGroup
+    // v4, OffsetCommit v8, OffsetFetch v6, ...): a field set where a version has none would
+    // make the response fail to encode and close the connection.
+    let (_d, _store, server) = start(2);
+    let mut c = WireClient::connect(server.local_addr());
+    assert_eq!(commit(&mut c, "g", -1, "", 0, 3), 0);
+    for v in 0..=6 {
+        let r: Option<FindCoordinatorResponse> = c.try_call(
+            ApiKey::FindCoordinator,
+            v,
+            &FindCoordinatorRequest::default()
+                .with_key(if v < 4 { s("g") } else { s("") })
+                .with_coordinator_keys(if v >= 4 { vec![s("g")] } else { vec![] }),
+        );
+        assert!(r.is_some(), "FindCoordinator v{v}");
+    }
+    for v in 0..=7 {
+        let mut req = join_request("v", "", &["range"], 10_000);
+        if v == 0 {
+            req.rebalance_timeout_ms = -1;
+        }
+        let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, v, &req);
+        let (member, generation) = if r.error_code == 79 {
+            let r: JoinGroupResponse = c.call(
+                ApiKey::JoinGroup,
+                v,
+                &join_request("v", r.member_id.as_str(), &["range"], 10_000)
+                    .with_rebalance_timeout_ms(if v == 0 { -1 } else { 10_000 }),
+            );
+            (r.member_id.to_string(), r.generation_id)
+        } else {
+            assert_eq!(r.error_code, 0, "JoinGroup v{v}");
+            (r.member_id.to_string(), r.generation_id)
+        };
+        let sv = v.min(5);
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(gid("v"))
+            .with_generation_id(generation)
+            .with_member_id(s(&member));
+        if sv >= 5 {
+            sync = sync
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range")));
+        }
+        let r: SyncGroupResponse = c.call(ApiKey::SyncGroup, sv, &sync);
+        assert_eq!(r.error_code, 0, "SyncGroup v{sv}");
+        assert_eq!(assignment(&r.assignment), all(2));
+        let hv = v.min(4);
+        let r: HeartbeatResponse = c.call(
+            ApiKey::Heartbeat,
+            hv,
+            &HeartbeatRequest::default()
+                .with_group_id(gid("v"))
+                .with_generation_id(generation)
+                .with_member_id(s(&member)),
+        );
+        assert_eq!(r.error_code, 0, "Heartbeat v{hv}");
+        let lv = v.min(5);
+        let leave = if lv >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(gid("v"))
+                .with_members(vec![MemberIdentity::default().with_member_id(s(&member))])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(gid("v"))
+                .with_member_id(s(&member))
+        };
+        let r: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, lv, &leave);
+        assert_eq!(r.error_code, 0, "LeaveGroup v{lv}");
+    }
+    for v in 2..=8 {
+        let r: OffsetCommitResponse = c.call(
+            ApiKey::OffsetCommit,
+            v,
+            &OffsetCommitRequest::default()
+                .with_group_id(gid("g"))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s(TOPIC)))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(1)
+                        .with_committed_offset(i64::from(v))])]),
+        );
+        assert_eq!(r.topics[0].partitions[0].error_code, 0, "OffsetCommit v{v}");
+    }
+    for v in 1..=8 {
+        let req = if v >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(gid("g"))
+                    .with_topics(None), // null: every partition with an offset
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(gid("g"))
+                .with_topics(Some(vec![
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s(TOPIC)))
+                    .with_partition_indexes(vec![0, 1]),
+            ]))
+        };
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, v, &req);
+        let got: Vec<i64> = if v >= 8 {
+            r.groups[0].topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect()
+        } else {
+            r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect()
+        };
+        assert_eq!(got, vec![3, 8], "OffsetFetch v{v}");
+    }
+    for v in 0..=4 {
+        let r: ListGroupsResponse = c.call(ApiKey::ListGroups, v, &ListGroupsRequest::default());
+        assert!(
+            r.groups.iter().any(|g| g.group_id.as_str() == "g"),
+            "ListGroups v{v}"
+        );
+    }
+    for v in 0..=5 {
+        let r: DescribeGroupsResponse = c.call(
+            ApiKey::DescribeGroups,
+            v,
+            &DescribeGroupsRequest::default().with_groups(vec![gid("g")]),
+        );
+        assert_eq!(
+            r.groups[0].group_state.as_str(),
+            "Empty",
+            "DescribeGroups v{v}"
+        );
+    }
+    for v in 0..=2 {
+        let r: DeleteGroupsResponse = c.call(
+            ApiKey::DeleteGroups,
+            v,
+            &DeleteGroupsRequest::default().with_groups_names(vec![gid("g")]),
+        );
+        assert_eq!(
+            r.results[0].error_code,
+            if v == 0 { 0 } else { 69 },
+            "DeleteGroups v{v}"
+        );
+    }
+}

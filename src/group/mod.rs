@@ -773,16 +773,21 @@ impl Group {
     /// has already rejoined a rebalance under way gets REBALANCE_IN_PROGRESS. Like Kafka, the
     /// partitions are not checked against the member's assignment. A member's commit counts as
     /// its heartbeat.
+    ///
+    /// `transactional` (TxnOffsetCommit): as Kafka's `validateOffsetCommit(isTransactional)`,
+    /// a commit without member and generation is allowed also while the group has members
+    /// (older TxnOffsetCommit versions carry neither), and the rebalance state is not checked.
     pub fn check_remote_commit(
         &self,
         member: &str,
         generation: i32,
+        transactional: bool,
         now: Instant,
     ) -> std::result::Result<(), Refusal> {
         let mut s = self.state.lock();
         self.expire(&mut s, now);
         if generation < 0 && member.is_empty() {
-            return if s.members.is_empty() {
+            return if s.members.is_empty() || transactional {
                 Ok(())
             } else {
                 Err(Refusal::UnknownMember)
@@ -795,7 +800,7 @@ impl Group {
         if i64::from(generation) != i64::from(group_generation) {
             return Err(Refusal::IllegalGeneration);
         }
-        if preparing && m.rejoined {
+        if preparing && m.rejoined && !transactional {
             return Err(Refusal::RebalanceInProgress);
         }
         Ok(())
@@ -1028,6 +1033,56 @@ mod tests {
         };
         assert_eq!(assignment.len(), 2);
         assert_eq!(g.checkin(&a, later, 1, &parts), Checkin::NotMember);
+    }
+
+    #[test]
+    fn remote_commit_rules_follow_kafkas_validate_offset_commit() {
+        // ClassicGroup.validateOffsetCommit (apache/kafka group-coordinator), both flavours.
+        let g = Group::new("g");
+        let now = Instant::now();
+        let parts = |_: &str| Some(2);
+        assert_eq!(
+            g.check_remote_commit("", -1, false, now),
+            Ok(()),
+            "simple commit, empty group"
+        );
+        let join = RemoteJoin {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocols: vec![("range".into(), protocol::encode_subscription(&subs(&["t"])))],
+            require_known_member_id: false,
+        };
+        let t = g.remote_join(join, now, 1, &parts).unwrap();
+        let j = g.poll_join(&t, now, 1, &parts).unwrap().unwrap();
+        let gen = j.generation as i32;
+        assert_eq!(
+            g.check_remote_commit("", -1, false, now),
+            Err(Refusal::UnknownMember)
+        );
+        assert_eq!(
+            g.check_remote_commit("", -1, true, now),
+            Ok(()),
+            "txn: no member needed"
+        );
+        assert_eq!(
+            g.check_remote_commit("x", gen, true, now),
+            Err(Refusal::UnknownMember)
+        );
+        assert_eq!(
+            g.check_remote_commit(&j.member_id, gen + 1, true, now),
+            Err(Refusal::IllegalGeneration)
+        );
+        assert_eq!(g.check_remote_commit(&j.member_id, gen, false, now), Ok(()));
+        // An in-process member's id is not a remote client's to use.
+        let local = g.join(subs(&["t"]), Assignor::Range, Duration::from_secs(10), now);
+        assert_eq!(
+            g.check_remote_commit(&local, gen, false, now),
+            Err(Refusal::UnknownMember)
+        );
     }
 
     /// A model of the clients around one coordinator: in-process consumers (check in at poll,

@@ -45,7 +45,7 @@ use kafka_protocol::messages::{
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, SyncGroupRequest,
     SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::conn::{decode_body, encode_body, Close, Connection};
 use super::dispatch::Reply;
@@ -66,7 +66,9 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-fn refusal_error(r: &Refusal) -> ResponseError {
+/// The Kafka error for a coordinator refusal (also for TxnOffsetCommit's checks, with
+/// `Group::check_remote_commit(.., transactional: true, ..)`).
+pub(super) fn refusal_error(r: &Refusal) -> ResponseError {
     match r {
         Refusal::UnknownMember => ResponseError::UnknownMemberId,
         Refusal::IllegalGeneration => ResponseError::IllegalGeneration,
@@ -74,6 +76,19 @@ fn refusal_error(r: &Refusal) -> ResponseError {
         Refusal::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
         Refusal::MemberIdRequired(_) => ResponseError::MemberIdRequired,
     }
+}
+
+/// Encodes `resp`, counting it as an error answer in the server's metrics when `failed`.
+fn reply<R: Encodable>(
+    conn: &mut Connection,
+    failed: bool,
+    resp: &R,
+    version: i16,
+) -> Result<Reply, Close> {
+    if failed {
+        conn.error_answered();
+    }
+    Ok(Reply::Body(encode_body(resp, version)?))
 }
 
 /// Kafka's `isValidGroupId` for the membership APIs: not empty.
@@ -95,6 +110,7 @@ fn group_changed(shared: &Shared) {
 /// on a request carries a batch of keys, each answered.
 pub(super) fn find_coordinator(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -139,38 +155,52 @@ pub(super) fn find_coordinator(
             .with_host(s(host))
             .with_port(port);
     }
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    reply(conn, error != 0, &resp, version)
 }
 
 /// JoinGroup v0–7.
 pub(super) fn join_group(
     shared: &Shared,
-    conn: &Connection,
+    conn: &mut Connection,
     version: i16,
     header: &RequestHeader,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: JoinGroupRequest = decode_body(body, ApiKey::JoinGroup, version)?;
-    let answer = |error: ResponseError, member_id: &str| -> Result<Reply, Close> {
-        let resp = JoinGroupResponse::default()
+    let answer = |error: ResponseError, member_id: &str| -> JoinGroupResponse {
+        JoinGroupResponse::default()
             .with_error_code(error.code())
             .with_generation_id(-1)
             .with_protocol_name((version < 7).then(|| s("")))
             .with_leader(s(""))
-            .with_member_id(s(member_id));
-        Ok(Reply::Body(encode_body(&resp, version)?))
+            .with_member_id(s(member_id))
     };
     if !valid_group(&req.group_id) {
-        return answer(ResponseError::InvalidGroupId, &req.member_id);
+        return reply(
+            conn,
+            true,
+            &answer(ResponseError::InvalidGroupId, &req.member_id),
+            version,
+        );
     }
     let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
     if !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&session) {
-        return answer(ResponseError::InvalidSessionTimeout, &req.member_id);
+        return reply(
+            conn,
+            true,
+            &answer(ResponseError::InvalidSessionTimeout, &req.member_id),
+            version,
+        );
     }
     if req.protocol_type.as_str() != "consumer" || req.protocols.is_empty() {
         // Only the consumer protocol's assignments can be computed here (Kafka also refuses
         // an empty protocol type or list with this code).
-        return answer(ResponseError::InconsistentGroupProtocol, &req.member_id);
+        return reply(
+            conn,
+            true,
+            &answer(ResponseError::InconsistentGroupProtocol, &req.member_id),
+            version,
+        );
     }
     // v0 has no rebalance timeout: Kafka uses the session timeout.
     let rebalance = if version >= 1 && req.rebalance_timeout_ms > 0 {
@@ -208,9 +238,21 @@ pub(super) fn join_group(
     let ticket: JoinTicket = match ticket {
         Ok(t) => t,
         Err(Refusal::MemberIdRequired(id)) => {
-            return answer(ResponseError::MemberIdRequired, &id);
+            return reply(
+                conn,
+                true,
+                &answer(ResponseError::MemberIdRequired, &id),
+                version,
+            );
         }
-        Err(r) => return answer(refusal_error(&r), &req.member_id),
+        Err(r) => {
+            return reply(
+                conn,
+                true,
+                &answer(refusal_error(&r), &req.member_id),
+                version,
+            )
+        }
     };
     let joined = wait_join(shared, &group, &ticket, rebalance, &counts);
     group_changed(shared);
@@ -222,9 +264,9 @@ pub(super) fn join_group(
                 .with_protocol_name(Some(s(j.protocol)))
                 .with_leader(s(COORDINATOR_LEADER))
                 .with_member_id(s(j.member_id));
-            Ok(Reply::Body(encode_body(&resp, version)?))
+            reply(conn, false, &resp, version)
         }
-        Err(e) => answer(e, &ticket.member_id),
+        Err(e) => reply(conn, true, &answer(e, &ticket.member_id), version),
     }
 }
 
@@ -267,7 +309,12 @@ fn wait_join(
 
 /// SyncGroup v0–5: the member's assignment, computed by the coordinator; what a client sends
 /// in `assignments` is ignored (no client is the leader).
-pub(super) fn sync_group(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn sync_group(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: SyncGroupRequest = decode_body(body, ApiKey::SyncGroup, version)?;
     let mut resp = SyncGroupResponse::default();
     let result = if !valid_group(&req.group_id) {
@@ -302,11 +349,17 @@ pub(super) fn sync_group(shared: &Shared, version: i16, body: &mut Bytes) -> Res
         }
         Err(e) => resp = resp.with_error_code(e.code()),
     }
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    let failed = resp.error_code != 0;
+    reply(conn, failed, &resp, version)
 }
 
 /// Heartbeat v0–4.
-pub(super) fn heartbeat(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn heartbeat(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: HeartbeatRequest = decode_body(body, ApiKey::Heartbeat, version)?;
     let error = if !valid_group(&req.group_id) {
         ResponseError::InvalidGroupId.code()
@@ -327,16 +380,21 @@ pub(super) fn heartbeat(shared: &Shared, version: i16, body: &mut Bytes) -> Resu
         }
     };
     let resp = HeartbeatResponse::default().with_error_code(error);
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    reply(conn, error != 0, &resp, version)
 }
 
 /// LeaveGroup v0–5 (v3+: a batch of members, each by member id or group instance id).
-pub(super) fn leave_group(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn leave_group(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: LeaveGroupRequest = decode_body(body, ApiKey::LeaveGroup, version)?;
     let mut resp = LeaveGroupResponse::default();
     if !valid_group(&req.group_id) {
         resp.error_code = ResponseError::InvalidGroupId.code();
-        return Ok(Reply::Body(encode_body(&resp, version)?));
+        return reply(conn, true, &resp, version);
     }
     let group = shared.store.group(&req.group_id);
     let now = Instant::now();
@@ -358,7 +416,8 @@ pub(super) fn leave_group(shared: &Shared, version: i16, body: &mut Bytes) -> Re
             .collect();
     }
     group_changed(shared);
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    let failed = resp.error_code != 0 || resp.members.iter().any(|m| m.error_code != 0);
+    reply(conn, failed, &resp, version)
 }
 
 /// OffsetCommit v2–8: fenced as Kafka's classic coordinator fences it
@@ -366,6 +425,7 @@ pub(super) fn leave_group(shared: &Shared, version: i16, body: &mut Bytes) -> Re
 /// commit to the store's committed-offsets log (the one in-process consumers use).
 pub(super) fn offset_commit(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -379,6 +439,7 @@ pub(super) fn offset_commit(
             .check_remote_commit(
                 &req.member_id,
                 req.generation_id_or_member_epoch,
+                false,
                 Instant::now(),
             )
             .err()
@@ -435,6 +496,7 @@ pub(super) fn offset_commit(
             }
         }
     }
+    let failed = codes.iter().flatten().any(|&c| c != 0);
     let resp = OffsetCommitResponse::default().with_topics(
         req.topics
             .iter()
@@ -456,7 +518,7 @@ pub(super) fn offset_commit(
             })
             .collect(),
     );
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    reply(conn, failed, &resp, version)
 }
 
 /// One partition's OffsetFetch answer: partition, committed offset (-1: none), metadata, error.
@@ -530,6 +592,7 @@ fn fetch_offsets(
 /// OffsetFetch v1–8 (v8: several groups in one request).
 pub(super) fn offset_fetch(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -600,7 +663,18 @@ pub(super) fn offset_fetch(
             })
             .collect();
     }
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    let failed = resp
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|p| p.error_code != 0)
+        || resp
+            .groups
+            .iter()
+            .flat_map(|g| &g.topics)
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != 0);
+    reply(conn, failed, &resp, version)
 }
 
 /// A group's Kafka state name: from its members, or `Empty` for a group known only by its
@@ -620,7 +694,12 @@ fn state_of(shared: &Shared, name: &str) -> (group::GroupView, bool) {
 }
 
 /// ListGroups v0–4 (v4: filter by state, case-insensitive as Kafka compares them).
-pub(super) fn list_groups(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn list_groups(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: ListGroupsRequest = decode_body(body, ApiKey::ListGroups, version)?;
     let groups = shared
         .store
@@ -646,7 +725,7 @@ pub(super) fn list_groups(shared: &Shared, version: i16, body: &mut Bytes) -> Re
         })
         .collect();
     let resp = ListGroupsResponse::default().with_groups(groups);
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    reply(conn, false, &resp, version)
 }
 
 /// DescribeGroups v0–5: state, protocol and members (in-process members too: client id
@@ -655,6 +734,7 @@ pub(super) fn list_groups(shared: &Shared, version: i16, body: &mut Bytes) -> Re
 /// operations are not computed (Kafka's "not requested" value, i32::MIN).
 pub(super) fn describe_groups(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -698,13 +778,15 @@ pub(super) fn describe_groups(
         })
         .collect();
     let resp = DescribeGroupsResponse::default().with_groups(groups);
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    let failed = resp.groups.iter().any(|g| g.error_code != 0);
+    reply(conn, failed, &resp, version)
 }
 
 /// DeleteGroups v0–2: NON_EMPTY_GROUP while a group has members, GROUP_ID_NOT_FOUND for a group
 /// with neither members nor committed offsets; otherwise its offsets are deleted in one commit.
 pub(super) fn delete_groups(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -737,5 +819,6 @@ pub(super) fn delete_groups(
         .collect();
     let resp = DeleteGroupsResponse::default().with_results(results);
     group_changed(shared);
-    Ok(Reply::Body(encode_body(&resp, version)?))
+    let failed = resp.results.iter().any(|r| r.error_code != 0);
+    reply(conn, failed, &resp, version)
 }
