@@ -10,6 +10,7 @@
 //! IncrementalAlterConfigs: APPEND on a non-list config is INVALID_REQUEST, as
 //! `ConfigAdminManager.prepareIncrementalConfigs` answers).
 #![cfg(feature = "server")]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 mod common;
 

@@ -15,6 +15,7 @@
 //! trunk) and KafkaApis' rewrite of PRODUCER_FENCED to INVALID_PRODUCER_EPOCH for versions older
 //! than KIP-588's.
 #![cfg(feature = "server")]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 mod common;
 

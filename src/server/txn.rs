@@ -570,7 +570,6 @@ pub(crate) fn with_transaction<R>(
 /// The wire client of the integration tests (kafka-protocol's client side), for the test below.
 #[cfg(test)]
 #[path = "../../tests/common/wire.rs"]
-#[allow(clippy::big_endian_bytes)] // Kafka's framing is big-endian
 mod test_wire;
 
 #[cfg(test)]
