@@ -109,6 +109,8 @@ mod partitioner;
 mod producer;
 mod record;
 mod segment;
+#[cfg(feature = "server")]
+pub mod server;
 mod small_file;
 mod store;
 pub mod streams;

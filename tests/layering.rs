@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 /// The layers, top first. A module may refer only to modules in rows below its own.
 const LAYERS: &[&[&str]] = &[
+    // The Kafka wire protocol front (feature `server`): serves a store to remote clients.
+    &["server"],
     // Riverbed Streams: built on the public API.
     &["streams"],
     // Read-only tools over a data directory another process may own.

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that look at or mangle files on disk.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod wire;
+
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;

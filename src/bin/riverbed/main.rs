@@ -11,6 +11,8 @@ mod groups;
 mod inspect;
 mod out;
 mod produce;
+#[cfg(feature = "server")]
+mod serve;
 mod topics;
 
 use std::io::Write;
@@ -63,6 +65,9 @@ enum Command {
     /// Print per-partition and per-group figures of a store directory.
     #[command(after_help = "Example:\n  riverbed stats ./data --interval 1000 --json")]
     Stats(inspect::StatsArgs),
+    /// Serve the store to Kafka clients over Kafka's wire protocol (feature `server`).
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
 }
 
 /// Options shared by commands that print.
@@ -141,6 +146,8 @@ fn main() -> ExitCode {
         Command::Dump(a) => inspect::dump(a),
         Command::Verify(a) => inspect::verify(&cli, a),
         Command::Stats(a) => inspect::stats(&cli, a),
+        #[cfg(feature = "server")]
+        Command::Serve(a) => serve::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
