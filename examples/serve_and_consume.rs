@@ -48,17 +48,29 @@ impl RebalanceListener for Events {
     fn on_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
         // What was processed is committed before the partitions go to another member.
         if let Err(e) = consumer.commit() {
-            line(&self.0, format!(r#"{{"member":"inproc","event":"commit-failed","error":{:?}}}"#, e.to_string()));
+            line(
+                &self.0,
+                format!(
+                    r#"{{"member":"inproc","event":"commit-failed","error":{:?}}}"#,
+                    e.to_string()
+                ),
+            );
         }
         line(
             &self.0,
-            format!(r#"{{"member":"inproc","event":"revoked","partitions":{}}}"#, list(partitions)),
+            format!(
+                r#"{{"member":"inproc","event":"revoked","partitions":{}}}"#,
+                list(partitions)
+            ),
         );
     }
     fn on_assigned(&mut self, _consumer: &mut Consumer, partitions: &[TopicPartition]) {
         line(
             &self.0,
-            format!(r#"{{"member":"inproc","event":"assigned","partitions":{}}}"#, list(partitions)),
+            format!(
+                r#"{{"member":"inproc","event":"assigned","partitions":{}}}"#,
+                list(partitions)
+            ),
         );
     }
 }
@@ -100,6 +112,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     consumer.close()?;
     line(&out, r#"{"member":"inproc","event":"closed"}"#.to_string());
-    server.shutdown();
+    server.shutdown()?;
     Ok(())
 }
