@@ -104,9 +104,9 @@ if [ $((HAVE_KCAT + HAVE_PY + HAVE_JS)) = 0 ]; then
   log "SKIPPED: no outside client could be installed (no network)"
   exit 0
 fi
-[ "$HAVE_PY" = 1 ] && log "$("$PY" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "| kafka-python", kafka.__version__)')"
+[ "$HAVE_PY" = 1 ] && log "$("$PY" -c 'import confluent_kafka, kafka, importlib.metadata as m; print("confluent-kafka", m.version("confluent-kafka"), "(librdkafka", confluent_kafka.libversion()[0] + ") | kafka-python", kafka.__version__)')"
 [ "$HAVE_JS" = 1 ] && log "kafkajs $(node -p 'require(process.argv[1]).version' "$HERE/js/node_modules/kafkajs/package.json") (node $(node --version))"
-[ "$HAVE_KCAT" = 1 ] && log "$(kcat -V 2>&1 | head -1)"
+[ "$HAVE_KCAT" = 1 ] && log "$(kcat -V 2>&1 | grep -i -m1 "version")"
 
 # ---------------------------------------------------------------- build
 log "building riverbed (cli, server) and examples/serve_and_consume"
@@ -192,7 +192,7 @@ scenario() {
   (
     set -e
     SERVER_PID=
-    trap 'stop_server KILL' EXIT
+    trap 'rc=$?; stop_server KILL; exit $rc' EXIT
     "$@"
   ) >"$DIR.out" 2>&1
   rc=$?
