@@ -182,10 +182,10 @@ scenario() {
   js) [ "$HAVE_JS$HAVE_PY" = 11 ] || { SKIPPED=$((SKIPPED + 1)); log "skip $name (no kafkajs or no Python clients)"; return; } ;;
   kcat) [ "$HAVE_KCAT" = 1 ] || { SKIPPED=$((SKIPPED + 1)); log "skip $name (no kcat)"; return; } ;;
   esac
-  export DIR="$WORK/$name" PORT
+  export DIR="$WORK/$name" OUT="$WORK/$name.files" PORT
   PORT="$(free_port)"
   export BOOTSTRAP="127.0.0.1:$PORT"
-  mkdir -p "$DIR"
+  mkdir -p "$DIR" "$OUT"
   local start=$SECONDS rc
   # Every client command in a body runs under `timeout`, and the server waits are bounded, so a
   # hung client or server fails its scenario instead of stalling CI.
@@ -220,8 +220,10 @@ serve() { start_server "$DIR" "$PORT"; }
 # stopped, holds exactly the records the client wrote (key, value, headers, timestamp, partition).
 cli_check() {
   stop_server
-  "$BIN" -d "$DIR" consume "$1" -o beginning -e --json >"$DIR/cli-$1.jsonl"
-  "$PY" "$HERE/py/compare.py" "$2" "$DIR/cli-$1.jsonl"
+  "$BIN" -d "$DIR" topics list >"$OUT/topics.txt"
+  grep -qw "$1" "$OUT/topics.txt" || { echo "riverbed topics list has no $1:"; cat "$OUT/topics.txt"; return 1; }
+  "$BIN" -d "$DIR" consume "$1" -o beginning -e --json >"$OUT/cli-$1.jsonl"
+  "$PY" "$HERE/py/compare.py" "$2" "$OUT/cli-$1.jsonl"
 }
 
 # The scenario bodies live in one file per client.

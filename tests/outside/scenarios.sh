@@ -1,4 +1,6 @@
-# Scenario bodies of tests/outside/run.sh (sourced by it: uses DIR, PORT, BOOTSTRAP, PY, BIN,
+# Scenario bodies of tests/outside/run.sh (sourced by it: uses DIR (the data directory), OUT (a
+# directory for the scenario's other files, so the data directory holds only the store's), PORT,
+# BOOTSTRAP, PY, BIN,
 # EXAMPLE, HERE and its serve/start_server/stop_server/cli_check helpers). Each body runs in a
 # subshell with `set -e`; every client command runs under `timeout`.
 
@@ -10,8 +12,8 @@ js() { timeout 120 node "$HERE/js/scenarios.js" "$@"; }
 # exactly what it wrote, then the riverbed CLI finds the same in the data directory.
 produce_body() { # CLIENT
   serve
-  "$1" produce "$DIR/expected.jsonl"
-  cli_check produced "$DIR/expected.jsonl"
+  "$1" produce "$OUT/expected.jsonl"
+  cli_check produced "$OUT/expected.jsonl"
 }
 
 # restart: a group commits 20 of 50 records; the server is killed (SIGKILL) and started again
@@ -28,13 +30,13 @@ restart_body() { # CLIENT
 # group: two remote members of the client plus the in-process member of
 # examples/serve_and_consume, which serves its own store.
 group_body() { # CLIENT
-  start_server "$DIR" "$PORT" "$EXAMPLE" "$DIR" "$BOOTSTRAP" g-span span-t 4 "$DIR/inproc.jsonl"
+  start_server "$DIR" "$PORT" "$EXAMPLE" "$DIR" "$BOOTSTRAP" g-span span-t 4 "$OUT/inproc.jsonl"
   local rc=0
-  timeout 200 "$PY" "$HERE/py/group_driver.py" "$1" g-span span-t "$DIR/inproc.jsonl" || rc=$?
-  touch "$DIR/inproc.jsonl.stop"
+  timeout 200 "$PY" "$HERE/py/group_driver.py" "$1" g-span span-t "$OUT/inproc.jsonl" || rc=$?
+  touch "$OUT/inproc.jsonl.stop"
   stop_server
   if [ "$rc" != 0 ]; then
-    for f in "$DIR"/inproc.jsonl*; do echo "== $f"; tail -n 20 "$f"; done
+    for f in "$OUT"/inproc.jsonl*; do echo "== $f"; tail -n 20 "$f"; done
     return "$rc"
   fi
 }
@@ -54,7 +56,7 @@ txn_body() {
   RANDOM="$seed"
   echo "txn: seed $seed (RIVERBED_OUTSIDE_SEED=$seed repeats these kills)"
   for round in 1 2 3 4 5 6; do
-    timeout 60 "$PY" "$HERE/py/ck.py" txn-transform 50 >>"$DIR/transform.log" 2>&1 &
+    timeout 60 "$PY" "$HERE/py/ck.py" txn-transform 50 >>"$OUT/transform.log" 2>&1 &
     t=$!
     sleep "$((RANDOM % 3)).$((RANDOM % 10))"
     if [ $((RANDOM % 2)) = 0 ]; then
@@ -73,8 +75,8 @@ txn_body() {
     fi
   done
   echo "final run to the end"
-  timeout 150 "$PY" "$HERE/py/ck.py" txn-transform 140 >>"$DIR/transform.log" 2>&1 || {
-    tail -n 40 "$DIR/transform.log"
+  timeout 150 "$PY" "$HERE/py/ck.py" txn-transform 140 >>"$OUT/transform.log" 2>&1 || {
+    tail -n 40 "$OUT/transform.log"
     return 1
   }
   ck txn-verify
@@ -87,27 +89,26 @@ kcat_body() {
   local md
   md="$(timeout 30 kcat -b "$BOOTSTRAP" -L -J)"
   echo "$md" | "$PY" -c 'import json,sys; m=json.load(sys.stdin); assert m["brokers"], m; print("kcat -L: brokers", [b["name"] for b in m["brokers"]])'
-  "$BIN" -d "$DIR" topics list >/dev/null 2>&1 || true
-  printf 'alice:+50\nbob:-20\nalice:+5\ncarol:7\n' >"$DIR/in.txt"
+  printf 'alice:+50\nbob:-20\nalice:+5\ncarol:7\n' >"$OUT/in.txt"
   # The topic is created through the wire (kafka-python's admin) so that the server holds it.
   timeout 60 "$PY" -c "
 from kafka import KafkaAdminClient
 KafkaAdminClient(bootstrap_servers='$BOOTSTRAP').create_topics({'events': {'num_partitions': 2, 'replication_factor': 1}})"
-  timeout 30 kcat -b "$BOOTSTRAP" -t events -P -K: -X enable.idempotence=true "$DIR/in.txt"
-  timeout 30 kcat -b "$BOOTSTRAP" -t events -C -e -q -f '%k:%s\n' | sort >"$DIR/out.txt"
-  diff <(sort "$DIR/in.txt") "$DIR/out.txt"
+  timeout 30 kcat -b "$BOOTSTRAP" -t events -P -K: -X enable.idempotence=true <"$OUT/in.txt"
+  timeout 30 kcat -b "$BOOTSTRAP" -t events -C -e -q -f '%k:%s\n' | sort >"$OUT/out.txt"
+  diff <(sort "$OUT/in.txt") "$OUT/out.txt"
   echo "kcat -P -K: / -C: 4 records round-trip"
   timeout 60 kcat -b "$BOOTSTRAP" -G billing events -e -q -f '%k:%s\n' -X auto.offset.reset=earliest |
-    sort >"$DIR/group.txt"
-  diff <(sort "$DIR/in.txt") "$DIR/group.txt"
+    sort >"$OUT/group.txt"
+  diff <(sort "$OUT/in.txt") "$OUT/group.txt"
   echo "kcat -G billing: 4 records"
   # The group committed its offsets: a second run of the group has nothing left to read.
-  timeout 60 kcat -b "$BOOTSTRAP" -G billing events -e -q -f '%k:%s\n' >"$DIR/group2.txt"
-  [ ! -s "$DIR/group2.txt" ] || { echo "second group run read again:"; cat "$DIR/group2.txt"; return 1; }
+  timeout 60 kcat -b "$BOOTSTRAP" -G billing events -e -q -f '%k:%s\n' >"$OUT/group2.txt"
+  [ ! -s "$OUT/group2.txt" ] || { echo "second group run read again:"; cat "$OUT/group2.txt"; return 1; }
   echo "kcat -G billing again: nothing left (offsets committed)"
   stop_server
-  "$BIN" -d "$DIR" consume events -o beginning -e -K: | sort >"$DIR/cli.txt"
-  diff <(sort "$DIR/in.txt") "$DIR/cli.txt"
+  "$BIN" -d "$DIR" consume events -o beginning -e -K: | sort >"$OUT/cli.txt"
+  diff <(sort "$OUT/in.txt") "$OUT/cli.txt"
   echo "riverbed consume: the same 4 records in the data directory"
 }
 
