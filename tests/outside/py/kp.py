@@ -173,7 +173,7 @@ def admin_scenario():
     a.create_partitions({"adm-a": 4})
     alive = deadline(10)
     while alive():
-        d = {t["topic"]: t for t in a.describe_topics(["adm-a"])}
+        d = {t["name"]: t for t in a.describe_topics(["adm-a"])}
         if len(d["adm-a"]["partitions"]) == 4:
             break
         time.sleep(0.2)
@@ -183,7 +183,7 @@ def admin_scenario():
     def retention():
         res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "adm-b",
                                                  ["retention.ms"])], config_filter="all")
-        return json.dumps(res)
+        return json.dumps(res, default=str)
 
     if "3600000" not in retention():
         fail(f"describe_configs: {retention()}")
