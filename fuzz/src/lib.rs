@@ -665,8 +665,10 @@ pub fn server_request(data: &[u8]) {
         s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
         s
     }
-    /// Reads frames until the server closes; panics on a malformed frame or a hang.
-    fn drain(s: &mut TcpStream) -> usize {
+    /// Reads frames until the server closes; panics on a malformed frame or a hang, except
+    /// that a connection may stay open when it carried a request the server may rightly hold
+    /// as long as the client asked (`may_hold`: a long-poll Fetch, a rebalance barrier).
+    fn drain(s: &mut TcpStream, may_hold: bool) -> usize {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut n = 0;
         loop {
@@ -675,6 +677,9 @@ pub fn server_request(data: &[u8]) {
                 Ok(()) => {}
                 Err(e) => match e.kind() {
                     std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                        return n
+                    }
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut if may_hold => {
                         return n
                     }
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
@@ -697,9 +702,15 @@ pub fn server_request(data: &[u8]) {
 
     let mut out = Vec::new();
     let mut rest = data;
+    // Fetch (1), JoinGroup (11), SyncGroup (14): requests a server may hold as long as their
+    // client asked; a connection that carried one is read for 1 s only.
+    let mut may_hold = false;
     while rest.len() >= 2 {
         let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
         let len = len.min(rest.len() - 2);
+        if len >= 2 {
+            may_hold |= matches!(i16::from_be_bytes([rest[2], rest[3]]), 1 | 11 | 14);
+        }
         out.extend_from_slice(&(len as i32).to_be_bytes());
         out.extend_from_slice(&rest[2..2 + len]);
         rest = &rest[2 + len..];
@@ -707,10 +718,13 @@ pub fn server_request(data: &[u8]) {
     out.extend_from_slice(rest);
 
     let mut s = connect(addr);
+    if may_hold {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    }
     // The server may close before it read everything: a failed write is then expected.
     let _ = s.write_all(&out);
     let _ = s.shutdown(Shutdown::Write);
-    drain(&mut s);
+    drain(&mut s, may_hold);
 
     // ApiVersions v3 (header v2: api 18, version 3, correlation 77, client id "f", no tags;
     // body: software name "f", version "1", no tags), then the server must answer it.
