@@ -23,7 +23,7 @@ PIP_PKGS=(kafka-python==3.0.12 confluent-kafka==2.16.2
   python-snappy==0.7.3 zstandard==0.25.0 lz4==4.4.5)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/riverbed-outside.XXXXXX")"
-VENV="$ROOT/target/outside-venv"
+VENV="${RIVERBED_OUTSIDE_VENV:-$ROOT/target/outside-venv}"
 PY="$VENV/bin/python"
 BIN="$ROOT/target/release/riverbed"
 EXAMPLE="$ROOT/target/release/examples/serve_and_consume"
@@ -78,7 +78,7 @@ if [ -x "$PY" ] && "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "confluent-kafk
   HAVE_PY=1
 else
   log "installing kafka-python and confluent-kafka (pip, venv $VENV)"
-  if { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check \
+  if { python3 -m venv "$VENV" && "$VENV/bin/pip" install --disable-pip-version-check \
     "${PIP_PKGS[@]}"; } >"$WORK/pip.log" 2>&1; then
     HAVE_PY=1
   else
