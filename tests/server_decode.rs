@@ -10,6 +10,8 @@
 //! runner would end every test at once with no report. Here it is a failed test that names the
 //! input, and the next case gets a fresh child (so proptest's shrinking still works).
 #![cfg(feature = "server")]
+// Kafka's wire protocol is big-endian: every size, key, version and count here is.
+#![allow(clippy::big_endian_bytes)]
 
 mod common;
 

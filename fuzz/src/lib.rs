@@ -637,6 +637,7 @@ pub fn decode_files(data: &[u8]) {
 /// connection still gets a well-formed ApiVersions response. An abort (an allocation from an
 /// element count, say) is a crash of the fuzzer process, which libFuzzer reports as such.
 #[cfg(feature = "server")]
+#[allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 pub fn server_request(data: &[u8]) {
     use std::io::{Read, Write};
     use std::net::{Shutdown, SocketAddr, TcpStream};
