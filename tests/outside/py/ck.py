@@ -29,7 +29,8 @@ def admin():
 
 
 def create_topics(topics, configs=None):
-    fs = admin().create_topics(
+    a = admin()  # kept alive until the futures resolve (a dropped handle cancels them)
+    fs = a.create_topics(
         [NewTopic(t, n, 1, config=(configs or {}).get(t, {})) for t, n in topics],
         request_timeout=15)
     for t, f in fs.items():
@@ -277,7 +278,10 @@ def txn_transform(max_seconds):
             if parts and idle >= 4:
                 pos = c.position(parts)
                 ends = [c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
-                if len(parts) == 2 and all(q.offset == e for q, e in zip(pos, ends)):
+                n_parts = len(c.list_topics(IN, timeout=10).topics[IN].partitions)
+                # (A partition never read from has no position: done if it is empty.)
+                if len(parts) == n_parts and all(q.offset == e or e == 0
+                                                 for q, e in zip(pos, ends)):
                     note("txn-transform: input processed to the end")
                     break
             continue

@@ -27,6 +27,7 @@ PARTS = 4
 
 def member_cmd(name):
     if client == "js":
+        os.environ["KAFKAJS_NO_PARTITIONER_WARNING"] = "1"
         return ["node", os.path.join(HERE, "..", "js", "scenarios.js"), "member", name, group, topic]
     return [sys.executable, os.path.join(HERE, f"{client}.py"), "member", name, group, topic]
 
