@@ -139,8 +139,9 @@ pub use record::{
 };
 pub use segment::BatchView;
 pub use store::{
-    CleanerConfig, GroupMetrics, GroupPartitionLag, MetadataRebuild, Metrics, PartitionDescription,
-    PartitionMetrics, RebuildOptions, RebuiltTopic, Store, StoreConfig, TopicDescription,
+    ApiMetrics, CleanerConfig, GroupMetrics, GroupPartitionLag, MetadataRebuild, Metrics,
+    PartitionDescription, PartitionMetrics, RebuildOptions, RebuiltTopic, ServerMetrics, Store,
+    StoreConfig, TopicDescription,
 };
 pub use topic::{validate_topic_name, TopicConfig};
 pub use topic_partition::TopicPartition;

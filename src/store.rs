@@ -29,9 +29,11 @@ use crate::topic::{self, TopicConfig, TopicPartition};
 mod groups;
 pub(crate) mod layout;
 mod metrics;
+pub(crate) mod server_metrics;
 
 pub use layout::{MetadataRebuild, RebuildOptions, RebuiltTopic};
 pub use metrics::{GroupMetrics, GroupPartitionLag, Metrics, PartitionMetrics};
+pub use server_metrics::{ApiMetrics, ServerMetrics};
 
 /// Store-wide settings.
 ///
@@ -239,6 +241,8 @@ struct StoreInner {
     /// membership file (see `group::published`).
     group_changes: Arc<AtomicU64>,
     groups_published: Mutex<u64>,
+    /// The Kafka wire fronts serving this store (feature `server`), for `Store::metrics`.
+    servers: Mutex<Vec<std::sync::Weak<server_metrics::ServerCounters>>>,
     _lock: DirLock,
 }
 
@@ -323,8 +327,15 @@ impl Store {
         layout::settle(&dir, topics.as_deref())?;
         let topics = topics.unwrap_or_default();
         // Membership is not durable: what a previous process published is stale.
+        // Nor are a server's figures: no server of this store runs yet.
         let members = dir.join(crate::group::published::FILE_NAME);
-        for path in [crate::fs::tmp_path(&members), members] {
+        let servers = dir.join(server_metrics::FILE_NAME);
+        for path in [
+            crate::fs::tmp_path(&members),
+            members,
+            crate::fs::tmp_path(&servers),
+            servers,
+        ] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -351,6 +362,7 @@ impl Store {
             notify: Notify::new(),
             group_changes: Arc::default(),
             groups_published: Mutex::new(0),
+            servers: Mutex::new(Vec::new()),
             _lock: lock,
         });
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -927,6 +939,38 @@ impl Store {
     /// Writes the membership file if a group changed (see `StoreInner::publish_groups`).
     pub(crate) fn publish_groups(&self) {
         self.inner.publish_groups();
+    }
+
+    /// Registers a wire front's counters: [`Store::metrics`] reports them while the server
+    /// holds them.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn register_server(&self, counters: &Arc<server_metrics::ServerCounters>) {
+        self.inner.servers.lock().push(Arc::downgrade(counters));
+    }
+
+    /// The running servers' figures.
+    pub(crate) fn server_metrics(&self) -> Vec<server_metrics::ServerMetrics> {
+        server_metrics::live(&mut self.inner.servers.lock())
+    }
+
+    /// Writes `<store>/server-metrics` (see `store::server_metrics`) with the running servers'
+    /// figures, or removes it when none runs. Best effort: the file is for tools only.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn publish_server_metrics(&self) {
+        let servers = self.server_metrics();
+        let path = self.inner.dir.join(server_metrics::FILE_NAME);
+        let result = if servers.is_empty() {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        } else {
+            crate::fs::write_unsynced(&path, &server_metrics::encode(std::process::id(), &servers))
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "could not publish server metrics");
+        }
     }
 }
 

@@ -140,3 +140,47 @@ fn shutdown_closes_idle_connections_and_returns() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(a.is_closed());
 }
+
+#[test]
+fn metrics_count_requests_errors_bytes_and_connections_and_are_published_for_tools() {
+    let (dir, store, server) = start(ServerConfig::new("127.0.0.1:0"));
+    let mut c = WireClient::connect(server.local_addr());
+    for _ in 0..3 {
+        let _: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    }
+    // A malformed ApiVersions (broken header) is refused: counted as an error.
+    let mut bad = WireClient::connect(server.local_addr());
+    bad.send_raw(&[0, 18, 0, 3, 0, 0, 0, 1, 0xff]);
+    assert!(bad.is_closed());
+    let m = store.metrics();
+    assert_eq!(m.servers.len(), 1);
+    let s = &m.servers[0];
+    assert_eq!(s.address, server.local_addr().to_string());
+    let api = s.apis.iter().find(|a| a.api == "ApiVersions").unwrap();
+    assert_eq!((api.requests, api.errors), (4, 1));
+    assert_eq!(api.latency.count(), 4);
+    assert!(s.connections_accepted >= 2);
+    assert!(s.bytes_sent > 0 && s.bytes_received > 0);
+    // Another process's view (the `riverbed stats` path) sees the published figures.
+    let view = riverbed::inspect::StoreView::open(dir.path()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let published = view.live_servers().unwrap();
+        if published
+            .first()
+            .and_then(|s| s.apis.iter().find(|a| a.api == "ApiVersions"))
+            .is_some_and(|a| a.requests == 4)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never published: {published:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.shutdown().unwrap();
+    assert!(store.metrics().servers.is_empty());
+    assert!(view.live_servers().unwrap().is_empty());
+    assert!(!dir.path().join("server-metrics").exists());
+}

@@ -212,12 +212,42 @@ impl StoreView {
         let Some((pid, groups)) = published::decode(&bytes) else {
             return Ok(Vec::new());
         };
-        let live = match lock_state(&self.dir) {
+        Ok(if self.is_live_writer(pid) {
+            groups
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// The Kafka wire fronts serving the store, as the process holding its lock last published
+    /// them (every second; see `riverbed::server`). Empty when no server runs.
+    ///
+    /// # Errors
+    /// [`Io`](ErrorKind::Io) if the file exists but cannot be read.
+    pub fn live_servers(&self) -> Result<Vec<crate::store::ServerMetrics>> {
+        let path = self.dir.join(crate::store::server_metrics::FILE_NAME);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read server metrics", &path, e)),
+        };
+        let Some((pid, servers)) = crate::store::server_metrics::decode(&bytes) else {
+            return Ok(Vec::new());
+        };
+        Ok(if self.is_live_writer(pid) {
+            servers
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// Whether `pid`, the writer of a published file, still holds the store.
+    fn is_live_writer(&self, pid: u32) -> bool {
+        match lock_state(&self.dir) {
             LockState::Held { pid: holder } => holder.is_none_or(|h| h == pid),
             LockState::Free => false,
             LockState::Unknown { .. } => Path::new(&format!("/proc/{pid}")).exists(),
-        };
-        Ok(if live { groups } else { Vec::new() })
+        }
     }
 
     /// Who holds the store's lock.

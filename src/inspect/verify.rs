@@ -294,6 +294,12 @@ fn verify_log(dir: &Path, report: &mut VerifyReport, tick: &mut Ticker<'_>) -> R
             base,
             last,
             synced_to,
+            // A roll seals the old segment in the background (FORMAT.md 6, rule 4a), and the
+            // recovery point never passes a segment before its seal has ended: one the
+            // checkpoint does not pass may still be unsealed.
+            next_base: (!last && synced_to != u64::MAX)
+                .then(|| bases.get(i + 1).copied())
+                .flatten(),
         };
         match seg.run(report, tick) {
             Ok(next) => expected = next,
@@ -314,6 +320,8 @@ struct SegmentCheck<'a> {
     base: u64,
     last: bool,
     synced_to: u64,
+    /// For a segment that may still be sealing (see above): the base of the next segment.
+    next_base: Option<u64>,
 }
 
 /// The entries of an index file and a cursor that follows the data scan.
@@ -402,7 +410,7 @@ impl SegmentCheck<'_> {
             return None;
         }
         let body = bytes.get(FILE_HEADER_LEN..).unwrap_or(&[]).to_vec();
-        if !self.last && body.len() % entry_len != 0 {
+        if !self.last && self.next_base.is_none() && body.len() % entry_len != 0 {
             report.problems.push(self.problem(
                 Severity::Corruption,
                 path,
@@ -497,8 +505,13 @@ impl SegmentCheck<'_> {
             idx.prev = Some((offset, position, ts.unwrap_or(i64::MIN)));
             idx.next += 1;
         }
-        // Zeros end the entries of an active index; in a sealed one they are damage.
-        if !self.last && idx.next * idx.entry_len < idx.bytes.len() && batch.is_none() {
+        // Zeros end the entries of an active (or still sealing) index; in a sealed one they are
+        // damage.
+        if !self.last
+            && self.next_base.is_none()
+            && idx.next * idx.entry_len < idx.bytes.len()
+            && batch.is_none()
+        {
             report.problems.push(self.problem(
                 Severity::Corruption,
                 &idx.path,
@@ -553,6 +566,7 @@ impl SegmentCheck<'_> {
             }
         };
         let mut done_at = FILE_HEADER_LEN as u64;
+        let mut unsealed = false;
         loop {
             let step = s.step()?;
             match step {
@@ -621,7 +635,22 @@ impl SegmentCheck<'_> {
                 }
                 Step::Zeros { pos } => {
                     self.tail(&mut pending, report);
-                    if !self.last {
+                    if self.next_base == Some(expected) {
+                        // Every offset up to the next segment is here: the zeros are the
+                        // preallocated tail of a seal still under way (or cut by a crash),
+                        // which the next open finishes.
+                        unsealed = true;
+                        report.problems.push(self.problem(
+                            Severity::Warning,
+                            log,
+                            pos,
+                            "a sealed segment (cut at its last batch)".into(),
+                            format!(
+                                "{} bytes of preallocated zeros after the last batch: its seal after a roll has not finished (the next open finishes it)",
+                                len - pos
+                            ),
+                        ));
+                    } else if !self.last {
                         report.problems.push(self.problem(
                             Severity::Corruption,
                             log,
@@ -651,7 +680,7 @@ impl SegmentCheck<'_> {
         for idx in [offsets.as_mut(), times.as_mut()].into_iter().flatten() {
             self.advance(idx, None, report);
         }
-        if !self.last && seen_batch {
+        if !self.last && !unsealed && seen_batch {
             let has_max = times.as_ref().is_some_and(|t| {
                 t.next
                     .checked_sub(1)

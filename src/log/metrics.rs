@@ -75,6 +75,27 @@ impl LatencyHistogram {
         Duration::from_micros(u64::MAX)
     }
 
+    /// The buckets holding samples, as (bucket index, count): the histogram's compact form in
+    /// files other processes read (`store::server_metrics`).
+    pub(crate) fn nonzero_buckets(&self) -> Vec<(usize, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (i, *c))
+            .collect()
+    }
+
+    /// The histogram of [`nonzero_buckets`](Self::nonzero_buckets); `None` for an index out of
+    /// range (a damaged or foreign file).
+    pub(crate) fn from_buckets(buckets: &[(usize, u64)]) -> Option<LatencyHistogram> {
+        let mut h = LatencyHistogram::default();
+        for &(i, c) in buckets {
+            *h.buckets.get_mut(i)? += c;
+        }
+        Some(h)
+    }
+
     /// Adds another histogram's samples.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {

@@ -30,6 +30,16 @@ pub(crate) struct Connection {
     pub peer: SocketAddr,
     /// The client id of the last request (`client.id`), for logs.
     pub client_id: Option<String>,
+    /// Set by a handler whose answer carries an error code, so the request counts as an
+    /// error in the server's metrics; cleared before each request.
+    pub answered_error: bool,
+}
+
+impl Connection {
+    /// Marks the request being handled as answered with an error (for the metrics).
+    pub(crate) fn error_answered(&mut self) {
+        self.answered_error = true;
+    }
 }
 
 /// Why a connection is closed.
@@ -59,6 +69,7 @@ pub(super) fn serve(shared: &Shared, stream: TcpStream) {
     let mut conn = Connection {
         peer,
         client_id: None,
+        answered_error: false,
     };
     let result = serve_inner(shared, &mut conn, stream);
     match result {
@@ -84,11 +95,27 @@ fn serve_inner(shared: &Shared, conn: &mut Connection, mut stream: TcpStream) ->
             Ok(None) => return Close::Done,
             Err(close) => return close,
         };
-        match handle_frame(shared, conn, frame) {
+        let started = Instant::now();
+        let key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
+        shared
+            .metrics
+            .bytes_received
+            .fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+        conn.answered_error = false;
+        let handled = handle_frame(shared, conn, frame);
+        if let Some(key) = key {
+            let error = handled.is_err() || conn.answered_error;
+            shared.metrics.request(key, started.elapsed(), error);
+        }
+        match handled {
             Ok(Some(response)) => {
                 if let Err(e) = stream.write_all(&response) {
                     return Close::Io(e);
                 }
+                shared
+                    .metrics
+                    .bytes_sent
+                    .fetch_add(response.len() as u64, Ordering::Relaxed);
             }
             Ok(None) => {}
             Err(close) => {

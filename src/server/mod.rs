@@ -49,9 +49,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use kafka_protocol::messages::ApiKey;
 use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::server_metrics::ServerCounters;
 use crate::store::Store;
 
 /// How a [`Server`] listens and what it allows. Built with setters from [`ServerConfig::new`].
@@ -162,6 +164,8 @@ pub(crate) struct Shared {
     /// Set by [`Server::shutdown`]: connections finish their request in flight and close.
     pub stopping: AtomicBool,
     pub connections: AtomicUsize,
+    /// Figures for `Store::metrics` and `riverbed stats`.
+    pub metrics: Arc<ServerCounters>,
     next_connection: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -172,6 +176,7 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     listener: Option<JoinHandle<()>>,
+    publisher: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -230,7 +235,16 @@ impl Server {
                 .ok_or_else(|| invalid(format!("advertised listener {hp:?} is not host:port")))?,
             None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
         };
+        let metrics = Arc::new(ServerCounters::new(
+            local_addr.to_string(),
+            versions::ADVERTISED
+                .iter()
+                .map(|(api, _, _)| (*api as i16, api_name(*api)))
+                .collect(),
+        ));
+        store.register_server(&metrics);
         let shared = Arc::new(Shared {
+            metrics,
             store: store.clone(),
             config,
             advertised_host,
@@ -245,11 +259,17 @@ impl Server {
             .name("riverbed-listener".into())
             .spawn(move || accept_loop(&accept_shared, listener))
             .map_err(|e| Error::io("spawn listener thread", "riverbed-listener", e))?;
+        let publish_shared = Arc::clone(&shared);
+        let publisher = std::thread::Builder::new()
+            .name("riverbed-server-metrics".into())
+            .spawn(move || publish_loop(&publish_shared))
+            .map_err(|e| Error::io("spawn metrics thread", "riverbed-server-metrics", e))?;
         tracing::info!(%local_addr, "Kafka protocol front listening");
         Ok(Server {
             shared,
             local_addr,
             listener: Some(listener),
+            publisher: Some(publisher),
         })
     }
 
@@ -280,6 +300,12 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
+        if let Some(p) = self.publisher.take() {
+            let _ = p.join();
+        }
+        self.shared.metrics.stopped.store(true, Ordering::SeqCst);
+        // Rewrites the file without this server (removes it when no other server runs).
+        self.shared.store.publish_server_metrics();
         tracing::info!(local_addr = %self.local_addr, "Kafka protocol front stopped");
     }
 }
@@ -287,6 +313,26 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Kafka's name of `api` ("Produce", "ApiVersions", ...): kafka-protocol's variant names are
+/// Kafka's, so its `Debug` spares a second table of names.
+fn api_name(api: ApiKey) -> String {
+    format!("{api:?}")
+}
+
+/// Rewrites `<store>/server-metrics` every second while the server runs, for `riverbed stats`
+/// in other processes.
+fn publish_loop(shared: &Shared) {
+    const EVERY: Duration = Duration::from_secs(1);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        shared.store.publish_server_metrics();
+        let mut slept = Duration::ZERO;
+        while slept < EVERY && !shared.stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+            slept += Duration::from_millis(50);
+        }
     }
 }
 
@@ -315,6 +361,10 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
         let open = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
         if open > shared.config.max_connections {
             shared.connections.fetch_sub(1, Ordering::SeqCst);
+            shared
+                .metrics
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 limit = shared.config.max_connections,
                 "connection refused: too many connections"
@@ -322,6 +372,14 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             drop(stream);
             continue;
         }
+        shared
+            .metrics
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
         let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let conn_shared = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
@@ -329,6 +387,10 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             .spawn(move || {
                 conn::serve(&conn_shared, stream);
                 conn_shared.connections.fetch_sub(1, Ordering::SeqCst);
+                conn_shared
+                    .metrics
+                    .connections_open
+                    .fetch_sub(1, Ordering::Relaxed);
             });
         match spawned {
             Ok(handle) => {
@@ -339,6 +401,10 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             }
             Err(e) => {
                 shared.connections.fetch_sub(1, Ordering::SeqCst);
+                shared
+                    .metrics
+                    .connections_open
+                    .fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "could not start a connection thread");
             }
         }

@@ -666,6 +666,8 @@ mod tests {
             "topics.tmp",
             crate::group::published::FILE_NAME,
             "group-members.tmp",
+            crate::store::server_metrics::FILE_NAME,
+            "server-metrics.tmp",
             crate::fs::STREAMS_DIR,
             crate::coordinator::offsets::OFFSETS_DIR,
             crate::coordinator::txn::TXN_LOG_DIR,

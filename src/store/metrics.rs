@@ -60,6 +60,9 @@ pub struct Metrics {
     pub fsync: FsyncMetrics,
     /// Every group with members or committed offsets, sorted.
     pub groups: Vec<GroupMetrics>,
+    /// The Kafka wire fronts serving the store (`riverbed::server`, feature `server`): their
+    /// connections, bytes, and requests, errors and latency per API.
+    pub servers: Vec<super::server_metrics::ServerMetrics>,
 }
 
 impl Store {
@@ -137,6 +140,7 @@ impl Store {
             partitions,
             fsync,
             groups,
+            servers: self.server_metrics(),
         }
     }
 }

@@ -507,6 +507,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> CmdResult {
         .map(|s| s.at.duration_since(first.at).as_secs_f64());
     let committed = view.committed_offsets()?;
     let live = view.live_groups()?;
+    let servers = view.live_servers()?;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     let rate = |i: usize| -> Option<(f64, f64)> {
@@ -556,9 +557,27 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> CmdResult {
             .iter()
             .map(|(g, (lag, n, m))| json!({"group": g, "members": m, "partitions": n, "lag": lag}))
             .collect();
+        let ss: Vec<Value> = servers
+            .iter()
+            .map(|s| {
+                let apis: Vec<Value> = s
+                    .apis
+                    .iter()
+                    .map(|a| {
+                        json!({"api": a.api, "requests": a.requests, "errors": a.errors,
+                            "latency_p50_us": a.latency.percentile(0.5).as_micros() as u64,
+                            "latency_p99_us": a.latency.percentile(0.99).as_micros() as u64})
+                    })
+                    .collect();
+                json!({"address": s.address, "connections_open": s.connections_open,
+                    "connections_accepted": s.connections_accepted,
+                    "connections_refused": s.connections_refused,
+                    "bytes_received": s.bytes_received, "bytes_sent": s.bytes_sent, "apis": apis})
+            })
+            .collect();
         print_json(
             &mut w,
-            &json!({"partitions": parts, "groups": gs, "interval_seconds": secs}),
+            &json!({"partitions": parts, "groups": gs, "servers": ss, "interval_seconds": secs}),
         )?;
         return Ok(());
     }
@@ -600,6 +619,30 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> CmdResult {
                 m.to_string(),
                 n.to_string(),
                 lag.to_string(),
+            ]);
+        }
+        t.print(&mut w)?;
+    }
+    for s in &servers {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "SERVER {}: {} connections open ({} accepted, {} refused), {} received, {} sent",
+            s.address,
+            s.connections_open,
+            s.connections_accepted,
+            s.connections_refused,
+            size(s.bytes_received),
+            size(s.bytes_sent)
+        )?;
+        let mut t = Table::new(&["API", "REQUESTS", "ERRORS", "P50", "P99"]);
+        for a in &s.apis {
+            t.row(vec![
+                a.api.clone(),
+                a.requests.to_string(),
+                a.errors.to_string(),
+                format!("{:?}", a.latency.percentile(0.5)),
+                format!("{:?}", a.latency.percentile(0.99)),
             ]);
         }
         t.print(&mut w)?;
