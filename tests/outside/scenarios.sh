@@ -100,6 +100,11 @@ KafkaAdminClient(bootstrap_servers='$BOOTSTRAP').create_topics({'events': {'num_
   timeout 30 kcat -b "$BOOTSTRAP" -t events -C -e -q -f '%k:%s\n' | sort >"$OUT/out.txt"
   diff <(sort "$OUT/in.txt") "$OUT/out.txt"
   echo "kcat -P -K: / -C: 4 records round-trip"
+  # Headers and a codec (lz4) through librdkafka 2.0.2, into another topic (auto-created).
+  timeout 30 kcat -b "$BOOTSTRAP" -t events-lz4 -P -K: -z lz4 -H src=kcat -H n=1 <"$OUT/in.txt"
+  timeout 30 kcat -b "$BOOTSTRAP" -t events-lz4 -C -e -q -f '%k:%s:%h\n' | sort >"$OUT/out-lz4.txt"
+  diff <(sed 's/$/:src=kcat,n=1/' "$OUT/in.txt" | sort) "$OUT/out-lz4.txt"
+  echo "kcat -z lz4 -H: 4 records with their headers round-trip"
   timeout 60 kcat -b "$BOOTSTRAP" -G billing events -e -q -f '%k:%s\n' -X auto.offset.reset=earliest |
     sort >"$OUT/group.txt"
   diff <(sort "$OUT/in.txt") "$OUT/group.txt"
