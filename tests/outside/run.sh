@@ -154,16 +154,17 @@ start_server() {
 stop_server() {
   local sig="${1:-TERM}" i
   [ -n "${SERVER_PID:-}" ] || return 0
-  kill "-$sig" "$SERVER_PID" 2>/dev/null
+  # (Every status ignored: the bodies run under `set -e`, and a killed server's is not 0.)
+  kill "-$sig" "$SERVER_PID" 2>/dev/null || true
   for i in $(seq 150); do
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "server $SERVER_PID did not stop within 15 s of SIG$sig; killing it" >&2
-    kill -KILL "$SERVER_PID" 2>/dev/null
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
   fi
-  wait "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
 }
 
