@@ -667,3 +667,45 @@ proptest! {
         });
     }
 }
+
+/// Clients that stall inside a request (a size prefix, then a few bytes, then nothing) or that
+/// send request after request and never read the answers (the server's writes block once the
+/// socket buffers fill) hold only their own connections: another client is answered at once.
+#[test]
+fn stalled_and_unread_clients_do_not_hold_up_others() {
+    let addr = with_server(|s| s.addr);
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let mut s = connect(addr).unwrap();
+        s.write_all(&1000i32.to_be_bytes()).unwrap();
+        s.write_all(&[0, 18, 0, 3, 0, 0]).unwrap();
+        held.push(s);
+    }
+    let mut req = BytesMut::new();
+    ApiVersionsRequest::default().encode(&mut req, 3).unwrap();
+    let one = framed(&request_frame(ApiKey::ApiVersions, 3, 5, &req));
+    for _ in 0..4 {
+        let mut s = connect(addr).unwrap();
+        s.set_nonblocking(true).unwrap();
+        // About 4 MB of requests whose answers are never read: far beyond socket buffers.
+        let mut sent = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sent < 100_000 && Instant::now() < deadline {
+            match s.write(&one) {
+                Ok(n) if n == one.len() => sent += 1,
+                Ok(_) => break, // a partial frame: the rest would block
+                Err(_) => break,
+            }
+        }
+        held.push(s);
+    }
+    let t = Instant::now();
+    with_server(|s| s.assert_serving(&|| "40 stalled and 4 unread clients".to_string()));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "another client waited {:?} for ApiVersions",
+        t.elapsed()
+    );
+    drop(held);
+    with_server(|s| s.assert_serving(&|| "the stalled clients went away".to_string()));
+}
