@@ -921,6 +921,11 @@ impl Store {
         &self.inner.offsets
     }
 
+    /// The configuration a topic gets when its creator does not give one (`StoreConfig::default_topic`).
+    pub(crate) fn default_topic_config(&self) -> &TopicConfig {
+        &self.inner.config.default_topic
+    }
+
     /// The transaction coordinator.
     pub(crate) fn txns(&self) -> &Coordinator {
         &self.inner.txns

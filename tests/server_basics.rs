@@ -1,6 +1,7 @@
 //! The wire front's connection layer: ApiVersions negotiation, framing limits, malformed
 //! requests, connection limits and shutdown. Needs `--features server`.
 #![cfg(feature = "server")]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 mod common;
 

@@ -46,6 +46,8 @@ pub(crate) const TXN_LOG_DIR: &str = "__transaction_state-0";
 const PID_BLOCK: i64 = 1000;
 const KEY_PID_BLOCK: &[u8] = b"P";
 const KEY_TXN_PREFIX: u8 = b'T';
+/// A transaction's timeout when its producer gave none (Kafka's `transaction.timeout.ms`).
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the latest record of a transactional id says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +179,10 @@ pub(crate) enum Target {
     Offsets,
 }
 
+/// [`Member::first_sequence`] of a partition added before anything was written to it (a wire
+/// client's `AddPartitionsToTxn`); filled in from the log at commit.
+pub(crate) const UNKNOWN_SEQUENCE: i32 = -1;
+
 /// A partition of the open transaction.
 #[derive(Clone)]
 pub(crate) struct Member {
@@ -203,6 +209,14 @@ pub(crate) struct TxnEntry {
     /// being written: written before anything else this id does, and by the store's
     /// maintenance thread once there is room (see [`Coordinator::finish_markers`]).
     pub unfinished: Option<Unfinished>,
+    /// How the last transaction of the current epoch ended (`None` since `init`, or while one
+    /// is open): a retried `EndTxn` of the same outcome succeeds again, as Kafka's coordinator
+    /// answers a retry in `CompleteCommit`/`CompleteAbort`.
+    pub last_end: Option<ControlType>,
+    /// The transaction timeout a wire client gave in `InitProducerId`, for the transactions it
+    /// opens with `AddPartitionsToTxn`/`AddOffsetsToTxn` (in-process producers give theirs at
+    /// `begin`).
+    pub timeout: Duration,
 }
 
 /// What is left to write of a transaction's end (commit decided, or abort).
@@ -331,6 +345,8 @@ impl Coordinator {
                     sequences: HashMap::new(),
                     unsynced_markers: Vec::new(),
                     unfinished: None,
+                    last_end: None,
+                    timeout: DEFAULT_TIMEOUT,
                 })),
             );
         }
@@ -417,6 +433,11 @@ impl Coordinator {
         Ok(pid)
     }
 
+    /// The entry of `id`, if a producer ever registered it.
+    pub(crate) fn existing_entry(&self, id: &str) -> Option<Arc<Mutex<TxnEntry>>> {
+        self.state.lock().entries.get(id).cloned()
+    }
+
     /// The entry of `id`, created with a fresh producer id if it has none.
     pub(crate) fn entry(&self, id: &str) -> Result<Arc<Mutex<TxnEntry>>> {
         if let Some(e) = self.state.lock().entries.get(id) {
@@ -434,6 +455,8 @@ impl Coordinator {
                 sequences: HashMap::new(),
                 unsynced_markers: Vec::new(),
                 unfinished: None,
+                last_end: None,
+                timeout: DEFAULT_TIMEOUT,
             }))
         });
         Ok(Arc::clone(e))
@@ -454,6 +477,7 @@ impl Coordinator {
             self.abort(entry, offsets)?;
         }
         entry.aborted_by_timeout = false;
+        entry.last_end = None;
         self.sync_markers(entry, offsets)?;
         if entry.epoch == i16::MAX {
             entry.producer_id = self.allocate_producer_id()?;
@@ -487,13 +511,28 @@ impl Coordinator {
     /// Commits `entry`'s open transaction: data durable, decision durable, then markers.
     pub(crate) fn commit(&self, entry: &mut TxnEntry, offsets: &OffsetStore) -> Result<()> {
         self.finish_markers(entry, offsets)?;
-        let Some(open) = entry.open.take() else {
+        let Some(mut open) = entry.open.take() else {
             return Err(invalid_state("commit without begin"));
         };
         if let Some(reason) = &open.failed {
             let reason = format!("a send of this transaction failed ({reason}): abort it");
             entry.open = Some(open);
             return Err(invalid_state(&reason));
+        }
+        // A partition a wire client added (`AddPartitionsToTxn`) was written by its own Produce
+        // requests, with its own sequence numbers: the decision names the first sequence the
+        // log saw from this producer in the open transaction, which is what recovery matches.
+        for (_, m) in &mut open.members {
+            if let (Target::Partition(p), UNKNOWN_SEQUENCE) = (&m.target, m.first_sequence) {
+                if let Some(t) = p
+                    .log
+                    .open_transactions()
+                    .iter()
+                    .find(|t| t.producer_id == entry.producer_id)
+                {
+                    m.first_sequence = t.first_sequence;
+                }
+            }
         }
         let fields = producer_fields(entry);
         let prepared = (|| -> Result<()> {
@@ -543,6 +582,7 @@ impl Coordinator {
                     .collect(),
             },
         };
+        entry.last_end = Some(ControlType::Commit);
         self.write_markers(entry, offsets, unfinished)
     }
 
@@ -629,6 +669,7 @@ impl Coordinator {
                 partitions: Vec::new(),
             },
         };
+        entry.last_end = Some(ControlType::Abort);
         self.write_markers(entry, offsets, unfinished)
     }
 

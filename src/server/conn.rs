@@ -7,6 +7,9 @@
 //! rest of its header (correlation id, client id, tagged fields from the flexible versions on)
 //! and its body. The response echoes the correlation id.
 
+// Kafka's wire protocol is big-endian throughout.
+#![allow(clippy::big_endian_bytes)]
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;

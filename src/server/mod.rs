@@ -38,9 +38,17 @@
 //! its records, and a fetch answers with the stored bytes, which the client verifies with its
 //! own CRC check.
 
+mod admin;
 mod conn;
+mod delete_records;
 mod dispatch;
 mod errors;
+mod fetch;
+mod groups;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod txn;
 mod versions;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

@@ -2,6 +2,7 @@
 //! side (an encoder that is not ours): connect, send a request at a chosen version, read the
 //! response. Raw frames too, for malformed-input cases.
 #![allow(dead_code)]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
