@@ -484,3 +484,55 @@ fn a_transaction_idle_past_its_timeout_is_aborted_and_its_producer_fenced() {
     assert_eq!(end_txn(&mut c, 3, "tx", pid, e2, true), NONE);
     assert_eq!(committed(&store, "g"), Some(43));
 }
+
+#[test]
+fn txn_offset_commit_answers_unknown_partitions_and_stages_the_others() {
+    // KafkaApis.handleTxnOffsetCommitRequest: a partition the broker does not know gets
+    // UNKNOWN_TOPIC_OR_PARTITION; the others are committed with the transaction.
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    let (pid, e) = init_txn(&mut c, "tx", 60_000);
+    assert_eq!(add_offsets(&mut c, 3, "tx", pid, e, "g"), NONE);
+    let part = |i: i32, offset: i64| {
+        TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(i)
+            .with_committed_offset(offset)
+    };
+    let r: TxnOffsetCommitResponse = c.call(
+        ApiKey::TxnOffsetCommit,
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s("tx")))
+            .with_group_id(GroupId(s("g")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(e)
+            .with_topics(vec![
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![part(1, 8), part(5, 8)]),
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("missing")))
+                    .with_partitions(vec![part(0, 8)]),
+            ]),
+    );
+    let codes: Vec<(String, i32, i16)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("t".to_string(), 1, NONE),
+            ("t".to_string(), 5, UNKNOWN_TOPIC_OR_PARTITION),
+            ("missing".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+        ]
+    );
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), NONE);
+    assert_eq!(committed(&store, "g"), Some(8));
+    assert_eq!(store.committed_offsets("g").len(), 1);
+}

@@ -372,12 +372,22 @@ pub(super) fn txn_offset_commit(
     let store = &shared.store;
     let mut offsets = Vec::new();
     let mut invalid = Vec::new();
+    let mut unknown = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
             match (
                 u32::try_from(p.partition_index),
                 u64::try_from(p.committed_offset),
             ) {
+                // Kafka's KafkaApis answers a partition it does not know with
+                // UNKNOWN_TOPIC_OR_PARTITION and commits the others.
+                (Ok(part), Ok(_))
+                    if store
+                        .partition(&TopicPartition::new(t.name.0.as_str(), part))
+                        .is_err() =>
+                {
+                    unknown.push((t.name.0.as_str().to_string(), p.partition_index));
+                }
                 (Ok(part), Ok(offset)) => offsets.push((
                     TopicPartition::new(t.name.0.as_str(), part),
                     OffsetAndMetadata {
@@ -480,9 +490,17 @@ pub(super) fn txn_offset_commit(
                     t.partitions
                         .iter()
                         .map(|p| {
+                            let unknown = unknown
+                                .iter()
+                                .any(|(n, i)| n == t.name.0.as_str() && *i == p.partition_index);
+                            let code = if unknown {
+                                ResponseError::UnknownTopicOrPartition.code()
+                            } else {
+                                outcome.map_or_else(|e| e.code(), |()| 0)
+                            };
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(outcome.map_or_else(|e| e.code(), |()| 0))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )
