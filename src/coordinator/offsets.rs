@@ -353,6 +353,17 @@ impl OffsetStore {
             .cloned()
     }
 
+    /// Whether an open transaction holds an offset of `group` for `tp` that it has not
+    /// committed yet (OffsetFetch's `require_stable`, KIP-447: UNSTABLE_OFFSET_COMMIT).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn has_pending(&self, group: &str, tp: &TopicPartition) -> bool {
+        self.pending
+            .lock()
+            .values()
+            .flatten()
+            .any(|((g, t), _)| g == group && t == tp)
+    }
+
     /// All committed offsets of `group`, sorted by partition.
     pub(crate) fn group_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
         let mut v: Vec<_> = self

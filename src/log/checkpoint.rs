@@ -106,6 +106,69 @@ impl Checkpoint {
     }
 }
 
+// ---- the log start offset file ------------------------------------------------------------
+
+/// File name of the log start offset a [`Log::delete_records_before`](super::Log) call moved
+/// into a segment (Kafka's `log-start-offset-checkpoint`, one file per log here).
+pub const LOG_START_FILE: &str = "log-start";
+const LOG_START_FORMAT: Binary = Binary {
+    magic: *b"RVBS",
+    version: 1,
+};
+/// Encoded size of the log start offset file.
+pub const LOG_START_LEN: usize = 20;
+
+// Format (file `log-start`, 20 bytes, FORMAT.md 5.3):
+// { magic "RVBS" | version u16 (1) | reserved u16 (0) | log_start u64 | crc u32 (of 0..16) }
+/// Encodes the log start offset file.
+pub fn encode_log_start(log_start: u64) -> [u8; LOG_START_LEN] {
+    let mut b = [0u8; LOG_START_LEN];
+    b[0..6].copy_from_slice(&LOG_START_FORMAT.header());
+    b[8..16].copy_from_slice(&log_start.to_le_bytes());
+    small_file::seal_fixed(&mut b);
+    b
+}
+
+/// Decodes the log start offset file; `None` if the bytes are not a valid one.
+pub fn decode_log_start(b: &[u8]) -> Option<u64> {
+    let b: &[u8; LOG_START_LEN - CRC_LEN] = LOG_START_FORMAT.check(b).ok()?.try_into().ok()?;
+    if b[6..8] != [0, 0] {
+        return None;
+    }
+    let mut o = [0u8; 8];
+    o.copy_from_slice(&b[8..16]);
+    Some(u64::from_le_bytes(o))
+}
+
+/// The log start offset recorded in `dir`: `Ok(None)` when there is no file, or (with a
+/// warning) when it is damaged — the log then starts at its first segment, as a Kafka broker
+/// does without its checkpoint, which shows deleted records again but loses none.
+pub fn read_log_start(dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(LOG_START_FILE);
+    let Some(bytes) = small_file::read(&path, "read log start offset")? else {
+        return Ok(None);
+    };
+    let decoded = decode_log_start(&bytes);
+    if decoded.is_none() {
+        tracing::warn!(
+            target: "riverbed::log",
+            path = %path.display(),
+            "log start offset file is damaged; the log starts at its first segment"
+        );
+    }
+    Ok(decoded)
+}
+
+/// Records `log_start` in `dir`, durably (temp file, fsync, rename, directory fsync) before the
+/// caller lets readers see the new start.
+pub fn write_log_start(dir: &Path, log_start: u64) -> Result<()> {
+    small_file::write(
+        &dir.join(LOG_START_FILE),
+        &encode_log_start(log_start),
+        Durability::Synced,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +195,34 @@ mod tests {
             );
         }
         assert_eq!(Checkpoint::decode(&b[..LEN - 1]), None);
+    }
+
+    #[test]
+    fn log_start_roundtrip_bytes_and_damage() {
+        let b = encode_log_start(0x0102_0304_0506);
+        assert_eq!(
+            crate::small_file::damage::hex(&b),
+            "52564253010000000605040302010000440ebe63"
+        );
+        assert_eq!(decode_log_start(&b), Some(0x0102_0304_0506));
+        for (what, bytes) in crate::small_file::damage::mangled_binary(&b, 2) {
+            assert_eq!(decode_log_start(&bytes), None, "{what}");
+        }
+        for i in 0..LOG_START_LEN {
+            let mut d = b;
+            d[i] ^= 0x10;
+            assert_eq!(
+                decode_log_start(&d),
+                None,
+                "flip at byte {i} went unnoticed"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_log_start(dir.path()).unwrap(), None);
+        write_log_start(dir.path(), 42).unwrap();
+        assert_eq!(read_log_start(dir.path()).unwrap(), Some(42));
+        std::fs::write(dir.path().join(LOG_START_FILE), &b[..7]).unwrap();
+        assert_eq!(read_log_start(dir.path()).unwrap(), None);
     }
 }
 

@@ -239,7 +239,12 @@ impl Log {
         if let Some(a) = &active {
             segments.push(Arc::clone(&a.seg));
         }
-        let log_start = segments.first().map_or(next, |s| s.base_offset);
+        let mut log_start = segments.first().map_or(next, |s| s.base_offset);
+        if let Some(recorded) = checkpoint::read_log_start(&dir)? {
+            // A start that `delete_records_before` moved into a segment. Past the end (records
+            // lost to a crash after it was recorded), the log starts at its end.
+            log_start = log_start.max(recorded.min(next));
+        }
         let mut report = opened.report;
         let loaded = producer_state::load(&dir, &segments, next, active.is_some())?;
         let clean_offset = cleaner::read_checkpoint(&dir);
@@ -757,7 +762,11 @@ impl Log {
         // NOTE: the high watermark first: the writer stores `first_unstable` before it moves the
         // watermark past the batch that changed it.
         let hw = self.inner.next_offset.load(Ordering::Acquire);
+        let start = self.inner.log_start.load(Ordering::Acquire);
+        // An open transaction below the log start (its first records deleted) holds back
+        // nothing before the start: there is nothing there to read.
         hw.min(self.inner.first_unstable.load(Ordering::Acquire))
+            .max(start.min(hw))
     }
 
     /// Transactions with records in this log and no marker yet.
@@ -773,12 +782,38 @@ impl Log {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let hw = self.inner.next_offset.load(Ordering::Acquire);
         let segments = self.inner.segments.read().clone();
+        let start = self.inner.log_start.load(Ordering::Acquire);
         for seg in segments.iter() {
-            if let Some(found) = seg.find_by_time(timestamp, hw)? {
+            if let Some(found) = seg.find_by_time(timestamp, start, hw)? {
                 return Ok(Some(found));
             }
         }
         Ok(None)
+    }
+
+    /// The offset and timestamp of the first record holding the log's largest timestamp
+    /// (Kafka's ListOffsets `MAX_TIMESTAMP`, KIP-734), or `None` for an empty log. Walks the
+    /// batch headers of every segment (their max timestamps), then finds the record through the
+    /// time index: cost grows with the number of batches, which suits an admin call.
+    ///
+    /// # Errors
+    /// [`Corruption`](ErrorKind::Corruption) if a batch on the way fails its checks.
+    pub(crate) fn offset_of_max_timestamp(&self) -> Result<Option<(u64, i64)>> {
+        let hw = self.inner.next_offset.load(Ordering::Acquire);
+        let segments = self.inner.segments.read().clone();
+        let mut max: Option<i64> = None;
+        for seg in segments.iter() {
+            seg.for_each_batch(seg.base_offset, hw, |h, _| {
+                if !h.is_control() {
+                    max = Some(max.map_or(h.max_timestamp, |m| m.max(h.max_timestamp)));
+                }
+                Ok(())
+            })?;
+        }
+        match max {
+            Some(ts) => self.offset_for_timestamp(ts),
+            None => Ok(None),
+        }
     }
 
     /// The first offset still in the log.
@@ -968,6 +1003,56 @@ impl Log {
             .take_while(|s| s.next_offset() <= offset)
             .count();
         self.inner.delete_front_locked(doomed)
+    }
+
+    /// Moves the log start offset to `offset` (Kafka's `deleteRecordsBefore`, the DeleteRecords
+    /// API): records below it are no longer readable, and the sealed segments all of whose
+    /// records are below it are deleted. A start inside a segment is recorded durably in the
+    /// `log-start` file (FORMAT.md 5.3) before readers see it, so it holds across restarts.
+    /// Returns the log start offset after the call (unchanged if `offset` is not above it).
+    ///
+    /// # Errors
+    /// [`OffsetOutOfRange`](ErrorKind::OffsetOutOfRange) if `offset` is above the high watermark
+    /// (Kafka's rule); [`Io`](ErrorKind::Io) if the file cannot be written or a segment removed.
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        let inner = &*self.inner;
+        inner.settle_seals();
+        let w = inner.writer.lock();
+        if w.closed {
+            return Err(inner.closed());
+        }
+        let hw = inner.next_offset.load(Ordering::Acquire);
+        let start = inner.log_start.load(Ordering::Acquire);
+        if offset > hw {
+            return Err(ErrorKind::OffsetOutOfRange {
+                partition: None,
+                requested: offset,
+                log_start: start,
+                log_end: hw,
+            }
+            .into());
+        }
+        if offset <= start {
+            return Ok(start);
+        }
+        checkpoint::write_log_start(&inner.dir, offset)?;
+        inner.log_start.fetch_max(offset, Ordering::AcqRel);
+        let _maint = inner.maint.lock();
+        let segments = inner.segments.read().clone();
+        let sealed = &segments[..segments.len().saturating_sub(1)];
+        let doomed = sealed
+            .iter()
+            .take_while(|s| s.next_offset() <= offset)
+            .count();
+        inner.delete_front_locked(doomed)?;
+        drop(w);
+        tracing::info!(
+            target: "riverbed::log",
+            dir = %inner.dir.display(),
+            log_start_offset = offset,
+            "records deleted below the new log start"
+        );
+        Ok(inner.log_start.load(Ordering::Acquire))
     }
 
     /// Compacts the log (its cleanup policy must include
@@ -1789,10 +1874,13 @@ impl Inner {
             return Ok(report);
         }
         let keep: Vec<Arc<Segment>> = segments[doomed..].to_vec();
-        let new_start = keep[0].base_offset;
+        // Never backwards: `delete_records_before` may have moved the start into a kept segment.
         // The start moves first: a reader that sees the new start may still use the old list
         // (it holds the kept segments too), never the other way round.
-        self.log_start.store(new_start, Ordering::Release);
+        let new_start = self
+            .log_start
+            .fetch_max(keep[0].base_offset, Ordering::AcqRel)
+            .max(keep[0].base_offset);
         *self.segments.write() = Arc::new(keep);
         self.producers.lock().forget_below(new_start);
         report.log_start_offset = new_start;

@@ -329,15 +329,17 @@ impl Segment {
         Ok(())
     }
 
-    /// The first record below `hw` whose timestamp is `>= ts`, with its timestamp.
-    pub fn find_by_time(&self, ts: i64, hw: u64) -> Result<Option<(u64, i64)>> {
+    /// The first record from offset `from` on and below `hw` whose timestamp is `>= ts`, with
+    /// its timestamp (`from`: the log start offset, which may lie inside this segment).
+    pub fn find_by_time(&self, ts: i64, from: u64, hw: u64) -> Result<Option<(u64, i64)>> {
         if self.max_timestamp() < ts {
             return Ok(None);
         }
         let start = index::time_floor(Self::entries(&self.time_index), ts)
             .map_or(self.base_offset, |e| {
                 self.base_offset + u64::from(e.relative_offset)
-            });
+            })
+            .max(from);
         let walk = self.walk_from_offset(start);
         let bytes = walk.bytes;
         for item in walk {
@@ -354,7 +356,7 @@ impl Segment {
                     .map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
                 for r in records.iter() {
                     let r = r.map_err(|e| e.in_file(&self.paths.log, pos as u64))?;
-                    if r.timestamp() >= ts && r.offset() < hw {
+                    if r.timestamp() >= ts && r.offset() < hw && r.offset() >= from {
                         return Ok(Some((r.offset(), r.timestamp())));
                     }
                 }

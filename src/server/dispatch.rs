@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use super::conn::{Close, Connection};
-use super::{admin, txn, Shared};
+use super::{admin, groups, txn, Shared};
 
 /// A handler's answer.
 pub(crate) enum Reply {
@@ -26,8 +26,17 @@ pub(super) fn handle(
     header: &RequestHeader,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
-    let _ = (conn, header);
     match api {
+        ApiKey::FindCoordinator => groups::find_coordinator(shared, version, body),
+        ApiKey::JoinGroup => groups::join_group(shared, conn, version, header, body),
+        ApiKey::SyncGroup => groups::sync_group(shared, version, body),
+        ApiKey::Heartbeat => groups::heartbeat(shared, version, body),
+        ApiKey::LeaveGroup => groups::leave_group(shared, version, body),
+        ApiKey::OffsetCommit => groups::offset_commit(shared, version, body),
+        ApiKey::OffsetFetch => groups::offset_fetch(shared, version, body),
+        ApiKey::ListGroups => groups::list_groups(shared, version, body),
+        ApiKey::DescribeGroups => groups::describe_groups(shared, version, body),
+        ApiKey::DeleteGroups => groups::delete_groups(shared, version, body),
         ApiKey::InitProducerId => txn::init_producer_id(shared, version, body),
         ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(shared, version, body),
         ApiKey::AddOffsetsToTxn => txn::add_offsets_to_txn(shared, version, body),
@@ -39,6 +48,11 @@ pub(super) fn handle(
         ApiKey::DescribeConfigs => admin::describe_configs(shared, version, body),
         ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(shared, version, body),
         ApiKey::AlterConfigs => admin::alter_configs(shared, version, body),
+        ApiKey::Metadata => super::metadata::handle(shared, conn, version, body),
+        ApiKey::Produce => super::produce::handle(shared, conn, version, body),
+        ApiKey::Fetch => super::fetch::handle(shared, conn, version, body),
+        ApiKey::ListOffsets => super::list_offsets::handle(shared, conn, version, body),
+        ApiKey::DeleteRecords => super::delete_records::handle(shared, conn, version, body),
         ApiKey::DescribeCluster => admin::describe_cluster(shared, version, body),
         _ => Err(Close::Malformed(format!(
             "{api:?} v{version} has no handler"

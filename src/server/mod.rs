@@ -40,8 +40,14 @@
 
 mod admin;
 mod conn;
+mod delete_records;
 mod dispatch;
 mod errors;
+mod fetch;
+mod groups;
+mod list_offsets;
+mod metadata;
+mod produce;
 mod txn;
 mod versions;
 

@@ -14,6 +14,25 @@ use kafka_protocol::messages::ApiKey;
 /// (API, lowest version, highest version) for every API the front serves.
 pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
+    // v13 adds a top-level error code nothing needs.
+    (ApiKey::Metadata, 0, 12),
+    // v13+ names topics by id; librdkafka's maximum is 10.
+    (ApiKey::Produce, 3, 10),
+    // v13+ names topics by id only.
+    (ApiKey::Fetch, 4, 12),
+    // v8+ are tiered-storage offsets.
+    (ApiKey::ListOffsets, 1, 7),
+    // Groups and offsets (`groups.rs`).
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
     // Transactions: v4+ of the four transaction APIs and v5+ of InitProducerId are KIP-890.
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 3),
@@ -27,6 +46,7 @@ pub(crate) const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
