@@ -562,7 +562,6 @@ pub(super) fn end_txn(shared: &Shared, version: i16, body: &mut Bytes) -> Result
 ///   no PRODUCER_FENCED; a transaction its timeout aborted fenced it);
 /// - INVALID_TXN_STATE for a partition not in the open transaction: Kafka's `ReplicaManager`
 ///   answers "Partition was not added to the transaction" (KIP-890 verification).
-#[allow(dead_code)] // the Produce handler's, once both are merged
 pub(crate) fn with_transaction<R>(
     store: &Store,
     transactional_id: Option<&str>,
