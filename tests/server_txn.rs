@@ -661,3 +661,25 @@ fn transactional_produce_over_the_wire_is_read_committed_only_once_committed() {
     }
     assert_eq!(values, ["c1", "c2", "c4"]);
 }
+
+#[test]
+fn answers_with_an_error_code_count_as_errors_in_the_server_metrics() {
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    let (pid, e) = init_txn(&mut c, "tx", 60_000);
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), INVALID_TXN_STATE);
+    assert_eq!(
+        init(&mut c, 4, &init_req(Some(""), 1000)).error_code,
+        INVALID_REQUEST
+    );
+    assert_eq!(add_offsets(&mut c, 3, "tx", pid, e, "g"), NONE);
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), NONE);
+    let m = store.metrics();
+    let api = |name: &str| {
+        let a = m.servers[0].apis.iter().find(|a| a.api == name).unwrap();
+        (a.requests, a.errors)
+    };
+    assert_eq!(api("InitProducerId"), (2, 1));
+    assert_eq!(api("EndTxn"), (2, 1));
+    assert_eq!(api("AddOffsetsToTxn"), (1, 0));
+}
