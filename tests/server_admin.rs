@@ -601,3 +601,24 @@ fn describe_cluster_names_this_one_node() {
     );
     assert_eq!(r.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
 }
+
+#[test]
+fn answers_with_an_error_code_count_as_errors_in_the_server_metrics() {
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    assert_eq!(
+        create(&mut c, 7, vec![topic("a", 1, 1, &[])], false).topics[0].error_code,
+        NONE
+    );
+    assert_eq!(
+        create(&mut c, 7, vec![topic("a", 1, 1, &[])], false).topics[0].error_code,
+        TOPIC_ALREADY_EXISTS
+    );
+    let m = store.metrics();
+    let a = m.servers[0]
+        .apis
+        .iter()
+        .find(|a| a.api == "CreateTopics")
+        .unwrap();
+    assert_eq!((a.requests, a.errors), (2, 1));
+}
