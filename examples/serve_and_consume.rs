@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --features server --example serve_and_consume -- \
-//!     DIR 127.0.0.1:9092 GROUP TOPIC PARTITIONS OUT.jsonl
+//!     DIR 127.0.0.1:9092 GROUP TOPIC PARTITIONS OUT.jsonl [range|roundrobin]
 //! ```
 //!
 //! Creates TOPIC with PARTITIONS partitions when missing, starts the server on the address,
@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use riverbed::server::{Server, ServerConfig};
 use riverbed::{
-    Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Store, TopicConfig, TopicPartition,
+    Assignor, Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Store, TopicConfig,
+    TopicPartition,
 };
 
 type Out = Arc<Mutex<BufWriter<File>>>;
@@ -77,8 +78,15 @@ impl RebalanceListener for Events {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, addr, group, topic, partitions, out_path] = args.as_slice() else {
-        eprintln!("usage: serve_and_consume DIR ADDR GROUP TOPIC PARTITIONS OUT.jsonl");
+    let (args, assignor) = match args.as_slice() {
+        [rest @ .., a] if rest.len() == 6 && a == "roundrobin" => (rest, Assignor::RoundRobin),
+        [rest @ .., a] if rest.len() == 6 && a == "range" => (rest, Assignor::Range),
+        all => (all, Assignor::Range),
+    };
+    let [dir, addr, group, topic, partitions, out_path] = args else {
+        eprintln!(
+            "usage: serve_and_consume DIR ADDR GROUP TOPIC PARTITIONS OUT.jsonl [range|roundrobin]"
+        );
         std::process::exit(2);
     };
     let partitions: u32 = partitions.parse()?;
@@ -89,7 +97,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out: Out = Arc::new(Mutex::new(BufWriter::new(File::create(out_path)?)));
     let stop = format!("{out_path}.stop");
-    let config = ConsumerConfig::new(group.as_str()).auto_offset_reset(OffsetReset::Earliest);
+    // The members of a group must share a protocol (Kafka's INCONSISTENT_GROUP_PROTOCOL
+    // otherwise): kafkajs offers only round robin, librdkafka and kafka-python range first.
+    let config = ConsumerConfig::new(group.as_str())
+        .auto_offset_reset(OffsetReset::Earliest)
+        .assignor(assignor);
     let mut consumer = store.consumer(config)?;
     consumer.subscribe_with_listener(&[topic.as_str()], Events(Arc::clone(&out)))?;
     while !Path::new(&stop).exists() {

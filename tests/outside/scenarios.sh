@@ -30,7 +30,11 @@ restart_body() { # CLIENT
 # group: two remote members of the client plus the in-process member of
 # examples/serve_and_consume, which serves its own store.
 group_body() { # CLIENT
-  start_server "$DIR" "$PORT" "$EXAMPLE" "$DIR" "$BOOTSTRAP" g-span span-t 4 "$OUT/inproc.jsonl"
+  # The in-process member offers the remote client's default protocol: kafkajs offers only
+  # round robin ("RoundRobinAssigner"), the others range.
+  local assignor=range
+  [ "$1" = js ] && assignor=roundrobin
+  start_server "$DIR" "$PORT" "$EXAMPLE" "$DIR" "$BOOTSTRAP" g-span span-t 4 "$OUT/inproc.jsonl" "$assignor"
   local rc=0
   timeout 200 "$PY" "$HERE/py/group_driver.py" "$1" g-span span-t "$OUT/inproc.jsonl" || rc=$?
   touch "$OUT/inproc.jsonl.stop"
