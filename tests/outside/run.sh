@@ -61,11 +61,11 @@ install_failed() { # NAME LOGFILE -> 0 = skip (network), exits 1 otherwise
 
 # ---------------------------------------------------------------- installs
 HAVE_KCAT=0 HAVE_PY=0 HAVE_JS=0
-if command -v kcat >/dev/null 2>&1; then
+if command -v kcat >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
   HAVE_KCAT=1
 else
-  log "installing kcat (apt)"
-  if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; } \
+  log "installing kcat and openssl (apt; openssl makes the SASL scenario's certificate)"
+  if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat openssl; } \
     >"$WORK/apt.log" 2>&1 && command -v kcat >/dev/null 2>&1; then
     HAVE_KCAT=1
   else
@@ -109,8 +109,8 @@ fi
 [ "$HAVE_KCAT" = 1 ] && log "$(kcat -V 2>&1 | grep -i -m1 "version")"
 
 # ---------------------------------------------------------------- build
-log "building riverbed (cli, server) and examples/serve_and_consume"
-if ! (cd "$ROOT" && cargo build --release --features cli,server --bin riverbed \
+log "building riverbed and examples/serve_and_consume (all features: the test suite's build, reused)"
+if ! (cd "$ROOT" && cargo build --release --all-features --bin riverbed \
   --example serve_and_consume) >"$WORK/build.log" 2>&1; then
   tail -n 40 "$WORK/build.log"
   log "FAIL: build"

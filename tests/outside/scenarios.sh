@@ -123,6 +123,12 @@ KafkaAdminClient(bootstrap_servers='$BOOTSTRAP').create_topics({'events': {'num_
   echo "riverbed consume: the same 4 records in the data directory"
 }
 
+# SASL PLAIN and SCRAM-SHA-256/512, over TCP and TLS, with kafka-python's and librdkafka's own
+# SASL clients (the script starts its own two servers).
+sasl_body() {
+  timeout 300 bash "$HERE/sasl_check.sh" "$BIN" "$PY"
+}
+
 scenario confluent-produce py produce_body ck
 scenario confluent-restart py restart_body ck
 scenario confluent-group py group_body ck
@@ -137,3 +143,4 @@ scenario kafkajs-restart js restart_body js
 scenario kafkajs-group js group_body js
 scenario kafkajs-admin js admin_body js
 scenario kcat kcat kcat_body
+scenario sasl-tls py sasl_body
