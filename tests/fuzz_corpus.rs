@@ -50,6 +50,14 @@ fn index_lookup_corpus() {
     replay("index_lookup", checks::index_lookup);
 }
 
+/// The wire front's request path (a served store over loopback): every seed and saved crash of
+/// `fuzz/corpus/server_request`.
+#[cfg(feature = "server")]
+#[test]
+fn server_request_corpus() {
+    replay("server_request", checks::server_request);
+}
+
 #[test]
 fn recover_segment_corpus() {
     replay("recover_segment", checks::recover_segment);

@@ -10,6 +10,7 @@
 //! IncrementalAlterConfigs: APPEND on a non-list config is INVALID_REQUEST, as
 //! `ConfigAdminManager.prepareIncrementalConfigs` answers).
 #![cfg(feature = "server")]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 mod common;
 
@@ -599,4 +600,25 @@ fn describe_cluster_names_this_one_node() {
         &DescribeClusterRequest::default().with_endpoint_type(2),
     );
     assert_eq!(r.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
+}
+
+#[test]
+fn answers_with_an_error_code_count_as_errors_in_the_server_metrics() {
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    assert_eq!(
+        create(&mut c, 7, vec![topic("a", 1, 1, &[])], false).topics[0].error_code,
+        NONE
+    );
+    assert_eq!(
+        create(&mut c, 7, vec![topic("a", 1, 1, &[])], false).topics[0].error_code,
+        TOPIC_ALREADY_EXISTS
+    );
+    let m = store.metrics();
+    let a = m.servers[0]
+        .apis
+        .iter()
+        .find(|a| a.api == "CreateTopics")
+        .unwrap();
+    assert_eq!((a.requests, a.errors), (2, 1));
 }

@@ -51,7 +51,7 @@ fn a_newer_api_versions_gets_a_v0_answer_with_unsupported_version() {
     c.send_raw(&raw);
     let mut frame = c.read_frame().expect("an answer, not a closed connection");
     assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()), 7);
-    let _ = bytes::Buf::advance(&mut frame, 4);
+    bytes::Buf::advance(&mut frame, 4);
     let r = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
     assert_eq!(r.error_code, 35);
     assert!(!r.api_keys.is_empty());

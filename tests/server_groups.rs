@@ -6,6 +6,7 @@
 //! group-coordinator/src/test/java/org/apache/kafka/coordinator/group/OffsetMetadataManagerTest.java
 //! and GroupMetadataManagerTest.java (classic groups). Needs `--features server`.
 #![cfg(feature = "server")]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 mod common;
 

@@ -15,6 +15,7 @@
 //! trunk) and KafkaApis' rewrite of PRODUCER_FENCED to INVALID_PRODUCER_EPOCH for versions older
 //! than KIP-588's.
 #![cfg(feature = "server")]
+#![allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
 
 mod common;
 
@@ -483,4 +484,203 @@ fn a_transaction_idle_past_its_timeout_is_aborted_and_its_producer_fenced() {
     assert_eq!(txn_offset_commit(&mut c, 3, "tx", pid, e2, "g", 43), NONE);
     assert_eq!(end_txn(&mut c, 3, "tx", pid, e2, true), NONE);
     assert_eq!(committed(&store, "g"), Some(43));
+}
+
+#[test]
+fn txn_offset_commit_answers_unknown_partitions_and_stages_the_others() {
+    // KafkaApis.handleTxnOffsetCommitRequest: a partition the broker does not know gets
+    // UNKNOWN_TOPIC_OR_PARTITION; the others are committed with the transaction.
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    let (pid, e) = init_txn(&mut c, "tx", 60_000);
+    assert_eq!(add_offsets(&mut c, 3, "tx", pid, e, "g"), NONE);
+    let part = |i: i32, offset: i64| {
+        TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(i)
+            .with_committed_offset(offset)
+    };
+    let r: TxnOffsetCommitResponse = c.call(
+        ApiKey::TxnOffsetCommit,
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s("tx")))
+            .with_group_id(GroupId(s("g")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(e)
+            .with_topics(vec![
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![part(1, 8), part(5, 8)]),
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("missing")))
+                    .with_partitions(vec![part(0, 8)]),
+            ]),
+    );
+    let codes: Vec<(String, i32, i16)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("t".to_string(), 1, NONE),
+            ("t".to_string(), 5, UNKNOWN_TOPIC_OR_PARTITION),
+            ("missing".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+        ]
+    );
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), NONE);
+    assert_eq!(committed(&store, "g"), Some(8));
+    assert_eq!(store.committed_offsets("g").len(), 1);
+}
+
+/// A transactional batch of `values` as a client sends it (Kafka v2 layout, base offset 0),
+/// built by Riverbed's own `BatchBuilder`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> bytes::Bytes {
+    let mut b = riverbed::BatchBuilder::new(riverbed::Compression::None);
+    b.producer(riverbed::ProducerFields {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+    })
+    .transactional(true);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for v in values {
+        b.append(now, Some(b"k"), Some(v.as_bytes()), &[]);
+    }
+    bytes::Bytes::copy_from_slice(b.build().unwrap().as_bytes())
+}
+
+/// Produces `batch` to t-0 at Produce v`version` with `txn` as the request's transactional id;
+/// returns the partition's error code.
+fn produce(c: &mut WireClient, version: i16, txn: Option<&str>, batch: bytes::Bytes) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    let r: ProduceResponse = c.call(
+        ApiKey::Produce,
+        version,
+        &ProduceRequest::default()
+            .with_transactional_id(txn.map(|t| TransactionalId(s(t))))
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(s("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))])]),
+    );
+    r.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn transactional_produce_over_the_wire_is_read_committed_only_once_committed() {
+    // The whole flow of a remote transactional producer (librdkafka's and the Java client's
+    // order: InitProducerId, AddPartitionsToTxn, Produce, EndTxn), read back by an in-process
+    // read_committed consumer. A transactional batch outside the transaction that added its
+    // partition is refused: INVALID_TXN_STATE ("Partition was not added to the transaction",
+    // Kafka's ReplicaManager for Produce <= v10), a fenced producer's INVALID_PRODUCER_EPOCH,
+    // and one without a transactional id TRANSACTIONAL_ID_AUTHORIZATION_FAILED (KafkaApis).
+    use riverbed::{ConsumerConfig, IsolationLevel};
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    let (pid, e) = init_txn(&mut c, "tx", 60_000);
+    assert_eq!(
+        produce(&mut c, 10, Some("tx"), txn_batch(pid, e, 0, &["stray"])),
+        INVALID_TXN_STATE
+    );
+    assert_eq!(
+        add_partitions(&mut c, 3, "tx", pid, e, &[("t", &[0])])[0].2,
+        NONE
+    );
+    assert_eq!(
+        produce(&mut c, 10, None, txn_batch(pid, e, 0, &["anon"])),
+        53
+    );
+    assert_eq!(
+        produce(&mut c, 10, Some("tx"), txn_batch(pid, e, 0, &["c1", "c2"])),
+        NONE
+    );
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), NONE);
+    assert_eq!(
+        add_partitions(&mut c, 3, "tx", pid, e, &[("t", &[0])])[0].2,
+        NONE
+    );
+    assert_eq!(
+        produce(&mut c, 7, Some("tx"), txn_batch(pid, e, 2, &["a1"])),
+        NONE
+    );
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, false), NONE);
+    // After EndTxn, the partition is in no transaction.
+    assert_eq!(
+        produce(&mut c, 3, Some("tx"), txn_batch(pid, e, 3, &["late"])),
+        INVALID_TXN_STATE
+    );
+    assert_eq!(
+        add_partitions(&mut c, 3, "tx", pid, e, &[("t", &[0])])[0].2,
+        NONE
+    );
+    assert_eq!(
+        produce(&mut c, 10, Some("tx"), txn_batch(pid, e, 3, &["c3"])),
+        NONE
+    );
+    // A new producer fences this one: its open transaction is aborted, its batches refused.
+    let (_, e2) = init_txn(&mut c, "tx", 60_000);
+    assert_eq!(
+        produce(&mut c, 10, Some("tx"), txn_batch(pid, e, 4, &["zombie"])),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        add_partitions(&mut c, 3, "tx", pid, e2, &[("t", &[0])])[0].2,
+        NONE
+    );
+    assert_eq!(
+        produce(&mut c, 10, Some("tx"), txn_batch(pid, e2, 0, &["c4"])),
+        NONE
+    );
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e2, true), NONE);
+
+    let tp = TopicPartition::new("t", 0);
+    let mut consumer = store
+        .consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted))
+        .unwrap();
+    consumer.assign(std::slice::from_ref(&tp)).unwrap();
+    consumer
+        .seek_to_beginning(std::slice::from_ref(&tp))
+        .unwrap();
+    let mut values = Vec::new();
+    for _ in 0..5 {
+        for r in consumer.poll(Duration::from_millis(50)).unwrap().iter() {
+            values.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(values, ["c1", "c2", "c4"]);
+}
+
+#[test]
+fn answers_with_an_error_code_count_as_errors_in_the_server_metrics() {
+    let (_d, store, server) = start();
+    let mut c = WireClient::connect(server.local_addr());
+    let (pid, e) = init_txn(&mut c, "tx", 60_000);
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), INVALID_TXN_STATE);
+    assert_eq!(
+        init(&mut c, 4, &init_req(Some(""), 1000)).error_code,
+        INVALID_REQUEST
+    );
+    assert_eq!(add_offsets(&mut c, 3, "tx", pid, e, "g"), NONE);
+    assert_eq!(end_txn(&mut c, 3, "tx", pid, e, true), NONE);
+    let m = store.metrics();
+    let api = |name: &str| {
+        let a = m.servers[0].apis.iter().find(|a| a.api == name).unwrap();
+        (a.requests, a.errors)
+    };
+    assert_eq!(api("InitProducerId"), (2, 1));
+    assert_eq!(api("EndTxn"), (2, 1));
+    assert_eq!(api("AddOffsetsToTxn"), (1, 0));
 }

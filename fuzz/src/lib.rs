@@ -623,3 +623,123 @@ pub fn decode_files(data: &[u8]) {
         }
     }
 }
+
+// ---- server_request -------------------------------------------------------------------------
+
+/// The wire front's request path, end to end (framing, header, version check, the message
+/// decoder, dispatch to a handler), over loopback to a [`riverbed::server::Server`] serving a
+/// store with topic `t` (two partitions) that lives as long as the process.
+///
+/// The input is a list of chunks `[len: u16 LE][payload]`; each payload is sent behind a
+/// correct 4-byte size prefix, and a last chunk without room for its length is sent raw
+/// (framing errors). Then the client ends its side. Properties: the server answers or closes
+/// within 10 s (no thread left waiting), each answer is well framed, and afterwards a new
+/// connection still gets a well-formed ApiVersions response. An abort (an allocation from an
+/// element count, say) is a crash of the fuzzer process, which libFuzzer reports as such.
+#[cfg(feature = "server")]
+#[allow(clippy::big_endian_bytes)] // Kafka's wire protocol is big-endian
+pub fn server_request(data: &[u8]) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpStream};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    static SERVER: OnceLock<(SocketAddr, riverbed::server::Server, riverbed::Store)> =
+        OnceLock::new();
+    let (addr, _, _) = SERVER.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let store = riverbed::Store::open(&dir).expect("open a store");
+        store
+            .create_topic("t", riverbed::TopicConfig::new(2))
+            .expect("create t");
+        let server = riverbed::server::Server::start(
+            &store,
+            riverbed::server::ServerConfig::new("127.0.0.1:0"),
+        )
+        .expect("start the server");
+        (server.local_addr(), server, store)
+    });
+
+    fn connect(addr: &SocketAddr) -> TcpStream {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+    /// Reads frames until the server closes; panics on a malformed frame or a hang, except
+    /// that a connection may stay open when it carried a request the server may rightly hold
+    /// as long as the client asked (`may_hold`: a long-poll Fetch, a rebalance barrier).
+    fn drain(s: &mut TcpStream, may_hold: bool) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut n = 0;
+        loop {
+            let mut size = [0u8; 4];
+            match s.read_exact(&mut size) {
+                Ok(()) => {}
+                Err(e) => match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                        return n
+                    }
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut if may_hold => {
+                        return n
+                    }
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        panic!("the connection stayed open 10 s after the client finished")
+                    }
+                    _ => panic!("reading a response: {e}"),
+                },
+            }
+            let size = i32::from_be_bytes(size);
+            assert!(
+                (4..=64 << 20).contains(&size),
+                "a response frame of size {size}"
+            );
+            let mut body = vec![0u8; size as usize];
+            s.read_exact(&mut body).expect("a whole response frame");
+            n += 1;
+            assert!(Instant::now() < deadline, "responses kept coming for 10 s");
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut rest = data;
+    // Fetch (1), JoinGroup (11), SyncGroup (14): requests a server may hold as long as their
+    // client asked; a connection that carried one is read for 1 s only.
+    let mut may_hold = false;
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let len = len.min(rest.len() - 2);
+        if len >= 2 {
+            may_hold |= matches!(i16::from_be_bytes([rest[2], rest[3]]), 1 | 11 | 14);
+        }
+        out.extend_from_slice(&(len as i32).to_be_bytes());
+        out.extend_from_slice(&rest[2..2 + len]);
+        rest = &rest[2 + len..];
+    }
+    out.extend_from_slice(rest);
+
+    let mut s = connect(addr);
+    if may_hold {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    }
+    // The server may close before it read everything: a failed write is then expected.
+    let _ = s.write_all(&out);
+    let _ = s.shutdown(Shutdown::Write);
+    drain(&mut s, may_hold);
+
+    // ApiVersions v3 (header v2: api 18, version 3, correlation 77, client id "f", no tags;
+    // body: software name "f", version "1", no tags), then the server must answer it.
+    let req: &[u8] = &[0, 18, 0, 3, 0, 0, 0, 77, 0, 1, b'f', 0, 2, b'f', 2, b'1', 0];
+    let mut s = connect(addr);
+    let mut frame = (req.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(req);
+    s.write_all(&frame).expect("send ApiVersions");
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)
+        .expect("the server answers ApiVersions after the input");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).expect("the ApiVersions response");
+    assert_eq!(&body[..4], &77i32.to_be_bytes(), "correlation id");
+    // Response header v0 for ApiVersions; the body starts with error_code = 0.
+    assert_eq!(&body[4..6], &[0, 0], "ApiVersions error code");
+}

@@ -35,7 +35,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::conn::{decode_body, encode_body, Close};
+use super::conn::{decode_body, encode_body, Close, Connection};
 use super::dispatch::Reply;
 use super::errors::response_error;
 use super::{Shared, NODE_ID};
@@ -291,6 +291,7 @@ fn config_failure(e: &Error) -> Failure {
 /// CreateTopics v2–7.
 pub(super) fn create_topics(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -338,6 +339,9 @@ pub(super) fn create_topics(
             }
         }
         results.push(r);
+    }
+    if results.iter().any(|t| t.error_code != 0) {
+        conn.error_answered();
     }
     let resp = CreateTopicsResponse::default().with_topics(results);
     Ok(Reply::Body(encode_body(&resp, version)?))
@@ -417,11 +421,12 @@ fn create_one(
 /// DeleteTopics v1–5 (by name; v6 names topics by id and is not advertised).
 pub(super) fn delete_topics(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: DeleteTopicsRequest = decode_body(body, ApiKey::DeleteTopics, version)?;
-    let responses = req
+    let responses: Vec<DeletableTopicResult> = req
         .topic_names
         .iter()
         .map(|n| {
@@ -436,6 +441,12 @@ pub(super) fn delete_topics(
             r
         })
         .collect();
+    if responses
+        .iter()
+        .any(|t: &DeletableTopicResult| t.error_code != 0)
+    {
+        conn.error_answered();
+    }
     let resp = DeleteTopicsResponse::default().with_responses(responses);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -445,12 +456,13 @@ pub(super) fn delete_topics(
 /// CreatePartitions v0–3.
 pub(super) fn create_partitions(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: CreatePartitionsRequest = decode_body(body, ApiKey::CreatePartitions, version)?;
     let store = &shared.store;
-    let results = req
+    let results: Vec<CreatePartitionsTopicResult> = req
         .topics
         .iter()
         .map(|t| {
@@ -504,6 +516,12 @@ pub(super) fn create_partitions(
             r
         })
         .collect();
+    if results
+        .iter()
+        .any(|t: &CreatePartitionsTopicResult| t.error_code != 0)
+    {
+        conn.error_answered();
+    }
     let resp = CreatePartitionsResponse::default().with_results(results);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -514,12 +532,13 @@ pub(super) fn create_partitions(
 /// entries describing the front's fixed limits.
 pub(super) fn describe_configs(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: DescribeConfigsRequest = decode_body(body, ApiKey::DescribeConfigs, version)?;
     let store = &shared.store;
-    let results = req
+    let results: Vec<DescribeConfigsResult> = req
         .resources
         .iter()
         .map(|res| {
@@ -597,6 +616,12 @@ pub(super) fn describe_configs(
             }
         })
         .collect();
+    if results
+        .iter()
+        .any(|t: &DescribeConfigsResult| t.error_code != 0)
+    {
+        conn.error_answered();
+    }
     let resp = DescribeConfigsResponse::default().with_results(results);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -669,13 +694,14 @@ fn alter_topic(
 /// non-list config).
 pub(super) fn incremental_alter_configs(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: IncrementalAlterConfigsRequest =
         decode_body(body, ApiKey::IncrementalAlterConfigs, version)?;
     let store = &shared.store;
-    let responses = req
+    let responses: Vec<incremental_alter_configs_response::AlterConfigsResourceResponse> = req
         .resources
         .iter()
         .map(|res| {
@@ -765,6 +791,11 @@ pub(super) fn incremental_alter_configs(
                 .with_resource_name(res.resource_name.clone())
         })
         .collect();
+    if responses.iter().any(
+        |t: &incremental_alter_configs_response::AlterConfigsResourceResponse| t.error_code != 0,
+    ) {
+        conn.error_answered();
+    }
     let resp = IncrementalAlterConfigsResponse::default().with_responses(responses);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -774,12 +805,15 @@ pub(super) fn incremental_alter_configs(
 /// default, as Kafka replaces a topic's whole dynamic config.
 pub(super) fn alter_configs(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: AlterConfigsRequest = decode_body(body, ApiKey::AlterConfigs, version)?;
     let store = &shared.store;
-    let responses = req
+    let responses: Vec<
+        kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse,
+    > = req
         .resources
         .iter()
         .map(|res| {
@@ -825,6 +859,13 @@ pub(super) fn alter_configs(
             .with_resource_name(res.resource_name.clone())
         })
         .collect();
+    if responses.iter().any(
+        |t: &kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse| {
+            t.error_code != 0
+        },
+    ) {
+        conn.error_answered();
+    }
     let resp = AlterConfigsResponse::default().with_responses(responses);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -840,6 +881,7 @@ const CLUSTER_ID: &str = "riverbed";
 /// as a broker answers it.
 pub(super) fn describe_cluster(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -871,6 +913,9 @@ pub(super) fn describe_cluster(
             .with_endpoint_type(req.endpoint_type)
             .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
             .with_controller_id(BrokerId(-1));
+    }
+    if resp.error_code != 0 {
+        conn.error_answered();
     }
     Ok(Reply::Body(encode_body(&resp, version)?))
 }

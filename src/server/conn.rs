@@ -186,11 +186,19 @@ fn read_frame(shared: &Shared, stream: &mut Transport) -> Result<Option<Bytes>, 
             "request size {size} is outside 0..={max} (max_request_bytes)"
         )));
     }
-    let mut buf = vec![0u8; size as usize];
-    if !read_full(shared, stream, &mut buf, false)? {
-        return Err(Close::Malformed(
-            "connection closed inside a request".into(),
-        ));
+    // Grow the buffer as bytes arrive rather than reserving the announced size: a client that
+    // announces 100 MiB and sends nothing (on each of many connections) holds only what it sent.
+    const CHUNK: usize = 64 * 1024;
+    let size = size as usize;
+    let mut buf = Vec::with_capacity(size.min(CHUNK));
+    while buf.len() < size {
+        let start = buf.len();
+        buf.resize(start + (size - start).min(CHUNK.max(start)), 0);
+        if !read_full(shared, stream, &mut buf[start..], false)? {
+            return Err(Close::Malformed(
+                "connection closed inside a request".into(),
+            ));
+        }
     }
     Ok(Some(Bytes::from(buf)))
 }

@@ -38,7 +38,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::auth::{self, Operation, Resource};
 use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
-use super::{errors, metadata, Shared};
+use super::{errors, metadata, txn, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::record::{codec, kafka, RecordBatch, TimestampType};
 use crate::topic::TopicPartition;
@@ -115,6 +115,7 @@ pub(super) fn handle(
                 produce_partition(
                     shared,
                     version,
+                    req.transactional_id.as_ref().map(|t| t.0.as_str()),
                     name,
                     p.index,
                     p.records.as_ref(),
@@ -186,6 +187,7 @@ pub(super) fn handle(
 fn produce_partition(
     shared: &Shared,
     version: i16,
+    transactional_id: Option<&str>,
     topic: &str,
     index: i32,
     records: Option<&Bytes>,
@@ -207,8 +209,21 @@ fn produce_partition(
     .map_err(|e| store_failure(&e))?;
     let part = t.partition(partition).map_err(|e| store_failure(&e))?;
     let header = batch.header();
-    check_transaction(shared, &TopicPartition::new(topic, partition), &header)?;
-    let info = match part.log.append(&batch) {
+    let appended = if header.is_transactional() {
+        let tp = TopicPartition::new(topic, partition);
+        txn::with_transaction(
+            &shared.store,
+            transactional_id,
+            header.producer_id,
+            header.producer_epoch,
+            &tp,
+            || part.log.append(&batch),
+        )
+        .map_err(|code| transaction_failure(code, transactional_id, &tp, &header))?
+    } else {
+        part.log.append(&batch)
+    };
+    let info = match appended {
         Ok(info) => info,
         Err(e) => return Err(append_failure(&e, header.codec())),
     };
@@ -322,21 +337,29 @@ fn single_batch(version: i16, bytes: &[u8]) -> Result<RecordBatch, Failure> {
     Ok(batch)
 }
 
-/// The place where a transactional batch is checked against the transaction coordinator
-/// before it is appended (Kafka: a transactional produce to a partition that was not added to
-/// the transaction with AddPartitionsToTxn fails with INVALID_TXN_STATE, see
-/// `ReplicaManager`'s transaction verification).
-///
-/// Today a transactional batch is appended as the log allows: the log opens the producer's
-/// transaction in the partition (the last stable offset stops before it) and checks its
-/// sequence and epoch, as it does for an in-process transactional producer's batches.
-fn check_transaction(
-    shared: &Shared,
+/// Why a transactional batch was refused by [`txn::with_transaction`], which appends it only
+/// inside the open transaction of its producer that added the partition (Kafka's answers:
+/// "Partition was not added to the transaction" is INVALID_TXN_STATE for Produce up to v10).
+fn transaction_failure(
+    code: ResponseError,
+    transactional_id: Option<&str>,
     tp: &TopicPartition,
     header: &crate::record::codec::BatchHeader,
-) -> Result<(), Failure> {
-    let _ = (shared, tp, header);
-    Ok(())
+) -> Failure {
+    let (pid, epoch) = (header.producer_id, header.producer_epoch);
+    let message = match code {
+        ResponseError::TransactionalIdAuthorizationFailed => {
+            "a transactional batch needs the request's transactional id".to_string()
+        }
+        ResponseError::InvalidTxnState => format!(
+            "partition {tp} was not added to the transaction of producer {pid} (epoch {epoch})"
+        ),
+        _ => format!(
+            "producer {pid} epoch {epoch} is not the current producer of transactional id \
+             {transactional_id:?}"
+        ),
+    };
+    Failure::new(code, message)
 }
 
 /// A failure to find or create the topic or partition.

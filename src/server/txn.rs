@@ -46,7 +46,7 @@ use kafka_protocol::messages::{
 };
 use parking_lot::{Mutex, MutexGuard};
 
-use super::conn::{decode_body, encode_body, Close};
+use super::conn::{decode_body, encode_body, Close, Connection};
 use super::dispatch::Reply;
 use super::errors::response_error;
 use super::Shared;
@@ -84,6 +84,7 @@ fn code_of(e: &crate::Error, version: i16, fenced_since: i16) -> i16 {
 /// InitProducerId v0–4.
 pub(super) fn init_producer_id(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -92,10 +93,13 @@ pub(super) fn init_producer_id(
         Ok((producer_id, epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch),
-        Err(code) => InitProducerIdResponse::default()
-            .with_error_code(code)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
+        Err(code) => {
+            conn.error_answered();
+            InitProducerIdResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
     };
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -230,6 +234,7 @@ fn ensure_open(e: &mut TxnEntry) -> &mut OpenTxn {
 /// AddPartitionsToTxn v0–3.
 pub(super) fn add_partitions_to_txn(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -312,6 +317,9 @@ pub(super) fn add_partitions_to_txn(
                 .with_results_by_partition(partitions),
         );
     }
+    if !unknown.is_empty() || outcome.is_err() {
+        conn.error_answered();
+    }
     let resp = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -320,6 +328,7 @@ pub(super) fn add_partitions_to_txn(
 /// `__consumer_offsets` partition), so that TxnOffsetCommit may stage offsets in it.
 pub(super) fn add_offsets_to_txn(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -339,6 +348,9 @@ pub(super) fn add_offsets_to_txn(
         add_offsets_member(&mut e);
         Ok(())
     })();
+    if outcome.is_err() {
+        conn.error_answered();
+    }
     let resp =
         AddOffsetsToTxnResponse::default().with_error_code(outcome.err().map_or(0, |e| e.code()));
     Ok(Reply::Body(encode_body(&resp, version)?))
@@ -365,6 +377,7 @@ fn add_offsets_member(e: &mut TxnEntry) {
 /// committed offsets when it commits, and are dropped if it aborts.
 pub(super) fn txn_offset_commit(
     shared: &Shared,
+    conn: &mut Connection,
     version: i16,
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
@@ -372,12 +385,22 @@ pub(super) fn txn_offset_commit(
     let store = &shared.store;
     let mut offsets = Vec::new();
     let mut invalid = Vec::new();
+    let mut unknown = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {
             match (
                 u32::try_from(p.partition_index),
                 u64::try_from(p.committed_offset),
             ) {
+                // Kafka's KafkaApis answers a partition it does not know with
+                // UNKNOWN_TOPIC_OR_PARTITION and commits the others.
+                (Ok(part), Ok(_))
+                    if store
+                        .partition(&TopicPartition::new(t.name.0.as_str(), part))
+                        .is_err() =>
+                {
+                    unknown.push((t.name.0.as_str().to_string(), p.partition_index));
+                }
                 (Ok(part), Ok(offset)) => offsets.push((
                     TopicPartition::new(t.name.0.as_str(), part),
                     OffsetAndMetadata {
@@ -480,21 +503,37 @@ pub(super) fn txn_offset_commit(
                     t.partitions
                         .iter()
                         .map(|p| {
+                            let unknown = unknown
+                                .iter()
+                                .any(|(n, i)| n == t.name.0.as_str() && *i == p.partition_index);
+                            let code = if unknown {
+                                ResponseError::UnknownTopicOrPartition.code()
+                            } else {
+                                outcome.map_or_else(|e| e.code(), |()| 0)
+                            };
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(outcome.map_or_else(|e| e.code(), |()| 0))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )
         })
         .collect();
+    if !unknown.is_empty() || outcome.is_err() {
+        conn.error_answered();
+    }
     let resp = TxnOffsetCommitResponse::default().with_topics(topics);
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
 
 /// EndTxn v0–3: commits or aborts the open transaction, writing its markers to every partition
 /// it added and to the offsets log before answering.
-pub(super) fn end_txn(shared: &Shared, version: i16, body: &mut Bytes) -> Result<Reply, Close> {
+pub(super) fn end_txn(
+    shared: &Shared,
+    conn: &mut Connection,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<Reply, Close> {
     let req: EndTxnRequest = decode_body(body, ApiKey::EndTxn, version)?;
     let store = &shared.store;
     let (id, pid, epoch) = (
@@ -527,6 +566,9 @@ pub(super) fn end_txn(shared: &Shared, version: i16, body: &mut Bytes) -> Result
         store.notify().notify();
         result.map_err(|err| code_of(&err, version, 2))
     })();
+    if outcome.is_err() {
+        conn.error_answered();
+    }
     let resp = EndTxnResponse::default().with_error_code(outcome.err().unwrap_or(0));
     Ok(Reply::Body(encode_body(&resp, version)?))
 }
@@ -544,7 +586,6 @@ pub(super) fn end_txn(shared: &Shared, version: i16, body: &mut Bytes) -> Result
 ///   no PRODUCER_FENCED; a transaction its timeout aborted fenced it);
 /// - INVALID_TXN_STATE for a partition not in the open transaction: Kafka's `ReplicaManager`
 ///   answers "Partition was not added to the transaction" (KIP-890 verification).
-#[allow(dead_code)] // the Produce handler's, once both are merged
 pub(crate) fn with_transaction<R>(
     store: &Store,
     transactional_id: Option<&str>,
@@ -570,7 +611,6 @@ pub(crate) fn with_transaction<R>(
 /// The wire client of the integration tests (kafka-protocol's client side), for the test below.
 #[cfg(test)]
 #[path = "../../tests/common/wire.rs"]
-#[allow(clippy::big_endian_bytes)] // Kafka's framing is big-endian
 mod test_wire;
 
 #[cfg(test)]

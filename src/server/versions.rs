@@ -85,6 +85,39 @@ mod tests {
     }
 
     #[test]
+    fn readme_lists_exactly_the_advertised_versions() {
+        // README.md's "Supported APIs and versions" table is the user's copy of this table.
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Supported APIs and versions")
+            .nth(1)
+            .expect("the README section");
+        let mut listed = Vec::new();
+        for line in section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter(|l| !l.starts_with("| API") && !l.starts_with("|---"))
+        {
+            let cells: Vec<&str> = line
+                .split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            for pair in cells.chunks(2) {
+                listed.push(format!("{} {}", pair[0], pair[1].replace('\u{2013}', "-")));
+            }
+        }
+        let mut advertised: Vec<String> = ADVERTISED
+            .iter()
+            .map(|(api, min, max)| format!("{api:?} {min}-{max}"))
+            .collect();
+        listed.sort();
+        advertised.sort();
+        assert_eq!(listed, advertised);
+    }
+
+    #[test]
     fn no_api_is_listed_twice() {
         let mut keys: Vec<i16> = ADVERTISED.iter().map(|(a, _, _)| *a as i16).collect();
         keys.sort_unstable();
