@@ -17,6 +17,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::wire::{s, WireClient};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -25,10 +26,11 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, GroupId, JoinGroupRequest, JoinGroupResponse,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
+    GroupId, InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse,
     MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, ProduceRequest,
-    ProduceResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse, TopicName,
+    ProduceResponse, ProducerId, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -39,14 +41,18 @@ use riverbed::{Store, StoreConfig, TopicConfig};
 // Kafka's error codes (org.apache.kafka.common.protocol.Errors).
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 /// alice: write+read on topic `a` (not `b`), read on group `g1`, nothing on transactional ids.
-/// admin: everything. carol: create on the topic `new-*` only.
+/// admin: everything. carol: create on the topic `new-*` only. alice: write on the
+/// transactional ids `loader-*`.
 const ACLS: &str = "\
 super User:admin
 allow User:alice topic:a read,write
 allow User:alice group:g1 read
 allow User:carol topic:new-* create,describe
+allow User:alice transactional_id:loader-* write
 ";
 
 fn credentials() -> Credentials {
@@ -296,4 +302,69 @@ fn metadata_omits_undescribable_topics_from_a_full_list_and_answers_named_ones_2
     let r = metadata(&mut carol, Some(&["new-x"]), true);
     assert_eq!(r.topics[0].error_code, 0);
     assert!(store.list_topics().iter().any(|t| t == "new-x"));
+}
+
+fn init_producer_id(c: &mut WireClient, txn: Option<&str>) -> i16 {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(txn.map(|t| TransactionalId(s(t))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &req);
+    r.error_code
+}
+
+#[test]
+fn init_producer_id_needs_write_on_the_transactional_id_or_idempotent_write() {
+    let (_d, _store, server) = start();
+    let mut alice = login(&server, "alice");
+    assert_eq!(
+        init_producer_id(&mut alice, Some("other")),
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    assert_eq!(init_producer_id(&mut alice, Some("loader-1")), 0);
+    // Idempotent: Write on some topic implies IdempotentWrite on the cluster (KIP-679);
+    // carol may write nowhere.
+    assert_eq!(init_producer_id(&mut alice, None), 0);
+    let mut carol = login(&server, "carol");
+    assert_eq!(
+        init_producer_id(&mut carol, None),
+        CLUSTER_AUTHORIZATION_FAILED
+    );
+}
+
+#[test]
+fn create_topics_needs_create_on_the_cluster_or_the_topic() {
+    let (_d, store, server) = start();
+    let create = |c: &mut WireClient, names: &[&str]| -> Vec<i16> {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| {
+                        CreatableTopic::default()
+                            .with_name(tn(n))
+                            .with_num_partitions(1)
+                            .with_replication_factor(1)
+                    })
+                    .collect(),
+            );
+        let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &req);
+        r.topics.iter().map(|t| t.error_code).collect()
+    };
+    // Kafka answers a topic the principal may not create with TOPIC_AUTHORIZATION_FAILED
+    // (not CLUSTER_AUTHORIZATION_FAILED: Create on the topic alone is enough).
+    let mut carol = login(&server, "carol");
+    assert_eq!(
+        create(&mut carol, &["new-1", "old-1"]),
+        [0, TOPIC_AUTHORIZATION_FAILED]
+    );
+    let mut alice = login(&server, "alice");
+    assert_eq!(create(&mut alice, &["c"]), [TOPIC_AUTHORIZATION_FAILED]);
+    let topics = store.list_topics();
+    assert!(topics.iter().any(|t| t == "new-1"));
+    assert!(!topics.iter().any(|t| t == "old-1" || t == "c"));
+    let mut admin = login(&server, "admin");
+    assert_eq!(create(&mut admin, &["c"]), [0]);
 }
