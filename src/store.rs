@@ -926,6 +926,12 @@ impl Store {
         &self.inner.config.default_topic
     }
 
+    /// Whether a topic that does not exist is created on first use
+    /// (`StoreConfig::auto_create_topics`).
+    pub(crate) fn auto_creates_topics(&self) -> bool {
+        self.inner.config.auto_create_topics
+    }
+
     /// The transaction coordinator.
     pub(crate) fn txns(&self) -> &Coordinator {
         &self.inner.txns

@@ -505,16 +505,49 @@ fn zstd_needs_produce_v7_and_codecs_the_log_cannot_read_are_refused() {
     for codec in [1u8, 2, 3] {
         let r = produce(&mut c, 9, "t", 0, recodec(codec));
         // gzip/snappy/lz4: taken once the record layer can decode them, refused until then;
-        // either way never stored undecodable.
+        // either way never stored undecodable. A section that is not what its codec says is
+        // INVALID_RECORD since Produce decodes every record first (`check_records`): Kafka's
+        // non-retriable answer, where CORRUPT_MESSAGE would make a Java producer retry a batch
+        // that can never succeed.
         if r.error_code == 0 {
             continue;
         }
         assert!(
-            [UNSUPPORTED_COMPRESSION_TYPE, CORRUPT_MESSAGE].contains(&r.error_code),
+            [
+                UNSUPPORTED_COMPRESSION_TYPE,
+                CORRUPT_MESSAGE,
+                INVALID_RECORD
+            ]
+            .contains(&r.error_code),
             "codec {codec}: {}",
             r.error_code
         );
     }
+}
+
+/// A batch whose CRC-32C is right but whose records do not decode (the first record's length
+/// varint edited, then the CRC recomputed, as a buggy client would send it) is refused with
+/// INVALID_RECORD and not stored: Kafka's `LogValidator` decodes every record of a produced
+/// batch, and `DefaultRecord.readFrom` raises InvalidRecordException ("Invalid record size:
+/// expected to read … bytes in record payload") for this one.
+#[test]
+fn a_batch_with_a_right_crc_but_records_that_do_not_decode_is_refused_with_invalid_record() {
+    let (_d, store, server) = start();
+    store.create_topic("t", topic(1)).unwrap();
+    let mut c = WireClient::connect(server.local_addr());
+    let mut v = kbatch(&[b"one", b"two"], T0, None, false).to_vec();
+    // Byte 61 is the first record's length (a zigzag varint): claim 2 bytes more.
+    v[61] = v[61].wrapping_add(4);
+    let crc = crc32c(&v[21..]);
+    v[17..21].copy_from_slice(&crc.to_be_bytes());
+    let r = produce(&mut c, 9, "t", 0, Bytes::from(v));
+    assert_eq!(r.error_code, INVALID_RECORD, "{:?}", r.error_message);
+    assert!(r.error_message.is_some_and(|m| m.contains("do not decode")));
+    assert_eq!(
+        fetch1(&mut c, &Fetch::default(), "t", 0, 0).high_watermark,
+        0,
+        "nothing stored"
+    );
 }
 
 /// CRC-32C (Castagnoli), for tests that edit a batch's attributes.

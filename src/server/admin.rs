@@ -35,6 +35,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{decode_body, encode_body, Close, Connection};
 use super::dispatch::Reply;
 use super::errors::response_error;
@@ -286,6 +287,43 @@ fn config_failure(e: &Error) -> Failure {
     }
 }
 
+/// Whether the connection's principal may do `op` (DescribeConfigs or AlterConfigs) on a
+/// config resource (Kafka's `KafkaApis` config handlers and `ConfigHelper`): a topic needs it
+/// on the topic (else TOPIC_AUTHORIZATION_FAILED), the broker on the cluster (else
+/// CLUSTER_AUTHORIZATION_FAILED). Other resource types are refused later on their own.
+fn config_access(
+    shared: &Shared,
+    conn: &Connection,
+    op: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), Failure> {
+    let (resource, error) = match resource_type {
+        RESOURCE_TOPIC => (
+            Resource::topic(name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_BROKER => (
+            Resource::cluster(),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        _ => return Ok(()),
+    };
+    if auth::authorize(shared, conn, op, resource) {
+        Ok(())
+    } else {
+        Err((error, format!("not authorized to {op:?} on {resource:?}")))
+    }
+}
+
+/// A refusal of `op` on topic `name`: TOPIC_AUTHORIZATION_FAILED.
+fn topic_denied(op: Operation, name: &str) -> Failure {
+    (
+        ResponseError::TopicAuthorizationFailed,
+        format!("not authorized to {op:?} topic {name:?}"),
+    )
+}
+
 // ---- CreateTopics ---------------------------------------------------------------------------
 
 /// CreateTopics v2–7.
@@ -306,6 +344,10 @@ pub(super) fn create_topics(
                 ResponseError::InvalidRequest,
                 format!("topic {name:?} appears more than once in the request"),
             ))
+        } else if !super::metadata::may_create(shared, conn, name) {
+            // Kafka's `KafkaApis.handleCreateTopicsRequest`: Create on the cluster or on the
+            // topic, else TOPIC_AUTHORIZATION_FAILED for that topic.
+            Err(topic_denied(Operation::Create, name))
         } else {
             create_one(store, t, req.validate_only)
         };
@@ -431,8 +473,21 @@ pub(super) fn delete_topics(
         .iter()
         .map(|n| {
             let mut r = DeletableTopicResult::default().with_name(Some(n.clone()));
-            if let Err(e) = shared.store.delete_topic(n.0.as_str()) {
-                let (code, message) = failure(&e);
+            // Kafka's `KafkaApis.handleDeleteTopicsRequest`: Delete on the topic.
+            let outcome = if auth::authorize(
+                shared,
+                conn,
+                Operation::Delete,
+                Resource::topic(n.0.as_str()),
+            ) {
+                shared
+                    .store
+                    .delete_topic(n.0.as_str())
+                    .map_err(|e| failure(&e))
+            } else {
+                Err(topic_denied(Operation::Delete, n.0.as_str()))
+            };
+            if let Err((code, message)) = outcome {
                 r = r.with_error_code(code.code());
                 if version >= 5 {
                     r = r.with_error_message(msg(message));
@@ -473,6 +528,10 @@ pub(super) fn create_partitions(
                         ResponseError::InvalidRequest,
                         format!("topic {name:?} appears more than once in the request"),
                     ));
+                }
+                // Kafka's `KafkaApis.handleCreatePartitionsRequest`: Alter on the topic.
+                if !auth::authorize(shared, conn, Operation::Alter, Resource::topic(name)) {
+                    return Err(topic_denied(Operation::Alter, name));
                 }
                 if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
                     return Err((
@@ -558,6 +617,17 @@ pub(super) fn describe_configs(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
+            if let Err((code, message)) = config_access(
+                shared,
+                conn,
+                Operation::DescribeConfigs,
+                res.resource_type,
+                res.resource_name.as_str(),
+            ) {
+                return base
+                    .with_error_code(code.code())
+                    .with_error_message(msg(message));
+            }
             match res.resource_type {
                 RESOURCE_TOPIC => match store.describe_topic(res.resource_name.as_str()) {
                     Ok(d) => base.with_configs(
@@ -707,6 +777,13 @@ pub(super) fn incremental_alter_configs(
         .map(|res| {
             let topic = res.resource_name.as_str();
             let outcome = (|| -> Result<(), Failure> {
+                config_access(
+                    shared,
+                    conn,
+                    Operation::AlterConfigs,
+                    res.resource_type,
+                    topic,
+                )?;
                 let mut settings: Vec<(&'static str, Option<String>)> = Vec::new();
                 for c in &res.configs {
                     let name = c.name.as_str();
@@ -818,6 +895,13 @@ pub(super) fn alter_configs(
         .iter()
         .map(|res| {
             let outcome = (|| -> Result<(), Failure> {
+                config_access(
+                    shared,
+                    conn,
+                    Operation::AlterConfigs,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                )?;
                 let mut settings: Vec<(&'static str, Option<String>)> = Vec::new();
                 for c in &res.configs {
                     let name = c.name.as_str();
@@ -876,6 +960,28 @@ pub(super) fn alter_configs(
 /// no cluster to name, and clients only compare it between answers).
 const CLUSTER_ID: &str = "riverbed";
 
+/// The cluster operations the connection's principal may do, as Kafka's AclOperation codes
+/// in bits: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12; 0 without Describe.
+fn cluster_operations(shared: &Shared, conn: &Connection) -> i32 {
+    let may = |op| auth::authorize(shared, conn, op, Resource::cluster());
+    if !may(Operation::Describe) {
+        return 0;
+    }
+    [
+        (Operation::Create, 5),
+        (Operation::Alter, 7),
+        (Operation::Describe, 8),
+        (Operation::ClusterAction, 9),
+        (Operation::DescribeConfigs, 10),
+        (Operation::AlterConfigs, 11),
+        (Operation::IdempotentWrite, 12),
+    ]
+    .into_iter()
+    .filter(|(op, _)| may(*op))
+    .fold(0, |bits, (_, bit)| bits | (1 << bit))
+}
+
 /// DescribeCluster v0–1 (the Java admin's `describeCluster`): this one node, as broker and
 /// controller. Endpoint type 2 (controllers, KIP-919) is refused with UNSUPPORTED_ENDPOINT_TYPE,
 /// as a broker answers it.
@@ -894,12 +1000,11 @@ pub(super) fn describe_cluster(
             .with_broker_id(BrokerId(NODE_ID))
             .with_host(StrBytes::from_string(shared.advertised_host.clone()))
             .with_port(shared.advertised_port)])
-        // Kafka's "not requested" value (i32::MIN) unless asked; everything when asked: there
-        // are no ACLs on this front (yet).
+        // Kafka's "not requested" value (i32::MIN) unless asked; when asked, the cluster
+        // operations the principal's ACLs allow (everything without ACLs), none without
+        // Describe on the cluster (Kafka's `KafkaApis.handleDescribeCluster`).
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
-            // Kafka's AclOperation codes as bits: CREATE 5, ALTER 7, DESCRIBE 8,
-            // CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-            (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)
+            cluster_operations(shared, conn)
         } else {
             i32::MIN
         });

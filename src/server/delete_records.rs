@@ -19,6 +19,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared};
@@ -39,12 +40,24 @@ pub(super) fn handle(
         .iter()
         .map(|t| {
             let name = t.name.0.as_str();
+            // ACLs (Kafka's `KafkaApis.handleDeleteRecordsRequest`): Delete on the topic, else
+            // TOPIC_AUTHORIZATION_FAILED (29) on its partitions.
+            let allowed = auth::authorize(shared, conn, Operation::Delete, Resource::topic(name));
             DeleteRecordsTopicResult::default()
                 .with_name(t.name.clone())
                 .with_partitions(
                     t.partitions
                         .iter()
-                        .map(|p| delete(shared, name, p))
+                        .map(|p| {
+                            if allowed {
+                                delete(shared, name, p)
+                            } else {
+                                DeleteRecordsPartitionResult::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                                    .with_low_watermark(-1)
+                            }
+                        })
                         .collect(),
                 )
         })

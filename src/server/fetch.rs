@@ -44,6 +44,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{self, Close, Connection, POLL};
 use super::dispatch::Reply;
 use super::{errors, Shared};
@@ -91,10 +92,24 @@ pub(super) fn handle(
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let notify = shared.store.notify();
+    // ACLs (Kafka's `KafkaApis.handleFetchRequest`): a consumer's fetch needs Read on each
+    // topic; a topic without it gets TOPIC_AUTHORIZATION_FAILED (29) on its partitions.
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            auth::authorize(
+                shared,
+                conn,
+                Operation::Read,
+                Resource::topic(t.topic.0.as_str()),
+            )
+        })
+        .collect();
     let responses = loop {
         // Registered before looking, so an append after the look wakes the wait below.
         let (_waiting, seen) = notify.register();
-        let read = read_all(shared, &req, committed, max_bytes);
+        let read = read_all(shared, &req, &readable, committed, max_bytes);
         let now = Instant::now();
         if read.bytes >= min_bytes
             || read.error
@@ -126,7 +141,13 @@ struct Read {
     error: bool,
 }
 
-fn read_all(shared: &Shared, req: &FetchRequest, committed: bool, max_bytes: usize) -> Read {
+fn read_all(
+    shared: &Shared,
+    req: &FetchRequest,
+    readable: &[bool],
+    committed: bool,
+    max_bytes: usize,
+) -> Read {
     let mut budget = Budget {
         left: max_bytes,
         first: true,
@@ -137,13 +158,18 @@ fn read_all(shared: &Shared, req: &FetchRequest, committed: bool, max_bytes: usi
         error: false,
     };
     let mut scratch = Scratch::default();
-    for topic in &req.topics {
+    for (ti, topic) in req.topics.iter().enumerate() {
         let name = topic.topic.0.as_str();
+        let denied = !readable.get(ti).copied().unwrap_or(false);
         let partitions = topic
             .partitions
             .iter()
             .map(|p| {
-                let data = read_partition(shared, name, p, committed, &mut budget, &mut scratch);
+                let data = if denied {
+                    failed(p, ResponseError::TopicAuthorizationFailed.code())
+                } else {
+                    read_partition(shared, name, p, committed, &mut budget, &mut scratch)
+                };
                 read.error |= data.error_code != 0;
                 read.bytes += data.records.as_ref().map_or(0, |r| r.len());
                 data
@@ -172,6 +198,18 @@ struct Scratch {
     records: Vec<u8>,
 }
 
+/// A partition's answer with error `code` and no data.
+fn failed(p: &FetchPartition, code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(p.partition)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_aborted_transactions(None)
+        .with_records(Some(Bytes::new()))
+}
+
 fn read_partition(
     shared: &Shared,
     topic: &str,
@@ -180,16 +218,7 @@ fn read_partition(
     budget: &mut Budget,
     scratch: &mut Scratch,
 ) -> PartitionData {
-    let failed = |code: i16| {
-        PartitionData::default()
-            .with_partition_index(p.partition)
-            .with_error_code(code)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1)
-            .with_aborted_transactions(None)
-            .with_records(Some(Bytes::new()))
-    };
+    let failed = |code: i16| failed(p, code);
     let part = match u32::try_from(p.partition)
         .ok()
         .and_then(|i| shared.store.topic(topic).and_then(|t| t.partition(i)).ok())

@@ -47,6 +47,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
+use super::auth::{self, Operation, Resource, ResourceType};
 use super::conn::{decode_body, encode_body, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared, NODE_ID};
@@ -96,6 +97,16 @@ fn valid_group(id: &GroupId) -> bool {
     !id.0.is_empty()
 }
 
+/// Whether the connection's principal may do `op` on group `id` (always, without ACLs).
+fn may(shared: &Shared, conn: &Connection, op: Operation, id: &str) -> bool {
+    auth::authorize(shared, conn, op, Resource::group(id))
+}
+
+/// GROUP_AUTHORIZATION_FAILED (30).
+fn group_denied() -> i16 {
+    ResourceType::Group.denied_code()
+}
+
 fn counts(shared: &Shared) -> impl Fn(&str) -> Option<u32> + '_ {
     move |t: &str| shared.store.topic(t).ok().map(|t| t.partition_count())
 }
@@ -132,21 +143,45 @@ pub(super) fn find_coordinator(
     } else {
         (-1, String::new(), -1)
     };
+    // ACLs (Kafka's `KafkaApis.handleFindCoordinatorRequest`): Describe on the group or the
+    // transactional id, else GROUP_AUTHORIZATION_FAILED (30) or
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), with no coordinator.
+    let denied = |key: &str| -> Option<i16> {
+        let resource = match req.key_type {
+            0 => Resource::group(key),
+            1 => Resource::transactional_id(key),
+            _ => return None,
+        };
+        (!auth::authorize(shared, conn, Operation::Describe, resource))
+            .then_some(resource.kind.denied_code())
+    };
     let mut resp = FindCoordinatorResponse::default();
     if version >= 4 {
         resp.coordinators = req
             .coordinator_keys
             .iter()
-            .map(|k| {
-                Coordinator::default()
+            .map(|k| match denied(k) {
+                Some(code) => Coordinator::default()
+                    .with_key(k.clone())
+                    .with_node_id(BrokerId(-1))
+                    .with_host(s(""))
+                    .with_port(-1)
+                    .with_error_code(code),
+                None => Coordinator::default()
                     .with_key(k.clone())
                     .with_node_id(BrokerId(node))
                     .with_host(s(host.clone()))
                     .with_port(port)
                     .with_error_code(error)
-                    .with_error_message(message.clone())
+                    .with_error_message(message.clone()),
             })
             .collect();
+    } else if let Some(code) = denied(&req.key) {
+        resp = resp
+            .with_error_code(code)
+            .with_node_id(BrokerId(-1))
+            .with_host(s(""))
+            .with_port(-1);
     } else {
         resp = resp
             .with_error_code(error)
@@ -155,7 +190,8 @@ pub(super) fn find_coordinator(
             .with_host(s(host))
             .with_port(port);
     }
-    reply(conn, error != 0, &resp, version)
+    let failed = resp.error_code != 0 || resp.coordinators.iter().any(|c| c.error_code != 0);
+    reply(conn, failed, &resp, version)
 }
 
 /// JoinGroup v0–7.
@@ -180,6 +216,16 @@ pub(super) fn join_group(
             conn,
             true,
             &answer(ResponseError::InvalidGroupId, &req.member_id),
+            version,
+        );
+    }
+    // ACLs (Kafka's `KafkaApis.handleJoinGroupRequest`, and the same for SyncGroup,
+    // Heartbeat, LeaveGroup and OffsetCommit): Read on the group.
+    if !may(shared, conn, Operation::Read, &req.group_id) {
+        return reply(
+            conn,
+            true,
+            &answer(ResponseError::GroupAuthorizationFailed, &req.member_id),
             version,
         );
     }
@@ -319,6 +365,8 @@ pub(super) fn sync_group(
     let mut resp = SyncGroupResponse::default();
     let result = if !valid_group(&req.group_id) {
         Err(ResponseError::InvalidGroupId)
+    } else if !may(shared, conn, Operation::Read, &req.group_id) {
+        Err(ResponseError::GroupAuthorizationFailed)
     } else if req
         .protocol_type
         .as_ref()
@@ -363,6 +411,8 @@ pub(super) fn heartbeat(
     let req: HeartbeatRequest = decode_body(body, ApiKey::Heartbeat, version)?;
     let error = if !valid_group(&req.group_id) {
         ResponseError::InvalidGroupId.code()
+    } else if !may(shared, conn, Operation::Read, &req.group_id) {
+        group_denied()
     } else {
         let group = shared.store.group(&req.group_id);
         let counts = counts(shared);
@@ -394,6 +444,10 @@ pub(super) fn leave_group(
     let mut resp = LeaveGroupResponse::default();
     if !valid_group(&req.group_id) {
         resp.error_code = ResponseError::InvalidGroupId.code();
+        return reply(conn, true, &resp, version);
+    }
+    if !may(shared, conn, Operation::Read, &req.group_id) {
+        resp.error_code = group_denied();
         return reply(conn, true, &resp, version);
     }
     let group = shared.store.group(&req.group_id);
@@ -432,6 +486,8 @@ pub(super) fn offset_commit(
     let req: OffsetCommitRequest = decode_body(body, ApiKey::OffsetCommit, version)?;
     let group_error = if !valid_group(&req.group_id) {
         Some(ResponseError::InvalidGroupId)
+    } else if !may(shared, conn, Operation::Read, &req.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
     } else {
         shared
             .store
@@ -451,9 +507,19 @@ pub(super) fn offset_commit(
     let mut slots: Vec<(usize, usize)> = Vec::new();
     for (ti, t) in req.topics.iter().enumerate() {
         let mut row = Vec::with_capacity(t.partitions.len());
+        // Kafka: OffsetCommit also needs Read on each topic (TOPIC_AUTHORIZATION_FAILED).
+        let topic_denied = group_error.is_none()
+            && !auth::authorize(
+                shared,
+                conn,
+                Operation::Read,
+                Resource::topic(t.name.as_str()),
+            );
         for (pi, p) in t.partitions.iter().enumerate() {
             let code = if let Some(e) = group_error {
                 e.code()
+            } else if topic_denied {
+                ResponseError::TopicAuthorizationFailed.code()
             } else if p.partition_index < 0
                 || shared
                     .store
@@ -589,6 +655,46 @@ fn fetch_offsets(
         .collect()
 }
 
+/// `fetch_offsets` under the ACLs (Kafka's `KafkaApis.handleOffsetFetchRequest`): Describe on
+/// the group, else `Err(GROUP_AUTHORIZATION_FAILED)`; a topic the principal may not describe
+/// is left out when every committed offset was asked for, and answered
+/// TOPIC_AUTHORIZATION_FAILED when it was named.
+fn authorized_offsets(
+    shared: &Shared,
+    conn: &Connection,
+    group: &str,
+    topics: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
+) -> Result<Vec<(TopicName, Vec<OffsetRow>)>, i16> {
+    if !may(shared, conn, Operation::Describe, group) {
+        return Err(group_denied());
+    }
+    let all = topics.is_none();
+    let describable = |t: &TopicName| {
+        auth::authorize(
+            shared,
+            conn,
+            Operation::Describe,
+            Resource::topic(t.as_str()),
+        )
+    };
+    Ok(fetch_offsets(shared, group, topics, require_stable)
+        .into_iter()
+        .filter(|(name, _)| !all || describable(name))
+        .map(|(name, rows)| {
+            if describable(&name) {
+                return (name, rows);
+            }
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            let rows = rows
+                .into_iter()
+                .map(|(p, ..)| (p, -1, String::new(), code))
+                .collect();
+            (name, rows)
+        })
+        .collect())
+}
+
 /// OffsetFetch v1–8 (v8: several groups in one request).
 pub(super) fn offset_fetch(
     shared: &Shared,
@@ -609,9 +715,14 @@ pub(super) fn offset_fetch(
                         .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let rows = fetch_offsets(shared, &g.group_id, topics, require_stable);
+                let (rows, code) =
+                    match authorized_offsets(shared, conn, &g.group_id, topics, require_stable) {
+                        Ok(rows) => (rows, 0),
+                        Err(code) => (Vec::new(), code),
+                    };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
+                    .with_error_code(code)
                     .with_topics(
                         rows.into_iter()
                             .map(|(name, parts)| {
@@ -641,7 +752,28 @@ pub(super) fn offset_fetch(
                 .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                 .collect()
         });
-        let rows = fetch_offsets(shared, &req.group_id, topics, require_stable);
+        let rows = match authorized_offsets(shared, conn, &req.group_id, topics, require_stable) {
+            Ok(rows) => rows,
+            // Kafka's `OffsetFetchRequest.getErrorResponse`: the error at the top from v2, on
+            // every requested partition below.
+            Err(code) if version >= 2 => {
+                resp.error_code = code;
+                Vec::new()
+            }
+            Err(code) => req
+                .topics
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let rows = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&p| (p, -1, String::new(), code))
+                        .collect();
+                    (t.name.clone(), rows)
+                })
+                .collect(),
+        };
         resp.topics = rows
             .into_iter()
             .map(|(name, parts)| {
@@ -663,11 +795,13 @@ pub(super) fn offset_fetch(
             })
             .collect();
     }
-    let failed = resp
-        .topics
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .any(|p| p.error_code != 0)
+    let failed = resp.error_code != 0
+        || resp.groups.iter().any(|g| g.error_code != 0)
+        || resp
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != 0)
         || resp
             .groups
             .iter()
@@ -705,6 +839,12 @@ pub(super) fn list_groups(
         .store
         .list_groups()
         .into_iter()
+        // ACLs (Kafka's `KafkaApis.handleListGroupsRequest`): every group with Describe on
+        // the cluster, else only the groups the principal may describe.
+        .filter(|name| {
+            auth::authorize(shared, conn, Operation::Describe, Resource::cluster())
+                || may(shared, conn, Operation::Describe, name)
+        })
         .filter_map(|name| {
             let (view, _) = state_of(shared, &name);
             let keep = req.states_filter.is_empty()
@@ -749,6 +889,10 @@ pub(super) fn describe_groups(
                 .with_authorized_operations(i32::MIN);
             if !valid_group(id) {
                 return d.with_error_code(ResponseError::InvalidGroupId.code());
+            }
+            // ACLs (Kafka's `KafkaApis.handleDescribeGroupsRequest`): Describe on the group.
+            if !may(shared, conn, Operation::Describe, id) {
+                return d.with_error_code(group_denied());
             }
             if !known {
                 return d.with_group_state(s("Dead"));
@@ -798,6 +942,9 @@ pub(super) fn delete_groups(
             let (view, known) = state_of(shared, id);
             let code = if !valid_group(id) {
                 ResponseError::InvalidGroupId.code()
+            } else if !may(shared, conn, Operation::Delete, id) {
+                // ACLs (Kafka's `KafkaApis.handleDeleteGroupsRequest`): Delete on the group.
+                group_denied()
             } else if !view.members.is_empty() {
                 ResponseError::NonEmptyGroup.code()
             } else if !known {

@@ -21,6 +21,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared};
@@ -46,10 +47,24 @@ pub(super) fn handle(
         .iter()
         .map(|t| {
             let name = t.name.0.as_str();
+            // ACLs (Kafka's `KafkaApis.handleListOffsetRequest`): Describe on the topic, else
+            // TOPIC_AUTHORIZATION_FAILED (29) on its partitions.
+            let allowed = auth::authorize(shared, conn, Operation::Describe, Resource::topic(name));
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| answer(shared, version, name, p, committed))
+                .map(|p| {
+                    if allowed {
+                        answer(shared, version, name, p, committed)
+                    } else {
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_leader_epoch(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                    }
+                })
                 .collect();
             ListOffsetsTopicResponse::default()
                 .with_name(t.name.clone())

@@ -29,6 +29,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
 use super::{errors, Shared, NODE_ID};
@@ -58,20 +59,39 @@ pub(super) fn handle(
                 .collect(),
         ),
     };
+    let describable =
+        |n: &str| auth::authorize(shared, conn, Operation::Describe, Resource::topic(n));
     let topics: Vec<MetadataResponseTopic> = match requested {
+        // All topics: those the principal may not describe are left out (Kafka's
+        // `KafkaApis.handleTopicMetadataRequest`: "In case of all topics, don't include topics
+        // unauthorized for Describe").
         None => {
             let mut names = shared.store.list_topics();
             names.sort();
             names
                 .iter()
+                .filter(|n| describable(n))
                 .filter_map(|n| describe(shared, n, false))
                 .collect()
         }
+        // Named topics: one the principal may not describe gets TOPIC_AUTHORIZATION_FAILED
+        // whether it exists or not (Kafka does "not disclose the existence of topics
+        // unauthorized for Describe"); one to be auto-created needs Create on the cluster or
+        // the topic, else it gets TOPIC_AUTHORIZATION_FAILED too.
         Some(names) => names
             .iter()
             .map(|n| {
-                describe(shared, n, allow_create).unwrap_or_else(|| {
-                    topic_error(n, ResponseError::UnknownTopicOrPartition.code())
+                if !describable(n) {
+                    return topic_error(n, ResponseError::TopicAuthorizationFailed.code());
+                }
+                let create = allow_create && may_create(shared, conn, n);
+                describe(shared, n, create).unwrap_or_else(|| {
+                    let code = if allow_create && !create && shared.store.auto_creates_topics() {
+                        ResponseError::TopicAuthorizationFailed
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
+                    topic_error(n, code.code())
                 })
             })
             .collect(),
@@ -92,6 +112,13 @@ pub(super) fn handle(
         .with_controller_id(BrokerId(NODE_ID))
         .with_topics(topics);
     Ok(Reply::Body(conn::encode_body(&resp, version)?))
+}
+
+/// Whether the connection's principal may create topic `name`: Create on the cluster, or on
+/// the topic (Kafka's auto-creation and CreateTopics rule).
+pub(super) fn may_create(shared: &Shared, conn: &Connection, name: &str) -> bool {
+    auth::authorize(shared, conn, Operation::Create, Resource::cluster())
+        || auth::authorize(shared, conn, Operation::Create, Resource::topic(name))
 }
 
 /// The answer for topic `name`: its partitions, or its error. `None` when it does not exist

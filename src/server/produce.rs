@@ -35,11 +35,12 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{self, Close, Connection};
 use super::dispatch::Reply;
-use super::{errors, txn, Shared};
+use super::{errors, metadata, txn, Shared};
 use crate::error::{Error, ErrorKind};
-use crate::record::{kafka, RecordBatch, TimestampType};
+use crate::record::{codec, kafka, RecordBatch, TimestampType};
 use crate::topic::TopicPartition;
 
 /// A partition's failure: the Kafka error code and Riverbed's message.
@@ -73,13 +74,44 @@ pub(super) fn handle(
 ) -> Result<Reply, Close> {
     let req: ProduceRequest = conn::decode_body(body, ApiKey::Produce, version)?;
     let acks_valid = matches!(req.acks, -1..=1);
+    // ACLs (Kafka's `KafkaApis.handleProduceRequest`): a request with transactional batches
+    // needs Write on its transactional id, else every partition gets
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53); each topic needs Write, else its partitions
+    // get TOPIC_AUTHORIZATION_FAILED (29) and nothing of them is appended.
+    let txn_denied = has_transactional_batch(&req)
+        && !req.transactional_id.as_ref().is_some_and(|id| {
+            auth::authorize(
+                shared,
+                conn,
+                Operation::Write,
+                Resource::transactional_id(id.as_str()),
+            )
+        });
     let mut appended_any = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in &req.topic_data {
         let name = topic.name.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        let topic_denied =
+            !txn_denied && !auth::authorize(shared, conn, Operation::Write, Resource::topic(name));
+        // Creating a topic on the way needs Create on the cluster or the topic, as Metadata's
+        // auto-creation does.
+        let may_create = !topic_denied && metadata::may_create(shared, conn, name);
         for p in &topic.partition_data {
-            let result = if acks_valid {
+            let result = if txn_denied {
+                Err(Failure::new(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    format!(
+                        "not authorized to write with transactional id {:?}",
+                        req.transactional_id.as_ref().map_or("", |t| t.as_str())
+                    ),
+                ))
+            } else if topic_denied {
+                Err(Failure::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("not authorized to write to topic {name:?}"),
+                ))
+            } else if acks_valid {
                 produce_partition(
                     shared,
                     version,
@@ -87,6 +119,7 @@ pub(super) fn handle(
                     name,
                     p.index,
                     p.records.as_ref(),
+                    may_create,
                 )
             } else {
                 // Kafka: acks other than -1, 0, 1 fail every partition (INVALID_REQUIRED_ACKS).
@@ -158,6 +191,7 @@ fn produce_partition(
     topic: &str,
     index: i32,
     records: Option<&Bytes>,
+    may_create: bool,
 ) -> Result<Appended, Failure> {
     let bytes = records.map_or(&[][..], |b| &b[..]);
     let batch = single_batch(version, bytes)?;
@@ -167,10 +201,12 @@ fn produce_partition(
             format!("partition {index} of topic {topic:?} does not exist"),
         )
     })?;
-    let t = shared
-        .store
-        .topic_or_create(topic)
-        .map_err(|e| store_failure(&e))?;
+    let t = if may_create {
+        shared.store.topic_or_create(topic)
+    } else {
+        shared.store.topic(topic)
+    }
+    .map_err(|e| store_failure(&e))?;
     let part = t.partition(partition).map_err(|e| store_failure(&e))?;
     let header = batch.header();
     let appended = if header.is_transactional() {
@@ -201,6 +237,25 @@ fn produce_partition(
         log_append_time,
         log_start_offset: part.log.log_start_offset() as i64,
     })
+}
+
+/// Whether any partition of `req` carries a transactional batch (Kafka's
+/// `RequestUtils.hasTransactionalRecords`: the transactional bit of the batch attributes).
+fn has_transactional_batch(req: &ProduceRequest) -> bool {
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .filter_map(|b| b.get(kafka::ATTRIBUTES))
+        .filter_map(|a| <[u8; 2]>::try_from(a).ok())
+        .any(|a| {
+            #[allow(
+                clippy::big_endian_bytes,
+                reason = "Kafka's batch header is big-endian"
+            )]
+            let attributes = u16::from_be_bytes(a);
+            attributes & codec::ATTR_TRANSACTIONAL != 0
+        })
 }
 
 /// The one v2 batch of a partition's records, checked (Kafka's `ProduceRequest.validateRecords`
@@ -268,6 +323,17 @@ fn single_batch(version: i16, bytes: &[u8]) -> Result<RecordBatch, Failure> {
             format!("zstd batches need Produce v7 or later, this request is v{version}"),
         ));
     }
+    // Every record (and header) must decode, compressed or not, as Kafka's `LogValidator`
+    // checks before appending; a record that does not is Kafka's InvalidRecordException
+    // (`DefaultRecord.readFrom`: "Invalid record size …", "Found invalid record structure"),
+    // INVALID_RECORD (87), and the batch is not stored. A codec this build cannot decode is
+    // answered as the append would answer it.
+    batch.check_records().map_err(|e| match e.kind() {
+        ErrorKind::Corruption { .. } => {
+            invalid(format!("the records of the batch do not decode: {e}"))
+        }
+        _ => append_failure(&e, codec),
+    })?;
     Ok(batch)
 }
 

@@ -46,6 +46,7 @@ use kafka_protocol::messages::{
 };
 use parking_lot::{Mutex, MutexGuard};
 
+use super::auth::{self, Operation, Resource};
 use super::conn::{decode_body, encode_body, Close, Connection};
 use super::dispatch::Reply;
 use super::errors::response_error;
@@ -89,7 +90,24 @@ pub(super) fn init_producer_id(
     body: &mut Bytes,
 ) -> Result<Reply, Close> {
     let req: InitProducerIdRequest = decode_body(body, ApiKey::InitProducerId, version)?;
-    let resp = match init(&shared.store, &req, version) {
+    // ACLs (Kafka's `KafkaApis.handleInitProducerIdRequest`): Write on the transactional id
+    // (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 53); an idempotent producer needs
+    // IdempotentWrite on the cluster, which Write on any topic implies (KIP-679), else
+    // CLUSTER_AUTHORIZATION_FAILED (31).
+    let allowed = match req.transactional_id.as_ref() {
+        Some(id) => write_txn(shared, conn, id.0.as_str())
+            .then_some(())
+            .ok_or(ResponseError::TransactionalIdAuthorizationFailed.code()),
+        None => auth::authorize(
+            shared,
+            conn,
+            Operation::IdempotentWrite,
+            Resource::cluster(),
+        )
+        .then_some(())
+        .ok_or(ResponseError::ClusterAuthorizationFailed.code()),
+    };
+    let resp = match allowed.and_then(|()| init(&shared.store, &req, version)) {
         Ok((producer_id, epoch)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch),
@@ -102,6 +120,16 @@ pub(super) fn init_producer_id(
         }
     };
     Ok(Reply::Body(encode_body(&resp, version)?))
+}
+
+/// Whether the connection's principal may use transactional id `id` (Write on it).
+fn write_txn(shared: &Shared, conn: &Connection, id: &str) -> bool {
+    auth::authorize(
+        shared,
+        conn,
+        Operation::Write,
+        Resource::transactional_id(id),
+    )
 }
 
 fn init(store: &Store, req: &InitProducerIdRequest, version: i16) -> Result<(i64, i16), i16> {
@@ -242,11 +270,28 @@ pub(super) fn add_partitions_to_txn(
     let store = &shared.store;
     // Resolve every partition first: an unknown one fails the request, the others are "not
     // attempted" (KafkaApis.handleAddPartitionsToTxnRequest).
+    // ACLs (Kafka's `KafkaApis.handleAddPartitionsToTxnRequest`): Write on the transactional
+    // id, else every partition gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53); Write on each
+    // topic, else its partitions get TOPIC_AUTHORIZATION_FAILED (29) and the rest
+    // OPERATION_NOT_ATTEMPTED.
+    let txn_allowed = write_txn(shared, conn, req.v3_and_below_transactional_id.0.as_str());
     let mut parts = Vec::new();
     let mut unknown = Vec::new();
+    let mut denied = Vec::new();
     for t in &req.v3_and_below_topics {
+        let writable = txn_allowed
+            && auth::authorize(
+                shared,
+                conn,
+                Operation::Write,
+                Resource::topic(t.name.as_str()),
+            );
         for &p in &t.partitions {
             let name = t.name.0.as_str();
+            if !writable {
+                denied.push((name.to_string(), p));
+                continue;
+            }
             let found = u32::try_from(p)
                 .ok()
                 .map(|p| TopicPartition::new(name, p))
@@ -257,7 +302,9 @@ pub(super) fn add_partitions_to_txn(
             }
         }
     }
-    let outcome: Result<(), ResponseError> = if !unknown.is_empty() {
+    let outcome: Result<(), ResponseError> = if !txn_allowed {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !unknown.is_empty() || !denied.is_empty() {
         Err(ResponseError::OperationNotAttempted)
     } else {
         (|| {
@@ -298,10 +345,14 @@ pub(super) fn add_partitions_to_txn(
             .partitions
             .iter()
             .map(|&p| {
-                let code = if unknown
-                    .iter()
-                    .any(|(n, up)| n == t.name.0.as_str() && *up == p)
-                {
+                let listed = |l: &[(String, i32)]| {
+                    l.iter().any(|(n, up)| n == t.name.0.as_str() && *up == p)
+                };
+                let code = if !txn_allowed {
+                    ResponseError::TransactionalIdAuthorizationFailed.code()
+                } else if listed(&denied) {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else if listed(&unknown) {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else {
                     outcome.map_or_else(|e| e.code(), |()| 0)
@@ -317,7 +368,7 @@ pub(super) fn add_partitions_to_txn(
                 .with_results_by_partition(partitions),
         );
     }
-    if !unknown.is_empty() || outcome.is_err() {
+    if !unknown.is_empty() || !denied.is_empty() || outcome.is_err() {
         conn.error_answered();
     }
     let resp = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
@@ -335,6 +386,19 @@ pub(super) fn add_offsets_to_txn(
     let req: AddOffsetsToTxnRequest = decode_body(body, ApiKey::AddOffsetsToTxn, version)?;
     let store = &shared.store;
     let outcome = (|| -> Result<(), ResponseError> {
+        // ACLs (Kafka's `KafkaApis.handleAddOffsetsToTxnRequest`): Write on the transactional
+        // id (53), then Read on the group (30).
+        if !write_txn(shared, conn, req.transactional_id.0.as_str()) {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
+        if !auth::authorize(
+            shared,
+            conn,
+            Operation::Read,
+            Resource::group(&req.group_id),
+        ) {
+            return Err(ResponseError::GroupAuthorizationFailed);
+        }
         if req.group_id.0.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -383,10 +447,34 @@ pub(super) fn txn_offset_commit(
 ) -> Result<Reply, Close> {
     let req: TxnOffsetCommitRequest = decode_body(body, ApiKey::TxnOffsetCommit, version)?;
     let store = &shared.store;
+    // ACLs (Kafka's `KafkaApis.handleTxnOffsetCommitRequest`): Write on the transactional id
+    // (53 on every partition), Read on the group (30 on every partition), Read on each topic
+    // (29 on its partitions, the others committed).
+    let txn_allowed = write_txn(shared, conn, req.transactional_id.0.as_str());
+    let group_allowed = auth::authorize(
+        shared,
+        conn,
+        Operation::Read,
+        Resource::group(&req.group_id),
+    );
     let mut offsets = Vec::new();
     let mut invalid = Vec::new();
     let mut unknown = Vec::new();
+    let mut denied = Vec::new();
     for t in &req.topics {
+        if !auth::authorize(
+            shared,
+            conn,
+            Operation::Read,
+            Resource::topic(t.name.as_str()),
+        ) {
+            denied.extend(
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.0.as_str().to_string(), p.partition_index)),
+            );
+            continue;
+        }
         for p in &t.partitions {
             match (
                 u32::try_from(p.partition_index),
@@ -417,6 +505,12 @@ pub(super) fn txn_offset_commit(
         }
     }
     let outcome = (|| -> Result<(), ResponseError> {
+        if !txn_allowed {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
+        if !group_allowed {
+            return Err(ResponseError::GroupAuthorizationFailed);
+        }
         if req.group_id.0.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -503,10 +597,15 @@ pub(super) fn txn_offset_commit(
                     t.partitions
                         .iter()
                         .map(|p| {
-                            let unknown = unknown
-                                .iter()
-                                .any(|(n, i)| n == t.name.0.as_str() && *i == p.partition_index);
-                            let code = if unknown {
+                            let listed = |l: &[(String, i32)]| {
+                                l.iter()
+                                    .any(|(n, i)| n == t.name.0.as_str() && *i == p.partition_index)
+                            };
+                            let code = if !txn_allowed || !group_allowed {
+                                outcome.map_or_else(|e| e.code(), |()| 0)
+                            } else if listed(&denied) {
+                                ResponseError::TopicAuthorizationFailed.code()
+                            } else if listed(&unknown) {
                                 ResponseError::UnknownTopicOrPartition.code()
                             } else {
                                 outcome.map_or_else(|e| e.code(), |()| 0)
@@ -519,7 +618,7 @@ pub(super) fn txn_offset_commit(
                 )
         })
         .collect();
-    if !unknown.is_empty() || outcome.is_err() {
+    if !unknown.is_empty() || !denied.is_empty() || outcome.is_err() {
         conn.error_answered();
     }
     let resp = TxnOffsetCommitResponse::default().with_topics(topics);
@@ -542,6 +641,10 @@ pub(super) fn end_txn(
         req.producer_epoch,
     );
     let outcome = (|| -> Result<(), i16> {
+        // ACLs (Kafka's `KafkaApis.handleEndTxnRequest`): Write on the transactional id.
+        if !write_txn(shared, conn, id) {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
+        }
         let entry = owned_entry(store, id, pid, epoch, version, 2).map_err(|e| e.code())?;
         let mut e = lock_ready(store, &entry, pid, epoch, version, 2).map_err(|e| e.code())?;
         let kind = if req.committed {

@@ -116,7 +116,6 @@ pub(crate) struct Session {
 
 impl Session {
     /// The principal's name (`User:` left out): the user, or [`ANONYMOUS`].
-    #[allow(dead_code)] // through `authorize`
     pub fn principal(&self) -> &str {
         self.user.as_deref().unwrap_or(ANONYMOUS)
     }
@@ -199,8 +198,8 @@ pub(crate) fn admit(shared: &Shared, conn: &Connection, api: ApiKey) -> Result<(
 /// Whether the connection's principal may do `op` on `resource`. Always true without ACLs.
 /// A handler answers `false` with [`ResourceType::denied_code`] of the resource's type
 /// (Kafka's TOPIC_AUTHORIZATION_FAILED and siblings).
-// Called by the request handlers as they land (Produce, Fetch, groups, admin).
-#[allow(dead_code)]
+/// Every handler asks it, with the operation Kafka's `KafkaApis` asks for the same request
+/// (the table is in README.md, "ACLs").
 pub(crate) fn authorize(
     shared: &Shared,
     conn: &Connection,
