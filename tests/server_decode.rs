@@ -701,8 +701,10 @@ fn stalled_and_unread_clients_do_not_hold_up_others() {
     }
     let t = Instant::now();
     with_server(|s| s.assert_serving(&|| "40 stalled and 4 unread clients".to_string()));
+    // A client held up by the stalled ones would wait for their socket timeouts (60 s); the bound
+    // leaves room for a loaded machine (this binary's proptests share the server process).
     assert!(
-        t.elapsed() < Duration::from_secs(2),
+        t.elapsed() < Duration::from_secs(6),
         "another client waited {:?} for ApiVersions",
         t.elapsed()
     );
