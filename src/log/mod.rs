@@ -1818,9 +1818,13 @@ impl Inner {
             log_start_offset: self.log_start.load(Ordering::Acquire),
             ..RetentionReport::default()
         };
-        if self.deleted.load(Ordering::Acquire) || !config.cleanup_policy.deletes() {
+        if self.deleted.load(Ordering::Acquire) {
             return Ok(nothing());
         }
+        // Segments wholly below the log start (moved by `delete_records_before`) go whatever the
+        // policy, as Kafka's `deleteLogStartOffsetBreachedSegments`; time and size only with
+        // `delete`.
+        let deletes = config.cleanup_policy.deletes();
         let _maint = if wait {
             self.maint.lock()
         } else {
@@ -1833,14 +1837,18 @@ impl Inner {
         let sealed = &segments[..segments.len().saturating_sub(1)];
         let mut total: u64 = segments.iter().map(|s| s.size()).sum();
         let mut doomed = 0;
+        let start = self.log_start.load(Ordering::Acquire);
         for seg in sealed {
-            let expired = config
-                .retention_ms
-                .is_some_and(|ms| seg.max_timestamp() < now_ms.saturating_sub(ms as i64));
-            let oversize = config
-                .retention_bytes
-                .is_some_and(|limit| total.saturating_sub(seg.size()) >= limit);
-            if !(expired || oversize) {
+            let below_start = seg.next_offset() <= start;
+            let expired = deletes
+                && config
+                    .retention_ms
+                    .is_some_and(|ms| seg.max_timestamp() < now_ms.saturating_sub(ms as i64));
+            let oversize = deletes
+                && config
+                    .retention_bytes
+                    .is_some_and(|limit| total.saturating_sub(seg.size()) >= limit);
+            if !(below_start || expired || oversize) {
                 break;
             }
             total -= seg.size();
