@@ -956,10 +956,6 @@ pub(super) fn alter_configs(
 
 // ---- DescribeCluster ------------------------------------------------------------------------
 
-/// The cluster id DescribeCluster reports; the same string Metadata reports (a single node has
-/// no cluster to name, and clients only compare it between answers).
-const CLUSTER_ID: &str = "riverbed";
-
 /// The cluster operations the connection's principal may do, as Kafka's AclOperation codes
 /// in bits: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
 /// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12; 0 without Describe.
@@ -994,7 +990,7 @@ pub(super) fn describe_cluster(
     let req: DescribeClusterRequest = decode_body(body, ApiKey::DescribeCluster, version)?;
     let mut resp = DescribeClusterResponse::default()
         .with_endpoint_type(1)
-        .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+        .with_cluster_id(StrBytes::from_static_str(super::metadata::CLUSTER_ID))
         .with_controller_id(BrokerId(NODE_ID))
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(NODE_ID))
@@ -1016,7 +1012,7 @@ pub(super) fn describe_cluster(
                 req.endpoint_type
             )))
             .with_endpoint_type(req.endpoint_type)
-            .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+            .with_cluster_id(StrBytes::from_static_str(super::metadata::CLUSTER_ID))
             .with_controller_id(BrokerId(-1));
     }
     if resp.error_code != 0 {
